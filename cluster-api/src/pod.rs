@@ -1,0 +1,241 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The annotation the kubelet puts on the API mirror of a static pod.
+pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// What a drain needs to know about a Pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pod {
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.uid`; a StatefulSet's replacement pod has the same name but a new uid.
+    #[serde(default)]
+    pub uid: String,
+    /// `metadata.resourceVersion`.
+    #[serde(default)]
+    pub resource_version: String,
+    /// `spec.nodeName`; `None` while the pod is not yet scheduled.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// The owner reference with `controller: true`, if any.
+    #[serde(default)]
+    pub controller: Option<OwnerRef>,
+    /// Whether this is the mirror of a static pod (it carries [`MIRROR_POD_ANNOTATION`]).
+    #[serde(default)]
+    pub mirror: bool,
+    /// Whether the pod mounts an `emptyDir` volume, whose data an eviction destroys.
+    #[serde(default)]
+    pub empty_dir: bool,
+    /// `status.phase`.
+    pub phase: PodPhase,
+    /// Whether the `Ready` condition is `True`.
+    #[serde(default)]
+    pub ready: bool,
+    /// `spec.terminationGracePeriodSeconds` (30 when unset, as in Kubernetes).
+    pub termination_grace_period_seconds: i64,
+    /// `metadata.deletionTimestamp`: set once the pod is terminating.
+    #[serde(default)]
+    pub deletion_timestamp: Option<Timestamp>,
+    /// `metadata.labels`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A pod's `status.phase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PodPhase {
+    /// Accepted, not yet running (unscheduled, or pulling images).
+    Pending,
+    /// Bound to a node with at least one container running.
+    Running,
+    /// All containers exited successfully and will not restart.
+    Succeeded,
+    /// All containers exited and at least one failed.
+    Failed,
+    /// The node stopped reporting.
+    Unknown,
+}
+
+/// The controlling owner of a pod (`ownerReferences[?(@.controller)]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OwnerRef {
+    /// `kind`, e.g. `ReplicaSet`, `StatefulSet`, `DaemonSet`, `Job`.
+    pub kind: String,
+    /// `name`.
+    pub name: String,
+}
+
+/// Options of an eviction (the `deleteOptions` of the Eviction body).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvictOptions {
+    /// Override the pod's termination grace period.
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// What the Eviction API answered.
+///
+/// Transport and permission failures are [`Error`](crate::Error)s; these are the answers a
+/// drain acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvictionOutcome {
+    /// 200/201: the pod is now terminating.
+    Evicted,
+    /// 429: a PodDisruptionBudget does not allow this disruption right now. Normal during a
+    /// drain; retry with backoff.
+    Blocked {
+        /// The server's explanation, naming the budget.
+        message: String,
+        /// How long the server asked us to wait, if it said.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// 404: the pod is already gone, which is what an eviction wants.
+    Gone,
+    /// 500 for a misconfiguration that retrying cannot fix, such as a pod covered by more than
+    /// one PodDisruptionBudget.
+    Failed {
+        /// The server's explanation.
+        message: String,
+    },
+}
+
+// === impl Pod ===
+
+impl Pod {
+    /// A running, ready pod with no owner, not yet bound to a node.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Pod {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: String::new(),
+            resource_version: String::new(),
+            node_name: None,
+            controller: None,
+            mirror: false,
+            empty_dir: false,
+            phase: PodPhase::Running,
+            ready: true,
+            termination_grace_period_seconds: 30,
+            deletion_timestamp: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Bound to `node`.
+    pub fn on(mut self, node: impl Into<String>) -> Self {
+        self.node_name = Some(node.into());
+        self
+    }
+
+    /// Controlled by an owner of this kind and name.
+    pub fn owned_by(mut self, kind: impl Into<String>, name: impl Into<String>) -> Self {
+        self.controller = Some(OwnerRef {
+            kind: kind.into(),
+            name: name.into(),
+        });
+        self
+    }
+
+    /// The mirror of a static pod.
+    pub fn mirror(mut self) -> Self {
+        self.mirror = true;
+        self
+    }
+
+    /// Mounting an `emptyDir` volume.
+    pub fn with_empty_dir(mut self) -> Self {
+        self.empty_dir = true;
+        self
+    }
+
+    /// In this phase; `Succeeded`/`Failed` pods are also not ready.
+    pub fn phase(mut self, phase: PodPhase) -> Self {
+        self.phase = phase;
+        if !matches!(phase, PodPhase::Running) {
+            self.ready = false;
+        }
+        self
+    }
+
+    /// Not passing its readiness probe.
+    pub fn not_ready(mut self) -> Self {
+        self.ready = false;
+        self
+    }
+
+    /// With this termination grace period.
+    pub fn grace_period(mut self, seconds: i64) -> Self {
+        self.termination_grace_period_seconds = seconds;
+        self
+    }
+
+    /// With one more label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Whether the pod is terminating (has a deletion timestamp).
+    pub fn is_terminating(&self) -> bool {
+        self.deletion_timestamp.is_some()
+    }
+
+    /// Whether the pod has finished for good (`Succeeded` or `Failed`).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed)
+    }
+
+    /// Whether its controller is a DaemonSet.
+    pub fn is_daemonset_pod(&self) -> bool {
+        self.controller
+            .as_ref()
+            .is_some_and(|o| o.kind == "DaemonSet")
+    }
+}
+
+impl fmt::Display for Pod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Which pods a list or watch covers. The default covers every pod in the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodFilter {
+    /// Only pods bound to this node (field selector `spec.nodeName`).
+    pub node: Option<String>,
+    /// Only pods in this namespace.
+    pub namespace: Option<String>,
+    /// Only pods whose labels match.
+    pub labels: Option<crate::LabelSelector>,
+}
+
+// === impl PodFilter ===
+
+impl PodFilter {
+    /// Every pod bound to `node`.
+    pub fn on_node(node: impl Into<String>) -> Self {
+        PodFilter {
+            node: Some(node.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Whether `pod` is covered.
+    pub fn matches(&self, pod: &Pod) -> bool {
+        self.node
+            .as_ref()
+            .is_none_or(|n| pod.node_name.as_ref() == Some(n))
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| &pod.namespace == ns)
+            && self.labels.as_ref().is_none_or(|s| s.matches(&pod.labels))
+    }
+}

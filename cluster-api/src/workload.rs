@@ -1,0 +1,289 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::LabelSelector;
+
+/// The kinds of workload that can be restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+    /// `apps/v1` DaemonSet.
+    DaemonSet,
+}
+
+/// A kind name that is not one of the three workload kinds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown workload kind {0:?}: expected Deployment, StatefulSet or DaemonSet")]
+pub struct UnknownKind(pub String);
+
+/// Names one workload.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkloadRef {
+    /// Its kind.
+    pub kind: WorkloadKind,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// How a workload replaces its pods when the template changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpdateStrategy {
+    /// Replace pods gradually. For a StatefulSet, ordinals below `partition` stay on the old
+    /// revision.
+    RollingUpdate {
+        /// StatefulSet `partition`; `None` elsewhere.
+        partition: Option<i32>,
+    },
+    /// Deployment `Recreate`: remove every old pod, then create the new ones.
+    Recreate,
+    /// StatefulSet/DaemonSet `OnDelete`: new pods only replace pods someone deletes.
+    OnDelete,
+}
+
+/// One entry of `status.conditions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    /// `type`, e.g. `Progressing`, `Available`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `"True"`, `"False"` or `"Unknown"`.
+    pub status: String,
+    /// CamelCase reason, e.g. `ProgressDeadlineExceeded`.
+    #[serde(default)]
+    pub reason: String,
+    /// Human explanation.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A workload's status, the same fields for the three kinds.
+///
+/// Deployments and StatefulSets map one to one. A DaemonSet maps `currentNumberScheduled` to
+/// `replicas`, `updatedNumberScheduled` to `updated_replicas`, `numberReady` to
+/// `ready_replicas`, `numberAvailable` to `available_replicas` and fills
+/// `desired_number_scheduled`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    /// `status.observedGeneration`.
+    pub observed_generation: Option<i64>,
+    /// Pods that exist (not terminating).
+    pub replicas: i32,
+    /// Pods at the newest template.
+    pub updated_replicas: i32,
+    /// Pods passing readiness.
+    pub ready_replicas: i32,
+    /// Pods ready for at least `minReadySeconds`.
+    pub available_replicas: i32,
+    /// DaemonSet `desiredNumberScheduled`; 0 for the other kinds.
+    pub desired_number_scheduled: i32,
+    /// StatefulSet `currentRevision`.
+    pub current_revision: Option<String>,
+    /// StatefulSet `updateRevision`.
+    pub update_revision: Option<String>,
+    /// `status.conditions`.
+    pub conditions: Vec<Condition>,
+}
+
+/// What the restart core needs to know about a Deployment, StatefulSet or DaemonSet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    /// Its kind.
+    pub kind: WorkloadKind,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.resourceVersion`.
+    #[serde(default)]
+    pub resource_version: String,
+    /// `metadata.generation`: bumped by every spec change.
+    pub generation: i64,
+    /// `metadata.labels`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations`.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.replicas`; `None` for a DaemonSet.
+    pub replicas: Option<i32>,
+    /// `spec.paused` (Deployments only).
+    #[serde(default)]
+    pub paused: bool,
+    /// `spec.strategy` / `spec.updateStrategy`.
+    pub strategy: UpdateStrategy,
+    /// `spec.progressDeadlineSeconds` (Deployments only).
+    #[serde(default)]
+    pub progress_deadline_seconds: Option<i32>,
+    /// `spec.selector`.
+    #[serde(default)]
+    pub selector: LabelSelector,
+    /// `spec.template.metadata.annotations`; where `kubectl rollout restart` writes.
+    #[serde(default)]
+    pub template_annotations: BTreeMap<String, String>,
+    /// `status`.
+    #[serde(default)]
+    pub status: WorkloadStatus,
+}
+
+/// Which workloads a list or watch covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadFilter {
+    /// Only this kind.
+    pub kind: WorkloadKind,
+    /// Only this namespace; `None` for all.
+    pub namespace: Option<String>,
+    /// Only this name (field selector `metadata.name`).
+    pub name: Option<String>,
+}
+
+// === impl WorkloadKind ===
+
+impl WorkloadKind {
+    /// Every kind.
+    pub const ALL: [WorkloadKind; 3] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+    ];
+
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+
+    /// The API resource name: `deployments`, `statefulsets`, `daemonsets`.
+    pub fn resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+            WorkloadKind::DaemonSet => "daemonsets",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WorkloadKind {
+    type Err = UnknownKind;
+
+    /// Accepts the kind (`Deployment`), its resource name (`deployments`), the singular
+    /// (`deployment`) and kubectl's short names (`deploy`, `sts`, `ds`), in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "deployment" | "deployments" | "deploy" => Ok(WorkloadKind::Deployment),
+            "statefulset" | "statefulsets" | "sts" => Ok(WorkloadKind::StatefulSet),
+            "daemonset" | "daemonsets" | "ds" => Ok(WorkloadKind::DaemonSet),
+            _ => Err(UnknownKind(s.to_string())),
+        }
+    }
+}
+
+// === impl WorkloadRef ===
+
+impl WorkloadRef {
+    /// Names a workload.
+    pub fn new(kind: WorkloadKind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        WorkloadRef {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// As a reference for Events.
+    pub fn object_ref(&self) -> crate::ObjectRef {
+        crate::ObjectRef::namespaced(self.kind.as_str(), &self.namespace, &self.name)
+    }
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+// === impl Workload ===
+
+impl Workload {
+    /// Which workload this is.
+    pub fn reference(&self) -> WorkloadRef {
+        WorkloadRef::new(self.kind, &self.namespace, &self.name)
+    }
+
+    /// The condition of this type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.status.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+// === impl WorkloadFilter ===
+
+impl WorkloadFilter {
+    /// Every workload of a kind.
+    pub fn kind(kind: WorkloadKind) -> Self {
+        WorkloadFilter {
+            kind,
+            namespace: None,
+            name: None,
+        }
+    }
+
+    /// Exactly one workload.
+    pub fn one(r: &WorkloadRef) -> Self {
+        WorkloadFilter {
+            kind: r.kind,
+            namespace: Some(r.namespace.clone()),
+            name: Some(r.name.clone()),
+        }
+    }
+
+    /// Whether `w` is covered.
+    pub fn matches(&self, w: &Workload) -> bool {
+        w.kind == self.kind
+            && self.namespace.as_ref().is_none_or(|ns| &w.namespace == ns)
+            && self.name.as_ref().is_none_or(|n| &w.name == n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_like_kubectl() {
+        for (s, k) in [
+            ("Deployment", WorkloadKind::Deployment),
+            ("deployments", WorkloadKind::Deployment),
+            ("deploy", WorkloadKind::Deployment),
+            ("sts", WorkloadKind::StatefulSet),
+            ("StatefulSet", WorkloadKind::StatefulSet),
+            ("ds", WorkloadKind::DaemonSet),
+            ("daemonset", WorkloadKind::DaemonSet),
+        ] {
+            assert_eq!(s.parse::<WorkloadKind>().unwrap(), k, "{s}");
+        }
+        let err = "CronJob".parse::<WorkloadKind>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown workload kind \"CronJob\": expected Deployment, StatefulSet or DaemonSet"
+        );
+    }
+}

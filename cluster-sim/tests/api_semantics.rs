@@ -1,0 +1,317 @@
+//! resourceVersion, compare-and-swap, errors and counters: the API server's rules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_api::{
+    ClusterApi, Error, Event, EventType, LabelSelector, Lease, Node, NodePatch, ObjectRef,
+};
+use cluster_sim::{Operation, SimCluster};
+use tokio::sync::Barrier;
+
+fn lease(name: &str) -> Lease {
+    Lease::new("restart-manager", name)
+}
+
+#[tokio::test(start_paused = true)]
+async fn lease_writes_are_compare_and_swap() {
+    let sim = SimCluster::new();
+    let created = sim.create_lease(&lease("lock")).await.unwrap();
+    assert!(!created.resource_version.is_empty());
+
+    let err = sim.create_lease(&lease("lock")).await.unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "leases.coordination.k8s.io \"lock\" already exists"
+    );
+
+    let mut mine = created.clone();
+    mine.holder_identity = Some("a".into());
+    let updated = sim.replace_lease(&mine).await.unwrap();
+    assert_ne!(updated.resource_version, created.resource_version);
+
+    // Writing again with the version we read first is stale now.
+    let mut stale = created.clone();
+    stale.holder_identity = Some("b".into());
+    let err = sim.replace_lease(&stale).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert!(err.to_string().contains("the object has been modified"));
+    assert_eq!(
+        sim.lease("restart-manager", "lock")
+            .unwrap()
+            .holder_identity
+            .as_deref(),
+        Some("a"),
+        "a refused write changes nothing"
+    );
+
+    // A replace without a version would be a blind overwrite: refused.
+    let err = sim.replace_lease(&lease("lock")).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+
+    let err = sim.replace_lease(&lease("nope").clone()).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    let mut ghost = updated.clone();
+    ghost.name = "ghost".into();
+    assert!(matches!(
+        sim.replace_lease(&ghost).await.unwrap_err(),
+        Error::NotFound { .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn lease_delete_honours_its_precondition() {
+    let sim = SimCluster::new();
+    let v1 = sim.create_lease(&lease("lock")).await.unwrap();
+    let mut next = v1.clone();
+    next.holder_identity = Some("a".into());
+    let v2 = sim.replace_lease(&next).await.unwrap();
+
+    let err = sim
+        .delete_lease("restart-manager", "lock", Some(&v1.resource_version))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert!(sim.lease("restart-manager", "lock").is_some());
+
+    sim.delete_lease("restart-manager", "lock", Some(&v2.resource_version))
+        .await
+        .unwrap();
+    assert!(sim.lease("restart-manager", "lock").is_none());
+    let err = sim
+        .delete_lease("restart-manager", "lock", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn lease_names_must_be_valid_object_names() {
+    let sim = SimCluster::new();
+    for bad in ["Upper", "", "-dash", "under_score", &"x".repeat(254)] {
+        let err = sim.create_lease(&lease(bad)).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{bad:?}: {err:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn leases_list_by_namespace_and_label() {
+    let sim = SimCluster::new();
+    sim.create_lease(&lease("a").label("app", "fleetlock"))
+        .await
+        .unwrap();
+    sim.create_lease(&lease("b").label("app", "restart"))
+        .await
+        .unwrap();
+    sim.create_lease(&Lease::new("other", "c").label("app", "fleetlock"))
+        .await
+        .unwrap();
+    let found = sim
+        .list_leases("restart-manager", &LabelSelector::eq("app", "fleetlock"))
+        .await
+        .unwrap();
+    let names: Vec<_> = found.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["a"]);
+}
+
+/// Two replicas race for the same lease, round after round: each round exactly one wins and
+/// the other sees a Conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_one_winner_each_round() {
+    const ROUNDS: usize = 200;
+    let sim = SimCluster::new();
+    sim.create_lease(&lease("race")).await.unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+
+    let writer = |me: &'static str| {
+        let sim = sim.clone();
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            let mut wins = Vec::new();
+            for round in 0..ROUNDS {
+                // Both read the same version...
+                let mut l = sim.get_lease("restart-manager", "race").await.unwrap();
+                barrier.wait().await;
+                // ...and both try to write it.
+                l.holder_identity = Some(format!("{me}-{round}"));
+                match sim.replace_lease(&l).await {
+                    Ok(_) => wins.push(round),
+                    Err(Error::Conflict { .. }) => {}
+                    Err(e) => panic!("unexpected error: {e}"),
+                }
+                barrier.wait().await;
+            }
+            wins
+        })
+    };
+    let (a, b) = (writer("a"), writer("b"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+
+    assert_eq!(a.len() + b.len(), ROUNDS, "exactly one winner per round");
+    for round in 0..ROUNDS {
+        assert!(
+            a.contains(&round) ^ b.contains(&round),
+            "round {round}: a won {}, b won {}",
+            a.contains(&round),
+            b.contains(&round)
+        );
+    }
+    let last = sim.lease("restart-manager", "race").unwrap();
+    let holder = last.holder_identity.unwrap();
+    assert!(holder.ends_with(&format!("-{}", ROUNDS - 1)), "{holder}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn node_patches_are_conditional_when_asked() {
+    let sim = SimCluster::new();
+    let read = sim.add_node(Node::new("n1"));
+
+    // An admin cordons the node after we read it.
+    sim.edit_node("n1", |n| n.unschedulable = true).unwrap();
+
+    let ours = NodePatch::new()
+        .unschedulable(true)
+        .annotate("example.com/cordoned-by", "us")
+        .if_version(&read.resource_version);
+    let err = sim.patch_node("n1", &ours).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert!(
+        !sim.node("n1")
+            .unwrap()
+            .annotations
+            .contains_key("example.com/cordoned-by"),
+        "a conflicting patch writes nothing"
+    );
+
+    // Without a version a patch is last-writer-wins; a no-op does not bump the version.
+    let current = sim.node("n1").unwrap();
+    let same = sim
+        .patch_node("n1", &NodePatch::new().unschedulable(true))
+        .await
+        .unwrap();
+    assert_eq!(same.resource_version, current.resource_version);
+    let changed = sim
+        .patch_node(
+            "n1",
+            &NodePatch::new().annotate("a", "b").remove_annotation("zz"),
+        )
+        .await
+        .unwrap();
+    assert_ne!(changed.resource_version, current.resource_version);
+    assert_eq!(changed.annotations["a"], "b");
+
+    let err = sim
+        .patch_node("ghost", &NodePatch::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "nodes \"ghost\" not found");
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_are_recorded_with_the_simulated_time() {
+    let sim = SimCluster::new();
+    let node = ObjectRef::cluster("Node", "n1");
+    tokio::time::advance(Duration::from_secs(90)).await;
+    let event = Event {
+        regarding: node.clone(),
+        type_: EventType::Normal,
+        reason: "Cordoned".into(),
+        action: "Cordon".into(),
+        note: "cordoned for reboot".into(),
+        reporting_controller: "restart-manager".into(),
+        reporting_instance: "replica-a".into(),
+        time: None,
+    };
+    sim.record_event(&event).await.unwrap();
+    sim.record_event(&Event {
+        regarding: ObjectRef::cluster("Node", "n2"),
+        ..event.clone()
+    })
+    .await
+    .unwrap();
+
+    let events = sim.list_events(&node).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let start = cluster_sim::SimConfig::default().start_time;
+    assert_eq!(
+        events[0].time.unwrap(),
+        start + jiff::SignedDuration::from_secs(90)
+    );
+
+    let err = sim
+        .record_event(&Event {
+            reason: String::new(),
+            ..event
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn faults_fail_exactly_the_calls_asked_for_and_everything_is_counted() {
+    let sim = SimCluster::new();
+    sim.add_node(Node::new("n1"));
+    sim.fail_next(
+        Operation::GetNode,
+        2,
+        Error::unavailable("etcdserver: request timed out"),
+    );
+
+    for _ in 0..2 {
+        let err = sim.get_node("n1").await.unwrap_err();
+        assert_eq!(err.kind(), "unavailable");
+        assert!(err.is_transient());
+    }
+    assert_eq!(sim.get_node("n1").await.unwrap().name, "n1");
+    // Other operations were never affected.
+    assert_eq!(sim.list_nodes().await.unwrap().len(), 1);
+
+    sim.force_conflicts(Operation::ReplaceLease, 1);
+    let created = sim.create_lease(&lease("l")).await.unwrap();
+    assert!(matches!(
+        sim.replace_lease(&created).await.unwrap_err(),
+        Error::Conflict { .. }
+    ));
+    sim.replace_lease(&created).await.unwrap();
+
+    sim.fail_always(
+        Operation::ListNodes,
+        Error::Forbidden {
+            message: "nodes is forbidden".into(),
+        },
+    );
+    assert!(sim.list_nodes().await.is_err());
+    assert!(sim.list_nodes().await.is_err());
+    sim.clear_faults();
+    assert!(sim.list_nodes().await.is_ok());
+
+    let calls = sim.calls();
+    assert_eq!(calls.get(Operation::GetNode), 3);
+    assert_eq!(calls.get(Operation::ListNodes), 4);
+    assert_eq!(calls.get(Operation::ReplaceLease), 2);
+    assert_eq!(calls.writes(), 3, "create + two replaces: {calls}");
+    assert_eq!(calls.lists(), 4);
+
+    // Inspecting the simulation is not API traffic.
+    let _ = sim.node("n1");
+    let _ = sim.pods();
+    assert_eq!(sim.calls(), calls);
+    sim.reset_calls();
+    assert_eq!(sim.calls().total(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn latency_is_spent_on_the_tokio_clock() {
+    let sim = SimCluster::new();
+    sim.add_node(Node::new("n1"));
+    sim.set_latency(Operation::GetNode, Duration::from_millis(250));
+    let before = tokio::time::Instant::now();
+    sim.get_node("n1").await.unwrap();
+    assert_eq!(before.elapsed(), Duration::from_millis(250));
+    sim.set_latency(Operation::GetNode, Duration::ZERO);
+    let before = tokio::time::Instant::now();
+    sim.get_node("n1").await.unwrap();
+    assert_eq!(before.elapsed(), Duration::ZERO);
+}
