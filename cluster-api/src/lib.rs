@@ -16,6 +16,7 @@
 //! | [`LabelSelector`] | label selectors in both their string and object forms |
 //! | [`WatchEvent`], [`WatchStream`] | ordered streams of changes |
 //! | [`Error`] | the failures the cores act on |
+//! | [`Clock`] | wall-clock time, real or simulated |
 //!
 //! Every write that guards a lock is a compare-and-swap on `resourceVersion`: a stale write
 //! fails with [`Error::Conflict`], and the caller reads again and decides again.
@@ -95,6 +96,14 @@ pub trait ClusterApi: Send + Sync + 'static {
     /// Lists the Leases of a namespace whose labels match.
     async fn list_leases(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<Lease>>;
 
+    /// Watches the Leases of a namespace whose labels match: a [`WatchEvent::Restarted`] with
+    /// all of them, then each change.
+    async fn watch_leases(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+    ) -> Result<WatchStream<Lease>>;
+
     /// Creates a Lease. [`Error::AlreadyExists`] if the name is taken.
     async fn create_lease(&self, lease: &Lease) -> Result<Lease>;
 
@@ -137,6 +146,24 @@ pub trait ClusterApi: Send + Sync + 'static {
 
     /// The Events recorded about one object, oldest first.
     async fn list_events(&self, regarding: &ObjectRef) -> Result<Vec<Event>>;
+}
+
+/// Where the cores get wall-clock time: the system clock in production, the simulated clock
+/// on `cluster-sim`, so that lease ages, reboot windows and event times follow the time a test
+/// controls.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
 }
 
 /// Applies a map of `Some` (set) / `None` (remove) changes, as a merge patch does.

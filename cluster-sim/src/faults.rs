@@ -28,6 +28,8 @@ pub enum Operation {
     GetLease,
     /// `list_leases`.
     ListLeases,
+    /// `watch_leases`.
+    WatchLeases,
     /// `create_lease`.
     CreateLease,
     /// `replace_lease`.
@@ -52,7 +54,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 18] = [
+    pub const ALL: [Operation; 19] = [
         Operation::GetNode,
         Operation::ListNodes,
         Operation::WatchNodes,
@@ -62,6 +64,7 @@ impl Operation {
         Operation::EvictPod,
         Operation::GetLease,
         Operation::ListLeases,
+        Operation::WatchLeases,
         Operation::CreateLease,
         Operation::ReplaceLease,
         Operation::DeleteLease,
@@ -85,6 +88,7 @@ impl Operation {
             Operation::EvictPod => "evict_pod",
             Operation::GetLease => "get_lease",
             Operation::ListLeases => "list_leases",
+            Operation::WatchLeases => "watch_leases",
             Operation::CreateLease => "create_lease",
             Operation::ReplaceLease => "replace_lease",
             Operation::DeleteLease => "delete_lease",
@@ -120,6 +124,7 @@ impl Operation {
                 | Operation::ListPods
                 | Operation::WatchPods
                 | Operation::ListLeases
+                | Operation::WatchLeases
                 | Operation::ListWorkloads
                 | Operation::WatchWorkloads
                 | Operation::ListEvents

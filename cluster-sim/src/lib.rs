@@ -622,6 +622,12 @@ fn stream<T: Send + 'static>(rx: mpsc::UnboundedReceiver<Result<WatchEvent<T>>>)
     Box::pin(UnboundedReceiverStream::new(rx))
 }
 
+impl cluster_api::Clock for SimCluster {
+    fn now(&self) -> Timestamp {
+        SimCluster::now(self)
+    }
+}
+
 #[async_trait]
 impl ClusterApi for SimCluster {
     async fn get_node(&self, name: &str) -> Result<Node> {
@@ -701,14 +707,23 @@ impl ClusterApi for SimCluster {
 
     async fn list_leases(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<Lease>> {
         self.enter(Operation::ListLeases).await?;
-        Ok(self.with(|st| {
-            st.leases
-                .range(lease_key(namespace, "")..)
-                .take_while(|((ns, _), _)| ns == namespace)
-                .filter(|(_, l)| selector.matches(&l.labels))
-                .map(|(_, l)| l.clone())
-                .collect()
-        }))
+        Ok(self.with(|st| st.list_leases(namespace, selector)))
+    }
+
+    async fn watch_leases(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+    ) -> Result<WatchStream<Lease>> {
+        self.enter(Operation::WatchLeases).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.with(|st| {
+            let current = st.list_leases(namespace, selector);
+            let _ = tx.send(Ok(WatchEvent::Restarted(current)));
+            st.watchers
+                .add_leases((namespace.to_string(), selector.clone()), tx);
+        });
+        Ok(stream(rx))
     }
 
     async fn create_lease(&self, lease: &Lease) -> Result<Lease> {
@@ -722,10 +737,7 @@ impl ClusterApi for SimCluster {
                     &lease.name,
                 ));
             }
-            let mut stored = lease.clone();
-            stored.resource_version = st.next_rv();
-            st.leases.insert(key, stored.clone());
-            Ok(stored)
+            Ok(st.put_lease(lease.clone()))
         })
     }
 
@@ -747,10 +759,7 @@ impl ClusterApi for SimCluster {
             if current.resource_version != lease.resource_version {
                 return Err(Error::conflict("leases.coordination.k8s.io", &lease.name));
             }
-            let mut stored = lease.clone();
-            stored.resource_version = st.next_rv();
-            st.leases.insert(key, stored.clone());
-            Ok(stored)
+            Ok(st.put_lease(lease.clone()))
         })
     }
 
@@ -779,7 +788,7 @@ impl ClusterApi for SimCluster {
                     ),
                 });
             }
-            st.leases.remove(&key);
+            st.remove_lease(&key);
             Ok(())
         })
     }
@@ -875,6 +884,15 @@ impl State {
                 .cloned()
                 .collect(),
         }
+    }
+
+    fn list_leases(&self, namespace: &str, selector: &LabelSelector) -> Vec<Lease> {
+        self.leases
+            .range(lease_key(namespace, "")..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .filter(|(_, l)| selector.matches(&l.labels))
+            .map(|(_, l)| l.clone())
+            .collect()
     }
 
     fn list_workloads(&self, filter: &WorkloadFilter) -> Vec<Workload> {

@@ -92,7 +92,11 @@ pub(crate) struct Watchers {
         WorkloadFilter,
         UnboundedSender<Result<WatchEvent<Workload>>>,
     )>,
+    leases: Vec<(LeaseFilter, UnboundedSender<Result<WatchEvent<Lease>>>)>,
 }
+
+/// The namespace and label selector of a Lease watch.
+pub(crate) type LeaseFilter = (String, cluster_api::LabelSelector);
 
 pub(crate) struct State {
     pub(crate) config: SimConfig,
@@ -640,6 +644,37 @@ impl State {
         }
     }
 
+    // --- leases ---
+
+    /// Stores a Lease with a new resource version and tells its watchers.
+    pub(crate) fn put_lease(&mut self, mut lease: Lease) -> Lease {
+        lease.resource_version = self.next_rv();
+        self.leases
+            .insert((lease.namespace.clone(), lease.name.clone()), lease.clone());
+        self.notify_lease(WatchEvent::Applied(lease.clone()));
+        lease
+    }
+
+    pub(crate) fn remove_lease(&mut self, key: &Key) {
+        if let Some(lease) = self.leases.remove(key) {
+            self.notify_lease(WatchEvent::Deleted(lease));
+        }
+    }
+
+    fn notify_lease(&mut self, event: WatchEvent<Lease>) {
+        let (WatchEvent::Applied(lease) | WatchEvent::Deleted(lease)) = &event else {
+            return;
+        };
+        let (namespace, labels) = (lease.namespace.clone(), lease.labels.clone());
+        self.watchers.leases.retain(|((ns, selector), tx)| {
+            if *ns == namespace && selector.matches(&labels) {
+                tx.send(Ok(event.clone())).is_ok()
+            } else {
+                !tx.is_closed()
+            }
+        });
+    }
+
     // --- events ---
 
     pub(crate) fn push_event(&mut self, mut event: Event) {
@@ -700,6 +735,14 @@ impl Watchers {
         tx: UnboundedSender<Result<WatchEvent<Pod>>>,
     ) {
         self.pods.push((filter, tx));
+    }
+
+    pub(crate) fn add_leases(
+        &mut self,
+        filter: LeaseFilter,
+        tx: UnboundedSender<Result<WatchEvent<Lease>>>,
+    ) {
+        self.leases.push((filter, tx));
     }
 
     pub(crate) fn add_workloads(

@@ -315,3 +315,43 @@ async fn latency_is_spent_on_the_tokio_clock() {
     sim.get_node("n1").await.unwrap();
     assert_eq!(before.elapsed(), Duration::ZERO);
 }
+
+#[tokio::test(start_paused = true)]
+async fn lease_watches_see_every_write_of_their_selection() {
+    use futures::StreamExt;
+    let sim = SimCluster::new();
+    let mut watch = sim
+        .watch_leases("restart-manager", &LabelSelector::eq("app", "fleetlock"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        watch.next().await.unwrap().unwrap(),
+        cluster_api::WatchEvent::Restarted(l) if l.is_empty()
+    ));
+    let created = sim
+        .create_lease(&lease("g").label("app", "fleetlock"))
+        .await
+        .unwrap();
+    sim.create_lease(&lease("other").label("app", "restart"))
+        .await
+        .unwrap();
+    let mut held = created.clone();
+    held.holder_identity = Some("n1".into());
+    let held = sim.replace_lease(&held).await.unwrap();
+    sim.delete_lease("restart-manager", "g", None)
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(watch.next().await.unwrap().unwrap());
+    }
+    assert_eq!(
+        seen,
+        [
+            cluster_api::WatchEvent::Applied(created),
+            cluster_api::WatchEvent::Applied(held.clone()),
+            cluster_api::WatchEvent::Deleted(held),
+        ]
+    );
+}

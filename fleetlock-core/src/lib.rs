@@ -1,10 +1,82 @@
-//! FleetLock for Zincati, the update agent of Fedora CoreOS.
+//! FleetLock for Zincati, the update agent of Fedora CoreOS: reboot slots held in the
+//! cluster, and nodes drained before their reboot is approved.
 //!
-//! Before a node reboots, Zincati asks `POST /v1/pre-reboot`; this crate decides whether the
-//! node may have a slot in its reboot group, drains it (cordon, evict through the Eviction API,
-//! wait until its pods are gone) and only then approves. After the reboot `POST
-//! /v1/steady-state` gives the slot back and undoes our cordon. Slots live in the cluster as
-//! Leases, so any number of server replicas agree on them.
+//! Before a node reboots, Zincati asks `POST /v1/pre-reboot`. The [`Coordinator`] maps the
+//! client id to a Node ([`zincati_id`]), checks the group's policies (pause, reboot windows,
+//! blocking pods, minimum gap, free slots), takes a slot in the group's Lease with
+//! compare-and-swap, cordons the node, evicts its pods through the Eviction API with bounded
+//! parallelism and backoff on PodDisruptionBudget refusals, and answers yes only once the
+//! node is empty. `POST /v1/steady-state` gives the slot back and undoes our cordon (never an
+//! admin's). Everything lives in the cluster, so replicas share it and restarts lose nothing.
 //!
-//! The crate talks to the cluster only through [`cluster_api::ClusterApi`], so it runs the same
-//! on a real cluster and on `cluster-sim`. It is filled in by the FleetLock work (issue 3).
+//! It talks to the cluster only through [`cluster_api::ClusterApi`], so it runs the same on a
+//! real cluster and on `cluster-sim`:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cluster_api::Node;
+//! use cluster_sim::{SimCluster, WorkloadSpec};
+//! use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, Kind, zincati_id};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let sim = SimCluster::new();
+//! for (name, machine) in [("n1", "0123456789abcdef0123456789abcdef"), ("n2", "e0f3745b108f471cbd4883c6fbed8cdd")] {
+//!     sim.add_node(Node::new(name).machine_id(machine));
+//! }
+//! sim.add_workload(WorkloadSpec::deployment("shop", "web").replicas(2).grace_period(5)).unwrap();
+//!
+//! let coordinator = Coordinator::builder(Arc::new(sim.clone()), FleetLockConfig::default())
+//!     .clock(Arc::new(sim.clone()))
+//!     .build();
+//! tokio::spawn({ let c = coordinator.clone(); async move { c.run().await } });
+//! coordinator.wait_ready().await;
+//!
+//! let n1 = ClientParams { id: zincati_id("0123456789abcdef0123456789abcdef").unwrap(), group: "default".into() };
+//! let n2 = ClientParams { id: zincati_id("e0f3745b108f471cbd4883c6fbed8cdd").unwrap(), group: "default".into() };
+//!
+//! // n1 gets the slot; the answer comes once its pod has moved to n2.
+//! coordinator.pre_reboot(&n1).await.unwrap();
+//! assert!(sim.node("n1").unwrap().unschedulable);
+//! assert!(sim.pods_on("n1").is_empty());
+//!
+//! // The group has one slot, so n2 waits its turn.
+//! assert_eq!(coordinator.pre_reboot(&n2).await.unwrap_err().kind, Kind::LockHeld);
+//!
+//! // After its reboot n1 says it is back: slot released, node uncordoned.
+//! coordinator.steady_state(&n1).await.unwrap();
+//! assert!(!sim.node("n1").unwrap().unschedulable);
+//! # }
+//! ```
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`protocol`] | request validation and the table of refusal kinds and statuses |
+//! | [`mod@id`] | the Zincati id derived from a machine id |
+//! | [`config`] | groups, policies, drain and stuck-holder settings |
+//! | [`window`] | reboot windows |
+//! | [`group`] | the group Leases and compare-and-swap on them |
+//! | [`nodes`] | the id → Node index and our Node annotations |
+//! | [`drain`] | the drain plan and progress |
+//! | [`Coordinator`] | the service itself |
+//! | [`snapshot`] | the fleet's state as data |
+
+pub mod config;
+mod coordinator;
+pub mod drain;
+pub mod group;
+pub mod id;
+pub mod nodes;
+pub mod protocol;
+pub mod snapshot;
+pub mod window;
+
+pub use config::{
+    DrainConfig, FleetLockConfig, GroupConfig, OnDrainTimeout, StuckConfig, UnknownGroups,
+};
+pub use coordinator::{Coordinator, CoordinatorBuilder, NoopObserver, Observer};
+pub use drain::{DrainPhase, DrainStatus};
+pub use group::{Holder, HolderPhase};
+pub use id::zincati_id;
+pub use protocol::{ClientParams, Kind, Refusal};
+pub use snapshot::FleetSnapshot;

@@ -1,0 +1,276 @@
+//! FleetLock configuration: groups and their policies, drains, stuck holders.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cluster_api::LabelSelector;
+use serde::{Deserialize, Deserializer};
+
+use crate::protocol::validate_group;
+use crate::window::RebootWindow;
+
+/// Everything the coordinator is configured with.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct FleetLockConfig {
+    /// The namespace holding the group Leases.
+    pub namespace: String,
+    /// The reboot groups, by name. `default` (Zincati's default group) with one slot unless
+    /// configured otherwise.
+    pub groups: BTreeMap<String, GroupConfig>,
+    /// What to do with a group that is not configured.
+    pub unknown_groups: UnknownGroups,
+    /// The settings an unknown group gets when unknown groups are allowed.
+    pub group_defaults: GroupConfig,
+    /// How nodes are drained.
+    pub drain: DrainConfig,
+    /// What happens to a holder that keeps its slot too long.
+    pub stuck: StuckConfig,
+    /// The server's own pod (`namespace`, `name`), evicted only after every other pod on its
+    /// node. Set from the downward API, not the file.
+    #[serde(skip)]
+    pub own_pod: Option<(String, String)>,
+}
+
+/// Whether a request for a group that is not configured is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UnknownGroups {
+    /// Refuse it with `unknown_group`: a typo in a node's Zincati config should be loud.
+    #[default]
+    Reject,
+    /// Serve it with [`FleetLockConfig::group_defaults`], with its own slots.
+    Allow,
+}
+
+/// One reboot group.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct GroupConfig {
+    /// How many nodes of the group may be draining or rebooting at once.
+    pub slots: u32,
+    /// Grant no new slots (holders keep theirs). Can also be switched at run time.
+    pub paused: bool,
+    /// Windows in which a new slot may be granted; any time when empty.
+    pub windows: Vec<RebootWindow>,
+    /// The least time between two approvals in the group, e.g. to let a node settle.
+    #[serde(deserialize_with = "duration")]
+    pub min_gap: Duration,
+    /// Label selectors of pods that block a reboot while one runs on the node
+    /// (`app=batch,critical=true`).
+    #[serde(deserialize_with = "selectors")]
+    pub blocking_pods: Vec<LabelSelector>,
+}
+
+/// How nodes are drained.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct DrainConfig {
+    /// Evictions in flight at once per node.
+    pub parallelism: usize,
+    /// How long a `pre-reboot` request is held open waiting for the drain (Zincati's client
+    /// waits up to 30 minutes; proxies in between often less).
+    #[serde(deserialize_with = "duration")]
+    pub request_wait: Duration,
+    /// How long a drain may take before [`DrainConfig::on_timeout`] applies.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// What happens when a drain overruns its timeout.
+    pub on_timeout: OnDrainTimeout,
+    /// Evict pods no controller will recreate (kubectl's `--force`).
+    pub delete_unmanaged: bool,
+    /// Evict pods with `emptyDir` volumes, losing that data (`--delete-emptydir-data`).
+    pub delete_empty_dir_data: bool,
+    /// Override the pods' termination grace period.
+    pub grace_period_seconds: Option<i64>,
+    /// First wait before retrying an eviction a budget refused; doubles up to `retry_max`.
+    #[serde(deserialize_with = "duration")]
+    pub retry_initial: Duration,
+    /// Longest wait between eviction retries.
+    #[serde(deserialize_with = "duration")]
+    pub retry_max: Duration,
+}
+
+/// What happens when a drain overruns its timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnDrainTimeout {
+    /// Keep the slot and keep draining; report it (Event, metric, annotation).
+    #[default]
+    KeepWaiting,
+    /// Give the slot back and uncordon, so other nodes get their turn.
+    Release,
+}
+
+/// Holders that keep a slot too long.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct StuckConfig {
+    /// A holder is stuck when it has held its slot this long.
+    #[serde(deserialize_with = "duration")]
+    pub after: Duration,
+    /// Take the slot back from a stuck holder. Off by default: a node that never came back
+    /// from an update may be one that the update broke, and a blind timeout would let the next
+    /// node take the same update.
+    pub release: bool,
+}
+
+// === impl FleetLockConfig ===
+
+impl Default for FleetLockConfig {
+    fn default() -> Self {
+        FleetLockConfig {
+            namespace: "restart-manager".into(),
+            groups: BTreeMap::from([("default".to_string(), GroupConfig::default())]),
+            unknown_groups: UnknownGroups::Reject,
+            group_defaults: GroupConfig::default(),
+            drain: DrainConfig::default(),
+            stuck: StuckConfig::default(),
+            own_pod: None,
+        }
+    }
+}
+
+impl FleetLockConfig {
+    /// The settings of a group, or `None` when it is unknown and unknown groups are refused.
+    pub fn group(&self, name: &str) -> Option<&GroupConfig> {
+        match (self.groups.get(name), self.unknown_groups) {
+            (Some(g), _) => Some(g),
+            (None, UnknownGroups::Allow) => Some(&self.group_defaults),
+            (None, UnknownGroups::Reject) => None,
+        }
+    }
+
+    /// Checks what serde cannot: group names and numbers that make sense.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::group::validate_namespace(&self.namespace)?;
+        for (name, group) in self
+            .groups
+            .iter()
+            .map(|(n, g)| (n.as_str(), g))
+            .chain([("groupDefaults", &self.group_defaults)])
+        {
+            if name != "groupDefaults" {
+                validate_group(name).map_err(|r| format!("groups: {}", r.value))?;
+            }
+            if group.slots == 0 {
+                return Err(format!(
+                    "group {name:?}: slots must be at least 1 (use paused: true to stop reboots)"
+                ));
+            }
+        }
+        if self.drain.parallelism == 0 {
+            return Err("drain.parallelism must be at least 1".into());
+        }
+        if self.drain.retry_initial.is_zero() || self.drain.retry_max < self.drain.retry_initial {
+            return Err("drain.retryInitial must be positive and at most drain.retryMax".into());
+        }
+        Ok(())
+    }
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            slots: 1,
+            paused: false,
+            windows: Vec::new(),
+            min_gap: Duration::ZERO,
+            blocking_pods: Vec::new(),
+        }
+    }
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        DrainConfig {
+            parallelism: 5,
+            request_wait: Duration::from_secs(60),
+            timeout: Duration::from_secs(60 * 60),
+            on_timeout: OnDrainTimeout::KeepWaiting,
+            delete_unmanaged: false,
+            delete_empty_dir_data: false,
+            grace_period_seconds: None,
+            retry_initial: Duration::from_secs(5),
+            retry_max: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Default for StuckConfig {
+    fn default() -> Self {
+        StuckConfig {
+            after: Duration::from_secs(2 * 60 * 60),
+            release: false,
+        }
+    }
+}
+
+/// Parses `90s`, `15m`, `1h30m`, ISO 8601 `PT15M`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let signed: jiff::SignedDuration = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like \"90s\", \"15m\" or \"1h30m\""))?;
+    Duration::try_from(signed).map_err(|_| format!("{s:?} must not be negative"))
+}
+
+/// Deserializes a duration from a string or a number of seconds.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+fn selectors<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LabelSelector>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("PT2M").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
+    }
+
+    #[test]
+    fn unknown_groups_follow_the_policy() {
+        let mut config = FleetLockConfig::default();
+        assert!(config.group("default").is_some());
+        assert!(config.group("workers").is_none());
+        config.unknown_groups = UnknownGroups::Allow;
+        assert_eq!(config.group("workers"), Some(&config.group_defaults));
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut config = FleetLockConfig::default();
+        config
+            .groups
+            .insert("bad_name".into(), GroupConfig::default());
+        assert!(config.validate().unwrap_err().contains("bad_name"));
+        let mut config = FleetLockConfig::default();
+        config.groups.get_mut("default").unwrap().slots = 0;
+        assert!(config.validate().unwrap_err().contains("paused"));
+    }
+}

@@ -1,0 +1,225 @@
+//! The node index and the group-lock cache, kept current from watches.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use cluster_api::{Lease, Node, WatchEvent};
+use futures::StreamExt;
+
+use super::Inner;
+use crate::config::GroupConfig;
+use crate::group::{self, GroupState, Holder};
+use crate::nodes::{Lookup, NodeView};
+use crate::protocol::{Kind, Refusal};
+
+/// Longest pause between attempts to re-establish a watch.
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+// === impl Inner: caches ===
+
+impl Inner {
+    pub(super) fn group_config(&self, group: &str) -> Result<&GroupConfig, Refusal> {
+        self.config.group(group).ok_or_else(|| {
+            let known: Vec<&str> = self.config.groups.keys().map(String::as_str).collect();
+            Refusal::new(
+                Kind::UnknownGroup,
+                format!(
+                    "group {group:?} is not configured (known: {}); fix the node's Zincati \
+                     fleet_lock group or add the group",
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+
+    pub(super) fn node_for(&self, id: &str) -> Result<NodeView, Refusal> {
+        match self
+            .nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(id)
+        {
+            Lookup::Found(view) => Ok(view),
+            Lookup::NotFound => Err(Refusal::new(
+                Kind::UnknownNode,
+                format!(
+                    "no Node has id {id}: it matches no node's machineID (as a Zincati id or \
+                     raw) and no {} annotation",
+                    crate::nodes::ID_OVERRIDE
+                ),
+            )),
+            Lookup::Ambiguous(names) => Err(Refusal::new(
+                Kind::UnknownNode,
+                format!(
+                    "id {id} matches several Nodes ({}): their machine ids are duplicates; \
+                     set {} on each",
+                    names.join(", "),
+                    crate::nodes::ID_OVERRIDE
+                ),
+            )),
+        }
+    }
+
+    pub(super) fn cached_group(&self, group: &str) -> Option<GroupState> {
+        self.groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(group)
+            .cloned()
+    }
+
+    pub(super) fn cached_holder(&self, id: &str) -> Option<(String, Holder)> {
+        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        groups
+            .values()
+            .find_map(|g| Some((g.group.clone(), g.holder(id)?.clone())))
+    }
+
+    pub(super) fn cached_holdings(&self, id: &str) -> Vec<String> {
+        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        groups
+            .values()
+            .filter(|g| g.holder(id).is_some())
+            .map(|g| g.group.clone())
+            .collect()
+    }
+
+    /// Puts a group state into the cache unless the cache already has a newer one.
+    pub(super) fn store_group(&self, state: GroupState) {
+        let mut groups = self.groups.write().unwrap_or_else(|e| e.into_inner());
+        let newer = groups
+            .get(&state.group)
+            .is_none_or(|old| !version_older(&state.resource_version, &old.resource_version));
+        if newer {
+            groups.insert(state.group.clone(), state);
+        }
+    }
+
+    /// Our state annotation on a node, as last seen.
+    pub(super) fn node_state(&self, node: &str) -> Option<String> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .and_then(|v| v.state.clone())
+    }
+
+    pub(super) fn store_node(&self, node: &Node) {
+        self.nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply(node);
+    }
+
+    pub(super) fn set_synced(&self, flag: &AtomicBool) {
+        flag.store(true, Ordering::Release);
+        self.synced.notify_waiters();
+        self.poke.notify_one();
+    }
+
+    pub(super) async fn watch_nodes(&self) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.api.watch_nodes().await {
+                Ok(mut stream) => {
+                    while let Some(event) = stream.next().await {
+                        match event {
+                            Ok(WatchEvent::Restarted(nodes)) => {
+                                self.nodes
+                                    .write()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .reset(&nodes);
+                                self.set_synced(&self.nodes_synced);
+                                backoff = Duration::from_secs(1);
+                            }
+                            Ok(WatchEvent::Applied(node)) => self.store_node(&node),
+                            Ok(WatchEvent::Deleted(node)) => {
+                                self.nodes
+                                    .write()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .remove(&node.name);
+                                self.poke.notify_one();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "node watch failed; restarting it");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot watch nodes"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+        }
+    }
+
+    pub(super) async fn watch_leases(&self) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self
+                .api
+                .watch_leases(&self.config.namespace, &group::lease_selector())
+                .await
+            {
+                Ok(mut stream) => {
+                    while let Some(event) = stream.next().await {
+                        match event {
+                            Ok(WatchEvent::Restarted(leases)) => {
+                                let states: HashMap<String, GroupState> = leases
+                                    .iter()
+                                    .filter_map(|l| parse_lease(l).map(|s| (s.group.clone(), s)))
+                                    .collect();
+                                *self.groups.write().unwrap_or_else(|e| e.into_inner()) = states;
+                                self.set_synced(&self.leases_synced);
+                                backoff = Duration::from_secs(1);
+                            }
+                            Ok(WatchEvent::Applied(lease)) => {
+                                if let Some(state) = parse_lease(&lease) {
+                                    self.store_group(state);
+                                }
+                            }
+                            Ok(WatchEvent::Deleted(lease)) => {
+                                if let Some(group) = lease.annotations.get(group::GROUP_ANNOTATION)
+                                {
+                                    self.groups
+                                        .write()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .remove(group);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lock watch failed; restarting it");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot watch the group locks"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+        }
+    }
+}
+
+fn parse_lease(lease: &Lease) -> Option<GroupState> {
+    match GroupState::from_lease(lease) {
+        Ok(state) => Some(state),
+        Err(e) => {
+            // Left out of the cache: the next grant reads the Lease itself and refuses.
+            tracing::error!(error = %e, "unreadable group lock");
+            None
+        }
+    }
+}
+
+/// Whether resourceVersion `a` is older than `b`. Versions are opaque to clients, but every
+/// API server (and the simulation) issues increasing integers; anything else counts as newer.
+fn version_older(a: &str, b: &str) -> bool {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a < b,
+        _ => false,
+    }
+}

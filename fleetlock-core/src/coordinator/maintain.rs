@@ -1,0 +1,198 @@
+//! Looking after holders, and the fleet snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use cluster_api::EventType;
+use jiff::SignedDuration;
+
+use super::Inner;
+use crate::group::{GroupState, HolderPhase};
+use crate::snapshot::{FleetSnapshot, GroupSnapshot, HolderSnapshot, NodeSnapshot};
+use crate::window::in_any_window;
+
+// === impl Inner: maintenance and snapshots ===
+
+impl Inner {
+    pub(super) async fn maintain(self: &Arc<Self>) {
+        let groups: Vec<GroupState> = self
+            .groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let now = self.clock.now();
+        let nodes_synced = self.nodes_synced.load(Ordering::Acquire);
+        for state in groups {
+            for holder in &state.holders {
+                let view = self
+                    .nodes
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&holder.node)
+                    .cloned();
+                let Some(view) = view else {
+                    if nodes_synced {
+                        tracing::warn!(node = %holder.node, group = %state.group, "holder's Node was deleted; releasing its slot");
+                        if let Err(e) = self
+                            .release(&state.group, &holder.id, "its Node was deleted")
+                            .await
+                        {
+                            tracing::warn!(error = %e, "could not release the slot of a deleted node");
+                        }
+                    }
+                    continue;
+                };
+                match holder.phase {
+                    HolderPhase::Draining => {
+                        // Resume a drain this replica is not running (after a restart, or one
+                        // another replica started).
+                        self.ensure_drain(&state.group, holder);
+                    }
+                    HolderPhase::Approved => {
+                        let rebooted = holder.boot_id.as_ref().is_some_and(|b| b != &view.boot_id);
+                        if rebooted && view.ready && view.state.as_deref() != Some("back") {
+                            self.annotate(&holder.node, "back", &[]).await;
+                            self.event(
+                                &holder.node,
+                                EventType::Normal,
+                                "NodeRebooted",
+                                "Reboot",
+                                format!(
+                                    "back with bootID {}; waiting for its steady-state",
+                                    view.boot_id
+                                ),
+                            )
+                            .await;
+                        }
+                    }
+                }
+                let held = now.duration_since(holder.since);
+                let stuck_after = SignedDuration::try_from(self.config.stuck.after)
+                    .unwrap_or(SignedDuration::MAX);
+                if held >= stuck_after {
+                    let first = self
+                        .reported_stuck
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(holder.id.clone());
+                    if first {
+                        let message = format!(
+                            "has held a reboot slot of group {} for {}s ({})",
+                            state.group,
+                            held.as_secs(),
+                            if self.config.stuck.release {
+                                "releasing it"
+                            } else {
+                                "stuck.release is off, so it keeps it"
+                            }
+                        );
+                        tracing::warn!(node = %holder.node, "{message}");
+                        self.event(
+                            &holder.node,
+                            EventType::Warning,
+                            "RebootSlotStuck",
+                            "Report",
+                            message,
+                        )
+                        .await;
+                    }
+                    if self.config.stuck.release
+                        && let Err(e) = self
+                            .release(&state.group, &holder.id, "held too long (stuck.release)")
+                            .await
+                    {
+                        tracing::warn!(error = %e, "could not release a stuck slot");
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> FleetSnapshot {
+        let now = self.clock.now();
+        let groups = self
+            .groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = self.config.groups.keys().cloned().collect();
+        names.extend(
+            groups
+                .keys()
+                .filter(|g| !self.config.groups.contains_key(*g))
+                .cloned(),
+        );
+        names.sort();
+        let mut holding: HashMap<String, String> = HashMap::new();
+        let group_snapshots = names
+            .iter()
+            .map(|name| {
+                let config = self
+                    .config
+                    .group(name)
+                    .unwrap_or(&self.config.group_defaults);
+                let state = groups
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| GroupState::empty(name));
+                let holders = state
+                    .holders
+                    .iter()
+                    .map(|h| {
+                        holding.insert(h.node.clone(), name.clone());
+                        let held = now.duration_since(h.since);
+                        let view = nodes.get(&h.node);
+                        HolderSnapshot {
+                            id: h.id.clone(),
+                            node: h.node.clone(),
+                            phase: h.phase,
+                            since: h.since,
+                            held_seconds: held.as_secs(),
+                            approved_at: h.approved_at,
+                            rebooted: h.boot_id.as_ref().zip(view).map(|(b, v)| b != &v.boot_id),
+                            stuck: held.as_secs()
+                                >= i64::try_from(self.config.stuck.after.as_secs())
+                                    .unwrap_or(i64::MAX),
+                            drain: self.drain_status(&h.node),
+                        }
+                    })
+                    .collect();
+                GroupSnapshot {
+                    name: name.clone(),
+                    configured: self.config.groups.contains_key(name),
+                    slots: config.slots,
+                    paused: config.paused || state.paused,
+                    windows: config.windows.iter().map(|w| w.to_string()).collect(),
+                    in_window: in_any_window(&config.windows, now),
+                    min_gap_seconds: config.min_gap.as_secs(),
+                    last_approval: state.last_approval,
+                    holders,
+                }
+            })
+            .collect();
+        let mut node_snapshots: Vec<NodeSnapshot> = nodes
+            .iter()
+            .map(|v| NodeSnapshot {
+                name: v.name.clone(),
+                state: v.state.clone().unwrap_or_else(|| "ready".into()),
+                ready: v.ready,
+                unschedulable: v.unschedulable,
+                cordoned_by_us: v.cordoned_by_us,
+                holds_slot_in: holding.get(&v.name).cloned(),
+                boot_id: v.boot_id.clone(),
+            })
+            .collect();
+        node_snapshots.sort_by(|a, b| a.name.cmp(&b.name));
+        FleetSnapshot {
+            ready: self.nodes_synced.load(Ordering::Acquire)
+                && self.leases_synced.load(Ordering::Acquire),
+            time: now,
+            groups: group_snapshots,
+            nodes: node_snapshots,
+        }
+    }
+}

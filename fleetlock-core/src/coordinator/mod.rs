@@ -1,0 +1,492 @@
+//! The coordinator: answers `pre-reboot` and `steady-state`, drains, and looks after holders.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | the public API and the grant policy |
+//! | `cache.rs` | the node index and lock cache, fed by watches |
+//! | `writes.rs` | Events, annotations, cordons, release and approval |
+//! | `drains.rs`, `drainer.rs` | the per-node drain tasks |
+//! | `maintain.rs` | looking after holders; snapshots |
+
+mod cache;
+mod drainer;
+mod drains;
+mod maintain;
+mod writes;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use cluster_api::{Clock, ClusterApi, EventType, PodFilter, SystemClock, Timestamp};
+use jiff::SignedDuration;
+use tokio::sync::{Notify, watch};
+
+use crate::config::{FleetLockConfig, GroupConfig};
+use crate::drain::{DrainPhase, DrainStatus, blocking_pods};
+use crate::group::{self, GroupState, Holder, HolderPhase};
+use crate::nodes::{Lookup, NodeIndex, NodeView};
+use crate::protocol::{ClientParams, Kind, Refusal};
+use crate::snapshot::FleetSnapshot;
+use crate::window::in_any_window;
+
+/// How often holders are checked (resumed drains, reboots seen, stuck holders, deleted
+/// nodes) besides whenever something changes.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15);
+/// The `reportingController` of our Events.
+const CONTROLLER: &str = "restart-manager.io/fleetlock";
+
+/// Hooks for metrics; every method has a no-op default.
+pub trait Observer: Send + Sync + 'static {
+    /// An eviction was answered: `evicted`, `gone`, `blocked`, `failed` or `error`.
+    fn eviction(&self, _outcome: &'static str) {}
+    /// A drain ended: `completed`, `timed_out` or `cancelled`.
+    fn drain_finished(&self, _group: &str, _outcome: &'static str, _duration: Duration) {}
+}
+
+/// An [`Observer`] that records nothing.
+#[derive(Debug, Default)]
+pub struct NoopObserver;
+
+impl Observer for NoopObserver {}
+
+/// Decides who may reboot, drains, and keeps the group Leases, for one server replica.
+///
+/// Cheap to clone. Call [`run`](Coordinator::run) (usually in a spawned task) to keep its
+/// caches current and to look after holders; answer requests with
+/// [`pre_reboot`](Coordinator::pre_reboot) and [`steady_state`](Coordinator::steady_state).
+#[derive(Clone)]
+pub struct Coordinator {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`Coordinator`].
+pub struct CoordinatorBuilder {
+    api: Arc<dyn ClusterApi>,
+    config: FleetLockConfig,
+    clock: Arc<dyn Clock>,
+    instance: String,
+    observer: Arc<dyn Observer>,
+}
+
+struct Inner {
+    api: Arc<dyn ClusterApi>,
+    clock: Arc<dyn Clock>,
+    config: FleetLockConfig,
+    instance: String,
+    observer: Arc<dyn Observer>,
+    nodes: RwLock<NodeIndex>,
+    groups: RwLock<HashMap<String, GroupState>>,
+    nodes_synced: AtomicBool,
+    leases_synced: AtomicBool,
+    synced: Notify,
+    drains: Mutex<HashMap<String, DrainTask>>,
+    reported_stuck: Mutex<HashSet<String>>,
+    poke: Notify,
+}
+
+struct DrainTask {
+    id: String,
+    status: watch::Receiver<DrainStatus>,
+    handle: tokio::task::AbortHandle,
+}
+
+/// What a grant attempt found.
+enum Grant {
+    New,
+    Existing,
+}
+
+// === impl CoordinatorBuilder ===
+
+impl CoordinatorBuilder {
+    /// The wall clock (the system clock unless set; tests pass the simulated cluster).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This replica's name, recorded on the slots it grants and the Events it writes.
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = name.into();
+        self
+    }
+
+    /// Where to report evictions and drain durations.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The coordinator.
+    pub fn build(self) -> Coordinator {
+        Coordinator {
+            inner: Arc::new(Inner {
+                api: self.api,
+                clock: self.clock,
+                config: self.config,
+                instance: self.instance,
+                observer: self.observer,
+                nodes: RwLock::default(),
+                groups: RwLock::default(),
+                nodes_synced: AtomicBool::new(false),
+                leases_synced: AtomicBool::new(false),
+                synced: Notify::new(),
+                drains: Mutex::default(),
+                reported_stuck: Mutex::default(),
+                poke: Notify::new(),
+            }),
+        }
+    }
+}
+
+// === impl Coordinator ===
+
+impl Coordinator {
+    /// Starts building a coordinator over a cluster. The config should have passed
+    /// [`FleetLockConfig::validate`].
+    pub fn builder(api: Arc<dyn ClusterApi>, config: FleetLockConfig) -> CoordinatorBuilder {
+        CoordinatorBuilder {
+            api,
+            config,
+            clock: Arc::new(SystemClock),
+            instance: "restart-manager".into(),
+            observer: Arc::new(NoopObserver),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &FleetLockConfig {
+        &self.inner.config
+    }
+
+    /// Keeps the node and lock caches current and looks after holders, until dropped.
+    ///
+    /// Dropping it (shutdown, or a crash) also stops the drains this replica runs; whichever
+    /// replica runs next picks them up from the group Leases.
+    pub async fn run(&self) {
+        struct StopDrains<'a>(&'a Inner);
+        impl Drop for StopDrains<'_> {
+            fn drop(&mut self) {
+                let mut drains = self.0.drains.lock().unwrap_or_else(|e| e.into_inner());
+                for (_, task) in drains.drain() {
+                    task.handle.abort();
+                }
+            }
+        }
+        let inner = &self.inner;
+        let _stop = StopDrains(inner);
+        tokio::join!(
+            inner.watch_nodes(),
+            inner.watch_leases(),
+            self.maintain_forever()
+        );
+    }
+
+    /// Whether the node and lock caches have synced, so requests can be answered.
+    pub fn is_ready(&self) -> bool {
+        self.inner.nodes_synced.load(Ordering::Acquire)
+            && self.inner.leases_synced.load(Ordering::Acquire)
+    }
+
+    /// Waits until [`is_ready`](Self::is_ready).
+    pub async fn wait_ready(&self) {
+        loop {
+            let notified = self.inner.synced.notified();
+            if self.is_ready() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// `POST /v1/pre-reboot`: `Ok` means "reboot now".
+    ///
+    /// A holder whose reboot is already approved gets `Ok` at once, from memory, with no call
+    /// to the cluster. A new client gets a slot if the group's policies allow, and its node is
+    /// cordoned and drained; the call waits for the drain up to `drain.requestWait` and
+    /// answers `Ok` the moment the node is empty, or [`Kind::Draining`] while it goes on.
+    pub async fn pre_reboot(&self, params: &ClientParams) -> Result<(), Refusal> {
+        let inner = &self.inner;
+        let config = inner.group_config(&params.group)?;
+        let node = inner.node_for(&params.id)?;
+
+        if let Some((group, holder)) = inner.cached_holder(&params.id) {
+            return self.continue_holder(&group, holder).await;
+        }
+
+        let now = inner.clock.now();
+        // Refuse from memory what we already know will be refused: no API traffic for a busy
+        // group, however many nodes poll it.
+        if let Some(state) = inner.cached_group(&params.group) {
+            check_grant(&params.group, config, &state, now)?;
+        } else if !inner.leases_synced.load(Ordering::Acquire) {
+            // Not synced: the write below decides from a fresh read.
+        } else {
+            check_grant(
+                &params.group,
+                config,
+                &GroupState::empty(&params.group),
+                now,
+            )?;
+        }
+        if !config.blocking_pods.is_empty() {
+            let pods = inner
+                .api
+                .list_pods(&PodFilter::on_node(&node.name))
+                .await
+                .map_err(|e| Refusal::from_cluster("listing the node's pods", &e))?;
+            let blocking = blocking_pods(&pods, &config.blocking_pods);
+            if !blocking.is_empty() {
+                let names: Vec<String> = blocking.iter().map(|p| p.to_string()).collect();
+                return Err(Refusal::new(
+                    Kind::BlockedByPods,
+                    format!(
+                        "pods that block reboots run on {}: {}",
+                        node.name,
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+
+        let (state, grant) = group::modify(
+            inner.api.as_ref(),
+            &inner.config.namespace,
+            &params.group,
+            || inner.clock.now(),
+            |state| {
+                if state.holder(&params.id).is_some() {
+                    return Ok(Grant::Existing);
+                }
+                check_grant(&params.group, config, state, inner.clock.now())?;
+                state.holders.push(Holder {
+                    id: params.id.clone(),
+                    node: node.name.clone(),
+                    since: inner.clock.now(),
+                    phase: HolderPhase::Draining,
+                    approved_at: None,
+                    boot_id: None,
+                    granted_by: inner.instance.clone(),
+                });
+                Ok(Grant::New)
+            },
+        )
+        .await?;
+        inner.store_group(state.clone());
+        let Some(holder) = state.holder(&params.id).cloned() else {
+            return Err(Refusal::new(Kind::Internal, "the granted slot vanished"));
+        };
+        if matches!(grant, Grant::New) {
+            tracing::info!(node = %node.name, group = %params.group, id = %params.id, "reboot slot granted");
+            inner
+                .event(
+                    &node.name,
+                    EventType::Normal,
+                    "RebootSlotGranted",
+                    "Grant",
+                    format!(
+                        "reboot slot {}/{} of group {} granted; draining",
+                        state.holders.len(),
+                        config.slots,
+                        params.group
+                    ),
+                )
+                .await;
+        }
+        self.continue_holder(&params.group, holder).await
+    }
+
+    /// A holder asks again: approved is a quick yes; draining waits for the drain a while.
+    async fn continue_holder(&self, group: &str, holder: Holder) -> Result<(), Refusal> {
+        if holder.phase == HolderPhase::Approved {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let mut status = inner.ensure_drain(group, &holder);
+        let wait = tokio::time::sleep(inner.config.drain.request_wait);
+        tokio::pin!(wait);
+        loop {
+            let current = status.borrow_and_update().clone();
+            match current.phase {
+                DrainPhase::Done => return Ok(()),
+                DrainPhase::Blocked => {
+                    return Err(Refusal::new(Kind::DrainBlocked, current.message));
+                }
+                DrainPhase::TimedOut => {
+                    return Err(Refusal::new(Kind::DrainTimedOut, current.message));
+                }
+                DrainPhase::Cancelled => {
+                    return Err(Refusal::new(Kind::Draining, current.message));
+                }
+                DrainPhase::Running => {}
+            }
+            tokio::select! {
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        // The drain task ended without a verdict (aborted by a release).
+                        return Err(Refusal::new(Kind::Draining, current.message));
+                    }
+                }
+                () = &mut wait => return Err(Refusal::new(Kind::Draining, current.message)),
+            }
+        }
+    }
+
+    /// `POST /v1/steady-state`: gives back whatever slot the client holds and undoes our
+    /// cordon. A client that holds nothing gets `Ok` without any call to the cluster; a
+    /// client that maps to no Node is still released.
+    pub async fn steady_state(&self, params: &ClientParams) -> Result<(), Refusal> {
+        let inner = &self.inner;
+        let node = match inner
+            .nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(&params.id)
+        {
+            Lookup::Found(view) => Some(view),
+            _ => None,
+        };
+        let mut groups = inner.cached_holdings(&params.id);
+        if !inner.leases_synced.load(Ordering::Acquire) && !groups.contains(&params.group) {
+            // Without a synced cache, ask the cluster about the group the client names.
+            groups.push(params.group.clone());
+        }
+        for group in &groups {
+            inner
+                .release(group, &params.id, "steady-state: the node is back")
+                .await?;
+        }
+        if groups.is_empty()
+            && let Some(view) = node
+            && needs_tidying(&view)
+        {
+            // Nothing held, but our cordon or state is left over (a crash between the
+            // release and the uncordon): finish the job.
+            inner.finish_node(&view.name).await;
+        }
+        Ok(())
+    }
+
+    /// Pauses or resumes a group at run time, for every replica.
+    pub async fn set_paused(&self, group: &str, paused: bool) -> Result<(), Refusal> {
+        let inner = &self.inner;
+        crate::protocol::validate_group(group)?;
+        let (state, ()) = group::modify(
+            inner.api.as_ref(),
+            &inner.config.namespace,
+            group,
+            || inner.clock.now(),
+            |state| {
+                state.paused = paused;
+                Ok(())
+            },
+        )
+        .await?;
+        inner.store_group(state);
+        tracing::info!(%group, paused, "reboot group pause changed");
+        Ok(())
+    }
+
+    /// The fleet's reboot state, for the UI, the CLI and metrics.
+    pub fn snapshot(&self) -> FleetSnapshot {
+        self.inner.snapshot()
+    }
+
+    /// One pass over every holder: resume drains, notice reboots, release holders whose Node
+    /// is gone, report (and if configured, release) stuck ones.
+    pub async fn maintain(&self) {
+        self.inner.maintain().await;
+    }
+
+    async fn maintain_forever(&self) {
+        self.wait_ready().await;
+        loop {
+            self.inner.maintain().await;
+            tokio::select! {
+                () = tokio::time::sleep(MAINTENANCE_INTERVAL) => {}
+                () = self.inner.poke.notified() => {}
+            }
+        }
+    }
+}
+
+/// Whether a new slot may be granted in this group now.
+fn check_grant(
+    group: &str,
+    config: &GroupConfig,
+    state: &GroupState,
+    now: Timestamp,
+) -> Result<(), Refusal> {
+    if config.paused || state.paused {
+        let by = if config.paused {
+            "the configuration"
+        } else {
+            "an operator"
+        };
+        return Err(Refusal::new(
+            Kind::GroupPaused,
+            format!("reboots in group {group} are paused by {by}"),
+        ));
+    }
+    if !in_any_window(&config.windows, now) {
+        let next = config
+            .windows
+            .iter()
+            .filter_map(|w| w.next_opening(now))
+            .min_by_key(|z| z.timestamp())
+            .map(|z| format!("; the next opens at {}", z.strftime("%Y-%m-%d %H:%M %Z")))
+            .unwrap_or_default();
+        let windows: Vec<String> = config.windows.iter().map(|w| w.to_string()).collect();
+        return Err(Refusal::new(
+            Kind::OutsideWindow,
+            format!(
+                "group {group} reboots only in its windows ({}){next}",
+                windows.join("; ")
+            ),
+        ));
+    }
+    if let Some(last) = state.last_approval
+        && !config.min_gap.is_zero()
+    {
+        let gap = SignedDuration::try_from(config.min_gap).unwrap_or(SignedDuration::MAX);
+        let ready_at = last.checked_add(gap).unwrap_or(last);
+        if now < ready_at {
+            return Err(Refusal::new(
+                Kind::TooSoon,
+                format!(
+                    "group {group} waits {} between reboots; the next may start at {ready_at}",
+                    humanize(config.min_gap)
+                ),
+            ));
+        }
+    }
+    if state.holders.len() >= config.slots as usize {
+        let nodes: Vec<&str> = state.holders.iter().map(|h| h.node.as_str()).collect();
+        return Err(Refusal::new(
+            Kind::LockHeld,
+            format!(
+                "all {} reboot slots of group {group} are taken (held by {})",
+                config.slots,
+                nodes.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn needs_tidying(view: &NodeView) -> bool {
+    view.cordoned_by_us || view.state.as_deref().is_some_and(|s| s != "ready")
+}
+
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, (secs % 3600) / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}

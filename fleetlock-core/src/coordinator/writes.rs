@@ -1,0 +1,236 @@
+//! Everything this replica writes to the cluster: Events, node annotations, cordons, and the
+//! slot changes that release and approve.
+
+use cluster_api::{Error, Event, EventType, NodePatch, ObjectRef};
+
+use super::{CONTROLLER, Inner};
+use crate::group::{self, Holder, HolderPhase};
+use crate::nodes::{
+    APPROVED_BOOT_ID_ANNOTATION, CORDONED_ANNOTATION, STATE_ANNOTATION, STATE_SINCE_ANNOTATION,
+};
+use crate::protocol::{Kind, Refusal};
+
+// === impl Inner: cluster writes ===
+
+impl Inner {
+    pub(super) async fn event(
+        &self,
+        node: &str,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            regarding: ObjectRef::cluster("Node", node),
+            type_,
+            reason: reason.into(),
+            action: action.into(),
+            note,
+            reporting_controller: CONTROLLER.into(),
+            reporting_instance: self.instance.clone(),
+            time: Some(self.clock.now()),
+        };
+        if let Err(e) = self.api.record_event(&event).await {
+            // Events are the audit trail, not the state: losing one must not fail a request.
+            tracing::warn!(node, reason, error = %e, "could not record event");
+        }
+    }
+
+    /// Sets our state annotation (last writer wins: it only reports).
+    pub(super) async fn annotate(&self, node: &str, state: &str, extra: &[(&str, Option<String>)]) {
+        let mut patch = NodePatch::new()
+            .annotate(STATE_ANNOTATION, state)
+            .annotate(STATE_SINCE_ANNOTATION, self.clock.now().to_string());
+        for (k, v) in extra {
+            patch.annotations.insert((*k).to_string(), v.clone());
+        }
+        match self.api.patch_node(node, &patch).await {
+            Ok(written) => self.store_node(&written),
+            Err(e) => tracing::warn!(node, state, error = %e, "could not annotate node"),
+        }
+    }
+
+    /// Cordons the node unless someone else already did, remembering in the same write that
+    /// the cordon is ours.
+    pub(super) async fn cordon(&self, node: &str) -> Result<(), Error> {
+        loop {
+            let current = self.api.get_node(node).await?;
+            if current
+                .annotations
+                .get(CORDONED_ANNOTATION)
+                .is_some_and(|v| v == "true")
+            {
+                return Ok(());
+            }
+            if current.unschedulable {
+                tracing::info!(
+                    node,
+                    "node already cordoned by someone else; leaving that cordon alone"
+                );
+                return Ok(());
+            }
+            let patch = NodePatch::new()
+                .unschedulable(true)
+                .annotate(CORDONED_ANNOTATION, "true")
+                .if_version(&current.resource_version);
+            match self.api.patch_node(node, &patch).await {
+                Ok(written) => {
+                    self.store_node(&written);
+                    self.event(
+                        node,
+                        EventType::Normal,
+                        "Cordoned",
+                        "Cordon",
+                        "cordoned for a coordinated reboot".into(),
+                    )
+                    .await;
+                    return Ok(());
+                }
+                Err(Error::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Undoes our cordon (only ours) and marks the node ready.
+    pub(super) async fn finish_node(&self, node: &str) {
+        let result: Result<(), Error> = async {
+            loop {
+                let current = self.api.get_node(node).await?;
+                let ours = current
+                    .annotations
+                    .get(CORDONED_ANNOTATION)
+                    .is_some_and(|v| v == "true");
+                let mut patch = NodePatch::new()
+                    .annotate(STATE_ANNOTATION, "ready")
+                    .annotate(STATE_SINCE_ANNOTATION, self.clock.now().to_string())
+                    .remove_annotation(APPROVED_BOOT_ID_ANNOTATION)
+                    .if_version(&current.resource_version);
+                if ours {
+                    patch = patch
+                        .unschedulable(false)
+                        .remove_annotation(CORDONED_ANNOTATION);
+                }
+                match self.api.patch_node(node, &patch).await {
+                    Ok(written) => {
+                        self.store_node(&written);
+                        if ours {
+                            self.event(
+                                node,
+                                EventType::Normal,
+                                "Uncordoned",
+                                "Uncordon",
+                                "uncordoned after its reboot slot was released".into(),
+                            )
+                            .await;
+                        }
+                        return Ok(());
+                    }
+                    Err(Error::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(node, error = %e, "could not uncordon node; the next steady-state will try again")
+            }
+        }
+    }
+
+    /// Gives a holder's slot back, stops its drain and tidies its node.
+    pub(super) async fn release(&self, group: &str, id: &str, why: &str) -> Result<(), Refusal> {
+        let mut released: Option<Holder> = None;
+        let (state, ()) = group::modify(
+            self.api.as_ref(),
+            &self.config.namespace,
+            group,
+            || self.clock.now(),
+            |state| {
+                released = state.holder(id).cloned();
+                state.remove(id);
+                Ok(())
+            },
+        )
+        .await?;
+        self.store_group(state);
+        let Some(holder) = released else {
+            return Ok(());
+        };
+        self.stop_drain(&holder.node, id);
+        self.reported_stuck
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        tracing::info!(node = %holder.node, %group, %id, why, "reboot slot released");
+        self.event(
+            &holder.node,
+            EventType::Normal,
+            "RebootSlotReleased",
+            "Release",
+            format!("reboot slot of group {group} released: {why}"),
+        )
+        .await;
+        self.finish_node(&holder.node).await;
+        Ok(())
+    }
+
+    /// Marks a drained holder approved, recording the bootID to recognise its reboot by.
+    pub(super) async fn approve(&self, group: &str, holder: &Holder) -> Result<(), String> {
+        let node = self
+            .api
+            .get_node(&holder.node)
+            .await
+            .map_err(|e| format!("reading node {}: {e}", holder.node))?;
+        let now = self.clock.now();
+        let (state, newly) = group::modify(
+            self.api.as_ref(),
+            &self.config.namespace,
+            group,
+            || self.clock.now(),
+            |state| match state.holder_mut(&holder.id) {
+                None => Err(Refusal::new(
+                    Kind::Draining,
+                    "the slot was given back while draining; ask again",
+                )),
+                Some(h) if h.phase == HolderPhase::Approved => Ok(false),
+                Some(h) => {
+                    h.phase = HolderPhase::Approved;
+                    h.approved_at = Some(now);
+                    h.boot_id = Some(node.boot_id.clone());
+                    state.last_approval = Some(now);
+                    Ok(true)
+                }
+            },
+        )
+        .await
+        .map_err(|r| r.value)?;
+        self.store_group(state);
+        if newly {
+            let took = now.duration_since(holder.since);
+            tracing::info!(node = %holder.node, %group, drain_seconds = took.as_secs(), "node drained; reboot approved");
+            self.annotate(
+                &holder.node,
+                "rebooting",
+                &[(APPROVED_BOOT_ID_ANNOTATION, Some(node.boot_id.clone()))],
+            )
+            .await;
+            self.event(
+                &holder.node,
+                EventType::Normal,
+                "RebootApproved",
+                "Approve",
+                format!(
+                    "node drained in {}s; reboot approved (bootID {})",
+                    took.as_secs(),
+                    node.boot_id
+                ),
+            )
+            .await;
+        }
+        Ok(())
+    }
+}

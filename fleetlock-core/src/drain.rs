@@ -1,0 +1,280 @@
+//! Draining a node, the way `kubectl drain` does: the plan as plain functions, the progress as
+//! data.
+
+use cluster_api::{LabelSelector, Pod, Timestamp};
+use serde::Serialize;
+
+/// How a drain treats the pods that need a decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainOptions {
+    /// Evict pods without a controller (they will not come back).
+    pub delete_unmanaged: bool,
+    /// Evict pods with `emptyDir` volumes (their data is lost).
+    pub delete_empty_dir_data: bool,
+    /// The server's own pod, evicted only once every other pod has left.
+    pub own_pod: Option<(String, String)>,
+}
+
+/// Why a pod stays on a draining node without blocking the drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SkipReason {
+    /// A DaemonSet would put it straight back; it goes down with the node.
+    DaemonSet,
+    /// The mirror of a static pod; the API cannot remove it.
+    Mirror,
+    /// Succeeded or Failed; it runs nothing.
+    Finished,
+}
+
+/// Why a drain refuses to proceed until an operator decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RefuseReason {
+    /// No controller will recreate it.
+    Unmanaged,
+    /// Its `emptyDir` data would be lost.
+    EmptyDir,
+}
+
+/// What a drain will do with each pod on the node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainPlan {
+    /// Pods to evict, the server's own pod last.
+    pub evict: Vec<Pod>,
+    /// Pods that stay.
+    pub skip: Vec<(Pod, SkipReason)>,
+    /// Pods that stop the drain until an operator deals with them.
+    pub refuse: Vec<(Pod, RefuseReason)>,
+}
+
+/// Decides, for every pod on a node, whether it must leave, may stay, or needs an operator.
+pub fn plan_drain<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    options: &DrainOptions,
+) -> DrainPlan {
+    let mut plan = DrainPlan::default();
+    for pod in pods {
+        let pod = pod.clone();
+        if pod.mirror {
+            plan.skip.push((pod, SkipReason::Mirror));
+        } else if pod.is_finished() {
+            plan.skip.push((pod, SkipReason::Finished));
+        } else if pod.is_daemonset_pod() {
+            plan.skip.push((pod, SkipReason::DaemonSet));
+        } else if pod.controller.is_none() && !options.delete_unmanaged && !pod.is_terminating() {
+            plan.refuse.push((pod, RefuseReason::Unmanaged));
+        } else if pod.empty_dir && !options.delete_empty_dir_data && !pod.is_terminating() {
+            plan.refuse.push((pod, RefuseReason::EmptyDir));
+        } else {
+            plan.evict.push(pod);
+        }
+    }
+    let is_own = |p: &Pod| {
+        options
+            .own_pod
+            .as_ref()
+            .is_some_and(|(ns, name)| &p.namespace == ns && &p.name == name)
+    };
+    plan.evict
+        .sort_by_key(|p| (is_own(p), p.namespace.clone(), p.name.clone()));
+    plan
+}
+
+// === impl DrainPlan ===
+
+impl DrainPlan {
+    /// Whether the node is empty of everything that must leave (terminating pods still count).
+    pub fn is_done(&self) -> bool {
+        self.evict.is_empty()
+    }
+
+    /// What an operator must do before the drain can go on, naming the pods.
+    pub fn refusal_message(&self) -> Option<String> {
+        let names = |reason: RefuseReason| {
+            self.refuse
+                .iter()
+                .filter(|(_, r)| *r == reason)
+                .map(|(p, _)| p.to_string())
+                .collect::<Vec<_>>()
+        };
+        let mut parts = Vec::new();
+        let unmanaged = names(RefuseReason::Unmanaged);
+        if !unmanaged.is_empty() {
+            parts.push(format!(
+                "pods without a controller would not come back: {} (delete them, or set \
+                 drain.deleteUnmanaged)",
+                unmanaged.join(", ")
+            ));
+        }
+        let empty_dir = names(RefuseReason::EmptyDir);
+        if !empty_dir.is_empty() {
+            parts.push(format!(
+                "pods with emptyDir volumes would lose their data: {} (set \
+                 drain.deleteEmptyDirData to accept that)",
+                empty_dir.join(", ")
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// The running pods on a node that match any blocking selector.
+pub fn blocking_pods<'a>(pods: &'a [Pod], selectors: &[LabelSelector]) -> Vec<&'a Pod> {
+    pods.iter()
+        .filter(|p| !p.is_finished() && !p.is_terminating())
+        .filter(|p| selectors.iter().any(|s| s.matches(&p.labels)))
+        .collect()
+}
+
+/// How far a node's drain has got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainStatus {
+    /// The node.
+    pub node: String,
+    /// Where the drain is.
+    pub phase: DrainPhase,
+    /// When the slot was granted.
+    pub started: Timestamp,
+    /// Pods that must still leave (terminating ones included).
+    pub pods_left: usize,
+    /// Some of them, by name.
+    pub waiting_for: Vec<String>,
+    /// Why evictions are being refused right now (disruption budgets, API errors).
+    pub blocked: Vec<String>,
+    /// Past the drain timeout and still going.
+    pub overdue: bool,
+    /// A sentence for a person (and for Zincati's journal).
+    pub message: String,
+}
+
+/// Where a drain is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DrainPhase {
+    /// Evicting and waiting.
+    Running,
+    /// Stopped until an operator acts (see the message).
+    Blocked,
+    /// The node is empty and the reboot is approved.
+    Done,
+    /// The drain overran its timeout and the slot was given back.
+    TimedOut,
+    /// The slot was given back while draining.
+    Cancelled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(pods: &[Pod]) -> Vec<&str> {
+        pods.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[test]
+    fn plans_like_kubectl_drain() {
+        let pods = [
+            Pod::new("shop", "web-1")
+                .on("n1")
+                .owned_by("ReplicaSet", "web-abc"),
+            Pod::new("kube-system", "agent-x")
+                .on("n1")
+                .owned_by("DaemonSet", "agent"),
+            Pod::new("kube-system", "etcd-n1").on("n1").mirror(),
+            Pod::new("batch", "done")
+                .on("n1")
+                .owned_by("Job", "j")
+                .phase(cluster_api::PodPhase::Succeeded),
+            Pod::new("default", "debug").on("n1"),
+            Pod::new("shop", "cache-0")
+                .on("n1")
+                .owned_by("StatefulSet", "cache")
+                .with_empty_dir(),
+        ];
+        let plan = plan_drain(&pods, &DrainOptions::default());
+        assert_eq!(names(&plan.evict), ["web-1"]);
+        let skipped: Vec<_> = plan
+            .skip
+            .iter()
+            .map(|(p, r)| (p.name.as_str(), *r))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("agent-x", SkipReason::DaemonSet),
+                ("etcd-n1", SkipReason::Mirror),
+                ("done", SkipReason::Finished)
+            ]
+        );
+        let message = plan.refusal_message().unwrap();
+        assert!(message.contains("default/debug"), "{message}");
+        assert!(message.contains("shop/cache-0"), "{message}");
+        assert!(message.contains("drain.deleteUnmanaged"), "{message}");
+
+        let forced = plan_drain(
+            &pods,
+            &DrainOptions {
+                delete_unmanaged: true,
+                delete_empty_dir_data: true,
+                own_pod: None,
+            },
+        );
+        assert_eq!(names(&forced.evict), ["debug", "cache-0", "web-1"]);
+        assert!(forced.refusal_message().is_none());
+    }
+
+    #[test]
+    fn the_servers_own_pod_goes_last() {
+        let pods = [
+            Pod::new("restart-manager", "server-a")
+                .on("n1")
+                .owned_by("ReplicaSet", "server"),
+            Pod::new("zzz", "last-by-name")
+                .on("n1")
+                .owned_by("ReplicaSet", "z"),
+            Pod::new("aaa", "first-by-name")
+                .on("n1")
+                .owned_by("ReplicaSet", "a"),
+        ];
+        let plan = plan_drain(
+            &pods,
+            &DrainOptions {
+                own_pod: Some(("restart-manager".into(), "server-a".into())),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            names(&plan.evict),
+            ["first-by-name", "last-by-name", "server-a"]
+        );
+    }
+
+    #[test]
+    fn terminating_pods_still_count_until_gone() {
+        let mut leaving = Pod::new("shop", "web-1")
+            .on("n1")
+            .owned_by("ReplicaSet", "web");
+        leaving.deletion_timestamp = Some("2026-01-05T09:00:00Z".parse().unwrap());
+        let plan = plan_drain([&leaving], &DrainOptions::default());
+        assert!(!plan.is_done());
+        assert!(plan_drain([], &DrainOptions::default()).is_done());
+    }
+
+    #[test]
+    fn blocking_selectors_match_running_pods_only() {
+        let selector: LabelSelector = "app=backup".parse().unwrap();
+        let pods = [
+            Pod::new("ops", "backup-1").on("n1").label("app", "backup"),
+            Pod::new("ops", "backup-0")
+                .on("n1")
+                .label("app", "backup")
+                .phase(cluster_api::PodPhase::Succeeded),
+            Pod::new("ops", "web").on("n1").label("app", "web"),
+        ];
+        let blocking = blocking_pods(&pods, &[selector]);
+        assert_eq!(blocking.len(), 1);
+        assert_eq!(blocking[0].name, "backup-1");
+    }
+}

@@ -1,0 +1,347 @@
+//! Reboot slots, held in the cluster: one Lease per group, written with compare-and-swap.
+//!
+//! The Lease `fleetlock-<group>` in the configured namespace carries the group's holders as
+//! JSON in an annotation (so `kubectl get lease` shows them, and `spec.holderIdentity` lists
+//! their nodes), whether the group is paused at run time, and when it last approved a reboot.
+//! The number of slots is not stored: it comes from the configuration at every grant, so
+//! changing it takes effect at once (holders above a lowered limit keep their slots; nobody
+//! new gets one until the group is below it).
+
+use cluster_api::{ClusterApi, Error, LabelSelector, Lease, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Kind, Refusal};
+
+/// Label on every group Lease.
+pub const LOCK_LABEL: &str = "restart-manager.io/lock";
+/// The value of [`LOCK_LABEL`] on FleetLock group Leases.
+pub const LOCK_LABEL_VALUE: &str = "fleetlock";
+/// Annotation with the group's name as clients spell it.
+pub const GROUP_ANNOTATION: &str = "restart-manager.io/group";
+/// Annotation with the holders, as JSON.
+pub const HOLDERS_ANNOTATION: &str = "restart-manager.io/holders";
+/// Annotation set to `true` while the group is paused at run time.
+pub const PAUSED_ANNOTATION: &str = "restart-manager.io/paused";
+/// Annotation with the time of the group's last approval.
+pub const LAST_APPROVAL_ANNOTATION: &str = "restart-manager.io/last-approval";
+
+/// How many times a read-modify-write is retried on conflicts before giving up.
+const CAS_ATTEMPTS: usize = 32;
+
+/// One slot's holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Holder {
+    /// The client id it asked with.
+    pub id: String,
+    /// The Node it maps to.
+    pub node: String,
+    /// When it got the slot.
+    pub since: Timestamp,
+    /// Where it is.
+    pub phase: HolderPhase,
+    /// When its reboot was approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<Timestamp>,
+    /// The node's bootID when the reboot was approved; a different one now means it rebooted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The server replica that granted the slot.
+    #[serde(default)]
+    pub granted_by: String,
+}
+
+/// Where a holder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HolderPhase {
+    /// Its node is being drained.
+    Draining,
+    /// Its node is empty and the reboot was approved.
+    Approved,
+}
+
+/// A group's state as stored in its Lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    /// The group name as clients spell it.
+    pub group: String,
+    /// The holders, oldest first.
+    pub holders: Vec<Holder>,
+    /// Paused at run time (in addition to any `paused` in the config).
+    pub paused: bool,
+    /// When the group last approved a reboot.
+    pub last_approval: Option<Timestamp>,
+    /// The Lease's resourceVersion this state was read at; empty if it does not exist yet.
+    pub resource_version: String,
+}
+
+// === impl GroupState ===
+
+impl GroupState {
+    /// A group nobody holds.
+    pub fn empty(group: &str) -> Self {
+        GroupState {
+            group: group.to_string(),
+            holders: Vec::new(),
+            paused: false,
+            last_approval: None,
+            resource_version: String::new(),
+        }
+    }
+
+    /// Reads a group Lease. A Lease whose holders cannot be read is an error, never an empty
+    /// group: guessing would hand out slots that are taken.
+    pub fn from_lease(lease: &Lease) -> Result<Self, String> {
+        let group = lease
+            .annotations
+            .get(GROUP_ANNOTATION)
+            .cloned()
+            .ok_or_else(|| format!("lease {} has no {GROUP_ANNOTATION} annotation", lease.name))?;
+        let holders = match lease.annotations.get(HOLDERS_ANNOTATION) {
+            Some(json) if !json.trim().is_empty() => serde_json::from_str(json).map_err(|e| {
+                format!(
+                    "lease {}/{} has an unreadable {HOLDERS_ANNOTATION} annotation ({e}); fix or \
+                     delete it by hand",
+                    lease.namespace, lease.name
+                )
+            })?,
+            _ => Vec::new(),
+        };
+        let last_approval = match lease.annotations.get(LAST_APPROVAL_ANNOTATION) {
+            Some(t) => Some(t.parse().map_err(|e| {
+                format!(
+                    "lease {} has an unreadable {LAST_APPROVAL_ANNOTATION}: {e}",
+                    lease.name
+                )
+            })?),
+            None => None,
+        };
+        Ok(GroupState {
+            group,
+            holders,
+            paused: lease
+                .annotations
+                .get(PAUSED_ANNOTATION)
+                .is_some_and(|v| v == "true"),
+            last_approval,
+            resource_version: lease.resource_version.clone(),
+        })
+    }
+
+    /// Writes the state into a Lease (keeping the resourceVersion for compare-and-swap).
+    pub fn to_lease(&self, namespace: &str, now: Timestamp) -> Lease {
+        let mut lease = Lease::new(namespace, lease_name(&self.group))
+            .label(LOCK_LABEL, LOCK_LABEL_VALUE)
+            .label("app.kubernetes.io/managed-by", "restart-manager");
+        lease.resource_version = self.resource_version.clone();
+        lease
+            .annotations
+            .insert(GROUP_ANNOTATION.into(), self.group.clone());
+        lease.annotations.insert(
+            HOLDERS_ANNOTATION.into(),
+            serde_json::to_string(&self.holders).unwrap_or_else(|_| "[]".into()),
+        );
+        if self.paused {
+            lease
+                .annotations
+                .insert(PAUSED_ANNOTATION.into(), "true".into());
+        }
+        if let Some(at) = self.last_approval {
+            lease
+                .annotations
+                .insert(LAST_APPROVAL_ANNOTATION.into(), at.to_string());
+        }
+        let nodes: Vec<&str> = self.holders.iter().map(|h| h.node.as_str()).collect();
+        lease.holder_identity = (!nodes.is_empty()).then(|| nodes.join(","));
+        lease.acquire_time = self.holders.iter().map(|h| h.since).min();
+        lease.renew_time = Some(now);
+        lease
+    }
+
+    /// The holder with this client id.
+    pub fn holder(&self, id: &str) -> Option<&Holder> {
+        self.holders.iter().find(|h| h.id == id)
+    }
+
+    /// The holder with this client id, to change.
+    pub fn holder_mut(&mut self, id: &str) -> Option<&mut Holder> {
+        self.holders.iter_mut().find(|h| h.id == id)
+    }
+
+    /// Removes a holder; whether it was there.
+    pub fn remove(&mut self, id: &str) -> bool {
+        let before = self.holders.len();
+        self.holders.retain(|h| h.id != id);
+        self.holders.len() != before
+    }
+}
+
+/// The Lease name for a group: `fleetlock-<group>`, lowercased. Groups that differ only in
+/// case, or whose name is not a valid object name as it stands, get a short hash suffix so
+/// that two groups never share a Lease.
+pub fn lease_name(group: &str) -> String {
+    if is_dns_subdomain(group) && group.len() <= 240 {
+        return format!("fleetlock-{group}");
+    }
+    let base: String = group
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(200)
+        .collect();
+    let base = base.trim_matches('-');
+    let hash = fnv32(group);
+    if base.is_empty() {
+        format!("fleetlock-{hash:08x}")
+    } else {
+        format!("fleetlock-{base}-{hash:08x}")
+    }
+}
+
+/// Whether `s` is a lowercase RFC 1123 subdomain: dot-separated labels of `[a-z0-9-]` that
+/// start and end with a letter or digit.
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn fnv32(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The selector that finds every group Lease.
+pub fn lease_selector() -> LabelSelector {
+    LabelSelector::eq(LOCK_LABEL, LOCK_LABEL_VALUE)
+}
+
+pub(crate) fn validate_namespace(ns: &str) -> Result<(), String> {
+    let ok = !ns.is_empty()
+        && ns.len() <= 63
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("namespace {ns:?} is not a valid namespace name"))
+    }
+}
+
+/// Reads a group's Lease, lets `change` decide, and writes the result back if it changed,
+/// retrying from a fresh read whenever another writer got there first.
+///
+/// `change` may run several times; it must decide from the state it is given, not from
+/// anything it saw in an earlier run. Returns the state as written (or as read, if nothing
+/// changed) and what `change` returned.
+pub async fn modify<R>(
+    api: &dyn ClusterApi,
+    namespace: &str,
+    group: &str,
+    now: impl Fn() -> Timestamp,
+    mut change: impl FnMut(&mut GroupState) -> Result<R, Refusal>,
+) -> Result<(GroupState, R), Refusal> {
+    let name = lease_name(group);
+    for _ in 0..CAS_ATTEMPTS {
+        let current = match api.get_lease(namespace, &name).await {
+            Ok(lease) => {
+                GroupState::from_lease(&lease).map_err(|e| Refusal::new(Kind::Internal, e))?
+            }
+            Err(Error::NotFound { .. }) => GroupState::empty(group),
+            Err(e) => return Err(Refusal::from_cluster("reading the group lock", &e)),
+        };
+        let mut next = current.clone();
+        let result = change(&mut next)?;
+        if next == current {
+            return Ok((current, result));
+        }
+        let lease = next.to_lease(namespace, now());
+        let written = if current.resource_version.is_empty() {
+            api.create_lease(&lease).await
+        } else {
+            api.replace_lease(&lease).await
+        };
+        match written {
+            Ok(lease) => {
+                next.resource_version = lease.resource_version;
+                return Ok((next, result));
+            }
+            Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(Refusal::from_cluster("writing the group lock", &e)),
+        }
+    }
+    Err(Refusal::new(
+        Kind::ClusterUnavailable,
+        format!("the lock of group {group} kept changing under us; try again"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_names_are_valid_and_distinct() {
+        assert_eq!(lease_name("default"), "fleetlock-default");
+        assert_eq!(lease_name("workers.eu-1"), "fleetlock-workers.eu-1");
+        let upper = lease_name("Workers");
+        assert_ne!(upper, lease_name("workers"));
+        assert!(upper.starts_with("fleetlock-workers-"), "{upper}");
+        for odd in ["-edge", "edge.", "a..b", "UPPER", &"x".repeat(200)] {
+            let name = lease_name(odd);
+            assert!(name.len() <= 253, "{odd}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
+                "{odd} -> {name}"
+            );
+            assert!(
+                name.ends_with(|c: char| c.is_ascii_alphanumeric()),
+                "{odd} -> {name}"
+            );
+            assert!(!name.contains(".."), "{odd} -> {name}");
+        }
+    }
+
+    #[test]
+    fn state_round_trips_through_a_lease() {
+        let t: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
+        let mut state = GroupState::empty("Workers");
+        state.paused = true;
+        state.last_approval = Some(t);
+        state.holders.push(Holder {
+            id: "abc".into(),
+            node: "n1".into(),
+            since: t,
+            phase: HolderPhase::Approved,
+            approved_at: Some(t),
+            boot_id: Some("b1".into()),
+            granted_by: "replica-a".into(),
+        });
+        let lease = state.to_lease("ns", t);
+        assert_eq!(lease.holder_identity.as_deref(), Some("n1"));
+        assert_eq!(GroupState::from_lease(&lease).unwrap(), state);
+    }
+
+    #[test]
+    fn an_unreadable_lease_is_an_error_not_an_empty_group() {
+        let t: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
+        let mut lease = GroupState::empty("g").to_lease("ns", t);
+        lease
+            .annotations
+            .insert(HOLDERS_ANNOTATION.into(), "{not json".into());
+        let err = GroupState::from_lease(&lease).unwrap_err();
+        assert!(err.contains("unreadable"), "{err}");
+    }
+}

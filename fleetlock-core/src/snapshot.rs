@@ -1,0 +1,89 @@
+//! The fleet's reboot state as data, for the UI, the CLI and metrics.
+
+use cluster_api::Timestamp;
+use serde::Serialize;
+
+use crate::drain::DrainStatus;
+use crate::group::HolderPhase;
+
+/// Every group and node, as this replica sees them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetSnapshot {
+    /// Whether the caches have synced (before that, everything below may be incomplete).
+    pub ready: bool,
+    /// When the snapshot was taken.
+    pub time: Timestamp,
+    /// The groups, configured ones and any others that hold a Lease.
+    pub groups: Vec<GroupSnapshot>,
+    /// The nodes.
+    pub nodes: Vec<NodeSnapshot>,
+}
+
+/// One reboot group.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSnapshot {
+    /// Its name.
+    pub name: String,
+    /// Whether it is in the configuration (or only has a Lease).
+    pub configured: bool,
+    /// Slots.
+    pub slots: u32,
+    /// Paused by config or by an operator.
+    pub paused: bool,
+    /// Its reboot windows, as text.
+    pub windows: Vec<String>,
+    /// Whether now is inside a window.
+    pub in_window: bool,
+    /// Minimum time between approvals.
+    pub min_gap_seconds: u64,
+    /// The last approval.
+    pub last_approval: Option<Timestamp>,
+    /// Who holds its slots.
+    pub holders: Vec<HolderSnapshot>,
+}
+
+/// One slot's holder.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HolderSnapshot {
+    /// Client id.
+    pub id: String,
+    /// Node.
+    pub node: String,
+    /// Draining or approved.
+    pub phase: HolderPhase,
+    /// Since when it holds the slot.
+    pub since: Timestamp,
+    /// For how long, in seconds.
+    pub held_seconds: i64,
+    /// When its reboot was approved.
+    pub approved_at: Option<Timestamp>,
+    /// Whether its bootID changed since approval (`None` before approval).
+    pub rebooted: Option<bool>,
+    /// Whether it has held the slot longer than `stuck.after`.
+    pub stuck: bool,
+    /// Its drain, if this replica runs it.
+    pub drain: Option<DrainStatus>,
+}
+
+/// One node.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSnapshot {
+    /// Name.
+    pub name: String,
+    /// `ready`, `draining`, `rebooting` or `back`.
+    pub state: String,
+    /// Ready condition.
+    pub ready: bool,
+    /// Cordoned (by anyone).
+    pub unschedulable: bool,
+    /// Cordoned by us.
+    pub cordoned_by_us: bool,
+    /// The group whose slot it holds.
+    pub holds_slot_in: Option<String>,
+    /// Current bootID.
+    pub boot_id: String,
+}
