@@ -150,7 +150,15 @@ impl SimCluster {
 
     /// A cluster built from a scenario.
     pub fn from_scenario(scenario: &Scenario) -> Result<Self, ScenarioError> {
-        let mut config = SimConfig::default();
+        Self::from_scenario_with(scenario, SimConfig::default())
+    }
+
+    /// A cluster built from a scenario, with settings; the scenario's `startTime`, if it has
+    /// one, wins over the config's.
+    pub fn from_scenario_with(
+        scenario: &Scenario,
+        mut config: SimConfig,
+    ) -> Result<Self, ScenarioError> {
         if let Some(start) = scenario.start_time {
             config.start_time = start;
         }

@@ -1,6 +1,7 @@
 //! The node index: which Node a client id names, kept current from the node watch.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use cluster_api::Node;
 
@@ -44,7 +45,7 @@ pub struct NodeView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// Exactly one node.
-    Found(NodeView),
+    Found(Arc<NodeView>),
     /// No node.
     NotFound,
     /// Several nodes claim the id (cloned machine ids); none is picked.
@@ -54,7 +55,7 @@ pub enum Lookup {
 /// Nodes by name, and node names by every id that maps to them.
 #[derive(Debug, Default)]
 pub struct NodeIndex {
-    nodes: HashMap<String, NodeView>,
+    nodes: HashMap<String, Arc<NodeView>>,
     ids: HashMap<String, Vec<String>>,
 }
 
@@ -115,7 +116,7 @@ impl NodeIndex {
                 let old_ids = old.ids.clone();
                 self.unindex(&node.name, &old_ids);
             } else {
-                self.nodes.insert(node.name.clone(), view);
+                self.nodes.insert(node.name.clone(), Arc::new(view));
                 return;
             }
         }
@@ -125,7 +126,7 @@ impl NodeIndex {
                 names.push(node.name.clone());
             }
         }
-        self.nodes.insert(node.name.clone(), view);
+        self.nodes.insert(node.name.clone(), Arc::new(view));
     }
 
     /// Removes one node.
@@ -164,13 +165,13 @@ impl NodeIndex {
     }
 
     /// A node by name.
-    pub fn get(&self, name: &str) -> Option<&NodeView> {
+    pub fn get(&self, name: &str) -> Option<&Arc<NodeView>> {
         self.nodes.get(name)
     }
 
     /// Every node.
     pub fn iter(&self) -> impl Iterator<Item = &NodeView> {
-        self.nodes.values()
+        self.nodes.values().map(|v| &**v)
     }
 
     /// How many nodes are known.
@@ -199,7 +200,7 @@ mod tests {
                 .annotation(ID_OVERRIDE, "custom-node-uuid"),
         );
         let name = |id: &str| match index.lookup(id) {
-            Lookup::Found(v) => v.name,
+            Lookup::Found(v) => v.name.clone(),
             other => panic!("{id}: {other:?}"),
         };
         // The verified Zincati ids.

@@ -188,7 +188,7 @@ impl Refusal {
 
     /// The JSON body to send: `{"kind": "..", "value": ".."}`.
     pub fn to_json(&self) -> String {
-        serde_json::json!({"kind": self.kind.as_str(), "value": self.value}).to_string()
+        serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"kind\":\"{}\"}}", self.kind))
     }
 
     /// A refusal for a failed cluster call.

@@ -1,8 +1,5 @@
 //! The `restart-manager` binary.
 
-fn main() {
-    eprintln!(
-        "restart-manager {}: the server arrives with the FleetLock work",
-        env!("CARGO_PKG_VERSION")
-    );
+fn main() -> std::process::ExitCode {
+    restart_manager::parse_and_run()
 }

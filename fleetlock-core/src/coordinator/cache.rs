@@ -1,6 +1,7 @@
 //! The node index and the group-lock cache, kept current from watches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -33,13 +34,15 @@ impl Inner {
         })
     }
 
-    pub(super) fn node_for(&self, id: &str) -> Result<NodeView, Refusal> {
-        match self
-            .nodes
+    pub(super) fn lookup(&self, id: &str) -> Lookup {
+        self.nodes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .lookup(id)
-        {
+    }
+
+    pub(super) fn node_for(&self, id: &str) -> Result<Arc<NodeView>, Refusal> {
+        match self.lookup(id) {
             Lookup::Found(view) => Ok(view),
             Lookup::NotFound => Err(Refusal::new(
                 Kind::UnknownNode,

@@ -339,15 +339,6 @@ impl Coordinator {
     /// client that maps to no Node is still released.
     pub async fn steady_state(&self, params: &ClientParams) -> Result<(), Refusal> {
         let inner = &self.inner;
-        let node = match inner
-            .nodes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .lookup(&params.id)
-        {
-            Lookup::Found(view) => Some(view),
-            _ => None,
-        };
         let mut groups = inner.cached_holdings(&params.id);
         if !inner.leases_synced.load(Ordering::Acquire) && !groups.contains(&params.group) {
             // Without a synced cache, ask the cluster about the group the client names.
@@ -359,7 +350,7 @@ impl Coordinator {
                 .await?;
         }
         if groups.is_empty()
-            && let Some(view) = node
+            && let Lookup::Found(view) = inner.lookup(&params.id)
             && needs_tidying(&view)
         {
             // Nothing held, but our cordon or state is left over (a crash between the

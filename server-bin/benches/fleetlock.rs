@@ -1,0 +1,353 @@
+//! FleetLock throughput, latency and cost, measured side by side with a bare axum handler that
+//! only parses the same body, over real HTTP on loopback.
+//!
+//! ```sh
+//! cargo bench -p server-bin --bench fleetlock -- [--nodes 5000] [--seconds 5] [--connections 16]
+//! ```
+//!
+//! Prints a Markdown report: requests per second, latency percentiles and cluster API calls
+//! per request for each kind of request Zincati sends with nothing to change; the lag between
+//! a node's last evicted pod disappearing and its reboot being approved; and the server's
+//! resident memory with the fleet loaded.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use bytes::Bytes;
+use cluster_api::{ClusterApi, LabelSelector, Node, WatchEvent};
+use cluster_sim::{SimCluster, SimConfig, WorkloadSpec, machine_id_for};
+use fleetlock_core::group::lease_selector;
+use fleetlock_core::{FleetLockConfig, zincati_id};
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+struct Options {
+    nodes: usize,
+    seconds: u64,
+    connections: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        nodes: 5000,
+        seconds: 5,
+        connections: 16,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let value = args.get(i + 1).and_then(|v| v.parse().ok());
+        match (args[i].as_str(), value) {
+            ("--nodes", Some(v)) => o.nodes = v,
+            ("--seconds", Some(v)) => o.seconds = v as u64,
+            ("--connections", Some(v)) => o.connections = v,
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn body(id: &str) -> Bytes {
+    Bytes::from(format!(
+        "{{\n  \"client_params\": {{\n    \"id\": \"{id}\",\n    \"group\": \"default\"\n  }}\n}}"
+    ))
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Run {
+    requests: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+    statuses: std::collections::BTreeMap<u16, usize>,
+}
+
+/// `connections` keep-alive HTTP/1.1 connections, each sending requests back to back.
+async fn load(
+    addr: SocketAddr,
+    path: &'static str,
+    bodies: Arc<Vec<Bytes>>,
+    seconds: u64,
+    connections: usize,
+) -> Run {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let bodies = bodies.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).ok();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+            tokio::spawn(conn);
+            let mut latencies = Vec::new();
+            let mut statuses = std::collections::BTreeMap::new();
+            let mut i = c;
+            while Instant::now() < until {
+                let request = Request::post(path)
+                    .header("host", "bench")
+                    .header("fleet-lock-protocol", "true")
+                    .body(Full::new(bodies[i % bodies.len()].clone()))
+                    .expect("request");
+                i += connections;
+                let t = Instant::now();
+                let response = sender.send_request(request).await.expect("response");
+                let status = response.status().as_u16();
+                response.into_body().collect().await.expect("body");
+                latencies.push(t.elapsed().as_micros() as u64);
+                *statuses.entry(status).or_insert(0) += 1;
+            }
+            (latencies, statuses)
+        }));
+    }
+    let mut run = Run {
+        requests: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+        statuses: Default::default(),
+    };
+    for t in tasks {
+        let (latencies, statuses) = t.await.expect("load task");
+        run.requests += latencies.len();
+        run.latencies_us.extend(latencies);
+        for (k, v) in statuses {
+            *run.statuses.entry(k).or_insert(0) += v;
+        }
+    }
+    run.elapsed = started.elapsed();
+    run.latencies_us.sort_unstable();
+    run
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    addr
+}
+
+/// The same body parse and nothing else.
+fn bare_router() -> Router {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[allow(dead_code)]
+        id: String,
+        #[allow(dead_code)]
+        group: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        client_params: Params,
+    }
+    Router::new().route(
+        "/v1/pre-reboot",
+        post(|body: Bytes| async move {
+            match serde_json::from_slice::<Body>(&body) {
+                Ok(_) => StatusCode::OK,
+                Err(_) => StatusCode::BAD_REQUEST,
+            }
+        }),
+    )
+}
+
+/// Real-time lag between a node's last evicted pod disappearing and its approval being
+/// stored, over several drains.
+async fn approval_lag() -> Vec<Duration> {
+    let sim = SimCluster::with_config(SimConfig {
+        start_time: jiff::Timestamp::now(),
+        ..SimConfig::default()
+    });
+    for i in 1..=12 {
+        let name = format!("n{i}");
+        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
+    }
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(24)
+            .grace_period(1)
+            .pod_start_secs(0),
+    )
+    .expect("workload");
+    let app = restart_manager::build(
+        Arc::new(sim.clone()),
+        Arc::new(sim.clone()),
+        FleetLockConfig::default(),
+        "bench",
+        "/",
+    )
+    .expect("build");
+    tokio::spawn({
+        let f = app.fleetlock.clone();
+        async move { f.run().await }
+    });
+    app.fleetlock.wait_ready().await;
+    let mut lags = Vec::new();
+    for i in 1..=8 {
+        let node = format!("n{i}");
+        let params = fleetlock_core::ClientParams {
+            id: zincati_id(&machine_id_for(&node)).expect("id"),
+            group: "default".into(),
+        };
+        let mut pods = sim
+            .watch_pods(&cluster_api::PodFilter::on_node(&node))
+            .await
+            .expect("watch");
+        let mut leases = sim
+            .watch_leases("restart-manager", &lease_selector())
+            .await
+            .expect("watch");
+        let watcher = tokio::spawn(async move {
+            let mut last_gone = None;
+            let mut remaining = usize::MAX;
+            let mut approved = None;
+            loop {
+                tokio::select! {
+                    Some(Ok(e)) = pods.next() => match e {
+                        WatchEvent::Restarted(all) => remaining = all.len(),
+                        WatchEvent::Deleted(_) => { remaining -= 1; if remaining == 0 { last_gone = Some(Instant::now()); } }
+                        WatchEvent::Applied(_) => {}
+                    },
+                    Some(Ok(WatchEvent::Applied(l))) = leases.next() => {
+                        if l.annotations.get("restart-manager.io/holders").is_some_and(|h| h.contains("\"approved\"")) {
+                            approved = Some(Instant::now());
+                        }
+                    }
+                }
+                if let (Some(g), Some(a)) = (last_gone, approved) {
+                    return a.saturating_duration_since(g);
+                }
+            }
+        });
+        app.fleetlock.pre_reboot(&params).await.expect("approved");
+        lags.push(
+            tokio::time::timeout(Duration::from_secs(5), watcher)
+                .await
+                .expect("lag measured")
+                .expect("task"),
+        );
+        app.fleetlock.steady_state(&params).await.expect("released");
+    }
+    let _ = LabelSelector::everything();
+    lags
+}
+
+fn main() {
+    let o = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let rss_before = rss_kib("VmRSS:");
+        let sim = SimCluster::with_config(SimConfig { start_time: jiff::Timestamp::now(), ..SimConfig::default() });
+        let ids: Vec<String> = (1..=o.nodes)
+            .map(|i| {
+                let name = format!("node-{i}");
+                let machine = machine_id_for(&name);
+                sim.add_node(Node::new(&name).machine_id(&machine).label("kubernetes.io/hostname", &name));
+                zincati_id(&machine).expect("id")
+            })
+            .collect();
+        let app = restart_manager::build(Arc::new(sim.clone()), Arc::new(sim.clone()), FleetLockConfig::default(), "bench", "/").expect("build");
+        tokio::spawn({
+            let f = app.fleetlock.clone();
+            async move { f.run().await }
+        });
+        app.fleetlock.wait_ready().await;
+        let holder = fleetlock_core::ClientParams { id: ids[0].clone(), group: "default".into() };
+        app.fleetlock.pre_reboot(&holder).await.expect("holder approved");
+        let rss_loaded = rss_kib("VmRSS:");
+
+        let ours = serve(app.router.clone()).await;
+        let bare = serve(bare_router()).await;
+        let holder_body = Arc::new(vec![body(&ids[0])]);
+        let others = Arc::new(ids[1..].iter().map(|id| body(id)).collect::<Vec<_>>());
+
+        // Warm up both servers.
+        load(bare, "/v1/pre-reboot", holder_body.clone(), 1, o.connections).await;
+        load(ours, "/v1/pre-reboot", holder_body.clone(), 1, o.connections).await;
+
+        let scenarios: Vec<(&str, SocketAddr, &'static str, Arc<Vec<Bytes>>)> = vec![
+            ("bare axum handler, parse only", bare, "/v1/pre-reboot", holder_body.clone()),
+            ("pre-reboot from the holder (200)", ours, "/v1/pre-reboot", holder_body.clone()),
+            ("steady-state holding nothing (200)", ours, "/v1/steady-state", others.clone()),
+            ("pre-reboot, group busy (423 lock_held)", ours, "/v1/pre-reboot", others.clone()),
+        ];
+        println!("## FleetLock requests with nothing to change\n");
+        println!("{} nodes, {} connections, {} s per row, 2 worker threads; client and server share the machine.\n", o.nodes, o.connections, o.seconds);
+        println!("| request | req/s | p50 ms | p90 ms | p99 ms | max ms | API calls/req | statuses |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---|");
+        let mut bare_rps = 0.0;
+        for (name, addr, path, bodies) in scenarios {
+            sim.reset_calls();
+            let run = load(addr, path, bodies, o.seconds, o.connections).await;
+            let rps = run.requests as f64 / run.elapsed.as_secs_f64();
+            if addr == bare {
+                bare_rps = rps;
+            }
+            let calls = sim.calls().total() as f64 / run.requests.max(1) as f64;
+            let statuses: Vec<String> = run.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+            let relative = if addr == bare { String::new() } else { format!(" ({:.0}% of bare)", 100.0 * rps / bare_rps) };
+            println!(
+                "| {name} | {rps:.0}{relative} | {:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {} |",
+                percentile(&run.latencies_us, 0.50),
+                percentile(&run.latencies_us, 0.90),
+                percentile(&run.latencies_us, 0.99),
+                percentile(&run.latencies_us, 1.0),
+                statuses.join(" ")
+            );
+        }
+
+        let lags = approval_lag().await;
+        let mut ms: Vec<f64> = lags.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
+        println!("\n## Approval after the last pod leaves\n");
+        println!(
+            "{} drains: lag from the node's last evicted pod disappearing to the approval being stored: median {:.2} ms, max {:.2} ms.",
+            ms.len(),
+            ms[ms.len() / 2],
+            ms[ms.len() - 1]
+        );
+
+        println!("\n## Memory\n");
+        println!(
+            "Resident set: {:.1} MiB before the fleet, {:.1} MiB with {} simulated nodes loaded and indexed (the simulation's own copy of every Node included), peak {:.1} MiB.",
+            rss_before as f64 / 1024.0,
+            rss_loaded as f64 / 1024.0,
+            o.nodes,
+            rss_kib("VmHWM:") as f64 / 1024.0
+        );
+    });
+}

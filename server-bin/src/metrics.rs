@@ -1,0 +1,170 @@
+//! Prometheus metrics.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `fleetlock_requests_total` | counter | `endpoint`, `outcome` (`ok` or a refusal kind) |
+//! | `fleetlock_request_duration_seconds` | histogram | `endpoint` |
+//! | `fleetlock_slots` | gauge | `group` |
+//! | `fleetlock_slots_held` | gauge | `group` |
+//! | `fleetlock_lock_age_seconds` | gauge | `group` (the oldest holder's) |
+//! | `fleetlock_stuck_holders` | gauge | `group` |
+//! | `fleetlock_group_paused` | gauge | `group` |
+//! | `fleetlock_drain_duration_seconds` | histogram | `group`, `outcome` |
+//! | `fleetlock_evictions_total` | counter | `outcome` |
+//!
+//! plus the `process_*` metrics of the server process.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use fleetlock_core::{FleetSnapshot, Observer};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric the server exports, in one registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    slots: IntGaugeVec,
+    slots_held: IntGaugeVec,
+    lock_age: IntGaugeVec,
+    stuck: IntGaugeVec,
+    paused: IntGaugeVec,
+    drain_seconds: HistogramVec,
+    evictions: IntCounterVec,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Result<Self> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge = |name: &str, help: &str| -> Result<IntGaugeVec> {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["group"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let histogram =
+            |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| -> Result<HistogramVec> {
+                let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let metrics = Metrics {
+            requests: counter(
+                "fleetlock_requests_total",
+                "FleetLock requests by endpoint and outcome (ok, or the refusal kind).",
+                &["endpoint", "outcome"],
+            )?,
+            request_seconds: histogram(
+                "fleetlock_request_duration_seconds",
+                "Time to answer a FleetLock request (pre-reboot includes waiting for a drain).",
+                &["endpoint"],
+                vec![
+                    0.0005, 0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 30.0, 60.0, 300.0,
+                ],
+            )?,
+            slots: gauge("fleetlock_slots", "Configured reboot slots per group.")?,
+            slots_held: gauge("fleetlock_slots_held", "Reboot slots held per group.")?,
+            lock_age: gauge(
+                "fleetlock_lock_age_seconds",
+                "How long the oldest holder of the group has held its slot.",
+            )?,
+            stuck: gauge(
+                "fleetlock_stuck_holders",
+                "Holders that have held their slot longer than stuck.after.",
+            )?,
+            paused: gauge(
+                "fleetlock_group_paused",
+                "1 while new reboots in the group are paused.",
+            )?,
+            drain_seconds: histogram(
+                "fleetlock_drain_duration_seconds",
+                "Time from slot grant to the end of the drain, by outcome (completed, timed_out, cancelled).",
+                &["group", "outcome"],
+                vec![
+                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+                ],
+            )?,
+            evictions: counter(
+                "fleetlock_evictions_total",
+                "Eviction answers by outcome (evicted, gone, blocked, failed, error).",
+                &["outcome"],
+            )?,
+            registry,
+        };
+        #[cfg(target_os = "linux")]
+        metrics.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(metrics)
+    }
+
+    /// Counts an answered FleetLock request.
+    pub fn fleetlock_request(&self, endpoint: &str, outcome: &str, took: Duration) {
+        self.requests.with_label_values(&[endpoint, outcome]).inc();
+        self.request_seconds
+            .with_label_values(&[endpoint])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets the per-group gauges from a fleet snapshot.
+    pub fn update_fleet(&self, fleet: &FleetSnapshot) {
+        for gauge in [
+            &self.slots,
+            &self.slots_held,
+            &self.lock_age,
+            &self.stuck,
+            &self.paused,
+        ] {
+            gauge.reset();
+        }
+        for group in &fleet.groups {
+            let g = [group.name.as_str()];
+            self.slots.with_label_values(&g).set(i64::from(group.slots));
+            self.slots_held
+                .with_label_values(&g)
+                .set(group.holders.len() as i64);
+            let oldest = group
+                .holders
+                .iter()
+                .map(|h| h.held_seconds)
+                .max()
+                .unwrap_or(0);
+            self.lock_age.with_label_values(&g).set(oldest);
+            self.stuck
+                .with_label_values(&g)
+                .set(group.holders.iter().filter(|h| h.stuck).count() as i64);
+            self.paused
+                .with_label_values(&g)
+                .set(i64::from(group.paused));
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "could not encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Observer for Metrics {
+    fn eviction(&self, outcome: &'static str) {
+        self.evictions.with_label_values(&[outcome]).inc();
+    }
+
+    fn drain_finished(&self, group: &str, outcome: &'static str, duration: Duration) {
+        self.drain_seconds
+            .with_label_values(&[group, outcome])
+            .observe(duration.as_secs_f64());
+    }
+}

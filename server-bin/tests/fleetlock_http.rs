@@ -1,0 +1,318 @@
+//! The FleetLock endpoints over a real socket, with the bytes Zincati sends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_api::{Error, Node, Pod};
+use cluster_sim::{Operation, SimCluster, machine_id_for};
+use fleetlock_core::{FleetLockConfig, zincati_id};
+use restart_manager::build;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Server {
+    addr: SocketAddr,
+    sim: SimCluster,
+}
+
+async fn serve(sim: &SimCluster, config: FleetLockConfig, prefix: &str) -> Server {
+    let app = build(
+        Arc::new(sim.clone()),
+        Arc::new(sim.clone()),
+        config,
+        "test",
+        prefix,
+    )
+    .unwrap();
+    tokio::spawn({
+        let f = app.fleetlock.clone();
+        async move { f.run().await }
+    });
+    app.fleetlock.wait_ready().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
+    Server {
+        addr,
+        sim: sim.clone(),
+    }
+}
+
+fn fleet() -> SimCluster {
+    let sim = SimCluster::new();
+    for n in ["n1", "n2"] {
+        sim.add_node(Node::new(n).machine_id(machine_id_for(n)));
+    }
+    sim
+}
+
+fn id(node: &str) -> String {
+    zincati_id(&machine_id_for(node)).unwrap()
+}
+
+/// Zincati's body: serde_json::to_string_pretty of its request.
+fn zincati_body(id: &str, group: &str) -> String {
+    format!(
+        "{{\n  \"client_params\": {{\n    \"id\": \"{id}\",\n    \"group\": \"{group}\"\n  }}\n}}"
+    )
+}
+
+/// The request as Zincati's HTTP client writes it: no Content-Type.
+fn zincati_request(path: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nfleet-lock-protocol: true\r\naccept: */*\r\nhost: restart-manager\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Sends raw bytes and reads one response: (status, headers, body).
+async fn send(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = &text[..end];
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length || n == 0 {
+                let status = head[9..12].parse().unwrap();
+                return (
+                    status,
+                    head.to_string(),
+                    text[end + 4..end + 4 + length].to_string(),
+                );
+            }
+        }
+        assert!(n > 0, "connection closed early: {text}");
+    }
+}
+
+async fn zincati(addr: SocketAddr, endpoint: &str, node: &str, group: &str) -> (u16, String) {
+    let request = zincati_request(&format!("/v1/{endpoint}"), &zincati_body(&id(node), group));
+    let (status, _, body) = send(addr, request.as_bytes()).await;
+    (status, body)
+}
+
+fn kind(body: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+    assert!(
+        v["value"].as_str().is_some_and(|s| !s.is_empty()),
+        "a refusal explains itself: {body}"
+    );
+    v["kind"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_reboot_cycle_as_zincati_speaks_it() {
+    let s = serve(&fleet(), FleetLockConfig::default(), "/").await;
+    assert_eq!(
+        zincati(s.addr, "steady-state", "n1", "default").await,
+        (200, String::new())
+    );
+    assert_eq!(zincati(s.addr, "pre-reboot", "n1", "default").await.0, 200);
+    assert!(s.sim.node("n1").unwrap().unschedulable);
+    // Asked again while holding (Zincati postpones for logged-in users): still yes.
+    assert_eq!(zincati(s.addr, "pre-reboot", "n1", "default").await.0, 200);
+    // The other node waits its turn: 423, not a server error.
+    let (status, body) = zincati(s.addr, "pre-reboot", "n2", "default").await;
+    assert_eq!((status, kind(&body).as_str()), (423, "lock_held"));
+    // Other nodes report steady-state meanwhile: 200, nothing changes.
+    assert_eq!(
+        zincati(s.addr, "steady-state", "n2", "default").await.0,
+        200
+    );
+    assert_eq!(
+        zincati(s.addr, "steady-state", "n1", "default").await.0,
+        200
+    );
+    assert!(!s.sim.node("n1").unwrap().unschedulable);
+    assert_eq!(zincati(s.addr, "pre-reboot", "n2", "default").await.0, 200);
+}
+
+#[tokio::test]
+async fn every_malformed_request_gets_its_kind_and_status() {
+    let s = serve(&fleet(), FleetLockConfig::default(), "/").await;
+    let body = zincati_body(&id("n1"), "default");
+
+    // No protocol header.
+    let request = format!(
+        "POST /v1/pre-reboot HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, _, answer) = send(s.addr, request.as_bytes()).await;
+    assert_eq!(
+        (status, kind(&answer).as_str()),
+        (400, "missing_protocol_header")
+    );
+
+    // Wrong method.
+    let (status, head, answer) = send(
+        s.addr,
+        b"GET /v1/pre-reboot HTTP/1.1\r\nhost: x\r\nfleet-lock-protocol: true\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        (status, kind(&answer).as_str()),
+        (405, "method_not_allowed")
+    );
+    assert!(head.to_ascii_lowercase().contains("allow: post"), "{head}");
+
+    let cases: [(&str, u16, &str); 6] = [
+        ("{not json", 400, "invalid_body"),
+        (
+            r#"{"client_params":{"group":"default"}}"#,
+            400,
+            "invalid_body",
+        ),
+        (
+            r#"{"client_params":{"id":"","group":"default"}}"#,
+            400,
+            "invalid_id",
+        ),
+        (
+            r#"{"client_params":{"id":"x","group":"bad group!"}}"#,
+            400,
+            "invalid_group",
+        ),
+        (
+            r#"{"client_params":{"id":"x","group":"workers"}}"#,
+            400,
+            "unknown_group",
+        ),
+        (
+            r#"{"client_params":{"id":"ffffffffffffffffffffffffffffffff","group":"default"}}"#,
+            404,
+            "unknown_node",
+        ),
+    ];
+    for (body, want_status, want_kind) in cases {
+        let (status, _, answer) =
+            send(s.addr, zincati_request("/v1/pre-reboot", body).as_bytes()).await;
+        assert_eq!(
+            (status, kind(&answer).as_str()),
+            (want_status, want_kind),
+            "{body}"
+        );
+    }
+
+    // Oversized, even when Content-Length lies about it.
+    let huge = format!(
+        r#"{{"client_params":{{"id":"{}","group":"default"}}}}"#,
+        "a".repeat(20_000)
+    );
+    let (status, _, answer) =
+        send(s.addr, zincati_request("/v1/pre-reboot", &huge).as_bytes()).await;
+    assert_eq!((status, kind(&answer).as_str()), (413, "body_too_large"));
+    let chunked = format!(
+        "POST /v1/steady-state HTTP/1.1\r\nhost: x\r\nfleet-lock-protocol: true\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{huge}\r\n0\r\n\r\n",
+        huge.len()
+    );
+    let (status, _, answer) = send(s.addr, chunked.as_bytes()).await;
+    assert_eq!((status, kind(&answer).as_str()), (413, "body_too_large"));
+
+    // Refusals are JSON, with the content type saying so.
+    let (_, head, _) = send(s.addr, zincati_request("/v1/pre-reboot", "{").as_bytes()).await;
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn draining_is_a_refusal_and_a_dead_api_is_503() {
+    let sim = fleet();
+    sim.add_pod(
+        Pod::new("shop", "slow")
+            .on("n1")
+            .owned_by("ReplicaSet", "x"),
+    )
+    .unwrap();
+    sim.set_pod_stuck("shop", "slow", true);
+    let mut config = FleetLockConfig::default();
+    config.drain.request_wait = Duration::ZERO;
+    let s = serve(&sim, config, "/").await;
+    let (status, body) = zincati(s.addr, "pre-reboot", "n1", "default").await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (423, "draining"),
+        "never 2xx while pods remain"
+    );
+
+    s.sim.fail_always(
+        Operation::GetLease,
+        Error::unavailable("dial tcp 10.0.0.1:443: connect: connection refused"),
+    );
+    let (status, body) = zincati(s.addr, "steady-state", "n1", "default").await;
+    assert_eq!((status, kind(&body).as_str()), (503, "cluster_unavailable"));
+    assert!(body.contains("connection refused"), "{body}");
+}
+
+#[tokio::test]
+async fn the_endpoints_live_under_the_configured_prefix() {
+    let s = serve(&fleet(), FleetLockConfig::default(), "/fleetlock").await;
+    let body = zincati_body(&id("n1"), "default");
+    let (status, _, _) = send(
+        s.addr,
+        zincati_request("/fleetlock/v1/steady-state", &body).as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = send(
+        s.addr,
+        zincati_request("/v1/steady-state", &body).as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn probes_metrics_and_the_fleet_view() {
+    let s = serve(&fleet(), FleetLockConfig::default(), "/").await;
+    zincati(s.addr, "pre-reboot", "n1", "default").await;
+    zincati(s.addr, "pre-reboot", "n2", "default").await;
+
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
+    assert_eq!(send(s.addr, get("/healthz").as_bytes()).await.0, 200);
+    assert_eq!(send(s.addr, get("/readyz").as_bytes()).await.0, 200);
+
+    let (status, _, metrics) = send(s.addr, get("/metrics").as_bytes()).await;
+    assert_eq!(status, 200);
+    for line in [
+        "fleetlock_requests_total{endpoint=\"pre-reboot\",outcome=\"ok\"} 1",
+        "fleetlock_requests_total{endpoint=\"pre-reboot\",outcome=\"lock_held\"} 1",
+        "fleetlock_slots_held{group=\"default\"} 1",
+        "fleetlock_slots{group=\"default\"} 1",
+        "fleetlock_drain_duration_seconds_count{group=\"default\",outcome=\"completed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+
+    let (status, _, fleet) = send(s.addr, get("/api/v1/fleet").as_bytes()).await;
+    assert_eq!(status, 200);
+    let fleet: serde_json::Value = serde_json::from_str(&fleet).unwrap();
+    assert_eq!(fleet["groups"][0]["name"], "default");
+    assert_eq!(fleet["groups"][0]["holders"][0]["node"], "n1");
+    assert_eq!(fleet["groups"][0]["holders"][0]["phase"], "approved");
+    let n1 = fleet["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "n1")
+        .unwrap();
+    assert_eq!(n1["state"], "rebooting");
+    assert_eq!(n1["cordonedByUs"], true);
+}
