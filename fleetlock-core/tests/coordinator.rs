@@ -529,10 +529,20 @@ async fn steady_state_mid_drain_gives_up_the_slot_and_uncordons() {
 #[tokio::test(start_paused = true)]
 async fn the_servers_own_pod_leaves_last() {
     let sim = fleet(2);
-    sim.add_pod(Pod::new("restart-manager", "server-a").on("n1").owned_by("ReplicaSet", "server").grace_period(5))
-        .unwrap();
-    sim.add_pod(Pod::new("shop", "web").on("n1").owned_by("ReplicaSet", "web").grace_period(30))
-        .unwrap();
+    sim.add_pod(
+        Pod::new("restart-manager", "server-a")
+            .on("n1")
+            .owned_by("ReplicaSet", "server")
+            .grace_period(5),
+    )
+    .unwrap();
+    sim.add_pod(
+        Pod::new("shop", "web")
+            .on("n1")
+            .owned_by("ReplicaSet", "web")
+            .grace_period(30),
+    )
+    .unwrap();
     let mut config = config();
     config.own_pod = Some(("restart-manager".into(), "server-a".into()));
     config.drain.request_wait = Duration::from_secs(1);
@@ -541,11 +551,25 @@ async fn the_servers_own_pod_leaves_last() {
 
     assert_eq!(c.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
     assert!(sim.pod("shop", "web").unwrap().is_terminating());
-    assert!(!sim.pod("restart-manager", "server-a").unwrap().is_terminating(), "not while others remain");
+    assert!(
+        !sim.pod("restart-manager", "server-a")
+            .unwrap()
+            .is_terminating(),
+        "not while others remain"
+    );
     // The request waited 1s; web's 30s grace period ends 29s later.
     advance(Duration::from_secs(28)).await;
-    assert!(!sim.pod("restart-manager", "server-a").unwrap().is_terminating());
+    assert!(
+        !sim.pod("restart-manager", "server-a")
+            .unwrap()
+            .is_terminating()
+    );
     advance(Duration::from_secs(1)).await;
     assert!(sim.pod("shop", "web").is_none());
-    assert!(sim.pod("restart-manager", "server-a").unwrap().is_terminating(), "then it goes too");
+    assert!(
+        sim.pod("restart-manager", "server-a")
+            .unwrap()
+            .is_terminating(),
+        "then it goes too"
+    );
 }
