@@ -1,9 +1,66 @@
 //! Workload restarts, exactly like `kubectl rollout restart`.
 //!
-//! An allowlist says which Deployments, StatefulSets and DaemonSets may be restarted; a Lease
-//! per workload makes sure only one restart runs at a time across every replica and the CLI;
-//! rollout progress is judged the way `kubectl rollout status` judges it and streamed to
-//! everyone watching.
+//! An [`Allowlist`] says which Deployments, StatefulSets and DaemonSets may be restarted (and
+//! by whom). A [`Restarter`] restarts one by setting the pod template's
+//! `kubectl.kubernetes.io/restartedAt` annotation, refusing a paused Deployment as kubectl
+//! does. A Lease per workload ([`lock`]) makes sure only one restart runs at a time across
+//! every server replica and `restartctl`; it is released when the rollout completes or fails
+//! (judged as `kubectl rollout status` judges it, [`rollout`]) and may be taken over once it
+//! expires. Every restart, refusal and forced unlock is an Event on the workload, and every
+//! status change is broadcast to subscribers.
 //!
-//! The crate talks to the cluster only through [`cluster_api::ClusterApi`]. It is filled in by
-//! the restart work (issue 4).
+//! It talks to the cluster only through [`cluster_api::ClusterApi`]:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cluster_api::{Node, WorkloadKind, WorkloadRef};
+//! use cluster_sim::{SimCluster, WorkloadSpec};
+//! use restart_core::{Allowlist, Identity, Phase, Restarter, ServiceEntry};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let sim = SimCluster::new();
+//! sim.add_node(Node::new("n1"));
+//! sim.add_workload(WorkloadSpec::deployment("shop", "web").replicas(2).pod_start_secs(5)).unwrap();
+//!
+//! let allowlist = Allowlist::new(vec![ServiceEntry {
+//!     kind: WorkloadKind::Deployment,
+//!     namespace: "shop".into(),
+//!     name: "web".into(),
+//!     description: None,
+//!     allowed: vec![],
+//! }])
+//! .unwrap();
+//! let restarter = Restarter::builder(Arc::new(sim.clone()), allowlist)
+//!     .clock(Arc::new(sim.clone()))
+//!     .build();
+//! tokio::spawn({ let r = restarter.clone(); async move { r.run().await } });
+//! restarter.wait_ready().await;
+//!
+//! let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+//! restarter.restart(&web, &Identity::user("alice"), Some("new config")).await.unwrap();
+//! let done = restarter.wait(&web, |_| {}).await;
+//! assert_eq!(done.phase, Phase::Complete);
+//! assert_eq!(done.last_restart.unwrap().by, "alice");
+//! # }
+//! ```
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`allowlist`] | the allowlist file format and identities |
+//! | [`rollout`] | `kubectl rollout status` as a plain function |
+//! | [`lock`] | the per-workload restart Lease |
+//! | [`Restarter`] | the service: restart, unlock, history, status stream |
+
+pub mod allowlist;
+pub mod lock;
+pub mod rollout;
+mod service;
+
+pub use allowlist::{Allowed, Allowlist, AllowlistError, Identity, ServiceEntry};
+pub use lock::{LastRestart, LockInfo, Outcome};
+pub use rollout::{Rollout, Verdict};
+pub use service::{
+    CONTROLLER, HistoryEntry, MAX_REASON_LEN, NoopRestartObserver, Phase, RESTARTED_AT,
+    RestartConfig, RestartError, RestartObserver, Restarter, RestarterBuilder, ServiceStatus,
+};

@@ -1,0 +1,362 @@
+//! The restart lock: one Lease per workload, shared by every replica and by `restartctl`.
+//!
+//! The Lease `restart.<kind>.<namespace>.<name>` in the server's namespace says who restarts
+//! the workload (`spec.holderIdentity`), since when (`acquireTime`) and for how long
+//! (`leaseDurationSeconds`, the seed's `FORCE_UNLOCK_SEC`). It is taken and released only by
+//! compare-and-swap. Released, it keeps the last restart's who, why and outcome in its
+//! annotations, so every replica shows the same "last restarted by".
+
+use std::time::Duration;
+
+use cluster_api::{ClusterApi, Error, LabelSelector, Lease, Timestamp, WorkloadRef};
+use serde::Serialize;
+
+/// Label on every restart lock.
+pub const LOCK_LABEL: &str = "restart-manager.io/lock";
+/// The value of [`LOCK_LABEL`] on restart locks.
+pub const LOCK_LABEL_VALUE: &str = "restart";
+/// Annotation naming the workload (`Deployment/shop/web`).
+pub const WORKLOAD_ANNOTATION: &str = "restart-manager.io/workload";
+/// Annotation with the reason given.
+pub const REASON_ANNOTATION: &str = "restart-manager.io/reason";
+/// Annotation identifying one restart, so that only it releases its lock.
+pub const RESTART_ID_ANNOTATION: &str = "restart-manager.io/restart-id";
+/// Annotation with the `restartedAt` value the restart wrote into the pod template, by which
+/// the workload's rollout is recognised as this restart's.
+pub const RESTARTED_AT_ANNOTATION: &str = "restart-manager.io/restarted-at";
+/// Annotation with how the last restart ended.
+pub const OUTCOME_ANNOTATION: &str = "restart-manager.io/outcome";
+/// Annotation with who started the last restart (kept after release).
+pub const BY_ANNOTATION: &str = "restart-manager.io/restarted-by";
+/// Annotation with when the last restart ended.
+pub const ENDED_ANNOTATION: &str = "restart-manager.io/ended";
+
+const CAS_ATTEMPTS: usize = 32;
+
+/// Who holds a workload's restart lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockInfo {
+    /// Who restarts it.
+    pub holder: String,
+    /// Since when.
+    pub since: Timestamp,
+    /// When the lock may be taken over if nobody released it.
+    pub expires: Option<Timestamp>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Identifies the restart.
+    pub restart_id: String,
+    /// The `restartedAt` value this restart writes into the pod template.
+    pub restarted_at: Option<String>,
+}
+
+/// How a restart ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// The rollout completed.
+    Complete,
+    /// The rollout failed (progress deadline exceeded).
+    Failed,
+    /// The lock ran out before the rollout completed.
+    TimedOut,
+    /// An operator broke the lock.
+    Unlocked,
+    /// The restart could not be applied.
+    Aborted,
+}
+
+/// The last restart of a workload, as its Lease remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRestart {
+    /// Who restarted it.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+    /// Why.
+    pub reason: Option<String>,
+    /// How it ended; `None` while it runs.
+    pub outcome: Option<Outcome>,
+    /// When it ended.
+    pub ended: Option<Timestamp>,
+}
+
+// === impl Outcome ===
+
+impl Outcome {
+    /// The label used in annotations, metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timedOut",
+            Outcome::Unlocked => "unlocked",
+            Outcome::Aborted => "aborted",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "complete" => Outcome::Complete,
+            "failed" => Outcome::Failed,
+            "timedOut" => Outcome::TimedOut,
+            "unlocked" => Outcome::Unlocked,
+            "aborted" => Outcome::Aborted,
+            _ => return None,
+        })
+    }
+}
+
+/// The Lease name of a workload's lock: `restart.<kind>.<namespace>.<name>`. Namespaces and
+/// kinds contain no dots, so the name maps back to one workload only; names too long for an
+/// object name are shortened with a hash.
+pub fn lease_name(w: &WorkloadRef) -> String {
+    let full = format!(
+        "restart.{}.{}.{}",
+        w.kind.as_str().to_ascii_lowercase(),
+        w.namespace,
+        w.name
+    );
+    if full.len() <= 253 {
+        return full;
+    }
+    let hash = full.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let mut short: String = full.chars().take(240).collect();
+    while short.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
+        short.pop();
+    }
+    format!("{short}-{hash:08x}")
+}
+
+/// The selector that finds every restart lock.
+pub fn lease_selector() -> LabelSelector {
+    LabelSelector::eq(LOCK_LABEL, LOCK_LABEL_VALUE)
+}
+
+/// The lock a Lease describes, if someone holds it (expired or not).
+pub fn lock_of(lease: &Lease) -> Option<LockInfo> {
+    let holder = lease.holder()?.to_string();
+    let since = lease.acquire_time?;
+    Some(LockInfo {
+        holder,
+        since,
+        expires: lease.expires_at(),
+        reason: lease.annotations.get(REASON_ANNOTATION).cloned(),
+        restart_id: lease
+            .annotations
+            .get(RESTART_ID_ANNOTATION)
+            .cloned()
+            .unwrap_or_default(),
+        restarted_at: lease.annotations.get(RESTARTED_AT_ANNOTATION).cloned(),
+    })
+}
+
+/// The last restart a Lease remembers.
+pub fn last_restart_of(lease: &Lease) -> Option<LastRestart> {
+    let by = lease.annotations.get(BY_ANNOTATION)?.clone();
+    Some(LastRestart {
+        by,
+        at: lease.acquire_time?,
+        reason: lease.annotations.get(REASON_ANNOTATION).cloned(),
+        outcome: lease
+            .annotations
+            .get(OUTCOME_ANNOTATION)
+            .and_then(|o| Outcome::parse(o)),
+        ended: lease
+            .annotations
+            .get(ENDED_ANNOTATION)
+            .and_then(|t| t.parse().ok()),
+    })
+}
+
+/// What taking the lock found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Take {
+    /// The lock is ours. `took_over` names a previous holder whose lock had expired.
+    Taken {
+        /// The lock as written.
+        lock: LockInfo,
+        /// The Lease as written.
+        lease: Box<Lease>,
+        /// The expired holder it replaced.
+        took_over: Option<LockInfo>,
+    },
+    /// Someone else holds it and it has not expired.
+    Held(LockInfo),
+}
+
+/// A request to take a workload's lock.
+#[derive(Debug, Clone)]
+pub struct TakeRequest<'a> {
+    /// The namespace of the lock Leases.
+    pub namespace: &'a str,
+    /// The workload.
+    pub workload: &'a WorkloadRef,
+    /// Who.
+    pub holder: &'a str,
+    /// Why.
+    pub reason: Option<&'a str>,
+    /// Identifies the restart.
+    pub restart_id: &'a str,
+    /// The `restartedAt` value the restart will write.
+    pub restarted_at: &'a str,
+    /// How long before the lock may be taken over.
+    pub duration: Duration,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Takes a workload's lock unless someone holds it and it has not expired.
+pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, Error> {
+    let name = lease_name(req.workload);
+    for _ in 0..CAS_ATTEMPTS {
+        let current = match api.get_lease(req.namespace, &name).await {
+            Ok(lease) => Some(lease),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let took_over = match current.as_ref().and_then(lock_of) {
+            Some(held) if current.as_ref().is_some_and(|l| l.is_held_at(req.now)) => {
+                return Ok(Take::Held(held));
+            }
+            other => other,
+        };
+        let mut lease = current.clone().unwrap_or_else(|| {
+            Lease::new(req.namespace, &name)
+                .label(LOCK_LABEL, LOCK_LABEL_VALUE)
+                .label("app.kubernetes.io/managed-by", "restart-manager")
+        });
+        lease.holder_identity = Some(req.holder.to_string());
+        lease.acquire_time = Some(req.now);
+        lease.renew_time = Some(req.now);
+        lease.lease_duration_seconds = Some(
+            i32::try_from(req.duration.as_secs())
+                .unwrap_or(i32::MAX)
+                .max(1),
+        );
+        if took_over.is_some() {
+            lease.lease_transitions = Some(lease.lease_transitions.unwrap_or(0) + 1);
+        }
+        let a = &mut lease.annotations;
+        a.insert(WORKLOAD_ANNOTATION.into(), req.workload.to_string());
+        a.insert(RESTART_ID_ANNOTATION.into(), req.restart_id.to_string());
+        a.insert(BY_ANNOTATION.into(), req.holder.to_string());
+        a.insert(RESTARTED_AT_ANNOTATION.into(), req.restarted_at.to_string());
+        match req.reason {
+            Some(r) => a.insert(REASON_ANNOTATION.into(), r.to_string()),
+            None => a.remove(REASON_ANNOTATION),
+        };
+        for stale in [OUTCOME_ANNOTATION, ENDED_ANNOTATION] {
+            a.remove(stale);
+        }
+        let written = match current {
+            None => api.create_lease(&lease).await,
+            Some(_) => api.replace_lease(&lease).await,
+        };
+        match written {
+            Ok(lease) => {
+                let lock = lock_of(&lease)
+                    .ok_or_else(|| Error::invalid("the written lock has no holder"))?;
+                return Ok(Take::Taken {
+                    lock,
+                    lease: Box::new(lease),
+                    took_over,
+                });
+            }
+            Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::unavailable(format!(
+        "the restart lock of {} kept changing; try again",
+        req.workload
+    )))
+}
+
+/// Changes a held lock with compare-and-swap, if `restart_id` (when given) still holds it.
+/// Returns the lock as it was and the Lease as written, or `None` if it was not held (by that
+/// restart).
+pub async fn update(
+    api: &dyn ClusterApi,
+    namespace: &str,
+    workload: &WorkloadRef,
+    restart_id: Option<&str>,
+    mut change: impl FnMut(&mut Lease),
+) -> Result<Option<(LockInfo, Lease)>, Error> {
+    let name = lease_name(workload);
+    for _ in 0..CAS_ATTEMPTS {
+        let mut lease = match api.get_lease(namespace, &name).await {
+            Ok(lease) => lease,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(held) = lock_of(&lease) else {
+            return Ok(None);
+        };
+        if restart_id.is_some_and(|id| id != held.restart_id) {
+            return Ok(None);
+        }
+        change(&mut lease);
+        match api.replace_lease(&lease).await {
+            Ok(written) => return Ok(Some((held, written))),
+            Err(Error::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::unavailable(format!(
+        "the restart lock of {workload} kept changing; try again"
+    )))
+}
+
+/// Releases a lock, recording how the restart ended. With `restart_id`, only that restart's
+/// lock is released; without, whoever holds it (a forced unlock).
+pub async fn release(
+    api: &dyn ClusterApi,
+    namespace: &str,
+    workload: &WorkloadRef,
+    restart_id: Option<&str>,
+    outcome: Outcome,
+    now: Timestamp,
+) -> Result<Option<(LockInfo, Lease)>, Error> {
+    update(api, namespace, workload, restart_id, |lease| {
+        lease.holder_identity = None;
+        lease.renew_time = Some(now);
+        lease
+            .annotations
+            .insert(OUTCOME_ANNOTATION.into(), outcome.as_str().into());
+        lease
+            .annotations
+            .insert(ENDED_ANNOTATION.into(), now.to_string());
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use cluster_api::WorkloadKind;
+
+    use super::*;
+
+    #[test]
+    fn lease_names_map_back_to_one_workload() {
+        let a = WorkloadRef::new(WorkloadKind::Deployment, "a-b", "c");
+        let b = WorkloadRef::new(WorkloadKind::Deployment, "a", "b-c");
+        assert_eq!(lease_name(&a), "restart.deployment.a-b.c");
+        assert_ne!(lease_name(&a), lease_name(&b));
+        let long = WorkloadRef::new(WorkloadKind::StatefulSet, "ns", "x".repeat(250));
+        let name = lease_name(&long);
+        assert!(name.len() <= 253, "{}", name.len());
+        assert_ne!(
+            name,
+            lease_name(&WorkloadRef::new(
+                WorkloadKind::StatefulSet,
+                "ns",
+                "x".repeat(251)
+            ))
+        );
+    }
+}

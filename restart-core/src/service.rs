@@ -1,0 +1,1084 @@
+//! The restart service: restarts, locks, rollout tracking and the status stream.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use cluster_api::{
+    Clock, ClusterApi, Error, Event, EventType, Lease, SystemClock, Timestamp, UpdateStrategy,
+    WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
+};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::{Notify, broadcast, mpsc};
+
+use crate::allowlist::{Allowlist, Identity};
+use crate::lock::{self, LastRestart, LockInfo, Outcome, Take, TakeRequest};
+use crate::rollout::{Verdict, rollout};
+
+/// The pod-template annotation `kubectl rollout restart` sets.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+/// The `reportingController` of our Events.
+pub const CONTROLLER: &str = "restart-manager.io/restart";
+/// The longest reason accepted.
+pub const MAX_REASON_LEN: usize = 500;
+
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Settings of the restart service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartConfig {
+    /// The namespace holding the lock Leases.
+    pub namespace: String,
+    /// How long a restart holds its lock before anyone may take it over
+    /// (`FORCE_UNLOCK_SEC`).
+    pub lock_duration: Duration,
+    /// How often everything is looked at again besides watch events (`WATCH_INTERVAL`).
+    pub resync: Duration,
+    /// How many history entries are returned per workload.
+    pub history_limit: usize,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        RestartConfig {
+            namespace: "restart-manager".into(),
+            lock_duration: Duration::from_secs(300),
+            resync: Duration::from_secs(10),
+            history_limit: 20,
+        }
+    }
+}
+
+/// Where an allowlisted workload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// Nothing happening; never restarted through us.
+    Idle,
+    /// Restarted; the controller has not picked the change up yet.
+    Restarting,
+    /// Pods are being replaced.
+    Progressing,
+    /// The last restart rolled out.
+    Complete,
+    /// The rollout failed (progress deadline exceeded).
+    Failed,
+    /// The lock ran out before the rollout completed.
+    TimedOut,
+}
+
+/// What the page, the API and the CLI show about one workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub kind: WorkloadKind,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// From the allowlist.
+    pub description: Option<String>,
+    /// Whether the workload exists in the cluster.
+    pub exists: bool,
+    /// Where it is.
+    pub phase: Phase,
+    /// `kubectl rollout status`'s sentence, or why the workload is missing.
+    pub message: String,
+    /// Replicas wanted.
+    pub desired: i32,
+    /// Replicas at the newest template.
+    pub updated: i32,
+    /// Replicas ready.
+    pub ready: i32,
+    /// Replicas available.
+    pub available: i32,
+    /// A paused Deployment (cannot be restarted).
+    pub paused: bool,
+    /// Who restarts it now.
+    pub lock: Option<LockInfo>,
+    /// The last restart through us.
+    pub last_restart: Option<LastRestart>,
+}
+
+/// One entry of a workload's restart history (its Events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When.
+    pub time: Option<Timestamp>,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: EventType,
+    /// `Restarted`, `RestartRefused`, `RolloutComplete`, ...
+    pub reason: String,
+    /// Who and why.
+    pub message: String,
+}
+
+/// Why a restart, unlock or lookup was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestartError {
+    /// Not in the allowlist.
+    #[error("{0} is not in the allowlist")]
+    NotAllowlisted(WorkloadRef),
+    /// The caller may not restart it.
+    #[error("{who} may not restart {workload}")]
+    Forbidden {
+        /// The caller.
+        who: String,
+        /// The workload.
+        workload: WorkloadRef,
+    },
+    /// Allowlisted but not in the cluster.
+    #[error("{0} does not exist in the cluster")]
+    NotFound(WorkloadRef),
+    /// Someone else is restarting it.
+    #[error("{workload} is being restarted by {} since {}", .lock.holder, .lock.since)]
+    Locked {
+        /// The workload.
+        workload: WorkloadRef,
+        /// Who holds it.
+        lock: Box<LockInfo>,
+    },
+    /// A paused Deployment, which `kubectl rollout restart` refuses too.
+    #[error("can't restart paused deployment {0} (run `kubectl rollout resume` first)")]
+    Paused(WorkloadRef),
+    /// A strategy under which a restart changes nothing by itself.
+    #[error(
+        "{0} uses the OnDelete update strategy: a restart would replace no pod until someone deletes them"
+    )]
+    OnDelete(WorkloadRef),
+    /// The request itself is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// The cluster failed.
+    #[error("{0}")]
+    Cluster(Error),
+}
+
+impl RestartError {
+    /// A short, stable label for responses and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RestartError::NotAllowlisted(_) => "not_allowlisted",
+            RestartError::Forbidden { .. } => "forbidden",
+            RestartError::NotFound(_) => "workload_not_found",
+            RestartError::Locked { .. } => "locked",
+            RestartError::Paused(_) => "paused",
+            RestartError::OnDelete(_) => "unsupported_strategy",
+            RestartError::Invalid(_) => "invalid_request",
+            RestartError::Cluster(e) if e.is_transient() => "cluster_unavailable",
+            RestartError::Cluster(_) => "cluster_error",
+        }
+    }
+
+    /// The HTTP status that goes with it.
+    pub fn status(&self) -> u16 {
+        match self {
+            RestartError::NotAllowlisted(_) | RestartError::NotFound(_) => 404,
+            RestartError::Forbidden { .. } => 403,
+            RestartError::Locked { .. } | RestartError::Paused(_) | RestartError::OnDelete(_) => {
+                409
+            }
+            RestartError::Invalid(_) => 400,
+            RestartError::Cluster(e) if e.is_transient() => 503,
+            RestartError::Cluster(_) => 500,
+        }
+    }
+}
+
+/// Hooks for metrics; every method has a no-op default.
+pub trait RestartObserver: Send + Sync + 'static {
+    /// A restart was applied to the workload.
+    fn restarted(&self, _workload: &WorkloadRef) {}
+    /// A restart failed: it could not be applied, its rollout failed, or it timed out.
+    fn restart_failed(&self, _workload: &WorkloadRef) {}
+    /// A restart's rollout ended, after `took` since the restart.
+    fn rollout_finished(&self, _workload: &WorkloadRef, _outcome: Outcome, _took: Duration) {}
+}
+
+/// A [`RestartObserver`] that records nothing.
+#[derive(Debug, Default)]
+pub struct NoopRestartObserver;
+
+impl RestartObserver for NoopRestartObserver {}
+
+/// Restarts allowlisted workloads and tracks their rollouts, for one replica.
+///
+/// Cheap to clone. [`run`](Restarter::run) keeps its caches current from watches and
+/// releases locks when rollouts end; [`restart`](Restarter::restart) starts one.
+#[derive(Clone)]
+pub struct Restarter {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`Restarter`].
+pub struct RestarterBuilder {
+    api: Arc<dyn ClusterApi>,
+    allowlist: Allowlist,
+    config: RestartConfig,
+    clock: Arc<dyn Clock>,
+    instance: String,
+    observer: Arc<dyn RestartObserver>,
+}
+
+struct Inner {
+    api: Arc<dyn ClusterApi>,
+    clock: Arc<dyn Clock>,
+    allowlist: Allowlist,
+    config: RestartConfig,
+    instance: String,
+    observer: Arc<dyn RestartObserver>,
+    /// Allowlisted workloads by the name of their lock Lease.
+    by_lease: HashMap<String, WorkloadRef>,
+    workloads: RwLock<HashMap<WorkloadRef, Workload>>,
+    leases: RwLock<HashMap<WorkloadRef, Lease>>,
+    views: RwLock<HashMap<WorkloadRef, ServiceStatus>>,
+    updates: broadcast::Sender<ServiceStatus>,
+    refresh: mpsc::UnboundedSender<WorkloadRef>,
+    refresh_rx: Mutex<Option<mpsc::UnboundedReceiver<WorkloadRef>>>,
+    synced: Mutex<HashMap<&'static str, bool>>,
+    synced_changed: Notify,
+    watch_down: AtomicBool,
+    sequence: AtomicU64,
+}
+
+// === impl RestarterBuilder ===
+
+impl RestarterBuilder {
+    /// Settings (namespace, lock duration, resync).
+    pub fn config(mut self, config: RestartConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The wall clock (tests pass the simulated cluster).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This replica's name, on Events.
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = name.into();
+        self
+    }
+
+    /// Where to report restarts and rollouts.
+    pub fn observer(mut self, observer: Arc<dyn RestartObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> Restarter {
+        let (refresh, refresh_rx) = mpsc::unbounded_channel();
+        let by_lease = self
+            .allowlist
+            .iter()
+            .map(|a| (lock::lease_name(&a.workload), a.workload.clone()))
+            .collect();
+        let mut synced = HashMap::new();
+        synced.insert("locks", false);
+        for kind in WorkloadKind::ALL {
+            if self.allowlist.iter().any(|a| a.workload.kind == kind) {
+                synced.insert(kind.as_str(), false);
+            }
+        }
+        Restarter {
+            inner: Arc::new(Inner {
+                api: self.api,
+                clock: self.clock,
+                allowlist: self.allowlist,
+                config: self.config,
+                instance: self.instance,
+                observer: self.observer,
+                by_lease,
+                workloads: RwLock::default(),
+                leases: RwLock::default(),
+                views: RwLock::default(),
+                updates: broadcast::channel(1024).0,
+                refresh,
+                refresh_rx: Mutex::new(Some(refresh_rx)),
+                synced: Mutex::new(synced),
+                synced_changed: Notify::new(),
+                watch_down: AtomicBool::new(false),
+                sequence: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+// === impl Restarter ===
+
+impl Restarter {
+    /// Starts building the service over a cluster and an allowlist.
+    pub fn builder(api: Arc<dyn ClusterApi>, allowlist: Allowlist) -> RestarterBuilder {
+        RestarterBuilder {
+            api,
+            allowlist,
+            config: RestartConfig::default(),
+            clock: Arc::new(SystemClock),
+            instance: "restart-manager".into(),
+            observer: Arc::new(NoopRestartObserver),
+        }
+    }
+
+    /// The allowlist.
+    pub fn allowlist(&self) -> &Allowlist {
+        &self.inner.allowlist
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RestartConfig {
+        &self.inner.config
+    }
+
+    /// Keeps the caches current, judges rollouts and releases finished restarts' locks, until
+    /// dropped. Run it once per `Restarter`.
+    pub async fn run(&self) {
+        let Some(rx) = self
+            .inner
+            .refresh_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            tracing::error!("Restarter::run called twice");
+            return;
+        };
+        let inner = &self.inner;
+        let kinds = futures::future::join_all(
+            WorkloadKind::ALL
+                .into_iter()
+                .filter(|k| inner.allowlist.iter().any(|a| a.workload.kind == *k))
+                .map(|k| inner.watch_kind(k)),
+        );
+        tokio::join!(
+            kinds,
+            inner.watch_locks(),
+            inner.track_forever(rx),
+            inner.resync_forever()
+        );
+    }
+
+    /// Whether every watch has delivered its first full list.
+    pub fn is_ready(&self) -> bool {
+        self.inner
+            .synced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .all(|s| *s)
+    }
+
+    /// Waits until [`is_ready`](Self::is_ready).
+    pub async fn wait_ready(&self) {
+        loop {
+            let notified = self.inner.synced_changed.notified();
+            if self.is_ready() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Every allowlisted workload's status, in allowlist order.
+    pub fn statuses(&self) -> Vec<ServiceStatus> {
+        self.inner
+            .allowlist
+            .iter()
+            .map(|a| self.inner.view(&a.workload))
+            .collect()
+    }
+
+    /// One workload's status.
+    pub fn status(&self, workload: &WorkloadRef) -> Result<ServiceStatus, RestartError> {
+        self.inner.allowed(workload)?;
+        Ok(self.inner.view(workload))
+    }
+
+    /// Every status change from now on. A receiver that falls behind gets
+    /// [`broadcast::error::RecvError::Lagged`] and should start over from
+    /// [`statuses`](Self::statuses).
+    pub fn subscribe(&self) -> broadcast::Receiver<ServiceStatus> {
+        self.inner.updates.subscribe()
+    }
+
+    /// Restarts a workload exactly as `kubectl rollout restart` does, holding its lock until
+    /// the rollout ends.
+    pub async fn restart(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+        reason: Option<&str>,
+    ) -> Result<ServiceStatus, RestartError> {
+        self.inner.restart(workload, who, reason).await
+    }
+
+    /// Breaks a workload's lock, whoever holds it. Returns the lock that was broken, if any.
+    pub async fn force_unlock(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+        reason: &str,
+    ) -> Result<Option<LockInfo>, RestartError> {
+        self.inner.force_unlock(workload, who, reason).await
+    }
+
+    /// A workload's recent restarts, refusals and rollouts, newest first.
+    pub async fn history(&self, workload: &WorkloadRef) -> Result<Vec<HistoryEntry>, RestartError> {
+        let inner = &self.inner;
+        inner.allowed(workload)?;
+        let events = inner
+            .api
+            .list_events(&workload.object_ref())
+            .await
+            .map_err(RestartError::Cluster)?;
+        let mut entries: Vec<HistoryEntry> = events
+            .into_iter()
+            .filter(|e| e.reporting_controller == CONTROLLER)
+            .map(|e| HistoryEntry {
+                time: e.time,
+                type_: e.type_,
+                reason: e.reason,
+                message: e.note,
+            })
+            .collect();
+        entries.reverse();
+        entries.truncate(inner.config.history_limit);
+        Ok(entries)
+    }
+
+    /// Waits until the workload's current restart has ended (or none is running) and returns
+    /// its status then. `progress` sees every change on the way.
+    pub async fn wait(
+        &self,
+        workload: &WorkloadRef,
+        mut progress: impl FnMut(&ServiceStatus),
+    ) -> ServiceStatus {
+        let mut updates = self.subscribe();
+        loop {
+            let status = self.inner.view(workload);
+            progress(&status);
+            if status.lock.is_none() && !matches!(status.phase, Phase::Restarting) {
+                return status;
+            }
+            match updates.recv().await {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return status,
+            }
+        }
+    }
+}
+
+// === impl Inner: requests ===
+
+impl Inner {
+    fn allowed(&self, workload: &WorkloadRef) -> Result<&crate::allowlist::Allowed, RestartError> {
+        self.allowlist
+            .get(workload)
+            .ok_or_else(|| RestartError::NotAllowlisted(workload.clone()))
+    }
+
+    async fn restart(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+        reason: Option<&str>,
+    ) -> Result<ServiceStatus, RestartError> {
+        let entry = self.allowed(workload)?;
+        let reason = clean_reason(reason)?;
+        let because = reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        if !entry.allowed.is_empty() && !who.is_any_of(&entry.allowed) {
+            self.refused(
+                workload,
+                format!(
+                    "restart by {who} refused: not among those allowed ({})",
+                    entry.allowed.join(", ")
+                ),
+            )
+            .await;
+            return Err(RestartError::Forbidden {
+                who: who.user.clone(),
+                workload: workload.clone(),
+            });
+        }
+        let current = match self.api.get_workload(workload).await {
+            Ok(w) => w,
+            Err(Error::NotFound { .. }) => return Err(RestartError::NotFound(workload.clone())),
+            Err(e) => return Err(RestartError::Cluster(e)),
+        };
+        if current.paused {
+            self.refused(
+                workload,
+                format!("restart by {who} refused: the deployment is paused"),
+            )
+            .await;
+            return Err(RestartError::Paused(workload.clone()));
+        }
+        if current.strategy == UpdateStrategy::OnDelete {
+            return Err(RestartError::OnDelete(workload.clone()));
+        }
+
+        let now = self.clock.now();
+        let restarted_at = rfc3339(now);
+        let restart_id = format!(
+            "{}-{}-{}",
+            self.instance,
+            now.as_millisecond(),
+            self.sequence.fetch_add(1, Ordering::Relaxed)
+        );
+        let request = TakeRequest {
+            namespace: &self.config.namespace,
+            workload,
+            holder: &who.user,
+            reason: reason.as_deref(),
+            restart_id: &restart_id,
+            restarted_at: &restarted_at,
+            duration: self.config.lock_duration,
+            now,
+        };
+        let (lock, lease) = match lock::take(self.api.as_ref(), &request)
+            .await
+            .map_err(RestartError::Cluster)?
+        {
+            Take::Held(lock) => {
+                self.refused(
+                    workload,
+                    format!(
+                        "restart by {who} refused: {} is restarting it since {}",
+                        lock.holder, lock.since
+                    ),
+                )
+                .await;
+                return Err(RestartError::Locked {
+                    workload: workload.clone(),
+                    lock: Box::new(lock),
+                });
+            }
+            Take::Taken {
+                lock,
+                lease,
+                took_over,
+            } => {
+                let lease = *lease;
+                if let Some(old) = took_over {
+                    self.event(
+                        workload,
+                        EventType::Warning,
+                        "RestartLockTakenOver",
+                        format!(
+                            "{who} took over the restart lock of {} (held since {}, expired)",
+                            old.holder, old.since
+                        ),
+                    )
+                    .await;
+                }
+                (lock, lease)
+            }
+        };
+        self.store_lease(workload, lease);
+
+        let patch = [(RESTARTED_AT.to_string(), Some(restarted_at.clone()))]
+            .into_iter()
+            .collect();
+        match self.api.patch_template_annotations(workload, &patch).await {
+            Ok(patched) => self.store_workload(patched),
+            Err(e) => {
+                tracing::warn!(%workload, error = %e, "restart could not be applied; releasing its lock");
+                self.observer.restart_failed(workload);
+                self.finish(
+                    workload,
+                    &lock,
+                    Outcome::Aborted,
+                    format!("restart by {who} could not be applied: {e}"),
+                )
+                .await;
+                return Err(RestartError::Cluster(e));
+            }
+        }
+        self.observer.restarted(workload);
+        tracing::info!(%workload, by = %who, reason = reason.as_deref().unwrap_or(""), "workload restarted");
+        self.event(
+            workload,
+            EventType::Normal,
+            "Restarted",
+            format!("restarted by {who}{because}"),
+        )
+        .await;
+        let _ = self.refresh.send(workload.clone());
+        Ok(self.view(workload))
+    }
+
+    async fn force_unlock(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+        reason: &str,
+    ) -> Result<Option<LockInfo>, RestartError> {
+        self.allowed(workload)?;
+        let reason = clean_reason(Some(reason))?
+            .ok_or_else(|| RestartError::Invalid("a forced unlock needs a reason".into()))?;
+        let released = lock::release(
+            self.api.as_ref(),
+            &self.config.namespace,
+            workload,
+            None,
+            Outcome::Unlocked,
+            self.clock.now(),
+        )
+        .await
+        .map_err(RestartError::Cluster)?;
+        let Some((old, lease)) = released else {
+            return Ok(None);
+        };
+        self.store_lease(workload, lease);
+        tracing::warn!(%workload, by = %who, holder = %old.holder, %reason, "restart lock force-released");
+        self.event(
+            workload,
+            EventType::Warning,
+            "RestartLockForceReleased",
+            format!(
+                "{who} broke the restart lock held by {} since {}: {reason}",
+                old.holder, old.since
+            ),
+        )
+        .await;
+        let _ = self.refresh.send(workload.clone());
+        Ok(Some(old))
+    }
+
+    async fn refused(&self, workload: &WorkloadRef, note: String) {
+        tracing::info!(%workload, "{note}");
+        self.event(workload, EventType::Warning, "RestartRefused", note)
+            .await;
+    }
+
+    async fn event(&self, workload: &WorkloadRef, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            regarding: workload.object_ref(),
+            type_,
+            reason: reason.into(),
+            action: "Restart".into(),
+            note,
+            reporting_controller: CONTROLLER.into(),
+            reporting_instance: self.instance.clone(),
+            time: Some(self.clock.now()),
+        };
+        if let Err(e) = self.api.record_event(&event).await {
+            tracing::warn!(%workload, reason, error = %e, "could not record event");
+        }
+    }
+
+    /// Releases a restart's lock with its outcome, if it still holds it; reports it once.
+    async fn finish(
+        &self,
+        workload: &WorkloadRef,
+        lock: &LockInfo,
+        outcome: Outcome,
+        note: String,
+    ) {
+        let now = self.clock.now();
+        match lock::release(
+            self.api.as_ref(),
+            &self.config.namespace,
+            workload,
+            Some(&lock.restart_id),
+            outcome,
+            now,
+        )
+        .await
+        {
+            Ok(Some((_, lease))) => {
+                self.store_lease(workload, lease);
+                let took = Duration::try_from(now.duration_since(lock.since)).unwrap_or_default();
+                self.observer.rollout_finished(workload, outcome, took);
+                if matches!(outcome, Outcome::Failed | Outcome::TimedOut) {
+                    self.observer.restart_failed(workload);
+                }
+                let (type_, reason) = match outcome {
+                    Outcome::Complete => (EventType::Normal, "RolloutComplete"),
+                    Outcome::Failed => (EventType::Warning, "RolloutFailed"),
+                    Outcome::TimedOut => (EventType::Warning, "RestartTimedOut"),
+                    Outcome::Unlocked | Outcome::Aborted => (EventType::Warning, "RestartAborted"),
+                };
+                tracing::info!(%workload, outcome = outcome.as_str(), seconds = took.as_secs(), "restart ended");
+                self.event(workload, type_, reason, note).await;
+            }
+            // Another replica got there first, or the lock was broken.
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%workload, error = %e, "could not release the restart lock; will retry")
+            }
+        }
+    }
+}
+
+fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RestartError> {
+    let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if reason.chars().count() > MAX_REASON_LEN {
+        return Err(RestartError::Invalid(format!(
+            "the reason is longer than {MAX_REASON_LEN} characters"
+        )));
+    }
+    if reason.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(RestartError::Invalid(
+            "the reason contains control characters".into(),
+        ));
+    }
+    Ok(Some(reason.to_string()))
+}
+
+/// RFC 3339 in UTC with second precision, as kubectl writes `restartedAt`.
+fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+// === impl Inner: caches, tracking ===
+
+impl Inner {
+    fn store_workload(&self, w: Workload) {
+        let r = w.reference();
+        if self.allowlist.get(&r).is_none() {
+            return;
+        }
+        let mut workloads = self.workloads.write().unwrap_or_else(|e| e.into_inner());
+        let newer = workloads
+            .get(&r)
+            .is_none_or(|old| !version_older(&w.resource_version, &old.resource_version));
+        if newer {
+            workloads.insert(r.clone(), w);
+            drop(workloads);
+            let _ = self.refresh.send(r);
+        }
+    }
+
+    fn store_lease(&self, r: &WorkloadRef, lease: Lease) {
+        let mut leases = self.leases.write().unwrap_or_else(|e| e.into_inner());
+        let newer = leases
+            .get(r)
+            .is_none_or(|old| !version_older(&lease.resource_version, &old.resource_version));
+        if newer {
+            leases.insert(r.clone(), lease);
+            drop(leases);
+            let _ = self.refresh.send(r.clone());
+        }
+    }
+
+    fn mark_synced(&self, what: &'static str) {
+        self.synced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(what, true);
+        self.synced_changed.notify_waiters();
+    }
+
+    async fn watch_kind(&self, kind: WorkloadKind) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.api.watch_workloads(&WorkloadFilter::kind(kind)).await {
+                Ok(mut stream) => {
+                    while let Some(event) = stream.next().await {
+                        match event {
+                            Ok(WatchEvent::Restarted(all)) => {
+                                for w in all {
+                                    self.store_workload(w);
+                                }
+                                self.mark_synced(kind.as_str());
+                                self.watch_down.store(false, Ordering::Relaxed);
+                                backoff = Duration::from_secs(1);
+                            }
+                            Ok(WatchEvent::Applied(w)) => self.store_workload(w),
+                            Ok(WatchEvent::Deleted(w)) => {
+                                let r = w.reference();
+                                self.workloads
+                                    .write()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .remove(&r);
+                                let _ = self.refresh.send(r);
+                            }
+                            Err(e) => {
+                                tracing::warn!(%kind, error = %e, "workload watch failed; restarting it");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(%kind, error = %e, "cannot watch workloads"),
+            }
+            self.watch_down.store(true, Ordering::Relaxed);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+        }
+    }
+
+    async fn watch_locks(&self) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self
+                .api
+                .watch_leases(&self.config.namespace, &lock::lease_selector())
+                .await
+            {
+                Ok(mut stream) => {
+                    while let Some(event) = stream.next().await {
+                        match event {
+                            Ok(WatchEvent::Restarted(all)) => {
+                                for lease in all {
+                                    if let Some(r) = self.by_lease.get(&lease.name).cloned() {
+                                        self.store_lease(&r, lease);
+                                    }
+                                }
+                                self.mark_synced("locks");
+                                backoff = Duration::from_secs(1);
+                            }
+                            Ok(WatchEvent::Applied(lease)) => {
+                                if let Some(r) = self.by_lease.get(&lease.name).cloned() {
+                                    self.store_lease(&r, lease);
+                                }
+                            }
+                            Ok(WatchEvent::Deleted(lease)) => {
+                                if let Some(r) = self.by_lease.get(&lease.name).cloned() {
+                                    self.leases
+                                        .write()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .remove(&r);
+                                    let _ = self.refresh.send(r);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "restart lock watch failed; restarting it");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot watch restart locks"),
+            }
+            self.watch_down.store(true, Ordering::Relaxed);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+        }
+    }
+
+    /// Every `resync`: look at everything again (lock expiry needs time, not events), and if a
+    /// watch is down, read the workloads directly.
+    async fn resync_forever(&self) {
+        loop {
+            tokio::time::sleep(self.config.resync).await;
+            if self.watch_down.load(Ordering::Relaxed) {
+                for a in self.allowlist.iter() {
+                    match self.api.get_workload(&a.workload).await {
+                        Ok(w) => self.store_workload(w),
+                        Err(Error::NotFound { .. }) => {
+                            self.workloads
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&a.workload);
+                        }
+                        Err(e) => {
+                            tracing::debug!(workload = %a.workload, error = %e, "resync read failed")
+                        }
+                    }
+                }
+            }
+            for a in self.allowlist.iter() {
+                let _ = self.refresh.send(a.workload.clone());
+            }
+        }
+    }
+
+    /// Judges rollouts one workload at a time, so that no two decisions about one workload
+    /// race on this replica.
+    async fn track_forever(&self, mut rx: mpsc::UnboundedReceiver<WorkloadRef>) {
+        while let Some(r) = rx.recv().await {
+            self.track(&r).await;
+            self.publish(&r);
+        }
+    }
+
+    async fn track(&self, r: &WorkloadRef) {
+        let Some(lease) = self
+            .leases
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(r)
+            .cloned()
+        else {
+            return;
+        };
+        let Some(lock) = lock::lock_of(&lease) else {
+            return;
+        };
+        let workload = self
+            .workloads
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(r)
+            .cloned();
+        let now = self.clock.now();
+        let expired = !lease.is_held_at(now);
+        // Judge only the rollout this restart caused: the template must carry its timestamp.
+        let ours = workload.as_ref().filter(|w| {
+            lock.restarted_at.is_some()
+                && w.template_annotations.get(RESTARTED_AT) == lock.restarted_at.as_ref()
+        });
+        let verdict = ours.map(|w| (rollout(w).verdict, rollout(w).message));
+        match (verdict, expired) {
+            (Some((Verdict::Complete, message)), _) => {
+                self.finish(
+                    r,
+                    &lock,
+                    Outcome::Complete,
+                    format!("restart by {} rolled out: {message}", lock.holder),
+                )
+                .await;
+            }
+            (Some((Verdict::Failed, message)), _) => {
+                self.finish(
+                    r,
+                    &lock,
+                    Outcome::Failed,
+                    format!("restart by {} failed: {message}", lock.holder),
+                )
+                .await;
+            }
+            (_, true) => {
+                let message = verdict_message(ours);
+                self.finish(
+                    r,
+                    &lock,
+                    Outcome::TimedOut,
+                    format!(
+                        "restart by {} did not finish within {}s: {message}",
+                        lock.holder,
+                        self.config.lock_duration.as_secs()
+                    ),
+                )
+                .await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Broadcasts the workload's status if it changed.
+    fn publish(&self, r: &WorkloadRef) {
+        if self.allowlist.get(r).is_none() {
+            return;
+        }
+        let view = self.view(r);
+        let mut views = self.views.write().unwrap_or_else(|e| e.into_inner());
+        if views.get(r) != Some(&view) {
+            views.insert(r.clone(), view.clone());
+            drop(views);
+            let _ = self.updates.send(view);
+        }
+    }
+
+    fn view(&self, r: &WorkloadRef) -> ServiceStatus {
+        let now = self.clock.now();
+        let description = self.allowlist.get(r).and_then(|a| a.description.clone());
+        let lease = self
+            .leases
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(r)
+            .cloned();
+        let lock = lease
+            .as_ref()
+            .filter(|l| l.is_held_at(now))
+            .and_then(lock::lock_of);
+        let last_restart = lease.as_ref().and_then(lock::last_restart_of);
+        let workload = self
+            .workloads
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(r)
+            .cloned();
+        let Some(w) = workload else {
+            return ServiceStatus {
+                kind: r.kind,
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                description,
+                exists: false,
+                phase: Phase::Idle,
+                message: format!(
+                    "{} {}/{} was not found in the cluster",
+                    r.kind, r.namespace, r.name
+                ),
+                desired: 0,
+                updated: 0,
+                ready: 0,
+                available: 0,
+                paused: false,
+                lock,
+                last_restart,
+            };
+        };
+        let ro = rollout(&w);
+        let phase = match (&lock, last_restart.as_ref().and_then(|l| l.outcome)) {
+            (Some(l), _) => {
+                let applied = l.restarted_at.is_some()
+                    && w.template_annotations.get(RESTARTED_AT) == l.restarted_at.as_ref();
+                let observed = w.status.observed_generation.unwrap_or(0) >= w.generation;
+                match ro.verdict {
+                    _ if !applied || !observed => Phase::Restarting,
+                    Verdict::Progressing => Phase::Progressing,
+                    Verdict::Complete => Phase::Complete,
+                    Verdict::Failed => Phase::Failed,
+                }
+            }
+            (None, outcome) => match (ro.verdict, outcome) {
+                (Verdict::Failed, _) => Phase::Failed,
+                (_, Some(Outcome::TimedOut)) => Phase::TimedOut,
+                (_, Some(Outcome::Failed)) if ro.verdict != Verdict::Complete => Phase::Failed,
+                (Verdict::Progressing, _) => Phase::Progressing,
+                (Verdict::Complete, Some(Outcome::Complete)) => Phase::Complete,
+                (Verdict::Complete, _) => Phase::Idle,
+            },
+        };
+        ServiceStatus {
+            kind: r.kind,
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            description,
+            exists: true,
+            phase,
+            message: ro.message,
+            desired: ro.desired,
+            updated: ro.updated,
+            ready: ro.ready,
+            available: ro.available,
+            paused: w.paused,
+            lock,
+            last_restart,
+        }
+    }
+}
+
+fn verdict_message(w: Option<&Workload>) -> String {
+    w.map_or_else(
+        || "the change was never observed".to_string(),
+        |w| rollout(w).message,
+    )
+}
+
+/// Whether resourceVersion `a` is older than `b` (integers in every API server; anything
+/// else counts as newer).
+fn version_older(a: &str, b: &str) -> bool {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a < b,
+        _ => false,
+    }
+}

@@ -1,0 +1,472 @@
+//! Restarts on the simulated cluster: all three kinds, refusals, locks between replicas,
+//! expiry, failed and stalled rollouts, Events and counters.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cluster_api::{Error, Node, WorkloadKind, WorkloadRef};
+use cluster_sim::{Operation, SimCluster, StrategyName, WorkloadSpec};
+use restart_core::{
+    Allowlist, Identity, Outcome, Phase, RESTARTED_AT, RestartConfig, RestartError,
+    RestartObserver, Restarter, ServiceEntry,
+};
+use tokio::time::advance;
+
+#[derive(Default)]
+struct Counts {
+    restarted: Mutex<Vec<String>>,
+    failed: Mutex<Vec<String>>,
+    finished: Mutex<Vec<(String, Outcome)>>,
+}
+
+impl RestartObserver for Counts {
+    fn restarted(&self, w: &WorkloadRef) {
+        self.restarted.lock().unwrap().push(w.to_string());
+    }
+    fn restart_failed(&self, w: &WorkloadRef) {
+        self.failed.lock().unwrap().push(w.to_string());
+    }
+    fn rollout_finished(&self, w: &WorkloadRef, outcome: Outcome, _took: Duration) {
+        self.finished.lock().unwrap().push((w.to_string(), outcome));
+    }
+}
+
+fn web() -> WorkloadRef {
+    WorkloadRef::new(WorkloadKind::Deployment, "shop", "web")
+}
+fn db() -> WorkloadRef {
+    WorkloadRef::new(WorkloadKind::StatefulSet, "shop", "db")
+}
+fn agent() -> WorkloadRef {
+    WorkloadRef::new(WorkloadKind::DaemonSet, "kube-system", "agent")
+}
+
+fn cluster() -> SimCluster {
+    let sim = SimCluster::new();
+    for n in ["n1", "n2", "n3"] {
+        sim.add_node(Node::new(n));
+    }
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(3)
+            .pod_start_secs(5)
+            .grace_period(5)
+            .progress_deadline(120),
+    )
+    .unwrap();
+    sim.add_workload(
+        WorkloadSpec::statefulset("shop", "db")
+            .replicas(2)
+            .pod_start_secs(5)
+            .grace_period(5),
+    )
+    .unwrap();
+    sim.add_workload(
+        WorkloadSpec::daemonset("kube-system", "agent")
+            .pod_start_secs(5)
+            .grace_period(5),
+    )
+    .unwrap();
+    sim
+}
+
+fn allowlist(extra: Vec<ServiceEntry>) -> Allowlist {
+    let mut entries: Vec<ServiceEntry> = [web(), db(), agent()]
+        .into_iter()
+        .map(|w| ServiceEntry {
+            kind: w.kind,
+            namespace: w.namespace,
+            name: w.name,
+            description: None,
+            allowed: vec![],
+        })
+        .collect();
+    entries.extend(extra);
+    Allowlist::new(entries).unwrap()
+}
+
+async fn replica(
+    sim: &SimCluster,
+    allowlist: Allowlist,
+    config: RestartConfig,
+    name: &str,
+) -> (Restarter, Arc<Counts>, tokio::task::JoinHandle<()>) {
+    let counts = Arc::new(Counts::default());
+    let r = Restarter::builder(Arc::new(sim.clone()), allowlist)
+        .clock(Arc::new(sim.clone()))
+        .config(config)
+        .instance(name)
+        .observer(counts.clone())
+        .build();
+    let handle = tokio::spawn({
+        let r = r.clone();
+        async move { r.run().await }
+    });
+    r.wait_ready().await;
+    (r, counts, handle)
+}
+
+fn alice() -> Identity {
+    Identity::user("alice")
+}
+
+fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
+    sim.events()
+        .into_iter()
+        .filter(|e| e.regarding == w.object_ref())
+        .map(|e| e.reason)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_kind_restarts_and_completes_like_kubectl() {
+    let sim = cluster();
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    for w in [web(), db(), agent()] {
+        let before: Vec<String> = sim.pods_of(&w).into_iter().map(|p| p.uid).collect();
+        let started = r.restart(&w, &alice(), Some("rotate certs")).await.unwrap();
+        assert_eq!(started.phase, Phase::Restarting, "{w}");
+        assert_eq!(started.lock.as_ref().unwrap().holder, "alice");
+
+        // The template carries restartedAt in RFC 3339, as kubectl writes it.
+        let stamp = sim.workload(&w).unwrap().template_annotations[RESTARTED_AT].clone();
+        assert_eq!(stamp, sim.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+
+        let mut seen = Vec::new();
+        let done =
+            tokio::time::timeout(Duration::from_secs(600), r.wait(&w, |s| seen.push(s.phase)))
+                .await
+                .unwrap();
+        assert_eq!(done.phase, Phase::Complete, "{w}: {done:?}");
+        assert!(seen.contains(&Phase::Progressing), "{w}: {seen:?}");
+        assert!(done.lock.is_none(), "released on completion");
+        let last = done.last_restart.unwrap();
+        assert_eq!(
+            (last.by.as_str(), last.reason.as_deref(), last.outcome),
+            ("alice", Some("rotate certs"), Some(Outcome::Complete))
+        );
+        assert_eq!(reasons(&sim, &w), ["Restarted", "RolloutComplete"], "{w}");
+
+        advance(Duration::from_secs(30)).await;
+        let after: Vec<String> = sim.pods_of(&w).into_iter().map(|p| p.uid).collect();
+        assert!(
+            after.iter().all(|uid| !before.contains(uid)),
+            "{w}: every pod replaced"
+        );
+    }
+    assert_eq!(counts.restarted.lock().unwrap().len(), 3);
+    assert!(counts.failed.lock().unwrap().is_empty());
+
+    let history = r.history(&web()).await.unwrap();
+    assert_eq!(history[0].reason, "RolloutComplete", "newest first");
+    assert!(
+        history[1]
+            .message
+            .contains("restarted by alice: rotate certs")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_deployment_is_refused_and_nothing_is_counted() {
+    let sim = cluster();
+    sim.set_paused(&web(), true).unwrap();
+    advance(Duration::from_secs(1)).await;
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    let err = r.restart(&web(), &alice(), None).await.unwrap_err();
+    assert_eq!(err, RestartError::Paused(web()));
+    assert_eq!(err.status(), 409);
+    assert!(err.to_string().contains("can't restart paused deployment"));
+    assert!(
+        !sim.workload(&web())
+            .unwrap()
+            .template_annotations
+            .contains_key(RESTARTED_AT)
+    );
+    assert!(
+        r.status(&web()).unwrap().lock.is_none(),
+        "no lock left behind"
+    );
+    assert_eq!(reasons(&sim, &web()), ["RestartRefused"]);
+    assert!(
+        counts.restarted.lock().unwrap().is_empty(),
+        "a refusal is not a restart"
+    );
+    assert!(counts.failed.lock().unwrap().is_empty(), "nor a failed one");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_replicas_share_one_lock_per_workload() {
+    let sim = cluster();
+    let (a, counts_a, _ra) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    let (b, counts_b, _rb) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "b").await;
+
+    a.restart(&web(), &alice(), Some("first")).await.unwrap();
+    let err = b
+        .restart(&web(), &Identity::user("bob"), Some("second"))
+        .await
+        .unwrap_err();
+    match &err {
+        RestartError::Locked { lock, .. } => {
+            assert_eq!(lock.holder, "alice");
+            assert_eq!(lock.reason.as_deref(), Some("first"));
+            assert_eq!(lock.since, sim.now());
+        }
+        other => panic!("expected locked, got {other:?}"),
+    }
+    assert!(err.to_string().contains("being restarted by alice since"));
+    // Replica b sees a's lock in its own status view too.
+    advance(Duration::from_millis(10)).await;
+    assert_eq!(b.status(&web()).unwrap().lock.unwrap().holder, "alice");
+
+    // Other workloads are not affected.
+    b.restart(&db(), &Identity::user("bob"), None)
+        .await
+        .unwrap();
+
+    let done = b.wait(&web(), |_| {}).await;
+    assert_eq!(done.phase, Phase::Complete);
+    b.restart(&web(), &Identity::user("bob"), Some("second"))
+        .await
+        .unwrap();
+
+    let restarts =
+        counts_a.restarted.lock().unwrap().len() + counts_b.restarted.lock().unwrap().len();
+    assert_eq!(
+        restarts, 3,
+        "three restarts happened; the refused attempt is not one"
+    );
+    let finished =
+        counts_a.finished.lock().unwrap().len() + counts_b.finished.lock().unwrap().len();
+    assert!(finished >= 1);
+    let completes = reasons(&sim, &web())
+        .iter()
+        .filter(|r| *r == "RolloutComplete")
+        .count();
+    assert_eq!(completes, 1, "one replica reports each completion");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_past_its_deadline_fails_and_releases_the_lock() {
+    let sim = cluster();
+    sim.stall_rollouts(&web(), true).unwrap();
+    let config = RestartConfig {
+        lock_duration: Duration::from_secs(3600),
+        ..RestartConfig::default()
+    };
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), config, "a").await;
+    r.restart(&web(), &alice(), None).await.unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(400), r.wait(&web(), |_| {}))
+        .await
+        .unwrap();
+    assert_eq!(done.phase, Phase::Failed);
+    assert!(
+        done.message.contains("exceeded its progress deadline"),
+        "{}",
+        done.message
+    );
+    assert!(done.lock.is_none());
+    assert_eq!(done.last_restart.unwrap().outcome, Some(Outcome::Failed));
+    assert!(reasons(&sim, &web()).contains(&"RolloutFailed".to_string()));
+    assert_eq!(
+        counts.failed.lock().unwrap().as_slice(),
+        [web().to_string()]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_restart_times_out_and_its_lock_can_be_taken_over() {
+    let sim = cluster();
+    sim.stall_rollouts(&db(), true).unwrap();
+    let config = RestartConfig {
+        lock_duration: Duration::from_secs(60),
+        ..RestartConfig::default()
+    };
+
+    // A replica that dies right after restarting leaves its lock behind.
+    let (a, _, run_a) = replica(&sim, allowlist(vec![]), config.clone(), "a").await;
+    a.restart(&db(), &alice(), Some("stuck one")).await.unwrap();
+    run_a.abort();
+    advance(Duration::from_secs(30)).await;
+    let (b, counts, run_b) = replica(&sim, allowlist(vec![]), config.clone(), "b").await;
+    run_b.abort();
+    assert!(matches!(
+        b.restart(&db(), &Identity::user("bob"), None).await,
+        Err(RestartError::Locked { .. })
+    ));
+
+    // Once expired, the next restart takes it over, and says so.
+    advance(Duration::from_secs(31)).await;
+    b.restart(&db(), &Identity::user("bob"), Some("try again"))
+        .await
+        .unwrap();
+    assert!(reasons(&sim, &db()).contains(&"RestartLockTakenOver".to_string()));
+    let lease = sim
+        .lease("restart-manager", "restart.statefulset.shop.db")
+        .unwrap();
+    assert_eq!(lease.holder_identity.as_deref(), Some("bob"));
+    assert_eq!(lease.lease_transitions, Some(1));
+    assert_eq!(lease.lease_duration_seconds, Some(60));
+
+    // With a tracker running, a restart that cannot finish times out by itself.
+    let (c, counts_c, _run_c) = replica(&sim, allowlist(vec![]), config, "c").await;
+    let done = tokio::time::timeout(Duration::from_secs(120), c.wait(&db(), |_| {}))
+        .await
+        .unwrap();
+    assert_eq!(done.phase, Phase::TimedOut, "{done:?}");
+    assert!(reasons(&sim, &db()).contains(&"RestartTimedOut".to_string()));
+    assert_eq!(counts_c.failed.lock().unwrap().len(), 1);
+    assert_eq!(counts.restarted.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn force_unlock_needs_a_reason_and_is_audited() {
+    let sim = cluster();
+    sim.stall_rollouts(&web(), true).unwrap();
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    r.restart(&web(), &alice(), None).await.unwrap();
+    let err = r
+        .force_unlock(&web(), &Identity::user("root"), "  ")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    let broken = r
+        .force_unlock(&web(), &Identity::user("root"), "alice is on holiday")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(broken.holder, "alice");
+    assert!(r.status(&web()).unwrap().lock.is_none());
+    let event = sim
+        .events()
+        .into_iter()
+        .find(|e| e.reason == "RestartLockForceReleased")
+        .unwrap();
+    assert!(
+        event
+            .note
+            .contains("root broke the restart lock held by alice"),
+        "{}",
+        event.note
+    );
+    assert!(event.note.contains("alice is on holiday"));
+    assert_eq!(
+        r.force_unlock(&web(), &Identity::user("root"), "again")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_for_the_allowlist_and_the_cluster() {
+    let sim = cluster();
+    sim.add_workload(WorkloadSpec::statefulset("shop", "manual").strategy(StrategyName::OnDelete))
+        .unwrap();
+    let extra = vec![
+        ServiceEntry {
+            kind: WorkloadKind::StatefulSet,
+            namespace: "shop".into(),
+            name: "manual".into(),
+            description: None,
+            allowed: vec![],
+        },
+        ServiceEntry {
+            kind: WorkloadKind::Deployment,
+            namespace: "shop".into(),
+            name: "ghost".into(),
+            description: None,
+            allowed: vec![],
+        },
+        ServiceEntry {
+            kind: WorkloadKind::Deployment,
+            namespace: "ops".into(),
+            name: "vault".into(),
+            description: None,
+            allowed: vec!["group:sre".into()],
+        },
+    ];
+    sim.add_workload(WorkloadSpec::deployment("ops", "vault"))
+        .unwrap();
+    let (r, counts, _run) = replica(&sim, allowlist(extra), RestartConfig::default(), "a").await;
+
+    let other = WorkloadRef::new(WorkloadKind::Deployment, "shop", "payments");
+    let err = r.restart(&other, &alice(), None).await.unwrap_err();
+    assert_eq!((err.kind(), err.status()), ("not_allowlisted", 404));
+
+    let ghost = WorkloadRef::new(WorkloadKind::Deployment, "shop", "ghost");
+    assert_eq!(
+        r.restart(&ghost, &alice(), None).await.unwrap_err().kind(),
+        "workload_not_found"
+    );
+    assert!(!r.status(&ghost).unwrap().exists);
+
+    let manual = WorkloadRef::new(WorkloadKind::StatefulSet, "shop", "manual");
+    assert_eq!(
+        r.restart(&manual, &alice(), None).await.unwrap_err().kind(),
+        "unsupported_strategy"
+    );
+
+    let vault = WorkloadRef::new(WorkloadKind::Deployment, "ops", "vault");
+    let err = r.restart(&vault, &alice(), None).await.unwrap_err();
+    assert_eq!((err.kind(), err.status()), ("forbidden", 403));
+    let sre = Identity {
+        user: "carol".into(),
+        groups: vec!["sre".into()],
+    };
+    r.restart(&vault, &sre, None).await.unwrap();
+
+    let err = r
+        .restart(&web(), &alice(), Some(&"x".repeat(501)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert_eq!(counts.restarted.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_that_cannot_be_applied_gives_its_lock_back() {
+    let sim = cluster();
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    sim.fail_next(
+        Operation::PatchWorkload,
+        1,
+        Error::Forbidden {
+            message: "deployments.apps \"web\" is forbidden: cannot patch".into(),
+        },
+    );
+    let err = r.restart(&web(), &alice(), None).await.unwrap_err();
+    assert_eq!(err.kind(), "cluster_error");
+    assert!(r.status(&web()).unwrap().lock.is_none());
+    assert_eq!(counts.failed.lock().unwrap().len(), 1);
+    assert!(counts.restarted.lock().unwrap().is_empty());
+    r.restart(&web(), &alice(), None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn subscribers_see_progress_as_it_happens() {
+    let sim = cluster();
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    let mut updates = r.subscribe();
+    r.restart(&web(), &alice(), None).await.unwrap();
+    let mut progress = Vec::new();
+    loop {
+        let s = tokio::time::timeout(Duration::from_secs(300), updates.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if s.name != "web" {
+            continue;
+        }
+        progress.push((s.phase, s.updated, s.ready, s.available));
+        if s.phase == Phase::Complete {
+            break;
+        }
+    }
+    assert!(
+        progress
+            .iter()
+            .any(|(p, u, _, _)| *p == Phase::Progressing && *u == 1),
+        "{progress:?}"
+    );
+    assert_eq!(progress.last(), Some(&(Phase::Complete, 3, 3, 3)));
+}
