@@ -64,6 +64,13 @@ fn body(id: &str) -> Bytes {
     ))
 }
 
+fn settings() -> restart_manager::Settings {
+    restart_manager::Settings::new(
+        FleetLockConfig::default(),
+        restart_core::Allowlist::default(),
+    )
+}
+
 fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -199,14 +206,8 @@ async fn approval_lag() -> Vec<Duration> {
             .pod_start_secs(0),
     )
     .expect("workload");
-    let app = restart_manager::build(
-        Arc::new(sim.clone()),
-        Arc::new(sim.clone()),
-        FleetLockConfig::default(),
-        "bench",
-        "/",
-    )
-    .expect("build");
+    let app = restart_manager::build(Arc::new(sim.clone()), Arc::new(sim.clone()), settings())
+        .expect("build");
     tokio::spawn({
         let f = app.fleetlock.clone();
         async move { f.run().await }
@@ -280,7 +281,7 @@ fn main() {
                 zincati_id(&machine).expect("id")
             })
             .collect();
-        let app = restart_manager::build(Arc::new(sim.clone()), Arc::new(sim.clone()), FleetLockConfig::default(), "bench", "/").expect("build");
+        let app = restart_manager::build(Arc::new(sim.clone()), Arc::new(sim.clone()), settings()).expect("build");
         tokio::spawn({
             let f = app.fleetlock.clone();
             async move { f.run().await }

@@ -45,6 +45,14 @@ pub struct Args {
     #[command(flatten)]
     pub fleetlock: FleetLockArgs,
 
+    /// Workload restarts.
+    #[command(flatten)]
+    pub restart: RestartArgs,
+
+    /// Authentication.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
@@ -101,6 +109,82 @@ pub struct FleetLockArgs {
         default_value = "/"
     )]
     pub prefix: String,
+}
+
+/// Workload restarts.
+#[derive(Debug, Clone, ClapArgs)]
+#[command(next_help_heading = "Restarts")]
+pub struct RestartArgs {
+    /// Seconds between full re-evaluations of every workload, besides watch events.
+    #[arg(long = "watch-interval", env = "WATCH_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_interval: u64,
+
+    /// Seconds a restart may hold its lock; after that anyone may take it over.
+    #[arg(long = "force-unlock-sec", env = "FORCE_UNLOCK_SEC", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub force_unlock_sec: u64,
+}
+
+/// Authentication.
+#[derive(Debug, Clone, ClapArgs)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthArgs {
+    /// How callers of the restart API and page are identified.
+    #[arg(long = "auth", env = "AUTH_MODE", value_enum, default_value_t = AuthMode::None)]
+    pub mode: AuthMode,
+
+    /// With `--auth tokens`: a file of `token,user,uid,"group1,group2"` lines.
+    #[arg(long = "auth-token-file", env = "AUTH_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// With `--auth proxy`: the header carrying the user name.
+    #[arg(
+        long = "auth-proxy-user-header",
+        env = "AUTH_PROXY_USER_HEADER",
+        default_value = "X-Forwarded-User"
+    )]
+    pub proxy_user_header: String,
+
+    /// With `--auth proxy`: the header carrying comma-separated groups.
+    #[arg(
+        long = "auth-proxy-groups-header",
+        env = "AUTH_PROXY_GROUPS_HEADER",
+        default_value = "X-Forwarded-Groups"
+    )]
+    pub proxy_groups_header: String,
+
+    /// With `--auth proxy`: networks the proxy connects from (comma-separated CIDRs).
+    #[arg(
+        long = "auth-proxy-trusted",
+        env = "AUTH_PROXY_TRUSTED",
+        value_delimiter = ',',
+        default_value = "127.0.0.1/32,::1/128"
+    )]
+    pub proxy_trusted: Vec<String>,
+
+    /// Users or `group:<name>` allowed to break restart locks and pause reboot groups
+    /// (comma-separated). Without authentication everyone is.
+    #[arg(long = "admins", env = "AUTH_ADMINS", value_delimiter = ',')]
+    pub admins: Vec<String>,
+
+    /// Browser origins, besides the server's own, allowed to use the API
+    /// (comma-separated, e.g. `https://portal.example.com`).
+    #[arg(
+        long = "allowed-origins",
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+}
+
+/// Authentication modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Nobody is authenticated; everyone is `anonymous`. For `--simulate` and local use.
+    None,
+    /// Bearer tokens from `--auth-token-file`.
+    Tokens,
+    /// User and groups from headers set by a trusted reverse proxy.
+    Proxy,
 }
 
 /// Logging.

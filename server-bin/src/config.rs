@@ -21,6 +21,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use fleetlock_core::FleetLockConfig;
+use restart_core::{Allowlist, ServiceEntry};
 use serde::Deserialize;
 
 /// Everything the configuration file can say.
@@ -29,7 +30,7 @@ use serde::Deserialize;
 pub struct FileConfig {
     /// The restart allowlist, in the k8s-restart-app format.
     #[serde(default)]
-    pub services: Vec<serde_json::Value>,
+    pub services: Vec<ServiceEntry>,
     /// Node reboots.
     #[serde(default)]
     pub fleetlock: FleetLockConfig,
@@ -47,7 +48,15 @@ impl FileConfig {
             .fleetlock
             .validate()
             .map_err(|e| anyhow::anyhow!("{origin}: fleetlock: {e}"))?;
+        config
+            .allowlist()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         Ok(config)
+    }
+
+    /// The restart allowlist.
+    pub fn allowlist(&self) -> Result<Allowlist, restart_core::AllowlistError> {
+        Allowlist::new(self.services.clone())
     }
 
     /// Reads the file. A missing file is fine only when it is the default one.
@@ -75,7 +84,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.services.len(), 1);
+        assert_eq!(config.allowlist().unwrap().len(), 1);
         assert_eq!(config.fleetlock, FleetLockConfig::default());
+    }
+
+    #[test]
+    fn bad_allowlists_fail_at_start_up_naming_the_line() {
+        let err = FileConfig::parse(
+            "services:\n  - kind: Job\n    name: a\n    namespace: b\n",
+            "c.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("c.yaml") && err.contains("\"Job\"") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = FileConfig::parse("services:\n  - {kind: Deployment, name: a, namespace: b}\n  - {kind: Deployment, name: a, namespace: b}\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("services[1]") && err.contains("listed twice"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! The `restart-manager` server, as a library so tests can build and drive it.
 //!
-//! It serves the FleetLock protocol for Zincati (node reboots), health and readiness probes,
-//! Prometheus metrics and a read-only JSON view of the fleet, on a real cluster or on the
-//! embedded simulated one (`--simulate`). `main.rs` only calls [`parse_and_run`].
+//! It serves the FleetLock protocol for Zincati (node reboots), the restart API, live status
+//! stream and web page (workload restarts), health and readiness probes, Prometheus metrics and
+//! a JSON view of the fleet, on a real cluster or on the embedded simulated one
+//! (`--simulate`). `main.rs` only calls [`parse_and_run`].
 //!
 //! | module | what it holds |
 //! |---|---|
 //! | [`args`] | flags and environment variables |
 //! | [`config`] | the YAML configuration file |
 //! | [`fleetlock_http`] | the FleetLock endpoints |
+//! | [`restart_http`] | the restart API and status stream |
+//! | [`auth`] | authentication, admins, origin checks |
+//! | [`ui`] | the web page |
 //! | [`metrics`] | Prometheus metrics |
 //! | [`simulate`] | the demo fleet and simulated Zincati agents |
 //! | [`server`] | wiring it together, serving, shutting down |
@@ -27,13 +31,17 @@ use axum::routing::get;
 use clap::Parser;
 use cluster_api::{Clock, ClusterApi};
 use fleetlock_core::{Coordinator, FleetLockConfig};
+use restart_core::{Allowlist, RestartConfig, Restarter};
 
 pub mod args;
+pub mod auth;
 pub mod config;
 pub mod fleetlock_http;
 pub mod metrics;
+pub mod restart_http;
 pub mod server;
 pub mod simulate;
+pub mod ui;
 
 pub use args::Args;
 
@@ -42,40 +50,99 @@ pub use args::Args;
 pub struct AppState {
     /// Node reboots.
     pub fleetlock: Coordinator,
+    /// Workload restarts.
+    pub restarter: Restarter,
     /// Metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Who may do what.
+    pub auth: Arc<auth::Auth>,
 }
 
-/// A wired server: its router, and the coordinator whose [`Coordinator::run`] must be
-/// driven for it to answer.
+/// Everything [`build`] needs besides the cluster.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Node reboots.
+    pub fleetlock: FleetLockConfig,
+    /// The restart allowlist.
+    pub allowlist: Allowlist,
+    /// Restart locks and tracking.
+    pub restart: RestartConfig,
+    /// Authentication.
+    pub auth: auth::Auth,
+    /// This replica's name, on locks and Events.
+    pub instance: String,
+    /// Where the FleetLock endpoints live.
+    pub fleetlock_prefix: String,
+}
+
+impl Settings {
+    /// Defaults for tests and embedding: the given allowlist, no authentication.
+    pub fn new(fleetlock: FleetLockConfig, allowlist: Allowlist) -> Self {
+        Settings {
+            restart: RestartConfig {
+                namespace: fleetlock.namespace.clone(),
+                ..RestartConfig::default()
+            },
+            fleetlock,
+            allowlist,
+            auth: auth::Auth::none(),
+            instance: "restart-manager".into(),
+            fleetlock_prefix: "/".into(),
+        }
+    }
+}
+
+/// A wired server: its router, and the services whose loops [`App::run`] drives.
 pub struct App {
     /// The HTTP surface.
     pub router: Router,
     /// Node reboots.
     pub fleetlock: Coordinator,
+    /// Workload restarts.
+    pub restarter: Restarter,
 }
 
-/// Wires the coordinator, metrics and routes over a cluster, as the server runs them.
+impl App {
+    /// Runs the background loops of both services until dropped.
+    pub async fn run(&self) {
+        tokio::join!(self.fleetlock.run(), self.restarter.run());
+    }
+
+    /// Whether both services' caches have synced.
+    pub fn is_ready(&self) -> bool {
+        self.fleetlock.is_ready() && self.restarter.is_ready()
+    }
+}
+
+/// Wires the services, metrics and routes over a cluster, as the server runs them.
 pub fn build(
     api: Arc<dyn ClusterApi>,
     clock: Arc<dyn Clock>,
-    fleetlock: FleetLockConfig,
-    instance: &str,
-    fleetlock_prefix: &str,
+    settings: Settings,
 ) -> anyhow::Result<App> {
     let metrics = Arc::new(metrics::Metrics::new()?);
-    let fleetlock = Coordinator::builder(api, fleetlock)
+    metrics.register_workloads(settings.allowlist.iter().map(|a| &a.workload));
+    let fleetlock = Coordinator::builder(api.clone(), settings.fleetlock)
+        .clock(clock.clone())
+        .instance(&settings.instance)
+        .observer(metrics.clone())
+        .build();
+    let restarter = Restarter::builder(api, settings.allowlist)
         .clock(clock)
-        .instance(instance)
+        .config(settings.restart)
+        .instance(&settings.instance)
         .observer(metrics.clone())
         .build();
     let state = AppState {
         fleetlock: fleetlock.clone(),
+        restarter: restarter.clone(),
         metrics,
+        auth: Arc::new(settings.auth),
     };
     Ok(App {
-        router: router(state, fleetlock_prefix),
+        router: router(state, &settings.fleetlock_prefix),
         fleetlock,
+        restarter,
     })
 }
 
@@ -86,12 +153,14 @@ pub fn router(state: AppState, fleetlock_prefix: &str) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/api/v1/fleet", get(fleet))
+        .merge(restart_http::routes())
+        .merge(ui::routes())
         .merge(fleetlock_http::routes(fleetlock_prefix))
         .with_state(state)
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
-    if app.fleetlock.is_ready() {
+    if app.fleetlock.is_ready() && app.restarter.is_ready() {
         (StatusCode::OK, "ready").into_response()
     } else {
         (
@@ -114,7 +183,7 @@ async fn metrics_text(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn fleet(State(app): State<AppState>) -> Response {
+async fn fleet(State(app): State<AppState>, _caller: restart_http::Caller) -> Response {
     axum::Json(app.fleetlock.snapshot()).into_response()
 }
 

@@ -12,15 +12,27 @@
 //! | `fleetlock_drain_duration_seconds` | histogram | `group`, `outcome` |
 //! | `fleetlock_evictions_total` | counter | `outcome` |
 //!
+//!
+//! Workload restarts, with k8s-restart-app's names and labels:
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `restart_app_connected_status_watchers` | gauge | `kind`, `namespace`, `name`: status-stream clients watching the workload |
+//! | `restart_app_restarts_total` | counter | `kind`, `namespace`, `name`: restarts applied (refused attempts are not restarts) |
+//! | `restart_app_restarts_failed_total` | counter | `kind`, `namespace`, `name`: restarts that could not be applied, failed, or timed out |
+//! | `restart_app_rollout_duration_seconds` | histogram | `kind`, `namespace`, `name`, `outcome` |
+//!
 //! plus the `process_*` metrics of the server process.
 
 use std::time::Duration;
 
 use anyhow::Result;
+use cluster_api::WorkloadRef;
 use fleetlock_core::{FleetSnapshot, Observer};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use restart_core::{Outcome, RestartObserver};
 
 /// Every metric the server exports, in one registry.
 pub struct Metrics {
@@ -34,7 +46,13 @@ pub struct Metrics {
     paused: IntGaugeVec,
     drain_seconds: HistogramVec,
     evictions: IntCounterVec,
+    watchers: IntGaugeVec,
+    restarts: IntCounterVec,
+    restarts_failed: IntCounterVec,
+    rollout_seconds: HistogramVec,
 }
+
+const WORKLOAD_LABELS: [&str; 3] = ["kind", "namespace", "name"];
 
 impl Metrics {
     /// Registers every metric.
@@ -97,6 +115,35 @@ impl Metrics {
                 "Eviction answers by outcome (evicted, gone, blocked, failed, error).",
                 &["outcome"],
             )?,
+            watchers: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "restart_app_connected_status_watchers",
+                        "The number of connected status watchers.",
+                    ),
+                    &WORKLOAD_LABELS,
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            restarts: counter(
+                "restart_app_restarts_total",
+                "The total number of restarts.",
+                &WORKLOAD_LABELS,
+            )?,
+            restarts_failed: counter(
+                "restart_app_restarts_failed_total",
+                "The total number of failed restarts.",
+                &WORKLOAD_LABELS,
+            )?,
+            rollout_seconds: histogram(
+                "restart_app_rollout_duration_seconds",
+                "Time from a restart to the end of its rollout, by outcome.",
+                &["kind", "namespace", "name", "outcome"],
+                vec![
+                    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+                ],
+            )?,
             registry,
         };
         #[cfg(target_os = "linux")]
@@ -104,6 +151,22 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         Ok(metrics)
+    }
+
+    /// Creates the restart series of every allowlisted workload at zero, so dashboards see
+    /// them before the first restart.
+    pub fn register_workloads<'a>(&self, workloads: impl IntoIterator<Item = &'a WorkloadRef>) {
+        for w in workloads {
+            let l = labels(w);
+            self.restarts.with_label_values(&l);
+            self.restarts_failed.with_label_values(&l);
+            self.watchers.with_label_values(&l);
+        }
+    }
+
+    /// A status-stream client started (`+1`) or stopped (`-1`) watching a workload.
+    pub fn status_watchers(&self, w: &WorkloadRef, delta: i64) {
+        self.watchers.with_label_values(&labels(w)).add(delta);
     }
 
     /// Counts an answered FleetLock request.
@@ -154,6 +217,27 @@ impl Metrics {
             tracing::warn!(error = %e, "could not encode metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn labels(w: &WorkloadRef) -> [&str; 3] {
+    [w.kind.as_str(), w.namespace.as_str(), w.name.as_str()]
+}
+
+impl RestartObserver for Metrics {
+    fn restarted(&self, w: &WorkloadRef) {
+        self.restarts.with_label_values(&labels(w)).inc();
+    }
+
+    fn restart_failed(&self, w: &WorkloadRef) {
+        self.restarts_failed.with_label_values(&labels(w)).inc();
+    }
+
+    fn rollout_finished(&self, w: &WorkloadRef, outcome: Outcome, took: Duration) {
+        let [kind, namespace, name] = labels(w);
+        self.rollout_seconds
+            .with_label_values(&[kind, namespace, name, outcome.as_str()])
+            .observe(took.as_secs_f64());
     }
 }
 

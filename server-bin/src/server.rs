@@ -1,16 +1,20 @@
-//! Wiring: configuration, the cluster (real or simulated), the coordinator, the HTTP server,
+//! Wiring: configuration, the cluster (real or simulated), the services, the HTTP server,
 //! and a bounded graceful shutdown.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use cluster_api::{Clock, ClusterApi};
+use restart_core::RestartConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::args::{Args, LogFormat};
+use crate::args::{Args, AuthMode, LogFormat};
+use crate::auth::{Auth, Authenticator, ProxyAuth, load_tokens};
 use crate::config::FileConfig;
-use crate::{App, build, simulate};
+use crate::{Settings, build, simulate};
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> Result<()> {
@@ -46,24 +50,36 @@ pub async fn run(args: Args) -> Result<()> {
         );
     };
 
-    let App {
-        router: app,
-        fleetlock,
-    } = build(
-        api,
-        clock,
-        config.fleetlock.clone(),
-        &instance,
-        &args.fleetlock.prefix,
-    )?;
+    let auth = auth_settings(&args)?;
+    if matches!(auth.authenticator, Authenticator::None) && !args.simulate {
+        tracing::warn!(
+            "the restart API has no authentication: anyone who can reach it can restart the \
+             allowlisted workloads; set --auth"
+        );
+    }
+    let settings = Settings {
+        restart: RestartConfig {
+            namespace: config.fleetlock.namespace.clone(),
+            lock_duration: Duration::from_secs(args.restart.force_unlock_sec),
+            resync: Duration::from_secs(args.restart.watch_interval),
+            ..RestartConfig::default()
+        },
+        allowlist: config.allowlist()?,
+        fleetlock: config.fleetlock.clone(),
+        auth,
+        instance: instance.clone(),
+        fleetlock_prefix: args.fleetlock.prefix.clone(),
+    };
+    let app = Arc::new(build(api, clock, settings)?);
+    let router = app.router.clone();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = tokio::spawn({
-        let fleetlock = fleetlock.clone();
+        let app = app.clone();
         let mut stop = stop_rx.clone();
         async move {
             tokio::select! {
-                () = fleetlock.run() => {}
+                () = app.run() => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
         }
@@ -71,7 +87,7 @@ pub async fn run(args: Args) -> Result<()> {
     if let Some(sim) = &sim
         && !args.simulation.no_agents
     {
-        simulate::spawn_agents(sim, app.clone(), &args, stop_rx.clone());
+        simulate::spawn_agents(sim, router.clone(), &args, stop_rx.clone());
     }
 
     let listener = TcpListener::bind(args.listen)
@@ -80,12 +96,14 @@ pub async fn run(args: Args) -> Result<()> {
     tracing::info!(
         address = %listener.local_addr()?,
         fleetlock = %format!("{}v1/pre-reboot", crate::fleetlock_http::normalize_prefix(&args.fleetlock.prefix)),
+        restartable = app.restarter.allowlist().len(),
         %instance,
         "serving"
     );
 
     let mut stopping = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         let _ = stopping.wait_for(|s| *s).await;
     });
     let grace = args.shutdown_grace;
@@ -103,6 +121,35 @@ pub async fn run(args: Args) -> Result<()> {
     background.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+fn auth_settings(args: &Args) -> Result<Auth> {
+    let a = &args.auth;
+    let authenticator = match a.mode {
+        AuthMode::None => Authenticator::None,
+        AuthMode::Tokens => {
+            let path = a
+                .token_file
+                .as_ref()
+                .context("--auth tokens needs --auth-token-file (or AUTH_TOKEN_FILE)")?;
+            Authenticator::Tokens(load_tokens(path)?)
+        }
+        AuthMode::Proxy => Authenticator::Proxy(ProxyAuth {
+            user_header: a.proxy_user_header.clone(),
+            groups_header: a.proxy_groups_header.clone(),
+            trusted: a
+                .proxy_trusted
+                .iter()
+                .map(|c| c.parse().map_err(anyhow::Error::msg))
+                .collect::<Result<_>>()
+                .context("--auth-proxy-trusted")?,
+        }),
+    };
+    Ok(Auth {
+        authenticator,
+        admins: a.admins.clone(),
+        allowed_origins: a.allowed_origins.clone(),
+    })
 }
 
 fn load_config(args: &Args) -> Result<FileConfig> {

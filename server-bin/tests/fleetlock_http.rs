@@ -1,42 +1,21 @@
 //! The FleetLock endpoints over a real socket, with the bytes Zincati sends.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::{Error, Node, Pod};
 use cluster_sim::{Operation, SimCluster, machine_id_for};
+use common::{Server, send};
 use fleetlock_core::{FleetLockConfig, zincati_id};
-use restart_manager::build;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-struct Server {
-    addr: SocketAddr,
-    sim: SimCluster,
-}
+use restart_core::Allowlist;
+use restart_manager::Settings;
 
 async fn serve(sim: &SimCluster, config: FleetLockConfig, prefix: &str) -> Server {
-    let app = build(
-        Arc::new(sim.clone()),
-        Arc::new(sim.clone()),
-        config,
-        "test",
-        prefix,
-    )
-    .unwrap();
-    tokio::spawn({
-        let f = app.fleetlock.clone();
-        async move { f.run().await }
-    });
-    app.fleetlock.wait_ready().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
-    Server {
-        addr,
-        sim: sim.clone(),
-    }
+    let mut settings = Settings::new(config, Allowlist::default());
+    settings.fleetlock_prefix = prefix.into();
+    common::serve(sim, settings).await
 }
 
 fn fleet() -> SimCluster {
@@ -64,39 +43,6 @@ fn zincati_request(path: &str, body: &str) -> String {
         "POST {path} HTTP/1.1\r\nfleet-lock-protocol: true\r\naccept: */*\r\nhost: restart-manager\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
-}
-
-/// Sends raw bytes and reads one response: (status, headers, body).
-async fn send(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut chunk).await.unwrap();
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let head = &text[..end];
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length || n == 0 {
-                let status = head[9..12].parse().unwrap();
-                return (
-                    status,
-                    head.to_string(),
-                    text[end + 4..end + 4 + length].to_string(),
-                );
-            }
-        }
-        assert!(n > 0, "connection closed early: {text}");
-    }
 }
 
 async fn zincati(addr: SocketAddr, endpoint: &str, node: &str, group: &str) -> (u16, String) {

@@ -1,0 +1,491 @@
+//! Who is calling: pluggable authentication, and the checks every state-changing request
+//! passes.
+//!
+//! | mode | identity from | for |
+//! |---|---|---|
+//! | `none` | nobody: everyone is `anonymous` and an admin | `--simulate`, a laptop |
+//! | `tokens` | `Authorization: Bearer <token>` (or the page's cookie), looked up in a file | small teams, CI jobs |
+//! | `proxy` | headers set by a trusted reverse proxy (oauth2-proxy and the like) | SSO |
+//!
+//! The token file has kube-apiserver's static token format, one per line:
+//! `token,user,uid,"group1,group2"` (`#` starts a comment).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
+use restart_core::Identity;
+
+/// The cookie the web page keeps a bearer token in (same-site only).
+pub const TOKEN_COOKIE: &str = "restart_manager_token";
+
+/// How callers are identified.
+#[derive(Debug, Clone)]
+pub enum Authenticator {
+    /// Everyone is `anonymous`.
+    None,
+    /// Bearer tokens from a file.
+    Tokens(Vec<TokenEntry>),
+    /// Headers from a trusted proxy.
+    Proxy(ProxyAuth),
+}
+
+/// One line of the token file.
+#[derive(Clone)]
+pub struct TokenEntry {
+    token: String,
+    identity: Identity,
+}
+
+impl std::fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("token", &"<redacted>")
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+/// Trusted reverse-proxy headers.
+#[derive(Debug, Clone)]
+pub struct ProxyAuth {
+    /// The header carrying the user name.
+    pub user_header: String,
+    /// The header carrying comma-separated groups.
+    pub groups_header: String,
+    /// Only requests from these networks may assert an identity.
+    pub trusted: Vec<Cidr>,
+}
+
+/// An IP network like `10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    bits: u8,
+}
+
+/// Why a caller is not let in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// 401: no credentials, or wrong ones.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403: a browser page from another site.
+    #[error("{0}")]
+    ForeignOrigin(String),
+}
+
+/// Authentication plus authorisation settings.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// How callers are identified.
+    pub authenticator: Authenticator,
+    /// Who may break locks (users or `group:<name>`); everyone when authentication is off.
+    pub admins: Vec<String>,
+    /// Browser origins besides the server's own that may use the API.
+    pub allowed_origins: Vec<String>,
+}
+
+// === impl Auth ===
+
+impl Auth {
+    /// No authentication.
+    pub fn none() -> Self {
+        Auth {
+            authenticator: Authenticator::None,
+            admins: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+
+    /// Identifies the caller of a request.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Identity, AuthError> {
+        match &self.authenticator {
+            Authenticator::None => Ok(Identity::user("anonymous")),
+            Authenticator::Tokens(entries) => {
+                let token = bearer(headers).ok_or_else(|| {
+                    AuthError::Unauthenticated(
+                        "this server needs a bearer token (Authorization: Bearer <token>)".into(),
+                    )
+                })?;
+                // Compare against every entry, in constant time per entry.
+                let mut found = None;
+                for entry in entries {
+                    if constant_time_eq(entry.token.as_bytes(), token.as_bytes()) {
+                        found = Some(entry.identity.clone());
+                    }
+                }
+                found.ok_or_else(|| {
+                    AuthError::Unauthenticated("the bearer token is not valid".into())
+                })
+            }
+            Authenticator::Proxy(proxy) => {
+                let trusted = peer.is_some_and(|ip| proxy.trusted.iter().any(|c| c.contains(ip)));
+                if !trusted {
+                    return Err(AuthError::Unauthenticated(format!(
+                        "requests must come through the authenticating proxy (from {})",
+                        proxy
+                            .trusted
+                            .iter()
+                            .map(Cidr::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                let user = header(headers, &proxy.user_header).ok_or_else(|| {
+                    AuthError::Unauthenticated(format!(
+                        "the proxy did not send {}",
+                        proxy.user_header
+                    ))
+                })?;
+                let groups = header(headers, &proxy.groups_header)
+                    .map(|g| {
+                        g.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Identity { user, groups })
+            }
+        }
+    }
+
+    /// Whether the caller may break locks and pause reboot groups.
+    pub fn is_admin(&self, who: &Identity) -> bool {
+        matches!(self.authenticator, Authenticator::None) || who.is_any_of(&self.admins)
+    }
+
+    /// Refuses a browser request made by a page from another site. Requests without an
+    /// Origin (curl, restartctl) pass: they cannot carry a victim's cookie by accident.
+    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        let Some(origin) = header(headers, ORIGIN.as_str()) else {
+            return Ok(());
+        };
+        if self.allowed_origins.iter().any(|o| o == &origin) {
+            return Ok(());
+        }
+        let host = header(headers, HOST.as_str()).unwrap_or_default();
+        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
+        if !host.is_empty() && origin_host.eq_ignore_ascii_case(&host) {
+            return Ok(());
+        }
+        Err(AuthError::ForeignOrigin(format!(
+            "requests from pages at {origin} are not allowed (add it to --allowed-origins)"
+        )))
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = header(headers, AUTHORIZATION.as_str()) {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
+    }
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == TOKEN_COOKIE && !v.is_empty()).then(|| v.to_string())
+        })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Reads a token file.
+pub fn load_tokens(path: &Path) -> Result<Vec<TokenEntry>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the token file {}", path.display()))?;
+    parse_tokens(&text).with_context(|| path.display().to_string())
+}
+
+/// Parses `token,user,uid,"group1,group2"` lines.
+pub fn parse_tokens(text: &str) -> Result<Vec<TokenEntry>> {
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields = split_csv(line);
+        let (Some(token), Some(user)) = (fields.first(), fields.get(1)) else {
+            bail!("line {}: expected token,user[,uid[,\"groups\"]]", n + 1);
+        };
+        if token.len() < 16 {
+            bail!(
+                "line {}: the token for {user} is shorter than 16 characters",
+                n + 1
+            );
+        }
+        let groups = fields
+            .get(3)
+            .map(|g| {
+                g.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        entries.push(TokenEntry {
+            token: token.clone(),
+            identity: Identity {
+                user: user.clone(),
+                groups,
+            },
+        });
+    }
+    if entries.is_empty() {
+        bail!("no tokens");
+    }
+    Ok(entries)
+}
+
+fn split_csv(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut current).trim().to_string()),
+            c => current.push(c),
+        }
+    }
+    fields.push(current.trim().to_string());
+    fields
+}
+
+// === impl Cidr ===
+
+impl Cidr {
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let full = usize::from(bits / 8);
+    let rest = bits % 8;
+    a[..full] == b[..full] && (rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0)
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a network like 10.0.0.0/8 or ::1/128");
+        let (addr, bits) = match s.split_once('/') {
+            Some((a, b)) => (
+                a.parse::<IpAddr>().map_err(|_| bad())?,
+                b.parse::<u8>().map_err(|_| bad())?,
+            ),
+            None => {
+                let a = s.parse::<IpAddr>().map_err(|_| bad())?;
+                (a, if a.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if bits > max {
+            return Err(bad());
+        }
+        Ok(Cidr { addr, bits })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.bits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn tokens() -> Auth {
+        Auth {
+            authenticator: Authenticator::Tokens(
+                parse_tokens("# team tokens\n0123456789abcdef0001,alice,1,\"sre,shop\"\n0123456789abcdef0002,bob,2\n").unwrap(),
+            ),
+            admins: vec!["group:sre".into()],
+            allowed_origins: vec![],
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_identify_users_with_groups() {
+        let auth = tokens();
+        let alice = auth
+            .authenticate(
+                &headers(&[("authorization", "Bearer 0123456789abcdef0001")]),
+                None,
+            )
+            .unwrap();
+        assert_eq!(alice.user, "alice");
+        assert_eq!(alice.groups, ["sre", "shop"]);
+        assert!(auth.is_admin(&alice));
+        let bob = auth
+            .authenticate(
+                &headers(&[("cookie", "x=1; restart_manager_token=0123456789abcdef0002")]),
+                None,
+            )
+            .unwrap();
+        assert_eq!(bob.user, "bob");
+        assert!(!auth.is_admin(&bob));
+        for bad in [
+            headers(&[]),
+            headers(&[("authorization", "Bearer nope")]),
+            headers(&[("authorization", "Basic 0123456789abcdef0001")]),
+        ] {
+            assert!(matches!(
+                auth.authenticate(&bad, None),
+                Err(AuthError::Unauthenticated(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn token_files_are_checked() {
+        assert!(
+            parse_tokens("short,alice\n")
+                .unwrap_err()
+                .to_string()
+                .contains("shorter than 16")
+        );
+        assert!(
+            parse_tokens("\n# nothing\n")
+                .unwrap_err()
+                .to_string()
+                .contains("no tokens")
+        );
+        assert!(
+            parse_tokens("onlyonefieldhere1234\n")
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
+    }
+
+    #[test]
+    fn proxy_headers_count_only_from_the_proxy() {
+        let auth = Auth {
+            authenticator: Authenticator::Proxy(ProxyAuth {
+                user_header: "x-forwarded-user".into(),
+                groups_header: "x-forwarded-groups".into(),
+                trusted: vec!["10.1.0.0/16".parse().unwrap()],
+            }),
+            admins: vec![],
+            allowed_origins: vec![],
+        };
+        let h = headers(&[
+            ("x-forwarded-user", "carol"),
+            ("x-forwarded-groups", "ops, dev"),
+        ]);
+        let carol = auth
+            .authenticate(&h, Some("10.1.2.3".parse().unwrap()))
+            .unwrap();
+        assert_eq!((carol.user.as_str(), carol.groups.len()), ("carol", 2));
+        assert!(
+            auth.authenticate(&h, Some("10.2.0.1".parse().unwrap()))
+                .is_err(),
+            "not from the proxy"
+        );
+        assert!(auth.authenticate(&h, None).is_err());
+        assert!(
+            auth.authenticate(&headers(&[]), Some("10.1.2.3".parse().unwrap()))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn cidrs() {
+        let net: Cidr = "192.168.0.0/23".parse().unwrap();
+        assert!(net.contains("192.168.1.255".parse().unwrap()));
+        assert!(!net.contains("192.168.2.0".parse().unwrap()));
+        assert!(
+            net.contains("::ffff:192.168.0.7".parse().unwrap()),
+            "v4-mapped v6"
+        );
+        let one: Cidr = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn origins_must_be_our_own() {
+        let mut auth = Auth::none();
+        assert!(
+            auth.check_origin(&headers(&[("host", "rm.example:8080")]))
+                .is_ok(),
+            "no Origin: not a browser page"
+        );
+        assert!(
+            auth.check_origin(&headers(&[
+                ("host", "rm.example:8080"),
+                ("origin", "https://rm.example:8080")
+            ]))
+            .is_ok()
+        );
+        let err = auth
+            .check_origin(&headers(&[
+                ("host", "rm.example:8080"),
+                ("origin", "https://evil.example"),
+            ]))
+            .unwrap_err();
+        assert!(matches!(err, AuthError::ForeignOrigin(_)));
+        auth.allowed_origins.push("https://portal.example".into());
+        assert!(
+            auth.check_origin(&headers(&[
+                ("host", "rm.example"),
+                ("origin", "https://portal.example")
+            ]))
+            .is_ok()
+        );
+        assert!(
+            auth.check_origin(&headers(&[("host", "rm.example"), ("origin", "null")]))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,399 @@
+//! The restart API, compatible with k8s-restart-app's paths, and the live status stream.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /api/v1/service` | every allowlisted workload with its status |
+//! | `GET /api/v1/service/status` | websocket: a snapshot, then every change (`?kind=&namespace=&name=` for one) |
+//! | `GET /api/v1/service/{kind}/{namespace}/{name}` | one workload's status |
+//! | `GET /api/v1/service/{kind}/{namespace}/{name}/history` | its recent restarts, newest first |
+//! | `POST /api/v1/service/{kind}/{namespace}/{name}/restart` | restart it; body `{"reason": ".."}` optional |
+//! | `POST /api/v1/service/{kind}/{namespace}/{name}/unlock` | break its lock (admins); body `{"reason": ".."}` required |
+//! | `POST /api/v1/fleet/groups/{group}/pause`, `.../resume` | pause or resume a reboot group (admins) |
+//! | `GET /api/v1/whoami` | who the server thinks you are |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use cluster_api::{WorkloadKind, WorkloadRef};
+use restart_core::{Identity, LockInfo, RestartError, ServiceStatus};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::AppState;
+use crate::auth::AuthError;
+
+/// A websocket client that does not take a message within this time is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keep-alive pings on the status stream.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// The restart routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/service", get(list))
+        .route("/api/v1/service/status", get(status_stream))
+        .route("/api/v1/service/{kind}/{namespace}/{name}", get(one))
+        .route(
+            "/api/v1/service/{kind}/{namespace}/{name}/history",
+            get(history),
+        )
+        .route(
+            "/api/v1/service/{kind}/{namespace}/{name}/restart",
+            post(restart),
+        )
+        .route(
+            "/api/v1/service/{kind}/{namespace}/{name}/unlock",
+            post(unlock),
+        )
+        .route("/api/v1/fleet/groups/{group}/{action}", post(pause_group))
+        .route("/api/v1/whoami", get(whoami))
+}
+
+/// An API error: a status, a stable `kind`, a sentence, and the lock when that is the reason.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+    lock: Option<Box<LockInfo>>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            lock: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"kind": self.kind, "message": self.message});
+        if let Some(lock) = &self.lock {
+            body["lock"] = json!(lock);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"restart-manager\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<RestartError> for ApiError {
+    fn from(e: RestartError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let lock = match &e {
+            RestartError::Locked { lock, .. } => Some(lock.clone()),
+            _ => None,
+        };
+        ApiError {
+            status,
+            kind: e.kind(),
+            message: e.to_string(),
+            lock,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", m)
+            }
+            AuthError::ForeignOrigin(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, "foreign_origin", m)
+            }
+        }
+    }
+}
+
+/// The authenticated caller.
+pub struct Caller(pub Identity);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(Caller(state.auth.authenticate(&parts.headers, peer)?))
+    }
+}
+
+fn workload(kind: &str, namespace: String, name: String) -> Result<WorkloadRef, ApiError> {
+    let kind: WorkloadKind = kind.parse().map_err(|e: cluster_api::UnknownKind| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_kind", e.to_string())
+    })?;
+    Ok(WorkloadRef::new(kind, namespace, name))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// An optional JSON body, whatever its Content-Type says (the seed's clients send none).
+fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let parsed: ReasonBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("expected {{\"reason\": \"...\"}}: {e}"),
+        )
+    })?;
+    Ok(parsed.reason)
+}
+
+async fn list(State(app): State<AppState>, Caller(_): Caller) -> Response {
+    axum::Json(app.restarter.statuses()).into_response()
+}
+
+async fn one(
+    State(app): State<AppState>,
+    Caller(_): Caller,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let w = workload(&kind, namespace, name)?;
+    Ok(axum::Json(app.restarter.status(&w)?).into_response())
+}
+
+async fn history(
+    State(app): State<AppState>,
+    Caller(_): Caller,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let w = workload(&kind, namespace, name)?;
+    Ok(axum::Json(app.restarter.history(&w).await?).into_response())
+}
+
+async fn restart(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    app.auth.check_origin(&headers)?;
+    let w = workload(&kind, namespace, name)?;
+    let reason = reason_of(&body)?;
+    let status = app.restarter.restart(&w, &who, reason.as_deref()).await?;
+    Ok(axum::Json(status).into_response())
+}
+
+async fn unlock(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    app.auth.check_origin(&headers)?;
+    let w = workload(&kind, namespace, name)?;
+    if !app.auth.is_admin(&who) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("{who} may not break restart locks (not an admin)"),
+        ));
+    }
+    let reason = reason_of(&body)?.unwrap_or_default();
+    let released = app.restarter.force_unlock(&w, &who, &reason).await?;
+    Ok(axum::Json(json!({"released": released})).into_response())
+}
+
+async fn pause_group(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path((group, action)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    app.auth.check_origin(&headers)?;
+    let paused = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no action {other:?}: use pause or resume"),
+            ));
+        }
+    };
+    if !app.auth.is_admin(&who) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("{who} may not pause reboot groups (not an admin)"),
+        ));
+    }
+    app.fleetlock
+        .set_paused(&group, paused)
+        .await
+        .map_err(|r| {
+            let status =
+                StatusCode::from_u16(r.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            ApiError {
+                status,
+                kind: r.kind.as_str(),
+                message: r.value,
+                lock: None,
+            }
+        })?;
+    tracing::info!(%group, paused, by = %who, "reboot group pause changed through the API");
+    Ok(axum::Json(json!({"group": group, "paused": paused})).into_response())
+}
+
+async fn whoami(State(app): State<AppState>, Caller(who): Caller) -> Response {
+    let admin = app.auth.is_admin(&who);
+    axum::Json(json!({"user": who.user, "groups": who.groups, "admin": admin})).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StreamFilter {
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+async fn status_stream(
+    State(app): State<AppState>,
+    Caller(_): Caller,
+    headers: HeaderMap,
+    Query(filter): Query<StreamFilter>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    app.auth.check_origin(&headers)?;
+    let only = match (filter.kind, filter.namespace, filter.name) {
+        (None, None, None) => None,
+        (Some(kind), Some(namespace), Some(name)) => {
+            let w = workload(&kind, namespace, name)?;
+            app.restarter.status(&w)?;
+            Some(w)
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give all of kind, namespace and name, or none",
+            ));
+        }
+    };
+    Ok(ws.on_upgrade(move |socket| stream(app, socket, only)))
+}
+
+/// Counts a connected watcher for every workload it watches, for as long as it is connected.
+struct Watching {
+    app: AppState,
+    workloads: Vec<WorkloadRef>,
+}
+
+impl Watching {
+    fn new(app: AppState, only: Option<&WorkloadRef>) -> Self {
+        let workloads: Vec<WorkloadRef> = match only {
+            Some(w) => vec![w.clone()],
+            None => app
+                .restarter
+                .allowlist()
+                .iter()
+                .map(|a| a.workload.clone())
+                .collect(),
+        };
+        for w in &workloads {
+            app.metrics.status_watchers(w, 1);
+        }
+        Watching { app, workloads }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        for w in &self.workloads {
+            self.app.metrics.status_watchers(w, -1);
+        }
+    }
+}
+
+async fn stream(app: AppState, mut socket: WebSocket, only: Option<WorkloadRef>) {
+    let _watching = Watching::new(app.clone(), only.as_ref());
+    let matches = |s: &ServiceStatus| {
+        only.as_ref()
+            .is_none_or(|w| w.kind == s.kind && w.namespace == s.namespace && w.name == s.name)
+    };
+    let snapshot = |app: &AppState| {
+        let services: Vec<ServiceStatus> = app
+            .restarter
+            .statuses()
+            .into_iter()
+            .filter(|s| matches(s))
+            .collect();
+        json!({"type": "snapshot", "services": services}).to_string()
+    };
+    // Subscribe before the snapshot, so no change falls between them.
+    let mut updates = app.restarter.subscribe();
+    if !send(&mut socket, snapshot(&app)).await {
+        return;
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            update = updates.recv() => {
+                let text = match update {
+                    Ok(s) if matches(&s) => json!({"type": "update", "service": s}).to_string(),
+                    Ok(_) => continue,
+                    // This client fell behind: it gets the whole picture again, nobody waits.
+                    Err(RecvError::Lagged(_)) => snapshot(&app),
+                    Err(RecvError::Closed) => break,
+                };
+                if !send(&mut socket, text).await {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Ping(Bytes::new()))).await.map_or(true, |r| r.is_err()) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Sends one message; false if the client is gone or too slow to take it.
+async fn send(socket: &mut WebSocket, text: String) -> bool {
+    matches!(
+        tokio::time::timeout(
+            SEND_TIMEOUT,
+            socket.send(Message::Text(Utf8Bytes::from(text)))
+        )
+        .await,
+        Ok(Ok(()))
+    )
+}

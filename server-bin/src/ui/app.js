@@ -1,0 +1,267 @@
+// restart-manager's page: the allowlisted workloads, live, and the fleet's node reboots.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const state = { services: new Map(), me: null, socket: null, retry: 1000, pending: null, fleetTimer: null };
+
+const key = (s) => `${s.kind}/${s.namespace}/${s.name}`;
+const apiPath = (s) => `/api/v1/service/${encodeURIComponent(s.kind)}/${encodeURIComponent(s.namespace)}/${encodeURIComponent(s.name)}`;
+const PHASES = { idle: "Idle", restarting: "Restarting", progressing: "Progressing", complete: "Complete", failed: "Failed", timedOut: "Timed out", missing: "Missing" };
+
+function ago(iso) {
+  if (!iso) return "";
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+function notice(text) {
+  const n = $("#notice");
+  n.textContent = text || "";
+  n.hidden = !text;
+}
+
+// The server's errors, said plainly.
+function explain(err, s) {
+  const who = err.lock ? err.lock.holder : "someone";
+  switch (err.kind) {
+    case "locked": return `${who} is already restarting ${s.name} (since ${new Date(err.lock.since).toLocaleTimeString()}). Try again when it has finished.`;
+    case "paused": return `${s.name} is paused, so it can't be restarted. Resume it first (kubectl rollout resume).`;
+    case "unsupported_strategy": return `${s.name} only replaces pods that are deleted by hand (OnDelete), so a restart would do nothing.`;
+    case "forbidden": return `You are not allowed to do that for ${s.name}.`;
+    case "not_allowlisted": return `${s.name} is not in the list of workloads that may be restarted.`;
+    case "workload_not_found": return `${s.name} does not exist in the cluster any more.`;
+    case "unauthenticated": return "Please sign in again.";
+    case "cluster_unavailable": return "The Kubernetes API could not be reached. Try again in a moment.";
+    default: return err.message || "Something went wrong.";
+  }
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { credentials: "same-origin", ...options });
+  if (response.status === 401) showLogin();
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw Object.assign(new Error(body.message || response.statusText), body);
+  return body;
+}
+
+function showLogin() {
+  $("#login").hidden = false;
+  $("#token").focus();
+}
+
+// --- workloads ---
+
+function card(s) {
+  const li = document.createElement("li");
+  li.className = "card";
+  li.dataset.key = key(s);
+  const id = key(s).replace(/[^a-zA-Z0-9]/g, "-");
+  li.innerHTML = `
+    <div class="head"><h3><span class="name"></span><small class="where"></small></h3><span class="phase"></span></div>
+    <p class="desc muted"></p>
+    <div class="bar" role="progressbar" aria-label="Pods replaced"><span class="updated"></span><span class="available"></span></div>
+    <p class="counts"></p>
+    <p class="message"></p>
+    <p class="lock"></p>
+    <p class="last muted"></p>
+    <div class="actions"><button type="button" class="restart primary" aria-describedby="why-${id}">Restart</button><button type="button" class="unlock" hidden>Break lock</button><span class="why" id="why-${id}"></span></div>`;
+  $(".name", li).textContent = s.name;
+  $(".where", li).textContent = `${s.kind} · ${s.namespace}`;
+  $(".restart", li).addEventListener("click", () => ask(li.dataset.key, "restart"));
+  $(".unlock", li).addEventListener("click", () => ask(li.dataset.key, "unlock"));
+  return li;
+}
+
+function render(s) {
+  const list = $("#workloads");
+  let li = list.querySelector(`[data-key="${CSS.escape(key(s))}"]`);
+  if (!li) { li = card(s); list.append(li); }
+  const phase = s.exists ? s.phase : "missing";
+  const p = $(".phase", li);
+  p.dataset.phase = phase;
+  p.textContent = PHASES[phase] || phase;
+  const desc = $(".desc", li);
+  desc.textContent = s.description || "";
+  desc.hidden = !s.description;
+  const desired = Math.max(s.desired, 1);
+  $(".updated", li).style.width = `${Math.min(100, (100 * s.updated) / desired)}%`;
+  $(".available", li).style.width = `${Math.min(100, (100 * Math.min(s.available, s.updated)) / desired)}%`;
+  const bar = $(".bar", li);
+  bar.setAttribute("aria-valuemin", "0");
+  bar.setAttribute("aria-valuemax", String(s.desired));
+  bar.setAttribute("aria-valuenow", String(s.updated));
+  $(".counts", li).textContent = s.exists ? `${s.updated}/${s.desired} updated · ${s.ready} ready · ${s.available} available` : "";
+  $(".message", li).textContent = s.message;
+  const lock = $(".lock", li);
+  lock.hidden = !s.lock;
+  lock.dataset.since = s.lock ? s.lock.since : "";
+  lock.dataset.holder = s.lock ? s.lock.holder : "";
+  lock.dataset.reason = s.lock && s.lock.reason ? s.lock.reason : "";
+  const last = $(".last", li);
+  const lr = s.lastRestart;
+  last.dataset.at = lr ? lr.at : "";
+  last.dataset.text = lr ? `by ${lr.by}${lr.outcome ? ` (${lr.outcome === "timedOut" ? "timed out" : lr.outcome})` : ""}${lr.reason ? `: ${lr.reason}` : ""}` : "";
+  last.hidden = !lr;
+  const button = $(".restart", li);
+  const why = !s.exists ? "Not found in the cluster." : s.paused ? "Paused: resume it to restart." : s.lock ? `Locked by ${s.lock.holder}.` : "";
+  button.disabled = Boolean(why);
+  $(".why", li).textContent = why;
+  $(".unlock", li).hidden = !(s.lock && state.me && state.me.admin);
+  tick(li);
+}
+
+// Ages move on their own.
+function tick(li) {
+  const lock = $(".lock", li);
+  if (lock.dataset.since) {
+    lock.textContent = `Locked by ${lock.dataset.holder} for ${ago(lock.dataset.since)}${lock.dataset.reason ? ` — “${lock.dataset.reason}”` : ""}`;
+  }
+  const last = $(".last", li);
+  if (last.dataset.at) last.textContent = `Last restart ${ago(last.dataset.at)} ago ${last.dataset.text}`;
+}
+
+function snapshot(services) {
+  const keep = new Set(services.map(key));
+  for (const li of [...$("#workloads").children]) if (!keep.has(li.dataset.key)) li.remove();
+  state.services = new Map(services.map((s) => [key(s), s]));
+  services.forEach(render);
+  $("#empty").hidden = services.length > 0;
+}
+
+function connect() {
+  const live = $("#live");
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/service/status`;
+  const socket = new WebSocket(url);
+  state.socket = socket;
+  socket.onopen = () => { live.textContent = "live"; live.classList.add("on"); state.retry = 1000; };
+  socket.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    if (msg.type === "snapshot") snapshot(msg.services);
+    if (msg.type === "update") { state.services.set(key(msg.service), msg.service); render(msg.service); }
+  };
+  socket.onclose = () => {
+    live.textContent = "reconnecting…";
+    live.classList.remove("on");
+    setTimeout(connect, state.retry);
+    state.retry = Math.min(state.retry * 2, 30000);
+  };
+}
+
+// --- confirmation ---
+
+function ask(k, action) {
+  const s = state.services.get(k);
+  if (!s) return;
+  state.pending = { key: k, action };
+  const restart = action === "restart";
+  $("#confirm-title").textContent = restart ? `Restart ${s.name}?` : `Break the lock on ${s.name}?`;
+  $("#confirm-text").textContent = restart
+    ? `Every pod of ${s.kind} ${s.namespace}/${s.name} will be replaced, a few at a time, exactly as kubectl rollout restart does.`
+    : `${s.lock ? s.lock.holder : "Someone"} is restarting it. Breaking the lock lets anyone restart it again at once.`;
+  $("#reason-label").firstChild.textContent = restart ? "Reason " : "Reason (required) ";
+  $("#reason").required = !restart;
+  $("#reason").value = "";
+  $("#confirm-button").textContent = restart ? "Restart" : "Break lock";
+  $("#confirm-error").hidden = true;
+  $("#confirm").showModal();
+  $("#reason").focus();
+}
+
+async function confirmed(e) {
+  e.preventDefault();
+  const { key: k, action } = state.pending || {};
+  const s = state.services.get(k);
+  if (!s) return;
+  const button = $("#confirm-button");
+  button.disabled = true;
+  try {
+    const updated = await api(`${apiPath(s)}/${action}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ reason: $("#reason").value }),
+    });
+    if (updated && updated.kind) { state.services.set(k, updated); render(updated); }
+    $("#confirm").close();
+    notice("");
+    document.querySelector(`[data-key="${CSS.escape(k)}"] .restart`)?.focus();
+  } catch (err) {
+    const error = $("#confirm-error");
+    error.textContent = explain(err, s);
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- node reboots ---
+
+async function fleet() {
+  try {
+    const f = await api("/api/v1/fleet");
+    const groups = $("#groups");
+    groups.replaceChildren(...f.groups.map((g) => {
+      const div = document.createElement("div");
+      div.className = "card";
+      const holders = g.holders.map((h) => `${h.node} (${h.phase}${h.drain ? `: ${h.drain.message}` : ""}, ${ago(h.since)})`).join("; ") || "none";
+      div.innerHTML = `<h3></h3><p class="slots"></p><p class="muted holders"></p><p class="muted windows"></p>`;
+      $("h3", div).textContent = g.name + (g.paused ? " — paused" : "");
+      $(".slots", div).textContent = `${g.holders.length} of ${g.slots} slot${g.slots === 1 ? "" : "s"} in use`;
+      $(".holders", div).textContent = `Holders: ${holders}`;
+      $(".windows", div).textContent = g.windows.length ? `Windows: ${g.windows.join("; ")}${g.inWindow ? " (open now)" : ""}` : "Any time";
+      return div;
+    }));
+    $("#nodes tbody").replaceChildren(...f.nodes.map((n) => {
+      const tr = document.createElement("tr");
+      for (const [text, cls] of [[n.name], [n.state, `state-${n.state}`], [n.ready ? "yes" : "no"], [n.unschedulable ? (n.cordonedByUs ? "by us" : "by someone else") : "no"], [n.holdsSlotIn || ""]]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.append(td);
+      }
+      return tr;
+    }));
+  } catch (err) {
+    notice(`Could not load the node reboots: ${err.message}`);
+  }
+}
+
+// --- views ---
+
+function route() {
+  const nodes = location.hash === "#nodes";
+  $("#view-workloads").hidden = nodes;
+  $("#view-nodes").hidden = !nodes;
+  $("#tab-workloads").toggleAttribute("aria-current", !nodes);
+  $("#tab-nodes").toggleAttribute("aria-current", nodes);
+  if (!nodes) $("#tab-workloads").setAttribute("aria-current", "page");
+  if (nodes) $("#tab-nodes").setAttribute("aria-current", "page");
+  clearInterval(state.fleetTimer);
+  if (nodes) { fleet(); state.fleetTimer = setInterval(fleet, 3000); }
+}
+
+async function start() {
+  try {
+    state.me = await api("/api/v1/whoami");
+    $("#who").textContent = `Signed in as ${state.me.user}`;
+    $("#login").hidden = true;
+    snapshot(await api("/api/v1/service"));
+    connect();
+  } catch (err) {
+    if (err.kind !== "unauthenticated") notice(`Could not load the workloads: ${err.message}`);
+  }
+}
+
+$("#login").addEventListener("submit", (e) => {
+  e.preventDefault();
+  document.cookie = `restart_manager_token=${encodeURIComponent($("#token").value)}; path=/; SameSite=Strict`;
+  start();
+});
+$("#confirm-form").addEventListener("submit", confirmed);
+$("#cancel").addEventListener("click", () => $("#confirm").close());
+window.addEventListener("hashchange", route);
+setInterval(() => document.querySelectorAll("#workloads .card").forEach(tick), 1000);
+route();
+start();

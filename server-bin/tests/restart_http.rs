@@ -1,0 +1,482 @@
+//! The restart API and the status stream over real sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use cluster_api::{Node, WorkloadKind, WorkloadRef};
+use cluster_sim::{SimCluster, WorkloadSpec};
+use common::{Server, request, send, serve};
+use fleetlock_core::FleetLockConfig;
+use futures::{SinkExt, StreamExt};
+use restart_core::{Allowlist, ServiceEntry};
+use restart_manager::Settings;
+use restart_manager::auth::{Auth, Authenticator, parse_tokens};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789ab";
+
+fn cluster() -> SimCluster {
+    let sim = SimCluster::new();
+    for n in ["n1", "n2"] {
+        sim.add_node(Node::new(n));
+    }
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(2)
+            .pod_start_secs(1)
+            .grace_period(0),
+    )
+    .unwrap();
+    sim.add_workload(WorkloadSpec::deployment("shop", "frozen").paused())
+        .unwrap();
+    sim.add_workload(WorkloadSpec::deployment("ops", "vault"))
+        .unwrap();
+    sim
+}
+
+fn entry(kind: WorkloadKind, namespace: &str, name: &str, allowed: &[&str]) -> ServiceEntry {
+    ServiceEntry {
+        kind,
+        namespace: namespace.into(),
+        name: name.into(),
+        description: Some(format!("the {name}")),
+        allowed: allowed.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn settings(auth: Auth) -> Settings {
+    let allowlist = Allowlist::new(vec![
+        entry(WorkloadKind::Deployment, "shop", "web", &[]),
+        entry(WorkloadKind::Deployment, "shop", "frozen", &[]),
+        entry(WorkloadKind::Deployment, "ops", "vault", &["group:sre"]),
+    ])
+    .unwrap();
+    let mut s = Settings::new(FleetLockConfig::default(), allowlist);
+    s.auth = auth;
+    s
+}
+
+fn tokens() -> Auth {
+    Auth {
+        authenticator: Authenticator::Tokens(
+            parse_tokens(&format!("{ALICE},alice,1,\"sre\"\n{BOB},bob,2\n")).unwrap(),
+        ),
+        admins: vec!["group:sre".into()],
+        allowed_origins: vec![],
+    }
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{body:?}: {e}"))
+}
+
+async fn call(
+    s: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let auth = token.map(|t| format!("authorization: Bearer {t}"));
+    let headers: Vec<&str> = auth.iter().map(String::as_str).collect();
+    let (status, _, body) = send(s.addr, &request(method, path, &headers, body)).await;
+    (
+        status,
+        if body.is_empty() {
+            Value::Null
+        } else {
+            json(&body)
+        },
+    )
+}
+
+#[tokio::test]
+async fn the_seed_endpoints_keep_their_paths_and_meaning() {
+    let s = serve(&cluster(), settings(Auth::none())).await;
+    let (status, list) = call(&s, "GET", "/api/v1/service", None, "").await;
+    assert_eq!(status, 200);
+    let first = &list[0];
+    assert_eq!(
+        (
+            first["kind"].as_str(),
+            first["namespace"].as_str(),
+            first["name"].as_str()
+        ),
+        (Some("Deployment"), Some("shop"), Some("web"))
+    );
+    assert_eq!(first["phase"], "idle");
+    assert_eq!(first["description"], "the web");
+
+    // A restart with no body at all, as the seed's page sent it.
+    let (status, started) = call(
+        &s,
+        "POST",
+        "/api/v1/service/Deployment/shop/web/restart",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["lock"]["holder"], "anonymous");
+
+    // Locked: 409 with who and since.
+    let (status, refused) = call(
+        &s,
+        "POST",
+        "/api/v1/service/deployment/shop/web/restart",
+        None,
+        r#"{"reason":"again"}"#,
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(refused["kind"], "locked");
+    assert_eq!(refused["lock"]["holder"], "anonymous");
+    assert!(refused["lock"]["since"].is_string());
+
+    let (status, body) = call(
+        &s,
+        "POST",
+        "/api/v1/service/cronjob/shop/web/restart",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!((status, body["kind"].as_str()), (400, Some("bad_kind")));
+    let (status, body) = call(
+        &s,
+        "POST",
+        "/api/v1/service/Deployment/shop/payments/restart",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (404, Some("not_allowlisted"))
+    );
+    let (status, body) = call(
+        &s,
+        "POST",
+        "/api/v1/service/Deployment/shop/frozen/restart",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!((status, body["kind"].as_str()), (409, Some("paused")));
+    let (status, body) = call(
+        &s,
+        "POST",
+        "/api/v1/service/Deployment/shop/web/restart",
+        None,
+        "{not json",
+    )
+    .await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    // Per-workload status and history.
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+    s.app.restarter.wait(&web, |_| {}).await;
+    let (status, one) = call(&s, "GET", "/api/v1/service/Deployment/shop/web", None, "").await;
+    assert_eq!((status, one["phase"].as_str()), (200, Some("complete")));
+    let (_, history) = call(
+        &s,
+        "GET",
+        "/api/v1/service/Deployment/shop/web/history",
+        None,
+        "",
+    )
+    .await;
+    let reasons: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["RolloutComplete", "RestartRefused", "Restarted"]);
+
+    // Counters count restarts, not attempts.
+    let (_, _, metrics) = send(s.addr, &request("GET", "/metrics", &[], "")).await;
+    assert!(
+        metrics.contains(
+            r#"restart_app_restarts_total{kind="Deployment",name="web",namespace="shop"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        r#"restart_app_restarts_failed_total{kind="Deployment",name="web",namespace="shop"} 0"#
+    ));
+    assert!(metrics.contains(r#"restart_app_rollout_duration_seconds_count{kind="Deployment",name="web",namespace="shop",outcome="complete"} 1"#));
+    assert!(metrics.contains(
+        r#"restart_app_restarts_total{kind="Deployment",name="frozen",namespace="shop"} 0"#
+    ));
+}
+
+#[tokio::test]
+async fn tokens_identify_callers_and_rights_are_enforced() {
+    let s = serve(&cluster(), settings(tokens())).await;
+    let (status, head, _) = send(s.addr, &request("GET", "/api/v1/service", &[], "")).await;
+    assert_eq!(status, 401);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{head}"
+    );
+    assert_eq!(
+        call(
+            &s,
+            "GET",
+            "/api/v1/service",
+            Some("wrong-token-0123456"),
+            ""
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(call(&s, "GET", "/api/v1/fleet", None, "").await.0, 401);
+
+    let (_, me) = call(&s, "GET", "/api/v1/whoami", Some(BOB), "").await;
+    assert_eq!(
+        (me["user"].as_str(), me["admin"].as_bool()),
+        (Some("bob"), Some(false))
+    );
+
+    // vault allows group:sre only.
+    let (status, body) = call(
+        &s,
+        "POST",
+        "/api/v1/service/Deployment/ops/vault/restart",
+        Some(BOB),
+        "",
+    )
+    .await;
+    assert_eq!((status, body["kind"].as_str()), (403, Some("forbidden")));
+    let (status, started) = call(
+        &s,
+        "POST",
+        "/api/v1/service/Deployment/ops/vault/restart",
+        Some(ALICE),
+        r#"{"reason":"rotate"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        started["lock"]["holder"], "alice",
+        "the identity is what the lock records"
+    );
+    assert_eq!(started["lock"]["reason"], "rotate");
+
+    // Breaking a lock: admins only, and with a reason.
+    let unlock = "/api/v1/service/Deployment/ops/vault/unlock";
+    assert_eq!(
+        call(&s, "POST", unlock, Some(BOB), r#"{"reason":"x"}"#)
+            .await
+            .0,
+        403
+    );
+    let (status, body) = call(&s, "POST", unlock, Some(ALICE), "").await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, body) = call(&s, "POST", unlock, Some(ALICE), r#"{"reason":"testing"}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["released"]["holder"], "alice");
+
+    // Pausing a reboot group: admins only.
+    assert_eq!(
+        call(
+            &s,
+            "POST",
+            "/api/v1/fleet/groups/default/pause",
+            Some(BOB),
+            ""
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &s,
+            "POST",
+            "/api/v1/fleet/groups/default/pause",
+            Some(ALICE),
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, fleet) = call(&s, "GET", "/api/v1/fleet", Some(BOB), "").await;
+    assert_eq!(fleet["groups"][0]["paused"], true);
+}
+
+#[tokio::test]
+async fn pages_from_other_sites_cannot_act() {
+    let s = serve(&cluster(), settings(Auth::none())).await;
+    let (status, _, body) = send(
+        s.addr,
+        &request(
+            "POST",
+            "/api/v1/service/Deployment/shop/web/restart",
+            &["origin: https://evil.example"],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(json(&body)["kind"], "foreign_origin");
+    let (status, _, _) = send(
+        s.addr,
+        &request(
+            "POST",
+            "/api/v1/service/Deployment/shop/web/restart",
+            &["origin: http://restart-manager"],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "our own page may");
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(
+    s: &Server,
+    query: &str,
+    origin: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("ws://{}/api/v1/service/status{query}", s.addr)
+        .into_client_request()
+        .unwrap();
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+async fn next_json(ws: &mut Socket) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = msg {
+            return json(&text);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_status_stream_sends_a_snapshot_then_changes_and_a_slow_client_holds_nobody_up() {
+    let s = serve(&cluster(), settings(Auth::none())).await;
+    let mut slow = open(&s, "", None).await.unwrap();
+    let mut fast = open(&s, "", None).await.unwrap();
+    let mut one = open(&s, "?kind=Deployment&namespace=shop&name=web", None)
+        .await
+        .unwrap();
+
+    let snapshot = next_json(&mut fast).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["services"].as_array().unwrap().len(), 3);
+    let only = next_json(&mut one).await;
+    assert_eq!(
+        only["services"].as_array().unwrap().len(),
+        1,
+        "a filtered stream sees one workload"
+    );
+
+    let (_, _, metrics) = send(s.addr, &request("GET", "/metrics", &[], "")).await;
+    assert!(metrics.contains(r#"restart_app_connected_status_watchers{kind="Deployment",name="web",namespace="shop"} 3"#), "{metrics}");
+    assert!(metrics.contains(
+        r#"restart_app_connected_status_watchers{kind="Deployment",name="vault",namespace="ops"} 2"#
+    ));
+
+    // The slow client reads nothing from here on; the fast one sees the whole rollout.
+    let (status, _, _) = send(
+        s.addr,
+        &request(
+            "POST",
+            "/api/v1/service/Deployment/shop/web/restart",
+            &[],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut phases = Vec::new();
+    loop {
+        let msg = next_json(&mut fast).await;
+        assert_eq!(msg["type"], "update");
+        let service = &msg["service"];
+        if service["name"] != "web" {
+            continue;
+        }
+        phases.push(service["phase"].as_str().unwrap().to_string());
+        if service["phase"] == "complete" {
+            break;
+        }
+    }
+    assert_eq!(
+        phases.first().map(String::as_str),
+        Some("restarting"),
+        "{phases:?}"
+    );
+    assert!(phases.iter().any(|p| p == "progressing"), "{phases:?}");
+
+    // The slow client was not dropped; it finds its snapshot and the updates waiting.
+    assert_eq!(next_json(&mut slow).await["type"], "snapshot");
+    assert_eq!(next_json(&mut slow).await["type"], "update");
+
+    // Closing clients lowers the gauge.
+    slow.close(None).await.unwrap();
+    drop(slow);
+    fast.send(Message::Close(None)).await.unwrap();
+    drop(fast);
+    let mut gauge = String::new();
+    for _ in 0..10_000 {
+        let (_, _, metrics) = send(s.addr, &request("GET", "/metrics", &[], "")).await;
+        gauge = metrics
+            .lines()
+            .find(|l| l.starts_with(r#"restart_app_connected_status_watchers{kind="Deployment",name="web",namespace="shop"}"#))
+            .unwrap_or_default()
+            .to_string();
+        if gauge.ends_with(" 1") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(gauge.ends_with(" 1"), "{gauge}");
+}
+
+#[tokio::test]
+async fn the_stream_checks_the_origin_and_the_workload() {
+    let s = serve(&cluster(), settings(Auth::none())).await;
+    assert!(
+        open(&s, "", Some("https://evil.example")).await.is_err(),
+        "foreign pages may not listen in"
+    );
+    assert!(
+        open(&s, "", Some(&format!("http://{}", s.addr)))
+            .await
+            .is_ok()
+    );
+    assert!(
+        open(&s, "?kind=Deployment&namespace=shop&name=nope", None)
+            .await
+            .is_err()
+    );
+    assert!(open(&s, "?kind=Deployment", None).await.is_err());
+}
