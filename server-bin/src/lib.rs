@@ -203,7 +203,6 @@ pub fn parse_and_run() -> ExitCode {
     match runtime.block_on(server::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("restart-manager: {e:#}");
             ExitCode::FAILURE
         }

@@ -205,7 +205,7 @@ async function fleet() {
     groups.replaceChildren(...f.groups.map((g) => {
       const div = document.createElement("div");
       div.className = "card";
-      const holders = g.holders.map((h) => `${h.node} (${h.phase}${h.drain ? `: ${h.drain.message}` : ""}, ${ago(h.since)})`).join("; ") || "none";
+      const holders = g.holders.map((h) => `${h.node}, ${h.drain && h.phase === "draining" ? h.drain.message.replace(`draining ${h.node}: `, "draining: ") : h.phase} (${ago(h.since)})`).join("; ") || "none";
       div.innerHTML = `<h3></h3><p class="slots"></p><p class="muted holders"></p><p class="muted windows"></p>`;
       $("h3", div).textContent = g.name + (g.paused ? " — paused" : "");
       $(".slots", div).textContent = `${g.holders.length} of ${g.slots} slot${g.slots === 1 ? "" : "s"} in use`;

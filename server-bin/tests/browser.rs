@@ -1,0 +1,212 @@
+//! The web page in headless Chromium, against `restart-manager --simulate`: open it, restart a
+//! workload, confirm, see the button locked, watch the rollout complete.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
+//! test says so and passes on a developer machine; under CI (`CI` set) it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const CARD: &str = r#"[data-key="Deployment/monitoring/prometheus"]"#;
+
+fn find(env: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    path.exists().then_some(path)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a process and waits until a line of its output contains `ready`.
+async fn spawn_until(mut command: Command, ready: &str, stderr: bool) -> Child {
+    command.kill_on_drop(true).stdin(Stdio::null());
+    if stderr {
+        command.stderr(Stdio::piped()).stdout(Stdio::null());
+    } else {
+        command.stdout(Stdio::piped()).stderr(Stdio::null());
+    }
+    let mut child = command.spawn().expect("spawn");
+    let mut lines =
+        if stderr {
+            BufReader::new(Box::new(child.stderr.take().unwrap())
+                as Box<dyn tokio::io::AsyncRead + Unpin + Send>)
+            .lines()
+        } else {
+            BufReader::new(Box::new(child.stdout.take().unwrap())
+                as Box<dyn tokio::io::AsyncRead + Unpin + Send>)
+            .lines()
+        };
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains(ready) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{command:?} never said {ready:?}");
+    // Keep draining the output so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+async fn browser(driver_port: u16, chromium: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=1280,1000"],
+        }),
+    );
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("a WebDriver session")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_a_workload_from_the_page() {
+    let (Some(chromium), Some(driver)) = (
+        find("CHROMIUM", "/usr/bin/chromium"),
+        find("CHROMEDRIVER", "/usr/bin/chromedriver"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and chromium-driver"
+        );
+        eprintln!("skipped: no chromium/chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_restart-manager"));
+    server.args([
+        "--simulate",
+        "--sim-no-agents",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let _server = spawn_until(server, "serving", false).await;
+
+    let driver_port = free_port();
+    let mut chromedriver = Command::new(driver);
+    chromedriver.arg(format!("--port={driver_port}"));
+    let _driver = spawn_until(chromedriver, "started successfully", false).await;
+
+    let c = browser(driver_port, &chromium).await;
+    let result = drive(&c, port).await;
+    let shot = c.screenshot().await;
+    c.close().await.ok();
+    if let Ok(png) = shot {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::write(dir.join("browser-restart.png"), png).unwrap();
+    }
+    result.unwrap();
+}
+
+/// Keeps a screenshot under the test's target directory (docs/ has copies).
+async fn save(c: &Client, name: &str) {
+    if let Ok(png) = c.screenshot().await {
+        std::fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name), png).ok();
+    }
+}
+
+async fn drive(c: &Client, port: u16) -> Result<(), fantoccini::error::CmdError> {
+    let wait = |secs| c.wait().at_most(Duration::from_secs(secs));
+    c.goto(&format!("http://127.0.0.1:{port}/")).await?;
+    wait(30)
+        .for_element(Locator::Css(&format!("{CARD} .phase[data-phase=\"idle\"]")))
+        .await?;
+    wait(30).for_element(Locator::Css("#live.on")).await?;
+
+    // Restart asks first.
+    let button = c
+        .find(Locator::Css(&format!("{CARD} button.restart")))
+        .await?;
+    assert!(button.is_enabled().await?);
+    button.click().await?;
+    let dialog = wait(10)
+        .for_element(Locator::Css("dialog#confirm[open]"))
+        .await?;
+    assert!(dialog.text().await?.contains("Restart prometheus?"));
+    // Cancel really cancels.
+    c.find(Locator::Css("#cancel")).await?.click().await?;
+    assert!(c.find(Locator::Css("dialog#confirm[open]")).await.is_err());
+    assert!(button.is_enabled().await?, "nothing happened");
+
+    button.click().await?;
+    wait(10)
+        .for_element(Locator::Css("dialog#confirm[open]"))
+        .await?;
+    c.find(Locator::Css("#reason"))
+        .await?
+        .send_keys("browser test")
+        .await?;
+    save(c, "browser-confirm.png").await;
+    c.find(Locator::Css("#confirm-button"))
+        .await?
+        .click()
+        .await?;
+
+    // Locked: the button is disabled and says by whom, live.
+    let lock = wait(10)
+        .for_element(Locator::Css(&format!("{CARD} .lock:not([hidden])")))
+        .await?;
+    assert!(
+        lock.text().await?.contains("Locked by anonymous"),
+        "{}",
+        lock.text().await?
+    );
+    assert!(lock.text().await?.contains("browser test"));
+    assert!(!button.is_enabled().await?, "disabled while locked");
+    save(c, "browser-locked.png").await;
+
+    // The rollout runs to completion; the button comes back.
+    wait(120)
+        .for_element(Locator::Css(&format!(
+            "{CARD} .phase[data-phase=\"complete\"]"
+        )))
+        .await?;
+    assert!(button.is_enabled().await?);
+    let last = c
+        .find(Locator::Css(&format!("{CARD} .last")))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        last.contains("by anonymous (complete): browser test"),
+        "{last}"
+    );
+
+    // The node view shows the fleet.
+    c.find(Locator::Css("#tab-nodes")).await?.click().await?;
+    wait(30)
+        .for_element(Locator::Css("#nodes tbody tr"))
+        .await?;
+    let rows = c.find_all(Locator::Css("#nodes tbody tr")).await?;
+    assert_eq!(rows.len(), 10);
+    c.find(Locator::Css("#tab-workloads"))
+        .await?
+        .click()
+        .await?;
+    Ok(())
+}
