@@ -1,6 +1,878 @@
-//! [`cluster_api::ClusterApi`] over a real Kubernetes API server.
+//! [`cluster_api::ClusterApi`] over a real Kubernetes API server, with kube-rs.
 //!
-//! `KubeCluster` will serve Nodes from a watch cache trimmed to what the cores need, list pods
-//! by `spec.nodeName`, evict through `policy/v1`, keep Leases with resourceVersion
-//! compare-and-swap, and map API errors onto [`cluster_api::Error`]. It is filled in by the
-//! real-cluster work (issue 5); until then the server runs on `cluster-sim` only.
+//! [`KubeCluster`] performs every operation the cores need:
+//!
+//! | operation | request |
+//! |---|---|
+//! | `list_nodes`, `watch_nodes` | one shared Node watch, cached as trimmed `cluster_api::Node`s |
+//! | `get_node` | `GET /api/v1/nodes/{name}` (fresh, for compare-and-swap) |
+//! | `patch_node` | JSON merge patch; `metadata.resourceVersion` in the patch makes it conditional |
+//! | `list_pods`, `watch_pods` | `/api/v1/pods?fieldSelector=spec.nodeName=...` |
+//! | `evict_pod` | `POST /api/v1/namespaces/{ns}/pods/{name}/eviction` (`policy/v1`) |
+//! | leases | `coordination.k8s.io/v1`, replace with `resourceVersion` (409 when stale) |
+//! | workloads | `apps/v1` get, list, watch; merge patch of the pod template's annotations |
+//! | events | `v1` Events (what `kubectl describe` shows), listed by `involvedObject` |
+//!
+//! API errors map onto [`cluster_api::Error`] by status (see [`errors`]); every call but the
+//! watches goes through a client-side token bucket and a timeout ([`KubeOptions`]).
+//! [`required_permissions`] lists exactly the RBAC the adapter needs;
+//! [`KubeCluster::missing_permissions`] checks them at start-up.
+//!
+//! The Kubernetes API version of the k8s-openapi types is chosen by the binaries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cluster_api::{
+    ClusterApi, Error, Event, EvictOptions, EvictionOutcome, LabelSelector, Lease, Node, NodePatch,
+    ObjectRef, Pod, PodFilter, Result, WatchEvent, WatchStream, Workload, WorkloadFilter,
+    WorkloadKind, WorkloadRef,
+};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec, SubjectAccessReview,
+    SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::coordination::v1 as coordination;
+use k8s_openapi::api::core::v1 as core;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+pub mod convert;
+pub mod errors;
+mod limiter;
+
+pub use limiter::RateLimiter;
+
+/// Client-side limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeOptions {
+    /// Requests per second on average (client-go's QPS).
+    pub qps: f64,
+    /// Requests allowed at once after a quiet spell.
+    pub burst: u32,
+    /// How long one request may take before it counts as unavailable.
+    pub timeout: Duration,
+}
+
+impl Default for KubeOptions {
+    fn default() -> Self {
+        KubeOptions {
+            qps: 50.0,
+            burst: 100,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why no client could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The kubeconfig could not be read or used.
+    #[error("cannot use the kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// Which file.
+        path: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Neither a kubeconfig nor an in-cluster service account was found.
+    #[error(
+        "no cluster configuration: not running in a cluster and no kubeconfig found ({0}); pass --kubeconfig"
+    )]
+    Infer(String),
+    /// The client could not be built from the configuration.
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(String),
+}
+
+/// One permission the adapter needs (a `kubectl auth can-i` question).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Permission {
+    /// `get`, `list`, `watch`, `patch`, `create`, ...
+    pub verb: &'static str,
+    /// API group (`""` for core).
+    pub group: &'static str,
+    /// Resource, with `/subresource` where there is one (`pods/eviction`).
+    pub resource: &'static str,
+    /// Namespace, for namespaced grants; `None` for cluster-wide.
+    pub namespace: Option<String>,
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let group = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", self.group)
+        };
+        match &self.namespace {
+            Some(ns) => write!(
+                f,
+                "{} {}{} in namespace {ns}",
+                self.verb, self.resource, group
+            ),
+            None => write!(f, "{} {}{} (cluster-wide)", self.verb, self.resource, group),
+        }
+    }
+}
+
+/// Something to do to one namespaced object, for [`KubeCluster::subject_may`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access<'a> {
+    /// The verb, e.g. `restart`.
+    pub verb: &'a str,
+    /// API group, e.g. `apps`.
+    pub group: &'a str,
+    /// Resource, e.g. `deployments`.
+    pub resource: &'a str,
+    /// Namespace.
+    pub namespace: &'a str,
+    /// Object name.
+    pub name: &'a str,
+}
+
+/// Exactly the permissions [`KubeCluster`] uses, with Leases in `namespace`. The RBAC in
+/// `deploy/` is checked against this list by a test.
+pub fn required_permissions(namespace: &str) -> Vec<Permission> {
+    let cluster = |verb, group, resource| Permission {
+        verb,
+        group,
+        resource,
+        namespace: None,
+    };
+    let mut wanted = vec![
+        cluster("get", "", "nodes"),
+        cluster("list", "", "nodes"),
+        cluster("watch", "", "nodes"),
+        cluster("patch", "", "nodes"),
+        cluster("list", "", "pods"),
+        cluster("watch", "", "pods"),
+        cluster("create", "", "pods/eviction"),
+        cluster("create", "", "events"),
+        cluster("list", "", "events"),
+        cluster("create", "authentication.k8s.io", "tokenreviews"),
+        cluster("create", "authorization.k8s.io", "subjectaccessreviews"),
+    ];
+    for resource in ["deployments", "statefulsets", "daemonsets"] {
+        for verb in ["get", "list", "watch", "patch"] {
+            wanted.push(cluster(verb, "apps", resource));
+        }
+    }
+    for verb in ["get", "list", "watch", "create", "update", "delete"] {
+        wanted.push(Permission {
+            verb,
+            group: "coordination.k8s.io",
+            resource: "leases",
+            namespace: Some(namespace.to_string()),
+        });
+    }
+    wanted
+}
+
+/// A Kubernetes cluster behind the [`ClusterApi`] boundary. Cheap to clone.
+#[derive(Clone)]
+pub struct KubeCluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    options: KubeOptions,
+    limiter: RateLimiter,
+    nodes: NodeCache,
+}
+
+/// The shared Node watch: trimmed Nodes, and a broadcast of their changes.
+struct NodeCache {
+    started: AtomicBool,
+    state: RwLock<Option<HashMap<String, Node>>>,
+    changes: broadcast::Sender<WatchEvent<Node>>,
+    synced: Notify,
+}
+
+// === impl KubeCluster ===
+
+impl KubeCluster {
+    /// Wraps a client (tests pass one over a fake API server).
+    pub fn new(client: Client, options: KubeOptions) -> Self {
+        KubeCluster {
+            inner: Arc::new(Inner {
+                limiter: RateLimiter::new(options.qps, options.burst),
+                client,
+                options,
+                nodes: NodeCache {
+                    started: AtomicBool::new(false),
+                    state: RwLock::new(None),
+                    changes: broadcast::channel(4096).0,
+                    synced: Notify::new(),
+                },
+            }),
+        }
+    }
+
+    /// Connects with a kubeconfig file, or else as kubectl would: `KUBECONFIG`,
+    /// `~/.kube/config`, then the in-cluster service account.
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+        options: KubeOptions,
+    ) -> Result<Self, ConnectError> {
+        let mut config = match kubeconfig {
+            Some(path) => {
+                let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                    ConnectError::Kubeconfig {
+                        path: path.display().to_string(),
+                        source: Box::new(e),
+                    }
+                })?;
+                let opts = kube::config::KubeConfigOptions {
+                    context: context.map(str::to_string),
+                    ..Default::default()
+                };
+                kube::Config::from_custom_kubeconfig(kc, &opts)
+                    .await
+                    .map_err(|e| ConnectError::Kubeconfig {
+                        path: path.display().to_string(),
+                        source: Box::new(e),
+                    })?
+            }
+            None if context.is_some() => {
+                let opts = kube::config::KubeConfigOptions {
+                    context: context.map(str::to_string),
+                    ..Default::default()
+                };
+                kube::Config::from_kubeconfig(&opts)
+                    .await
+                    .map_err(|e| ConnectError::Infer(e.to_string()))?
+            }
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| ConnectError::Infer(e.to_string()))?,
+        };
+        config.connect_timeout = Some(options.timeout);
+        config.write_timeout = Some(options.timeout);
+        let client = Client::try_from(config).map_err(|e| ConnectError::Client(e.to_string()))?;
+        Ok(Self::new(client, options))
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> Client {
+        self.inner.client.clone()
+    }
+
+    /// The API server's version, proving it can be reached.
+    pub async fn server_version(&self) -> Result<String> {
+        let info = self.call(self.inner.client.apiserver_version()).await?;
+        Ok(info.git_version)
+    }
+
+    /// Which of `wanted` this client's identity is not allowed, asked with
+    /// SelfSubjectAccessReviews.
+    pub async fn missing_permissions(&self, wanted: &[Permission]) -> Result<Vec<Permission>> {
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client());
+        let mut missing = Vec::new();
+        for p in wanted {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(attributes(
+                        p.verb,
+                        p.group,
+                        p.resource,
+                        p.namespace.clone(),
+                        None,
+                    )),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let answer = self
+                .call(api.create(&PostParams::default(), &review))
+                .await?;
+            if !answer.status.is_some_and(|s| s.allowed) {
+                missing.push(p.clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Who a bearer token belongs to (TokenReview): `None` if the API server does not
+    /// recognise it.
+    pub async fn review_token(&self, token: &str) -> Result<Option<(String, Vec<String>)>> {
+        let api: Api<TokenReview> = Api::all(self.client());
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = self
+            .call(api.create(&PostParams::default(), &review))
+            .await?;
+        let Some(status) = answer.status.filter(|s| s.authenticated == Some(true)) else {
+            return Ok(None);
+        };
+        let user = status.user.unwrap_or_default();
+        Ok(Some((
+            user.username.unwrap_or_default(),
+            user.groups.unwrap_or_default(),
+        )))
+    }
+
+    /// Whether a user may do something to one object (SubjectAccessReview), e.g. the custom
+    /// verb `restart` on `deployments.apps` `web` in `shop`.
+    pub async fn subject_may(
+        &self,
+        user: &str,
+        groups: &[String],
+        access: &Access<'_>,
+    ) -> Result<bool> {
+        let api: Api<SubjectAccessReview> = Api::all(self.client());
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.to_string()),
+                groups: Some(groups.to_vec()),
+                resource_attributes: Some(attributes(
+                    access.verb,
+                    access.group,
+                    access.resource,
+                    Some(access.namespace.to_string()),
+                    Some(access.name.to_string()),
+                )),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = self
+            .call(api.create(&PostParams::default(), &review))
+            .await?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
+    }
+
+    /// One request through the limiter and the timeout.
+    async fn call<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T> {
+        self.inner.limiter.acquire().await;
+        match tokio::time::timeout(self.inner.options.timeout, request).await {
+            Ok(result) => result.map_err(errors::map),
+            Err(_) => Err(Error::unavailable(format!(
+                "the Kubernetes API did not answer within {}s",
+                self.inner.options.timeout.as_secs()
+            ))),
+        }
+    }
+
+    fn pods(&self, namespace: Option<&str>) -> Api<core::Pod> {
+        match namespace {
+            Some(ns) => Api::namespaced(self.client(), ns),
+            None => Api::all(self.client()),
+        }
+    }
+
+    fn leases(&self, namespace: &str) -> Api<coordination::Lease> {
+        Api::namespaced(self.client(), namespace)
+    }
+
+    fn events(&self, namespace: &str) -> Api<core::Event> {
+        Api::namespaced(self.client(), namespace)
+    }
+
+    /// Starts the shared Node watch once.
+    fn start_nodes(&self) {
+        if self.inner.nodes.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let api: Api<core::Node> = Api::all(inner.client.clone());
+            let mut events =
+                std::pin::pin!(watch_events(api, watcher::Config::default(), convert::node));
+            while let Some(event) = events.next().await {
+                let Ok(event) = event else { continue };
+                {
+                    let mut state = inner.nodes.state.write().unwrap_or_else(|e| e.into_inner());
+                    match &event {
+                        WatchEvent::Restarted(all) => {
+                            *state =
+                                Some(all.iter().map(|n| (n.name.clone(), n.clone())).collect());
+                        }
+                        WatchEvent::Applied(n) => {
+                            state
+                                .get_or_insert_with(HashMap::new)
+                                .insert(n.name.clone(), n.clone());
+                        }
+                        WatchEvent::Deleted(n) => {
+                            if let Some(s) = state.as_mut() {
+                                s.remove(&n.name);
+                            }
+                        }
+                    }
+                }
+                let restarted = matches!(event, WatchEvent::Restarted(_));
+                let _ = inner.nodes.changes.send(event);
+                if restarted {
+                    inner.nodes.synced.notify_waiters();
+                }
+            }
+        });
+    }
+
+    /// Every cached Node, once the cache has synced (or an error after the timeout).
+    async fn cached_nodes(&self) -> Result<Vec<Node>> {
+        self.start_nodes();
+        let wait = async {
+            loop {
+                let synced = self.inner.nodes.synced.notified();
+                if let Some(nodes) = self
+                    .inner
+                    .nodes
+                    .state
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                {
+                    return nodes.values().cloned().collect::<Vec<_>>();
+                }
+                synced.await;
+            }
+        };
+        tokio::time::timeout(self.inner.options.timeout, wait)
+            .await
+            .map_err(|_| {
+                Error::unavailable("the node watch has not synced; is the API server reachable?")
+            })
+    }
+}
+
+fn attributes(
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<String>,
+    name: Option<String>,
+) -> ResourceAttributes {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r.to_string(), Some(s.to_string())),
+        None => (resource.to_string(), None),
+    };
+    ResourceAttributes {
+        verb: Some(verb.to_string()),
+        group: Some(group.to_string()),
+        resource: Some(resource),
+        subresource,
+        namespace,
+        name,
+        ..Default::default()
+    }
+}
+
+/// A watch as a stream of `cluster-api` events: the initial list becomes one `Restarted`, and
+/// so does every re-list after the watcher had to start over. The watcher retries with
+/// backoff by itself, so failures never end the stream.
+fn watch_events<K, T>(
+    api: Api<K>,
+    config: watcher::Config,
+    convert: fn(K) -> T,
+) -> impl Stream<Item = Result<WatchEvent<T>>> + Send
+where
+    K: kube::Resource + Clone + DeserializeOwned + fmt::Debug + Send + 'static,
+    T: Send + 'static,
+{
+    let events = watcher(api, config).default_backoff().boxed();
+    futures::stream::unfold(
+        (events, Vec::new()),
+        move |(mut events, mut buffer)| async move {
+            loop {
+                let next = match events.next().await? {
+                    Ok(watcher::Event::Init) => {
+                        buffer.clear();
+                        continue;
+                    }
+                    Ok(watcher::Event::InitApply(o)) => {
+                        buffer.push(convert(o));
+                        continue;
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        WatchEvent::Restarted(std::mem::take(&mut buffer))
+                    }
+                    Ok(watcher::Event::Apply(o)) => WatchEvent::Applied(convert(o)),
+                    Ok(watcher::Event::Delete(o)) => WatchEvent::Deleted(convert(o)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "watch failed; the watcher retries");
+                        continue;
+                    }
+                };
+                return Some((Ok(next), (events, buffer)));
+            }
+        },
+    )
+}
+
+fn boxed<T: Send + 'static>(
+    s: impl Stream<Item = Result<WatchEvent<T>>> + Send + 'static,
+) -> WatchStream<T> {
+    Box::pin(s)
+}
+
+fn pod_params(filter: &PodFilter) -> (Option<String>, Option<String>) {
+    let fields = filter.node.as_ref().map(|n| format!("spec.nodeName={n}"));
+    let labels = filter
+        .labels
+        .as_ref()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_string());
+    (fields, labels)
+}
+
+fn list_params(fields: Option<&str>, labels: Option<&str>) -> ListParams {
+    let mut lp = ListParams::default();
+    if let Some(f) = fields {
+        lp = lp.fields(f);
+    }
+    if let Some(l) = labels {
+        lp = lp.labels(l);
+    }
+    lp
+}
+
+fn watch_config(fields: Option<&str>, labels: Option<&str>) -> watcher::Config {
+    let mut wc = watcher::Config::default();
+    if let Some(f) = fields {
+        wc = wc.fields(f);
+    }
+    if let Some(l) = labels {
+        wc = wc.labels(l);
+    }
+    wc
+}
+
+/// `{"k": "v"}` / `{"k": null}` for a merge patch.
+fn merge_map(changes: &BTreeMap<String, Option<String>>) -> Value {
+    Value::Object(
+        changes
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_ref().map_or(Value::Null, |v| Value::String(v.clone())),
+                )
+            })
+            .collect(),
+    )
+}
+
+macro_rules! with_workload_api {
+    ($self:expr, $kind:expr, $namespace:expr, |$api:ident, $convert:ident| $body:expr) => {
+        match $kind {
+            WorkloadKind::Deployment => {
+                let $api: Api<Deployment> = workload_api($self.client(), $namespace);
+                let $convert = convert::deployment;
+                $body
+            }
+            WorkloadKind::StatefulSet => {
+                let $api: Api<StatefulSet> = workload_api($self.client(), $namespace);
+                let $convert = convert::statefulset;
+                $body
+            }
+            WorkloadKind::DaemonSet => {
+                let $api: Api<DaemonSet> = workload_api($self.client(), $namespace);
+                let $convert = convert::daemonset;
+                $body
+            }
+        }
+    };
+}
+
+fn workload_api<K>(client: Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    }
+}
+
+#[async_trait]
+impl ClusterApi for KubeCluster {
+    async fn get_node(&self, name: &str) -> Result<Node> {
+        let api: Api<core::Node> = Api::all(self.client());
+        Ok(convert::node(self.call(api.get(name)).await?))
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<Node>> {
+        self.cached_nodes().await
+    }
+
+    async fn watch_nodes(&self) -> Result<WatchStream<Node>> {
+        // Subscribe first, so no change falls between the snapshot and the stream.
+        let mut changes = self.inner.nodes.changes.subscribe();
+        let snapshot = self.cached_nodes().await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(Ok(WatchEvent::Restarted(snapshot)));
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = match changes.recv().await {
+                    Ok(event) => event,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        match this.cached_nodes().await {
+                            Ok(all) => WatchEvent::Restarted(all),
+                            Err(e) => {
+                                let _ = tx.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(Ok(event)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Box::pin(UnboundedReceiverStream::new(rx)))
+    }
+
+    async fn patch_node(&self, name: &str, patch: &NodePatch) -> Result<Node> {
+        let mut metadata = serde_json::Map::new();
+        if let Some(rv) = &patch.resource_version {
+            metadata.insert("resourceVersion".into(), json!(rv));
+        }
+        if !patch.annotations.is_empty() {
+            metadata.insert("annotations".into(), merge_map(&patch.annotations));
+        }
+        if !patch.labels.is_empty() {
+            metadata.insert("labels".into(), merge_map(&patch.labels));
+        }
+        let mut body = json!({ "metadata": metadata });
+        if let Some(u) = patch.unschedulable {
+            body["spec"] = json!({ "unschedulable": u });
+        }
+        let api: Api<core::Node> = Api::all(self.client());
+        let written = self
+            .call(api.patch(name, &PatchParams::default(), &Patch::Merge(&body)))
+            .await?;
+        Ok(convert::node(written))
+    }
+
+    async fn list_pods(&self, filter: &PodFilter) -> Result<Vec<Pod>> {
+        let (fields, labels) = pod_params(filter);
+        let lp = list_params(fields.as_deref(), labels.as_deref());
+        let list = self
+            .call(self.pods(filter.namespace.as_deref()).list(&lp))
+            .await?;
+        Ok(list.items.into_iter().map(convert::pod).collect())
+    }
+
+    async fn watch_pods(&self, filter: &PodFilter) -> Result<WatchStream<Pod>> {
+        let (fields, labels) = pod_params(filter);
+        let wc = watch_config(fields.as_deref(), labels.as_deref());
+        Ok(boxed(watch_events(
+            self.pods(filter.namespace.as_deref()),
+            wc,
+            convert::pod,
+        )))
+    }
+
+    async fn evict_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        options: &EvictOptions,
+    ) -> Result<EvictionOutcome> {
+        // Written by hand: kube's `Api::evict` sends `delete_options` in snake case, which the
+        // API server ignores, so a grace-period override would be silently dropped.
+        let mut body = json!({
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        });
+        if let Some(grace) = options.grace_period_seconds {
+            body["deleteOptions"] = json!({"gracePeriodSeconds": grace.max(0)});
+        }
+        let request = http::Request::post(format!(
+            "/api/v1/namespaces/{namespace}/pods/{name}/eviction"
+        ))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string().into_bytes())
+        .map_err(|e| Error::invalid(format!("cannot build the eviction request: {e}")))?;
+        self.inner.limiter.acquire().await;
+        let client = self.client();
+        match tokio::time::timeout(
+            self.inner.options.timeout,
+            client.request::<kube::core::Status>(request),
+        )
+        .await
+        {
+            Ok(result) => errors::eviction(result),
+            Err(_) => Err(Error::unavailable(
+                "the eviction did not get an answer in time",
+            )),
+        }
+    }
+
+    async fn get_lease(&self, namespace: &str, name: &str) -> Result<Lease> {
+        Ok(convert::lease(
+            self.call(self.leases(namespace).get(name)).await?,
+        ))
+    }
+
+    async fn list_leases(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<Lease>> {
+        let labels = (!selector.is_empty()).then(|| selector.to_string());
+        let lp = list_params(None, labels.as_deref());
+        let list = self.call(self.leases(namespace).list(&lp)).await?;
+        Ok(list.items.into_iter().map(convert::lease).collect())
+    }
+
+    async fn watch_leases(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+    ) -> Result<WatchStream<Lease>> {
+        let labels = (!selector.is_empty()).then(|| selector.to_string());
+        let wc = watch_config(None, labels.as_deref());
+        Ok(boxed(watch_events(
+            self.leases(namespace),
+            wc,
+            convert::lease,
+        )))
+    }
+
+    async fn create_lease(&self, lease: &Lease) -> Result<Lease> {
+        let mut object = convert::to_lease(lease);
+        object.metadata.resource_version = None;
+        let written = self
+            .call(
+                self.leases(&lease.namespace)
+                    .create(&PostParams::default(), &object),
+            )
+            .await?;
+        Ok(convert::lease(written))
+    }
+
+    async fn replace_lease(&self, lease: &Lease) -> Result<Lease> {
+        if lease.resource_version.is_empty() {
+            return Err(Error::invalid(format!(
+                "leases.coordination.k8s.io \"{}\": a replace must carry the resourceVersion it was read at",
+                lease.name
+            )));
+        }
+        let object = convert::to_lease(lease);
+        let written = self
+            .call(self.leases(&lease.namespace).replace(
+                &lease.name,
+                &PostParams::default(),
+                &object,
+            ))
+            .await?;
+        Ok(convert::lease(written))
+    }
+
+    async fn delete_lease(
+        &self,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> Result<()> {
+        let dp = DeleteParams {
+            preconditions: resource_version.map(|rv| Preconditions {
+                resource_version: Some(rv.to_string()),
+                uid: None,
+            }),
+            ..Default::default()
+        };
+        self.call(self.leases(namespace).delete(name, &dp)).await?;
+        Ok(())
+    }
+
+    async fn get_workload(&self, w: &WorkloadRef) -> Result<Workload> {
+        with_workload_api!(self, w.kind, Some(w.namespace.as_str()), |api, convert| {
+            Ok(convert(self.call(api.get(&w.name)).await?))
+        })
+    }
+
+    async fn list_workloads(&self, filter: &WorkloadFilter) -> Result<Vec<Workload>> {
+        let fields = filter.name.as_ref().map(|n| format!("metadata.name={n}"));
+        let lp = list_params(fields.as_deref(), None);
+        with_workload_api!(
+            self,
+            filter.kind,
+            filter.namespace.as_deref(),
+            |api, convert| {
+                Ok(self
+                    .call(api.list(&lp))
+                    .await?
+                    .items
+                    .into_iter()
+                    .map(convert)
+                    .collect())
+            }
+        )
+    }
+
+    async fn watch_workloads(&self, filter: &WorkloadFilter) -> Result<WatchStream<Workload>> {
+        let fields = filter.name.as_ref().map(|n| format!("metadata.name={n}"));
+        let wc = watch_config(fields.as_deref(), None);
+        with_workload_api!(
+            self,
+            filter.kind,
+            filter.namespace.as_deref(),
+            |api, convert| Ok(boxed(watch_events(api, wc, convert)))
+        )
+    }
+
+    async fn patch_template_annotations(
+        &self,
+        w: &WorkloadRef,
+        annotations: &BTreeMap<String, Option<String>>,
+    ) -> Result<Workload> {
+        let body =
+            json!({"spec": {"template": {"metadata": {"annotations": merge_map(annotations)}}}});
+        with_workload_api!(self, w.kind, Some(w.namespace.as_str()), |api, convert| {
+            Ok(convert(
+                self.call(api.patch(&w.name, &PatchParams::default(), &Patch::Merge(&body)))
+                    .await?,
+            ))
+        })
+    }
+
+    async fn record_event(&self, event: &Event) -> Result<()> {
+        let object = convert::to_event(event, jiff::Timestamp::now());
+        let namespace = convert::event_namespace(&event.regarding);
+        self.call(
+            self.events(&namespace)
+                .create(&PostParams::default(), &object),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn list_events(&self, regarding: &ObjectRef) -> Result<Vec<Event>> {
+        let fields = format!(
+            "involvedObject.kind={},involvedObject.name={}",
+            regarding.kind, regarding.name
+        );
+        let lp = list_params(Some(&fields), None);
+        let list = self
+            .call(self.events(&convert::event_namespace(regarding)).list(&lp))
+            .await?;
+        let mut events: Vec<Event> = list.items.into_iter().map(convert::event).collect();
+        events.sort_by_key(|e| e.time);
+        Ok(events)
+    }
+}

@@ -1,0 +1,89 @@
+//! API errors onto the `cluster-api` error kinds, and eviction answers onto outcomes.
+
+use std::time::Duration;
+
+use cluster_api::{Error, EvictionOutcome};
+use kube::core::Status;
+
+/// Maps a kube error onto the kind the cores act on.
+pub fn map(e: kube::Error) -> Error {
+    match e {
+        kube::Error::Api(status) => from_status(&status),
+        kube::Error::HyperError(e) => {
+            Error::unavailable(format!("the Kubernetes API could not be reached: {e}"))
+        }
+        kube::Error::Service(e) => {
+            Error::unavailable(format!("the Kubernetes API could not be reached: {e}"))
+        }
+        kube::Error::SerdeError(e) => {
+            Error::unavailable(format!("the Kubernetes API sent something unreadable: {e}"))
+        }
+        other => Error::unavailable(other.to_string()),
+    }
+}
+
+/// Maps an API `Status` by its code (and, for 409, its reason).
+pub fn from_status(s: &Status) -> Error {
+    let message = if s.message.is_empty() {
+        format!("{} {}", s.code, s.reason)
+    } else {
+        s.message.clone()
+    };
+    match s.code {
+        404 => Error::NotFound { message },
+        409 if s.reason == "AlreadyExists" => Error::AlreadyExists { message },
+        409 => Error::Conflict { message },
+        429 => Error::TooManyRequests {
+            message,
+            retry_after: retry_after(s),
+        },
+        401 | 403 => Error::Forbidden { message },
+        400 | 405 | 406 | 415 | 422 => Error::Invalid { message },
+        _ => Error::Unavailable { message },
+    }
+}
+
+fn retry_after(s: &Status) -> Option<Duration> {
+    s.details
+        .as_ref()
+        .map(|d| d.retry_after_seconds)
+        .filter(|s| *s > 0)
+        .map(|s| Duration::from_secs(u64::from(s)))
+}
+
+/// What an eviction's answer means to a drain.
+pub fn eviction(result: Result<Status, kube::Error>) -> Result<EvictionOutcome, Error> {
+    let status = match result {
+        Ok(_) => return Ok(EvictionOutcome::Evicted),
+        Err(kube::Error::Api(status)) => status,
+        Err(e) => return Err(map(e)),
+    };
+    match status.code {
+        404 => Ok(EvictionOutcome::Gone),
+        429 => {
+            // The PodDisruptionBudget's own words are in the causes.
+            let causes: Vec<&str> = status
+                .details
+                .iter()
+                .flat_map(|d| d.causes.iter())
+                .map(|c| c.message.as_str())
+                .filter(|m| !m.is_empty())
+                .collect();
+            let message = if causes.is_empty() {
+                status.message.clone()
+            } else {
+                format!("{} {}", status.message, causes.join("; "))
+            };
+            Ok(EvictionOutcome::Blocked {
+                message,
+                retry_after: retry_after(&status),
+            })
+        }
+        500 if status.message.contains("more than one PodDisruptionBudget") => {
+            Ok(EvictionOutcome::Failed {
+                message: status.message.clone(),
+            })
+        }
+        _ => Err(from_status(&status)),
+    }
+}

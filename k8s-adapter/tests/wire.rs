@@ -1,0 +1,848 @@
+//! Every adapter operation against a fake API server at the HTTP level: the request it sends
+//! (method, path, query, body) and how it reads each answer, using bodies real API servers
+//! send.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::time::Duration;
+
+use cluster_api::{
+    ClusterApi, Error, Event, EventType, EvictOptions, EvictionOutcome, LabelSelector, Lease,
+    NodePatch, ObjectRef, PodFilter, PodPhase, WatchEvent, WorkloadFilter, WorkloadKind,
+    WorkloadRef,
+};
+use futures::StreamExt;
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
+use k8s_adapter::{Access, KubeCluster, KubeOptions, required_permissions};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+use tower_test::mock::{Handle, SendResponse};
+
+type Fake = Pin<Box<Handle<Request<Body>, Response<Body>>>>;
+
+fn cluster_with(options: KubeOptions) -> (KubeCluster, Fake) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (
+        KubeCluster::new(Client::new(service, "default"), options),
+        Box::pin(handle),
+    )
+}
+
+fn cluster() -> (KubeCluster, Fake) {
+    cluster_with(KubeOptions::default())
+}
+
+fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// One request the fake server received.
+struct Seen {
+    method: Method,
+    path: String,
+    query: HashMap<String, String>,
+    content_type: String,
+    body: Value,
+    send: SendResponse<Response<Body>>,
+}
+
+impl Seen {
+    fn answer(self, status: u16, body: String) {
+        let response = Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(body.into_bytes()))
+            .unwrap();
+        self.send.send_response(response);
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+async fn next(fake: &mut Fake) -> Seen {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(10), fake.next_request())
+        .await
+        .expect("a request")
+        .expect("the client is alive");
+    let (parts, body) = request.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let query = parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect();
+    Seen {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query,
+        content_type: parts
+            .headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default(),
+        body: if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        },
+        send,
+    }
+}
+
+/// Runs `call` while answering its one request with `status` and `body`, after `check`.
+async fn exchange<T>(
+    call: impl Future<Output = T>,
+    fake: &mut Fake,
+    check: impl FnOnce(&Seen),
+    status: u16,
+    body: String,
+) -> T {
+    let server = async {
+        let seen = next(fake).await;
+        check(&seen);
+        seen.answer(status, body);
+    };
+    let (result, ()) = tokio::join!(call, server);
+    result
+}
+
+// === nodes ===
+
+#[tokio::test]
+async fn get_node_reads_the_fields_the_cores_use() {
+    let (c, mut fake) = cluster();
+    let list: Value = serde_json::from_str(&fixture("node-list.json")).unwrap();
+    let node = exchange(
+        c.get_node("dummyNode"),
+        &mut fake,
+        |s| {
+            assert_eq!(
+                (s.method.clone(), s.path.as_str()),
+                (Method::GET, "/api/v1/nodes/dummyNode")
+            );
+        },
+        200,
+        list["items"][0].to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(node.name, "dummyNode");
+    assert_eq!(node.machine_id, "77094b51073843e5acb5c3cdd16c909e");
+    assert_eq!(node.boot_id, "de767a54-9900-4e24-8514-8c4cbf817213");
+    assert!(node.ready);
+    assert!(!node.unschedulable);
+}
+
+#[tokio::test]
+async fn nodes_are_listed_once_and_served_from_the_watch_cache() {
+    let (c, mut fake) = cluster();
+    let server = async {
+        let seen = next(&mut fake).await;
+        assert_eq!(
+            (seen.method.clone(), seen.path.as_str()),
+            (Method::GET, "/api/v1/nodes")
+        );
+        assert!(
+            !seen.query.contains_key("watch"),
+            "the initial list: {:?}",
+            seen.query
+        );
+        seen.answer(200, fixture("node-list.json"));
+        // Then the watch from the list's resourceVersion.
+        let seen = next(&mut fake).await;
+        assert_eq!(seen.query.get("watch").map(String::as_str), Some("true"));
+        assert_eq!(
+            seen.query.get("resourceVersion").map(String::as_str),
+            Some("3188299")
+        );
+        seen
+    };
+    let (nodes, watch) = tokio::join!(c.list_nodes(), server);
+    let nodes = nodes.unwrap();
+    assert_eq!(nodes.len(), 1);
+    // A second list and a watch are answered from the cache: no request reaches the server.
+    assert_eq!(c.list_nodes().await.unwrap(), nodes);
+    let mut stream = c.watch_nodes().await.unwrap();
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        WatchEvent::Restarted(nodes)
+    );
+    assert!(
+        futures::FutureExt::now_or_never(fake.next_request()).is_none(),
+        "nothing more was sent"
+    );
+    drop(watch);
+}
+
+#[tokio::test]
+async fn node_patches_are_merge_patches_with_an_optional_precondition() {
+    let (c, mut fake) = cluster();
+    let patch = NodePatch::new()
+        .unschedulable(true)
+        .annotate("restart-manager.io/cordoned", "true")
+        .remove_annotation("restart-manager.io/approved-boot-id")
+        .if_version("3188299");
+    let err = exchange(
+        c.patch_node("dummyNode", &patch),
+        &mut fake,
+        |s| {
+            assert_eq!((s.method.clone(), s.path.as_str()), (Method::PATCH, "/api/v1/nodes/dummyNode"));
+            assert_eq!(s.content_type, "application/merge-patch+json");
+            assert_eq!(
+                s.body,
+                json!({
+                    "metadata": {
+                        "resourceVersion": "3188299",
+                        "annotations": {"restart-manager.io/cordoned": "true", "restart-manager.io/approved-boot-id": null}
+                    },
+                    "spec": {"unschedulable": true}
+                })
+            );
+        },
+        409,
+        fixture("status-409-conflict.json"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert!(err.to_string().contains("the object has been modified"));
+}
+
+// === pods and evictions ===
+
+#[tokio::test]
+async fn pods_on_a_node_are_listed_by_field_selector() {
+    let (c, mut fake) = cluster();
+    let pods = exchange(
+        c.list_pods(&PodFilter::on_node("v1.36-control-plane")),
+        &mut fake,
+        |s| {
+            assert_eq!(
+                (s.method.clone(), s.path.as_str()),
+                (Method::GET, "/api/v1/pods")
+            );
+            assert_eq!(
+                s.query.get("fieldSelector").map(String::as_str),
+                Some("spec.nodeName=v1.36-control-plane")
+            );
+        },
+        200,
+        fixture("pod-list.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pods.len(), 8);
+    let by_name: HashMap<&str, &cluster_api::Pod> =
+        pods.iter().map(|p| (p.name.as_str(), p)).collect();
+    let coredns = by_name["coredns-589f44dc88-4fpns"];
+    assert_eq!(coredns.controller.as_ref().unwrap().kind, "ReplicaSet");
+    assert_eq!((coredns.phase, coredns.ready), (PodPhase::Running, true));
+    assert!(
+        by_name["etcd-v1.36-control-plane"].mirror,
+        "static pods carry the mirror annotation"
+    );
+    assert!(by_name["kindnet-4pxt7"].is_daemonset_pod());
+    assert!(
+        pods.iter()
+            .all(|p| p.node_name.as_deref() == Some("v1.36-control-plane"))
+    );
+}
+
+#[tokio::test]
+async fn evictions_go_through_policy_v1_and_every_answer_has_a_meaning() {
+    let expect_request = |grace: Option<i64>| {
+        move |s: &Seen| {
+            assert_eq!(
+                (s.method.clone(), s.path.as_str()),
+                (Method::POST, "/api/v1/namespaces/shop/pods/web-1/eviction")
+            );
+            assert_eq!(s.body["apiVersion"], "policy/v1");
+            assert_eq!(s.body["kind"], "Eviction");
+            assert_eq!(
+                s.body["metadata"],
+                json!({"name": "web-1", "namespace": "shop"})
+            );
+            assert_eq!(
+                s.body["deleteOptions"]["gracePeriodSeconds"].as_i64(),
+                grace
+            );
+        }
+    };
+    type Verdict<'a> = &'a dyn Fn(Result<EvictionOutcome, Error>);
+    let cases: [(u16, &str, Verdict); 6] = [
+        (201, "eviction-201-success.json", &|r| {
+            assert_eq!(r.unwrap(), EvictionOutcome::Evicted)
+        }),
+        (429, "status-429-eviction-pdb.json", &|r| match r.unwrap() {
+            EvictionOutcome::Blocked { message, .. } => {
+                assert!(
+                    message.contains(
+                        "Cannot evict pod as it would violate the pod's disruption budget."
+                    ),
+                    "{message}"
+                );
+                assert!(message.contains("The disruption budget my-super-app-pdb needs 6 healthy pods and has 6 currently"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }),
+        (429, "status-429-eviction-pdb-pending.json", &|r| {
+            assert!(matches!(r.unwrap(), EvictionOutcome::Blocked { .. }))
+        }),
+        (404, "status-404-not-found.json", &|r| {
+            assert_eq!(r.unwrap(), EvictionOutcome::Gone)
+        }),
+        (500, "status-500-eviction-multiple-pdbs.json", &|r| {
+            assert!(
+                matches!(r.unwrap(), EvictionOutcome::Failed { message } if message.contains("more than one PodDisruptionBudget"))
+            )
+        }),
+        (403, "status-403-forbidden-eviction.json", &|r| {
+            assert!(matches!(r.unwrap_err(), Error::Forbidden { .. }))
+        }),
+    ];
+    for (status, file, verdict) in cases {
+        let (c, mut fake) = cluster();
+        let result = exchange(
+            c.evict_pod("shop", "web-1", &EvictOptions::default()),
+            &mut fake,
+            expect_request(None),
+            status,
+            fixture(file),
+        )
+        .await;
+        verdict(result);
+    }
+    let (c, mut fake) = cluster();
+    let options = EvictOptions {
+        grace_period_seconds: Some(10),
+    };
+    exchange(
+        c.evict_pod("shop", "web-1", &options),
+        &mut fake,
+        expect_request(Some(10)),
+        201,
+        fixture("eviction-201-success.json"),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn pod_watches_turn_the_initial_list_into_one_snapshot_then_follow_changes() {
+    let (c, mut fake) = cluster();
+    let mut stream = c
+        .watch_pods(&PodFilter::on_node("v1.36-control-plane"))
+        .await
+        .unwrap();
+    let server = async {
+        let seen = next(&mut fake).await;
+        assert_eq!(
+            seen.query.get("fieldSelector").map(String::as_str),
+            Some("spec.nodeName=v1.36-control-plane")
+        );
+        seen.answer(200, fixture("pod-list.json"));
+        let seen = next(&mut fake).await;
+        assert_eq!(seen.query.get("watch").map(String::as_str), Some("true"));
+        seen.answer(200, fixture("watch-pods.jsonl"));
+    };
+    let client = async {
+        let first = stream.next().await.unwrap().unwrap();
+        let WatchEvent::Restarted(pods) = first else {
+            panic!("{first:?}")
+        };
+        assert_eq!(pods.len(), 8);
+        let second = stream.next().await.unwrap().unwrap();
+        assert!(matches!(second, WatchEvent::Applied(p) if p.name == "coredns-589f44dc88-4fpns"));
+    };
+    tokio::join!(server, client);
+}
+
+#[tokio::test]
+async fn an_expired_watch_starts_over_with_a_fresh_snapshot() {
+    let (c, mut fake) = cluster();
+    let mut stream = c
+        .watch_leases(
+            "restart-manager",
+            &LabelSelector::eq("restart-manager.io/lock", "fleetlock"),
+        )
+        .await
+        .unwrap();
+    let empty = json!({"kind": "LeaseList", "apiVersion": "coordination.k8s.io/v1", "metadata": {"resourceVersion": "1"}, "items": []}).to_string();
+    let server = async {
+        let seen = next(&mut fake).await;
+        assert_eq!(
+            seen.path,
+            "/apis/coordination.k8s.io/v1/namespaces/restart-manager/leases"
+        );
+        assert_eq!(
+            seen.query.get("labelSelector").map(String::as_str),
+            Some("restart-manager.io/lock=fleetlock")
+        );
+        seen.answer(200, empty.clone());
+        // The watch says 410 Gone: the watcher must list again.
+        next(&mut fake)
+            .await
+            .answer(200, fixture("watch-error-410-expired.jsonl"));
+        let seen = next(&mut fake).await;
+        assert!(
+            !seen.query.contains_key("watch"),
+            "re-listed: {:?}",
+            seen.query
+        );
+        let lease: Value = serde_json::from_str(&fixture("lease.json")).unwrap();
+        seen.answer(200, json!({"kind": "LeaseList", "apiVersion": "coordination.k8s.io/v1", "metadata": {"resourceVersion": "2"}, "items": [lease]}).to_string());
+    };
+    let client = async {
+        assert_eq!(
+            stream.next().await.unwrap().unwrap(),
+            WatchEvent::Restarted(vec![])
+        );
+        match stream.next().await.unwrap().unwrap() {
+            WatchEvent::Restarted(leases) => assert_eq!(leases.len(), 1),
+            other => panic!("{other:?}"),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(server, client)
+    })
+    .await
+    .unwrap();
+}
+
+// === leases ===
+
+#[tokio::test]
+async fn leases_are_read_written_and_deleted_with_compare_and_swap() {
+    let (c, mut fake) = cluster();
+    let lease = exchange(
+        c.get_lease("kube-system", "apiserver-07a5ea9b9b072c4a5f3d1c3702"),
+        &mut fake,
+        |s| assert_eq!(s.path, "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/apiserver-07a5ea9b9b072c4a5f3d1c3702"),
+        200,
+        fixture("lease.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(lease.resource_version, "334899");
+    assert_eq!(lease.lease_duration_seconds, Some(3600));
+    assert_eq!(
+        lease.renew_time.unwrap().to_string(),
+        "2023-07-04T21:58:48.065888Z"
+    );
+    assert!(lease.holder().unwrap().starts_with("apiserver-"));
+
+    // Create: POST without a resourceVersion; a taken name is AlreadyExists.
+    let mut new = Lease::new("restart-manager", "fleetlock-default")
+        .label("restart-manager.io/lock", "fleetlock");
+    new.holder_identity = Some("n1".into());
+    let err = exchange(
+        c.create_lease(&new),
+        &mut fake,
+        |s| {
+            assert_eq!(
+                (s.method.clone(), s.path.as_str()),
+                (
+                    Method::POST,
+                    "/apis/coordination.k8s.io/v1/namespaces/restart-manager/leases"
+                )
+            );
+            assert_eq!(s.body["metadata"]["name"], "fleetlock-default");
+            assert_eq!(
+                s.body["metadata"]["labels"]["restart-manager.io/lock"],
+                "fleetlock"
+            );
+            assert!(s.body["metadata"].get("resourceVersion").is_none());
+            assert_eq!(s.body["spec"]["holderIdentity"], "n1");
+        },
+        409,
+        fixture("status-409-already-exists.json"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+
+    // Replace: PUT with the resourceVersion read; a stale one is a Conflict.
+    let mut stale = lease.clone();
+    stale.holder_identity = Some("me".into());
+    let err = exchange(
+        c.replace_lease(&stale),
+        &mut fake,
+        |s| {
+            assert_eq!(s.method, Method::PUT);
+            assert_eq!(s.body["metadata"]["resourceVersion"], "334899");
+            assert_eq!(s.body["spec"]["holderIdentity"], "me");
+        },
+        409,
+        fixture("status-409-conflict.json"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    // A replace without a version never reaches the server.
+    assert!(matches!(
+        c.replace_lease(&new).await.unwrap_err(),
+        Error::Invalid { .. }
+    ));
+
+    exchange(
+        c.delete_lease("restart-manager", "fleetlock-default", Some("42")),
+        &mut fake,
+        |s| {
+            assert_eq!(s.method, Method::DELETE);
+            assert_eq!(s.body["preconditions"]["resourceVersion"], "42");
+        },
+        200,
+        fixture("deployment-delete.response.json"),
+    )
+    .await
+    .unwrap();
+
+    let listed = exchange(
+        c.list_leases("restart-manager", &LabelSelector::eq("restart-manager.io/lock", "restart")),
+        &mut fake,
+        |s| assert_eq!(s.query.get("labelSelector").map(String::as_str), Some("restart-manager.io/lock=restart")),
+        200,
+        json!({"kind": "LeaseList", "apiVersion": "coordination.k8s.io/v1", "metadata": {"resourceVersion": "9"}, "items": []}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(listed.is_empty());
+}
+
+// === workloads ===
+
+#[tokio::test]
+async fn workloads_are_read_listed_and_restarted_with_a_merge_patch() {
+    let (c, mut fake) = cluster();
+    let sts = exchange(
+        c.get_workload(&WorkloadRef::new(
+            WorkloadKind::StatefulSet,
+            "default",
+            "nginx-sts",
+        )),
+        &mut fake,
+        |s| {
+            assert_eq!(
+                s.path,
+                "/apis/apps/v1/namespaces/default/statefulsets/nginx-sts"
+            )
+        },
+        200,
+        fixture("statefulset.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sts.status.current_revision, sts.status.update_revision);
+    assert_eq!((sts.replicas, sts.status.ready_replicas), (Some(4), 4));
+    assert_eq!(
+        sts.strategy,
+        cluster_api::UpdateStrategy::RollingUpdate { partition: Some(0) }
+    );
+
+    let listed = exchange(
+        c.list_workloads(&WorkloadFilter {
+            kind: WorkloadKind::Deployment,
+            namespace: Some("kube-system".into()),
+            name: Some("coredns".into()),
+        }),
+        &mut fake,
+        |s| {
+            assert_eq!(s.path, "/apis/apps/v1/namespaces/kube-system/deployments");
+            assert_eq!(
+                s.query.get("fieldSelector").map(String::as_str),
+                Some("metadata.name=coredns")
+            );
+        },
+        200,
+        fixture("deployment-list.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed[0].name, "coredns");
+    assert_eq!(listed[0].status.updated_replicas, 2);
+
+    let web = WorkloadRef::new(
+        WorkloadKind::Deployment,
+        "default",
+        "k8s-openapi-tests-patch-deployment",
+    );
+    let patch = BTreeMap::from([(
+        "kubectl.kubernetes.io/restartedAt".to_string(),
+        Some("2026-01-05T09:00:00Z".to_string()),
+    )]);
+    let patched = exchange(
+        c.patch_template_annotations(&web, &patch),
+        &mut fake,
+        |s| {
+            assert_eq!((s.method.clone(), s.path.as_str()), (Method::PATCH, "/apis/apps/v1/namespaces/default/deployments/k8s-openapi-tests-patch-deployment"));
+            assert_eq!(s.content_type, "application/merge-patch+json");
+            assert_eq!(s.body, json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-05T09:00:00Z"}}}}}));
+        },
+        200,
+        fixture("deployment-patch-merge-patch.response.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(patched.kind, WorkloadKind::Deployment);
+    assert!(patched.generation >= 1);
+
+    let err = exchange(
+        c.get_workload(&web),
+        &mut fake,
+        |_| {},
+        404,
+        fixture("status-404-not-found-deployment.json"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }));
+}
+
+// === events ===
+
+#[tokio::test]
+async fn events_are_core_v1_events_on_the_object() {
+    let (c, mut fake) = cluster();
+    let event = Event {
+        regarding: ObjectRef::cluster("Node", "n1"),
+        type_: EventType::Warning,
+        reason: "DrainBlocked".into(),
+        action: "Drain".into(),
+        note: "pods without a controller: default/debug".into(),
+        reporting_controller: "restart-manager.io/fleetlock".into(),
+        reporting_instance: "replica-a".into(),
+        time: Some("2026-01-05T09:00:00Z".parse().unwrap()),
+    };
+    exchange(
+        c.record_event(&event),
+        &mut fake,
+        |s| {
+            assert_eq!(
+                (s.method.clone(), s.path.as_str()),
+                (Method::POST, "/api/v1/namespaces/default/events")
+            );
+            let b = &s.body;
+            assert_eq!(b["metadata"]["generateName"], "n1.");
+            assert_eq!(
+                b["involvedObject"],
+                json!({"apiVersion": "v1", "kind": "Node", "name": "n1"})
+            );
+            assert_eq!(
+                (b["type"].as_str(), b["reason"].as_str()),
+                (Some("Warning"), Some("DrainBlocked"))
+            );
+            assert_eq!(b["message"], "pods without a controller: default/debug");
+            assert_eq!(b["source"]["component"], "restart-manager.io/fleetlock");
+            assert_eq!(b["lastTimestamp"], "2026-01-05T09:00:00Z");
+        },
+        201,
+        fixture("event-core-v1.json"),
+    )
+    .await
+    .unwrap();
+
+    let pod = ObjectRef::namespaced("Pod", "default", "hello-1567197780-mn4mv");
+    let events = exchange(
+        c.list_events(&pod),
+        &mut fake,
+        |s| {
+            assert_eq!(s.path, "/api/v1/namespaces/default/events");
+            assert_eq!(s.query.get("fieldSelector").map(String::as_str), Some("involvedObject.kind=Pod,involvedObject.name=hello-1567197780-mn4mv"));
+        },
+        200,
+        json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": [serde_json::from_str::<Value>(&fixture("event-core-v1.json")).unwrap()]}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(events[0].regarding, pod);
+    assert_eq!(events[0].reason, "Pulled");
+    assert_eq!(events[0].reporting_controller, "kubelet");
+    assert_eq!(events[0].time.unwrap().to_string(), "2019-08-30T20:43:05Z");
+}
+
+// === errors, limits, reviews ===
+
+#[tokio::test]
+async fn api_errors_map_onto_the_kinds_the_cores_act_on() {
+    let retry = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Too many requests, please try again later.", "reason": "TooManyRequests", "details": {"retryAfterSeconds": 7}, "code": 429}).to_string();
+    let unavailable = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "etcdserver: leader changed", "code": 500}).to_string();
+    let cases: Vec<(u16, String, &str)> = vec![
+        (404, fixture("status-404-not-found.json"), "not_found"),
+        (
+            409,
+            fixture("status-409-conflict-deployment.json"),
+            "conflict",
+        ),
+        (
+            409,
+            fixture("status-409-already-exists-core.json"),
+            "already_exists",
+        ),
+        (403, fixture("status-403-forbidden.json"), "forbidden"),
+        (422, fixture("status-422-invalid-required.json"), "invalid"),
+        (422, fixture("status-422-invalid-type.json"), "invalid"),
+        (429, retry, "too_many_requests"),
+        (500, unavailable, "unavailable"),
+    ];
+    for (status, body, kind) in cases {
+        let (c, mut fake) = cluster();
+        let err = exchange(
+            c.get_lease("ns", "l"),
+            &mut fake,
+            |_| {},
+            status,
+            body.clone(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), kind, "{status}: {body}");
+        if kind == "too_many_requests" {
+            assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+        }
+        assert!(!err.message().is_empty());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_never_answers_is_unavailable_after_the_timeout() {
+    let (c, _fake) = cluster_with(KubeOptions {
+        timeout: Duration::from_secs(5),
+        ..KubeOptions::default()
+    });
+    let err = c.get_node("n1").await.unwrap_err();
+    assert_eq!(err.kind(), "unavailable");
+    assert!(
+        err.to_string().contains("did not answer within 5s"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_are_paced_by_the_client_side_limit() {
+    let (c, mut fake) = cluster_with(KubeOptions {
+        qps: 2.0,
+        burst: 1,
+        timeout: Duration::from_secs(60),
+    });
+    let start = tokio::time::Instant::now();
+    let server = async {
+        for _ in 0..3 {
+            next(&mut fake).await.answer(200, fixture("lease.json"));
+        }
+    };
+    let client = async {
+        for _ in 0..3 {
+            c.get_lease("kube-system", "x").await.unwrap();
+        }
+    };
+    tokio::join!(server, client);
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "one free, then two at 2/s"
+    );
+}
+
+#[tokio::test]
+async fn permissions_are_checked_with_self_subject_access_reviews() {
+    let (c, mut fake) = cluster();
+    let wanted = required_permissions("restart-manager");
+    let server = async {
+        for _ in 0..wanted.len() {
+            let seen = next(&mut fake).await;
+            assert_eq!(
+                (seen.method.clone(), seen.path.as_str()),
+                (
+                    Method::POST,
+                    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+                )
+            );
+            let attrs = seen.body["spec"]["resourceAttributes"].clone();
+            let allowed = !(attrs["resource"] == "pods" && attrs["subresource"] == "eviction");
+            let spec = seen.body["spec"].clone();
+            seen.answer(201, json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": spec, "status": {"allowed": allowed}}).to_string());
+        }
+    };
+    let (missing, ()) = tokio::join!(c.missing_permissions(&wanted), server);
+    let missing = missing.unwrap();
+    assert_eq!(missing.len(), 1);
+    assert_eq!(
+        missing[0].to_string(),
+        "create pods/eviction (cluster-wide)"
+    );
+}
+
+#[tokio::test]
+async fn tokens_and_rights_are_reviewed_by_the_api_server() {
+    let (c, mut fake) = cluster();
+    let who = exchange(
+        c.review_token("a-token"),
+        &mut fake,
+        |s| {
+            assert_eq!(s.path, "/apis/authentication.k8s.io/v1/tokenreviews");
+            assert_eq!(s.body["spec"]["token"], "a-token");
+        },
+        201,
+        fixture("tokenreview-response.json"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(who.0, "system:serviceaccount:ns-a:bob");
+    assert!(who.1.contains(&"system:authenticated".to_string()));
+
+    let allowed = exchange(
+        c.subject_may(
+            "alice@example.com",
+            &["team".into()],
+            &Access { verb: "restart", group: "apps", resource: "deployments", namespace: "shop", name: "web" },
+        ),
+        &mut fake,
+        |s| {
+            assert_eq!(s.path, "/apis/authorization.k8s.io/v1/subjectaccessreviews");
+            assert_eq!(s.body["spec"]["user"], "alice@example.com");
+            assert_eq!(s.body["spec"]["groups"], json!(["team"]));
+            assert_eq!(
+                s.body["spec"]["resourceAttributes"],
+                json!({"verb": "restart", "group": "apps", "resource": "deployments", "namespace": "shop", "name": "web"})
+            );
+        },
+        201,
+        fixture("subjectaccessreview-response.json"),
+    )
+    .await
+    .unwrap();
+    assert!(allowed);
+}
