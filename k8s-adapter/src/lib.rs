@@ -191,6 +191,7 @@ pub struct KubeCluster {
 
 struct Inner {
     client: Client,
+    url: Option<String>,
     options: KubeOptions,
     limiter: RateLimiter,
     nodes: NodeCache,
@@ -213,6 +214,7 @@ impl KubeCluster {
             inner: Arc::new(Inner {
                 limiter: RateLimiter::new(options.qps, options.burst),
                 client,
+                url: None,
                 options,
                 nodes: NodeCache {
                     started: AtomicBool::new(false),
@@ -265,8 +267,18 @@ impl KubeCluster {
         };
         config.connect_timeout = Some(options.timeout);
         config.write_timeout = Some(options.timeout);
+        let url = config.cluster_url.to_string();
         let client = Client::try_from(config).map_err(|e| ConnectError::Client(e.to_string()))?;
-        Ok(Self::new(client, options))
+        let mut cluster = Self::new(client, options);
+        if let Some(inner) = Arc::get_mut(&mut cluster.inner) {
+            inner.url = Some(url);
+        }
+        Ok(cluster)
+    }
+
+    /// The API server's address, when known.
+    pub fn url(&self) -> Option<&str> {
+        self.inner.url.as_deref()
     }
 
     /// The underlying client.

@@ -11,7 +11,7 @@ use cluster_api::{
 };
 use futures::StreamExt;
 use serde::Serialize;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::allowlist::{Allowlist, Identity};
 use crate::lock::{self, LastRestart, LockInfo, Outcome, Take, TakeRequest};
@@ -224,6 +224,7 @@ pub struct RestarterBuilder {
     clock: Arc<dyn Clock>,
     instance: String,
     observer: Arc<dyn RestartObserver>,
+    leadership: Option<watch::Receiver<bool>>,
 }
 
 struct Inner {
@@ -245,6 +246,7 @@ struct Inner {
     synced_changed: Notify,
     watch_down: AtomicBool,
     sequence: AtomicU64,
+    leadership: Option<watch::Receiver<bool>>,
 }
 
 // === impl RestarterBuilder ===
@@ -271,6 +273,14 @@ impl RestarterBuilder {
     /// Where to report restarts and rollouts.
     pub fn observer(mut self, observer: Arc<dyn RestartObserver>) -> Self {
         self.observer = observer;
+        self
+    }
+
+    /// Judge rollouts and release finished restarts' locks only while this says `true`: with
+    /// several replicas, only the elected leader does. Restarts and status are served
+    /// regardless. Without it, this replica always does.
+    pub fn leadership(mut self, leader: watch::Receiver<bool>) -> Self {
+        self.leadership = Some(leader);
         self
     }
 
@@ -308,6 +318,7 @@ impl RestarterBuilder {
                 synced_changed: Notify::new(),
                 watch_down: AtomicBool::new(false),
                 sequence: AtomicU64::new(0),
+                leadership: self.leadership,
             }),
         }
     }
@@ -325,6 +336,7 @@ impl Restarter {
             clock: Arc::new(SystemClock),
             instance: "restart-manager".into(),
             observer: Arc::new(NoopRestartObserver),
+            leadership: None,
         }
     }
 
@@ -874,8 +886,20 @@ impl Inner {
     /// Every `resync`: look at everything again (lock expiry needs time, not events), and if a
     /// watch is down, read the workloads directly.
     async fn resync_forever(&self) {
+        let mut leadership = self.leadership.clone();
         loop {
-            tokio::time::sleep(self.config.resync).await;
+            let became_leader = async {
+                match leadership.as_mut() {
+                    Some(l) => {
+                        let _ = l.changed().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(self.config.resync) => {}
+                () = became_leader => {}
+            }
             if self.watch_down.load(Ordering::Relaxed) {
                 for a in self.allowlist.iter() {
                     match self.api.get_workload(&a.workload).await {
@@ -902,7 +926,9 @@ impl Inner {
     /// race on this replica.
     async fn track_forever(&self, mut rx: mpsc::UnboundedReceiver<WorkloadRef>) {
         while let Some(r) = rx.recv().await {
-            self.track(&r).await;
+            if self.leadership.as_ref().is_none_or(|l| *l.borrow()) {
+                self.track(&r).await;
+            }
             self.publish(&r);
         }
     }

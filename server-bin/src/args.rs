@@ -92,9 +92,31 @@ pub struct SimulationArgs {
 #[derive(Debug, Clone, ClapArgs)]
 #[command(next_help_heading = "Cluster")]
 pub struct KubeArgs {
-    /// A kubeconfig file; without it, the in-cluster service account is used.
+    /// A kubeconfig file. Without it: `KUBECONFIG`, `~/.kube/config`, then the in-cluster
+    /// service account, as kubectl does.
     #[arg(long = "kubeconfig", env = "KUBE_CONFIG_PATH")]
     pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use.
+    #[arg(long = "context", env = "KUBE_CONTEXT")]
+    pub context: Option<String>,
+
+    /// Client-side limit on API requests per second.
+    #[arg(long = "kube-qps", env = "KUBE_QPS", default_value_t = 50.0)]
+    pub qps: f64,
+
+    /// Requests allowed at once above the QPS after a quiet spell.
+    #[arg(long = "kube-burst", env = "KUBE_BURST", default_value_t = 100)]
+    pub burst: u32,
+
+    /// How long one API request may take.
+    #[arg(long = "kube-timeout", env = "KUBE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Run background loops (resuming drains, releasing finished restarts) only while holding
+    /// the leader Lease, so that one replica at a time does them.
+    #[arg(long = "leader-election", env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
 }
 
 /// FleetLock endpoints.
@@ -185,6 +207,9 @@ pub enum AuthMode {
     Tokens,
     /// User and groups from headers set by a trusted reverse proxy.
     Proxy,
+    /// Kubernetes bearer tokens, checked with TokenReview; rights checked with
+    /// SubjectAccessReview for the verbs `restart` and `unlock` on the workload.
+    Kubernetes,
 }
 
 /// Logging.

@@ -6,16 +6,26 @@
 //! | `none` | nobody: everyone is `anonymous` and an admin | `--simulate`, a laptop |
 //! | `tokens` | `Authorization: Bearer <token>` (or the page's cookie), looked up in a file | small teams, CI jobs |
 //! | `proxy` | headers set by a trusted reverse proxy (oauth2-proxy and the like) | SSO |
+//! | `kubernetes` | Kubernetes bearer tokens (TokenReview); rights by SubjectAccessReview | restart-only RBAC |
+//!
+//! With `kubernetes`, restarting needs the custom verb `restart` on the workload's resource
+//! (`deployments.apps`, ...), breaking a lock the verb `unlock`, and pausing a reboot group
+//! `update` on its Lease; see docs/operations.md for the Role to grant.
 //!
 //! The token file has kube-apiserver's static token format, one per line:
 //! `token,user,uid,"group1,group2"` (`#` starts a comment).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
+use cluster_api::WorkloadRef;
+use k8s_adapter::{Access, KubeCluster};
 use restart_core::Identity;
 
 /// The cookie the web page keeps a bearer token in (same-site only).
@@ -30,6 +40,85 @@ pub enum Authenticator {
     Tokens(Vec<TokenEntry>),
     /// Headers from a trusted proxy.
     Proxy(ProxyAuth),
+    /// Kubernetes tokens and RBAC.
+    Kubernetes(Arc<KubeAuth>),
+}
+
+/// TokenReview and SubjectAccessReview against the cluster, with answers cached briefly.
+pub struct KubeAuth {
+    cluster: KubeCluster,
+    /// Where the group Leases live (pausing a group is `update` on its Lease).
+    namespace: String,
+    tokens: Mutex<HashMap<String, (Option<Identity>, Instant)>>,
+}
+
+/// How long a TokenReview answer is reused.
+const TOKEN_CACHE: Duration = Duration::from_secs(60);
+
+impl std::fmt::Debug for KubeAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeAuth")
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl KubeAuth {
+    /// Reviews tokens and rights with this cluster.
+    pub fn new(cluster: KubeCluster, namespace: impl Into<String>) -> Self {
+        KubeAuth {
+            cluster,
+            namespace: namespace.into(),
+            tokens: Mutex::default(),
+        }
+    }
+
+    async fn identity(&self, token: &str) -> Result<Identity, AuthError> {
+        let now = Instant::now();
+        if let Some((who, at)) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            && now.duration_since(*at) < TOKEN_CACHE
+        {
+            return who
+                .clone()
+                .ok_or_else(|| AuthError::Unauthenticated("the bearer token is not valid".into()));
+        }
+        let reviewed = self.cluster.review_token(token).await.map_err(|e| {
+            AuthError::Unavailable(format!(
+                "could not check the token with the Kubernetes API: {e}"
+            ))
+        })?;
+        let who = reviewed.map(|(user, groups)| Identity { user, groups });
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.retain(|_, (_, at)| now.duration_since(*at) < TOKEN_CACHE);
+        tokens.insert(token.to_string(), (who.clone(), now));
+        who.ok_or_else(|| AuthError::Unauthenticated("the bearer token is not valid".into()))
+    }
+
+    async fn may(&self, who: &Identity, access: &Access<'_>) -> Result<bool, AuthError> {
+        self.cluster
+            .subject_may(&who.user, &who.groups, access)
+            .await
+            .map_err(|e| {
+                AuthError::Unavailable(format!(
+                    "could not check rights with the Kubernetes API: {e}"
+                ))
+            })
+    }
+}
+
+/// Something a caller wants to do, for authorisation.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// Restart a workload.
+    Restart(&'a WorkloadRef),
+    /// Break a workload's restart lock.
+    Unlock(&'a WorkloadRef),
+    /// Pause or resume a reboot group.
+    PauseGroup(&'a str),
 }
 
 /// One line of the token file.
@@ -75,6 +164,12 @@ pub enum AuthError {
     /// 403: a browser page from another site.
     #[error("{0}")]
     ForeignOrigin(String),
+    /// 403: authenticated, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 503: the authority could not be asked.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Authentication plus authorisation settings.
@@ -101,7 +196,7 @@ impl Auth {
     }
 
     /// Identifies the caller of a request.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         peer: Option<IpAddr>,
@@ -154,11 +249,80 @@ impl Auth {
                     .unwrap_or_default();
                 Ok(Identity { user, groups })
             }
+            Authenticator::Kubernetes(kube) => {
+                let token = bearer(headers).ok_or_else(|| {
+                    AuthError::Unauthenticated("this server needs a Kubernetes bearer token (Authorization: Bearer <token>)".into())
+                })?;
+                kube.identity(&token).await
+            }
         }
     }
 
-    /// Whether the caller may break locks and pause reboot groups.
-    pub fn is_admin(&self, who: &Identity) -> bool {
+    /// Whether the caller may do `action`: with Kubernetes authentication, asked of the
+    /// cluster's RBAC; otherwise restarts are governed by the allowlist and the rest by
+    /// `--admins`.
+    pub async fn may(&self, who: &Identity, action: Action<'_>) -> Result<(), AuthError> {
+        let allowed = match (&self.authenticator, action) {
+            (Authenticator::Kubernetes(kube), Action::Restart(w) | Action::Unlock(w)) => {
+                let verb = if matches!(action, Action::Restart(_)) {
+                    "restart"
+                } else {
+                    "unlock"
+                };
+                kube.may(
+                    who,
+                    &Access {
+                        verb,
+                        group: "apps",
+                        resource: w.kind.resource(),
+                        namespace: &w.namespace,
+                        name: &w.name,
+                    },
+                )
+                .await?
+            }
+            (Authenticator::Kubernetes(kube), Action::PauseGroup(group)) => {
+                let lease = fleetlock_core::group::lease_name(group);
+                kube.may(
+                    who,
+                    &Access {
+                        verb: "update",
+                        group: "coordination.k8s.io",
+                        resource: "leases",
+                        namespace: &kube.namespace,
+                        name: &lease,
+                    },
+                )
+                .await?
+            }
+            (_, Action::Restart(_)) => true,
+            (_, Action::Unlock(_) | Action::PauseGroup(_)) => self.is_admin(who),
+        };
+        if allowed {
+            return Ok(());
+        }
+        Err(AuthError::Forbidden(match action {
+            Action::Restart(w) => format!(
+                "{who} may not restart {w} (needs the verb restart on {}.apps)",
+                w.kind.resource()
+            ),
+            Action::Unlock(w) => {
+                format!("{who} may not break the restart lock of {w} (not an admin)")
+            }
+            Action::PauseGroup(g) => format!("{who} may not pause reboot group {g} (not an admin)"),
+        }))
+    }
+
+    /// Whether the caller may break locks and pause reboot groups; `None` when the cluster's
+    /// RBAC decides per workload.
+    pub fn admin(&self, who: &Identity) -> Option<bool> {
+        match self.authenticator {
+            Authenticator::Kubernetes(_) => None,
+            _ => Some(self.is_admin(who)),
+        }
+    }
+
+    fn is_admin(&self, who: &Identity) -> bool {
         matches!(self.authenticator, Authenticator::None) || who.is_any_of(&self.admins)
     }
 
@@ -354,33 +518,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn bearer_tokens_identify_users_with_groups() {
+    #[tokio::test]
+    async fn bearer_tokens_identify_users_with_groups() {
         let auth = tokens();
         let alice = auth
             .authenticate(
                 &headers(&[("authorization", "Bearer 0123456789abcdef0001")]),
                 None,
             )
+            .await
             .unwrap();
         assert_eq!(alice.user, "alice");
         assert_eq!(alice.groups, ["sre", "shop"]);
-        assert!(auth.is_admin(&alice));
+        assert_eq!(auth.admin(&alice), Some(true));
         let bob = auth
             .authenticate(
                 &headers(&[("cookie", "x=1; restart_manager_token=0123456789abcdef0002")]),
                 None,
             )
+            .await
             .unwrap();
         assert_eq!(bob.user, "bob");
-        assert!(!auth.is_admin(&bob));
+        assert_eq!(auth.admin(&bob), Some(false));
         for bad in [
             headers(&[]),
             headers(&[("authorization", "Bearer nope")]),
             headers(&[("authorization", "Basic 0123456789abcdef0001")]),
         ] {
             assert!(matches!(
-                auth.authenticate(&bad, None),
+                auth.authenticate(&bad, None).await,
                 Err(AuthError::Unauthenticated(_))
             ));
         }
@@ -408,8 +574,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn proxy_headers_count_only_from_the_proxy() {
+    #[tokio::test]
+    async fn proxy_headers_count_only_from_the_proxy() {
         let auth = Auth {
             authenticator: Authenticator::Proxy(ProxyAuth {
                 user_header: "x-forwarded-user".into(),
@@ -425,16 +591,19 @@ mod tests {
         ]);
         let carol = auth
             .authenticate(&h, Some("10.1.2.3".parse().unwrap()))
+            .await
             .unwrap();
         assert_eq!((carol.user.as_str(), carol.groups.len()), ("carol", 2));
         assert!(
             auth.authenticate(&h, Some("10.2.0.1".parse().unwrap()))
+                .await
                 .is_err(),
             "not from the proxy"
         );
-        assert!(auth.authenticate(&h, None).is_err());
+        assert!(auth.authenticate(&h, None).await.is_err());
         assert!(
             auth.authenticate(&headers(&[]), Some("10.1.2.3".parse().unwrap()))
+                .await
                 .is_err()
         );
     }

@@ -37,6 +37,7 @@ pub mod args;
 pub mod auth;
 pub mod config;
 pub mod fleetlock_http;
+pub mod leader;
 pub mod metrics;
 pub mod restart_http;
 pub mod server;
@@ -73,6 +74,8 @@ pub struct Settings {
     pub instance: String,
     /// Where the FleetLock endpoints live.
     pub fleetlock_prefix: String,
+    /// Whether this replica leads (runs background loops); `None`: always.
+    pub leadership: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Settings {
@@ -88,6 +91,7 @@ impl Settings {
             auth: auth::Auth::none(),
             instance: "restart-manager".into(),
             fleetlock_prefix: "/".into(),
+            leadership: None,
         }
     }
 }
@@ -122,17 +126,20 @@ pub fn build(
 ) -> anyhow::Result<App> {
     let metrics = Arc::new(metrics::Metrics::new()?);
     metrics.register_workloads(settings.allowlist.iter().map(|a| &a.workload));
-    let fleetlock = Coordinator::builder(api.clone(), settings.fleetlock)
+    let mut fleetlock = Coordinator::builder(api.clone(), settings.fleetlock)
         .clock(clock.clone())
         .instance(&settings.instance)
-        .observer(metrics.clone())
-        .build();
-    let restarter = Restarter::builder(api, settings.allowlist)
+        .observer(metrics.clone());
+    let mut restarter = Restarter::builder(api, settings.allowlist)
         .clock(clock)
         .config(settings.restart)
         .instance(&settings.instance)
-        .observer(metrics.clone())
-        .build();
+        .observer(metrics.clone());
+    if let Some(leader) = settings.leadership {
+        fleetlock = fleetlock.leadership(leader.clone());
+        restarter = restarter.leadership(leader);
+    }
+    let (fleetlock, restarter) = (fleetlock.build(), restarter.build());
     let state = AppState {
         fleetlock: fleetlock.clone(),
         restarter: restarter.clone(),

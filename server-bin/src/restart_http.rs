@@ -29,7 +29,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::auth::AuthError;
+use crate::auth::{Action, AuthError};
 
 /// A websocket client that does not take a message within this time is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,6 +120,10 @@ impl From<AuthError> for ApiError {
             AuthError::ForeignOrigin(m) => {
                 ApiError::new(StatusCode::FORBIDDEN, "foreign_origin", m)
             }
+            AuthError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AuthError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable", m)
+            }
         }
     }
 }
@@ -135,7 +139,7 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        Ok(Caller(state.auth.authenticate(&parts.headers, peer)?))
+        Ok(Caller(state.auth.authenticate(&parts.headers, peer).await?))
     }
 }
 
@@ -200,6 +204,8 @@ async fn restart(
     app.auth.check_origin(&headers)?;
     let w = workload(&kind, namespace, name)?;
     let reason = reason_of(&body)?;
+    app.restarter.status(&w)?;
+    app.auth.may(&who, Action::Restart(&w)).await?;
     let status = app.restarter.restart(&w, &who, reason.as_deref()).await?;
     Ok(axum::Json(status).into_response())
 }
@@ -213,13 +219,8 @@ async fn unlock(
 ) -> Result<Response, ApiError> {
     app.auth.check_origin(&headers)?;
     let w = workload(&kind, namespace, name)?;
-    if !app.auth.is_admin(&who) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("{who} may not break restart locks (not an admin)"),
-        ));
-    }
+    app.restarter.status(&w)?;
+    app.auth.may(&who, Action::Unlock(&w)).await?;
     let reason = reason_of(&body)?.unwrap_or_default();
     let released = app.restarter.force_unlock(&w, &who, &reason).await?;
     Ok(axum::Json(json!({"released": released})).into_response())
@@ -243,13 +244,7 @@ async fn pause_group(
             ));
         }
     };
-    if !app.auth.is_admin(&who) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("{who} may not pause reboot groups (not an admin)"),
-        ));
-    }
+    app.auth.may(&who, Action::PauseGroup(&group)).await?;
     app.fleetlock
         .set_paused(&group, paused)
         .await
@@ -268,7 +263,7 @@ async fn pause_group(
 }
 
 async fn whoami(State(app): State<AppState>, Caller(who): Caller) -> Response {
-    let admin = app.auth.is_admin(&who);
+    let admin = app.auth.admin(&who);
     axum::Json(json!({"user": who.user, "groups": who.groups, "admin": admin})).into_response()
 }
 

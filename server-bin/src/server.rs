@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use cluster_api::{Clock, ClusterApi};
+use cluster_api::{Clock, ClusterApi, SystemClock};
+use k8s_adapter::{KubeCluster, KubeOptions, required_permissions};
 use restart_core::RestartConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::args::{Args, AuthMode, LogFormat};
-use crate::auth::{Auth, Authenticator, ProxyAuth, load_tokens};
+use crate::auth::{Auth, Authenticator, KubeAuth, ProxyAuth, load_tokens};
 use crate::config::FileConfig;
+use crate::leader::Election;
 use crate::{Settings, build, simulate};
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -35,28 +37,47 @@ pub async fn run(args: Args) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("restart-manager-{}", std::process::id()));
 
-    let (api, clock, sim): (Arc<dyn ClusterApi>, Arc<dyn Clock>, _) = if args.simulate {
+    let namespace = config.fleetlock.namespace.clone();
+    let (api, clock, sim, kube): (Arc<dyn ClusterApi>, Arc<dyn Clock>, _, _) = if args.simulate {
         let sim = simulate::cluster(&args.simulation)?;
         tracing::info!(
             nodes = sim.nodes().len(),
             pods = sim.pods().len(),
             "running on a simulated cluster"
         );
-        (Arc::new(sim.clone()), Arc::new(sim.clone()), Some(sim))
+        (
+            Arc::new(sim.clone()),
+            Arc::new(sim.clone()),
+            Some(sim),
+            None,
+        )
     } else {
-        bail!(
-            "no cluster to talk to: this build has no Kubernetes adapter yet; run with --simulate \
-             to use the embedded simulated cluster"
-        );
+        let kube = connect(&args, &namespace).await?;
+        (
+            Arc::new(kube.clone()),
+            Arc::new(SystemClock),
+            None,
+            Some(kube),
+        )
     };
 
-    let auth = auth_settings(&args)?;
+    let auth = auth_settings(&args, kube.as_ref(), &namespace)?;
     if matches!(auth.authenticator, Authenticator::None) && !args.simulate {
         tracing::warn!(
             "the restart API has no authentication: anyone who can reach it can restart the \
              allowlisted workloads; set --auth"
         );
     }
+    let (leader_tx, leader_rx) = watch::channel(false);
+    let election = args.kube.leader_election.then(|| Election {
+        api: api.clone(),
+        clock: clock.clone(),
+        namespace: namespace.clone(),
+        name: "restart-manager-leader".into(),
+        identity: instance.clone(),
+        lease_duration: Duration::from_secs(15),
+        renew_every: Duration::from_secs(5),
+    });
     let settings = Settings {
         restart: RestartConfig {
             namespace: config.fleetlock.namespace.clone(),
@@ -69,6 +90,7 @@ pub async fn run(args: Args) -> Result<()> {
         auth,
         instance: instance.clone(),
         fleetlock_prefix: args.fleetlock.prefix.clone(),
+        leadership: election.is_some().then_some(leader_rx),
     };
     let app = Arc::new(build(api, clock, settings)?);
     let router = app.router.clone();
@@ -78,8 +100,15 @@ pub async fn run(args: Args) -> Result<()> {
         let app = app.clone();
         let mut stop = stop_rx.clone();
         async move {
+            let elect = async move {
+                match election {
+                    Some(e) => e.run(leader_tx).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = app.run() => {}
+                () = elect => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
         }
@@ -123,7 +152,42 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn auth_settings(args: &Args) -> Result<Auth> {
+/// Connects to the cluster and checks, before serving anything, that it answers and that
+/// this identity has every permission the adapter uses.
+async fn connect(args: &Args, namespace: &str) -> Result<KubeCluster> {
+    let options = KubeOptions {
+        qps: args.kube.qps,
+        burst: args.kube.burst,
+        timeout: args.kube.timeout,
+    };
+    let kube = KubeCluster::connect(
+        args.kube.kubeconfig.as_deref(),
+        args.kube.context.as_deref(),
+        options,
+    )
+    .await?;
+    let url = kube.url().unwrap_or("the cluster").to_string();
+    let version = kube
+        .server_version()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API at {url}: {e}"))?;
+    let missing = kube
+        .missing_permissions(&required_permissions(namespace))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot check permissions at {url}: {e}"))?;
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        bail!(
+            "missing permissions at {url}: this identity may not {}; grant the ClusterRole and \
+             Role in deploy/ (see docs/operations.md)",
+            list.join("; ")
+        );
+    }
+    tracing::info!(%url, %version, "connected to the cluster; permissions complete");
+    Ok(kube)
+}
+
+fn auth_settings(args: &Args, kube: Option<&KubeCluster>, namespace: &str) -> Result<Auth> {
     let a = &args.auth;
     let authenticator = match a.mode {
         AuthMode::None => Authenticator::None,
@@ -133,6 +197,12 @@ fn auth_settings(args: &Args) -> Result<Auth> {
                 .as_ref()
                 .context("--auth tokens needs --auth-token-file (or AUTH_TOKEN_FILE)")?;
             Authenticator::Tokens(load_tokens(path)?)
+        }
+        AuthMode::Kubernetes => {
+            let kube = kube.context(
+                "--auth kubernetes needs a real cluster (it cannot be used with --simulate)",
+            )?;
+            Authenticator::Kubernetes(Arc::new(KubeAuth::new(kube.clone(), namespace)))
         }
         AuthMode::Proxy => Authenticator::Proxy(ProxyAuth {
             user_header: a.proxy_user_header.clone(),

@@ -68,6 +68,7 @@ pub struct CoordinatorBuilder {
     clock: Arc<dyn Clock>,
     instance: String,
     observer: Arc<dyn Observer>,
+    leadership: Option<watch::Receiver<bool>>,
 }
 
 struct Inner {
@@ -84,6 +85,7 @@ struct Inner {
     drains: Mutex<HashMap<String, DrainTask>>,
     reported_stuck: Mutex<HashSet<String>>,
     poke: Notify,
+    leadership: Option<watch::Receiver<bool>>,
 }
 
 struct DrainTask {
@@ -119,6 +121,14 @@ impl CoordinatorBuilder {
         self
     }
 
+    /// Look after holders (resume drains, stuck and deleted holders) only while this says
+    /// `true`: with several replicas, only the elected leader does. Requests are answered
+    /// regardless. Without it, this replica always looks after holders.
+    pub fn leadership(mut self, leader: watch::Receiver<bool>) -> Self {
+        self.leadership = Some(leader);
+        self
+    }
+
     /// The coordinator.
     pub fn build(self) -> Coordinator {
         Coordinator {
@@ -136,6 +146,7 @@ impl CoordinatorBuilder {
                 drains: Mutex::default(),
                 reported_stuck: Mutex::default(),
                 poke: Notify::new(),
+                leadership: self.leadership,
             }),
         }
     }
@@ -153,6 +164,7 @@ impl Coordinator {
             clock: Arc::new(SystemClock),
             instance: "restart-manager".into(),
             observer: Arc::new(NoopObserver),
+            leadership: None,
         }
     }
 
@@ -393,11 +405,24 @@ impl Coordinator {
 
     async fn maintain_forever(&self) {
         self.wait_ready().await;
+        let mut leadership = self.inner.leadership.clone();
         loop {
-            self.inner.maintain().await;
+            let leading = leadership.as_ref().is_none_or(|l| *l.borrow());
+            if leading {
+                self.inner.maintain().await;
+            }
+            let became_leader = async {
+                match leadership.as_mut() {
+                    Some(l) => {
+                        let _ = l.changed().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 () = tokio::time::sleep(MAINTENANCE_INTERVAL) => {}
                 () = self.inner.poke.notified() => {}
+                () = became_leader => {}
             }
         }
     }
