@@ -1,0 +1,357 @@
+//! Every manifest in deploy/ parses into its typed Kubernetes object with no field lost, and
+//! the RBAC grants exactly what the adapter uses: no verb more, none less.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use k8s_adapter::required_permissions;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use restart_manager::config::FileConfig;
+use serde_json::Value;
+
+const NAMESPACE: &str = "restart-manager";
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+/// Every object, as JSON, from YAML text with one or more documents.
+fn documents(text: &str, origin: &str) -> Vec<Value> {
+    serde_saphyr::from_str_multiple::<Value, Vec<Value>>(text)
+        .unwrap_or_else(|e| panic!("{origin}: {e}"))
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Everything the kustomize base lists.
+fn base() -> Vec<Value> {
+    let dir = deploy().join("kustomize/base");
+    let kustomization: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap())
+            .unwrap();
+    kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            let file = dir.join(r.as_str().unwrap());
+            documents(
+                &std::fs::read_to_string(&file).unwrap(),
+                &file.display().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The typed objects of a manifest set.
+#[derive(Default)]
+struct Objects {
+    cluster_roles: Vec<ClusterRole>,
+    cluster_role_bindings: Vec<ClusterRoleBinding>,
+    roles: Vec<Role>,
+    role_bindings: Vec<RoleBinding>,
+    deployments: Vec<Deployment>,
+    config_maps: Vec<ConfigMap>,
+    services: Vec<Service>,
+    service_accounts: Vec<ServiceAccount>,
+    budgets: Vec<PodDisruptionBudget>,
+    policies: Vec<NetworkPolicy>,
+}
+
+/// Parses into the typed object and checks that serializing it back loses nothing: a field
+/// the type does not know (a typo) would be silently dropped by the API server too.
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> T {
+    let object: T =
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{}: {e}\n{v:#}", v["kind"]));
+    let back = serde_json::to_value(&object).unwrap();
+    assert_eq!(
+        &back, v,
+        "{} {} has fields its type does not know",
+        v["kind"], v["metadata"]["name"]
+    );
+    object
+}
+
+fn classify(docs: &[Value]) -> Objects {
+    let mut o = Objects::default();
+    for v in docs {
+        match v["kind"].as_str().unwrap() {
+            "Namespace" => drop(typed::<Namespace>(v)),
+            "ServiceAccount" => o.service_accounts.push(typed(v)),
+            "ClusterRole" => o.cluster_roles.push(typed(v)),
+            "ClusterRoleBinding" => o.cluster_role_bindings.push(typed(v)),
+            "Role" => o.roles.push(typed(v)),
+            "RoleBinding" => o.role_bindings.push(typed(v)),
+            "ConfigMap" => o.config_maps.push(typed(v)),
+            "Deployment" => o.deployments.push(typed(v)),
+            "PodDisruptionBudget" => o.budgets.push(typed(v)),
+            "Service" => o.services.push(typed(v)),
+            "NetworkPolicy" => o.policies.push(typed(v)),
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+    o
+}
+
+type Grant = (String, String, String, Option<String>);
+
+fn granted(o: &Objects) -> BTreeSet<Grant> {
+    let mut grants = BTreeSet::new();
+    let mut add = |rules: &Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>,
+                   namespace: Option<String>| {
+        for rule in rules.iter().flatten() {
+            assert!(
+                rule.resource_names.is_none(),
+                "the adapter needs whole resources"
+            );
+            for group in rule.api_groups.iter().flatten() {
+                for resource in rule.resources.iter().flatten() {
+                    for verb in &rule.verbs {
+                        assert_ne!(verb, "*", "no wildcards");
+                        grants.insert((
+                            verb.clone(),
+                            group.clone(),
+                            resource.clone(),
+                            namespace.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+    };
+    for role in &o.cluster_roles {
+        add(&role.rules, None);
+    }
+    for role in &o.roles {
+        add(&role.rules, role.metadata.namespace.clone());
+    }
+    grants
+}
+
+fn required() -> BTreeSet<Grant> {
+    required_permissions(NAMESPACE)
+        .into_iter()
+        .map(|p| {
+            (
+                p.verb.to_string(),
+                p.group.to_string(),
+                p.resource.to_string(),
+                p.namespace,
+            )
+        })
+        .collect()
+}
+
+fn check_rbac(o: &Objects) {
+    let granted = granted(o);
+    let required = required();
+    let extra: Vec<_> = granted.difference(&required).collect();
+    let missing: Vec<_> = required.difference(&granted).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "granted but unused: {extra:?}\nused but not granted: {missing:?}"
+    );
+    // And the roles are bound to the service account the pods run as.
+    let sa = o.deployments[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .service_account_name
+        .clone()
+        .unwrap();
+    let bound = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| {
+        subjects.iter().flatten().any(|s| {
+            s.kind == "ServiceAccount" && s.name == sa && s.namespace.as_deref() == Some(NAMESPACE)
+        })
+    };
+    assert!(
+        o.cluster_role_bindings
+            .iter()
+            .all(|b| bound(&b.subjects) && b.role_ref.kind == "ClusterRole")
+    );
+    assert!(
+        o.role_bindings
+            .iter()
+            .all(|b| bound(&b.subjects) && b.role_ref.kind == "Role")
+    );
+    assert_eq!(o.cluster_role_bindings.len(), o.cluster_roles.len());
+    assert_eq!(o.role_bindings.len(), o.roles.len());
+}
+
+fn check_deployment(o: &Objects) {
+    let d = &o.deployments[0];
+    let spec = d.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(2), "two replicas");
+    let pod = spec.template.spec.as_ref().unwrap();
+    let anti = pod
+        .affinity
+        .as_ref()
+        .unwrap()
+        .pod_anti_affinity
+        .as_ref()
+        .unwrap();
+    let terms = anti
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        terms[0].topology_key, "kubernetes.io/hostname",
+        "one replica per node"
+    );
+    assert_eq!(
+        pod.security_context.as_ref().unwrap().run_as_non_root,
+        Some(true)
+    );
+    let c = &pod.containers[0];
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(
+        (sc.read_only_root_filesystem, sc.allow_privilege_escalation),
+        (Some(true), Some(false))
+    );
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_string()][..])
+    );
+    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(path(&c.readiness_probe), "/readyz");
+    assert_eq!(path(&c.liveness_probe), "/healthz");
+    let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    for name in ["POD_NAME", "POD_NAMESPACE", "CONFIG_FILE_PATH", "AUTH_MODE"] {
+        assert!(env.contains(&name), "{name} is set");
+    }
+    // The budget and the service select these pods.
+    let labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap();
+    let selects = |s: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>| {
+        s.as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    };
+    assert!(selects(&o.budgets[0].spec.as_ref().unwrap().selector));
+    assert_eq!(
+        o.budgets[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .min_available
+            .as_ref()
+            .map(|m| format!("{m:?}")),
+        Some("Int(1)".into())
+    );
+    assert!(
+        o.services[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .selector
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    );
+    let np = o.policies[0].spec.as_ref().unwrap();
+    assert!(
+        np.ingress
+            .iter()
+            .flatten()
+            .flat_map(|r| r.ports.iter().flatten())
+            .any(|p| format!("{:?}", p.port) == "Some(Int(8080))")
+    );
+    // The mounted configuration is one the server accepts.
+    let config = o.config_maps[0].data.as_ref().unwrap()["config.yaml"].clone();
+    FileConfig::parse(&config, "configmap").unwrap();
+}
+
+#[test]
+fn the_kustomize_base_is_well_typed_and_least_privilege() {
+    let o = classify(&base());
+    assert_eq!(o.service_accounts.len(), 1);
+    check_rbac(&o);
+    check_deployment(&o);
+}
+
+#[test]
+fn the_rendered_kustomization_too() {
+    let Ok(out) = std::process::Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(deploy().join("kustomize/base"))
+        .output()
+    else {
+        eprintln!(
+            "skipped: no kubectl to render the kustomization; the base files are checked directly"
+        );
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = classify(&documents(
+        &String::from_utf8(out.stdout).unwrap(),
+        "kubectl kustomize",
+    ));
+    check_rbac(&o);
+    check_deployment(&o);
+}
+
+/// No Helm here to render the chart; its RBAC template uses only the release name, namespace
+/// and a labels include, which are substituted as Helm would for a release `restart-manager`
+/// in namespace `restart-manager`, and checked like the base.
+#[test]
+fn the_helm_charts_rbac_is_the_same() {
+    let chart = deploy().join("helm/restart-manager");
+    let chart_yaml: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart.join("Chart.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(chart_yaml["name"], "restart-manager");
+    let values: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap())
+            .unwrap();
+    let config = serde_saphyr::to_string(&values["config"]).unwrap();
+    FileConfig::parse(&config, "values.yaml config").unwrap();
+
+    let template = std::fs::read_to_string(chart.join("templates/rbac.yaml")).unwrap();
+    let rendered = template
+        .replace("{{ .Release.Name }}", "restart-manager")
+        .replace("{{ .Release.Namespace }}", "restart-manager")
+        .replace(
+            "labels: {{- include \"restart-manager.labels\" . | nindent 4 }}",
+            "labels: {app.kubernetes.io/name: restart-manager}",
+        );
+    assert!(
+        !rendered.contains("{{"),
+        "the RBAC template uses something this check does not render:\n{rendered}"
+    );
+    let mut o = classify(&documents(&rendered, "rbac.yaml"));
+    o.deployments = classify(&base()).deployments;
+    check_rbac(&o);
+}
