@@ -846,3 +846,59 @@ async fn tokens_and_rights_are_reviewed_by_the_api_server() {
     .unwrap();
     assert!(allowed);
 }
+
+#[tokio::test]
+async fn workload_watches_list_then_watch_one_kind() {
+    let (c, mut fake) = cluster();
+    let mut stream = c
+        .watch_workloads(&WorkloadFilter {
+            kind: WorkloadKind::Deployment,
+            namespace: Some("kube-system".into()),
+            name: Some("coredns".into()),
+        })
+        .await
+        .unwrap();
+    let server = async {
+        let seen = next(&mut fake).await;
+        assert_eq!(
+            seen.path,
+            "/apis/apps/v1/namespaces/kube-system/deployments"
+        );
+        assert_eq!(
+            seen.query.get("fieldSelector").map(String::as_str),
+            Some("metadata.name=coredns")
+        );
+        assert!(!seen.query.contains_key("watch"));
+        seen.answer(200, fixture("deployment-list.json"));
+        let seen = next(&mut fake).await;
+        assert_eq!(seen.query.get("watch").map(String::as_str), Some("true"));
+        assert_eq!(
+            seen.query.get("fieldSelector").map(String::as_str),
+            Some("metadata.name=coredns")
+        );
+        let d: Value = serde_json::from_str(&fixture("deployment-list.json")).unwrap();
+        let mut changed = d["items"][0].clone();
+        changed["kind"] = json!("Deployment");
+        changed["apiVersion"] = json!("apps/v1");
+        changed["metadata"]["resourceVersion"] = json!("999999");
+        changed["status"]["updatedReplicas"] = json!(1);
+        seen.answer(
+            200,
+            format!("{}\n", json!({"type": "MODIFIED", "object": changed})),
+        );
+    };
+    let client = async {
+        match stream.next().await.unwrap().unwrap() {
+            WatchEvent::Restarted(all) => assert_eq!(all[0].name, "coredns"),
+            other => panic!("{other:?}"),
+        }
+        match stream.next().await.unwrap().unwrap() {
+            WatchEvent::Applied(w) => assert_eq!(
+                (w.resource_version.as_str(), w.status.updated_replicas),
+                ("999999", 1)
+            ),
+            other => panic!("{other:?}"),
+        }
+    };
+    tokio::join!(server, client);
+}
