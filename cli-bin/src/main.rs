@@ -1,8 +1,5 @@
 //! The `restartctl` binary.
 
-fn main() {
-    eprintln!(
-        "restartctl {}: the commands arrive with the CLI work",
-        env!("CARGO_PKG_VERSION")
-    );
+fn main() -> std::process::ExitCode {
+    restartctl::main_entry()
 }

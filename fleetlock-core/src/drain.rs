@@ -2,7 +2,7 @@
 //! data.
 
 use cluster_api::{LabelSelector, Pod, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a drain treats the pods that need a decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub struct DrainOptions {
 }
 
 /// Why a pod stays on a draining node without blocking the drain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SkipReason {
     /// A DaemonSet would put it straight back; it goes down with the node.
@@ -28,7 +28,7 @@ pub enum SkipReason {
 }
 
 /// Why a drain refuses to proceed until an operator decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RefuseReason {
     /// No controller will recreate it.
@@ -128,7 +128,7 @@ pub fn blocking_pods<'a>(pods: &'a [Pod], selectors: &[LabelSelector]) -> Vec<&'
 }
 
 /// How far a node's drain has got.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DrainStatus {
     /// The node.
@@ -150,7 +150,7 @@ pub struct DrainStatus {
 }
 
 /// Where a drain is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DrainPhase {
     /// Evicting and waiting.

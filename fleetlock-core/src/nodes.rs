@@ -37,6 +37,8 @@ pub struct NodeView {
     pub cordoned_by_us: bool,
     /// Our state annotation.
     pub state: Option<String>,
+    /// When our state annotation last changed.
+    pub state_since: Option<cluster_api::Timestamp>,
     /// The ids this node answers to.
     ids: Vec<String>,
 }
@@ -91,6 +93,10 @@ impl NodeView {
                 .get(CORDONED_ANNOTATION)
                 .is_some_and(|v| v == "true"),
             state: node.annotations.get(STATE_ANNOTATION).cloned(),
+            state_since: node
+                .annotations
+                .get(STATE_SINCE_ANNOTATION)
+                .and_then(|t| t.parse().ok()),
             ids,
         }
     }

@@ -1,13 +1,13 @@
 //! The fleet's reboot state as data, for the UI, the CLI and metrics.
 
 use cluster_api::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::drain::DrainStatus;
 use crate::group::HolderPhase;
 
 /// Every group and node, as this replica sees them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FleetSnapshot {
     /// Whether the caches have synced (before that, everything below may be incomplete).
@@ -21,7 +21,7 @@ pub struct FleetSnapshot {
 }
 
 /// One reboot group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupSnapshot {
     /// Its name.
@@ -45,7 +45,7 @@ pub struct GroupSnapshot {
 }
 
 /// One slot's holder.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HolderSnapshot {
     /// Client id.
@@ -69,13 +69,15 @@ pub struct HolderSnapshot {
 }
 
 /// One node.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeSnapshot {
     /// Name.
     pub name: String,
     /// `ready`, `draining`, `rebooting` or `back`.
     pub state: String,
+    /// When it entered that state.
+    pub state_since: Option<Timestamp>,
     /// Ready condition.
     pub ready: bool,
     /// Cordoned (by anyone).

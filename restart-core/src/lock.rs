@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use cluster_api::{ClusterApi, Error, LabelSelector, Lease, Timestamp, WorkloadRef};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Label on every restart lock.
 pub const LOCK_LABEL: &str = "restart-manager.io/lock";
@@ -34,7 +34,7 @@ pub const ENDED_ANNOTATION: &str = "restart-manager.io/ended";
 const CAS_ATTEMPTS: usize = 32;
 
 /// Who holds a workload's restart lock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LockInfo {
     /// Who restarts it.
@@ -52,7 +52,7 @@ pub struct LockInfo {
 }
 
 /// How a restart ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     /// The rollout completed.
@@ -68,7 +68,7 @@ pub enum Outcome {
 }
 
 /// The last restart of a workload, as its Lease remembers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LastRestart {
     /// Who restarted it.

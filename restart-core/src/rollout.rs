@@ -1,10 +1,10 @@
 //! Whether a rollout is done, judged exactly as `kubectl rollout status` judges it.
 
 use cluster_api::{UpdateStrategy, Workload, WorkloadKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a rollout is, with kubectl's own sentence for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rollout {
     /// Done, still going, or failed.
@@ -22,7 +22,7 @@ pub struct Rollout {
 }
 
 /// `kubectl rollout status`'s verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Verdict {
     /// Still waiting.

@@ -10,7 +10,7 @@ use cluster_api::{
     WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
 };
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::allowlist::{Allowlist, Identity};
@@ -52,7 +52,7 @@ impl Default for RestartConfig {
 }
 
 /// Where an allowlisted workload is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
     /// Nothing happening; never restarted through us.
@@ -70,7 +70,7 @@ pub enum Phase {
 }
 
 /// What the page, the API and the CLI show about one workload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     /// `Deployment`, `StatefulSet` or `DaemonSet`.
@@ -104,7 +104,7 @@ pub struct ServiceStatus {
 }
 
 /// One entry of a workload's restart history (its Events).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     /// When.
@@ -137,7 +137,7 @@ pub enum RestartError {
     #[error("{0} does not exist in the cluster")]
     NotFound(WorkloadRef),
     /// Someone else is restarting it.
-    #[error("{workload} is being restarted by {} since {}", .lock.holder, .lock.since)]
+    #[error("{workload} is being restarted by {} since {}", .lock.holder, seconds(&.lock.since))]
     Locked {
         /// The workload.
         workload: WorkloadRef,
@@ -567,7 +567,8 @@ impl Inner {
                     workload,
                     format!(
                         "restart by {who} refused: {} is restarting it since {}",
-                        lock.holder, lock.since
+                        lock.holder,
+                        seconds(&lock.since)
                     ),
                 )
                 .await;
@@ -589,7 +590,8 @@ impl Inner {
                         "RestartLockTakenOver",
                         format!(
                             "{who} took over the restart lock of {} (held since {}, expired)",
-                            old.holder, old.since
+                            old.holder,
+                            seconds(&old.since)
                         ),
                     )
                     .await;
@@ -660,7 +662,8 @@ impl Inner {
             "RestartLockForceReleased",
             format!(
                 "{who} broke the restart lock held by {} since {}: {reason}",
-                old.holder, old.since
+                old.holder,
+                seconds(&old.since)
             ),
         )
         .await;
@@ -754,6 +757,11 @@ fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RestartError> {
 /// RFC 3339 in UTC with second precision, as kubectl writes `restartedAt`.
 fn rfc3339(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A time for people: to the second.
+fn seconds(t: &Timestamp) -> String {
+    rfc3339(*t)
 }
 
 // === impl Inner: caches, tracking ===

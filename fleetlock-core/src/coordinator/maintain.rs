@@ -179,6 +179,7 @@ impl Inner {
             .map(|v| NodeSnapshot {
                 name: v.name.clone(),
                 state: v.state.clone().unwrap_or_else(|| "ready".into()),
+                state_since: v.state_since,
                 ready: v.ready,
                 unschedulable: v.unschedulable,
                 cordoned_by_us: v.cordoned_by_us,

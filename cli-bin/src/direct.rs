@@ -1,0 +1,175 @@
+//! Direct mode: the cores themselves, on the user's kubeconfig, with the same Leases as the
+//! server, so a restart from here and one from the page exclude each other.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cluster_api::{Clock, ClusterApi, WorkloadRef};
+use fleetlock_core::{Coordinator, FleetLockConfig, FleetSnapshot};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use restart_core::{
+    Allowlist, HistoryEntry, Identity, LockInfo, RestartConfig, Restarter, ServiceEntry,
+    ServiceStatus,
+};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::backend::{Backend, CliError, Exit};
+
+/// The parts of restart-manager's configuration file the CLI needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ManagerConfig {
+    /// The allowlist.
+    #[serde(default)]
+    pub services: Vec<ServiceEntry>,
+    /// The reboot groups.
+    #[serde(default)]
+    pub fleetlock: FleetLockConfig,
+}
+
+impl ManagerConfig {
+    /// Parses the configuration file's text.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, CliError> {
+        serde_saphyr::from_str(text)
+            .map_err(|e| CliError::new(Exit::Usage, format!("{origin}: {e}")))
+    }
+}
+
+/// The cores on a cluster.
+pub struct Direct {
+    restarter: Restarter,
+    coordinator: Coordinator,
+    identity: Identity,
+    _leader: watch::Sender<bool>,
+}
+
+impl Direct {
+    /// Starts the cores' caches. With `track`, this process also judges rollouts and releases
+    /// finished restarts' locks (as `--wait` needs when no server runs); it never resumes
+    /// drains.
+    pub fn start(
+        api: Arc<dyn ClusterApi>,
+        clock: Arc<dyn Clock>,
+        config: ManagerConfig,
+        identity: Identity,
+        track: bool,
+    ) -> Result<Self, CliError> {
+        let allowlist = Allowlist::new(config.services)
+            .map_err(|e| CliError::new(Exit::Usage, format!("the allowlist: {e}")))?;
+        let namespace = config.fleetlock.namespace.clone();
+        let (leader, never) = watch::channel(false);
+        let (_, always) = watch::channel(true);
+        let restarter = Restarter::builder(api.clone(), allowlist)
+            .clock(clock.clone())
+            .config(RestartConfig {
+                namespace,
+                ..RestartConfig::default()
+            })
+            .instance("restartctl")
+            .leadership(if track { always } else { never.clone() })
+            .build();
+        let coordinator = Coordinator::builder(api, config.fleetlock)
+            .clock(clock)
+            .instance("restartctl")
+            .leadership(never)
+            .build();
+        tokio::spawn({
+            let r = restarter.clone();
+            async move { r.run().await }
+        });
+        Ok(Direct {
+            restarter,
+            coordinator,
+            identity,
+            _leader: leader,
+        })
+    }
+
+    async fn ready(&self) {
+        self.restarter.wait_ready().await;
+    }
+}
+
+#[async_trait]
+impl Backend for Direct {
+    async fn statuses(&self) -> Result<Vec<ServiceStatus>, CliError> {
+        self.ready().await;
+        Ok(self.restarter.statuses())
+    }
+
+    async fn status(&self, w: &WorkloadRef) -> Result<ServiceStatus, CliError> {
+        self.ready().await;
+        Ok(self.restarter.status(w)?)
+    }
+
+    async fn restart(
+        &self,
+        w: &WorkloadRef,
+        reason: Option<&str>,
+    ) -> Result<ServiceStatus, CliError> {
+        self.ready().await;
+        Ok(self.restarter.restart(w, &self.identity, reason).await?)
+    }
+
+    async fn unlock(&self, w: &WorkloadRef, reason: &str) -> Result<Option<LockInfo>, CliError> {
+        self.ready().await;
+        Ok(self
+            .restarter
+            .force_unlock(w, &self.identity, reason)
+            .await?)
+    }
+
+    async fn history(&self, w: &WorkloadRef) -> Result<Vec<HistoryEntry>, CliError> {
+        Ok(self.restarter.history(w).await?)
+    }
+
+    async fn fleet(&self) -> Result<FleetSnapshot, CliError> {
+        let coordinator = self.coordinator.clone();
+        let run = tokio::spawn(async move { coordinator.run().await });
+        self.coordinator.wait_ready().await;
+        let snapshot = self.coordinator.snapshot();
+        run.abort();
+        Ok(snapshot)
+    }
+
+    async fn pause(&self, group: &str, paused: bool) -> Result<(), CliError> {
+        Ok(self.coordinator.set_paused(group, paused).await?)
+    }
+
+    async fn updates(
+        &self,
+        only: Option<&WorkloadRef>,
+    ) -> Result<BoxStream<'static, ServiceStatus>, CliError> {
+        self.ready().await;
+        let updates = self.restarter.subscribe();
+        let now = match only {
+            Some(w) => vec![self.restarter.status(w)?],
+            None => self.restarter.statuses(),
+        };
+        let only = only.cloned();
+        let changes = tokio_stream_from(updates).filter(move |s| {
+            let keep = only
+                .as_ref()
+                .is_none_or(|w| w.kind == s.kind && w.namespace == s.namespace && w.name == s.name);
+            async move { keep }
+        });
+        Ok(futures::stream::iter(now).chain(changes).boxed())
+    }
+}
+
+/// A broadcast receiver as a stream; a receiver that lags skips ahead.
+fn tokio_stream_from(
+    rx: tokio::sync::broadcast::Receiver<ServiceStatus>,
+) -> BoxStream<'static, ServiceStatus> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(s) => return Some((s, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}
