@@ -570,3 +570,30 @@ async fn the_fleetlock_client_speaks_to_a_deployment() {
     assert_eq!(r.exit, Exit::FleetLockRefused);
     assert!(r.out.contains("400 unknown_group"), "{}", r.out);
 }
+
+#[tokio::test]
+async fn without_a_kubeconfig_the_binary_says_what_to_do() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_restartctl"))
+        .arg("list")
+        .env_remove("RESTARTCTL_SERVER")
+        .env("HOME", "/nonexistent")
+        .env("KUBECONFIG", "/nonexistent/config")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no cluster configuration")
+            && err.contains("hint: pass --kubeconfig, or --server"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_restartctl"))
+        .args(["restart"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
