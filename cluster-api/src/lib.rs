@@ -43,7 +43,7 @@ pub use pod::{
     EvictOptions, EvictionOutcome, MIRROR_POD_ANNOTATION, OwnerRef, Pod, PodFilter, PodPhase,
 };
 pub use selector::{LabelSelector, Operator, Requirement, SelectorParseError};
-pub use watch::{WatchEvent, WatchStream};
+pub use watch::{WatchEvent, WatchStream, follow};
 pub use workload::{
     Condition, UnknownKind, UpdateStrategy, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
     WorkloadStatus,

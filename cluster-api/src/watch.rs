@@ -1,6 +1,7 @@
 use std::pin::Pin;
+use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 /// One change seen by a watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,3 +19,46 @@ pub enum WatchEvent<T> {
 ///
 /// An `Err` item is a failure the stream could not hide; the stream may end after it.
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = crate::Result<WatchEvent<T>>> + Send>>;
+
+/// The longest wait between attempts to reopen a watch.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Follows a watch for as long as the returned future runs: opens it with `open` and hands
+/// every event to `apply`. When the stream fails or ends, `apply` hears about it (`Err`), and
+/// the watch is opened again after a backoff (one second, doubling to thirty, back to one
+/// after every full list), so a consumer never has to write this loop itself.
+pub async fn follow<T, Fut>(
+    what: &str,
+    mut open: impl FnMut() -> Fut,
+    mut apply: impl FnMut(Result<WatchEvent<T>, &crate::Error>),
+) where
+    Fut: Future<Output = crate::Result<WatchStream<T>>>,
+{
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let broken = match open().await {
+            Ok(mut stream) => loop {
+                match stream.next().await {
+                    Some(Ok(event)) => {
+                        if matches!(event, WatchEvent::Restarted(_)) {
+                            backoff = Duration::from_secs(1);
+                        }
+                        apply(Ok(event));
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "{what} watch failed; reopening it");
+                        break e;
+                    }
+                    None => break crate::Error::unavailable(format!("the {what} watch ended")),
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch {what}");
+                e
+            }
+        };
+        apply(Err(&broken));
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}

@@ -163,8 +163,20 @@ fn selector(s: Option<meta::LabelSelector>) -> LabelSelector {
     }
 }
 
-fn conditions<C>(list: Option<Vec<C>>, f: impl Fn(C) -> Condition) -> Vec<Condition> {
-    list.unwrap_or_default().into_iter().map(f).collect()
+/// The three workload condition types have the same fields but are distinct types.
+macro_rules! conditions {
+    ($list:expr) => {
+        $list
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| Condition {
+                type_: c.type_,
+                status: c.status,
+                reason: string(c.reason),
+                message: string(c.message),
+            })
+            .collect()
+    };
 }
 
 fn base(kind: WorkloadKind, m: meta::ObjectMeta) -> Workload {
@@ -213,12 +225,7 @@ pub fn deployment(d: Deployment) -> Workload {
         desired_number_scheduled: 0,
         current_revision: None,
         update_revision: None,
-        conditions: conditions(status.conditions, |c| Condition {
-            type_: c.type_,
-            status: c.status,
-            reason: string(c.reason),
-            message: string(c.message),
-        }),
+        conditions: conditions!(status.conditions),
     };
     w
 }
@@ -247,12 +254,7 @@ pub fn statefulset(s: StatefulSet) -> Workload {
         desired_number_scheduled: 0,
         current_revision: status.current_revision,
         update_revision: status.update_revision,
-        conditions: conditions(status.conditions, |c| Condition {
-            type_: c.type_,
-            status: c.status,
-            reason: string(c.reason),
-            message: string(c.message),
-        }),
+        conditions: conditions!(status.conditions),
     };
     w
 }
@@ -277,12 +279,7 @@ pub fn daemonset(d: DaemonSet) -> Workload {
         desired_number_scheduled: status.desired_number_scheduled,
         current_revision: None,
         update_revision: None,
-        conditions: conditions(status.conditions, |c| Condition {
-            type_: c.type_,
-            status: c.status,
-            reason: string(c.reason),
-            message: string(c.message),
-        }),
+        conditions: conditions!(status.conditions),
     };
     w
 }

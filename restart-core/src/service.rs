@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use cluster_api::{
     Clock, ClusterApi, Error, Event, EventType, Lease, SystemClock, Timestamp, UpdateStrategy,
-    WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
+    WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef, follow,
 };
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
@@ -23,8 +22,6 @@ pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 pub const CONTROLLER: &str = "restart-manager.io/restart";
 /// The longest reason accepted.
 pub const MAX_REASON_LEN: usize = 500;
-
-const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Settings of the restart service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -804,91 +801,62 @@ impl Inner {
     }
 
     async fn watch_kind(&self, kind: WorkloadKind) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            match self.api.watch_workloads(&WorkloadFilter::kind(kind)).await {
-                Ok(mut stream) => {
-                    while let Some(event) = stream.next().await {
-                        match event {
-                            Ok(WatchEvent::Restarted(all)) => {
-                                for w in all {
-                                    self.store_workload(w);
-                                }
-                                self.mark_synced(kind.as_str());
-                                self.watch_down.store(false, Ordering::Relaxed);
-                                backoff = Duration::from_secs(1);
-                            }
-                            Ok(WatchEvent::Applied(w)) => self.store_workload(w),
-                            Ok(WatchEvent::Deleted(w)) => {
-                                let r = w.reference();
-                                self.workloads
-                                    .write()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .remove(&r);
-                                let _ = self.refresh.send(r);
-                            }
-                            Err(e) => {
-                                tracing::warn!(%kind, error = %e, "workload watch failed; restarting it");
-                                break;
-                            }
-                        }
+        let filter = WorkloadFilter::kind(kind);
+        follow(
+            kind.resource(),
+            || self.api.watch_workloads(&filter),
+            |event| match event {
+                Ok(WatchEvent::Restarted(all)) => {
+                    for w in all {
+                        self.store_workload(w);
                     }
+                    self.mark_synced(kind.as_str());
+                    self.watch_down.store(false, Ordering::Relaxed);
                 }
-                Err(e) => tracing::warn!(%kind, error = %e, "cannot watch workloads"),
-            }
-            self.watch_down.store(true, Ordering::Relaxed);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
-        }
+                Ok(WatchEvent::Applied(w)) => self.store_workload(w),
+                Ok(WatchEvent::Deleted(w)) => {
+                    let r = w.reference();
+                    self.workloads
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&r);
+                    let _ = self.refresh.send(r);
+                }
+                Err(_) => self.watch_down.store(true, Ordering::Relaxed),
+            },
+        )
+        .await;
     }
 
     async fn watch_locks(&self) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            match self
-                .api
-                .watch_leases(&self.config.namespace, &lock::lease_selector())
-                .await
-            {
-                Ok(mut stream) => {
-                    while let Some(event) = stream.next().await {
-                        match event {
-                            Ok(WatchEvent::Restarted(all)) => {
-                                for lease in all {
-                                    if let Some(r) = self.by_lease.get(&lease.name).cloned() {
-                                        self.store_lease(&r, lease);
-                                    }
-                                }
-                                self.mark_synced("locks");
-                                backoff = Duration::from_secs(1);
-                            }
-                            Ok(WatchEvent::Applied(lease)) => {
-                                if let Some(r) = self.by_lease.get(&lease.name).cloned() {
-                                    self.store_lease(&r, lease);
-                                }
-                            }
-                            Ok(WatchEvent::Deleted(lease)) => {
-                                if let Some(r) = self.by_lease.get(&lease.name).cloned() {
-                                    self.leases
-                                        .write()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .remove(&r);
-                                    let _ = self.refresh.send(r);
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "restart lock watch failed; restarting it");
-                                break;
-                            }
-                        }
+        let selector = lock::lease_selector();
+        let open = || self.api.watch_leases(&self.config.namespace, &selector);
+        follow("restart lock", open, |event| match event {
+            Ok(WatchEvent::Restarted(all)) => {
+                for lease in all {
+                    if let Some(r) = self.by_lease.get(&lease.name).cloned() {
+                        self.store_lease(&r, lease);
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot watch restart locks"),
+                self.mark_synced("locks");
             }
-            self.watch_down.store(true, Ordering::Relaxed);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
-        }
+            Ok(WatchEvent::Applied(lease)) => {
+                if let Some(r) = self.by_lease.get(&lease.name).cloned() {
+                    self.store_lease(&r, lease);
+                }
+            }
+            Ok(WatchEvent::Deleted(lease)) => {
+                if let Some(r) = self.by_lease.get(&lease.name).cloned() {
+                    self.leases
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&r);
+                    let _ = self.refresh.send(r);
+                }
+            }
+            Err(_) => self.watch_down.store(true, Ordering::Relaxed),
+        })
+        .await;
     }
 
     /// Every `resync`: look at everything again (lock expiry needs time, not events), and if a

@@ -3,19 +3,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use cluster_api::{Lease, Node, WatchEvent};
-use futures::StreamExt;
+use cluster_api::{Lease, Node, WatchEvent, follow};
 
 use super::Inner;
 use crate::config::GroupConfig;
 use crate::group::{self, GroupState, Holder};
 use crate::nodes::{Lookup, NodeView};
 use crate::protocol::{Kind, Refusal};
-
-/// Longest pause between attempts to re-establish a watch.
-const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 // === impl Inner: caches ===
 
@@ -122,88 +117,59 @@ impl Inner {
     }
 
     pub(super) async fn watch_nodes(&self) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            match self.api.watch_nodes().await {
-                Ok(mut stream) => {
-                    while let Some(event) = stream.next().await {
-                        match event {
-                            Ok(WatchEvent::Restarted(nodes)) => {
-                                self.nodes
-                                    .write()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .reset(&nodes);
-                                self.set_synced(&self.nodes_synced);
-                                backoff = Duration::from_secs(1);
-                            }
-                            Ok(WatchEvent::Applied(node)) => self.store_node(&node),
-                            Ok(WatchEvent::Deleted(node)) => {
-                                self.nodes
-                                    .write()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .remove(&node.name);
-                                self.poke.notify_one();
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "node watch failed; restarting it");
-                                break;
-                            }
-                        }
-                    }
+        follow(
+            "node",
+            || self.api.watch_nodes(),
+            |event| match event {
+                Ok(WatchEvent::Restarted(nodes)) => {
+                    self.nodes
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .reset(&nodes);
+                    self.set_synced(&self.nodes_synced);
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot watch nodes"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
-        }
+                Ok(WatchEvent::Applied(node)) => self.store_node(&node),
+                Ok(WatchEvent::Deleted(node)) => {
+                    self.nodes
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&node.name);
+                    self.poke.notify_one();
+                }
+                Err(_) => {}
+            },
+        )
+        .await;
     }
 
     pub(super) async fn watch_leases(&self) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            match self
-                .api
-                .watch_leases(&self.config.namespace, &group::lease_selector())
-                .await
-            {
-                Ok(mut stream) => {
-                    while let Some(event) = stream.next().await {
-                        match event {
-                            Ok(WatchEvent::Restarted(leases)) => {
-                                let states: HashMap<String, GroupState> = leases
-                                    .iter()
-                                    .filter_map(|l| parse_lease(l).map(|s| (s.group.clone(), s)))
-                                    .collect();
-                                *self.groups.write().unwrap_or_else(|e| e.into_inner()) = states;
-                                self.set_synced(&self.leases_synced);
-                                backoff = Duration::from_secs(1);
-                            }
-                            Ok(WatchEvent::Applied(lease)) => {
-                                if let Some(state) = parse_lease(&lease) {
-                                    self.store_group(state);
-                                }
-                            }
-                            Ok(WatchEvent::Deleted(lease)) => {
-                                if let Some(group) = lease.annotations.get(group::GROUP_ANNOTATION)
-                                {
-                                    self.groups
-                                        .write()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .remove(group);
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "lock watch failed; restarting it");
-                                break;
-                            }
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot watch the group locks"),
+        let selector = group::lease_selector();
+        let open = || self.api.watch_leases(&self.config.namespace, &selector);
+        follow("group lock", open, |event| match event {
+            Ok(WatchEvent::Restarted(leases)) => {
+                let states: HashMap<String, GroupState> = leases
+                    .iter()
+                    .filter_map(|l| parse_lease(l).map(|s| (s.group.clone(), s)))
+                    .collect();
+                *self.groups.write().unwrap_or_else(|e| e.into_inner()) = states;
+                self.set_synced(&self.leases_synced);
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
-        }
+            Ok(WatchEvent::Applied(lease)) => {
+                if let Some(state) = parse_lease(&lease) {
+                    self.store_group(state);
+                }
+            }
+            Ok(WatchEvent::Deleted(lease)) => {
+                if let Some(group) = lease.annotations.get(group::GROUP_ANNOTATION) {
+                    self.groups
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(group);
+                }
+            }
+            Err(_) => {}
+        })
+        .await;
     }
 }
 
