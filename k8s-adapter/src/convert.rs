@@ -22,8 +22,8 @@ fn string(s: Option<String>) -> String {
 
 // === nodes ===
 
-/// A Node, trimmed to what the cores need.
-pub fn node(n: core::Node) -> Node {
+/// A Node, as read (only the fields the cores use were decoded).
+pub fn node(n: crate::slim::SlimNode) -> Node {
     let status = n.status.unwrap_or_default();
     let info = status.node_info.unwrap_or_default();
     let ready = status

@@ -755,6 +755,7 @@ async fn requests_are_paced_by_the_client_side_limit() {
         qps: 2.0,
         burst: 1,
         timeout: Duration::from_secs(60),
+        ..KubeOptions::default()
     });
     let start = tokio::time::Instant::now();
     let server = async {
@@ -901,4 +902,34 @@ async fn workload_watches_list_then_watch_one_kind() {
         }
     };
     tokio::join!(server, client);
+}
+
+#[tokio::test]
+async fn nodes_keep_only_the_metadata_asked_for() {
+    let (c, mut fake) = cluster_with(KubeOptions {
+        node_metadata_prefixes: Some(vec!["restart-manager.io/".into()]),
+        ..KubeOptions::default()
+    });
+    let list: Value = serde_json::from_str(&fixture("node-list.json")).unwrap();
+    let mut node = list["items"][0].clone();
+    node["metadata"]["annotations"]["restart-manager.io/reboot-state"] = json!("draining");
+    let node = exchange(
+        c.get_node("dummyNode"),
+        &mut fake,
+        |_| {},
+        200,
+        node.to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(node.annotations.len(), 1, "{:?}", node.annotations);
+    assert_eq!(
+        node.annotations["restart-manager.io/reboot-state"],
+        "draining"
+    );
+    assert!(node.labels.is_empty(), "{:?}", node.labels);
+    assert_eq!(
+        node.machine_id, "77094b51073843e5acb5c3cdd16c909e",
+        "the ids are kept"
+    );
 }

@@ -152,6 +152,9 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The prefix of every Node label and annotation the services read.
+pub const NODE_METADATA_PREFIX: &str = "restart-manager.io/";
+
 /// Connects to the cluster and checks, before serving anything, that it answers and that
 /// this identity has every permission the adapter uses.
 async fn connect(args: &Args, namespace: &str) -> Result<KubeCluster> {
@@ -159,6 +162,8 @@ async fn connect(args: &Args, namespace: &str) -> Result<KubeCluster> {
         qps: args.kube.qps,
         burst: args.kube.burst,
         timeout: args.kube.timeout,
+        // The cores read only their own Node labels and annotations.
+        node_metadata_prefixes: Some(vec![NODE_METADATA_PREFIX.into()]),
     };
     let kube = KubeCluster::connect(
         args.kube.kubeconfig.as_deref(),
