@@ -10,6 +10,8 @@
 //! a node's last evicted pod disappearing and its reboot being approved; and the server's
 //! resident memory with the fleet loaded.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,17 +71,6 @@ fn settings() -> restart_manager::Settings {
         FleetLockConfig::default(),
         restart_core::Allowlist::default(),
     )
-}
-
-fn rss_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 struct Run {
@@ -271,7 +262,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let rss_before = rss_kib("VmRSS:");
+        let rss_before = support::rss_kib("VmRSS:");
         let sim = SimCluster::with_config(SimConfig { start_time: jiff::Timestamp::now(), ..SimConfig::default() });
         let ids: Vec<String> = (1..=o.nodes)
             .map(|i| {
@@ -289,7 +280,7 @@ fn main() {
         app.fleetlock.wait_ready().await;
         let holder = fleetlock_core::ClientParams { id: ids[0].clone(), group: "default".into() };
         app.fleetlock.pre_reboot(&holder).await.expect("holder approved");
-        let rss_loaded = rss_kib("VmRSS:");
+        let rss_loaded = support::rss_kib("VmRSS:");
 
         let ours = serve(app.router.clone()).await;
         let bare = serve(bare_router()).await;
@@ -348,7 +339,7 @@ fn main() {
             rss_before as f64 / 1024.0,
             rss_loaded as f64 / 1024.0,
             o.nodes,
-            rss_kib("VmHWM:") as f64 / 1024.0
+            support::rss_kib("VmHWM:") as f64 / 1024.0
         );
     });
 }

@@ -11,6 +11,8 @@
 //! 31 KiB). The parent runs the server's services against it through `k8s-adapter`, waits
 //! until every cache has synced, and reports its resident memory.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -32,17 +34,6 @@ fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// One Node shaped like the fixture's, padded to about `kib` KiB of JSON.
@@ -147,7 +138,7 @@ fn main() {
     let url = format!("http://127.0.0.1:{}", port.trim());
 
     runtime.block_on(async {
-        let before = rss_kib("VmRSS:");
+        let before = support::rss_kib("VmRSS:");
         let config = kube::Config::new(url.parse().unwrap());
         let options = KubeOptions {
             node_metadata_prefixes: Some(vec![restart_manager::server::NODE_METADATA_PREFIX.into()]),
@@ -173,7 +164,7 @@ fn main() {
         app.restarter.wait_ready().await;
         let synced = started.elapsed();
         let nodes_seen = app.fleetlock.snapshot().nodes.len();
-        let after = rss_kib("VmRSS:");
+        let after = support::rss_kib("VmRSS:");
         println!("## Memory with the Kubernetes adapter\n");
         println!(
             "{nodes_seen} Nodes of about {kib} KiB of JSON each ({:.0} MiB listed) synced in {:.1} s. Resident set of the server process: {:.1} MiB before connecting, {:.1} MiB with every cache synced (peak {:.1} MiB, reached while decoding the list).",
@@ -181,7 +172,7 @@ fn main() {
             synced.as_secs_f64(),
             before as f64 / 1024.0,
             after as f64 / 1024.0,
-            rss_kib("VmHWM:") as f64 / 1024.0
+            support::rss_kib("VmHWM:") as f64 / 1024.0
         );
     });
     let _ = child.kill();

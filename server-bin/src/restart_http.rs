@@ -194,18 +194,31 @@ async fn history(
     Ok(axum::Json(app.restarter.history(&w).await?).into_response())
 }
 
+/// The checks before acting on a workload: a page from our own origin, a known kind, an
+/// allowlisted workload, and the caller's right to do `action`.
+async fn target(
+    app: &AppState,
+    who: &Identity,
+    headers: &HeaderMap,
+    (kind, namespace, name): (String, String, String),
+    action: for<'a> fn(&'a WorkloadRef) -> Action<'a>,
+) -> Result<WorkloadRef, ApiError> {
+    app.auth.check_origin(headers)?;
+    let w = workload(&kind, namespace, name)?;
+    app.restarter.status(&w)?;
+    app.auth.may(who, action(&w)).await?;
+    Ok(w)
+}
+
 async fn restart(
     State(app): State<AppState>,
     Caller(who): Caller,
     headers: HeaderMap,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    app.auth.check_origin(&headers)?;
-    let w = workload(&kind, namespace, name)?;
     let reason = reason_of(&body)?;
-    app.restarter.status(&w)?;
-    app.auth.may(&who, Action::Restart(&w)).await?;
+    let w = target(&app, &who, &headers, path, |w| Action::Restart(w)).await?;
     let status = app.restarter.restart(&w, &who, reason.as_deref()).await?;
     Ok(axum::Json(status).into_response())
 }
@@ -214,13 +227,10 @@ async fn unlock(
     State(app): State<AppState>,
     Caller(who): Caller,
     headers: HeaderMap,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    app.auth.check_origin(&headers)?;
-    let w = workload(&kind, namespace, name)?;
-    app.restarter.status(&w)?;
-    app.auth.may(&who, Action::Unlock(&w)).await?;
+    let w = target(&app, &who, &headers, path, |w| Action::Unlock(w)).await?;
     let reason = reason_of(&body)?.unwrap_or_default();
     let released = app.restarter.force_unlock(&w, &who, &reason).await?;
     Ok(axum::Json(json!({"released": released})).into_response())
