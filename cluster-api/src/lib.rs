@@ -29,6 +29,7 @@ pub use jiff::Timestamp;
 mod error;
 mod event;
 mod lease;
+mod names;
 mod node;
 mod pod;
 mod selector;
@@ -38,6 +39,7 @@ mod workload;
 pub use error::{Error, Result};
 pub use event::{Event, EventType, ObjectRef};
 pub use lease::Lease;
+pub use names::{is_object_name, is_older_version};
 pub use node::{Node, NodePatch};
 pub use pod::{
     EvictOptions, EvictionOutcome, MIRROR_POD_ANNOTATION, OwnerRef, Pod, PodFilter, PodPhase,

@@ -690,14 +690,7 @@ impl State {
 
 /// What the API server checks of a name: a lowercase RFC 1123 subdomain.
 pub(crate) fn validate_name(name: &str) -> std::result::Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
+    if cluster_api::is_object_name(name) {
         Ok(())
     } else {
         Err(format!(

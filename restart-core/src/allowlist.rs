@@ -118,7 +118,7 @@ impl Allowlist {
         for (index, e) in entries.into_iter().enumerate() {
             let err = |message: String| AllowlistError { index, message };
             for (what, value) in [("name", &e.name), ("namespace", &e.namespace)] {
-                if !valid_name(value) {
+                if !cluster_api::is_object_name(value) {
                     return Err(err(format!(
                         "{what} {value:?} is not a valid Kubernetes name"
                     )));
@@ -156,15 +156,6 @@ impl Allowlist {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]

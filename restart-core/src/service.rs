@@ -770,9 +770,9 @@ impl Inner {
             return;
         }
         let mut workloads = self.workloads.write().unwrap_or_else(|e| e.into_inner());
-        let newer = workloads
-            .get(&r)
-            .is_none_or(|old| !version_older(&w.resource_version, &old.resource_version));
+        let newer = workloads.get(&r).is_none_or(|old| {
+            !cluster_api::is_older_version(&w.resource_version, &old.resource_version)
+        });
         if newer {
             workloads.insert(r.clone(), w);
             drop(workloads);
@@ -782,9 +782,9 @@ impl Inner {
 
     fn store_lease(&self, r: &WorkloadRef, lease: Lease) {
         let mut leases = self.leases.write().unwrap_or_else(|e| e.into_inner());
-        let newer = leases
-            .get(r)
-            .is_none_or(|old| !version_older(&lease.resource_version, &old.resource_version));
+        let newer = leases.get(r).is_none_or(|old| {
+            !cluster_api::is_older_version(&lease.resource_version, &old.resource_version)
+        });
         if newer {
             leases.insert(r.clone(), lease);
             drop(leases);
@@ -1074,13 +1074,4 @@ fn verdict_message(w: Option<&Workload>) -> String {
         || "the change was never observed".to_string(),
         |w| rollout(w).message,
     )
-}
-
-/// Whether resourceVersion `a` is older than `b` (integers in every API server; anything
-/// else counts as newer).
-fn version_older(a: &str, b: &str) -> bool {
-    match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(a), Ok(b)) => a < b,
-        _ => false,
-    }
 }

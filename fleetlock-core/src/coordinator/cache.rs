@@ -86,9 +86,9 @@ impl Inner {
     /// Puts a group state into the cache unless the cache already has a newer one.
     pub(super) fn store_group(&self, state: GroupState) {
         let mut groups = self.groups.write().unwrap_or_else(|e| e.into_inner());
-        let newer = groups
-            .get(&state.group)
-            .is_none_or(|old| !version_older(&state.resource_version, &old.resource_version));
+        let newer = groups.get(&state.group).is_none_or(|old| {
+            !cluster_api::is_older_version(&state.resource_version, &old.resource_version)
+        });
         if newer {
             groups.insert(state.group.clone(), state);
         }
@@ -181,14 +181,5 @@ fn parse_lease(lease: &Lease) -> Option<GroupState> {
             tracing::error!(error = %e, "unreadable group lock");
             None
         }
-    }
-}
-
-/// Whether resourceVersion `a` is older than `b`. Versions are opaque to clients, but every
-/// API server (and the simulation) issues increasing integers; anything else counts as newer.
-fn version_older(a: &str, b: &str) -> bool {
-    match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(a), Ok(b)) => a < b,
-        _ => false,
     }
 }
