@@ -935,42 +935,30 @@ impl Inner {
             lock.restarted_at.is_some()
                 && w.template_annotations.get(RESTARTED_AT) == lock.restarted_at.as_ref()
         });
-        let verdict = ours.map(|w| (rollout(w).verdict, rollout(w).message));
-        match (verdict, expired) {
-            (Some((Verdict::Complete, message)), _) => {
-                self.finish(
-                    r,
-                    &lock,
-                    Outcome::Complete,
-                    format!("restart by {} rolled out: {message}", lock.holder),
-                )
-                .await;
-            }
-            (Some((Verdict::Failed, message)), _) => {
-                self.finish(
-                    r,
-                    &lock,
-                    Outcome::Failed,
-                    format!("restart by {} failed: {message}", lock.holder),
-                )
-                .await;
-            }
-            (_, true) => {
-                let message = verdict_message(ours);
-                self.finish(
-                    r,
-                    &lock,
-                    Outcome::TimedOut,
-                    format!(
-                        "restart by {} did not finish within {}s: {message}",
-                        lock.holder,
-                        self.config.lock_duration.as_secs()
-                    ),
-                )
-                .await;
-            }
-            _ => {}
-        }
+        let judged = ours.map(rollout);
+        let message = judged
+            .as_ref()
+            .map_or("the change was never observed", |r| r.message.as_str());
+        let (outcome, note) = match (judged.as_ref().map(|r| r.verdict), expired) {
+            (Some(Verdict::Complete), _) => (
+                Outcome::Complete,
+                format!("restart by {} rolled out: {message}", lock.holder),
+            ),
+            (Some(Verdict::Failed), _) => (
+                Outcome::Failed,
+                format!("restart by {} failed: {message}", lock.holder),
+            ),
+            (_, true) => (
+                Outcome::TimedOut,
+                format!(
+                    "restart by {} did not finish within {}s: {message}",
+                    lock.holder,
+                    self.config.lock_duration.as_secs()
+                ),
+            ),
+            _ => return,
+        };
+        self.finish(r, &lock, outcome, note).await;
     }
 
     /// Broadcasts the workload's status if it changed.
@@ -1067,11 +1055,4 @@ impl Inner {
             last_restart,
         }
     }
-}
-
-fn verdict_message(w: Option<&Workload>) -> String {
-    w.map_or_else(
-        || "the change was never observed".to_string(),
-        |w| rollout(w).message,
-    )
 }
