@@ -79,4 +79,4 @@ pub use drain::{DrainPhase, DrainStatus};
 pub use group::{Holder, HolderPhase};
 pub use id::zincati_id;
 pub use protocol::{ClientParams, Kind, Refusal};
-pub use snapshot::FleetSnapshot;
+pub use snapshot::{FleetSnapshot, GroupSnapshot};

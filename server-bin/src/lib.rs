@@ -179,7 +179,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(app): State<AppState>) -> Response {
-    app.metrics.update_fleet(&app.fleetlock.snapshot());
+    app.metrics.update_fleet(&app.fleetlock.groups());
     (
         [(
             header::CONTENT_TYPE,

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cluster_api::WorkloadRef;
-use fleetlock_core::{FleetSnapshot, Observer};
+use fleetlock_core::{GroupSnapshot, Observer};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -177,8 +177,8 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Sets the per-group gauges from a fleet snapshot.
-    pub fn update_fleet(&self, fleet: &FleetSnapshot) {
+    /// Sets the per-group gauges.
+    pub fn update_fleet(&self, groups: &[GroupSnapshot]) {
         for gauge in [
             &self.slots,
             &self.slots_held,
@@ -188,7 +188,7 @@ impl Metrics {
         ] {
             gauge.reset();
         }
-        for group in &fleet.groups {
+        for group in groups {
             let g = [group.name.as_str()];
             self.slots.with_label_values(&g).set(i64::from(group.slots));
             self.slots_held

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cluster_api::EventType;
+use cluster_api::{EventType, Timestamp};
 use jiff::SignedDuration;
 
 use super::Inner;
@@ -111,8 +111,8 @@ impl Inner {
         }
     }
 
-    pub(super) fn snapshot(&self) -> FleetSnapshot {
-        let now = self.clock.now();
+    /// Every group, configured ones and any others that hold a Lease, by name.
+    pub(super) fn group_snapshots(&self, now: Timestamp) -> Vec<GroupSnapshot> {
         let groups = self
             .groups
             .read()
@@ -127,8 +127,7 @@ impl Inner {
                 .cloned(),
         );
         names.sort();
-        let mut holding: HashMap<String, String> = HashMap::new();
-        let group_snapshots = names
+        names
             .iter()
             .map(|name| {
                 let config = self
@@ -143,7 +142,6 @@ impl Inner {
                     .holders
                     .iter()
                     .map(|h| {
-                        holding.insert(h.node.clone(), name.clone());
                         let held = now.duration_since(h.since);
                         let view = nodes.get(&h.node);
                         HolderSnapshot {
@@ -173,7 +171,17 @@ impl Inner {
                     holders,
                 }
             })
+            .collect()
+    }
+
+    pub(super) fn snapshot(&self) -> FleetSnapshot {
+        let now = self.clock.now();
+        let groups = self.group_snapshots(now);
+        let holding: HashMap<&str, &str> = groups
+            .iter()
+            .flat_map(|g| g.holders.iter().map(|h| (h.node.as_str(), g.name.as_str())))
             .collect();
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
         let mut node_snapshots: Vec<NodeSnapshot> = nodes
             .iter()
             .map(|v| NodeSnapshot {
@@ -183,7 +191,7 @@ impl Inner {
                 ready: v.ready,
                 unschedulable: v.unschedulable,
                 cordoned_by_us: v.cordoned_by_us,
-                holds_slot_in: holding.get(&v.name).cloned(),
+                holds_slot_in: holding.get(v.name.as_str()).map(|g| g.to_string()),
                 boot_id: v.boot_id.clone(),
             })
             .collect();
@@ -192,7 +200,7 @@ impl Inner {
             ready: self.nodes_synced.load(Ordering::Acquire)
                 && self.leases_synced.load(Ordering::Acquire),
             time: now,
-            groups: group_snapshots,
+            groups,
             nodes: node_snapshots,
         }
     }
