@@ -42,7 +42,8 @@ pub use lease::Lease;
 pub use names::{is_object_name, is_older_version};
 pub use node::{Node, NodePatch};
 pub use pod::{
-    EvictOptions, EvictionOutcome, MIRROR_POD_ANNOTATION, OwnerRef, Pod, PodFilter, PodPhase,
+    EvictOptions, EvictionOutcome, MIRROR_POD_ANNOTATION, NOT_READY_TAINT, OwnerRef, Pod,
+    PodFilter, PodPhase, Toleration, TolerationOperator, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT,
 };
 pub use selector::{LabelSelector, Operator, Requirement, SelectorParseError};
 pub use watch::{WatchEvent, WatchStream, follow};

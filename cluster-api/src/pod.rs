@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 
 /// The annotation the kubelet puts on the API mirror of a static pod.
 pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+/// The taint the node lifecycle controller puts on a cordoned node (with effect
+/// `NoSchedule`); pods that tolerate it are still scheduled there.
+pub const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
+/// The taint on a node whose `Ready` condition is not `True`.
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+/// The taint on a node whose kubelet stopped reporting.
+pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
 /// What a drain needs to know about a Pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +53,39 @@ pub struct Pod {
     /// `metadata.labels`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `spec.tolerations`: which node taints the pod accepts. A pod that tolerates
+    /// [`UNSCHEDULABLE_TAINT`] is scheduled onto cordoned nodes, so a drain that evicts it
+    /// may see it (or its replacement) come straight back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+}
+
+/// One entry of `spec.tolerations`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Toleration {
+    /// The taint key it matches; empty with `Exists` matches every key.
+    #[serde(default)]
+    pub key: String,
+    /// `Equal` (the default) or `Exists`.
+    #[serde(default)]
+    pub operator: TolerationOperator,
+    /// The taint value it matches under `Equal`.
+    #[serde(default)]
+    pub value: String,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; empty matches every effect.
+    #[serde(default)]
+    pub effect: String,
+}
+
+/// How a [`Toleration`] compares values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TolerationOperator {
+    /// The taint's value must equal the toleration's.
+    #[default]
+    Equal,
+    /// Any value (and, with an empty key, any taint).
+    Exists,
 }
 
 /// A pod's `status.phase`.
@@ -105,6 +145,42 @@ pub enum EvictionOutcome {
     },
 }
 
+// === impl Toleration ===
+
+impl Toleration {
+    /// Tolerates every taint (`operator: Exists` with no key), as many agents' pods do.
+    pub fn everything() -> Self {
+        Toleration {
+            operator: TolerationOperator::Exists,
+            ..Default::default()
+        }
+    }
+
+    /// Tolerates any value of the taint `key` with `effect`.
+    pub fn exists(key: impl Into<String>, effect: impl Into<String>) -> Self {
+        Toleration {
+            key: key.into(),
+            operator: TolerationOperator::Exists,
+            value: String::new(),
+            effect: effect.into(),
+        }
+    }
+
+    /// Whether it matches a taint (the scheduler's `ToleratesTaint`).
+    pub fn matches(&self, key: &str, value: &str, effect: &str) -> bool {
+        if !self.effect.is_empty() && self.effect != effect {
+            return false;
+        }
+        if !self.key.is_empty() && self.key != key {
+            return false;
+        }
+        match self.operator {
+            TolerationOperator::Exists => true,
+            TolerationOperator::Equal => !self.key.is_empty() && self.value == value,
+        }
+    }
+}
+
 // === impl Pod ===
 
 impl Pod {
@@ -124,6 +200,7 @@ impl Pod {
             termination_grace_period_seconds: 30,
             deletion_timestamp: None,
             labels: BTreeMap::new(),
+            tolerations: Vec::new(),
         }
     }
 
@@ -179,6 +256,25 @@ impl Pod {
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
         self
+    }
+
+    /// With one more toleration.
+    pub fn tolerate(mut self, toleration: Toleration) -> Self {
+        self.tolerations.push(toleration);
+        self
+    }
+
+    /// Whether the pod accepts a taint, as the scheduler decides it.
+    pub fn tolerates(&self, key: &str, value: &str, effect: &str) -> bool {
+        self.tolerations
+            .iter()
+            .any(|t| t.matches(key, value, effect))
+    }
+
+    /// Whether the scheduler may still place this pod on a cordoned node (it tolerates
+    /// `node.kubernetes.io/unschedulable:NoSchedule`, as every DaemonSet pod does).
+    pub fn tolerates_cordon(&self) -> bool {
+        self.tolerates(UNSCHEDULABLE_TAINT, "", "NoSchedule")
     }
 
     /// Whether the pod is terminating (has a deletion timestamp).
@@ -237,5 +333,41 @@ impl PodFilter {
                 .as_ref()
                 .is_none_or(|ns| &pod.namespace == ns)
             && self.labels.as_ref().is_none_or(|s| s.matches(&pod.labels))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerations_match_as_the_scheduler_matches_them() {
+        let cordon = |p: &Pod| p.tolerates_cordon();
+        let pod = Pod::new("ns", "p");
+        assert!(!cordon(&pod), "no tolerations, no cordoned nodes");
+        assert!(cordon(&pod.clone().tolerate(Toleration::everything())));
+        assert!(cordon(&pod.clone().tolerate(Toleration::exists(
+            UNSCHEDULABLE_TAINT,
+            "NoSchedule"
+        ))));
+        assert!(cordon(
+            &pod.clone()
+                .tolerate(Toleration::exists(UNSCHEDULABLE_TAINT, ""))
+        ));
+        assert!(!cordon(
+            &pod.clone()
+                .tolerate(Toleration::exists(UNSCHEDULABLE_TAINT, "NoExecute"))
+        ));
+        assert!(!cordon(
+            &pod.clone()
+                .tolerate(Toleration::exists(NOT_READY_TAINT, "NoSchedule"))
+        ));
+        // `Equal` with the taint's (empty) value matches; an empty key with `Equal` does not.
+        let equal = Toleration {
+            key: UNSCHEDULABLE_TAINT.into(),
+            ..Default::default()
+        };
+        assert!(cordon(&pod.clone().tolerate(equal)));
+        assert!(!cordon(&pod.tolerate(Toleration::default())));
     }
 }

@@ -201,6 +201,7 @@ impl fmt::Display for CallCounts {
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     queued: BTreeMap<Operation, VecDeque<Error>>,
+    after: BTreeMap<Operation, VecDeque<Error>>,
     always: BTreeMap<Operation, Error>,
     latency: BTreeMap<Operation, Duration>,
     pub(crate) counts: CallCounts,
@@ -210,6 +211,16 @@ impl Faults {
     pub(crate) fn fail_next(&mut self, op: Operation, times: usize, error: Error) {
         let queue = self.queued.entry(op).or_default();
         queue.extend(std::iter::repeat_n(error, times));
+    }
+
+    pub(crate) fn fail_after_next(&mut self, op: Operation, times: usize, error: Error) {
+        let queue = self.after.entry(op).or_default();
+        queue.extend(std::iter::repeat_n(error, times));
+    }
+
+    /// The error to answer a call with after it took effect, if one is queued.
+    pub(crate) fn after_call(&mut self, op: Operation) -> Option<Error> {
+        self.after.get_mut(&op).and_then(VecDeque::pop_front)
     }
 
     pub(crate) fn fail_always(&mut self, op: Operation, error: Error) {
@@ -226,6 +237,7 @@ impl Faults {
 
     pub(crate) fn clear(&mut self) {
         self.queued.clear();
+        self.after.clear();
         self.always.clear();
         self.latency.clear();
     }

@@ -79,6 +79,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+mod audit;
 mod budget;
 mod controllers;
 mod faults;
@@ -86,6 +87,7 @@ mod scenario;
 mod spec;
 mod state;
 
+pub use audit::EvictionRecord;
 pub use budget::{Budget, BudgetStatus, IntOrPercent};
 pub use faults::{CallCounts, Operation};
 pub use scenario::{NodeSpec, PodSpec, Scenario, ScenarioError, machine_id_for};
@@ -222,6 +224,14 @@ impl SimCluster {
         match error {
             Some(error) => Err(error),
             None => Ok(()),
+        }
+    }
+
+    /// Applies a lost-answer fault queued for `op` to a call that took effect.
+    fn leave<T>(&self, op: Operation, result: Result<T>) -> Result<T> {
+        match (result, self.lock().faults.after_call(op)) {
+            (Ok(_), Some(error)) => Err(error),
+            (result, _) => result,
         }
     }
 
@@ -557,6 +567,11 @@ impl SimCluster {
         self.with(|st| st.events.iter().cloned().collect())
     }
 
+    /// Every eviction request the cluster answered, oldest first (the most recent 100,000).
+    pub fn evictions(&self) -> Vec<EvictionRecord> {
+        self.with(|st| st.evictions.iter().cloned().collect())
+    }
+
     // --- counters and faults ---
 
     /// How many calls of each operation have been made since creation or the last reset.
@@ -588,6 +603,18 @@ impl SimCluster {
     /// Delays every call of `op` by `latency` of Tokio time (zero removes the delay).
     pub fn set_latency(&self, op: Operation, latency: Duration) {
         self.lock().faults.set_latency(op, latency);
+    }
+
+    /// Makes the next `times` calls of `op` take effect and then fail with `error`, as a
+    /// request whose answer is lost (a timeout after the API server committed it).
+    pub fn fail_after_next(&self, op: Operation, times: usize, error: Error) {
+        self.lock().faults.fail_after_next(op, times, error);
+    }
+
+    /// Ends every open watch with an error now (their consumers must watch again and get a
+    /// fresh list), as an API server restart or a `410 Gone` does.
+    pub fn break_watches(&self) {
+        self.with(|st| st.break_watches("the watch was closed: too old resource version"));
     }
 
     /// Removes every injected failure and delay.
@@ -662,7 +689,7 @@ impl ClusterApi for SimCluster {
 
     async fn patch_node(&self, name: &str, patch: &NodePatch) -> Result<Node> {
         self.enter(Operation::PatchNode).await?;
-        self.with(|st| {
+        let result = self.with(|st| {
             let node = st
                 .nodes
                 .get(name)
@@ -679,7 +706,8 @@ impl ClusterApi for SimCluster {
                 return Ok(patched);
             }
             Ok(st.put_node(patched))
-        })
+        });
+        self.leave(Operation::PatchNode, result)
     }
 
     async fn list_pods(&self, filter: &PodFilter) -> Result<Vec<Pod>> {
@@ -704,7 +732,24 @@ impl ClusterApi for SimCluster {
         options: &EvictOptions,
     ) -> Result<EvictionOutcome> {
         self.enter(Operation::EvictPod).await?;
-        Ok(self.with(|st| st.evict(namespace, name, options)))
+        let outcome = self.with(|st| {
+            let pod = st
+                .pods
+                .get(&lease_key(namespace, name))
+                .map(|sp| (sp.pod.uid.clone(), sp.pod.node_name.clone()));
+            let outcome = st.evict(namespace, name, options);
+            let (uid, node) = pod.map_or((None, None), |(uid, node)| (Some(uid), node));
+            st.record_eviction(EvictionRecord {
+                at: st.wall(),
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                uid,
+                node,
+                outcome: outcome.clone(),
+            });
+            outcome
+        });
+        self.leave(Operation::EvictPod, Ok(outcome))
     }
 
     async fn get_lease(&self, namespace: &str, name: &str) -> Result<Lease> {
@@ -737,7 +782,7 @@ impl ClusterApi for SimCluster {
     async fn create_lease(&self, lease: &Lease) -> Result<Lease> {
         self.enter(Operation::CreateLease).await?;
         state::validate_name(&lease.name).map_err(Error::invalid)?;
-        self.with(|st| {
+        let result = self.with(|st| {
             let key = lease_key(&lease.namespace, &lease.name);
             if st.leases.contains_key(&key) {
                 return Err(Error::already_exists(
@@ -746,7 +791,8 @@ impl ClusterApi for SimCluster {
                 ));
             }
             Ok(st.put_lease(lease.clone()))
-        })
+        });
+        self.leave(Operation::CreateLease, result)
     }
 
     async fn replace_lease(&self, lease: &Lease) -> Result<Lease> {
@@ -758,7 +804,7 @@ impl ClusterApi for SimCluster {
                 lease.name
             )));
         }
-        self.with(|st| {
+        let result = self.with(|st| {
             let key = lease_key(&lease.namespace, &lease.name);
             let current = st
                 .leases
@@ -768,7 +814,8 @@ impl ClusterApi for SimCluster {
                 return Err(Error::conflict("leases.coordination.k8s.io", &lease.name));
             }
             Ok(st.put_lease(lease.clone()))
-        })
+        });
+        self.leave(Operation::ReplaceLease, result)
     }
 
     async fn delete_lease(
@@ -778,7 +825,7 @@ impl ClusterApi for SimCluster {
         resource_version: Option<&str>,
     ) -> Result<()> {
         self.enter(Operation::DeleteLease).await?;
-        self.with(|st| {
+        let result = self.with(|st| {
             let key = lease_key(namespace, name);
             let current = st
                 .leases
@@ -798,7 +845,8 @@ impl ClusterApi for SimCluster {
             }
             st.remove_lease(&key);
             Ok(())
-        })
+        });
+        self.leave(Operation::DeleteLease, result)
     }
 
     async fn get_workload(&self, workload: &WorkloadRef) -> Result<Workload> {
@@ -828,7 +876,7 @@ impl ClusterApi for SimCluster {
         annotations: &BTreeMap<String, Option<String>>,
     ) -> Result<Workload> {
         self.enter(Operation::PatchWorkload).await?;
-        self.with(|st| {
+        let result = self.with(|st| {
             let sw = st
                 .workloads
                 .get(workload)
@@ -848,7 +896,8 @@ impl ClusterApi for SimCluster {
                 },
             );
             Ok(st.workloads[workload].w.clone())
-        })
+        });
+        self.leave(Operation::PatchWorkload, result)
     }
 
     async fn record_event(&self, event: &Event) -> Result<()> {
@@ -857,7 +906,7 @@ impl ClusterApi for SimCluster {
             return Err(Error::invalid("Event: reason: Required value"));
         }
         self.with(|st| st.push_event(event.clone()));
-        Ok(())
+        self.leave(Operation::RecordEvent, Ok(()))
     }
 
     async fn list_events(&self, regarding: &ObjectRef) -> Result<Vec<Event>> {
@@ -965,12 +1014,13 @@ impl State {
                 [] => {}
                 [budget] => {
                     let status = self.budget_status(budget);
-                    // An unready pod may go while the budget is satisfied (IfHealthyBudget).
-                    let allowed = if pod.ready {
-                        status.disruptions_allowed > 0
-                    } else {
-                        status.current_healthy >= status.desired_healthy
-                    };
+                    // An unready pod may go without spending a disruption while the budget
+                    // is satisfied and wants healthy pods at all (IfHealthyBudget); otherwise
+                    // it needs a disruption like any other pod.
+                    let free = !pod.ready
+                        && status.desired_healthy > 0
+                        && status.current_healthy >= status.desired_healthy;
+                    let allowed = free || status.disruptions_allowed > 0;
                     if !allowed {
                         return EvictionOutcome::Blocked {
                             message: format!(

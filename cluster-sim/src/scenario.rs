@@ -112,6 +112,9 @@ pub struct PodSpec {
     /// Never finishes terminating once deleted.
     #[serde(default)]
     pub stuck: bool,
+    /// `spec.tolerations`.
+    #[serde(default)]
+    pub tolerations: Vec<cluster_api::Toleration>,
 }
 
 fn yes() -> bool {
@@ -171,6 +174,7 @@ impl PodSpec {
         pod.mirror = self.mirror;
         pod.empty_dir = self.empty_dir;
         pod.labels = self.labels.clone();
+        pod.tolerations = self.tolerations.clone();
         if let Some(phase) = self.phase {
             pod = pod.phase(phase);
         }

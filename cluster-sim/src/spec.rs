@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cluster_api::{WorkloadKind, WorkloadRef};
+use cluster_api::{Toleration, WorkloadKind, WorkloadRef};
 use serde::Deserialize;
 
 use crate::budget::IntOrPercent;
@@ -63,6 +63,10 @@ pub struct WorkloadSpec {
     /// Whether the pods mount an `emptyDir` volume.
     #[serde(default)]
     pub empty_dir: bool,
+    /// `spec.template.spec.tolerations`. DaemonSet pods also get the tolerations the
+    /// DaemonSet controller adds to every pod it makes.
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
     /// Annotations of the workload object itself.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
@@ -108,6 +112,7 @@ impl WorkloadSpec {
             pod_start_seconds: default_pod_start(),
             termination_grace_period_seconds: default_grace(),
             empty_dir: false,
+            tolerations: Vec::new(),
             annotations: BTreeMap::new(),
         }
     }
@@ -172,6 +177,12 @@ impl WorkloadSpec {
     /// Pods mount an `emptyDir`.
     pub fn with_empty_dir(mut self) -> Self {
         self.empty_dir = true;
+        self
+    }
+
+    /// Pods tolerate this taint (as in `tolerations:` of the pod template).
+    pub fn tolerate(mut self, toleration: Toleration) -> Self {
+        self.tolerations.push(toleration);
         self
     }
 

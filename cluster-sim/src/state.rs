@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use cluster_api::{
-    Condition, Error, Event, Lease, Node, OwnerRef, Pod, PodFilter, PodPhase, Result, WatchEvent,
-    Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
+    Condition, Error, Event, Lease, Node, OwnerRef, Pod, PodFilter, PodPhase, Result, Toleration,
+    WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
 };
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
+use crate::audit::{EVICTION_LIMIT, EvictionRecord};
 use crate::budget::Budget;
 use crate::faults::Faults;
 use crate::spec::WorkloadSpec;
@@ -114,6 +115,7 @@ pub(crate) struct State {
     pub(crate) workloads: BTreeMap<WorkloadRef, SimWorkload>,
     pub(crate) leases: BTreeMap<Key, Lease>,
     pub(crate) events: VecDeque<Event>,
+    pub(crate) evictions: VecDeque<EvictionRecord>,
     timers: BTreeMap<(Instant, u64), Timer>,
     timer_seq: u64,
     pub(crate) watchers: Watchers,
@@ -141,6 +143,7 @@ impl State {
             workloads: BTreeMap::new(),
             leases: BTreeMap::new(),
             events: VecDeque::new(),
+            evictions: VecDeque::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             watchers: Watchers::default(),
@@ -215,7 +218,18 @@ impl State {
                 self.put_pod(sp);
             }
             Timer::PodGone { key, uid } => {
-                if self.pods.get(&key).is_some_and(|sp| sp.pod.uid == uid) {
+                let Some(sp) = self.pods.get(&key).filter(|sp| sp.pod.uid == uid) else {
+                    return;
+                };
+                // Only a kubelet confirms that a bound pod has stopped; on a NotReady node
+                // nobody does, and the pod stays Terminating until the node is back.
+                let kubelet_up = sp
+                    .pod
+                    .node_name
+                    .as_ref()
+                    .and_then(|n| self.nodes.get(n))
+                    .is_none_or(|n| n.ready);
+                if kubelet_up {
                     self.remove_pod(&key);
                 }
             }
@@ -345,13 +359,18 @@ impl State {
         }
     }
 
-    /// After a (re)start, the node's pods pass readiness again after their start delay.
+    /// After a (re)start, the node's pods pass readiness again after their start delay, and
+    /// the kubelet finishes the pods that were deleted while it was away.
     fn restart_pods_on(&mut self, name: &str) {
         for key in self.pods_on_node(name) {
             let sp = &self.pods[&key];
-            if !sp.pod.is_terminating() && !sp.pod.is_finished() {
-                let (delay, uid) = (sp.start_delay, sp.pod.uid.clone());
-                self.schedule(delay, Timer::PodReady { key, uid });
+            let uid = sp.pod.uid.clone();
+            if sp.pod.is_terminating() {
+                if !sp.stuck {
+                    self.schedule(Duration::ZERO, Timer::PodGone { key, uid });
+                }
+            } else if !sp.pod.is_finished() {
+                self.schedule(sp.start_delay, Timer::PodReady { key, uid });
             }
         }
     }
@@ -483,14 +502,17 @@ impl State {
         }
     }
 
-    /// Binds pending pods to schedulable nodes, least-loaded first.
+    /// Binds pending pods to nodes they fit, least-loaded first: Ready (or the pod tolerates
+    /// the not-ready taint), not cordoned (or the pod tolerates the unschedulable taint, as
+    /// DaemonSet pods and `operator: Exists` tolerations do), matching the node selector.
     fn schedule_pending(&mut self) {
         if self.unscheduled.is_empty() {
             return;
         }
         let pending: Vec<Key> = self.unscheduled.iter().cloned().collect();
         for key in pending {
-            let selector = self.pods[&key]
+            let sp = &self.pods[&key];
+            let selector = sp
                 .owner
                 .as_ref()
                 .and_then(|o| self.workloads.get(o))
@@ -499,7 +521,7 @@ impl State {
             let target = self
                 .nodes
                 .values()
-                .filter(|n| n.is_schedulable())
+                .filter(|n| fits(n, &sp.pod))
                 .filter(|n| selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
                 .min_by_key(|n| {
                     (
@@ -587,6 +609,10 @@ impl State {
             .grace_period(spec.termination_grace_period_seconds);
         pod.labels = labels;
         pod.empty_dir = spec.empty_dir;
+        pod.tolerations = spec.tolerations.clone();
+        if r.kind == WorkloadKind::DaemonSet {
+            pod.tolerations.extend(daemonset_tolerations());
+        }
         let sp = SimPod {
             pod,
             owner: Some(r.clone()),
@@ -675,6 +701,34 @@ impl State {
         });
     }
 
+    // --- audit ---
+
+    pub(crate) fn record_eviction(&mut self, record: EvictionRecord) {
+        if self.evictions.len() == EVICTION_LIMIT {
+            self.evictions.pop_front();
+        }
+        self.evictions.push_back(record);
+    }
+
+    /// Ends every open watch with an error, as an API server restart, a load balancer
+    /// timeout or an expired resourceVersion (`410 Gone`) ends them.
+    pub(crate) fn break_watches(&mut self, message: &str) {
+        let error = Error::unavailable(message);
+        let w = std::mem::take(&mut self.watchers);
+        for tx in w.nodes {
+            let _ = tx.send(Err(error.clone()));
+        }
+        for (_, tx) in w.pods {
+            let _ = tx.send(Err(error.clone()));
+        }
+        for (_, tx) in w.workloads {
+            let _ = tx.send(Err(error.clone()));
+        }
+        for (_, tx) in w.leases {
+            let _ = tx.send(Err(error.clone()));
+        }
+    }
+
     // --- events ---
 
     pub(crate) fn push_event(&mut self, mut event: Event) {
@@ -686,6 +740,29 @@ impl State {
         }
         self.events.push_back(event);
     }
+}
+
+/// Whether the scheduler may place `pod` on `node`, judging the taints the node lifecycle
+/// controller derives from its state (`TaintNodesByCondition`).
+fn fits(node: &Node, pod: &Pod) -> bool {
+    (node.ready || pod.tolerates(cluster_api::NOT_READY_TAINT, "", "NoSchedule"))
+        && (!node.unschedulable || pod.tolerates_cordon())
+}
+
+/// The tolerations the DaemonSet controller adds to every pod it creates
+/// (`AddOrUpdateDaemonPodTolerations`), so that its pods run on cordoned and troubled nodes.
+fn daemonset_tolerations() -> Vec<Toleration> {
+    [
+        (cluster_api::NOT_READY_TAINT, "NoExecute"),
+        (cluster_api::UNREACHABLE_TAINT, "NoExecute"),
+        ("node.kubernetes.io/disk-pressure", "NoSchedule"),
+        ("node.kubernetes.io/memory-pressure", "NoSchedule"),
+        ("node.kubernetes.io/pid-pressure", "NoSchedule"),
+        (cluster_api::UNSCHEDULABLE_TAINT, "NoSchedule"),
+    ]
+    .into_iter()
+    .map(|(key, effect)| Toleration::exists(key, effect))
+    .collect()
 }
 
 /// What the API server checks of a name: a lowercase RFC 1123 subdomain.

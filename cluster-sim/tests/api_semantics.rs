@@ -355,3 +355,64 @@ async fn lease_watches_see_every_write_of_their_selection() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_leaves_the_write_in_place() {
+    let sim = SimCluster::new();
+    sim.fail_after_next(
+        Operation::CreateLease,
+        1,
+        Error::unavailable("context deadline exceeded"),
+    );
+    let err = sim.create_lease(&lease("lock")).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(
+        sim.lease("restart-manager", "lock").is_some(),
+        "the create took effect although its caller heard a failure"
+    );
+    // Only that one call: the retry meets the object it made.
+    let err = sim.create_lease(&lease("lock")).await.unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn broken_watches_end_with_an_error_and_a_new_watch_lists_again() {
+    use futures::StreamExt;
+    let sim = SimCluster::new();
+    sim.add_node(Node::new("n1"));
+    let selector = LabelSelector::default();
+    let mut nodes = sim.watch_nodes().await.unwrap();
+    let mut leases = sim
+        .watch_leases("restart-manager", &selector)
+        .await
+        .unwrap();
+    assert!(matches!(
+        nodes.next().await,
+        Some(Ok(cluster_api::WatchEvent::Restarted(_)))
+    ));
+    assert!(matches!(
+        leases.next().await,
+        Some(Ok(cluster_api::WatchEvent::Restarted(_)))
+    ));
+
+    sim.break_watches();
+    sim.remove_node("n1");
+    let err = nodes.next().await.unwrap().unwrap_err();
+    assert!(
+        err.to_string().contains("too old resource version"),
+        "{err}"
+    );
+    assert!(
+        nodes.next().await.is_none(),
+        "the stream ends after its error"
+    );
+    assert!(leases.next().await.unwrap().is_err());
+    assert!(leases.next().await.is_none());
+
+    // What changed in between shows only in the fresh list.
+    let mut nodes = sim.watch_nodes().await.unwrap();
+    assert_eq!(
+        nodes.next().await,
+        Some(Ok(cluster_api::WatchEvent::Restarted(vec![])))
+    );
+}

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use cluster_api::{
     Condition, Event, EventType, LabelSelector, Lease, Node, ObjectRef, Operator, OwnerRef, Pod,
-    PodPhase, Requirement, UpdateStrategy, Workload, WorkloadKind, WorkloadStatus,
+    PodPhase, Requirement, Toleration, TolerationOperator, UpdateStrategy, Workload, WorkloadKind,
+    WorkloadStatus,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::coordination::v1 as coordination;
@@ -90,6 +91,20 @@ pub fn pod(p: core::Pod) -> Pod {
         termination_grace_period_seconds: spec.termination_grace_period_seconds.unwrap_or(30),
         deletion_timestamp: p.metadata.deletion_timestamp.map(|t| t.0),
         labels: map(p.metadata.labels),
+        tolerations: spec
+            .tolerations
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| Toleration {
+                key: string(t.key),
+                operator: match t.operator.as_deref() {
+                    Some("Exists") => TolerationOperator::Exists,
+                    _ => TolerationOperator::Equal,
+                },
+                value: string(t.value),
+                effect: string(t.effect),
+            })
+            .collect(),
     }
 }
 
