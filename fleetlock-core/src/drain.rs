@@ -25,6 +25,34 @@ pub enum SkipReason {
     Mirror,
     /// Succeeded or Failed; it runs nothing.
     Finished,
+    /// It arrived after the drain began and tolerates the cordon
+    /// (`node.kubernetes.io/unschedulable`): evicting it would only bring it (or its
+    /// replacement) straight back. It goes down with the node.
+    ToleratesCordon,
+}
+
+// === impl SkipReason ===
+
+impl SkipReason {
+    /// Why, in a few words for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::DaemonSet => "DaemonSet pod",
+            SkipReason::Mirror => "static pod",
+            SkipReason::Finished => "finished",
+            SkipReason::ToleratesCordon => "tolerates the cordon; arrived after the drain began",
+        }
+    }
+}
+
+/// A pod a drain leaves on the node, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedPod {
+    /// `namespace/name`.
+    pub pod: String,
+    /// Why it stays.
+    pub reason: SkipReason,
 }
 
 /// Why a drain refuses to proceed until an operator decides.
@@ -143,6 +171,9 @@ pub struct DrainStatus {
     pub waiting_for: Vec<String>,
     /// Why evictions are being refused right now (disruption budgets, API errors).
     pub blocked: Vec<String>,
+    /// Pods left on the node on purpose (at most 20), and why.
+    #[serde(default)]
+    pub skipped: Vec<SkippedPod>,
     /// Past the drain timeout and still going.
     pub overdue: bool,
     /// A sentence for a person (and for Zincati's journal).

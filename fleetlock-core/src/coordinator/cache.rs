@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cluster_api::{Lease, Node, WatchEvent, follow};
+use cluster_api::{Error, Lease, Node, WatchEvent, follow};
 
 use super::Inner;
 use crate::config::GroupConfig;
@@ -91,7 +91,34 @@ impl Inner {
         });
         if newer {
             groups.insert(state.group.clone(), state);
+            drop(groups);
+            self.stop_orphaned_drains();
         }
+    }
+
+    /// Whether the holder `id` still has a slot in `group`, as the cluster says now (the
+    /// cache answers "no" without asking: it learns of grants before any drain starts, and
+    /// only ever lags behind releases).
+    pub(super) async fn holds_slot(&self, group: &str, id: &str) -> Result<bool, Error> {
+        if self
+            .cached_group(group)
+            .is_none_or(|g| g.holder(id).is_none())
+        {
+            return Ok(false);
+        }
+        let lease = match self
+            .api
+            .get_lease(&self.config.namespace, &group::lease_name(group))
+            .await
+        {
+            Ok(lease) => lease,
+            Err(Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let state = GroupState::from_lease(&lease).map_err(Error::invalid)?;
+        let holds = state.holder(id).is_some();
+        self.store_group(state);
+        Ok(holds)
     }
 
     /// Our state annotation on a node, as last seen.
@@ -152,6 +179,7 @@ impl Inner {
                     .filter_map(|l| parse_lease(l).map(|s| (s.group.clone(), s)))
                     .collect();
                 *self.groups.write().unwrap_or_else(|e| e.into_inner()) = states;
+                self.stop_orphaned_drains();
                 self.set_synced(&self.leases_synced);
             }
             Ok(WatchEvent::Applied(lease)) => {
@@ -165,6 +193,7 @@ impl Inner {
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(group);
+                    self.stop_orphaned_drains();
                 }
             }
             Err(_) => {}

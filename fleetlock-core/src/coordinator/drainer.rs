@@ -1,7 +1,15 @@
-//! One node's drain: cordon, evict with bounded parallelism and backoff, wait until the node
-//! is empty, approve.
+//! One node's drain: cordon, evict with bounded parallelism and backoff, wait until the pods
+//! it set out to move are gone, approve.
+//!
+//! Like `kubectl drain`, it waits for pods by uid: the ones on the node when it first looks,
+//! plus any that arrive later without tolerating the cordon (bound past the scheduler, or
+//! scheduled just before the cordon landed). A pod that arrives later and tolerates the
+//! cordon would only come straight back if evicted, so it is left, and listed as skipped.
+//! Before every round of evictions it confirms in the cluster that its holder still has the
+//! slot, and it stops (undoing a cordon it wrote, if the slot is gone) as soon as its replica
+//! learns the holder has left the group Lease.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +24,9 @@ use tokio::time::Instant;
 
 use super::{Inner, humanize};
 use crate::config::OnDrainTimeout;
-use crate::drain::{DrainOptions, DrainPhase, DrainPlan, DrainStatus, plan_drain};
+use crate::drain::{
+    DrainOptions, DrainPhase, DrainPlan, DrainStatus, SkipReason, SkippedPod, plan_drain,
+};
 use crate::group::Holder;
 
 /// How often a running drain looks again even when nothing was heard.
@@ -30,9 +40,14 @@ enum Step {
     Wait,
     /// The node is empty.
     Done,
-    /// The drain is over without approval (the slot was given back).
+    /// The drain is over without approval (the slot was given back, or it timed out).
     Stop,
+    /// The holder no longer has the slot: stop, and undo our cordon if we wrote it.
+    Lost,
 }
+
+/// The most skipped pods a drain status lists.
+const SKIPPED_SHOWN: usize = 20;
 
 /// The state of one running drain.
 pub(super) struct Drainer {
@@ -40,6 +55,8 @@ pub(super) struct Drainer {
     group: String,
     holder: Holder,
     status: watch::Sender<DrainStatus>,
+    /// Set when this replica learns the holder has left the group Lease.
+    stop: watch::Receiver<bool>,
     options: DrainOptions,
     evict_options: EvictOptions,
     /// When the drain overruns `drain.timeout`, counted from the grant.
@@ -48,6 +65,10 @@ pub(super) struct Drainer {
     /// The node's pods, as the watch reports them; meaningful once `listed`.
     pods: BTreeMap<Key, Pod>,
     listed: bool,
+    /// The uids of the pods this drain must see leave.
+    targets: HashSet<String>,
+    /// Whether this drain wrote the cordon (rather than finding it).
+    cordoned_here: bool,
     /// Per pod: when to try its eviction again, and the backoff that led there.
     retry: HashMap<Key, (Instant, Duration)>,
     /// Per pod: why its last eviction was refused.
@@ -62,6 +83,7 @@ impl Drainer {
         group: String,
         holder: Holder,
         status: watch::Sender<DrainStatus>,
+        stop: watch::Receiver<bool>,
     ) -> Self {
         let drain = &inner.config.drain;
         let timeout = SignedDuration::try_from(drain.timeout).unwrap_or(SignedDuration::MAX);
@@ -78,6 +100,8 @@ impl Drainer {
             started: Instant::now(),
             pods: BTreeMap::new(),
             listed: false,
+            targets: HashSet::new(),
+            cordoned_here: false,
             retry: HashMap::new(),
             blocked: BTreeMap::new(),
             refusal_reported: None,
@@ -86,6 +110,7 @@ impl Drainer {
             group,
             holder,
             status,
+            stop,
         }
     }
 
@@ -100,63 +125,97 @@ impl Drainer {
         });
     }
 
-    /// Cordons, evicts and waits until the node is empty, then approves the reboot.
+    /// Cordons, evicts and waits until the pods it must move are gone, then approves.
     pub(super) async fn run(mut self) {
-        if !self.cordon().await {
-            return;
+        match self.cordon().await {
+            Step::Wait => {}
+            Step::Lost => return self.abandon().await,
+            Step::Done | Step::Stop => return,
         }
         let mut stream: Option<WatchStream<Pod>> = None;
         loop {
-            let Some(pods) = stream.as_mut() else {
-                stream = self.watch().await;
-                continue;
-            };
-            if self.listed {
-                match self.step().await {
-                    Step::Done => break,
-                    Step::Stop => return,
-                    Step::Wait => {}
-                }
+            if *self.stop.borrow() {
+                return self.abandon().await;
             }
-            let wake = tokio::time::sleep_until(self.wake_at());
+            if stream.is_none() {
+                stream = self.watch().await;
+            }
+            let step = if self.listed {
+                self.step().await
+            } else {
+                self.stalled().await
+            };
+            match step {
+                Step::Done => break,
+                Step::Stop => return,
+                Step::Lost => return self.abandon().await,
+                Step::Wait => {}
+            }
+            let wake = tokio::time::sleep_until(self.wake_at(stream.is_some()));
+            let mut stop = self.stop.clone();
+            let event = async {
+                match stream.as_mut() {
+                    Some(pods) => pods.next().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                event = pods.next() => match event {
+                event = event => match event {
                     Some(Ok(event)) => self.apply(event),
                     Some(Err(e)) => {
-                        tracing::debug!(node = %self.node(), error = %e, "pod watch ended; re-watching");
+                        tracing::debug!(node = %self.node(), error = %e, "pod watch failed; re-watching");
                         stream = None;
                     }
                     None => stream = None,
                 },
+                _ = stop.changed() => {}
                 () = wake => {}
             }
         }
         self.finish().await;
     }
 
-    /// Cordons the node (retrying), and says the drain has begun. False if the node is gone.
-    async fn cordon(&self) -> bool {
+    /// Cordons the node (retrying, under the timeout policy), and says the drain has begun.
+    /// `Wait` to go on; `Stop` if the node is gone or the drain timed out; `Lost` if the slot
+    /// went while it cordoned.
+    async fn cordon(&mut self) -> Step {
         let drain = &self.inner.config.drain;
         let mut retry = drain.retry_initial;
         loop {
             match self.inner.cordon(self.node()).await {
-                Ok(()) => break,
+                Ok(wrote) => {
+                    self.cordoned_here = wrote;
+                    break;
+                }
                 Err(Error::NotFound { .. }) => {
                     self.publish(
                         DrainPhase::Cancelled,
                         format!("node {} no longer exists", self.node()),
                     );
-                    return false;
+                    return Step::Stop;
                 }
                 Err(e) => {
                     self.publish(
                         DrainPhase::Running,
                         format!("draining {}: cannot cordon yet: {e}", self.node()),
                     );
+                    if self.is_overdue() && !self.on_overdue().await {
+                        return Step::Stop;
+                    }
                     tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(drain.retry_max);
+                    retry = (retry * 2).min(self.inner.config.drain.retry_max);
                 }
             }
+        }
+        // A release that raced the cordon: whoever released may have uncordoned before our
+        // cordon landed, so it is ours to undo.
+        if self.cordoned_here
+            && matches!(
+                self.inner.holds_slot(&self.group, &self.holder.id).await,
+                Ok(false)
+            )
+        {
+            return Step::Lost;
         }
         let announced = self.inner.node_state(self.node()).as_deref() == Some("draining");
         if !announced {
@@ -171,7 +230,7 @@ impl Drainer {
                 )
                 .await;
         }
-        true
+        Step::Wait
     }
 
     async fn watch(&self) -> Option<WatchStream<Pod>> {
@@ -187,19 +246,64 @@ impl Drainer {
                     DrainPhase::Running,
                     format!("draining {}: cannot watch its pods: {e}", self.node()),
                 );
-                tokio::time::sleep(self.inner.config.drain.retry_initial).await;
                 None
             }
         }
     }
 
+    /// The pods have not been listed yet (the watch keeps failing): only the timeout
+    /// policy can act.
+    async fn stalled(&mut self) -> Step {
+        if self.is_overdue() && !self.on_overdue().await {
+            return Step::Stop;
+        }
+        Step::Wait
+    }
+
+    /// The holder has left the slot: stop, undoing our cordon if nobody holds the node now
+    /// (the release may have uncordoned before our cordon landed).
+    async fn abandon(&self) {
+        tracing::info!(node = %self.node(), group = %self.group, "the reboot slot was given back; drain stopped");
+        if self.cordoned_here
+            && matches!(
+                self.inner.holds_slot(&self.group, &self.holder.id).await,
+                Ok(false)
+            )
+        {
+            self.inner.finish_node(self.node()).await;
+        }
+        self.inner.forget_drain(self.node(), &self.holder.id);
+        self.inner
+            .observer
+            .drain_finished(&self.group, "cancelled", self.started.elapsed());
+        self.publish(
+            DrainPhase::Cancelled,
+            format!(
+                "the reboot slot of {} was given back while draining; ask again",
+                self.node()
+            ),
+        );
+    }
+
     fn apply(&mut self, event: WatchEvent<Pod>) {
         match event {
             WatchEvent::Restarted(all) => {
+                let first = !self.listed;
+                for pod in &all {
+                    if first {
+                        self.targets.insert(pod.uid.clone());
+                    } else {
+                        self.admit(pod);
+                    }
+                }
                 self.pods = all.into_iter().map(|p| (key(&p), p)).collect();
+                let pods = &self.pods;
+                self.retry.retain(|k, _| pods.contains_key(k));
+                self.blocked.retain(|k, _| pods.contains_key(k));
                 self.listed = true;
             }
             WatchEvent::Applied(pod) if pod.node_name.as_deref() == Some(self.node()) => {
+                self.admit(&pod);
                 self.pods.insert(key(&pod), pod);
             }
             WatchEvent::Applied(pod) | WatchEvent::Deleted(pod) => {
@@ -211,30 +315,61 @@ impl Drainer {
         }
     }
 
+    /// A pod that arrived after the first look joins the drain unless it tolerates the
+    /// cordon (then evicting it would only bring it back).
+    fn admit(&mut self, pod: &Pod) {
+        if self.listed && !pod.tolerates_cordon() {
+            self.targets.insert(pod.uid.clone());
+        }
+    }
+
+    fn is_overdue(&self) -> bool {
+        self.inner.clock.now() >= self.deadline
+    }
+
     /// Looks at the node's pods and does what is due.
     async fn step(&mut self) -> Step {
-        let plan = plan_drain(self.pods.values(), &self.options);
-        if let Some(message) = plan.refusal_message() {
-            self.report_refusal(format!(
-                "drain of {} needs an operator: {message}",
-                self.node()
-            ))
-            .await;
-            return Step::Wait;
-        }
-        if plan.is_done() {
+        let plan = self.plan();
+        let refusal = plan.refusal_message();
+        if refusal.is_none() && plan.is_done() {
             return Step::Done;
         }
-        let overdue = self.inner.clock.now() >= self.deadline;
+        let overdue = self.is_overdue();
         if overdue && !self.on_overdue().await {
             return Step::Stop;
         }
-        self.evict_due(&plan).await;
+        if let Some(message) = refusal {
+            self.report_refusal(
+                format!("drain of {} needs an operator: {message}", self.node()),
+                &plan,
+                overdue,
+            )
+            .await;
+            return Step::Wait;
+        }
+        if !self.evict_due(&plan).await {
+            return Step::Lost;
+        }
         self.publish_progress(&plan, overdue);
         Step::Wait
     }
 
-    async fn report_refusal(&mut self, message: String) {
+    /// The plan over the pods this drain must move; pods that arrived later and tolerate the
+    /// cordon are skipped.
+    fn plan(&self) -> DrainPlan {
+        let (targets, late): (Vec<&Pod>, Vec<&Pod>) = self
+            .pods
+            .values()
+            .partition(|p| self.targets.contains(&p.uid));
+        let mut plan = plan_drain(targets, &self.options);
+        plan.skip.extend(
+            late.into_iter()
+                .map(|p| (p.clone(), SkipReason::ToleratesCordon)),
+        );
+        plan
+    }
+
+    async fn report_refusal(&mut self, message: String, plan: &DrainPlan, overdue: bool) {
         if self.refusal_reported.as_ref() != Some(&message) {
             tracing::warn!(node = %self.node(), %message, "drain blocked");
             self.inner
@@ -248,7 +383,12 @@ impl Drainer {
                 .await;
             self.refusal_reported = Some(message.clone());
         }
-        self.publish(DrainPhase::Blocked, message);
+        self.status.send_modify(|s| {
+            s.phase = DrainPhase::Blocked;
+            s.message = message;
+            s.skipped = skipped(plan);
+            s.overdue = overdue;
+        });
     }
 
     /// The drain is past its timeout: apply the policy. False if the drain ends here.
@@ -311,8 +451,9 @@ impl Drainer {
     }
 
     /// Evicts every pod that is due: not already leaving, not waiting out a backoff, and the
-    /// server's own pod only once it is the last one left.
-    async fn evict_due(&mut self, plan: &DrainPlan) {
+    /// server's own pod only once it is the last one left. First confirms in the cluster that
+    /// the holder still has its slot; false if it does not.
+    async fn evict_due(&mut self, plan: &DrainPlan) -> bool {
         let now = Instant::now();
         let others_left = plan.evict.iter().any(|p| !self.is_own(p));
         let due: Vec<Pod> = plan
@@ -323,6 +464,21 @@ impl Drainer {
             .filter(|p| self.retry.get(&key(p)).is_none_or(|(at, _)| *at <= now))
             .cloned()
             .collect();
+        if due.is_empty() {
+            return true;
+        }
+        match self.inner.holds_slot(&self.group, &self.holder.id).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                // Not sure the slot is still ours: evict nothing, look again later.
+                let why = format!("cannot confirm the reboot slot: {e}");
+                for pod in &due {
+                    self.postpone(pod, now, why.clone());
+                }
+                return true;
+            }
+        }
         let api = self.inner.api.clone();
         let options = self.evict_options.clone();
         let results: Vec<(Pod, Result<EvictionOutcome>)> = futures::stream::iter(due)
@@ -339,6 +495,19 @@ impl Drainer {
         for (pod, result) in results {
             self.record(&pod, result, now);
         }
+        true
+    }
+
+    /// Tries a pod again after the next backoff, saying why it waits.
+    fn postpone(&mut self, pod: &Pod, now: Instant, why: String) {
+        let drain = &self.inner.config.drain;
+        let k = key(pod);
+        let wait = self
+            .retry
+            .get(&k)
+            .map_or(drain.retry_initial, |(_, d)| (*d * 2).min(drain.retry_max));
+        self.retry.insert(k.clone(), (now + wait, wait));
+        self.blocked.insert(k, format!("{pod}: {why}"));
     }
 
     /// Notes an eviction's answer: done, or when to try again and why not yet.
@@ -401,15 +570,21 @@ impl Drainer {
             s.pods_left = left;
             s.waiting_for = plan.evict.iter().take(10).map(|p| p.to_string()).collect();
             s.blocked = self.blocked.values().take(5).cloned().collect();
+            s.skipped = skipped(plan);
             s.overdue = overdue;
         });
     }
 
     /// The next pod change wakes the drain too; this is when to look anyway: the next retry,
-    /// the deadline, or a periodic resync.
-    fn wake_at(&self) -> Instant {
+    /// the deadline, or a periodic resync (soon, while the pod watch is down).
+    fn wake_at(&self, watching: bool) -> Instant {
         let now = Instant::now();
-        let mut wake = now + RESYNC;
+        let mut wake = now
+            + if watching {
+                RESYNC
+            } else {
+                self.inner.config.drain.retry_initial
+            };
         if let Some(at) = self.retry.values().map(|(at, _)| *at).min() {
             wake = wake.min(at);
         }
@@ -422,6 +597,7 @@ impl Drainer {
     }
 
     async fn finish(&self) {
+        let skipped = skipped(&self.plan());
         match self.inner.approve(&self.group, &self.holder).await {
             Ok(()) => {
                 self.inner.observer.drain_finished(
@@ -435,9 +611,18 @@ impl Drainer {
                     s.pods_left = 0;
                     s.waiting_for.clear();
                     s.blocked.clear();
+                    s.skipped = skipped;
                 });
             }
             Err(message) => {
+                if self.cordoned_here
+                    && matches!(
+                        self.inner.holds_slot(&self.group, &self.holder.id).await,
+                        Ok(false)
+                    )
+                {
+                    self.inner.finish_node(self.node()).await;
+                }
                 self.inner.observer.drain_finished(
                     &self.group,
                     "cancelled",
@@ -454,6 +639,17 @@ impl Drainer {
             .as_ref()
             .is_some_and(|(ns, name)| &pod.namespace == ns && &pod.name == name)
     }
+}
+
+fn skipped(plan: &DrainPlan) -> Vec<SkippedPod> {
+    plan.skip
+        .iter()
+        .take(SKIPPED_SHOWN)
+        .map(|(pod, reason)| SkippedPod {
+            pod: pod.to_string(),
+            reason: *reason,
+        })
+        .collect()
 }
 
 fn key(pod: &Pod) -> Key {

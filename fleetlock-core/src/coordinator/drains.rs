@@ -22,6 +22,7 @@ impl Inner {
         if let Some(task) = drains.get(&holder.node)
             && task.id == holder.id
             && !task.handle.is_finished()
+            && !*task.stop.borrow()
         {
             return task.status.clone();
         }
@@ -32,21 +33,56 @@ impl Inner {
             pods_left: 0,
             waiting_for: Vec::new(),
             blocked: Vec::new(),
+            skipped: Vec::new(),
             overdue: false,
             message: format!("draining {}: starting", holder.node),
         });
         let this = self.clone();
         let (group, job) = (group.to_string(), holder.clone());
-        let handle = tokio::spawn(Drainer::new(this, group, job, tx).run()).abort_handle();
-        drains.insert(
+        let (stop, stop_rx) = watch::channel(false);
+        let handle =
+            tokio::spawn(Drainer::new(this, group.clone(), job, tx, stop_rx).run()).abort_handle();
+        if let Some(old) = drains.insert(
             holder.node.clone(),
             DrainTask {
                 id: holder.id.clone(),
+                group,
                 status: rx.clone(),
                 handle,
+                stop,
             },
-        );
+        ) {
+            old.handle.abort();
+        }
         rx
+    }
+
+    /// Asks every drain whose holder is no longer in its group (as the lock cache now says)
+    /// to stop. The drain itself tidies up: it may have to undo a cordon that landed after
+    /// the release.
+    pub(super) fn stop_orphaned_drains(&self) {
+        let running: Vec<(String, String)> = {
+            let drains = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+            drains
+                .values()
+                .map(|t| (t.group.clone(), t.id.clone()))
+                .collect()
+        };
+        if running.is_empty() {
+            return;
+        }
+        let orphaned: Vec<String> = {
+            let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+            running
+                .into_iter()
+                .filter(|(group, id)| groups.get(group).is_none_or(|g| g.holder(id).is_none()))
+                .map(|(_, id)| id)
+                .collect()
+        };
+        let drains = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+        for task in drains.values().filter(|t| orphaned.contains(&t.id)) {
+            task.stop.send_replace(true);
+        }
     }
 
     pub(super) fn stop_drain(&self, node: &str, id: &str) {

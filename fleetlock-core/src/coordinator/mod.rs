@@ -90,8 +90,11 @@ struct Inner {
 
 struct DrainTask {
     id: String,
+    group: String,
     status: watch::Receiver<DrainStatus>,
     handle: tokio::task::AbortHandle,
+    /// Asks the drain to stop and tidy up (its holder left the group Lease).
+    stop: watch::Sender<bool>,
 }
 
 /// What a grant attempt found.

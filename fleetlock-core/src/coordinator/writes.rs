@@ -52,8 +52,8 @@ impl Inner {
     }
 
     /// Cordons the node unless someone else already did, remembering in the same write that
-    /// the cordon is ours.
-    pub(super) async fn cordon(&self, node: &str) -> Result<(), Error> {
+    /// the cordon is ours. True if this call wrote the cordon.
+    pub(super) async fn cordon(&self, node: &str) -> Result<bool, Error> {
         loop {
             let current = self.api.get_node(node).await?;
             if current
@@ -61,14 +61,14 @@ impl Inner {
                 .get(CORDONED_ANNOTATION)
                 .is_some_and(|v| v == "true")
             {
-                return Ok(());
+                return Ok(false);
             }
             if current.unschedulable {
                 tracing::info!(
                     node,
                     "node already cordoned by someone else; leaving that cordon alone"
                 );
-                return Ok(());
+                return Ok(false);
             }
             let patch = NodePatch::new()
                 .unschedulable(true)
@@ -85,7 +85,7 @@ impl Inner {
                         "cordoned for a coordinated reboot".into(),
                     )
                     .await;
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(Error::Conflict { .. }) => continue,
                 Err(e) => return Err(e),

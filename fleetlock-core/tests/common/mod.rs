@@ -61,3 +61,8 @@ pub fn reasons(sim: &SimCluster, node: &str) -> Vec<String> {
         .map(|e| e.reason)
         .collect()
 }
+
+/// Lets every task that a jump of the paused clock woke run to its next wait.
+pub async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+}

@@ -1,0 +1,291 @@
+//! Drains as a real cluster runs them: across replicas, with pods that tolerate the cordon,
+//! and under the timeout policy whichever way they stall.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_api::{LabelSelector, Pod, Toleration};
+use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec};
+use common::*;
+use fleetlock_core::drain::SkipReason;
+use fleetlock_core::{Coordinator, DrainPhase, FleetLockConfig, Kind, OnDrainTimeout};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::advance;
+
+/// A replica that answers requests but, not leading, runs no background work.
+async fn follower(
+    sim: &SimCluster,
+    config: FleetLockConfig,
+    name: &str,
+) -> (Coordinator, JoinHandle<()>, watch::Sender<bool>) {
+    let (tx, rx) = watch::channel(false);
+    let c = Coordinator::builder(Arc::new(sim.clone()), config)
+        .clock(Arc::new(sim.clone()))
+        .instance(name)
+        .leadership(rx)
+        .build();
+    let run = tokio::spawn({
+        let c = c.clone();
+        async move { c.run().await }
+    });
+    c.wait_ready().await;
+    (c, run, tx)
+}
+
+/// Evictions the cluster answered for pods on `node` since `since` evictions in all.
+fn evictions_on(sim: &SimCluster, node: &str, since: usize) -> Vec<String> {
+    sim.evictions()
+        .into_iter()
+        .skip(since)
+        .filter(|e| e.node.as_deref() == Some(node))
+        .map(|e| format!("{}/{} at {}", e.namespace, e.name, e.at))
+        .collect()
+}
+
+/// Replica B drains n1 and keeps retrying an eviction a budget refuses; Zincati's
+/// steady-state reaches replica A. From that moment B must evict nothing on n1, although
+/// its drain task was started before and the budget later allows the eviction.
+#[tokio::test(start_paused = true)]
+async fn a_release_on_one_replica_stops_the_drain_on_another() {
+    let sim = fleet(3);
+    sim.edit_node("n3", |n| n.unschedulable = true).unwrap();
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "db")
+            .replicas(2)
+            .grace_period(5)
+            .pod_start_secs(5),
+    )
+    .unwrap();
+    sim.edit_node("n3", |n| n.unschedulable = false).unwrap();
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "db",
+        LabelSelector::eq("app", "db"),
+        IntOrPercent::Int(2),
+    ));
+    let mut config = config();
+    config.drain.request_wait = Duration::from_secs(3);
+    config.drain.retry_initial = Duration::from_secs(1);
+    config.drain.retry_max = Duration::from_secs(2);
+    let (a, _run_a, _lead_a) = follower(&sim, config.clone(), "a").await;
+    let (b, _run_b) = replica(&sim, config, "b").await;
+    let n1 = zincati("n1", "default");
+
+    assert_eq!(b.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    assert!(
+        !evictions_on(&sim, "n1", 0).is_empty(),
+        "B's drain is retrying its eviction"
+    );
+
+    a.steady_state(&n1).await.unwrap();
+    let released = sim.evictions().len();
+    assert!(!sim.node("n1").unwrap().unschedulable, "A uncordoned n1");
+
+    // The budget makes room; nobody holds n1's slot, so nobody may evict there.
+    sim.scale(&WorkloadSpec::deployment("shop", "db").reference(), 3)
+        .unwrap();
+    advance(Duration::from_secs(120)).await;
+    assert_eq!(evictions_on(&sim, "n1", released), Vec::<String>::new());
+    assert!(b.snapshot().groups[0].holders.is_empty());
+    assert_eq!(sim.pods_on("n1").len(), 1, "n1's pod was left in peace");
+}
+
+/// Even before its lease watch tells it, a drain confirms its slot in the cluster before it
+/// evicts: a holder removed behind the replica's back (a watch that lags) gets no eviction.
+#[tokio::test(start_paused = true)]
+async fn a_drain_confirms_its_slot_before_evicting() {
+    let sim = fleet(3);
+    sim.add_pod(
+        Pod::new("shop", "slow")
+            .on("n1")
+            .owned_by("ReplicaSet", "slow")
+            .label("app", "slow"),
+    )
+    .unwrap();
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "slow",
+        LabelSelector::eq("app", "slow"),
+        IntOrPercent::Int(1),
+    ));
+    let mut config = config();
+    config.drain.request_wait = Duration::from_secs(1);
+    config.drain.retry_initial = Duration::from_secs(5);
+    config.drain.retry_max = Duration::from_secs(5);
+    let (a, _run_a) = replica(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    // Someone empties the group Lease while this replica's watch is slow to say so.
+    sim.set_latency(
+        cluster_sim::Operation::WatchLeases,
+        Duration::from_secs(3600),
+    );
+    sim.break_watches();
+    let mut lease = sim.lease(NS, "fleetlock-default").unwrap();
+    lease
+        .annotations
+        .insert("restart-manager.io/holders".into(), "[]".into());
+    lease.holder_identity = None;
+    cluster_api::ClusterApi::replace_lease(&sim, &lease)
+        .await
+        .unwrap();
+    sim.remove_budget("shop", "slow");
+    let before = sim.evictions().len();
+    advance(Duration::from_secs(30)).await;
+    assert_eq!(evictions_on(&sim, "n1", before), Vec::<String>::new());
+}
+
+/// A Deployment whose pods tolerate everything (an agent, say) is pinned to n1: after its
+/// eviction its replacement comes straight back to the cordoned node. The drain waits only
+/// for the pods it set out to move, by uid, and says what it skipped.
+#[tokio::test(start_paused = true)]
+async fn a_drain_is_approved_although_a_tolerating_pod_keeps_coming_back() {
+    let sim = fleet(2);
+    sim.edit_node("n1", |n| {
+        n.labels.insert("pool".into(), "edge".into());
+    })
+    .unwrap();
+    let agent = WorkloadSpec::deployment("ops", "agent")
+        .on_nodes_labelled("pool", "edge")
+        .grace_period(5)
+        .tolerate(Toleration::everything());
+    sim.add_workload(agent.clone()).unwrap();
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(2)
+            .grace_period(10),
+    )
+    .unwrap();
+    sim.add_workload(WorkloadSpec::daemonset("kube-system", "proxy"))
+        .unwrap();
+    let first = sim.pods_of(&agent.reference())[0].clone();
+    assert_eq!(first.node_name.as_deref(), Some("n1"));
+
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+    c.pre_reboot(&n1).await.unwrap();
+
+    let back = sim.pods_of(&agent.reference());
+    assert_eq!(back.len(), 1);
+    assert_ne!(back[0].uid, first.uid, "the agent was evicted once");
+    assert_eq!(back[0].node_name.as_deref(), Some("n1"), "and came back");
+    let evicted: Vec<String> = sim.evictions().into_iter().map(|e| e.name).collect();
+    assert!(evicted.contains(&first.name));
+    assert!(
+        !evicted.contains(&back[0].name),
+        "its replacement is left alone"
+    );
+
+    // What the drain skipped is in its status: the DaemonSet pod and the agent's return.
+    let snapshot = c.snapshot();
+    let drain = snapshot.groups[0].holders[0].drain.clone().unwrap();
+    assert_eq!(drain.phase, DrainPhase::Done);
+    let skipped: Vec<(String, SkipReason)> = drain
+        .skipped
+        .iter()
+        .map(|s| (s.pod.clone(), s.reason))
+        .collect();
+    assert!(
+        skipped.contains(&(format!("ops/{}", back[0].name), SkipReason::ToleratesCordon)),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .any(|(p, r)| p.starts_with("kube-system/proxy") && *r == SkipReason::DaemonSet),
+        "{skipped:?}"
+    );
+}
+
+/// A pod that lands on the node after the drain began and does not tolerate the cordon
+/// (bound by `spec.nodeName`, past the scheduler) must leave too.
+#[tokio::test(start_paused = true)]
+async fn a_late_pod_that_does_not_tolerate_the_cordon_is_evicted_too() {
+    let sim = fleet(2);
+    sim.add_pod(
+        Pod::new("shop", "slow")
+            .on("n1")
+            .owned_by("ReplicaSet", "slow")
+            .grace_period(20),
+    )
+    .unwrap();
+    let mut config = config();
+    config.drain.request_wait = Duration::from_secs(5);
+    let (c, _run) = replica(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(c.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    sim.add_pod(
+        Pod::new("shop", "pinned")
+            .on("n1")
+            .owned_by("ReplicaSet", "pinned")
+            .grace_period(30),
+    )
+    .unwrap();
+    advance(Duration::from_secs(20)).await;
+    assert!(sim.pod("shop", "slow").is_none());
+    assert!(sim.pod("shop", "pinned").unwrap().is_terminating());
+    assert_eq!(c.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    advance(Duration::from_secs(30)).await;
+    c.pre_reboot(&n1).await.unwrap();
+}
+
+/// `onTimeout: release` applies however the drain stalls: here it waits for an operator
+/// because of a pod without a controller, and still gives the slot back on time.
+#[tokio::test(start_paused = true)]
+async fn a_drain_refused_for_an_unmanaged_pod_still_times_out() {
+    let sim = fleet(2);
+    sim.add_pod(Pod::new("default", "debug-shell").on("n1"))
+        .unwrap();
+    let mut config = config();
+    config.drain.timeout = Duration::from_secs(600);
+    config.drain.on_timeout = OnDrainTimeout::Release;
+    config.drain.request_wait = Duration::from_secs(1);
+    let (c, _run) = replica(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(
+        c.pre_reboot(&n1).await.unwrap_err().kind,
+        Kind::DrainBlocked
+    );
+    assert!(sim.node("n1").unwrap().unschedulable);
+
+    advance(Duration::from_secs(601)).await;
+    settle().await;
+    assert!(reasons(&sim, "n1").contains(&"DrainTimedOut".to_string()));
+    assert_eq!(
+        sim.lease(NS, "fleetlock-default").unwrap().holder_identity,
+        None
+    );
+    assert!(!sim.node("n1").unwrap().unschedulable, "uncordoned");
+    c.pre_reboot(&zincati("n2", "default")).await.unwrap();
+}
+
+/// The same when the drain cannot even cordon (the API keeps refusing the patch).
+#[tokio::test(start_paused = true)]
+async fn a_drain_that_cannot_cordon_still_times_out() {
+    let sim = fleet(2);
+    let mut config = config();
+    config.drain.timeout = Duration::from_secs(300);
+    config.drain.on_timeout = OnDrainTimeout::Release;
+    config.drain.request_wait = Duration::from_secs(1);
+    sim.fail_always(
+        cluster_sim::Operation::PatchNode,
+        cluster_api::Error::unavailable("etcdserver: request timed out"),
+    );
+    let (c, _run) = replica(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(c.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    advance(Duration::from_secs(301)).await;
+    sim.clear_faults();
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(
+        sim.lease(NS, "fleetlock-default").unwrap().holder_identity,
+        None,
+        "the slot went back"
+    );
+    assert!(reasons(&sim, "n1").contains(&"DrainTimedOut".to_string()));
+}
