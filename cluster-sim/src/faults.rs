@@ -200,7 +200,8 @@ impl fmt::Display for CallCounts {
 /// Failures and delays waiting to be applied to calls.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
-    queued: BTreeMap<Operation, VecDeque<Error>>,
+    /// Per operation, what the next calls get: `None` lets a call through.
+    queued: BTreeMap<Operation, VecDeque<Option<Error>>>,
     after: BTreeMap<Operation, VecDeque<Error>>,
     always: BTreeMap<Operation, Error>,
     latency: BTreeMap<Operation, Duration>,
@@ -209,8 +210,13 @@ pub(crate) struct Faults {
 
 impl Faults {
     pub(crate) fn fail_next(&mut self, op: Operation, times: usize, error: Error) {
+        self.fail_later(op, 0, times, error);
+    }
+
+    pub(crate) fn fail_later(&mut self, op: Operation, skip: usize, times: usize, error: Error) {
         let queue = self.queued.entry(op).or_default();
-        queue.extend(std::iter::repeat_n(error, times));
+        queue.extend(std::iter::repeat_n(None, skip));
+        queue.extend(std::iter::repeat_n(Some(error), times));
     }
 
     pub(crate) fn fail_after_next(&mut self, op: Operation, times: usize, error: Error) {
@@ -245,11 +251,10 @@ impl Faults {
     /// Counts a call and says what should happen to it: a delay first, then maybe an error.
     pub(crate) fn on_call(&mut self, op: Operation) -> (Option<Duration>, Option<Error>) {
         *self.counts.0.entry(op).or_default() += 1;
-        let error = self
-            .queued
-            .get_mut(&op)
-            .and_then(VecDeque::pop_front)
-            .or_else(|| self.always.get(&op).cloned());
+        let error = match self.queued.get_mut(&op).and_then(VecDeque::pop_front) {
+            Some(queued) => queued,
+            None => self.always.get(&op).cloned(),
+        };
         (self.latency.get(&op).copied(), error)
     }
 }

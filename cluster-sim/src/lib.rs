@@ -470,6 +470,11 @@ impl SimCluster {
         })
     }
 
+    /// Deletes a workload, as `kubectl delete` does: its pods are deleted gracefully after it.
+    pub fn remove_workload(&self, r: &WorkloadRef) -> Option<Workload> {
+        self.with(|st| st.remove_workload(r))
+    }
+
     /// Pauses or resumes a Deployment (`spec.paused`).
     pub fn set_paused(&self, r: &WorkloadRef, paused: bool) -> Result<()> {
         self.edit_workload(r, |sw| {
@@ -587,6 +592,12 @@ impl SimCluster {
     /// Makes the next `times` calls of `op` fail with `error` (after being counted).
     pub fn fail_next(&self, op: Operation, times: usize, error: Error) {
         self.lock().faults.fail_next(op, times, error);
+    }
+
+    /// Lets the next `skip` calls of `op` through, then makes `times` calls fail with
+    /// `error`: for a failure in the middle of a sequence of calls.
+    pub fn fail_later(&self, op: Operation, skip: usize, times: usize, error: Error) {
+        self.lock().faults.fail_later(op, skip, times, error);
     }
 
     /// Makes every call of `op` fail with `error` until [`clear_faults`](Self::clear_faults).

@@ -560,10 +560,31 @@ impl State {
         if let Some(sw) = self.workloads.get_mut(&r) {
             sw.w = w.clone();
         }
-        let event = WatchEvent::Applied(w);
-        self.watchers.workloads.retain(|(filter, tx)| match &event {
-            WatchEvent::Applied(w) if filter.matches(w) => tx.send(Ok(event.clone())).is_ok(),
-            _ => !tx.is_closed(),
+        self.notify_workload(WatchEvent::Applied(w));
+    }
+
+    /// Deletes a workload; the garbage collector deletes its pods in the background
+    /// (gracefully, as a cascading delete does).
+    pub(crate) fn remove_workload(&mut self, r: &WorkloadRef) -> Option<Workload> {
+        let sw = self.workloads.remove(r)?;
+        for key in self.pods_of(r) {
+            self.terminate_pod(&key, None);
+        }
+        self.notify_workload(WatchEvent::Deleted(sw.w.clone()));
+        Some(sw.w)
+    }
+
+    fn notify_workload(&mut self, event: WatchEvent<Workload>) {
+        let (WatchEvent::Applied(w) | WatchEvent::Deleted(w)) = &event else {
+            return;
+        };
+        let w = w.clone();
+        self.watchers.workloads.retain(|(filter, tx)| {
+            if filter.matches(&w) {
+                tx.send(Ok(event.clone())).is_ok()
+            } else {
+                !tx.is_closed()
+            }
         });
     }
 

@@ -32,6 +32,8 @@ pub const BY_ANNOTATION: &str = "restart-manager.io/restarted-by";
 pub const ENDED_ANNOTATION: &str = "restart-manager.io/ended";
 
 const CAS_ATTEMPTS: usize = 32;
+/// How many times a lock whose write may have landed is read back before giving up.
+pub const CONFIRM_ATTEMPTS: usize = 3;
 
 /// Who holds a workload's restart lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +189,9 @@ pub enum Take {
     },
     /// Someone else holds it and it has not expired.
     Held(LockInfo),
+    /// The write failed in a way that may have taken effect (its answer was lost), and the
+    /// lock could not be read back to tell. The caller should give it back by its restart id.
+    Unsure(Error),
 }
 
 /// A request to take a workload's lock.
@@ -268,6 +273,23 @@ pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, E
                 });
             }
             Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
+            Err(e @ Error::Unavailable { .. }) => {
+                // A timeout or a 5xx may come after the API server committed the write.
+                return match confirm(api, req, &name).await {
+                    Ok(Some(lease)) => {
+                        let lock = lock_of(&lease)
+                            .ok_or_else(|| Error::invalid("the written lock has no holder"))?;
+                        tracing::info!(workload = %req.workload, "the lock write's answer was lost, but it landed");
+                        Ok(Take::Taken {
+                            lock,
+                            lease: Box::new(lease),
+                            took_over,
+                        })
+                    }
+                    Ok(None) => Err(e),
+                    Err(_) => Ok(Take::Unsure(e)),
+                };
+            }
             Err(e) => return Err(e),
         }
     }
@@ -275,6 +297,35 @@ pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, E
         "the restart lock of {} kept changing; try again",
         req.workload
     )))
+}
+
+/// Reads the lock back after a write whose answer was lost: `Some` if it carries this
+/// request's restart id (the write landed), `None` if it does not, `Err` if it cannot be
+/// read.
+async fn confirm(
+    api: &dyn ClusterApi,
+    req: &TakeRequest<'_>,
+    name: &str,
+) -> Result<Option<Lease>, Error> {
+    let mut wait = Duration::from_millis(200);
+    let mut last = None;
+    for _ in 0..CONFIRM_ATTEMPTS {
+        match api.get_lease(req.namespace, name).await {
+            Ok(lease) => {
+                let ours = lease
+                    .annotations
+                    .get(RESTART_ID_ANNOTATION)
+                    .is_some_and(|id| id == req.restart_id)
+                    && lease.holder().is_some();
+                return Ok(ours.then_some(lease));
+            }
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+    Err(last.unwrap_or_else(|| Error::unavailable("the lock could not be read back")))
 }
 
 /// Changes a held lock with compare-and-swap, if `restart_id` (when given) still holds it.

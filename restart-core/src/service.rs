@@ -1,6 +1,6 @@
 //! The restart service: restarts, locks, rollout tracking and the status stream.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -574,6 +574,19 @@ impl Inner {
                     lock: Box::new(lock),
                 });
             }
+            Take::Unsure(e) => {
+                // The write may have landed; leave no lock behind that nobody will use.
+                let _ = lock::release(
+                    self.api.as_ref(),
+                    &self.config.namespace,
+                    workload,
+                    Some(&restart_id),
+                    Outcome::Aborted,
+                    self.clock.now(),
+                )
+                .await;
+                return Err(RestartError::Cluster(e));
+            }
             Take::Taken {
                 lock,
                 lease,
@@ -807,6 +820,25 @@ impl Inner {
             || self.api.watch_workloads(&filter),
             |event| match event {
                 Ok(WatchEvent::Restarted(all)) => {
+                    // A fresh list is the whole truth: what it lacks was deleted meanwhile.
+                    let listed: HashSet<WorkloadRef> =
+                        all.iter().map(Workload::reference).collect();
+                    let gone: Vec<WorkloadRef> = {
+                        let mut workloads =
+                            self.workloads.write().unwrap_or_else(|e| e.into_inner());
+                        let gone: Vec<WorkloadRef> = workloads
+                            .keys()
+                            .filter(|r| r.kind == kind && !listed.contains(*r))
+                            .cloned()
+                            .collect();
+                        for r in &gone {
+                            workloads.remove(r);
+                        }
+                        gone
+                    };
+                    for r in gone {
+                        let _ = self.refresh.send(r);
+                    }
                     for w in all {
                         self.store_workload(w);
                     }
@@ -833,6 +865,25 @@ impl Inner {
         let open = || self.api.watch_leases(&self.config.namespace, &selector);
         follow("restart lock", open, |event| match event {
             Ok(WatchEvent::Restarted(all)) => {
+                let listed: HashSet<&str> = all.iter().map(|l| l.name.as_str()).collect();
+                let gone: Vec<WorkloadRef> = {
+                    let mut leases = self.leases.write().unwrap_or_else(|e| e.into_inner());
+                    let gone: Vec<WorkloadRef> = self
+                        .by_lease
+                        .iter()
+                        .filter(|(name, r)| {
+                            !listed.contains(name.as_str()) && leases.contains_key(*r)
+                        })
+                        .map(|(_, r)| r.clone())
+                        .collect();
+                    for r in &gone {
+                        leases.remove(r);
+                    }
+                    gone
+                };
+                for r in gone {
+                    let _ = self.refresh.send(r);
+                }
                 for lease in all {
                     if let Some(r) = self.by_lease.get(&lease.name).cloned() {
                         self.store_lease(&r, lease);

@@ -470,3 +470,87 @@ async fn subscribers_see_progress_as_it_happens() {
     );
     assert_eq!(progress.last(), Some(&(Phase::Complete, 3, 3, 3)));
 }
+
+/// A watch that has to start over delivers the whole current set: what is missing from it
+/// was deleted meanwhile, whether a Deployment or a lock Lease removed by hand.
+#[tokio::test(start_paused = true)]
+async fn a_relist_forgets_what_was_deleted_while_the_watch_was_down() {
+    let sim = cluster();
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    r.restart(&db(), &alice(), None).await.unwrap();
+    assert!(r.status(&db()).unwrap().lock.is_some());
+    assert!(r.status(&web()).unwrap().exists);
+
+    sim.break_watches();
+    sim.remove_workload(&web()).unwrap();
+    cluster_api::ClusterApi::delete_lease(
+        &sim,
+        "restart-manager",
+        &restart_core::lock::lease_name(&db()),
+        None,
+    )
+    .await
+    .unwrap();
+    // The watches reopen after a second's backoff, well before any periodic resync.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let web = r.status(&web()).unwrap();
+    assert!(!web.exists, "{web:?}");
+    assert!(web.message.contains("not found"), "{}", web.message);
+    assert_eq!(r.status(&db()).unwrap().lock, None);
+}
+
+/// The lock write reached the API server but its answer was lost (a timeout). The restart
+/// reads the lock back, recognises its own restart id, and goes on: it is not refused as
+/// locked by itself.
+#[tokio::test(start_paused = true)]
+async fn a_lock_write_whose_answer_was_lost_is_recognised_as_ours() {
+    let sim = cluster();
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    sim.fail_after_next(
+        Operation::CreateLease,
+        1,
+        Error::unavailable("the Kubernetes API did not answer within 30s"),
+    );
+    let status = r.restart(&web(), &alice(), None).await.unwrap();
+    assert_eq!(status.lock.unwrap().holder, "alice");
+    let template = sim.workload(&web()).unwrap().template_annotations;
+    assert!(
+        template.contains_key(RESTARTED_AT),
+        "the restart was applied"
+    );
+    assert_eq!(counts.restarted.lock().unwrap().len(), 1);
+}
+
+/// Same, but the lock cannot be read back either: the restart fails without patching, and
+/// rolls its lock back, so asking again works at once instead of after the lock expires.
+#[tokio::test(start_paused = true)]
+async fn an_unconfirmed_lock_is_rolled_back() {
+    let sim = cluster();
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    // A previous restart's released lock exists, so taking it is a replace.
+    r.restart(&web(), &alice(), None).await.unwrap();
+    r.force_unlock(&web(), &alice(), "test").await.unwrap();
+    sim.fail_after_next(
+        Operation::ReplaceLease,
+        1,
+        Error::unavailable("etcdserver: request timed out"),
+    );
+    // The read before the write succeeds; every read back fails.
+    sim.fail_later(
+        Operation::GetLease,
+        1,
+        restart_core::lock::CONFIRM_ATTEMPTS,
+        Error::unavailable("connection refused"),
+    );
+    let generation = sim.workload(&web()).unwrap().generation;
+    let err = r.restart(&web(), &alice(), None).await.unwrap_err();
+    assert_eq!(err.kind(), "cluster_unavailable", "{err}");
+    assert_eq!(
+        sim.workload(&web()).unwrap().generation,
+        generation,
+        "nothing was patched"
+    );
+    assert_eq!(counts.restarted.lock().unwrap().len(), 1);
+    r.restart(&web(), &alice(), None).await.unwrap();
+}
