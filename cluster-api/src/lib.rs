@@ -14,7 +14,8 @@
 //! | [`Workload`], [`WorkloadRef`], [`WorkloadStatus`] | Deployments, StatefulSets, DaemonSets and their rollout state |
 //! | [`Event`], [`ObjectRef`] | the audit trail |
 //! | [`LabelSelector`] | label selectors in both their string and object forms |
-//! | [`WatchEvent`], [`WatchStream`] | ordered streams of changes |
+//! | [`WatchEvent`], [`WatchStream`], [`follow`] | ordered streams of changes, and the loop that follows one |
+//! | [`CacheHealth`] | whether a watch-fed cache is synced and current |
 //! | [`Error`] | the failures the cores act on |
 //! | [`Clock`] | wall-clock time, real or simulated |
 //!
@@ -28,6 +29,7 @@ pub use jiff::Timestamp;
 
 mod error;
 mod event;
+mod health;
 mod lease;
 mod names;
 mod node;
@@ -38,6 +40,7 @@ mod workload;
 
 pub use error::{Error, Result};
 pub use event::{Event, EventType, ObjectRef};
+pub use health::CacheHealth;
 pub use lease::Lease;
 pub use names::{is_object_name, is_older_version};
 pub use node::{Node, NodePatch};

@@ -74,7 +74,9 @@ pub mod window;
 pub use config::{
     DrainConfig, FleetLockConfig, GroupConfig, OnDrainTimeout, StuckConfig, UnknownGroups,
 };
-pub use coordinator::{Coordinator, CoordinatorBuilder, NoopObserver, Observer};
+pub use coordinator::{
+    Coordinator, CoordinatorBuilder, DEFAULT_CACHE_GRACE, NoopObserver, Observer,
+};
 pub use drain::{DrainPhase, DrainStatus};
 pub use group::{Holder, HolderPhase};
 pub use id::zincati_id;

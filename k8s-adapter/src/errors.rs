@@ -22,6 +22,23 @@ pub fn map(e: kube::Error) -> Error {
     }
 }
 
+/// Maps a watch failure: the list or watch request's own error, or the API server's `ERROR`
+/// event (a `410 Gone` when the watch's resourceVersion is too old).
+pub fn watch(e: kube::runtime::watcher::Error) -> Error {
+    use kube::runtime::watcher::Error as W;
+    match e {
+        W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => map(e),
+        W::WatchError(status) => match status.code {
+            // Not "not found": the watch expired, and a new one lists afresh.
+            410 => Error::unavailable(format!("the watch expired: {}", status.message)),
+            _ => from_status(&status),
+        },
+        W::NoResourceVersion => {
+            Error::unavailable("the API server sent a list without a resourceVersion")
+        }
+    }
+}
+
 /// Maps an API `Status` by its code (and, for 409, its reason).
 pub fn from_status(s: &Status) -> Error {
     let message = if s.message.is_empty() {

@@ -29,9 +29,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cluster_api::{
-    ClusterApi, Error, Event, EvictOptions, EvictionOutcome, LabelSelector, Lease, Node, NodePatch,
-    ObjectRef, Pod, PodFilter, Result, WatchEvent, WatchStream, Workload, WorkloadFilter,
-    WorkloadKind, WorkloadRef,
+    CacheHealth, ClusterApi, Error, Event, EvictOptions, EvictionOutcome, LabelSelector, Lease,
+    Node, NodePatch, ObjectRef, Pod, PodFilter, Result, WatchEvent, WatchStream, Workload,
+    WorkloadFilter, WorkloadKind, WorkloadRef, follow,
 };
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -44,11 +44,10 @@ use k8s_openapi::api::coordination::v1 as coordination;
 use k8s_openapi::api::core::v1 as core;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 pub mod convert;
@@ -206,11 +205,12 @@ struct Inner {
 /// The shared Node watch: trimmed Nodes, and a broadcast of their changes.
 struct NodeCache {
     started: AtomicBool,
-    state: RwLock<Option<HashMap<String, Node>>>,
+    state: RwLock<HashMap<String, Node>>,
     /// Changes; a re-list is only announced (`Restarted` with no Nodes): subscribers read
-    /// the cache, so the channel never holds a copy of the whole fleet.
-    changes: broadcast::Sender<WatchEvent<Node>>,
-    synced: Notify,
+    /// the cache, so the channel never holds a copy of the whole fleet. A failure of the
+    /// watch is passed on, so that every subscriber knows its view may have gaps.
+    changes: broadcast::Sender<Result<WatchEvent<Node>>>,
+    health: CacheHealth,
 }
 
 // === impl KubeCluster ===
@@ -226,9 +226,9 @@ impl KubeCluster {
                 options,
                 nodes: NodeCache {
                     started: AtomicBool::new(false),
-                    state: RwLock::new(None),
+                    state: RwLock::default(),
                     changes: broadcast::channel(4096).0,
-                    synced: Notify::new(),
+                    health: CacheHealth::new("node"),
                 },
             }),
         }
@@ -418,85 +418,82 @@ impl KubeCluster {
         Api::namespaced(self.client(), namespace)
     }
 
-    /// Starts the shared Node watch once.
+    /// Starts the shared Node watch once: it lists, watches, and after a failure lists
+    /// again (with [`follow`]'s backoff), keeping the cache and its health current.
     fn start_nodes(&self) {
         if self.inner.nodes.started.swap(true, Ordering::AcqRel) {
             return;
         }
         let inner = self.inner.clone();
-        let prefixes = self.inner.options.node_metadata_prefixes.clone();
         tokio::spawn(async move {
-            let api: Api<slim::SlimNode> = Api::all(inner.client.clone());
-            let mut events =
+            let nodes = &inner.nodes;
+            let prefixes = inner.options.node_metadata_prefixes.clone();
+            let trim = |n: Node| trim_node(n, prefixes.as_deref());
+            let open = || {
+                let api: Api<slim::SlimNode> = Api::all(inner.client.clone());
                 // Small pages: each page is decoded whole before its Nodes are converted.
-                std::pin::pin!(watch_events(api, watcher::Config::default().page_size(100), convert::node));
-            while let Some(event) = events.next().await {
-                let Ok(event) = event else { continue };
-                let trim = |n: Node| trim_node(n, prefixes.as_deref());
+                let config = watcher::Config::default().page_size(100);
+                std::future::ready(Ok(boxed(watch_events(api, config, convert::node))))
+            };
+            follow("node", open, |event| {
                 let event = match event {
-                    WatchEvent::Restarted(all) => {
-                        WatchEvent::Restarted(all.into_iter().map(trim).collect())
+                    Ok(WatchEvent::Restarted(all)) => {
+                        *nodes.state.write().unwrap_or_else(|e| e.into_inner()) = all
+                            .into_iter()
+                            .map(|n| {
+                                let n = trim(n);
+                                (n.name.clone(), n)
+                            })
+                            .collect();
+                        nodes.health.restarted();
+                        Ok(WatchEvent::Restarted(Vec::new()))
                     }
-                    WatchEvent::Applied(n) => WatchEvent::Applied(trim(n)),
-                    WatchEvent::Deleted(n) => WatchEvent::Deleted(trim(n)),
-                };
-                {
-                    let mut state = inner.nodes.state.write().unwrap_or_else(|e| e.into_inner());
-                    match &event {
-                        WatchEvent::Restarted(all) => {
-                            *state =
-                                Some(all.iter().map(|n| (n.name.clone(), n.clone())).collect());
-                        }
-                        WatchEvent::Applied(n) => {
-                            state
-                                .get_or_insert_with(HashMap::new)
-                                .insert(n.name.clone(), n.clone());
-                        }
-                        WatchEvent::Deleted(n) => {
-                            if let Some(s) = state.as_mut() {
-                                s.remove(&n.name);
-                            }
-                        }
+                    Ok(WatchEvent::Applied(n)) => {
+                        let n = trim(n);
+                        nodes
+                            .state
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(n.name.clone(), n.clone());
+                        Ok(WatchEvent::Applied(n))
                     }
-                }
-                let restarted = matches!(event, WatchEvent::Restarted(_));
-                let event = if restarted {
-                    WatchEvent::Restarted(Vec::new())
-                } else {
-                    event
+                    Ok(WatchEvent::Deleted(n)) => {
+                        let n = trim(n);
+                        nodes
+                            .state
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&n.name);
+                        Ok(WatchEvent::Deleted(n))
+                    }
+                    Err(e) => {
+                        nodes.health.failed(e);
+                        Err(e.clone())
+                    }
                 };
-                let _ = inner.nodes.changes.send(event);
-                if restarted {
-                    inner.nodes.synced.notify_waiters();
-                }
-            }
+                let _ = nodes.changes.send(event);
+            })
+            .await;
         });
     }
 
-    /// Every cached Node, once the cache has synced (or an error after the timeout).
+    /// Every cached Node, once the cache is current (or an error after the timeout: while
+    /// the Node watch is failing, the cache may miss changes).
     async fn cached_nodes(&self) -> Result<Vec<Node>> {
         self.start_nodes();
-        let wait = async {
-            loop {
-                let synced = self.inner.nodes.synced.notified();
-                if let Some(nodes) = self
-                    .inner
-                    .nodes
-                    .state
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                {
-                    return nodes.values().cloned().collect::<Vec<_>>();
-                }
-                synced.await;
-            }
-        };
-        tokio::time::timeout(self.inner.options.timeout, wait)
+        let nodes = &self.inner.nodes;
+        tokio::time::timeout(self.inner.options.timeout, nodes.health.wait_healthy())
             .await
             .map_err(|_| {
-                Error::unavailable("the node watch has not synced; is the API server reachable?")
-            })
+                Error::unavailable("the node watch is not current; is the API server reachable?")
+            })?;
+        Ok(nodes
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect())
     }
 }
 
@@ -531,9 +528,9 @@ fn attributes(
     }
 }
 
-/// A watch as a stream of `cluster-api` events: the initial list becomes one `Restarted`, and
-/// so does every re-list after the watcher had to start over. The watcher retries with
-/// backoff by itself, so failures never end the stream.
+/// A watch as a stream of `cluster-api` events: the initial list becomes one `Restarted`.
+/// The first failure is passed on as an `Err` and ends the stream: the consumer (through
+/// [`follow`]) knows its view may have gaps, and watches again, which lists afresh.
 fn watch_events<K, T>(
     api: Api<K>,
     config: watcher::Config,
@@ -543,10 +540,11 @@ where
     K: kube::Resource + Clone + DeserializeOwned + fmt::Debug + Send + 'static,
     T: Send + 'static,
 {
-    let events = watcher(api, config).default_backoff().boxed();
+    let events = watcher(api, config).boxed();
     futures::stream::unfold(
-        (events, Vec::new()),
-        move |(mut events, mut buffer)| async move {
+        (Some(events), Vec::new()),
+        move |(events, mut buffer)| async move {
+            let mut events = events?;
             loop {
                 let next = match events.next().await? {
                     Ok(watcher::Event::Init) => {
@@ -562,12 +560,9 @@ where
                     }
                     Ok(watcher::Event::Apply(o)) => WatchEvent::Applied(convert(o)),
                     Ok(watcher::Event::Delete(o)) => WatchEvent::Deleted(convert(o)),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "watch failed; the watcher retries");
-                        continue;
-                    }
+                    Err(e) => return Some((Err(errors::watch(e)), (None, buffer))),
                 };
-                return Some((Ok(next), (events, buffer)));
+                return Some((Ok(next), (Some(events), buffer)));
             }
         },
     )
@@ -680,19 +675,19 @@ impl ClusterApi for KubeCluster {
         tokio::spawn(async move {
             loop {
                 let event = match changes.recv().await {
-                    Ok(WatchEvent::Restarted(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Ok(Ok(WatchEvent::Restarted(_)))
+                    | Err(broadcast::error::RecvError::Lagged(_)) => {
                         match this.cached_nodes().await {
-                            Ok(all) => WatchEvent::Restarted(all),
-                            Err(e) => {
-                                let _ = tx.send(Err(e));
-                                return;
-                            }
+                            Ok(all) => Ok(WatchEvent::Restarted(all)),
+                            Err(e) => Err(e),
                         }
                     }
                     Ok(event) => event,
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
-                if tx.send(Ok(event)).is_err() {
+                let failed = event.is_err();
+                // After a failure this stream ends: its consumer watches again.
+                if tx.send(event).is_err() || failed {
                     return;
                 }
             }

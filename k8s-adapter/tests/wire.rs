@@ -389,16 +389,13 @@ async fn pod_watches_turn_the_initial_list_into_one_snapshot_then_follow_changes
     tokio::join!(server, client);
 }
 
+/// A `410 Gone` on the watch reaches the consumer as an error and ends the stream, so the
+/// consumer knows its view may have gaps; watching again lists afresh.
 #[tokio::test]
-async fn an_expired_watch_starts_over_with_a_fresh_snapshot() {
+async fn an_expired_watch_is_reported_and_watching_again_lists_afresh() {
     let (c, mut fake) = cluster();
-    let mut stream = c
-        .watch_leases(
-            "restart-manager",
-            &LabelSelector::eq("restart-manager.io/lock", "fleetlock"),
-        )
-        .await
-        .unwrap();
+    let selector = LabelSelector::eq("restart-manager.io/lock", "fleetlock");
+    let mut stream = c.watch_leases("restart-manager", &selector).await.unwrap();
     let empty = json!({"kind": "LeaseList", "apiVersion": "coordination.k8s.io/v1", "metadata": {"resourceVersion": "1"}, "items": []}).to_string();
     let server = async {
         let seen = next(&mut fake).await;
@@ -411,25 +408,46 @@ async fn an_expired_watch_starts_over_with_a_fresh_snapshot() {
             Some("restart-manager.io/lock=fleetlock")
         );
         seen.answer(200, empty.clone());
-        // The watch says 410 Gone: the watcher must list again.
+        // The watch says 410 Gone.
         next(&mut fake)
             .await
             .answer(200, fixture("watch-error-410-expired.jsonl"));
-        let seen = next(&mut fake).await;
-        assert!(
-            !seen.query.contains_key("watch"),
-            "re-listed: {:?}",
-            seen.query
-        );
-        let lease: Value = serde_json::from_str(&fixture("lease.json")).unwrap();
-        seen.answer(200, json!({"kind": "LeaseList", "apiVersion": "coordination.k8s.io/v1", "metadata": {"resourceVersion": "2"}, "items": [lease]}).to_string());
     };
     let client = async {
         assert_eq!(
             stream.next().await.unwrap().unwrap(),
             WatchEvent::Restarted(vec![])
         );
-        match stream.next().await.unwrap().unwrap() {
+        let err = stream.next().await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("too old resource version"),
+            "{err}"
+        );
+        assert!(
+            stream.next().await.is_none(),
+            "the stream ends with its error"
+        );
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(server, client)
+    })
+    .await
+    .unwrap();
+
+    let mut again = c.watch_leases("restart-manager", &selector).await.unwrap();
+    let server = async {
+        let seen = next(&mut fake).await;
+        assert!(
+            !seen.query.contains_key("watch"),
+            "a list: {:?}",
+            seen.query
+        );
+        let lease: Value = serde_json::from_str(&fixture("lease.json")).unwrap();
+        seen.answer(200, json!({"kind": "LeaseList", "apiVersion": "coordination.k8s.io/v1", "metadata": {"resourceVersion": "2"}, "items": [lease]}).to_string());
+    };
+    let client = async {
+        match again.next().await.unwrap().unwrap() {
             WatchEvent::Restarted(leases) => assert_eq!(leases.len(), 1),
             other => panic!("{other:?}"),
         }
@@ -439,6 +457,47 @@ async fn an_expired_watch_starts_over_with_a_fresh_snapshot() {
     })
     .await
     .unwrap();
+}
+
+/// The shared Node cache after its watch failed: subscribers hear of the failure, and the
+/// cache is not served again until a fresh list has arrived.
+#[tokio::test(start_paused = true)]
+async fn a_failed_node_watch_is_passed_on_and_the_cache_waits_for_a_fresh_list() {
+    let (c, mut fake) = cluster();
+    let error = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "etcdserver: leader changed", "reason": "InternalError", "code": 500}}).to_string();
+    let server = async {
+        next(&mut fake).await.answer(200, fixture("node-list.json"));
+        let watch = next(&mut fake).await;
+        assert_eq!(watch.query.get("watch").map(String::as_str), Some("true"));
+        watch
+    };
+    let (nodes, watch) = tokio::join!(c.list_nodes(), server);
+    assert_eq!(nodes.unwrap().len(), 1);
+    let mut stream = c.watch_nodes().await.unwrap();
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(WatchEvent::Restarted(_)))
+    ));
+
+    watch.answer(200, error);
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("leader changed"), "{err}");
+    assert!(stream.next().await.is_none());
+
+    // The next read waits for the re-list (after follow's backoff), and gets it.
+    let server = async {
+        let seen = next(&mut fake).await;
+        assert!(
+            !seen.query.contains_key("watch"),
+            "a list: {:?}",
+            seen.query
+        );
+        seen.answer(200, fixture("node-list.json"));
+        next(&mut fake).await
+    };
+    let (nodes, watch) = tokio::join!(c.list_nodes(), server);
+    assert_eq!(nodes.unwrap().len(), 1);
+    drop(watch);
 }
 
 // === leases ===

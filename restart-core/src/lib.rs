@@ -61,6 +61,7 @@ pub use allowlist::{Allowed, Allowlist, AllowlistError, Identity, ServiceEntry};
 pub use lock::{LastRestart, LockInfo, Outcome};
 pub use rollout::{Rollout, Verdict};
 pub use service::{
-    CONTROLLER, HistoryEntry, MAX_REASON_LEN, NoopRestartObserver, Phase, RESTARTED_AT,
-    RestartConfig, RestartError, RestartObserver, Restarter, RestarterBuilder, ServiceStatus,
+    CONTROLLER, DEFAULT_CACHE_GRACE, HistoryEntry, MAX_REASON_LEN, NoopRestartObserver, Phase,
+    RESTARTED_AT, RestartConfig, RestartError, RestartObserver, Restarter, RestarterBuilder,
+    ServiceStatus,
 };

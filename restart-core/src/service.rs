@@ -1,16 +1,16 @@
 //! The restart service: restarts, locks, rollout tracking and the status stream.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use cluster_api::{
-    Clock, ClusterApi, Error, Event, EventType, Lease, SystemClock, Timestamp, UpdateStrategy,
-    WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef, follow,
+    CacheHealth, Clock, ClusterApi, Error, Event, EventType, Lease, SystemClock, Timestamp,
+    UpdateStrategy, WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef, follow,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::allowlist::{Allowlist, Identity};
 use crate::lock::{self, LastRestart, LockInfo, Outcome, Take, TakeRequest};
@@ -22,6 +22,11 @@ pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 pub const CONTROLLER: &str = "restart-manager.io/restart";
 /// The longest reason accepted.
 pub const MAX_REASON_LEN: usize = 500;
+/// How long a cache whose watch is failing still counts as ready (see
+/// [`RestarterBuilder::cache_grace`]).
+pub const DEFAULT_CACHE_GRACE: Duration = Duration::from_secs(30);
+/// The health key of the lock watch.
+const LOCKS: &str = "locks";
 
 /// Settings of the restart service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +227,7 @@ pub struct RestarterBuilder {
     instance: String,
     observer: Arc<dyn RestartObserver>,
     leadership: Option<watch::Receiver<bool>>,
+    cache_grace: Duration,
 }
 
 struct Inner {
@@ -239,9 +245,9 @@ struct Inner {
     updates: broadcast::Sender<ServiceStatus>,
     refresh: mpsc::UnboundedSender<WorkloadRef>,
     refresh_rx: Mutex<Option<mpsc::UnboundedReceiver<WorkloadRef>>>,
-    synced: Mutex<HashMap<&'static str, bool>>,
-    synced_changed: Notify,
-    watch_down: AtomicBool,
+    /// One per watch: the lock Leases, and each allowlisted kind.
+    health: HashMap<&'static str, CacheHealth>,
+    cache_grace: Duration,
     sequence: AtomicU64,
     leadership: Option<watch::Receiver<bool>>,
 }
@@ -281,6 +287,13 @@ impl RestarterBuilder {
         self
     }
 
+    /// How long a watch may fail before [`Restarter::is_ready`] says no
+    /// ([`DEFAULT_CACHE_GRACE`] unless set).
+    pub fn cache_grace(mut self, grace: Duration) -> Self {
+        self.cache_grace = grace;
+        self
+    }
+
     /// The service.
     pub fn build(self) -> Restarter {
         let (refresh, refresh_rx) = mpsc::unbounded_channel();
@@ -289,11 +302,11 @@ impl RestarterBuilder {
             .iter()
             .map(|a| (lock::lease_name(&a.workload), a.workload.clone()))
             .collect();
-        let mut synced = HashMap::new();
-        synced.insert("locks", false);
+        let mut health = HashMap::new();
+        health.insert(LOCKS, CacheHealth::new("restart lock"));
         for kind in WorkloadKind::ALL {
             if self.allowlist.iter().any(|a| a.workload.kind == kind) {
-                synced.insert(kind.as_str(), false);
+                health.insert(kind.as_str(), CacheHealth::new(kind.resource()));
             }
         }
         Restarter {
@@ -311,9 +324,8 @@ impl RestarterBuilder {
                 updates: broadcast::channel(1024).0,
                 refresh,
                 refresh_rx: Mutex::new(Some(refresh_rx)),
-                synced: Mutex::new(synced),
-                synced_changed: Notify::new(),
-                watch_down: AtomicBool::new(false),
+                health,
+                cache_grace: self.cache_grace,
                 sequence: AtomicU64::new(0),
                 leadership: self.leadership,
             }),
@@ -334,6 +346,7 @@ impl Restarter {
             instance: "restart-manager".into(),
             observer: Arc::new(NoopRestartObserver),
             leadership: None,
+            cache_grace: DEFAULT_CACHE_GRACE,
         }
     }
 
@@ -375,24 +388,25 @@ impl Restarter {
         );
     }
 
-    /// Whether every watch has delivered its first full list.
+    /// Whether every watch has delivered its first full list and none has been failing for
+    /// longer than the grace time.
     pub fn is_ready(&self) -> bool {
-        self.inner
-            .synced
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .all(|s| *s)
+        self.readiness_problem().is_none()
     }
 
-    /// Waits until [`is_ready`](Self::is_ready).
+    /// Why [`is_ready`](Self::is_ready) says no, for a readiness probe.
+    pub fn readiness_problem(&self) -> Option<String> {
+        let grace = self.inner.cache_grace;
+        let mut keys: Vec<&&str> = self.inner.health.keys().collect();
+        keys.sort();
+        keys.into_iter()
+            .find_map(|k| self.inner.health[*k].problem(grace))
+    }
+
+    /// Waits until every watch has delivered its first full list.
     pub async fn wait_ready(&self) {
-        loop {
-            let notified = self.inner.synced_changed.notified();
-            if self.is_ready() {
-                return;
-            }
-            notified.await;
+        for health in self.inner.health.values() {
+            health.wait_synced().await;
         }
     }
 
@@ -805,12 +819,12 @@ impl Inner {
         }
     }
 
-    fn mark_synced(&self, what: &'static str) {
-        self.synced
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(what, true);
-        self.synced_changed.notify_waiters();
+    fn health(&self, what: &'static str) -> Option<&CacheHealth> {
+        self.health.get(what)
+    }
+
+    fn all_healthy(&self) -> bool {
+        self.health.values().all(CacheHealth::is_healthy)
     }
 
     async fn watch_kind(&self, kind: WorkloadKind) {
@@ -842,8 +856,9 @@ impl Inner {
                     for w in all {
                         self.store_workload(w);
                     }
-                    self.mark_synced(kind.as_str());
-                    self.watch_down.store(false, Ordering::Relaxed);
+                    if let Some(h) = self.health(kind.as_str()) {
+                        h.restarted();
+                    }
                 }
                 Ok(WatchEvent::Applied(w)) => self.store_workload(w),
                 Ok(WatchEvent::Deleted(w)) => {
@@ -854,7 +869,11 @@ impl Inner {
                         .remove(&r);
                     let _ = self.refresh.send(r);
                 }
-                Err(_) => self.watch_down.store(true, Ordering::Relaxed),
+                Err(e) => {
+                    if let Some(h) = self.health(kind.as_str()) {
+                        h.failed(e);
+                    }
+                }
             },
         )
         .await;
@@ -889,7 +908,9 @@ impl Inner {
                         self.store_lease(&r, lease);
                     }
                 }
-                self.mark_synced("locks");
+                if let Some(h) = self.health(LOCKS) {
+                    h.restarted();
+                }
             }
             Ok(WatchEvent::Applied(lease)) => {
                 if let Some(r) = self.by_lease.get(&lease.name).cloned() {
@@ -905,7 +926,11 @@ impl Inner {
                     let _ = self.refresh.send(r);
                 }
             }
-            Err(_) => self.watch_down.store(true, Ordering::Relaxed),
+            Err(e) => {
+                if let Some(h) = self.health(LOCKS) {
+                    h.failed(e);
+                }
+            }
         })
         .await;
     }
@@ -927,7 +952,7 @@ impl Inner {
                 () = tokio::time::sleep(self.config.resync) => {}
                 () = became_leader => {}
             }
-            if self.watch_down.load(Ordering::Relaxed) {
+            if !self.all_healthy() {
                 for a in self.allowlist.iter() {
                     match self.api.get_workload(&a.workload).await {
                         Ok(w) => self.store_workload(w),

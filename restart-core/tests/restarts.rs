@@ -554,3 +554,31 @@ async fn an_unconfirmed_lock_is_rolled_back() {
     assert_eq!(counts.restarted.lock().unwrap().len(), 1);
     r.restart(&web(), &alice(), None).await.unwrap();
 }
+
+/// A failing watch keeps the service ready for the grace time only; meanwhile the status
+/// comes from direct reads, and a fresh list heals it.
+#[tokio::test(start_paused = true)]
+async fn a_failing_watch_makes_the_service_unready_after_the_grace_time() {
+    let sim = cluster();
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    sim.fail_always(
+        Operation::WatchWorkloads,
+        Error::unavailable("connection refused"),
+    );
+    sim.break_watches();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(r.is_ready(), "within the grace time");
+    tokio::time::sleep(restart_core::DEFAULT_CACHE_GRACE).await;
+    assert!(!r.is_ready());
+    let problem = r.readiness_problem().unwrap();
+    assert!(problem.contains("watch has been failing"), "{problem}");
+
+    // The resync reads the workloads directly while the watch is down.
+    sim.remove_workload(&web()).unwrap();
+    tokio::time::sleep(RestartConfig::default().resync).await;
+    assert!(!r.status(&web()).unwrap().exists);
+
+    sim.clear_faults();
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert!(r.is_ready());
+}

@@ -113,6 +113,11 @@ pub struct KubeArgs {
     #[arg(long = "kube-timeout", env = "KUBE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 
+    /// How long a watch of the cluster may keep failing before `/readyz` says no. Answers
+    /// are never given from a cache whose watch is failing, whatever this is.
+    #[arg(long = "cache-grace", env = "CACHE_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub cache_grace: Duration,
+
     /// Run background loops (resuming drains, releasing finished restarts) only while holding
     /// the leader Lease, so that one replica at a time does them.
     #[arg(long = "leader-election", env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]

@@ -76,6 +76,8 @@ pub struct Settings {
     pub fleetlock_prefix: String,
     /// Whether this replica leads (runs background loops); `None`: always.
     pub leadership: Option<tokio::sync::watch::Receiver<bool>>,
+    /// How long a failing watch is tolerated before the server reports itself unready.
+    pub cache_grace: std::time::Duration,
 }
 
 impl Settings {
@@ -92,6 +94,7 @@ impl Settings {
             instance: "restart-manager".into(),
             fleetlock_prefix: "/".into(),
             leadership: None,
+            cache_grace: fleetlock_core::DEFAULT_CACHE_GRACE,
         }
     }
 }
@@ -127,10 +130,12 @@ pub fn build(
     let metrics = Arc::new(metrics::Metrics::new()?);
     metrics.register_workloads(settings.allowlist.iter().map(|a| &a.workload));
     let mut fleetlock = Coordinator::builder(api.clone(), settings.fleetlock)
+        .cache_grace(settings.cache_grace)
         .clock(clock.clone())
         .instance(&settings.instance)
         .observer(metrics.clone());
     let mut restarter = Restarter::builder(api, settings.allowlist)
+        .cache_grace(settings.cache_grace)
         .clock(clock)
         .config(settings.restart)
         .instance(&settings.instance)
@@ -167,14 +172,13 @@ pub fn router(state: AppState, fleetlock_prefix: &str) -> Router {
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
-    if app.fleetlock.is_ready() && app.restarter.is_ready() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for the node and lock caches to sync",
-        )
-            .into_response()
+    match app
+        .fleetlock
+        .readiness_problem()
+        .or_else(|| app.restarter.readiness_problem())
+    {
+        None => (StatusCode::OK, "ready").into_response(),
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem).into_response(),
     }
 }
 

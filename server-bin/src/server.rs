@@ -91,6 +91,7 @@ pub async fn run(args: Args) -> Result<()> {
         instance: instance.clone(),
         fleetlock_prefix: args.fleetlock.prefix.clone(),
         leadership: election.is_some().then_some(leader_rx),
+        cache_grace: args.kube.cache_grace,
     };
     let app = Arc::new(build(api, clock, settings)?);
     let router = app.router.clone();

@@ -3,6 +3,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::{Error, Node, Pod};
@@ -261,4 +262,62 @@ async fn probes_metrics_and_the_fleet_view() {
         .unwrap();
     assert_eq!(n1["state"], "rebooting");
     assert_eq!(n1["cordonedByUs"], true);
+}
+
+/// `/readyz` says why while a watch of the cluster has been failing past the grace time,
+/// and is ready again once a fresh list arrived.
+#[tokio::test(start_paused = true)]
+async fn readiness_reports_a_failing_watch_after_the_grace_time() {
+    use tower::ServiceExt;
+    let sim = fleet();
+    let app = Arc::new(
+        restart_manager::build(
+            Arc::new(sim.clone()),
+            Arc::new(sim.clone()),
+            Settings::new(FleetLockConfig::default(), Allowlist::default()),
+        )
+        .unwrap(),
+    );
+    tokio::spawn({
+        let app = app.clone();
+        async move { app.run().await }
+    });
+    app.fleetlock.wait_ready().await;
+    app.restarter.wait_ready().await;
+    let readyz = || async {
+        let response = app
+            .router
+            .clone()
+            .oneshot(
+                axum::http::Request::get("/readyz")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).to_string())
+    };
+    assert_eq!(readyz().await.0, 200);
+
+    sim.fail_always(
+        cluster_sim::Operation::WatchLeases,
+        cluster_api::Error::unavailable("connection refused"),
+    );
+    sim.break_watches();
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(readyz().await.0, 200, "a short outage is tolerated");
+    tokio::time::sleep(fleetlock_core::DEFAULT_CACHE_GRACE).await;
+    let (status, body) = readyz().await;
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("group lock watch has been failing") && body.contains("connection refused"),
+        "{body}"
+    );
+    sim.clear_faults();
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    assert_eq!(readyz().await.0, 200);
 }

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use cluster_api::{Error, Lease, Node, WatchEvent, follow};
 
@@ -39,6 +38,13 @@ impl Inner {
     pub(super) fn node_for(&self, id: &str) -> Result<Arc<NodeView>, Refusal> {
         match self.lookup(id) {
             Lookup::Found(view) => Ok(view),
+            // A broken node cache may just not know a new Node yet.
+            _ if !self.nodes_health.is_healthy() => Err(Refusal::new(
+                Kind::ClusterUnavailable,
+                format!(
+                    "cannot tell which Node has id {id}: the node watch is not working; try again"
+                ),
+            )),
             Lookup::NotFound => Err(Refusal::new(
                 Kind::UnknownNode,
                 format!(
@@ -137,10 +143,23 @@ impl Inner {
             .apply(node);
     }
 
-    pub(super) fn set_synced(&self, flag: &AtomicBool) {
-        flag.store(true, Ordering::Release);
-        self.synced.notify_waiters();
-        self.poke.notify_one();
+    /// The groups in which `id` holds a slot, as the cluster says now.
+    pub(super) async fn fresh_holdings(&self, id: &str) -> Result<Vec<String>, Refusal> {
+        let leases = self
+            .api
+            .list_leases(&self.config.namespace, &group::lease_selector())
+            .await
+            .map_err(|e| Refusal::from_cluster("listing the group locks", &e))?;
+        let mut groups = Vec::new();
+        for lease in &leases {
+            let state =
+                GroupState::from_lease(lease).map_err(|e| Refusal::new(Kind::Internal, e))?;
+            if state.holder(id).is_some() {
+                groups.push(state.group.clone());
+            }
+            self.store_group(state);
+        }
+        Ok(groups)
     }
 
     pub(super) async fn watch_nodes(&self) {
@@ -153,7 +172,8 @@ impl Inner {
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .reset(&nodes);
-                    self.set_synced(&self.nodes_synced);
+                    self.nodes_health.restarted();
+                    self.poke.notify_one();
                 }
                 Ok(WatchEvent::Applied(node)) => self.store_node(&node),
                 Ok(WatchEvent::Deleted(node)) => {
@@ -163,7 +183,7 @@ impl Inner {
                         .remove(&node.name);
                     self.poke.notify_one();
                 }
-                Err(_) => {}
+                Err(e) => self.nodes_health.failed(e),
             },
         )
         .await;
@@ -180,7 +200,8 @@ impl Inner {
                     .collect();
                 *self.groups.write().unwrap_or_else(|e| e.into_inner()) = states;
                 self.stop_orphaned_drains();
-                self.set_synced(&self.leases_synced);
+                self.leases_health.restarted();
+                self.poke.notify_one();
             }
             Ok(WatchEvent::Applied(lease)) => {
                 if let Some(state) = parse_lease(&lease) {
@@ -196,7 +217,7 @@ impl Inner {
                     self.stop_orphaned_drains();
                 }
             }
-            Err(_) => {}
+            Err(e) => self.leases_health.failed(e),
         })
         .await;
     }

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use cluster_api::{EventType, Timestamp};
 use jiff::SignedDuration;
@@ -24,7 +23,8 @@ impl Inner {
             .cloned()
             .collect();
         let now = self.clock.now();
-        let nodes_synced = self.nodes_synced.load(Ordering::Acquire);
+        // Only a working node watch can say a Node is gone.
+        let nodes_current = self.nodes_health.is_healthy();
         for state in groups {
             for holder in &state.holders {
                 let view = self
@@ -34,7 +34,7 @@ impl Inner {
                     .get(&holder.node)
                     .cloned();
                 let Some(view) = view else {
-                    if nodes_synced {
+                    if nodes_current {
                         tracing::warn!(node = %holder.node, group = %state.group, "holder's Node was deleted; releasing its slot");
                         if let Err(e) = self
                             .release(&state.group, &holder.id, "its Node was deleted")
@@ -197,8 +197,8 @@ impl Inner {
             .collect();
         node_snapshots.sort_by(|a, b| a.name.cmp(&b.name));
         FleetSnapshot {
-            ready: self.nodes_synced.load(Ordering::Acquire)
-                && self.leases_synced.load(Ordering::Acquire),
+            ready: self.nodes_health.is_ready(self.cache_grace)
+                && self.leases_health.is_ready(self.cache_grace),
             time: now,
             groups,
             nodes: node_snapshots,

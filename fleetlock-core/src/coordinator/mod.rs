@@ -15,11 +15,10 @@ mod maintain;
 mod writes;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use cluster_api::{Clock, ClusterApi, EventType, PodFilter, SystemClock, Timestamp};
+use cluster_api::{CacheHealth, Clock, ClusterApi, EventType, PodFilter, SystemClock, Timestamp};
 use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
 
@@ -36,6 +35,9 @@ use crate::window::in_any_window;
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15);
 /// The `reportingController` of our Events.
 const CONTROLLER: &str = "restart-manager.io/fleetlock";
+/// How long a cache whose watch is failing still counts as ready (see
+/// [`CoordinatorBuilder::cache_grace`]).
+pub const DEFAULT_CACHE_GRACE: Duration = Duration::from_secs(30);
 
 /// Hooks for metrics; every method has a no-op default.
 pub trait Observer: Send + Sync + 'static {
@@ -69,6 +71,7 @@ pub struct CoordinatorBuilder {
     instance: String,
     observer: Arc<dyn Observer>,
     leadership: Option<watch::Receiver<bool>>,
+    cache_grace: Duration,
 }
 
 struct Inner {
@@ -79,9 +82,9 @@ struct Inner {
     observer: Arc<dyn Observer>,
     nodes: RwLock<NodeIndex>,
     groups: RwLock<HashMap<String, GroupState>>,
-    nodes_synced: AtomicBool,
-    leases_synced: AtomicBool,
-    synced: Notify,
+    nodes_health: CacheHealth,
+    leases_health: CacheHealth,
+    cache_grace: Duration,
     drains: Mutex<HashMap<String, DrainTask>>,
     reported_stuck: Mutex<HashSet<String>>,
     poke: Notify,
@@ -132,6 +135,14 @@ impl CoordinatorBuilder {
         self
     }
 
+    /// How long the node or lock cache may go without a working watch before
+    /// [`Coordinator::is_ready`] says no ([`DEFAULT_CACHE_GRACE`] unless set). Whatever the
+    /// grace, answers that change nothing come from a cache only while its watch works.
+    pub fn cache_grace(mut self, grace: Duration) -> Self {
+        self.cache_grace = grace;
+        self
+    }
+
     /// The coordinator.
     pub fn build(self) -> Coordinator {
         Coordinator {
@@ -143,9 +154,9 @@ impl CoordinatorBuilder {
                 observer: self.observer,
                 nodes: RwLock::default(),
                 groups: RwLock::default(),
-                nodes_synced: AtomicBool::new(false),
-                leases_synced: AtomicBool::new(false),
-                synced: Notify::new(),
+                nodes_health: CacheHealth::new("node"),
+                leases_health: CacheHealth::new("group lock"),
+                cache_grace: self.cache_grace,
                 drains: Mutex::default(),
                 reported_stuck: Mutex::default(),
                 poke: Notify::new(),
@@ -168,6 +179,7 @@ impl Coordinator {
             instance: "restart-manager".into(),
             observer: Arc::new(NoopObserver),
             leadership: None,
+            cache_grace: DEFAULT_CACHE_GRACE,
         }
     }
 
@@ -199,21 +211,25 @@ impl Coordinator {
         );
     }
 
-    /// Whether the node and lock caches have synced, so requests can be answered.
+    /// Whether the node and lock caches have synced and neither watch has been failing for
+    /// longer than the grace time, so requests can be answered.
     pub fn is_ready(&self) -> bool {
-        self.inner.nodes_synced.load(Ordering::Acquire)
-            && self.inner.leases_synced.load(Ordering::Acquire)
+        self.readiness_problem().is_none()
     }
 
-    /// Waits until [`is_ready`](Self::is_ready).
+    /// Why [`is_ready`](Self::is_ready) says no, for a readiness probe.
+    pub fn readiness_problem(&self) -> Option<String> {
+        let grace = self.inner.cache_grace;
+        self.inner
+            .nodes_health
+            .problem(grace)
+            .or_else(|| self.inner.leases_health.problem(grace))
+    }
+
+    /// Waits until both caches have synced.
     pub async fn wait_ready(&self) {
-        loop {
-            let notified = self.inner.synced.notified();
-            if self.is_ready() {
-                return;
-            }
-            notified.await;
-        }
+        self.inner.nodes_health.wait_synced().await;
+        self.inner.leases_health.wait_synced().await;
     }
 
     /// `POST /v1/pre-reboot`: `Ok` means "reboot now".
@@ -227,24 +243,18 @@ impl Coordinator {
         let config = inner.group_config(&params.group)?;
         let node = inner.node_for(&params.id)?;
 
-        if let Some((group, holder)) = inner.cached_holder(&params.id) {
-            return self.continue_holder(&group, holder).await;
-        }
-
-        let now = inner.clock.now();
-        // Refuse from memory what we already know will be refused: no API traffic for a busy
-        // group, however many nodes poll it.
-        if let Some(state) = inner.cached_group(&params.group) {
-            check_grant(&params.group, config, &state, now)?;
-        } else if !inner.leases_synced.load(Ordering::Acquire) {
-            // Not synced: the write below decides from a fresh read.
-        } else {
-            check_grant(
-                &params.group,
-                config,
-                &GroupState::empty(&params.group),
-                now,
-            )?;
+        // From memory only while the lock watch works; otherwise the write path below reads
+        // the Lease and decides from what it holds now.
+        if inner.leases_health.is_healthy() {
+            if let Some((group, holder)) = inner.cached_holder(&params.id) {
+                return self.continue_holder(&group, holder).await;
+            }
+            // Refuse from memory what we already know will be refused: no API traffic for a
+            // busy group, however many nodes poll it.
+            let state = inner
+                .cached_group(&params.group)
+                .unwrap_or_else(|| GroupState::empty(&params.group));
+            check_grant(&params.group, config, &state, inner.clock.now())?;
         }
         if !config.blocking_pods.is_empty() {
             let pods = inner
@@ -354,11 +364,12 @@ impl Coordinator {
     /// client that maps to no Node is still released.
     pub async fn steady_state(&self, params: &ClientParams) -> Result<(), Refusal> {
         let inner = &self.inner;
-        let mut groups = inner.cached_holdings(&params.id);
-        if !inner.leases_synced.load(Ordering::Acquire) && !groups.contains(&params.group) {
-            // Without a synced cache, ask the cluster about the group the client names.
-            groups.push(params.group.clone());
-        }
+        let groups = if inner.leases_health.is_healthy() {
+            inner.cached_holdings(&params.id)
+        } else {
+            // The cache may lag: ask the cluster which groups the client holds a slot in.
+            inner.fresh_holdings(&params.id).await?
+        };
         for group in &groups {
             inner
                 .release(group, &params.id, "steady-state: the node is back")
