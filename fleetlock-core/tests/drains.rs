@@ -289,3 +289,47 @@ async fn a_drain_that_cannot_cordon_still_times_out() {
     );
     assert!(reasons(&sim, "n1").contains(&"DrainTimedOut".to_string()));
 }
+
+/// The API server throttles an eviction (429 without a budget, with Retry-After): the drain
+/// says so, not "disruption budget", and does not ask again before the wait is over.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_eviction_waits_as_long_as_the_server_asked() {
+    let sim = fleet(2);
+    sim.add_pod(
+        Pod::new("shop", "web")
+            .on("n1")
+            .owned_by("ReplicaSet", "web")
+            .grace_period(1),
+    )
+    .unwrap();
+    sim.fail_next(
+        cluster_sim::Operation::EvictPod,
+        1,
+        cluster_api::Error::TooManyRequests {
+            message: "Too many requests, please try again later.".into(),
+            retry_after: Some(Duration::from_secs(20)),
+        },
+    );
+    let mut config = config();
+    config.drain.request_wait = Duration::from_secs(5);
+    config.drain.retry_initial = Duration::from_secs(1);
+    let (c, _run) = replica(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    let refusal = c.pre_reboot(&n1).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::Draining);
+    assert!(
+        refusal.value.contains("throttled by the API server"),
+        "{refusal}"
+    );
+    assert_eq!(sim.calls().get(cluster_sim::Operation::EvictPod), 1);
+    advance(Duration::from_secs(14)).await;
+    settle().await;
+    assert_eq!(
+        sim.calls().get(cluster_sim::Operation::EvictPod),
+        1,
+        "not before the 20s the server asked for"
+    );
+    advance(Duration::from_secs(2)).await;
+    settle().await;
+    assert_eq!(sim.calls().get(cluster_sim::Operation::EvictPod), 2);
+}

@@ -77,7 +77,7 @@ pub fn eviction(result: Result<Status, kube::Error>) -> Result<EvictionOutcome, 
     };
     match status.code {
         404 => Ok(EvictionOutcome::Gone),
-        429 => {
+        429 if is_budget_refusal(&status) => {
             // The PodDisruptionBudget's own words are in the causes.
             let causes: Vec<&str> = status
                 .details
@@ -96,6 +96,7 @@ pub fn eviction(result: Result<Status, kube::Error>) -> Result<EvictionOutcome, 
                 retry_after: retry_after(&status),
             })
         }
+        // Any other 429 is the API server (or a proxy) throttling us, not a budget.
         500 if status.message.contains("more than one PodDisruptionBudget") => {
             Ok(EvictionOutcome::Failed {
                 message: status.message.clone(),
@@ -103,4 +104,15 @@ pub fn eviction(result: Result<Status, kube::Error>) -> Result<EvictionOutcome, 
         }
         _ => Err(from_status(&status)),
     }
+}
+
+/// Whether a 429 from the Eviction API comes from a PodDisruptionBudget: the API server
+/// names the budget in a `DisruptionBudget` cause (and says so in its message).
+fn is_budget_refusal(status: &Status) -> bool {
+    status
+        .details
+        .iter()
+        .flat_map(|d| d.causes.iter())
+        .any(|c| c.reason == "DisruptionBudget")
+        || status.message.contains("disruption budget")
 }

@@ -54,8 +54,10 @@ pub mod convert;
 pub mod errors;
 mod limiter;
 pub mod slim;
+pub mod throttle;
 
 pub use limiter::RateLimiter;
+pub use throttle::RetryAfterLayer;
 
 /// Client-side limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,8 +277,16 @@ impl KubeCluster {
         };
         config.connect_timeout = Some(options.timeout);
         config.write_timeout = Some(options.timeout);
+        // kube-client would retry every 429 by itself, up to 15 times with waits growing to
+        // minutes: a disruption budget's refusal would come back as a timeout, and the
+        // server's requests to wait would be spent inside one call. The cores decide when to
+        // try again; the adapter honours Retry-After across all calls (see `call`).
+        config.default_retry = false;
         let url = config.cluster_url.to_string();
-        let client = Client::try_from(config).map_err(|e| ConnectError::Client(e.to_string()))?;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| ConnectError::Client(e.to_string()))?
+            .with_layer(&RetryAfterLayer)
+            .build();
         let mut cluster = Self::new(client, options);
         if let Some(inner) = Arc::get_mut(&mut cluster.inner) {
             inner.url = Some(url);
@@ -383,16 +393,35 @@ impl KubeCluster {
         Ok(answer.status.is_some_and(|s| s.allowed))
     }
 
-    /// One request through the limiter and the timeout.
+    /// One request through the limiter and the timeout. A throttling answer holds every
+    /// later request for as long as the API server asked.
     async fn call<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T> {
         self.inner.limiter.acquire().await;
         match tokio::time::timeout(self.inner.options.timeout, request).await {
-            Ok(result) => result.map_err(errors::map),
+            Ok(result) => result.map_err(|e| self.throttled(errors::map(e))),
             Err(_) => Err(Error::unavailable(format!(
                 "the Kubernetes API did not answer within {}s",
                 self.inner.options.timeout.as_secs()
             ))),
         }
+    }
+
+    /// Honours the wait a throttling answer asked for, and hands the error on.
+    fn throttled(&self, error: Error) -> Error {
+        if let Error::TooManyRequests {
+            retry_after: Some(wait),
+            ..
+        } = &error
+        {
+            tracing::info!(
+                wait_seconds = wait.as_secs(),
+                "the Kubernetes API asked us to slow down"
+            );
+            self.inner
+                .limiter
+                .hold_until(tokio::time::Instant::now() + *wait);
+        }
+        error
     }
 
     /// A Node as the adapter hands it out: with only the wanted labels and annotations.
@@ -766,7 +795,7 @@ impl ClusterApi for KubeCluster {
         )
         .await
         {
-            Ok(result) => errors::eviction(result),
+            Ok(result) => errors::eviction(result).map_err(|e| self.throttled(e)),
             Err(_) => Err(Error::unavailable(
                 "the eviction did not get an answer in time",
             )),

@@ -14,7 +14,7 @@ use cluster_api::{
 use futures::StreamExt;
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
-use k8s_adapter::{Access, KubeCluster, KubeOptions, required_permissions};
+use k8s_adapter::{Access, KubeCluster, KubeOptions, RetryAfterLayer, required_permissions};
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -22,8 +22,11 @@ use tower_test::mock::{Handle, SendResponse};
 
 type Fake = Pin<Box<Handle<Request<Body>, Response<Body>>>>;
 
+/// A cluster over a fake API server, with the adapter's own layer in the client's stack as
+/// `KubeCluster::connect` puts it there.
 fn cluster_with(options: KubeOptions) -> (KubeCluster, Fake) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let service = tower::Layer::layer(&RetryAfterLayer, service);
     (
         KubeCluster::new(Client::new(service, "default"), options),
         Box::pin(handle),
@@ -52,6 +55,20 @@ struct Seen {
 }
 
 impl Seen {
+    /// Answers as the API server's throttling filters do: plain text and `Retry-After`.
+    fn answer_throttled(self, retry_after: &str) {
+        let response = Response::builder()
+            .status(429)
+            .header("content-type", "text/plain; charset=utf-8")
+            .header("x-content-type-options", "nosniff")
+            .header("retry-after", retry_after)
+            .body(Body::from(
+                b"Too many requests, please try again later.\n".to_vec(),
+            ))
+            .unwrap();
+        self.send.send_response(response);
+    }
+
     fn answer(self, status: u16, body: String) {
         let response = Response::builder()
             .status(status)
@@ -752,6 +769,64 @@ async fn events_are_core_v1_events_on_the_object() {
 }
 
 // === errors, limits, reviews ===
+
+/// The API server's priority-and-fairness 429 is plain text with a `Retry-After` header. An
+/// eviction refused that way is throttling, not a disruption budget: the drain must hear
+/// "too many requests, wait this long", and every later call waits as asked.
+#[tokio::test(start_paused = true)]
+async fn throttling_is_told_from_a_budget_and_its_wait_is_honoured() {
+    let (c, mut fake) = cluster();
+    let defaults = EvictOptions::default();
+    let server = async {
+        next(&mut fake).await.answer_throttled("5");
+    };
+    let (result, ()) = tokio::join!(c.evict_pod("shop", "web-1", &defaults), server);
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), "too_many_requests", "{err:?}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(5)));
+    assert!(
+        err.message()
+            .contains("Too many requests, please try again later."),
+        "{err}"
+    );
+
+    // The next call, whatever it is, waits out the five seconds before it is sent.
+    let asked = tokio::time::Instant::now();
+    let server = async {
+        let seen = next(&mut fake).await;
+        let waited = asked.elapsed();
+        seen.answer(200, fixture("lease.json"));
+        waited
+    };
+    let (lease, waited) = tokio::join!(c.get_lease("kube-system", "l"), server);
+    lease.unwrap();
+    assert_eq!(waited, Duration::from_secs(5));
+
+    // A budget's 429 that also carries Retry-After stays a budget refusal, with its wait.
+    let server = async {
+        let seen = next(&mut fake).await;
+        let response = Response::builder()
+            .status(429)
+            .header("content-type", "application/json")
+            .header("retry-after", "10")
+            .body(Body::from(
+                fixture("status-429-eviction-pdb-pending.json").into_bytes(),
+            ))
+            .unwrap();
+        seen.send.send_response(response);
+    };
+    let (result, ()) = tokio::join!(c.evict_pod("shop", "web-1", &defaults), server);
+    match result.unwrap() {
+        EvictionOutcome::Blocked {
+            message,
+            retry_after,
+        } => {
+            assert!(message.contains("still being processed"), "{message}");
+            assert_eq!(retry_after, Some(Duration::from_secs(10)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
 
 #[tokio::test]
 async fn api_errors_map_onto_the_kinds_the_cores_act_on() {

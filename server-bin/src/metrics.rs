@@ -112,7 +112,7 @@ impl Metrics {
             )?,
             evictions: counter(
                 "fleetlock_evictions_total",
-                "Eviction answers by outcome (evicted, gone, blocked, failed, error).",
+                "Eviction answers by outcome (evicted, gone, blocked, throttled, failed, error).",
                 &["outcome"],
             )?,
             watchers: {

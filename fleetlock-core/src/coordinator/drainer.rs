@@ -532,6 +532,12 @@ impl Drainer {
             Ok(EvictionOutcome::Failed { message }) => {
                 ("failed", Some(drain.retry_max), Some(message))
             }
+            // Throttled: wait at least as long as the API server asked.
+            Err(e @ Error::TooManyRequests { .. }) => (
+                "throttled",
+                Some(backoff.max(e.retry_after().unwrap_or_default())),
+                Some(format!("throttled by the API server: {e}")),
+            ),
             Err(e) => {
                 let wait = if e.is_transient() {
                     backoff.max(e.retry_after().unwrap_or_default())

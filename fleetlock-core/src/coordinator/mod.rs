@@ -41,7 +41,9 @@ pub const DEFAULT_CACHE_GRACE: Duration = Duration::from_secs(30);
 
 /// Hooks for metrics; every method has a no-op default.
 pub trait Observer: Send + Sync + 'static {
-    /// An eviction was answered: `evicted`, `gone`, `blocked`, `failed` or `error`.
+    /// An eviction was answered: `evicted`, `gone`, `blocked` (a
+    /// disruption budget), `throttled` (the API server asked us to slow down), `failed` or
+    /// `error`.
     fn eviction(&self, _outcome: &'static str) {}
     /// A drain ended: `completed`, `timed_out` or `cancelled`.
     fn drain_finished(&self, _group: &str, _outcome: &'static str, _duration: Duration) {}
