@@ -489,7 +489,11 @@ async fn execute(
                                 .unwrap_or_default(),
                             format!("{:?}", h.type_),
                             h.reason.clone(),
-                            h.message.clone(),
+                            if h.count > 1 {
+                                format!("{} (x{})", h.message, h.count)
+                            } else {
+                                h.message.clone()
+                            },
                         ]
                     })
                     .collect();

@@ -1,5 +1,9 @@
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 /// The object an Event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -10,6 +14,10 @@ pub struct ObjectRef {
     pub namespace: Option<String>,
     /// `name`.
     pub name: String,
+    /// `uid` of the object, when known. `kubectl describe` shows only the Events whose
+    /// `involvedObject.uid` is the object's own, so every Event we write should carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// `Normal` or `Warning`, as `kubectl describe` shows it.
@@ -40,9 +48,111 @@ pub struct Event {
     pub reporting_controller: String,
     /// The replica that reported it (`reportingInstance`).
     pub reporting_instance: String,
-    /// When it happened. Filled in by the cluster when recorded with `None`.
+    /// When it happened (for a series of repeats: the last time). Filled in by the cluster
+    /// when recorded with `None`.
     #[serde(default)]
     pub time: Option<Timestamp>,
+    /// How many times it happened: repeats of an identical Event within
+    /// [`SERIES_WINDOW`] are recorded as one Event with a growing count (an event series).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How long after its last occurrence an Event still absorbs an identical repeat, as
+/// client-go's event recorder keeps a series open.
+pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
+
+/// How many open series are remembered; the oldest are forgotten first.
+const SERIES_LIMIT: usize = 4096;
+
+/// Folds repeats of an identical Event into one series, as client-go's event recorder does
+/// (`series.count`, `series.lastObservedTime`), rather than writing one Event per retry.
+///
+/// Unlike client-go, the note is part of what makes two Events identical: Events are the
+/// audit trail, and "refused for alice" must not absorb "refused for bob". `H` is whatever
+/// the recorder needs to find the Event it wrote (its name, say).
+#[derive(Debug)]
+pub struct EventSeries<H> {
+    open: HashMap<SeriesKey, (H, u32, Instant)>,
+    order: VecDeque<SeriesKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    regarding: ObjectRef,
+    type_: EventType,
+    reason: String,
+    action: String,
+    note: String,
+    reporting_controller: String,
+    reporting_instance: String,
+}
+
+impl SeriesKey {
+    fn of(e: &Event) -> Self {
+        SeriesKey {
+            regarding: e.regarding.clone(),
+            type_: e.type_,
+            reason: e.reason.clone(),
+            action: e.action.clone(),
+            note: e.note.clone(),
+            reporting_controller: e.reporting_controller.clone(),
+            reporting_instance: e.reporting_instance.clone(),
+        }
+    }
+}
+
+// === impl EventSeries ===
+
+impl<H> Default for EventSeries<H> {
+    fn default() -> Self {
+        EventSeries {
+            open: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<H: Clone> EventSeries<H> {
+    /// If `event` repeats one recorded within the window, counts it and returns the earlier
+    /// Event's handle with the new count; `None` means: record it as a new Event, then call
+    /// [`started`](Self::started).
+    pub fn repeat(&mut self, event: &Event) -> Option<(H, u32)> {
+        let key = SeriesKey::of(event);
+        let now = Instant::now();
+        let (handle, count, last) = self.open.get_mut(&key)?;
+        if now.duration_since(*last) > SERIES_WINDOW {
+            self.open.remove(&key);
+            return None;
+        }
+        *count += 1;
+        *last = now;
+        Some((handle.clone(), *count))
+    }
+
+    /// `event` was recorded as a new Event, found again by `handle`.
+    pub fn started(&mut self, event: &Event, handle: H) {
+        let key = SeriesKey::of(event);
+        if self.open.len() >= SERIES_LIMIT {
+            while let Some(oldest) = self.order.pop_front() {
+                if self.open.remove(&oldest).is_some() {
+                    break;
+                }
+            }
+        }
+        self.order.push_back(key.clone());
+        self.open.insert(key, (handle, 1, Instant::now()));
+    }
+
+    /// The Event of this series is gone (expired by the cluster): the next repeat starts a
+    /// new one.
+    pub fn forget(&mut self, event: &Event) {
+        self.open.remove(&SeriesKey::of(event));
+    }
 }
 
 // === impl ObjectRef ===
@@ -54,7 +164,21 @@ impl ObjectRef {
             kind: kind.into(),
             namespace: None,
             name: name.into(),
+            uid: None,
         }
+    }
+
+    /// With the object's uid (ignored when empty).
+    pub fn with_uid(mut self, uid: impl Into<String>) -> Self {
+        let uid = uid.into();
+        self.uid = (!uid.is_empty()).then_some(uid);
+        self
+    }
+
+    /// Whether both name the same object by kind, namespace and name (whatever their uids:
+    /// a history spans re-creations of the object).
+    pub fn names_same(&self, other: &ObjectRef) -> bool {
+        self.kind == other.kind && self.namespace == other.namespace && self.name == other.name
     }
 
     /// A reference to a namespaced object.
@@ -67,6 +191,7 @@ impl ObjectRef {
             kind: kind.into(),
             namespace: Some(namespace.into()),
             name: name.into(),
+            uid: None,
         }
     }
 }
@@ -77,5 +202,45 @@ impl std::fmt::Display for ObjectRef {
             Some(ns) => write!(f, "{}/{}/{}", self.kind, ns, self.name),
             None => write!(f, "{}/{}", self.kind, self.name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(who: &str) -> Event {
+        Event {
+            regarding: ObjectRef::namespaced("Deployment", "shop", "web").with_uid("u1"),
+            type_: EventType::Warning,
+            reason: "RestartRefused".into(),
+            action: "Restart".into(),
+            note: format!("restart by {who} refused"),
+            reporting_controller: "restart-manager.io/restart".into(),
+            reporting_instance: "a".into(),
+            time: None,
+            count: 1,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn identical_repeats_within_the_window_make_one_series() {
+        let mut series = EventSeries::default();
+        assert_eq!(series.repeat(&refused("alice")), None);
+        series.started(&refused("alice"), "web.1");
+        assert_eq!(series.repeat(&refused("alice")), Some(("web.1", 2)));
+        assert_eq!(
+            series.repeat(&refused("bob")),
+            None,
+            "another note is another Event"
+        );
+        tokio::time::advance(SERIES_WINDOW).await;
+        assert_eq!(series.repeat(&refused("alice")), Some(("web.1", 3)));
+        tokio::time::advance(SERIES_WINDOW + Duration::from_secs(1)).await;
+        assert_eq!(
+            series.repeat(&refused("alice")),
+            None,
+            "the series has ended"
+        );
     }
 }

@@ -39,7 +39,7 @@ mod watch;
 mod workload;
 
 pub use error::{Error, Result};
-pub use event::{Event, EventType, ObjectRef};
+pub use event::{Event, EventSeries, EventType, ObjectRef, SERIES_WINDOW};
 pub use health::CacheHealth;
 pub use lease::Lease;
 pub use names::{is_object_name, is_older_version};

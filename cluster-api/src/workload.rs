@@ -103,6 +103,9 @@ pub struct Workload {
     pub namespace: String,
     /// `metadata.name`.
     pub name: String,
+    /// `metadata.uid`.
+    #[serde(default)]
+    pub uid: String,
     /// `metadata.resourceVersion`.
     #[serde(default)]
     pub resource_version: String,

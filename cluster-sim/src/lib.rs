@@ -385,6 +385,7 @@ impl SimCluster {
                 kind: spec.kind,
                 namespace: spec.namespace.clone(),
                 name: spec.name.clone(),
+                uid: st.next_uid(),
                 resource_version: String::new(),
                 generation: 1,
                 labels: spec.effective_pod_labels(),
@@ -569,7 +570,7 @@ impl SimCluster {
 
     /// Every Event recorded, oldest first.
     pub fn events(&self) -> Vec<Event> {
-        self.with(|st| st.events.iter().cloned().collect())
+        self.with(|st| st.events.iter().map(|(_, e)| e.clone()).collect())
     }
 
     /// Every eviction request the cluster answered, oldest first (the most recent 100,000).
@@ -925,7 +926,8 @@ impl ClusterApi for SimCluster {
         Ok(self.with(|st| {
             st.events
                 .iter()
-                .filter(|e| &e.regarding == regarding)
+                .map(|(_, e)| e)
+                .filter(|e| e.regarding.names_same(regarding))
                 .cloned()
                 .collect()
         }))

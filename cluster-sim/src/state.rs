@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use cluster_api::{
-    Condition, Error, Event, Lease, Node, OwnerRef, Pod, PodFilter, PodPhase, Result, Toleration,
-    WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
+    Condition, Error, Event, EventSeries, Lease, Node, OwnerRef, Pod, PodFilter, PodPhase, Result,
+    Toleration, WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
 };
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc::UnboundedSender;
@@ -114,7 +114,10 @@ pub(crate) struct State {
     pub(crate) budgets: BTreeMap<Key, Budget>,
     pub(crate) workloads: BTreeMap<WorkloadRef, SimWorkload>,
     pub(crate) leases: BTreeMap<Key, Lease>,
-    pub(crate) events: VecDeque<Event>,
+    /// Events by a sequence number, oldest first.
+    pub(crate) events: VecDeque<(u64, Event)>,
+    event_seq: u64,
+    series: EventSeries<u64>,
     pub(crate) evictions: VecDeque<EvictionRecord>,
     timers: BTreeMap<(Instant, u64), Timer>,
     timer_seq: u64,
@@ -143,6 +146,8 @@ impl State {
             workloads: BTreeMap::new(),
             leases: BTreeMap::new(),
             events: VecDeque::new(),
+            event_seq: 0,
+            series: EventSeries::default(),
             evictions: VecDeque::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
@@ -752,14 +757,29 @@ impl State {
 
     // --- events ---
 
+    /// Records an Event; an identical repeat within the series window counts on the Event
+    /// already recorded, as a recorder that keeps event series does.
     pub(crate) fn push_event(&mut self, mut event: Event) {
-        if event.time.is_none() {
-            event.time = Some(self.wall());
+        let time = event.time.unwrap_or_else(|| self.wall());
+        if let Some((seq, count)) = self.series.repeat(&event) {
+            let at = self.events.partition_point(|(s, _)| *s < seq);
+            if let Some((s, stored)) = self.events.get_mut(at)
+                && *s == seq
+            {
+                stored.count = count;
+                stored.time = Some(time);
+                return;
+            }
+            self.series.forget(&event);
         }
+        event.time = Some(time);
+        event.count = 1;
         if self.events.len() == EVENT_LIMIT {
             self.events.pop_front();
         }
-        self.events.push_back(event);
+        self.event_seq += 1;
+        self.series.started(&event, self.event_seq);
+        self.events.push_back((self.event_seq, event));
     }
 }
 

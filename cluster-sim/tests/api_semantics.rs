@@ -222,6 +222,7 @@ async fn events_are_recorded_with_the_simulated_time() {
         reporting_controller: "restart-manager".into(),
         reporting_instance: "replica-a".into(),
         time: None,
+        count: 1,
     };
     sim.record_event(&event).await.unwrap();
     sim.record_event(&Event {
@@ -238,6 +239,27 @@ async fn events_are_recorded_with_the_simulated_time() {
         events[0].time.unwrap(),
         start + jiff::SignedDuration::from_secs(90)
     );
+
+    // An identical repeat within the series window counts on the first; another note does
+    // not; after the window a repeat is a new Event.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    sim.record_event(&event).await.unwrap();
+    sim.record_event(&Event {
+        note: "cordoned again".into(),
+        ..event.clone()
+    })
+    .await
+    .unwrap();
+    let events = sim.list_events(&node).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].count, 2);
+    assert_eq!(
+        events[0].time.unwrap(),
+        start + jiff::SignedDuration::from_secs(150)
+    );
+    tokio::time::advance(cluster_api::SERIES_WINDOW + Duration::from_secs(1)).await;
+    sim.record_event(&event).await.unwrap();
+    assert_eq!(sim.list_events(&node).await.unwrap().len(), 3);
 
     let err = sim
         .record_event(&Event {

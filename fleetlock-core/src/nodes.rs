@@ -27,6 +27,8 @@ pub const STATE_SINCE_ANNOTATION: &str = "restart-manager.io/reboot-state-since"
 pub struct NodeView {
     /// Name.
     pub name: String,
+    /// `metadata.uid`, which our Events carry so that `kubectl describe node` shows them.
+    pub uid: String,
     /// `status.nodeInfo.bootID`.
     pub boot_id: String,
     /// Ready condition.
@@ -85,6 +87,7 @@ impl NodeView {
         ids.dedup();
         NodeView {
             name: node.name.clone(),
+            uid: node.uid.clone(),
             boot_id: node.boot_id.clone(),
             ready: node.ready,
             unschedulable: node.unschedulable,

@@ -63,6 +63,15 @@ async fn a_full_cycle_drains_approves_and_gives_everything_back() {
             "Uncordoned"
         ]
     );
+    // Every one names the Node by uid too, which is what `kubectl describe node` matches.
+    let uid = sim.node("n1").unwrap().uid;
+    assert!(
+        sim.events()
+            .iter()
+            .all(|e| e.regarding.uid.as_deref() == Some(uid.as_str())),
+        "{:?}",
+        sim.events()
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -199,6 +199,7 @@ fn base(kind: WorkloadKind, m: meta::ObjectMeta) -> Workload {
         kind,
         namespace: string(m.namespace),
         name: string(m.name),
+        uid: string(m.uid),
         resource_version: string(m.resource_version),
         generation: m.generation.unwrap_or(0),
         labels: map(m.labels),
@@ -318,7 +319,11 @@ pub fn event_namespace(regarding: &ObjectRef) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-/// A core/v1 Event to create.
+/// A core/v1 Event to create, in the shape the events.k8s.io API writes: `eventTime` to the
+/// microsecond (so a history within one second keeps its order), the reporting controller
+/// and instance, and `involvedObject.uid` (which `kubectl describe` filters on). The
+/// deprecated `firstTimestamp`/`lastTimestamp`/`count` are left to the API server; repeats
+/// are counted in `series` (see [`series_patch`]).
 pub fn to_event(e: &Event, now: jiff::Timestamp) -> core::Event {
     let time = e.time.unwrap_or(now);
     core::Event {
@@ -332,6 +337,7 @@ pub fn to_event(e: &Event, now: jiff::Timestamp) -> core::Event {
             kind: Some(e.regarding.kind.clone()),
             name: Some(e.regarding.name.clone()),
             namespace: e.regarding.namespace.clone(),
+            uid: e.regarding.uid.clone(),
             ..Default::default()
         },
         reason: Some(e.reason.clone()),
@@ -347,21 +353,41 @@ pub fn to_event(e: &Event, now: jiff::Timestamp) -> core::Event {
             component: Some(e.reporting_controller.clone()),
             host: None,
         }),
-        first_timestamp: Some(meta::Time(time)),
-        last_timestamp: Some(meta::Time(time)),
-        count: Some(1),
+        event_time: Some(meta::MicroTime(time)),
         ..Default::default()
     }
 }
 
-/// An Event as read back.
+/// The merge patch that records the `count`th occurrence of an Event at `at`.
+pub fn series_patch(count: u32, at: jiff::Timestamp) -> serde_json::Value {
+    serde_json::json!({
+        "series": {
+            "count": count,
+            "lastObservedTime": meta::MicroTime(at),
+        }
+    })
+}
+
+/// An Event as read back: the last time it happened and how often, from its series, or
+/// from the deprecated fields of Events written the old way (the kubelet's, say).
 pub fn event(e: core::Event) -> Event {
     let o = e.involved_object;
+    let (count, last) = match &e.series {
+        Some(series) => (
+            u32::try_from(series.count.unwrap_or(1)).unwrap_or(1).max(1),
+            series.last_observed_time.as_ref().map(|t| t.0),
+        ),
+        None => (
+            u32::try_from(e.count.unwrap_or(1)).unwrap_or(1).max(1),
+            None,
+        ),
+    };
     Event {
         regarding: ObjectRef {
             kind: string(o.kind),
             namespace: o.namespace,
             name: string(o.name),
+            uid: o.uid.filter(|u| !u.is_empty()),
         },
         type_: if e.type_.as_deref() == Some("Warning") {
             EventType::Warning
@@ -377,10 +403,10 @@ pub fn event(e: core::Event) -> Event {
             .or(e.source.and_then(|s| s.component))
             .unwrap_or_default(),
         reporting_instance: string(e.reporting_instance),
-        time: e
-            .last_timestamp
-            .map(|t| t.0)
+        time: last
             .or(e.event_time.map(|t| t.0))
+            .or(e.last_timestamp.map(|t| t.0))
             .or(e.first_timestamp.map(|t| t.0)),
+        count,
     }
 }

@@ -29,9 +29,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cluster_api::{
-    CacheHealth, ClusterApi, Error, Event, EvictOptions, EvictionOutcome, LabelSelector, Lease,
-    Node, NodePatch, ObjectRef, Pod, PodFilter, Result, WatchEvent, WatchStream, Workload,
-    WorkloadFilter, WorkloadKind, WorkloadRef, follow,
+    CacheHealth, ClusterApi, Error, Event, EventSeries, EvictOptions, EvictionOutcome,
+    LabelSelector, Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, Result, WatchEvent,
+    WatchStream, Workload, WorkloadFilter, WorkloadKind, WorkloadRef, follow,
 };
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -170,6 +170,7 @@ pub fn required_permissions(namespace: &str) -> Vec<Permission> {
         cluster("watch", "", "pods"),
         cluster("create", "", "pods/eviction"),
         cluster("create", "", "events"),
+        cluster("patch", "", "events"),
         cluster("list", "", "events"),
         cluster("create", "authentication.k8s.io", "tokenreviews"),
         cluster("create", "authorization.k8s.io", "subjectaccessreviews"),
@@ -202,6 +203,8 @@ struct Inner {
     options: KubeOptions,
     limiter: RateLimiter,
     nodes: NodeCache,
+    /// Open event series: the namespace and name of the Event each one is counted on.
+    series: std::sync::Mutex<EventSeries<(String, String)>>,
 }
 
 /// The shared Node watch: trimmed Nodes, and a broadcast of their changes.
@@ -232,6 +235,7 @@ impl KubeCluster {
                     changes: broadcast::channel(4096).0,
                     health: CacheHealth::new("node"),
                 },
+                series: std::sync::Mutex::default(),
             }),
         }
     }
@@ -928,13 +932,49 @@ impl ClusterApi for KubeCluster {
     }
 
     async fn record_event(&self, event: &Event) -> Result<()> {
-        let object = convert::to_event(event, jiff::Timestamp::now());
+        let now = jiff::Timestamp::now();
+        let repeat = self
+            .inner
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .repeat(event);
+        if let Some(((namespace, name), count)) = repeat {
+            let patch = convert::series_patch(count, event.time.unwrap_or(now));
+            let patched = self
+                .call(self.events(&namespace).patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                ))
+                .await;
+            match patched {
+                Ok(_) => return Ok(()),
+                // Expired (Events live an hour): start a new series below.
+                Err(Error::NotFound { .. }) => self
+                    .inner
+                    .series
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .forget(event),
+                Err(e) => return Err(e),
+            }
+        }
+        let object = convert::to_event(event, now);
         let namespace = convert::event_namespace(&event.regarding);
-        self.call(
-            self.events(&namespace)
-                .create(&PostParams::default(), &object),
-        )
-        .await?;
+        let created = self
+            .call(
+                self.events(&namespace)
+                    .create(&PostParams::default(), &object),
+            )
+            .await?;
+        if let Some(name) = created.metadata.name {
+            self.inner
+                .series
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .started(event, (namespace, name));
+        }
         Ok(())
     }
 

@@ -212,6 +212,7 @@ mod tests {
             kind: WorkloadKind::Deployment,
             namespace: "shop".into(),
             name: "web".into(),
+            uid: String::new(),
             resource_version: "1".into(),
             generation,
             labels: BTreeMap::new(),

@@ -118,6 +118,14 @@ pub struct HistoryEntry {
     pub reason: String,
     /// Who and why.
     pub message: String,
+    /// How many times it happened in a row (identical repeats are counted, not repeated);
+    /// `time` is the last.
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Why a restart, unlock or lookup was refused.
@@ -470,6 +478,7 @@ impl Restarter {
                 type_: e.type_,
                 reason: e.reason,
                 message: e.note,
+                count: e.count,
             })
             .collect();
         entries.reverse();
@@ -702,8 +711,15 @@ impl Inner {
     }
 
     async fn event(&self, workload: &WorkloadRef, type_: EventType, reason: &str, note: String) {
+        let uid = self
+            .workloads
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(workload)
+            .map(|w| w.uid.clone())
+            .unwrap_or_default();
         let event = Event {
-            regarding: workload.object_ref(),
+            regarding: workload.object_ref().with_uid(uid),
             type_,
             reason: reason.into(),
             action: "Restart".into(),
@@ -711,6 +727,7 @@ impl Inner {
             reporting_controller: CONTROLLER.into(),
             reporting_instance: self.instance.clone(),
             time: Some(self.clock.now()),
+            count: 1,
         };
         if let Err(e) = self.api.record_event(&event).await {
             tracing::warn!(%workload, reason, error = %e, "could not record event");

@@ -113,7 +113,7 @@ fn alice() -> Identity {
 fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
     sim.events()
         .into_iter()
-        .filter(|e| e.regarding == w.object_ref())
+        .filter(|e| e.regarding.names_same(&w.object_ref()))
         .map(|e| e.reason)
         .collect()
 }
@@ -581,4 +581,39 @@ async fn a_failing_watch_makes_the_service_unready_after_the_grace_time() {
     sim.clear_faults();
     tokio::time::sleep(Duration::from_secs(31)).await;
     assert!(r.is_ready());
+}
+
+/// Events name the workload by uid (what `kubectl describe` matches), and a refusal repeated
+/// by the same caller is counted on one Event rather than written again and again.
+#[tokio::test(start_paused = true)]
+async fn events_name_the_workload_by_uid_and_repeats_are_counted() {
+    let sim = cluster();
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    r.restart(&web(), &alice(), None).await.unwrap();
+    let bob = Identity::user("bob");
+    for _ in 0..3 {
+        let err = r.restart(&web(), &bob, None).await.unwrap_err();
+        assert_eq!(err.kind(), "locked");
+    }
+    let uid = sim.workload(&web()).unwrap().uid;
+    assert!(!uid.is_empty());
+    let events: Vec<_> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e.regarding.names_same(&web().object_ref()))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.regarding.uid.as_deref() == Some(uid.as_str()))
+    );
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason == "RestartRefused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].count, 3);
+    let history = r.history(&web()).await.unwrap();
+    assert_eq!(history[0].reason, "RestartRefused");
+    assert_eq!(history[0].count, 3);
 }

@@ -21,8 +21,15 @@ impl Inner {
         action: &str,
         note: String,
     ) {
+        let uid = self
+            .nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .map(|v| v.uid.clone())
+            .unwrap_or_default();
         let event = Event {
-            regarding: ObjectRef::cluster("Node", node),
+            regarding: ObjectRef::cluster("Node", node).with_uid(uid),
             type_,
             reason: reason.into(),
             action: action.into(),
@@ -30,6 +37,7 @@ impl Inner {
             reporting_controller: CONTROLLER.into(),
             reporting_instance: self.instance.clone(),
             time: Some(self.clock.now()),
+            count: 1,
         };
         if let Err(e) = self.api.record_event(&event).await {
             // Events are the audit trail, not the state: losing one must not fail a request.
