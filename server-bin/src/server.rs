@@ -69,14 +69,14 @@ pub async fn run(args: Args) -> Result<()> {
         );
     }
     let (leader_tx, leader_rx) = watch::channel(false);
-    let election = args.kube.leader_election.then(|| Election {
-        api: api.clone(),
-        clock: clock.clone(),
-        namespace: namespace.clone(),
-        name: "restart-manager-leader".into(),
-        identity: instance.clone(),
-        lease_duration: Duration::from_secs(15),
-        renew_every: Duration::from_secs(5),
+    let election = args.kube.leader_election.then(|| {
+        Election::new(
+            api.clone(),
+            clock.clone(),
+            &namespace,
+            "restart-manager-leader",
+            &instance,
+        )
     });
     let settings = Settings {
         restart: RestartConfig {
@@ -101,19 +101,14 @@ pub async fn run(args: Args) -> Result<()> {
         let app = app.clone();
         let mut stop = stop_rx.clone();
         async move {
-            let elect = async move {
-                match election {
-                    Some(e) => e.run(leader_tx).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 () = app.run() => {}
-                () = elect => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
         }
     });
+    // The election stops by itself on shutdown, giving the Lease back if it holds it.
+    let election = election.map(|e| tokio::spawn(e.run(leader_tx, stop_rx.clone())));
     if let Some(sim) = &sim
         && !args.simulation.no_agents
     {
@@ -149,6 +144,13 @@ pub async fn run(args: Args) -> Result<()> {
         } => tracing::warn!("in-flight requests did not finish within the shutdown grace; exiting"),
     }
     background.abort();
+    if let Some(election) = election
+        && tokio::time::timeout(Duration::from_secs(5), election)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the leader lease could not be given back in time; it expires by itself");
+    }
     tracing::info!("stopped");
     Ok(())
 }
