@@ -4,8 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_api::{Error, LabelSelector, Pod};
-use cluster_sim::{Budget, IntOrPercent, Operation, WorkloadSpec};
+use cluster_api::{Error, Pod};
+use cluster_sim::{Operation, WorkloadSpec};
 use common::*;
 use fleetlock_core::nodes::{CORDONED_ANNOTATION, STATE_ANNOTATION};
 use fleetlock_core::{GroupConfig, Kind, OnDrainTimeout, UnknownGroups};
@@ -92,24 +92,9 @@ async fn requests_with_nothing_to_change_make_no_api_calls() {
 
 #[tokio::test(start_paused = true)]
 async fn a_budget_blocks_then_allows_and_approval_follows_the_last_pod_at_once() {
-    let sim = fleet(3);
     // Two replicas that need 30s to start, a budget that keeps both: every eviction waits
     // for a replacement to be ready elsewhere.
-    sim.edit_node("n3", |n| n.unschedulable = true).unwrap();
-    sim.add_workload(
-        WorkloadSpec::deployment("shop", "db")
-            .replicas(2)
-            .pod_start_secs(30)
-            .grace_period(10),
-    )
-    .unwrap();
-    sim.edit_node("n3", |n| n.unschedulable = false).unwrap();
-    sim.add_budget(Budget::min_available(
-        "shop",
-        "db",
-        LabelSelector::eq("app", "db"),
-        IntOrPercent::Int(2),
-    ));
+    let sim = db_under_a_full_budget(30, 10);
     assert_eq!(sim.pods_on("n1").len(), 1);
 
     let mut config = config();

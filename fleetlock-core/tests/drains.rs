@@ -50,22 +50,7 @@ fn evictions_on(sim: &SimCluster, node: &str, since: usize) -> Vec<String> {
 /// its drain task was started before and the budget later allows the eviction.
 #[tokio::test(start_paused = true)]
 async fn a_release_on_one_replica_stops_the_drain_on_another() {
-    let sim = fleet(3);
-    sim.edit_node("n3", |n| n.unschedulable = true).unwrap();
-    sim.add_workload(
-        WorkloadSpec::deployment("shop", "db")
-            .replicas(2)
-            .grace_period(5)
-            .pod_start_secs(5),
-    )
-    .unwrap();
-    sim.edit_node("n3", |n| n.unschedulable = false).unwrap();
-    sim.add_budget(Budget::min_available(
-        "shop",
-        "db",
-        LabelSelector::eq("app", "db"),
-        IntOrPercent::Int(2),
-    ));
+    let sim = db_under_a_full_budget(5, 5);
     let mut config = config();
     config.drain.request_wait = Duration::from_secs(3);
     config.drain.retry_initial = Duration::from_secs(1);

@@ -143,22 +143,7 @@ async fn two_replicas_never_exceed_a_groups_slots() {
 /// request, picks the drain up from the Lease and finishes it.
 #[tokio::test(start_paused = true)]
 async fn a_restarted_server_finishes_the_drain_it_finds() {
-    let sim = fleet(3);
-    sim.edit_node("n3", |n| n.unschedulable = true).unwrap();
-    sim.add_workload(
-        WorkloadSpec::deployment("shop", "db")
-            .replicas(2)
-            .grace_period(5)
-            .pod_start_secs(5),
-    )
-    .unwrap();
-    sim.edit_node("n3", |n| n.unschedulable = false).unwrap();
-    sim.add_budget(Budget::min_available(
-        "shop",
-        "db",
-        LabelSelector::eq("app", "db"),
-        IntOrPercent::Int(2),
-    ));
+    let sim = db_under_a_full_budget(5, 5);
 
     let mut config = config();
     config.drain.request_wait = Duration::from_secs(2);

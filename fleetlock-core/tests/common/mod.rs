@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use cluster_api::Node;
-use cluster_sim::{SimCluster, machine_id_for};
+use cluster_api::{LabelSelector, Node};
+use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use tokio::task::JoinHandle;
 
@@ -65,4 +65,27 @@ pub fn reasons(sim: &SimCluster, node: &str) -> Vec<String> {
 /// Lets every task that a jump of the paused clock woke run to its next wait.
 pub async fn settle() {
     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+}
+
+/// Three nodes, and a two-replica Deployment `shop/db` on n1 and n2 under a budget that keeps
+/// both: every eviction waits for a replacement to be ready elsewhere (on n3), which the
+/// budget never allows until the Deployment is scaled up.
+pub fn db_under_a_full_budget(pod_start_secs: u64, grace_secs: i64) -> SimCluster {
+    let sim = fleet(3);
+    sim.edit_node("n3", |n| n.unschedulable = true).unwrap();
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "db")
+            .replicas(2)
+            .pod_start_secs(pod_start_secs)
+            .grace_period(grace_secs),
+    )
+    .unwrap();
+    sim.edit_node("n3", |n| n.unschedulable = false).unwrap();
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "db",
+        LabelSelector::eq("app", "db"),
+        IntOrPercent::Int(2),
+    ));
+    sim
 }
