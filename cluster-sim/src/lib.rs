@@ -79,8 +79,11 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+#[cfg(feature = "apiserver")]
+pub mod apiserver;
 mod audit;
 mod budget;
+pub mod changes;
 mod controllers;
 mod faults;
 mod scenario;

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::audit::{EVICTION_LIMIT, EvictionRecord};
 use crate::budget::Budget;
+use crate::changes::{ChangeLog, ChangeType, Object};
 use crate::faults::Faults;
 use crate::spec::WorkloadSpec;
 
@@ -124,6 +125,7 @@ pub(crate) struct State {
     pub(crate) watchers: Watchers,
     pub(crate) dirty: BTreeSet<WorkloadRef>,
     pub(crate) faults: Faults,
+    pub(crate) changes: ChangeLog,
 }
 
 // === impl State ===
@@ -154,6 +156,7 @@ impl State {
             watchers: Watchers::default(),
             dirty: BTreeSet::new(),
             faults: Faults::default(),
+            changes: ChangeLog::default(),
         }
     }
 
@@ -284,6 +287,25 @@ impl State {
         self.rv.to_string()
     }
 
+    /// The cluster's current resourceVersion.
+    #[cfg_attr(not(feature = "apiserver"), allow(dead_code))]
+    pub(crate) fn current_rv(&self) -> u64 {
+        self.rv
+    }
+
+    /// Notes a write in the change log (when one is kept): `object` was written at the
+    /// current version, or deleted (which takes a version of its own, as in etcd).
+    fn log(&mut self, type_: ChangeType, object: impl FnOnce() -> Object) {
+        if !self.changes.is_enabled() {
+            return;
+        }
+        if type_ == ChangeType::Deleted {
+            self.rv += 1;
+        }
+        let rv = self.rv;
+        self.changes.record(rv, type_, object());
+    }
+
     pub(crate) fn next_uid(&mut self) -> String {
         self.uid += 1;
         format!("5e1a0000-0000-4000-8000-{:012x}", self.uid)
@@ -303,6 +325,8 @@ impl State {
         if old.as_ref().is_none_or(|o| o.labels != node.labels) {
             self.daemonsets_dirty();
         }
+        let type_ = added_or_modified(old.is_some());
+        self.log(type_, || Object::Node(node.clone()));
         let event = WatchEvent::Applied(node.clone());
         self.watchers
             .nodes
@@ -317,6 +341,7 @@ impl State {
             self.remove_pod(&key);
         }
         self.daemonsets_dirty();
+        self.log(ChangeType::Deleted, || Object::Node(node.clone()));
         let event = WatchEvent::Deleted(node.clone());
         self.watchers
             .nodes
@@ -442,6 +467,8 @@ impl State {
             self.dirty.insert(owner.clone());
         }
         self.notify_pod(old.as_ref(), Some(&sp.pod));
+        let type_ = added_or_modified(old.is_some());
+        self.log(type_, || Object::Pod(sp.pod.clone()));
         self.pods.insert(key, sp);
     }
 
@@ -460,6 +487,7 @@ impl State {
             self.dirty.insert(owner.clone());
         }
         self.notify_pod(Some(&sp.pod), None);
+        self.log(ChangeType::Deleted, || Object::Pod(sp.pod.clone()));
         Some(sp)
     }
 
@@ -560,11 +588,14 @@ impl State {
     // --- workloads ---
 
     pub(crate) fn put_workload(&mut self, mut w: Workload) {
+        // A workload is written for the first time without a version.
+        let type_ = added_or_modified(!w.resource_version.is_empty());
         w.resource_version = self.next_rv();
         let r = w.reference();
         if let Some(sw) = self.workloads.get_mut(&r) {
             sw.w = w.clone();
         }
+        self.log(type_, || Object::Workload(w.clone()));
         self.notify_workload(WatchEvent::Applied(w));
     }
 
@@ -575,6 +606,7 @@ impl State {
         for key in self.pods_of(r) {
             self.terminate_pod(&key, None);
         }
+        self.log(ChangeType::Deleted, || Object::Workload(sw.w.clone()));
         self.notify_workload(WatchEvent::Deleted(sw.w.clone()));
         Some(sw.w)
     }
@@ -701,14 +733,19 @@ impl State {
     /// Stores a Lease with a new resource version and tells its watchers.
     pub(crate) fn put_lease(&mut self, mut lease: Lease) -> Lease {
         lease.resource_version = self.next_rv();
-        self.leases
+        let old = self
+            .leases
             .insert((lease.namespace.clone(), lease.name.clone()), lease.clone());
+        self.log(added_or_modified(old.is_some()), || {
+            Object::Lease(lease.clone())
+        });
         self.notify_lease(WatchEvent::Applied(lease.clone()));
         lease
     }
 
     pub(crate) fn remove_lease(&mut self, key: &Key) {
         if let Some(lease) = self.leases.remove(key) {
+            self.log(ChangeType::Deleted, || Object::Lease(lease.clone()));
             self.notify_lease(WatchEvent::Deleted(lease));
         }
     }
@@ -739,6 +776,8 @@ impl State {
     /// Ends every open watch with an error, as an API server restart, a load balancer
     /// timeout or an expired resourceVersion (`410 Gone`) ends them.
     pub(crate) fn break_watches(&mut self, message: &str) {
+        let now = self.rv;
+        self.changes.break_all(now);
         let error = Error::unavailable(message);
         let w = std::mem::take(&mut self.watchers);
         for tx in w.nodes {
@@ -759,7 +798,7 @@ impl State {
 
     /// Records an Event; an identical repeat within the series window counts on the Event
     /// already recorded, as a recorder that keeps event series does.
-    pub(crate) fn push_event(&mut self, mut event: Event) {
+    pub(crate) fn push_event(&mut self, mut event: Event) -> u64 {
         let time = event.time.unwrap_or_else(|| self.wall());
         if let Some((seq, count)) = self.series.repeat(&event) {
             let at = self.events.partition_point(|(s, _)| *s < seq);
@@ -768,7 +807,7 @@ impl State {
             {
                 stored.count = count;
                 stored.time = Some(time);
-                return;
+                return seq;
             }
             self.series.forget(&event);
         }
@@ -780,6 +819,15 @@ impl State {
         self.event_seq += 1;
         self.series.started(&event, self.event_seq);
         self.events.push_back((self.event_seq, event));
+        self.event_seq
+    }
+}
+
+fn added_or_modified(existed: bool) -> ChangeType {
+    if existed {
+        ChangeType::Modified
+    } else {
+        ChangeType::Added
     }
 }
 

@@ -1,0 +1,196 @@
+//! The simulated cluster behind a Kubernetes API endpoint.
+//!
+//! [`ApiServer`] serves a [`SimCluster`]'s state over the Kubernetes REST API, over HTTPS with
+//! a CA it makes at start (or plain HTTP), and writes a kubeconfig for it, so that kubectl,
+//! kube-rs and the `restart-manager` binary talk to the simulation as to a real cluster. Both
+//! views share one state: a write through the endpoint is a write the in-process `SimCluster`
+//! sees, and the reverse; writes go through the same [`ClusterApi`](cluster_api::ClusterApi)
+//! methods, so the simulation's fault injection and call counters apply to them.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}` | discovery |
+//! | `nodes` | get, list, watch, patch (merge, strategic merge, JSON patch) |
+//! | `pods`, `pods/eviction` | get, list, watch, delete; evict through budgets |
+//! | `leases` | get, list, watch, create, update (compare-and-swap), delete |
+//! | `deployments`, `statefulsets`, `daemonsets` | get, list, watch, patch of the pod template |
+//! | `poddisruptionbudgets` | get, list |
+//! | `events` (core), `namespaces` | list, create, patch (series) / list, get |
+//! | `tokenreviews`, `subjectaccessreviews`, `selfsubjectaccessreviews` | create |
+//!
+//! Lists take label and field selectors and `limit`/`continue`; watches start from a
+//! `resourceVersion` still in the change window (older: a `410 Gone` in the stream), send
+//! bookmarks when asked, and end after `timeoutSeconds`.
+
+mod render;
+mod routes;
+mod select;
+mod status;
+mod tls;
+mod watch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::SimCluster;
+
+/// How many changes are kept for watches to start from, unless set.
+pub const DEFAULT_WATCH_WINDOW: usize = 10_000;
+
+/// The bearer token of the kubeconfig an [`ApiServer`] writes, unless set.
+pub const DEFAULT_TOKEN: &str = "cluster-sim-admin-token";
+
+/// Builds the endpoint over a simulated cluster.
+pub struct ApiServer {
+    sim: SimCluster,
+    tls: bool,
+    window: usize,
+    token: String,
+}
+
+/// A running endpoint.
+pub struct Running {
+    addr: SocketAddr,
+    scheme: &'static str,
+    ca_pem: Option<String>,
+    token: String,
+    task: JoinHandle<()>,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) sim: SimCluster,
+    pub(crate) token: Arc<str>,
+}
+
+// === impl ApiServer ===
+
+impl ApiServer {
+    /// An HTTPS endpoint over `sim`, keeping [`DEFAULT_WATCH_WINDOW`] changes.
+    pub fn new(sim: SimCluster) -> Self {
+        ApiServer {
+            sim,
+            tls: true,
+            window: DEFAULT_WATCH_WINDOW,
+            token: DEFAULT_TOKEN.into(),
+        }
+    }
+
+    /// Serve plain HTTP instead of HTTPS.
+    pub fn plain_http(mut self) -> Self {
+        self.tls = false;
+        self
+    }
+
+    /// How many changes a watch may start behind; older versions get `410 Gone`.
+    pub fn watch_window(mut self, changes: usize) -> Self {
+        self.window = changes;
+        self
+    }
+
+    /// The bearer token that authenticates as the cluster's administrator.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = token.into();
+        self
+    }
+
+    /// Starts serving on `listener` (bind `127.0.0.1:0` for a free port).
+    pub fn serve(self, listener: TcpListener) -> Result<Running, String> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("the listener has no address: {e}"))?;
+        self.sim.with(|st| {
+            let now = st.current_rv();
+            st.changes.enable(self.window, now);
+        });
+        let shared = Shared {
+            sim: self.sim.clone(),
+            token: self.token.clone().into(),
+        };
+        let router = routes::router(shared);
+        let certificates = if self.tls { Some(tls::make()?) } else { None };
+        let ca_pem = certificates.as_ref().map(|c| c.ca_pem.clone());
+        let acceptor = certificates.map(|c| tokio_rustls::TlsAcceptor::from(c.server_config));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _peer)) = listener.accept().await else {
+                    continue;
+                };
+                let router = router.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let service = hyper_util::service::TowerToHyperService::new(router);
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let result = match acceptor {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls) => {
+                                builder
+                                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                                    .await
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                        },
+                        None => {
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .await
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                });
+            }
+        });
+        Ok(Running {
+            addr,
+            scheme: if self.tls { "https" } else { "http" },
+            ca_pem,
+            token: self.token,
+            task,
+        })
+    }
+}
+
+// === impl Running ===
+
+impl Running {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its URL, e.g. `https://127.0.0.1:6443`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The CA that signed its certificate, in PEM (HTTPS only).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A kubeconfig that reaches it as the administrator.
+    pub fn kubeconfig(&self) -> String {
+        tls::kubeconfig(&self.url(), self.ca_pem.as_deref(), &self.token)
+    }
+
+    /// Stops accepting connections.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+
+    /// Waits until the endpoint stops (it never does by itself).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}

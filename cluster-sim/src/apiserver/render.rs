@@ -1,0 +1,573 @@
+//! The simulated objects in the API server's JSON shapes (those of
+//! `shared/fixtures/kubernetes/`): what kubectl, kube-rs and client-go decode.
+
+use std::collections::BTreeMap;
+
+use cluster_api::{
+    Event, EventType, Lease, Node, Pod, PodPhase, TolerationOperator, UpdateStrategy, Workload,
+    WorkloadKind,
+};
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+
+use crate::budget::{Budget, IntOrPercent};
+use crate::state::{SimWorkload, State};
+
+/// `Time`: RFC 3339 to the second.
+pub(crate) fn time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `MicroTime`: RFC 3339 with exactly six fractional digits.
+pub(crate) fn micro_time(t: Timestamp) -> String {
+    format!(
+        "{}.{:06}Z",
+        t.strftime("%Y-%m-%dT%H:%M:%S"),
+        t.subsec_microsecond()
+    )
+}
+
+fn string_map(m: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// `metadata`, leaving out what is empty as the API server does.
+fn metadata(
+    name: &str,
+    namespace: Option<&str>,
+    uid: &str,
+    rv: &str,
+    created: Timestamp,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(name));
+    if let Some(ns) = namespace {
+        m.insert("namespace".into(), json!(ns));
+    }
+    if !uid.is_empty() {
+        m.insert("uid".into(), json!(uid));
+    }
+    m.insert("resourceVersion".into(), json!(rv));
+    m.insert("creationTimestamp".into(), json!(time(created)));
+    if !labels.is_empty() {
+        m.insert("labels".into(), string_map(labels));
+    }
+    if !annotations.is_empty() {
+        m.insert("annotations".into(), string_map(annotations));
+    }
+    m
+}
+
+// === nodes ===
+
+/// A Node as the kubelet and the node lifecycle controller keep it.
+pub(crate) fn node(st: &State, n: &Node) -> Value {
+    let created = st.config.start_time;
+    let ready = if n.ready { "True" } else { "Unknown" };
+    let (reason, message) = if n.ready {
+        ("KubeletReady", "kubelet is posting ready status")
+    } else {
+        ("NodeStatusUnknown", "Kubelet stopped posting node status.")
+    };
+    let now = time(st.wall());
+    let mut taints = Vec::new();
+    if n.unschedulable {
+        taints.push(json!({"key": cluster_api::UNSCHEDULABLE_TAINT, "effect": "NoSchedule", "timeAdded": now}));
+    }
+    if !n.ready {
+        taints.push(json!({"key": cluster_api::UNREACHABLE_TAINT, "effect": "NoSchedule", "timeAdded": now}));
+        taints.push(
+            json!({"key": cluster_api::UNREACHABLE_TAINT, "effect": "NoExecute", "timeAdded": now}),
+        );
+    }
+    let mut spec = Map::new();
+    if n.unschedulable {
+        spec.insert("unschedulable".into(), json!(true));
+    }
+    if !taints.is_empty() {
+        spec.insert("taints".into(), Value::Array(taints));
+    }
+    json!({
+        "kind": "Node",
+        "apiVersion": "v1",
+        "metadata": metadata(&n.name, None, &n.uid, &n.resource_version, created, &n.labels, &n.annotations),
+        "spec": spec,
+        "status": {
+            "capacity": {"cpu": "4", "memory": "16367580Ki", "pods": "110"},
+            "allocatable": {"cpu": "4", "memory": "16265180Ki", "pods": "110"},
+            "conditions": [{
+                "type": "Ready",
+                "status": ready,
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": time(created),
+                "reason": reason,
+                "message": message,
+            }],
+            "addresses": [
+                {"type": "InternalIP", "address": node_address(st, &n.name)},
+                {"type": "Hostname", "address": n.name},
+            ],
+            "nodeInfo": {
+                "machineID": n.machine_id,
+                "systemUUID": n.machine_id,
+                "bootID": n.boot_id,
+                "kernelVersion": "6.14.0-63.fc42.x86_64",
+                "osImage": "Fedora CoreOS 42.20251110.3.0",
+                "containerRuntimeVersion": "cri-o://1.33.1",
+                "kubeletVersion": "v1.33.4",
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        },
+    })
+}
+
+/// A stable address in 10.0.0.0/8 for a node: from the serial number in its simulated uid
+/// (unique per cluster), or else a hash of its name.
+pub(crate) fn node_address(st: &State, name: &str) -> String {
+    let serial = st
+        .nodes
+        .get(name)
+        .and_then(|n| n.uid.rsplit('-').next())
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+        .unwrap_or_else(|| {
+            name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
+        });
+    let i = serial & 0xff_ffff;
+    format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
+}
+
+// === pods ===
+
+/// A Pod with one container.
+pub(crate) fn pod(st: &State, p: &Pod) -> Value {
+    let mut meta = metadata(
+        &p.name,
+        Some(&p.namespace),
+        &p.uid,
+        &p.resource_version,
+        st.config.start_time,
+        &p.labels,
+        &BTreeMap::new(),
+    );
+    if p.mirror {
+        meta.insert(
+            "annotations".into(),
+            json!({cluster_api::MIRROR_POD_ANNOTATION: "simulated"}),
+        );
+    }
+    if let Some(owner) = &p.controller {
+        let api_version = match owner.kind.as_str() {
+            "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Deployment" => "apps/v1",
+            "Job" => "batch/v1",
+            _ => "v1",
+        };
+        let uid = owner_uid(st, p, &owner.kind, &owner.name);
+        meta.insert(
+            "ownerReferences".into(),
+            json!([{
+                "apiVersion": api_version,
+                "kind": owner.kind,
+                "name": owner.name,
+                "uid": uid,
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }]),
+        );
+    }
+    if let Some(deleted) = p.deletion_timestamp {
+        meta.insert("deletionTimestamp".into(), json!(time(deleted)));
+        meta.insert(
+            "deletionGracePeriodSeconds".into(),
+            json!(p.termination_grace_period_seconds),
+        );
+    }
+    let mut spec = json!({
+        "containers": [{
+            "name": "main",
+            "image": "registry.k8s.io/pause:3.10",
+            "resources": {},
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+            "imagePullPolicy": "IfNotPresent",
+        }],
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": p.termination_grace_period_seconds,
+        "dnsPolicy": "ClusterFirst",
+        "serviceAccountName": "default",
+        "schedulerName": "default-scheduler",
+        "priority": 0,
+    });
+    if let Some(node) = &p.node_name {
+        spec["nodeName"] = json!(node);
+    }
+    if p.empty_dir {
+        spec["volumes"] = json!([{"name": "scratch", "emptyDir": {}}]);
+        spec["containers"][0]["volumeMounts"] =
+            json!([{"name": "scratch", "mountPath": "/scratch"}]);
+    }
+    if !p.tolerations.is_empty() {
+        spec["tolerations"] = Value::Array(
+            p.tolerations
+                .iter()
+                .map(|t| {
+                    let mut o = Map::new();
+                    if !t.key.is_empty() {
+                        o.insert("key".into(), json!(t.key));
+                    }
+                    o.insert(
+                        "operator".into(),
+                        json!(match t.operator {
+                            TolerationOperator::Equal => "Equal",
+                            TolerationOperator::Exists => "Exists",
+                        }),
+                    );
+                    if !t.value.is_empty() {
+                        o.insert("value".into(), json!(t.value));
+                    }
+                    if !t.effect.is_empty() {
+                        o.insert("effect".into(), json!(t.effect));
+                    }
+                    Value::Object(o)
+                })
+                .collect(),
+        );
+    }
+    let phase = match p.phase {
+        PodPhase::Pending => "Pending",
+        PodPhase::Running => "Running",
+        PodPhase::Succeeded => "Succeeded",
+        PodPhase::Failed => "Failed",
+        PodPhase::Unknown => "Unknown",
+    };
+    let started = time(st.config.start_time);
+    let truth = |b: bool| if b { "True" } else { "False" };
+    let mut status = json!({
+        "phase": phase,
+        "conditions": [
+            {"type": "PodScheduled", "status": truth(p.node_name.is_some()), "lastProbeTime": null, "lastTransitionTime": started},
+            {"type": "Ready", "status": truth(p.ready), "lastProbeTime": null, "lastTransitionTime": started},
+            {"type": "ContainersReady", "status": truth(p.ready), "lastProbeTime": null, "lastTransitionTime": started},
+        ],
+        "qosClass": "BestEffort",
+    });
+    if let Some(node) = &p.node_name {
+        status["hostIP"] = json!(node_address(st, node));
+        status["startTime"] = json!(started);
+        let running = matches!(p.phase, PodPhase::Running);
+        status["containerStatuses"] = json!([{
+            "name": "main",
+            "ready": p.ready,
+            "restartCount": 0,
+            "image": "registry.k8s.io/pause:3.10",
+            "imageID": "registry.k8s.io/pause@sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a",
+            "started": running,
+            "state": if running { json!({"running": {"startedAt": started}}) } else { json!({"waiting": {"reason": "ContainerCreating"}}) },
+        }]);
+    }
+    json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec, "status": status})
+}
+
+/// The uid of a pod's owner where the simulation has one (its workload; a ReplicaSet gets one
+/// derived from the Deployment's).
+fn owner_uid(st: &State, p: &Pod, kind: &str, name: &str) -> String {
+    let owner = st
+        .pods
+        .get(&(p.namespace.clone(), p.name.clone()))
+        .and_then(|sp| sp.owner.as_ref())
+        .and_then(|r| st.workloads.get(r));
+    match (owner, kind) {
+        (Some(sw), "ReplicaSet") => derived_uid(&sw.w.uid, name),
+        (Some(sw), _) => sw.w.uid.clone(),
+        (None, _) => derived_uid("00000000-0000-4000-8000-000000000000", name),
+    }
+}
+
+/// A uid made from another and a name, stable across calls.
+pub(crate) fn derived_uid(base: &str, name: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in base.bytes().chain(name.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xfff,
+        (h >> 20) & 0xfff,
+        h & 0xffff_ffff_ffff
+    )
+}
+
+// === leases ===
+
+/// A `coordination.k8s.io/v1` Lease.
+pub(crate) fn lease(st: &State, l: &Lease) -> Value {
+    let mut spec = Map::new();
+    if let Some(h) = &l.holder_identity {
+        spec.insert("holderIdentity".into(), json!(h));
+    }
+    if let Some(d) = l.lease_duration_seconds {
+        spec.insert("leaseDurationSeconds".into(), json!(d));
+    }
+    if let Some(t) = l.acquire_time {
+        spec.insert("acquireTime".into(), json!(micro_time(t)));
+    }
+    if let Some(t) = l.renew_time {
+        spec.insert("renewTime".into(), json!(micro_time(t)));
+    }
+    if let Some(t) = l.lease_transitions {
+        spec.insert("leaseTransitions".into(), json!(t));
+    }
+    let uid = derived_uid(&l.namespace, &l.name);
+    json!({
+        "kind": "Lease",
+        "apiVersion": "coordination.k8s.io/v1",
+        "metadata": metadata(&l.name, Some(&l.namespace), &uid, &l.resource_version, st.config.start_time, &l.labels, &l.annotations),
+        "spec": spec,
+    })
+}
+
+// === workloads ===
+
+fn int_or_percent(v: IntOrPercent) -> Value {
+    match v {
+        IntOrPercent::Int(n) => json!(n),
+        IntOrPercent::Percent(p) => json!(format!("{p}%")),
+    }
+}
+
+/// A Deployment, StatefulSet or DaemonSet.
+pub(crate) fn workload(st: &State, w: &Workload) -> Value {
+    let sw = st.workloads.get(&w.reference());
+    let kind = w.kind.as_str();
+    let mut meta = metadata(
+        &w.name,
+        Some(&w.namespace),
+        &w.uid,
+        &w.resource_version,
+        st.config.start_time,
+        &w.labels,
+        &w.annotations,
+    );
+    meta.insert("generation".into(), json!(w.generation));
+    let mut template_meta = Map::new();
+    template_meta.insert("labels".into(), string_map(&w.selector.match_labels));
+    if !w.template_annotations.is_empty() {
+        template_meta.insert("annotations".into(), string_map(&w.template_annotations));
+    }
+    let grace = sw.map_or(30, |sw| sw.spec.termination_grace_period_seconds);
+    let mut pod_spec = json!({
+        "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10", "resources": {}}],
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": grace,
+    });
+    if let Some(sw) = sw
+        && !sw.spec.node_selector.is_empty()
+    {
+        pod_spec["nodeSelector"] = string_map(&sw.spec.node_selector);
+    }
+    let mut spec = json!({
+        "selector": {"matchLabels": string_map(&w.selector.match_labels)},
+        "template": {"metadata": template_meta, "spec": pod_spec},
+        "revisionHistoryLimit": 10,
+    });
+    let s = &w.status;
+    let conditions: Vec<Value> = s
+        .conditions
+        .iter()
+        .map(|c| {
+            json!({
+                "type": c.type_,
+                "status": c.status,
+                "reason": c.reason,
+                "message": c.message,
+                "lastUpdateTime": time(st.wall()),
+                "lastTransitionTime": time(st.config.start_time),
+            })
+        })
+        .collect();
+    let status = match w.kind {
+        WorkloadKind::Deployment => {
+            let replicas = w.replicas.unwrap_or(1);
+            spec["replicas"] = json!(replicas);
+            spec["paused"] = json!(w.paused);
+            spec["progressDeadlineSeconds"] = json!(w.progress_deadline_seconds.unwrap_or(600));
+            spec["strategy"] = match w.strategy {
+                UpdateStrategy::Recreate => json!({"type": "Recreate"}),
+                _ => {
+                    let (surge, unavailable) = sw.map_or((None, None), |sw: &SimWorkload| {
+                        (sw.spec.max_surge, sw.spec.max_unavailable)
+                    });
+                    json!({"type": "RollingUpdate", "rollingUpdate": {
+                        "maxSurge": int_or_percent(surge.unwrap_or(IntOrPercent::Percent(25))),
+                        "maxUnavailable": int_or_percent(unavailable.unwrap_or(IntOrPercent::Percent(25))),
+                    }})
+                }
+            };
+            if w.paused {
+                spec["paused"] = json!(true);
+            }
+            json!({
+                "observedGeneration": s.observed_generation.unwrap_or(0),
+                "replicas": s.replicas,
+                "updatedReplicas": s.updated_replicas,
+                "readyReplicas": s.ready_replicas,
+                "availableReplicas": s.available_replicas,
+                "unavailableReplicas": (s.replicas - s.available_replicas).max(0),
+                "conditions": conditions,
+            })
+        }
+        WorkloadKind::StatefulSet => {
+            spec["replicas"] = json!(w.replicas.unwrap_or(1));
+            spec["serviceName"] = json!(w.name);
+            spec["podManagementPolicy"] = json!("OrderedReady");
+            spec["updateStrategy"] = match w.strategy {
+                UpdateStrategy::OnDelete => json!({"type": "OnDelete"}),
+                UpdateStrategy::RollingUpdate { partition } => {
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": partition.unwrap_or(0)}})
+                }
+                UpdateStrategy::Recreate => json!({"type": "RollingUpdate"}),
+            };
+            let mut status = json!({
+                "observedGeneration": s.observed_generation.unwrap_or(0),
+                "replicas": s.replicas,
+                "readyReplicas": s.ready_replicas,
+                "currentReplicas": s.replicas - s.updated_replicas.min(s.replicas)
+                    + if s.current_revision == s.update_revision { s.updated_replicas } else { 0 },
+                "updatedReplicas": s.updated_replicas,
+                "availableReplicas": s.available_replicas,
+                "collisionCount": 0,
+            });
+            if let Some(r) = &s.current_revision {
+                status["currentRevision"] = json!(r);
+            }
+            if let Some(r) = &s.update_revision {
+                status["updateRevision"] = json!(r);
+            }
+            status
+        }
+        WorkloadKind::DaemonSet => {
+            spec["updateStrategy"] = match w.strategy {
+                UpdateStrategy::OnDelete => json!({"type": "OnDelete"}),
+                _ => {
+                    let unavailable = sw
+                        .and_then(|sw| sw.spec.max_unavailable)
+                        .unwrap_or(IntOrPercent::Int(1));
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": int_or_percent(unavailable), "maxSurge": 0}})
+                }
+            };
+            json!({
+                "observedGeneration": s.observed_generation.unwrap_or(0),
+                "currentNumberScheduled": s.replicas,
+                "numberMisscheduled": 0,
+                "desiredNumberScheduled": s.desired_number_scheduled,
+                "numberReady": s.ready_replicas,
+                "updatedNumberScheduled": s.updated_replicas,
+                "numberAvailable": s.available_replicas,
+                "numberUnavailable": (s.desired_number_scheduled - s.available_replicas).max(0),
+            })
+        }
+    };
+    json!({"kind": kind, "apiVersion": "apps/v1", "metadata": meta, "spec": spec, "status": status})
+}
+
+// === budgets ===
+
+/// A `policy/v1` PodDisruptionBudget with the status the disruption controller keeps.
+pub(crate) fn budget(st: &State, b: &Budget) -> Value {
+    let status = st.budget_status(b);
+    let mut spec = json!({
+        "selector": {"matchLabels": string_map(&b.selector.match_labels)},
+    });
+    if let Some(v) = b.min_available {
+        spec["minAvailable"] = int_or_percent(v);
+    }
+    if let Some(v) = b.max_unavailable {
+        spec["maxUnavailable"] = int_or_percent(v);
+    }
+    let allowed = status.disruptions_allowed > 0;
+    json!({
+        "kind": "PodDisruptionBudget",
+        "apiVersion": "policy/v1",
+        "metadata": metadata(&b.name, Some(&b.namespace), &derived_uid(&b.namespace, &b.name), &st.current_rv().to_string(), st.config.start_time, &BTreeMap::new(), &BTreeMap::new()),
+        "spec": spec,
+        "status": {
+            "observedGeneration": 1,
+            "disruptionsAllowed": status.disruptions_allowed.max(0),
+            "currentHealthy": status.current_healthy,
+            "desiredHealthy": status.desired_healthy,
+            "expectedPods": status.expected_pods,
+            "conditions": [{
+                "type": "DisruptionAllowed",
+                "status": if allowed { "True" } else { "False" },
+                "reason": if allowed { "SufficientPods" } else { "InsufficientPods" },
+                "message": "",
+                "observedGeneration": 1,
+                "lastTransitionTime": time(st.config.start_time),
+            }],
+        },
+    })
+}
+
+// === events ===
+
+/// A core/v1 Event, as the events.k8s.io API stores one.
+pub(crate) fn event(st: &State, seq: u64, e: &Event, name: &str) -> Value {
+    let namespace = e
+        .regarding
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let mut involved = Map::new();
+    involved.insert(
+        "apiVersion".into(),
+        json!(match e.regarding.kind.as_str() {
+            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "apps/v1",
+            "Lease" => "coordination.k8s.io/v1",
+            _ => "v1",
+        }),
+    );
+    involved.insert("kind".into(), json!(e.regarding.kind));
+    involved.insert("name".into(), json!(e.regarding.name));
+    if let Some(ns) = &e.regarding.namespace {
+        involved.insert("namespace".into(), json!(ns));
+    }
+    if let Some(uid) = &e.regarding.uid {
+        involved.insert("uid".into(), json!(uid));
+    }
+    let at = e.time.unwrap_or(st.config.start_time);
+    let mut event = json!({
+        "kind": "Event",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": derived_uid("event", name),
+            "resourceVersion": seq.to_string(),
+            "creationTimestamp": time(at),
+        },
+        "involvedObject": involved,
+        "reason": e.reason,
+        "message": e.note,
+        "source": {"component": e.reporting_controller},
+        "type": match e.type_ { EventType::Normal => "Normal", EventType::Warning => "Warning" },
+        "eventTime": micro_time(at),
+        "action": e.action,
+        "reportingComponent": e.reporting_controller,
+        "reportingInstance": e.reporting_instance,
+    });
+    if e.count > 1 {
+        event["series"] = json!({"count": e.count, "lastObservedTime": micro_time(at)});
+    }
+    event
+}

@@ -1,0 +1,204 @@
+//! Which objects a list or watch covers: namespace, label and field selectors, and pages.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cluster_api::LabelSelector;
+use serde_json::Value;
+
+use super::status::ApiError;
+
+/// A parsed `fieldSelector`: terms joined by commas, each `path=value`, `path==value` or
+/// `path!=value`, judged on the object's JSON (a missing field is the empty string).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldSelector {
+    terms: Vec<(String, bool, String)>,
+}
+
+impl FieldSelector {
+    pub(crate) fn parse(s: &str) -> Result<Self, ApiError> {
+        let mut terms = Vec::new();
+        for term in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (path, equal, value) = if let Some((p, v)) = term.split_once("!=") {
+                (p, false, v)
+            } else if let Some((p, v)) = term.split_once("==") {
+                (p, true, v)
+            } else if let Some((p, v)) = term.split_once('=') {
+                (p, true, v)
+            } else {
+                return Err(ApiError::bad_request(format!(
+                    "invalid field selector: {term:?}: no operator"
+                )));
+            };
+            terms.push((path.trim().to_string(), equal, value.trim().to_string()));
+        }
+        Ok(FieldSelector { terms })
+    }
+
+    /// The value an equality term requires of `path`, if any (used to narrow a list).
+    pub(crate) fn required(&self, path: &str) -> Option<&str> {
+        self.terms
+            .iter()
+            .find(|(p, equal, _)| p == path && *equal)
+            .map(|(_, _, v)| v.as_str())
+    }
+
+    pub(crate) fn matches(&self, object: &Value) -> bool {
+        self.terms.iter().all(|(path, equal, value)| {
+            let mut at = object;
+            for part in path.split('.') {
+                at = &at[part];
+            }
+            let found = match at {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (found == *value) == *equal
+        })
+    }
+}
+
+/// What a request selects.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Selection {
+    pub(crate) namespace: Option<String>,
+    pub(crate) labels: Option<LabelSelector>,
+    pub(crate) fields: FieldSelector,
+}
+
+impl Selection {
+    pub(crate) fn from_query(
+        namespace: Option<String>,
+        query: &HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        let labels =
+            match query.get("labelSelector").map(String::as_str) {
+                None | Some("") => None,
+                Some(s) => Some(s.parse::<LabelSelector>().map_err(|e| {
+                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
+                })?),
+            };
+        let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+        Ok(Selection {
+            namespace,
+            labels,
+            fields,
+        })
+    }
+
+    /// Whether the object (its JSON) is selected.
+    pub(crate) fn matches(&self, object: &Value) -> bool {
+        let meta = &object["metadata"];
+        if let Some(ns) = &self.namespace
+            && meta["namespace"].as_str() != Some(ns.as_str())
+        {
+            return false;
+        }
+        if let Some(selector) = &self.labels {
+            let labels: BTreeMap<String, String> = meta["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !selector.matches(&labels) {
+                return false;
+            }
+        }
+        self.fields.matches(object)
+    }
+}
+
+/// The key objects are listed by: namespace, then name.
+pub(crate) fn key_of(object: &Value) -> String {
+    let meta = &object["metadata"];
+    format!(
+        "{}/{}",
+        meta["namespace"].as_str().unwrap_or(""),
+        meta["name"].as_str().unwrap_or("")
+    )
+}
+
+/// One page of a sorted list: the items after the `continue` token, at most `limit`, and the
+/// token for the next page. Tokens carry the list's resourceVersion and the last key; a page
+/// is served from the current state (changes since are replayed by a watch from that version).
+pub(crate) fn page(
+    mut items: Vec<Value>,
+    limit: Option<usize>,
+    token: Option<&str>,
+    rv: u64,
+) -> Result<(Vec<Value>, Option<String>, u64), ApiError> {
+    items.sort_by_key(key_of);
+    let (rv, after) = match token {
+        Some(t) if !t.is_empty() => {
+            let decoded = decode_token(t)
+                .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+            (decoded.0, Some(decoded.1))
+        }
+        _ => (rv, None),
+    };
+    if let Some(after) = &after {
+        items.retain(|i| key_of(i) > *after);
+    }
+    let limit = limit.filter(|l| *l > 0);
+    let next = match limit {
+        Some(l) if items.len() > l => {
+            items.truncate(l);
+            items.last().map(|last| encode_token(rv, &key_of(last)))
+        }
+        _ => None,
+    };
+    Ok((items, next, rv))
+}
+
+fn encode_token(rv: u64, key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{rv}\n{key}"))
+}
+
+fn decode_token(t: &str) -> Option<(u64, String)> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()?;
+    let s = String::from_utf8(bytes).ok()?;
+    let (rv, key) = s.split_once('\n')?;
+    Some((rv.parse().ok()?, key.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn field_selectors_judge_the_json() {
+        let pod = json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let on = |s: &str| FieldSelector::parse(s).unwrap().matches(&pod);
+        assert!(on("spec.nodeName=n1"));
+        assert!(on("spec.nodeName==n1,metadata.namespace=ns"));
+        assert!(!on("spec.nodeName=n2"));
+        assert!(on("status.phase!=Succeeded,status.phase!=Failed"));
+        assert!(on("spec.missing="));
+        assert!(FieldSelector::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn pages_continue_after_the_last_key() {
+        let items: Vec<Value> = (1..=5)
+            .map(|i| json!({"metadata": {"name": format!("n{i}")}}))
+            .collect();
+        let (first, next, rv) = page(items.clone(), Some(2), None, 7).unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(rv, 7);
+        let (second, next, rv) = page(items.clone(), Some(2), next.as_deref(), 9).unwrap();
+        assert_eq!(second[0]["metadata"]["name"], "n3");
+        assert_eq!(rv, 7, "later pages keep the first page's version");
+        let (last, next, _) = page(items, Some(2), next.as_deref(), 9).unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(next, None);
+    }
+}

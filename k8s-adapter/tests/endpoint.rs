@@ -1,0 +1,226 @@
+//! The adapter against the simulated cluster's Kubernetes API endpoint, over HTTPS with the
+//! endpoint's own CA, with the FleetLock coordinator on top: the TLS path, list pagination,
+//! watches with bookmarks and relists, evictions through budgets, Lease compare-and-swap,
+//! Events, throttling, all through real HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_api::{ClusterApi, Error, LabelSelector, Node, WatchEvent};
+use cluster_sim::apiserver::{ApiServer, Running};
+use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster, WorkloadSpec, machine_id_for};
+use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
+use futures::StreamExt;
+use k8s_adapter::{KubeCluster, KubeOptions};
+
+/// How long any one wait may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct Setup {
+    sim: SimCluster,
+    kube: KubeCluster,
+    _endpoint: Running,
+    _dir: TempDir,
+}
+
+/// A directory removed at the end.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn setup(nodes: usize) -> Setup {
+    let sim = SimCluster::new();
+    for i in 1..=nodes {
+        let name = format!("n{i}");
+        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "k8s-adapter-endpoint-{}-{}",
+        std::process::id(),
+        endpoint.addr().port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, endpoint.kubeconfig()).unwrap();
+    let options = KubeOptions {
+        timeout: Duration::from_secs(10),
+        ..KubeOptions::default()
+    };
+    let kube = KubeCluster::connect(Some(&path), None, options)
+        .await
+        .unwrap();
+    Setup {
+        sim,
+        kube,
+        _endpoint: endpoint,
+        _dir: TempDir(dir),
+    }
+}
+
+fn zincati(node: &str) -> ClientParams {
+    ClientParams {
+        id: zincati_id(&machine_id_for(node)).unwrap(),
+        group: "default".into(),
+    }
+}
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within {DEADLINE:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adapter_speaks_to_the_endpoint_over_tls_with_pages_and_watches() {
+    // More Nodes than one list page (the adapter asks for 100 at a time).
+    let s = setup(250).await;
+    assert!(s.kube.server_version().await.unwrap().starts_with("v1.33"));
+    assert!(
+        s.kube
+            .missing_permissions(&k8s_adapter::required_permissions("restart-manager"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let nodes = within("the node list", s.kube.list_nodes()).await.unwrap();
+    assert_eq!(nodes.len(), 250);
+    let n7 = nodes.iter().find(|n| n.name == "n7").unwrap();
+    assert_eq!(n7.machine_id, machine_id_for("n7"));
+    assert_eq!(n7.boot_id, s.sim.node("n7").unwrap().boot_id);
+
+    // A change made in the simulation reaches the adapter's watch.
+    let mut watch = s.kube.watch_nodes().await.unwrap();
+    assert!(matches!(
+        watch.next().await,
+        Some(Ok(WatchEvent::Restarted(all))) if all.len() == 250
+    ));
+    s.sim.reboot_node("n7").unwrap();
+    let seen = within("the reboot in the watch", async {
+        loop {
+            if let Some(Ok(WatchEvent::Applied(n))) = watch.next().await
+                && n.name == "n7"
+                && !n.ready
+            {
+                return n;
+            }
+        }
+    })
+    .await;
+    assert!(!seen.ready);
+
+    // A watch that breaks is reported, and a new one lists afresh.
+    s.sim.break_watches();
+    let broken = within("the broken watch", async {
+        loop {
+            match watch.next().await {
+                Some(Err(e)) => return e,
+                Some(Ok(_)) => continue,
+                None => panic!("the stream ended without an error"),
+            }
+        }
+    })
+    .await;
+    assert!(matches!(broken, Error::Unavailable { .. }), "{broken:?}");
+
+    // Leases: compare-and-swap through PUT.
+    let lease =
+        cluster_api::Lease::new("restart-manager", "lock").label("restart-manager.io/lock", "test");
+    let created = s.kube.create_lease(&lease).await.unwrap();
+    let mut mine = created.clone();
+    mine.holder_identity = Some("a".into());
+    s.kube.replace_lease(&mine).await.unwrap();
+    let mut stale = created.clone();
+    stale.holder_identity = Some("b".into());
+    let err = s.kube.replace_lease(&stale).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let listed = s
+        .kube
+        .list_leases(
+            "restart-manager",
+            &LabelSelector::eq("restart-manager.io/lock", "test"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed[0].holder_identity.as_deref(), Some("a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleetlock_cycle_through_the_adapter_and_the_endpoint() {
+    let s = setup(3).await;
+    s.sim
+        .add_workload(
+            WorkloadSpec::deployment("shop", "web")
+                .replicas(3)
+                .grace_period(1)
+                .pod_start_secs(1),
+        )
+        .unwrap();
+    s.sim.add_budget(Budget::min_available(
+        "shop",
+        "web",
+        LabelSelector::eq("app", "web"),
+        IntOrPercent::Int(2),
+    ));
+    // The first eviction is throttled the way priority and fairness does it: a plain-text
+    // 429 with Retry-After. The drain must wait it out and go on.
+    s.sim.fail_next(
+        Operation::EvictPod,
+        1,
+        Error::TooManyRequests {
+            message: "Too many requests, please try again later.".into(),
+            retry_after: Some(Duration::from_secs(1)),
+        },
+    );
+    let mut config = FleetLockConfig::default();
+    config.drain.request_wait = Duration::from_secs(30);
+    config.drain.retry_initial = Duration::from_millis(200);
+    config.drain.retry_max = Duration::from_secs(1);
+    let api: Arc<dyn ClusterApi> = Arc::new(s.kube.clone());
+    let c = Coordinator::builder(api, config)
+        .instance("endpoint-test")
+        .build();
+    let run = tokio::spawn({
+        let c = c.clone();
+        async move { c.run().await }
+    });
+    within("the caches", c.wait_ready()).await;
+
+    within("the drain", c.pre_reboot(&zincati("n1")))
+        .await
+        .unwrap();
+    let n1 = s.sim.node("n1").unwrap();
+    assert!(n1.unschedulable, "cordoned through the endpoint");
+    assert!(s.sim.pods_on("n1").is_empty(), "drained through evictions");
+    let evictions = s.sim.evictions();
+    assert!(
+        evictions.iter().any(|e| e.node.as_deref() == Some("n1")),
+        "{evictions:?}"
+    );
+    // The throttled attempt is in the call count but not among the answered evictions.
+    assert!(s.sim.calls().get(Operation::EvictPod) > evictions.len() as u64);
+
+    within("the release", c.steady_state(&zincati("n1")))
+        .await
+        .unwrap();
+    assert!(!s.sim.node("n1").unwrap().unschedulable);
+    let events: Vec<_> = s
+        .sim
+        .events()
+        .into_iter()
+        .filter(|e| e.regarding.name == "n1")
+        .collect();
+    assert!(events.iter().any(|e| e.reason == "RebootApproved"));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.regarding.uid.as_deref() == Some(n1.uid.as_str())),
+        "{events:?}"
+    );
+    run.abort();
+}
