@@ -138,6 +138,10 @@ async fn kubectl_gets_cordons_and_drains_like_restart_manager() {
     let pods = k.ok(&["get", "pods", "-A", "-o", "name"]).await;
     assert_eq!(pods.lines().count(), 6, "{pods}");
 
+    // kubectl sends its access review as protobuf.
+    let can = k.ok(&["auth", "can-i", "create", "pods/eviction"]).await;
+    assert_eq!(can.trim(), "yes");
+
     k.ok(&["cordon", "n1"]).await;
     assert!(sim.node("n1").unwrap().unschedulable);
     let drained = k

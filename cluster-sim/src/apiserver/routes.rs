@@ -399,7 +399,13 @@ async fn dispatch(
             )
             .await
         }
-        (&Method::POST, None, None) => create(shared, &target, body).await,
+        (&Method::POST, None, None) => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            create(shared, &target, content_type, body).await
+        }
         (&Method::PUT, Some(name), None) => replace(shared, &target, name, body).await,
         (&Method::PATCH, Some(name), None) => {
             let content_type = headers
@@ -732,8 +738,27 @@ fn lease_from(v: &Value, namespace: &str) -> Result<Lease, ApiError> {
     })
 }
 
-async fn create(shared: &Shared, target: &Target, body: &Bytes) -> Result<Response, ApiError> {
-    let v = parse_body(body)?;
+async fn create(
+    shared: &Shared,
+    target: &Target,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let v = if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        match target.resource {
+            Resource::SubjectAccessReviews | Resource::SelfSubjectAccessReviews => {
+                super::pb::access_review(body)
+                    .ok_or_else(|| ApiError::bad_request("unreadable protobuf access review"))?
+            }
+            _ => {
+                return Err(ApiError::unsupported_media_type(
+                    "the simulated API reads protobuf only for access reviews; send JSON",
+                ));
+            }
+        }
+    } else {
+        parse_body(body)?
+    };
     let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
     match target.resource {
         Resource::Leases => {
