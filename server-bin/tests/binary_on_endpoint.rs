@@ -41,6 +41,15 @@ fn zincati_request(path: &str, node: &str) -> Vec<u8> {
 
 /// Starts the binary and waits (bounded) until it serves.
 async fn start(kubeconfig: &std::path::Path, config: &std::path::Path, port: u16) -> Child {
+    start_as("restart-manager-e2e", kubeconfig, config, port).await
+}
+
+async fn start_as(
+    name: &str,
+    kubeconfig: &std::path::Path,
+    config: &std::path::Path,
+    port: u16,
+) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_restart-manager"))
         .args(["--kubeconfig"])
         .arg(kubeconfig)
@@ -52,7 +61,7 @@ async fn start(kubeconfig: &std::path::Path, config: &std::path::Path, port: u16
             "--log-format",
             "json",
         ])
-        .env("POD_NAME", "restart-manager-e2e")
+        .env("POD_NAME", name)
         .kill_on_drop(true)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -192,5 +201,173 @@ async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
             .template_annotations
             .contains_key("kubectl.kubernetes.io/restartedAt")
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn leader(sim: &SimCluster) -> Option<String> {
+    sim.lease("restart-manager", "restart-manager-leader")
+        .and_then(|l| l.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+fn slot_holders(sim: &SimCluster) -> usize {
+    sim.lease("restart-manager", "fleetlock-default")
+        .and_then(|l| l.annotations.get("restart-manager.io/holders").cloned())
+        .map(|h| {
+            serde_json::from_str::<Vec<serde_json::Value>>(&h)
+                .unwrap()
+                .len()
+        })
+        .unwrap_or(0)
+}
+
+fn terminate(child: &Child) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Two processes over one endpoint: one slot between them; SIGTERM hands leadership over at
+/// once; the replica draining a node is killed with SIGKILL and the other, now leading,
+/// resumes the drain from the group Lease and finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_slots_hand_over_leadership_and_survive_a_kill_mid_drain() {
+    let sim = SimCluster::new();
+    for i in 1..=4 {
+        let name = format!("n{i}");
+        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
+    }
+    // Two replicas on n1 and n2 under a budget that keeps both: draining either waits until
+    // the Deployment is scaled up.
+    for n in ["n3", "n4"] {
+        sim.edit_node(n, |n| n.unschedulable = true).unwrap();
+    }
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "db")
+            .replicas(2)
+            .grace_period(1)
+            .pod_start_secs(1),
+    )
+    .unwrap();
+    for n in ["n3", "n4"] {
+        sim.edit_node(n, |n| n.unschedulable = false).unwrap();
+    }
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "db",
+        LabelSelector::eq("app", "db"),
+        IntOrPercent::Int(2),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let dir = std::env::temp_dir().join(format!("rm-endpoint-two-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        "fleetlock:\n  drain:\n    requestWait: 1s\n    retryInitial: 1s\n    retryMax: 2s\n",
+    )
+    .unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+    let a = start_as("rm-a", &kubeconfig, &config, ports[0]).await;
+    let b = start_as("rm-b", &kubeconfig, &config, ports[1]).await;
+    let first = until("a leader", async || leader(&sim)).await;
+
+    // SIGTERM: the leader gives the Lease back and the other takes over at once, not a
+    // whole lease (15 s) later.
+    let (stopping, staying, staying_port, staying_name) = if first == "rm-a" {
+        (a, b, 1, "rm-b")
+    } else {
+        (b, a, 0, "rm-a")
+    };
+    terminate(&stopping);
+    let asked = tokio::time::Instant::now();
+    until("the hand-over", async || {
+        (leader(&sim).as_deref() == Some(staying_name)).then_some(())
+    })
+    .await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "took {:?}: the Lease was not given back",
+        asked.elapsed()
+    );
+    let _ = stopping.wait_with_output().await;
+    // Back to two replicas, both ready.
+    let third = start_as("rm-c", &kubeconfig, &config, ports[2]).await;
+    let readyz = b"GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n";
+    for i in [staying_port, 2] {
+        until("readiness", async || {
+            (send(addr(i), readyz).await.0 == 200).then_some(())
+        })
+        .await;
+    }
+
+    // One slot: n1 and n2 ask at once, through different replicas; one of them gets it.
+    let (ask_n1, ask_n2) = (
+        zincati_request("/v1/pre-reboot", "n1"),
+        zincati_request("/v1/pre-reboot", "n2"),
+    );
+    let (one, two) = tokio::join!(send(addr(staying_port), &ask_n1), send(addr(2), &ask_n2),);
+    let kind = |body: &str| -> String {
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["kind"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let mut kinds = [kind(&one.2), kind(&two.2)];
+    kinds.sort();
+    assert_eq!(kinds, ["draining", "lock_held"], "{} / {}", one.2, two.2);
+    assert_eq!(slot_holders(&sim), 1);
+    let (draining_node, draining_port) = if kind(&one.2) == "draining" {
+        ("n1", staying_port)
+    } else {
+        ("n2", 2)
+    };
+    // The leader (staying) resumes drains too; kill the draining replica that is not the
+    // leader only if the request went there, else kill the leader itself.
+    let (mut killed, survivor_port) = if draining_port == staying_port {
+        (staying, 2)
+    } else {
+        (third, staying_port)
+    };
+    killed.kill().await.unwrap();
+    let _ = killed.wait().await;
+
+    // The budget makes room; the survivor (leader now, or after the lease expires) resumes
+    // the drain from the Lease and approves.
+    sim.scale(&WorkloadSpec::deployment("shop", "db").reference(), 3)
+        .unwrap();
+    until("the resumed drain", async || {
+        let (status, _, _) = send(
+            addr(survivor_port),
+            &zincati_request("/v1/pre-reboot", draining_node),
+        )
+        .await;
+        (status == 200).then_some(())
+    })
+    .await;
+    assert!(sim.node(draining_node).unwrap().unschedulable);
+    assert!(
+        sim.pods_on(draining_node).is_empty(),
+        "{draining_node} approved with pods on it"
+    );
+    assert_eq!(slot_holders(&sim), 1);
+    assert_eq!(
+        send(
+            addr(survivor_port),
+            &zincati_request("/v1/steady-state", draining_node)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(slot_holders(&sim), 0);
+    assert!(!sim.node(draining_node).unwrap().unschedulable);
     let _ = std::fs::remove_dir_all(&dir);
 }
