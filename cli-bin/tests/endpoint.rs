@@ -1,0 +1,99 @@
+//! `restartctl` in direct mode, the real binary with a kubeconfig, against the simulated
+//! cluster's Kubernetes API endpoint over HTTPS.
+
+use std::time::Duration;
+
+use cluster_api::{Node, WorkloadKind, WorkloadRef};
+use cluster_sim::apiserver::ApiServer;
+use cluster_sim::{SimCluster, WorkloadSpec, machine_id_for};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+async fn restartctl(
+    kubeconfig: &std::path::Path,
+    config: &std::path::Path,
+    args: &[&str],
+) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_restartctl"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--config")
+            .arg(config)
+            .args(["--identity", "alice"])
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("restartctl finished in time")
+    .expect("restartctl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restartctl_restarts_and_waits_through_the_endpoint() {
+    let sim = SimCluster::new();
+    for i in 1..=2 {
+        let name = format!("n{i}");
+        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
+    }
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(2)
+            .grace_period(1)
+            .pod_start_secs(1),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let dir = std::env::temp_dir().join(format!("restartctl-endpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\n",
+    )
+    .unwrap();
+
+    let (code, out, err) = restartctl(
+        &kubeconfig,
+        &config,
+        &[
+            "restart",
+            "deployment/shop/web",
+            "--reason",
+            "e2e",
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let web = sim
+        .workload(&WorkloadRef::new(WorkloadKind::Deployment, "shop", "web"))
+        .unwrap();
+    assert!(
+        web.template_annotations
+            .contains_key("kubectl.kubernetes.io/restartedAt")
+    );
+    let (code, out, err) =
+        restartctl(&kubeconfig, &config, &["history", "deployment/shop/web"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Restarted") && out.contains("RolloutComplete"),
+        "{out}"
+    );
+    let (code, out, err) = restartctl(&kubeconfig, &config, &["nodes"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("n1") && out.contains("n2"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
