@@ -22,13 +22,16 @@
 //! `resourceVersion` still in the change window (older: a `410 Gone` in the stream), send
 //! bookmarks when asked, and end after `timeoutSeconds`.
 
+mod discovery;
 mod pb;
+mod reads;
 mod render;
 mod routes;
 mod select;
 mod status;
 mod tls;
 mod watch;
+mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::Shared;
+use super::discovery::Resource;
+use super::reads::list_candidates;
 use super::render;
-use super::routes::{Resource, list_candidates};
 use super::select::{Selection, key_of};
 use super::status::ApiError;
 use crate::changes::{Change, ChangeType, Object};

@@ -1,0 +1,218 @@
+//! Reads: get and list, and the objects of each resource in the API's JSON.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use cluster_api::Event;
+use serde_json::{Map, Value, json};
+
+use super::Shared;
+use super::discovery::*;
+use super::render;
+use super::routes::*;
+use super::select::{Selection, page};
+use super::status::ApiError;
+use crate::faults::Operation;
+use crate::state::State;
+
+/// The fault-injection key of a read, where the simulation has one.
+pub(crate) fn read_op(resource: Resource, one: bool) -> Option<Operation> {
+    Some(match (resource, one) {
+        (Resource::Nodes, true) => Operation::GetNode,
+        (Resource::Nodes, false) => Operation::ListNodes,
+        (Resource::Pods, _) => Operation::ListPods,
+        (Resource::Leases, true) => Operation::GetLease,
+        (Resource::Leases, false) => Operation::ListLeases,
+        (Resource::Workloads(_), true) => Operation::GetWorkload,
+        (Resource::Workloads(_), false) => Operation::ListWorkloads,
+        (Resource::Events, _) => Operation::ListEvents,
+        _ => return None,
+    })
+}
+
+/// The name the endpoint gives an Event recorded in the simulation.
+pub(crate) fn event_name(e: &Event, seq: u64) -> String {
+    format!("{}.{seq:016x}", e.regarding.name)
+}
+
+/// Every object of a resource (in a namespace, when given), in the API's JSON.
+pub(crate) fn objects(st: &State, resource: Resource, namespace: Option<&str>) -> Vec<Value> {
+    let in_ns = |ns: &str| namespace.is_none_or(|n| n == ns);
+    match resource {
+        Resource::Nodes => st.nodes.values().map(|n| render::node(st, n)).collect(),
+        Resource::Pods => st
+            .pods
+            .values()
+            .filter(|sp| in_ns(&sp.pod.namespace))
+            .map(|sp| render::pod(st, &sp.pod))
+            .collect(),
+        Resource::Leases => st
+            .leases
+            .values()
+            .filter(|l| in_ns(&l.namespace))
+            .map(|l| render::lease(st, l))
+            .collect(),
+        Resource::Workloads(kind) => st
+            .workloads
+            .values()
+            .filter(|sw| sw.w.kind == kind && in_ns(&sw.w.namespace))
+            .map(|sw| render::workload(st, &sw.w))
+            .collect(),
+        Resource::Budgets => st
+            .budgets
+            .values()
+            .filter(|b| in_ns(&b.namespace))
+            .map(|b| render::budget(st, b))
+            .collect(),
+        Resource::Events => st
+            .events
+            .iter()
+            .filter(|(_, e)| in_ns(e.regarding.namespace.as_deref().unwrap_or("default")))
+            .map(|(seq, e)| render::event(st, *seq, e, &event_name(e, *seq)))
+            .collect(),
+        Resource::Namespaces => namespaces(st)
+            .into_iter()
+            .map(|ns| namespace_json(st, &ns))
+            .collect(),
+        Resource::ReplicaSets
+        | Resource::TokenReviews
+        | Resource::SubjectAccessReviews
+        | Resource::SelfSubjectAccessReviews => Vec::new(),
+    }
+}
+
+pub(crate) fn namespaces(st: &State) -> BTreeSet<String> {
+    let mut all: BTreeSet<String> = ["default", "kube-system", "kube-public", "kube-node-lease"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    all.extend(st.pods.keys().map(|(ns, _)| ns.clone()));
+    all.extend(st.leases.keys().map(|(ns, _)| ns.clone()));
+    all.extend(st.workloads.keys().map(|r| r.namespace.clone()));
+    all.extend(st.budgets.keys().map(|(ns, _)| ns.clone()));
+    all
+}
+
+pub(crate) fn namespace_json(st: &State, ns: &str) -> Value {
+    json!({
+        "kind": "Namespace",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": ns,
+            "uid": render::derived_uid("namespace", ns),
+            "resourceVersion": "1",
+            "creationTimestamp": render::time(st.config.start_time),
+            "labels": {"kubernetes.io/metadata.name": ns},
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}
+
+pub(crate) async fn namespaced_object(
+    shared: &Shared,
+    method: &Method,
+    ns: &str,
+) -> Result<Response, ApiError> {
+    if method != Method::GET {
+        return Err(ApiError::method_not_allowed(
+            "namespaces are read-only here",
+        ));
+    }
+    shared.sim.with(|st| {
+        if namespaces(st).contains(ns) {
+            Ok(json_response(StatusCode::OK, &namespace_json(st, ns)))
+        } else {
+            Err(ApiError::not_found("namespaces", ns))
+        }
+    })
+}
+
+pub(crate) async fn get(
+    shared: &Shared,
+    target: &Target,
+    name: &str,
+) -> Result<Response, ApiError> {
+    if let Some(op) = read_op(target.resource, true) {
+        shared.sim.enter(op).await?;
+    }
+    let found = shared.sim.with(|st| {
+        objects(st, target.resource, target.namespace.as_deref())
+            .into_iter()
+            .find(|o| o["metadata"]["name"] == name)
+    });
+    match found {
+        Some(object) => Ok(json_response(StatusCode::OK, &object)),
+        None => Err(ApiError::not_found(&resource_label(target.resource), name)),
+    }
+}
+
+pub(crate) async fn list(
+    shared: &Shared,
+    target: &Target,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    if let Some(op) = read_op(target.resource, false) {
+        shared.sim.enter(op).await?;
+    }
+    let selection = Selection::from_query(target.namespace.clone(), query)?;
+    let limit = query.get("limit").and_then(|l| l.parse().ok());
+    let token = query.get("continue").map(String::as_str);
+    let (items, rv) = shared.sim.with(|st| {
+        let items: Vec<Value> = list_candidates(st, target.resource, &selection)
+            .into_iter()
+            .filter(|o| selection.matches(o))
+            .collect();
+        (items, st.current_rv())
+    });
+    let (items, next, rv) = page(items, limit, token, rv)?;
+    let k = kind_of(target.resource);
+    let mut metadata = Map::new();
+    metadata.insert("resourceVersion".into(), json!(rv.to_string()));
+    if let Some(next) = next {
+        metadata.insert("continue".into(), json!(next));
+    }
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|mut o| {
+            if let Some(m) = o.as_object_mut() {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
+            o
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "kind": format!("{}List", k.kind),
+            "apiVersion": group_version(k),
+            "metadata": metadata,
+            "items": items,
+        }),
+    ))
+}
+
+/// The objects a selection may match, narrowed by the fields the simulation indexes (a
+/// node's pods), so that listing one node's pods does not render every pod.
+pub(crate) fn list_candidates(st: &State, resource: Resource, selection: &Selection) -> Vec<Value> {
+    if resource == Resource::Pods
+        && let Some(node) = selection.fields.required("spec.nodeName")
+        && !node.is_empty()
+    {
+        return st
+            .pods_on_node(node)
+            .iter()
+            .filter_map(|k| st.pods.get(k))
+            .filter(|sp| {
+                selection
+                    .namespace
+                    .as_ref()
+                    .is_none_or(|ns| *ns == sp.pod.namespace)
+            })
+            .map(|sp| render::pod(st, &sp.pod))
+            .collect();
+    }
+    objects(st, resource, selection.namespace.as_deref())
+}

@@ -1,0 +1,466 @@
+//! Writes: create, update, patch, delete and evict, through the simulation's ClusterApi.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::Response;
+use cluster_api::{
+    ClusterApi, Event, EventType, EvictOptions, EvictionOutcome, Lease, NodePatch, ObjectRef,
+    WorkloadRef,
+};
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::discovery::*;
+use super::reads::*;
+use super::render;
+use super::routes::*;
+use super::status::ApiError;
+use crate::faults::Operation;
+
+pub(crate) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))
+}
+
+pub(crate) fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn timestamp(v: &Value) -> Result<Option<cluster_api::Timestamp>, ApiError> {
+    match v.as_str() {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|e| ApiError::invalid(format!("invalid time {s:?}: {e}"))),
+    }
+}
+
+/// A Lease from its JSON (create and update bodies).
+pub(crate) fn lease_from(v: &Value, namespace: &str) -> Result<Lease, ApiError> {
+    let meta = &v["metadata"];
+    let name = meta["name"]
+        .as_str()
+        .ok_or_else(|| ApiError::invalid("Lease.coordination.k8s.io: metadata.name: Required value: name or generateName is required"))?;
+    let spec = &v["spec"];
+    let int = |v: &Value| v.as_i64().and_then(|n| i32::try_from(n).ok());
+    Ok(Lease {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        resource_version: meta["resourceVersion"].as_str().unwrap_or("").to_string(),
+        labels: string_map(&meta["labels"]),
+        annotations: string_map(&meta["annotations"]),
+        holder_identity: spec["holderIdentity"].as_str().map(str::to_string),
+        lease_duration_seconds: int(&spec["leaseDurationSeconds"]),
+        acquire_time: timestamp(&spec["acquireTime"])?,
+        renew_time: timestamp(&spec["renewTime"])?,
+        lease_transitions: int(&spec["leaseTransitions"]),
+    })
+}
+
+pub(crate) async fn create(
+    shared: &Shared,
+    target: &Target,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let v = if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        match target.resource {
+            Resource::SubjectAccessReviews | Resource::SelfSubjectAccessReviews => {
+                super::pb::access_review(body)
+                    .ok_or_else(|| ApiError::bad_request("unreadable protobuf access review"))?
+            }
+            _ => {
+                return Err(ApiError::unsupported_media_type(
+                    "the simulated API reads protobuf only for access reviews; send JSON",
+                ));
+            }
+        }
+    } else {
+        parse_body(body)?
+    };
+    let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
+    match target.resource {
+        Resource::Leases => {
+            let mut lease = lease_from(&v, &namespace)?;
+            lease.resource_version.clear();
+            let written = ClusterApi::create_lease(&shared.sim, &lease).await?;
+            let json = shared.sim.with(|st| render::lease(st, &written));
+            Ok(json_response(StatusCode::CREATED, &json))
+        }
+        Resource::Events => create_event(shared, &v, &namespace).await,
+        Resource::TokenReviews => {
+            let token = v["spec"]["token"].as_str().unwrap_or("");
+            let mut review = v.clone();
+            review["status"] = if token == &*shared.token {
+                json!({"authenticated": true, "user": {"username": "cluster-sim-admin", "groups": ["system:masters", "system:authenticated"]}, "audiences": ["https://kubernetes.default.svc"]})
+            } else {
+                json!({"authenticated": false, "error": "invalid bearer token"})
+            };
+            Ok(json_response(StatusCode::CREATED, &review))
+        }
+        Resource::SubjectAccessReviews => {
+            let groups: Vec<&str> = v["spec"]["groups"]
+                .as_array()
+                .map(|g| g.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let allowed = groups.contains(&"system:masters");
+            let mut review = v.clone();
+            review["status"] = if allowed {
+                json!({"allowed": true, "reason": "the simulated cluster allows system:masters everything"})
+            } else {
+                json!({"allowed": false, "reason": "no RBAC rule of the simulated cluster allows it"})
+            };
+            Ok(json_response(StatusCode::CREATED, &review))
+        }
+        Resource::SelfSubjectAccessReviews => {
+            // Only the administrator's token is accepted, and it may do everything.
+            let mut review = v.clone();
+            review["status"] =
+                json!({"allowed": true, "reason": "the simulated cluster's administrator"});
+            Ok(json_response(StatusCode::CREATED, &review))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{} cannot be created through the simulated API",
+            resource_label(target.resource)
+        ))),
+    }
+}
+
+/// A core/v1 Event (or an events.k8s.io one) as the simulation records it.
+pub(crate) async fn create_event(
+    shared: &Shared,
+    v: &Value,
+    namespace: &str,
+) -> Result<Response, ApiError> {
+    let involved = if v["regarding"].is_object() {
+        &v["regarding"]
+    } else {
+        &v["involvedObject"]
+    };
+    let reason = v["reason"].as_str().unwrap_or("").to_string();
+    if reason.is_empty() {
+        return Err(ApiError::invalid(
+            "Event \"\" is invalid: reason: Required value",
+        ));
+    }
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let regarding = ObjectRef {
+        kind: text(&involved["kind"]),
+        namespace: involved["namespace"].as_str().map(str::to_string),
+        name: text(&involved["name"]),
+        uid: involved["uid"]
+            .as_str()
+            .filter(|u| !u.is_empty())
+            .map(str::to_string),
+    };
+    let event = Event {
+        regarding,
+        type_: if v["type"] == "Warning" {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason,
+        action: text(&v["action"]),
+        note: v["note"]
+            .as_str()
+            .or(v["message"].as_str())
+            .unwrap_or("")
+            .to_string(),
+        reporting_controller: v["reportingController"]
+            .as_str()
+            .or(v["reportingComponent"].as_str())
+            .filter(|s| !s.is_empty())
+            .or(v["source"]["component"].as_str())
+            .unwrap_or("")
+            .to_string(),
+        reporting_instance: v["reportingInstance"].as_str().unwrap_or("").to_string(),
+        time: timestamp(&v["eventTime"])?
+            .or(timestamp(&v["lastTimestamp"])?)
+            .or(timestamp(&v["firstTimestamp"])?),
+        count: 1,
+    };
+    shared.sim.enter(Operation::RecordEvent).await?;
+    let json = shared.sim.with(|st| {
+        let seq = st.push_event(event);
+        st.events
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == seq)
+            .map(|(s, e)| render::event(st, *s, e, &event_name(e, *s)))
+    });
+    let _ = namespace;
+    json.map(|j| json_response(StatusCode::CREATED, &j))
+        .ok_or_else(|| ApiError::invalid("the event was not recorded"))
+}
+
+pub(crate) async fn replace(
+    shared: &Shared,
+    target: &Target,
+    name: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    if target.resource != Resource::Leases {
+        return Err(ApiError::method_not_allowed(format!(
+            "{} cannot be updated through the simulated API; patch it",
+            resource_label(target.resource)
+        )));
+    }
+    let v = parse_body(body)?;
+    let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
+    let mut lease = lease_from(&v, &namespace)?;
+    if lease.name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            lease.name
+        )));
+    }
+    if lease.resource_version.is_empty() {
+        // An unconditional update: the API server takes it over whatever is stored.
+        lease.resource_version = shared
+            .sim
+            .lease(&namespace, name)
+            .map(|l| l.resource_version)
+            .ok_or_else(|| ApiError::not_found("leases.coordination.k8s.io", name))?;
+    }
+    let written = ClusterApi::replace_lease(&shared.sim, &lease).await?;
+    let json = shared.sim.with(|st| render::lease(st, &written));
+    Ok(json_response(StatusCode::OK, &json))
+}
+
+/// Applies a patch of any of the three kinds kubectl and client libraries send.
+pub(crate) fn apply_patch(
+    doc: &mut Value,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<(), ApiError> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let patch = parse_body(body)?;
+    match media {
+        // For the fields the simulation lets change (maps and scalars), a strategic merge
+        // patch merges as a JSON merge patch does.
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            json_patch::merge(doc, &patch);
+            Ok(())
+        }
+        "application/json-patch+json" => {
+            let ops: json_patch::Patch = serde_json::from_value(patch)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            json_patch::patch(doc, &ops)
+                .map_err(|e| ApiError::invalid(format!("the JSON patch does not apply: {e}")))
+        }
+        other => Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, \
+             application/strategic-merge-patch+json (got {other:?})"
+        ))),
+    }
+}
+
+/// Set and removed entries that turn `old` into `new`.
+pub(crate) fn map_changes(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> BTreeMap<String, Option<String>> {
+    let mut changes: BTreeMap<String, Option<String>> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    for k in old.keys().filter(|k| !new.contains_key(*k)) {
+        changes.insert(k.clone(), None);
+    }
+    changes
+}
+
+pub(crate) async fn patch(
+    shared: &Shared,
+    target: &Target,
+    name: &str,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    match target.resource {
+        Resource::Nodes => {
+            let node = shared
+                .sim
+                .node(name)
+                .ok_or_else(|| ApiError::not_found("nodes", name))?;
+            let before = shared.sim.with(|st| render::node(st, &node));
+            let mut after = before.clone();
+            apply_patch(&mut after, content_type, body)?;
+            let meta = &after["metadata"];
+            let mut patch = NodePatch {
+                annotations: map_changes(&node.annotations, &string_map(&meta["annotations"])),
+                labels: map_changes(&node.labels, &string_map(&meta["labels"])),
+                ..Default::default()
+            };
+            let unschedulable = after["spec"]["unschedulable"].as_bool().unwrap_or(false);
+            if unschedulable != node.unschedulable {
+                patch.unschedulable = Some(unschedulable);
+            }
+            if let Some(rv) = meta["resourceVersion"].as_str()
+                && rv != node.resource_version
+            {
+                patch.resource_version = Some(rv.to_string());
+            }
+            let written = ClusterApi::patch_node(&shared.sim, name, &patch).await?;
+            let json = shared.sim.with(|st| render::node(st, &written));
+            Ok(json_response(StatusCode::OK, &json))
+        }
+        Resource::Workloads(kind) => {
+            let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
+            let r = WorkloadRef::new(kind, &namespace, name);
+            let w = shared
+                .sim
+                .workload(&r)
+                .ok_or_else(|| ApiError::not_found(&resource_label(target.resource), name))?;
+            let before = shared.sim.with(|st| render::workload(st, &w));
+            let mut after = before.clone();
+            apply_patch(&mut after, content_type, body)?;
+            let template = string_map(&after["spec"]["template"]["metadata"]["annotations"]);
+            let changes = map_changes(&w.template_annotations, &template);
+            let unsupported = {
+                let mut a = after.clone();
+                let mut b = before.clone();
+                for v in [&mut a, &mut b] {
+                    v["spec"]["template"]["metadata"]["annotations"] = Value::Null;
+                    v["metadata"]["resourceVersion"] = Value::Null;
+                }
+                a != b
+            };
+            if unsupported {
+                return Err(ApiError::invalid(
+                    "the simulated API changes only spec.template.metadata.annotations of a \
+                     workload (what `kubectl rollout restart` patches)",
+                ));
+            }
+            let written = ClusterApi::patch_template_annotations(&shared.sim, &r, &changes).await?;
+            let json = shared.sim.with(|st| render::workload(st, &written));
+            Ok(json_response(StatusCode::OK, &json))
+        }
+        Resource::Leases => {
+            let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
+            let lease = shared
+                .sim
+                .lease(&namespace, name)
+                .ok_or_else(|| ApiError::not_found("leases.coordination.k8s.io", name))?;
+            let mut doc = shared.sim.with(|st| render::lease(st, &lease));
+            apply_patch(&mut doc, content_type, body)?;
+            let patched = lease_from(&doc, &namespace)?;
+            let written = ClusterApi::replace_lease(&shared.sim, &patched).await?;
+            let json = shared.sim.with(|st| render::lease(st, &written));
+            Ok(json_response(StatusCode::OK, &json))
+        }
+        Resource::Events => {
+            let patch = parse_body(body)?;
+            let seq = name
+                .rsplit_once('.')
+                .and_then(|(_, s)| u64::from_str_radix(s, 16).ok())
+                .ok_or_else(|| ApiError::not_found("events", name))?;
+            let count = patch["series"]["count"].as_u64();
+            let at = timestamp(&patch["series"]["lastObservedTime"])?;
+            let json = shared.sim.with(|st| {
+                let wall = st.wall();
+                let (s, e) = st.events.iter_mut().find(|(s, _)| *s == seq)?;
+                if let Some(count) = count {
+                    e.count = u32::try_from(count).unwrap_or(u32::MAX);
+                }
+                e.time = Some(at.unwrap_or(wall));
+                let (s, e) = (*s, e.clone());
+                Some(render::event(st, s, &e, name))
+            });
+            json.map(|j| json_response(StatusCode::OK, &j))
+                .ok_or_else(|| ApiError::not_found("events", name))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{} cannot be patched through the simulated API",
+            resource_label(target.resource)
+        ))),
+    }
+}
+
+pub(crate) async fn delete(
+    shared: &Shared,
+    target: &Target,
+    name: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
+    match target.resource {
+        Resource::Leases => {
+            let precondition = if body.is_empty() {
+                None
+            } else {
+                parse_body(body)?["preconditions"]["resourceVersion"]
+                    .as_str()
+                    .map(str::to_string)
+            };
+            ClusterApi::delete_lease(&shared.sim, &namespace, name, precondition.as_deref())
+                .await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": {"name": name, "group": "coordination.k8s.io", "kind": "leases"}}),
+            ))
+        }
+        Resource::Pods => {
+            let grace = if body.is_empty() {
+                None
+            } else {
+                parse_body(body)?["gracePeriodSeconds"].as_i64()
+            };
+            let json = shared.sim.with(|st| {
+                let key = (namespace.clone(), name.to_string());
+                st.pods.get(&key)?;
+                st.terminate_pod(&key, grace);
+                Some(
+                    st.pods
+                        .get(&key)
+                        .map(|sp| render::pod(st, &sp.pod))
+                        .unwrap_or_else(|| json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})),
+                )
+            });
+            json.map(|j| json_response(StatusCode::OK, &j))
+                .ok_or_else(|| ApiError::not_found("pods", name))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{} cannot be deleted through the simulated API",
+            resource_label(target.resource)
+        ))),
+    }
+}
+
+pub(crate) async fn evict(
+    shared: &Shared,
+    namespace: &str,
+    name: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let v = if body.is_empty() {
+        Value::Null
+    } else {
+        parse_body(body)?
+    };
+    let options = EvictOptions {
+        grace_period_seconds: v["deleteOptions"]["gracePeriodSeconds"].as_i64(),
+    };
+    match ClusterApi::evict_pod(&shared.sim, namespace, name, &options).await {
+        Ok(EvictionOutcome::Evicted) => Ok(json_response(
+            StatusCode::CREATED,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        )),
+        Ok(EvictionOutcome::Blocked { message, .. }) => Err(ApiError::disruption_budget(&message)),
+        Ok(EvictionOutcome::Gone) => Err(ApiError::not_found("pods", name)),
+        Ok(EvictionOutcome::Failed { message }) => Err(ApiError::internal_bare(message)),
+        Err(e) => Err(e.into()),
+    }
+}
