@@ -79,6 +79,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+pub mod access;
 #[cfg(feature = "apiserver")]
 pub mod apiserver;
 mod audit;
@@ -184,6 +185,12 @@ impl SimCluster {
         }
         for workload in &scenario.workloads {
             sim.add_workload(workload.clone()).map_err(invalid)?;
+        }
+        for user in &scenario.users {
+            sim.add_user(user.clone());
+        }
+        for rule in &scenario.access {
+            sim.add_access_rule(rule.clone());
         }
         for pod in &scenario.pods {
             sim.add_pod(pod.to_pod()).map_err(invalid)?;
@@ -342,6 +349,23 @@ impl SimCluster {
     /// Deletes a pod gracefully, as `kubectl delete pod` does (no budget check).
     pub fn delete_pod(&self, namespace: &str, name: &str) {
         self.with(|st| st.terminate_pod(&(namespace.to_string(), name.to_string()), None));
+    }
+
+    // --- access ---
+
+    /// Adds a user who authenticates to the API endpoint with a bearer token.
+    pub fn add_user(&self, user: access::UserSpec) {
+        self.with(|st| st.access.users.push(user));
+    }
+
+    /// Adds an RBAC rule the API endpoint authorises requests and access reviews by.
+    pub fn add_access_rule(&self, rule: access::AccessRule) {
+        self.with(|st| st.access.rules.push(rule));
+    }
+
+    /// The users and rules in force.
+    pub fn access(&self) -> access::Access {
+        self.with(|st| st.access.clone())
     }
 
     // --- budgets ---

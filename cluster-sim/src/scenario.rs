@@ -53,6 +53,12 @@ pub struct Scenario {
     /// Pods that no simulated workload controls (unmanaged pods, static pods, finished jobs).
     #[serde(default)]
     pub pods: Vec<PodSpec>,
+    /// Users of the API endpoint and their bearer tokens.
+    #[serde(default)]
+    pub users: Vec<crate::access::UserSpec>,
+    /// RBAC rules: who may do what through the API endpoint.
+    #[serde(default)]
+    pub access: Vec<crate::access::AccessRule>,
 }
 
 /// One node, or `count` nodes named `<name>-1` .. `<name>-<count>`.

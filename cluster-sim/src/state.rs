@@ -126,6 +126,7 @@ pub(crate) struct State {
     pub(crate) dirty: BTreeSet<WorkloadRef>,
     pub(crate) faults: Faults,
     pub(crate) changes: ChangeLog,
+    pub(crate) access: crate::access::Access,
 }
 
 // === impl State ===
@@ -157,6 +158,7 @@ impl State {
             dirty: BTreeSet::new(),
             faults: Faults::default(),
             changes: ChangeLog::default(),
+            access: crate::access::Access::default(),
         }
     }
 

@@ -289,3 +289,87 @@ async fn kubectl_describe_shows_restart_managers_events_and_get_watch_streams() 
     let _ = watch.kill().await;
     run.abort();
 }
+
+/// The scenario's users and RBAC rules: kubectl authenticates with a user's token, and the
+/// endpoint authorises requests and answers `auth can-i` from the rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_auth_can_i_answers_from_the_scenarios_rbac() {
+    use cluster_sim::access::{AccessRule, UserSpec};
+    let sim = cluster();
+    sim.add_user(UserSpec {
+        name: "alice".into(),
+        token: "alice-token".into(),
+        groups: vec!["shop-team".into()],
+    });
+    sim.add_access_rule(AccessRule {
+        subjects: vec!["group:shop-team".into()],
+        api_groups: vec!["apps".into()],
+        resources: vec!["deployments".into()],
+        verbs: vec!["get".into(), "restart".into()],
+        namespaces: vec!["shop".into()],
+        resource_names: vec![],
+    });
+    let k = Judge::start(&sim).await;
+    let as_alice = |args: &[&str]| {
+        let mut all = vec!["--token=alice-token"];
+        all.extend_from_slice(args);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let k = &k;
+    let run = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        k.run(&refs).await
+    };
+    assert_eq!(
+        run(as_alice(&[
+            "auth",
+            "can-i",
+            "restart",
+            "deployments.apps/web",
+            "-n",
+            "shop"
+        ]))
+        .await
+        .unwrap()
+        .trim(),
+        "yes"
+    );
+    let no = run(as_alice(&[
+        "auth",
+        "can-i",
+        "restart",
+        "deployments.apps/web",
+        "-n",
+        "other",
+    ]))
+    .await
+    .unwrap_err();
+    assert!(no.contains("no"), "{no}");
+    let no = run(as_alice(&["auth", "can-i", "patch", "nodes"]))
+        .await
+        .unwrap_err();
+    assert!(no.contains("no"), "{no}");
+    // Her requests are authorised by the same rules.
+    let web = run(as_alice(&[
+        "-n",
+        "shop",
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "name",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(web.trim(), "deployment.apps/web");
+    let denied = run(as_alice(&["get", "nodes"])).await.unwrap_err();
+    assert!(
+        denied.contains("nodes is forbidden: User \"alice\" cannot list resource \"nodes\""),
+        "{denied}"
+    );
+    let stranger = k
+        .run(&["--token=who-knows", "get", "nodes"])
+        .await
+        .unwrap_err();
+    assert!(stranger.contains("Unauthorized"), "{stranger}");
+}

@@ -28,6 +28,28 @@ pub(crate) struct Target {
     pub(crate) sub: Option<String>,
 }
 
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) user: String,
+    pub(crate) groups: Vec<String>,
+}
+
+/// The user a bearer token belongs to: the administrator's, or one of the scenario's users.
+pub(crate) fn authenticate(shared: &Shared, token: &str) -> Option<Caller> {
+    if token == &*shared.token {
+        return Some(Caller {
+            user: "cluster-sim-admin".into(),
+            groups: vec![
+                crate::access::ADMIN_GROUP.into(),
+                "system:authenticated".into(),
+            ],
+        });
+    }
+    let (user, groups) = shared.sim.access().authenticate(token)?;
+    Some(Caller { user, groups })
+}
+
 pub(crate) async fn handle(
     Axum(shared): Axum<Shared>,
     method: Method,
@@ -39,9 +61,9 @@ pub(crate) async fn handle(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if token != Some(&*shared.token) {
+    let Some(caller) = token.and_then(|t| authenticate(&shared, t)) else {
         return ApiError::unauthorized().into_response();
-    }
+    };
     let query: HashMap<String, String> = uri
         .query()
         .map(|q| {
@@ -50,7 +72,17 @@ pub(crate) async fn handle(
                 .collect::<HashMap<String, String>>()
         })
         .unwrap_or_default();
-    match dispatch(&shared, &method, uri.path(), &query, &headers, &body).await {
+    match dispatch(
+        &shared,
+        &caller,
+        &method,
+        uri.path(),
+        &query,
+        &headers,
+        &body,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
@@ -107,6 +139,7 @@ pub(crate) fn json_response(code: StatusCode, value: &Value) -> Response {
 
 pub(crate) async fn dispatch(
     shared: &Shared,
+    caller: &Caller,
     method: &Method,
     path: &str,
     query: &HashMap<String, String>,
@@ -173,6 +206,7 @@ pub(crate) async fn dispatch(
         sub,
     };
     let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    authorize(shared, caller, method, &target, group, is_watch)?;
     match (method, &target.name, target.sub.as_deref()) {
         (&Method::GET, None, None) if is_watch => {
             let selection = Selection::from_query(target.namespace.clone(), query)?;
@@ -194,7 +228,7 @@ pub(crate) async fn dispatch(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            create(shared, &target, content_type, body).await
+            create(shared, caller, &target, content_type, body).await
         }
         (&Method::PUT, Some(name), None) => replace(shared, &target, name, body).await,
         (&Method::PATCH, Some(name), None) => {
@@ -209,4 +243,72 @@ pub(crate) async fn dispatch(
             "the server does not allow this method on the requested resource ({method} {path})"
         ))),
     }
+}
+
+/// RBAC: may the caller do this? Any authenticated user may review its own access.
+fn authorize(
+    shared: &Shared,
+    caller: &Caller,
+    method: &Method,
+    target: &Target,
+    group: &str,
+    is_watch: bool,
+) -> Result<(), ApiError> {
+    if target.resource == Resource::SelfSubjectAccessReviews {
+        return Ok(());
+    }
+    let verb = match (method, &target.name) {
+        (&Method::GET, None) if is_watch => "watch",
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => "unknown",
+    };
+    let kind = kind_of(target.resource);
+    let resource = kind.name.split('/').next().unwrap_or(kind.name);
+    let what = crate::access::Attributes {
+        verb: verb.into(),
+        group: group.into(),
+        resource: resource.into(),
+        subresource: target.sub.clone().unwrap_or_default(),
+        namespace: target.namespace.clone().unwrap_or_default(),
+        name: target.name.clone().unwrap_or_default(),
+    };
+    if shared
+        .sim
+        .access()
+        .allows(&caller.user, &caller.groups, &what)
+        .0
+    {
+        return Ok(());
+    }
+    let full = if what.subresource.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}/{}", what.subresource)
+    };
+    let qualified = if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    };
+    let object = match &target.name {
+        Some(name) => format!("{qualified} \"{name}\""),
+        None => qualified,
+    };
+    let scope = match &target.namespace {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".into(),
+    };
+    Err(ApiError::forbidden(
+        format!(
+            "{object} is forbidden: User \"{}\" cannot {verb} resource \"{full}\" in API group \"{group}\" {scope}",
+            caller.user
+        ),
+        target.name.as_deref().unwrap_or(""),
+        resource,
+    ))
 }

@@ -55,6 +55,13 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
+    /// RBAC said no, worded as the API server words it.
+    pub(crate) fn forbidden(message: impl Into<String>, name: &str, kind: &str) -> Self {
+        let mut e = Self::new(403, "Forbidden", message);
+        e.details = Some(json!({"name": name, "kind": kind}));
+        e
+    }
+
     pub(crate) fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
     }

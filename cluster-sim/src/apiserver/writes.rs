@@ -68,6 +68,7 @@ pub(crate) fn lease_from(v: &Value, namespace: &str) -> Result<Lease, ApiError> 
 
 pub(crate) async fn create(
     shared: &Shared,
+    caller: &Caller,
     target: &Target,
     content_type: &str,
     body: &Bytes,
@@ -100,32 +101,45 @@ pub(crate) async fn create(
         Resource::TokenReviews => {
             let token = v["spec"]["token"].as_str().unwrap_or("");
             let mut review = v.clone();
-            review["status"] = if token == &*shared.token {
-                json!({"authenticated": true, "user": {"username": "cluster-sim-admin", "groups": ["system:masters", "system:authenticated"]}, "audiences": ["https://kubernetes.default.svc"]})
-            } else {
-                json!({"authenticated": false, "error": "invalid bearer token"})
+            review["status"] = match authenticate(shared, token) {
+                Some(who) => json!({
+                    "authenticated": true,
+                    "user": {"username": who.user, "groups": who.groups},
+                    "audiences": ["https://kubernetes.default.svc"],
+                }),
+                None => json!({"authenticated": false, "error": "invalid bearer token"}),
             };
             Ok(json_response(StatusCode::CREATED, &review))
         }
-        Resource::SubjectAccessReviews => {
-            let groups: Vec<&str> = v["spec"]["groups"]
-                .as_array()
-                .map(|g| g.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let allowed = groups.contains(&"system:masters");
-            let mut review = v.clone();
-            review["status"] = if allowed {
-                json!({"allowed": true, "reason": "the simulated cluster allows system:masters everything"})
+        Resource::SubjectAccessReviews | Resource::SelfSubjectAccessReviews => {
+            let spec = &v["spec"];
+            let (user, groups) = if target.resource == Resource::SubjectAccessReviews {
+                let groups: Vec<String> = spec["groups"]
+                    .as_array()
+                    .map(|g| {
+                        g.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (spec["user"].as_str().unwrap_or("").to_string(), groups)
             } else {
-                json!({"allowed": false, "reason": "no RBAC rule of the simulated cluster allows it"})
+                (caller.user.clone(), caller.groups.clone())
             };
-            Ok(json_response(StatusCode::CREATED, &review))
-        }
-        Resource::SelfSubjectAccessReviews => {
-            // Only the administrator's token is accepted, and it may do everything.
+            let a = &spec["resourceAttributes"];
+            let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+            let what = crate::access::Attributes {
+                verb: text(&a["verb"]),
+                group: text(&a["group"]),
+                resource: text(&a["resource"]),
+                subresource: text(&a["subresource"]),
+                namespace: text(&a["namespace"]),
+                name: text(&a["name"]),
+            };
+            let (allowed, reason) = shared.sim.access().allows(&user, &groups, &what);
             let mut review = v.clone();
-            review["status"] =
-                json!({"allowed": true, "reason": "the simulated cluster's administrator"});
+            review["status"] = json!({"allowed": allowed, "reason": reason});
             Ok(json_response(StatusCode::CREATED, &review))
         }
         _ => Err(ApiError::method_not_allowed(format!(

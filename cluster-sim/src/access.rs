@@ -1,0 +1,224 @@
+//! Who may do what on the simulated cluster: users with bearer tokens, and RBAC rules, as a
+//! scenario gives them. The API endpoint authenticates and authorises every request with
+//! them, and answers TokenReviews and (Self)SubjectAccessReviews from them.
+
+use serde::Deserialize;
+
+/// The group whose members may do everything, as on a real cluster.
+pub const ADMIN_GROUP: &str = "system:masters";
+
+/// A user of the simulated cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserSpec {
+    /// The user name, e.g. `alice` or `system:serviceaccount:restart-manager:restart-manager`.
+    pub name: String,
+    /// The bearer token that authenticates as this user.
+    pub token: String,
+    /// Groups (besides `system:authenticated`, which every user is in).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// What some subjects may do: the rules of a Role or ClusterRole, bound to users and groups.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessRule {
+    /// Who: user names, and groups as `group:NAME`.
+    pub subjects: Vec<String>,
+    /// API groups (`""` for core; `*` for all).
+    #[serde(default)]
+    pub api_groups: Vec<String>,
+    /// Resources, with `resource/subresource` for a subresource (`*` for all).
+    pub resources: Vec<String>,
+    /// Verbs (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, or custom ones
+    /// such as `restart`; `*` for all).
+    pub verbs: Vec<String>,
+    /// Only in these namespaces (a RoleBinding); empty for everywhere (a ClusterRoleBinding).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Only these object names; empty for all.
+    #[serde(default)]
+    pub resource_names: Vec<String>,
+}
+
+/// One thing to do, as an access review or a request states it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// The verb.
+    pub verb: String,
+    /// The API group (`""` for core).
+    pub group: String,
+    /// The resource.
+    pub resource: String,
+    /// The subresource, if any.
+    pub subresource: String,
+    /// The namespace, empty for cluster-scoped objects or all namespaces.
+    pub namespace: String,
+    /// The object's name, if one.
+    pub name: String,
+}
+
+/// Users and rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    pub(crate) users: Vec<UserSpec>,
+    pub(crate) rules: Vec<AccessRule>,
+}
+
+fn any(list: &[String], value: &str) -> bool {
+    list.iter().any(|v| v == "*" || v == value)
+}
+
+// === impl Access ===
+
+impl Access {
+    /// The user a bearer token belongs to, with its groups.
+    pub fn authenticate(&self, token: &str) -> Option<(String, Vec<String>)> {
+        let user = self.users.iter().find(|u| u.token == token)?;
+        let mut groups = user.groups.clone();
+        groups.push("system:authenticated".into());
+        Some((user.name.clone(), groups))
+    }
+
+    /// Whether `user` (in `groups`) may do `what`; the reason, for an access review.
+    pub fn allows(&self, user: &str, groups: &[String], what: &Attributes) -> (bool, String) {
+        if groups.iter().any(|g| g == ADMIN_GROUP) {
+            return (true, format!("{ADMIN_GROUP} may do everything"));
+        }
+        let resource = if what.subresource.is_empty() {
+            what.resource.clone()
+        } else {
+            format!("{}/{}", what.resource, what.subresource)
+        };
+        let is_subject = |rule: &AccessRule| {
+            rule.subjects
+                .iter()
+                .any(|s| match s.strip_prefix("group:") {
+                    Some(g) => groups.iter().any(|mine| mine == g),
+                    None => s == user,
+                })
+        };
+        let found = self.rules.iter().position(|rule| {
+            is_subject(rule)
+                && (rule.api_groups.is_empty() && what.group.is_empty()
+                    || any(&rule.api_groups, &what.group))
+                && any(&rule.resources, &resource)
+                && any(&rule.verbs, &what.verb)
+                && (rule.namespaces.is_empty()
+                    || (!what.namespace.is_empty() && any(&rule.namespaces, &what.namespace)))
+                && (rule.resource_names.is_empty()
+                    || (!what.name.is_empty() && any(&rule.resource_names, &what.name)))
+        });
+        match found {
+            Some(i) => (
+                true,
+                format!("allowed by the scenario's access rule {}", i + 1),
+            ),
+            None => (false, String::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(subjects: &[&str], groups: &[&str], resources: &[&str], verbs: &[&str]) -> AccessRule {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        AccessRule {
+            subjects: s(subjects),
+            api_groups: s(groups),
+            resources: s(resources),
+            verbs: s(verbs),
+            namespaces: Vec::new(),
+            resource_names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rules_match_like_rbac() {
+        let mut restart = rule(
+            &["group:shop-team"],
+            &["apps"],
+            &["deployments"],
+            &["restart"],
+        );
+        restart.namespaces = vec!["shop".into()];
+        restart.resource_names = vec!["web".into()];
+        let access = Access {
+            users: vec![UserSpec {
+                name: "alice".into(),
+                token: "t-alice".into(),
+                groups: vec!["shop-team".into()],
+            }],
+            rules: vec![
+                restart,
+                rule(&["bob"], &[""], &["pods/eviction"], &["create"]),
+            ],
+        };
+        let (user, groups) = access.authenticate("t-alice").unwrap();
+        assert!(access.authenticate("nope").is_none());
+        let what = |verb: &str, group: &str, resource: &str, ns: &str, name: &str| Attributes {
+            verb: verb.into(),
+            group: group.into(),
+            resource: resource.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        assert!(
+            access
+                .allows(
+                    &user,
+                    &groups,
+                    &what("restart", "apps", "deployments", "shop", "web")
+                )
+                .0
+        );
+        assert!(
+            !access
+                .allows(
+                    &user,
+                    &groups,
+                    &what("restart", "apps", "deployments", "shop", "db")
+                )
+                .0
+        );
+        assert!(
+            !access
+                .allows(
+                    &user,
+                    &groups,
+                    &what("restart", "apps", "deployments", "other", "web")
+                )
+                .0
+        );
+        assert!(
+            !access
+                .allows(
+                    &user,
+                    &groups,
+                    &what("patch", "apps", "deployments", "shop", "web")
+                )
+                .0
+        );
+        let mut evict = what("create", "", "pods", "shop", "x");
+        evict.subresource = "eviction".into();
+        assert!(access.allows("bob", &[], &evict).0);
+        assert!(
+            !access
+                .allows("bob", &[], &what("create", "", "pods", "shop", "x"))
+                .0
+        );
+        assert!(
+            access
+                .allows(
+                    "root",
+                    &[ADMIN_GROUP.into()],
+                    &what("delete", "", "nodes", "", "n1")
+                )
+                .0
+        );
+    }
+}
