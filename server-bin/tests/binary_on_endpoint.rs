@@ -50,6 +50,16 @@ async fn start_as(
     config: &std::path::Path,
     port: u16,
 ) -> Child {
+    start_with(name, kubeconfig, config, port, &[]).await
+}
+
+async fn start_with(
+    name: &str,
+    kubeconfig: &std::path::Path,
+    config: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_restart-manager"))
         .args(["--kubeconfig"])
         .arg(kubeconfig)
@@ -61,6 +71,7 @@ async fn start_as(
             "--log-format",
             "json",
         ])
+        .args(extra)
         .env("POD_NAME", name)
         .kill_on_drop(true)
         .stdin(Stdio::null())
@@ -369,5 +380,79 @@ async fn two_processes_share_slots_hand_over_leadership_and_survive_a_kill_mid_d
     );
     assert_eq!(slot_holders(&sim), 0);
     assert!(!sim.node(draining_node).unwrap().unschedulable);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--auth kubernetes` against the endpoint: the binary reviews a caller's token
+/// (TokenReview) and asks whether it may `restart` the workload (SubjectAccessReview), and
+/// the endpoint answers both from the scenario's users and RBAC rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_only_rbac_through_token_and_access_reviews() {
+    use cluster_sim::access::{AccessRule, UserSpec};
+    let sim = SimCluster::new();
+    sim.add_node(Node::new("n1").machine_id(machine_id_for("n1")));
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .grace_period(1)
+            .pod_start_secs(1),
+    )
+    .unwrap();
+    for (name, token) in [("alice", "alice-token"), ("bob", "bob-token")] {
+        sim.add_user(UserSpec {
+            name: name.into(),
+            token: token.into(),
+            groups: vec![],
+        });
+    }
+    sim.add_access_rule(AccessRule {
+        subjects: vec!["alice".into()],
+        api_groups: vec!["apps".into()],
+        resources: vec!["deployments".into()],
+        verbs: vec!["restart".into()],
+        namespaces: vec!["shop".into()],
+        resource_names: vec!["web".into()],
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let dir = std::env::temp_dir().join(format!("rm-endpoint-rbac-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = start_with(
+        "rm-rbac",
+        &kubeconfig,
+        &config,
+        port,
+        &["--auth", "kubernetes"],
+    )
+    .await;
+    let get = b"GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n";
+    until("readiness", async || {
+        (send(addr, get).await.0 == 200).then_some(())
+    })
+    .await;
+    let restart = |token: &str| {
+        format!(
+            "POST /api/v1/service/Deployment/shop/web/restart HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let (status, _, body) = send(addr, &restart("bob-token")).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, body) = send(addr, &restart("nobody-knows")).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _, body) = send(addr, &restart("alice-token")).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["lock"]["holder"], "alice");
+    let _ = child.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
