@@ -50,12 +50,12 @@ async fn restartctl_restarts_and_waits_through_the_endpoint() {
             .pod_start_secs(1),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let endpoint = ApiServer::new(sim.clone())
+        .serve_on_localhost()
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("restartctl-endpoint-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+    let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,

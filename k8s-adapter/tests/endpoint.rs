@@ -38,16 +38,16 @@ async fn setup(nodes: usize) -> Setup {
         let name = format!("n{i}");
         sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let endpoint = ApiServer::new(sim.clone())
+        .serve_on_localhost()
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!(
         "k8s-adapter-endpoint-{}-{}",
         std::process::id(),
         endpoint.addr().port()
     ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, endpoint.kubeconfig()).unwrap();
+    let path = endpoint.write_kubeconfig(&dir).unwrap();
     let options = KubeOptions {
         timeout: Duration::from_secs(10),
         ..KubeOptions::default()

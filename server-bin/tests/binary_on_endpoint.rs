@@ -12,20 +12,12 @@ use std::time::Duration;
 use cluster_api::{LabelSelector, Node, WorkloadKind, WorkloadRef};
 use cluster_sim::apiserver::ApiServer;
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
-use common::send;
+use common::{free_port, send};
 use fleetlock_core::zincati_id;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const DEADLINE: Duration = Duration::from_secs(90);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn zincati_request(path: &str, node: &str) -> Vec<u8> {
     let id = zincati_id(&machine_id_for(node)).unwrap();
@@ -140,12 +132,12 @@ async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
         LabelSelector::eq("app", "web"),
         IntOrPercent::Int(2),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let endpoint = ApiServer::new(sim.clone())
+        .serve_on_localhost()
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("rm-endpoint-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+    let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,
@@ -272,12 +264,12 @@ async fn two_processes_share_slots_hand_over_leadership_and_survive_a_kill_mid_d
         LabelSelector::eq("app", "db"),
         IntOrPercent::Int(2),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let endpoint = ApiServer::new(sim.clone())
+        .serve_on_localhost()
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("rm-endpoint-two-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+    let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,
@@ -412,12 +404,12 @@ async fn restart_only_rbac_through_token_and_access_reviews() {
         namespaces: vec!["shop".into()],
         resource_names: vec!["web".into()],
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+    let endpoint = ApiServer::new(sim.clone())
+        .serve_on_localhost()
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("rm-endpoint-rbac-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+    let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,

@@ -33,16 +33,16 @@ impl Drop for Judge {
 impl Judge {
     async fn start(sim: &SimCluster) -> Judge {
         let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = ApiServer::new(sim.clone()).serve(listener).unwrap();
+        let endpoint = ApiServer::new(sim.clone())
+            .serve_on_localhost()
+            .await
+            .unwrap();
         let dir = std::env::temp_dir().join(format!(
             "kubectl-judge-{}-{}",
             std::process::id(),
             endpoint.addr().port()
         ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, endpoint.kubeconfig()).unwrap();
+        let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
         let judge = Judge {
             kubectl,
             kubeconfig,

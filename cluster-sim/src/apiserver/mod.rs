@@ -104,6 +104,14 @@ impl ApiServer {
         self
     }
 
+    /// Starts serving on a free port of `127.0.0.1`.
+    pub async fn serve_on_localhost(self) -> Result<Running, String> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+        self.serve(listener)
+    }
+
     /// Starts serving on `listener` (bind `127.0.0.1:0` for a free port).
     pub fn serve(self, listener: TcpListener) -> Result<Running, String> {
         let addr = listener
@@ -186,6 +194,14 @@ impl Running {
     /// A kubeconfig that reaches it as the administrator.
     pub fn kubeconfig(&self) -> String {
         tls::kubeconfig(&self.url(), self.ca_pem.as_deref(), &self.token)
+    }
+
+    /// Writes [`kubeconfig`](Self::kubeconfig) to `dir/kubeconfig` and returns its path.
+    pub fn write_kubeconfig(&self, dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, self.kubeconfig())?;
+        Ok(path)
     }
 
     /// Stops accepting connections.

@@ -86,3 +86,12 @@ pub fn request(method: &str, path: &str, headers: &[&str], body: &str) -> Vec<u8
     r.push_str(body);
     r.into_bytes()
 }
+
+/// A port nobody listens on right now, for a server process to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
