@@ -127,6 +127,8 @@ pub(crate) struct State {
     pub(crate) faults: Faults,
     pub(crate) changes: ChangeLog,
     pub(crate) access: crate::access::Access,
+    /// Namespaces created through the API endpoint (others exist while objects live in them).
+    pub(crate) namespaces: BTreeSet<String>,
 }
 
 // === impl State ===
@@ -159,6 +161,7 @@ impl State {
             faults: Faults::default(),
             changes: ChangeLog::default(),
             access: crate::access::Access::default(),
+            namespaces: BTreeSet::new(),
         }
     }
 

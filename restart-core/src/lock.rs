@@ -187,8 +187,8 @@ pub enum Take {
         /// The expired holder it replaced.
         took_over: Option<LockInfo>,
     },
-    /// Someone else holds it and it has not expired.
-    Held(LockInfo),
+    /// Someone else holds it and it has not expired; the Lease as read.
+    Held(LockInfo, Box<Lease>),
     /// The write failed in a way that may have taken effect (its answer was lost), and the
     /// lock could not be read back to tell. The caller should give it back by its restart id.
     Unsure(Error),
@@ -224,11 +224,11 @@ pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, E
             Err(Error::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
-        let took_over = match current.as_ref().and_then(lock_of) {
-            Some(held) if current.as_ref().is_some_and(|l| l.is_held_at(req.now)) => {
-                return Ok(Take::Held(held));
+        let took_over = match (current.as_ref().and_then(lock_of), &current) {
+            (Some(held), Some(lease)) if lease.is_held_at(req.now) => {
+                return Ok(Take::Held(held, Box::new(lease.clone())));
             }
-            other => other,
+            (other, _) => other,
         };
         let mut lease = current.clone().unwrap_or_else(|| {
             Lease::new(req.namespace, &name)

@@ -582,7 +582,10 @@ impl Inner {
             .await
             .map_err(RestartError::Cluster)?
         {
-            Take::Held(lock) => {
+            Take::Held(lock, lease) => {
+                // What was just read is at least as new as the cache: a caller that waits
+                // for this restart next must see it held.
+                self.store_lease(workload, *lease);
                 self.refused(
                     workload,
                     format!(

@@ -617,3 +617,25 @@ async fn events_name_the_workload_by_uid_and_repeats_are_counted() {
     assert_eq!(history[0].reason, "RestartRefused");
     assert_eq!(history[0].count, 3);
 }
+
+/// A replica refused because another holds the lock shows that lock at once, even while
+/// its own lock watch lags: what it just read is never older than what it shows.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_shows_the_lock_it_met_even_before_the_watch_does() {
+    let sim = cluster();
+    let (a, _, _run_a) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    let (b, _, _run_b) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "b").await;
+    // The lock watches break and take an hour to come back.
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    a.restart(&web(), &alice(), None).await.unwrap();
+    let err = b
+        .restart(&web(), &Identity::user("bob"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "locked");
+    assert_eq!(
+        b.status(&web()).unwrap().lock.map(|l| l.holder).as_deref(),
+        Some("alice")
+    );
+}

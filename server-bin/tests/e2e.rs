@@ -1,21 +1,26 @@
-//! End to end, on a real cluster (kind in CI): a real restart rolled out to completion, a real
-//! FleetLock cycle on a worker node with a budget-protected Deployment, and two replicas
-//! sharing one lock.
+//! End to end: a real restart rolled out to completion, a real FleetLock cycle on a worker
+//! node with a budget-protected Deployment, and two replicas sharing one lock. One suite,
+//! two targets:
 //!
-//! Ignored unless asked for:
+//! - by default, the simulated cluster behind its Kubernetes API endpoint (HTTPS, its own
+//!   CA), which `cargo test` runs;
+//! - a real cluster (kind in CI's e2e workflow) when asked for:
 //!
 //! ```sh
 //! RESTART_MANAGER_E2E=1 KUBECONFIG=~/.kube/config \
-//!   cargo test -p server-bin --test e2e -- --ignored --test-threads=1
+//!   cargo test -p server-bin --test e2e -- --test-threads=1
 //! ```
 //!
 //! Each test works in a namespace of its own and deletes it at the end. The FleetLock test
-//! cordons and drains one worker (and uncordons it); run it on a disposable cluster.
+//! cordons and drains one worker (and uncordons it); on a real cluster, run it on a
+//! disposable one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{Clock, ClusterApi, SystemClock, WorkloadKind, WorkloadRef};
+use cluster_api::{Clock, ClusterApi, Node, SystemClock, WorkloadKind, WorkloadRef};
+use cluster_sim::apiserver::{ApiServer, Running};
+use cluster_sim::{SimCluster, SimConfig, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use k8s_adapter::{KubeCluster, KubeOptions};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -27,17 +32,52 @@ use restart_core::{
 };
 use serde_json::json;
 
-const WHY: &str = "needs a cluster: set RESTART_MANAGER_E2E=1 and KUBECONFIG";
+/// The cluster under test, and the simulation behind it when it is simulated.
+struct Target {
+    kube: KubeCluster,
+    _simulated: Option<(SimCluster, Running)>,
+}
 
-async fn cluster() -> KubeCluster {
-    assert_eq!(
-        std::env::var("RESTART_MANAGER_E2E").as_deref(),
-        Ok("1"),
-        "{WHY}"
+async fn cluster() -> Target {
+    if std::env::var("RESTART_MANAGER_E2E").as_deref() == Ok("1") {
+        let kube = KubeCluster::connect(None, None, KubeOptions::default())
+            .await
+            .expect("a cluster from KUBECONFIG");
+        return Target {
+            kube,
+            _simulated: None,
+        };
+    }
+    // A small cluster like kind's: a control plane and two workers, on the real clock.
+    let sim = SimCluster::with_config(SimConfig {
+        start_time: jiff::Timestamp::now(),
+        ..SimConfig::default()
+    });
+    sim.add_node(
+        Node::new("control-plane")
+            .machine_id(machine_id_for("control-plane"))
+            .label("node-role.kubernetes.io/control-plane", ""),
     );
-    KubeCluster::connect(None, None, KubeOptions::default())
+    for name in ["worker-1", "worker-2"] {
+        sim.add_node(Node::new(name).machine_id(machine_id_for(name)));
+    }
+    let endpoint = ApiServer::new(sim.clone())
+        .serve_on_localhost()
         .await
-        .expect("a cluster from KUBECONFIG")
+        .expect("the simulated endpoint");
+    let dir = std::env::temp_dir().join(format!(
+        "rm-e2e-{}-{}",
+        std::process::id(),
+        endpoint.addr().port()
+    ));
+    let path = endpoint.write_kubeconfig(&dir).unwrap();
+    let kube = KubeCluster::connect(Some(&path), None, KubeOptions::default())
+        .await
+        .expect("the simulated endpoint's kubeconfig");
+    Target {
+        kube,
+        _simulated: Some((sim, endpoint)),
+    }
 }
 
 /// A namespace for one test, deleted when dropped.
@@ -137,10 +177,10 @@ async fn wait_available(kube: &KubeCluster, w: &WorkloadRef) {
     panic!("{w} never became available");
 }
 
-#[tokio::test]
-#[ignore = "needs a cluster: set RESTART_MANAGER_E2E=1 and KUBECONFIG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_restart_rolls_out_to_completion() {
-    let kube = cluster().await;
+    let target = cluster().await;
+    let kube = target.kube.clone();
     let scratch = Scratch::new(&kube, "rm-e2e-restart").await;
     scratch.deployment("web", 2).await;
     let web = WorkloadRef::new(WorkloadKind::Deployment, &scratch.name, "web");
@@ -167,10 +207,10 @@ async fn a_real_restart_rolls_out_to_completion() {
     );
 }
 
-#[tokio::test]
-#[ignore = "needs a cluster: set RESTART_MANAGER_E2E=1 and KUBECONFIG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_restart_lock() {
-    let kube = cluster().await;
+    let target = cluster().await;
+    let kube = target.kube.clone();
     let scratch = Scratch::new(&kube, "rm-e2e-lock").await;
     scratch.deployment("web", 1).await;
     let web = WorkloadRef::new(WorkloadKind::Deployment, &scratch.name, "web");
@@ -191,10 +231,10 @@ async fn two_replicas_share_one_restart_lock() {
     assert_eq!(done.phase, Phase::Complete);
 }
 
-#[tokio::test]
-#[ignore = "needs a cluster: set RESTART_MANAGER_E2E=1 and KUBECONFIG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleetlock_cycle_drains_a_worker_and_gives_it_back() {
-    let kube = cluster().await;
+    let target = cluster().await;
+    let kube = target.kube.clone();
     let scratch = Scratch::new(&kube, "rm-e2e-fleetlock").await;
     scratch.deployment("web", 2).await;
     scratch.budget("web", 1).await;

@@ -34,6 +34,7 @@ pub(crate) struct Kind {
 
 pub(crate) const READ: &[&str] = &["get", "list", "watch"];
 pub(crate) const READ_PATCH: &[&str] = &["get", "list", "watch", "patch"];
+pub(crate) const WORKLOAD_VERBS: &[&str] = &["create", "get", "list", "watch", "patch"];
 
 pub(crate) const KINDS: &[Kind] = &[
     Kind {
@@ -87,7 +88,7 @@ pub(crate) const KINDS: &[Kind] = &[
         singular: "namespace",
         kind: "Namespace",
         namespaced: false,
-        verbs: &["get", "list"],
+        verbs: &["create", "delete", "get", "list"],
         short: &["ns"],
         resource: Some(Resource::Namespaces),
     },
@@ -98,7 +99,7 @@ pub(crate) const KINDS: &[Kind] = &[
         singular: "deployment",
         kind: "Deployment",
         namespaced: true,
-        verbs: READ_PATCH,
+        verbs: WORKLOAD_VERBS,
         short: &["deploy"],
         resource: Some(Resource::Workloads(WorkloadKind::Deployment)),
     },
@@ -109,7 +110,7 @@ pub(crate) const KINDS: &[Kind] = &[
         singular: "statefulset",
         kind: "StatefulSet",
         namespaced: true,
-        verbs: READ_PATCH,
+        verbs: WORKLOAD_VERBS,
         short: &["sts"],
         resource: Some(Resource::Workloads(WorkloadKind::StatefulSet)),
     },
@@ -120,7 +121,7 @@ pub(crate) const KINDS: &[Kind] = &[
         singular: "daemonset",
         kind: "DaemonSet",
         namespaced: true,
-        verbs: READ_PATCH,
+        verbs: WORKLOAD_VERBS,
         short: &["ds"],
         resource: Some(Resource::Workloads(WorkloadKind::DaemonSet)),
     },
@@ -155,7 +156,7 @@ pub(crate) const KINDS: &[Kind] = &[
         singular: "poddisruptionbudget",
         kind: "PodDisruptionBudget",
         namespaced: true,
-        verbs: &["get", "list"],
+        verbs: &["create", "get", "list"],
         short: &["pdb"],
         resource: Some(Resource::Budgets),
     },

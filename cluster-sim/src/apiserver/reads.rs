@@ -91,6 +91,7 @@ pub(crate) fn namespaces(st: &State) -> BTreeSet<String> {
     all.extend(st.leases.keys().map(|(ns, _)| ns.clone()));
     all.extend(st.workloads.keys().map(|r| r.namespace.clone()));
     all.extend(st.budgets.keys().map(|(ns, _)| ns.clone()));
+    all.extend(st.namespaces.iter().cloned());
     all
 }
 
@@ -115,9 +116,12 @@ pub(crate) async fn namespaced_object(
     method: &Method,
     ns: &str,
 ) -> Result<Response, ApiError> {
+    if method == Method::DELETE {
+        return super::writes::delete_namespace(shared, ns).await;
+    }
     if method != Method::GET {
         return Err(ApiError::method_not_allowed(
-            "namespaces are read-only here",
+            "a namespace can be read, created and deleted here",
         ));
     }
     shared.sim.with(|st| {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use cluster_api::{
     ClusterApi, Event, EventType, EvictOptions, EvictionOutcome, Lease, NodePatch, ObjectRef,
-    WorkloadRef,
+    WorkloadKind, WorkloadRef,
 };
 use serde_json::{Value, json};
 
@@ -98,6 +98,46 @@ pub(crate) async fn create(
             Ok(json_response(StatusCode::CREATED, &json))
         }
         Resource::Events => create_event(shared, &v, &namespace).await,
+        Resource::Namespaces => {
+            let name = v["metadata"]["name"]
+                .as_str()
+                .ok_or_else(|| ApiError::invalid("Namespace: metadata.name: Required value"))?
+                .to_string();
+            crate::state::validate_name(&name).map_err(ApiError::invalid)?;
+            shared.sim.with(|st| {
+                if namespaces(st).contains(&name) {
+                    return Err(ApiError::from(cluster_api::Error::already_exists(
+                        "namespaces",
+                        &name,
+                    )));
+                }
+                st.namespaces.insert(name.clone());
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &namespace_json(st, &name),
+                ))
+            })
+        }
+        Resource::Workloads(kind) => {
+            let spec = workload_spec(kind, &v, &namespace)?;
+            let written = shared.sim.add_workload(spec)?;
+            let json = shared.sim.with(|st| render::workload(st, &written));
+            Ok(json_response(StatusCode::CREATED, &json))
+        }
+        Resource::Budgets => {
+            let meta = &v["metadata"];
+            let budget: crate::Budget = serde_json::from_value(json!({
+                "namespace": namespace,
+                "name": meta["name"],
+                "selector": v["spec"]["selector"],
+                "minAvailable": v["spec"]["minAvailable"],
+                "maxUnavailable": v["spec"]["maxUnavailable"],
+            }))
+            .map_err(|e| ApiError::invalid(format!("PodDisruptionBudget: {e}")))?;
+            shared.sim.add_budget(budget.clone());
+            let json = shared.sim.with(|st| render::budget(st, &budget));
+            Ok(json_response(StatusCode::CREATED, &json))
+        }
         Resource::TokenReviews => {
             let token = v["spec"]["token"].as_str().unwrap_or("");
             let mut review = v.clone();
@@ -477,4 +517,101 @@ pub(crate) async fn evict(
         Ok(EvictionOutcome::Failed { message }) => Err(ApiError::internal_bare(message)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A Deployment, StatefulSet or DaemonSet from its manifest, as the simulation runs it: the
+/// replicas, pod labels, grace period, node selector, tolerations, strategy and emptyDir
+/// volumes are taken; how long pods take to start comes from the annotation
+/// `cluster-sim.restart-manager.io/pod-start-seconds` (2 when absent).
+fn workload_spec(
+    kind: WorkloadKind,
+    v: &Value,
+    namespace: &str,
+) -> Result<crate::WorkloadSpec, ApiError> {
+    let meta = &v["metadata"];
+    let spec = &v["spec"];
+    let template = &spec["template"];
+    let pod = &template["spec"];
+    let strategy = match kind {
+        WorkloadKind::Deployment => spec["strategy"]["type"].clone(),
+        _ => spec["updateStrategy"]["type"].clone(),
+    };
+    let rolling = match kind {
+        WorkloadKind::Deployment => &spec["strategy"]["rollingUpdate"],
+        _ => &spec["updateStrategy"]["rollingUpdate"],
+    };
+    let pod_start = meta["annotations"]["cluster-sim.restart-manager.io/pod-start-seconds"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(2);
+    let mut object = json!({
+        "kind": kind.as_str(),
+        "namespace": namespace,
+        "name": meta["name"],
+        "podLabels": template["metadata"]["labels"],
+        "nodeSelector": pod["nodeSelector"],
+        "paused": spec["paused"].as_bool().unwrap_or(false),
+        "strategy": strategy,
+        "partition": rolling["partition"],
+        "maxSurge": rolling["maxSurge"],
+        "maxUnavailable": rolling["maxUnavailable"],
+        "progressDeadlineSeconds": spec["progressDeadlineSeconds"],
+        "podStartSeconds": pod_start,
+        "terminationGracePeriodSeconds": pod["terminationGracePeriodSeconds"].as_i64().unwrap_or(30),
+        "emptyDir": pod["volumes"].as_array().is_some_and(|vs| vs.iter().any(|v| v["emptyDir"].is_object())),
+        "tolerations": pod["tolerations"],
+        "annotations": meta["annotations"],
+    });
+    if kind != WorkloadKind::DaemonSet {
+        object["replicas"] = json!(spec["replicas"].as_i64().unwrap_or(1));
+    }
+    // Absent fields are left to the simulation's defaults.
+    if let Some(map) = object.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    serde_json::from_value(object).map_err(|e| {
+        ApiError::invalid(format!(
+            "{} {namespace}/{}: {e}",
+            kind.as_str(),
+            meta["name"].as_str().unwrap_or("")
+        ))
+    })
+}
+
+/// Deletes a namespace and everything the simulation keeps in it: workloads (whose pods are
+/// deleted after them), budgets, Leases, pods of no workload.
+pub(crate) async fn delete_namespace(shared: &Shared, ns: &str) -> Result<Response, ApiError> {
+    shared.sim.with(|st| {
+        if !namespaces(st).contains(ns) {
+            return Err(ApiError::not_found("namespaces", ns));
+        }
+        let workloads: Vec<WorkloadRef> = st
+            .workloads
+            .keys()
+            .filter(|r| r.namespace == ns)
+            .cloned()
+            .collect();
+        for r in &workloads {
+            st.remove_workload(r);
+        }
+        st.budgets.retain(|(n, _), _| n != ns);
+        let leases: Vec<(String, String)> =
+            st.leases.keys().filter(|(n, _)| n == ns).cloned().collect();
+        for key in &leases {
+            st.remove_lease(key);
+        }
+        let pods: Vec<(String, String)> = st
+            .pods
+            .iter()
+            .filter(|((n, _), sp)| n == ns && sp.owner.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &pods {
+            st.terminate_pod(key, None);
+        }
+        st.namespaces.remove(ns);
+        let mut json = namespace_json(st, ns);
+        json["status"]["phase"] = json!("Terminating");
+        Ok(json_response(StatusCode::OK, &json))
+    })
 }
