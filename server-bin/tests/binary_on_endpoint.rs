@@ -187,17 +187,47 @@ async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
         "the binary took the leader Lease"
     );
 
-    // A restart through the API, followed to completion.
+    // A restart through the API, followed to completion on the status websocket.
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/api/v1/service/status?kind=Deployment&namespace=shop&name=web"
+    ))
+    .await
+    .expect("the status websocket");
+    let mut next = async || -> serde_json::Value {
+        loop {
+            let msg = tokio::time::timeout(DEADLINE, ws.next())
+                .await
+                .expect("a status message in time")
+                .expect("the socket stays open")
+                .expect("a message");
+            if let Message::Text(text) = msg {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    };
+    assert_eq!(next().await["type"], "snapshot");
     let restart = "POST /api/v1/service/Deployment/shop/web/restart HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n";
     let (status, _, body) = send(addr, restart.as_bytes()).await;
     assert_eq!(status, 200, "{body}");
     let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
-    until("the rollout", async || {
-        let (_, _, body) = send(addr, &get("/api/v1/service/Deployment/shop/web")).await;
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        (v["phase"] == "complete" && v["lock"].is_null()).then_some(())
-    })
-    .await;
+    let mut phases = Vec::new();
+    loop {
+        let update = next().await;
+        let phase = update["service"]["phase"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        phases.push(phase.clone());
+        if phase == "complete" && update["service"]["lock"].is_null() {
+            break;
+        }
+    }
+    assert!(
+        phases.iter().any(|p| p == "progressing"),
+        "the rollout's progress reached the socket: {phases:?}"
+    );
     assert!(
         sim.workload(&web)
             .unwrap()
