@@ -129,13 +129,13 @@ impl Drainer {
     pub(super) async fn run(mut self) {
         match self.cordon().await {
             Step::Wait => {}
-            Step::Lost => return self.abandon().await,
+            Step::Lost => return self.abandon(true).await,
             Step::Done | Step::Stop => return,
         }
         let mut stream: Option<WatchStream<Pod>> = None;
         loop {
             if *self.stop.borrow() {
-                return self.abandon().await;
+                return self.abandon(false).await;
             }
             if stream.is_none() {
                 stream = self.watch().await;
@@ -148,7 +148,7 @@ impl Drainer {
             match step {
                 Step::Done => break,
                 Step::Stop => return,
-                Step::Lost => return self.abandon().await,
+                Step::Lost => return self.abandon(true).await,
                 Step::Wait => {}
             }
             let wake = tokio::time::sleep_until(self.wake_at(stream.is_some()));
@@ -209,12 +209,7 @@ impl Drainer {
         }
         // A release that raced the cordon: whoever released may have uncordoned before our
         // cordon landed, so it is ours to undo.
-        if self.cordoned_here
-            && matches!(
-                self.inner.holds_slot(&self.group, &self.holder.id).await,
-                Ok(false)
-            )
-        {
+        if self.cordoned_here && self.slot_gone().await {
             return Step::Lost;
         }
         let announced = self.inner.node_state(self.node()).as_deref() == Some("draining");
@@ -260,18 +255,27 @@ impl Drainer {
         Step::Wait
     }
 
-    /// The holder has left the slot: stop, undoing our cordon if nobody holds the node now
-    /// (the release may have uncordoned before our cordon landed).
-    async fn abandon(&self) {
-        tracing::info!(node = %self.node(), group = %self.group, "the reboot slot was given back; drain stopped");
-        if self.cordoned_here
-            && matches!(
-                self.inner.holds_slot(&self.group, &self.holder.id).await,
-                Ok(false)
-            )
-        {
+    /// Whether the cluster says the holder no longer has its slot (unknown counts as no).
+    async fn slot_gone(&self) -> bool {
+        matches!(
+            self.inner.holds_slot(&self.group, &self.holder.id).await,
+            Ok(false)
+        )
+    }
+
+    /// Undoes the cordon this drain wrote if the slot is gone: whoever released may have
+    /// uncordoned before our cordon landed. `known_gone` skips asking the cluster again.
+    async fn undo_our_cordon(&self, known_gone: bool) {
+        if self.cordoned_here && (known_gone || self.slot_gone().await) {
             self.inner.finish_node(self.node()).await;
         }
+    }
+
+    /// The holder has left the slot: stop, undoing our cordon. `known_gone` when the cluster
+    /// just said so; otherwise it is asked (the lock cache may have been the one to say).
+    async fn abandon(&self, known_gone: bool) {
+        tracing::info!(node = %self.node(), group = %self.group, "the reboot slot was given back; drain stopped");
+        self.undo_our_cordon(known_gone).await;
         self.inner.forget_drain(self.node(), &self.holder.id);
         self.inner
             .observer
@@ -621,14 +625,7 @@ impl Drainer {
                 });
             }
             Err(message) => {
-                if self.cordoned_here
-                    && matches!(
-                        self.inner.holds_slot(&self.group, &self.holder.id).await,
-                        Ok(false)
-                    )
-                {
-                    self.inner.finish_node(self.node()).await;
-                }
+                self.undo_our_cordon(false).await;
                 self.inner.observer.drain_finished(
                     &self.group,
                     "cancelled",
