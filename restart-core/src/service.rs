@@ -1,6 +1,6 @@
 //! The restart service: restarts, locks, rollout tracking and the status stream.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -253,8 +253,9 @@ struct Inner {
     updates: broadcast::Sender<ServiceStatus>,
     refresh: mpsc::UnboundedSender<WorkloadRef>,
     refresh_rx: Mutex<Option<mpsc::UnboundedReceiver<WorkloadRef>>>,
-    /// One per watch: the lock Leases, and each allowlisted kind.
-    health: HashMap<&'static str, CacheHealth>,
+    /// One per watch: the lock Leases, and each allowlisted kind; ordered, so readiness
+    /// names the same problem first every time.
+    health: BTreeMap<&'static str, CacheHealth>,
     cache_grace: Duration,
     sequence: AtomicU64,
     leadership: Option<watch::Receiver<bool>>,
@@ -310,7 +311,7 @@ impl RestarterBuilder {
             .iter()
             .map(|a| (lock::lease_name(&a.workload), a.workload.clone()))
             .collect();
-        let mut health = HashMap::new();
+        let mut health = BTreeMap::new();
         health.insert(LOCKS, CacheHealth::new("restart lock"));
         for kind in WorkloadKind::ALL {
             if self.allowlist.iter().any(|a| a.workload.kind == kind) {
@@ -405,10 +406,7 @@ impl Restarter {
     /// Why [`is_ready`](Self::is_ready) says no, for a readiness probe.
     pub fn readiness_problem(&self) -> Option<String> {
         let grace = self.inner.cache_grace;
-        let mut keys: Vec<&&str> = self.inner.health.keys().collect();
-        keys.sort();
-        keys.into_iter()
-            .find_map(|k| self.inner.health[*k].problem(grace))
+        self.inner.health.values().find_map(|h| h.problem(grace))
     }
 
     /// Waits until every watch has delivered its first full list.
