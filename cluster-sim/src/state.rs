@@ -877,14 +877,20 @@ pub(crate) fn template_hash(
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
 ) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (k, v) in labels.iter().chain(annotations.iter()) {
-        for b in k.bytes().chain([0]).chain(v.bytes()).chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let h = fnv1a(
+        labels
+            .iter()
+            .chain(annotations.iter())
+            .flat_map(|(k, v)| k.bytes().chain([0]).chain(v.bytes()).chain([0])),
+    );
     format!("{:010x}", h & 0xff_ffff_ffff)
+}
+
+/// 64-bit FNV-1a: a stable hash for names and uids the simulation derives.
+pub(crate) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Registration of watchers.

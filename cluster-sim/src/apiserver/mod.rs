@@ -22,6 +22,7 @@
 //! `resourceVersion` still in the change window (older: a `410 Gone` in the stream), send
 //! bookmarks when asked, and end after `timeoutSeconds`.
 
+mod bodies;
 mod discovery;
 mod pb;
 mod reads;

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use crate::budget::{Budget, IntOrPercent};
-use crate::state::{SimWorkload, State};
+use crate::state::{SimWorkload, State, fnv1a};
 
 /// `Time`: RFC 3339 to the second.
 pub(crate) fn time(t: Timestamp) -> String {
@@ -137,11 +137,7 @@ pub(crate) fn node_address(st: &State, name: &str) -> String {
         .get(name)
         .and_then(|n| n.uid.rsplit('-').next())
         .and_then(|s| u64::from_str_radix(s, 16).ok())
-        .unwrap_or_else(|| {
-            name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            })
-        });
+        .unwrap_or_else(|| fnv1a(name.bytes()));
     let i = serial & 0xff_ffff;
     format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
 }
@@ -294,10 +290,7 @@ fn owner_uid(st: &State, p: &Pod, kind: &str, name: &str) -> String {
 
 /// A uid made from another and a name, stable across calls.
 pub(crate) fn derived_uid(base: &str, name: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in base.bytes().chain(name.bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = fnv1a(base.bytes().chain(name.bytes()));
     format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
         h >> 32,
