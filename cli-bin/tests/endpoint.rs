@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use cluster_api::{Node, WorkloadKind, WorkloadRef};
+use cluster_api::{WorkloadKind, WorkloadRef};
 use cluster_sim::apiserver::ApiServer;
-use cluster_sim::{SimCluster, WorkloadSpec, machine_id_for};
+use cluster_sim::{SimCluster, WorkloadSpec};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -39,10 +39,7 @@ async fn restartctl(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restartctl_restarts_and_waits_through_the_endpoint() {
     let sim = SimCluster::new();
-    for i in 1..=2 {
-        let name = format!("n{i}");
-        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
-    }
+    sim.add_fleet(2);
     sim.add_workload(
         WorkloadSpec::deployment("shop", "web")
             .replicas(2)

@@ -259,6 +259,15 @@ impl SimCluster {
         self.with(|st| st.put_node(node))
     }
 
+    /// Adds Nodes `n1` .. `n<count>`, each with the machine id [`machine_id_for`] derives
+    /// from its name (so a test knows the Zincati id every node answers to).
+    pub fn add_fleet(&self, count: usize) {
+        for i in 1..=count {
+            let name = format!("n{i}");
+            self.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
+        }
+    }
+
     /// Deletes a Node; the pods bound to it are garbage-collected at once.
     pub fn remove_node(&self, name: &str) -> Option<Node> {
         self.with(|st| st.remove_node(name))

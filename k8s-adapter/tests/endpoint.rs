@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{ClusterApi, Error, LabelSelector, Node, WatchEvent};
+use cluster_api::{ClusterApi, Error, LabelSelector, WatchEvent};
 use cluster_sim::apiserver::{ApiServer, Running};
 use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
@@ -34,10 +34,7 @@ impl Drop for TempDir {
 
 async fn setup(nodes: usize) -> Setup {
     let sim = SimCluster::new();
-    for i in 1..=nodes {
-        let name = format!("n{i}");
-        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
-    }
+    sim.add_fleet(nodes);
     let endpoint = ApiServer::new(sim.clone())
         .serve_on_localhost()
         .await

@@ -115,10 +115,7 @@ async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
     let sim = SimCluster::new();
-    for i in 1..=3 {
-        let name = format!("n{i}");
-        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
-    }
+    sim.add_fleet(3);
     sim.add_workload(
         WorkloadSpec::deployment("shop", "web")
             .replicas(3)
@@ -269,10 +266,7 @@ fn terminate(child: &Child) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_slots_hand_over_leadership_and_survive_a_kill_mid_drain() {
     let sim = SimCluster::new();
-    for i in 1..=4 {
-        let name = format!("n{i}");
-        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
-    }
+    sim.add_fleet(4);
     // Two replicas on n1 and n2 under a budget that keeps both: draining either waits until
     // the Deployment is scaled up.
     for n in ["n3", "n4"] {

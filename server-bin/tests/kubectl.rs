@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{LabelSelector, Node, WorkloadKind, WorkloadRef};
+use cluster_api::{LabelSelector, WorkloadKind, WorkloadRef};
 use cluster_sim::apiserver::{ApiServer, Running};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
@@ -101,10 +101,7 @@ impl Judge {
 /// Three nodes, a Deployment under a budget, a DaemonSet, on the real clock.
 fn cluster() -> SimCluster {
     let sim = SimCluster::new();
-    for i in 1..=3 {
-        let name = format!("n{i}");
-        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
-    }
+    sim.add_fleet(3);
     sim.add_workload(
         WorkloadSpec::deployment("shop", "web")
             .replicas(3)

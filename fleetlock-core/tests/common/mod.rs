@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cluster_api::{LabelSelector, Node};
+use cluster_api::LabelSelector;
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use tokio::task::JoinHandle;
@@ -13,10 +13,7 @@ pub const NS: &str = "restart-manager";
 /// Nodes `n1`..`n<count>`, each with a machine id derived from its name.
 pub fn fleet(count: usize) -> SimCluster {
     let sim = SimCluster::new();
-    for i in 1..=count {
-        let name = format!("n{i}");
-        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
-    }
+    sim.add_fleet(count);
     sim
 }
 
