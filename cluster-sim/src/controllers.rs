@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cluster_api::{WorkloadKind, WorkloadRef, WorkloadStatus};
+use cluster_api::{Event, EventType, WorkloadKind, WorkloadRef, WorkloadStatus};
 
 use crate::budget::IntOrPercent;
 use crate::spec::StrategyName;
-use crate::state::{Key, State, Timer, template_hash};
+use crate::state::{Key, REVISION_HISTORY_LIMIT, Revision, State, Timer, template_hash};
 
 /// Kubernetes' default `progressDeadlineSeconds`.
 const DEFAULT_PROGRESS_DEADLINE: i32 = 600;
@@ -61,7 +61,65 @@ impl State {
     // === Deployment ===
 
     fn reconcile_deployment(&mut self, r: &WorkloadRef) {
+        let before = self.replica_set_sizes(r);
+        self.scale_deployment(r);
+        let after = self.replica_set_sizes(r);
+        self.announce_scaling(r, &before, &after);
+    }
+
+    /// Each of a Deployment's ReplicaSets with its pods that are not terminating.
+    fn replica_set_sizes(&self, r: &WorkloadRef) -> BTreeMap<String, i32> {
+        let mut sizes = BTreeMap::new();
+        for p in self.views(r).iter().filter(|p| !p.terminating) {
+            *sizes.entry(p.revision.clone()).or_insert(0) += 1;
+        }
+        sizes
+    }
+
+    /// The deployment controller's `ScalingReplicaSet` Events for what one pass changed.
+    fn announce_scaling(
+        &mut self,
+        r: &WorkloadRef,
+        before: &BTreeMap<String, i32>,
+        after: &BTreeMap<String, i32>,
+    ) {
+        let Some(uid) = self.workloads.get(r).map(|sw| sw.w.uid.clone()) else {
+            return;
+        };
+        let revisions: std::collections::BTreeSet<&String> =
+            before.keys().chain(after.keys()).collect();
+        let mut notes = Vec::new();
+        for rev in revisions {
+            let (from, to) = (
+                before.get(rev).copied().unwrap_or(0),
+                after.get(rev).copied().unwrap_or(0),
+            );
+            if from != to {
+                let way = if to > from { "up" } else { "down" };
+                notes.push(format!(
+                    "Scaled {way} replica set {}-{rev} from {from} to {to}",
+                    r.name
+                ));
+            }
+        }
+        for note in notes {
+            self.push_event(Event {
+                regarding: r.object_ref().with_uid(&uid),
+                type_: EventType::Normal,
+                reason: "ScalingReplicaSet".into(),
+                action: String::new(),
+                note,
+                reporting_controller: "deployment-controller".into(),
+                reporting_instance: String::new(),
+                time: None,
+                count: 1,
+            });
+        }
+    }
+
+    fn scale_deployment(&mut self, r: &WorkloadRef) {
         let now = self.now;
+        let wall = self.wall();
         let hash = self.current_template_hash(r);
         let Some(sw) = self.workloads.get_mut(r) else {
             return;
@@ -69,10 +127,25 @@ impl State {
         let desired = sw.w.replicas.unwrap_or(1).max(0);
         let mut new_rollout = false;
         if !sw.w.paused && sw.target_revision != hash {
-            // A new ReplicaSet for the new template.
+            // A new ReplicaSet for the new template (or an old one taken back into use, which
+            // gets the next revision number as the real controller gives it).
             new_rollout = !sw.target_revision.is_empty();
-            sw.target_revision = hash;
+            sw.target_revision = hash.clone();
             sw.progress_at = now;
+            let number = sw.history.last().map_or(1, |r| r.number + 1);
+            let created = match sw.history.iter().position(|r| r.hash == hash) {
+                Some(i) => sw.history.remove(i).created,
+                None => wall,
+            };
+            sw.history.push(Revision {
+                hash,
+                number,
+                template_annotations: sw.w.template_annotations.clone(),
+                created,
+            });
+            if sw.history.len() > REVISION_HISTORY_LIMIT + 1 {
+                sw.history.remove(0);
+            }
         }
         let target = sw.target_revision.clone();
         let recreate = sw.spec.strategy == Some(StrategyName::Recreate);

@@ -455,6 +455,7 @@ impl SimCluster {
                     w: w.clone(),
                     spec,
                     target_revision: String::new(),
+                    history: Vec::new(),
                     stalled: false,
                     progress_at: st.now,
                     seq: 0,

@@ -71,12 +71,30 @@ pub(crate) struct SimWorkload {
     /// The revision the controller rolls towards (Deployment's new ReplicaSet, StatefulSet's
     /// updateRevision, DaemonSet's current template).
     pub(crate) target_revision: String,
+    /// A Deployment's ReplicaSets, oldest first: one per template it has rolled to, the last
+    /// `revisionHistoryLimit` + 1 kept (empty for other kinds).
+    pub(crate) history: Vec<Revision>,
     /// New pods crash-loop.
     pub(crate) stalled: bool,
     /// Last time the rollout made progress (the Progressing condition's lastUpdateTime).
     pub(crate) progress_at: Instant,
     pub(crate) seq: u64,
 }
+
+/// One of a Deployment's ReplicaSets: the template it was made for and when.
+#[derive(Debug, Clone)]
+pub(crate) struct Revision {
+    /// The template's hash (the `pod-template-hash` label and the ReplicaSet's name suffix).
+    pub(crate) hash: String,
+    /// The `deployment.kubernetes.io/revision` number.
+    pub(crate) number: u64,
+    /// The template's annotations.
+    pub(crate) template_annotations: BTreeMap<String, String>,
+    pub(crate) created: Timestamp,
+}
+
+/// How many old ReplicaSets a Deployment keeps (`revisionHistoryLimit`'s default).
+pub(crate) const REVISION_HISTORY_LIMIT: usize = 10;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Timer {

@@ -110,10 +110,12 @@ fn alice() -> Identity {
     Identity::user("alice")
 }
 
+/// restart-manager's Events about a workload (the cluster's controllers write their own).
 fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
     sim.events()
         .into_iter()
         .filter(|e| e.regarding.names_same(&w.object_ref()))
+        .filter(|e| e.reporting_controller == restart_core::CONTROLLER)
         .map(|e| e.reason)
         .collect()
 }

@@ -218,6 +218,74 @@ async fn kubectl_rollout_restart_completes_and_agrees_with_restart_manager() {
         restart_core::rollout::rollout(&web).verdict,
         Verdict::Complete
     );
+
+    // The Deployment's ReplicaSets: the new one holds every replica, the old one none, and
+    // kubectl finds both (it matches them to the Deployment by owner uid and template).
+    let sets = k
+        .ok(&[
+            "-n",
+            "shop",
+            "get",
+            "replicasets",
+            "-o",
+            "custom-columns=NAME:.metadata.name,REVISION:.metadata.annotations.deployment\\.kubernetes\\.io/revision,DESIRED:.spec.replicas,READY:.status.readyReplicas",
+            "--no-headers",
+        ])
+        .await;
+    let rows: Vec<Vec<&str>> = sets
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{sets}");
+    let by_revision = |n: &str| {
+        rows.iter()
+            .find(|r| r[1] == n)
+            .unwrap_or_else(|| panic!("{sets}"))
+    };
+    assert_eq!(by_revision("1")[2], "0", "{sets}");
+    assert_eq!(&by_revision("2")[2..], ["3", "3"], "{sets}");
+    let history = k
+        .ok(&["-n", "shop", "rollout", "history", "deployment/web"])
+        .await;
+    let revisions: Vec<&str> = history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+    let described = k.ok(&["-n", "shop", "describe", "deployment", "web"]).await;
+    let new_set = format!(
+        "NewReplicaSet:   {} (3/3 replicas created)",
+        by_revision("2")[0]
+    );
+    assert!(
+        described.contains(&new_set),
+        "{new_set} missing:\n{described}"
+    );
+
+    // The rollout's Events, in both Event APIs.
+    let core = k
+        .ok(&[
+            "-n",
+            "shop",
+            "get",
+            "events",
+            "-o",
+            "custom-columns=REASON:.reason,OBJECT:.involvedObject.name",
+        ])
+        .await;
+    let v1 = k
+        .ok(&[
+            "-n",
+            "shop",
+            "get",
+            "events.v1.events.k8s.io",
+            "-o",
+            "jsonpath={range .items[*]}{.reason}={.regarding.name}{\"\\n\"}{end}",
+        ])
+        .await;
+    assert!(core.contains("ScalingReplicaSet"), "{core}");
+    assert!(v1.lines().any(|l| l == "ScalingReplicaSet=web"), "{v1}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

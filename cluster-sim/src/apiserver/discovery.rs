@@ -9,6 +9,8 @@ pub(crate) enum Resource {
     Nodes,
     Pods,
     Events,
+    /// The same Events in the `events.k8s.io/v1` shape.
+    EventsV1,
     Namespaces,
     Leases,
     Workloads(WorkloadKind),
@@ -32,7 +34,6 @@ pub(crate) struct Kind {
     pub(crate) resource: Option<Resource>,
 }
 
-pub(crate) const READ: &[&str] = &["get", "list", "watch"];
 pub(crate) const READ_PATCH: &[&str] = &["get", "list", "watch", "patch"];
 pub(crate) const WORKLOAD_VERBS: &[&str] = &["create", "get", "list", "watch", "patch"];
 
@@ -80,6 +81,17 @@ pub(crate) const KINDS: &[Kind] = &[
         verbs: &["create", "get", "list", "patch"],
         short: &["ev"],
         resource: Some(Resource::Events),
+    },
+    Kind {
+        group: "events.k8s.io",
+        version: "v1",
+        name: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        verbs: &["get", "list"],
+        short: &["ev"],
+        resource: Some(Resource::EventsV1),
     },
     Kind {
         group: "",
@@ -132,7 +144,7 @@ pub(crate) const KINDS: &[Kind] = &[
         singular: "replicaset",
         kind: "ReplicaSet",
         namespaced: true,
-        verbs: READ,
+        verbs: &["get", "list"],
         short: &["rs"],
         resource: Some(Resource::ReplicaSets),
     },

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use cluster_api::Event;
+use cluster_api::{Event, WorkloadKind};
 use serde_json::{Map, Value, json};
 
 use super::Shared;
@@ -26,7 +26,7 @@ pub(crate) fn read_op(resource: Resource, one: bool) -> Option<Operation> {
         (Resource::Leases, false) => Operation::ListLeases,
         (Resource::Workloads(_), true) => Operation::GetWorkload,
         (Resource::Workloads(_), false) => Operation::ListWorkloads,
-        (Resource::Events, _) => Operation::ListEvents,
+        (Resource::Events | Resource::EventsV1, _) => Operation::ListEvents,
         _ => return None,
     })
 }
@@ -71,12 +71,23 @@ pub(crate) fn objects(st: &State, resource: Resource, namespace: Option<&str>) -
             .filter(|(_, e)| in_ns(e.regarding.namespace.as_deref().unwrap_or("default")))
             .map(|(seq, e)| render::event(st, *seq, e, &event_name(e, *seq)))
             .collect(),
+        Resource::EventsV1 => st
+            .events
+            .iter()
+            .filter(|(_, e)| in_ns(e.regarding.namespace.as_deref().unwrap_or("default")))
+            .map(|(seq, e)| render::event_v1(st, *seq, e, &event_name(e, *seq)))
+            .collect(),
         Resource::Namespaces => namespaces(st)
             .into_iter()
             .map(|ns| namespace_json(st, &ns))
             .collect(),
-        Resource::ReplicaSets
-        | Resource::TokenReviews
+        Resource::ReplicaSets => st
+            .workloads
+            .values()
+            .filter(|sw| sw.w.kind == WorkloadKind::Deployment && in_ns(&sw.w.namespace))
+            .flat_map(|sw| render::replica_sets(st, sw))
+            .collect(),
+        Resource::TokenReviews
         | Resource::SubjectAccessReviews
         | Resource::SelfSubjectAccessReviews => Vec::new(),
     }

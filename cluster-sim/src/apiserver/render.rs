@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use crate::budget::{Budget, IntOrPercent};
-use crate::state::{SimWorkload, State, fnv1a};
+use crate::state::{REVISION_HISTORY_LIMIT, SimWorkload, State, fnv1a};
 
 /// `Time`: RFC 3339 to the second.
 pub(crate) fn time(t: Timestamp) -> String {
@@ -353,26 +353,16 @@ pub(crate) fn workload(st: &State, w: &Workload) -> Value {
         &w.annotations,
     );
     meta.insert("generation".into(), json!(w.generation));
-    let mut template_meta = Map::new();
-    template_meta.insert("labels".into(), string_map(&w.selector.match_labels));
-    if !w.template_annotations.is_empty() {
-        template_meta.insert("annotations".into(), string_map(&w.template_annotations));
-    }
-    let grace = sw.map_or(30, |sw| sw.spec.termination_grace_period_seconds);
-    let mut pod_spec = json!({
-        "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10", "resources": {}}],
-        "restartPolicy": "Always",
-        "terminationGracePeriodSeconds": grace,
-    });
-    if let Some(sw) = sw
-        && !sw.spec.node_selector.is_empty()
-    {
-        pod_spec["nodeSelector"] = string_map(&sw.spec.node_selector);
+    if let Some(current) = sw.and_then(|sw| sw.history.last()) {
+        meta.entry("annotations")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|a| a.insert(REVISION.into(), json!(current.number.to_string())));
     }
     let mut spec = json!({
         "selector": {"matchLabels": string_map(&w.selector.match_labels)},
-        "template": {"metadata": template_meta, "spec": pod_spec},
-        "revisionHistoryLimit": 10,
+        "template": pod_template(sw, &w.selector.match_labels, &w.template_annotations),
+        "revisionHistoryLimit": REVISION_HISTORY_LIMIT,
     });
     let s = &w.status;
     let conditions: Vec<Value> = s
@@ -474,6 +464,116 @@ pub(crate) fn workload(st: &State, w: &Workload) -> Value {
     json!({"kind": kind, "apiVersion": "apps/v1", "metadata": meta, "spec": spec, "status": status})
 }
 
+/// A workload's pod template: its labels and annotations, one container.
+fn pod_template(
+    sw: Option<&SimWorkload>,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Value {
+    let mut meta = Map::new();
+    meta.insert("labels".into(), string_map(labels));
+    if !annotations.is_empty() {
+        meta.insert("annotations".into(), string_map(annotations));
+    }
+    let grace = sw.map_or(30, |sw| sw.spec.termination_grace_period_seconds);
+    let mut spec = json!({
+        "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10", "resources": {}}],
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": grace,
+    });
+    if let Some(sw) = sw
+        && !sw.spec.node_selector.is_empty()
+    {
+        spec["nodeSelector"] = string_map(&sw.spec.node_selector);
+    }
+    json!({"metadata": meta, "spec": spec})
+}
+
+/// The annotation that numbers a Deployment's revisions, on it and on its ReplicaSets.
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// A Deployment's ReplicaSets, as the deployment controller keeps them: one per revision in
+/// its history, the current one scaled to the Deployment's replicas, old ones to the pods
+/// they still have.
+pub(crate) fn replica_sets(st: &State, sw: &SimWorkload) -> Vec<Value> {
+    let w = &sw.w;
+    let desired = w.replicas.unwrap_or(1);
+    let mut counts: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
+    for key in st.pods_of(&w.reference()) {
+        let sp = &st.pods[&key];
+        if sp.pod.is_terminating() {
+            continue;
+        }
+        let c = counts.entry(sp.revision.as_str()).or_default();
+        c.0 += 1;
+        c.1 += i32::from(sp.pod.ready);
+    }
+    sw.history
+        .iter()
+        .map(|rev| {
+            let name = format!("{}-{}", w.name, rev.hash);
+            let (replicas, ready) = counts.get(rev.hash.as_str()).copied().unwrap_or((0, 0));
+            let current = rev.hash == sw.target_revision;
+            let wanted = if current && !w.paused {
+                desired
+            } else {
+                replicas
+            };
+            let mut labels = w.selector.match_labels.clone();
+            labels.insert("pod-template-hash".into(), rev.hash.clone());
+            let annotations = BTreeMap::from([
+                (REVISION.to_string(), rev.number.to_string()),
+                (
+                    "deployment.kubernetes.io/desired-replicas".into(),
+                    desired.to_string(),
+                ),
+                (
+                    "deployment.kubernetes.io/max-replicas".into(),
+                    desired.to_string(),
+                ),
+            ]);
+            let mut meta = metadata(
+                &name,
+                Some(&w.namespace),
+                &derived_uid(&w.uid, &name),
+                &w.resource_version,
+                rev.created,
+                &labels,
+                &annotations,
+            );
+            meta.insert("generation".into(), json!(1));
+            meta.insert(
+                "ownerReferences".into(),
+                json!([{
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": w.name,
+                    "uid": w.uid,
+                    "controller": true,
+                    "blockOwnerDeletion": true,
+                }]),
+            );
+            json!({
+                "kind": "ReplicaSet",
+                "apiVersion": "apps/v1",
+                "metadata": meta,
+                "spec": {
+                    "replicas": wanted,
+                    "selector": {"matchLabels": string_map(&labels)},
+                    "template": pod_template(Some(sw), &labels, &rev.template_annotations),
+                },
+                "status": {
+                    "replicas": replicas,
+                    "fullyLabeledReplicas": replicas,
+                    "readyReplicas": ready,
+                    "availableReplicas": ready,
+                    "observedGeneration": 1,
+                },
+            })
+        })
+        .collect()
+}
+
 // === budgets ===
 
 /// A `policy/v1` PodDisruptionBudget with the status the disruption controller keeps.
@@ -563,4 +663,32 @@ pub(crate) fn event(st: &State, seq: u64, e: &Event, name: &str) -> Value {
         event["series"] = json!({"count": e.count, "lastObservedTime": micro_time(at)});
     }
     event
+}
+
+/// The same Event as `events.k8s.io/v1` shows it: `regarding` and `note`, the core fields
+/// kept under their `deprecated` names.
+pub(crate) fn event_v1(st: &State, seq: u64, e: &Event, name: &str) -> Value {
+    let core = event(st, seq, e, name);
+    let at = e.time.unwrap_or(st.config.start_time);
+    let mut v1 = json!({
+        "kind": "Event",
+        "apiVersion": "events.k8s.io/v1",
+        "metadata": core["metadata"],
+        "eventTime": core["eventTime"],
+        "reportingController": e.reporting_controller,
+        "reportingInstance": e.reporting_instance,
+        "action": e.action,
+        "reason": e.reason,
+        "regarding": core["involvedObject"],
+        "note": e.note,
+        "type": core["type"],
+        "deprecatedSource": core["source"],
+        "deprecatedFirstTimestamp": time(at),
+        "deprecatedLastTimestamp": time(at),
+        "deprecatedCount": e.count.max(1),
+    });
+    if !core["series"].is_null() {
+        v1["series"] = core["series"].clone();
+    }
+    v1
 }
