@@ -34,6 +34,10 @@ pub struct SimConfig {
     /// How long a workload controller takes to notice a spec change (so `observedGeneration`
     /// lags `generation` briefly, as on a real cluster).
     pub controller_delay: Duration,
+    /// How many container images each node's kubelet reports in `status.images` (the
+    /// kubelet's own limit is 50). They fill the Nodes the API endpoint serves, which is where
+    /// most of a real Node's size comes from; the in-process API has no field for them.
+    pub node_images: usize,
 }
 
 impl Default for SimConfig {
@@ -42,6 +46,7 @@ impl Default for SimConfig {
             start_time: Timestamp::from_second(1_767_603_600).unwrap_or(Timestamp::UNIX_EPOCH), // 2026-01-05T09:00:00Z, a Monday
             reboot_duration: Duration::from_secs(45),
             controller_delay: Duration::from_millis(50),
+            node_images: 0,
         }
     }
 }

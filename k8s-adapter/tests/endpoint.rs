@@ -124,6 +124,27 @@ async fn the_adapter_speaks_to_the_endpoint_over_tls_with_pages_and_watches() {
     })
     .await;
     assert!(matches!(broken, Error::Unavailable { .. }), "{broken:?}");
+    assert!(
+        broken.to_string().contains("expired"),
+        "a 410 in the stream: {broken}"
+    );
+    assert!(
+        within("the end of the broken stream", watch.next())
+            .await
+            .is_none(),
+        "the stream ends with its error"
+    );
+
+    // A change made while nobody watches is in the relist of the next watch.
+    s.sim.edit_node("n9", |n| n.unschedulable = true).unwrap();
+    let mut watch = s.kube.watch_nodes().await.unwrap();
+    match within("the relist", watch.next()).await {
+        Some(Ok(WatchEvent::Restarted(all))) => {
+            assert_eq!(all.len(), 250);
+            assert!(all.iter().any(|n| n.name == "n9" && n.unschedulable));
+        }
+        other => panic!("expected a fresh list, got {other:?}"),
+    }
 
     // Leases: compare-and-swap through PUT.
     let lease =

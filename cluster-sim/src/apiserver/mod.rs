@@ -15,14 +15,18 @@
 //! | `leases` | get, list, watch, create, update (compare-and-swap), delete |
 //! | `deployments`, `statefulsets`, `daemonsets` | get, list, watch, patch of the pod template |
 //! | `poddisruptionbudgets` | get, list |
-//! | `events` (core), `namespaces` | list, create, patch (series) / list, get |
+//! | `events` (core), `namespaces` | get, list, create, patch (series) / get, list, create, delete |
 //! | `tokenreviews`, `subjectaccessreviews`, `selfsubjectaccessreviews` | create |
+//! | `replicasets` | get, list (a Deployment's revisions) |
+//! | `events.k8s.io/v1` `events` | get, list |
+//! | `/sim/v1/...` | the simulation's fault injection and counters (administrator only) |
 //!
 //! Lists take label and field selectors and `limit`/`continue`; watches start from a
 //! `resourceVersion` still in the change window (older: a `410 Gone` in the stream), send
 //! bookmarks when asked, and end after `timeoutSeconds`.
 
 mod bodies;
+mod control;
 mod discovery;
 mod pb;
 mod reads;
@@ -36,6 +40,7 @@ mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -64,6 +69,7 @@ pub struct Running {
     scheme: &'static str,
     ca_pem: Option<String>,
     token: String,
+    requests: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -72,6 +78,22 @@ pub struct Running {
 pub(crate) struct Shared {
     pub(crate) sim: SimCluster,
     pub(crate) token: Arc<str>,
+    /// HTTP requests served, of every kind.
+    requests: Arc<AtomicU64>,
+}
+
+impl Shared {
+    pub(crate) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn reset_requests(&self) {
+        self.requests.store(0, Ordering::Relaxed);
+    }
 }
 
 // === impl ApiServer ===
@@ -125,7 +147,9 @@ impl ApiServer {
         let shared = Shared {
             sim: self.sim.clone(),
             token: self.token.clone().into(),
+            requests: Arc::default(),
         };
+        let requests = shared.requests.clone();
         let router = routes::router(shared);
         let certificates = if self.tls { Some(tls::make()?) } else { None };
         let ca_pem = certificates.as_ref().map(|c| c.ca_pem.clone());
@@ -169,6 +193,7 @@ impl ApiServer {
             scheme: if self.tls { "https" } else { "http" },
             ca_pem,
             token: self.token,
+            requests,
             task,
         })
     }
@@ -203,6 +228,11 @@ impl Running {
         let path = dir.join("kubeconfig");
         std::fs::write(&path, self.kubeconfig())?;
         Ok(path)
+    }
+
+    /// How many HTTP requests it has served (discovery, reads, writes, watches, refusals).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Stops accepting connections.

@@ -11,7 +11,7 @@ use super::Shared;
 use super::discovery::*;
 use super::render;
 use super::routes::*;
-use super::select::{Selection, page};
+use super::select::{Cursor, Selection, key_of, page};
 use super::status::ApiError;
 use crate::faults::Operation;
 use crate::state::State;
@@ -174,14 +174,12 @@ pub(crate) async fn list(
     let selection = Selection::from_query(target.namespace.clone(), query)?;
     let limit = query.get("limit").and_then(|l| l.parse().ok());
     let token = query.get("continue").map(String::as_str);
-    let (items, rv) = shared.sim.with(|st| {
-        let items: Vec<Value> = list_candidates(st, target.resource, &selection)
-            .into_iter()
-            .filter(|o| selection.matches(o))
-            .collect();
-        (items, st.current_rv())
-    });
-    let (items, next, rv) = page(items, limit, token, rv)?;
+    let (items, next, rv) = shared.sim.with(|st| {
+        let cursor = Cursor::parse(token, st.current_rv())?;
+        let candidates = sorted_candidates(st, target.resource, &selection, &cursor);
+        let (items, next) = page(candidates.filter(|o| selection.matches(o)), limit, &cursor);
+        Ok::<_, ApiError>((items, next, cursor.rv))
+    })?;
     let k = kind_of(target.resource);
     let mut metadata = Map::new();
     metadata.insert("resourceVersion".into(), json!(rv.to_string()));
@@ -207,6 +205,31 @@ pub(crate) async fn list(
             "items": items,
         }),
     ))
+}
+
+/// The objects a list may return, in key order. Nodes are rendered lazily from where the
+/// cursor resumes, so paging through a large fleet renders each Node once.
+fn sorted_candidates<'a>(
+    st: &'a State,
+    resource: Resource,
+    selection: &Selection,
+    cursor: &Cursor,
+) -> Box<dyn Iterator<Item = Value> + 'a> {
+    if resource == Resource::Nodes {
+        use std::ops::Bound;
+        let from = match cursor.after.as_deref().and_then(|k| k.strip_prefix('/')) {
+            Some(name) => Bound::Excluded(name.to_string()),
+            None => Bound::Unbounded,
+        };
+        return Box::new(
+            st.nodes
+                .range((from, Bound::Unbounded))
+                .map(move |(_, n)| render::node(st, n)),
+        );
+    }
+    let mut all = list_candidates(st, resource, selection);
+    all.sort_by_key(key_of);
+    Box::new(all.into_iter())
 }
 
 /// The objects a selection may match, narrowed by the fields the simulation indexes (a

@@ -93,7 +93,7 @@ pub(crate) fn node(st: &State, n: &Node) -> Value {
     if !taints.is_empty() {
         spec.insert("taints".into(), Value::Array(taints));
     }
-    json!({
+    let mut node = json!({
         "kind": "Node",
         "apiVersion": "v1",
         "metadata": metadata(&n.name, None, &n.uid, &n.resource_version, created, &n.labels, &n.annotations),
@@ -126,7 +126,41 @@ pub(crate) fn node(st: &State, n: &Node) -> Value {
                 "architecture": "amd64",
             },
         },
-    })
+    });
+    if st.config.node_images > 0 {
+        node["status"]["images"] = node_images(st.config.node_images);
+    }
+    node
+}
+
+/// The images a node's kubelet reports: the same on every node, as a fleet running the same
+/// DaemonSets and system images has. Made once per count.
+fn node_images(count: usize) -> Value {
+    static MADE: std::sync::Mutex<Option<(usize, Value)>> = std::sync::Mutex::new(None);
+    let mut made = MADE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((n, images)) = made.as_ref()
+        && *n == count
+    {
+        return images.clone();
+    }
+    let images = Value::Array(
+        (0..count)
+            .map(|k| {
+                let digest = format!("{:016x}", fnv1a(k.to_le_bytes()));
+                json!({
+                    "names": [
+                        format!("quay.io/example/service-{k}@sha256:{}", digest.repeat(4)),
+                        format!("quay.io/example/service-{k}:v1.{k}.0"),
+                    ],
+                    "sizeBytes": 10_000_000 + k * 1_000_003,
+                })
+            })
+            .collect(),
+    );
+    *made = Some((count, images.clone()));
+    images
 }
 
 /// A stable address in 10.0.0.0/8 for a node: from the serial number in its simulated uid

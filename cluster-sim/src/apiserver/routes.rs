@@ -57,6 +57,7 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    shared.count_request();
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -157,6 +158,9 @@ pub(crate) async fn dispatch(
             ));
         }
         ["apis"] => return Ok(json_response(StatusCode::OK, &group_list())),
+        ["sim", "v1", rest @ ..] => {
+            return super::control::handle(shared, caller, method, rest, body);
+        }
         ["api", "v1"] => return Ok(json_response(StatusCode::OK, &resource_list("", "v1"))),
         ["apis", g] => {
             return group_list()["groups"]

@@ -121,36 +121,65 @@ pub(crate) fn key_of(object: &Value) -> String {
     )
 }
 
-/// One page of a sorted list: the items after the `continue` token, at most `limit`, and the
-/// token for the next page. Tokens carry the list's resourceVersion and the last key; a page
-/// is served from the current state (changes since are replayed by a watch from that version).
-pub(crate) fn page(
-    mut items: Vec<Value>,
-    limit: Option<usize>,
-    token: Option<&str>,
-    rv: u64,
-) -> Result<(Vec<Value>, Option<String>, u64), ApiError> {
-    items.sort_by_key(key_of);
-    let (rv, after) = match token {
-        Some(t) if !t.is_empty() => {
-            let decoded = decode_token(t)
-                .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
-            (decoded.0, Some(decoded.1))
+/// Where a list resumes: the version of its first page and the last key served. Tokens carry
+/// both; a page is served from the current state (changes since are replayed by a watch from
+/// that version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub(crate) rv: u64,
+    pub(crate) after: Option<String>,
+}
+
+impl Cursor {
+    /// The cursor of a `continue` token, or of a first page at `rv`.
+    pub(crate) fn parse(token: Option<&str>, rv: u64) -> Result<Cursor, ApiError> {
+        match token {
+            Some(t) if !t.is_empty() => {
+                let (rv, after) = decode_token(t)
+                    .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+                Ok(Cursor {
+                    rv,
+                    after: Some(after),
+                })
+            }
+            _ => Ok(Cursor { rv, after: None }),
         }
-        _ => (rv, None),
-    };
-    if let Some(after) = &after {
-        items.retain(|i| key_of(i) > *after);
     }
-    let limit = limit.filter(|l| *l > 0);
-    let next = match limit {
-        Some(l) if items.len() > l => {
-            items.truncate(l);
-            items.last().map(|last| encode_token(rv, &key_of(last)))
+}
+
+/// One page of a list whose items come in key order: those after the cursor, at most
+/// `limit`, and the token for the next page. Reads one item past the page, no more, so a
+/// source that renders lazily renders only the page.
+pub(crate) fn page(
+    sorted: impl Iterator<Item = Value>,
+    limit: Option<usize>,
+    cursor: &Cursor,
+) -> (Vec<Value>, Option<String>) {
+    let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let mut items = Vec::new();
+    let mut more = false;
+    for item in sorted {
+        if cursor
+            .after
+            .as_ref()
+            .is_some_and(|after| key_of(&item) <= *after)
+        {
+            continue;
         }
-        _ => None,
-    };
-    Ok((items, next, rv))
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(item);
+    }
+    let next = more
+        .then(|| {
+            items
+                .last()
+                .map(|last| encode_token(cursor.rv, &key_of(last)))
+        })
+        .flatten();
+    (items, next)
 }
 
 fn encode_token(rv: u64, key: &str) -> String {
@@ -191,14 +220,17 @@ mod tests {
         let items: Vec<Value> = (1..=5)
             .map(|i| json!({"metadata": {"name": format!("n{i}")}}))
             .collect();
-        let (first, next, rv) = page(items.clone(), Some(2), None, 7).unwrap();
+        let first_cursor = Cursor::parse(None, 7).unwrap();
+        let (first, next) = page(items.clone().into_iter(), Some(2), &first_cursor);
         assert_eq!(first.len(), 2);
-        assert_eq!(rv, 7);
-        let (second, next, rv) = page(items.clone(), Some(2), next.as_deref(), 9).unwrap();
+        let cursor = Cursor::parse(next.as_deref(), 9).unwrap();
+        assert_eq!(cursor.rv, 7, "later pages keep the first page's version");
+        let (second, next) = page(items.clone().into_iter(), Some(2), &cursor);
         assert_eq!(second[0]["metadata"]["name"], "n3");
-        assert_eq!(rv, 7, "later pages keep the first page's version");
-        let (last, next, _) = page(items, Some(2), next.as_deref(), 9).unwrap();
+        let cursor = Cursor::parse(next.as_deref(), 9).unwrap();
+        let (last, next) = page(items.into_iter(), Some(2), &cursor);
         assert_eq!(last.len(), 1);
-        assert_eq!(next, None);
+        assert_eq!(next, None, "no token after the last page");
+        assert!(Cursor::parse(Some("not a token!"), 1).is_err());
     }
 }

@@ -39,6 +39,10 @@ enum Command {
         /// The administrator's bearer token.
         #[arg(long, env = "SIM_TOKEN", default_value = DEFAULT_TOKEN)]
         token: String,
+        /// How many container images each Node lists in its status (a real kubelet reports up
+        /// to 50; they are most of a real Node's size).
+        #[arg(long, default_value_t = 0)]
+        node_images: usize,
     },
 }
 
@@ -76,17 +80,22 @@ async fn run(cli: Cli) -> Result<(), String> {
         plain_http,
         watch_window,
         token,
+        node_images,
     } = cli.command;
+    let config = SimConfig {
+        node_images,
+        ..live_config()
+    };
     let sim = match &scenario {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let scenario =
                 Scenario::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            SimCluster::from_scenario_with(&scenario, live_config())
+            SimCluster::from_scenario_with(&scenario, config)
                 .map_err(|e| format!("{}: {e}", path.display()))?
         }
-        None => SimCluster::with_config(live_config()),
+        None => SimCluster::with_config(config),
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -99,7 +108,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     let running = server.serve(listener)?;
     if let Some(path) = &kubeconfig_out {
-        std::fs::write(path, running.kubeconfig())
+        // Whole or not at all: whoever waits for the file never reads half of it.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, running.kubeconfig())
+            .and_then(|()| std::fs::rename(&partial, path))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     tracing::info!(
