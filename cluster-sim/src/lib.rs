@@ -326,6 +326,7 @@ impl SimCluster {
                 }
                 None => {}
             }
+            let created = st.wall();
             st.put_pod(SimPod {
                 pod,
                 owner: None,
@@ -334,6 +335,7 @@ impl SimCluster {
                 start_delay: Duration::ZERO,
                 never_ready: false,
                 stuck: false,
+                created,
             });
             Ok(st.pods[&key].pod.clone())
         })

@@ -66,6 +66,8 @@ pub(crate) struct SimPod {
     pub(crate) never_ready: bool,
     /// Ignores termination (a finalizer that never clears, a hung kubelet).
     pub(crate) stuck: bool,
+    /// Its `creationTimestamp`.
+    pub(crate) created: Timestamp,
 }
 
 /// A workload plus its controller's memory.
@@ -707,6 +709,7 @@ impl State {
             start_delay: spec.pod_start(),
             never_ready: sw.stalled,
             stuck: false,
+            created: self.wall(),
         };
         let key = (sp.pod.namespace.clone(), sp.pod.name.clone());
         self.put_pod(sp);

@@ -141,6 +141,33 @@ async fn kubectl_gets_cordons_and_drains_like_restart_manager() {
 
     k.ok(&["cordon", "n1"]).await;
     assert!(sim.node("n1").unwrap().unschedulable);
+    // The server prints the table kubectl shows: status, roles, age, version.
+    let table = k.ok(&["get", "nodes"]).await;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        "{table}"
+    );
+    let n1 = table.lines().find(|l| l.starts_with("n1 ")).unwrap();
+    assert_eq!(
+        n1.split_whitespace().nth(1),
+        Some("Ready,SchedulingDisabled"),
+        "{table}"
+    );
+    let pods = k.ok(&["get", "pods", "-n", "shop", "-o", "wide"]).await;
+    let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        &header[..7],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
+        "{pods}"
+    );
+    assert!(
+        pods.lines()
+            .skip(1)
+            .all(|l| l.contains(" 1/1 ") && l.contains(" Running ")),
+        "{pods}"
+    );
     let drained = k
         .ok(&[
             "drain",
@@ -323,13 +350,7 @@ async fn kubectl_describe_shows_restart_managers_events_and_get_watch_streams() 
 
     // `get --watch` streams a change made meanwhile.
     let mut watch = Command::new(&k.kubectl)
-        .args([
-            "get",
-            "nodes",
-            "--watch",
-            "-o",
-            "custom-columns=NAME:.metadata.name,CORDONED:.spec.unschedulable",
-        ])
+        .args(["get", "nodes", "--watch"])
         .env("KUBECONFIG", &k.kubeconfig)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -344,7 +365,7 @@ async fn kubectl_describe_shows_restart_managers_events_and_get_watch_streams() 
             if seen.len() == 4 {
                 sim.edit_node("n3", |n| n.unschedulable = true).unwrap();
             }
-            if line.starts_with("n3") && line.contains("true") {
+            if line.starts_with("n3") && line.contains("Ready,SchedulingDisabled") {
                 return;
             }
         }

@@ -21,7 +21,8 @@
 //! | `events.k8s.io/v1` `events` | get, list |
 //! | `/sim/v1/...` | the simulation's fault injection and counters (administrator only) |
 //!
-//! Lists take label and field selectors and `limit`/`continue`; watches start from a
+//! Reads are printed as a `meta.k8s.io/v1` `Table` when asked (`kubectl get`). Lists take
+//! label and field selectors and `limit`/`continue`; watches start from a
 //! `resourceVersion` still in the change window (older: a `410 Gone` in the stream), send
 //! bookmarks when asked, and end after `timeoutSeconds`.
 
@@ -34,6 +35,7 @@ mod render;
 mod routes;
 mod select;
 mod status;
+mod table;
 mod tls;
 mod watch;
 mod writes;

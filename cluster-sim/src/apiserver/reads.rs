@@ -13,6 +13,7 @@ use super::render;
 use super::routes::*;
 use super::select::{Cursor, Selection, key_of, page};
 use super::status::ApiError;
+use super::table::{self, Include};
 use crate::faults::Operation;
 use crate::state::State;
 
@@ -148,6 +149,7 @@ pub(crate) async fn get(
     shared: &Shared,
     target: &Target,
     name: &str,
+    printing: Option<Include>,
 ) -> Result<Response, ApiError> {
     if let Some(op) = read_op(target.resource, true) {
         shared.sim.enter(op).await?;
@@ -157,9 +159,17 @@ pub(crate) async fn get(
             .into_iter()
             .find(|o| o["metadata"]["name"] == name)
     });
-    match found {
-        Some(object) => Ok(json_response(StatusCode::OK, &object)),
-        None => Err(ApiError::not_found(&resource_label(target.resource), name)),
+    match (found, printing) {
+        (Some(object), Some(include)) => {
+            let now = shared.sim.with(|st| st.wall());
+            let rv = object["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string);
+            let table = table::table(target.resource, &[object], rv.as_deref(), include, now);
+            Ok(json_response(StatusCode::OK, &table))
+        }
+        (Some(object), None) => Ok(json_response(StatusCode::OK, &object)),
+        (None, _) => Err(ApiError::not_found(&resource_label(target.resource), name)),
     }
 }
 
@@ -167,6 +177,7 @@ pub(crate) async fn list(
     shared: &Shared,
     target: &Target,
     query: &HashMap<String, String>,
+    printing: Option<Include>,
 ) -> Result<Response, ApiError> {
     if let Some(op) = read_op(target.resource, false) {
         shared.sim.enter(op).await?;
@@ -174,12 +185,19 @@ pub(crate) async fn list(
     let selection = Selection::from_query(target.namespace.clone(), query)?;
     let limit = query.get("limit").and_then(|l| l.parse().ok());
     let token = query.get("continue").map(String::as_str);
-    let (items, next, rv) = shared.sim.with(|st| {
+    let (items, next, rv, now) = shared.sim.with(|st| {
         let cursor = Cursor::parse(token, st.current_rv())?;
         let candidates = sorted_candidates(st, target.resource, &selection, &cursor);
         let (items, next) = page(candidates.filter(|o| selection.matches(o)), limit, &cursor);
-        Ok::<_, ApiError>((items, next, cursor.rv))
+        Ok::<_, ApiError>((items, next, cursor.rv, st.wall()))
     })?;
+    if let Some(include) = printing {
+        let mut table = table::table(target.resource, &items, Some(&rv.to_string()), include, now);
+        if let Some(next) = next {
+            table["metadata"]["continue"] = json!(next);
+        }
+        return Ok(json_response(StatusCode::OK, &table));
+    }
     let k = kind_of(target.resource);
     let mut metadata = Map::new();
     metadata.insert("resourceVersion".into(), json!(rv.to_string()));

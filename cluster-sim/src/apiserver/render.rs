@@ -180,12 +180,16 @@ pub(crate) fn node_address(st: &State, name: &str) -> String {
 
 /// A Pod with one container.
 pub(crate) fn pod(st: &State, p: &Pod) -> Value {
+    let created = st
+        .pods
+        .get(&(p.namespace.clone(), p.name.clone()))
+        .map_or(st.config.start_time, |sp| sp.created);
     let mut meta = metadata(
         &p.name,
         Some(&p.namespace),
         &p.uid,
         &p.resource_version,
-        st.config.start_time,
+        created,
         &p.labels,
         &BTreeMap::new(),
     );

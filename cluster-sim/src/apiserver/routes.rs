@@ -211,13 +211,15 @@ pub(crate) async fn dispatch(
     };
     let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     authorize(shared, caller, method, &target, group, is_watch)?;
+    let printing = super::table::wanted(headers)
+        .then(|| super::table::Include::from_query(query.get("includeObject").map(String::as_str)));
     match (method, &target.name, target.sub.as_deref()) {
         (&Method::GET, None, None) if is_watch => {
             let selection = Selection::from_query(target.namespace.clone(), query)?;
-            super::watch::watch(shared, target.resource, selection, query).await
+            super::watch::watch(shared, target.resource, selection, query, printing).await
         }
-        (&Method::GET, None, None) => list(shared, &target, query).await,
-        (&Method::GET, Some(name), None) => get(shared, &target, name).await,
+        (&Method::GET, None, None) => list(shared, &target, query, printing).await,
+        (&Method::GET, Some(name), None) => get(shared, &target, name, printing).await,
         (&Method::POST, Some(name), Some("eviction")) if target.resource == Resource::Pods => {
             evict(
                 shared,

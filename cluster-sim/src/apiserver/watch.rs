@@ -21,6 +21,7 @@ use super::reads::list_candidates;
 use super::render;
 use super::select::{Selection, key_of};
 use super::status::ApiError;
+use super::table::{Include, table};
 use crate::changes::{Change, ChangeType, Object};
 use crate::faults::Operation;
 use crate::state::State;
@@ -57,6 +58,19 @@ fn render_change(st: &State, resource: Resource, change: &Change) -> Option<Valu
     Some(json)
 }
 
+/// The object as the client asked for it: itself, or a one-row Table.
+fn printed(
+    resource: Resource,
+    object: &Value,
+    printing: Option<Include>,
+    now: jiff::Timestamp,
+) -> Value {
+    match printing {
+        Some(include) => table(resource, std::slice::from_ref(object), None, include, now),
+        None => object.clone(),
+    }
+}
+
 fn line(type_: &str, object: &Value) -> Bytes {
     let mut text = json!({"type": type_, "object": object}).to_string();
     text.push('\n');
@@ -73,6 +87,7 @@ pub(crate) async fn watch(
     resource: Resource,
     selection: Selection,
     query: &HashMap<String, String>,
+    printing: Option<Include>,
 ) -> Result<Response, ApiError> {
     let Some(op) = watch_op(resource) else {
         return Err(ApiError::method_not_allowed(
@@ -108,7 +123,11 @@ pub(crate) async fn watch(
             None => {
                 let now = st.current_rv();
                 let (replay, rx) = st.changes.since(now)?;
-                let mut added: Vec<Bytes> = current.iter().map(|o| line("ADDED", o)).collect();
+                let wall = st.wall();
+                let mut added: Vec<Bytes> = current
+                    .iter()
+                    .map(|o| line("ADDED", &printed(resource, o, printing, wall)))
+                    .collect();
                 if initial_events {
                     let (kind, api_version) = kind_name(resource);
                     added.push(line(
@@ -157,6 +176,7 @@ pub(crate) async fn watch(
         deadline: tokio::time::Instant::now() + timeout,
         bookmark_at: bookmarks.then(|| tokio::time::Instant::now() + BOOKMARK_EVERY),
         kind,
+        printing,
         done: false,
     };
     let live = futures::stream::unfold(state, |mut feed| async move {
@@ -202,6 +222,8 @@ struct Feed {
     deadline: tokio::time::Instant,
     bookmark_at: Option<tokio::time::Instant>,
     kind: (&'static str, &'static str),
+    /// Objects go out as one-row Tables (`kubectl get --watch`).
+    printing: Option<Include>,
     done: bool,
 }
 
@@ -248,7 +270,10 @@ impl Feed {
                 }
             };
             let resource = self.resource;
-            let Some(object) = self.sim.with(|st| render_change(st, resource, &change)) else {
+            let Some((object, wall)) = self
+                .sim
+                .with(|st| Some((render_change(st, resource, &change)?, st.wall())))
+            else {
                 continue;
             };
             let key = key_of(&object);
@@ -271,7 +296,10 @@ impl Feed {
                 }
                 _ => continue,
             };
-            return Some(line(type_, &object));
+            return Some(line(
+                type_,
+                &printed(resource, &object, self.printing, wall),
+            ));
         }
     }
 }
