@@ -230,6 +230,22 @@ pub enum AuthMode {
     Kubernetes,
 }
 
+/// Refuses `--auth none` where strangers could reach the server: it is for `--simulate` and
+/// for a server that listens on a loopback address only.
+pub fn check_exposure(args: &Args) -> Result<(), String> {
+    if args.auth.mode != AuthMode::None || args.simulate || args.listen.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "--auth none on {} would let anyone who can reach it restart workloads, break locks \
+         and pause reboot groups. Choose how callers are identified: --auth kubernetes \
+         (Kubernetes tokens and RBAC; what the shipped manifests use), --auth tokens \
+         --auth-token-file FILE, or --auth proxy behind an authenticating proxy. For local use \
+         without authentication, listen on a loopback address (--listen 127.0.0.1:8080).",
+        args.listen
+    ))
+}
+
 /// Logging.
 #[derive(Debug, Clone, ClapArgs)]
 #[command(next_help_heading = "Logging")]
@@ -295,6 +311,25 @@ mod tests {
         );
         assert_eq!(parse_listen("[::1]:9").unwrap().to_string(), "[::1]:9");
         assert!(parse_listen("8080").unwrap_err().contains("\"8080\""));
+    }
+
+    #[test]
+    fn no_authentication_only_for_the_simulation_or_loopback() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["restart-manager"];
+            argv.extend_from_slice(extra);
+            check_exposure(&Args::try_parse_from(argv).unwrap())
+        };
+        let refused = parse(&[]).unwrap_err();
+        assert!(refused.contains("--auth none on 0.0.0.0:8080"), "{refused}");
+        assert!(refused.contains("--auth kubernetes"), "{refused}");
+        assert!(parse(&["--listen", "[::]:8080"]).is_err());
+        assert!(parse(&["--listen", "10.1.2.3:8080"]).is_err());
+        assert!(parse(&["--simulate"]).is_ok());
+        assert!(parse(&["--listen", "127.0.0.1:8080"]).is_ok());
+        assert!(parse(&["--listen", "[::1]:8080"]).is_ok());
+        assert!(parse(&["--auth", "kubernetes"]).is_ok());
+        assert!(parse(&["--auth", "tokens"]).is_ok());
     }
 
     #[test]

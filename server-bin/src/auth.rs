@@ -313,6 +313,11 @@ impl Auth {
         }))
     }
 
+    /// Whether callers are identified at all (not `--auth none`).
+    pub fn authenticates(&self) -> bool {
+        !matches!(self.authenticator, Authenticator::None)
+    }
+
     /// Whether the caller may break locks and pause reboot groups; `None` when the cluster's
     /// RBAC decides per workload.
     pub fn admin(&self, who: &Identity) -> Option<bool> {

@@ -274,7 +274,9 @@ async fn pause_group(
 
 async fn whoami(State(app): State<AppState>, Caller(who): Caller) -> Response {
     let admin = app.auth.admin(&who);
-    axum::Json(json!({"user": who.user, "groups": who.groups, "admin": admin})).into_response()
+    let authenticated = app.auth.authenticates();
+    axum::Json(json!({"user": who.user, "groups": who.groups, "admin": admin, "authenticated": authenticated}))
+        .into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,6 +21,7 @@ use crate::{Settings, build, simulate};
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> Result<()> {
     init_logging(&args)?;
+    crate::args::check_exposure(&args).map_err(anyhow::Error::msg)?;
     let mut config = load_config(&args)?;
     if let (Some(namespace), true) = (
         &args.identity.pod_namespace,
@@ -64,8 +65,9 @@ pub async fn run(args: Args) -> Result<()> {
     let auth = auth_settings(&args, kube.as_ref(), &namespace)?;
     if matches!(auth.authenticator, Authenticator::None) && !args.simulate {
         tracing::warn!(
-            "the restart API has no authentication: anyone who can reach it can restart the \
-             allowlisted workloads; set --auth"
+            listen = %args.listen,
+            "the restart API has no authentication: anyone who can reach this loopback \
+             address can restart the allowlisted workloads; set --auth before exposing it"
         );
     }
     let (leader_tx, leader_rx) = watch::channel(false);

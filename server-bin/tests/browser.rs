@@ -132,6 +132,10 @@ async fn drive(c: &Client, port: u16) -> Result<(), fantoccini::error::CmdError>
         .for_element(Locator::Css(&format!("{CARD} .phase[data-phase=\"idle\"]")))
         .await?;
     wait(30).for_element(Locator::Css("#live.on")).await?;
+    // Without authentication (the simulation's default) the page says so, plainly.
+    let warning = c.find(Locator::Css("#auth-off")).await?;
+    assert!(warning.is_displayed().await?, "the warning is shown");
+    assert!(warning.text().await?.contains("Authentication is off"));
 
     // Restart asks first.
     let button = c

@@ -126,3 +126,32 @@ async fn missing_rbac_names_each_missing_permission() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[tokio::test]
+async fn without_authentication_it_will_not_listen_beyond_loopback() {
+    let out = Command::new(env!("CARGO_BIN_EXE_restart-manager"))
+        .args([
+            "--listen",
+            "0.0.0.0:0",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .await
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--auth none on 0.0.0.0:0 would let anyone"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--auth kubernetes"),
+        "says how to choose: {err}"
+    );
+    assert!(
+        !err.contains("/nonexistent/kubeconfig"),
+        "refused before touching the cluster: {err}"
+    );
+}

@@ -247,6 +247,7 @@ async function start() {
   try {
     state.me = await api("/api/v1/whoami");
     $("#who").textContent = `Signed in as ${state.me.user}`;
+    $("#auth-off").hidden = state.me.authenticated !== false;
     $("#login").hidden = true;
     snapshot(await api("/api/v1/service"));
     connect();
