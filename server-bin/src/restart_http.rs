@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use cluster_api::{WorkloadKind, WorkloadRef};
+use fleetlock_core::{Kind, Refusal};
 use restart_core::{Identity, LockInfo, RestartError, ServiceStatus};
 use serde::Deserialize;
 use serde_json::json;
@@ -254,20 +255,25 @@ async fn pause_group(
             ));
         }
     };
+    // Names first: a made-up group is 404 before any access review is spent on it.
+    let refused = |r: Refusal| {
+        let status = match r.kind {
+            Kind::UnknownGroup => StatusCode::NOT_FOUND,
+            _ => StatusCode::from_u16(r.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        };
+        ApiError {
+            status,
+            kind: r.kind.as_str(),
+            message: r.value,
+            lock: None,
+        }
+    };
+    app.fleetlock.check_pausable(&group).map_err(refused)?;
     app.auth.may(&who, Action::PauseGroup(&group)).await?;
     app.fleetlock
         .set_paused(&group, paused)
         .await
-        .map_err(|r| {
-            let status =
-                StatusCode::from_u16(r.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            ApiError {
-                status,
-                kind: r.kind.as_str(),
-                message: r.value,
-                lock: None,
-            }
-        })?;
+        .map_err(refused)?;
     tracing::info!(%group, paused, by = %who, "reboot group pause changed through the API");
     Ok(axum::Json(json!({"group": group, "paused": paused})).into_response())
 }

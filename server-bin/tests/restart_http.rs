@@ -317,6 +317,46 @@ async fn tokens_identify_callers_and_rights_are_enforced() {
     );
     let (_, fleet) = call(&s, "GET", "/api/v1/fleet", Some(BOB), "").await;
     assert_eq!(fleet["groups"][0]["paused"], true);
+
+    // Only configured groups can be paused; a made-up one leaves nothing behind, and a bad
+    // name is refused before anyone is asked about rights (BOB is no admin, yet sees 404/400).
+    let (status, body) = call(
+        &s,
+        "POST",
+        "/api/v1/fleet/groups/made-up/pause",
+        Some(ALICE),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (404, Some("unknown_group")),
+        "{body}"
+    );
+    let (status, _) = call(
+        &s,
+        "POST",
+        "/api/v1/fleet/groups/made-up/pause",
+        Some(BOB),
+        "",
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = call(
+        &s,
+        "POST",
+        "/api/v1/fleet/groups/Bad_Name!/pause",
+        Some(BOB),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (400, Some("invalid_group")),
+        "{body}"
+    );
+    let (_, fleet) = call(&s, "GET", "/api/v1/fleet", Some(BOB), "").await;
+    assert_eq!(fleet["groups"].as_array().unwrap().len(), 1, "{fleet}");
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use cluster_api::{CacheHealth, Clock, ClusterApi, EventType, PodFilter, SystemCl
 use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
 
-use crate::config::{FleetLockConfig, GroupConfig};
+use crate::config::{FleetLockConfig, GroupConfig, UnknownGroups};
 use crate::drain::{DrainPhase, DrainStatus, blocking_pods};
 use crate::group::{self, GroupState, Holder, HolderPhase};
 use crate::nodes::{Lookup, NodeIndex, NodeView};
@@ -391,7 +391,7 @@ impl Coordinator {
     /// Pauses or resumes a group at run time, for every replica.
     pub async fn set_paused(&self, group: &str, paused: bool) -> Result<(), Refusal> {
         let inner = &self.inner;
-        crate::protocol::validate_group(group)?;
+        self.check_pausable(group)?;
         let (state, ()) = group::modify(
             inner.api.as_ref(),
             &inner.config.namespace,
@@ -406,6 +406,30 @@ impl Coordinator {
         inner.store_group(state);
         tracing::info!(%group, paused, "reboot group pause changed");
         Ok(())
+    }
+
+    /// Whether `group` can be paused: a valid name, and a configured group (or, where unknown
+    /// groups are allowed, one that already has its slot Lease). Check this before asking
+    /// anyone about rights, so that made-up names cost nothing.
+    pub fn check_pausable(&self, group: &str) -> Result<(), Refusal> {
+        crate::protocol::validate_group(group)?;
+        let config = &self.inner.config;
+        let known = config.groups.contains_key(group)
+            || (config.unknown_groups == UnknownGroups::Allow
+                && self
+                    .inner
+                    .groups
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains_key(group));
+        if known {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                Kind::UnknownGroup,
+                format!("no reboot group {group:?} is configured"),
+            ))
+        }
     }
 
     /// The fleet's reboot state, for the UI and the CLI.
