@@ -788,12 +788,24 @@ fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RestartError> {
             "the reason is longer than {MAX_REASON_LEN} characters"
         )));
     }
-    if reason.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(RestartError::Invalid(
-            "the reason contains control characters".into(),
-        ));
+    if let Some(c) = reason
+        .chars()
+        .find(|c| c.is_control() || is_bidi_control(*c))
+    {
+        return Err(RestartError::Invalid(format!(
+            "the reason contains the control character U+{:04X}; write it on one line, \
+             without control or text-direction characters",
+            u32::from(c)
+        )));
     }
     Ok(Some(reason.to_string()))
+}
+
+/// The characters that change the direction text is shown in (the Unicode bidirectional
+/// controls): in an Event or a log line they can make a line read differently from what it
+/// says.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// RFC 3339 in UTC with second precision, as kubectl writes `restartedAt`.

@@ -641,3 +641,38 @@ async fn a_refusal_shows_the_lock_it_met_even_before_the_watch_does() {
         Some("alice")
     );
 }
+
+/// A reason ends up in Events and log lines: a newline or a bidirectional override in it
+/// could forge a line or make one read backwards. Such reasons are refused, nothing is locked.
+#[tokio::test(start_paused = true)]
+async fn reasons_that_could_forge_a_line_are_refused() {
+    let sim = cluster();
+    let (r, _counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    for reason in [
+        "rotate certs\nNormal RolloutComplete restart by root",
+        "rotate\rcerts",
+        "rotate certs \u{202e}toor yb",
+        "isolate \u{2066}this\u{2069}",
+        "x".repeat(501).as_str(),
+    ] {
+        let err = r.restart(&web(), &alice(), Some(reason)).await.unwrap_err();
+        assert!(
+            matches!(err, RestartError::Invalid(_)),
+            "{reason:?}: {err:?}"
+        );
+        assert_eq!(err.status(), 400);
+        assert!(
+            r.status(&web()).unwrap().lock.is_none(),
+            "{reason:?} took the lock"
+        );
+    }
+    assert!(reasons(&sim, &web()).is_empty(), "nothing recorded");
+    // Ordinary text in any script is fine.
+    r.restart(
+        &web(),
+        &alice(),
+        Some("Zertifikate erneuern — 証明書を更新"),
+    )
+    .await
+    .unwrap();
+}
