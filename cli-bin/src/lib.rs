@@ -274,24 +274,39 @@ pub async fn run(cli: &Cli, backend: Option<&dyn Backend>, io: &mut Io<'_>) -> E
     }
 }
 
-async fn connect(cli: &Cli) -> Result<Box<dyn Backend>, CliError> {
+/// The bearer token for `--server`: from `--token-file` first, then `RESTARTCTL_TOKEN` or
+/// `--token`; a token typed on the command line is warned about (other users see it in `ps`).
+fn server_token(cli: &Cli, io: &mut Io<'_>) -> Result<Option<String>, CliError> {
+    if let Some(path) = &cli.token_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(
+                Exit::Usage,
+                format!("cannot read the token file {}: {e}", path.display()),
+            )
+        })?;
+        return Ok(Some(text.trim().to_string()));
+    }
+    let Some(token) = &cli.token else {
+        return Ok(None);
+    };
+    if std::env::var("RESTARTCTL_TOKEN").ok().as_ref() != Some(token) {
+        let _ = writeln!(
+            io.err,
+            "warning: a token given with --token can be read by other users of this machine \
+             (ps, shell history); prefer --token-file or RESTARTCTL_TOKEN"
+        );
+    }
+    Ok(Some(token.clone()))
+}
+
+async fn connect(cli: &Cli, io: &mut Io<'_>) -> Result<Box<dyn Backend>, CliError> {
     if let Some(server) = &cli.server {
-        let token = match (&cli.token, &cli.token_file) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        CliError::new(
-                            Exit::Usage,
-                            format!("cannot read the token file {}: {e}", path.display()),
-                        )
-                    })?
-                    .trim()
-                    .to_string(),
-            ),
-            (None, None) => None,
-        };
-        return Ok(Box::new(remote::Remote::new(server, token)?));
+        let token = server_token(cli, io)?;
+        let remote = remote::Remote::new(server, token)?;
+        if let Some(warning) = remote.exposure_warning() {
+            let _ = writeln!(io.err, "warning: {warning}");
+        }
+        return Ok(Box::new(remote));
     }
     let kube = k8s_adapter::KubeCluster::connect(
         cli.kubeconfig.as_deref(),
@@ -376,7 +391,7 @@ async fn execute(
     let backend: &dyn Backend = match injected {
         Some(b) => b,
         None => {
-            owned = connect(cli).await?;
+            owned = connect(cli, io).await?;
             owned.as_ref()
         }
     };

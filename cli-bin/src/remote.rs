@@ -16,7 +16,7 @@ use crate::backend::{Backend, CliError, Exit};
 
 /// A running restart-manager.
 pub struct Remote {
-    base: String,
+    base: reqwest::Url,
     token: Option<String>,
     http: reqwest::Client,
 }
@@ -24,12 +24,15 @@ pub struct Remote {
 impl Remote {
     /// Talks to the server at `base` (`http://host:port`), with a bearer token if given.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, CliError> {
-        let base = base.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(CliError::new(
+        let usage = || {
+            CliError::new(
                 Exit::Usage,
-                format!("--server {base:?} must start with http:// or https://"),
-            ));
+                format!("--server {base:?} must be a URL starting with http:// or https://"),
+            )
+        };
+        let base = reqwest::Url::parse(base).map_err(|_| usage())?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(usage());
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("restartctl/", env!("CARGO_PKG_VERSION")))
@@ -40,17 +43,55 @@ impl Remote {
         Ok(Remote { base, token, http })
     }
 
-    fn path(w: &WorkloadRef) -> String {
-        format!("/api/v1/service/{}/{}/{}", w.kind, w.namespace, w.name)
+    /// Why the token is at risk on the way to this server, if it is: plain HTTP to a host
+    /// other than this machine.
+    pub fn exposure_warning(&self) -> Option<String> {
+        let host = self.base.host_str().unwrap_or("");
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let local = bare == "localhost"
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (self.token.is_some() && self.base.scheme() == "http" && !local).then(|| {
+            format!(
+                "the token travels unencrypted to {}; anyone on the way can read and reuse it \
+                 (use https://)",
+                if host.is_empty() { "the server" } else { host }
+            )
+        })
     }
 
-    async fn send<T: DeserializeOwned>(
+    /// The server's URL for these path segments, each percent-encoded on its own, so a name
+    /// with `/`, `?` or `..` in it can never reach another endpoint.
+    fn url(&self, segments: &[&str]) -> reqwest::Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn path(w: &WorkloadRef, then: Option<&str>) -> Vec<String> {
+        let mut segments = vec![
+            "api".to_string(),
+            "v1".into(),
+            "service".into(),
+            w.kind.to_string(),
+            w.namespace.clone(),
+            w.name.clone(),
+        ];
+        segments.extend(then.map(str::to_string));
+        segments
+    }
+
+    async fn send<T: DeserializeOwned, S: AsRef<str>>(
         &self,
         method: reqwest::Method,
-        path: &str,
+        segments: &[S],
         body: Option<Value>,
     ) -> Result<T, CliError> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let segments: Vec<&str> = segments.iter().map(AsRef::as_ref).collect();
+        let mut request = self.http.request(method, self.url(&segments));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -87,12 +128,13 @@ impl Remote {
 #[async_trait]
 impl Backend for Remote {
     async fn statuses(&self) -> Result<Vec<ServiceStatus>, CliError> {
-        self.send(reqwest::Method::GET, "/api/v1/service", None)
+        self.send(reqwest::Method::GET, &["api", "v1", "service"], None)
             .await
     }
 
     async fn status(&self, w: &WorkloadRef) -> Result<ServiceStatus, CliError> {
-        self.send(reqwest::Method::GET, &Self::path(w), None).await
+        self.send(reqwest::Method::GET, &Self::path(w, None), None)
+            .await
     }
 
     async fn restart(
@@ -102,7 +144,7 @@ impl Backend for Remote {
     ) -> Result<ServiceStatus, CliError> {
         self.send(
             reqwest::Method::POST,
-            &format!("{}/restart", Self::path(w)),
+            &Self::path(w, Some("restart")),
             Some(json!({ "reason": reason })),
         )
         .await
@@ -116,7 +158,7 @@ impl Backend for Remote {
         let r: Released = self
             .send(
                 reqwest::Method::POST,
-                &format!("{}/unlock", Self::path(w)),
+                &Self::path(w, Some("unlock")),
                 Some(json!({ "reason": reason })),
             )
             .await?;
@@ -124,16 +166,13 @@ impl Backend for Remote {
     }
 
     async fn history(&self, w: &WorkloadRef) -> Result<Vec<HistoryEntry>, CliError> {
-        self.send(
-            reqwest::Method::GET,
-            &format!("{}/history", Self::path(w)),
-            None,
-        )
-        .await
+        self.send(reqwest::Method::GET, &Self::path(w, Some("history")), None)
+            .await
     }
 
     async fn fleet(&self) -> Result<FleetSnapshot, CliError> {
-        self.send(reqwest::Method::GET, "/api/v1/fleet", None).await
+        self.send(reqwest::Method::GET, &["api", "v1", "fleet"], None)
+            .await
     }
 
     async fn pause(&self, group: &str, paused: bool) -> Result<(), CliError> {
@@ -141,7 +180,7 @@ impl Backend for Remote {
         let _: Value = self
             .send(
                 reqwest::Method::POST,
-                &format!("/api/v1/fleet/groups/{group}/{action}"),
+                &["api", "v1", "fleet", "groups", group, action],
                 None,
             )
             .await?;
@@ -152,17 +191,17 @@ impl Backend for Remote {
         &self,
         only: Option<&WorkloadRef>,
     ) -> Result<BoxStream<'static, ServiceStatus>, CliError> {
-        let mut url = format!(
-            "{}/api/v1/service/status",
-            self.base.replacen("http", "ws", 1)
-        );
+        let mut url = self.url(&["api", "v1", "service", "status"]);
+        let ws = if url.scheme() == "https" { "wss" } else { "ws" };
+        let _ = url.set_scheme(ws);
         if let Some(w) = only {
-            url.push_str(&format!(
-                "?kind={}&namespace={}&name={}",
-                w.kind, w.namespace, w.name
-            ));
+            url.query_pairs_mut()
+                .append_pair("kind", w.kind.as_str())
+                .append_pair("namespace", &w.namespace)
+                .append_pair("name", &w.name);
         }
         let mut request = url
+            .as_str()
             .into_client_request()
             .map_err(|e| CliError::new(Exit::Usage, format!("bad server URL: {e}")))?;
         if let Some(token) = &self.token {
@@ -211,5 +250,48 @@ impl Backend for Remote {
         })
         .flatten();
         Ok(stream.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cluster_api::WorkloadKind;
+
+    use super::*;
+
+    fn provider() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+
+    #[test]
+    fn every_path_segment_is_encoded_on_its_own() {
+        provider();
+        let r = Remote::new("https://rm.example/prefix/", None).unwrap();
+        let w = WorkloadRef::new(WorkloadKind::Deployment, "shop", "../../fleet?x=1#y");
+        let segments = Remote::path(&w, Some("restart"));
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        assert_eq!(
+            r.url(&segments).as_str(),
+            "https://rm.example/prefix/api/v1/service/Deployment/shop/..%2F..%2Ffleet%3Fx=1%23y/restart"
+        );
+    }
+
+    #[test]
+    fn a_token_over_plain_http_is_warned_about_unless_it_stays_on_this_machine() {
+        provider();
+        let warned = |url: &str, token: Option<&str>| {
+            Remote::new(url, token.map(String::from))
+                .unwrap()
+                .exposure_warning()
+        };
+        let w = warned("http://rm.example:8080", Some("t")).unwrap();
+        assert!(w.contains("unencrypted to rm.example"), "{w}");
+        assert_eq!(warned("https://rm.example", Some("t")), None);
+        assert_eq!(warned("http://rm.example", None), None);
+        assert_eq!(warned("http://127.0.0.1:8080", Some("t")), None);
+        assert_eq!(warned("http://[::1]:8080", Some("t")), None);
+        assert_eq!(warned("http://localhost:8080", Some("t")), None);
+        assert!(Remote::new("ftp://rm.example", None).is_err());
+        assert!(Remote::new("rm.example:8080", None).is_err());
     }
 }

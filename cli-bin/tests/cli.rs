@@ -380,6 +380,26 @@ async fn server_mode_does_the_same_through_the_api() {
         "{}",
         r.out
     );
+    assert!(
+        r.err
+            .contains("warning: a token given with --token can be read by other users"),
+        "{}",
+        r.err
+    );
+
+    // A token file wins over --token, and says nothing about it.
+    let file = std::env::temp_dir().join(format!("restartctl-token-{}", std::process::id()));
+    std::fs::write(&file, format!("{DEV}\n")).unwrap();
+    let path = file.to_str().unwrap();
+    let r = remote(
+        &s,
+        Some("wrong-token-0123456789"),
+        &["list", "--token-file", path],
+    )
+    .await;
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(r.exit, Exit::Ok, "{}", r.err);
+    assert!(!r.err.contains("warning"), "{}", r.err);
 
     let r = remote(
         &s,
