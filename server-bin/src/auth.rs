@@ -28,8 +28,42 @@ use cluster_api::WorkloadRef;
 use k8s_adapter::{Access, KubeCluster};
 use restart_core::Identity;
 
-/// The cookie the web page keeps a bearer token in (same-site only).
+/// The cookie the server keeps the page's bearer token in, over plain HTTP (same-site,
+/// HttpOnly).
 pub const TOKEN_COOKIE: &str = "restart_manager_token";
+
+/// The same cookie when the page is served over HTTPS: `Secure`, and bound to this host and
+/// path `/` by its `__Host-` prefix.
+pub const SECURE_TOKEN_COOKIE: &str = "__Host-restart_manager_token";
+
+/// The bytes a token keeps as they are in its cookie; everything else is percent-encoded.
+const COOKIE_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The `Set-Cookie` value that keeps `token` for the page (percent-encoded, so that any token
+/// survives), or, with `None`, the one that forgets it.
+pub fn session_cookie(token: Option<&str>, secure: bool) -> String {
+    let name = if secure {
+        SECURE_TOKEN_COOKIE
+    } else {
+        TOKEN_COOKIE
+    };
+    let attributes = if secure {
+        "Path=/; HttpOnly; SameSite=Strict; Secure"
+    } else {
+        "Path=/; HttpOnly; SameSite=Strict"
+    };
+    match token {
+        Some(token) => format!(
+            "{name}={}; {attributes}",
+            percent_encoding::utf8_percent_encode(token, COOKIE_ESCAPES)
+        ),
+        None => format!("{name}=; Max-Age=0; {attributes}"),
+    }
+}
 
 /// How callers are identified.
 #[derive(Debug, Clone)]
@@ -313,6 +347,15 @@ impl Auth {
         }))
     }
 
+    /// Whether callers present bearer tokens (`--auth tokens` or `kubernetes`), which the page
+    /// can sign in with.
+    pub fn uses_tokens(&self) -> bool {
+        matches!(
+            self.authenticator,
+            Authenticator::Tokens(_) | Authenticator::Kubernetes(_)
+        )
+    }
+
     /// Whether callers are identified at all (not `--auth none`).
     pub fn authenticates(&self) -> bool {
         !matches!(self.authenticator, Authenticator::None)
@@ -373,7 +416,12 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             let (k, v) = pair.trim().split_once('=')?;
-            (k == TOKEN_COOKIE && !v.is_empty()).then(|| v.to_string())
+            let ours = k == TOKEN_COOKIE || k == SECURE_TOKEN_COOKIE;
+            (ours && !v.is_empty()).then(|| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
         })
 }
 
@@ -555,6 +603,44 @@ mod tests {
                 Err(AuthError::Unauthenticated(_))
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn a_base64_token_survives_its_cookie() {
+        let token = "dGhpcyBpcyBhIHRva2Vu+/w==";
+        let auth = Auth {
+            authenticator: Authenticator::Tokens(
+                parse_tokens(&format!("{token},carol,3\n")).unwrap(),
+            ),
+            admins: vec![],
+            allowed_origins: vec![],
+        };
+        for secure in [false, true] {
+            let set = session_cookie(Some(token), secure);
+            let (pair, attributes) = set.split_once("; ").unwrap();
+            assert!(attributes.contains("HttpOnly") && attributes.contains("SameSite=Strict"));
+            assert_eq!(attributes.contains("Secure"), secure, "{set}");
+            assert_eq!(pair.starts_with("__Host-"), secure, "{set}");
+            assert!(!pair.contains(['+', '/']), "{pair}");
+            let who = auth
+                .authenticate(&headers(&[("cookie", &format!("other=1; {pair}"))]), None)
+                .await
+                .unwrap();
+            assert_eq!(who.user, "carol");
+        }
+        // What an earlier page set: the token URL-encoded by the browser.
+        let who = auth
+            .authenticate(
+                &headers(&[(
+                    "cookie",
+                    "restart_manager_token=dGhpcyBpcyBhIHRva2Vu%2B%2Fw%3D%3D",
+                )]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(who.user, "carol");
+        assert!(session_cookie(None, true).contains("Max-Age=0"));
     }
 
     #[test]

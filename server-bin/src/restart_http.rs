@@ -57,6 +57,77 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/fleet/groups/{group}/{action}", post(pause_group))
         .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/session", post(sign_in).delete(sign_out))
+}
+
+/// The longest token a page may sign in with (a Kubernetes token is about 1 KiB).
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    token: String,
+}
+
+/// Whether the browser reached us over HTTPS (directly or through a TLS-terminating proxy),
+/// so that the session cookie can be `Secure`.
+fn over_https(headers: &HeaderMap) -> bool {
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| o.starts_with("https://"));
+    proto || origin
+}
+
+/// The page signs in: the token is checked as any request's would be, and kept in an HttpOnly
+/// cookie the page's scripts cannot read.
+async fn sign_in(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    app.auth.check_origin(&headers)?;
+    let invalid =
+        |message: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+    if !app.auth.uses_tokens() {
+        return Err(invalid(
+            "this server does not sign in with tokens (its --auth mode identifies callers otherwise)",
+        ));
+    }
+    if body.len() > MAX_TOKEN_LEN + 64 {
+        return Err(invalid("the token is too long"));
+    }
+    let SignIn { token } = serde_json::from_slice(&body)
+        .map_err(|e| invalid(&format!("expected {{\"token\": \"...\"}}: {e}")))?;
+    let token = token.trim();
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| invalid("the token contains characters a token cannot have"))?;
+    let mut presented = HeaderMap::new();
+    presented.insert(header::AUTHORIZATION, bearer);
+    let who = app.auth.authenticate(&presented, Some(peer.ip())).await?;
+    let cookie = crate::auth::session_cookie(Some(token), over_https(&headers));
+    let mut response = axum::Json(json!({"user": who.user, "groups": who.groups})).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// The page signs out: both cookie names are forgotten.
+async fn sign_out(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.auth.check_origin(&headers)?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    for secure in [false, true] {
+        if let Ok(v) = HeaderValue::from_str(&crate::auth::session_cookie(None, secure)) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(response)
 }
 
 /// An API error: a status, a stable `kind`, a sentence, and the lock when that is the reason.

@@ -80,42 +80,129 @@ async fn browser(driver_port: u16, chromium: &Path) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_a_workload_from_the_page() {
-    let (Some(chromium), Some(driver)) = (
-        find("CHROMIUM", "/usr/bin/chromium"),
-        find("CHROMEDRIVER", "/usr/bin/chromedriver"),
-    ) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install chromium and chromium-driver"
-        );
-        eprintln!("skipped: no chromium/chromedriver (apt-get install chromium chromium-driver)");
+    let Some(page) = Page::open(&[]).await else {
         return;
     };
-
-    let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_restart-manager"));
-    server.args([
-        "--simulate",
-        "--sim-no-agents",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
-    let _server = spawn_until(server, "serving", false).await;
-
-    let driver_port = free_port();
-    let mut chromedriver = Command::new(driver);
-    chromedriver.arg(format!("--port={driver_port}"));
-    let _driver = spawn_until(chromedriver, "started successfully", false).await;
-
-    let c = browser(driver_port, &chromium).await;
-    let result = drive(&c, port).await;
-    let shot = c.screenshot().await;
-    c.close().await.ok();
-    if let Ok(png) = shot {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        std::fs::write(dir.join("browser-restart.png"), png).unwrap();
-    }
+    let result = drive(&page.client, page.port).await;
+    page.close("browser-restart.png").await;
     result.unwrap();
+}
+
+/// A token with `+`, `/` and `=` (base64) signs in through the page; the server keeps it in
+/// an HttpOnly cookie the page's scripts cannot read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base64_token_signs_in_through_the_page() {
+    const TOKEN: &str = "c2lnbi1pbi10ZXN0LXRva2Vu+/x==";
+    let file = std::env::temp_dir().join(format!("browser-tokens-{}.csv", std::process::id()));
+    std::fs::write(&file, format!("{TOKEN},carol,7\n")).unwrap();
+    let args = [
+        "--auth",
+        "tokens",
+        "--auth-token-file",
+        file.to_str().unwrap(),
+    ];
+    let Some(page) = Page::open(&args).await else {
+        return;
+    };
+    let result = sign_in(&page.client, page.port, TOKEN).await;
+    page.close("browser-sign-in.png").await;
+    std::fs::remove_file(&file).ok();
+    result.unwrap();
+}
+
+async fn sign_in(c: &Client, port: u16, token: &str) -> Result<(), fantoccini::error::CmdError> {
+    let wait = |secs| c.wait().at_most(Duration::from_secs(secs));
+    c.goto(&format!("http://127.0.0.1:{port}/")).await?;
+    let field = wait(30)
+        .for_element(Locator::Css("#login:not([hidden]) #token"))
+        .await?;
+    // A wrong token is refused in words, and leaves the form up.
+    field.send_keys("not-the-token-0123456789").await?;
+    c.find(Locator::Css("#login button")).await?.click().await?;
+    let notice = wait(10)
+        .for_element(Locator::Css("#notice:not([hidden])"))
+        .await?;
+    assert!(
+        notice.text().await?.contains("Could not sign in"),
+        "{}",
+        notice.text().await?
+    );
+    field.clear().await?;
+    field.send_keys(token).await?;
+    c.find(Locator::Css("#login button")).await?.click().await?;
+    wait(30)
+        .for_element(Locator::Css(&format!("{CARD} .phase[data-phase]")))
+        .await?;
+    let who = c.find(Locator::Css("#who")).await?.text().await?;
+    assert_eq!(who, "Signed in as carol");
+    assert!(
+        !c.find(Locator::Css("#auth-off"))
+            .await?
+            .is_displayed()
+            .await?,
+        "auth is on"
+    );
+    let cookies = c.execute("return document.cookie", vec![]).await?;
+    assert_eq!(cookies, json!(""), "the token is not readable by scripts");
+    // The cookie carries the session across a reload.
+    c.refresh().await?;
+    wait(30)
+        .for_element(Locator::Css(&format!("{CARD} .phase[data-phase]")))
+        .await?;
+    assert!(!c.find(Locator::Css("#login")).await?.is_displayed().await?);
+    Ok(())
+}
+
+/// The page in a browser, with the server and the WebDriver behind it.
+struct Page {
+    client: Client,
+    port: u16,
+    _server: Child,
+    _driver: Child,
+}
+
+impl Page {
+    /// Starts `restart-manager --simulate` (plus `args`), chromedriver and a browser; `None`
+    /// (said on stderr) where this machine has no Chromium, which CI must have.
+    async fn open(args: &[&str]) -> Option<Page> {
+        let (Some(chromium), Some(driver)) = (
+            find("CHROMIUM", "/usr/bin/chromium"),
+            find("CHROMEDRIVER", "/usr/bin/chromedriver"),
+        ) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must install chromium and chromium-driver"
+            );
+            eprintln!(
+                "skipped: no chromium/chromedriver (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = free_port();
+        let mut server = Command::new(env!("CARGO_BIN_EXE_restart-manager"));
+        server
+            .args(["--simulate", "--sim-no-agents", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args);
+        let server = spawn_until(server, "serving", false).await;
+        let driver_port = free_port();
+        let mut chromedriver = Command::new(driver);
+        chromedriver.arg(format!("--port={driver_port}"));
+        let driver = spawn_until(chromedriver, "started successfully", false).await;
+        let client = browser(driver_port, &chromium).await;
+        Some(Page {
+            client,
+            port,
+            _server: server,
+            _driver: driver,
+        })
+    }
+
+    /// Keeps a screenshot of where the page ended, and closes the browser.
+    async fn close(self, screenshot: &str) {
+        save(&self.client, screenshot).await;
+        self.client.close().await.ok();
+    }
 }
 
 /// Keeps a screenshot under the test's target directory (docs/ has copies).

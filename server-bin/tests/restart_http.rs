@@ -520,3 +520,96 @@ async fn the_stream_checks_the_origin_and_the_workload() {
     );
     assert!(open(&s, "?kind=Deployment", None).await.is_err());
 }
+
+/// The page signs in by handing its token to the server, which checks it and keeps it in an
+/// HttpOnly, SameSite=Strict cookie (`__Host-` and `Secure` behind HTTPS).
+#[tokio::test]
+async fn the_page_signs_in_with_a_server_set_cookie() {
+    let s = serve(&cluster(), settings(tokens())).await;
+    let body = format!(r#"{{"token":"{ALICE}"}}"#);
+    let (status, head, answer) = send(
+        s.addr,
+        &request(
+            "POST",
+            "/api/v1/session",
+            &["content-type: application/json"],
+            &body,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    assert!(
+        cookie.starts_with(&format!("restart_manager_token={ALICE};")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    // The cookie identifies the caller.
+    let pair = cookie.split(';').next().unwrap();
+    let (status, _, me) = send(
+        s.addr,
+        &request("GET", "/api/v1/whoami", &[&format!("cookie: {pair}")], ""),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(me.contains(r#""user":"alice""#), "{me}");
+
+    // Behind a TLS-terminating proxy the cookie is bound to the host and never sent in clear.
+    let (_, head, _) = send(
+        s.addr,
+        &request(
+            "POST",
+            "/api/v1/session",
+            &["content-type: application/json", "x-forwarded-proto: https"],
+            &body,
+        ),
+    )
+    .await;
+    assert!(
+        head.contains(&format!("set-cookie: __Host-restart_manager_token={ALICE}; Path=/; HttpOnly; SameSite=Strict; Secure")),
+        "{head}"
+    );
+
+    // A wrong token sets nothing; another site cannot sign a browser in.
+    let (status, head, _) = send(
+        s.addr,
+        &request(
+            "POST",
+            "/api/v1/session",
+            &[],
+            r#"{"token":"wrong-token-0123456789"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(!head.contains("set-cookie"), "{head}");
+    let (status, _, _) = send(
+        s.addr,
+        &request(
+            "POST",
+            "/api/v1/session",
+            &["origin: https://evil.example"],
+            &body,
+        ),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Signing out forgets both cookies.
+    let (status, head, _) = send(s.addr, &request("DELETE", "/api/v1/session", &[], "")).await;
+    assert_eq!(status, 204);
+    assert_eq!(head.matches("Max-Age=0").count(), 2, "{head}");
+
+    // Without authentication there is nothing to sign in to.
+    let open = serve(&cluster(), settings(Auth::none())).await;
+    let (status, _, answer) =
+        send(open.addr, &request("POST", "/api/v1/session", &[], &body)).await;
+    assert_eq!(status, 400, "{answer}");
+}

@@ -256,10 +256,20 @@ async function start() {
   }
 }
 
-$("#login").addEventListener("submit", (e) => {
+$("#login").addEventListener("submit", async (e) => {
   e.preventDefault();
-  document.cookie = `restart_manager_token=${encodeURIComponent($("#token").value)}; path=/; SameSite=Strict`;
-  start();
+  // The server checks the token and keeps it in an HttpOnly cookie this script cannot read.
+  try {
+    await api("/api/v1/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token: $("#token").value }),
+    });
+    $("#token").value = "";
+    start();
+  } catch (err) {
+    notice(`Could not sign in: ${err.message}`);
+  }
 });
 $("#confirm-form").addEventListener("submit", confirmed);
 $("#cancel").addEventListener("click", () => $("#confirm").close());
