@@ -149,6 +149,30 @@ pub struct FleetLockArgs {
         default_value = "/"
     )]
     pub prefix: String,
+
+    /// Where Zincati reaches the FleetLock endpoints: an address of their own (`:8081`, every
+    /// interface), so that a NetworkPolicy can admit only the nodes to it; or `same`, to serve
+    /// them on `--listen` beside the page and the API, as earlier versions did.
+    #[arg(id = "fleetlock_listen", long = "fleetlock-listen", env = "FLEETLOCK_LISTEN_ADDRESS", default_value = ":8081", value_parser = parse_fleetlock_listen)]
+    pub listen: FleetLockListen,
+}
+
+/// Where the FleetLock endpoints are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetLockListen {
+    /// On a listener of their own.
+    Separate(SocketAddr),
+    /// On the main listener, with everything else.
+    Same,
+}
+
+fn parse_fleetlock_listen(s: &str) -> Result<FleetLockListen, String> {
+    if s == "same" {
+        return Ok(FleetLockListen::Same);
+    }
+    parse_listen(s)
+        .map(FleetLockListen::Separate)
+        .map_err(|e| format!("{e}, or \"same\""))
 }
 
 /// Workload restarts.
@@ -337,6 +361,15 @@ mod tests {
         let args = Args::try_parse_from(["restart-manager"]).unwrap();
         assert_eq!(args.listen.port(), 8080);
         assert_eq!(args.fleetlock.prefix, "/");
+        assert_eq!(
+            args.fleetlock.listen,
+            FleetLockListen::Separate("0.0.0.0:8081".parse().unwrap())
+        );
         assert!(!args.simulate);
+        let same = Args::try_parse_from(["restart-manager", "--fleetlock-listen", "same"]).unwrap();
+        assert_eq!(same.fleetlock.listen, FleetLockListen::Same);
+        let bad =
+            Args::try_parse_from(["restart-manager", "--fleetlock-listen", "8081"]).unwrap_err();
+        assert!(bad.to_string().contains("or \"same\""), "{bad}");
     }
 }

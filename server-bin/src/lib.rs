@@ -99,10 +99,15 @@ impl Settings {
     }
 }
 
-/// A wired server: its router, and the services whose loops [`App::run`] drives.
+/// A wired server: its routers, and the services whose loops [`App::run`] drives.
 pub struct App {
-    /// The HTTP surface.
+    /// The whole HTTP surface on one router: the people-facing routes and FleetLock.
     pub router: Router,
+    /// The people-facing routes (page, restart and fleet APIs, health, metrics) without
+    /// FleetLock, for a server that gives FleetLock a listener of its own.
+    pub public_router: Router,
+    /// FleetLock alone (and `/healthz`), for its own listener.
+    pub fleetlock_router: Router,
     /// Node reboots.
     pub fleetlock: Coordinator,
     /// Workload restarts.
@@ -151,15 +156,22 @@ pub fn build(
         metrics,
         auth: Arc::new(settings.auth),
     };
+    let fleetlock_routes = fleetlock_http::routes(&settings.fleetlock_prefix);
     Ok(App {
-        router: router(state, &settings.fleetlock_prefix),
+        router: public_routes()
+            .merge(fleetlock_routes.clone())
+            .with_state(state.clone()),
+        public_router: public_routes().with_state(state.clone()),
+        fleetlock_router: fleetlock_routes
+            .route("/healthz", get(|| async { "ok" }))
+            .with_state(state),
         fleetlock,
         restarter,
     })
 }
 
-/// The whole HTTP surface. `fleetlock_prefix` is where the FleetLock endpoints live.
-pub fn router(state: AppState, fleetlock_prefix: &str) -> Router {
+/// The people-facing routes: the page, the restart and fleet APIs, health and metrics.
+fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -167,8 +179,6 @@ pub fn router(state: AppState, fleetlock_prefix: &str) -> Router {
         .route("/api/v1/fleet", get(fleet))
         .merge(restart_http::routes())
         .merge(ui::routes())
-        .merge(fleetlock_http::routes(fleetlock_prefix))
-        .with_state(state)
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {

@@ -12,7 +12,7 @@ use restart_core::RestartConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::args::{Args, AuthMode, LogFormat};
+use crate::args::{Args, AuthMode, FleetLockListen, LogFormat};
 use crate::auth::{Auth, Authenticator, KubeAuth, ProxyAuth, load_tokens};
 use crate::config::FileConfig;
 use crate::leader::Election;
@@ -96,7 +96,6 @@ pub async fn run(args: Args) -> Result<()> {
         cache_grace: args.kube.cache_grace,
     };
     let app = Arc::new(build(api, clock, settings)?);
-    let router = app.router.clone();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = tokio::spawn({
@@ -114,7 +113,7 @@ pub async fn run(args: Args) -> Result<()> {
     if let Some(sim) = &sim
         && !args.simulation.no_agents
     {
-        simulate::spawn_agents(sim, router.clone(), &args, stop_rx.clone());
+        simulate::spawn_agents(sim, app.fleetlock_router.clone(), &args, stop_rx.clone());
     }
     let _endpoint = match (&sim, args.simulation.api_listen) {
         (Some(sim), Some(addr)) => {
@@ -127,23 +126,58 @@ pub async fn run(args: Args) -> Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let fleetlock_path = format!(
+        "{}v1/pre-reboot",
+        crate::fleetlock_http::normalize_prefix(&args.fleetlock.prefix)
+    );
+    let (main_router, fleetlock_listener) = match args.fleetlock.listen {
+        FleetLockListen::Same => (app.router.clone(), None),
+        FleetLockListen::Separate(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for FleetLock"))?;
+            (app.public_router.clone(), Some(l))
+        }
+    };
+    let fleetlock_address = match &fleetlock_listener {
+        Some(l) => l.local_addr()?.to_string(),
+        None => "the main listener".to_string(),
+    };
     tracing::info!(
         address = %listener.local_addr()?,
-        fleetlock = %format!("{}v1/pre-reboot", crate::fleetlock_http::normalize_prefix(&args.fleetlock.prefix)),
+        fleetlock = %fleetlock_address,
+        fleetlock_path = %fleetlock_path,
         restartable = app.restarter.allowlist().len(),
         %instance,
         "serving"
     );
 
-    let mut stopping = stop_rx.clone();
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        let _ = stopping.wait_for(|s| *s).await;
-    });
+    let serve = |listener: TcpListener, router: axum::Router| {
+        let mut stopping = stop_rx.clone();
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                })
+                .await
+        }
+    };
+    let main = serve(listener, main_router);
+    let fleetlock = {
+        let server = fleetlock_listener.map(|l| serve(l, app.fleetlock_router.clone()));
+        async move {
+            match server {
+                Some(server) => server.await,
+                None => Ok(()),
+            }
+        }
+    };
+    let servers = async { tokio::try_join!(main, fleetlock).map(|_| ()) };
     let grace = args.shutdown_grace;
     let mut stopped = stop_rx;
     tokio::select! {
-        result = server => result.context("serving HTTP")?,
+        result = servers => result.context("serving HTTP")?,
         () = async {
             shutdown_signal().await;
             tracing::info!(grace = ?grace, "shutting down: finishing in-flight requests");

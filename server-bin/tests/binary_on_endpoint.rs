@@ -32,10 +32,6 @@ fn zincati_request(path: &str, node: &str) -> Vec<u8> {
 }
 
 /// Starts the binary and waits (bounded) until it serves.
-async fn start(kubeconfig: &std::path::Path, config: &std::path::Path, port: u16) -> Child {
-    start_as("restart-manager-e2e", kubeconfig, config, port).await
-}
-
 async fn start_as(
     name: &str,
     kubeconfig: &std::path::Path,
@@ -64,6 +60,13 @@ async fn start_with(
             "json",
         ])
         .args(extra)
+        // Tests that do not give FleetLock a port of its own serve it beside the API.
+        .args(
+            (!extra.contains(&"--fleetlock-listen"))
+                .then_some(["--fleetlock-listen", "same"])
+                .into_iter()
+                .flatten(),
+        )
         .env("POD_NAME", name)
         .kill_on_drop(true)
         .stdin(Stdio::null())
@@ -143,17 +146,33 @@ async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
     .unwrap();
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _server = start(&kubeconfig, &config, port).await;
+    // FleetLock on a port of its own, as the binary serves it by default.
+    let fleetlock: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _server = start_with(
+        "restart-manager-e2e",
+        &kubeconfig,
+        &config,
+        port,
+        &["--fleetlock-listen", &fleetlock.to_string()],
+    )
+    .await;
 
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").into_bytes();
     until("readiness", async || {
         (send(addr, &get("/readyz")).await.0 == 200).then_some(())
     })
     .await;
+    // The API's port does not take FleetLock requests, and FleetLock's serves nothing else.
+    assert_eq!(
+        send(addr, &zincati_request("/v1/pre-reboot", "n1")).await.0,
+        404
+    );
+    assert_eq!(send(fleetlock, &get("/api/v1/service")).await.0, 404);
+    assert_eq!(send(fleetlock, &get("/healthz")).await.0, 200);
 
     // Zincati asks until the drain is done: 423 while draining, then 200.
     let approved = until("the reboot approval", async || {
-        let (status, _, body) = send(addr, &zincati_request("/v1/pre-reboot", "n1")).await;
+        let (status, _, body) = send(fleetlock, &zincati_request("/v1/pre-reboot", "n1")).await;
         match status {
             200 => Some(()),
             423 => None,
@@ -171,7 +190,7 @@ async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
         "drained through evictions"
     );
     assert_eq!(
-        send(addr, &zincati_request("/v1/steady-state", "n1"))
+        send(fleetlock, &zincati_request("/v1/steady-state", "n1"))
             .await
             .0,
         200

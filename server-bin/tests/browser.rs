@@ -181,7 +181,13 @@ impl Page {
         let port = free_port();
         let mut server = Command::new(env!("CARGO_BIN_EXE_restart-manager"));
         server
-            .args(["--simulate", "--sim-no-agents", "--listen"])
+            .args([
+                "--simulate",
+                "--sim-no-agents",
+                "--fleetlock-listen",
+                "same",
+                "--listen",
+            ])
             .arg(format!("127.0.0.1:{port}"))
             .args(args);
         let server = spawn_until(server, "serving", false).await;

@@ -278,12 +278,62 @@ fn check_deployment(o: &Objects) {
             .all(|(k, v)| labels.get(k) == Some(v))
     );
     let np = o.policies[0].spec.as_ref().unwrap();
-    assert!(
+    let rule = |port: &str| {
         np.ingress
             .iter()
             .flatten()
-            .flat_map(|r| r.ports.iter().flatten())
-            .any(|p| format!("{:?}", p.port) == "Some(Int(8080))")
+            .find(|r| {
+                r.ports
+                    .iter()
+                    .flatten()
+                    .any(|p| format!("{:?}", p.port) == format!("Some(Int({port}))"))
+            })
+            .unwrap_or_else(|| panic!("no ingress rule for {port}"))
+    };
+    assert!(
+        rule("8080").from.is_none(),
+        "the page and API: anyone in the cluster"
+    );
+    let fleetlock_from = rule("8081")
+        .from
+        .as_ref()
+        .expect("FleetLock is admitted from some networks only");
+    assert!(
+        !fleetlock_from.is_empty()
+            && fleetlock_from
+                .iter()
+                .all(|peer| peer.ip_block.is_some() && peer.pod_selector.is_none()),
+        "FleetLock: node networks only, never pods by selector"
+    );
+    // FleetLock has its own container and Service port, and the server is told to use it.
+    let container = &o.deployments[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    assert!(
+        container
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.name.as_deref() == Some("fleetlock") && p.container_port == 8081)
+    );
+    assert!(
+        container
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "FLEETLOCK_LISTEN_ADDRESS" && e.value.as_deref() == Some(":8081"))
+    );
+    let service_ports = o.services[0].spec.as_ref().unwrap().ports.as_ref().unwrap();
+    assert!(
+        service_ports
+            .iter()
+            .any(|p| p.name.as_deref() == Some("fleetlock") && p.port == 8081)
     );
     // The mounted configuration is one the server accepts.
     let config = o.config_maps[0].data.as_ref().unwrap()["config.yaml"].clone();
