@@ -20,6 +20,11 @@ pub struct FleetLockConfig {
     pub groups: BTreeMap<String, GroupConfig>,
     /// What to do with a group that is not configured.
     pub unknown_groups: UnknownGroups,
+    /// The Node label that names a node's reboot group ([`DEFAULT_GROUP_LABEL`]); a node
+    /// without it is in `default`. A request naming another group is refused
+    /// (`wrong_group`), so a node cannot dodge its group's policies or free another
+    /// group's slot. Empty: the group a request names is believed.
+    pub group_label: String,
     /// The settings an unknown group gets when unknown groups are allowed.
     pub group_defaults: GroupConfig,
     /// How nodes are drained.
@@ -31,6 +36,9 @@ pub struct FleetLockConfig {
     #[serde(skip)]
     pub own_pod: Option<(String, String)>,
 }
+
+/// The Node label that names a node's reboot group, unless configured otherwise.
+pub const DEFAULT_GROUP_LABEL: &str = "restart-manager.io/reboot-group";
 
 /// Whether a request for a group that is not configured is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -123,6 +131,7 @@ impl Default for FleetLockConfig {
             namespace: "restart-manager".into(),
             groups: BTreeMap::from([("default".to_string(), GroupConfig::default())]),
             unknown_groups: UnknownGroups::Reject,
+            group_label: DEFAULT_GROUP_LABEL.into(),
             group_defaults: GroupConfig::default(),
             drain: DrainConfig::default(),
             stuck: StuckConfig::default(),
@@ -144,6 +153,17 @@ impl FleetLockConfig {
     /// Checks what serde cannot: group names and numbers that make sense.
     pub fn validate(&self) -> Result<(), String> {
         crate::group::validate_namespace(&self.namespace)?;
+        if self.group_label.len() > 316
+            || self
+                .group_label
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || "-_./".contains(c)))
+        {
+            return Err(format!(
+                "groupLabel {:?} is not a label key (like {DEFAULT_GROUP_LABEL})",
+                self.group_label
+            ));
+        }
         for (name, group) in self
             .groups
             .iter()

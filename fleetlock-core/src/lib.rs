@@ -72,7 +72,8 @@ pub mod snapshot;
 pub mod window;
 
 pub use config::{
-    DrainConfig, FleetLockConfig, GroupConfig, OnDrainTimeout, StuckConfig, UnknownGroups,
+    DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GroupConfig, OnDrainTimeout, StuckConfig,
+    UnknownGroups,
 };
 pub use coordinator::{
     Coordinator, CoordinatorBuilder, DEFAULT_CACHE_GRACE, NoopObserver, Observer,

@@ -41,6 +41,8 @@ pub struct NodeView {
     pub state: Option<String>,
     /// When our state annotation last changed.
     pub state_since: Option<cluster_api::Timestamp>,
+    /// The reboot group its group label names, if it has the label.
+    pub group: Option<String>,
     /// The ids this node answers to.
     ids: Vec<String>,
 }
@@ -61,6 +63,8 @@ pub enum Lookup {
 pub struct NodeIndex {
     nodes: HashMap<String, Arc<NodeView>>,
     ids: HashMap<String, Vec<String>>,
+    /// The label naming a node's reboot group (none: not read).
+    group_label: String,
 }
 
 // === impl NodeView ===
@@ -68,7 +72,8 @@ pub struct NodeIndex {
 impl NodeView {
     /// Keeps what the coordinator needs of a Node, and computes the ids it answers to: the
     /// Zincati id derived from its machineID, the machineID itself, and an explicit override.
-    pub fn of(node: &Node) -> Self {
+    /// `group_label` names the label that carries its reboot group (empty: none).
+    pub fn of(node: &Node, group_label: &str) -> Self {
         let mut ids = Vec::with_capacity(3);
         if !node.machine_id.is_empty() {
             ids.push(normalize_id(&node.machine_id));
@@ -100,6 +105,9 @@ impl NodeView {
                 .annotations
                 .get(STATE_SINCE_ANNOTATION)
                 .and_then(|t| t.parse().ok()),
+            group: (!group_label.is_empty())
+                .then(|| node.labels.get(group_label).cloned())
+                .flatten(),
             ids,
         }
     }
@@ -108,6 +116,14 @@ impl NodeView {
 // === impl NodeIndex ===
 
 impl NodeIndex {
+    /// An empty index that reads each node's reboot group from `group_label` (empty: none).
+    pub fn new(group_label: impl Into<String>) -> Self {
+        NodeIndex {
+            group_label: group_label.into(),
+            ..NodeIndex::default()
+        }
+    }
+
     /// Replaces everything (after a watch restart).
     pub fn reset(&mut self, nodes: &[Node]) {
         self.nodes.clear();
@@ -119,7 +135,7 @@ impl NodeIndex {
 
     /// Adds or updates one node.
     pub fn apply(&mut self, node: &Node) {
-        let view = NodeView::of(node);
+        let view = NodeView::of(node, &self.group_label);
         if let Some(old) = self.nodes.get(&node.name) {
             if old.ids != view.ids {
                 let old_ids = old.ids.clone();

@@ -11,6 +11,7 @@
 //! | `invalid_group` | 400 | group not matching `^[a-zA-Z0-9.-]+$` |
 //! | `unknown_group` | 400 | group not configured, and unknown groups are refused |
 //! | `unknown_node` | 404 | no Node has this id (or several do) |
+//! | `wrong_group` | 403 | the node's group label names another group |
 //! | `lock_held` | 423 | every slot of the group is taken |
 //! | `draining` | 423 | the slot is ours, pods are still leaving; ask again |
 //! | `drain_blocked` | 423 | the drain cannot finish without an operator (named pods) |
@@ -78,6 +79,7 @@ pub enum Kind {
     InvalidGroup,
     UnknownGroup,
     UnknownNode,
+    WrongGroup,
     LockHeld,
     Draining,
     DrainBlocked,
@@ -94,7 +96,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::MissingProtocolHeader,
         Kind::MethodNotAllowed,
         Kind::InvalidBody,
@@ -103,6 +105,7 @@ impl Kind {
         Kind::InvalidGroup,
         Kind::UnknownGroup,
         Kind::UnknownNode,
+        Kind::WrongGroup,
         Kind::LockHeld,
         Kind::Draining,
         Kind::DrainBlocked,
@@ -126,6 +129,7 @@ impl Kind {
             Kind::InvalidGroup => "invalid_group",
             Kind::UnknownGroup => "unknown_group",
             Kind::UnknownNode => "unknown_node",
+            Kind::WrongGroup => "wrong_group",
             Kind::LockHeld => "lock_held",
             Kind::Draining => "draining",
             Kind::DrainBlocked => "drain_blocked",
@@ -147,6 +151,7 @@ impl Kind {
             | Kind::InvalidId
             | Kind::InvalidGroup
             | Kind::UnknownGroup => 400,
+            Kind::WrongGroup => 403,
             Kind::UnknownNode => 404,
             Kind::MethodNotAllowed => 405,
             Kind::BodyTooLarge => 413,

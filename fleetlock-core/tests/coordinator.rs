@@ -359,6 +359,8 @@ async fn policies_refuse_with_their_own_kind() {
             ..GroupConfig::default()
         },
     );
+    // The same nodes try every group here: no group label binds them.
+    config.group_label = String::new();
     let (c, _run) = replica(&sim, config, "a").await;
 
     // The simulation starts on a Monday at 09:00 UTC: outside 01:00-03:00.
@@ -411,12 +413,19 @@ async fn unknown_groups_and_unknown_nodes() {
     };
     let refusal = c.pre_reboot(&stranger).await.unwrap_err();
     assert_eq!((refusal.kind, refusal.status()), (Kind::UnknownNode, 404));
-    // steady-state never blocks a node, mapped or not, known group or not.
+    // steady-state never blocks a node, mapped or not, known group or not; but a known
+    // node speaks only for its own group.
     c.steady_state(&stranger).await.unwrap();
-    c.steady_state(&zincati("n1", "workers")).await.unwrap();
+    let refusal = c.steady_state(&zincati("n1", "workers")).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::WrongGroup);
 
     let mut config = config();
     config.unknown_groups = UnknownGroups::Allow;
+    sim.edit_node("n1", |n| {
+        n.labels
+            .insert(fleetlock_core::DEFAULT_GROUP_LABEL.into(), "workers".into());
+    })
+    .unwrap();
     let (c, _run) = replica(&sim, config, "b").await;
     c.pre_reboot(&zincati("n1", "workers")).await.unwrap();
     assert!(sim.lease(NS, "fleetlock-workers").is_some());
@@ -567,4 +576,59 @@ async fn the_servers_own_pod_leaves_last() {
             .is_terminating(),
         "then it goes too"
     );
+}
+
+/// A node's group is its label's, not whatever its request says: asking under another group
+/// (to dodge a paused group, or to free a slot elsewhere) is refused, and changes nothing.
+#[tokio::test(start_paused = true)]
+async fn a_node_asks_only_under_the_group_its_label_names() {
+    let sim = fleet(3);
+    sim.edit_node("n1", |n| {
+        n.labels
+            .insert(fleetlock_core::DEFAULT_GROUP_LABEL.into(), "storage".into());
+    })
+    .unwrap();
+    let mut config = config();
+    config.groups.insert(
+        "storage".into(),
+        GroupConfig {
+            paused: true,
+            ..GroupConfig::default()
+        },
+    );
+    let (c, _run) = replica(&sim, config, "a").await;
+
+    // n1 is in the paused "storage" group: asking under "default" does not get around it.
+    let refusal = c.pre_reboot(&zincati("n1", "default")).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::WrongGroup, "{refusal}");
+    assert_eq!(refusal.status(), 403);
+    assert!(refusal.value.contains("\"storage\""), "{refusal}");
+    assert!(!sim.node("n1").unwrap().unschedulable, "nothing was done");
+    let refusal = c.pre_reboot(&zincati("n1", "storage")).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::GroupPaused);
+
+    // An unlabelled node is in "default", and only there.
+    c.pre_reboot(&zincati("n2", "default")).await.unwrap();
+    let refusal = c.pre_reboot(&zincati("n3", "storage")).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::WrongGroup, "{refusal}");
+
+    // A steady-state under another group cannot free the slot n2 holds.
+    let refusal = c.steady_state(&zincati("n2", "storage")).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::WrongGroup);
+    let holder = || sim.lease(NS, "fleetlock-default").unwrap().holder_identity;
+    assert!(holder().is_some(), "still held");
+    c.steady_state(&zincati("n2", "default")).await.unwrap();
+    assert_eq!(holder(), None, "released by its own group's steady-state");
+}
+
+/// With the binding turned off (`groupLabel: ""`), any group is taken at its word, as
+/// before.
+#[tokio::test(start_paused = true)]
+async fn without_a_group_label_any_group_is_taken_at_its_word() {
+    let sim = fleet(2);
+    let mut config = config();
+    config.group_label = String::new();
+    config.unknown_groups = UnknownGroups::Allow;
+    let (c, _run) = replica(&sim, config, "a").await;
+    c.pre_reboot(&zincati("n1", "anything")).await.unwrap();
 }

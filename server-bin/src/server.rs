@@ -53,7 +53,7 @@ pub async fn run(args: Args) -> Result<()> {
             None,
         )
     } else {
-        let kube = connect(&args, &namespace).await?;
+        let kube = connect(&args, &namespace, &config.fleetlock.group_label).await?;
         (
             Arc::new(kube.clone()),
             Arc::new(SystemClock),
@@ -226,13 +226,17 @@ pub const NODE_METADATA_PREFIX: &str = "restart-manager.io/";
 
 /// Connects to the cluster and checks, before serving anything, that it answers and that
 /// this identity has every permission the adapter uses.
-async fn connect(args: &Args, namespace: &str) -> Result<KubeCluster> {
+async fn connect(args: &Args, namespace: &str, group_label: &str) -> Result<KubeCluster> {
+    // The cores read only their own Node labels and annotations, and the group label.
+    let mut prefixes = vec![NODE_METADATA_PREFIX.to_string()];
+    if !group_label.is_empty() && !group_label.starts_with(NODE_METADATA_PREFIX) {
+        prefixes.push(group_label.to_string());
+    }
     let options = KubeOptions {
         qps: args.kube.qps,
         burst: args.kube.burst,
         timeout: args.kube.timeout,
-        // The cores read only their own Node labels and annotations.
-        node_metadata_prefixes: Some(vec![NODE_METADATA_PREFIX.into()]),
+        node_metadata_prefixes: Some(prefixes),
     };
     let kube = KubeCluster::connect(
         args.kube.kubeconfig.as_deref(),

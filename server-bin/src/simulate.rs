@@ -26,8 +26,9 @@ use crate::args::{Args, SimulationArgs};
 pub const DEMO_SCENARIO: &str = include_str!("demo/scenario.yaml");
 /// The configuration used with the demo fleet when no file is given.
 pub const DEMO_CONFIG: &str = include_str!("demo/config.yaml");
-/// The node label that tells a simulated agent its Zincati group.
-pub const GROUP_LABEL: &str = "demo.restart-manager.io/zincati-group";
+/// The node label that tells a simulated agent its Zincati group: the one that binds a node
+/// to its reboot group.
+pub const GROUP_LABEL: &str = fleetlock_core::DEFAULT_GROUP_LABEL;
 
 /// Builds the simulated cluster: the demo fleet, or the scenario file given.
 pub fn cluster(args: &SimulationArgs) -> Result<SimCluster> {

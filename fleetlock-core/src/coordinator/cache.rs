@@ -35,6 +35,26 @@ impl Inner {
             .lookup(id)
     }
 
+    /// Refuses a request that names another group than the node's own (its group label's, or
+    /// `default` without one), unless the binding is off.
+    pub(super) fn check_group(&self, node: &NodeView, group: &str) -> Result<(), Refusal> {
+        let label = &self.config.group_label;
+        if label.is_empty() {
+            return Ok(());
+        }
+        let own = node.group.as_deref().unwrap_or("default");
+        if own == group {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            Kind::WrongGroup,
+            format!(
+                "this node is in reboot group {own:?} (its {label} label), not {group:?}: \
+                 set that group in Zincati's [identity] group"
+            ),
+        ))
+    }
+
     pub(super) fn node_for(&self, id: &str) -> Result<Arc<NodeView>, Refusal> {
         match self.lookup(id) {
             Lookup::Found(view) => Ok(view),

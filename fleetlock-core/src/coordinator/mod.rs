@@ -147,6 +147,7 @@ impl CoordinatorBuilder {
 
     /// The coordinator.
     pub fn build(self) -> Coordinator {
+        let nodes = NodeIndex::new(self.config.group_label.clone());
         Coordinator {
             inner: Arc::new(Inner {
                 api: self.api,
@@ -154,7 +155,7 @@ impl CoordinatorBuilder {
                 config: self.config,
                 instance: self.instance,
                 observer: self.observer,
-                nodes: RwLock::default(),
+                nodes: RwLock::new(nodes),
                 groups: RwLock::default(),
                 nodes_health: CacheHealth::new("node"),
                 leases_health: CacheHealth::new("group lock"),
@@ -244,6 +245,7 @@ impl Coordinator {
         let inner = &self.inner;
         let config = inner.group_config(&params.group)?;
         let node = inner.node_for(&params.id)?;
+        inner.check_group(&node, &params.group)?;
 
         // From memory only while the lock watch works; otherwise the write path below reads
         // the Lease and decides from what it holds now.
@@ -366,6 +368,9 @@ impl Coordinator {
     /// client that maps to no Node is still released.
     pub async fn steady_state(&self, params: &ClientParams) -> Result<(), Refusal> {
         let inner = &self.inner;
+        if let Lookup::Found(view) = inner.lookup(&params.id) {
+            inner.check_group(&view, &params.group)?;
+        }
         let groups = if inner.leases_health.is_healthy() {
             inner.cached_holdings(&params.id)
         } else {
