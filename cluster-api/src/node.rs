@@ -36,6 +36,14 @@ pub struct Node {
     /// `metadata.annotations`.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// `status.addresses` of type `InternalIP` and `ExternalIP`: where the node's own traffic
+    /// comes from.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// `spec.podCIDRs`: the pod network range assigned to the node, whose gateway or tunnel
+    /// address is where its host traffic comes from under many network plugins.
+    #[serde(default)]
+    pub pod_cidrs: Vec<String>,
 }
 
 /// A change to a Node, sent as one JSON merge patch.
@@ -71,7 +79,21 @@ impl Node {
             unschedulable: false,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            addresses: Vec::new(),
+            pod_cidrs: Vec::new(),
         }
+    }
+
+    /// With this address (`InternalIP` or `ExternalIP`).
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.addresses.push(address.into());
+        self
+    }
+
+    /// With this pod CIDR.
+    pub fn pod_cidr(mut self, cidr: impl Into<String>) -> Self {
+        self.pod_cidrs.push(cidr.into());
+        self
     }
 
     /// With this `machineID`.

@@ -351,6 +351,32 @@ impl State {
         if node.boot_id.is_empty() {
             node.boot_id = self.next_uid();
         }
+        if node.addresses.is_empty() || node.pod_cidrs.is_empty() {
+            // As the kubelet and the node IPAM controller fill them: an address and a pod
+            // range of its own, from the serial number in its uid.
+            let serial = node
+                .uid
+                .rsplit('-')
+                .next()
+                .and_then(|s| u64::from_str_radix(s, 16).ok())
+                .unwrap_or_else(|| fnv1a(node.name.bytes()));
+            if node.addresses.is_empty() {
+                let i = serial & 0xff_ffff;
+                node.addresses.push(format!(
+                    "10.{}.{}.{}",
+                    (i >> 16) & 0xff,
+                    (i >> 8) & 0xff,
+                    i & 0xff
+                ));
+            }
+            if node.pod_cidrs.is_empty() {
+                node.pod_cidrs.push(format!(
+                    "100.{}.{}.0/24",
+                    64 + ((serial >> 8) & 0x3f),
+                    serial & 0xff
+                ));
+            }
+        }
         let old = self.nodes.insert(node.name.clone(), node.clone());
         if old.as_ref().is_none_or(|o| o.labels != node.labels) {
             self.daemonsets_dirty();

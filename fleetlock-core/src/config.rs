@@ -25,6 +25,11 @@ pub struct FleetLockConfig {
     /// (`wrong_group`), so a node cannot dodge its group's policies or free another
     /// group's slot. Empty: the group a request names is believed.
     pub group_label: String,
+    /// Refuse a FleetLock request that does not come from the node its id belongs to: from
+    /// one of its addresses, its pod ranges, or its `restart-manager.io/fleetlock-addresses`.
+    /// Whether that holds depends on the network between the node and the server (see
+    /// docs/security.md), so it is off unless configured; the shipped manifests turn it on.
+    pub verify_caller: bool,
     /// The settings an unknown group gets when unknown groups are allowed.
     pub group_defaults: GroupConfig,
     /// How nodes are drained.
@@ -132,6 +137,7 @@ impl Default for FleetLockConfig {
             groups: BTreeMap::from([("default".to_string(), GroupConfig::default())]),
             unknown_groups: UnknownGroups::Reject,
             group_label: DEFAULT_GROUP_LABEL.into(),
+            verify_caller: false,
             group_defaults: GroupConfig::default(),
             drain: DrainConfig::default(),
             stuck: StuckConfig::default(),

@@ -10,6 +10,10 @@ use crate::id::{normalize_id, zincati_id};
 /// Annotation (or label) an operator sets on a Node whose Zincati config overrides its id
 /// (`identity.node_uuid`), or to map any other FleetLock client.
 pub const ID_OVERRIDE: &str = "restart-manager.io/fleetlock-id";
+/// Annotation listing more addresses or ranges (comma-separated) a node's FleetLock requests
+/// may come from, for network plugins whose tunnel address lies outside the node's pod range
+/// (Calico's `projectcalico.org/IPv4IPIPTunnelAddr`, for one).
+pub const CALLER_ADDRESSES: &str = "restart-manager.io/fleetlock-addresses";
 /// Annotation saying where the node is in its reboot: `ready`, `draining`, `rebooting`,
 /// `back`.
 pub const STATE_ANNOTATION: &str = "restart-manager.io/reboot-state";
@@ -43,6 +47,9 @@ pub struct NodeView {
     pub state_since: Option<cluster_api::Timestamp>,
     /// The reboot group its group label names, if it has the label.
     pub group: Option<String>,
+    /// Where its own traffic may come from: its addresses, its pod ranges (the gateway or
+    /// tunnel address of many network plugins), and [`CALLER_ADDRESSES`].
+    pub networks: Vec<ipnet::IpNet>,
     /// The ids this node answers to.
     ids: Vec<String>,
 }
@@ -108,8 +115,40 @@ impl NodeView {
             group: (!group_label.is_empty())
                 .then(|| node.labels.get(group_label).cloned())
                 .flatten(),
+            networks: networks(node),
             ids,
         }
+    }
+}
+
+/// Parses an address (`10.0.0.7`, a host network) or a range (`10.244.3.0/24`).
+fn network(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+fn networks(node: &Node) -> Vec<ipnet::IpNet> {
+    let extra = node
+        .annotations
+        .get(CALLER_ADDRESSES)
+        .map(|v| v.split(',').collect::<Vec<_>>())
+        .unwrap_or_default();
+    node.addresses
+        .iter()
+        .map(String::as_str)
+        .chain(node.pod_cidrs.iter().map(String::as_str))
+        .chain(extra)
+        .filter_map(network)
+        .collect()
+}
+
+impl NodeView {
+    /// Whether `peer` is one of the addresses this node's traffic comes from.
+    pub fn sent_from(&self, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.networks.iter().any(|n| n.contains(&peer))
     }
 }
 

@@ -12,6 +12,7 @@
 //! | `unknown_group` | 400 | group not configured, and unknown groups are refused |
 //! | `unknown_node` | 404 | no Node has this id (or several do) |
 //! | `wrong_group` | 403 | the node's group label names another group |
+//! | `unverified_caller` | 403 | the request did not come from the node its id belongs to |
 //! | `lock_held` | 423 | every slot of the group is taken |
 //! | `draining` | 423 | the slot is ours, pods are still leaving; ask again |
 //! | `drain_blocked` | 423 | the drain cannot finish without an operator (named pods) |
@@ -80,6 +81,7 @@ pub enum Kind {
     UnknownGroup,
     UnknownNode,
     WrongGroup,
+    UnverifiedCaller,
     LockHeld,
     Draining,
     DrainBlocked,
@@ -96,7 +98,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::MissingProtocolHeader,
         Kind::MethodNotAllowed,
         Kind::InvalidBody,
@@ -106,6 +108,7 @@ impl Kind {
         Kind::UnknownGroup,
         Kind::UnknownNode,
         Kind::WrongGroup,
+        Kind::UnverifiedCaller,
         Kind::LockHeld,
         Kind::Draining,
         Kind::DrainBlocked,
@@ -130,6 +133,7 @@ impl Kind {
             Kind::UnknownGroup => "unknown_group",
             Kind::UnknownNode => "unknown_node",
             Kind::WrongGroup => "wrong_group",
+            Kind::UnverifiedCaller => "unverified_caller",
             Kind::LockHeld => "lock_held",
             Kind::Draining => "draining",
             Kind::DrainBlocked => "drain_blocked",
@@ -151,7 +155,7 @@ impl Kind {
             | Kind::InvalidId
             | Kind::InvalidGroup
             | Kind::UnknownGroup => 400,
-            Kind::WrongGroup => 403,
+            Kind::WrongGroup | Kind::UnverifiedCaller => 403,
             Kind::UnknownNode => 404,
             Kind::MethodNotAllowed => 405,
             Kind::BodyTooLarge => 413,

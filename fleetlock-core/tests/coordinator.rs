@@ -632,3 +632,83 @@ async fn without_a_group_label_any_group_is_taken_at_its_word() {
     let (c, _run) = replica(&sim, config, "a").await;
     c.pre_reboot(&zincati("n1", "anything")).await.unwrap();
 }
+
+/// With `verifyCaller`, a FleetLock request counts only from the node its id belongs to: one
+/// of its addresses, its pod range (where a network plugin's tunnel or gateway address puts
+/// host traffic), or an address an operator listed on it. Anyone else is refused without
+/// learning anything, and changes nothing.
+#[tokio::test(start_paused = true)]
+async fn only_the_node_itself_can_ask_for_its_reboot() {
+    use std::net::IpAddr;
+    let sim = cluster_sim::SimCluster::new();
+    for (name, address, pods) in [
+        ("n1", "192.168.10.1", "10.244.1.0/24"),
+        ("n2", "192.168.10.2", "10.244.2.0/24"),
+    ] {
+        sim.add_node(
+            cluster_api::Node::new(name)
+                .machine_id(cluster_sim::machine_id_for(name))
+                .address(address)
+                .pod_cidr(pods),
+        );
+    }
+    let mut config = config();
+    config.verify_caller = true;
+    let (c, _run) = replica(&sim, config, "a").await;
+    let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+
+    // n2, or a pod on n2, asking for n1's reboot.
+    for peer in [ip("192.168.10.2"), ip("10.244.2.17"), ip("8.8.8.8"), None] {
+        let refusal = c
+            .pre_reboot_from(&zincati("n1", "default"), peer)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (refusal.kind, refusal.status()),
+            (Kind::UnverifiedCaller, 403),
+            "{peer:?}"
+        );
+        assert!(
+            !refusal.value.contains("n1") && !refusal.value.contains("192.168"),
+            "{refusal}"
+        );
+    }
+    assert!(!sim.node("n1").unwrap().unschedulable, "nothing was done");
+    // From n1's own address (also as an IPv4-mapped IPv6 peer of a dual-stack listener).
+    c.pre_reboot_from(&zincati("n1", "default"), ip("::ffff:192.168.10.1"))
+        .await
+        .unwrap();
+    // A spoofed steady-state cannot free n1's slot mid-reboot.
+    let refusal = c
+        .steady_state_from(&zincati("n1", "default"), ip("192.168.10.2"))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal.kind, Kind::UnverifiedCaller);
+    assert!(
+        sim.lease(NS, "fleetlock-default")
+            .unwrap()
+            .holder_identity
+            .is_some()
+    );
+    // n1's host traffic through its pod range's gateway (flannel, Cilium) counts as n1.
+    c.steady_state_from(&zincati("n1", "default"), ip("10.244.1.0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.lease(NS, "fleetlock-default").unwrap().holder_identity,
+        None
+    );
+
+    // An address listed by an operator (a Calico tunnel address outside the pod range).
+    sim.edit_node("n2", |n| {
+        n.annotations.insert(
+            fleetlock_core::nodes::CALLER_ADDRESSES.into(),
+            "172.16.5.9, 172.16.6.0/30".into(),
+        );
+    })
+    .unwrap();
+    settle().await;
+    c.pre_reboot_from(&zincati("n2", "default"), ip("172.16.6.2"))
+        .await
+        .unwrap();
+}

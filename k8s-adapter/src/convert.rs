@@ -32,6 +32,18 @@ pub fn node(n: crate::slim::SlimNode) -> Node {
         .unwrap_or_default()
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
+    let addresses = status
+        .addresses
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a.type_ == "InternalIP" || a.type_ == "ExternalIP")
+        .map(|a| a.address)
+        .collect();
+    let spec = n.spec.unwrap_or_default();
+    let mut pod_cidrs = spec.pod_cidrs.unwrap_or_default();
+    if pod_cidrs.is_empty() {
+        pod_cidrs.extend(spec.pod_cidr);
+    }
     Node {
         name: string(n.metadata.name),
         uid: string(n.metadata.uid),
@@ -39,9 +51,11 @@ pub fn node(n: crate::slim::SlimNode) -> Node {
         machine_id: info.machine_id,
         boot_id: info.boot_id,
         ready,
-        unschedulable: n.spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        unschedulable: spec.unschedulable.unwrap_or(false),
         labels: map(n.metadata.labels),
         annotations: map(n.metadata.annotations),
+        addresses,
+        pod_cidrs,
     }
 }
 

@@ -28,10 +28,17 @@ pub struct SlimNode {
 
 /// `spec`, trimmed.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SlimNodeSpec {
     /// Cordoned.
     #[serde(default)]
     pub unschedulable: Option<bool>,
+    /// `podCIDR` (the first of `podCIDRs`).
+    #[serde(default, rename = "podCIDR")]
+    pub pod_cidr: Option<String>,
+    /// `podCIDRs`.
+    #[serde(default, rename = "podCIDRs")]
+    pub pod_cidrs: Option<Vec<String>>,
 }
 
 /// `status`, trimmed.
@@ -44,6 +51,19 @@ pub struct SlimNodeStatus {
     /// Conditions, type and status only.
     #[serde(default)]
     pub conditions: Option<Vec<SlimCondition>>,
+    /// Addresses, type and address.
+    #[serde(default)]
+    pub addresses: Option<Vec<SlimAddress>>,
+}
+
+/// One of `status.addresses`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SlimAddress {
+    /// `InternalIP`, `ExternalIP`, `Hostname`, ...
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The address.
+    pub address: String,
 }
 
 /// `status.nodeInfo`, trimmed.

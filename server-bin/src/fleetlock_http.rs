@@ -1,8 +1,10 @@
 //! The FleetLock endpoints: `POST {prefix}v1/pre-reboot` and `POST {prefix}v1/steady-state`.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -46,27 +48,24 @@ pub fn routes(prefix: &str) -> Router<AppState> {
     Router::new()
         .route(
             &format!("{prefix}v1/pre-reboot"),
-            any(|state, method, headers, body| {
-                handle(state, Endpoint::PreReboot, method, headers, body)
-            }),
+            any(|state, request| handle(state, Endpoint::PreReboot, request)),
         )
         .route(
             &format!("{prefix}v1/steady-state"),
-            any(|state, method, headers, body| {
-                handle(state, Endpoint::SteadyState, method, headers, body)
-            }),
+            any(|state, request| handle(state, Endpoint::SteadyState, request)),
         )
 }
 
-async fn handle(
-    State(app): State<AppState>,
-    endpoint: Endpoint,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn handle(State(app): State<AppState>, endpoint: Endpoint, request: Request) -> Response {
     let started = Instant::now();
-    let result = answer(&app, endpoint, &method, &headers, body).await;
+    let (parts, body) = request.into_parts();
+    // The connection's address, which verifyCaller matches against the node's (absent for
+    // requests handed to the router in process).
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let result = answer(&app, endpoint, &parts.method, &parts.headers, body, peer).await;
     let outcome = match &result {
         Ok(()) => "ok",
         Err(r) => r.kind.as_str(),
@@ -92,6 +91,7 @@ async fn answer(
     method: &Method,
     headers: &HeaderMap,
     body: Body,
+    peer: Option<IpAddr>,
 ) -> Result<(), Refusal> {
     if method != Method::POST {
         return Err(Refusal::new(
@@ -119,8 +119,8 @@ async fn answer(
     };
     let params = parse_body(&bytes)?;
     match endpoint {
-        Endpoint::PreReboot => app.fleetlock.pre_reboot(&params).await,
-        Endpoint::SteadyState => app.fleetlock.steady_state(&params).await,
+        Endpoint::PreReboot => app.fleetlock.pre_reboot_from(&params, peer).await,
+        Endpoint::SteadyState => app.fleetlock.steady_state_from(&params, peer).await,
     }
 }
 

@@ -321,3 +321,40 @@ async fn readiness_reports_a_failing_watch_after_the_grace_time() {
     tokio::time::sleep(std::time::Duration::from_secs(31)).await;
     assert_eq!(readyz().await.0, 200);
 }
+
+/// With verifyCaller on, the connection's address must be the node's: a request over
+/// loopback for a node whose address is elsewhere is refused, and one for the node that
+/// lives at 127.0.0.1 is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_from_another_address_than_the_nodes_is_refused() {
+    let sim = SimCluster::new();
+    for (name, address) in [("n1", "127.0.0.1"), ("n2", "10.9.9.9")] {
+        sim.add_node(
+            cluster_api::Node::new(name)
+                .machine_id(cluster_sim::machine_id_for(name))
+                .address(address),
+        );
+    }
+    let config = FleetLockConfig {
+        verify_caller: true,
+        ..FleetLockConfig::default()
+    };
+    let s = serve(&sim, config, "/").await;
+
+    let (status, body) = zincati(s.addr, "pre-reboot", "n2", "default").await;
+    assert_eq!(
+        (status, kind(&body)),
+        (403, "unverified_caller".to_string()),
+        "{body}"
+    );
+    assert!(
+        !body.contains("n2") && !body.contains("10.9.9.9"),
+        "names nothing: {body}"
+    );
+    assert!(!sim.node("n2").unwrap().unschedulable);
+
+    let (status, body) = zincati(s.addr, "pre-reboot", "n1", "default").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = zincati(s.addr, "steady-state", "n1", "default").await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -337,7 +337,8 @@ fn check_deployment(o: &Objects) {
     );
     // The mounted configuration is one the server accepts.
     let config = o.config_maps[0].data.as_ref().unwrap()["config.yaml"].clone();
-    FileConfig::parse(&config, "configmap").unwrap();
+    let config = FileConfig::parse(&config, "configmap").unwrap();
+    assert!(config.fleetlock.verify_caller, "the shipped config verifies FleetLock callers");
 }
 
 #[test]

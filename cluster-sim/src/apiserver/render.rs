@@ -87,12 +87,23 @@ pub(crate) fn node(st: &State, n: &Node) -> Value {
         );
     }
     let mut spec = Map::new();
+    if let Some(first) = n.pod_cidrs.first() {
+        spec.insert("podCIDR".into(), json!(first));
+        spec.insert("podCIDRs".into(), json!(n.pod_cidrs));
+    }
     if n.unschedulable {
         spec.insert("unschedulable".into(), json!(true));
     }
     if !taints.is_empty() {
         spec.insert("taints".into(), Value::Array(taints));
     }
+    let mut addresses: Vec<Value> = n
+        .addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| json!({"type": if i == 0 { "InternalIP" } else { "ExternalIP" }, "address": a}))
+        .collect();
+    addresses.push(json!({"type": "Hostname", "address": n.name}));
     let mut node = json!({
         "kind": "Node",
         "apiVersion": "v1",
@@ -109,10 +120,7 @@ pub(crate) fn node(st: &State, n: &Node) -> Value {
                 "reason": reason,
                 "message": message,
             }],
-            "addresses": [
-                {"type": "InternalIP", "address": node_address(st, &n.name)},
-                {"type": "Hostname", "address": n.name},
-            ],
+            "addresses": addresses,
             "nodeInfo": {
                 "machineID": n.machine_id,
                 "systemUUID": n.machine_id,
@@ -163,17 +171,12 @@ fn node_images(count: usize) -> Value {
     images
 }
 
-/// A stable address in 10.0.0.0/8 for a node: from the serial number in its simulated uid
-/// (unique per cluster), or else a hash of its name.
+/// A node's first address (its `InternalIP`).
 pub(crate) fn node_address(st: &State, name: &str) -> String {
-    let serial = st
-        .nodes
+    st.nodes
         .get(name)
-        .and_then(|n| n.uid.rsplit('-').next())
-        .and_then(|s| u64::from_str_radix(s, 16).ok())
-        .unwrap_or_else(|| fnv1a(name.bytes()));
-    let i = serial & 0xff_ffff;
-    format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
+        .and_then(|n| n.addresses.first().cloned())
+        .unwrap_or_default()
 }
 
 // === pods ===

@@ -1,6 +1,7 @@
 //! The node index and the group-lock cache, kept current from watches.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use cluster_api::{Error, Lease, Node, WatchEvent, follow};
@@ -52,6 +53,33 @@ impl Inner {
                 "this node is in reboot group {own:?} (its {label} label), not {group:?}: \
                  set that group in Zincati's [identity] group"
             ),
+        ))
+    }
+
+    /// With `verifyCaller` on, refuses a request that did not come from the node (or whose
+    /// origin is unknown). The refusal names nothing; the log says who asked from where.
+    pub(super) fn check_caller(
+        &self,
+        node: &NodeView,
+        peer: Option<IpAddr>,
+    ) -> Result<(), Refusal> {
+        if !self.config.verify_caller {
+            return Ok(());
+        }
+        if let Some(peer) = peer
+            && node.sent_from(peer)
+        {
+            return Ok(());
+        }
+        tracing::warn!(
+            node = %node.name,
+            peer = %peer.map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+            networks = ?node.networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "refused a FleetLock request that did not come from the node its id belongs to"
+        );
+        Err(Refusal::new(
+            Kind::UnverifiedCaller,
+            "this request did not come from the node its id belongs to",
         ))
     }
 

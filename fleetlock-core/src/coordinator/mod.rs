@@ -15,6 +15,7 @@ mod maintain;
 mod writes;
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -241,10 +242,24 @@ impl Coordinator {
     /// to the cluster. A new client gets a slot if the group's policies allow, and its node is
     /// cordoned and drained; the call waits for the drain up to `drain.requestWait` and
     /// answers `Ok` the moment the node is empty, or [`Kind::Draining`] while it goes on.
+    ///
+    /// With `verifyCaller` on, use [`pre_reboot_from`](Self::pre_reboot_from): a request of
+    /// unknown origin is refused.
     pub async fn pre_reboot(&self, params: &ClientParams) -> Result<(), Refusal> {
+        self.pre_reboot_from(params, None).await
+    }
+
+    /// [`pre_reboot`](Self::pre_reboot) for a request that came from `peer` (the connection's
+    /// address), which `verifyCaller` checks against the node's addresses.
+    pub async fn pre_reboot_from(
+        &self,
+        params: &ClientParams,
+        peer: Option<IpAddr>,
+    ) -> Result<(), Refusal> {
         let inner = &self.inner;
         let config = inner.group_config(&params.group)?;
         let node = inner.node_for(&params.id)?;
+        inner.check_caller(&node, peer)?;
         inner.check_group(&node, &params.group)?;
 
         // From memory only while the lock watch works; otherwise the write path below reads
@@ -367,9 +382,31 @@ impl Coordinator {
     /// cordon. A client that holds nothing gets `Ok` without any call to the cluster; a
     /// client that maps to no Node is still released.
     pub async fn steady_state(&self, params: &ClientParams) -> Result<(), Refusal> {
+        self.steady_state_from(params, None).await
+    }
+
+    /// [`steady_state`](Self::steady_state) for a request that came from `peer`: with
+    /// `verifyCaller` on, only the node itself can give its slot back.
+    pub async fn steady_state_from(
+        &self,
+        params: &ClientParams,
+        peer: Option<IpAddr>,
+    ) -> Result<(), Refusal> {
         let inner = &self.inner;
-        if let Lookup::Found(view) = inner.lookup(&params.id) {
-            inner.check_group(&view, &params.group)?;
+        match inner.lookup(&params.id) {
+            Lookup::Found(view) => {
+                inner.check_caller(&view, peer)?;
+                inner.check_group(&view, &params.group)?;
+            }
+            // A node we cannot see may still be there: do not let an unverified caller
+            // release it.
+            _ if inner.config.verify_caller && !inner.nodes_health.is_healthy() => {
+                return Err(Refusal::new(
+                    Kind::ClusterUnavailable,
+                    "cannot verify the caller: the node watch is not working; try again",
+                ));
+            }
+            _ => {}
         }
         let groups = if inner.leases_health.is_healthy() {
             inner.cached_holdings(&params.id)
