@@ -201,13 +201,24 @@ impl Refusal {
     }
 
     /// A refusal for a failed cluster call.
+    ///
+    /// FleetLock callers are not authenticated, so the API's own words (addresses, the
+    /// ServiceAccount a permission error names) go to the log, and the caller is told only
+    /// what failed.
     pub fn from_cluster(context: &str, error: &cluster_api::Error) -> Self {
-        let kind = if error.is_transient() {
-            Kind::ClusterUnavailable
+        let (kind, what) = if error.is_transient() {
+            (
+                Kind::ClusterUnavailable,
+                "the Kubernetes API could not be reached; try again",
+            )
         } else {
-            Kind::Internal
+            (
+                Kind::Internal,
+                "the Kubernetes API refused the request; the server's log says why",
+            )
         };
-        Refusal::new(kind, format!("{context}: {error}"))
+        tracing::warn!(context, %error, "a FleetLock request failed on a cluster call");
+        Refusal::new(kind, format!("{context}: {what}"))
     }
 }
 

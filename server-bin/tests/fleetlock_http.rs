@@ -205,7 +205,49 @@ async fn draining_is_a_refusal_and_a_dead_api_is_503() {
     );
     let (status, body) = zincati(s.addr, "steady-state", "n1", "default").await;
     assert_eq!((status, kind(&body).as_str()), (503, "cluster_unavailable"));
-    assert!(body.contains("connection refused"), "{body}");
+    assert!(
+        !body.contains("connection refused") && !body.contains("10.0.0.1"),
+        "the API's words stay in the log: {body}"
+    );
+}
+
+/// FleetLock callers are not authenticated: what they are told names no other node, no
+/// ServiceAccount and no API error; the log has the details.
+#[tokio::test]
+async fn refusals_tell_an_unauthenticated_caller_nothing_about_others() {
+    let sim = fleet();
+    sim.add_node(Node::new("n3").machine_id(machine_id_for("n1")));
+    sim.add_node(Node::new("n4").machine_id(machine_id_for("n4")));
+    let s = serve(&sim, FleetLockConfig::default(), "/").await;
+
+    // n4 gets the slot; n2 is told the group is full, not by whom.
+    assert_eq!(zincati(s.addr, "pre-reboot", "n4", "default").await.0, 200);
+    let (status, body) = zincati(s.addr, "pre-reboot", "n2", "default").await;
+    assert_eq!((status, kind(&body).as_str()), (423, "lock_held"), "{body}");
+    assert!(!body.contains("n4"), "{body}");
+
+    // n1 and n3 share a machine id: the caller learns that, not the names.
+    let (status, body) = zincati(s.addr, "pre-reboot", "n1", "default").await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (404, "unknown_node"),
+        "{body}"
+    );
+    assert!(!body.contains("n3"), "{body}");
+
+    // RBAC refuses restart-manager: the caller is not told who restart-manager runs as.
+    s.sim.fail_always(
+        Operation::ReplaceLease,
+        Error::Forbidden {
+            message: "leases.coordination.k8s.io \"fleetlock-default\" is forbidden: User \"system:serviceaccount:restart-manager:restart-manager\" cannot update resource".into(),
+        },
+    );
+    let (status, body) = zincati(s.addr, "steady-state", "n4", "default").await;
+    assert_eq!((status, kind(&body).as_str()), (500, "internal"), "{body}");
+    assert!(
+        !body.contains("serviceaccount") && !body.contains("forbidden"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

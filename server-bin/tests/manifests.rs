@@ -338,7 +338,10 @@ fn check_deployment(o: &Objects) {
     // The mounted configuration is one the server accepts.
     let config = o.config_maps[0].data.as_ref().unwrap()["config.yaml"].clone();
     let config = FileConfig::parse(&config, "configmap").unwrap();
-    assert!(config.fleetlock.verify_caller, "the shipped config verifies FleetLock callers");
+    assert!(
+        config.fleetlock.verify_caller,
+        "the shipped config verifies FleetLock callers"
+    );
 }
 
 #[test]

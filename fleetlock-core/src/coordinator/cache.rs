@@ -101,15 +101,17 @@ impl Inner {
                     crate::nodes::ID_OVERRIDE
                 ),
             )),
-            Lookup::Ambiguous(names) => Err(Refusal::new(
-                Kind::UnknownNode,
-                format!(
-                    "id {id} matches several Nodes ({}): their machine ids are duplicates; \
-                     set {} on each",
-                    names.join(", "),
-                    crate::nodes::ID_OVERRIDE
-                ),
-            )),
+            Lookup::Ambiguous(names) => {
+                tracing::warn!(%id, nodes = ?names, "a FleetLock id matches several Nodes: their machine ids are duplicates; set {} on each", crate::nodes::ID_OVERRIDE);
+                Err(Refusal::new(
+                    Kind::UnknownNode,
+                    format!(
+                        "id {id} matches several Nodes (their machine ids are duplicates); an \
+                         operator must set {} on each",
+                        crate::nodes::ID_OVERRIDE
+                    ),
+                ))
+            }
         }
     }
 

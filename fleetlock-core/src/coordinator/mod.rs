@@ -567,13 +567,13 @@ fn check_grant(
         }
     }
     if state.holders.len() >= config.slots as usize {
-        let nodes: Vec<&str> = state.holders.iter().map(|h| h.node.as_str()).collect();
+        // The caller is not told which nodes hold the slots; the fleet view and the Lease
+        // show it to those allowed to see.
         return Err(Refusal::new(
             Kind::LockHeld,
             format!(
-                "all {} reboot slots of group {group} are taken (held by {})",
-                config.slots,
-                nodes.join(", ")
+                "all {} reboot slots of group {group} are taken; ask again later",
+                config.slots
             ),
         ));
     }
