@@ -374,6 +374,40 @@ impl Auth {
         matches!(self.authenticator, Authenticator::None) || who.is_any_of(&self.admins)
     }
 
+    /// Refuses a request for a host name this server does not know, where a browser may be
+    /// involved (it carries an Origin or a cookie) or nobody is authenticated: a page that
+    /// re-binds its own DNS name to this server's address (DNS rebinding) is then same-origin
+    /// with itself and would pass [`check_origin`](Self::check_origin). Known hosts are IP
+    /// addresses, `localhost`, and the hosts of `--allowed-origins`.
+    pub fn check_host(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        let browser = headers.contains_key(ORIGIN) || headers.contains_key(COOKIE);
+        if !browser && self.authenticates() {
+            return Ok(());
+        }
+        // A request without a Host (HTTP/1.0, or handed to the router in process) is not
+        // a browser's.
+        let Some(host) = header(headers, HOST.as_str()) else {
+            return Ok(());
+        };
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h),
+        };
+        let known = name.parse::<IpAddr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || self.allowed_origins.iter().any(|o| {
+                o.split_once("://")
+                    .map(|(_, h)| h)
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&host) || h.eq_ignore_ascii_case(name))
+            });
+        if known {
+            return Ok(());
+        }
+        Err(AuthError::ForeignOrigin(format!(
+            "this server is not served as {host:?}; if that is its name, add its URL (https://{host}) to --allowed-origins"
+        )))
+    }
+
     /// Refuses a browser request made by a page from another site. Requests without an
     /// Origin (curl, restartctl) pass: they cannot carry a victim's cookie by accident.
     pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), AuthError> {

@@ -159,9 +159,18 @@ pub fn build(
     let fleetlock_routes = fleetlock_http::routes(&settings.fleetlock_prefix);
     Ok(App {
         router: public_routes()
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                restart_http::browser_guard,
+            ))
             .merge(fleetlock_routes.clone())
             .with_state(state.clone()),
-        public_router: public_routes().with_state(state.clone()),
+        public_router: public_routes()
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                restart_http::browser_guard,
+            ))
+            .with_state(state.clone()),
         fleetlock_router: fleetlock_routes
             .route("/healthz", get(|| async { "ok" }))
             .with_state(state),

@@ -37,6 +37,42 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive pings on the status stream.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
+/// What every people-facing request passes first: a known Host where a browser may be
+/// involved (DNS rebinding), and JSON bodies for a browser's POSTs, which an HTML form cannot
+/// send (cross-site request forgery).
+pub async fn browser_guard(
+    State(app): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    if let Err(e) = app
+        .auth
+        .check_host(headers)
+        .and_then(|()| app.auth.check_origin(headers))
+    {
+        return ApiError::from(e).into_response();
+    }
+    let browser = headers.contains_key(header::ORIGIN) || headers.contains_key(header::COOKIE);
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if browser && request.method() == axum::http::Method::POST && !json {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "a browser's POST must send Content-Type: application/json",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// The restart routes.
 pub fn routes() -> Router<AppState> {
     Router::new()

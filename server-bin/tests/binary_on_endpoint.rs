@@ -25,7 +25,7 @@ fn zincati_request(path: &str, node: &str) -> Vec<u8> {
         "{{\n  \"client_params\": {{\n    \"id\": \"{id}\",\n    \"group\": \"default\"\n  }}\n}}"
     );
     format!(
-        "POST {path} HTTP/1.1\r\nfleet-lock-protocol: true\r\naccept: */*\r\nhost: restart-manager\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nfleet-lock-protocol: true\r\naccept: */*\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -157,7 +157,7 @@ async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
     )
     .await;
 
-    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").into_bytes();
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").into_bytes();
     until("readiness", async || {
         (send(addr, &get("/readyz")).await.0 == 200).then_some(())
     })
@@ -224,7 +224,7 @@ async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
         }
     };
     assert_eq!(next().await["type"], "snapshot");
-    let restart = "POST /api/v1/service/Deployment/shop/web/restart HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n";
+    let restart = "POST /api/v1/service/Deployment/shop/web/restart HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n";
     let (status, _, body) = send(addr, restart.as_bytes()).await;
     assert_eq!(status, 200, "{body}");
     let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
@@ -346,7 +346,7 @@ async fn two_processes_share_slots_hand_over_leadership_and_survive_a_kill_mid_d
     let _ = stopping.wait_with_output().await;
     // Back to two replicas, both ready.
     let third = start_as("rm-c", &kubeconfig, &config, ports[2]).await;
-    let readyz = b"GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n";
+    let readyz = b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
     for i in [staying_port, 2] {
         until("readiness", async || {
             (send(addr(i), readyz).await.0 == 200).then_some(())
@@ -469,14 +469,14 @@ async fn restart_only_rbac_through_token_and_access_reviews() {
         &["--auth", "kubernetes"],
     )
     .await;
-    let get = b"GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n";
+    let get = b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
     until("readiness", async || {
         (send(addr, get).await.0 == 200).then_some(())
     })
     .await;
     let restart = |token: &str| {
         format!(
-            "POST /api/v1/service/Deployment/shop/web/restart HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\n\r\n"
+            "POST /api/v1/service/Deployment/shop/web/restart HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\n\r\n"
         )
         .into_bytes()
     };

@@ -41,7 +41,7 @@ fn zincati_body(id: &str, group: &str) -> String {
 /// The request as Zincati's HTTP client writes it: no Content-Type.
 fn zincati_request(path: &str, body: &str) -> String {
     format!(
-        "POST {path} HTTP/1.1\r\nfleet-lock-protocol: true\r\naccept: */*\r\nhost: restart-manager\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nfleet-lock-protocol: true\r\naccept: */*\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
 }
@@ -96,7 +96,7 @@ async fn every_malformed_request_gets_its_kind_and_status() {
 
     // No protocol header.
     let request = format!(
-        "POST /v1/pre-reboot HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST /v1/pre-reboot HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     let (status, _, answer) = send(s.addr, request.as_bytes()).await;
@@ -108,7 +108,7 @@ async fn every_malformed_request_gets_its_kind_and_status() {
     // Wrong method.
     let (status, head, answer) = send(
         s.addr,
-        b"GET /v1/pre-reboot HTTP/1.1\r\nhost: x\r\nfleet-lock-protocol: true\r\n\r\n",
+        b"GET /v1/pre-reboot HTTP/1.1\r\nhost: 127.0.0.1\r\nfleet-lock-protocol: true\r\n\r\n",
     )
     .await;
     assert_eq!(
@@ -164,7 +164,7 @@ async fn every_malformed_request_gets_its_kind_and_status() {
         send(s.addr, zincati_request("/v1/pre-reboot", &huge).as_bytes()).await;
     assert_eq!((status, kind(&answer).as_str()), (413, "body_too_large"));
     let chunked = format!(
-        "POST /v1/steady-state HTTP/1.1\r\nhost: x\r\nfleet-lock-protocol: true\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{huge}\r\n0\r\n\r\n",
+        "POST /v1/steady-state HTTP/1.1\r\nhost: 127.0.0.1\r\nfleet-lock-protocol: true\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{huge}\r\n0\r\n\r\n",
         huge.len()
     );
     let (status, _, answer) = send(s.addr, chunked.as_bytes()).await;
@@ -274,7 +274,7 @@ async fn probes_metrics_and_the_fleet_view() {
     zincati(s.addr, "pre-reboot", "n1", "default").await;
     zincati(s.addr, "pre-reboot", "n2", "default").await;
 
-    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
     assert_eq!(send(s.addr, get("/healthz").as_bytes()).await.0, 200);
     assert_eq!(send(s.addr, get("/readyz").as_bytes()).await.0, 200);
 

@@ -374,17 +374,84 @@ async fn pages_from_other_sites_cannot_act() {
     .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(json(&body)["kind"], "foreign_origin");
-    let (status, _, _) = send(
+    // Our own page (the requests' Host is localhost) may, with a JSON body.
+    let restart = |headers: &[&str], body: &str| {
+        request(
+            "POST",
+            "/api/v1/service/Deployment/shop/web/restart",
+            headers,
+            body,
+        )
+    };
+    let (status, _, body) = send(
+        s.addr,
+        &restart(
+            &["origin: http://localhost", "content-type: application/json"],
+            "{}",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "our own page may: {body}");
+
+    // An HTML form can post, but not JSON: a browser's POST without it is refused.
+    let (status, _, body) = send(
+        s.addr,
+        &restart(
+            &["origin: http://localhost", "content-type: text/plain"],
+            "{}",
+        ),
+    )
+    .await;
+    assert_eq!(status, 415, "{body}");
+
+    // DNS rebinding: a page at evil.example whose name now points here is same-origin with
+    // itself, but this server is not evil.example.
+    let (status, _, body) = send(
         s.addr,
         &request(
             "POST",
-            "/api/v1/service/Deployment/shop/web/restart",
-            &["origin: http://restart-manager"],
+            "/api/v1/service/Deployment/shop/db/restart",
+            &[
+                "host: evil.example",
+                "origin: http://evil.example",
+                "content-type: application/json",
+            ],
+            "{}",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, json(&body)["kind"].as_str()),
+        (403, Some("foreign_origin")),
+        "{body}"
+    );
+    let (status, _, _) = send(
+        s.addr,
+        &request("GET", "/api/v1/service", &["host: evil.example"], ""),
+    )
+    .await;
+    assert_eq!(status, 403, "nor may it read, without authentication");
+
+    // A name the server is told it has is fine.
+    let mut named = Auth::none();
+    named
+        .allowed_origins
+        .push("https://restart.example.com".into());
+    let s = serve(&cluster(), settings(named)).await;
+    let (status, _, body) = send(
+        s.addr,
+        &request(
+            "GET",
+            "/api/v1/service",
+            &[
+                "host: restart.example.com",
+                "origin: https://restart.example.com",
+            ],
             "",
         ),
     )
     .await;
-    assert_eq!(status, 200, "our own page may");
+    assert_eq!(status, 200, "{body}");
 }
 
 type Socket =

@@ -72,12 +72,19 @@ pub async fn send(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     }
 }
 
-/// A request with a JSON body (or none) and extra header lines.
+/// A request with a JSON body (or none) and extra header lines; its Host is `localhost`
+/// unless a `host:` line is given.
 pub fn request(method: &str, path: &str, headers: &[&str], body: &str) -> Vec<u8> {
     let mut r = format!(
-        "{method} {path} HTTP/1.1\r\nhost: restart-manager\r\ncontent-length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\ncontent-length: {}\r\n",
         body.len()
     );
+    if !headers
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("host:"))
+    {
+        r.push_str("host: localhost\r\n");
+    }
     for h in headers {
         r.push_str(h);
         r.push_str("\r\n");
