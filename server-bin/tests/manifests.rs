@@ -147,6 +147,18 @@ fn required() -> BTreeSet<Grant> {
         .collect()
 }
 
+/// The pod template's spec of the (only) Deployment.
+fn pod_spec(o: &Objects) -> &k8s_openapi::api::core::v1::PodSpec {
+    o.deployments[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+}
+
 fn check_rbac(o: &Objects) {
     let granted = granted(o);
     let required = required();
@@ -157,17 +169,7 @@ fn check_rbac(o: &Objects) {
         "granted but unused: {extra:?}\nused but not granted: {missing:?}"
     );
     // And the roles are bound to the service account the pods run as.
-    let sa = o.deployments[0]
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .service_account_name
-        .clone()
-        .unwrap();
+    let sa = pod_spec(o).service_account_name.clone().unwrap();
     let bound = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| {
         subjects.iter().flatten().any(|s| {
             s.kind == "ServiceAccount" && s.name == sa && s.namespace.as_deref() == Some(NAMESPACE)
@@ -188,10 +190,9 @@ fn check_rbac(o: &Objects) {
 }
 
 fn check_deployment(o: &Objects) {
-    let d = &o.deployments[0];
-    let spec = d.spec.as_ref().unwrap();
+    let spec = o.deployments[0].spec.as_ref().unwrap();
     assert_eq!(spec.replicas, Some(2), "two replicas");
-    let pod = spec.template.spec.as_ref().unwrap();
+    let pod = pod_spec(o);
     let anti = pod
         .affinity
         .as_ref()
@@ -306,15 +307,7 @@ fn check_deployment(o: &Objects) {
         "FleetLock: node networks only, never pods by selector"
     );
     // FleetLock has its own container and Service port, and the server is told to use it.
-    let container = &o.deployments[0]
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let container = &pod_spec(o).containers[0];
     assert!(
         container
             .ports

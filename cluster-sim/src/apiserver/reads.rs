@@ -66,18 +66,18 @@ pub(crate) fn objects(st: &State, resource: Resource, namespace: Option<&str>) -
             .filter(|b| in_ns(&b.namespace))
             .map(|b| render::budget(st, b))
             .collect(),
-        Resource::Events => st
-            .events
-            .iter()
-            .filter(|(_, e)| in_ns(e.regarding.namespace.as_deref().unwrap_or("default")))
-            .map(|(seq, e)| render::event(st, *seq, e, &event_name(e, *seq)))
-            .collect(),
-        Resource::EventsV1 => st
-            .events
-            .iter()
-            .filter(|(_, e)| in_ns(e.regarding.namespace.as_deref().unwrap_or("default")))
-            .map(|(seq, e)| render::event_v1(st, *seq, e, &event_name(e, *seq)))
-            .collect(),
+        Resource::Events | Resource::EventsV1 => {
+            let shape = if resource == Resource::Events {
+                render::event
+            } else {
+                render::event_v1
+            };
+            st.events
+                .iter()
+                .filter(|(_, e)| in_ns(e.regarding.namespace.as_deref().unwrap_or("default")))
+                .map(|(seq, e)| shape(st, *seq, e, &event_name(e, *seq)))
+                .collect()
+        }
         Resource::Namespaces => namespaces(st)
             .into_iter()
             .map(|ns| namespace_json(st, &ns))
