@@ -484,8 +484,13 @@ impl Restarter {
         Ok(entries)
     }
 
-    /// Waits until the workload's current restart has ended (or none is running) and returns
-    /// its status then. `progress` sees every change on the way.
+    /// Waits until the workload's current restart has ended (or none is running) and its
+    /// rollout has settled, and returns its status then. `progress` sees every change on the
+    /// way.
+    ///
+    /// The lock is released by whichever replica sees the rollout complete; this replica's
+    /// workload cache may lag that by a moment, so a released lock alone does not end the
+    /// wait while the rollout still looks in progress here.
     pub async fn wait(
         &self,
         workload: &WorkloadRef,
@@ -495,7 +500,9 @@ impl Restarter {
         loop {
             let status = self.inner.view(workload);
             progress(&status);
-            if status.lock.is_none() && !matches!(status.phase, Phase::Restarting) {
+            if status.lock.is_none()
+                && !matches!(status.phase, Phase::Restarting | Phase::Progressing)
+            {
                 return status;
             }
             match updates.recv().await {
