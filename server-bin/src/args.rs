@@ -61,6 +61,15 @@ pub struct Args {
     #[command(flatten)]
     pub identity: IdentityArgs,
 
+    /// How long a client may take to send a request's headers, and how long a keep-alive
+    /// connection may sit idle; slower ones are closed (both listeners).
+    #[arg(long, env = "HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Connections open at once on each listener; more are closed when accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,

@@ -16,9 +16,11 @@
 //! | [`metrics`] | Prometheus metrics |
 //! | [`simulate`] | the demo fleet and simulated Zincati agents |
 //! | [`server`] | wiring it together, serving, shutting down |
+//! | [`listener`] | serving a router with header timeouts and a connection cap |
+//! | [`leader`] | leader election for the background loops |
 //!
-//! The router is a plain function of its state ([`router`]), so tests drive it with
-//! `tower::ServiceExt::oneshot` or over a real socket.
+//! [`build`] returns the routers ([`App`]): the people-facing one, FleetLock's, and both
+//! together, so tests drive them with `tower::ServiceExt::oneshot` or over a real socket.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,6 +40,7 @@ pub mod auth;
 pub mod config;
 pub mod fleetlock_http;
 pub mod leader;
+pub mod listener;
 pub mod metrics;
 pub mod restart_http;
 pub mod server;

@@ -152,16 +152,12 @@ pub async fn run(args: Args) -> Result<()> {
         "serving"
     );
 
+    let limits = crate::listener::Limits {
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections as usize,
+    };
     let serve = |listener: TcpListener, router: axum::Router| {
-        let mut stopping = stop_rx.clone();
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                })
-                .await
-        }
+        crate::listener::serve(listener, router, limits, stop_rx.clone())
     };
     let main = serve(listener, main_router);
     let fleetlock = {
