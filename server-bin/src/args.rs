@@ -234,6 +234,12 @@ pub struct AuthArgs {
     )]
     pub proxy_trusted: Vec<String>,
 
+    /// With `--auth proxy`: a file holding the secret the proxy sends in the
+    /// `X-Restart-Manager-Proxy-Secret` header (at least 16 characters). Required: without
+    /// it, any workload on the proxy's network could claim to be anyone.
+    #[arg(long = "auth-proxy-secret-file", env = "AUTH_PROXY_SECRET_FILE")]
+    pub proxy_secret_file: Option<PathBuf>,
+
     /// Users or `group:<name>` allowed to break restart locks and pause reboot groups
     /// (comma-separated). Without authentication everyone is.
     #[arg(long = "admins", env = "AUTH_ADMINS", value_delimiter = ',')]

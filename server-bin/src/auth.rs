@@ -180,7 +180,13 @@ pub struct ProxyAuth {
     pub groups_header: String,
     /// Only requests from these networks may assert an identity.
     pub trusted: Vec<Cidr>,
+    /// What the proxy sends in [`PROXY_SECRET_HEADER`], so that another workload on the
+    /// proxy's network cannot assert an identity.
+    pub secret: String,
 }
+
+/// The header an authenticating proxy proves itself with (`--auth-proxy-secret-file`).
+pub const PROXY_SECRET_HEADER: &str = "x-restart-manager-proxy-secret";
 
 /// An IP network like `10.0.0.0/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +271,18 @@ impl Auth {
                             .map(Cidr::to_string)
                             .collect::<Vec<_>>()
                             .join(", ")
+                    )));
+                }
+                let secret = header(headers, PROXY_SECRET_HEADER).unwrap_or_default();
+                if !constant_time_eq(secret.as_bytes(), proxy.secret.as_bytes()) {
+                    return Err(AuthError::Unauthenticated(format!(
+                        "the proxy's {PROXY_SECRET_HEADER} header is missing or wrong"
+                    )));
+                }
+                if headers.get_all(proxy.user_header.as_str()).iter().count() > 1 {
+                    return Err(AuthError::Unauthenticated(format!(
+                        "several {} headers: the proxy must set exactly one",
+                        proxy.user_header
                     )));
                 }
                 let user = header(headers, &proxy.user_header).ok_or_else(|| {
@@ -706,6 +724,7 @@ mod tests {
                 user_header: "x-forwarded-user".into(),
                 groups_header: "x-forwarded-groups".into(),
                 trusted: vec!["10.1.0.0/16".parse().unwrap()],
+                secret: "proxy-secret-0123456789".into(),
             }),
             admins: vec![],
             allowed_origins: vec![],
@@ -713,6 +732,7 @@ mod tests {
         let h = headers(&[
             ("x-forwarded-user", "carol"),
             ("x-forwarded-groups", "ops, dev"),
+            (PROXY_SECRET_HEADER, "proxy-secret-0123456789"),
         ]);
         let carol = auth
             .authenticate(&h, Some("10.1.2.3".parse().unwrap()))
@@ -731,6 +751,27 @@ mod tests {
                 .await
                 .is_err()
         );
+        // From the proxy's network, but without the proxy's secret (another pod there), or
+        // with two user headers (one the client's, one the proxy's): refused.
+        let from_proxy = Some("10.1.2.3".parse().unwrap());
+        for bad in [
+            headers(&[("x-forwarded-user", "carol")]),
+            headers(&[
+                ("x-forwarded-user", "carol"),
+                (PROXY_SECRET_HEADER, "a-guess-0123456789abc"),
+            ]),
+            headers(&[
+                ("x-forwarded-user", "root"),
+                ("x-forwarded-user", "carol"),
+                (PROXY_SECRET_HEADER, "proxy-secret-0123456789"),
+            ]),
+        ] {
+            let refused = auth.authenticate(&bad, from_proxy).await.unwrap_err();
+            assert!(
+                matches!(refused, AuthError::Unauthenticated(_)),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

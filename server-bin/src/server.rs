@@ -217,6 +217,26 @@ async fn serve_simulated_api(
     Ok(running)
 }
 
+/// The proxy's shared secret, from its file; proxy mode refuses to start without one.
+fn proxy_secret(path: Option<&std::path::Path>) -> Result<String> {
+    let path = path.context(
+        "--auth proxy needs --auth-proxy-secret-file: a secret the proxy sends in the \
+         X-Restart-Manager-Proxy-Secret header, so that nothing else on its network can \
+         claim an identity",
+    )?;
+    let secret = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the proxy secret {}", path.display()))?
+        .trim()
+        .to_string();
+    if secret.len() < 16 {
+        bail!(
+            "the proxy secret in {} is shorter than 16 characters",
+            path.display()
+        );
+    }
+    Ok(secret)
+}
+
 /// The prefix of every Node label and annotation the services read.
 pub const NODE_METADATA_PREFIX: &str = "restart-manager.io/";
 
@@ -279,6 +299,7 @@ fn auth_settings(args: &Args, kube: Option<&KubeCluster>, namespace: &str) -> Re
             Authenticator::Kubernetes(Arc::new(KubeAuth::new(kube.clone(), namespace)))
         }
         AuthMode::Proxy => Authenticator::Proxy(ProxyAuth {
+            secret: proxy_secret(a.proxy_secret_file.as_deref())?,
             user_header: a.proxy_user_header.clone(),
             groups_header: a.proxy_groups_header.clone(),
             trusted: a

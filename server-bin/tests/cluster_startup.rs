@@ -155,3 +155,20 @@ async fn without_authentication_it_will_not_listen_beyond_loopback() {
         "refused before touching the cluster: {err}"
     );
 }
+
+#[tokio::test]
+async fn proxy_authentication_needs_the_proxys_secret() {
+    let out = Command::new(env!("CARGO_BIN_EXE_restart-manager"))
+        .args(["--simulate", "--sim-no-agents", "--auth", "proxy"])
+        .args(["--listen", "127.0.0.1:0", "--fleetlock-listen", "same"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .await
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--auth proxy needs --auth-proxy-secret-file"),
+        "{err}"
+    );
+}
