@@ -70,6 +70,10 @@ pub struct Args {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Status-stream (websocket) clients connected at once; more are answered 503.
+    #[arg(long, env = "MAX_STATUS_CLIENTS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_status_clients: u32,
+
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,

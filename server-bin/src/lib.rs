@@ -60,6 +60,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Who may do what.
     pub auth: Arc<auth::Auth>,
+    /// One permit per connected status-stream client ([`Settings::max_status_clients`]).
+    pub status_clients: Arc<tokio::sync::Semaphore>,
 }
 
 /// Everything [`build`] needs besides the cluster.
@@ -81,7 +83,12 @@ pub struct Settings {
     pub leadership: Option<tokio::sync::watch::Receiver<bool>>,
     /// How long a failing watch is tolerated before the server reports itself unready.
     pub cache_grace: std::time::Duration,
+    /// How many status-stream (websocket) clients may be connected at once.
+    pub max_status_clients: usize,
 }
+
+/// How many status-stream clients may be connected at once, unless configured.
+pub const DEFAULT_MAX_STATUS_CLIENTS: usize = 20_000;
 
 impl Settings {
     /// Defaults for tests and embedding: the given allowlist, no authentication.
@@ -98,6 +105,7 @@ impl Settings {
             fleetlock_prefix: "/".into(),
             leadership: None,
             cache_grace: fleetlock_core::DEFAULT_CACHE_GRACE,
+            max_status_clients: DEFAULT_MAX_STATUS_CLIENTS,
         }
     }
 }
@@ -158,6 +166,7 @@ pub fn build(
         restarter: restarter.clone(),
         metrics,
         auth: Arc::new(settings.auth),
+        status_clients: Arc::new(tokio::sync::Semaphore::new(settings.max_status_clients)),
     };
     let fleetlock_routes = fleetlock_http::routes(&settings.fleetlock_prefix);
     Ok(App {

@@ -34,6 +34,9 @@ use crate::auth::{Action, AuthError};
 
 /// A websocket client that does not take a message within this time is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest message or frame a status-stream client may send (it has nothing to say but
+/// pongs and a close).
+const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 /// Keep-alive pings on the status stream.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
@@ -422,7 +425,21 @@ async fn status_stream(
             ));
         }
     };
-    Ok(ws.on_upgrade(move |socket| stream(app, socket, only)))
+    let Ok(permit) = app.status_clients.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_clients",
+            "the status stream has as many clients as it takes; try again later",
+        ));
+    };
+    // Clients only answer pings and close: anything large is refused before it is read.
+    Ok(ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            stream(app, socket, only).await;
+            drop(permit);
+        }))
 }
 
 /// Counts a connected watcher for every workload it watches, for as long as it is connected.

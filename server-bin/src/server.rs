@@ -94,6 +94,7 @@ pub async fn run(args: Args) -> Result<()> {
         fleetlock_prefix: args.fleetlock.prefix.clone(),
         leadership: election.is_some().then_some(leader_rx),
         cache_grace: args.kube.cache_grace,
+        max_status_clients: args.max_status_clients as usize,
     };
     let app = Arc::new(build(api, clock, settings)?);
 

@@ -680,3 +680,65 @@ async fn the_page_signs_in_with_a_server_set_cookie() {
         send(open.addr, &request("POST", "/api/v1/session", &[], &body)).await;
     assert_eq!(status, 400, "{answer}");
 }
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The status stream takes nothing large from a client, and only so many clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_stream_refuses_huge_frames_and_clients_past_its_cap() {
+    let mut config = settings(Auth::none());
+    config.max_status_clients = 2;
+    let s = serve(&cluster(), config).await;
+
+    // A 60 MiB frame: the server refuses it from its header and closes; it never buffers it.
+    let before = rss_kib();
+    let mut ws = open(&s, "", None).await.unwrap();
+    next_json(&mut ws).await;
+    let huge = vec![b'x'; 60 * 1024 * 1024];
+    let _ = ws.send(Message::Binary(huge.into())).await;
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server closed the socket");
+    // The client's own 60 MiB buffer is counted too; the server added nothing near it.
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 100, "grew by {grown_mib} MiB");
+    drop(ws);
+
+    // Two clients are served; a third is told why it is not, until one leaves.
+    let first = open(&s, "", None).await.unwrap();
+    let _second = open(&s, "", None).await.unwrap();
+    let third = open(&s, "", None).await.unwrap_err();
+    match third {
+        tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
+    drop(first);
+    let again = async {
+        loop {
+            if open(&s, "", None).await.is_ok() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), again)
+        .await
+        .expect("a client that left frees its place");
+}
