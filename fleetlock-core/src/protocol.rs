@@ -21,6 +21,7 @@
 //! | `outside_window` | 423 | not inside one of the group's reboot windows |
 //! | `blocked_by_pods` | 423 | a pod matching a blocking selector runs on the node |
 //! | `too_soon` | 423 | the group's minimum gap between reboots has not passed |
+//! | `too_many_requests` | 429 | this client asked too often; `Retry-After` says when to ask again |
 //! | `cluster_unavailable` | 503 | the Kubernetes API could not be reached |
 //! | `internal` | 500 | anything else that is our fault |
 //!
@@ -90,6 +91,7 @@ pub enum Kind {
     OutsideWindow,
     BlockedByPods,
     TooSoon,
+    TooManyRequests,
     ClusterUnavailable,
     Internal,
 }
@@ -98,7 +100,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table.
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 21] = [
         Kind::MissingProtocolHeader,
         Kind::MethodNotAllowed,
         Kind::InvalidBody,
@@ -117,6 +119,7 @@ impl Kind {
         Kind::OutsideWindow,
         Kind::BlockedByPods,
         Kind::TooSoon,
+        Kind::TooManyRequests,
         Kind::ClusterUnavailable,
         Kind::Internal,
     ];
@@ -142,6 +145,7 @@ impl Kind {
             Kind::OutsideWindow => "outside_window",
             Kind::BlockedByPods => "blocked_by_pods",
             Kind::TooSoon => "too_soon",
+            Kind::TooManyRequests => "too_many_requests",
             Kind::ClusterUnavailable => "cluster_unavailable",
             Kind::Internal => "internal",
         }
@@ -167,6 +171,7 @@ impl Kind {
             | Kind::OutsideWindow
             | Kind::BlockedByPods
             | Kind::TooSoon => 423,
+            Kind::TooManyRequests => 429,
             Kind::Internal => 500,
             Kind::ClusterUnavailable => 503,
         }

@@ -67,11 +67,20 @@ fn body(id: &str) -> Bytes {
     ))
 }
 
+/// The server's settings, without per-client rate limits: every load client here shares
+/// one address.
 fn settings() -> restart_manager::Settings {
-    restart_manager::Settings::new(
+    let mut settings = restart_manager::Settings::new(
         FleetLockConfig::default(),
         restart_core::Allowlist::default(),
-    )
+    );
+    let unlimited = restart_manager::ratelimit::Rate {
+        per_second: 0,
+        burst: 0,
+    };
+    settings.api_rate = unlimited;
+    settings.fleetlock_rate = unlimited;
+    settings
 }
 
 /// The whole server against `sim` behind its API endpoint, as production runs it against a

@@ -74,6 +74,23 @@ pub struct Args {
     #[arg(long, env = "MAX_STATUS_CLIENTS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_status_clients: u32,
 
+    /// API requests per second per client address (0: unlimited); more get 429.
+    #[arg(long, env = "API_RATE", default_value_t = 20)]
+    pub api_rate: u32,
+
+    /// API requests a client may send at once after a quiet spell.
+    #[arg(long, env = "API_BURST", default_value_t = 40)]
+    pub api_burst: u32,
+
+    /// FleetLock requests per second per client address (0: unlimited). Raise it when many
+    /// nodes reach the server through one address (a NAT).
+    #[arg(long, env = "FLEETLOCK_RATE", default_value_t = 5)]
+    pub fleetlock_rate: u32,
+
+    /// FleetLock requests a client may send at once after a quiet spell.
+    #[arg(long, env = "FLEETLOCK_BURST", default_value_t = 20)]
+    pub fleetlock_burst: u32,
+
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,

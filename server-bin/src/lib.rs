@@ -42,6 +42,7 @@ pub mod fleetlock_http;
 pub mod leader;
 pub mod listener;
 pub mod metrics;
+pub mod ratelimit;
 pub mod restart_http;
 pub mod server;
 pub mod simulate;
@@ -62,6 +63,10 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// One permit per connected status-stream client ([`Settings::max_status_clients`]).
     pub status_clients: Arc<tokio::sync::Semaphore>,
+    /// Per-client rate of the people-facing API (none: unlimited).
+    pub api_rate: Option<Arc<ratelimit::PerClient>>,
+    /// Per-client rate of FleetLock requests (none: unlimited).
+    pub fleetlock_rate: Option<Arc<ratelimit::PerClient>>,
 }
 
 /// Everything [`build`] needs besides the cluster.
@@ -85,10 +90,28 @@ pub struct Settings {
     pub cache_grace: std::time::Duration,
     /// How many status-stream (websocket) clients may be connected at once.
     pub max_status_clients: usize,
+    /// Requests per client address to the people-facing API (0 per second: unlimited).
+    pub api_rate: ratelimit::Rate,
+    /// FleetLock requests per client address (0 per second: unlimited).
+    pub fleetlock_rate: ratelimit::Rate,
 }
 
 /// How many status-stream clients may be connected at once, unless configured.
 pub const DEFAULT_MAX_STATUS_CLIENTS: usize = 20_000;
+
+/// Requests per client to the API, unless configured: far above what a person or restartctl
+/// sends, far below what a script in a loop does.
+pub const DEFAULT_API_RATE: ratelimit::Rate = ratelimit::Rate {
+    per_second: 20,
+    burst: 40,
+};
+
+/// FleetLock requests per client address, unless configured. Zincati asks every few minutes;
+/// many nodes behind one address (a NAT) need a higher rate, or 0.
+pub const DEFAULT_FLEETLOCK_RATE: ratelimit::Rate = ratelimit::Rate {
+    per_second: 5,
+    burst: 20,
+};
 
 impl Settings {
     /// Defaults for tests and embedding: the given allowlist, no authentication.
@@ -106,6 +129,8 @@ impl Settings {
             leadership: None,
             cache_grace: fleetlock_core::DEFAULT_CACHE_GRACE,
             max_status_clients: DEFAULT_MAX_STATUS_CLIENTS,
+            api_rate: DEFAULT_API_RATE,
+            fleetlock_rate: DEFAULT_FLEETLOCK_RATE,
         }
     }
 }
@@ -123,12 +148,23 @@ pub struct App {
     pub fleetlock: Coordinator,
     /// Workload restarts.
     pub restarter: Restarter,
+    /// The per-client rate limiters, tidied by [`App::run`].
+    limiters: Vec<Arc<ratelimit::PerClient>>,
 }
 
 impl App {
     /// Runs the background loops of both services until dropped.
     pub async fn run(&self) {
-        tokio::join!(self.fleetlock.run(), self.restarter.run());
+        let tidy = async {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                for limiter in &self.limiters {
+                    limiter.forget_idle();
+                }
+            }
+        };
+        tokio::join!(self.fleetlock.run(), self.restarter.run(), tidy);
     }
 
     /// Whether both services' caches have synced.
@@ -167,13 +203,25 @@ pub fn build(
         metrics,
         auth: Arc::new(settings.auth),
         status_clients: Arc::new(tokio::sync::Semaphore::new(settings.max_status_clients)),
+        api_rate: ratelimit::PerClient::new(settings.api_rate).map(Arc::new),
+        fleetlock_rate: ratelimit::PerClient::new(settings.fleetlock_rate).map(Arc::new),
     };
     let fleetlock_routes = fleetlock_http::routes(&settings.fleetlock_prefix);
+    let limiters = [&state.api_rate, &state.fleetlock_rate]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     Ok(App {
+        limiters,
         router: public_routes()
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 restart_http::browser_guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                restart_http::rate_limit,
             ))
             .merge(fleetlock_routes.clone())
             .with_state(state.clone()),
@@ -181,6 +229,10 @@ pub fn build(
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 restart_http::browser_guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                restart_http::rate_limit,
             ))
             .with_state(state.clone()),
         fleetlock_router: fleetlock_routes

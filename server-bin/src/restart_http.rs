@@ -40,6 +40,34 @@ const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 /// Keep-alive pings on the status stream.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
+/// Each client's allowance of API requests: over it, 429 with `Retry-After`.
+pub async fn rate_limit(
+    State(app): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let (Some(limiter), Some(peer)) = (&app.api_rate, peer)
+        && let Err(wait) = limiter.check(peer)
+    {
+        let seconds = crate::ratelimit::retry_after(wait);
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!("too many requests from this address; try again in {seconds} s"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
+    }
+    next.run(request).await
+}
+
 /// What every people-facing request passes first: a known Host where a browser may be
 /// involved (DNS rebinding), and JSON bodies for a browser's POSTs, which an HTML form cannot
 /// send (cross-site request forgery).

@@ -95,6 +95,14 @@ pub async fn run(args: Args) -> Result<()> {
         leadership: election.is_some().then_some(leader_rx),
         cache_grace: args.kube.cache_grace,
         max_status_clients: args.max_status_clients as usize,
+        api_rate: crate::ratelimit::Rate {
+            per_second: args.api_rate,
+            burst: args.api_burst,
+        },
+        fleetlock_rate: crate::ratelimit::Rate {
+            per_second: args.fleetlock_rate,
+            burst: args.fleetlock_burst,
+        },
     };
     let app = Arc::new(build(api, clock, settings)?);
 

@@ -400,3 +400,32 @@ async fn a_request_from_another_address_than_the_nodes_is_refused() {
     let (status, body) = zincati(s.addr, "steady-state", "n1", "default").await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// A FleetLock client asking too often is told to come back later (429, Retry-After), before
+/// its request is even read.
+#[tokio::test]
+async fn a_node_asking_too_often_is_slowed_down() {
+    let mut settings = Settings::new(FleetLockConfig::default(), Allowlist::default());
+    settings.fleetlock_rate = restart_manager::ratelimit::Rate {
+        per_second: 1,
+        burst: 2,
+    };
+    let s = common::serve(&fleet(), settings).await;
+    for _ in 0..2 {
+        assert_eq!(
+            zincati(s.addr, "steady-state", "n1", "default").await.0,
+            200
+        );
+    }
+    let request = zincati_request("/v1/steady-state", &zincati_body(&id("n1"), "default"));
+    let (status, head, body) = send(s.addr, request.as_bytes()).await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (429, "too_many_requests"),
+        "{body}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+}

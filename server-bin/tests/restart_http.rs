@@ -742,3 +742,27 @@ async fn the_status_stream_refuses_huge_frames_and_clients_past_its_cap() {
         .await
         .expect("a client that left frees its place");
 }
+
+/// One client over its allowance is slowed down with 429 and Retry-After; the others are not.
+#[tokio::test]
+async fn a_client_over_its_rate_is_told_when_to_come_back() {
+    let mut config = settings(Auth::none());
+    config.api_rate = restart_manager::ratelimit::Rate {
+        per_second: 1,
+        burst: 3,
+    };
+    let s = serve(&cluster(), config).await;
+    for _ in 0..3 {
+        assert_eq!(call(&s, "GET", "/api/v1/service", None, "").await.0, 200);
+    }
+    let (status, head, body) = send(s.addr, &request("GET", "/api/v1/service", &[], "")).await;
+    assert_eq!(
+        (status, json(&body)["kind"].as_str()),
+        (429, Some("too_many_requests")),
+        "{body}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+}
