@@ -74,6 +74,10 @@ pub struct Args {
     #[arg(long, env = "MAX_STATUS_CLIENTS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_status_clients: u32,
 
+    /// How long a request to the page's API may take before it is answered 503.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
     /// API requests per second per client address (0: unlimited); more get 429.
     #[arg(long, env = "API_RATE", default_value_t = 20)]
     pub api_rate: u32,

@@ -67,6 +67,8 @@ pub struct AppState {
     pub api_rate: Option<Arc<ratelimit::PerClient>>,
     /// Per-client rate of FleetLock requests (none: unlimited).
     pub fleetlock_rate: Option<Arc<ratelimit::PerClient>>,
+    /// How long an API request may take before it is answered 503.
+    pub request_timeout: std::time::Duration,
 }
 
 /// Everything [`build`] needs besides the cluster.
@@ -94,6 +96,9 @@ pub struct Settings {
     pub api_rate: ratelimit::Rate,
     /// FleetLock requests per client address (0 per second: unlimited).
     pub fleetlock_rate: ratelimit::Rate,
+    /// How long a request to the people-facing API may take (the status stream's socket is
+    /// not a request once upgraded).
+    pub request_timeout: std::time::Duration,
 }
 
 /// How many status-stream clients may be connected at once, unless configured.
@@ -131,6 +136,7 @@ impl Settings {
             max_status_clients: DEFAULT_MAX_STATUS_CLIENTS,
             api_rate: DEFAULT_API_RATE,
             fleetlock_rate: DEFAULT_FLEETLOCK_RATE,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -205,6 +211,7 @@ pub fn build(
         status_clients: Arc::new(tokio::sync::Semaphore::new(settings.max_status_clients)),
         api_rate: ratelimit::PerClient::new(settings.api_rate).map(Arc::new),
         fleetlock_rate: ratelimit::PerClient::new(settings.fleetlock_rate).map(Arc::new),
+        request_timeout: settings.request_timeout,
     };
     let fleetlock_routes = fleetlock_http::routes(&settings.fleetlock_prefix);
     let limiters = [&state.api_rate, &state.fleetlock_rate]
@@ -221,7 +228,7 @@ pub fn build(
             ))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                restart_http::rate_limit,
+                restart_http::limits,
             ))
             .merge(fleetlock_routes.clone())
             .with_state(state.clone()),
@@ -232,7 +239,7 @@ pub fn build(
             ))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                restart_http::rate_limit,
+                restart_http::limits,
             ))
             .with_state(state.clone()),
         fleetlock_router: fleetlock_routes

@@ -40,8 +40,9 @@ const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 /// Keep-alive pings on the status stream.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
-/// Each client's allowance of API requests: over it, 429 with `Retry-After`.
-pub async fn rate_limit(
+/// Each client's allowance of API requests (over it, 429 with `Retry-After`), and a deadline
+/// for each request (past it, 503).
+pub async fn limits(
     State(app): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -65,7 +66,18 @@ pub async fn rate_limit(
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         return response;
     }
-    next.run(request).await
+    match tokio::time::timeout(app.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} s; try again",
+                app.request_timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// What every people-facing request passes first: a known Host where a browser may be

@@ -103,6 +103,7 @@ pub async fn run(args: Args) -> Result<()> {
             per_second: args.fleetlock_rate,
             burst: args.fleetlock_burst,
         },
+        request_timeout: args.request_timeout,
     };
     let app = Arc::new(build(api, clock, settings)?);
 

@@ -766,3 +766,28 @@ async fn a_client_over_its_rate_is_told_when_to_come_back() {
         "{head}"
     );
 }
+
+/// A request that the cluster holds up is answered 503 at the deadline, not left hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_held_up_by_the_cluster_ends_at_its_deadline() {
+    let sim = cluster();
+    let mut config = settings(Auth::none());
+    config.request_timeout = Duration::from_millis(200);
+    let s = serve(&sim, config).await;
+    sim.set_latency(
+        cluster_sim::Operation::ListEvents,
+        Duration::from_secs(3600),
+    );
+    let history = "/api/v1/service/Deployment/shop/web/history";
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(30), call(&s, "GET", history, None, ""))
+            .await
+            .expect("answered within the deadline");
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (503, Some("timeout")),
+        "{body}"
+    );
+    // Everything else is still served.
+    assert_eq!(call(&s, "GET", "/api/v1/service", None, "").await.0, 200);
+}
