@@ -51,9 +51,8 @@ async fn restartctl_restarts_and_waits_through_the_endpoint() {
         .serve_on_localhost()
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("restartctl-endpoint-{}", std::process::id()));
-    let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
-    let config = dir.join("config.yaml");
+    let kubeconfig = endpoint.temp_kubeconfig().unwrap();
+    let config = kubeconfig.dir().join("config.yaml");
     std::fs::write(
         &config,
         "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\n",
@@ -61,7 +60,7 @@ async fn restartctl_restarts_and_waits_through_the_endpoint() {
     .unwrap();
 
     let (code, out, err) = restartctl(
-        &kubeconfig,
+        kubeconfig.path(),
         &config,
         &[
             "restart",
@@ -82,15 +81,18 @@ async fn restartctl_restarts_and_waits_through_the_endpoint() {
         web.template_annotations
             .contains_key("kubectl.kubernetes.io/restartedAt")
     );
-    let (code, out, err) =
-        restartctl(&kubeconfig, &config, &["history", "deployment/shop/web"]).await;
+    let (code, out, err) = restartctl(
+        kubeconfig.path(),
+        &config,
+        &["history", "deployment/shop/web"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("Restarted") && out.contains("RolloutComplete"),
         "{out}"
     );
-    let (code, out, err) = restartctl(&kubeconfig, &config, &["nodes"]).await;
+    let (code, out, err) = restartctl(kubeconfig.path(), &config, &["nodes"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("n1") && out.contains("n2"), "{out}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::{ClusterApi, Error, LabelSelector, WatchEvent};
-use cluster_sim::apiserver::{ApiServer, Running};
+use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use futures::StreamExt;
@@ -20,16 +20,7 @@ struct Setup {
     sim: SimCluster,
     kube: KubeCluster,
     _endpoint: Running,
-    _dir: TempDir,
-}
-
-/// A directory removed at the end.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _kubeconfig: KubeconfigDir,
 }
 
 async fn setup(nodes: usize) -> Setup {
@@ -39,24 +30,19 @@ async fn setup(nodes: usize) -> Setup {
         .serve_on_localhost()
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "k8s-adapter-endpoint-{}-{}",
-        std::process::id(),
-        endpoint.addr().port()
-    ));
-    let path = endpoint.write_kubeconfig(&dir).unwrap();
+    let kubeconfig = endpoint.temp_kubeconfig().unwrap();
     let options = KubeOptions {
         timeout: Duration::from_secs(10),
         ..KubeOptions::default()
     };
-    let kube = KubeCluster::connect(Some(&path), None, options)
+    let kube = KubeCluster::connect(Some(kubeconfig.path()), None, options)
         .await
         .unwrap();
     Setup {
         sim,
         kube,
         _endpoint: endpoint,
-        _dir: TempDir(dir),
+        _kubeconfig: kubeconfig,
     }
 }
 

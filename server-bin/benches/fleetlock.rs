@@ -87,7 +87,7 @@ fn settings() -> restart_manager::Settings {
 /// cluster; the endpoint is returned to count the requests it serves.
 async fn server_on_endpoint(sim: &SimCluster) -> (restart_manager::App, support::Endpoint) {
     let endpoint = support::serve(sim).await;
-    let kube = support::connect(&endpoint.kubeconfig).await;
+    let kube = support::connect(endpoint.kubeconfig.path()).await;
     let app =
         restart_manager::build(Arc::new(kube), Arc::new(SystemClock), settings()).expect("build");
     tokio::spawn({

@@ -45,7 +45,7 @@ async fn serve_fleet(nodes: usize, images: usize) {
     sim.add_workload(WorkloadSpec::deployment("shop", "web").replicas(3))
         .expect("workload");
     let endpoint = support::serve(&sim).await;
-    println!("{}", endpoint.kubeconfig.display());
+    println!("{}", endpoint.kubeconfig.path().display());
     std::io::stdout().flush().expect("stdout");
     // Serves until the parent kills the process.
     std::future::pending::<()>().await;

@@ -51,7 +51,7 @@ fn main() {
         }])
         .unwrap();
         let endpoint = support::serve(&sim).await;
-        let kube = support::connect(&endpoint.kubeconfig).await;
+        let kube = support::connect(endpoint.kubeconfig.path()).await;
         let app = Arc::new(restart_manager::build(Arc::new(kube), Arc::new(SystemClock), restart_manager::Settings::new(FleetLockConfig::default(), allowlist)).unwrap());
         tokio::spawn({
             let app = app.clone();

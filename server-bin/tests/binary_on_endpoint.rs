@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use cluster_api::{LabelSelector, Node, WorkloadKind, WorkloadRef};
-use cluster_sim::apiserver::ApiServer;
+use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use common::{free_port, send};
 use fleetlock_core::zincati_id;
@@ -100,6 +100,22 @@ async fn start_with(
     child
 }
 
+/// `sim` served over the API, its kubeconfig, and a configuration file with `config` beside
+/// it (both removed when the guard is dropped).
+async fn serve_with_config(
+    sim: &SimCluster,
+    config: &str,
+) -> (Running, KubeconfigDir, std::path::PathBuf) {
+    let endpoint = ApiServer::new(sim.clone())
+        .serve_on_localhost()
+        .await
+        .unwrap();
+    let kubeconfig = endpoint.temp_kubeconfig().unwrap();
+    let path = kubeconfig.dir().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    (endpoint, kubeconfig, path)
+}
+
 /// Polls until `done` says yes, or fails after the deadline.
 async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let started = tokio::time::Instant::now();
@@ -132,25 +148,18 @@ async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
         LabelSelector::eq("app", "web"),
         IntOrPercent::Int(2),
     ));
-    let endpoint = ApiServer::new(sim.clone())
-        .serve_on_localhost()
-        .await
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("rm-endpoint-e2e-{}", std::process::id()));
-    let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
-    let config = dir.join("config.yaml");
-    std::fs::write(
-        &config,
+    let (_endpoint, kubeconfig, config) = serve_with_config(
+        &sim,
         "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\n",
     )
-    .unwrap();
+    .await;
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // FleetLock on a port of its own, as the binary serves it by default.
     let fleetlock: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let _server = start_with(
         "restart-manager-e2e",
-        &kubeconfig,
+        kubeconfig.path(),
         &config,
         port,
         &["--fleetlock-listen", &fleetlock.to_string()],
@@ -250,7 +259,6 @@ async fn the_binary_runs_a_reboot_cycle_and_a_restart_against_the_endpoint() {
             .template_annotations
             .contains_key("kubectl.kubernetes.io/restartedAt")
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn leader(sim: &SimCluster) -> Option<String> {
@@ -307,22 +315,15 @@ async fn two_processes_share_slots_hand_over_leadership_and_survive_a_kill_mid_d
         LabelSelector::eq("app", "db"),
         IntOrPercent::Int(2),
     ));
-    let endpoint = ApiServer::new(sim.clone())
-        .serve_on_localhost()
-        .await
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("rm-endpoint-two-{}", std::process::id()));
-    let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
-    let config = dir.join("config.yaml");
-    std::fs::write(
-        &config,
+    let (_endpoint, kubeconfig, config) = serve_with_config(
+        &sim,
         "fleetlock:\n  drain:\n    requestWait: 1s\n    retryInitial: 1s\n    retryMax: 2s\n",
     )
-    .unwrap();
+    .await;
     let ports = [free_port(), free_port(), free_port()];
     let addr = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
-    let a = start_as("rm-a", &kubeconfig, &config, ports[0]).await;
-    let b = start_as("rm-b", &kubeconfig, &config, ports[1]).await;
+    let a = start_as("rm-a", kubeconfig.path(), &config, ports[0]).await;
+    let b = start_as("rm-b", kubeconfig.path(), &config, ports[1]).await;
     let first = until("a leader", async || leader(&sim)).await;
 
     // SIGTERM: the leader gives the Lease back and the other takes over at once, not a
@@ -345,7 +346,7 @@ async fn two_processes_share_slots_hand_over_leadership_and_survive_a_kill_mid_d
     );
     let _ = stopping.wait_with_output().await;
     // Back to two replicas, both ready.
-    let third = start_as("rm-c", &kubeconfig, &config, ports[2]).await;
+    let third = start_as("rm-c", kubeconfig.path(), &config, ports[2]).await;
     let readyz = b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
     for i in [staying_port, 2] {
         until("readiness", async || {
@@ -415,7 +416,6 @@ async fn two_processes_share_slots_hand_over_leadership_and_survive_a_kill_mid_d
     );
     assert_eq!(slot_holders(&sim), 0);
     assert!(!sim.node(draining_node).unwrap().unschedulable);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--auth kubernetes` against the endpoint: the binary reviews a caller's token
@@ -447,23 +447,16 @@ async fn restart_only_rbac_through_token_and_access_reviews() {
         namespaces: vec!["shop".into()],
         resource_names: vec!["web".into()],
     });
-    let endpoint = ApiServer::new(sim.clone())
-        .serve_on_localhost()
-        .await
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("rm-endpoint-rbac-{}", std::process::id()));
-    let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
-    let config = dir.join("config.yaml");
-    std::fs::write(
-        &config,
+    let (_endpoint, kubeconfig, config) = serve_with_config(
+        &sim,
         "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\n",
     )
-    .unwrap();
+    .await;
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut child = start_with(
         "rm-rbac",
-        &kubeconfig,
+        kubeconfig.path(),
         &config,
         port,
         &["--auth", "kubernetes"],
@@ -489,5 +482,4 @@ async fn restart_only_rbac_through_token_and_access_reviews() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["lock"]["holder"], "alice");
     let _ = child.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

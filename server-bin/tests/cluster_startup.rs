@@ -40,12 +40,18 @@ mod tempfile_path {
     }
 }
 
+/// The binary with `args` and a loopback listener, run to its end.
 async fn run(args: &[&str]) -> Output {
-    let dir = std::env::temp_dir();
+    let mut all = args.to_vec();
+    all.extend(["--listen", "127.0.0.1:0", "--kube-timeout", "5s"]);
+    run_exactly(&all).await
+}
+
+/// The binary with exactly `args`, run to its end.
+async fn run_exactly(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_restart-manager"))
         .args(args)
-        .args(["--listen", "127.0.0.1:0", "--kube-timeout", "5s"])
-        .current_dir(dir)
+        .current_dir(std::env::temp_dir())
         .output()
         .await
         .unwrap()
@@ -129,17 +135,13 @@ async fn missing_rbac_names_each_missing_permission() {
 
 #[tokio::test]
 async fn without_authentication_it_will_not_listen_beyond_loopback() {
-    let out = Command::new(env!("CARGO_BIN_EXE_restart-manager"))
-        .args([
-            "--listen",
-            "0.0.0.0:0",
-            "--kubeconfig",
-            "/nonexistent/kubeconfig",
-        ])
-        .current_dir(std::env::temp_dir())
-        .output()
-        .await
-        .unwrap();
+    let out = run_exactly(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+    ])
+    .await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -158,13 +160,15 @@ async fn without_authentication_it_will_not_listen_beyond_loopback() {
 
 #[tokio::test]
 async fn proxy_authentication_needs_the_proxys_secret() {
-    let out = Command::new(env!("CARGO_BIN_EXE_restart-manager"))
-        .args(["--simulate", "--sim-no-agents", "--auth", "proxy"])
-        .args(["--listen", "127.0.0.1:0", "--fleetlock-listen", "same"])
-        .current_dir(std::env::temp_dir())
-        .output()
-        .await
-        .unwrap();
+    let out = run(&[
+        "--simulate",
+        "--sim-no-agents",
+        "--auth",
+        "proxy",
+        "--fleetlock-listen",
+        "same",
+    ])
+    .await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

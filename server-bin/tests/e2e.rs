@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::{Clock, ClusterApi, Node, SystemClock, WorkloadKind, WorkloadRef};
-use cluster_sim::apiserver::{ApiServer, Running};
+use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{SimCluster, SimConfig, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use k8s_adapter::{KubeCluster, KubeOptions};
@@ -35,7 +35,7 @@ use serde_json::json;
 /// The cluster under test, and the simulation behind it when it is simulated.
 struct Target {
     kube: KubeCluster,
-    _simulated: Option<(SimCluster, Running)>,
+    _simulated: Option<(SimCluster, Running, KubeconfigDir)>,
 }
 
 async fn cluster() -> Target {
@@ -65,18 +65,13 @@ async fn cluster() -> Target {
         .serve_on_localhost()
         .await
         .expect("the simulated endpoint");
-    let dir = std::env::temp_dir().join(format!(
-        "rm-e2e-{}-{}",
-        std::process::id(),
-        endpoint.addr().port()
-    ));
-    let path = endpoint.write_kubeconfig(&dir).unwrap();
-    let kube = KubeCluster::connect(Some(&path), None, KubeOptions::default())
+    let kubeconfig = endpoint.temp_kubeconfig().unwrap();
+    let kube = KubeCluster::connect(Some(kubeconfig.path()), None, KubeOptions::default())
         .await
         .expect("the simulated endpoint's kubeconfig");
     Target {
         kube,
-        _simulated: Some((sim, endpoint)),
+        _simulated: Some((sim, endpoint, kubeconfig)),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::{LabelSelector, WorkloadKind, WorkloadRef};
-use cluster_sim::apiserver::{ApiServer, Running};
+use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use restart_core::Verdict;
@@ -19,15 +19,8 @@ const DEADLINE: Duration = Duration::from_secs(90);
 
 struct Judge {
     kubectl: String,
-    kubeconfig: std::path::PathBuf,
-    dir: std::path::PathBuf,
+    kubeconfig: KubeconfigDir,
     _endpoint: Running,
-}
-
-impl Drop for Judge {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 impl Judge {
@@ -37,16 +30,10 @@ impl Judge {
             .serve_on_localhost()
             .await
             .unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "kubectl-judge-{}-{}",
-            std::process::id(),
-            endpoint.addr().port()
-        ));
-        let kubeconfig = endpoint.write_kubeconfig(&dir).unwrap();
+        let kubeconfig = endpoint.temp_kubeconfig().unwrap();
         let judge = Judge {
             kubectl,
             kubeconfig,
-            dir,
             _endpoint: endpoint,
         };
         let version = judge.command(&["version", "--client"]);
@@ -75,7 +62,7 @@ impl Judge {
             DEADLINE,
             Command::new(&self.kubectl)
                 .args(args)
-                .env("KUBECONFIG", &self.kubeconfig)
+                .env("KUBECONFIG", self.kubeconfig.path())
                 .kill_on_drop(true)
                 .output(),
         )
@@ -351,7 +338,7 @@ async fn kubectl_describe_shows_restart_managers_events_and_get_watch_streams() 
     // `get --watch` streams a change made meanwhile.
     let mut watch = Command::new(&k.kubectl)
         .args(["get", "nodes", "--watch"])
-        .env("KUBECONFIG", &k.kubeconfig)
+        .env("KUBECONFIG", k.kubeconfig.path())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

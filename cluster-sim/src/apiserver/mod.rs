@@ -75,6 +75,31 @@ pub struct Running {
     task: JoinHandle<()>,
 }
 
+/// A temporary directory holding an endpoint's kubeconfig, removed when dropped.
+#[derive(Debug)]
+pub struct KubeconfigDir {
+    dir: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl KubeconfigDir {
+    /// The kubeconfig file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.kubeconfig
+    }
+
+    /// The directory, for files that belong beside it.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+impl Drop for KubeconfigDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -235,6 +260,19 @@ impl Running {
     /// How many HTTP requests it has served (discovery, reads, writes, watches, refusals).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Writes [`kubeconfig`](Self::kubeconfig) into a directory of its own under the system's
+    /// temporary directory, removed when the returned guard is dropped (a test may put its
+    /// other files beside it).
+    pub fn temp_kubeconfig(&self) -> std::io::Result<KubeconfigDir> {
+        let dir = std::env::temp_dir().join(format!(
+            "cluster-sim-{}-{}",
+            std::process::id(),
+            self.addr.port()
+        ));
+        let kubeconfig = self.write_kubeconfig(&dir)?;
+        Ok(KubeconfigDir { dir, kubeconfig })
     }
 
     /// Stops accepting connections.

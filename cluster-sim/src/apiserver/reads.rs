@@ -154,11 +154,9 @@ pub(crate) async fn get(
     if let Some(op) = read_op(target.resource, true) {
         shared.sim.enter(op).await?;
     }
-    let found = shared.sim.with(|st| {
-        objects(st, target.resource, target.namespace.as_deref())
-            .into_iter()
-            .find(|o| o["metadata"]["name"] == name)
-    });
+    let found = shared
+        .sim
+        .with(|st| one(st, target.resource, target.namespace.as_deref(), name));
     match (found, printing) {
         (Some(object), Some(include)) => {
             let now = shared.sim.with(|st| st.wall());
@@ -170,6 +168,20 @@ pub(crate) async fn get(
         }
         (Some(object), None) => Ok(json_response(StatusCode::OK, &object)),
         (None, _) => Err(ApiError::not_found(&resource_label(target.resource), name)),
+    }
+}
+
+/// One object by name: looked up where the simulation indexes it (Nodes, Pods, Leases),
+/// so that reading one of many objects renders only that one.
+fn one(st: &State, resource: Resource, namespace: Option<&str>, name: &str) -> Option<Value> {
+    let key = || (namespace.unwrap_or("default").to_string(), name.to_string());
+    match resource {
+        Resource::Nodes => st.nodes.get(name).map(|n| render::node(st, n)),
+        Resource::Pods => st.pods.get(&key()).map(|sp| render::pod(st, &sp.pod)),
+        Resource::Leases => st.leases.get(&key()).map(|l| render::lease(st, l)),
+        _ => objects(st, resource, namespace)
+            .into_iter()
+            .find(|o| o["metadata"]["name"] == name),
     }
 }
 

@@ -1,10 +1,8 @@
 //! What the benches share: the simulated cluster behind its API endpoint, the server's
 //! adapter connected to it as in production, and the process's memory.
 
-use std::path::PathBuf;
-
 use cluster_sim::SimCluster;
-use cluster_sim::apiserver::{ApiServer, Running};
+use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use k8s_adapter::{KubeCluster, KubeOptions};
 
 /// A simulated cluster served over HTTPS, with a kubeconfig for it in a directory removed at
@@ -12,15 +10,7 @@ use k8s_adapter::{KubeCluster, KubeOptions};
 pub(crate) struct Endpoint {
     #[allow(dead_code, reason = "a bench that only keeps it alive never reads it")]
     pub(crate) running: Running,
-    pub(crate) kubeconfig: PathBuf,
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        if let Some(dir) = self.kubeconfig.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
+    pub(crate) kubeconfig: KubeconfigDir,
 }
 
 /// Serves `sim` on a free port of 127.0.0.1 and writes its kubeconfig.
@@ -29,12 +19,7 @@ pub(crate) async fn serve(sim: &SimCluster) -> Endpoint {
         .serve_on_localhost()
         .await
         .expect("the endpoint starts");
-    let dir = std::env::temp_dir().join(format!(
-        "restart-manager-bench-{}-{}",
-        std::process::id(),
-        running.addr().port()
-    ));
-    let kubeconfig = running.write_kubeconfig(&dir).expect("the kubeconfig");
+    let kubeconfig = running.temp_kubeconfig().expect("the kubeconfig");
     Endpoint {
         running,
         kubeconfig,
