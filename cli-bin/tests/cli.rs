@@ -335,6 +335,7 @@ async fn server() -> Server {
             parse_tokens(&format!("{ADMIN},root,0,\"ops\"\n{DEV},dev,1\n")).unwrap(),
         ),
         admins: vec!["group:ops".into()],
+        viewers: vec![],
         allowed_origins: vec![],
     };
     let app = Arc::new(

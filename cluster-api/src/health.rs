@@ -17,7 +17,7 @@ use tokio::time::Instant;
 /// error. Reads are lock-free, so checking it on every request costs nothing worth counting.
 #[derive(Debug)]
 pub struct CacheHealth {
-    what: &'static str,
+    what: std::borrow::Cow<'static, str>,
     origin: Instant,
     synced: AtomicBool,
     /// Milliseconds since `origin` at which the watch broke, plus one; zero while healthy.
@@ -31,9 +31,9 @@ pub struct CacheHealth {
 
 impl CacheHealth {
     /// A cache of `what` (for messages), not synced yet.
-    pub fn new(what: &'static str) -> Self {
+    pub fn new(what: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         CacheHealth {
-            what,
+            what: what.into(),
             origin: Instant::now(),
             synced: AtomicBool::new(false),
             broken_at: AtomicU64::new(0),

@@ -7,6 +7,10 @@ use serde::Deserialize;
 /// The group whose members may do everything, as on a real cluster.
 pub const ADMIN_GROUP: &str = "system:masters";
 
+/// The API server's own audience: a token made for it authenticates requests to the API,
+/// and is what a TokenReview that names no audiences asks about.
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc";
+
 /// A user of the simulated cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -18,6 +22,46 @@ pub struct UserSpec {
     /// Groups (besides `system:authenticated`, which every user is in).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The user's uid, as a TokenReview reports it; empty for none.
+    #[serde(default)]
+    pub uid: String,
+    /// The audiences the token was issued for (`kubectl create token --audience`); empty:
+    /// the API server's own ([`API_AUDIENCE`]). A token good only for other audiences does
+    /// not authenticate requests to the API, as on a real API server.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+impl UserSpec {
+    /// A user with a token for the API server, in no groups of their own.
+    pub fn new(name: impl Into<String>, token: impl Into<String>) -> Self {
+        UserSpec {
+            name: name.into(),
+            token: token.into(),
+            groups: Vec::new(),
+            uid: String::new(),
+            audiences: Vec::new(),
+        }
+    }
+
+    /// The token is good for `audiences` instead of the API server.
+    pub fn audiences(mut self, audiences: &[&str]) -> Self {
+        self.audiences = audiences.iter().map(|a| a.to_string()).collect();
+        self
+    }
+}
+
+/// Who a token belongs to, as authentication found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The user name.
+    pub user: String,
+    /// The uid; empty for none.
+    pub uid: String,
+    /// Groups, `system:authenticated` included.
+    pub groups: Vec<String>,
+    /// Of the audiences asked about, those the token is good for.
+    pub audiences: Vec<String>,
 }
 
 /// What some subjects may do: the rules of a Role or ClusterRole, bound to users and groups.
@@ -73,12 +117,33 @@ fn any(list: &[String], value: &str) -> bool {
 // === impl Access ===
 
 impl Access {
-    /// The user a bearer token belongs to, with its groups.
-    pub fn authenticate(&self, token: &str) -> Option<(String, Vec<String>)> {
+    /// The user a bearer token belongs to, if the token is good for one of `audiences`
+    /// (none: the API server's own), as a TokenReview judges it.
+    pub fn authenticate(&self, token: &str, audiences: &[String]) -> Option<Authenticated> {
         let user = self.users.iter().find(|u| u.token == token)?;
+        let api = [API_AUDIENCE.to_string()];
+        let wanted = if audiences.is_empty() {
+            &api[..]
+        } else {
+            audiences
+        };
+        let has = if user.audiences.is_empty() {
+            &api[..]
+        } else {
+            &user.audiences[..]
+        };
+        let audiences: Vec<String> = wanted.iter().filter(|a| has.contains(a)).cloned().collect();
+        if audiences.is_empty() {
+            return None;
+        }
         let mut groups = user.groups.clone();
         groups.push("system:authenticated".into());
-        Some((user.name.clone(), groups))
+        Some(Authenticated {
+            user: user.name.clone(),
+            uid: user.uid.clone(),
+            groups,
+            audiences,
+        })
     }
 
     /// Whether `user` (in `groups`) may do `what`; the reason, for an access review.
@@ -147,18 +212,31 @@ mod tests {
         restart.namespaces = vec!["shop".into()];
         restart.resource_names = vec!["web".into()];
         let access = Access {
-            users: vec![UserSpec {
-                name: "alice".into(),
-                token: "t-alice".into(),
-                groups: vec!["shop-team".into()],
-            }],
+            users: vec![
+                UserSpec {
+                    groups: vec!["shop-team".into()],
+                    ..UserSpec::new("alice", "t-alice")
+                },
+                UserSpec::new("carol", "t-carol").audiences(&["restart-manager"]),
+            ],
             rules: vec![
                 restart,
                 rule(&["bob"], &[""], &["pods/eviction"], &["create"]),
             ],
         };
-        let (user, groups) = access.authenticate("t-alice").unwrap();
-        assert!(access.authenticate("nope").is_none());
+        let alice = access.authenticate("t-alice", &[]).unwrap();
+        assert_eq!(alice.audiences, [API_AUDIENCE]);
+        let (user, groups) = (alice.user, alice.groups);
+        assert!(access.authenticate("nope", &[]).is_none());
+        // Audiences: a token made for restart-manager is no token for the API server, and a
+        // token for the API server is no token for restart-manager.
+        let ours = ["restart-manager".to_string()];
+        assert!(access.authenticate("t-carol", &[]).is_none());
+        assert_eq!(
+            access.authenticate("t-carol", &ours).unwrap().audiences,
+            ours
+        );
+        assert!(access.authenticate("t-alice", &ours).is_none());
         let what = |verb: &str, group: &str, resource: &str, ns: &str, name: &str| Attributes {
             verb: verb.into(),
             group: group.into(),

@@ -374,6 +374,27 @@ impl SimCluster {
         self.with(|st| st.access.rules.push(rule));
     }
 
+    /// Removes the user with this name (their token stops working); whether there was one.
+    pub fn remove_user(&self, name: &str) -> bool {
+        self.with(|st| {
+            let before = st.access.users.len();
+            st.access.users.retain(|u| u.name != name);
+            st.access.users.len() != before
+        })
+    }
+
+    /// Removes every RBAC rule that names `subject` (a user, or `group:NAME`), as deleting
+    /// its bindings would; how many went.
+    pub fn remove_access_rules(&self, subject: &str) -> usize {
+        self.with(|st| {
+            let before = st.access.rules.len();
+            st.access
+                .rules
+                .retain(|r| !r.subjects.iter().any(|s| s == subject));
+            before - st.access.rules.len()
+        })
+    }
+
     /// The users and rules in force.
     pub fn access(&self) -> access::Access {
         self.with(|st| st.access.clone())

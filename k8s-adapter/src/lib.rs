@@ -53,10 +53,12 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 pub mod convert;
 pub mod errors;
 mod limiter;
+pub mod rbac;
 pub mod slim;
 pub mod throttle;
 
-pub use limiter::RateLimiter;
+pub use limiter::{RateLimiter, TooLate};
+pub use rbac::{Permission, required_permissions};
 pub use throttle::RetryAfterLayer;
 
 /// Client-side limits.
@@ -66,8 +68,18 @@ pub struct KubeOptions {
     pub qps: f64,
     /// Requests allowed at once after a quiet spell.
     pub burst: u32,
-    /// How long one request may take before it counts as unavailable.
+    /// How long one request may take before it counts as unavailable, including its wait
+    /// for a turn under `qps`.
     pub timeout: Duration,
+    /// TokenReviews and SubjectAccessReviews made for the server's own callers, per second on
+    /// average. They have a budget of their own, so that callers presenting made-up tokens
+    /// cannot use up the turns that evictions and lock writes need.
+    pub review_qps: f64,
+    /// Reviews allowed at once after a quiet spell.
+    pub review_burst: u32,
+    /// How long a review may wait for a turn; past it the review is refused at once
+    /// ([`Error::TooManyRequests`]) rather than queued behind a flood.
+    pub review_wait: Duration,
     /// Keep only Node labels and annotations whose keys start with one of these; `None`
     /// keeps them all. A node carries a dozen labels and annotations nobody here reads;
     /// dropping them halves what a 5,000-node cache costs.
@@ -80,6 +92,9 @@ impl Default for KubeOptions {
             qps: 50.0,
             burst: 100,
             timeout: Duration::from_secs(30),
+            review_qps: 20.0,
+            review_burst: 40,
+            review_wait: Duration::from_secs(1),
             node_metadata_prefixes: None,
         }
     }
@@ -106,37 +121,6 @@ pub enum ConnectError {
     Client(String),
 }
 
-/// One permission the adapter needs (a `kubectl auth can-i` question).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Permission {
-    /// `get`, `list`, `watch`, `patch`, `create`, ...
-    pub verb: &'static str,
-    /// API group (`""` for core).
-    pub group: &'static str,
-    /// Resource, with `/subresource` where there is one (`pods/eviction`).
-    pub resource: &'static str,
-    /// Namespace, for namespaced grants; `None` for cluster-wide.
-    pub namespace: Option<String>,
-}
-
-impl fmt::Display for Permission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let group = if self.group.is_empty() {
-            String::new()
-        } else {
-            format!(".{}", self.group)
-        };
-        match &self.namespace {
-            Some(ns) => write!(
-                f,
-                "{} {}{} in namespace {ns}",
-                self.verb, self.resource, group
-            ),
-            None => write!(f, "{} {}{} (cluster-wide)", self.verb, self.resource, group),
-        }
-    }
-}
-
 /// Something to do to one namespaced object, for [`KubeCluster::subject_may`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Access<'a> {
@@ -152,43 +136,33 @@ pub struct Access<'a> {
     pub name: &'a str,
 }
 
-/// Exactly the permissions [`KubeCluster`] uses, with Leases in `namespace`. The RBAC in
-/// `deploy/` is checked against this list by a test.
-pub fn required_permissions(namespace: &str) -> Vec<Permission> {
-    let cluster = |verb, group, resource| Permission {
-        verb,
-        group,
-        resource,
-        namespace: None,
-    };
-    let mut wanted = vec![
-        cluster("get", "", "nodes"),
-        cluster("list", "", "nodes"),
-        cluster("watch", "", "nodes"),
-        cluster("patch", "", "nodes"),
-        cluster("list", "", "pods"),
-        cluster("watch", "", "pods"),
-        cluster("create", "", "pods/eviction"),
-        cluster("create", "", "events"),
-        cluster("patch", "", "events"),
-        cluster("list", "", "events"),
-        cluster("create", "authentication.k8s.io", "tokenreviews"),
-        cluster("create", "authorization.k8s.io", "subjectaccessreviews"),
-    ];
-    for resource in ["deployments", "statefulsets", "daemonsets"] {
-        for verb in ["get", "list", "watch", "patch"] {
-            wanted.push(cluster(verb, "apps", resource));
-        }
+/// A user as a TokenReview describes them, for [`KubeCluster::subject_may`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct User {
+    /// The user name.
+    pub name: String,
+    /// A unique id; empty when the authenticator gives none.
+    pub uid: String,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// What else the authenticator knows (a service account token's pod and node, scopes).
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// Honours the wait a throttling answer asked for on `limiter`, and hands the error on.
+fn throttled(limiter: &RateLimiter, error: Error) -> Error {
+    if let Error::TooManyRequests {
+        retry_after: Some(wait),
+        ..
+    } = &error
+    {
+        tracing::info!(
+            wait_seconds = wait.as_secs(),
+            "the Kubernetes API asked us to slow down"
+        );
+        limiter.hold_until(tokio::time::Instant::now() + *wait);
     }
-    for verb in ["get", "list", "watch", "create", "update", "delete"] {
-        wanted.push(Permission {
-            verb,
-            group: "coordination.k8s.io",
-            resource: "leases",
-            namespace: Some(namespace.to_string()),
-        });
-    }
-    wanted
+    error
 }
 
 /// A Kubernetes cluster behind the [`ClusterApi`] boundary. Cheap to clone.
@@ -202,6 +176,8 @@ struct Inner {
     url: Option<String>,
     options: KubeOptions,
     limiter: RateLimiter,
+    /// The separate budget of access reviews ([`KubeOptions::review_qps`]).
+    reviews: RateLimiter,
     nodes: NodeCache,
     /// Open event series: the namespace and name of the Event each one is counted on.
     series: std::sync::Mutex<EventSeries<(String, String)>>,
@@ -226,6 +202,7 @@ impl KubeCluster {
         KubeCluster {
             inner: Arc::new(Inner {
                 limiter: RateLimiter::new(options.qps, options.burst),
+                reviews: RateLimiter::new(options.review_qps, options.review_burst),
                 client,
                 url: None,
                 options,
@@ -327,7 +304,7 @@ impl KubeCluster {
                         p.group,
                         p.resource,
                         p.namespace.clone(),
-                        None,
+                        p.name.clone(),
                     )),
                     ..Default::default()
                 },
@@ -344,42 +321,65 @@ impl KubeCluster {
     }
 
     /// Who a bearer token belongs to (TokenReview): `None` if the API server does not
-    /// recognise it.
-    pub async fn review_token(&self, token: &str) -> Result<Option<(String, Vec<String>)>> {
+    /// recognise it, or recognises it only for other audiences. With `audiences`, the token
+    /// must have been issued for at least one of them (`kubectl create token --audience`);
+    /// with none, the API server's own audiences count. Reviews go through their own
+    /// budget ([`KubeOptions::review_qps`]).
+    pub async fn review_token(&self, token: &str, audiences: &[String]) -> Result<Option<User>> {
         let api: Api<TokenReview> = Api::all(self.client());
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.to_string()),
-                ..Default::default()
+                audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
             },
             ..Default::default()
         };
         let answer = self
-            .call(api.create(&PostParams::default(), &review))
+            .review(api.create(&PostParams::default(), &review))
             .await?;
         let Some(status) = answer.status.filter(|s| s.authenticated == Some(true)) else {
             return Ok(None);
         };
+        // The API server answers with the audiences the token is good for among those asked;
+        // an authenticator that ignores audiences must not let a token through for ours.
+        if !audiences.is_empty()
+            && !status
+                .audiences
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|a| audiences.contains(a))
+        {
+            return Ok(None);
+        }
         let user = status.user.unwrap_or_default();
-        Ok(Some((
-            user.username.unwrap_or_default(),
-            user.groups.unwrap_or_default(),
-        )))
+        Ok(Some(User {
+            name: user.username.unwrap_or_default(),
+            uid: user.uid.unwrap_or_default(),
+            groups: user.groups.unwrap_or_default(),
+            extra: user.extra.unwrap_or_default().into_iter().collect(),
+        }))
     }
 
     /// Whether a user may do something to one object (SubjectAccessReview), e.g. the custom
     /// verb `restart` on `deployments.apps` `web` in `shop`.
-    pub async fn subject_may(
-        &self,
-        user: &str,
-        groups: &[String],
-        access: &Access<'_>,
-    ) -> Result<bool> {
+    ///
+    /// The review names the user as the TokenReview described them (name, uid, groups and
+    /// extra), so that an authoriser keying on uid or on extra (scopes, a node's name) judges
+    /// the same person the API server would. It goes through the reviews' own budget.
+    pub async fn subject_may(&self, user: &User, access: &Access<'_>) -> Result<bool> {
         let api: Api<SubjectAccessReview> = Api::all(self.client());
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
-                user: Some(user.to_string()),
-                groups: Some(groups.to_vec()),
+                user: Some(user.name.clone()),
+                uid: (!user.uid.is_empty()).then(|| user.uid.clone()),
+                groups: Some(user.groups.clone()),
+                extra: (!user.extra.is_empty()).then(|| {
+                    user.extra
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                }),
                 resource_attributes: Some(attributes(
                     access.verb,
                     access.group,
@@ -392,40 +392,64 @@ impl KubeCluster {
             ..Default::default()
         };
         let answer = self
-            .call(api.create(&PostParams::default(), &review))
+            .review(api.create(&PostParams::default(), &review))
             .await?;
         Ok(answer.status.is_some_and(|s| s.allowed))
     }
 
-    /// One request through the limiter and the timeout. A throttling answer holds every
-    /// later request for as long as the API server asked.
+    /// One request through the limiter and the timeout, which covers the wait for a turn as
+    /// well as the answer. A throttling answer holds every later request for as long as the
+    /// API server asked.
     async fn call<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T> {
-        self.inner.limiter.acquire().await;
-        match tokio::time::timeout(self.inner.options.timeout, request).await {
-            Ok(result) => result.map_err(|e| self.throttled(errors::map(e))),
+        let deadline = tokio::time::Instant::now() + self.inner.options.timeout;
+        self.turn(&self.inner.limiter, deadline).await?;
+        self.answer(&self.inner.limiter, deadline, request).await
+    }
+
+    /// An access review: as [`call`](Self::call), but on the reviews' own budget, and
+    /// refused at once when no turn comes within [`KubeOptions::review_wait`].
+    async fn review<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T> {
+        let now = tokio::time::Instant::now();
+        let limiter = &self.inner.reviews;
+        if let Err(late) = limiter
+            .acquire_before(Some(now + self.inner.options.review_wait))
+            .await
+        {
+            return Err(Error::TooManyRequests {
+                message: "too many access reviews at once; try again shortly".into(),
+                retry_after: Some(late.turn.duration_since(now).max(Duration::from_secs(1))),
+            });
+        }
+        self.answer(limiter, now + self.inner.options.timeout, request)
+            .await
+    }
+
+    /// Waits for a turn under `limiter`, or says at once that none comes by `deadline`.
+    async fn turn(&self, limiter: &RateLimiter, deadline: tokio::time::Instant) -> Result<()> {
+        limiter.acquire_before(Some(deadline)).await.map_err(|_| {
+            Error::unavailable(format!(
+                "the client-side rate limit (--kube-qps {}) or the API server's Retry-After \
+                 leaves no turn within {}s",
+                self.inner.options.qps,
+                self.inner.options.timeout.as_secs()
+            ))
+        })
+    }
+
+    /// A request's answer by `deadline`; a throttling answer holds `limiter`.
+    async fn answer<T>(
+        &self,
+        limiter: &RateLimiter,
+        deadline: tokio::time::Instant,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout_at(deadline, request).await {
+            Ok(result) => result.map_err(|e| throttled(limiter, errors::map(e))),
             Err(_) => Err(Error::unavailable(format!(
                 "the Kubernetes API did not answer within {}s",
                 self.inner.options.timeout.as_secs()
             ))),
         }
-    }
-
-    /// Honours the wait a throttling answer asked for, and hands the error on.
-    fn throttled(&self, error: Error) -> Error {
-        if let Error::TooManyRequests {
-            retry_after: Some(wait),
-            ..
-        } = &error
-        {
-            tracing::info!(
-                wait_seconds = wait.as_secs(),
-                "the Kubernetes API asked us to slow down"
-            );
-            self.inner
-                .limiter
-                .hold_until(tokio::time::Instant::now() + *wait);
-        }
-        error
     }
 
     /// A Node as the adapter hands it out: with only the wanted labels and annotations.
@@ -791,15 +815,12 @@ impl ClusterApi for KubeCluster {
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body.to_string().into_bytes())
         .map_err(|e| Error::invalid(format!("cannot build the eviction request: {e}")))?;
-        self.inner.limiter.acquire().await;
+        let deadline = tokio::time::Instant::now() + self.inner.options.timeout;
+        self.turn(&self.inner.limiter, deadline).await?;
         let client = self.client();
-        match tokio::time::timeout(
-            self.inner.options.timeout,
-            client.request::<kube::core::Status>(request),
-        )
-        .await
+        match tokio::time::timeout_at(deadline, client.request::<kube::core::Status>(request)).await
         {
-            Ok(result) => errors::eviction(result).map_err(|e| self.throttled(e)),
+            Ok(result) => errors::eviction(result).map_err(|e| throttled(&self.inner.limiter, e)),
             Err(_) => Err(Error::unavailable(
                 "the eviction did not get an answer in time",
             )),

@@ -1,18 +1,30 @@
 //! A client-side token bucket, like client-go's QPS and burst.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// Lets `qps` requests per second through on average, `burst` at once, and nothing while
 /// the API server has asked us to wait ([`hold_until`](Self::hold_until)).
+///
+/// Each request reserves its turn when it asks (the bucket may go into debt, as Go's
+/// `rate.Limiter` does), so waiters go in the order they came and a request that could not
+/// go before its deadline is told so at once instead of waiting in vain.
 #[derive(Debug)]
 pub struct RateLimiter {
     qps: f64,
     burst: f64,
+    /// Tokens (negative: turns already promised) as of the instant beside them.
     state: Mutex<(f64, Instant)>,
-    hold: std::sync::Mutex<Option<Instant>>,
+    hold: Mutex<Option<Instant>>,
+}
+
+/// A request would have had to wait past its deadline; it was not given a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLate {
+    /// When its turn would have come.
+    pub turn: Instant,
 }
 
 impl RateLimiter {
@@ -23,7 +35,7 @@ impl RateLimiter {
             qps: qps.max(0.001),
             burst,
             state: Mutex::new((burst, Instant::now())),
-            hold: std::sync::Mutex::new(None),
+            hold: Mutex::new(None),
         }
     }
 
@@ -36,28 +48,34 @@ impl RateLimiter {
         }
     }
 
-    /// Waits out any hold, then for a token.
+    /// Waits out any hold, then for a turn.
     pub async fn acquire(&self) {
+        // Without a deadline a turn is always given.
+        let _ = self.acquire_before(None).await;
+    }
+
+    /// Waits for a turn if it comes by `deadline`; otherwise returns at once, taking no turn.
+    pub async fn acquire_before(&self, deadline: Option<Instant>) -> Result<(), TooLate> {
         let hold = *self.hold.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(until) = hold.filter(|u| *u > Instant::now()) {
-            tokio::time::sleep_until(until).await;
-        }
-        loop {
-            let wait = {
-                let mut state = self.state.lock().await;
-                let now = Instant::now();
-                let (tokens, last) = *state;
-                let tokens =
-                    (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst);
-                if tokens >= 1.0 {
-                    *state = (tokens - 1.0, now);
-                    return;
-                }
+        let turn = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let (tokens, last) = *state;
+            let tokens =
+                (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst);
+            let mut turn = now + Duration::from_secs_f64((1.0 - tokens).max(0.0) / self.qps);
+            if let Some(hold) = hold {
+                turn = turn.max(hold);
+            }
+            if deadline.is_some_and(|d| turn > d) {
                 *state = (tokens, now);
-                Duration::from_secs_f64((1.0 - tokens) / self.qps)
-            };
-            tokio::time::sleep(wait).await;
-        }
+                return Err(TooLate { turn });
+            }
+            *state = (tokens - 1.0, now);
+            turn
+        };
+        tokio::time::sleep_until(turn).await;
+        Ok(())
     }
 }
 
@@ -93,5 +111,34 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(5));
         limiter.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(5), "the hold is over");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_turn_past_the_deadline_is_refused_at_once_and_takes_nothing() {
+        let limiter = RateLimiter::new(1.0, 2);
+        let start = Instant::now();
+        limiter.acquire().await;
+        limiter.acquire().await;
+        // The next turn is a second away: a half-second deadline is refused without waiting.
+        let refused = limiter
+            .acquire_before(Some(start + Duration::from_millis(500)))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.turn, start + Duration::from_secs(1));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // The refusal took no turn: the next request goes at one second, not two.
+        limiter
+            .acquire_before(Some(start + Duration::from_secs(1)))
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        // A hold past the deadline refuses too.
+        limiter.hold_until(start + Duration::from_secs(30));
+        assert!(
+            limiter
+                .acquire_before(Some(start + Duration::from_secs(10)))
+                .await
+                .is_err()
+        );
     }
 }

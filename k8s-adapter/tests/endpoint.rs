@@ -66,7 +66,7 @@ async fn the_adapter_speaks_to_the_endpoint_over_tls_with_pages_and_watches() {
     assert!(s.kube.server_version().await.unwrap().starts_with("v1.33"));
     assert!(
         s.kube
-            .missing_permissions(&k8s_adapter::required_permissions("restart-manager"))
+            .missing_permissions(&k8s_adapter::required_permissions("restart-manager", []))
             .await
             .unwrap()
             .is_empty()

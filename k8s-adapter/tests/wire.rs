@@ -1007,7 +1007,7 @@ async fn requests_are_paced_by_the_client_side_limit() {
 #[tokio::test]
 async fn permissions_are_checked_with_self_subject_access_reviews() {
     let (c, mut fake) = cluster();
-    let wanted = required_permissions("restart-manager");
+    let wanted = required_permissions("restart-manager", []);
     let server = async {
         for _ in 0..wanted.len() {
             let seen = next(&mut fake).await;
@@ -1036,12 +1036,14 @@ async fn permissions_are_checked_with_self_subject_access_reviews() {
 #[tokio::test]
 async fn tokens_and_rights_are_reviewed_by_the_api_server() {
     let (c, mut fake) = cluster();
+    let api_server = ["https://kubernetes.default.svc.cluster.local".to_string()];
     let who = exchange(
-        c.review_token("a-token"),
+        c.review_token("a-token", &api_server),
         &mut fake,
         |s| {
             assert_eq!(s.path, "/apis/authentication.k8s.io/v1/tokenreviews");
             assert_eq!(s.body["spec"]["token"], "a-token");
+            assert_eq!(s.body["spec"]["audiences"], json!(api_server));
         },
         201,
         fixture("tokenreview-response.json"),
@@ -1049,20 +1051,30 @@ async fn tokens_and_rights_are_reviewed_by_the_api_server() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(who.0, "system:serviceaccount:ns-a:bob");
-    assert!(who.1.contains(&"system:authenticated".to_string()));
+    assert_eq!(who.name, "system:serviceaccount:ns-a:bob");
+    assert_eq!(who.uid, "f26ba9b2-5f6c-4b45-90bd-8a3d8df69b66");
+    assert!(who.groups.contains(&"system:authenticated".to_string()));
+    assert_eq!(
+        who.extra["authentication.kubernetes.io/credential-id"],
+        ["JTI=01c23071-643c-490e-a642-86297aef76e7"]
+    );
 
+    // The review names the user exactly as the TokenReview did: uid and extra included.
     let allowed = exchange(
         c.subject_may(
-            "alice@example.com",
-            &["team".into()],
+            &who,
             &Access { verb: "restart", group: "apps", resource: "deployments", namespace: "shop", name: "web" },
         ),
         &mut fake,
         |s| {
             assert_eq!(s.path, "/apis/authorization.k8s.io/v1/subjectaccessreviews");
-            assert_eq!(s.body["spec"]["user"], "alice@example.com");
-            assert_eq!(s.body["spec"]["groups"], json!(["team"]));
+            assert_eq!(s.body["spec"]["user"], "system:serviceaccount:ns-a:bob");
+            assert_eq!(s.body["spec"]["uid"], "f26ba9b2-5f6c-4b45-90bd-8a3d8df69b66");
+            assert_eq!(s.body["spec"]["groups"], json!(who.groups));
+            assert_eq!(
+                s.body["spec"]["extra"],
+                json!({"authentication.kubernetes.io/credential-id": ["JTI=01c23071-643c-490e-a642-86297aef76e7"]})
+            );
             assert_eq!(
                 s.body["spec"]["resourceAttributes"],
                 json!({"verb": "restart", "group": "apps", "resource": "deployments", "namespace": "shop", "name": "web"})
@@ -1074,6 +1086,23 @@ async fn tokens_and_rights_are_reviewed_by_the_api_server() {
     .await
     .unwrap();
     assert!(allowed);
+}
+
+#[tokio::test]
+async fn a_token_good_only_for_other_audiences_is_not_taken() {
+    // An authenticator that ignores audiences answers with the API server's own; a token
+    // asked about for restart-manager must not pass on that answer.
+    let (c, mut fake) = cluster();
+    let who = exchange(
+        c.review_token("a-token", &["restart-manager".to_string()]),
+        &mut fake,
+        |s| assert_eq!(s.body["spec"]["audiences"], json!(["restart-manager"])),
+        201,
+        fixture("tokenreview-response.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(who, None);
 }
 
 #[tokio::test]

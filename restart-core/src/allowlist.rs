@@ -50,6 +50,14 @@ pub struct Identity {
     pub user: String,
     /// The user's groups.
     pub groups: Vec<String>,
+    /// A unique id from the authenticator (a Kubernetes user's uid); empty when none. Not
+    /// recorded: it only makes later access reviews name the same person.
+    #[serde(skip)]
+    pub uid: String,
+    /// What else the authenticator said about the user (Kubernetes `extra`), passed on to
+    /// access reviews; not recorded.
+    #[serde(skip)]
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Identity {
@@ -58,6 +66,8 @@ impl Identity {
         Identity {
             user: name.into(),
             groups: Vec::new(),
+            uid: String::new(),
+            extra: Default::default(),
         }
     }
 
@@ -206,8 +216,8 @@ mod tests {
     #[test]
     fn identities_match_users_and_groups() {
         let alice = Identity {
-            user: "alice".into(),
             groups: vec!["sre".into()],
+            ..Identity::user("alice")
         };
         assert!(alice.matches("alice"));
         assert!(alice.matches("group:sre"));

@@ -1,6 +1,6 @@
 //! The restart service: restarts, locks, rollout tracking and the status stream.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -103,6 +103,13 @@ pub struct ServiceStatus {
     pub lock: Option<LockInfo>,
     /// The last restart through us.
     pub last_restart: Option<LastRestart>,
+}
+
+impl ServiceStatus {
+    /// Which workload this is.
+    pub fn workload(&self) -> WorkloadRef {
+        WorkloadRef::new(self.kind, self.namespace.clone(), self.name.clone())
+    }
 }
 
 /// One entry of a workload's restart history (its Events).
@@ -253,9 +260,9 @@ struct Inner {
     updates: broadcast::Sender<ServiceStatus>,
     refresh: mpsc::UnboundedSender<WorkloadRef>,
     refresh_rx: Mutex<Option<mpsc::UnboundedReceiver<WorkloadRef>>>,
-    /// One per watch: the lock Leases, and each allowlisted kind; ordered, so readiness
-    /// names the same problem first every time.
-    health: BTreeMap<&'static str, CacheHealth>,
+    /// One per watch: the lock Leases, and each kind in each namespace of the allowlist
+    /// (`Deployment/shop`); ordered, so readiness names the same problem first every time.
+    health: BTreeMap<String, CacheHealth>,
     cache_grace: Duration,
     sequence: AtomicU64,
     leadership: Option<watch::Receiver<bool>>,
@@ -312,11 +319,12 @@ impl RestarterBuilder {
             .map(|a| (lock::lease_name(&a.workload), a.workload.clone()))
             .collect();
         let mut health = BTreeMap::new();
-        health.insert(LOCKS, CacheHealth::new("restart lock"));
-        for kind in WorkloadKind::ALL {
-            if self.allowlist.iter().any(|a| a.workload.kind == kind) {
-                health.insert(kind.as_str(), CacheHealth::new(kind.resource()));
-            }
+        health.insert(LOCKS.to_string(), CacheHealth::new("restart lock"));
+        for (kind, namespace) in places(&self.allowlist) {
+            health.insert(
+                place_key(kind, &namespace),
+                CacheHealth::new(format!("{} in {namespace}", kind.resource())),
+            );
         }
         Restarter {
             inner: Arc::new(Inner {
@@ -383,11 +391,13 @@ impl Restarter {
             return;
         };
         let inner = &self.inner;
+        // One watch per kind and namespace of the allowlist: the server reads workloads
+        // only where it may restart some, which is all a namespaced Role grants.
+        let places = places(&inner.allowlist);
         let kinds = futures::future::join_all(
-            WorkloadKind::ALL
-                .into_iter()
-                .filter(|k| inner.allowlist.iter().any(|a| a.workload.kind == *k))
-                .map(|k| inner.watch_kind(k)),
+            places
+                .iter()
+                .map(|(kind, namespace)| inner.watch_kind(*kind, namespace)),
         );
         tokio::join!(
             kinds,
@@ -786,6 +796,19 @@ impl Inner {
     }
 }
 
+/// Each kind and namespace the allowlist names, once.
+fn places(allowlist: &Allowlist) -> BTreeSet<(WorkloadKind, String)> {
+    allowlist
+        .iter()
+        .map(|a| (a.workload.kind, a.workload.namespace.clone()))
+        .collect()
+}
+
+/// The health key of one kind's watch in one namespace.
+fn place_key(kind: WorkloadKind, namespace: &str) -> String {
+    format!("{}/{namespace}", kind.as_str())
+}
+
 fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RestartError> {
     let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
@@ -856,7 +879,7 @@ impl Inner {
         }
     }
 
-    fn health(&self, what: &'static str) -> Option<&CacheHealth> {
+    fn health(&self, what: &str) -> Option<&CacheHealth> {
         self.health.get(what)
     }
 
@@ -864,8 +887,12 @@ impl Inner {
         self.health.values().all(CacheHealth::is_healthy)
     }
 
-    async fn watch_kind(&self, kind: WorkloadKind) {
-        let filter = WorkloadFilter::kind(kind);
+    async fn watch_kind(&self, kind: WorkloadKind, namespace: &str) {
+        let filter = WorkloadFilter {
+            namespace: Some(namespace.to_string()),
+            ..WorkloadFilter::kind(kind)
+        };
+        let key = place_key(kind, namespace);
         follow(
             kind.resource(),
             || self.api.watch_workloads(&filter),
@@ -879,7 +906,9 @@ impl Inner {
                             self.workloads.write().unwrap_or_else(|e| e.into_inner());
                         let gone: Vec<WorkloadRef> = workloads
                             .keys()
-                            .filter(|r| r.kind == kind && !listed.contains(*r))
+                            .filter(|r| {
+                                r.kind == kind && r.namespace == namespace && !listed.contains(*r)
+                            })
                             .cloned()
                             .collect();
                         for r in &gone {
@@ -893,7 +922,7 @@ impl Inner {
                     for w in all {
                         self.store_workload(w);
                     }
-                    if let Some(h) = self.health(kind.as_str()) {
+                    if let Some(h) = self.health(&key) {
                         h.restarted();
                     }
                 }
@@ -907,7 +936,7 @@ impl Inner {
                     let _ = self.refresh.send(r);
                 }
                 Err(e) => {
-                    if let Some(h) = self.health(kind.as_str()) {
+                    if let Some(h) = self.health(&key) {
                         h.failed(e);
                     }
                 }

@@ -412,8 +412,8 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
     let err = r.restart(&vault, &alice(), None).await.unwrap_err();
     assert_eq!((err.kind(), err.status()), ("forbidden", 403));
     let sre = Identity {
-        user: "carol".into(),
         groups: vec!["sre".into()],
+        ..Identity::user("carol")
     };
     r.restart(&vault, &sre, None).await.unwrap();
 

@@ -15,6 +15,10 @@ use clap::{Args as ClapArgs, Parser, ValueEnum};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "restart-manager", version, about, long_about = None)]
 pub struct Args {
+    /// Something to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to serve HTTP on; `:8080` means every interface.
     #[arg(long, env = "LISTEN_ADDRESS", default_value = ":8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
@@ -24,7 +28,8 @@ pub struct Args {
     #[arg(
         long = "config",
         env = "CONFIG_FILE_PATH",
-        default_value = "config.yaml"
+        default_value = "config.yaml",
+        global = true
     )]
     pub config_file: PathBuf,
 
@@ -77,6 +82,11 @@ pub struct Args {
     /// How long a request to the page's API may take before it is answered 503.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// How often a status-stream (websocket) client is identified and authorised again while
+    /// connected; one whose token or rights are gone is disconnected.
+    #[arg(long, env = "STATUS_RECHECK_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub status_recheck_interval: Duration,
 
     /// API requests per second per client address (0: unlimited); more get 429.
     #[arg(long, env = "API_RATE", default_value_t = 20)]
@@ -155,6 +165,24 @@ pub struct KubeArgs {
     /// Requests allowed at once above the QPS after a quiet spell.
     #[arg(long = "kube-burst", env = "KUBE_BURST", default_value_t = 100)]
     pub burst: u32,
+
+    /// Access reviews (TokenReview, SubjectAccessReview) per second made for callers of
+    /// this server, on a budget of their own: callers with made-up tokens cannot use up the
+    /// requests that drains and lock writes need. Past the budget callers get 429.
+    #[arg(
+        long = "kube-review-qps",
+        env = "KUBE_REVIEW_QPS",
+        default_value_t = 20.0
+    )]
+    pub review_qps: f64,
+
+    /// Access reviews allowed at once above `--kube-review-qps` after a quiet spell.
+    #[arg(
+        long = "kube-review-burst",
+        env = "KUBE_REVIEW_BURST",
+        default_value_t = 40
+    )]
+    pub review_burst: u32,
 
     /// How long one API request may take.
     #[arg(long = "kube-timeout", env = "KUBE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -270,6 +298,31 @@ pub struct AuthArgs {
     #[arg(long = "admins", env = "AUTH_ADMINS", value_delimiter = ',')]
     pub admins: Vec<String>,
 
+    /// Users or `group:<name>` allowed to see workloads, their history and the fleet
+    /// (comma-separated); unset: everyone authenticated. With `--auth kubernetes` RBAC decides
+    /// (`get` on the workload, `list` on nodes) and this is not used.
+    #[arg(long = "viewers", env = "AUTH_VIEWERS", value_delimiter = ',')]
+    pub viewers: Vec<String>,
+
+    /// With `--auth kubernetes`: the audiences a token must have been issued for
+    /// (comma-separated), as `kubectl create token --audience restart-manager` makes one. A
+    /// token made for the API server itself is then refused, so a token handed to this
+    /// server cannot be used against the cluster. Set it empty (`""`) to take tokens for the
+    /// API server's own audiences instead.
+    #[arg(
+        long = "auth-token-audiences",
+        env = "AUTH_TOKEN_AUDIENCES",
+        value_delimiter = ',',
+        default_value = "restart-manager"
+    )]
+    pub token_audiences: Vec<String>,
+
+    /// With `--auth kubernetes`: how long an accepted token or an allowed access review is
+    /// trusted before the cluster is asked again; a revoked token or RoleBinding takes up to
+    /// this long to count (refusals are kept at most 10 s).
+    #[arg(long = "auth-cache-ttl", env = "AUTH_CACHE_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+
     /// Browser origins, besides the server's own, allowed to use the API
     /// (comma-separated, e.g. `https://portal.example.com`).
     #[arg(
@@ -330,6 +383,38 @@ pub enum LogFormat {
     Plain,
     /// One JSON object per line.
     Json,
+}
+
+/// What the binary can do besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print the RBAC objects (YAML) that grant exactly what the server needs with the
+    /// configuration file's allowlist: its kinds read in their namespaces, each workload
+    /// patched by name, and nothing else on workloads. Run it again whenever the allowlist
+    /// changes; the server checks these rights at start-up and names any that are missing.
+    Rbac(RbacArgs),
+}
+
+/// `restart-manager rbac`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct RbacArgs {
+    /// Only the Roles and RoleBindings of the allowlisted workloads' namespaces: what
+    /// `deploy/kustomize/components/workload-roles` adds to the base, which holds the rest.
+    #[arg(long)]
+    pub workloads_only: bool,
+
+    /// The namespace the server runs in (its Leases live there). Default: the configuration
+    /// file's `fleetlock.namespace`, else `POD_NAMESPACE`, else `restart-manager`.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+
+    /// The ServiceAccount the server runs as.
+    #[arg(long, default_value = "restart-manager")]
+    pub service_account: String,
+
+    /// The name of the Roles (and `<name>-workloads` in the workloads' namespaces).
+    #[arg(long, default_value = "restart-manager")]
+    pub name: String,
 }
 
 /// Who this replica is (from the downward API).

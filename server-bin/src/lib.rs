@@ -18,6 +18,7 @@
 //! | [`server`] | wiring it together, serving, shutting down |
 //! | [`listener`] | serving a router with header timeouts and a connection cap |
 //! | [`leader`] | leader election for the background loops |
+//! | [`rbac`] | `restart-manager rbac`: the Roles a configuration needs |
 //!
 //! [`build`] returns the routers ([`App`]): the people-facing one, FleetLock's, and both
 //! together, so tests drive them with `tower::ServiceExt::oneshot` or over a real socket.
@@ -43,6 +44,7 @@ pub mod leader;
 pub mod listener;
 pub mod metrics;
 pub mod ratelimit;
+pub mod rbac;
 pub mod restart_http;
 pub mod server;
 pub mod simulate;
@@ -69,6 +71,8 @@ pub struct AppState {
     pub fleetlock_rate: Option<Arc<ratelimit::PerClient>>,
     /// How long an API request may take before it is answered 503.
     pub request_timeout: std::time::Duration,
+    /// How often a status-stream client is identified and authorised again.
+    pub stream_recheck: std::time::Duration,
 }
 
 /// Everything [`build`] needs besides the cluster.
@@ -99,7 +103,13 @@ pub struct Settings {
     /// How long a request to the people-facing API may take (the status stream's socket is
     /// not a request once upgraded).
     pub request_timeout: std::time::Duration,
+    /// How often a status-stream client is identified and authorised again while it stays
+    /// connected (a revoked token or a withdrawn right closes its socket).
+    pub stream_recheck: std::time::Duration,
 }
+
+/// How often a status-stream client is checked again, unless configured.
+pub const DEFAULT_STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How many status-stream clients may be connected at once, unless configured.
 pub const DEFAULT_MAX_STATUS_CLIENTS: usize = 20_000;
@@ -137,6 +147,7 @@ impl Settings {
             api_rate: DEFAULT_API_RATE,
             fleetlock_rate: DEFAULT_FLEETLOCK_RATE,
             request_timeout: std::time::Duration::from_secs(30),
+            stream_recheck: DEFAULT_STREAM_RECHECK,
         }
     }
 }
@@ -212,6 +223,7 @@ pub fn build(
         api_rate: ratelimit::PerClient::new(settings.api_rate).map(Arc::new),
         fleetlock_rate: ratelimit::PerClient::new(settings.fleetlock_rate).map(Arc::new),
         request_timeout: settings.request_timeout,
+        stream_recheck: settings.stream_recheck,
     };
     let fleetlock_routes = fleetlock_http::routes(&settings.fleetlock_prefix);
     let limiters = [&state.api_rate, &state.fleetlock_rate]
@@ -284,13 +296,31 @@ async fn metrics_text(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn fleet(State(app): State<AppState>, _caller: restart_http::Caller) -> Response {
-    axum::Json(app.fleetlock.snapshot()).into_response()
+async fn fleet(
+    State(app): State<AppState>,
+    restart_http::Caller(who): restart_http::Caller,
+) -> Result<Response, restart_http::ApiError> {
+    app.auth.may(&who, auth::Action::ViewFleet).await?;
+    Ok(axum::Json(app.fleetlock.snapshot()).into_response())
 }
 
 /// Parses the command line and runs the server; the whole of `main`.
 pub fn parse_and_run() -> ExitCode {
     let args = Args::parse();
+    if let Some(args::Command::Rbac(rbac)) = &args.command {
+        let rendered = config::FileConfig::load(&args.config_file, true)
+            .and_then(|config| rbac::render(rbac, &rbac::namespace(&args, rbac, &config), &config));
+        return match rendered {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("restart-manager rbac: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

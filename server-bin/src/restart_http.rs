@@ -11,11 +11,12 @@
 //! | `POST /api/v1/fleet/groups/{group}/pause`, `.../resume` | pause or resume a reboot group (admins) |
 //! | `GET /api/v1/whoami` | who the server thinks you are |
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -139,8 +140,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/session", post(sign_in).delete(sign_out))
 }
 
-/// The longest token a page may sign in with (a Kubernetes token is about 1 KiB).
-const MAX_TOKEN_LEN: usize = 16 * 1024;
+use crate::auth::MAX_TOKEN_LEN;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +216,8 @@ pub struct ApiError {
     kind: &'static str,
     message: String,
     lock: Option<Box<LockInfo>>,
+    /// Seconds for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -225,6 +227,7 @@ impl ApiError {
             kind,
             message: message.into(),
             lock: None,
+            retry_after: None,
         }
     }
 }
@@ -242,6 +245,11 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"restart-manager\""),
             );
         }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -258,6 +266,7 @@ impl From<RestartError> for ApiError {
             kind: e.kind(),
             message: e.to_string(),
             lock,
+            retry_after: None,
         }
     }
 }
@@ -275,6 +284,13 @@ impl From<AuthError> for ApiError {
             AuthError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable", m)
             }
+            AuthError::Busy {
+                message,
+                retry_after,
+            } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+            },
         }
     }
 }
@@ -323,25 +339,55 @@ fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
     Ok(parsed.reason)
 }
 
-async fn list(State(app): State<AppState>, Caller(_): Caller) -> Response {
-    axum::Json(app.restarter.statuses()).into_response()
+async fn list(State(app): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
+    let visible = visible(&app, &who).await?;
+    let statuses: Vec<ServiceStatus> = app
+        .restarter
+        .statuses()
+        .into_iter()
+        .filter(|s| visible.contains(&s.workload()))
+        .collect();
+    Ok(axum::Json(statuses).into_response())
+}
+
+/// The allowlisted workloads the caller may see.
+async fn visible(app: &AppState, who: &Identity) -> Result<HashSet<WorkloadRef>, ApiError> {
+    let allowlist = app.restarter.allowlist();
+    let seen = app
+        .auth
+        .visible(who, allowlist.iter().map(|a| &a.workload))
+        .await?;
+    Ok(seen.into_iter().cloned().collect())
+}
+
+/// A workload the caller may see: allowlisted (404 otherwise, before any access review) and
+/// visible to them.
+async fn viewable(
+    app: &AppState,
+    who: &Identity,
+    (kind, namespace, name): (String, String, String),
+) -> Result<WorkloadRef, ApiError> {
+    let w = workload(&kind, namespace, name)?;
+    app.restarter.status(&w)?;
+    app.auth.may(who, Action::View(&w)).await?;
+    Ok(w)
 }
 
 async fn one(
     State(app): State<AppState>,
-    Caller(_): Caller,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Caller(who): Caller,
+    Path(path): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let w = workload(&kind, namespace, name)?;
+    let w = viewable(&app, &who, path).await?;
     Ok(axum::Json(app.restarter.status(&w)?).into_response())
 }
 
 async fn history(
     State(app): State<AppState>,
-    Caller(_): Caller,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Caller(who): Caller,
+    Path(path): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let w = workload(&kind, namespace, name)?;
+    let w = viewable(&app, &who, path).await?;
     Ok(axum::Json(app.restarter.history(&w).await?).into_response())
 }
 
@@ -416,6 +462,7 @@ async fn pause_group(
             kind: r.kind.as_str(),
             message: r.value,
             lock: None,
+            retry_after: None,
         }
     };
     app.fleetlock.check_pausable(&group).map_err(refused)?;
@@ -444,7 +491,8 @@ struct StreamFilter {
 
 async fn status_stream(
     State(app): State<AppState>,
-    Caller(_): Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Caller(who): Caller,
     headers: HeaderMap,
     Query(filter): Query<StreamFilter>,
     ws: WebSocketUpgrade,
@@ -453,9 +501,7 @@ async fn status_stream(
     let only = match (filter.kind, filter.namespace, filter.name) {
         (None, None, None) => None,
         (Some(kind), Some(namespace), Some(name)) => {
-            let w = workload(&kind, namespace, name)?;
-            app.restarter.status(&w)?;
-            Some(w)
+            Some(viewable(&app, &who, (kind, namespace, name)).await?)
         }
         _ => {
             return Err(ApiError::new(
@@ -464,6 +510,15 @@ async fn status_stream(
                 "give all of kind, namespace and name, or none",
             ));
         }
+    };
+    let caller = StreamCaller {
+        visible: match &only {
+            Some(w) => HashSet::from([w.clone()]),
+            None => visible(&app, &who).await?,
+        },
+        headers: app.auth.credentials(&headers),
+        peer,
+        only,
     };
     let Ok(permit) = app.status_clients.clone().try_acquire_owned() else {
         return Err(ApiError::new(
@@ -477,9 +532,66 @@ async fn status_stream(
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
-            stream(app, socket, only).await;
+            stream(app, socket, caller).await;
             drop(permit);
         }))
+}
+
+/// What a status-stream client is, kept to check again while it stays connected.
+struct StreamCaller {
+    /// The one workload it asked for, if it asked for one.
+    only: Option<WorkloadRef>,
+    /// What it may see, as last checked.
+    visible: HashSet<WorkloadRef>,
+    /// The headers that identified it.
+    headers: HeaderMap,
+    peer: SocketAddr,
+}
+
+impl StreamCaller {
+    /// Identifies and authorises the client again: `Err` with the reason to close the socket
+    /// when it no longer may watch, `Ok(true)` when what it may see changed.
+    async fn recheck(&mut self, app: &AppState) -> Result<bool, String> {
+        let checked = async {
+            let who = app
+                .auth
+                .authenticate(&self.headers, Some(self.peer.ip()))
+                .await?;
+            match &self.only {
+                Some(w) => app
+                    .auth
+                    .may(&who, Action::View(w))
+                    .await
+                    .map(|()| HashSet::from([w.clone()])),
+                None => Ok(app
+                    .auth
+                    .visible(&who, app.restarter.allowlist().iter().map(|a| &a.workload))
+                    .await?
+                    .into_iter()
+                    .cloned()
+                    .collect()),
+            }
+        };
+        match checked.await {
+            Ok(visible) => {
+                let changed = visible != self.visible;
+                self.visible = visible;
+                Ok(changed)
+            }
+            Err(e @ (AuthError::Unauthenticated(_) | AuthError::Forbidden(_))) => {
+                Err(e.to_string())
+            }
+            // The authority could not be asked: keep what was checked last, ask again later.
+            Err(e) => {
+                tracing::info!(error = %e, "status stream: could not check a client again");
+                Ok(false)
+            }
+        }
+    }
+
+    fn sees(&self, s: &ServiceStatus) -> bool {
+        self.visible.contains(&s.workload())
+    }
 }
 
 /// Counts a connected watcher for every workload it watches, for as long as it is connected.
@@ -514,36 +626,34 @@ impl Drop for Watching {
     }
 }
 
-async fn stream(app: AppState, mut socket: WebSocket, only: Option<WorkloadRef>) {
-    let _watching = Watching::new(app.clone(), only.as_ref());
-    let matches = |s: &ServiceStatus| {
-        only.as_ref()
-            .is_none_or(|w| w.kind == s.kind && w.namespace == s.namespace && w.name == s.name)
-    };
-    let snapshot = |app: &AppState| {
+async fn stream(app: AppState, mut socket: WebSocket, mut caller: StreamCaller) {
+    let _watching = Watching::new(app.clone(), caller.only.as_ref());
+    let snapshot = |app: &AppState, caller: &StreamCaller| {
         let services: Vec<ServiceStatus> = app
             .restarter
             .statuses()
             .into_iter()
-            .filter(|s| matches(s))
+            .filter(|s| caller.sees(s))
             .collect();
         json!({"type": "snapshot", "services": services}).to_string()
     };
     // Subscribe before the snapshot, so no change falls between them.
     let mut updates = app.restarter.subscribe();
-    if !send(&mut socket, snapshot(&app)).await {
+    if !send(&mut socket, snapshot(&app, &caller)).await {
         return;
     }
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    let mut recheck = tokio::time::interval(app.stream_recheck);
+    recheck.tick().await;
     loop {
         tokio::select! {
             update = updates.recv() => {
                 let text = match update {
-                    Ok(s) if matches(&s) => json!({"type": "update", "service": s}).to_string(),
+                    Ok(s) if caller.sees(&s) => json!({"type": "update", "service": s}).to_string(),
                     Ok(_) => continue,
                     // This client fell behind: it gets the whole picture again, nobody waits.
-                    Err(RecvError::Lagged(_)) => snapshot(&app),
+                    Err(RecvError::Lagged(_)) => snapshot(&app, &caller),
                     Err(RecvError::Closed) => break,
                 };
                 if !send(&mut socket, text).await {
@@ -559,8 +669,35 @@ async fn stream(app: AppState, mut socket: WebSocket, only: Option<WorkloadRef>)
                     break;
                 }
             }
+            _ = recheck.tick() => match caller.recheck(&app).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    if !send(&mut socket, snapshot(&app, &caller)).await {
+                        break;
+                    }
+                }
+                Err(reason) => {
+                    // 1008: policy violation, the code for "you may no longer be here".
+                    let frame = CloseFrame { code: 1008, reason: Utf8Bytes::from(truncate(reason)) };
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+                    break;
+                }
+            },
         }
     }
+}
+
+/// A close frame's reason holds at most 123 bytes.
+fn truncate(mut reason: String) -> String {
+    if reason.len() > 123 {
+        let mut end = 120;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push_str("...");
+    }
+    reason
 }
 
 /// Sends one message; false if the client is gone or too slow to take it.

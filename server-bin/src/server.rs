@@ -53,7 +53,7 @@ pub async fn run(args: Args) -> Result<()> {
             None,
         )
     } else {
-        let kube = connect(&args, &namespace, &config.fleetlock.group_label).await?;
+        let kube = connect(&args, &namespace, &config).await?;
         (
             Arc::new(kube.clone()),
             Arc::new(SystemClock),
@@ -104,6 +104,7 @@ pub async fn run(args: Args) -> Result<()> {
             burst: args.fleetlock_burst,
         },
         request_timeout: args.request_timeout,
+        stream_recheck: args.status_recheck_interval,
     };
     let app = Arc::new(build(api, clock, settings)?);
 
@@ -252,7 +253,9 @@ pub const NODE_METADATA_PREFIX: &str = "restart-manager.io/";
 
 /// Connects to the cluster and checks, before serving anything, that it answers and that
 /// this identity has every permission the adapter uses.
-async fn connect(args: &Args, namespace: &str, group_label: &str) -> Result<KubeCluster> {
+async fn connect(args: &Args, namespace: &str, config: &FileConfig) -> Result<KubeCluster> {
+    let group_label = config.fleetlock.group_label.as_str();
+    let allowlist = config.allowlist()?;
     // The cores read only their own Node labels and annotations, and the group label.
     let mut prefixes = vec![NODE_METADATA_PREFIX.to_string()];
     if !group_label.is_empty() && !group_label.starts_with(NODE_METADATA_PREFIX) {
@@ -262,7 +265,10 @@ async fn connect(args: &Args, namespace: &str, group_label: &str) -> Result<Kube
         qps: args.kube.qps,
         burst: args.kube.burst,
         timeout: args.kube.timeout,
+        review_qps: args.kube.review_qps,
+        review_burst: args.kube.review_burst,
         node_metadata_prefixes: Some(prefixes),
+        ..KubeOptions::default()
     };
     let kube = KubeCluster::connect(
         args.kube.kubeconfig.as_deref(),
@@ -276,14 +282,18 @@ async fn connect(args: &Args, namespace: &str, group_label: &str) -> Result<Kube
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API at {url}: {e}"))?;
     let missing = kube
-        .missing_permissions(&required_permissions(namespace))
+        .missing_permissions(&required_permissions(
+            namespace,
+            allowlist.iter().map(|a| &a.workload),
+        ))
         .await
         .map_err(|e| anyhow::anyhow!("cannot check permissions at {url}: {e}"))?;
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
         bail!(
             "missing permissions at {url}: this identity may not {}; grant the ClusterRole and \
-             Role in deploy/ (see docs/operations.md)",
+             Role in deploy/, and for the allowlisted workloads the Roles that \
+             `restart-manager rbac --config FILE` prints (see docs/operations.md)",
             list.join("; ")
         );
     }
@@ -306,7 +316,18 @@ fn auth_settings(args: &Args, kube: Option<&KubeCluster>, namespace: &str) -> Re
             let kube = kube.context(
                 "--auth kubernetes needs a real cluster (it cannot be used with --simulate)",
             )?;
-            Authenticator::Kubernetes(Arc::new(KubeAuth::new(kube.clone(), namespace)))
+            let audiences = a
+                .token_audiences
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            Authenticator::Kubernetes(Arc::new(KubeAuth::new(
+                kube.clone(),
+                namespace,
+                audiences,
+                a.cache_ttl,
+            )))
         }
         AuthMode::Proxy => Authenticator::Proxy(ProxyAuth {
             secret: proxy_secret(a.proxy_secret_file.as_deref())?,
@@ -323,6 +344,7 @@ fn auth_settings(args: &Args, kube: Option<&KubeCluster>, namespace: &str) -> Re
     Ok(Auth {
         authenticator,
         admins: a.admins.clone(),
+        viewers: a.viewers.clone(),
         allowed_origins: a.allowed_origins.clone(),
     })
 }

@@ -370,9 +370,8 @@ async fn kubectl_auth_can_i_answers_from_the_scenarios_rbac() {
     use cluster_sim::access::{AccessRule, UserSpec};
     let sim = cluster();
     sim.add_user(UserSpec {
-        name: "alice".into(),
-        token: "alice-token".into(),
         groups: vec!["shop-team".into()],
+        ..UserSpec::new("alice", "alice-token")
     });
     sim.add_access_rule(AccessRule {
         subjects: vec!["group:shop-team".into()],

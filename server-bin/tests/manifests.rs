@@ -98,27 +98,31 @@ fn classify(docs: &[Value]) -> Objects {
     o
 }
 
-type Grant = (String, String, String, Option<String>);
+/// verb, group, resource, namespace (`None`: cluster-wide), name (`None`: every object).
+type Grant = (String, String, String, Option<String>, Option<String>);
 
 fn granted(o: &Objects) -> BTreeSet<Grant> {
     let mut grants = BTreeSet::new();
     let mut add = |rules: &Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>,
                    namespace: Option<String>| {
         for rule in rules.iter().flatten() {
-            assert!(
-                rule.resource_names.is_none(),
-                "the adapter needs whole resources"
-            );
+            let names: Vec<Option<String>> = match &rule.resource_names {
+                Some(names) => names.iter().cloned().map(Some).collect(),
+                None => vec![None],
+            };
             for group in rule.api_groups.iter().flatten() {
                 for resource in rule.resources.iter().flatten() {
                     for verb in &rule.verbs {
                         assert_ne!(verb, "*", "no wildcards");
-                        grants.insert((
-                            verb.clone(),
-                            group.clone(),
-                            resource.clone(),
-                            namespace.clone(),
-                        ));
+                        for name in &names {
+                            grants.insert((
+                                verb.clone(),
+                                group.clone(),
+                                resource.clone(),
+                                namespace.clone(),
+                                name.clone(),
+                            ));
+                        }
                     }
                 }
             }
@@ -133,8 +137,10 @@ fn granted(o: &Objects) -> BTreeSet<Grant> {
     grants
 }
 
-fn required() -> BTreeSet<Grant> {
-    required_permissions(NAMESPACE)
+/// What the server needs with the allowlist of the manifests' own configuration.
+fn required(o: &Objects) -> BTreeSet<Grant> {
+    let allowlist = config(o).allowlist().unwrap();
+    required_permissions(NAMESPACE, allowlist.iter().map(|a| &a.workload))
         .into_iter()
         .map(|p| {
             (
@@ -142,9 +148,16 @@ fn required() -> BTreeSet<Grant> {
                 p.group.to_string(),
                 p.resource.to_string(),
                 p.namespace,
+                p.name,
             )
         })
         .collect()
+}
+
+/// The configuration the manifests mount.
+fn config(o: &Objects) -> FileConfig {
+    let text = o.config_maps[0].data.as_ref().unwrap()["config.yaml"].clone();
+    FileConfig::parse(&text, "configmap").unwrap()
 }
 
 /// The pod template's spec of the (only) Deployment.
@@ -161,7 +174,7 @@ fn pod_spec(o: &Objects) -> &k8s_openapi::api::core::v1::PodSpec {
 
 fn check_rbac(o: &Objects) {
     let granted = granted(o);
-    let required = required();
+    let required = required(o);
     let extra: Vec<_> = granted.difference(&required).collect();
     let missing: Vec<_> = required.difference(&granted).collect();
     assert!(
@@ -306,6 +319,21 @@ fn check_deployment(o: &Objects) {
                 .all(|peer| peer.ip_block.is_some() && peer.pod_selector.is_none()),
         "FleetLock: node networks only, never pods by selector"
     );
+    // Out: only the API server's ports (no DNS, nothing else).
+    let egress_ports: BTreeSet<String> = np
+        .egress
+        .iter()
+        .flatten()
+        .flat_map(|r| r.ports.iter().flatten())
+        .map(|p| format!("{:?}/{:?}", p.port, p.protocol))
+        .collect();
+    assert_eq!(
+        egress_ports,
+        BTreeSet::from([
+            r#"Some(Int(443))/Some("TCP")"#.to_string(),
+            r#"Some(Int(6443))/Some("TCP")"#.to_string()
+        ])
+    );
     // FleetLock has its own container and Service port, and the server is told to use it.
     let container = &pod_spec(o).containers[0];
     assert!(
@@ -329,8 +357,7 @@ fn check_deployment(o: &Objects) {
             .any(|p| p.name.as_deref() == Some("fleetlock") && p.port == 8081)
     );
     // The mounted configuration is one the server accepts.
-    let config = o.config_maps[0].data.as_ref().unwrap()["config.yaml"].clone();
-    let config = FileConfig::parse(&config, "configmap").unwrap();
+    let config = config(o);
     assert!(
         config.fleetlock.verify_caller,
         "the shipped config verifies FleetLock callers"
@@ -370,6 +397,58 @@ fn the_rendered_kustomization_too() {
     check_deployment(&o);
 }
 
+/// The base with an allowlist and the component's Roles, as kubectl renders it: exactly the
+/// rights that allowlist needs, and the component's Roles are what `restart-manager rbac`
+/// prints for it.
+#[test]
+fn an_allowlist_gets_namespaced_roles_and_nothing_more() {
+    let overlay = deploy().join("kustomize/examples/allowlist");
+    let Ok(out) = std::process::Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(&overlay)
+        .output()
+    else {
+        eprintln!("skipped: no kubectl to render the kustomization");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = classify(&documents(
+        &String::from_utf8(out.stdout).unwrap(),
+        "kubectl kustomize",
+    ));
+    check_rbac(&o);
+    check_deployment(&o);
+    let config = config(&o);
+    assert_eq!(config.allowlist().unwrap().len(), 3);
+    assert!(
+        !granted(&o)
+            .iter()
+            .any(|(verb, group, _, ns, name)| group == "apps"
+                && (ns.is_none() || (verb == "patch" && name.is_none()))),
+        "no cluster-wide rights on workloads, and no patch of unnamed ones"
+    );
+
+    let rbac = restart_manager::args::RbacArgs {
+        workloads_only: true,
+        namespace: Some(NAMESPACE.into()),
+        service_account: "restart-manager".into(),
+        name: "restart-manager".into(),
+    };
+    let generated = restart_manager::rbac::render(&rbac, NAMESPACE, &config).unwrap();
+    let shipped =
+        std::fs::read_to_string(deploy().join("kustomize/components/workload-roles/roles.yaml"))
+            .unwrap();
+    assert_eq!(
+        shipped, generated,
+        "components/workload-roles/roles.yaml is stale: generate it again from \
+         examples/allowlist/config.yaml with `restart-manager rbac --workloads-only`"
+    );
+}
+
 /// No Helm here to render the chart; its RBAC template uses only the release name, namespace
 /// and a labels include, which are substituted as Helm would for a release `restart-manager`
 /// in namespace `restart-manager`, and checked like the base.
@@ -399,6 +478,11 @@ fn the_helm_charts_rbac_is_the_same() {
         "the RBAC template uses something this check does not render:\n{rendered}"
     );
     let mut o = classify(&documents(&rendered, "rbac.yaml"));
-    o.deployments = classify(&base()).deployments;
+    let base = classify(&base());
+    o.deployments = base.deployments;
+    // The chart's default allowlist is empty, as the base's: no rights on workloads at all
+    // (rbac-workloads.yaml renders them from config.services; it needs Helm to render).
+    assert_eq!(values["config"]["services"], serde_json::json!([]));
+    o.config_maps = base.config_maps;
     check_rbac(&o);
 }

@@ -66,6 +66,7 @@ fn tokens() -> Auth {
             parse_tokens(&format!("{ALICE},alice,1,\"sre\"\n{BOB},bob,2\n")).unwrap(),
         ),
         admins: vec!["group:sre".into()],
+        viewers: vec![],
         allowed_origins: vec![],
     }
 }
@@ -452,6 +453,87 @@ async fn pages_from_other_sites_cannot_act() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn reading_is_authorised_too() {
+    // Only the sre group may see anything; bob is authenticated but not a viewer.
+    let mut auth = tokens();
+    auth.viewers = vec!["group:sre".into()];
+    let s = serve(&cluster(), settings(auth)).await;
+    let (status, all) = call(&s, "GET", "/api/v1/service", Some(ALICE), "").await;
+    assert_eq!((status, all.as_array().map(Vec::len)), (200, Some(3)));
+    let (status, none) = call(&s, "GET", "/api/v1/service", Some(BOB), "").await;
+    assert_eq!((status, none), (200, serde_json::json!([])));
+    for path in [
+        "/api/v1/service/Deployment/shop/web",
+        "/api/v1/service/Deployment/shop/web/history",
+        "/api/v1/fleet",
+    ] {
+        let (status, body) = call(&s, "GET", path, Some(BOB), "").await;
+        assert_eq!(
+            (status, body["kind"].as_str()),
+            (403, Some("forbidden")),
+            "{path}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("not a viewer"),
+            "{body}"
+        );
+        assert_eq!(
+            call(&s, "GET", path, Some(ALICE), "").await.0,
+            200,
+            "{path}"
+        );
+    }
+    // An unknown workload is 404 for everyone: names before rights.
+    let (status, _) = call(
+        &s,
+        "GET",
+        "/api/v1/service/Deployment/shop/nope",
+        Some(BOB),
+        "",
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // The status stream: bob's snapshot is empty, and he may not follow one workload.
+    let stream = |token: &str, query: &str| {
+        let mut req = format!("ws://{}/api/v1/service/status{query}", s.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    let (mut ws, _) = stream(BOB, "").await.unwrap();
+    let snapshot = next_json(&mut ws).await;
+    assert_eq!(snapshot["services"], serde_json::json!([]));
+    assert!(
+        stream(BOB, "?kind=Deployment&namespace=shop&name=web")
+            .await
+            .is_err()
+    );
+    let (mut ws, _) = stream(ALICE, "").await.unwrap();
+    assert_eq!(
+        next_json(&mut ws).await["services"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // A token past the bound is refused before it is looked up, and says why.
+    let huge = "x".repeat(restart_manager::auth::MAX_TOKEN_LEN + 1);
+    let (status, body) = call(&s, "GET", "/api/v1/service", Some(&huge), "").await;
+    assert_eq!(status, 401);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 16384 bytes"),
+        "{body}"
+    );
 }
 
 type Socket =

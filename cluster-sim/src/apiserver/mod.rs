@@ -249,6 +249,12 @@ impl Running {
         tls::kubeconfig(&self.url(), self.ca_pem.as_deref(), &self.token)
     }
 
+    /// A kubeconfig like [`kubeconfig`](Self::kubeconfig) that authenticates with another
+    /// user's bearer token (one of the scenario's users, with only the rights its rules give).
+    pub fn kubeconfig_for(&self, token: &str) -> String {
+        tls::kubeconfig(&self.url(), self.ca_pem.as_deref(), token)
+    }
+
     /// Writes [`kubeconfig`](Self::kubeconfig) to `dir/kubeconfig` and returns its path.
     pub fn write_kubeconfig(&self, dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
         std::fs::create_dir_all(dir)?;

@@ -46,8 +46,11 @@ pub(crate) fn authenticate(shared: &Shared, token: &str) -> Option<Caller> {
             ],
         });
     }
-    let (user, groups) = shared.sim.access().authenticate(token)?;
-    Some(Caller { user, groups })
+    let who = shared.sim.access().authenticate(token, &[])?;
+    Some(Caller {
+        user: who.user,
+        groups: who.groups,
+    })
 }
 
 pub(crate) async fn handle(

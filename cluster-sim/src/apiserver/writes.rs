@@ -15,6 +15,7 @@ use super::reads::*;
 use super::render;
 use super::routes::*;
 use super::status::ApiError;
+use crate::access::API_AUDIENCE;
 use crate::faults::Operation;
 
 pub(crate) async fn create(
@@ -91,13 +92,37 @@ pub(crate) async fn create(
         }
         Resource::TokenReviews => {
             let token = v["spec"]["token"].as_str().unwrap_or("");
+            let audiences: Vec<String> = v["spec"]["audiences"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
             let mut review = v.clone();
-            review["status"] = match authenticate(shared, token) {
-                Some(who) => json!({
-                    "authenticated": true,
-                    "user": {"username": who.user, "groups": who.groups},
-                    "audiences": ["https://kubernetes.default.svc"],
-                }),
+            // The administrator's token is for the API server alone.
+            let who = if token == &*shared.token {
+                authenticate(shared, token)
+                    .filter(|_| audiences.is_empty() || audiences.iter().any(|a| a == API_AUDIENCE))
+                    .map(|c| crate::access::Authenticated {
+                        user: c.user,
+                        uid: String::new(),
+                        groups: c.groups,
+                        audiences: vec![API_AUDIENCE.to_string()],
+                    })
+            } else {
+                shared.sim.access().authenticate(token, &audiences)
+            };
+            review["status"] = match who {
+                Some(who) => {
+                    let mut user = json!({"username": who.user, "groups": who.groups});
+                    if !who.uid.is_empty() {
+                        user["uid"] = json!(who.uid);
+                    }
+                    json!({"authenticated": true, "user": user, "audiences": who.audiences})
+                }
                 None => json!({"authenticated": false, "error": "invalid bearer token"}),
             };
             Ok(json_response(StatusCode::CREATED, &review))

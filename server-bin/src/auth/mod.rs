@@ -9,24 +9,34 @@
 //! | `kubernetes` | Kubernetes bearer tokens (TokenReview); rights by SubjectAccessReview | restart-only RBAC |
 //!
 //! With `kubernetes`, restarting needs the custom verb `restart` on the workload's resource
-//! (`deployments.apps`, ...), breaking a lock the verb `unlock`, and pausing a reboot group
-//! `update` on its Lease; see docs/operations.md for the Role to grant.
+//! (`deployments.apps`, ...), breaking a lock the verb `unlock`, pausing a reboot group
+//! `update` on its Lease, seeing a workload's status and history `get` on it, and seeing the
+//! fleet `list` on nodes; see docs/operations.md for the Role to grant. In the other modes,
+//! `--viewers` (everyone authenticated unless set) may see, and `--admins` break locks and
+//! pause groups.
 //!
 //! The token file has kube-apiserver's static token format, one per line:
 //! `token,user,uid,"group1,group2"` (`#` starts a comment).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use cluster_api::WorkloadRef;
-use k8s_adapter::{Access, KubeCluster};
+use k8s_adapter::Access;
 use restart_core::Identity;
+
+mod kubernetes;
+
+pub use kubernetes::{DEFAULT_CACHE_TTL, KubeAuth};
+
+/// The longest bearer token taken, in bytes: a Kubernetes token is about 1 KiB, an OIDC token
+/// with many groups a few. Longer ones are refused before anything is asked of anyone.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// The cookie the server keeps the page's bearer token in, over plain HTTP (same-site,
 /// HttpOnly).
@@ -78,72 +88,6 @@ pub enum Authenticator {
     Kubernetes(Arc<KubeAuth>),
 }
 
-/// TokenReview and SubjectAccessReview against the cluster, with answers cached briefly.
-pub struct KubeAuth {
-    cluster: KubeCluster,
-    /// Where the group Leases live (pausing a group is `update` on its Lease).
-    namespace: String,
-    tokens: Mutex<HashMap<String, (Option<Identity>, Instant)>>,
-}
-
-/// How long a TokenReview answer is reused.
-const TOKEN_CACHE: Duration = Duration::from_secs(60);
-
-impl std::fmt::Debug for KubeAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeAuth")
-            .field("namespace", &self.namespace)
-            .finish()
-    }
-}
-
-impl KubeAuth {
-    /// Reviews tokens and rights with this cluster.
-    pub fn new(cluster: KubeCluster, namespace: impl Into<String>) -> Self {
-        KubeAuth {
-            cluster,
-            namespace: namespace.into(),
-            tokens: Mutex::default(),
-        }
-    }
-
-    async fn identity(&self, token: &str) -> Result<Identity, AuthError> {
-        let now = Instant::now();
-        if let Some((who, at)) = self
-            .tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(token)
-            && now.duration_since(*at) < TOKEN_CACHE
-        {
-            return who
-                .clone()
-                .ok_or_else(|| AuthError::Unauthenticated("the bearer token is not valid".into()));
-        }
-        let reviewed = self.cluster.review_token(token).await.map_err(|e| {
-            AuthError::Unavailable(format!(
-                "could not check the token with the Kubernetes API: {e}"
-            ))
-        })?;
-        let who = reviewed.map(|(user, groups)| Identity { user, groups });
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        tokens.retain(|_, (_, at)| now.duration_since(*at) < TOKEN_CACHE);
-        tokens.insert(token.to_string(), (who.clone(), now));
-        who.ok_or_else(|| AuthError::Unauthenticated("the bearer token is not valid".into()))
-    }
-
-    async fn may(&self, who: &Identity, access: &Access<'_>) -> Result<bool, AuthError> {
-        self.cluster
-            .subject_may(&who.user, &who.groups, access)
-            .await
-            .map_err(|e| {
-                AuthError::Unavailable(format!(
-                    "could not check rights with the Kubernetes API: {e}"
-                ))
-            })
-    }
-}
-
 /// Something a caller wants to do, for authorisation.
 #[derive(Debug, Clone, Copy)]
 pub enum Action<'a> {
@@ -153,6 +97,10 @@ pub enum Action<'a> {
     Unlock(&'a WorkloadRef),
     /// Pause or resume a reboot group.
     PauseGroup(&'a str),
+    /// See a workload's status and restart history.
+    View(&'a WorkloadRef),
+    /// See the fleet: nodes, groups and slots.
+    ViewFleet,
 }
 
 /// One line of the token file.
@@ -210,6 +158,15 @@ pub enum AuthError {
     /// 503: the authority could not be asked.
     #[error("{0}")]
     Unavailable(String),
+    /// 429: too many callers are being checked at once; try again after `retry_after`
+    /// seconds.
+    #[error("{message}")]
+    Busy {
+        /// What could not be done.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
 }
 
 /// Authentication plus authorisation settings.
@@ -219,6 +176,9 @@ pub struct Auth {
     pub authenticator: Authenticator,
     /// Who may break locks (users or `group:<name>`); everyone when authentication is off.
     pub admins: Vec<String>,
+    /// Who may see workloads and the fleet (users or `group:<name>`); empty: everyone
+    /// authenticated. With Kubernetes authentication RBAC decides instead.
+    pub viewers: Vec<String>,
     /// Browser origins besides the server's own that may use the API.
     pub allowed_origins: Vec<String>,
 }
@@ -231,6 +191,7 @@ impl Auth {
         Auth {
             authenticator: Authenticator::None,
             admins: Vec::new(),
+            viewers: Vec::new(),
             allowed_origins: Vec::new(),
         }
     }
@@ -244,7 +205,7 @@ impl Auth {
         match &self.authenticator {
             Authenticator::None => Ok(Identity::user("anonymous")),
             Authenticator::Tokens(entries) => {
-                let token = bearer(headers).ok_or_else(|| {
+                let token = bearer(headers)?.ok_or_else(|| {
                     AuthError::Unauthenticated(
                         "this server needs a bearer token (Authorization: Bearer <token>)".into(),
                     )
@@ -299,10 +260,13 @@ impl Auth {
                             .collect()
                     })
                     .unwrap_or_default();
-                Ok(Identity { user, groups })
+                Ok(Identity {
+                    groups,
+                    ..Identity::user(user)
+                })
             }
             Authenticator::Kubernetes(kube) => {
-                let token = bearer(headers).ok_or_else(|| {
+                let token = bearer(headers)?.ok_or_else(|| {
                     AuthError::Unauthenticated("this server needs a Kubernetes bearer token (Authorization: Bearer <token>)".into())
                 })?;
                 kube.identity(&token).await
@@ -347,8 +311,23 @@ impl Auth {
                 )
                 .await?
             }
+            (Authenticator::Kubernetes(kube), Action::View(w)) => kube.may(who, &view(w)).await?,
+            (Authenticator::Kubernetes(kube), Action::ViewFleet) => {
+                kube.may(
+                    who,
+                    &Access {
+                        verb: "list",
+                        group: "",
+                        resource: "nodes",
+                        namespace: "",
+                        name: "",
+                    },
+                )
+                .await?
+            }
             (_, Action::Restart(_)) => true,
             (_, Action::Unlock(_) | Action::PauseGroup(_)) => self.is_admin(who),
+            (_, Action::View(_) | Action::ViewFleet) => self.is_viewer(who),
         };
         if allowed {
             return Ok(());
@@ -362,7 +341,97 @@ impl Auth {
                 format!("{who} may not break the restart lock of {w} (not an admin)")
             }
             Action::PauseGroup(g) => format!("{who} may not pause reboot group {g} (not an admin)"),
+            Action::View(w) if self.is_kubernetes() => format!(
+                "{who} may not see {w} (needs the verb get on {}.apps)",
+                w.kind.resource()
+            ),
+            Action::View(w) => format!("{who} may not see {w} (not a viewer)"),
+            Action::ViewFleet if self.is_kubernetes() => {
+                format!("{who} may not see the fleet (needs the verb list on nodes)")
+            }
+            Action::ViewFleet => format!("{who} may not see the fleet (not a viewer)"),
         }))
+    }
+
+    /// Which of `workloads` the caller may see. With Kubernetes authentication one review
+    /// asks for each kind and namespace at once (`get` on every Deployment in `shop`), and
+    /// only where that is denied is each workload asked about by name; answers are cached.
+    pub async fn visible<'a>(
+        &self,
+        who: &Identity,
+        workloads: impl IntoIterator<Item = &'a WorkloadRef>,
+    ) -> Result<BTreeSet<&'a WorkloadRef>, AuthError> {
+        let Authenticator::Kubernetes(kube) = &self.authenticator else {
+            return Ok(if self.is_viewer(who) {
+                workloads.into_iter().collect()
+            } else {
+                BTreeSet::new()
+            });
+        };
+        let mut by_place: BTreeMap<(&str, &str), Vec<&WorkloadRef>> = BTreeMap::new();
+        for w in workloads {
+            by_place
+                .entry((w.kind.resource(), w.namespace.as_str()))
+                .or_default()
+                .push(w);
+        }
+        let mut seen = BTreeSet::new();
+        for list in by_place.into_values() {
+            let all = Access {
+                name: "",
+                ..view(list[0])
+            };
+            if kube.may(who, &all).await? {
+                seen.extend(list);
+                continue;
+            }
+            for w in list {
+                if kube.may(who, &view(w)).await? {
+                    seen.insert(w);
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    fn is_kubernetes(&self) -> bool {
+        matches!(self.authenticator, Authenticator::Kubernetes(_))
+    }
+
+    fn is_viewer(&self, who: &Identity) -> bool {
+        self.viewers.is_empty() || self.is_admin(who) || who.is_any_of(&self.viewers)
+    }
+
+    /// What of `headers` identifies the caller, kept to identify them again later (a
+    /// status-stream client, for as long as it stays connected): the bearer token, or the
+    /// proxy's headers; nothing else the client sent.
+    pub fn credentials(&self, headers: &HeaderMap) -> HeaderMap {
+        let mut kept = HeaderMap::new();
+        match &self.authenticator {
+            Authenticator::None => {}
+            Authenticator::Tokens(_) | Authenticator::Kubernetes(_) => {
+                if let Ok(Some(token)) = bearer(headers)
+                    && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+                {
+                    kept.insert(AUTHORIZATION, value);
+                }
+            }
+            Authenticator::Proxy(proxy) => {
+                for name in [
+                    proxy.user_header.as_str(),
+                    proxy.groups_header.as_str(),
+                    PROXY_SECRET_HEADER,
+                ] {
+                    let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                        continue;
+                    };
+                    for value in headers.get_all(&name) {
+                        kept.append(name.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        kept
     }
 
     /// Whether callers present bearer tokens (`--auth tokens` or `kubernetes`), which the page
@@ -454,7 +523,30 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// What Kubernetes authorisation asks for seeing a workload.
+fn view(w: &WorkloadRef) -> Access<'_> {
+    Access {
+        verb: "get",
+        group: "apps",
+        resource: w.kind.resource(),
+        namespace: &w.namespace,
+        name: &w.name,
+    }
+}
+
+/// The caller's bearer token, from the Authorization header or the page's cookie; one
+/// longer than [`MAX_TOKEN_LEN`] is refused.
+fn bearer(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
+    let token = presented(headers);
+    if token.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_LEN) {
+        return Err(AuthError::Unauthenticated(format!(
+            "the bearer token is longer than {MAX_TOKEN_LEN} bytes"
+        )));
+    }
+    Ok(token)
+}
+
+fn presented(headers: &HeaderMap) -> Option<String> {
     if let Some(value) = header(headers, AUTHORIZATION.as_str()) {
         let (scheme, token) = value.split_once(' ')?;
         return scheme
@@ -521,8 +613,8 @@ pub fn parse_tokens(text: &str) -> Result<Vec<TokenEntry>> {
         entries.push(TokenEntry {
             token: token.clone(),
             identity: Identity {
-                user: user.clone(),
                 groups,
+                ..Identity::user(user.clone())
             },
         });
     }
@@ -601,8 +693,6 @@ impl std::fmt::Display for Cidr {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -619,6 +709,7 @@ mod tests {
                 parse_tokens("# team tokens\n0123456789abcdef0001,alice,1,\"sre,shop\"\n0123456789abcdef0002,bob,2\n").unwrap(),
             ),
             admins: vec!["group:sre".into()],
+            viewers: vec![],
             allowed_origins: vec![],
         }
     }
@@ -665,6 +756,7 @@ mod tests {
                 parse_tokens(&format!("{token},carol,3\n")).unwrap(),
             ),
             admins: vec![],
+            viewers: vec![],
             allowed_origins: vec![],
         };
         for secure in [false, true] {
@@ -727,6 +819,7 @@ mod tests {
                 secret: "proxy-secret-0123456789".into(),
             }),
             admins: vec![],
+            viewers: vec![],
             allowed_origins: vec![],
         };
         let h = headers(&[
