@@ -176,8 +176,13 @@ pub struct DrainStatus {
     pub skipped: Vec<SkippedPod>,
     /// Past the drain timeout and still going.
     pub overdue: bool,
-    /// A sentence for a person (and for Zincati's journal).
+    /// A sentence for a person: with the API server's own words when it refused something.
     pub message: String,
+    /// The sentence FleetLock answers the node itself with (it lands in Zincati's journal):
+    /// the node's own name and pods, counts, never the API server's words, which name this
+    /// server's ServiceAccount, nor anything about other nodes.
+    #[serde(skip)]
+    pub summary: String,
 }
 
 /// Where a drain is.

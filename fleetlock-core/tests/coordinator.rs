@@ -109,7 +109,9 @@ async fn a_budget_blocks_then_allows_and_approval_follows_the_last_pod_at_once()
     let refusal = c.pre_reboot(&n1).await.unwrap_err();
     assert_eq!(refusal.kind, Kind::Draining);
     assert!(
-        refusal.value.contains("disruption budget db"),
+        refusal
+            .value
+            .contains("its disruption budget allows no eviction yet"),
         "{}",
         refusal.value
     );

@@ -303,7 +303,18 @@ async fn a_throttled_eviction_waits_as_long_as_the_server_asked() {
     let refusal = c.pre_reboot(&n1).await.unwrap_err();
     assert_eq!(refusal.kind, Kind::Draining);
     assert!(
-        refusal.value.contains("throttled by the API server"),
+        c.snapshot().groups[0].holders[0]
+            .drain
+            .as_ref()
+            .unwrap()
+            .blocked[0]
+            .contains("throttled by the API server"),
+        "the fleet view says why"
+    );
+    assert!(
+        refusal
+            .value
+            .contains("shop/web: the API server is throttling evictions"),
         "{refusal}"
     );
     assert_eq!(sim.calls().get(cluster_sim::Operation::EvictPod), 1);
@@ -317,4 +328,66 @@ async fn a_throttled_eviction_waits_as_long_as_the_server_asked() {
     advance(Duration::from_secs(2)).await;
     settle().await;
     assert_eq!(sim.calls().get(cluster_sim::Operation::EvictPod), 2);
+}
+
+/// What a drain tells the node through FleetLock names its own pods and counts, never the
+/// API server's words (which name the server's ServiceAccount) nor anything off the node;
+/// the fleet view, for people, keeps the detail.
+#[tokio::test(start_paused = true)]
+async fn fleetlock_answers_about_a_drain_carry_no_api_error_text() {
+    let sim = fleet(2);
+    sim.add_pod(
+        Pod::new("shop", "web")
+            .on("n1")
+            .owned_by("ReplicaSet", "web")
+            .grace_period(1),
+    )
+    .unwrap();
+    let forbidden = "pods \"web\" is forbidden: User \"system:serviceaccount:restart-manager:restart-manager\" cannot create resource \"pods/eviction\"";
+    sim.fail_always(
+        cluster_sim::Operation::EvictPod,
+        cluster_api::Error::Forbidden {
+            message: forbidden.into(),
+        },
+    );
+    let mut config = config();
+    config.drain.request_wait = Duration::from_secs(5);
+    let (c, _run) = replica(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    let refusal = c.pre_reboot(&n1).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::Draining);
+    assert!(!refusal.value.contains("serviceaccount"), "{refusal}");
+    assert!(!refusal.value.contains("forbidden"), "{refusal}");
+    assert!(
+        refusal.value.contains(
+            "draining n1: 1 pod still to leave (waiting on shop/web: the eviction got an API error)"
+        ),
+        "{refusal}"
+    );
+    let drain = c.snapshot().groups[0].holders[0].drain.clone().unwrap();
+    assert!(
+        drain.blocked[0].contains("system:serviceaccount"),
+        "{drain:?}"
+    );
+}
+
+/// A cordon the API refuses is told to the node without the API's words either.
+#[tokio::test(start_paused = true)]
+async fn a_refused_cordon_is_reported_without_api_error_text() {
+    let sim = fleet(2);
+    sim.fail_always(
+        cluster_sim::Operation::PatchNode,
+        cluster_api::Error::Forbidden {
+            message: "nodes \"n1\" is forbidden: User \"system:serviceaccount:restart-manager:restart-manager\" cannot patch resource \"nodes\"".into(),
+        },
+    );
+    let mut config = config();
+    config.drain.request_wait = Duration::from_secs(5);
+    let (c, _run) = replica(&sim, config, "a").await;
+    let refusal = c.pre_reboot(&zincati("n1", "default")).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::Draining);
+    assert!(refusal.value.contains("cannot cordon n1 yet"), "{refusal}");
+    assert!(!refusal.value.contains("serviceaccount"), "{refusal}");
+    let drain = c.snapshot().groups[0].holders[0].drain.clone().unwrap();
+    assert!(drain.message.contains("system:serviceaccount"), "{drain:?}");
 }

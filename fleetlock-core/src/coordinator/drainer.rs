@@ -72,7 +72,7 @@ pub(super) struct Drainer {
     /// Per pod: when to try its eviction again, and the backoff that led there.
     retry: HashMap<Key, (Instant, Duration)>,
     /// Per pod: why its last eviction was refused.
-    blocked: BTreeMap<Key, String>,
+    blocked: BTreeMap<Key, Waiting>,
     refusal_reported: Option<String>,
     overdue_reported: bool,
 }
@@ -118,10 +118,17 @@ impl Drainer {
         &self.holder.node
     }
 
+    /// A phase and a sentence that carries no API error text, for people and the node alike.
     fn publish(&self, phase: DrainPhase, message: String) {
+        self.publish_apart(phase, message.clone(), message);
+    }
+
+    /// A phase, the sentence for people, and the one the node is told ([`DrainStatus::summary`]).
+    fn publish_apart(&self, phase: DrainPhase, message: String, summary: String) {
         self.status.send_modify(|s| {
             s.phase = phase;
             s.message = message;
+            s.summary = summary;
         });
     }
 
@@ -195,9 +202,10 @@ impl Drainer {
                     return Step::Stop;
                 }
                 Err(e) => {
-                    self.publish(
+                    self.publish_apart(
                         DrainPhase::Running,
                         format!("draining {}: cannot cordon yet: {e}", self.node()),
+                        format!("cannot cordon {} yet; ask again", self.node()),
                     );
                     if self.is_overdue() && !self.on_overdue().await {
                         return Step::Stop;
@@ -237,9 +245,13 @@ impl Drainer {
         {
             Ok(stream) => Some(stream),
             Err(e) => {
-                self.publish(
+                self.publish_apart(
                     DrainPhase::Running,
                     format!("draining {}: cannot watch its pods: {e}", self.node()),
+                    format!(
+                        "draining {}: cannot see its pods yet; ask again",
+                        self.node()
+                    ),
                 );
                 None
             }
@@ -389,6 +401,8 @@ impl Drainer {
         }
         self.status.send_modify(|s| {
             s.phase = DrainPhase::Blocked;
+            // Names this node's own pods and the setting that would let them go.
+            s.summary = message.clone();
             s.message = message;
             s.skipped = skipped(plan);
             s.overdue = overdue;
@@ -478,7 +492,7 @@ impl Drainer {
                 // Not sure the slot is still ours: evict nothing, look again later.
                 let why = format!("cannot confirm the reboot slot: {e}");
                 for pod in &due {
-                    self.postpone(pod, now, why.clone());
+                    self.postpone(pod, now, why.clone(), "the reboot slot is being confirmed");
                 }
                 return true;
             }
@@ -503,7 +517,7 @@ impl Drainer {
     }
 
     /// Tries a pod again after the next backoff, saying why it waits.
-    fn postpone(&mut self, pod: &Pod, now: Instant, why: String) {
+    fn postpone(&mut self, pod: &Pod, now: Instant, why: String, public: &'static str) {
         let drain = &self.inner.config.drain;
         let k = key(pod);
         let wait = self
@@ -511,7 +525,7 @@ impl Drainer {
             .get(&k)
             .map_or(drain.retry_initial, |(_, d)| (*d * 2).min(drain.retry_max));
         self.retry.insert(k.clone(), (now + wait, wait));
-        self.blocked.insert(k, format!("{pod}: {why}"));
+        self.blocked.insert(k, Waiting::new(pod, why, public));
     }
 
     /// Notes an eviction's answer: done, or when to try again and why not yet.
@@ -531,16 +545,21 @@ impl Drainer {
             }) => (
                 "blocked",
                 Some(backoff.max(retry_after.unwrap_or_default())),
-                Some(message),
+                Some((message, "its disruption budget allows no eviction yet")),
             ),
-            Ok(EvictionOutcome::Failed { message }) => {
-                ("failed", Some(drain.retry_max), Some(message))
-            }
+            Ok(EvictionOutcome::Failed { message }) => (
+                "failed",
+                Some(drain.retry_max),
+                Some((message, "the eviction failed")),
+            ),
             // Throttled: wait at least as long as the API server asked.
             Err(e @ Error::TooManyRequests { .. }) => (
                 "throttled",
                 Some(backoff.max(e.retry_after().unwrap_or_default())),
-                Some(format!("throttled by the API server: {e}")),
+                Some((
+                    format!("throttled by the API server: {e}"),
+                    "the API server is throttling evictions",
+                )),
             ),
             Err(e) => {
                 let wait = if e.is_transient() {
@@ -548,14 +567,18 @@ impl Drainer {
                 } else {
                     drain.retry_max
                 };
-                ("error", Some(wait), Some(e.to_string()))
+                (
+                    "error",
+                    Some(wait),
+                    Some((e.to_string(), "the eviction got an API error")),
+                )
             }
         };
         self.inner.observer.eviction(outcome);
         match (wait, why) {
-            (Some(wait), Some(why)) => {
+            (Some(wait), Some((why, public))) => {
                 self.retry.insert(k.clone(), (now + wait, wait));
-                self.blocked.insert(k, format!("{pod}: {why}"));
+                self.blocked.insert(k, Waiting::new(pod, why, public));
             }
             _ => {
                 self.retry.remove(&k);
@@ -571,15 +594,23 @@ impl Drainer {
             self.node(),
             if left == 1 { "" } else { "s" }
         );
+        let mut summary = message.clone();
         if let Some(first) = self.blocked.values().next() {
-            message.push_str(&format!(" (waiting on {first})"));
+            message.push_str(&format!(" (waiting on {})", first.detail));
+            summary.push_str(&format!(" (waiting on {})", first.public));
         }
         self.status.send_modify(|s| {
             s.phase = DrainPhase::Running;
             s.message = message;
+            s.summary = summary;
             s.pods_left = left;
             s.waiting_for = plan.evict.iter().take(10).map(|p| p.to_string()).collect();
-            s.blocked = self.blocked.values().take(5).cloned().collect();
+            s.blocked = self
+                .blocked
+                .values()
+                .take(5)
+                .map(|w| w.detail.clone())
+                .collect();
             s.skipped = skipped(plan);
             s.overdue = overdue;
         });
@@ -618,6 +649,7 @@ impl Drainer {
                 self.status.send_modify(|s| {
                     s.phase = DrainPhase::Done;
                     s.message = format!("{} is drained; reboot approved", self.holder.node);
+                    s.summary = s.message.clone();
                     s.pods_left = 0;
                     s.waiting_for.clear();
                     s.blocked.clear();
@@ -657,4 +689,22 @@ fn skipped(plan: &DrainPlan) -> Vec<SkippedPod> {
 
 fn key(pod: &Pod) -> Key {
     (pod.namespace.clone(), pod.name.clone())
+}
+
+/// Why one pod has not been evicted yet.
+#[derive(Debug, Clone)]
+struct Waiting {
+    /// For people: `shop/web-1: <the API server's words>`.
+    detail: String,
+    /// For the node: `shop/web-1: <a category>`, no API text.
+    public: String,
+}
+
+impl Waiting {
+    fn new(pod: &Pod, why: String, public: &str) -> Self {
+        Waiting {
+            detail: format!("{pod}: {why}"),
+            public: format!("{pod}: {public}"),
+        }
+    }
 }

@@ -36,6 +36,7 @@ impl Inner {
             skipped: Vec::new(),
             overdue: false,
             message: format!("draining {}: starting", holder.node),
+            summary: format!("draining {}: starting", holder.node),
         });
         let this = self.clone();
         let (group, job) = (group.to_string(), holder.clone());

@@ -356,13 +356,13 @@ impl Coordinator {
             match current.phase {
                 DrainPhase::Done => return Ok(()),
                 DrainPhase::Blocked => {
-                    return Err(Refusal::new(Kind::DrainBlocked, current.message));
+                    return Err(Refusal::new(Kind::DrainBlocked, current.summary));
                 }
                 DrainPhase::TimedOut => {
-                    return Err(Refusal::new(Kind::DrainTimedOut, current.message));
+                    return Err(Refusal::new(Kind::DrainTimedOut, current.summary));
                 }
                 DrainPhase::Cancelled => {
-                    return Err(Refusal::new(Kind::Draining, current.message));
+                    return Err(Refusal::new(Kind::Draining, current.summary));
                 }
                 DrainPhase::Running => {}
             }
@@ -370,10 +370,10 @@ impl Coordinator {
                 changed = status.changed() => {
                     if changed.is_err() {
                         // The drain task ended without a verdict (aborted by a release).
-                        return Err(Refusal::new(Kind::Draining, current.message));
+                        return Err(Refusal::new(Kind::Draining, current.summary));
                     }
                 }
-                () = &mut wait => return Err(Refusal::new(Kind::Draining, current.message)),
+                () = &mut wait => return Err(Refusal::new(Kind::Draining, current.summary)),
             }
         }
     }
