@@ -17,6 +17,7 @@
 //! | [`simulate`] | the demo fleet and simulated Zincati agents |
 //! | [`server`] | wiring it together, serving, shutting down |
 //! | [`listener`] | serving a router with header timeouts and a connection cap |
+//! | [`tls`] | optional TLS from certificate files, reloaded on change |
 //! | [`leader`] | leader election for the background loops |
 //! | [`rbac`] | `restart-manager rbac`: the Roles a configuration needs |
 //!
@@ -48,6 +49,7 @@ pub mod rbac;
 pub mod restart_http;
 pub mod server;
 pub mod simulate;
+pub mod tls;
 pub mod ui;
 
 pub use args::Args;

@@ -1,6 +1,7 @@
 //! Serving a router on a listener with limits a hostile network cannot exhaust: a deadline for
-//! every request's headers (which also closes idle keep-alive connections), and a cap on open
-//! connections. `axum::serve` has neither.
+//! every request's headers (which also closes idle keep-alive connections) and for a TLS
+//! handshake, and a cap on open connections. `axum::serve` has neither. TLS is optional
+//! ([`crate::tls`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,8 +13,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// What one listener allows.
@@ -35,15 +38,17 @@ impl Default for Limits {
     }
 }
 
-/// Serves `router` on `listener` until `stop` turns true, then lets open requests finish
-/// (the caller bounds how long). Each request carries the peer's address as
-/// [`ConnectInfo`], as `into_make_service_with_connect_info` does.
+/// Serves `router` on `listener` (over TLS with `tls`) until `stop` turns true, then lets
+/// open requests finish (the caller bounds how long). Each request carries the peer's
+/// address as [`ConnectInfo`], as `into_make_service_with_connect_info` does.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let tls = tls.map(TlsAcceptor::from);
     let mut stopping = std::pin::pin!(async move {
         let _ = stop.wait_for(|s| *s).await;
     });
@@ -86,12 +91,20 @@ pub async fn serve(
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let result = match tls {
+                None => connection(&builder, watcher, stream, service).await,
+                // The handshake is the headers' first part: it gets the same deadline.
+                Some(tls) => {
+                    match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(&builder, watcher, stream, service).await,
+                        Ok(Err(e)) => Err(e.into()),
+                        Err(_) => Err("the TLS handshake took too long".into()),
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
             drop(permit);
@@ -100,4 +113,30 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves one connection, plain or TLS, until it ends or a graceful shutdown ends it.
+async fn connection<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    service: S,
+) -> Result<(), BoxError>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            hyper::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    watcher.watch(connection).await
 }

@@ -167,12 +167,35 @@ pub async fn run(args: Args) -> Result<()> {
         header_timeout: args.header_timeout,
         max_connections: args.max_connections as usize,
     };
-    let serve = |listener: TcpListener, router: axum::Router| {
-        crate::listener::serve(listener, router, limits, stop_rx.clone())
+    let main_tls = tls_config(
+        args.tls
+            .cert_file
+            .as_deref()
+            .zip(args.tls.key_file.as_deref()),
+        &args,
+        &stop_rx,
+    )?;
+    let fleetlock_tls = tls_config(
+        args.tls
+            .fleetlock_cert_file
+            .as_deref()
+            .zip(args.tls.fleetlock_key_file.as_deref()),
+        &args,
+        &stop_rx,
+    )?;
+    if fleetlock_tls.is_some() && fleetlock_listener.is_none() {
+        bail!(
+            "--fleetlock-tls-cert-file needs FleetLock on a listener of its own; with \
+             --fleetlock-listen same, --tls-cert-file covers it"
+        );
+    }
+    let serve = |listener: TcpListener, router: axum::Router, tls| {
+        crate::listener::serve(listener, router, limits, tls, stop_rx.clone())
     };
-    let main = serve(listener, main_router);
+    let main = serve(listener, main_router, main_tls);
     let fleetlock = {
-        let server = fleetlock_listener.map(|l| serve(l, app.fleetlock_router.clone()));
+        let server =
+            fleetlock_listener.map(|l| serve(l, app.fleetlock_router.clone(), fleetlock_tls));
         async move {
             match server {
                 Some(server) => server.await,
@@ -203,6 +226,22 @@ pub async fn run(args: Args) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A TLS configuration from a certificate and key file, kept current by a task that reloads
+/// the files when they change.
+fn tls_config(
+    files: Option<(&std::path::Path, &std::path::Path)>,
+    args: &Args,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some((cert, key)) = files else {
+        return Ok(None);
+    };
+    let pair = crate::tls::Reloading::load(cert, key)?;
+    let config = pair.server_config()?;
+    tokio::spawn(pair.watch(args.tls.reload_interval, stop.clone()));
+    Ok(Some(config))
 }
 
 /// Serves the simulated cluster over the Kubernetes API and writes a kubeconfig for it.

@@ -18,7 +18,7 @@ async fn start(limits: Limits) -> (std::net::SocketAddr, watch::Sender<bool>) {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
     let router = Router::new().route("/ok", get(|| async { "ok" }));
-    tokio::spawn(serve(listener, router, limits, stopped));
+    tokio::spawn(serve(listener, router, limits, None, stopped));
     (addr, stop)
 }
 
