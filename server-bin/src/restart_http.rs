@@ -345,19 +345,43 @@ async fn list(State(app): State<AppState>, Caller(who): Caller) -> Result<Respon
         .restarter
         .statuses()
         .into_iter()
-        .filter(|s| visible.contains(&s.workload()))
+        .filter(|s| visible.sees(s))
         .collect();
     Ok(axum::Json(statuses).into_response())
 }
 
+/// The allowlisted workloads a caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Visible {
+    /// All of them (kept as a word, not a copy of the allowlist, for each stream client).
+    All,
+    /// These.
+    Only(HashSet<WorkloadRef>),
+}
+
+impl Visible {
+    fn sees(&self, s: &ServiceStatus) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Only(set) => set
+                .iter()
+                .any(|w| w.kind == s.kind && w.namespace == s.namespace && w.name == s.name),
+        }
+    }
+}
+
 /// The allowlisted workloads the caller may see.
-async fn visible(app: &AppState, who: &Identity) -> Result<HashSet<WorkloadRef>, ApiError> {
+async fn visible(app: &AppState, who: &Identity) -> Result<Visible, AuthError> {
     let allowlist = app.restarter.allowlist();
     let seen = app
         .auth
         .visible(who, allowlist.iter().map(|a| &a.workload))
         .await?;
-    Ok(seen.into_iter().cloned().collect())
+    Ok(if seen.len() == allowlist.len() {
+        Visible::All
+    } else {
+        Visible::Only(seen.into_iter().cloned().collect())
+    })
 }
 
 /// A workload the caller may see: allowlisted (404 otherwise, before any access review) and
@@ -513,7 +537,7 @@ async fn status_stream(
     };
     let caller = StreamCaller {
         visible: match &only {
-            Some(w) => HashSet::from([w.clone()]),
+            Some(w) => Visible::Only(HashSet::from([w.clone()])),
             None => visible(&app, &who).await?,
         },
         headers: app.auth.credentials(&headers),
@@ -542,7 +566,7 @@ struct StreamCaller {
     /// The one workload it asked for, if it asked for one.
     only: Option<WorkloadRef>,
     /// What it may see, as last checked.
-    visible: HashSet<WorkloadRef>,
+    visible: Visible,
     /// The headers that identified it.
     headers: HeaderMap,
     peer: SocketAddr,
@@ -562,14 +586,8 @@ impl StreamCaller {
                     .auth
                     .may(&who, Action::View(w))
                     .await
-                    .map(|()| HashSet::from([w.clone()])),
-                None => Ok(app
-                    .auth
-                    .visible(&who, app.restarter.allowlist().iter().map(|a| &a.workload))
-                    .await?
-                    .into_iter()
-                    .cloned()
-                    .collect()),
+                    .map(|()| Visible::Only(HashSet::from([w.clone()]))),
+                None => visible(app, &who).await,
             }
         };
         match checked.await {
@@ -590,7 +608,7 @@ impl StreamCaller {
     }
 
     fn sees(&self, s: &ServiceStatus) -> bool {
-        self.visible.contains(&s.workload())
+        self.visible.sees(s)
     }
 }
 
