@@ -297,6 +297,12 @@ pub struct AuthArgs {
     #[arg(long = "auth-proxy-secret-file", env = "AUTH_PROXY_SECRET_FILE")]
     pub proxy_secret_file: Option<PathBuf>,
 
+    /// With `--auth proxy`: the proxy must connect over TLS with a client certificate signed
+    /// by an authority in this PEM file (mTLS); then the shared secret is optional. Needs
+    /// `--tls-cert-file`.
+    #[arg(long = "auth-proxy-client-ca-file", env = "AUTH_PROXY_CLIENT_CA_FILE")]
+    pub proxy_client_ca_file: Option<PathBuf>,
+
     /// Users or `group:<name>` allowed to break restart locks and pause reboot groups
     /// (comma-separated). Without authentication everyone is.
     #[arg(long = "admins", env = "AUTH_ADMINS", value_delimiter = ',')]

@@ -80,25 +80,39 @@ pub async fn serve(
         };
         stream.set_nodelay(true).ok();
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            let router = router.clone();
-            async move {
-                let response = router
-                    .oneshot(request.map(axum::body::Body::new))
-                    .await
-                    .unwrap_or_else(|never: Infallible| match never {});
-                Ok::<_, Infallible>(response)
-            }
-        });
+        let service = move |verified: bool| {
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                if verified {
+                    request.extensions_mut().insert(crate::tls::VerifiedClient);
+                }
+                let router = router.clone();
+                async move {
+                    let response = router
+                        .oneshot(request.map(axum::body::Body::new))
+                        .await
+                        .unwrap_or_else(|never: Infallible| match never {});
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        };
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
             let result = match tls {
-                None => connection(&builder, watcher, stream, service).await,
+                None => connection(&builder, watcher, stream, service(false)).await,
                 // The handshake is the headers' first part: it gets the same deadline.
                 Some(tls) => {
                     match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => connection(&builder, watcher, stream, service).await,
+                        Ok(Ok(stream)) => {
+                            // The verifier checked whatever certificate was shown; none is
+                            // fine too, and only marks nothing.
+                            let verified = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .is_some_and(|c| !c.is_empty());
+                            connection(&builder, watcher, stream, service(verified)).await
+                        }
                         Ok(Err(e)) => Err(e.into()),
                         Err(_) => Err("the TLS handshake took too long".into()),
                     }

@@ -31,7 +31,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::auth::{Action, AuthError};
+use crate::auth::{Action, AuthError, Peer};
 
 /// A websocket client that does not take a message within this time is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -302,11 +302,23 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
+        Ok(Caller(
+            state
+                .auth
+                .authenticate(&parts.headers, peer_of(&parts.extensions))
+                .await?,
+        ))
+    }
+}
+
+/// Where a request came from: its address, and whether its connection showed a verified
+/// client certificate.
+fn peer_of(extensions: &axum::http::Extensions) -> Peer {
+    Peer {
+        ip: extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        Ok(Caller(state.auth.authenticate(&parts.headers, peer).await?))
+            .map(|c| c.0.ip()),
+        verified_client: extensions.get::<crate::tls::VerifiedClient>().is_some(),
     }
 }
 
@@ -515,7 +527,7 @@ struct StreamFilter {
 
 async fn status_stream(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    extensions: axum::http::Extensions,
     Caller(who): Caller,
     headers: HeaderMap,
     Query(filter): Query<StreamFilter>,
@@ -541,7 +553,7 @@ async fn status_stream(
             None => visible(&app, &who).await?,
         },
         headers: app.auth.credentials(&headers),
-        peer,
+        peer: peer_of(&extensions),
         only,
     };
     let Ok(permit) = app.status_clients.clone().try_acquire_owned() else {
@@ -569,7 +581,7 @@ struct StreamCaller {
     visible: Visible,
     /// The headers that identified it.
     headers: HeaderMap,
-    peer: SocketAddr,
+    peer: Peer,
 }
 
 impl StreamCaller {
@@ -577,10 +589,7 @@ impl StreamCaller {
     /// when it no longer may watch, `Ok(true)` when what it may see changed.
     async fn recheck(&mut self, app: &AppState) -> Result<bool, String> {
         let checked = async {
-            let who = app
-                .auth
-                .authenticate(&self.headers, Some(self.peer.ip()))
-                .await?;
+            let who = app.auth.authenticate(&self.headers, self.peer).await?;
             match &self.only {
                 Some(w) => app
                     .auth

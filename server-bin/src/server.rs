@@ -167,11 +167,23 @@ pub async fn run(args: Args) -> Result<()> {
         header_timeout: args.header_timeout,
         max_connections: args.max_connections as usize,
     };
+    let proxy_clients = match (&args.auth.proxy_client_ca_file, args.auth.mode) {
+        (Some(ca), AuthMode::Proxy) => Some(crate::tls::client_roots(ca)?),
+        (Some(_), _) => bail!("--auth-proxy-client-ca-file goes with --auth proxy"),
+        (None, _) => None,
+    };
+    if proxy_clients.is_some() && args.tls.cert_file.is_none() {
+        bail!(
+            "--auth-proxy-client-ca-file needs TLS on the listener: set --tls-cert-file and \
+             --tls-key-file"
+        );
+    }
     let main_tls = tls_config(
         args.tls
             .cert_file
             .as_deref()
             .zip(args.tls.key_file.as_deref()),
+        proxy_clients,
         &args,
         &stop_rx,
     )?;
@@ -180,6 +192,7 @@ pub async fn run(args: Args) -> Result<()> {
             .fleetlock_cert_file
             .as_deref()
             .zip(args.tls.fleetlock_key_file.as_deref()),
+        None,
         &args,
         &stop_rx,
     )?;
@@ -232,6 +245,7 @@ pub async fn run(args: Args) -> Result<()> {
 /// the files when they change.
 fn tls_config(
     files: Option<(&std::path::Path, &std::path::Path)>,
+    clients: Option<rustls::RootCertStore>,
     args: &Args,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<Arc<rustls::ServerConfig>>> {
@@ -239,7 +253,7 @@ fn tls_config(
         return Ok(None);
     };
     let pair = crate::tls::Reloading::load(cert, key)?;
-    let config = pair.server_config()?;
+    let config = pair.server_config(clients)?;
     tokio::spawn(pair.watch(args.tls.reload_interval, stop.clone()));
     Ok(Some(config))
 }
@@ -270,9 +284,9 @@ async fn serve_simulated_api(
 /// The proxy's shared secret, from its file; proxy mode refuses to start without one.
 fn proxy_secret(path: Option<&std::path::Path>) -> Result<String> {
     let path = path.context(
-        "--auth proxy needs --auth-proxy-secret-file: a secret the proxy sends in the \
-         X-Restart-Manager-Proxy-Secret header, so that nothing else on its network can \
-         claim an identity",
+        "--auth proxy needs --auth-proxy-secret-file (a secret the proxy sends in the \
+         X-Restart-Manager-Proxy-Secret header) or --auth-proxy-client-ca-file (the proxy's \
+         client certificate), so that nothing else on its network can claim an identity",
     )?;
     let secret = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the proxy secret {}", path.display()))?
@@ -369,7 +383,11 @@ fn auth_settings(args: &Args, kube: Option<&KubeCluster>, namespace: &str) -> Re
             )))
         }
         AuthMode::Proxy => Authenticator::Proxy(ProxyAuth {
-            secret: proxy_secret(a.proxy_secret_file.as_deref())?,
+            secret: match (&a.proxy_secret_file, &a.proxy_client_ca_file) {
+                (None, Some(_)) => None,
+                (file, _) => Some(proxy_secret(file.as_deref())?),
+            },
+            client_certificate: a.proxy_client_ca_file.is_some(),
             user_header: a.proxy_user_header.clone(),
             groups_header: a.proxy_groups_header.clone(),
             trusted: a

@@ -18,6 +18,28 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::sync::watch;
 
+/// Marks a request whose connection presented a client certificate the listener verified
+/// against `--auth-proxy-client-ca-file`.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedClient;
+
+/// The certificate authorities in a PEM file, for verifying client certificates.
+pub fn client_roots(path: &Path) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read the client CA {}", path.display()))?
+    {
+        let cert = cert.with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("{} holds a certificate that is no CA", path.display()))?;
+    }
+    if roots.is_empty() {
+        bail!("{} holds no certificate", path.display());
+    }
+    Ok(roots)
+}
+
 /// A certificate and key from files, reloaded when they change.
 #[derive(Debug)]
 pub struct Reloading {
@@ -46,13 +68,29 @@ impl Reloading {
         }))
     }
 
-    /// A server configuration that serves the current pair (HTTP/2 and HTTP/1.1).
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>> {
-        let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+    /// A server configuration that serves the current pair (HTTP/2 and HTTP/1.1). With
+    /// `clients`, a client may present a certificate signed by one of these authorities; one
+    /// that does is marked [`VerifiedClient`], others connect as before.
+    pub fn server_config(
+        self: &Arc<Self>,
+        clients: Option<rustls::RootCertStore>,
+    ) -> Result<Arc<rustls::ServerConfig>> {
+        let builder = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
-            .context("configuring TLS")?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
+            .context("configuring TLS")?;
+        let builder = match clients {
+            None => builder.with_no_client_auth(),
+            Some(roots) => builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    self.provider.clone(),
+                )
+                .allow_unauthenticated()
+                .build()
+                .context("configuring client certificates")?,
+            ),
+        };
+        let mut config = builder.with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::free_port;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -44,14 +46,33 @@ impl Authority {
     }
 
     fn client(&self) -> tokio_rustls::TlsConnector {
+        self.client_as(None)
+    }
+
+    /// A client that trusts this authority, presenting `identity`'s certificate if given.
+    fn client_as(&self, identity: Option<&Authority>) -> tokio_rustls::TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.issuer.der().clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let mut config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let key = KeyPair::generate().unwrap();
+                let mut params = CertificateParams::new(vec!["auth-proxy".to_string()]).unwrap();
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+                let cert = params.signed_by(&key, &ca.issuer).unwrap();
+                builder
+                    .with_client_auth_cert(
+                        vec![cert.der().clone()],
+                        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                    )
+                    .unwrap()
+            }
+        };
         // Every connection a full handshake: a resumed session shows the certificate of the
         // session it resumes.
         config.resumption = rustls::client::Resumption::disabled();
@@ -64,6 +85,17 @@ async fn get(
     connector: &tokio_rustls::TlsConnector,
     addr: SocketAddr,
 ) -> std::io::Result<(u16, Vec<u8>)> {
+    let (code, shown, _) = request(connector, addr, "/healthz", "").await?;
+    Ok((code, shown))
+}
+
+/// `GET path` over TLS with extra header lines: the code, the server's certificate, the body.
+async fn request(
+    connector: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, Vec<u8>, String)> {
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::IpAddress(addr.ip().into());
     let mut tls = connector.connect(name, tcp).await?;
@@ -73,8 +105,11 @@ async fn get(
         .peer_certificates()
         .and_then(|c| c.first().map(|c: &CertificateDer| c.to_vec()))
         .unwrap_or_default();
-    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
-        .await?;
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n{headers}connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await?;
     let mut response = Vec::new();
     tls.read_to_end(&mut response).await.ok();
     let text = String::from_utf8_lossy(&response);
@@ -83,7 +118,11 @@ async fn get(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    Ok((code, shown))
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, shown, body))
 }
 
 /// Asks until `check` is satisfied, or fails after the deadline.
@@ -162,6 +201,70 @@ async fn both_listeners_serve_tls_and_take_a_renewed_certificate_without_a_resta
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(get(&connector, addr).await.unwrap(), (200, renewed.clone()));
     }
+    let _ = child.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--auth proxy` with `--auth-proxy-client-ca-file`: identity headers count only over a
+/// connection that showed a client certificate from the proxy's authority; no shared secret is
+/// needed. Other clients still connect (probes), but cannot claim an identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticating_proxy_proves_itself_with_a_client_certificate() {
+    let dir = std::env::temp_dir().join(format!("restart-manager-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key, client_ca) = (dir.join("tls.crt"), dir.join("tls.key"), dir.join("ca.crt"));
+    let server_ca = Authority::new();
+    server_ca.issue(&cert, &key);
+    let proxy_ca = Authority::new();
+    std::fs::write(&client_ca, proxy_ca.issuer.pem()).unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_restart-manager"))
+        .args([
+            "--simulate",
+            "--sim-no-agents",
+            "--fleetlock-listen",
+            "same",
+        ])
+        .args(["--auth", "proxy", "--auth-proxy-trusted", "127.0.0.1/32"])
+        .arg("--auth-proxy-client-ca-file")
+        .arg(&client_ca)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let anyone = server_ca.client();
+    until("the server answers over TLS", async || {
+        matches!(get(&anyone, addr).await, Ok((200, _)))
+    })
+    .await;
+    let claim = "x-forwarded-user: carol\r\n";
+    let proxy = server_ca.client_as(Some(&proxy_ca));
+    let (code, _, body) = request(&proxy, addr, "/api/v1/whoami", claim)
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"user\":\"carol\""), "{body}");
+    // The same claim without the proxy's certificate, or with one from another authority.
+    let (code, _, body) = request(&anyone, addr, "/api/v1/whoami", claim)
+        .await
+        .unwrap();
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("client certificate"), "{body}");
+    let stranger = server_ca.client_as(Some(&Authority::new()));
+    let refused = request(&stranger, addr, "/api/v1/whoami", claim).await;
+    assert!(
+        matches!(refused, Err(_) | Ok((0, _, _))),
+        "a certificate from another authority ends the handshake: {refused:?}"
+    );
     let _ = child.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -129,8 +129,30 @@ pub struct ProxyAuth {
     /// Only requests from these networks may assert an identity.
     pub trusted: Vec<Cidr>,
     /// What the proxy sends in [`PROXY_SECRET_HEADER`], so that another workload on the
-    /// proxy's network cannot assert an identity.
-    pub secret: String,
+    /// proxy's network cannot assert an identity; `None` when the proxy proves itself with a
+    /// client certificate instead.
+    pub secret: Option<String>,
+    /// Whether the proxy must connect with a client certificate that the listener verified
+    /// (`--auth-proxy-client-ca-file`).
+    pub client_certificate: bool,
+}
+
+/// Where a request came from, for authentication.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The connection's remote address.
+    pub ip: Option<IpAddr>,
+    /// Whether the connection presented a client certificate the listener verified.
+    pub verified_client: bool,
+}
+
+impl From<Option<IpAddr>> for Peer {
+    fn from(ip: Option<IpAddr>) -> Self {
+        Peer {
+            ip,
+            verified_client: false,
+        }
+    }
 }
 
 /// The header an authenticating proxy proves itself with (`--auth-proxy-secret-file`).
@@ -200,8 +222,12 @@ impl Auth {
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
-        peer: Option<IpAddr>,
+        peer: impl Into<Peer>,
     ) -> Result<Identity, AuthError> {
+        let Peer {
+            ip: peer,
+            verified_client,
+        } = peer.into();
         match &self.authenticator {
             Authenticator::None => Ok(Identity::user("anonymous")),
             Authenticator::Tokens(entries) => {
@@ -234,11 +260,18 @@ impl Auth {
                             .join(", ")
                     )));
                 }
-                let secret = header(headers, PROXY_SECRET_HEADER).unwrap_or_default();
-                if !constant_time_eq(secret.as_bytes(), proxy.secret.as_bytes()) {
-                    return Err(AuthError::Unauthenticated(format!(
-                        "the proxy's {PROXY_SECRET_HEADER} header is missing or wrong"
-                    )));
+                if proxy.client_certificate && !verified_client {
+                    return Err(AuthError::Unauthenticated(
+                        "the authenticating proxy must connect with its client certificate".into(),
+                    ));
+                }
+                if let Some(expected) = &proxy.secret {
+                    let secret = header(headers, PROXY_SECRET_HEADER).unwrap_or_default();
+                    if !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
+                        return Err(AuthError::Unauthenticated(format!(
+                            "the proxy's {PROXY_SECRET_HEADER} header is missing or wrong"
+                        )));
+                    }
                 }
                 if headers.get_all(proxy.user_header.as_str()).iter().count() > 1 {
                     return Err(AuthError::Unauthenticated(format!(
@@ -816,7 +849,8 @@ mod tests {
                 user_header: "x-forwarded-user".into(),
                 groups_header: "x-forwarded-groups".into(),
                 trusted: vec!["10.1.0.0/16".parse().unwrap()],
-                secret: "proxy-secret-0123456789".into(),
+                secret: Some("proxy-secret-0123456789".into()),
+                client_certificate: false,
             }),
             admins: vec![],
             viewers: vec![],
@@ -865,6 +899,43 @@ mod tests {
                 "{refused:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_proxy_with_a_client_certificate_needs_no_secret() {
+        let auth = Auth {
+            authenticator: Authenticator::Proxy(ProxyAuth {
+                user_header: "x-forwarded-user".into(),
+                groups_header: "x-forwarded-groups".into(),
+                trusted: vec!["10.1.0.0/16".parse().unwrap()],
+                secret: None,
+                client_certificate: true,
+            }),
+            admins: vec![],
+            viewers: vec![],
+            allowed_origins: vec![],
+        };
+        let h = headers(&[("x-forwarded-user", "carol")]);
+        let ip = Some("10.1.2.3".parse().unwrap());
+        let over_mtls = Peer {
+            ip,
+            verified_client: true,
+        };
+        assert_eq!(
+            auth.authenticate(&h, over_mtls).await.unwrap().user,
+            "carol"
+        );
+        let refused = auth.authenticate(&h, ip).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("client certificate"),
+            "{refused}"
+        );
+        // Still only from the proxy's network.
+        let elsewhere = Peer {
+            ip: Some("10.2.0.1".parse().unwrap()),
+            verified_client: true,
+        };
+        assert!(auth.authenticate(&h, elsewhere).await.is_err());
     }
 
     #[test]
