@@ -275,10 +275,8 @@ async fn a_drain_that_cannot_cordon_still_times_out() {
     assert!(reasons(&sim, "n1").contains(&"DrainTimedOut".to_string()));
 }
 
-/// The API server throttles an eviction (429 without a budget, with Retry-After): the drain
-/// says so, not "disruption budget", and does not ask again before the wait is over.
-#[tokio::test(start_paused = true)]
-async fn a_throttled_eviction_waits_as_long_as_the_server_asked() {
+/// Two nodes, and one ReplicaSet pod `shop/web` on n1.
+fn web_on_n1() -> SimCluster {
     let sim = fleet(2);
     sim.add_pod(
         Pod::new("shop", "web")
@@ -287,6 +285,14 @@ async fn a_throttled_eviction_waits_as_long_as_the_server_asked() {
             .grace_period(1),
     )
     .unwrap();
+    sim
+}
+
+/// The API server throttles an eviction (429 without a budget, with Retry-After): the drain
+/// says so, not "disruption budget", and does not ask again before the wait is over.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_eviction_waits_as_long_as_the_server_asked() {
+    let sim = web_on_n1();
     sim.fail_next(
         cluster_sim::Operation::EvictPod,
         1,
@@ -335,14 +341,7 @@ async fn a_throttled_eviction_waits_as_long_as_the_server_asked() {
 /// the fleet view, for people, keeps the detail.
 #[tokio::test(start_paused = true)]
 async fn fleetlock_answers_about_a_drain_carry_no_api_error_text() {
-    let sim = fleet(2);
-    sim.add_pod(
-        Pod::new("shop", "web")
-            .on("n1")
-            .owned_by("ReplicaSet", "web")
-            .grace_period(1),
-    )
-    .unwrap();
+    let sim = web_on_n1();
     let forbidden = "pods \"web\" is forbidden: User \"system:serviceaccount:restart-manager:restart-manager\" cannot create resource \"pods/eviction\"";
     sim.fail_always(
         cluster_sim::Operation::EvictPod,

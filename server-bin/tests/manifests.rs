@@ -364,6 +364,24 @@ fn check_deployment(o: &Objects) {
     );
 }
 
+/// A kustomization under deploy/ as `kubectl kustomize` renders it; `None` without kubectl.
+fn kustomize(dir: &str) -> Option<Objects> {
+    let out = std::process::Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(deploy().join(dir))
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "{dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(classify(&documents(
+        &String::from_utf8(out.stdout).unwrap(),
+        "kubectl kustomize",
+    )))
+}
+
 #[test]
 fn the_kustomize_base_is_well_typed_and_least_privilege() {
     let o = classify(&base());
@@ -374,25 +392,12 @@ fn the_kustomize_base_is_well_typed_and_least_privilege() {
 
 #[test]
 fn the_rendered_kustomization_too() {
-    let Ok(out) = std::process::Command::new("kubectl")
-        .args(["kustomize"])
-        .arg(deploy().join("kustomize/base"))
-        .output()
-    else {
+    let Some(o) = kustomize("kustomize/base") else {
         eprintln!(
             "skipped: no kubectl to render the kustomization; the base files are checked directly"
         );
         return;
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let o = classify(&documents(
-        &String::from_utf8(out.stdout).unwrap(),
-        "kubectl kustomize",
-    ));
     check_rbac(&o);
     check_deployment(&o);
 }
@@ -402,24 +407,10 @@ fn the_rendered_kustomization_too() {
 /// prints for it.
 #[test]
 fn an_allowlist_gets_namespaced_roles_and_nothing_more() {
-    let overlay = deploy().join("kustomize/examples/allowlist");
-    let Ok(out) = std::process::Command::new("kubectl")
-        .args(["kustomize"])
-        .arg(&overlay)
-        .output()
-    else {
+    let Some(o) = kustomize("kustomize/examples/allowlist") else {
         eprintln!("skipped: no kubectl to render the kustomization");
         return;
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let o = classify(&documents(
-        &String::from_utf8(out.stdout).unwrap(),
-        "kubectl kustomize",
-    ));
     check_rbac(&o);
     check_deployment(&o);
     let config = config(&o);
