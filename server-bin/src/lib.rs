@@ -10,7 +10,8 @@
 //! | [`args`] | flags and environment variables |
 //! | [`config`] | the YAML configuration file |
 //! | [`fleetlock_http`] | the FleetLock endpoints |
-//! | [`restart_http`] | the restart API and status stream |
+//! | [`restart_http`] | the restart API |
+//! | [`status_stream`] | the live status websocket |
 //! | [`auth`] | authentication, admins, origin checks |
 //! | [`ui`] | the web page |
 //! | [`metrics`] | Prometheus metrics |
@@ -49,6 +50,7 @@ pub mod rbac;
 pub mod restart_http;
 pub mod server;
 pub mod simulate;
+pub mod status_stream;
 pub mod tls;
 pub mod ui;
 

@@ -3,7 +3,7 @@
 //! | method and path | what |
 //! |---|---|
 //! | `GET /api/v1/service` | every allowlisted workload with its status |
-//! | `GET /api/v1/service/status` | websocket: a snapshot, then every change (`?kind=&namespace=&name=` for one) |
+//! | `GET /api/v1/service/status` | websocket: a snapshot, then every change (`?kind=&namespace=&name=` for one; [`crate::status_stream`]) |
 //! | `GET /api/v1/service/{kind}/{namespace}/{name}` | one workload's status |
 //! | `GET /api/v1/service/{kind}/{namespace}/{name}/history` | its recent restarts, newest first |
 //! | `POST /api/v1/service/{kind}/{namespace}/{name}/restart` | restart it; body `{"reason": ".."}` optional |
@@ -13,11 +13,9 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,18 +26,9 @@ use fleetlock_core::{Kind, Refusal};
 use restart_core::{Identity, LockInfo, RestartError, ServiceStatus};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
 use crate::auth::{Action, AuthError, Peer};
-
-/// A websocket client that does not take a message within this time is dropped.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest message or frame a status-stream client may send (it has nothing to say but
-/// pongs and a close).
-const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
-/// Keep-alive pings on the status stream.
-const PING_EVERY: Duration = Duration::from_secs(30);
 
 /// Each client's allowance of API requests (over it, 429 with `Retry-After`), and a deadline
 /// for each request (past it, 503).
@@ -121,7 +110,10 @@ pub async fn browser_guard(
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/service", get(list))
-        .route("/api/v1/service/status", get(status_stream))
+        .route(
+            "/api/v1/service/status",
+            get(crate::status_stream::status_stream),
+        )
         .route("/api/v1/service/{kind}/{namespace}/{name}", get(one))
         .route(
             "/api/v1/service/{kind}/{namespace}/{name}/history",
@@ -221,7 +213,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             kind,
@@ -313,7 +305,7 @@ impl FromRequestParts<AppState> for Caller {
 
 /// Where a request came from: its address, and whether its connection showed a verified
 /// client certificate.
-fn peer_of(extensions: &axum::http::Extensions) -> Peer {
+pub(crate) fn peer_of(extensions: &axum::http::Extensions) -> Peer {
     Peer {
         ip: extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -364,7 +356,7 @@ async fn list(State(app): State<AppState>, Caller(who): Caller) -> Result<Respon
 
 /// The allowlisted workloads a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Visible {
+pub(crate) enum Visible {
     /// All of them (kept as a word, not a copy of the allowlist, for each stream client).
     All,
     /// These.
@@ -372,7 +364,7 @@ enum Visible {
 }
 
 impl Visible {
-    fn sees(&self, s: &ServiceStatus) -> bool {
+    pub(crate) fn sees(&self, s: &ServiceStatus) -> bool {
         match self {
             Visible::All => true,
             Visible::Only(set) => set
@@ -383,7 +375,7 @@ impl Visible {
 }
 
 /// The allowlisted workloads the caller may see.
-async fn visible(app: &AppState, who: &Identity) -> Result<Visible, AuthError> {
+pub(crate) async fn visible(app: &AppState, who: &Identity) -> Result<Visible, AuthError> {
     let allowlist = app.restarter.allowlist();
     let seen = app
         .auth
@@ -398,7 +390,7 @@ async fn visible(app: &AppState, who: &Identity) -> Result<Visible, AuthError> {
 
 /// A workload the caller may see: allowlisted (404 otherwise, before any access review) and
 /// visible to them.
-async fn viewable(
+pub(crate) async fn viewable(
     app: &AppState,
     who: &Identity,
     (kind, namespace, name): (String, String, String),
@@ -516,225 +508,4 @@ async fn whoami(State(app): State<AppState>, Caller(who): Caller) -> Response {
     let authenticated = app.auth.authenticates();
     axum::Json(json!({"user": who.user, "groups": who.groups, "admin": admin, "authenticated": authenticated}))
         .into_response()
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct StreamFilter {
-    kind: Option<String>,
-    namespace: Option<String>,
-    name: Option<String>,
-}
-
-async fn status_stream(
-    State(app): State<AppState>,
-    extensions: axum::http::Extensions,
-    Caller(who): Caller,
-    headers: HeaderMap,
-    Query(filter): Query<StreamFilter>,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    app.auth.check_origin(&headers)?;
-    let only = match (filter.kind, filter.namespace, filter.name) {
-        (None, None, None) => None,
-        (Some(kind), Some(namespace), Some(name)) => {
-            Some(viewable(&app, &who, (kind, namespace, name)).await?)
-        }
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "give all of kind, namespace and name, or none",
-            ));
-        }
-    };
-    let caller = StreamCaller {
-        visible: match &only {
-            Some(w) => Visible::Only(HashSet::from([w.clone()])),
-            None => visible(&app, &who).await?,
-        },
-        headers: app.auth.credentials(&headers),
-        peer: peer_of(&extensions),
-        only,
-    };
-    let Ok(permit) = app.status_clients.clone().try_acquire_owned() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_clients",
-            "the status stream has as many clients as it takes; try again later",
-        ));
-    };
-    // Clients only answer pings and close: anything large is refused before it is read.
-    Ok(ws
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            stream(app, socket, caller).await;
-            drop(permit);
-        }))
-}
-
-/// What a status-stream client is, kept to check again while it stays connected.
-struct StreamCaller {
-    /// The one workload it asked for, if it asked for one.
-    only: Option<WorkloadRef>,
-    /// What it may see, as last checked.
-    visible: Visible,
-    /// The headers that identified it.
-    headers: HeaderMap,
-    peer: Peer,
-}
-
-impl StreamCaller {
-    /// Identifies and authorises the client again: `Err` with the reason to close the socket
-    /// when it no longer may watch, `Ok(true)` when what it may see changed.
-    async fn recheck(&mut self, app: &AppState) -> Result<bool, String> {
-        let checked = async {
-            let who = app.auth.authenticate(&self.headers, self.peer).await?;
-            match &self.only {
-                Some(w) => app
-                    .auth
-                    .may(&who, Action::View(w))
-                    .await
-                    .map(|()| Visible::Only(HashSet::from([w.clone()]))),
-                None => visible(app, &who).await,
-            }
-        };
-        match checked.await {
-            Ok(visible) => {
-                let changed = visible != self.visible;
-                self.visible = visible;
-                Ok(changed)
-            }
-            Err(e @ (AuthError::Unauthenticated(_) | AuthError::Forbidden(_))) => {
-                Err(e.to_string())
-            }
-            // The authority could not be asked: keep what was checked last, ask again later.
-            Err(e) => {
-                tracing::info!(error = %e, "status stream: could not check a client again");
-                Ok(false)
-            }
-        }
-    }
-
-    fn sees(&self, s: &ServiceStatus) -> bool {
-        self.visible.sees(s)
-    }
-}
-
-/// Counts a connected watcher for every workload it watches, for as long as it is connected.
-struct Watching {
-    app: AppState,
-    workloads: Vec<WorkloadRef>,
-}
-
-impl Watching {
-    fn new(app: AppState, only: Option<&WorkloadRef>) -> Self {
-        let workloads: Vec<WorkloadRef> = match only {
-            Some(w) => vec![w.clone()],
-            None => app
-                .restarter
-                .allowlist()
-                .iter()
-                .map(|a| a.workload.clone())
-                .collect(),
-        };
-        for w in &workloads {
-            app.metrics.status_watchers(w, 1);
-        }
-        Watching { app, workloads }
-    }
-}
-
-impl Drop for Watching {
-    fn drop(&mut self) {
-        for w in &self.workloads {
-            self.app.metrics.status_watchers(w, -1);
-        }
-    }
-}
-
-async fn stream(app: AppState, mut socket: WebSocket, mut caller: StreamCaller) {
-    let _watching = Watching::new(app.clone(), caller.only.as_ref());
-    let snapshot = |app: &AppState, caller: &StreamCaller| {
-        let services: Vec<ServiceStatus> = app
-            .restarter
-            .statuses()
-            .into_iter()
-            .filter(|s| caller.sees(s))
-            .collect();
-        json!({"type": "snapshot", "services": services}).to_string()
-    };
-    // Subscribe before the snapshot, so no change falls between them.
-    let mut updates = app.restarter.subscribe();
-    if !send(&mut socket, snapshot(&app, &caller)).await {
-        return;
-    }
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    let mut recheck = tokio::time::interval(app.stream_recheck);
-    recheck.tick().await;
-    loop {
-        tokio::select! {
-            update = updates.recv() => {
-                let text = match update {
-                    Ok(s) if caller.sees(&s) => json!({"type": "update", "service": s}).to_string(),
-                    Ok(_) => continue,
-                    // This client fell behind: it gets the whole picture again, nobody waits.
-                    Err(RecvError::Lagged(_)) => snapshot(&app, &caller),
-                    Err(RecvError::Closed) => break,
-                };
-                if !send(&mut socket, text).await {
-                    break;
-                }
-            }
-            incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(_)) => {}
-            },
-            _ = ping.tick() => {
-                if tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Ping(Bytes::new()))).await.map_or(true, |r| r.is_err()) {
-                    break;
-                }
-            }
-            _ = recheck.tick() => match caller.recheck(&app).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    if !send(&mut socket, snapshot(&app, &caller)).await {
-                        break;
-                    }
-                }
-                Err(reason) => {
-                    // 1008: policy violation, the code for "you may no longer be here".
-                    let frame = CloseFrame { code: 1008, reason: Utf8Bytes::from(truncate(reason)) };
-                    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
-                    break;
-                }
-            },
-        }
-    }
-}
-
-/// A close frame's reason holds at most 123 bytes.
-fn truncate(mut reason: String) -> String {
-    if reason.len() > 123 {
-        let mut end = 120;
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason.truncate(end);
-        reason.push_str("...");
-    }
-    reason
-}
-
-/// Sends one message; false if the client is gone or too slow to take it.
-async fn send(socket: &mut WebSocket, text: String) -> bool {
-    matches!(
-        tokio::time::timeout(
-            SEND_TIMEOUT,
-            socket.send(Message::Text(Utf8Bytes::from(text)))
-        )
-        .await,
-        Ok(Ok(()))
-    )
 }
