@@ -15,8 +15,8 @@
 //! `--viewers` (everyone authenticated unless set) may see, and `--admins` break locks and
 //! pause groups.
 //!
-//! The token file has kube-apiserver's static token format, one per line:
-//! `token,user,uid,"group1,group2"` (`#` starts a comment).
+//! Each mode has a file of its own here (`tokens.rs`, `proxy.rs`, `kubernetes.rs`);
+//! `session.rs` reads the bearer token from the header or the page's cookie.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
