@@ -54,6 +54,7 @@
 
 pub mod allowlist;
 pub mod lock;
+mod refresh;
 pub mod rollout;
 mod service;
 

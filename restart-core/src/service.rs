@@ -1,8 +1,8 @@
 //! The restart service: restarts, locks, rollout tracking and the status stream.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use cluster_api::{
@@ -10,10 +10,11 @@ use cluster_api::{
     UpdateStrategy, WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef, follow,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 
 use crate::allowlist::{Allowlist, Identity};
 use crate::lock::{self, LastRestart, LockInfo, Outcome, Take, TakeRequest};
+use crate::refresh::Refresh;
 use crate::rollout::{Verdict, rollout};
 
 /// The pod-template annotation `kubectl rollout restart` sets.
@@ -258,8 +259,10 @@ struct Inner {
     leases: RwLock<HashMap<WorkloadRef, Lease>>,
     views: RwLock<HashMap<WorkloadRef, ServiceStatus>>,
     updates: broadcast::Sender<ServiceStatus>,
-    refresh: mpsc::UnboundedSender<WorkloadRef>,
-    refresh_rx: Mutex<Option<mpsc::UnboundedReceiver<WorkloadRef>>>,
+    /// Allowlisted workloads to judge again, each at most once.
+    refresh: Refresh,
+    /// Set by the first [`Restarter::run`].
+    running: AtomicBool,
     /// One per watch: the lock Leases, and each kind in each namespace of the allowlist
     /// (`Deployment/shop`); ordered, so readiness names the same problem first every time.
     health: BTreeMap<String, CacheHealth>,
@@ -312,7 +315,6 @@ impl RestarterBuilder {
 
     /// The service.
     pub fn build(self) -> Restarter {
-        let (refresh, refresh_rx) = mpsc::unbounded_channel();
         let by_lease = self
             .allowlist
             .iter()
@@ -339,8 +341,8 @@ impl RestarterBuilder {
                 leases: RwLock::default(),
                 views: RwLock::default(),
                 updates: broadcast::channel(1024).0,
-                refresh,
-                refresh_rx: Mutex::new(Some(refresh_rx)),
+                refresh: Refresh::default(),
+                running: AtomicBool::new(false),
                 health,
                 cache_grace: self.cache_grace,
                 sequence: AtomicU64::new(0),
@@ -380,16 +382,10 @@ impl Restarter {
     /// Keeps the caches current, judges rollouts and releases finished restarts' locks, until
     /// dropped. Run it once per `Restarter`.
     pub async fn run(&self) {
-        let Some(rx) = self
-            .inner
-            .refresh_rx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        else {
+        if self.inner.running.swap(true, Ordering::AcqRel) {
             tracing::error!("Restarter::run called twice");
             return;
-        };
+        }
         let inner = &self.inner;
         // One watch per kind and namespace of the allowlist: the server reads workloads
         // only where it may restart some, which is all a namespaced Role grants.
@@ -402,7 +398,7 @@ impl Restarter {
         tokio::join!(
             kinds,
             inner.watch_locks(),
-            inner.track_forever(rx),
+            inner.track_forever(),
             inner.resync_forever()
         );
     }
@@ -679,7 +675,7 @@ impl Inner {
             format!("restarted by {who}{because}"),
         )
         .await;
-        let _ = self.refresh.send(workload.clone());
+        self.judge_again(workload);
         Ok(self.view(workload))
     }
 
@@ -718,7 +714,7 @@ impl Inner {
             ),
         )
         .await;
-        let _ = self.refresh.send(workload.clone());
+        self.judge_again(workload);
         Ok(Some(old))
     }
 
@@ -863,7 +859,7 @@ impl Inner {
         if newer {
             workloads.insert(r.clone(), w);
             drop(workloads);
-            let _ = self.refresh.send(r);
+            self.judge_again(&r);
         }
     }
 
@@ -875,7 +871,7 @@ impl Inner {
         if newer {
             leases.insert(r.clone(), lease);
             drop(leases);
-            let _ = self.refresh.send(r.clone());
+            self.judge_again(r);
         }
     }
 
@@ -917,7 +913,7 @@ impl Inner {
                         gone
                     };
                     for r in gone {
-                        let _ = self.refresh.send(r);
+                        self.judge_again(&r);
                     }
                     for w in all {
                         self.store_workload(w);
@@ -933,7 +929,7 @@ impl Inner {
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&r);
-                    let _ = self.refresh.send(r);
+                    self.judge_again(&r);
                 }
                 Err(e) => {
                     if let Some(h) = self.health(&key) {
@@ -967,7 +963,7 @@ impl Inner {
                     gone
                 };
                 for r in gone {
-                    let _ = self.refresh.send(r);
+                    self.judge_again(&r);
                 }
                 for lease in all {
                     if let Some(r) = self.by_lease.get(&lease.name).cloned() {
@@ -989,7 +985,7 @@ impl Inner {
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&r);
-                    let _ = self.refresh.send(r);
+                    self.judge_again(&r);
                 }
             }
             Err(e) => {
@@ -1035,19 +1031,27 @@ impl Inner {
                 }
             }
             for a in self.allowlist.iter() {
-                let _ = self.refresh.send(a.workload.clone());
+                self.judge_again(&a.workload);
             }
         }
     }
 
     /// Judges rollouts one workload at a time, so that no two decisions about one workload
     /// race on this replica.
-    async fn track_forever(&self, mut rx: mpsc::UnboundedReceiver<WorkloadRef>) {
-        while let Some(r) = rx.recv().await {
+    async fn track_forever(&self) {
+        loop {
+            let r = self.refresh.next().await;
             if self.leadership.as_ref().is_none_or(|l| *l.borrow()) {
                 self.track(&r).await;
             }
             self.publish(&r);
+        }
+    }
+
+    /// Asks for `r` to be judged again, if it is allowlisted (nothing else is ever judged).
+    fn judge_again(&self, r: &WorkloadRef) {
+        if self.allowlist.get(r).is_some() {
+            self.refresh.push(r);
         }
     }
 
