@@ -50,19 +50,23 @@
 //! | [`allowlist`] | the allowlist file format and identities |
 //! | [`rollout`] | `kubectl rollout status` as a plain function |
 //! | [`lock`] | the per-workload restart Lease |
+//! | [`status`] | what is shown about a workload; its phase and how a restart ended, as plain functions |
 //! | [`Restarter`] | the service: restart, unlock, history, status stream |
 
 pub mod allowlist;
+mod error;
 pub mod lock;
 mod refresh;
 pub mod rollout;
 mod service;
+pub mod status;
 
 pub use allowlist::{Allowed, Allowlist, AllowlistError, Identity, ServiceEntry};
+pub use error::RestartError;
 pub use lock::{LastRestart, LockInfo, Outcome};
 pub use rollout::{Rollout, Verdict};
 pub use service::{
-    CONTROLLER, DEFAULT_CACHE_GRACE, HistoryEntry, MAX_REASON_LEN, NoopRestartObserver, Phase,
-    RESTARTED_AT, RestartConfig, RestartError, RestartObserver, Restarter, RestarterBuilder,
-    ServiceStatus,
+    CONTROLLER, DEFAULT_CACHE_GRACE, MAX_REASON_LEN, NoopRestartObserver, RESTARTED_AT,
+    RestartConfig, RestartObserver, Restarter, RestarterBuilder,
 };
+pub use status::{HistoryEntry, Phase, ServiceStatus};

@@ -1,0 +1,374 @@
+//! The restart service: restarts, locks, rollout tracking and the status stream.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | [`Restarter`], its builder and settings, the shared state |
+//! | `requests.rs` | restart and force-unlock, and the Events that record them |
+//! | `caches.rs` | the watches, the resync, judging rollouts, publishing statuses |
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use cluster_api::{CacheHealth, Clock, ClusterApi, Lease, SystemClock, Workload, WorkloadRef};
+use tokio::sync::{broadcast, watch};
+
+use crate::allowlist::{Allowlist, Identity};
+use crate::error::RestartError;
+use crate::lock::{self, LockInfo, Outcome};
+use crate::refresh::Refresh;
+use crate::status::{HistoryEntry, Phase, ServiceStatus};
+
+mod caches;
+mod requests;
+
+use caches::{place_key, places};
+pub(crate) use requests::seconds;
+
+/// The pod-template annotation `kubectl rollout restart` sets.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+/// The `reportingController` of our Events.
+pub const CONTROLLER: &str = "restart-manager.io/restart";
+/// The longest reason accepted.
+pub const MAX_REASON_LEN: usize = 500;
+/// How long a cache whose watch is failing still counts as ready (see
+/// [`RestarterBuilder::cache_grace`]).
+pub const DEFAULT_CACHE_GRACE: Duration = Duration::from_secs(30);
+/// The health key of the lock watch.
+const LOCKS: &str = "locks";
+
+/// Settings of the restart service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartConfig {
+    /// The namespace holding the lock Leases.
+    pub namespace: String,
+    /// How long a restart holds its lock before anyone may take it over
+    /// (`FORCE_UNLOCK_SEC`).
+    pub lock_duration: Duration,
+    /// How often everything is looked at again besides watch events (`WATCH_INTERVAL`).
+    pub resync: Duration,
+    /// How many history entries are returned per workload.
+    pub history_limit: usize,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        RestartConfig {
+            namespace: "restart-manager".into(),
+            lock_duration: Duration::from_secs(300),
+            resync: Duration::from_secs(10),
+            history_limit: 20,
+        }
+    }
+}
+
+/// Hooks for metrics; every method has a no-op default.
+pub trait RestartObserver: Send + Sync + 'static {
+    /// A restart was applied to the workload.
+    fn restarted(&self, _workload: &WorkloadRef) {}
+    /// A restart failed: it could not be applied, its rollout failed, or it timed out.
+    fn restart_failed(&self, _workload: &WorkloadRef) {}
+    /// A restart's rollout ended, after `took` since the restart.
+    fn rollout_finished(&self, _workload: &WorkloadRef, _outcome: Outcome, _took: Duration) {}
+}
+
+/// A [`RestartObserver`] that records nothing.
+#[derive(Debug, Default)]
+pub struct NoopRestartObserver;
+
+impl RestartObserver for NoopRestartObserver {}
+
+/// Restarts allowlisted workloads and tracks their rollouts, for one replica.
+///
+/// Cheap to clone. [`run`](Restarter::run) keeps its caches current from watches and
+/// releases locks when rollouts end; [`restart`](Restarter::restart) starts one.
+#[derive(Clone)]
+pub struct Restarter {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`Restarter`].
+pub struct RestarterBuilder {
+    api: Arc<dyn ClusterApi>,
+    allowlist: Allowlist,
+    config: RestartConfig,
+    clock: Arc<dyn Clock>,
+    instance: String,
+    observer: Arc<dyn RestartObserver>,
+    leadership: Option<watch::Receiver<bool>>,
+    cache_grace: Duration,
+}
+
+struct Inner {
+    api: Arc<dyn ClusterApi>,
+    clock: Arc<dyn Clock>,
+    allowlist: Allowlist,
+    config: RestartConfig,
+    instance: String,
+    observer: Arc<dyn RestartObserver>,
+    /// Allowlisted workloads by the name of their lock Lease.
+    by_lease: HashMap<String, WorkloadRef>,
+    workloads: RwLock<HashMap<WorkloadRef, Workload>>,
+    leases: RwLock<HashMap<WorkloadRef, Lease>>,
+    views: RwLock<HashMap<WorkloadRef, ServiceStatus>>,
+    updates: broadcast::Sender<ServiceStatus>,
+    /// Allowlisted workloads to judge again, each at most once.
+    refresh: Refresh,
+    /// Set by the first [`Restarter::run`].
+    running: AtomicBool,
+    /// One per watch: the lock Leases, and each kind in each namespace of the allowlist
+    /// (`Deployment/shop`); ordered, so readiness names the same problem first every time.
+    health: BTreeMap<String, CacheHealth>,
+    cache_grace: Duration,
+    sequence: AtomicU64,
+    leadership: Option<watch::Receiver<bool>>,
+}
+
+// === impl RestarterBuilder ===
+
+impl RestarterBuilder {
+    /// Settings (namespace, lock duration, resync).
+    pub fn config(mut self, config: RestartConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The wall clock (tests pass the simulated cluster).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This replica's name, on Events.
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = name.into();
+        self
+    }
+
+    /// Where to report restarts and rollouts.
+    pub fn observer(mut self, observer: Arc<dyn RestartObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Judge rollouts and release finished restarts' locks only while this says `true`: with
+    /// several replicas, only the elected leader does. Restarts and status are served
+    /// regardless. Without it, this replica always does.
+    pub fn leadership(mut self, leader: watch::Receiver<bool>) -> Self {
+        self.leadership = Some(leader);
+        self
+    }
+
+    /// How long a watch may fail before [`Restarter::is_ready`] says no
+    /// ([`DEFAULT_CACHE_GRACE`] unless set).
+    pub fn cache_grace(mut self, grace: Duration) -> Self {
+        self.cache_grace = grace;
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> Restarter {
+        let by_lease = self
+            .allowlist
+            .iter()
+            .map(|a| (lock::lease_name(&a.workload), a.workload.clone()))
+            .collect();
+        let mut health = BTreeMap::new();
+        health.insert(LOCKS.to_string(), CacheHealth::new("restart lock"));
+        for (kind, namespace) in places(&self.allowlist) {
+            health.insert(
+                place_key(kind, &namespace),
+                CacheHealth::new(format!("{} in {namespace}", kind.resource())),
+            );
+        }
+        Restarter {
+            inner: Arc::new(Inner {
+                api: self.api,
+                clock: self.clock,
+                allowlist: self.allowlist,
+                config: self.config,
+                instance: self.instance,
+                observer: self.observer,
+                by_lease,
+                workloads: RwLock::default(),
+                leases: RwLock::default(),
+                views: RwLock::default(),
+                updates: broadcast::channel(1024).0,
+                refresh: Refresh::default(),
+                running: AtomicBool::new(false),
+                health,
+                cache_grace: self.cache_grace,
+                sequence: AtomicU64::new(0),
+                leadership: self.leadership,
+            }),
+        }
+    }
+}
+
+// === impl Restarter ===
+
+impl Restarter {
+    /// Starts building the service over a cluster and an allowlist.
+    pub fn builder(api: Arc<dyn ClusterApi>, allowlist: Allowlist) -> RestarterBuilder {
+        RestarterBuilder {
+            api,
+            allowlist,
+            config: RestartConfig::default(),
+            clock: Arc::new(SystemClock),
+            instance: "restart-manager".into(),
+            observer: Arc::new(NoopRestartObserver),
+            leadership: None,
+            cache_grace: DEFAULT_CACHE_GRACE,
+        }
+    }
+
+    /// The allowlist.
+    pub fn allowlist(&self) -> &Allowlist {
+        &self.inner.allowlist
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RestartConfig {
+        &self.inner.config
+    }
+
+    /// Keeps the caches current, judges rollouts and releases finished restarts' locks, until
+    /// dropped. Run it once per `Restarter`.
+    pub async fn run(&self) {
+        if self.inner.running.swap(true, Ordering::AcqRel) {
+            tracing::error!("Restarter::run called twice");
+            return;
+        }
+        let inner = &self.inner;
+        // One watch per kind and namespace of the allowlist: the server reads workloads
+        // only where it may restart some, which is all a namespaced Role grants.
+        let places = places(&inner.allowlist);
+        let kinds = futures::future::join_all(
+            places
+                .iter()
+                .map(|(kind, namespace)| inner.watch_kind(*kind, namespace)),
+        );
+        tokio::join!(
+            kinds,
+            inner.watch_locks(),
+            inner.track_forever(),
+            inner.resync_forever()
+        );
+    }
+
+    /// Whether every watch has delivered its first full list and none has been failing for
+    /// longer than the grace time.
+    pub fn is_ready(&self) -> bool {
+        self.readiness_problem().is_none()
+    }
+
+    /// Why [`is_ready`](Self::is_ready) says no, for a readiness probe.
+    pub fn readiness_problem(&self) -> Option<String> {
+        let grace = self.inner.cache_grace;
+        self.inner.health.values().find_map(|h| h.problem(grace))
+    }
+
+    /// Waits until every watch has delivered its first full list.
+    pub async fn wait_ready(&self) {
+        for health in self.inner.health.values() {
+            health.wait_synced().await;
+        }
+    }
+
+    /// Every allowlisted workload's status, in allowlist order.
+    pub fn statuses(&self) -> Vec<ServiceStatus> {
+        self.inner
+            .allowlist
+            .iter()
+            .map(|a| self.inner.view(&a.workload))
+            .collect()
+    }
+
+    /// One workload's status.
+    pub fn status(&self, workload: &WorkloadRef) -> Result<ServiceStatus, RestartError> {
+        self.inner.allowed(workload)?;
+        Ok(self.inner.view(workload))
+    }
+
+    /// Every status change from now on. A receiver that falls behind gets
+    /// [`broadcast::error::RecvError::Lagged`] and should start over from
+    /// [`statuses`](Self::statuses).
+    pub fn subscribe(&self) -> broadcast::Receiver<ServiceStatus> {
+        self.inner.updates.subscribe()
+    }
+
+    /// Restarts a workload exactly as `kubectl rollout restart` does, holding its lock until
+    /// the rollout ends.
+    pub async fn restart(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+        reason: Option<&str>,
+    ) -> Result<ServiceStatus, RestartError> {
+        self.inner.restart(workload, who, reason).await
+    }
+
+    /// Breaks a workload's lock, whoever holds it. Returns the lock that was broken, if any.
+    pub async fn force_unlock(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+        reason: &str,
+    ) -> Result<Option<LockInfo>, RestartError> {
+        self.inner.force_unlock(workload, who, reason).await
+    }
+
+    /// A workload's recent restarts, refusals and rollouts, newest first.
+    pub async fn history(&self, workload: &WorkloadRef) -> Result<Vec<HistoryEntry>, RestartError> {
+        let inner = &self.inner;
+        inner.allowed(workload)?;
+        let events = inner
+            .api
+            .list_events(&workload.object_ref())
+            .await
+            .map_err(RestartError::Cluster)?;
+        let mut entries: Vec<HistoryEntry> = events
+            .into_iter()
+            .filter(|e| e.reporting_controller == CONTROLLER)
+            .map(|e| HistoryEntry {
+                time: e.time,
+                type_: e.type_,
+                reason: e.reason,
+                message: e.note,
+                count: e.count,
+            })
+            .collect();
+        entries.reverse();
+        entries.truncate(inner.config.history_limit);
+        Ok(entries)
+    }
+
+    /// Waits until the workload's current restart has ended (or none is running) and its
+    /// rollout has settled, and returns its status then. `progress` sees every change on the
+    /// way.
+    ///
+    /// The lock is released by whichever replica sees the rollout complete; this replica's
+    /// workload cache may lag that by a moment, so a released lock alone does not end the
+    /// wait while the rollout still looks in progress here.
+    pub async fn wait(
+        &self,
+        workload: &WorkloadRef,
+        mut progress: impl FnMut(&ServiceStatus),
+    ) -> ServiceStatus {
+        let mut updates = self.subscribe();
+        loop {
+            let status = self.inner.view(workload);
+            progress(&status);
+            if status.lock.is_none()
+                && !matches!(status.phase, Phase::Restarting | Phase::Progressing)
+            {
+                return status;
+            }
+            match updates.recv().await {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return status,
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The requests: restart, force-unlock, and the Events that record them.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cluster_api::{Error, Event, EventType, Timestamp, UpdateStrategy, WorkloadRef};
+
+use super::{CONTROLLER, Inner, MAX_REASON_LEN, RESTARTED_AT};
+use crate::allowlist::Identity;
+use crate::error::RestartError;
+use crate::lock::{self, LockInfo, Outcome, Take, TakeRequest};
+use crate::status::ServiceStatus;
+
+impl Inner {
+    pub(super) fn allowed(
+        &self,
+        workload: &WorkloadRef,
+    ) -> Result<&crate::allowlist::Allowed, RestartError> {
+        self.allowlist
+            .get(workload)
+            .ok_or_else(|| RestartError::NotAllowlisted(workload.clone()))
+    }
+
+    pub(super) async fn restart(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+        reason: Option<&str>,
+    ) -> Result<ServiceStatus, RestartError> {
+        let entry = self.allowed(workload)?;
+        let reason = clean_reason(reason)?;
+        let because = reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        if !entry.allowed.is_empty() && !who.is_any_of(&entry.allowed) {
+            self.refused(
+                workload,
+                format!(
+                    "restart by {who} refused: not among those allowed ({})",
+                    entry.allowed.join(", ")
+                ),
+            )
+            .await;
+            return Err(RestartError::Forbidden {
+                who: who.user.clone(),
+                workload: workload.clone(),
+            });
+        }
+        let current = match self.api.get_workload(workload).await {
+            Ok(w) => w,
+            Err(Error::NotFound { .. }) => return Err(RestartError::NotFound(workload.clone())),
+            Err(e) => return Err(RestartError::Cluster(e)),
+        };
+        if current.paused {
+            self.refused(
+                workload,
+                format!("restart by {who} refused: the deployment is paused"),
+            )
+            .await;
+            return Err(RestartError::Paused(workload.clone()));
+        }
+        if current.strategy == UpdateStrategy::OnDelete {
+            return Err(RestartError::OnDelete(workload.clone()));
+        }
+
+        let now = self.clock.now();
+        let restarted_at = rfc3339(now);
+        let restart_id = format!(
+            "{}-{}-{}",
+            self.instance,
+            now.as_millisecond(),
+            self.sequence.fetch_add(1, Ordering::Relaxed)
+        );
+        let request = TakeRequest {
+            namespace: &self.config.namespace,
+            workload,
+            holder: &who.user,
+            reason: reason.as_deref(),
+            restart_id: &restart_id,
+            restarted_at: &restarted_at,
+            duration: self.config.lock_duration,
+            now,
+        };
+        let (lock, lease) = match lock::take(self.api.as_ref(), &request)
+            .await
+            .map_err(RestartError::Cluster)?
+        {
+            Take::Held(lock, lease) => {
+                // What was just read is at least as new as the cache: a caller that waits
+                // for this restart next must see it held.
+                self.store_lease(workload, *lease);
+                self.refused(
+                    workload,
+                    format!(
+                        "restart by {who} refused: {} is restarting it since {}",
+                        lock.holder,
+                        seconds(&lock.since)
+                    ),
+                )
+                .await;
+                return Err(RestartError::Locked {
+                    workload: workload.clone(),
+                    lock: Box::new(lock),
+                });
+            }
+            Take::Unsure(e) => {
+                // The write may have landed; leave no lock behind that nobody will use.
+                let _ = lock::release(
+                    self.api.as_ref(),
+                    &self.config.namespace,
+                    workload,
+                    Some(&restart_id),
+                    Outcome::Aborted,
+                    self.clock.now(),
+                )
+                .await;
+                return Err(RestartError::Cluster(e));
+            }
+            Take::Taken {
+                lock,
+                lease,
+                took_over,
+            } => {
+                let lease = *lease;
+                if let Some(old) = took_over {
+                    self.event(
+                        workload,
+                        EventType::Warning,
+                        "RestartLockTakenOver",
+                        format!(
+                            "{who} took over the restart lock of {} (held since {}, expired)",
+                            old.holder,
+                            seconds(&old.since)
+                        ),
+                    )
+                    .await;
+                }
+                (lock, lease)
+            }
+        };
+        self.store_lease(workload, lease);
+
+        let patch = [(RESTARTED_AT.to_string(), Some(restarted_at.clone()))]
+            .into_iter()
+            .collect();
+        match self.api.patch_template_annotations(workload, &patch).await {
+            Ok(patched) => self.store_workload(patched),
+            Err(e) => {
+                tracing::warn!(%workload, error = %e, "restart could not be applied; releasing its lock");
+                self.observer.restart_failed(workload);
+                self.finish(
+                    workload,
+                    &lock,
+                    Outcome::Aborted,
+                    format!("restart by {who} could not be applied: {e}"),
+                )
+                .await;
+                return Err(RestartError::Cluster(e));
+            }
+        }
+        self.observer.restarted(workload);
+        tracing::info!(%workload, by = %who, reason = reason.as_deref().unwrap_or(""), "workload restarted");
+        self.event(
+            workload,
+            EventType::Normal,
+            "Restarted",
+            format!("restarted by {who}{because}"),
+        )
+        .await;
+        self.judge_again(workload);
+        Ok(self.view(workload))
+    }
+
+    pub(super) async fn force_unlock(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+        reason: &str,
+    ) -> Result<Option<LockInfo>, RestartError> {
+        self.allowed(workload)?;
+        let reason = clean_reason(Some(reason))?
+            .ok_or_else(|| RestartError::Invalid("a forced unlock needs a reason".into()))?;
+        let released = lock::release(
+            self.api.as_ref(),
+            &self.config.namespace,
+            workload,
+            None,
+            Outcome::Unlocked,
+            self.clock.now(),
+        )
+        .await
+        .map_err(RestartError::Cluster)?;
+        let Some((old, lease)) = released else {
+            return Ok(None);
+        };
+        self.store_lease(workload, lease);
+        tracing::warn!(%workload, by = %who, holder = %old.holder, %reason, "restart lock force-released");
+        self.event(
+            workload,
+            EventType::Warning,
+            "RestartLockForceReleased",
+            format!(
+                "{who} broke the restart lock held by {} since {}: {reason}",
+                old.holder,
+                seconds(&old.since)
+            ),
+        )
+        .await;
+        self.judge_again(workload);
+        Ok(Some(old))
+    }
+
+    pub(super) async fn refused(&self, workload: &WorkloadRef, note: String) {
+        tracing::info!(%workload, "{note}");
+        self.event(workload, EventType::Warning, "RestartRefused", note)
+            .await;
+    }
+
+    pub(super) async fn event(
+        &self,
+        workload: &WorkloadRef,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let uid = self
+            .workloads
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(workload)
+            .map(|w| w.uid.clone())
+            .unwrap_or_default();
+        let event = Event {
+            regarding: workload.object_ref().with_uid(uid),
+            type_,
+            reason: reason.into(),
+            action: "Restart".into(),
+            note,
+            reporting_controller: CONTROLLER.into(),
+            reporting_instance: self.instance.clone(),
+            time: Some(self.clock.now()),
+            count: 1,
+        };
+        if let Err(e) = self.api.record_event(&event).await {
+            tracing::warn!(%workload, reason, error = %e, "could not record event");
+        }
+    }
+
+    /// Releases a restart's lock with its outcome, if it still holds it; reports it once.
+    pub(super) async fn finish(
+        &self,
+        workload: &WorkloadRef,
+        lock: &LockInfo,
+        outcome: Outcome,
+        note: String,
+    ) {
+        let now = self.clock.now();
+        match lock::release(
+            self.api.as_ref(),
+            &self.config.namespace,
+            workload,
+            Some(&lock.restart_id),
+            outcome,
+            now,
+        )
+        .await
+        {
+            Ok(Some((_, lease))) => {
+                self.store_lease(workload, lease);
+                let took = Duration::try_from(now.duration_since(lock.since)).unwrap_or_default();
+                self.observer.rollout_finished(workload, outcome, took);
+                if matches!(outcome, Outcome::Failed | Outcome::TimedOut) {
+                    self.observer.restart_failed(workload);
+                }
+                let (type_, reason) = match outcome {
+                    Outcome::Complete => (EventType::Normal, "RolloutComplete"),
+                    Outcome::Failed => (EventType::Warning, "RolloutFailed"),
+                    Outcome::TimedOut => (EventType::Warning, "RestartTimedOut"),
+                    Outcome::Unlocked | Outcome::Aborted => (EventType::Warning, "RestartAborted"),
+                };
+                tracing::info!(%workload, outcome = outcome.as_str(), seconds = took.as_secs(), "restart ended");
+                self.event(workload, type_, reason, note).await;
+            }
+            // Another replica got there first, or the lock was broken.
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%workload, error = %e, "could not release the restart lock; will retry")
+            }
+        }
+    }
+}
+
+fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RestartError> {
+    let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if reason.chars().count() > MAX_REASON_LEN {
+        return Err(RestartError::Invalid(format!(
+            "the reason is longer than {MAX_REASON_LEN} characters"
+        )));
+    }
+    if let Some(c) = reason
+        .chars()
+        .find(|c| c.is_control() || is_bidi_control(*c))
+    {
+        return Err(RestartError::Invalid(format!(
+            "the reason contains the control character U+{:04X}; write it on one line, \
+             without control or text-direction characters",
+            u32::from(c)
+        )));
+    }
+    Ok(Some(reason.to_string()))
+}
+
+/// The characters that change the direction text is shown in (the Unicode bidirectional
+/// controls): in an Event or a log line they can make a line read differently from what it
+/// says.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// RFC 3339 in UTC with second precision, as kubectl writes `restartedAt`.
+pub(super) fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A time for people: to the second.
+pub(crate) fn seconds(t: &Timestamp) -> String {
+    rfc3339(*t)
+}
