@@ -1,0 +1,451 @@
+//! [`ClusterApi`] over the Kubernetes API: each operation as the request it makes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use cluster_api::{
+    ClusterApi, Error, Event, EvictOptions, EvictionOutcome, LabelSelector, Lease, Node, NodePatch,
+    ObjectRef, Pod, PodFilter, Result, WatchEvent, WatchStream, Workload, WorkloadFilter,
+    WorkloadKind, WorkloadRef,
+};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::watcher;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use crate::{KubeCluster, convert, errors, slim, throttled};
+
+macro_rules! with_workload_api {
+    ($self:expr, $kind:expr, $namespace:expr, |$api:ident, $convert:ident| $body:expr) => {
+        match $kind {
+            WorkloadKind::Deployment => {
+                let $api: Api<Deployment> = workload_api($self.client(), $namespace);
+                let $convert = convert::deployment;
+                $body
+            }
+            WorkloadKind::StatefulSet => {
+                let $api: Api<StatefulSet> = workload_api($self.client(), $namespace);
+                let $convert = convert::statefulset;
+                $body
+            }
+            WorkloadKind::DaemonSet => {
+                let $api: Api<DaemonSet> = workload_api($self.client(), $namespace);
+                let $convert = convert::daemonset;
+                $body
+            }
+        }
+    };
+}
+
+/// A watch as a stream of `cluster-api` events: the initial list becomes one `Restarted`.
+/// The first failure is passed on as an `Err` and ends the stream: the consumer (through
+/// [`follow`]) knows its view may have gaps, and watches again, which lists afresh.
+pub(crate) fn watch_events<K, T>(
+    api: Api<K>,
+    config: watcher::Config,
+    convert: fn(K) -> T,
+) -> impl Stream<Item = Result<WatchEvent<T>>> + Send
+where
+    K: kube::Resource + Clone + DeserializeOwned + fmt::Debug + Send + 'static,
+    T: Send + 'static,
+{
+    let events = watcher(api, config).boxed();
+    futures::stream::unfold(
+        (Some(events), Vec::new()),
+        move |(events, mut buffer)| async move {
+            let mut events = events?;
+            loop {
+                let next = match events.next().await? {
+                    Ok(watcher::Event::Init) => {
+                        buffer.clear();
+                        continue;
+                    }
+                    Ok(watcher::Event::InitApply(o)) => {
+                        buffer.push(convert(o));
+                        continue;
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        WatchEvent::Restarted(std::mem::take(&mut buffer))
+                    }
+                    Ok(watcher::Event::Apply(o)) => WatchEvent::Applied(convert(o)),
+                    Ok(watcher::Event::Delete(o)) => WatchEvent::Deleted(convert(o)),
+                    Err(e) => return Some((Err(errors::watch(e)), (None, buffer))),
+                };
+                return Some((Ok(next), (Some(events), buffer)));
+            }
+        },
+    )
+}
+
+pub(crate) fn boxed<T: Send + 'static>(
+    s: impl Stream<Item = Result<WatchEvent<T>>> + Send + 'static,
+) -> WatchStream<T> {
+    Box::pin(s)
+}
+
+fn pod_params(filter: &PodFilter) -> (Option<String>, Option<String>) {
+    let fields = filter.node.as_ref().map(|n| format!("spec.nodeName={n}"));
+    let labels = filter
+        .labels
+        .as_ref()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_string());
+    (fields, labels)
+}
+
+fn list_params(fields: Option<&str>, labels: Option<&str>) -> ListParams {
+    let mut lp = ListParams::default();
+    if let Some(f) = fields {
+        lp = lp.fields(f);
+    }
+    if let Some(l) = labels {
+        lp = lp.labels(l);
+    }
+    lp
+}
+
+fn watch_config(fields: Option<&str>, labels: Option<&str>) -> watcher::Config {
+    let mut wc = watcher::Config::default();
+    if let Some(f) = fields {
+        wc = wc.fields(f);
+    }
+    if let Some(l) = labels {
+        wc = wc.labels(l);
+    }
+    wc
+}
+
+/// `{"k": "v"}` / `{"k": null}` for a merge patch.
+fn merge_map(changes: &BTreeMap<String, Option<String>>) -> Value {
+    Value::Object(
+        changes
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_ref().map_or(Value::Null, |v| Value::String(v.clone())),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn workload_api<K>(client: Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    }
+}
+
+#[async_trait]
+impl ClusterApi for KubeCluster {
+    async fn get_node(&self, name: &str) -> Result<Node> {
+        let api: Api<slim::SlimNode> = Api::all(self.client());
+        Ok(self.node(self.call(api.get(name)).await?))
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<Node>> {
+        self.cached_nodes().await
+    }
+
+    async fn watch_nodes(&self) -> Result<WatchStream<Node>> {
+        // Subscribe first, so no change falls between the snapshot and the stream.
+        let mut changes = self.inner.nodes.changes.subscribe();
+        let snapshot = self.cached_nodes().await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(Ok(WatchEvent::Restarted(snapshot)));
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = match changes.recv().await {
+                    Ok(Ok(WatchEvent::Restarted(_)))
+                    | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        match this.cached_nodes().await {
+                            Ok(all) => Ok(WatchEvent::Restarted(all)),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Ok(event) => event,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let failed = event.is_err();
+                // After a failure this stream ends: its consumer watches again.
+                if tx.send(event).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Box::pin(UnboundedReceiverStream::new(rx)))
+    }
+
+    async fn patch_node(&self, name: &str, patch: &NodePatch) -> Result<Node> {
+        let mut metadata = serde_json::Map::new();
+        if let Some(rv) = &patch.resource_version {
+            metadata.insert("resourceVersion".into(), json!(rv));
+        }
+        if !patch.annotations.is_empty() {
+            metadata.insert("annotations".into(), merge_map(&patch.annotations));
+        }
+        if !patch.labels.is_empty() {
+            metadata.insert("labels".into(), merge_map(&patch.labels));
+        }
+        let mut body = json!({ "metadata": metadata });
+        if let Some(u) = patch.unschedulable {
+            body["spec"] = json!({ "unschedulable": u });
+        }
+        let api: Api<slim::SlimNode> = Api::all(self.client());
+        let written = self
+            .call(api.patch(name, &PatchParams::default(), &Patch::Merge(&body)))
+            .await?;
+        Ok(self.node(written))
+    }
+
+    async fn list_pods(&self, filter: &PodFilter) -> Result<Vec<Pod>> {
+        let (fields, labels) = pod_params(filter);
+        let lp = list_params(fields.as_deref(), labels.as_deref());
+        let list = self
+            .call(self.pods(filter.namespace.as_deref()).list(&lp))
+            .await?;
+        Ok(list.items.into_iter().map(convert::pod).collect())
+    }
+
+    async fn watch_pods(&self, filter: &PodFilter) -> Result<WatchStream<Pod>> {
+        let (fields, labels) = pod_params(filter);
+        let wc = watch_config(fields.as_deref(), labels.as_deref());
+        Ok(boxed(watch_events(
+            self.pods(filter.namespace.as_deref()),
+            wc,
+            convert::pod,
+        )))
+    }
+
+    async fn evict_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        options: &EvictOptions,
+    ) -> Result<EvictionOutcome> {
+        // Written by hand: kube's `Api::evict` sends `delete_options` in snake case, which the
+        // API server ignores, so a grace-period override would be silently dropped.
+        let mut body = json!({
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        });
+        if let Some(grace) = options.grace_period_seconds {
+            body["deleteOptions"] = json!({"gracePeriodSeconds": grace.max(0)});
+        }
+        let request = http::Request::post(format!(
+            "/api/v1/namespaces/{namespace}/pods/{name}/eviction"
+        ))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string().into_bytes())
+        .map_err(|e| Error::invalid(format!("cannot build the eviction request: {e}")))?;
+        let deadline = tokio::time::Instant::now() + self.inner.options.timeout;
+        self.turn(&self.inner.limiter, deadline).await?;
+        let client = self.client();
+        match tokio::time::timeout_at(deadline, client.request::<kube::core::Status>(request)).await
+        {
+            Ok(result) => errors::eviction(result).map_err(|e| throttled(&self.inner.limiter, e)),
+            Err(_) => Err(Error::unavailable(
+                "the eviction did not get an answer in time",
+            )),
+        }
+    }
+
+    async fn get_lease(&self, namespace: &str, name: &str) -> Result<Lease> {
+        Ok(convert::lease(
+            self.call(self.leases(namespace).get(name)).await?,
+        ))
+    }
+
+    async fn list_leases(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<Lease>> {
+        let labels = (!selector.is_empty()).then(|| selector.to_string());
+        let lp = list_params(None, labels.as_deref());
+        let list = self.call(self.leases(namespace).list(&lp)).await?;
+        Ok(list.items.into_iter().map(convert::lease).collect())
+    }
+
+    async fn watch_leases(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+    ) -> Result<WatchStream<Lease>> {
+        let labels = (!selector.is_empty()).then(|| selector.to_string());
+        let wc = watch_config(None, labels.as_deref());
+        Ok(boxed(watch_events(
+            self.leases(namespace),
+            wc,
+            convert::lease,
+        )))
+    }
+
+    async fn create_lease(&self, lease: &Lease) -> Result<Lease> {
+        let mut object = convert::to_lease(lease);
+        object.metadata.resource_version = None;
+        let written = self
+            .call(
+                self.leases(&lease.namespace)
+                    .create(&PostParams::default(), &object),
+            )
+            .await?;
+        Ok(convert::lease(written))
+    }
+
+    async fn replace_lease(&self, lease: &Lease) -> Result<Lease> {
+        if lease.resource_version.is_empty() {
+            return Err(Error::invalid(format!(
+                "leases.coordination.k8s.io \"{}\": a replace must carry the resourceVersion it was read at",
+                lease.name
+            )));
+        }
+        let object = convert::to_lease(lease);
+        let written = self
+            .call(self.leases(&lease.namespace).replace(
+                &lease.name,
+                &PostParams::default(),
+                &object,
+            ))
+            .await?;
+        Ok(convert::lease(written))
+    }
+
+    async fn delete_lease(
+        &self,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> Result<()> {
+        let dp = DeleteParams {
+            preconditions: resource_version.map(|rv| Preconditions {
+                resource_version: Some(rv.to_string()),
+                uid: None,
+            }),
+            ..Default::default()
+        };
+        self.call(self.leases(namespace).delete(name, &dp)).await?;
+        Ok(())
+    }
+
+    async fn get_workload(&self, w: &WorkloadRef) -> Result<Workload> {
+        with_workload_api!(self, w.kind, Some(w.namespace.as_str()), |api, convert| {
+            Ok(convert(self.call(api.get(&w.name)).await?))
+        })
+    }
+
+    async fn list_workloads(&self, filter: &WorkloadFilter) -> Result<Vec<Workload>> {
+        let fields = filter.name.as_ref().map(|n| format!("metadata.name={n}"));
+        let lp = list_params(fields.as_deref(), None);
+        with_workload_api!(
+            self,
+            filter.kind,
+            filter.namespace.as_deref(),
+            |api, convert| {
+                Ok(self
+                    .call(api.list(&lp))
+                    .await?
+                    .items
+                    .into_iter()
+                    .map(convert)
+                    .collect())
+            }
+        )
+    }
+
+    async fn watch_workloads(&self, filter: &WorkloadFilter) -> Result<WatchStream<Workload>> {
+        let fields = filter.name.as_ref().map(|n| format!("metadata.name={n}"));
+        let wc = watch_config(fields.as_deref(), None);
+        with_workload_api!(
+            self,
+            filter.kind,
+            filter.namespace.as_deref(),
+            |api, convert| Ok(boxed(watch_events(api, wc, convert)))
+        )
+    }
+
+    async fn patch_template_annotations(
+        &self,
+        w: &WorkloadRef,
+        annotations: &BTreeMap<String, Option<String>>,
+    ) -> Result<Workload> {
+        let body =
+            json!({"spec": {"template": {"metadata": {"annotations": merge_map(annotations)}}}});
+        with_workload_api!(self, w.kind, Some(w.namespace.as_str()), |api, convert| {
+            Ok(convert(
+                self.call(api.patch(&w.name, &PatchParams::default(), &Patch::Merge(&body)))
+                    .await?,
+            ))
+        })
+    }
+
+    async fn record_event(&self, event: &Event) -> Result<()> {
+        let now = jiff::Timestamp::now();
+        let repeat = self
+            .inner
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .repeat(event);
+        if let Some(((namespace, name), count)) = repeat {
+            let patch = convert::series_patch(count, event.time.unwrap_or(now));
+            let patched = self
+                .call(self.events(&namespace).patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                ))
+                .await;
+            match patched {
+                Ok(_) => return Ok(()),
+                // Expired (Events live an hour): start a new series below.
+                Err(Error::NotFound { .. }) => self
+                    .inner
+                    .series
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .forget(event),
+                Err(e) => return Err(e),
+            }
+        }
+        let object = convert::to_event(event, now);
+        let namespace = convert::event_namespace(&event.regarding);
+        let created = self
+            .call(
+                self.events(&namespace)
+                    .create(&PostParams::default(), &object),
+            )
+            .await?;
+        if let Some(name) = created.metadata.name {
+            self.inner
+                .series
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .started(event, (namespace, name));
+        }
+        Ok(())
+    }
+
+    async fn list_events(&self, regarding: &ObjectRef) -> Result<Vec<Event>> {
+        let fields = format!(
+            "involvedObject.kind={},involvedObject.name={}",
+            regarding.kind, regarding.name
+        );
+        let lp = list_params(Some(&fields), None);
+        let list = self
+            .call(self.events(&convert::event_namespace(regarding)).list(&lp))
+            .await?;
+        let mut events: Vec<Event> = list.items.into_iter().map(convert::event).collect();
+        events.sort_by_key(|e| e.time);
+        Ok(events)
+    }
+}
