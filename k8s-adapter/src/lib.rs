@@ -133,7 +133,7 @@ fn throttled(limiter: &RateLimiter, error: Error) -> Error {
     error
 }
 
-/// A Kubernetes cluster behind the [`ClusterApi`] boundary. Cheap to clone.
+/// A Kubernetes cluster behind the [`ClusterApi`](cluster_api::ClusterApi) boundary. Cheap to clone.
 #[derive(Clone)]
 pub struct KubeCluster {
     inner: Arc<Inner>,

@@ -79,7 +79,7 @@ impl KubeCluster {
     /// recognise it, or recognises it only for other audiences. With `audiences`, the token
     /// must have been issued for at least one of them (`kubectl create token --audience`);
     /// with none, the API server's own audiences count. Reviews go through their own
-    /// budget ([`KubeOptions::review_qps`]).
+    /// budget ([`KubeOptions::review_qps`](crate::KubeOptions::review_qps)).
     pub async fn review_token(&self, token: &str, audiences: &[String]) -> Result<Option<User>> {
         let api: Api<TokenReview> = Api::all(self.client());
         let review = TokenReview {
