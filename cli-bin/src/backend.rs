@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use cluster_api::WorkloadRef;
 use fleetlock_core::FleetSnapshot;
 use futures::stream::BoxStream;
-use restart_core::{HistoryEntry, LockInfo, ServiceStatus};
+use restart_core::{ErrorKind, HistoryEntry, LockInfo, ServiceStatus};
 
 /// Exit codes (documented in docs/cli.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,67 +54,121 @@ impl CliError {
         self
     }
 
-    /// From an API error `kind` (the server's or restart-core's).
+    /// From an API error's `kind`, as a server answers it: restart-core's kinds, FleetLock's,
+    /// and the server's own (authentication, limits).
     pub fn from_kind(kind: &str, message: String) -> Self {
+        if let Some(k) = ErrorKind::parse(kind) {
+            return Self::restart(k, message);
+        }
+        if let Some(k) = fleetlock_core::Kind::parse(kind) {
+            return Self::fleetlock(k, message);
+        }
         let (exit, hint): (Exit, Option<&str>) = match kind {
-            "not_allowlisted" => (
-                Exit::NotFound,
-                Some(
-                    "`restartctl list` shows what may be restarted; add it under services: in the configuration",
-                ),
-            ),
-            "workload_not_found" => (
-                Exit::NotFound,
-                Some("check the kind, namespace and name with kubectl get"),
-            ),
-            "locked" => (
-                Exit::Refused,
-                Some(
-                    "wait for that restart to finish (`restartctl watch`), or break the lock with `restartctl unlock --reason ...`",
-                ),
-            ),
-            "paused" => (
-                Exit::Refused,
-                Some("resume it first: kubectl rollout resume"),
-            ),
-            "unsupported_strategy" => (
-                Exit::Refused,
-                Some("delete its pods instead; OnDelete workloads only replace deleted pods"),
-            ),
-            "forbidden" | "foreign_origin" => (
-                Exit::Denied,
-                Some(
-                    "ask an admin for the right (with --auth kubernetes: the verb restart or unlock on the workload)",
-                ),
-            ),
+            "forbidden" | "foreign_origin" => (Exit::Denied, Some(ASK_ADMIN)),
             "unauthenticated" => (
                 Exit::Denied,
                 Some("pass a token with --token, --token-file or RESTARTCTL_TOKEN"),
             ),
             "bad_kind" | "invalid_request" => (Exit::Usage, None),
-            "cluster_unavailable" => (
+            "not_found" => (Exit::NotFound, None),
+            "cluster_unavailable" => (Exit::Failure, Some(TRY_AGAIN)),
+            "too_many_requests" | "too_many_clients" | "timeout" => (
                 Exit::Failure,
-                Some("the Kubernetes API could not be reached; try again"),
+                Some("the server is busy; try again in a moment"),
             ),
             _ => (Exit::Failure, None),
         };
-        let e = CliError::new(exit, message);
+        CliError::new(exit, message).maybe_hint(hint)
+    }
+
+    /// A restart-core refusal.
+    pub fn restart(kind: ErrorKind, message: String) -> Self {
+        let (exit, hint): (Exit, Option<&str>) = match kind {
+            ErrorKind::NotAllowlisted => (
+                Exit::NotFound,
+                Some(
+                    "`restartctl list` shows what may be restarted; add it under services: in the configuration",
+                ),
+            ),
+            ErrorKind::WorkloadNotFound => (
+                Exit::NotFound,
+                Some("check the kind, namespace and name with kubectl get"),
+            ),
+            ErrorKind::Locked => (
+                Exit::Refused,
+                Some(
+                    "wait for that restart to finish (`restartctl watch`), or break the lock with `restartctl unlock --reason ...`",
+                ),
+            ),
+            ErrorKind::Paused => (
+                Exit::Refused,
+                Some("resume it first: kubectl rollout resume"),
+            ),
+            ErrorKind::UnsupportedStrategy => (
+                Exit::Refused,
+                Some("delete its pods instead; OnDelete workloads only replace deleted pods"),
+            ),
+            ErrorKind::Forbidden => (Exit::Denied, Some(ASK_ADMIN)),
+            ErrorKind::InvalidRequest => (Exit::Usage, None),
+            ErrorKind::ClusterUnavailable => (Exit::Failure, Some(TRY_AGAIN)),
+            _ => (Exit::Failure, None),
+        };
+        CliError::new(exit, message).maybe_hint(hint)
+    }
+
+    /// A FleetLock refusal (from the coordinator directly, or a server's answer).
+    pub fn fleetlock(kind: fleetlock_core::Kind, message: String) -> Self {
+        use fleetlock_core::Kind as K;
+        let (exit, hint): (Exit, Option<&str>) = match kind {
+            K::MissingProtocolHeader
+            | K::MethodNotAllowed
+            | K::InvalidBody
+            | K::BodyTooLarge
+            | K::InvalidId
+            | K::InvalidGroup => (Exit::Usage, None),
+            K::UnknownGroup => (
+                Exit::NotFound,
+                Some("`restartctl nodes` lists the configured reboot groups"),
+            ),
+            K::UnknownNode => (
+                Exit::NotFound,
+                Some("`restartctl id NODE` prints the id a node sends"),
+            ),
+            K::WrongGroup | K::UnverifiedCaller => (Exit::Denied, None),
+            K::LockHeld
+            | K::Draining
+            | K::DrainBlocked
+            | K::DrainTimedOut
+            | K::GroupPaused
+            | K::OutsideWindow
+            | K::BlockedByPods
+            | K::TooSoon => (Exit::FleetLockRefused, None),
+            K::TooManyRequests | K::ClusterUnavailable => (Exit::Failure, Some(TRY_AGAIN)),
+            _ => (Exit::Failure, None),
+        };
+        CliError::new(exit, message).maybe_hint(hint)
+    }
+
+    fn maybe_hint(self, hint: Option<&str>) -> Self {
         match hint {
-            Some(h) => e.hint(h),
-            None => e,
+            Some(h) => self.hint(h),
+            None => self,
         }
     }
 }
 
+const ASK_ADMIN: &str = "ask an admin for the right (with --auth kubernetes: the verb restart or unlock on the workload)";
+const TRY_AGAIN: &str = "the Kubernetes API could not be reached; try again";
+
 impl From<restart_core::RestartError> for CliError {
     fn from(e: restart_core::RestartError) -> Self {
-        CliError::from_kind(e.kind(), e.to_string())
+        CliError::restart(e.kind(), e.to_string())
     }
 }
 
 impl From<fleetlock_core::Refusal> for CliError {
     fn from(r: fleetlock_core::Refusal) -> Self {
-        CliError::from_kind(r.kind.as_str(), r.value)
+        CliError::fleetlock(r.kind, r.value)
     }
 }
 
@@ -144,4 +198,42 @@ pub trait Backend: Send + Sync {
         &self,
         only: Option<&WorkloadRef>,
     ) -> Result<BoxStream<'static, ServiceStatus>, CliError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_a_server_sends_has_its_exit_code() {
+        let exit = |kind: &str| CliError::from_kind(kind, String::new()).exit;
+        assert_eq!(exit("invalid_group"), Exit::Usage);
+        assert_eq!(exit("unknown_group"), Exit::NotFound);
+        assert_eq!(exit("wrong_group"), Exit::Denied);
+        assert_eq!(exit("lock_held"), Exit::FleetLockRefused);
+        assert_eq!(exit("locked"), Exit::Refused);
+        assert_eq!(exit("workload_not_found"), Exit::NotFound);
+        assert_eq!(exit("unauthenticated"), Exit::Denied);
+        assert_eq!(exit("forbidden"), Exit::Denied);
+        assert_eq!(exit("too_many_requests"), Exit::Failure);
+        // Every FleetLock kind but the server-side failures says more than "failure".
+        for kind in fleetlock_core::Kind::ALL {
+            let code = exit(kind.as_str());
+            let failure = matches!(
+                kind,
+                fleetlock_core::Kind::TooManyRequests
+                    | fleetlock_core::Kind::ClusterUnavailable
+                    | fleetlock_core::Kind::Internal
+            );
+            assert_eq!(code == Exit::Failure, failure, "{kind:?}");
+        }
+        for kind in ErrorKind::ALL {
+            let code = exit(kind.as_str());
+            let failure = matches!(
+                kind,
+                ErrorKind::ClusterUnavailable | ErrorKind::ClusterError
+            );
+            assert_eq!(code == Exit::Failure, failure, "{kind:?}");
+        }
+    }
 }

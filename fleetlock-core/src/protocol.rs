@@ -151,6 +151,11 @@ impl Kind {
         }
     }
 
+    /// The kind with this label (as a response's `kind` carries it).
+    pub fn parse(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == label)
+    }
+
     /// The HTTP status sent with it.
     pub fn status(self) -> u16 {
         match self {

@@ -48,32 +48,100 @@ pub enum RestartError {
 }
 
 impl RestartError {
-    /// A short, stable label for responses and metrics.
-    pub fn kind(&self) -> &'static str {
+    /// What kind of refusal this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            RestartError::NotAllowlisted(_) => "not_allowlisted",
-            RestartError::Forbidden { .. } => "forbidden",
-            RestartError::NotFound(_) => "workload_not_found",
-            RestartError::Locked { .. } => "locked",
-            RestartError::Paused(_) => "paused",
-            RestartError::OnDelete(_) => "unsupported_strategy",
-            RestartError::Invalid(_) => "invalid_request",
-            RestartError::Cluster(e) if e.is_transient() => "cluster_unavailable",
-            RestartError::Cluster(_) => "cluster_error",
+            RestartError::NotAllowlisted(_) => ErrorKind::NotAllowlisted,
+            RestartError::Forbidden { .. } => ErrorKind::Forbidden,
+            RestartError::NotFound(_) => ErrorKind::WorkloadNotFound,
+            RestartError::Locked { .. } => ErrorKind::Locked,
+            RestartError::Paused(_) => ErrorKind::Paused,
+            RestartError::OnDelete(_) => ErrorKind::UnsupportedStrategy,
+            RestartError::Invalid(_) => ErrorKind::InvalidRequest,
+            RestartError::Cluster(e) if e.is_transient() => ErrorKind::ClusterUnavailable,
+            RestartError::Cluster(_) => ErrorKind::ClusterError,
+        }
+    }
+}
+
+/// The kinds of [`RestartError`], each with a short, stable name for API responses, metrics
+/// and the CLI's exit codes. How a kind is answered over HTTP is the server's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// `not_allowlisted`: not in the allowlist.
+    NotAllowlisted,
+    /// `forbidden`: the caller may not do this.
+    Forbidden,
+    /// `workload_not_found`: allowlisted, but not in the cluster.
+    WorkloadNotFound,
+    /// `locked`: someone else is restarting it.
+    Locked,
+    /// `paused`: a paused Deployment.
+    Paused,
+    /// `unsupported_strategy`: an update strategy a restart cannot roll.
+    UnsupportedStrategy,
+    /// `invalid_request`: the request itself is wrong.
+    InvalidRequest,
+    /// `cluster_unavailable`: the cluster could not answer; try again.
+    ClusterUnavailable,
+    /// `cluster_error`: the cluster refused.
+    ClusterError,
+}
+
+impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::NotAllowlisted,
+        ErrorKind::Forbidden,
+        ErrorKind::WorkloadNotFound,
+        ErrorKind::Locked,
+        ErrorKind::Paused,
+        ErrorKind::UnsupportedStrategy,
+        ErrorKind::InvalidRequest,
+        ErrorKind::ClusterUnavailable,
+        ErrorKind::ClusterError,
+    ];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotAllowlisted => "not_allowlisted",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::WorkloadNotFound => "workload_not_found",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Paused => "paused",
+            ErrorKind::UnsupportedStrategy => "unsupported_strategy",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::ClusterUnavailable => "cluster_unavailable",
+            ErrorKind::ClusterError => "cluster_error",
         }
     }
 
-    /// The HTTP status that goes with it.
-    pub fn status(&self) -> u16 {
-        match self {
-            RestartError::NotAllowlisted(_) | RestartError::NotFound(_) => 404,
-            RestartError::Forbidden { .. } => 403,
-            RestartError::Locked { .. } | RestartError::Paused(_) | RestartError::OnDelete(_) => {
-                409
-            }
-            RestartError::Invalid(_) => 400,
-            RestartError::Cluster(e) if e.is_transient() => 503,
-            RestartError::Cluster(_) => 500,
+    /// The kind with this name (as an API response carries it).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_name_that_reads_back() {
+        let names: std::collections::BTreeSet<&str> =
+            ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
         }
+        assert_eq!(ErrorKind::parse("draining"), None);
     }
 }

@@ -62,7 +62,7 @@ mod service;
 pub mod status;
 
 pub use allowlist::{Allowed, Allowlist, AllowlistError, Identity, ServiceEntry};
-pub use error::RestartError;
+pub use error::{ErrorKind, RestartError};
 pub use lock::{LastRestart, LockInfo, Outcome};
 pub use rollout::{Rollout, Verdict};
 pub use service::{

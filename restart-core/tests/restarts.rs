@@ -7,7 +7,7 @@ use std::time::Duration;
 use cluster_api::{Error, Node, WorkloadKind, WorkloadRef};
 use cluster_sim::{Operation, SimCluster, StrategyName, WorkloadSpec};
 use restart_core::{
-    Allowlist, Identity, Outcome, Phase, RESTARTED_AT, RestartConfig, RestartError,
+    Allowlist, ErrorKind, Identity, Outcome, Phase, RESTARTED_AT, RestartConfig, RestartError,
     RestartObserver, Restarter, ServiceEntry,
 };
 use tokio::time::advance;
@@ -176,7 +176,7 @@ async fn a_paused_deployment_is_refused_and_nothing_is_counted() {
     let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
     let err = r.restart(&web(), &alice(), None).await.unwrap_err();
     assert_eq!(err, RestartError::Paused(web()));
-    assert_eq!(err.status(), 409);
+    assert_eq!(err.kind(), ErrorKind::Paused);
     assert!(err.to_string().contains("can't restart paused deployment"));
     assert!(
         !sim.workload(&web())
@@ -330,7 +330,7 @@ async fn force_unlock_needs_a_reason_and_is_audited() {
         .force_unlock(&web(), &Identity::user("root"), "  ")
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 400);
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
     let broken = r
         .force_unlock(&web(), &Identity::user("root"), "alice is on holiday")
         .await
@@ -393,24 +393,24 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
 
     let other = WorkloadRef::new(WorkloadKind::Deployment, "shop", "payments");
     let err = r.restart(&other, &alice(), None).await.unwrap_err();
-    assert_eq!((err.kind(), err.status()), ("not_allowlisted", 404));
+    assert_eq!(err.kind(), ErrorKind::NotAllowlisted);
 
     let ghost = WorkloadRef::new(WorkloadKind::Deployment, "shop", "ghost");
     assert_eq!(
         r.restart(&ghost, &alice(), None).await.unwrap_err().kind(),
-        "workload_not_found"
+        ErrorKind::WorkloadNotFound
     );
     assert!(!r.status(&ghost).unwrap().exists);
 
     let manual = WorkloadRef::new(WorkloadKind::StatefulSet, "shop", "manual");
     assert_eq!(
         r.restart(&manual, &alice(), None).await.unwrap_err().kind(),
-        "unsupported_strategy"
+        ErrorKind::UnsupportedStrategy
     );
 
     let vault = WorkloadRef::new(WorkloadKind::Deployment, "ops", "vault");
     let err = r.restart(&vault, &alice(), None).await.unwrap_err();
-    assert_eq!((err.kind(), err.status()), ("forbidden", 403));
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
     let sre = Identity {
         groups: vec!["sre".into()],
         ..Identity::user("carol")
@@ -421,7 +421,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
         .restart(&web(), &alice(), Some(&"x".repeat(501)))
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 400);
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
     assert_eq!(counts.restarted.lock().unwrap().len(), 1);
 }
 
@@ -437,7 +437,7 @@ async fn a_restart_that_cannot_be_applied_gives_its_lock_back() {
         },
     );
     let err = r.restart(&web(), &alice(), None).await.unwrap_err();
-    assert_eq!(err.kind(), "cluster_error");
+    assert_eq!(err.kind(), ErrorKind::ClusterError);
     assert!(r.status(&web()).unwrap().lock.is_none());
     assert_eq!(counts.failed.lock().unwrap().len(), 1);
     assert!(counts.restarted.lock().unwrap().is_empty());
@@ -547,7 +547,7 @@ async fn an_unconfirmed_lock_is_rolled_back() {
     );
     let generation = sim.workload(&web()).unwrap().generation;
     let err = r.restart(&web(), &alice(), None).await.unwrap_err();
-    assert_eq!(err.kind(), "cluster_unavailable", "{err}");
+    assert_eq!(err.kind(), ErrorKind::ClusterUnavailable, "{err}");
     assert_eq!(
         sim.workload(&web()).unwrap().generation,
         generation,
@@ -595,7 +595,7 @@ async fn events_name_the_workload_by_uid_and_repeats_are_counted() {
     let bob = Identity::user("bob");
     for _ in 0..3 {
         let err = r.restart(&web(), &bob, None).await.unwrap_err();
-        assert_eq!(err.kind(), "locked");
+        assert_eq!(err.kind(), ErrorKind::Locked);
     }
     let uid = sim.workload(&web()).unwrap().uid;
     assert!(!uid.is_empty());
@@ -635,7 +635,7 @@ async fn a_refusal_shows_the_lock_it_met_even_before_the_watch_does() {
         .restart(&web(), &Identity::user("bob"), None)
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), "locked");
+    assert_eq!(err.kind(), ErrorKind::Locked);
     assert_eq!(
         b.status(&web()).unwrap().lock.map(|l| l.holder).as_deref(),
         Some("alice")
@@ -660,7 +660,7 @@ async fn reasons_that_could_forge_a_line_are_refused() {
             matches!(err, RestartError::Invalid(_)),
             "{reason:?}: {err:?}"
         );
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
         assert!(
             r.status(&web()).unwrap().lock.is_none(),
             "{reason:?} took the lock"

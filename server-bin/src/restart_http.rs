@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use cluster_api::{WorkloadKind, WorkloadRef};
 use fleetlock_core::{Kind, Refusal};
-use restart_core::{Identity, LockInfo, RestartError, ServiceStatus};
+use restart_core::{ErrorKind, Identity, LockInfo, RestartError, ServiceStatus};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -246,16 +246,29 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The HTTP status each kind of restart refusal is answered with.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotAllowlisted | ErrorKind::WorkloadNotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Locked | ErrorKind::Paused | ErrorKind::UnsupportedStrategy => {
+            StatusCode::CONFLICT
+        }
+        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<RestartError> for ApiError {
     fn from(e: RestartError) -> Self {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let lock = match &e {
             RestartError::Locked { lock, .. } => Some(lock.clone()),
             _ => None,
         };
         ApiError {
-            status,
-            kind: e.kind(),
+            status: status_of(e.kind()),
+            kind: e.kind().as_str(),
             message: e.to_string(),
             lock,
             retry_after: None,
