@@ -2,7 +2,7 @@
 //! router) with a large fleet served by the simulated cluster's API endpoint.
 //!
 //! ```sh
-//! cargo bench -p server-bin --bench memory -- [--nodes 100000] [--node-images 50]
+//! cargo bench -p server-bin --bench memory -- [--nodes 100000] [--node-images 50] [--watchers 10000]
 //! ```
 //!
 //! The simulated cluster runs behind its Kubernetes API endpoint (`cluster_sim::apiserver`,
@@ -10,7 +10,10 @@
 //! `--node-images` container images in its status as a kubelet does (a real kubelet reports
 //! up to 50; they are most of a Node's size). The parent runs the server's services against
 //! the endpoint through `k8s-adapter` and its kubeconfig, waits until every cache has
-//! synced, and reports its resident memory and the time the sync took.
+//! synced, and reports its resident memory and the time the sync took. With `--watchers N` it
+//! then serves its router on a local port, and a second child process opens N status-stream
+//! websockets that each take their snapshot and keep reading; the parent reports what the
+//! connected watchers cost it.
 
 mod support;
 
@@ -51,9 +54,34 @@ async fn serve_fleet(nodes: usize, images: usize) {
     std::future::pending::<()>().await;
 }
 
+/// The other child: `count` status-stream clients of the server at `addr`; prints a line once
+/// every one has its snapshot, then keeps reading until killed.
+async fn watch(addr: &str, count: usize) {
+    use futures::StreamExt;
+    let mut open = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/service/status"))
+                .await
+                .expect("a status-stream connection");
+        ws.next().await.expect("a snapshot").expect("a frame");
+        open.push(ws);
+    }
+    println!("connected");
+    std::io::stdout().flush().expect("stdout");
+    let readers: Vec<_> = open
+        .into_iter()
+        .map(|mut ws| tokio::spawn(async move { while ws.next().await.is_some() {} }))
+        .collect();
+    for r in readers {
+        let _ = r.await;
+    }
+}
+
 fn main() {
     let nodes = arg("--nodes", 100_000);
     let images = arg("--node-images", 50);
+    let watchers = arg("--watchers", 0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -61,6 +89,11 @@ fn main() {
         .unwrap();
     if std::env::args().any(|a| a == "--serve-fleet") {
         runtime.block_on(serve_fleet(nodes, images));
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--watch") {
+        runtime.block_on(watch(&args[i + 1], watchers));
         return;
     }
 
@@ -93,7 +126,12 @@ fn main() {
             allowed: vec![],
         }])
         .unwrap();
-        let settings = restart_manager::Settings::new(FleetLockConfig::default(), allowlist);
+        let mut settings = restart_manager::Settings::new(FleetLockConfig::default(), allowlist);
+        // Every watcher connects from 127.0.0.1: no per-address rate here.
+        settings.api_rate = restart_manager::ratelimit::Rate {
+            per_second: 0,
+            burst: 0,
+        };
         let app = Arc::new(restart_manager::build(Arc::new(kube), Arc::new(SystemClock), settings).unwrap());
         let started = std::time::Instant::now();
         tokio::spawn({
@@ -115,6 +153,45 @@ fn main() {
             after as f64 / 1024.0,
             support::rss_kib("VmHWM:") as f64 / 1024.0
         );
+        println!(
+            "That is {:.2} KiB per Node.",
+            after.saturating_sub(before) as f64 / nodes_seen.max(1) as f64
+        );
+        if watchers > 0 {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (_stop, stopped) = tokio::sync::watch::channel(false);
+            let limits = restart_manager::listener::Limits {
+                max_connections: watchers + 100,
+                ..Default::default()
+            };
+            tokio::spawn(restart_manager::listener::serve(
+                listener,
+                app.router.clone(),
+                limits,
+                None,
+                stopped,
+            ));
+            let base = support::rss_kib("VmRSS:");
+            let mut clients = Command::new(std::env::current_exe().unwrap())
+                .args(["--watch", &addr.to_string(), "--watchers", &watchers.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            let mut out = BufReader::new(clients.stdout.take().unwrap());
+            tokio::task::block_in_place(|| out.read_line(&mut line).unwrap());
+            assert_eq!(line.trim(), "connected");
+            let with = support::rss_kib("VmRSS:");
+            println!(
+                "\n{watchers} status-stream watchers connected: resident set {:.1} MiB, {:.1} MiB more, {:.1} KiB per watcher.",
+                with as f64 / 1024.0,
+                with.saturating_sub(base) as f64 / 1024.0,
+                with.saturating_sub(base) as f64 / watchers as f64
+            );
+            let _ = clients.kill();
+            let _ = clients.wait();
+        }
     });
     let _ = child.kill();
     let _ = child.wait();

@@ -26,6 +26,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message or frame a status-stream client may send (it has nothing to say but
 /// pongs and a close).
 const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+/// A client's read buffer to start with: its pongs and close frames are a few bytes.
+const READ_BUFFER: usize = 512;
 /// Keep-alive pings on the status stream.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
@@ -76,10 +78,15 @@ pub(crate) async fn status_stream(
             "the status stream has as many clients as it takes; try again later",
         ));
     };
-    // Clients only answer pings and close: anything large is refused before it is read.
+    // Clients only answer pings and close: anything large is refused before it is read, and
+    // the read buffer starts small (tungstenite's default, 128 KiB per socket, was most of
+    // what a watcher cost; it grows for a larger frame, up to the limit). Messages are
+    // written and flushed one by one.
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             stream(app, socket, caller).await;
             drop(permit);
@@ -209,7 +216,9 @@ async fn stream(app: AppState, mut socket: WebSocket, mut caller: StreamCaller) 
                     break;
                 }
             }
-            _ = recheck.tick() => match caller.recheck(&app).await {
+            // Boxed: authenticating (an access review through kube's client) is a large future,
+            // and inline it would make every connected client's task that large for good.
+            _ = recheck.tick() => match Box::pin(caller.recheck(&app)).await {
                 Ok(false) => {}
                 Ok(true) => {
                     if !send(&mut socket, snapshot(&app, &caller)).await {
