@@ -10,25 +10,27 @@
 //! | [`direct`] | the cores on a cluster |
 //! | [`remote`] | a server's HTTP API |
 //! | [`output`] | tables, JSON, YAML |
+//! | `workloads.rs`, `fleet.rs`, `fleetlock.rs` | the commands; [`run`] only dispatches |
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anstyle::AnsiColor;
 use clap::{CommandFactory, Parser, Subcommand};
 use cluster_api::{SystemClock, WorkloadKind, WorkloadRef};
-use futures::StreamExt;
-use restart_core::{Identity, Phase, ServiceStatus};
+use restart_core::Identity;
 
 pub mod backend;
 pub mod direct;
+mod fleet;
+mod fleetlock;
 pub mod output;
 pub mod remote;
+mod workloads;
 
 use backend::{Backend, CliError, Exit};
-use output::{Format, Io, age};
+use output::{Format, Io};
 
 /// restartctl: restart workloads and look after node reboots, through restart-manager.
 #[derive(Debug, Clone, Parser)]
@@ -384,7 +386,7 @@ async fn execute(
             clap_complete::generate(*shell, &mut command, "restartctl", io.out);
             return Ok(Exit::Ok);
         }
-        Command::Fleetlock { call } => return fleetlock_call(call, io).await,
+        Command::Fleetlock { call } => return fleetlock::call(call, io).await,
         _ => {}
     }
     let owned;
@@ -397,35 +399,8 @@ async fn execute(
     };
     let workload = |s: &str| parse_workload(s, &cli.namespace);
     match &cli.command {
-        Command::List => {
-            let statuses = backend.statuses().await?;
-            if !io.structured(&statuses) {
-                let now = jiff::Timestamp::now();
-                let rows: Vec<Vec<String>> =
-                    statuses.iter().map(|s| status_row(io, s, now)).collect();
-                io.table(
-                    &[
-                        "KIND",
-                        "NAMESPACE",
-                        "NAME",
-                        "PHASE",
-                        "UPDATED",
-                        "READY",
-                        "LOCKED BY",
-                        "LAST RESTART",
-                    ],
-                    &rows,
-                );
-            }
-            Ok(Exit::Ok)
-        }
-        Command::Status { workload: w } => {
-            let s = backend.status(&workload(w)?).await?;
-            if !io.structured(&s) {
-                print_status(io, &s);
-            }
-            Ok(Exit::Ok)
-        }
+        Command::List => workloads::list(backend, io).await,
+        Command::Status { workload: w } => workloads::status(backend, io, &workload(w)?).await,
         Command::Restart {
             workload: w,
             reason,
@@ -433,436 +408,25 @@ async fn execute(
             timeout,
         } => {
             let w = workload(w)?;
-            let started = backend.restart(&w, reason.as_deref()).await?;
-            if !*wait {
-                if !io.structured(&started) {
-                    io.line(&format!(
-                        "{w} restarting (locked by {})",
-                        started.lock.as_ref().map_or("you", |l| l.holder.as_str())
-                    ));
-                }
-                return Ok(Exit::Ok);
-            }
-            let done = tokio::time::timeout(*timeout, wait_for(backend, &w, io)).await;
-            let Ok(done) = done else {
-                return Err(CliError::new(
-                    Exit::RolloutFailed,
-                    format!("{w} did not finish within {}s", timeout.as_secs()),
-                )
-                .hint("`restartctl watch` follows it further"));
-            };
-            let done = done?;
-            if !io.structured(&done) {
-                io.line(&format!("{w}: {}", done.message));
-            }
-            Ok(if done.phase == Phase::Complete {
-                Exit::Ok
-            } else {
-                Exit::RolloutFailed
-            })
+            workloads::restart(backend, io, &w, reason.as_deref(), *wait, *timeout).await
         }
         Command::Watch { workload: w, count } => {
             let only = w.as_deref().map(workload).transpose()?;
-            let mut updates = backend.updates(only.as_ref()).await?;
-            let mut seen = 0;
-            while let Some(s) = updates.next().await {
-                if !io.structured(&s) {
-                    let line = format!(
-                        "{}  {}/{}/{}  {}  {}/{} updated, {} ready{}",
-                        jiff::Timestamp::now().strftime("%H:%M:%S"),
-                        s.kind,
-                        s.namespace,
-                        s.name,
-                        phase(io, s.phase),
-                        s.updated,
-                        s.desired,
-                        s.ready,
-                        s.lock
-                            .as_ref()
-                            .map(|l| format!(", locked by {}", l.holder))
-                            .unwrap_or_default()
-                    );
-                    io.line(&line);
-                }
-                let _ = io.out.flush();
-                seen += 1;
-                if count.is_some_and(|c| seen >= c) {
-                    break;
-                }
-            }
-            Ok(Exit::Ok)
+            workloads::watch(backend, io, only.as_ref(), *count).await
         }
-        Command::History { workload: w } => {
-            let history = backend.history(&workload(w)?).await?;
-            if !io.structured(&history) {
-                let rows: Vec<Vec<String>> = history
-                    .iter()
-                    .map(|h| {
-                        vec![
-                            h.time
-                                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
-                                .unwrap_or_default(),
-                            format!("{:?}", h.type_),
-                            h.reason.clone(),
-                            if h.count > 1 {
-                                format!("{} (x{})", h.message, h.count)
-                            } else {
-                                h.message.clone()
-                            },
-                        ]
-                    })
-                    .collect();
-                io.table(&["TIME", "TYPE", "REASON", "MESSAGE"], &rows);
-            }
-            Ok(Exit::Ok)
-        }
-        Command::Locks => {
-            let statuses = backend.statuses().await?;
-            let fleet = backend.fleet().await?;
-            let now = fleet.time;
-            let restart: Vec<_> = statuses.iter().filter(|s| s.lock.is_some()).collect();
-            if io.structured(&serde_json::json!({
-                "restartLocks": restart.iter().map(|s| serde_json::json!({"kind": s.kind, "namespace": s.namespace, "name": s.name, "lock": s.lock})).collect::<Vec<_>>(),
-                "rebootSlots": fleet.groups.iter().map(|g| serde_json::json!({"group": g.name, "slots": g.slots, "holders": g.holders})).collect::<Vec<_>>(),
-            })) {
-                return Ok(Exit::Ok);
-            }
-            let rows: Vec<Vec<String>> = restart
-                .iter()
-                .filter_map(|s| {
-                    let l = s.lock.as_ref()?;
-                    Some(vec![
-                        format!("{}/{}/{}", s.kind, s.namespace, s.name),
-                        l.holder.clone(),
-                        age(l.since, now),
-                        l.reason.clone().unwrap_or_default(),
-                    ])
-                })
-                .collect();
-            io.line(&io.bold("Restart locks"));
-            io.table(&["WORKLOAD", "HOLDER", "AGE", "REASON"], &rows);
-            io.line("");
-            io.line(&io.bold("Reboot slots"));
-            let rows: Vec<Vec<String>> = fleet
-                .groups
-                .iter()
-                .flat_map(|g| {
-                    let used = format!("{}/{}", g.holders.len(), g.slots);
-                    let paused = if g.paused {
-                        " (paused)".to_string()
-                    } else {
-                        String::new()
-                    };
-                    let holders: Vec<Vec<String>> = g
-                        .holders
-                        .iter()
-                        .map(|h| {
-                            vec![
-                                g.name.clone(),
-                                used.clone(),
-                                h.node.clone(),
-                                format!("{:?}", h.phase).to_lowercase(),
-                                age(h.since, now),
-                            ]
-                        })
-                        .collect();
-                    if holders.is_empty() {
-                        vec![vec![
-                            format!("{}{paused}", g.name),
-                            used,
-                            "-".into(),
-                            String::new(),
-                            String::new(),
-                        ]]
-                    } else {
-                        holders
-                    }
-                })
-                .collect();
-            io.table(&["GROUP", "SLOTS", "NODE", "PHASE", "AGE"], &rows);
-            Ok(Exit::Ok)
-        }
+        Command::History { workload: w } => workloads::history(backend, io, &workload(w)?).await,
         Command::Unlock {
             workload: w,
             reason,
-        } => {
-            let w = workload(w)?;
-            let released = backend.unlock(&w, reason).await?;
-            if !io.structured(&serde_json::json!({ "released": released })) {
-                match released {
-                    Some(l) => io.line(&format!(
-                        "{w}: broke the lock held by {} since {}",
-                        l.holder,
-                        l.since.strftime("%Y-%m-%d %H:%M:%S")
-                    )),
-                    None => io.line(&format!("{w}: no lock was held")),
-                }
-            }
-            Ok(Exit::Ok)
-        }
-        Command::Nodes => {
-            let fleet = backend.fleet().await?;
-            if !io.structured(&fleet.nodes) {
-                let holders: std::collections::HashMap<
-                    &str,
-                    &fleetlock_core::snapshot::HolderSnapshot,
-                > = fleet
-                    .groups
-                    .iter()
-                    .flat_map(|g| g.holders.iter().map(|h| (h.node.as_str(), h)))
-                    .collect();
-                let rows: Vec<Vec<String>> = fleet
-                    .nodes
-                    .iter()
-                    .map(|n| {
-                        let holder = holders.get(n.name.as_str());
-                        let cordon = match (n.unschedulable, n.cordoned_by_us) {
-                            (true, true) => "by us",
-                            (true, false) => "by others",
-                            _ => "no",
-                        };
-                        let drain = holder
-                            .and_then(|h| h.drain.as_ref())
-                            .map(|d| format!("{} left", d.pods_left))
-                            .unwrap_or_default();
-                        let rebooted = match holder.and_then(|h| h.rebooted) {
-                            Some(true) => "yes",
-                            Some(false) => "not yet",
-                            None => "",
-                        };
-                        vec![
-                            n.name.clone(),
-                            n.holds_slot_in.clone().unwrap_or_default(),
-                            n.state.clone(),
-                            n.state_since
-                                .map(|t| age(t, fleet.time))
-                                .unwrap_or_default(),
-                            if n.ready {
-                                "yes".into()
-                            } else {
-                                io.paint("no", AnsiColor::Red)
-                            },
-                            cordon.into(),
-                            drain,
-                            rebooted.into(),
-                        ]
-                    })
-                    .collect();
-                io.table(
-                    &[
-                        "NODE",
-                        "SLOT IN",
-                        "STATE",
-                        "SINCE",
-                        "READY",
-                        "CORDONED",
-                        "DRAIN",
-                        "BOOT ID CHANGED",
-                    ],
-                    &rows,
-                );
-            }
-            Ok(Exit::Ok)
-        }
-        Command::Fleet { action } => {
-            let (group, paused) = match action {
-                FleetAction::Pause { group } => (group, true),
-                FleetAction::Resume { group } => (group, false),
-            };
-            backend.pause(group, paused).await?;
-            if !io.structured(&serde_json::json!({ "group": group, "paused": paused })) {
-                io.line(&format!(
-                    "reboot group {group} {}",
-                    if paused { "paused" } else { "resumed" }
-                ));
-            }
-            Ok(Exit::Ok)
-        }
+        } => workloads::unlock(backend, io, &workload(w)?, reason).await,
+        Command::Locks => fleet::locks(backend, io).await,
+        Command::Nodes => fleet::nodes(backend, io).await,
+        Command::Fleet { action } => match action {
+            FleetAction::Pause { group } => fleet::pause(backend, io, group, true).await,
+            FleetAction::Resume { group } => fleet::pause(backend, io, group, false).await,
+        },
         Command::ZincatiId { .. } | Command::Completion { .. } | Command::Fleetlock { .. } => {
             Ok(Exit::Ok)
         }
     }
-}
-
-fn phase(io: &Io<'_>, p: Phase) -> String {
-    let (text, color) = match p {
-        Phase::Idle => ("idle", AnsiColor::Green),
-        Phase::Complete => ("complete", AnsiColor::Green),
-        Phase::Restarting => ("restarting", AnsiColor::Blue),
-        Phase::Progressing => ("progressing", AnsiColor::Blue),
-        Phase::Failed => ("failed", AnsiColor::Red),
-        Phase::TimedOut => ("timed out", AnsiColor::Red),
-    };
-    io.paint(text, color)
-}
-
-fn status_row(io: &Io<'_>, s: &ServiceStatus, now: jiff::Timestamp) -> Vec<String> {
-    vec![
-        s.kind.to_string(),
-        s.namespace.clone(),
-        s.name.clone(),
-        if s.exists {
-            phase(io, s.phase)
-        } else {
-            io.paint("missing", AnsiColor::Red)
-        },
-        format!("{}/{}", s.updated, s.desired),
-        s.ready.to_string(),
-        s.lock
-            .as_ref()
-            .map(|l| format!("{} ({})", l.holder, age(l.since, now)))
-            .unwrap_or_default(),
-        s.last_restart
-            .as_ref()
-            .map(|r| format!("{} ago by {}", age(r.at, now), r.by))
-            .unwrap_or_default(),
-    ]
-}
-
-fn print_status(io: &mut Io<'_>, s: &ServiceStatus) {
-    let now = jiff::Timestamp::now();
-    let phase = if s.exists {
-        phase(io, s.phase)
-    } else {
-        io.paint("missing", AnsiColor::Red)
-    };
-    let mut lines = vec![
-        format!("Workload:      {}/{}/{}", s.kind, s.namespace, s.name),
-        format!("Phase:         {phase}"),
-        format!(
-            "Replicas:      {} desired, {} updated, {} ready, {} available",
-            s.desired, s.updated, s.ready, s.available
-        ),
-        format!("Rollout:       {}", s.message),
-    ];
-    if let Some(d) = &s.description {
-        lines.insert(1, format!("Description:   {d}"));
-    }
-    if let Some(l) = &s.lock {
-        lines.push(format!(
-            "Locked by:     {} for {}{}",
-            l.holder,
-            age(l.since, now),
-            l.reason
-                .as_ref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        ));
-    }
-    if let Some(r) = &s.last_restart {
-        let outcome = r
-            .outcome
-            .map(|o| format!(" ({})", o.as_str()))
-            .unwrap_or_default();
-        lines.push(format!(
-            "Last restart:  {} ago by {}{outcome}{}",
-            age(r.at, now),
-            r.by,
-            r.reason
-                .as_ref()
-                .map(|x| format!(": {x}"))
-                .unwrap_or_default()
-        ));
-    }
-    for l in lines {
-        io.line(&l);
-    }
-}
-
-/// Follows a restart to its end, with a progress bar on a terminal.
-async fn wait_for(
-    backend: &dyn Backend,
-    w: &WorkloadRef,
-    io: &mut Io<'_>,
-) -> Result<ServiceStatus, CliError> {
-    let mut updates = backend.updates(Some(w)).await?;
-    let bar = io.terminal.then(|| {
-        let bar = indicatif::ProgressBar::new(1);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {prefix} [{bar:30}] {pos}/{len} updated  {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(w.to_string());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    });
-    let mut last = None;
-    while let Some(s) = updates.next().await {
-        match &bar {
-            Some(bar) => {
-                bar.set_length(u64::try_from(s.desired.max(1)).unwrap_or(1));
-                bar.set_position(u64::try_from(s.updated.max(0)).unwrap_or(0));
-                bar.set_message(format!("{} ready · {:?}", s.ready, s.phase).to_lowercase());
-            }
-            None if last != Some((s.phase, s.updated, s.ready)) => {
-                io.line(&format!(
-                    "{w}: {} {}/{} updated, {} ready",
-                    phase(io, s.phase),
-                    s.updated,
-                    s.desired,
-                    s.ready
-                ));
-                last = Some((s.phase, s.updated, s.ready));
-            }
-            None => {}
-        }
-        let finished = s.lock.is_none() && !matches!(s.phase, Phase::Restarting);
-        if finished {
-            if let Some(bar) = &bar {
-                bar.finish_and_clear();
-            }
-            return Ok(s);
-        }
-    }
-    Err(CliError::new(
-        Exit::Failure,
-        "the status stream ended before the rollout did",
-    )
-    .hint("`restartctl status` shows where it is"))
-}
-
-/// `restartctl fleetlock pre-reboot|steady-state`: the request Zincati would send.
-async fn fleetlock_call(call: &FleetLockCall, io: &mut Io<'_>) -> Result<Exit, CliError> {
-    let (endpoint, args) = match call {
-        FleetLockCall::PreReboot(a) => ("pre-reboot", a),
-        FleetLockCall::SteadyState(a) => ("steady-state", a),
-    };
-    let base = if args.url.ends_with('/') {
-        args.url.clone()
-    } else {
-        format!("{}/", args.url)
-    };
-    let url = format!("{base}v1/{endpoint}");
-    let body = format!(
-        "{{\n  \"client_params\": {{\n    \"id\": {},\n    \"group\": {}\n  }}\n}}",
-        serde_json::Value::String(args.id.clone()),
-        serde_json::Value::String(args.group.clone())
-    );
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("fleet-lock-protocol", "true")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| CliError::new(Exit::Failure, format!("cannot reach {url}: {e}")))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-    if !io.structured(&serde_json::json!({"status": status.as_u16(), "kind": parsed.get("kind"), "value": parsed.get("value")})) {
-        if status.is_success() {
-            io.line(&format!("{endpoint}: {} ({})", io.paint("allowed", AnsiColor::Green), status.as_u16()));
-        } else {
-            let kind = parsed["kind"].as_str().unwrap_or("?");
-            let value = parsed["value"].as_str().unwrap_or(text.as_str());
-            io.line(&format!("{endpoint}: {} {} {kind}: {value}", io.paint("refused", AnsiColor::Red), status.as_u16()));
-        }
-    }
-    Ok(if status.is_success() {
-        Exit::Ok
-    } else {
-        Exit::FleetLockRefused
-    })
 }

@@ -426,6 +426,14 @@ fn view(w: &WorkloadRef) -> Access<'_> {
     }
 }
 
+/// Comma-separated group names, trimmed, empty ones left out.
+fn group_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;

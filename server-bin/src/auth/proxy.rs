@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use restart_core::Identity;
 
-use super::{AuthError, constant_time_eq, header};
+use super::{AuthError, constant_time_eq, group_list, header};
 
 /// Trusted reverse-proxy headers.
 #[derive(Debug, Clone)]
@@ -82,12 +82,7 @@ impl ProxyAuth {
             AuthError::Unauthenticated(format!("the proxy did not send {}", self.user_header))
         })?;
         let groups = header(headers, &self.groups_header)
-            .map(|g| {
-                g.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
+            .map(|g| group_list(&g))
             .unwrap_or_default();
         Ok(Identity {
             groups,

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use axum::http::HeaderMap;
 use restart_core::Identity;
 
-use super::{AuthError, bearer, constant_time_eq};
+use super::{AuthError, bearer, constant_time_eq, group_list};
 
 /// One line of the token file.
 #[derive(Clone)]
@@ -68,15 +68,7 @@ pub fn parse_tokens(text: &str) -> Result<Vec<TokenEntry>> {
                 n + 1
             );
         }
-        let groups = fields
-            .get(3)
-            .map(|g| {
-                g.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let groups = fields.get(3).map(|g| group_list(g)).unwrap_or_default();
         entries.push(TokenEntry {
             token: token.clone(),
             identity: Identity {

@@ -1,0 +1,155 @@
+//! The fleet commands: every lock and slot, the nodes' reboot state, pausing a group.
+
+use anstyle::AnsiColor;
+
+use crate::backend::{Backend, CliError, Exit};
+use crate::output::{Io, age};
+
+/// `restartctl locks`: every restart lock and reboot slot held.
+pub(crate) async fn locks(backend: &dyn Backend, io: &mut Io<'_>) -> Result<Exit, CliError> {
+    let statuses = backend.statuses().await?;
+    let fleet = backend.fleet().await?;
+    let now = fleet.time;
+    let restart: Vec<_> = statuses.iter().filter(|s| s.lock.is_some()).collect();
+    if io.structured(&serde_json::json!({
+        "restartLocks": restart.iter().map(|s| serde_json::json!({"kind": s.kind, "namespace": s.namespace, "name": s.name, "lock": s.lock})).collect::<Vec<_>>(),
+        "rebootSlots": fleet.groups.iter().map(|g| serde_json::json!({"group": g.name, "slots": g.slots, "holders": g.holders})).collect::<Vec<_>>(),
+    })) {
+        return Ok(Exit::Ok);
+    }
+    let rows: Vec<Vec<String>> = restart
+        .iter()
+        .filter_map(|s| {
+            let l = s.lock.as_ref()?;
+            Some(vec![
+                format!("{}/{}/{}", s.kind, s.namespace, s.name),
+                l.holder.clone(),
+                age(l.since, now),
+                l.reason.clone().unwrap_or_default(),
+            ])
+        })
+        .collect();
+    io.line(&io.bold("Restart locks"));
+    io.table(&["WORKLOAD", "HOLDER", "AGE", "REASON"], &rows);
+    io.line("");
+    io.line(&io.bold("Reboot slots"));
+    let rows: Vec<Vec<String>> = fleet
+        .groups
+        .iter()
+        .flat_map(|g| {
+            let used = format!("{}/{}", g.holders.len(), g.slots);
+            let paused = if g.paused {
+                " (paused)".to_string()
+            } else {
+                String::new()
+            };
+            let holders: Vec<Vec<String>> = g
+                .holders
+                .iter()
+                .map(|h| {
+                    vec![
+                        g.name.clone(),
+                        used.clone(),
+                        h.node.clone(),
+                        format!("{:?}", h.phase).to_lowercase(),
+                        age(h.since, now),
+                    ]
+                })
+                .collect();
+            if holders.is_empty() {
+                vec![vec![
+                    format!("{}{paused}", g.name),
+                    used,
+                    "-".into(),
+                    String::new(),
+                    String::new(),
+                ]]
+            } else {
+                holders
+            }
+        })
+        .collect();
+    io.table(&["GROUP", "SLOTS", "NODE", "PHASE", "AGE"], &rows);
+    Ok(Exit::Ok)
+}
+
+/// `restartctl nodes`: each node's reboot state.
+pub(crate) async fn nodes(backend: &dyn Backend, io: &mut Io<'_>) -> Result<Exit, CliError> {
+    let fleet = backend.fleet().await?;
+    if !io.structured(&fleet.nodes) {
+        let holders: std::collections::HashMap<&str, &fleetlock_core::snapshot::HolderSnapshot> =
+            fleet
+                .groups
+                .iter()
+                .flat_map(|g| g.holders.iter().map(|h| (h.node.as_str(), h)))
+                .collect();
+        let rows: Vec<Vec<String>> = fleet
+            .nodes
+            .iter()
+            .map(|n| {
+                let holder = holders.get(n.name.as_str());
+                let cordon = match (n.unschedulable, n.cordoned_by_us) {
+                    (true, true) => "by us",
+                    (true, false) => "by others",
+                    _ => "no",
+                };
+                let drain = holder
+                    .and_then(|h| h.drain.as_ref())
+                    .map(|d| format!("{} left", d.pods_left))
+                    .unwrap_or_default();
+                let rebooted = match holder.and_then(|h| h.rebooted) {
+                    Some(true) => "yes",
+                    Some(false) => "not yet",
+                    None => "",
+                };
+                vec![
+                    n.name.clone(),
+                    n.holds_slot_in.clone().unwrap_or_default(),
+                    n.state.clone(),
+                    n.state_since
+                        .map(|t| age(t, fleet.time))
+                        .unwrap_or_default(),
+                    if n.ready {
+                        "yes".into()
+                    } else {
+                        io.paint("no", AnsiColor::Red)
+                    },
+                    cordon.into(),
+                    drain,
+                    rebooted.into(),
+                ]
+            })
+            .collect();
+        io.table(
+            &[
+                "NODE",
+                "SLOT IN",
+                "STATE",
+                "SINCE",
+                "READY",
+                "CORDONED",
+                "DRAIN",
+                "BOOT ID CHANGED",
+            ],
+            &rows,
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// `restartctl fleet pause|resume`: stop or allow new reboots in a group.
+pub(crate) async fn pause(
+    backend: &dyn Backend,
+    io: &mut Io<'_>,
+    group: &str,
+    paused: bool,
+) -> Result<Exit, CliError> {
+    backend.pause(group, paused).await?;
+    if !io.structured(&serde_json::json!({ "group": group, "paused": paused })) {
+        io.line(&format!(
+            "reboot group {group} {}",
+            if paused { "paused" } else { "resumed" }
+        ));
+    }
+    Ok(Exit::Ok)
+}
