@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::{
-    Error, EventType, EvictOptions, EvictionOutcome, Pod, PodFilter, Result, Timestamp, WatchEvent,
-    WatchStream,
+    Error, EventType, EvictOptions, Pod, PodFilter, Timestamp, WatchEvent, WatchStream,
 };
 use futures::StreamExt;
 use jiff::SignedDuration;
@@ -23,11 +22,15 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Inner, humanize};
+
+mod evictions;
+
 use crate::config::OnDrainTimeout;
 use crate::drain::{
     DrainOptions, DrainPhase, DrainPlan, DrainStatus, SkipReason, SkippedPod, plan_drain,
 };
 use crate::group::Holder;
+use evictions::{Waiting, key};
 
 /// How often a running drain looks again even when nothing was heard.
 const RESYNC: Duration = Duration::from_secs(30);
@@ -468,125 +471,6 @@ impl Drainer {
         }
     }
 
-    /// Evicts every pod that is due: not already leaving, not waiting out a backoff, and the
-    /// server's own pod only once it is the last one left. First confirms in the cluster that
-    /// the holder still has its slot; false if it does not.
-    async fn evict_due(&mut self, plan: &DrainPlan) -> bool {
-        let now = Instant::now();
-        let others_left = plan.evict.iter().any(|p| !self.is_own(p));
-        let due: Vec<Pod> = plan
-            .evict
-            .iter()
-            .filter(|p| !p.is_terminating())
-            .filter(|p| !self.is_own(p) || !others_left)
-            .filter(|p| self.retry.get(&key(p)).is_none_or(|(at, _)| *at <= now))
-            .cloned()
-            .collect();
-        if due.is_empty() {
-            return true;
-        }
-        match self.inner.holds_slot(&self.group, &self.holder.id).await {
-            Ok(true) => {}
-            Ok(false) => return false,
-            Err(e) => {
-                // Not sure the slot is still ours: evict nothing, look again later.
-                let why = format!("cannot confirm the reboot slot: {e}");
-                for pod in &due {
-                    self.postpone(pod, now, why.clone(), "the reboot slot is being confirmed");
-                }
-                return true;
-            }
-        }
-        let api = self.inner.api.clone();
-        let options = self.evict_options.clone();
-        let results: Vec<(Pod, Result<EvictionOutcome>)> = futures::stream::iter(due)
-            .map(|pod| {
-                let (api, options) = (api.clone(), options.clone());
-                async move {
-                    let result = api.evict_pod(&pod.namespace, &pod.name, &options).await;
-                    (pod, result)
-                }
-            })
-            .buffer_unordered(self.inner.config.drain.parallelism)
-            .collect()
-            .await;
-        for (pod, result) in results {
-            self.record(&pod, result, now);
-        }
-        true
-    }
-
-    /// Tries a pod again after the next backoff, saying why it waits.
-    fn postpone(&mut self, pod: &Pod, now: Instant, why: String, public: &'static str) {
-        let drain = &self.inner.config.drain;
-        let k = key(pod);
-        let wait = self
-            .retry
-            .get(&k)
-            .map_or(drain.retry_initial, |(_, d)| (*d * 2).min(drain.retry_max));
-        self.retry.insert(k.clone(), (now + wait, wait));
-        self.blocked.insert(k, Waiting::new(pod, why, public));
-    }
-
-    /// Notes an eviction's answer: done, or when to try again and why not yet.
-    fn record(&mut self, pod: &Pod, result: Result<EvictionOutcome>, now: Instant) {
-        let drain = &self.inner.config.drain;
-        let k = key(pod);
-        let backoff = self
-            .retry
-            .get(&k)
-            .map_or(drain.retry_initial, |(_, d)| (*d * 2).min(drain.retry_max));
-        let (outcome, wait, why) = match result {
-            Ok(EvictionOutcome::Evicted) => ("evicted", None, None),
-            Ok(EvictionOutcome::Gone) => ("gone", None, None),
-            Ok(EvictionOutcome::Blocked {
-                message,
-                retry_after,
-            }) => (
-                "blocked",
-                Some(backoff.max(retry_after.unwrap_or_default())),
-                Some((message, "its disruption budget allows no eviction yet")),
-            ),
-            Ok(EvictionOutcome::Failed { message }) => (
-                "failed",
-                Some(drain.retry_max),
-                Some((message, "the eviction failed")),
-            ),
-            // Throttled: wait at least as long as the API server asked.
-            Err(e @ Error::TooManyRequests { .. }) => (
-                "throttled",
-                Some(backoff.max(e.retry_after().unwrap_or_default())),
-                Some((
-                    format!("throttled by the API server: {e}"),
-                    "the API server is throttling evictions",
-                )),
-            ),
-            Err(e) => {
-                let wait = if e.is_transient() {
-                    backoff.max(e.retry_after().unwrap_or_default())
-                } else {
-                    drain.retry_max
-                };
-                (
-                    "error",
-                    Some(wait),
-                    Some((e.to_string(), "the eviction got an API error")),
-                )
-            }
-        };
-        self.inner.observer.eviction(outcome);
-        match (wait, why) {
-            (Some(wait), Some((why, public))) => {
-                self.retry.insert(k.clone(), (now + wait, wait));
-                self.blocked.insert(k, Waiting::new(pod, why, public));
-            }
-            _ => {
-                self.retry.remove(&k);
-                self.blocked.remove(&k);
-            }
-        }
-    }
-
     fn publish_progress(&self, plan: &DrainPlan, overdue: bool) {
         let left = plan.evict.len();
         let mut message = format!(
@@ -685,26 +569,4 @@ fn skipped(plan: &DrainPlan) -> Vec<SkippedPod> {
             reason: *reason,
         })
         .collect()
-}
-
-fn key(pod: &Pod) -> Key {
-    (pod.namespace.clone(), pod.name.clone())
-}
-
-/// Why one pod has not been evicted yet.
-#[derive(Debug, Clone)]
-struct Waiting {
-    /// For people: `shop/web-1: <the API server's words>`.
-    detail: String,
-    /// For the node: `shop/web-1: <a category>`, no API text.
-    public: String,
-}
-
-impl Waiting {
-    fn new(pod: &Pod, why: String, public: &str) -> Self {
-        Waiting {
-            detail: format!("{pod}: {why}"),
-            public: format!("{pod}: {public}"),
-        }
-    }
 }
