@@ -66,7 +66,8 @@ pub(crate) struct SimPod {
     pub(crate) never_ready: bool,
     /// Ignores termination (a finalizer that never clears, a hung kubelet).
     pub(crate) stuck: bool,
-    /// Its `creationTimestamp`.
+    /// Its `creationTimestamp` (shown by the API endpoint).
+    #[cfg_attr(not(feature = "apiserver"), allow(dead_code))]
     pub(crate) created: Timestamp,
 }
 
@@ -95,8 +96,10 @@ pub(crate) struct Revision {
     pub(crate) hash: String,
     /// The `deployment.kubernetes.io/revision` number.
     pub(crate) number: u64,
-    /// The template's annotations.
+    /// The template's annotations (shown by the API endpoint).
+    #[cfg_attr(not(feature = "apiserver"), allow(dead_code))]
     pub(crate) template_annotations: BTreeMap<String, String>,
+    #[cfg_attr(not(feature = "apiserver"), allow(dead_code))]
     pub(crate) created: Timestamp,
 }
 
@@ -153,6 +156,7 @@ pub(crate) struct State {
     pub(crate) changes: ChangeLog,
     pub(crate) access: crate::access::Access,
     /// Namespaces created through the API endpoint (others exist while objects live in them).
+    #[cfg_attr(not(feature = "apiserver"), allow(dead_code))]
     pub(crate) namespaces: BTreeSet<String>,
 }
 
