@@ -434,10 +434,11 @@ pub struct TlsArgs {
 /// What the binary can do besides serving.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Print the RBAC objects (YAML) that grant exactly what the server needs with the
-    /// configuration file's allowlist: its kinds read in their namespaces, each workload
-    /// patched by name, and nothing else on workloads. Run it again whenever the allowlist
-    /// changes; the server checks these rights at start-up and names any that are missing.
+    /// Print the RBAC objects (YAML) the configuration's allowlist needs.
+    ///
+    /// The allowlist's kinds are read in their namespaces and each workload is patched by
+    /// name; nothing else on workloads. Run it again whenever the allowlist changes: the
+    /// server checks these rights at start-up and names any that are missing.
     Rbac(RbacArgs),
 }
 
