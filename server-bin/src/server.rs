@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use cluster_api::{Clock, ClusterApi, SystemClock};
 use k8s_adapter::{KubeCluster, KubeOptions, required_permissions};
-use restart_core::RestartConfig;
+use restart_core::{Allowlist, RestartConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -39,6 +39,8 @@ pub async fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| format!("restart-manager-{}", std::process::id()));
 
     let namespace = config.fleetlock.namespace.clone();
+    // Built once: the start-up permission check and the restart service both follow it.
+    let allowlist = config.allowlist()?;
     let (api, clock, sim, kube): (Arc<dyn ClusterApi>, Arc<dyn Clock>, _, _) = if args.simulate {
         let sim = simulate::cluster(&args.simulation)?;
         tracing::info!(
@@ -53,7 +55,7 @@ pub async fn run(args: Args) -> Result<()> {
             None,
         )
     } else {
-        let kube = connect(&args, &namespace, &config).await?;
+        let kube = connect(&args, &namespace, &config.fleetlock.group_label, &allowlist).await?;
         (
             Arc::new(kube.clone()),
             Arc::new(SystemClock),
@@ -87,7 +89,7 @@ pub async fn run(args: Args) -> Result<()> {
             resync: Duration::from_secs(args.restart.watch_interval),
             ..RestartConfig::default()
         },
-        allowlist: config.allowlist()?,
+        allowlist,
         fleetlock: config.fleetlock.clone(),
         auth,
         instance: instance.clone(),
@@ -306,9 +308,12 @@ pub const NODE_METADATA_PREFIX: &str = "restart-manager.io/";
 
 /// Connects to the cluster and checks, before serving anything, that it answers and that
 /// this identity has every permission the adapter uses.
-async fn connect(args: &Args, namespace: &str, config: &FileConfig) -> Result<KubeCluster> {
-    let group_label = config.fleetlock.group_label.as_str();
-    let allowlist = config.allowlist()?;
+async fn connect(
+    args: &Args,
+    namespace: &str,
+    group_label: &str,
+    allowlist: &Allowlist,
+) -> Result<KubeCluster> {
     // The cores read only their own Node labels and annotations, and the group label.
     let mut prefixes = vec![NODE_METADATA_PREFIX.to_string()];
     if !group_label.is_empty() && !group_label.starts_with(NODE_METADATA_PREFIX) {
