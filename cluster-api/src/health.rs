@@ -1,4 +1,4 @@
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ impl CacheHealth {
         let _ = self
             .broken_at
             .compare_exchange(0, at, Ordering::AcqRel, Ordering::Acquire);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+        *self.last_error.lock() = Some(error.to_string());
     }
 
     /// Whether a full list has arrived at least once.
@@ -91,12 +91,7 @@ impl CacheHealth {
             return Some(format!("the {} cache has not synced yet", self.what));
         }
         let broken = self.broken_for().filter(|d| *d > grace)?;
-        let error = self
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_default();
+        let error = self.last_error.lock().clone().unwrap_or_default();
         Some(format!(
             "the {} watch has been failing for {}s: {error}",
             self.what,

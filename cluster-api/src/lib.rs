@@ -15,6 +15,7 @@
 //! | [`Event`], [`ObjectRef`] | the audit trail |
 //! | [`LabelSelector`] | label selectors in both their string and object forms |
 //! | [`WatchEvent`], [`WatchStream`], [`follow`] | ordered streams of changes, and the loop that follows one |
+//! | [`WatchCache`], [`feed`], [`Store`] | watch-fed caches: the one driver, and objects by key that never go back in time |
 //! | [`CacheHealth`] | whether a watch-fed cache is synced and current |
 //! | [`Error`] | the failures the cores act on |
 //! | [`Clock`] | wall-clock time, real or simulated |
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 pub use jiff::Timestamp;
 
+mod cache;
 mod error;
 mod event;
 mod health;
@@ -38,6 +40,7 @@ mod selector;
 mod watch;
 mod workload;
 
+pub use cache::{Store, Versioned, WatchCache, feed, replaces};
 pub use error::{Error, Result};
 pub use event::{Event, EventSeries, EventType, ObjectRef, SERIES_WINDOW};
 pub use health::CacheHealth;

@@ -65,7 +65,9 @@
 //! | [`Scenario`] | clusters described in YAML |
 //! | [`Operation`], [`CallCounts`] | per-call counters and fault injection keys |
 
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use cluster_api::{Error, Result, WorkloadRef};
 use tokio::sync::Notify;
@@ -202,7 +204,7 @@ impl SimCluster {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent-enough state for a simulation.
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.state.lock()
     }
 
     /// Runs `f` on the state brought up to the current Tokio time, then lets the controllers
@@ -254,7 +256,7 @@ async fn drive(inner: Weak<Inner>, wake: Arc<Notify>) {
     loop {
         let next = {
             let Some(inner) = inner.upgrade() else { return };
-            let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = inner.state.lock();
             st.advance_to(Instant::now());
             st.next_deadline()
         };

@@ -287,6 +287,12 @@ pub async fn modify<R>(
     ))
 }
 
+impl cluster_api::Versioned for GroupState {
+    fn resource_version(&self) -> &str {
+        &self.resource_version
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

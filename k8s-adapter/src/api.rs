@@ -16,8 +16,6 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::{KubeCluster, convert, errors, slim, throttled};
 
@@ -49,16 +47,17 @@ macro_rules! with_workload_api {
 pub(crate) fn watch_events<K, T>(
     api: Api<K>,
     config: watcher::Config,
-    convert: fn(K) -> T,
+    convert: impl Fn(K) -> T + Send + Sync + 'static,
 ) -> impl Stream<Item = Result<WatchEvent<T>>> + Send
 where
     K: kube::Resource + Clone + DeserializeOwned + fmt::Debug + Send + 'static,
     T: Send + 'static,
 {
     let events = watcher(api, config).boxed();
-    futures::stream::unfold(
-        (Some(events), Vec::new()),
-        move |(events, mut buffer)| async move {
+    let convert = std::sync::Arc::new(convert);
+    futures::stream::unfold((Some(events), Vec::new()), move |(events, mut buffer)| {
+        let convert = convert.clone();
+        async move {
             let mut events = events?;
             loop {
                 let next = match events.next().await? {
@@ -79,8 +78,8 @@ where
                 };
                 return Some((Ok(next), (Some(events), buffer)));
             }
-        },
-    )
+        }
+    })
 }
 
 pub(crate) fn boxed<T: Send + 'static>(
@@ -155,37 +154,11 @@ impl ClusterApi for KubeCluster {
     }
 
     async fn list_nodes(&self) -> Result<Vec<Node>> {
-        self.cached_nodes().await
+        self.all_nodes().await
     }
 
     async fn watch_nodes(&self) -> Result<WatchStream<Node>> {
-        // Subscribe first, so no change falls between the snapshot and the stream.
-        let mut changes = self.inner.nodes.changes.subscribe();
-        let snapshot = self.cached_nodes().await?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(Ok(WatchEvent::Restarted(snapshot)));
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let event = match changes.recv().await {
-                    Ok(Ok(WatchEvent::Restarted(_)))
-                    | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        match this.cached_nodes().await {
-                            Ok(all) => Ok(WatchEvent::Restarted(all)),
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Ok(event) => event,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                let failed = event.is_err();
-                // After a failure this stream ends: its consumer watches again.
-                if tx.send(event).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(Box::pin(UnboundedReceiverStream::new(rx)))
+        Ok(self.node_watch())
     }
 
     async fn patch_node(&self, name: &str, patch: &NodePatch) -> Result<Node> {
@@ -390,12 +363,7 @@ impl ClusterApi for KubeCluster {
 
     async fn record_event(&self, event: &Event) -> Result<()> {
         let now = jiff::Timestamp::now();
-        let repeat = self
-            .inner
-            .series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .repeat(event);
+        let repeat = self.inner.series.lock().repeat(event);
         if let Some(((namespace, name), count)) = repeat {
             let patch = convert::series_patch(count, event.time.unwrap_or(now));
             let patched = self
@@ -408,12 +376,7 @@ impl ClusterApi for KubeCluster {
             match patched {
                 Ok(_) => return Ok(()),
                 // Expired (Events live an hour): start a new series below.
-                Err(Error::NotFound { .. }) => self
-                    .inner
-                    .series
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .forget(event),
+                Err(Error::NotFound { .. }) => self.inner.series.lock().forget(event),
                 Err(e) => return Err(e),
             }
         }
@@ -426,11 +389,7 @@ impl ClusterApi for KubeCluster {
             )
             .await?;
         if let Some(name) = created.metadata.name {
-            self.inner
-                .series
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .started(event, (namespace, name));
+            self.inner.series.lock().started(event, (namespace, name));
         }
         Ok(())
     }

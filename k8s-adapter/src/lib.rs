@@ -4,7 +4,7 @@
 //!
 //! | operation | request |
 //! |---|---|
-//! | `list_nodes`, `watch_nodes` | one shared Node watch, cached as trimmed `cluster_api::Node`s |
+//! | `list_nodes`, `watch_nodes` | `/api/v1/nodes` in pages of 100, trimmed to the metadata asked for; nothing cached here |
 //! | `get_node` | `GET /api/v1/nodes/{name}` (fresh, for compare-and-swap) |
 //! | `patch_node` | JSON merge patch; `metadata.resourceVersion` in the patch makes it conditional |
 //! | `list_pods`, `watch_pods` | `/api/v1/pods?fieldSelector=spec.nodeName=...` |
@@ -22,24 +22,22 @@
 //! |---|---|
 //! | `lib.rs` | [`KubeCluster`]: connecting, options, the limiter and timeout every call passes |
 //! | `api.rs` | the `ClusterApi` implementation, one request per operation |
-//! | `nodes.rs` | the shared Node watch and its cache |
+//! | `nodes.rs` | Nodes listed in pages and watched, trimmed |
 //! | `reviews.rs` | the start-up permission check and the access reviews for the server's callers |
 //! | [`rbac`] | the permissions the adapter needs, and the Roles that grant them |
 //!
 //! The Kubernetes API version of the k8s-openapi types is chosen by the binaries.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
 use std::time::Duration;
 
-use cluster_api::{CacheHealth, Error, EventSeries, Node, Result, WatchEvent};
+use cluster_api::{Error, EventSeries, Node, Result};
 use k8s_openapi::api::coordination::v1 as coordination;
 use k8s_openapi::api::core::v1 as core;
 use kube::Client;
 use kube::api::Api;
-use tokio::sync::broadcast;
 
 mod api;
 pub mod convert;
@@ -146,20 +144,8 @@ struct Inner {
     limiter: RateLimiter,
     /// The separate budget of access reviews ([`KubeOptions::review_qps`]).
     reviews: RateLimiter,
-    nodes: NodeCache,
     /// Open event series: the namespace and name of the Event each one is counted on.
-    series: std::sync::Mutex<EventSeries<(String, String)>>,
-}
-
-/// The shared Node watch: trimmed Nodes, and a broadcast of their changes.
-struct NodeCache {
-    started: AtomicBool,
-    state: RwLock<HashMap<String, Node>>,
-    /// Changes; a re-list is only announced (`Restarted` with no Nodes): subscribers read
-    /// the cache, so the channel never holds a copy of the whole fleet. A failure of the
-    /// watch is passed on, so that every subscriber knows its view may have gaps.
-    changes: broadcast::Sender<Result<WatchEvent<Node>>>,
-    health: CacheHealth,
+    series: parking_lot::Mutex<EventSeries<(String, String)>>,
 }
 
 // === impl KubeCluster ===
@@ -174,13 +160,7 @@ impl KubeCluster {
                 client,
                 url: None,
                 options,
-                nodes: NodeCache {
-                    started: AtomicBool::new(false),
-                    state: RwLock::default(),
-                    changes: broadcast::channel(4096).0,
-                    health: CacheHealth::new("node"),
-                },
-                series: std::sync::Mutex::default(),
+                series: parking_lot::Mutex::default(),
             }),
         }
     }

@@ -1,6 +1,6 @@
 //! A client-side token bucket, like client-go's QPS and burst.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -42,7 +42,7 @@ impl RateLimiter {
     /// Lets no request through before `until` (a `Retry-After` from the API server); an
     /// earlier hold is only ever extended.
     pub fn hold_until(&self, until: Instant) {
-        let mut hold = self.hold.lock().unwrap_or_else(|e| e.into_inner());
+        let mut hold = self.hold.lock();
         if hold.is_none_or(|h| h < until) {
             *hold = Some(until);
         }
@@ -56,9 +56,9 @@ impl RateLimiter {
 
     /// Waits for a turn if it comes by `deadline`; otherwise returns at once, taking no turn.
     pub async fn acquire_before(&self, deadline: Option<Instant>) -> Result<(), TooLate> {
-        let hold = *self.hold.lock().unwrap_or_else(|e| e.into_inner());
+        let hold = *self.hold.lock();
         let turn = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.state.lock();
             let now = Instant::now();
             let (tokens, last) = *state;
             let tokens =

@@ -1,94 +1,44 @@
-//! The shared Node watch: one list-then-watch of every Node, kept as trimmed
-//! `cluster_api::Node`s, with a broadcast of changes for every subscriber.
+//! Nodes: read in pages and watched, trimmed to the metadata the cores use. Nothing is
+//! cached here: the one Node cache is the reader's (fleetlock-core's index).
 
-use std::sync::atomic::Ordering;
-
-use cluster_api::{Error, Node, Result, WatchEvent, follow};
-use kube::api::Api;
+use cluster_api::{Node, Result, WatchStream};
+use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 
 use crate::api::{boxed, watch_events};
 use crate::{KubeCluster, convert, slim};
 
-// === impl KubeCluster: the Node cache ===
+/// Nodes per list page: each page is decoded whole before its Nodes are converted and
+/// trimmed, so small pages keep a large fleet's list from being held twice.
+const PAGE: u32 = 100;
+
+// === impl KubeCluster: Nodes ===
 
 impl KubeCluster {
-    /// Starts the shared Node watch once: it lists, watches, and after a failure lists
-    /// again (with [`follow`]'s backoff), keeping the cache and its health current.
-    pub(crate) fn start_nodes(&self) {
-        if self.inner.nodes.started.swap(true, Ordering::AcqRel) {
-            return;
+    /// Every Node, listed in pages.
+    pub(crate) async fn all_nodes(&self) -> Result<Vec<Node>> {
+        let api: Api<slim::SlimNode> = Api::all(self.client());
+        let mut nodes = Vec::new();
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = self.call(api.list(&params)).await?;
+            let next = page.metadata.continue_.filter(|c| !c.is_empty());
+            nodes.extend(page.items.into_iter().map(|n| self.node(n)));
+            match next {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(nodes),
+            }
         }
-        let inner = self.inner.clone();
-        tokio::spawn(async move {
-            let nodes = &inner.nodes;
-            let prefixes = inner.options.node_metadata_prefixes.clone();
-            let trim = |n: Node| trim_node(n, prefixes.as_deref());
-            let open = || {
-                let api: Api<slim::SlimNode> = Api::all(inner.client.clone());
-                // Small pages: each page is decoded whole before its Nodes are converted.
-                let config = watcher::Config::default().page_size(100);
-                std::future::ready(Ok(boxed(watch_events(api, config, convert::node))))
-            };
-            follow("node", open, |event| {
-                let event = match event {
-                    Ok(WatchEvent::Restarted(all)) => {
-                        *nodes.state.write().unwrap_or_else(|e| e.into_inner()) = all
-                            .into_iter()
-                            .map(|n| {
-                                let n = trim(n);
-                                (n.name.clone(), n)
-                            })
-                            .collect();
-                        nodes.health.restarted();
-                        Ok(WatchEvent::Restarted(Vec::new()))
-                    }
-                    Ok(WatchEvent::Applied(n)) => {
-                        let n = trim(n);
-                        nodes
-                            .state
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(n.name.clone(), n.clone());
-                        Ok(WatchEvent::Applied(n))
-                    }
-                    Ok(WatchEvent::Deleted(n)) => {
-                        let n = trim(n);
-                        nodes
-                            .state
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&n.name);
-                        Ok(WatchEvent::Deleted(n))
-                    }
-                    Err(e) => {
-                        nodes.health.failed(e);
-                        Err(e.clone())
-                    }
-                };
-                let _ = nodes.changes.send(event);
-            })
-            .await;
-        });
     }
 
-    /// Every cached Node, once the cache is current (or an error after the timeout: while
-    /// the Node watch is failing, the cache may miss changes).
-    pub(crate) async fn cached_nodes(&self) -> Result<Vec<Node>> {
-        self.start_nodes();
-        let nodes = &self.inner.nodes;
-        tokio::time::timeout(self.inner.options.timeout, nodes.health.wait_healthy())
-            .await
-            .map_err(|_| {
-                Error::unavailable("the node watch is not current; is the API server reachable?")
-            })?;
-        Ok(nodes
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect())
+    /// Every Node, then each change, trimmed as they arrive.
+    pub(crate) fn node_watch(&self) -> WatchStream<Node> {
+        let api: Api<slim::SlimNode> = Api::all(self.client());
+        let config = watcher::Config::default().page_size(PAGE);
+        let prefixes = self.inner.options.node_metadata_prefixes.clone();
+        boxed(watch_events(api, config, move |n| {
+            trim_node(convert::node(n), prefixes.as_deref())
+        }))
     }
 }
 

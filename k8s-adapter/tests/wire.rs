@@ -182,45 +182,71 @@ async fn get_node_reads_the_fields_the_cores_use() {
     assert!(!node.unschedulable);
 }
 
+/// Nodes are listed in pages (a large fleet's list is never decoded whole) and every read
+/// goes to the API server: the one Node cache is the reader's.
 #[tokio::test]
-async fn nodes_are_listed_once_and_served_from_the_watch_cache() {
+async fn nodes_are_listed_in_pages_and_watched_from_the_list_version() {
     let (c, mut fake) = cluster();
+    let list: Value = serde_json::from_str(&fixture("node-list.json")).unwrap();
+    let mut first = list.clone();
+    first["metadata"]["continue"] = json!("page-2");
+    let mut second = list.clone();
+    second["items"][0]["metadata"]["name"] = json!("second");
     let server = async {
         let seen = next(&mut fake).await;
         assert_eq!(
             (seen.method.clone(), seen.path.as_str()),
             (Method::GET, "/api/v1/nodes")
         );
+        assert_eq!(seen.query.get("limit").map(String::as_str), Some("100"));
+        assert!(!seen.query.contains_key("continue"), "{:?}", seen.query);
+        seen.answer(200, first.to_string());
+        let seen = next(&mut fake).await;
+        assert_eq!(
+            seen.query.get("continue").map(String::as_str),
+            Some("page-2")
+        );
+        seen.answer(200, second.to_string());
+    };
+    let (nodes, ()) = tokio::join!(c.list_nodes(), server);
+    let names: Vec<String> = nodes.unwrap().into_iter().map(|n| n.name).collect();
+    assert_eq!(names, ["dummyNode", "second"]);
+
+    let mut stream = c.watch_nodes().await.unwrap();
+    let server = async {
+        let seen = next(&mut fake).await;
         assert!(
             !seen.query.contains_key("watch"),
-            "the initial list: {:?}",
+            "a list: {:?}",
             seen.query
         );
-        seen.answer(200, fixture("node-list.json"));
-        // Then the watch from the list's resourceVersion.
-        let seen = next(&mut fake).await;
-        assert_eq!(seen.query.get("watch").map(String::as_str), Some("true"));
-        assert_eq!(
-            seen.query.get("resourceVersion").map(String::as_str),
-            Some("3188299")
-        );
-        seen
+        assert_eq!(seen.query.get("limit").map(String::as_str), Some("100"));
+        seen.answer(200, list.to_string());
     };
-    let (nodes, watch) = tokio::join!(c.list_nodes(), server);
-    let nodes = nodes.unwrap();
-    assert_eq!(nodes.len(), 1);
-    // A second list and a watch are answered from the cache: no request reaches the server.
-    assert_eq!(c.list_nodes().await.unwrap(), nodes);
-    let mut stream = c.watch_nodes().await.unwrap();
+    let (first, ()) = tokio::join!(stream.next(), server);
+    match first.unwrap().unwrap() {
+        WatchEvent::Restarted(all) => assert_eq!(all.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    // Then the watch from the list's resourceVersion.
+    let seen = watch_request(&mut stream, &mut fake).await;
     assert_eq!(
-        stream.next().await.unwrap().unwrap(),
-        WatchEvent::Restarted(nodes)
+        seen.query.get("resourceVersion").map(String::as_str),
+        Some("3188299")
     );
-    assert!(
-        futures::FutureExt::now_or_never(fake.next_request()).is_none(),
-        "nothing more was sent"
-    );
-    drop(watch);
+}
+
+/// The watch request a stream sends after its list, while the stream waits for events.
+async fn watch_request<T: std::fmt::Debug>(
+    stream: &mut cluster_api::WatchStream<T>,
+    fake: &mut Fake,
+) -> Seen {
+    let seen = tokio::select! {
+        event = stream.next() => panic!("an event before the watch was answered: {event:?}"),
+        seen = next(fake) => seen,
+    };
+    assert_eq!(seen.query.get("watch").map(String::as_str), Some("true"));
+    seen
 }
 
 #[tokio::test]
@@ -476,32 +502,24 @@ async fn an_expired_watch_is_reported_and_watching_again_lists_afresh() {
     .unwrap();
 }
 
-/// The shared Node cache after its watch failed: subscribers hear of the failure, and the
-/// cache is not served again until a fresh list has arrived.
+/// A Node watch that fails is passed on and ends the stream: the reader's cache knows it may
+/// have gaps, and its next watch lists afresh.
 #[tokio::test(start_paused = true)]
-async fn a_failed_node_watch_is_passed_on_and_the_cache_waits_for_a_fresh_list() {
+async fn a_failed_node_watch_is_passed_on_and_the_next_watch_lists_afresh() {
     let (c, mut fake) = cluster();
     let error = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "etcdserver: leader changed", "reason": "InternalError", "code": 500}}).to_string();
-    let server = async {
-        next(&mut fake).await.answer(200, fixture("node-list.json"));
-        let watch = next(&mut fake).await;
-        assert_eq!(watch.query.get("watch").map(String::as_str), Some("true"));
-        watch
-    };
-    let (nodes, watch) = tokio::join!(c.list_nodes(), server);
-    assert_eq!(nodes.unwrap().len(), 1);
     let mut stream = c.watch_nodes().await.unwrap();
-    assert!(matches!(
-        stream.next().await,
-        Some(Ok(WatchEvent::Restarted(_)))
-    ));
+    let server = async { next(&mut fake).await.answer(200, fixture("node-list.json")) };
+    let (first, ()) = tokio::join!(stream.next(), server);
+    assert!(matches!(first, Some(Ok(WatchEvent::Restarted(_)))));
+    let watch = watch_request(&mut stream, &mut fake).await;
 
     watch.answer(200, error);
     let err = stream.next().await.unwrap().unwrap_err();
     assert!(err.to_string().contains("leader changed"), "{err}");
     assert!(stream.next().await.is_none());
 
-    // The next read waits for the re-list (after follow's backoff), and gets it.
+    let mut again = c.watch_nodes().await.unwrap();
     let server = async {
         let seen = next(&mut fake).await;
         assert!(
@@ -510,11 +528,9 @@ async fn a_failed_node_watch_is_passed_on_and_the_cache_waits_for_a_fresh_list()
             seen.query
         );
         seen.answer(200, fixture("node-list.json"));
-        next(&mut fake).await
     };
-    let (nodes, watch) = tokio::join!(c.list_nodes(), server);
-    assert_eq!(nodes.unwrap().len(), 1);
-    drop(watch);
+    let (first, ()) = tokio::join!(again.next(), server);
+    assert!(matches!(first, Some(Ok(WatchEvent::Restarted(n))) if n.len() == 1));
 }
 
 // === leases ===

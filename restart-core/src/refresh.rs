@@ -4,8 +4,8 @@
 //! asking while it is already waiting adds nothing, so the queue never holds more than one
 //! entry per allowlisted workload however often a resync runs or a watch fires.
 
+use parking_lot::Mutex;
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
 
 use cluster_api::WorkloadRef;
 use tokio::sync::Notify;
@@ -26,7 +26,7 @@ struct Queue {
 impl Refresh {
     /// Asks for `r` to be looked at; nothing more if it is waiting already.
     pub(crate) fn push(&self, r: &WorkloadRef) {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queue = self.queue.lock();
         if queue.waiting.insert(r.clone()) {
             queue.order.push_back(r.clone());
             drop(queue);
@@ -38,7 +38,7 @@ impl Refresh {
     pub(crate) async fn next(&self) -> WorkloadRef {
         loop {
             {
-                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let mut queue = self.queue.lock();
                 if let Some(r) = queue.order.pop_front() {
                     queue.waiting.remove(&r);
                     return r;
@@ -53,11 +53,7 @@ impl Refresh {
     /// How many workloads wait.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .order
-            .len()
+        self.queue.lock().order.len()
     }
 }
 

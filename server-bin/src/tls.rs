@@ -7,7 +7,9 @@
 //! reported and the old one kept: a bad renewal never takes the server down.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
@@ -99,13 +101,13 @@ impl Reloading {
     /// now served.
     pub fn reload_if_changed(&self) -> bool {
         let now = stamp(&self.cert, &self.key);
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.seen.lock();
         if *seen == now {
             return false;
         }
         match certified_key(&self.provider, &self.cert, &self.key) {
             Ok(pair) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(pair);
+                *self.current.write() = Arc::new(pair);
                 *seen = now;
                 tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
                 true
@@ -139,12 +141,7 @@ impl Reloading {
 
 impl ResolvesServerCert for Reloading {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        )
+        Some(self.current.read().clone())
     }
 }
 

@@ -1,10 +1,9 @@
 //! The node index and the group-lock cache, kept current from watches.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use cluster_api::{Error, Lease, Node, WatchEvent, follow};
+use cluster_api::{Error, Lease, Node, WatchCache, feed};
 
 use super::Inner;
 use crate::config::GroupConfig;
@@ -30,10 +29,7 @@ impl Inner {
     }
 
     pub(super) fn lookup(&self, id: &str) -> Lookup {
-        self.nodes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .lookup(id)
+        self.nodes.read().lookup(id)
     }
 
     /// Refuses a request that names another group than the node's own (its group label's, or
@@ -116,38 +112,30 @@ impl Inner {
     }
 
     pub(super) fn cached_group(&self, group: &str) -> Option<GroupState> {
-        self.groups
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(group)
-            .cloned()
+        self.groups.get(group)
     }
 
     pub(super) fn cached_holder(&self, id: &str) -> Option<(String, Holder)> {
-        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
-        groups
-            .values()
-            .find_map(|g| Some((g.group.clone(), g.holder(id)?.clone())))
+        self.groups.read(|groups| {
+            groups
+                .values()
+                .find_map(|g| Some((g.group.clone(), g.holder(id)?.clone())))
+        })
     }
 
     pub(super) fn cached_holdings(&self, id: &str) -> Vec<String> {
-        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
-        groups
-            .values()
-            .filter(|g| g.holder(id).is_some())
-            .map(|g| g.group.clone())
-            .collect()
+        self.groups.read(|groups| {
+            groups
+                .values()
+                .filter(|g| g.holder(id).is_some())
+                .map(|g| g.group.clone())
+                .collect()
+        })
     }
 
     /// Puts a group state into the cache unless the cache already has a newer one.
     pub(super) fn store_group(&self, state: GroupState) {
-        let mut groups = self.groups.write().unwrap_or_else(|e| e.into_inner());
-        let newer = groups.get(&state.group).is_none_or(|old| {
-            !cluster_api::is_older_version(&state.resource_version, &old.resource_version)
-        });
-        if newer {
-            groups.insert(state.group.clone(), state);
-            drop(groups);
+        if self.groups.insert(state.group.clone(), state) {
             self.stop_orphaned_drains();
         }
     }
@@ -179,18 +167,11 @@ impl Inner {
 
     /// Our state annotation on a node, as last seen.
     pub(super) fn node_state(&self, node: &str) -> Option<String> {
-        self.nodes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(node)
-            .and_then(|v| v.state.clone())
+        self.nodes.read().get(node).and_then(|v| v.state.clone())
     }
 
     pub(super) fn store_node(&self, node: &Node) {
-        self.nodes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply(node);
+        self.nodes.write().apply(node);
     }
 
     /// The groups in which `id` holds a slot, as the cluster says now.
@@ -213,28 +194,11 @@ impl Inner {
     }
 
     pub(super) async fn watch_nodes(&self) {
-        follow(
+        feed(
             "node",
             || self.api.watch_nodes(),
-            |event| match event {
-                Ok(WatchEvent::Restarted(nodes)) => {
-                    self.nodes
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .reset(&nodes);
-                    self.nodes_health.restarted();
-                    self.poke.notify_one();
-                }
-                Ok(WatchEvent::Applied(node)) => self.store_node(&node),
-                Ok(WatchEvent::Deleted(node)) => {
-                    self.nodes
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&node.name);
-                    self.poke.notify_one();
-                }
-                Err(e) => self.nodes_health.failed(e),
-            },
+            self as &dyn WatchCache<Node>,
+            &self.nodes_health,
         )
         .await;
     }
@@ -242,34 +206,55 @@ impl Inner {
     pub(super) async fn watch_leases(&self) {
         let selector = group::lease_selector();
         let open = || self.api.watch_leases(&self.config.namespace, &selector);
-        follow("group lock", open, |event| match event {
-            Ok(WatchEvent::Restarted(leases)) => {
-                let states: HashMap<String, GroupState> = leases
-                    .iter()
-                    .filter_map(|l| parse_lease(l).map(|s| (s.group.clone(), s)))
-                    .collect();
-                *self.groups.write().unwrap_or_else(|e| e.into_inner()) = states;
-                self.stop_orphaned_drains();
-                self.leases_health.restarted();
-                self.poke.notify_one();
-            }
-            Ok(WatchEvent::Applied(lease)) => {
-                if let Some(state) = parse_lease(&lease) {
-                    self.store_group(state);
-                }
-            }
-            Ok(WatchEvent::Deleted(lease)) => {
-                if let Some(group) = lease.annotations.get(group::GROUP_ANNOTATION) {
-                    self.groups
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(group);
-                    self.stop_orphaned_drains();
-                }
-            }
-            Err(e) => self.leases_health.failed(e),
-        })
+        feed(
+            "group lock",
+            open,
+            self as &dyn WatchCache<Lease>,
+            &self.leases_health,
+        )
         .await;
+    }
+}
+
+impl WatchCache<Node> for Inner {
+    fn reset(&self, all: Vec<Node>) {
+        self.nodes.write().reset(&all);
+        self.poke.notify_one();
+    }
+
+    fn apply(&self, node: Node) {
+        self.store_node(&node);
+    }
+
+    fn delete(&self, node: Node) {
+        self.nodes.write().remove(&node.name);
+        self.poke.notify_one();
+    }
+}
+
+impl WatchCache<Lease> for Inner {
+    fn reset(&self, all: Vec<Lease>) {
+        let states = all
+            .iter()
+            .filter_map(parse_lease)
+            .map(|s| (s.group.clone(), s));
+        self.groups.reset(states);
+        self.stop_orphaned_drains();
+        self.poke.notify_one();
+    }
+
+    fn apply(&self, lease: Lease) {
+        if let Some(state) = parse_lease(&lease) {
+            self.store_group(state);
+        }
+    }
+
+    fn delete(&self, lease: Lease) {
+        if let Some(group) = lease.annotations.get(group::GROUP_ANNOTATION)
+            && self.groups.remove(group)
+        {
+            self.stop_orphaned_drains();
+        }
     }
 }
 

@@ -18,7 +18,7 @@ impl Inner {
         group: &str,
         holder: &Holder,
     ) -> watch::Receiver<DrainStatus> {
-        let mut drains = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+        let mut drains = self.drains.lock();
         if let Some(task) = drains.get(&holder.node)
             && task.id == holder.id
             && !task.handle.is_finished()
@@ -63,7 +63,7 @@ impl Inner {
     /// the release.
     pub(super) fn stop_orphaned_drains(&self) {
         let running: Vec<(String, String)> = {
-            let drains = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+            let drains = self.drains.lock();
             drains
                 .values()
                 .map(|t| (t.group.clone(), t.id.clone()))
@@ -72,22 +72,21 @@ impl Inner {
         if running.is_empty() {
             return;
         }
-        let orphaned: Vec<String> = {
-            let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        let orphaned: Vec<String> = self.groups.read(|groups| {
             running
                 .into_iter()
                 .filter(|(group, id)| groups.get(group).is_none_or(|g| g.holder(id).is_none()))
                 .map(|(_, id)| id)
                 .collect()
-        };
-        let drains = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+        });
+        let drains = self.drains.lock();
         for task in drains.values().filter(|t| orphaned.contains(&t.id)) {
             task.stop.send_replace(true);
         }
     }
 
     pub(super) fn stop_drain(&self, node: &str, id: &str) {
-        let mut drains = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+        let mut drains = self.drains.lock();
         if drains.get(node).is_some_and(|t| t.id == id)
             && let Some(task) = drains.remove(node)
         {
@@ -97,14 +96,14 @@ impl Inner {
 
     /// Removes a drain from the table without aborting it (the drain itself is finishing).
     pub(super) fn forget_drain(&self, node: &str, id: &str) {
-        let mut drains = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+        let mut drains = self.drains.lock();
         if drains.get(node).is_some_and(|t| t.id == id) {
             drains.remove(node);
         }
     }
 
     pub(super) fn drain_status(&self, node: &str) -> Option<DrainStatus> {
-        let drains = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+        let drains = self.drains.lock();
         drains.get(node).map(|t| t.status.borrow().clone())
     }
 }

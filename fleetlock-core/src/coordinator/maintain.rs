@@ -15,24 +15,13 @@ use crate::window::in_any_window;
 
 impl Inner {
     pub(super) async fn maintain(self: &Arc<Self>) {
-        let groups: Vec<GroupState> = self
-            .groups
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let groups: Vec<GroupState> = self.groups.read(|g| g.values().cloned().collect());
         let now = self.clock.now();
         // Only a working node watch can say a Node is gone.
         let nodes_current = self.nodes_health.is_healthy();
         for state in groups {
             for holder in &state.holders {
-                let view = self
-                    .nodes
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&holder.node)
-                    .cloned();
+                let view = self.nodes.read().get(&holder.node).cloned();
                 let Some(view) = view else {
                     if nodes_current {
                         tracing::warn!(node = %holder.node, group = %state.group, "holder's Node was deleted; releasing its slot");
@@ -73,11 +62,7 @@ impl Inner {
                 let stuck_after = SignedDuration::try_from(self.config.stuck.after)
                     .unwrap_or(SignedDuration::MAX);
                 if held >= stuck_after {
-                    let first = self
-                        .reported_stuck
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(holder.id.clone());
+                    let first = self.reported_stuck.lock().insert(holder.id.clone());
                     if first {
                         let message = format!(
                             "has held a reboot slot of group {} for {}s ({})",
@@ -113,12 +98,8 @@ impl Inner {
 
     /// Every group, configured ones and any others that hold a Lease, by name.
     pub(super) fn group_snapshots(&self, now: Timestamp) -> Vec<GroupSnapshot> {
-        let groups = self
-            .groups
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let groups = self.groups.read(Clone::clone);
+        let nodes = self.nodes.read();
         let mut names: Vec<String> = self.config.groups.keys().cloned().collect();
         names.extend(
             groups
@@ -181,7 +162,7 @@ impl Inner {
             .iter()
             .flat_map(|g| g.holders.iter().map(|h| (h.node.as_str(), g.name.as_str())))
             .collect();
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let nodes = self.nodes.read();
         let mut node_snapshots: Vec<NodeSnapshot> = nodes
             .iter()
             .map(|v| NodeSnapshot {

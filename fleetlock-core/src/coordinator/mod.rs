@@ -16,10 +16,14 @@ mod writes;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::Duration;
 
-use cluster_api::{CacheHealth, Clock, ClusterApi, EventType, PodFilter, SystemClock, Timestamp};
+use cluster_api::{
+    CacheHealth, Clock, ClusterApi, EventType, PodFilter, Store, SystemClock, Timestamp,
+};
 use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
 
@@ -84,7 +88,7 @@ struct Inner {
     instance: String,
     observer: Arc<dyn Observer>,
     nodes: RwLock<NodeIndex>,
-    groups: RwLock<HashMap<String, GroupState>>,
+    groups: Store<String, GroupState>,
     nodes_health: CacheHealth,
     leases_health: CacheHealth,
     cache_grace: Duration,
@@ -157,7 +161,7 @@ impl CoordinatorBuilder {
                 instance: self.instance,
                 observer: self.observer,
                 nodes: RwLock::new(nodes),
-                groups: RwLock::default(),
+                groups: Store::new(),
                 nodes_health: CacheHealth::new("node"),
                 leases_health: CacheHealth::new("group lock"),
                 cache_grace: self.cache_grace,
@@ -200,7 +204,7 @@ impl Coordinator {
         struct StopDrains<'a>(&'a Inner);
         impl Drop for StopDrains<'_> {
             fn drop(&mut self) {
-                let mut drains = self.0.drains.lock().unwrap_or_else(|e| e.into_inner());
+                let mut drains = self.0.drains.lock();
                 for (_, task) in drains.drain() {
                     task.handle.abort();
                 }
@@ -458,12 +462,7 @@ impl Coordinator {
         let config = &self.inner.config;
         let known = config.groups.contains_key(group)
             || (config.unknown_groups == UnknownGroups::Allow
-                && self
-                    .inner
-                    .groups
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains_key(group));
+                && self.inner.groups.read(|g| g.contains_key(group)));
         if known {
             Ok(())
         } else {

@@ -24,7 +24,6 @@ impl Inner {
         let uid = self
             .nodes
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .get(node)
             .map(|v| v.uid.clone())
             .unwrap_or_default();
@@ -169,10 +168,7 @@ impl Inner {
             return Ok(());
         };
         self.stop_drain(&holder.node, id);
-        self.reported_stuck
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        self.reported_stuck.lock().remove(id);
         tracing::info!(node = %holder.node, %group, %id, why, "reboot slot released");
         self.event(
             &holder.node,

@@ -1,110 +1,168 @@
 //! The caches and loops: the watches that keep workloads and locks current, the resync, and
 //! judging each running restart's rollout.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use cluster_api::{
-    CacheHealth, Error, Lease, WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
-    follow,
+    CacheHealth, Error, Lease, Store, WatchCache, Workload, WorkloadFilter, WorkloadKind,
+    WorkloadRef, feed,
 };
 
-use super::{Inner, LOCKS, RESTARTED_AT};
+use super::{Inner, RESTARTED_AT};
 use crate::allowlist::Allowlist;
 use crate::lock::{self, Outcome};
 use crate::rollout::rollout;
 use crate::status::{self, Phase, ServiceStatus};
 
+/// One kind in one namespace of the allowlist: its watch, and the workloads it has seen.
+pub(super) struct Place {
+    kind: WorkloadKind,
+    namespace: String,
+    workloads: Store<WorkloadRef, Workload>,
+    health: CacheHealth,
+}
+
+impl Place {
+    /// Each kind and namespace the allowlist names, once, in order.
+    pub(super) fn all(allowlist: &Allowlist) -> Vec<Place> {
+        let places: BTreeSet<(WorkloadKind, &str)> = allowlist
+            .iter()
+            .map(|a| (a.workload.kind, a.workload.namespace.as_str()))
+            .collect();
+        places
+            .into_iter()
+            .map(|(kind, namespace)| Place {
+                kind,
+                namespace: namespace.to_string(),
+                workloads: Store::new(),
+                health: CacheHealth::new(format!("{} in {namespace}", kind.resource())),
+            })
+            .collect()
+    }
+
+    fn holds(&self, r: &WorkloadRef) -> bool {
+        r.kind == self.kind && r.namespace == self.namespace
+    }
+}
+
+/// A [`Place`]'s workloads as its watch sees them: every change is judged again.
+struct PlaceCache<'a> {
+    inner: &'a Inner,
+    place: &'a Place,
+}
+
+impl WatchCache<Workload> for PlaceCache<'_> {
+    fn reset(&self, all: Vec<Workload>) {
+        let allowlist = &self.inner.allowlist;
+        let all: Vec<(WorkloadRef, Workload)> = all
+            .into_iter()
+            .map(|w| (w.reference(), w))
+            .filter(|(r, _)| allowlist.get(r).is_some())
+            .collect();
+        let listed: Vec<WorkloadRef> = all.iter().map(|(r, _)| r.clone()).collect();
+        for r in self.place.workloads.reset(all).iter().chain(&listed) {
+            self.inner.judge_again(r);
+        }
+    }
+
+    fn apply(&self, w: Workload) {
+        self.inner.store_workload(w);
+    }
+
+    fn delete(&self, w: Workload) {
+        self.inner.forget_workload(&w.reference());
+    }
+}
+
+/// The lock Leases as their watch sees them: every change is judged again.
+impl WatchCache<Lease> for Inner {
+    fn reset(&self, all: Vec<Lease>) {
+        let all: Vec<(WorkloadRef, Lease)> = all
+            .into_iter()
+            .filter_map(|l| Some((self.by_lease.get(&l.name)?.clone(), l)))
+            .collect();
+        let listed: Vec<WorkloadRef> = all.iter().map(|(r, _)| r.clone()).collect();
+        for r in self.leases.reset(all).iter().chain(&listed) {
+            self.judge_again(r);
+        }
+    }
+
+    fn apply(&self, lease: Lease) {
+        if let Some(r) = self.by_lease.get(&lease.name).cloned() {
+            self.store_lease(&r, lease);
+        }
+    }
+
+    fn delete(&self, lease: Lease) {
+        if let Some(r) = self.by_lease.get(&lease.name)
+            && self.leases.remove(r)
+        {
+            self.judge_again(r);
+        }
+    }
+}
+
 impl Inner {
+    fn place(&self, r: &WorkloadRef) -> Option<&Place> {
+        self.places.iter().find(|p| p.holds(r))
+    }
+
+    /// The allowlisted workload `r` as last seen.
+    pub(super) fn workload(&self, r: &WorkloadRef) -> Option<Workload> {
+        self.place(r)?.workloads.get(r)
+    }
+
+    /// Keeps `w` if it is allowlisted and newer than what is held, and judges it again.
     pub(super) fn store_workload(&self, w: Workload) {
         let r = w.reference();
         if self.allowlist.get(&r).is_none() {
             return;
         }
-        let mut workloads = self.workloads.write().unwrap_or_else(|e| e.into_inner());
-        let newer = workloads.get(&r).is_none_or(|old| {
-            !cluster_api::is_older_version(&w.resource_version, &old.resource_version)
-        });
-        if newer {
-            workloads.insert(r.clone(), w);
-            drop(workloads);
+        if let Some(place) = self.place(&r)
+            && place.workloads.insert(r.clone(), w)
+        {
             self.judge_again(&r);
         }
     }
 
-    pub(super) fn store_lease(&self, r: &WorkloadRef, lease: Lease) {
-        let mut leases = self.leases.write().unwrap_or_else(|e| e.into_inner());
-        let newer = leases.get(r).is_none_or(|old| {
-            !cluster_api::is_older_version(&lease.resource_version, &old.resource_version)
-        });
-        if newer {
-            leases.insert(r.clone(), lease);
-            drop(leases);
+    fn forget_workload(&self, r: &WorkloadRef) {
+        if let Some(place) = self.place(r)
+            && place.workloads.remove(r)
+        {
             self.judge_again(r);
         }
     }
 
-    pub(super) fn health(&self, what: &str) -> Option<&CacheHealth> {
-        self.health.get(what)
+    /// Keeps `lease` as `r`'s lock if it is newer than what is held, and judges `r` again.
+    pub(super) fn store_lease(&self, r: &WorkloadRef, lease: Lease) {
+        if self.leases.insert(r.clone(), lease) {
+            self.judge_again(r);
+        }
     }
 
-    pub(super) fn all_healthy(&self) -> bool {
-        self.health.values().all(CacheHealth::is_healthy)
+    /// Every watch's health: the workload watches in order, then the lock watch.
+    pub(super) fn healths(&self) -> impl Iterator<Item = &CacheHealth> {
+        self.places
+            .iter()
+            .map(|p| &p.health)
+            .chain([&self.locks_health])
     }
 
-    pub(super) async fn watch_kind(&self, kind: WorkloadKind, namespace: &str) {
+    fn all_healthy(&self) -> bool {
+        self.healths().all(CacheHealth::is_healthy)
+    }
+
+    pub(super) async fn watch_place(&self, place: &Place) {
         let filter = WorkloadFilter {
-            namespace: Some(namespace.to_string()),
-            ..WorkloadFilter::kind(kind)
+            namespace: Some(place.namespace.clone()),
+            ..WorkloadFilter::kind(place.kind)
         };
-        let key = place_key(kind, namespace);
-        follow(
-            kind.resource(),
+        let cache = PlaceCache { inner: self, place };
+        feed(
+            place.kind.resource(),
             || self.api.watch_workloads(&filter),
-            |event| match event {
-                Ok(WatchEvent::Restarted(all)) => {
-                    // A fresh list is the whole truth: what it lacks was deleted meanwhile.
-                    let listed: HashSet<WorkloadRef> =
-                        all.iter().map(Workload::reference).collect();
-                    let gone: Vec<WorkloadRef> = {
-                        let mut workloads =
-                            self.workloads.write().unwrap_or_else(|e| e.into_inner());
-                        let gone: Vec<WorkloadRef> = workloads
-                            .keys()
-                            .filter(|r| {
-                                r.kind == kind && r.namespace == namespace && !listed.contains(*r)
-                            })
-                            .cloned()
-                            .collect();
-                        for r in &gone {
-                            workloads.remove(r);
-                        }
-                        gone
-                    };
-                    for r in gone {
-                        self.judge_again(&r);
-                    }
-                    for w in all {
-                        self.store_workload(w);
-                    }
-                    if let Some(h) = self.health(&key) {
-                        h.restarted();
-                    }
-                }
-                Ok(WatchEvent::Applied(w)) => self.store_workload(w),
-                Ok(WatchEvent::Deleted(w)) => {
-                    let r = w.reference();
-                    self.workloads
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&r);
-                    self.judge_again(&r);
-                }
-                Err(e) => {
-                    if let Some(h) = self.health(&key) {
-                        h.failed(e);
-                    }
-                }
-            },
+            &cache,
+            &place.health,
         )
         .await;
     }
@@ -112,56 +170,12 @@ impl Inner {
     pub(super) async fn watch_locks(&self) {
         let selector = lock::lease_selector();
         let open = || self.api.watch_leases(&self.config.namespace, &selector);
-        follow("restart lock", open, |event| match event {
-            Ok(WatchEvent::Restarted(all)) => {
-                let listed: HashSet<&str> = all.iter().map(|l| l.name.as_str()).collect();
-                let gone: Vec<WorkloadRef> = {
-                    let mut leases = self.leases.write().unwrap_or_else(|e| e.into_inner());
-                    let gone: Vec<WorkloadRef> = self
-                        .by_lease
-                        .iter()
-                        .filter(|(name, r)| {
-                            !listed.contains(name.as_str()) && leases.contains_key(*r)
-                        })
-                        .map(|(_, r)| r.clone())
-                        .collect();
-                    for r in &gone {
-                        leases.remove(r);
-                    }
-                    gone
-                };
-                for r in gone {
-                    self.judge_again(&r);
-                }
-                for lease in all {
-                    if let Some(r) = self.by_lease.get(&lease.name).cloned() {
-                        self.store_lease(&r, lease);
-                    }
-                }
-                if let Some(h) = self.health(LOCKS) {
-                    h.restarted();
-                }
-            }
-            Ok(WatchEvent::Applied(lease)) => {
-                if let Some(r) = self.by_lease.get(&lease.name).cloned() {
-                    self.store_lease(&r, lease);
-                }
-            }
-            Ok(WatchEvent::Deleted(lease)) => {
-                if let Some(r) = self.by_lease.get(&lease.name).cloned() {
-                    self.leases
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&r);
-                    self.judge_again(&r);
-                }
-            }
-            Err(e) => {
-                if let Some(h) = self.health(LOCKS) {
-                    h.failed(e);
-                }
-            }
-        })
+        feed(
+            "restart lock",
+            open,
+            self as &dyn WatchCache<Lease>,
+            &self.locks_health,
+        )
         .await;
     }
 
@@ -186,12 +200,7 @@ impl Inner {
                 for a in self.allowlist.iter() {
                     match self.api.get_workload(&a.workload).await {
                         Ok(w) => self.store_workload(w),
-                        Err(Error::NotFound { .. }) => {
-                            self.workloads
-                                .write()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .remove(&a.workload);
-                        }
+                        Err(Error::NotFound { .. }) => self.forget_workload(&a.workload),
                         Err(e) => {
                             tracing::debug!(workload = %a.workload, error = %e, "resync read failed")
                         }
@@ -224,24 +233,13 @@ impl Inner {
     }
 
     pub(super) async fn track(&self, r: &WorkloadRef) {
-        let Some(lease) = self
-            .leases
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(r)
-            .cloned()
-        else {
+        let Some(lease) = self.leases.get(r) else {
             return;
         };
         let Some(lock) = lock::lock_of(&lease) else {
             return;
         };
-        let workload = self
-            .workloads
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(r)
-            .cloned();
+        let workload = self.workload(r);
         let now = self.clock.now();
         let expired = !lease.is_held_at(now);
         // Judge only the rollout this restart caused: the template must carry its timestamp.
@@ -274,7 +272,7 @@ impl Inner {
             return;
         }
         let view = self.view(r);
-        let mut views = self.views.write().unwrap_or_else(|e| e.into_inner());
+        let mut views = self.views.write();
         if views.get(r) != Some(&view) {
             views.insert(r.clone(), view.clone());
             drop(views);
@@ -285,24 +283,13 @@ impl Inner {
     pub(super) fn view(&self, r: &WorkloadRef) -> ServiceStatus {
         let now = self.clock.now();
         let description = self.allowlist.get(r).and_then(|a| a.description.clone());
-        let lease = self
-            .leases
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(r)
-            .cloned();
+        let lease = self.leases.get(r);
         let lock = lease
             .as_ref()
             .filter(|l| l.is_held_at(now))
             .and_then(lock::lock_of);
         let last_restart = lease.as_ref().and_then(lock::last_restart_of);
-        let workload = self
-            .workloads
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(r)
-            .cloned();
-        let Some(w) = workload else {
+        let Some(w) = self.workload(r) else {
             return ServiceStatus {
                 kind: r.kind,
                 namespace: r.namespace.clone(),
@@ -353,17 +340,4 @@ impl Inner {
             last_restart,
         }
     }
-}
-
-/// Each kind and namespace the allowlist names, once.
-pub(super) fn places(allowlist: &Allowlist) -> BTreeSet<(WorkloadKind, String)> {
-    allowlist
-        .iter()
-        .map(|a| (a.workload.kind, a.workload.namespace.clone()))
-        .collect()
-}
-
-/// The health key of one kind's watch in one namespace.
-pub(super) fn place_key(kind: WorkloadKind, namespace: &str) -> String {
-    format!("{}/{namespace}", kind.as_str())
 }

@@ -6,12 +6,13 @@
 //! | `requests.rs` | restart and force-unlock, and the Events that record them |
 //! | `caches.rs` | the watches, the resync, judging rollouts, publishing statuses |
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use cluster_api::{CacheHealth, Clock, ClusterApi, Lease, SystemClock, Workload, WorkloadRef};
+use cluster_api::{CacheHealth, Clock, ClusterApi, Lease, Store, SystemClock, WorkloadRef};
+use parking_lot::RwLock;
 use tokio::sync::{broadcast, watch};
 
 use crate::allowlist::{Allowlist, Identity};
@@ -23,7 +24,7 @@ use crate::status::{HistoryEntry, Phase, ServiceStatus};
 mod caches;
 mod requests;
 
-use caches::{place_key, places};
+use caches::Place;
 pub(crate) use requests::seconds;
 
 /// The pod-template annotation `kubectl rollout restart` sets.
@@ -35,8 +36,6 @@ pub const MAX_REASON_LEN: usize = 500;
 /// How long a cache whose watch is failing still counts as ready (see
 /// [`RestarterBuilder::cache_grace`]).
 pub const DEFAULT_CACHE_GRACE: Duration = Duration::from_secs(30);
-/// The health key of the lock watch.
-const LOCKS: &str = "locks";
 
 /// Settings of the restart service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,17 +108,18 @@ struct Inner {
     observer: Arc<dyn RestartObserver>,
     /// Allowlisted workloads by the name of their lock Lease.
     by_lease: HashMap<String, WorkloadRef>,
-    workloads: RwLock<HashMap<WorkloadRef, Workload>>,
-    leases: RwLock<HashMap<WorkloadRef, Lease>>,
+    /// One workload watch per kind and namespace of the allowlist, ordered, so readiness
+    /// names the same problem first every time.
+    places: Vec<Place>,
+    /// The allowlisted workloads' lock Leases.
+    leases: Store<WorkloadRef, Lease>,
+    locks_health: CacheHealth,
     views: RwLock<HashMap<WorkloadRef, ServiceStatus>>,
     updates: broadcast::Sender<ServiceStatus>,
     /// Allowlisted workloads to judge again, each at most once.
     refresh: Refresh,
     /// Set by the first [`Restarter::run`].
     running: AtomicBool,
-    /// One per watch: the lock Leases, and each kind in each namespace of the allowlist
-    /// (`Deployment/shop`); ordered, so readiness names the same problem first every time.
-    health: BTreeMap<String, CacheHealth>,
     cache_grace: Duration,
     sequence: AtomicU64,
     leadership: Option<watch::Receiver<bool>>,
@@ -174,14 +174,7 @@ impl RestarterBuilder {
             .iter()
             .map(|a| (lock::lease_name(&a.workload), a.workload.clone()))
             .collect();
-        let mut health = BTreeMap::new();
-        health.insert(LOCKS.to_string(), CacheHealth::new("restart lock"));
-        for (kind, namespace) in places(&self.allowlist) {
-            health.insert(
-                place_key(kind, &namespace),
-                CacheHealth::new(format!("{} in {namespace}", kind.resource())),
-            );
-        }
+        let places = Place::all(&self.allowlist);
         Restarter {
             inner: Arc::new(Inner {
                 api: self.api,
@@ -191,13 +184,13 @@ impl RestarterBuilder {
                 instance: self.instance,
                 observer: self.observer,
                 by_lease,
-                workloads: RwLock::default(),
-                leases: RwLock::default(),
+                places,
+                leases: Store::new(),
+                locks_health: CacheHealth::new("restart lock"),
                 views: RwLock::default(),
                 updates: broadcast::channel(1024).0,
                 refresh: Refresh::default(),
                 running: AtomicBool::new(false),
-                health,
                 cache_grace: self.cache_grace,
                 sequence: AtomicU64::new(0),
                 leadership: self.leadership,
@@ -243,12 +236,7 @@ impl Restarter {
         let inner = &self.inner;
         // One watch per kind and namespace of the allowlist: the server reads workloads
         // only where it may restart some, which is all a namespaced Role grants.
-        let places = places(&inner.allowlist);
-        let kinds = futures::future::join_all(
-            places
-                .iter()
-                .map(|(kind, namespace)| inner.watch_kind(*kind, namespace)),
-        );
+        let kinds = futures::future::join_all(inner.places.iter().map(|p| inner.watch_place(p)));
         tokio::join!(
             kinds,
             inner.watch_locks(),
@@ -266,12 +254,12 @@ impl Restarter {
     /// Why [`is_ready`](Self::is_ready) says no, for a readiness probe.
     pub fn readiness_problem(&self) -> Option<String> {
         let grace = self.inner.cache_grace;
-        self.inner.health.values().find_map(|h| h.problem(grace))
+        self.inner.healths().find_map(|h| h.problem(grace))
     }
 
     /// Waits until every watch has delivered its first full list.
     pub async fn wait_ready(&self) {
-        for health in self.inner.health.values() {
+        for health in self.inner.healths() {
             health.wait_synced().await;
         }
     }

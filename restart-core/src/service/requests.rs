@@ -224,13 +224,7 @@ impl Inner {
         reason: &str,
         note: String,
     ) {
-        let uid = self
-            .workloads
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(workload)
-            .map(|w| w.uid.clone())
-            .unwrap_or_default();
+        let uid = self.workload(workload).map(|w| w.uid).unwrap_or_default();
         let event = Event {
             regarding: workload.object_ref().with_uid(uid),
             type_,

@@ -10,8 +10,8 @@
 //! - reviews run on the adapter's separate review budget and are refused at once (429) when
 //!   it is spent, instead of queueing in front of evictions and lock writes.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_adapter::{Access, KubeCluster, User};
@@ -77,7 +77,7 @@ impl KubeAuth {
     pub(super) async fn identity(&self, token: &str) -> Result<Identity, AuthError> {
         let invalid = || AuthError::Unauthenticated("the bearer token is not valid".into());
         let key = digest(&[token.as_bytes()]);
-        if let Some(answer) = lock(&self.tokens).get(&key, Instant::now()) {
+        if let Some(answer) = self.tokens.lock().get(&key, Instant::now()) {
             return answer.ok_or_else(invalid);
         }
         let reviewed = self
@@ -91,7 +91,9 @@ impl KubeAuth {
             uid: u.uid,
             extra: u.extra,
         });
-        lock(&self.tokens).put(key, who.clone(), Instant::now(), self.ttls());
+        self.tokens
+            .lock()
+            .put(key, who.clone(), Instant::now(), self.ttls());
         who.ok_or_else(invalid)
     }
 
@@ -107,7 +109,7 @@ impl KubeAuth {
             access.namespace.as_bytes(),
             access.name.as_bytes(),
         ]);
-        if let Some(answer) = lock(&self.rights).get(&key, Instant::now()) {
+        if let Some(answer) = self.rights.lock().get(&key, Instant::now()) {
             return Ok(answer.is_some());
         }
         let user = User {
@@ -121,7 +123,9 @@ impl KubeAuth {
             .subject_may(&user, access)
             .await
             .map_err(|e| unavailable("check rights", e))?;
-        lock(&self.rights).put(key, allowed.then_some(()), Instant::now(), self.ttls());
+        self.rights
+            .lock()
+            .put(key, allowed.then_some(()), Instant::now(), self.ttls());
         Ok(allowed)
     }
 
@@ -145,10 +149,6 @@ fn unavailable(what: &str, e: cluster_api::Error) -> AuthError {
             ))
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 32] {
