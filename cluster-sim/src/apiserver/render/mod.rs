@@ -13,6 +13,9 @@ use serde_json::{Map, Value, json};
 use crate::budget::{Budget, IntOrPercent};
 use crate::state::{REVISION_HISTORY_LIMIT, SimWorkload, State, fnv1a};
 
+mod workloads;
+pub(crate) use workloads::{replica_sets, workload};
+
 /// `Time`: RFC 3339 to the second.
 pub(crate) fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -144,10 +147,8 @@ pub(crate) fn node(st: &State, n: &Node) -> Value {
 /// The images a node's kubelet reports: the same on every node, as a fleet running the same
 /// DaemonSets and system images has. Made once per count.
 fn node_images(count: usize) -> Value {
-    static MADE: std::sync::Mutex<Option<(usize, Value)>> = std::sync::Mutex::new(None);
-    let mut made = MADE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    static MADE: parking_lot::Mutex<Option<(usize, Value)>> = parking_lot::Mutex::new(None);
+    let mut made = MADE.lock();
     if let Some((n, images)) = made.as_ref()
         && *n == count
     {
@@ -371,248 +372,11 @@ pub(crate) fn lease(st: &State, l: &Lease) -> Value {
     })
 }
 
-// === workloads ===
-
-fn int_or_percent(v: IntOrPercent) -> Value {
+pub(super) fn int_or_percent(v: IntOrPercent) -> Value {
     match v {
         IntOrPercent::Int(n) => json!(n),
         IntOrPercent::Percent(p) => json!(format!("{p}%")),
     }
-}
-
-/// A Deployment, StatefulSet or DaemonSet.
-pub(crate) fn workload(st: &State, w: &Workload) -> Value {
-    let sw = st.workloads.get(&w.reference());
-    let kind = w.kind.as_str();
-    let mut meta = metadata(
-        &w.name,
-        Some(&w.namespace),
-        &w.uid,
-        &w.resource_version,
-        st.config.start_time,
-        &w.labels,
-        &w.annotations,
-    );
-    meta.insert("generation".into(), json!(w.generation));
-    if let Some(current) = sw.and_then(|sw| sw.history.last()) {
-        meta.entry("annotations")
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .map(|a| a.insert(REVISION.into(), json!(current.number.to_string())));
-    }
-    let mut spec = json!({
-        "selector": {"matchLabels": string_map(&w.selector.match_labels)},
-        "template": pod_template(sw, &w.selector.match_labels, &w.template_annotations),
-        "revisionHistoryLimit": REVISION_HISTORY_LIMIT,
-    });
-    let s = &w.status;
-    let conditions: Vec<Value> = s
-        .conditions
-        .iter()
-        .map(|c| {
-            json!({
-                "type": c.type_,
-                "status": c.status,
-                "reason": c.reason,
-                "message": c.message,
-                "lastUpdateTime": time(st.wall()),
-                "lastTransitionTime": time(st.config.start_time),
-            })
-        })
-        .collect();
-    let status = match w.kind {
-        WorkloadKind::Deployment => {
-            let replicas = w.replicas.unwrap_or(1);
-            spec["replicas"] = json!(replicas);
-            spec["paused"] = json!(w.paused);
-            spec["progressDeadlineSeconds"] = json!(w.progress_deadline_seconds.unwrap_or(600));
-            spec["strategy"] = match w.strategy {
-                UpdateStrategy::Recreate => json!({"type": "Recreate"}),
-                _ => {
-                    let (surge, unavailable) = sw.map_or((None, None), |sw: &SimWorkload| {
-                        (sw.spec.max_surge, sw.spec.max_unavailable)
-                    });
-                    json!({"type": "RollingUpdate", "rollingUpdate": {
-                        "maxSurge": int_or_percent(surge.unwrap_or(IntOrPercent::Percent(25))),
-                        "maxUnavailable": int_or_percent(unavailable.unwrap_or(IntOrPercent::Percent(25))),
-                    }})
-                }
-            };
-            if w.paused {
-                spec["paused"] = json!(true);
-            }
-            json!({
-                "observedGeneration": s.observed_generation.unwrap_or(0),
-                "replicas": s.replicas,
-                "updatedReplicas": s.updated_replicas,
-                "readyReplicas": s.ready_replicas,
-                "availableReplicas": s.available_replicas,
-                "unavailableReplicas": (s.replicas - s.available_replicas).max(0),
-                "conditions": conditions,
-            })
-        }
-        WorkloadKind::StatefulSet => {
-            spec["replicas"] = json!(w.replicas.unwrap_or(1));
-            spec["serviceName"] = json!(w.name);
-            spec["podManagementPolicy"] = json!("OrderedReady");
-            spec["updateStrategy"] = match w.strategy {
-                UpdateStrategy::OnDelete => json!({"type": "OnDelete"}),
-                UpdateStrategy::RollingUpdate { partition } => {
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": partition.unwrap_or(0)}})
-                }
-                UpdateStrategy::Recreate => json!({"type": "RollingUpdate"}),
-            };
-            let mut status = json!({
-                "observedGeneration": s.observed_generation.unwrap_or(0),
-                "replicas": s.replicas,
-                "readyReplicas": s.ready_replicas,
-                "currentReplicas": s.replicas - s.updated_replicas.min(s.replicas)
-                    + if s.current_revision == s.update_revision { s.updated_replicas } else { 0 },
-                "updatedReplicas": s.updated_replicas,
-                "availableReplicas": s.available_replicas,
-                "collisionCount": 0,
-            });
-            if let Some(r) = &s.current_revision {
-                status["currentRevision"] = json!(r);
-            }
-            if let Some(r) = &s.update_revision {
-                status["updateRevision"] = json!(r);
-            }
-            status
-        }
-        WorkloadKind::DaemonSet => {
-            spec["updateStrategy"] = match w.strategy {
-                UpdateStrategy::OnDelete => json!({"type": "OnDelete"}),
-                _ => {
-                    let unavailable = sw
-                        .and_then(|sw| sw.spec.max_unavailable)
-                        .unwrap_or(IntOrPercent::Int(1));
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": int_or_percent(unavailable), "maxSurge": 0}})
-                }
-            };
-            json!({
-                "observedGeneration": s.observed_generation.unwrap_or(0),
-                "currentNumberScheduled": s.replicas,
-                "numberMisscheduled": 0,
-                "desiredNumberScheduled": s.desired_number_scheduled,
-                "numberReady": s.ready_replicas,
-                "updatedNumberScheduled": s.updated_replicas,
-                "numberAvailable": s.available_replicas,
-                "numberUnavailable": (s.desired_number_scheduled - s.available_replicas).max(0),
-            })
-        }
-    };
-    json!({"kind": kind, "apiVersion": "apps/v1", "metadata": meta, "spec": spec, "status": status})
-}
-
-/// A workload's pod template: its labels and annotations, one container.
-fn pod_template(
-    sw: Option<&SimWorkload>,
-    labels: &BTreeMap<String, String>,
-    annotations: &BTreeMap<String, String>,
-) -> Value {
-    let mut meta = Map::new();
-    meta.insert("labels".into(), string_map(labels));
-    if !annotations.is_empty() {
-        meta.insert("annotations".into(), string_map(annotations));
-    }
-    let grace = sw.map_or(30, |sw| sw.spec.termination_grace_period_seconds);
-    let mut spec = json!({
-        "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10", "resources": {}}],
-        "restartPolicy": "Always",
-        "terminationGracePeriodSeconds": grace,
-    });
-    if let Some(sw) = sw
-        && !sw.spec.node_selector.is_empty()
-    {
-        spec["nodeSelector"] = string_map(&sw.spec.node_selector);
-    }
-    json!({"metadata": meta, "spec": spec})
-}
-
-/// The annotation that numbers a Deployment's revisions, on it and on its ReplicaSets.
-const REVISION: &str = "deployment.kubernetes.io/revision";
-
-/// A Deployment's ReplicaSets, as the deployment controller keeps them: one per revision in
-/// its history, the current one scaled to the Deployment's replicas, old ones to the pods
-/// they still have.
-pub(crate) fn replica_sets(st: &State, sw: &SimWorkload) -> Vec<Value> {
-    let w = &sw.w;
-    let desired = w.replicas.unwrap_or(1);
-    let mut counts: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
-    for key in st.pods_of(&w.reference()) {
-        let sp = &st.pods[&key];
-        if sp.pod.is_terminating() {
-            continue;
-        }
-        let c = counts.entry(sp.revision.as_str()).or_default();
-        c.0 += 1;
-        c.1 += i32::from(sp.pod.ready);
-    }
-    sw.history
-        .iter()
-        .map(|rev| {
-            let name = format!("{}-{}", w.name, rev.hash);
-            let (replicas, ready) = counts.get(rev.hash.as_str()).copied().unwrap_or((0, 0));
-            let current = rev.hash == sw.target_revision;
-            let wanted = if current && !w.paused {
-                desired
-            } else {
-                replicas
-            };
-            let mut labels = w.selector.match_labels.clone();
-            labels.insert("pod-template-hash".into(), rev.hash.clone());
-            let annotations = BTreeMap::from([
-                (REVISION.to_string(), rev.number.to_string()),
-                (
-                    "deployment.kubernetes.io/desired-replicas".into(),
-                    desired.to_string(),
-                ),
-                (
-                    "deployment.kubernetes.io/max-replicas".into(),
-                    desired.to_string(),
-                ),
-            ]);
-            let mut meta = metadata(
-                &name,
-                Some(&w.namespace),
-                &derived_uid(&w.uid, &name),
-                &w.resource_version,
-                rev.created,
-                &labels,
-                &annotations,
-            );
-            meta.insert("generation".into(), json!(1));
-            meta.insert(
-                "ownerReferences".into(),
-                json!([{
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "name": w.name,
-                    "uid": w.uid,
-                    "controller": true,
-                    "blockOwnerDeletion": true,
-                }]),
-            );
-            json!({
-                "kind": "ReplicaSet",
-                "apiVersion": "apps/v1",
-                "metadata": meta,
-                "spec": {
-                    "replicas": wanted,
-                    "selector": {"matchLabels": string_map(&labels)},
-                    "template": pod_template(Some(sw), &labels, &rev.template_annotations),
-                },
-                "status": {
-                    "replicas": replicas,
-                    "fullyLabeledReplicas": replicas,
-                    "readyReplicas": ready,
-                    "availableReplicas": ready,
-                    "observedGeneration": 1,
-                },
-            })
-        })
-        .collect()
 }
 
 // === budgets ===
