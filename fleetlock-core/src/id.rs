@@ -50,6 +50,11 @@ fn hex_value(b: u8) -> Option<u8> {
 /// );
 /// ```
 pub fn zincati_id(machine_id: &str) -> Result<String, InvalidMachineId> {
+    zincati_id_bytes(machine_id).map(|id| hex(&id))
+}
+
+/// [`zincati_id`] as its 16 bytes.
+pub fn zincati_id_bytes(machine_id: &str) -> Result<[u8; 16], InvalidMachineId> {
     let key = parse_machine_id(machine_id)?;
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key)
         .map_err(|_| InvalidMachineId(machine_id.to_string()))?;
@@ -59,7 +64,7 @@ pub fn zincati_id(machine_id: &str) -> Result<String, InvalidMachineId> {
     id.copy_from_slice(&digest[..16]);
     id[6] = (id[6] & 0x0f) | 0x40;
     id[8] = (id[8] & 0x3f) | 0x80;
-    Ok(hex(&id))
+    Ok(id)
 }
 
 /// The form ids are compared in: lowercase, without dashes.

@@ -1,11 +1,13 @@
 //! The node index: which Node a client id names, kept current from the node watch.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use cluster_api::Node;
 
-use crate::id::{normalize_id, zincati_id};
+use crate::id::{normalize_id, parse_machine_id, zincati_id_bytes};
 
 /// Annotation (or label) an operator sets on a Node whose Zincati config overrides its id
 /// (`identity.node_uuid`), or to map any other FleetLock client.
@@ -51,7 +53,28 @@ pub struct NodeView {
     /// tunnel address of many network plugins), and [`CALLER_ADDRESSES`].
     pub networks: Vec<ipnet::IpNet>,
     /// The ids this node answers to.
-    ids: Vec<String>,
+    ids: Box<[Id]>,
+}
+
+/// An id in the form ids are compared in ([`normalize_id`]): 32 hex digits (every machine id
+/// and Zincati id) packed into a number, anything else (an operator's override) as text.
+/// A 100,000-node index holds two or three per node, so the packing is worth it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Id {
+    Hex(u128),
+    Text(Box<str>),
+}
+
+impl Id {
+    fn parse(id: &str) -> Id {
+        let id = normalize_id(id);
+        if id.len() == 32
+            && let Ok(n) = u128::from_str_radix(&id, 16)
+        {
+            return Id::Hex(n);
+        }
+        Id::Text(id.into_boxed_str())
+    }
 }
 
 /// What an id lookup found.
@@ -65,11 +88,11 @@ pub enum Lookup {
     Ambiguous(Vec<String>),
 }
 
-/// Nodes by name, and node names by every id that maps to them.
+/// Nodes by name, and by every id that maps to them.
 #[derive(Debug, Default)]
 pub struct NodeIndex {
-    nodes: HashMap<String, Arc<NodeView>>,
-    ids: HashMap<String, Vec<String>>,
+    nodes: HashSet<ByName>,
+    ids: HashMap<Id, Owners>,
     /// The label naming a node's reboot group (none: not read).
     group_label: String,
 }
@@ -80,43 +103,46 @@ impl NodeView {
     /// Keeps what the coordinator needs of a Node, and computes the ids it answers to: the
     /// Zincati id derived from its machineID, the machineID itself, and an explicit override.
     /// `group_label` names the label that carries its reboot group (empty: none).
-    pub fn of(node: &Node, group_label: &str) -> Self {
+    pub fn of(mut node: Node, group_label: &str) -> Self {
         let mut ids = Vec::with_capacity(3);
-        if !node.machine_id.is_empty() {
-            ids.push(normalize_id(&node.machine_id));
-            if let Ok(id) = zincati_id(&node.machine_id) {
-                ids.push(id);
+        if let Ok(raw) = parse_machine_id(&node.machine_id) {
+            ids.push(Id::Hex(u128::from_be_bytes(raw)));
+            if let Ok(id) = zincati_id_bytes(&node.machine_id) {
+                ids.push(Id::Hex(u128::from_be_bytes(id)));
             }
+        } else if !node.machine_id.is_empty() {
+            ids.push(Id::parse(&node.machine_id));
         }
         if let Some(id) = node
             .annotations
             .get(ID_OVERRIDE)
             .or_else(|| node.labels.get(ID_OVERRIDE))
         {
-            ids.push(normalize_id(id));
+            ids.push(Id::parse(id));
         }
         ids.sort();
         ids.dedup();
+        let networks = networks(&node);
+        let group = (!group_label.is_empty())
+            .then(|| node.labels.remove(group_label))
+            .flatten();
+        let annotations = &mut node.annotations;
         NodeView {
-            name: node.name.clone(),
-            uid: node.uid.clone(),
-            boot_id: node.boot_id.clone(),
+            name: node.name,
+            uid: node.uid,
+            boot_id: node.boot_id,
             ready: node.ready,
             unschedulable: node.unschedulable,
-            cordoned_by_us: node
-                .annotations
+            cordoned_by_us: annotations
                 .get(CORDONED_ANNOTATION)
                 .is_some_and(|v| v == "true"),
-            state: node.annotations.get(STATE_ANNOTATION).cloned(),
-            state_since: node
-                .annotations
+            state: annotations.remove(STATE_ANNOTATION),
+            state_since: annotations
                 .get(STATE_SINCE_ANNOTATION)
                 .and_then(|t| t.parse().ok()),
-            group: (!group_label.is_empty())
-                .then(|| node.labels.get(group_label).cloned())
-                .flatten(),
-            networks: networks(node),
-            ids,
+            group,
+            networks,
+            ids: ids.into_boxed_slice(),
         }
     }
 }
@@ -163,8 +189,9 @@ impl NodeIndex {
         }
     }
 
-    /// Replaces everything (after a watch restart).
-    pub fn reset(&mut self, nodes: &[Node]) {
+    /// Replaces everything (after a watch restart). Takes the list by value: each Node is
+    /// freed as soon as its view is built, so a large fleet is not held twice.
+    pub fn reset(&mut self, nodes: Vec<Node>) {
         self.nodes.clear();
         self.ids.clear();
         for node in nodes {
@@ -173,55 +200,46 @@ impl NodeIndex {
     }
 
     /// Adds or updates one node.
-    pub fn apply(&mut self, node: &Node) {
-        let view = NodeView::of(node, &self.group_label);
-        if let Some(old) = self.nodes.get(&node.name) {
-            if old.ids != view.ids {
-                let old_ids = old.ids.clone();
-                self.unindex(&node.name, &old_ids);
-            } else {
-                self.nodes.insert(node.name.clone(), Arc::new(view));
-                return;
-            }
+    pub fn apply(&mut self, node: Node) {
+        let view = Arc::new(NodeView::of(node, &self.group_label));
+        if let Some(ByName(old)) = self.nodes.take(view.name.as_str()) {
+            self.unindex(&old);
         }
         for id in &view.ids {
-            let names = self.ids.entry(id.clone()).or_default();
-            if !names.contains(&node.name) {
-                names.push(node.name.clone());
+            match self.ids.get_mut(id) {
+                None => {
+                    self.ids.insert(id.clone(), Owners::One(view.clone()));
+                }
+                Some(owners) => owners.add(view.clone()),
             }
         }
-        self.nodes.insert(node.name.clone(), Arc::new(view));
+        self.nodes.insert(ByName(view));
     }
 
     /// Removes one node.
     pub fn remove(&mut self, name: &str) {
-        if let Some(old) = self.nodes.remove(name) {
-            self.unindex(name, &old.ids);
+        if let Some(ByName(old)) = self.nodes.take(name) {
+            self.unindex(&old);
         }
     }
 
-    fn unindex(&mut self, name: &str, ids: &[String]) {
-        for id in ids {
-            if let Some(names) = self.ids.get_mut(id) {
-                names.retain(|n| n != name);
-                if names.is_empty() {
-                    self.ids.remove(id);
-                }
+    fn unindex(&mut self, old: &NodeView) {
+        for id in &old.ids {
+            if let Some(owners) = self.ids.get_mut(id)
+                && owners.drop_named(&old.name)
+            {
+                self.ids.remove(id);
             }
         }
     }
 
     /// The node a client id names.
     pub fn lookup(&self, id: &str) -> Lookup {
-        match self.ids.get(&normalize_id(id)).map(Vec::as_slice) {
-            None | Some([]) => Lookup::NotFound,
-            Some([name]) => self
-                .nodes
-                .get(name)
-                .cloned()
-                .map_or(Lookup::NotFound, Lookup::Found),
-            Some(names) => {
-                let mut names = names.to_vec();
+        match self.ids.get(&Id::parse(id)) {
+            None => Lookup::NotFound,
+            Some(Owners::One(view)) => Lookup::Found(view.clone()),
+            Some(Owners::Many(views)) => {
+                let mut names: Vec<String> = views.iter().map(|v| v.name.clone()).collect();
                 names.sort();
                 Lookup::Ambiguous(names)
             }
@@ -230,12 +248,12 @@ impl NodeIndex {
 
     /// A node by name.
     pub fn get(&self, name: &str) -> Option<&Arc<NodeView>> {
-        self.nodes.get(name)
+        self.nodes.get(name).map(|n| &n.0)
     }
 
     /// Every node.
     pub fn iter(&self) -> impl Iterator<Item = &NodeView> {
-        self.nodes.values().map(|v| &**v)
+        self.nodes.iter().map(|n| &*n.0)
     }
 
     /// How many nodes are known.
@@ -249,6 +267,68 @@ impl NodeIndex {
     }
 }
 
+/// A node in the index's set, found by its name.
+#[derive(Debug)]
+struct ByName(Arc<NodeView>);
+
+impl Borrow<str> for ByName {
+    fn borrow(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl Hash for ByName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.name.as_str().hash(state);
+    }
+}
+
+impl PartialEq for ByName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ByName {}
+
+/// The nodes one id maps to: one, or (cloned machine ids) several.
+#[derive(Debug)]
+enum Owners {
+    One(Arc<NodeView>),
+    Many(Vec<Arc<NodeView>>),
+}
+
+impl Owners {
+    fn add(&mut self, view: Arc<NodeView>) {
+        match self {
+            Owners::One(old) if old.name == view.name => *old = view,
+            Owners::One(old) => *self = Owners::Many(vec![old.clone(), view]),
+            Owners::Many(views) => match views.iter_mut().find(|v| v.name == view.name) {
+                Some(old) => *old = view,
+                None => views.push(view),
+            },
+        }
+    }
+
+    /// Drops the node named `name`; whether none is left.
+    fn drop_named(&mut self, name: &str) -> bool {
+        match self {
+            Owners::One(old) => old.name == name,
+            Owners::Many(views) => {
+                views.retain(|v| v.name != name);
+                match views.as_slice() {
+                    [] => true,
+                    [only] => {
+                        *self = Owners::One(only.clone());
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,10 +336,10 @@ mod tests {
     #[test]
     fn maps_every_kind_of_id_to_its_node() {
         let mut index = NodeIndex::default();
-        index.apply(&Node::new("n1").machine_id("0123456789abcdef0123456789abcdef"));
-        index.apply(&Node::new("n2").machine_id("1c09ca98-649c-4c7a-bc77-9cd04c96812e"));
+        index.apply(Node::new("n1").machine_id("0123456789abcdef0123456789abcdef"));
+        index.apply(Node::new("n2").machine_id("1c09ca98-649c-4c7a-bc77-9cd04c96812e"));
         index.apply(
-            &Node::new("n3")
+            Node::new("n3")
                 .machine_id("e0f3745b108f471cbd4883c6fbed8cdd")
                 .annotation(ID_OVERRIDE, "custom-node-uuid"),
         );
@@ -283,8 +363,8 @@ mod tests {
     #[test]
     fn updates_and_removals_keep_the_index_exact() {
         let mut index = NodeIndex::default();
-        index.apply(&Node::new("n1").annotation(ID_OVERRIDE, "old"));
-        index.apply(&Node::new("n1").annotation(ID_OVERRIDE, "new"));
+        index.apply(Node::new("n1").annotation(ID_OVERRIDE, "old"));
+        index.apply(Node::new("n1").annotation(ID_OVERRIDE, "new"));
         assert_eq!(index.lookup("old"), Lookup::NotFound);
         assert!(matches!(index.lookup("new"), Lookup::Found(v) if v.name == "n1"));
         index.remove("n1");
@@ -296,11 +376,41 @@ mod tests {
     fn cloned_machine_ids_are_ambiguous_not_guessed() {
         let mut index = NodeIndex::default();
         for n in ["b", "a"] {
-            index.apply(&Node::new(n).machine_id("0123456789abcdef0123456789abcdef"));
+            index.apply(Node::new(n).machine_id("0123456789abcdef0123456789abcdef"));
         }
         assert_eq!(
             index.lookup("583627a932274834a8ebd99f4ed41c0d"),
             Lookup::Ambiguous(vec!["a".into(), "b".into()])
         );
+        // Once an operator re-creates one of them with a fresh machine id, the other is found.
+        index.apply(Node::new("a").machine_id("e0f3745b108f471cbd4883c6fbed8cdd"));
+        assert!(matches!(
+            index.lookup("583627a932274834a8ebd99f4ed41c0d"),
+            Lookup::Found(v) if v.name == "b"
+        ));
+        index.remove("b");
+        assert_eq!(
+            index.lookup("0123456789abcdef0123456789abcdef"),
+            Lookup::NotFound
+        );
+        assert!(matches!(
+            index.lookup("8f040e49ad9a45a8b0c617313becf153"),
+            Lookup::Found(v) if v.name == "a"
+        ));
+        assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn an_override_in_machine_id_form_is_found_in_any_case_and_with_dashes() {
+        let mut index = NodeIndex::default();
+        index
+            .apply(Node::new("n1").annotation(ID_OVERRIDE, "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE"));
+        assert!(matches!(
+            index.lookup("aaaaaaaabbbbccccddddeeeeeeeeeeee"),
+            Lookup::Found(v) if v.name == "n1"
+        ));
+        // A malformed machine id is still an id, compared as text.
+        index.apply(Node::new("n2").machine_id("not-a-machine-id"));
+        assert!(matches!(index.lookup("NOTAMACHINEID"), Lookup::Found(v) if v.name == "n2"));
     }
 }

@@ -170,7 +170,7 @@ impl Inner {
         self.nodes.read().get(node).and_then(|v| v.state.clone())
     }
 
-    pub(super) fn store_node(&self, node: &Node) {
+    pub(super) fn store_node(&self, node: Node) {
         self.nodes.write().apply(node);
     }
 
@@ -218,12 +218,12 @@ impl Inner {
 
 impl WatchCache<Node> for Inner {
     fn reset(&self, all: Vec<Node>) {
-        self.nodes.write().reset(&all);
+        self.nodes.write().reset(all);
         self.poke.notify_one();
     }
 
     fn apply(&self, node: Node) {
-        self.store_node(&node);
+        self.store_node(node);
     }
 
     fn delete(&self, node: Node) {

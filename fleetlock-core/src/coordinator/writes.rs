@@ -53,7 +53,7 @@ impl Inner {
             patch.annotations.insert((*k).to_string(), v.clone());
         }
         match self.api.patch_node(node, &patch).await {
-            Ok(written) => self.store_node(&written),
+            Ok(written) => self.store_node(written),
             Err(e) => tracing::warn!(node, state, error = %e, "could not annotate node"),
         }
     }
@@ -83,7 +83,7 @@ impl Inner {
                 .if_version(&current.resource_version);
             match self.api.patch_node(node, &patch).await {
                 Ok(written) => {
-                    self.store_node(&written);
+                    self.store_node(written);
                     self.event(
                         node,
                         EventType::Normal,
@@ -121,7 +121,7 @@ impl Inner {
                 }
                 match self.api.patch_node(node, &patch).await {
                     Ok(written) => {
-                        self.store_node(&written);
+                        self.store_node(written);
                         if ours {
                             self.event(
                                 node,
