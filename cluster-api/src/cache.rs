@@ -19,7 +19,20 @@ use crate::{CacheHealth, Lease, Node, WatchEvent, WatchStream, Workload, follow}
 /// the watch writes.
 pub trait WatchCache<T>: Send + Sync {
     /// A full list arrived: it is the whole truth, and what it lacks was deleted meanwhile.
+    /// For a cache that [takes lists in pieces](Self::takes_lists_in_pieces), `all` is only
+    /// the rest of the list its [`listed`](Self::listed) calls began.
     fn reset(&self, all: Vec<T>);
+    /// Whether this cache takes a large list object by object ([`listed`](Self::listed),
+    /// then [`reset`](Self::reset) with the rest), so that the list is never held whole.
+    /// Otherwise (the default) [`feed`] gathers it and calls `reset` once.
+    fn takes_lists_in_pieces(&self) -> bool {
+        false
+    }
+    /// One object of a list still arriving ([`WatchEvent::Listed`]); called only if the
+    /// cache [takes lists in pieces](Self::takes_lists_in_pieces).
+    fn listed(&self, _object: T) {}
+    /// The watch broke, in the middle of a list perhaps: the next list starts afresh.
+    fn broken(&self) {}
     /// An object was created or changed; this is its new state.
     fn apply(&self, object: T);
     /// An object was deleted (or left the watch's selection); this is its last state.
@@ -37,14 +50,26 @@ pub async fn feed<T, Fut>(
 ) where
     Fut: Future<Output = crate::Result<WatchStream<T>>>,
 {
+    let pieces = cache.takes_lists_in_pieces();
+    let mut pending = Vec::new();
     follow(what, open, |event| match event {
-        Ok(WatchEvent::Restarted(all)) => {
-            cache.reset(all);
+        Ok(WatchEvent::Listed(object)) if pieces => cache.listed(object),
+        Ok(WatchEvent::Listed(object)) => pending.push(object),
+        Ok(WatchEvent::Restarted(mut rest)) => {
+            if !pending.is_empty() {
+                pending.append(&mut rest);
+                rest = std::mem::take(&mut pending);
+            }
+            cache.reset(rest);
             health.restarted();
         }
         Ok(WatchEvent::Applied(object)) => cache.apply(object),
         Ok(WatchEvent::Deleted(object)) => cache.delete(object),
-        Err(e) => health.failed(e),
+        Err(e) => {
+            pending.clear();
+            cache.broken();
+            health.failed(e);
+        }
     })
     .await;
 }
@@ -259,5 +284,101 @@ mod tests {
         task.abort();
     }
 
+    /// A cache that takes lists in pieces, recording what it was told.
+    #[derive(Default)]
+    struct Pieces(Log);
+
+    impl WatchCache<Lease> for Pieces {
+        fn reset(&self, rest: Vec<Lease>) {
+            self.0.reset(rest);
+        }
+        fn takes_lists_in_pieces(&self) -> bool {
+            true
+        }
+        fn listed(&self, object: Lease) {
+            self.0.0.lock().push(format!("listed {}", object.name));
+        }
+        fn apply(&self, object: Lease) {
+            self.0.apply(object);
+        }
+        fn delete(&self, object: Lease) {
+            self.0.delete(object);
+        }
+        fn broken(&self) {
+            self.0.0.lock().push("broken".into());
+        }
+    }
+
+    /// A list in pieces, a change, then a list broken off by a failure.
+    fn pieces_then_failure() -> WatchStream<Lease> {
+        let events: Vec<crate::Result<WatchEvent<Lease>>> = vec![
+            Ok(WatchEvent::Listed(lease("a", "1"))),
+            Ok(WatchEvent::Listed(lease("b", "1"))),
+            Ok(WatchEvent::Restarted(vec![lease("c", "1")])),
+            Ok(WatchEvent::Applied(lease("d", "2"))),
+            Ok(WatchEvent::Listed(lease("e", "3"))),
+            Err(crate::Error::unavailable("connection reset")),
+        ];
+        Box::pin(futures::stream::iter(events).chain(futures::stream::pending()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lists_in_pieces_reach_each_cache_as_it_takes_them() {
+        let health = CacheHealth::new("lease");
+        let whole = Log::default();
+        let mut stream = Some(pieces_then_failure());
+        let open = || {
+            std::future::ready(Ok(stream
+                .take()
+                .unwrap_or_else(|| Box::pin(futures::stream::pending()))))
+        };
+        tokio::select! {
+            () = feed("lease", open, &whole, &health) => unreachable!(),
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+        assert_eq!(
+            *whole.0.lock(),
+            ["reset 3", "apply d"],
+            "gathered into one reset; the broken list never reaches the cache"
+        );
+
+        let pieces = Pieces::default();
+        let mut stream = Some(pieces_then_failure());
+        let open = || {
+            std::future::ready(Ok(stream
+                .take()
+                .unwrap_or_else(|| Box::pin(futures::stream::pending()))))
+        };
+        tokio::select! {
+            () = feed("lease", open, &pieces, &health) => unreachable!(),
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+        assert_eq!(
+            *pieces.0.0.lock(),
+            [
+                "listed a", "listed b", "reset 1", "apply d", "listed e", "broken"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn whole_lists_gathers_the_pieces_and_drops_a_broken_list() {
+        let events: Vec<_> = whole_lists(pieces_then_failure()).take(3).collect().await;
+        let names = |all: &[Lease]| all.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+        match &events[..] {
+            [
+                Ok(WatchEvent::Restarted(all)),
+                Ok(WatchEvent::Applied(d)),
+                Err(e),
+            ] => {
+                assert_eq!(names(all), ["a", "b", "c"]);
+                assert_eq!(d.name, "d");
+                assert!(e.to_string().contains("connection reset"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    use crate::whole_lists;
     use futures::StreamExt;
 }

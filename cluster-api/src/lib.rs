@@ -52,7 +52,7 @@ pub use pod::{
     PodFilter, PodPhase, Toleration, TolerationOperator, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT,
 };
 pub use selector::{LabelSelector, Operator, Requirement, SelectorParseError};
-pub use watch::{WatchEvent, WatchStream, follow};
+pub use watch::{WatchEvent, WatchStream, follow, whole_lists};
 pub use workload::{
     Condition, UnknownKind, UpdateStrategy, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
     WorkloadStatus,

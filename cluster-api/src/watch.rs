@@ -9,6 +9,12 @@ pub enum WatchEvent<T> {
     /// The complete current set of objects. Always the first event of a stream, and sent again
     /// whenever the stream had to start over (after a `410 Gone`, say): replace what you had.
     Restarted(Vec<T>),
+    /// One object of a full list that is still arriving. Large lists come in pages, and a
+    /// stream may pass them on object by object instead of holding the whole list: the list
+    /// then ends with a [`Restarted`](Self::Restarted) carrying the rest (often nothing), and
+    /// the current set is everything `Listed` since the last other event, plus that rest.
+    /// [`whole_lists`] turns such a stream back into one of whole `Restarted` lists.
+    Listed(T),
     /// An object was created or changed; this is its new state.
     Applied(T),
     /// An object was deleted (or left the watch's selection); this is its last state.
@@ -19,6 +25,34 @@ pub enum WatchEvent<T> {
 ///
 /// An `Err` item is a failure the stream could not hide; the stream may end after it.
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = crate::Result<WatchEvent<T>>> + Send>>;
+
+/// A stream like `stream` whose full lists always arrive whole, in one
+/// [`WatchEvent::Restarted`]: for consumers that want a list at once and can afford it.
+pub fn whole_lists<T: Send + 'static>(stream: WatchStream<T>) -> WatchStream<T> {
+    Box::pin(futures::stream::unfold(
+        (stream, Vec::new()),
+        |(mut stream, mut pending)| async move {
+            loop {
+                let event = match stream.next().await? {
+                    Ok(WatchEvent::Listed(object)) => {
+                        pending.push(object);
+                        continue;
+                    }
+                    Ok(WatchEvent::Restarted(rest)) => {
+                        pending.extend(rest);
+                        Ok(WatchEvent::Restarted(std::mem::take(&mut pending)))
+                    }
+                    Err(e) => {
+                        pending.clear();
+                        Err(e)
+                    }
+                    Ok(other) => Ok(other),
+                };
+                return Some((event, (stream, pending)));
+            }
+        },
+    ))
+}
 
 /// The longest wait between attempts to reopen a watch.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);

@@ -63,7 +63,7 @@ async fn run_rollout(mut watch: WatchStream<Workload>, limit: Duration) -> Vec<W
         while let Some(Some(event)) = futures::FutureExt::now_or_never(watch.next()) {
             match event.unwrap() {
                 WatchEvent::Restarted(ws) => seen.extend(ws),
-                WatchEvent::Applied(w) => seen.push(w),
+                WatchEvent::Applied(w) | WatchEvent::Listed(w) => seen.push(w),
                 WatchEvent::Deleted(_) => panic!("workload deleted"),
             }
         }

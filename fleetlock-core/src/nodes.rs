@@ -61,7 +61,8 @@ pub struct NodeView {
 /// A 100,000-node index holds two or three per node, so the packing is worth it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Id {
-    Hex(u128),
+    /// Bytes rather than a `u128`, whose alignment would make every key 32 bytes, not 24.
+    Hex([u8; 16]),
     Text(Box<str>),
 }
 
@@ -71,7 +72,7 @@ impl Id {
         if id.len() == 32
             && let Ok(n) = u128::from_str_radix(&id, 16)
         {
-            return Id::Hex(n);
+            return Id::Hex(n.to_be_bytes());
         }
         Id::Text(id.into_boxed_str())
     }
@@ -95,6 +96,17 @@ pub struct NodeIndex {
     ids: HashMap<Id, Owners>,
     /// The label naming a node's reboot group (none: not read).
     group_label: String,
+    /// A full list in progress.
+    listing: Option<Listing>,
+}
+
+/// What a list in progress has brought so far.
+#[derive(Debug)]
+enum Listing {
+    /// The index was empty when it began: the list can delete nothing, so nothing is noted.
+    First,
+    /// The names listed so far: at the end, every other node is gone.
+    Relist(HashSet<Box<str>>),
 }
 
 // === impl NodeView ===
@@ -106,9 +118,9 @@ impl NodeView {
     pub fn of(mut node: Node, group_label: &str) -> Self {
         let mut ids = Vec::with_capacity(3);
         if let Ok(raw) = parse_machine_id(&node.machine_id) {
-            ids.push(Id::Hex(u128::from_be_bytes(raw)));
+            ids.push(Id::Hex(raw));
             if let Ok(id) = zincati_id_bytes(&node.machine_id) {
-                ids.push(Id::Hex(u128::from_be_bytes(id)));
+                ids.push(Id::Hex(id));
             }
         } else if !node.machine_id.is_empty() {
             ids.push(Id::parse(&node.machine_id));
@@ -189,14 +201,55 @@ impl NodeIndex {
         }
     }
 
-    /// Replaces everything (after a watch restart). Takes the list by value: each Node is
-    /// freed as soon as its view is built, so a large fleet is not held twice.
-    pub fn reset(&mut self, nodes: Vec<Node>) {
-        self.nodes.clear();
-        self.ids.clear();
-        for node in nodes {
-            self.apply(node);
+    /// One node of a full list still arriving; [`reset`](Self::reset) ends the list. Each
+    /// node is indexed as it comes, so a large list is never held whole, and until the list
+    /// ends the nodes it has not brought yet stay as they were.
+    pub fn list(&mut self, node: Node) {
+        if let Listing::Relist(seen) = self.listing() {
+            seen.insert(node.name.as_str().into());
         }
+        self.apply(node);
+    }
+
+    /// Ends a full list (after a watch restart) with its last nodes, `rest` (the whole list
+    /// if it was not given in pieces with [`list`](Self::list)): every node the list did not
+    /// bring is removed. Takes the nodes by value, so each is freed once its view is built.
+    pub fn reset(&mut self, rest: Vec<Node>) {
+        if matches!(self.listing(), Listing::First) {
+            // Sized once: a growing table keeps its old copy while it rehashes.
+            self.nodes.reserve(rest.len());
+            self.ids.reserve(rest.len() * 2);
+        }
+        for node in rest {
+            self.list(node);
+        }
+        if let Some(Listing::Relist(seen)) = self.listing.take() {
+            let gone: Vec<Arc<NodeView>> = self
+                .nodes
+                .iter()
+                .filter(|n| !seen.contains(n.0.name.as_str()))
+                .map(|n| n.0.clone())
+                .collect();
+            for view in gone {
+                self.remove(&view.name);
+            }
+        }
+    }
+
+    /// Forgets a list that broke off: the next one starts afresh.
+    pub fn abandon_list(&mut self) {
+        self.listing = None;
+    }
+
+    fn listing(&mut self) -> &mut Listing {
+        let empty = self.nodes.is_empty();
+        self.listing.get_or_insert_with(|| {
+            if empty {
+                Listing::First
+            } else {
+                Listing::Relist(HashSet::new())
+            }
+        })
     }
 
     /// Adds or updates one node.
@@ -369,6 +422,30 @@ mod tests {
         assert!(matches!(index.lookup("new"), Lookup::Found(v) if v.name == "n1"));
         index.remove("n1");
         assert_eq!(index.lookup("new"), Lookup::NotFound);
+        assert!(index.is_empty());
+    }
+
+    #[test]
+    fn a_list_in_pieces_replaces_the_index_only_when_it_ends() {
+        let mut index = NodeIndex::default();
+        index.reset(vec![Node::new("a"), Node::new("b"), Node::new("c")]);
+        assert_eq!(index.len(), 3);
+        // A relist in pieces: `b` was deleted while the watch was down, `d` created.
+        index.list(Node::new("a").annotation(ID_OVERRIDE, "id-a"));
+        index.list(Node::new("d"));
+        assert!(
+            index.get("b").is_some(),
+            "nothing is removed before the list ends"
+        );
+        assert!(matches!(index.lookup("id-a"), Lookup::Found(v) if v.name == "a"));
+        index.reset(vec![Node::new("c")]);
+        let mut names: Vec<&str> = index.iter().map(|v| v.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "c", "d"]);
+        // An empty list empties the index; a list that broke off deletes nothing.
+        index.list(Node::new("a"));
+        index.abandon_list();
+        index.reset(Vec::new());
         assert!(index.is_empty());
     }
 

@@ -41,12 +41,22 @@ macro_rules! with_workload_api {
     };
 }
 
-/// A watch as a stream of `cluster-api` events: the initial list becomes one `Restarted`.
+/// Whether a watch passes a list on object by object (`WatchEvent::Listed`, then an empty
+/// `Restarted`) or gathers it into one `Restarted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pieces {
+    Yes,
+    No,
+}
+
+/// A watch as a stream of `cluster-api` events: the initial list becomes one `Restarted`, or
+/// with [`Pieces::Yes`] one `Listed` per object and an empty `Restarted`.
 /// The first failure is passed on as an `Err` and ends the stream: the consumer (through
 /// [`follow`]) knows its view may have gaps, and watches again, which lists afresh.
 pub(crate) fn watch_events<K, T>(
     api: Api<K>,
     config: watcher::Config,
+    pieces: Pieces,
     convert: impl Fn(K) -> T + Send + Sync + 'static,
 ) -> impl Stream<Item = Result<WatchEvent<T>>> + Send
 where
@@ -64,6 +74,9 @@ where
                     Ok(watcher::Event::Init) => {
                         buffer.clear();
                         continue;
+                    }
+                    Ok(watcher::Event::InitApply(o)) if pieces == Pieces::Yes => {
+                        WatchEvent::Listed(convert(o))
                     }
                     Ok(watcher::Event::InitApply(o)) => {
                         buffer.push(convert(o));
@@ -198,6 +211,7 @@ impl ClusterApi for KubeCluster {
         Ok(boxed(watch_events(
             self.pods(filter.namespace.as_deref()),
             wc,
+            Pieces::No,
             convert::pod,
         )))
     }
@@ -259,6 +273,7 @@ impl ClusterApi for KubeCluster {
         Ok(boxed(watch_events(
             self.leases(namespace),
             wc,
+            Pieces::No,
             convert::lease,
         )))
     }
@@ -342,7 +357,7 @@ impl ClusterApi for KubeCluster {
             self,
             filter.kind,
             filter.namespace.as_deref(),
-            |api, convert| Ok(boxed(watch_events(api, wc, convert)))
+            |api, convert| Ok(boxed(watch_events(api, wc, Pieces::No, convert)))
         )
     }
 

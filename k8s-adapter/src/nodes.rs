@@ -5,7 +5,7 @@ use cluster_api::{Node, Result, WatchStream};
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 
-use crate::api::{boxed, watch_events};
+use crate::api::{Pieces, boxed, watch_events};
 use crate::{KubeCluster, convert, slim};
 
 /// Nodes per list page: each page is decoded whole before its Nodes are converted and
@@ -31,12 +31,13 @@ impl KubeCluster {
         }
     }
 
-    /// Every Node, then each change, trimmed as they arrive.
+    /// Every Node, then each change, trimmed as they arrive. The list is passed on Node by
+    /// Node (`WatchEvent::Listed`), so that it is never held whole here.
     pub(crate) fn node_watch(&self) -> WatchStream<Node> {
         let api: Api<slim::SlimNode> = Api::all(self.client());
         let config = watcher::Config::default().page_size(PAGE);
         let prefixes = self.inner.options.node_metadata_prefixes.clone();
-        boxed(watch_events(api, config, move |n| {
+        boxed(watch_events(api, config, Pieces::Yes, move |n| {
             trim_node(convert::node(n), prefixes.as_deref())
         }))
     }

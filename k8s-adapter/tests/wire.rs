@@ -9,7 +9,7 @@ use std::time::Duration;
 use cluster_api::{
     ClusterApi, Error, Event, EventType, EvictOptions, EvictionOutcome, LabelSelector, Lease,
     NodePatch, ObjectRef, PodFilter, PodPhase, WatchEvent, WorkloadFilter, WorkloadKind,
-    WorkloadRef,
+    WorkloadRef, whole_lists,
 };
 use futures::StreamExt;
 use http::{Method, Request, Response};
@@ -223,11 +223,16 @@ async fn nodes_are_listed_in_pages_and_watched_from_the_list_version() {
         assert_eq!(seen.query.get("limit").map(String::as_str), Some("100"));
         seen.answer(200, list.to_string());
     };
+    // The list is passed on Node by Node, then ends with nothing more.
     let (first, ()) = tokio::join!(stream.next(), server);
     match first.unwrap().unwrap() {
-        WatchEvent::Restarted(all) => assert_eq!(all.len(), 1),
+        WatchEvent::Listed(node) => assert_eq!(node.name, "dummyNode"),
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        WatchEvent::Restarted(Vec::new())
+    );
     // Then the watch from the list's resourceVersion.
     let seen = watch_request(&mut stream, &mut fake).await;
     assert_eq!(
@@ -508,7 +513,7 @@ async fn an_expired_watch_is_reported_and_watching_again_lists_afresh() {
 async fn a_failed_node_watch_is_passed_on_and_the_next_watch_lists_afresh() {
     let (c, mut fake) = cluster();
     let error = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "etcdserver: leader changed", "reason": "InternalError", "code": 500}}).to_string();
-    let mut stream = c.watch_nodes().await.unwrap();
+    let mut stream = whole_lists(c.watch_nodes().await.unwrap());
     let server = async { next(&mut fake).await.answer(200, fixture("node-list.json")) };
     let (first, ()) = tokio::join!(stream.next(), server);
     assert!(matches!(first, Some(Ok(WatchEvent::Restarted(_)))));
@@ -519,7 +524,7 @@ async fn a_failed_node_watch_is_passed_on_and_the_next_watch_lists_afresh() {
     assert!(err.to_string().contains("leader changed"), "{err}");
     assert!(stream.next().await.is_none());
 
-    let mut again = c.watch_nodes().await.unwrap();
+    let mut again = whole_lists(c.watch_nodes().await.unwrap());
     let server = async {
         let seen = next(&mut fake).await;
         assert!(

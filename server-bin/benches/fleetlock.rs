@@ -240,12 +240,13 @@ async fn approval_lag() -> Vec<Duration> {
             .expect("watch");
         let watcher = tokio::spawn(async move {
             let mut last_gone = None;
-            let mut remaining = usize::MAX;
+            let mut remaining = 0;
             let mut approved = None;
             loop {
                 tokio::select! {
                     Some(Ok(e)) = pods.next() => match e {
-                        WatchEvent::Restarted(all) => remaining = all.len(),
+                        WatchEvent::Listed(_) => remaining += 1,
+                        WatchEvent::Restarted(rest) => remaining += rest.len(),
                         WatchEvent::Deleted(_) => { remaining -= 1; if remaining == 0 { last_gone = Some(Instant::now()); } }
                         WatchEvent::Applied(_) => {}
                     },

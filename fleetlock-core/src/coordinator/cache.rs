@@ -216,10 +216,24 @@ impl Inner {
     }
 }
 
+/// The node index takes lists in pieces: at 100,000 nodes, holding a list whole while the
+/// index is built from it would double the memory a sync needs.
 impl WatchCache<Node> for Inner {
-    fn reset(&self, all: Vec<Node>) {
-        self.nodes.write().reset(all);
+    fn reset(&self, rest: Vec<Node>) {
+        self.nodes.write().reset(rest);
         self.poke.notify_one();
+    }
+
+    fn takes_lists_in_pieces(&self) -> bool {
+        true
+    }
+
+    fn listed(&self, node: Node) {
+        self.nodes.write().list(node);
+    }
+
+    fn broken(&self) {
+        self.nodes.write().abandon_list();
     }
 
     fn apply(&self, node: Node) {

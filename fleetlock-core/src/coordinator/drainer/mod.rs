@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::{
-    Error, EventType, EvictOptions, Pod, PodFilter, Timestamp, WatchEvent, WatchStream,
+    Error, EventType, EvictOptions, Pod, PodFilter, Timestamp, WatchEvent, WatchStream, whole_lists,
 };
 use futures::StreamExt;
 use jiff::SignedDuration;
@@ -246,7 +246,8 @@ impl Drainer {
             .watch_pods(&PodFilter::on_node(self.node()))
             .await
         {
-            Ok(stream) => Some(stream),
+            // The drain decides on a node's pods as one list.
+            Ok(stream) => Some(whole_lists(stream)),
             Err(e) => {
                 self.publish_apart(
                     DrainPhase::Running,
@@ -325,6 +326,8 @@ impl Drainer {
                 self.admit(&pod);
                 self.pods.insert(key(&pod), pod);
             }
+            // `whole_lists` gathers every `Listed` into its `Restarted`.
+            WatchEvent::Listed(_) => {}
             WatchEvent::Applied(pod) | WatchEvent::Deleted(pod) => {
                 let k = key(&pod);
                 self.pods.remove(&k);
