@@ -44,6 +44,11 @@ impl Drop for Served {
 impl Served {
     /// Starts `cluster-sim serve`; `name` keeps each test's files apart.
     async fn start(name: &str) -> Served {
+        Served::start_with(name, &[]).await
+    }
+
+    /// Starts `cluster-sim serve` with more arguments.
+    async fn start_with(name: &str, args: &[&str]) -> Served {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir =
             std::env::temp_dir().join(format!("cluster-sim-serve-{}-{name}", std::process::id()));
@@ -61,6 +66,7 @@ impl Served {
                 TOKEN,
             ])
             .args(["--watch-window", "5"])
+            .args(args)
             .arg("--scenario")
             .arg(&scenario)
             .arg("--kubeconfig-out")
@@ -299,4 +305,42 @@ async fn a_watch_from_a_version_older_than_the_window_is_told_410_gone() {
         })
         .collect();
     assert_eq!(steps, ["6", "7"], "{text}");
+}
+
+/// Listed Nodes carry the same images as a Node read alone (a list splices them in as text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_nodes_carry_their_images_like_a_node_read_alone() {
+    let s = Served::start_with("images", &["--node-images", "3"]).await;
+    let list: Value = s
+        .call(reqwest::Method::GET, "/api/v1/nodes?limit=1", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["kind"], "NodeList");
+    assert_eq!(list["apiVersion"], "v1");
+    assert!(
+        list["metadata"]["continue"].is_string(),
+        "{}",
+        list["metadata"]
+    );
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert!(
+        item.get("kind").is_none(),
+        "list items have no kind of their own"
+    );
+    let name = item["metadata"]["name"].as_str().unwrap();
+    let alone: Value = s
+        .call(reqwest::Method::GET, &format!("/api/v1/nodes/{name}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let images = item["status"]["images"].as_array().unwrap();
+    assert_eq!(images.len(), 3);
+    assert_eq!(item["status"]["images"], alone["status"]["images"]);
+    assert_eq!(item["status"]["nodeInfo"], alone["status"]["nodeInfo"]);
+    assert_eq!(item["metadata"], alone["metadata"]);
 }

@@ -186,6 +186,9 @@ impl ApiServer {
                 let Ok((stream, _peer)) = listener.accept().await else {
                     continue;
                 };
+                // As Go's net/http does: a response's last small segment is not held back
+                // waiting for the client's (delayed) acknowledgement of the previous one.
+                stream.set_nodelay(true).ok();
                 let router = router.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {

@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use axum::http::{Method, StatusCode};
-use axum::response::Response;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use cluster_api::{Event, WorkloadKind};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::Shared;
@@ -197,11 +198,11 @@ pub(crate) async fn list(
     let selection = Selection::from_query(target.namespace.clone(), query)?;
     let limit = query.get("limit").and_then(|l| l.parse().ok());
     let token = query.get("continue").map(String::as_str);
-    let (items, next, rv, now) = shared.sim.with(|st| {
+    let (items, next, rv, now, node_images) = shared.sim.with(|st| {
         let cursor = Cursor::parse(token, st.current_rv())?;
         let candidates = sorted_candidates(st, target.resource, &selection, &cursor);
         let (items, next) = page(candidates.filter(|o| selection.matches(o)), limit, &cursor);
-        Ok::<_, ApiError>((items, next, cursor.rv, st.wall()))
+        Ok::<_, ApiError>((items, next, cursor.rv, st.wall(), st.config.node_images))
     })?;
     if let Some(include) = printing {
         let mut table = table::table(target.resource, &items, Some(&rv.to_string()), include, now);
@@ -211,30 +212,59 @@ pub(crate) async fn list(
         return Ok(json_response(StatusCode::OK, &table));
     }
     let k = kind_of(target.resource);
+    // Only Nodes are rendered without their images, for `list_item` to add.
+    let images = if target.resource == Resource::Nodes {
+        node_images
+    } else {
+        0
+    };
     let mut metadata = Map::new();
     metadata.insert("resourceVersion".into(), json!(rv.to_string()));
     if let Some(next) = next {
         metadata.insert("continue".into(), json!(next));
     }
-    let items: Vec<Value> = items
+    let items: Vec<Box<RawValue>> = items
         .into_iter()
         .map(|mut o| {
             if let Some(m) = o.as_object_mut() {
                 m.remove("kind");
                 m.remove("apiVersion");
             }
-            o
+            render::list_item(&o, images)
         })
         .collect();
-    Ok(json_response(
+    let body = ListBody {
+        kind: format!("{}List", k.kind),
+        api_version: group_version(k),
+        metadata,
+        items,
+    };
+    Ok((
         StatusCode::OK,
-        &json!({
-            "kind": format!("{}List", k.kind),
-            "apiVersion": group_version(k),
-            "metadata": metadata,
-            "items": items,
-        }),
-    ))
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&body).expect("a list serializes"),
+    )
+        .into_response())
+}
+
+/// A list response; its items are JSON text already.
+struct ListBody {
+    kind: String,
+    api_version: String,
+    metadata: Map<String, Value>,
+    items: Vec<Box<RawValue>>,
+}
+
+impl serde::Serialize for ListBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("kind", &self.kind)?;
+        map.serialize_entry("apiVersion", &self.api_version)?;
+        map.serialize_entry("metadata", &self.metadata)?;
+        map.serialize_entry("items", &self.items)?;
+        map.end()
+    }
 }
 
 /// The objects a list may return, in key order. Nodes are rendered lazily from where the
@@ -254,7 +284,7 @@ fn sorted_candidates<'a>(
         return Box::new(
             st.nodes
                 .range((from, Bound::Unbounded))
-                .map(move |(_, n)| render::node(st, n)),
+                .map(move |(_, n)| render::node_without_images(st, n)),
         );
     }
     let mut all = list_candidates(st, resource, selection);

@@ -49,3 +49,19 @@ pub(crate) fn rss_kib(field: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// CPU time (user and system) a process has used so far, from /proc/<pid>/stat (`self` for
+/// this one), in seconds; its clock ticks are USER_HZ, which Linux fixes at 100.
+#[allow(dead_code, reason = "only some benches report CPU time")]
+pub(crate) fn cpu_seconds(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}

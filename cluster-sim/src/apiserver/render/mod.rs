@@ -8,6 +8,8 @@ use cluster_api::{
     WorkloadKind,
 };
 use jiff::Timestamp;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::budget::{Budget, IntOrPercent};
@@ -71,6 +73,15 @@ fn metadata(
 
 /// A Node as the kubelet and the node lifecycle controller keep it.
 pub(crate) fn node(st: &State, n: &Node) -> Value {
+    let mut node = node_without_images(st, n);
+    if st.config.node_images > 0 {
+        node["status"]["images"] = node_images(st.config.node_images);
+    }
+    node
+}
+
+/// A Node without `status.images`, which [`list_item`] adds as text.
+pub(crate) fn node_without_images(st: &State, n: &Node) -> Value {
     let created = st.config.start_time;
     let ready = if n.ready { "True" } else { "Unknown" };
     let (reason, message) = if n.ready {
@@ -107,7 +118,7 @@ pub(crate) fn node(st: &State, n: &Node) -> Value {
         .map(|(i, a)| json!({"type": if i == 0 { "InternalIP" } else { "ExternalIP" }, "address": a}))
         .collect();
     addresses.push(json!({"type": "Hostname", "address": n.name}));
-    let mut node = json!({
+    json!({
         "kind": "Node",
         "apiVersion": "v1",
         "metadata": metadata(&n.name, None, &n.uid, &n.resource_version, created, &n.labels, &n.annotations),
@@ -137,11 +148,72 @@ pub(crate) fn node(st: &State, n: &Node) -> Value {
                 "architecture": "amd64",
             },
         },
-    });
-    if st.config.node_images > 0 {
-        node["status"]["images"] = node_images(st.config.node_images);
+    })
+}
+
+/// One item of a list response, as JSON text. With `node_images` > 0, the item is a Node
+/// rendered by [`node_without_images`], and gets its `status.images` spliced in from one copy serialized once (`images` > 0): building
+/// and dropping fifty image objects for each of 100,000 Nodes made the simulation, not the
+/// client, the slow end of a large list. A real API server likewise serves encoded objects
+/// from its watch cache.
+pub(crate) fn list_item(item: &Value, node_images: usize) -> Box<RawValue> {
+    let raw = if node_images > 0 {
+        serde_json::value::to_raw_value(&WithImages(item, &images_json(node_images)))
+    } else {
+        serde_json::value::to_raw_value(item)
+    };
+    raw.expect("a JSON value serializes")
+}
+
+/// A Node with `status.images` added on the way out.
+struct WithImages<'a>(&'a Value, &'a RawValue);
+
+impl Serialize for WithImages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(top) = self.0 else {
+            return self.0.serialize(s);
+        };
+        let mut map = s.serialize_map(Some(top.len()))?;
+        for (k, v) in top {
+            match v {
+                Value::Object(status) if k == "status" => {
+                    map.serialize_entry(k, &StatusWithImages(status, self.1))?;
+                }
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        map.end()
     }
-    node
+}
+
+struct StatusWithImages<'a>(&'a Map<String, Value>, &'a RawValue);
+
+impl Serialize for StatusWithImages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len() + 1))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry("images", self.1)?;
+        map.end()
+    }
+}
+
+/// [`node_images`] as JSON text, serialized once per count.
+fn images_json(count: usize) -> std::sync::Arc<RawValue> {
+    static MADE: parking_lot::Mutex<Option<(usize, std::sync::Arc<RawValue>)>> =
+        parking_lot::Mutex::new(None);
+    let mut made = MADE.lock();
+    if let Some((n, json)) = made.as_ref()
+        && *n == count
+    {
+        return json.clone();
+    }
+    let json: std::sync::Arc<RawValue> = serde_json::value::to_raw_value(&node_images(count))
+        .expect("a JSON value serializes")
+        .into();
+    *made = Some((count, json.clone()));
+    json
 }
 
 /// The images a node's kubelet reports: the same on every node, as a fleet running the same
