@@ -68,6 +68,13 @@ enum Id {
 
 impl Id {
     fn parse(id: &str) -> Id {
+        // The usual case, a Zincati id as sent: no copy to normalise first.
+        if id.len() == 32
+            && id.bytes().all(|b| b.is_ascii_hexdigit())
+            && let Ok(n) = u128::from_str_radix(id, 16)
+        {
+            return Id::Hex(n.to_be_bytes());
+        }
         let id = normalize_id(id);
         if id.len() == 32
             && let Ok(n) = u128::from_str_radix(&id, 16)

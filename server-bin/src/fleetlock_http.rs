@@ -17,14 +17,15 @@ use tokio::time::Instant;
 
 use crate::AppState;
 
+/// A FleetLock endpoint; its value indexes the request series in `Metrics`.
 #[derive(Debug, Clone, Copy)]
-enum Endpoint {
-    PreReboot,
-    SteadyState,
+pub(crate) enum Endpoint {
+    PreReboot = 0,
+    SteadyState = 1,
 }
 
 impl Endpoint {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Endpoint::PreReboot => "pre-reboot",
             Endpoint::SteadyState => "steady-state",
@@ -75,7 +76,7 @@ async fn handle(State(app): State<AppState>, endpoint: Endpoint, request: Reques
             format!("too many requests from this address; ask again in {seconds} s"),
         );
         app.metrics
-            .fleetlock_request(endpoint.as_str(), refusal.kind.as_str(), started.elapsed());
+            .fleetlock_request(endpoint, Err(refusal.kind), started.elapsed());
         let mut response = refusal_response(&refusal);
         response
             .headers_mut()
@@ -84,11 +85,11 @@ async fn handle(State(app): State<AppState>, endpoint: Endpoint, request: Reques
     }
     let result = answer(&app, endpoint, &parts.method, &parts.headers, body, peer).await;
     let outcome = match &result {
-        Ok(()) => "ok",
-        Err(r) => r.kind.as_str(),
+        Ok(()) => Ok(()),
+        Err(r) => Err(r.kind),
     };
     app.metrics
-        .fleetlock_request(endpoint.as_str(), outcome, started.elapsed());
+        .fleetlock_request(endpoint, outcome, started.elapsed());
     match result {
         Ok(()) => StatusCode::OK.into_response(),
         Err(refusal) => {

@@ -28,17 +28,22 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cluster_api::WorkloadRef;
+use fleetlock_core::Kind;
 use fleetlock_core::{GroupSnapshot, Observer};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+use crate::fleetlock_http::Endpoint;
 use restart_core::{Outcome, RestartObserver};
 
 /// Every metric the server exports, in one registry.
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
-    request_seconds: HistogramVec,
+    /// The FleetLock request series, resolved once per endpoint: an answer from memory costs
+    /// about as much as looking a labelled series up would.
+    fleetlock: [FleetLockSeries; 2],
     slots: IntGaugeVec,
     slots_held: IntGaugeVec,
     lock_age: IntGaugeVec,
@@ -50,6 +55,14 @@ pub struct Metrics {
     restarts: IntCounterVec,
     restarts_failed: IntCounterVec,
     rollout_seconds: HistogramVec,
+}
+
+/// One FleetLock endpoint's series.
+struct FleetLockSeries {
+    ok: IntCounter,
+    /// By the kind's place in [`Kind::ALL`].
+    refused: Vec<IntCounter>,
+    seconds: Histogram,
 }
 
 const WORKLOAD_LABELS: [&str; 3] = ["kind", "namespace", "name"];
@@ -74,20 +87,29 @@ impl Metrics {
                 registry.register(Box::new(h.clone()))?;
                 Ok(h)
             };
+        let requests = counter(
+            "fleetlock_requests_total",
+            "FleetLock requests by endpoint and outcome (ok, or the refusal kind).",
+            &["endpoint", "outcome"],
+        )?;
+        let request_seconds = histogram(
+            "fleetlock_request_duration_seconds",
+            "Time to answer a FleetLock request (pre-reboot includes waiting for a drain).",
+            &["endpoint"],
+            vec![
+                0.0005, 0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 30.0, 60.0, 300.0,
+            ],
+        )?;
+        let series = |endpoint: Endpoint| FleetLockSeries {
+            ok: requests.with_label_values(&[endpoint.as_str(), "ok"]),
+            refused: Kind::ALL
+                .iter()
+                .map(|k| requests.with_label_values(&[endpoint.as_str(), k.as_str()]))
+                .collect(),
+            seconds: request_seconds.with_label_values(&[endpoint.as_str()]),
+        };
         let metrics = Metrics {
-            requests: counter(
-                "fleetlock_requests_total",
-                "FleetLock requests by endpoint and outcome (ok, or the refusal kind).",
-                &["endpoint", "outcome"],
-            )?,
-            request_seconds: histogram(
-                "fleetlock_request_duration_seconds",
-                "Time to answer a FleetLock request (pre-reboot includes waiting for a drain).",
-                &["endpoint"],
-                vec![
-                    0.0005, 0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 30.0, 60.0, 300.0,
-                ],
-            )?,
+            fleetlock: [series(Endpoint::PreReboot), series(Endpoint::SteadyState)],
             slots: gauge("fleetlock_slots", "Configured reboot slots per group.")?,
             slots_held: gauge("fleetlock_slots_held", "Reboot slots held per group.")?,
             lock_age: gauge(
@@ -169,12 +191,25 @@ impl Metrics {
         self.watchers.with_label_values(&labels(w)).add(delta);
     }
 
-    /// Counts an answered FleetLock request.
-    pub fn fleetlock_request(&self, endpoint: &str, outcome: &str, took: Duration) {
-        self.requests.with_label_values(&[endpoint, outcome]).inc();
-        self.request_seconds
-            .with_label_values(&[endpoint])
-            .observe(took.as_secs_f64());
+    /// Counts an answered FleetLock request: `Ok`, or refused with a kind.
+    pub(crate) fn fleetlock_request(
+        &self,
+        endpoint: Endpoint,
+        outcome: Result<(), Kind>,
+        took: Duration,
+    ) {
+        let series = &self.fleetlock[endpoint as usize];
+        let counter = match outcome {
+            Ok(()) => Some(&series.ok),
+            Err(kind) => Kind::ALL
+                .iter()
+                .position(|k| *k == kind)
+                .and_then(|i| series.refused.get(i)),
+        };
+        if let Some(counter) = counter {
+            counter.inc();
+        }
+        series.seconds.observe(took.as_secs_f64());
     }
 
     /// Sets the per-group gauges.

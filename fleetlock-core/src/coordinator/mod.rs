@@ -274,10 +274,18 @@ impl Coordinator {
             }
             // Refuse from memory what we already know will be refused: no API traffic for a
             // busy group, however many nodes poll it.
-            let state = inner
-                .cached_group(&params.group)
-                .unwrap_or_else(|| GroupState::empty(&params.group));
-            check_grant(&params.group, config, &state, inner.clock.now())?;
+            let now = inner.clock.now();
+            inner
+                .groups
+                .read(|groups| match groups.get(&params.group) {
+                    Some(state) => check_grant(&params.group, config, state, now),
+                    None => check_grant(
+                        &params.group,
+                        config,
+                        &GroupState::empty(&params.group),
+                        now,
+                    ),
+                })?;
         }
         if !config.blocking_pods.is_empty() {
             let pods = inner
@@ -397,10 +405,11 @@ impl Coordinator {
         peer: Option<IpAddr>,
     ) -> Result<(), Refusal> {
         let inner = &self.inner;
-        match inner.lookup(&params.id) {
+        let lookup = inner.lookup(&params.id);
+        match &lookup {
             Lookup::Found(view) => {
-                inner.check_caller(&view, peer)?;
-                inner.check_group(&view, &params.group)?;
+                inner.check_caller(view, peer)?;
+                inner.check_group(view, &params.group)?;
             }
             // A node we cannot see may still be there: do not let an unverified caller
             // release it.
@@ -424,7 +433,7 @@ impl Coordinator {
                 .await?;
         }
         if groups.is_empty()
-            && let Lookup::Found(view) = inner.lookup(&params.id)
+            && let Lookup::Found(view) = lookup
             && needs_tidying(&view)
         {
             // Nothing held, but our cordon or state is left over (a crash between the
