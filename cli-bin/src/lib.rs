@@ -12,6 +12,7 @@
 //! | [`output`] | tables, JSON, YAML |
 //! | `workloads.rs`, `fleet.rs`, `fleetlock.rs` | the commands; [`run`] only dispatches |
 
+use fleetlock_core::config::parse_duration;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -196,10 +197,6 @@ pub struct FleetLockArgs {
     /// The group.
     #[arg(long, default_value = "default")]
     pub group: String,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    fleetlock_core::config::parse_duration(s)
 }
 
 /// `KIND/NAMESPACE/NAME` or `KIND/NAME` (namespace from -n).

@@ -157,7 +157,11 @@ impl FleetLockConfig {
     }
 
     /// Checks what serde cannot: group names and numbers that make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        self.problems().map_err(InvalidConfig)
+    }
+
+    fn problems(&self) -> Result<(), String> {
         crate::group::validate_namespace(&self.namespace)?;
         if self.group_label.len() > 316
             || self
@@ -232,16 +236,28 @@ impl Default for StuckConfig {
     }
 }
 
+/// A FleetLock setting that cannot be used; the message names it and says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidConfig(String);
+
+/// Text that is not a duration; the message quotes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidDuration(String);
+
 /// Parses `90s`, `15m`, `1h30m`, ISO 8601 `PT15M`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, InvalidDuration> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let signed: jiff::SignedDuration = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like \"90s\", \"15m\" or \"1h30m\""))?;
-    Duration::try_from(signed).map_err(|_| format!("{s:?} must not be negative"))
+    let signed: jiff::SignedDuration = s.parse().map_err(|_| {
+        InvalidDuration(format!(
+            "{s:?} is not a duration like \"90s\", \"15m\" or \"1h30m\""
+        ))
+    })?;
+    Duration::try_from(signed).map_err(|_| InvalidDuration(format!("{s:?} must not be negative")))
 }
 
 /// Deserializes a duration from a string or a number of seconds.
@@ -276,7 +292,12 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("PT2M").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
-        assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .to_string()
+                .contains("\"soon\"")
+        );
     }
 
     #[test]
@@ -294,9 +315,21 @@ mod tests {
         config
             .groups
             .insert("bad_name".into(), GroupConfig::default());
-        assert!(config.validate().unwrap_err().contains("bad_name"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("bad_name")
+        );
         let mut config = FleetLockConfig::default();
         config.groups.get_mut("default").unwrap().slots = 0;
-        assert!(config.validate().unwrap_err().contains("paused"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("paused")
+        );
     }
 }

@@ -92,28 +92,27 @@ impl GroupState {
 
     /// Reads a group Lease. A Lease whose holders cannot be read is an error, never an empty
     /// group: guessing would hand out slots that are taken.
-    pub fn from_lease(lease: &Lease) -> Result<Self, String> {
+    pub fn from_lease(lease: &Lease) -> Result<Self, UnreadableLock> {
         let group = lease
             .annotations
             .get(GROUP_ANNOTATION)
             .cloned()
-            .ok_or_else(|| format!("lease {} has no {GROUP_ANNOTATION} annotation", lease.name))?;
+            .ok_or_else(|| UnreadableLock::NoGroup {
+                lease: lease.name.clone(),
+            })?;
         let holders = match lease.annotations.get(HOLDERS_ANNOTATION) {
-            Some(json) if !json.trim().is_empty() => serde_json::from_str(json).map_err(|e| {
-                format!(
-                    "lease {}/{} has an unreadable {HOLDERS_ANNOTATION} annotation ({e}); fix or \
-                     delete it by hand",
-                    lease.namespace, lease.name
-                )
-            })?,
+            Some(json) if !json.trim().is_empty() => {
+                serde_json::from_str(json).map_err(|source| UnreadableLock::Holders {
+                    lease: format!("{}/{}", lease.namespace, lease.name),
+                    source,
+                })?
+            }
             _ => Vec::new(),
         };
         let last_approval = match lease.annotations.get(LAST_APPROVAL_ANNOTATION) {
-            Some(t) => Some(t.parse().map_err(|e| {
-                format!(
-                    "lease {} has an unreadable {LAST_APPROVAL_ANNOTATION}: {e}",
-                    lease.name
-                )
+            Some(t) => Some(t.parse().map_err(|source| UnreadableLock::LastApproval {
+                lease: lease.name.clone(),
+                source,
             })?),
             None => None,
         };
@@ -255,9 +254,8 @@ pub async fn modify<R>(
     let name = lease_name(group);
     for _ in 0..CAS_ATTEMPTS {
         let current = match api.get_lease(namespace, &name).await {
-            Ok(lease) => {
-                GroupState::from_lease(&lease).map_err(|e| Refusal::new(Kind::Internal, e))?
-            }
+            Ok(lease) => GroupState::from_lease(&lease)
+                .map_err(|e| Refusal::new(Kind::Internal, e.to_string()))?,
             Err(Error::NotFound { .. }) => GroupState::empty(group),
             Err(e) => return Err(Refusal::from_cluster("reading the group lock", &e)),
         };
@@ -291,6 +289,37 @@ impl cluster_api::Versioned for GroupState {
     fn resource_version(&self) -> &str {
         &self.resource_version
     }
+}
+
+/// A group Lease that cannot be read as a group's state.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnreadableLock {
+    /// It does not say which group it is.
+    #[error("lease {lease} has no {GROUP_ANNOTATION} annotation")]
+    NoGroup {
+        /// The Lease's name.
+        lease: String,
+    },
+    /// Its holders are not the JSON this crate writes.
+    #[error(
+        "lease {lease} has an unreadable {HOLDERS_ANNOTATION} annotation ({source}); fix or \
+         delete it by hand"
+    )]
+    Holders {
+        /// The Lease's namespace and name.
+        lease: String,
+        /// Why the JSON did not parse.
+        source: serde_json::Error,
+    },
+    /// Its last approval is not a timestamp.
+    #[error("lease {lease} has an unreadable {LAST_APPROVAL_ANNOTATION}: {source}")]
+    LastApproval {
+        /// The Lease's name.
+        lease: String,
+        /// Why the timestamp did not parse.
+        source: jiff::Error,
+    },
 }
 
 #[cfg(test)]
@@ -348,6 +377,7 @@ mod tests {
             .annotations
             .insert(HOLDERS_ANNOTATION.into(), "{not json".into());
         let err = GroupState::from_lease(&lease).unwrap_err();
-        assert!(err.contains("unreadable"), "{err}");
+        assert!(matches!(err, UnreadableLock::Holders { .. }), "{err}");
+        assert!(err.to_string().contains("unreadable"), "{err}");
     }
 }

@@ -72,14 +72,14 @@ pub mod snapshot;
 pub mod window;
 
 pub use config::{
-    DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GroupConfig, OnDrainTimeout, StuckConfig,
-    UnknownGroups,
+    DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GroupConfig, InvalidConfig, InvalidDuration,
+    OnDrainTimeout, StuckConfig, UnknownGroups,
 };
 pub use coordinator::{
     Coordinator, CoordinatorBuilder, DEFAULT_CACHE_GRACE, NoopObserver, Observer,
 };
 pub use drain::{DrainPhase, DrainStatus};
-pub use group::{Holder, HolderPhase};
+pub use group::{Holder, HolderPhase, UnreadableLock};
 pub use id::zincati_id;
 pub use protocol::{ClientParams, Kind, Refusal};
 pub use snapshot::{FleetSnapshot, GroupSnapshot};

@@ -4,6 +4,7 @@
 //! k8s-restart-app seed used (`LISTEN_ADDRESS`, `CONFIG_FILE_PATH`, `KUBE_CONFIG_PATH`,
 //! `WATCH_INTERVAL`, `FORCE_UNLOCK_SEC`) keep their meaning.
 
+use fleetlock_core::config::parse_duration;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -488,10 +489,6 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     };
     full.parse()
         .map_err(|_| format!("{s:?} is not an address like \":8080\" or \"127.0.0.1:8080\""))
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    fleetlock_core::config::parse_duration(s)
 }
 
 #[cfg(test)]

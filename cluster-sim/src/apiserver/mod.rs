@@ -65,6 +65,18 @@ pub struct ApiServer {
     token: String,
 }
 
+/// Why the endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// No port to listen on.
+    #[error("cannot listen: {0}")]
+    Listen(#[source] std::io::Error),
+    /// The endpoint's own CA and certificate could not be made.
+    #[error("cannot make the endpoint's certificates: {0}")]
+    Certificates(String),
+}
+
 /// A running endpoint.
 pub struct Running {
     addr: SocketAddr,
@@ -155,18 +167,16 @@ impl ApiServer {
     }
 
     /// Starts serving on a free port of `127.0.0.1`.
-    pub async fn serve_on_localhost(self) -> Result<Running, String> {
+    pub async fn serve_on_localhost(self) -> Result<Running, ServeError> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+            .map_err(ServeError::Listen)?;
         self.serve(listener)
     }
 
     /// Starts serving on `listener` (bind `127.0.0.1:0` for a free port).
-    pub fn serve(self, listener: TcpListener) -> Result<Running, String> {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("the listener has no address: {e}"))?;
+    pub fn serve(self, listener: TcpListener) -> Result<Running, ServeError> {
+        let addr = listener.local_addr().map_err(ServeError::Listen)?;
         self.sim.with(|st| {
             let now = st.current_rv();
             st.changes.enable(self.window, now);
@@ -178,7 +188,11 @@ impl ApiServer {
         };
         let requests = shared.requests.clone();
         let router = routes::router(shared);
-        let certificates = if self.tls { Some(tls::make()?) } else { None };
+        let certificates = if self.tls {
+            Some(tls::make().map_err(ServeError::Certificates)?)
+        } else {
+            None
+        };
         let ca_pem = certificates.as_ref().map(|c| c.ca_pem.clone());
         let acceptor = certificates.map(|c| tokio_rustls::TlsAcceptor::from(c.server_config));
         let task = tokio::spawn(async move {

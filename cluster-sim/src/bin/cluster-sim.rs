@@ -106,7 +106,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     if plain_http {
         server = server.plain_http();
     }
-    let running = server.serve(listener)?;
+    let running = server.serve(listener).map_err(|e| e.to_string())?;
     if let Some(path) = &kubeconfig_out {
         // Whole or not at all: whoever waits for the file never reads half of it.
         let partial = path.with_extension("partial");

@@ -159,7 +159,7 @@ impl Inner {
             Err(Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
-        let state = GroupState::from_lease(&lease).map_err(Error::invalid)?;
+        let state = GroupState::from_lease(&lease).map_err(|e| Error::invalid(e.to_string()))?;
         let holds = state.holder(id).is_some();
         self.store_group(state);
         Ok(holds)
@@ -183,8 +183,8 @@ impl Inner {
             .map_err(|e| Refusal::from_cluster("listing the group locks", &e))?;
         let mut groups = Vec::new();
         for lease in &leases {
-            let state =
-                GroupState::from_lease(lease).map_err(|e| Refusal::new(Kind::Internal, e))?;
+            let state = GroupState::from_lease(lease)
+                .map_err(|e| Refusal::new(Kind::Internal, e.to_string()))?;
             if state.holder(id).is_some() {
                 groups.push(state.group.clone());
             }
