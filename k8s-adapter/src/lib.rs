@@ -30,7 +30,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use cluster_api::{Error, EventSeries, Node, Result};

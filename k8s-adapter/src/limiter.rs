@@ -1,8 +1,8 @@
 //! A client-side token bucket, like client-go's QPS and burst.
 
-use parking_lot::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 /// Lets `qps` requests per second through on average, `burst` at once, and nothing while

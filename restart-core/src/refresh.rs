@@ -4,10 +4,10 @@
 //! asking while it is already waiting adds nothing, so the queue never holds more than one
 //! entry per allowlisted workload however often a resync runs or a watch fires.
 
-use parking_lot::Mutex;
 use std::collections::{HashSet, VecDeque};
 
 use cluster_api::WorkloadRef;
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 /// A first-in, first-out queue of workloads without duplicates, for one consumer.

@@ -8,11 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
+use parking_lot::{Mutex, RwLock};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

@@ -2,7 +2,8 @@
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | `mod.rs` | the public API and the grant policy |
+//! | `mod.rs` | the public API |
+//! | `policy.rs` | the grant policy, as plain functions |
 //! | `cache.rs` | the node index and lock cache, fed by watches |
 //! | `writes.rs` | Events, annotations, cordons, release and approval |
 //! | `drains.rs`, `drainer.rs` | the per-node drain tasks |
@@ -12,28 +13,25 @@ mod cache;
 mod drainer;
 mod drains;
 mod maintain;
+mod policy;
 mod writes;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
-
-use parking_lot::{Mutex, RwLock};
 use std::time::Duration;
 
-use cluster_api::{
-    CacheHealth, Clock, ClusterApi, EventType, PodFilter, Store, SystemClock, Timestamp,
-};
-use jiff::SignedDuration;
+use cluster_api::{CacheHealth, Clock, ClusterApi, EventType, PodFilter, Store, SystemClock};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
-use crate::config::{FleetLockConfig, GroupConfig, UnknownGroups};
+use crate::config::{FleetLockConfig, UnknownGroups};
 use crate::drain::{DrainPhase, DrainStatus, blocking_pods};
 use crate::group::{self, GroupState, Holder, HolderPhase};
-use crate::nodes::{Lookup, NodeIndex, NodeView};
+use crate::nodes::{Lookup, NodeIndex};
 use crate::protocol::{ClientParams, Kind, Refusal};
 use crate::snapshot::{FleetSnapshot, GroupSnapshot};
-use crate::window::in_any_window;
+use policy::{check_grant, needs_tidying};
 
 /// How often holders are checked (resumed drains, reboots seen, stuck holders, deleted
 /// nodes) besides whenever something changes.
@@ -521,84 +519,5 @@ impl Coordinator {
                 () = became_leader => {}
             }
         }
-    }
-}
-
-/// Whether a new slot may be granted in this group now.
-fn check_grant(
-    group: &str,
-    config: &GroupConfig,
-    state: &GroupState,
-    now: Timestamp,
-) -> Result<(), Refusal> {
-    if config.paused || state.paused {
-        let by = if config.paused {
-            "the configuration"
-        } else {
-            "an operator"
-        };
-        return Err(Refusal::new(
-            Kind::GroupPaused,
-            format!("reboots in group {group} are paused by {by}"),
-        ));
-    }
-    if !in_any_window(&config.windows, now) {
-        let next = config
-            .windows
-            .iter()
-            .filter_map(|w| w.next_opening(now))
-            .min_by_key(|z| z.timestamp())
-            .map(|z| format!("; the next opens at {}", z.strftime("%Y-%m-%d %H:%M %Z")))
-            .unwrap_or_default();
-        let windows: Vec<String> = config.windows.iter().map(|w| w.to_string()).collect();
-        return Err(Refusal::new(
-            Kind::OutsideWindow,
-            format!(
-                "group {group} reboots only in its windows ({}){next}",
-                windows.join("; ")
-            ),
-        ));
-    }
-    if let Some(last) = state.last_approval
-        && !config.min_gap.is_zero()
-    {
-        let gap = SignedDuration::try_from(config.min_gap).unwrap_or(SignedDuration::MAX);
-        let ready_at = last.checked_add(gap).unwrap_or(last);
-        if now < ready_at {
-            return Err(Refusal::new(
-                Kind::TooSoon,
-                format!(
-                    "group {group} waits {} between reboots; the next may start at {ready_at}",
-                    humanize(config.min_gap)
-                ),
-            ));
-        }
-    }
-    if state.holders.len() >= config.slots as usize {
-        // The caller is not told which nodes hold the slots; the fleet view and the Lease
-        // show it to those allowed to see.
-        return Err(Refusal::new(
-            Kind::LockHeld,
-            format!(
-                "all {} reboot slots of group {group} are taken; ask again later",
-                config.slots
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn needs_tidying(view: &NodeView) -> bool {
-    view.cordoned_by_us || view.state.as_deref().is_some_and(|s| s != "ready")
-}
-
-fn humanize(d: Duration) -> String {
-    let secs = d.as_secs();
-    match (secs / 3600, (secs % 3600) / 60, secs % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
     }
 }

@@ -10,11 +10,11 @@
 //! - reviews run on the adapter's separate review budget and are refused at once (429) when
 //!   it is spent, instead of queueing in front of evictions and lock writes.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_adapter::{Access, KubeCluster, User};
+use parking_lot::Mutex;
 use restart_core::Identity;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;

@@ -21,7 +21,8 @@ use jiff::SignedDuration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Inner, humanize};
+use super::Inner;
+use super::policy::humanize;
 
 mod evictions;
 

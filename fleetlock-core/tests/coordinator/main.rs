@@ -1,0 +1,16 @@
+//! The coordinator on the simulated cluster: grants, drains, approvals, releases, policies.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use cluster_api::{Error, Pod};
+use cluster_sim::{Operation, WorkloadSpec};
+use common::*;
+use fleetlock_core::nodes::{CORDONED_ANNOTATION, STATE_ANNOTATION};
+use fleetlock_core::{GroupConfig, Kind, OnDrainTimeout, UnknownGroups};
+use tokio::time::{Instant, advance};
+
+mod drains;
+mod policies;

@@ -1,0 +1,274 @@
+//! Locks, refusals and the audit trail: force-unlock, lost and unconfirmed writes, Events, forged reasons.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn force_unlock_needs_a_reason_and_is_audited() {
+    let sim = cluster();
+    sim.stall_rollouts(&web(), true).unwrap();
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    r.restart(&web(), &alice(), None).await.unwrap();
+    let err = r
+        .force_unlock(&web(), &Identity::user("root"), "  ")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    let broken = r
+        .force_unlock(&web(), &Identity::user("root"), "alice is on holiday")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(broken.holder, "alice");
+    assert!(r.status(&web()).unwrap().lock.is_none());
+    let event = sim
+        .events()
+        .into_iter()
+        .find(|e| e.reason == "RestartLockForceReleased")
+        .unwrap();
+    assert!(
+        event
+            .note
+            .contains("root broke the restart lock held by alice"),
+        "{}",
+        event.note
+    );
+    assert!(event.note.contains("alice is on holiday"));
+    assert_eq!(
+        r.force_unlock(&web(), &Identity::user("root"), "again")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_for_the_allowlist_and_the_cluster() {
+    let sim = cluster();
+    sim.add_workload(WorkloadSpec::statefulset("shop", "manual").strategy(StrategyName::OnDelete))
+        .unwrap();
+    let extra = vec![
+        ServiceEntry {
+            kind: WorkloadKind::StatefulSet,
+            namespace: "shop".into(),
+            name: "manual".into(),
+            description: None,
+            allowed: vec![],
+        },
+        ServiceEntry {
+            kind: WorkloadKind::Deployment,
+            namespace: "shop".into(),
+            name: "ghost".into(),
+            description: None,
+            allowed: vec![],
+        },
+        ServiceEntry {
+            kind: WorkloadKind::Deployment,
+            namespace: "ops".into(),
+            name: "vault".into(),
+            description: None,
+            allowed: vec!["group:sre".into()],
+        },
+    ];
+    sim.add_workload(WorkloadSpec::deployment("ops", "vault"))
+        .unwrap();
+    let (r, counts, _run) = replica(&sim, allowlist(extra), RestartConfig::default(), "a").await;
+
+    let other = WorkloadRef::new(WorkloadKind::Deployment, "shop", "payments");
+    let err = r.restart(&other, &alice(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotAllowlisted);
+
+    let ghost = WorkloadRef::new(WorkloadKind::Deployment, "shop", "ghost");
+    assert_eq!(
+        r.restart(&ghost, &alice(), None).await.unwrap_err().kind(),
+        ErrorKind::WorkloadNotFound
+    );
+    assert!(!r.status(&ghost).unwrap().exists);
+
+    let manual = WorkloadRef::new(WorkloadKind::StatefulSet, "shop", "manual");
+    assert_eq!(
+        r.restart(&manual, &alice(), None).await.unwrap_err().kind(),
+        ErrorKind::UnsupportedStrategy
+    );
+
+    let vault = WorkloadRef::new(WorkloadKind::Deployment, "ops", "vault");
+    let err = r.restart(&vault, &alice(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+    let sre = Identity {
+        groups: vec!["sre".into()],
+        ..Identity::user("carol")
+    };
+    r.restart(&vault, &sre, None).await.unwrap();
+
+    let err = r
+        .restart(&web(), &alice(), Some(&"x".repeat(501)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(counts.restarted.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_that_cannot_be_applied_gives_its_lock_back() {
+    let sim = cluster();
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    sim.fail_next(
+        Operation::PatchWorkload,
+        1,
+        Error::Forbidden {
+            message: "deployments.apps \"web\" is forbidden: cannot patch".into(),
+        },
+    );
+    let err = r.restart(&web(), &alice(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ClusterError);
+    assert!(r.status(&web()).unwrap().lock.is_none());
+    assert_eq!(counts.failed.lock().unwrap().len(), 1);
+    assert!(counts.restarted.lock().unwrap().is_empty());
+    r.restart(&web(), &alice(), None).await.unwrap();
+}
+
+/// The lock write reached the API server but its answer was lost (a timeout). The restart
+/// reads the lock back, recognises its own restart id, and goes on: it is not refused as
+/// locked by itself.
+#[tokio::test(start_paused = true)]
+async fn a_lock_write_whose_answer_was_lost_is_recognised_as_ours() {
+    let sim = cluster();
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    sim.fail_after_next(
+        Operation::CreateLease,
+        1,
+        Error::unavailable("the Kubernetes API did not answer within 30s"),
+    );
+    let status = r.restart(&web(), &alice(), None).await.unwrap();
+    assert_eq!(status.lock.unwrap().holder, "alice");
+    let template = sim.workload(&web()).unwrap().template_annotations;
+    assert!(
+        template.contains_key(RESTARTED_AT),
+        "the restart was applied"
+    );
+    assert_eq!(counts.restarted.lock().unwrap().len(), 1);
+}
+
+/// Same, but the lock cannot be read back either: the restart fails without patching, and
+/// rolls its lock back, so asking again works at once instead of after the lock expires.
+#[tokio::test(start_paused = true)]
+async fn an_unconfirmed_lock_is_rolled_back() {
+    let sim = cluster();
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    // A previous restart's released lock exists, so taking it is a replace.
+    r.restart(&web(), &alice(), None).await.unwrap();
+    r.force_unlock(&web(), &alice(), "test").await.unwrap();
+    sim.fail_after_next(
+        Operation::ReplaceLease,
+        1,
+        Error::unavailable("etcdserver: request timed out"),
+    );
+    // The read before the write succeeds; every read back fails.
+    sim.fail_later(
+        Operation::GetLease,
+        1,
+        restart_core::lock::CONFIRM_ATTEMPTS,
+        Error::unavailable("connection refused"),
+    );
+    let generation = sim.workload(&web()).unwrap().generation;
+    let err = r.restart(&web(), &alice(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ClusterUnavailable, "{err}");
+    assert_eq!(
+        sim.workload(&web()).unwrap().generation,
+        generation,
+        "nothing was patched"
+    );
+    assert_eq!(counts.restarted.lock().unwrap().len(), 1);
+    r.restart(&web(), &alice(), None).await.unwrap();
+}
+
+/// Events name the workload by uid (what `kubectl describe` matches), and a refusal repeated
+/// by the same caller is counted on one Event rather than written again and again.
+#[tokio::test(start_paused = true)]
+async fn events_name_the_workload_by_uid_and_repeats_are_counted() {
+    let sim = cluster();
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    r.restart(&web(), &alice(), None).await.unwrap();
+    let bob = Identity::user("bob");
+    for _ in 0..3 {
+        let err = r.restart(&web(), &bob, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Locked);
+    }
+    let uid = sim.workload(&web()).unwrap().uid;
+    assert!(!uid.is_empty());
+    let events: Vec<_> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e.regarding.names_same(&web().object_ref()))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.regarding.uid.as_deref() == Some(uid.as_str()))
+    );
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason == "RestartRefused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].count, 3);
+    let history = r.history(&web()).await.unwrap();
+    assert_eq!(history[0].reason, "RestartRefused");
+    assert_eq!(history[0].count, 3);
+}
+
+/// A replica refused because another holds the lock shows that lock at once, even while
+/// its own lock watch lags: what it just read is never older than what it shows.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_shows_the_lock_it_met_even_before_the_watch_does() {
+    let sim = cluster();
+    let (a, _, _run_a) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    let (b, _, _run_b) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "b").await;
+    // The lock watches break and take an hour to come back.
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    a.restart(&web(), &alice(), None).await.unwrap();
+    let err = b
+        .restart(&web(), &Identity::user("bob"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    assert_eq!(
+        b.status(&web()).unwrap().lock.map(|l| l.holder).as_deref(),
+        Some("alice")
+    );
+}
+
+/// A reason ends up in Events and log lines: a newline or a bidirectional override in it
+/// could forge a line or make one read backwards. Such reasons are refused, nothing is locked.
+#[tokio::test(start_paused = true)]
+async fn reasons_that_could_forge_a_line_are_refused() {
+    let sim = cluster();
+    let (r, _counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    for reason in [
+        "rotate certs\nNormal RolloutComplete restart by root",
+        "rotate\rcerts",
+        "rotate certs \u{202e}toor yb",
+        "isolate \u{2066}this\u{2069}",
+        "x".repeat(501).as_str(),
+    ] {
+        let err = r.restart(&web(), &alice(), Some(reason)).await.unwrap_err();
+        assert!(
+            matches!(err, RestartError::Invalid(_)),
+            "{reason:?}: {err:?}"
+        );
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+        assert!(
+            r.status(&web()).unwrap().lock.is_none(),
+            "{reason:?} took the lock"
+        );
+    }
+    assert!(reasons(&sim, &web()).is_empty(), "nothing recorded");
+    // Ordinary text in any script is fine.
+    r.restart(
+        &web(),
+        &alice(),
+        Some("Zertifikate erneuern — 証明書を更新"),
+    )
+    .await
+    .unwrap();
+}

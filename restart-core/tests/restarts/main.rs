@@ -1,0 +1,126 @@
+//! Restarts on the simulated cluster: all three kinds, refusals, locks between replicas,
+//! expiry, failed and stalled rollouts, Events and counters.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cluster_api::{Error, Node, WorkloadKind, WorkloadRef};
+use cluster_sim::{Operation, SimCluster, StrategyName, WorkloadSpec};
+use restart_core::{
+    Allowlist, ErrorKind, Identity, Outcome, Phase, RESTARTED_AT, RestartConfig, RestartError,
+    RestartObserver, Restarter, ServiceEntry,
+};
+use tokio::time::advance;
+
+#[derive(Default)]
+struct Counts {
+    restarted: Mutex<Vec<String>>,
+    failed: Mutex<Vec<String>>,
+    finished: Mutex<Vec<(String, Outcome)>>,
+}
+
+impl RestartObserver for Counts {
+    fn restarted(&self, w: &WorkloadRef) {
+        self.restarted.lock().unwrap().push(w.to_string());
+    }
+    fn restart_failed(&self, w: &WorkloadRef) {
+        self.failed.lock().unwrap().push(w.to_string());
+    }
+    fn rollout_finished(&self, w: &WorkloadRef, outcome: Outcome, _took: Duration) {
+        self.finished.lock().unwrap().push((w.to_string(), outcome));
+    }
+}
+
+fn web() -> WorkloadRef {
+    WorkloadRef::new(WorkloadKind::Deployment, "shop", "web")
+}
+
+fn db() -> WorkloadRef {
+    WorkloadRef::new(WorkloadKind::StatefulSet, "shop", "db")
+}
+
+fn agent() -> WorkloadRef {
+    WorkloadRef::new(WorkloadKind::DaemonSet, "kube-system", "agent")
+}
+
+fn cluster() -> SimCluster {
+    let sim = SimCluster::new();
+    for n in ["n1", "n2", "n3"] {
+        sim.add_node(Node::new(n));
+    }
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(3)
+            .pod_start_secs(5)
+            .grace_period(5)
+            .progress_deadline(120),
+    )
+    .unwrap();
+    sim.add_workload(
+        WorkloadSpec::statefulset("shop", "db")
+            .replicas(2)
+            .pod_start_secs(5)
+            .grace_period(5),
+    )
+    .unwrap();
+    sim.add_workload(
+        WorkloadSpec::daemonset("kube-system", "agent")
+            .pod_start_secs(5)
+            .grace_period(5),
+    )
+    .unwrap();
+    sim
+}
+
+fn allowlist(extra: Vec<ServiceEntry>) -> Allowlist {
+    let mut entries: Vec<ServiceEntry> = [web(), db(), agent()]
+        .into_iter()
+        .map(|w| ServiceEntry {
+            kind: w.kind,
+            namespace: w.namespace,
+            name: w.name,
+            description: None,
+            allowed: vec![],
+        })
+        .collect();
+    entries.extend(extra);
+    Allowlist::new(entries).unwrap()
+}
+
+async fn replica(
+    sim: &SimCluster,
+    allowlist: Allowlist,
+    config: RestartConfig,
+    name: &str,
+) -> (Restarter, Arc<Counts>, tokio::task::JoinHandle<()>) {
+    let counts = Arc::new(Counts::default());
+    let r = Restarter::builder(Arc::new(sim.clone()), allowlist)
+        .clock(Arc::new(sim.clone()))
+        .config(config)
+        .instance(name)
+        .observer(counts.clone())
+        .build();
+    let handle = tokio::spawn({
+        let r = r.clone();
+        async move { r.run().await }
+    });
+    r.wait_ready().await;
+    (r, counts, handle)
+}
+
+fn alice() -> Identity {
+    Identity::user("alice")
+}
+
+/// restart-manager's Events about a workload (the cluster's controllers write their own).
+fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
+    sim.events()
+        .into_iter()
+        .filter(|e| e.regarding.names_same(&w.object_ref()))
+        .filter(|e| e.reporting_controller == restart_core::CONTROLLER)
+        .map(|e| e.reason)
+        .collect()
+}
+
+mod locks;
+mod rollouts;
