@@ -5,36 +5,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cluster_api::{Clock, ClusterApi, WorkloadRef};
-use fleetlock_core::{Coordinator, FleetLockConfig, FleetSnapshot};
+use fleetlock_core::{Coordinator, FleetSnapshot};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use restart_core::{
-    Allowlist, HistoryEntry, Identity, LockInfo, RestartConfig, Restarter, ServiceEntry,
-    ServiceStatus,
+    Allowlist, HistoryEntry, Identity, LockInfo, RestartConfig, Restarter, ServiceStatus,
 };
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::backend::{Backend, CliError, Exit};
 
-/// The parts of restart-manager's configuration file the CLI needs.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ManagerConfig {
-    /// The allowlist.
-    #[serde(default)]
-    pub services: Vec<ServiceEntry>,
-    /// The reboot groups.
-    #[serde(default)]
-    pub fleetlock: FleetLockConfig,
-}
-
-impl ManagerConfig {
-    /// Parses the configuration file's text.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, CliError> {
-        serde_saphyr::from_str(text)
-            .map_err(|e| CliError::new(Exit::Usage, format!("{origin}: {e}")))
-    }
-}
+/// restart-manager's configuration file, as the server reads it.
+pub use manager_config::FileConfig as ManagerConfig;
 
 /// The cores on a cluster.
 pub struct Direct {

@@ -61,7 +61,8 @@ pub struct Cli {
     #[arg(short, long, global = true, default_value = "default")]
     pub namespace: String,
 
-    /// Where restart-manager keeps its Leases and its ConfigMap.
+    /// Where restart-manager runs: its ConfigMap, and its Leases unless the configuration's
+    /// `fleetlock.namespace` names another namespace (the rule the server follows).
     #[arg(
         long,
         global = true,
@@ -323,8 +324,11 @@ async fn connect(cli: &Cli, io: &mut Io<'_>) -> Result<Box<dyn Backend>, CliErro
         })?,
         None => read_configmap(&kube, &cli.manager_namespace).await?,
     };
-    let mut config = direct::ManagerConfig::parse(&text, "restart-manager's configuration")?;
-    config.fleetlock.namespace = cli.manager_namespace.clone();
+    let mut config = direct::ManagerConfig::parse(&text, "restart-manager's configuration")
+        .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?;
+    // The locks are where the server keeps them: the file's namespace if it names one, else
+    // the namespace the server runs in.
+    config.settle_namespace(None, Some(&cli.manager_namespace));
     let user = cli
         .identity
         .clone()

@@ -96,3 +96,54 @@ async fn restartctl_restarts_and_waits_through_the_endpoint() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("n1") && out.contains("n2"), "{out}");
 }
+
+/// restartctl keeps its locks where the server keeps them: the configuration's own
+/// `fleetlock.namespace` when it names one, not the namespace the server runs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restartctl_takes_its_locks_where_the_configuration_says() {
+    let sim = SimCluster::new();
+    sim.add_fleet(1);
+    sim.add_workload(WorkloadSpec::deployment("shop", "web").replicas(1))
+        .unwrap();
+    let endpoint = ApiServer::new(sim.clone())
+        .serve_on_localhost()
+        .await
+        .unwrap();
+    let kubeconfig = endpoint.temp_kubeconfig().unwrap();
+    let config = kubeconfig.dir().join("config.yaml");
+    std::fs::write(
+        &config,
+        "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\nfleetlock:\n  namespace: locks\n",
+    )
+    .unwrap();
+    let (code, out, err) = restartctl(
+        kubeconfig.path(),
+        &config,
+        &[
+            "--manager-namespace",
+            "ops",
+            "restart",
+            "deployment/shop/web",
+            "--reason",
+            "namespace",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let namespaces: Vec<String> = sim.leases().into_iter().map(|l| l.namespace).collect();
+    assert!(!namespaces.is_empty(), "the restart took a lock");
+    assert!(
+        namespaces.iter().all(|ns| ns == "locks"),
+        "every lock is in the configured namespace: {namespaces:?}"
+    );
+
+    // A configuration that the server would refuse is refused here too, naming the problem.
+    std::fs::write(
+        &config,
+        "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\nfleetlock:\n  groups:\n    workers: {slots: 0}\n",
+    )
+    .unwrap();
+    let (code, _, err) = restartctl(kubeconfig.path(), &config, &["list"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("slots must be at least 1"), "{err}");
+}

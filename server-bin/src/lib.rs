@@ -313,6 +313,7 @@ pub fn parse_and_run() -> ExitCode {
     let args = Args::parse();
     if let Some(args::Command::Rbac(rbac)) = &args.command {
         let rendered = config::FileConfig::load(&args.config_file, true)
+            .map_err(anyhow::Error::from)
             .and_then(|config| rbac::render(rbac, &rbac::namespace(&args, rbac, &config), &config));
         return match rendered {
             Ok(yaml) => {

@@ -5,15 +5,13 @@ use anyhow::Result;
 use crate::args::{Args, RbacArgs};
 use crate::config::FileConfig;
 
-/// The namespace the server runs in, as `run` would settle it: `--namespace`, else the
-/// configuration's own if it names one, else `POD_NAMESPACE`, else the default.
+/// The namespace the server runs in, as `run` settles it (see
+/// [`FileConfig::lock_namespace`]), with `--namespace` first.
 pub fn namespace(args: &Args, rbac: &RbacArgs, config: &FileConfig) -> String {
-    let configured = &config.fleetlock.namespace;
-    rbac.namespace
-        .clone()
-        .or_else(|| (configured != "restart-manager").then(|| configured.clone()))
-        .or_else(|| args.identity.pod_namespace.clone())
-        .unwrap_or_else(|| configured.clone())
+    config.lock_namespace(
+        rbac.namespace.as_deref(),
+        args.identity.pod_namespace.as_deref(),
+    )
 }
 
 /// The YAML documents that grant exactly what the server running in `namespace` needs with

@@ -23,12 +23,7 @@ pub async fn run(args: Args) -> Result<()> {
     init_logging(&args)?;
     crate::args::check_exposure(&args).map_err(anyhow::Error::msg)?;
     let mut config = load_config(&args)?;
-    if let (Some(namespace), true) = (
-        &args.identity.pod_namespace,
-        config.fleetlock.namespace == "restart-manager",
-    ) {
-        config.fleetlock.namespace = namespace.clone();
-    }
+    config.settle_namespace(None, args.identity.pod_namespace.as_deref());
     if let (Some(ns), Some(name)) = (&args.identity.pod_namespace, &args.identity.pod_name) {
         config.fleetlock.own_pod = Some((ns.clone(), name.clone()));
     }
@@ -415,9 +410,12 @@ fn load_config(args: &Args) -> Result<FileConfig> {
     let explicit = args.config_file.as_os_str() != "config.yaml";
     if args.simulate && !explicit && !args.config_file.exists() {
         tracing::info!("no configuration file; using the demo configuration of --simulate");
-        return FileConfig::parse(simulate::DEMO_CONFIG, "the built-in demo configuration");
+        return Ok(FileConfig::parse(
+            simulate::DEMO_CONFIG,
+            "the built-in demo configuration",
+        )?);
     }
-    FileConfig::load(&args.config_file, explicit)
+    Ok(FileConfig::load(&args.config_file, explicit)?)
 }
 
 fn init_logging(args: &Args) -> Result<()> {
