@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use bytes::Bytes;
 use cluster_api::{ClusterApi, Node, SystemClock, WatchEvent};
@@ -193,15 +194,31 @@ fn bare_router() -> Router {
         #[allow(dead_code)]
         client_params: Params,
     }
-    Router::new().route(
-        "/v1/pre-reboot",
-        post(|body: Bytes| async move {
-            match serde_json::from_slice::<Body>(&body) {
-                Ok(_) => StatusCode::OK,
-                Err(_) => StatusCode::BAD_REQUEST,
-            }
-        }),
-    )
+    Router::new()
+        .route(
+            "/v1/pre-reboot",
+            post(|body: Bytes| async move {
+                match serde_json::from_slice::<Body>(&body) {
+                    Ok(_) => StatusCode::OK,
+                    Err(_) => StatusCode::BAD_REQUEST,
+                }
+            }),
+        )
+        // The same, answering as a refusal does: 423 with a JSON body of the same length.
+        .route(
+            "/v1/refuse",
+            post(|body: Bytes| async move {
+                match serde_json::from_slice::<Body>(&body) {
+                    Ok(_) => (
+                        StatusCode::LOCKED,
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        r#"{"kind":"lock_held","value":"all 1 reboot slots of group default are taken; ask again later"}"#,
+                    )
+                        .into_response(),
+                    Err(_) => StatusCode::BAD_REQUEST.into_response(),
+                }
+            }),
+        )
 }
 
 /// Real-time lag between a node's last evicted pod disappearing and its approval being
@@ -303,25 +320,50 @@ fn main() {
 
         let scenarios: Vec<(&str, SocketAddr, &'static str, Arc<Vec<Bytes>>)> = vec![
             ("bare axum handler, parse only", bare, "/v1/pre-reboot", holder_body.clone()),
+            ("bare axum handler, parse, answer a 423 JSON body", bare, "/v1/refuse", holder_body.clone()),
             ("pre-reboot from the holder (200)", ours, "/v1/pre-reboot", holder_body.clone()),
             ("steady-state holding nothing (200)", ours, "/v1/steady-state", others.clone()),
             ("pre-reboot, group busy (423 lock_held)", ours, "/v1/pre-reboot", others.clone()),
         ];
         println!("## FleetLock requests with nothing to change\n");
-        println!("{} nodes (caches synced through the endpoint in {:.1} s), {} connections, {} s per row, 2 worker threads; client, server and API endpoint share the machine.\n", o.nodes, synced.as_secs_f64(), o.connections, o.seconds);
+        println!("{} nodes (caches synced through the endpoint in {:.1} s), {} connections, {} s per row in one-second turns, 2 worker threads; client, server and API endpoint share the machine.\n", o.nodes, synced.as_secs_f64(), o.connections, o.seconds);
         println!("| request | req/s | p50 ms | p90 ms | p99 ms | max ms | API requests/req | statuses |");
         println!("|---|---:|---:|---:|---:|---:|---:|---|");
-        let mut bare_rps = 0.0;
-        for (name, addr, path, bodies) in scenarios {
-            let api_before = endpoint.running.requests();
-            let run = load(addr, path, bodies, o.seconds, o.connections).await;
+        // The rows take turns, one second each, so that the machine's drift over the run
+        // (other load, clock speed) falls on every row alike rather than on the later ones.
+        let mut runs: Vec<(Run, u64)> = scenarios
+            .iter()
+            .map(|_| (Run { requests: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), statuses: Default::default() }, 0))
+            .collect();
+        for _ in 0..o.seconds.max(1) {
+            for ((_, addr, path, bodies), (total, calls)) in scenarios.iter().zip(runs.iter_mut()) {
+                let api_before = endpoint.running.requests();
+                let run = load(*addr, path, bodies.clone(), 1, o.connections).await;
+                *calls += endpoint.running.requests() - api_before;
+                total.requests += run.requests;
+                total.elapsed += run.elapsed;
+                total.latencies_us.extend(run.latencies_us);
+                for (k, v) in run.statuses {
+                    *total.statuses.entry(k).or_insert(0) += v;
+                }
+            }
+        }
+        // Each of ours is compared with the bare handler answering alike: 200 with no body,
+        // or a refusal's 423 with its JSON.
+        let (mut bare_rps, mut bare_refusal_rps) = (0.0, 0.0);
+        for ((name, addr, path, _), (mut run, calls)) in scenarios.into_iter().zip(runs) {
+            run.latencies_us.sort_unstable();
             let rps = run.requests as f64 / run.elapsed.as_secs_f64();
-            if addr == bare {
+            if addr == bare && path == "/v1/refuse" {
+                bare_refusal_rps = rps;
+            } else if addr == bare {
                 bare_rps = rps;
             }
-            let calls = (endpoint.running.requests() - api_before) as f64 / run.requests.max(1) as f64;
+            let refused = run.statuses.keys().any(|s| *s >= 400);
+            let baseline = if refused { bare_refusal_rps } else { bare_rps };
+            let calls = calls as f64 / run.requests.max(1) as f64;
             let statuses: Vec<String> = run.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
-            let relative = if addr == bare { String::new() } else { format!(" ({:.0}% of bare)", 100.0 * rps / bare_rps) };
+            let relative = if addr == bare { String::new() } else { format!(" ({:.0}% of bare)", 100.0 * rps / baseline) };
             println!(
                 "| {name} | {rps:.0}{relative} | {:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {} |",
                 percentile(&run.latencies_us, 0.50),
