@@ -271,11 +271,13 @@ impl Inner {
         if self.allowlist.get(r).is_none() {
             return;
         }
-        let view = self.view(r);
+        // Computed and sent under the lock: statuses go out in the order they were
+        // computed, so one computed before a restart stored its lock cannot follow the one
+        // the restart publishes (see `restart`), and reach a client that subscribed after it.
         let mut views = self.views.write();
+        let view = self.view(r);
         if views.get(r) != Some(&view) {
             views.insert(r.clone(), view.clone());
-            drop(views);
             let _ = self.updates.send(view);
         }
     }

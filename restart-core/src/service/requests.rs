@@ -168,6 +168,9 @@ impl Inner {
             format!("restarted by {who}{because}"),
         )
         .await;
+        // Published before returning: whoever subscribes once this returns (restartctl
+        // --wait) hears nothing older than the restart.
+        self.publish(workload);
         self.judge_again(workload);
         Ok(self.view(workload))
     }
@@ -195,6 +198,7 @@ impl Inner {
             return Ok(None);
         };
         self.store_lease(workload, lease);
+        self.publish(workload);
         tracing::warn!(%workload, by = %who, holder = %old.holder, %reason, "restart lock force-released");
         self.event(
             workload,

@@ -272,3 +272,43 @@ async fn reasons_that_could_forge_a_line_are_refused() {
     .await
     .unwrap();
 }
+
+/// Once `restart` has returned, nobody who subscribes afterwards hears of the workload as it
+/// was before: a status computed before the restart's lock was stored (by the tracker, kept
+/// busy here by a resync every millisecond) must not be sent after it. `restartctl --wait`
+/// subscribes right after its restart and takes the first status without a lock for the end
+/// of the rollout; a stale one ended the wait at once, on a rollout that had not begun.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_status_from_before_a_restart_reaches_those_who_subscribe_after_it() {
+    let sim = cluster();
+    sim.stall_rollouts(&web(), true).unwrap();
+    let config = RestartConfig {
+        resync: Duration::from_millis(1),
+        ..RestartConfig::default()
+    };
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), config, "a").await;
+    for round in 0..100 {
+        let reason = format!("round {round}");
+        r.restart(&web(), &alice(), Some(&reason)).await.unwrap();
+        let mut updates = r.subscribe();
+        r.force_unlock(&web(), &alice(), "next round")
+            .await
+            .unwrap();
+        let first_unlocked = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let s = updates.recv().await.unwrap();
+                if s.name == "web" && s.lock.is_none() {
+                    return s;
+                }
+            }
+        })
+        .await
+        .expect("the unlock is published");
+        let last = first_unlocked.last_restart.as_ref();
+        assert_eq!(
+            last.and_then(|l| l.reason.as_deref()),
+            Some(reason.as_str()),
+            "round {round}: a status from before this restart arrived first: {first_unlocked:?}"
+        );
+    }
+}
