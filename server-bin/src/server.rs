@@ -18,9 +18,49 @@ use crate::config::FileConfig;
 use crate::leader::Election;
 use crate::{Settings, build, simulate};
 
-/// Runs the server until SIGTERM or Ctrl-C.
+/// The server's sockets, bound before anything else runs.
+pub struct Listeners {
+    /// The page, the API, the health and metrics endpoints (and FleetLock with
+    /// `--fleetlock-listen same`).
+    pub main: TcpListener,
+    /// FleetLock on a listener of its own; `None` with `--fleetlock-listen same`.
+    pub fleetlock: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `--listen` and `--fleetlock-listen` (port 0 picks a free port, as tests do).
+    pub async fn bind(args: &Args) -> Result<Self> {
+        let main = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let fleetlock = match args.fleetlock.listen {
+            FleetLockListen::Same => None,
+            FleetLockListen::Separate(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for FleetLock"))?,
+            ),
+        };
+        Ok(Listeners { main, fleetlock })
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C: `main`'s whole job.
 pub async fn run(args: Args) -> Result<()> {
     init_logging(&args)?;
+    crate::args::check_exposure(&args).map_err(anyhow::Error::msg)?;
+    let listeners = Listeners::bind(&args).await?;
+    run_with(args, listeners, shutdown_signal()).await
+}
+
+/// The whole server on sockets already bound, until `shutdown` completes; then it finishes
+/// in-flight requests (up to `--shutdown-grace`), gives up the leader Lease and returns. What
+/// `main` runs, and what tests run with their own listeners and shutdown.
+pub async fn run_with(
+    args: Args,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     crate::args::check_exposure(&args).map_err(anyhow::Error::msg)?;
     let mut config = load_config(&args)?;
     config.settle_namespace(None, args.identity.pod_namespace.as_deref());
@@ -131,21 +171,17 @@ pub async fn run(args: Args) -> Result<()> {
         _ => None,
     };
 
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let Listeners {
+        main: listener,
+        fleetlock: fleetlock_listener,
+    } = listeners;
     let fleetlock_path = format!(
         "{}v1/pre-reboot",
         crate::fleetlock_http::normalize_prefix(&args.fleetlock.prefix)
     );
-    let (main_router, fleetlock_listener) = match args.fleetlock.listen {
-        FleetLockListen::Same => (app.router.clone(), None),
-        FleetLockListen::Separate(addr) => {
-            let l = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for FleetLock"))?;
-            (app.public_router.clone(), Some(l))
-        }
+    let main_router = match fleetlock_listener {
+        None => app.router.clone(),
+        Some(_) => app.public_router.clone(),
     };
     let fleetlock_address = match &fleetlock_listener {
         Some(l) => l.local_addr()?.to_string(),
@@ -219,7 +255,7 @@ pub async fn run(args: Args) -> Result<()> {
     tokio::select! {
         result = servers => result.context("serving HTTP")?,
         () = async {
-            shutdown_signal().await;
+            shutdown.await;
             tracing::info!(grace = ?grace, "shutting down: finishing in-flight requests");
             let _ = stop_tx.send(true);
             let _ = stopped.wait_for(|s| *s).await;
