@@ -48,17 +48,17 @@ impl Listeners {
 /// Runs the server until SIGTERM or Ctrl-C: `main`'s whole job.
 pub async fn run(args: Args) -> Result<()> {
     init_logging(&args)?;
-    crate::args::check_exposure(&args).map_err(anyhow::Error::msg)?;
-    let listeners = Listeners::bind(&args).await?;
-    run_with(args, listeners, shutdown_signal()).await
+    run_with(args, None, shutdown_signal()).await
 }
 
-/// The whole server on sockets already bound, until `shutdown` completes; then it finishes
-/// in-flight requests (up to `--shutdown-grace`), gives up the leader Lease and returns. What
-/// `main` runs, and what tests run with their own listeners and shutdown.
+/// The whole server until `shutdown` completes; then it finishes in-flight requests (up to
+/// `--shutdown-grace`), gives up the leader Lease and returns. What `main` runs, and what
+/// tests run with their own shutdown. With `listeners` `None` it binds `--listen` and
+/// `--fleetlock-listen` once the cluster has been reached and checked (so a server that
+/// cannot work never opens its ports); tests pass sockets they bound themselves.
 pub async fn run_with(
     args: Args,
-    listeners: Listeners,
+    listeners: Option<Listeners>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     crate::args::check_exposure(&args).map_err(anyhow::Error::msg)?;
@@ -174,7 +174,10 @@ pub async fn run_with(
     let Listeners {
         main: listener,
         fleetlock: fleetlock_listener,
-    } = listeners;
+    } = match listeners {
+        Some(bound) => bound,
+        None => Listeners::bind(&args).await?,
+    };
     let fleetlock_path = format!(
         "{}v1/pre-reboot",
         crate::fleetlock_http::normalize_prefix(&args.fleetlock.prefix)

@@ -58,7 +58,7 @@ async fn the_wiring_main_runs_serves_both_listeners_and_stops_on_shutdown() {
     let main = listeners.main.local_addr().unwrap();
     let fleetlock = listeners.fleetlock.as_ref().unwrap().local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run_with(args, listeners, async {
+    let server = tokio::spawn(run_with(args, Some(listeners), async {
         let _ = stopped.await;
     }));
 
