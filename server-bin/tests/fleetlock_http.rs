@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,9 +45,9 @@ fn zincati_request(path: &str, body: &str) -> String {
     )
 }
 
-async fn zincati(addr: SocketAddr, endpoint: &str, node: &str, group: &str) -> (u16, String) {
+async fn zincati(s: &Server, endpoint: &str, node: &str, group: &str) -> (u16, String) {
     let request = zincati_request(&format!("/v1/{endpoint}"), &zincati_body(&id(node), group));
-    let (status, _, body) = send(addr, request.as_bytes()).await;
+    let (status, _, body) = s.send(request.as_bytes()).await;
     (status, body)
 }
 
@@ -62,34 +61,28 @@ fn kind(body: &str) -> String {
     v["kind"].as_str().unwrap().to_string()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_reboot_cycle_as_zincati_speaks_it() {
     let s = serve(&fleet(), FleetLockConfig::default(), "/").await;
     assert_eq!(
-        zincati(s.addr, "steady-state", "n1", "default").await,
+        zincati(&s, "steady-state", "n1", "default").await,
         (200, String::new())
     );
-    assert_eq!(zincati(s.addr, "pre-reboot", "n1", "default").await.0, 200);
+    assert_eq!(zincati(&s, "pre-reboot", "n1", "default").await.0, 200);
     assert!(s.sim.node("n1").unwrap().unschedulable);
     // Asked again while holding (Zincati postpones for logged-in users): still yes.
-    assert_eq!(zincati(s.addr, "pre-reboot", "n1", "default").await.0, 200);
+    assert_eq!(zincati(&s, "pre-reboot", "n1", "default").await.0, 200);
     // The other node waits its turn: 423, not a server error.
-    let (status, body) = zincati(s.addr, "pre-reboot", "n2", "default").await;
+    let (status, body) = zincati(&s, "pre-reboot", "n2", "default").await;
     assert_eq!((status, kind(&body).as_str()), (423, "lock_held"));
     // Other nodes report steady-state meanwhile: 200, nothing changes.
-    assert_eq!(
-        zincati(s.addr, "steady-state", "n2", "default").await.0,
-        200
-    );
-    assert_eq!(
-        zincati(s.addr, "steady-state", "n1", "default").await.0,
-        200
-    );
+    assert_eq!(zincati(&s, "steady-state", "n2", "default").await.0, 200);
+    assert_eq!(zincati(&s, "steady-state", "n1", "default").await.0, 200);
     assert!(!s.sim.node("n1").unwrap().unschedulable);
-    assert_eq!(zincati(s.addr, "pre-reboot", "n2", "default").await.0, 200);
+    assert_eq!(zincati(&s, "pre-reboot", "n2", "default").await.0, 200);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_malformed_request_gets_its_kind_and_status() {
     let s = serve(&fleet(), FleetLockConfig::default(), "/").await;
     let body = zincati_body(&id("n1"), "default");
@@ -99,18 +92,18 @@ async fn every_malformed_request_gets_its_kind_and_status() {
         "POST /v1/pre-reboot HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let (status, _, answer) = send(s.addr, request.as_bytes()).await;
+    let (status, _, answer) = s.send(request.as_bytes()).await;
     assert_eq!(
         (status, kind(&answer).as_str()),
         (400, "missing_protocol_header")
     );
 
     // Wrong method.
-    let (status, head, answer) = send(
-        s.addr,
-        b"GET /v1/pre-reboot HTTP/1.1\r\nhost: 127.0.0.1\r\nfleet-lock-protocol: true\r\n\r\n",
-    )
-    .await;
+    let (status, head, answer) = s
+        .send(
+            b"GET /v1/pre-reboot HTTP/1.1\r\nhost: 127.0.0.1\r\nfleet-lock-protocol: true\r\n\r\n",
+        )
+        .await;
     assert_eq!(
         (status, kind(&answer).as_str()),
         (405, "method_not_allowed")
@@ -146,8 +139,9 @@ async fn every_malformed_request_gets_its_kind_and_status() {
         ),
     ];
     for (body, want_status, want_kind) in cases {
-        let (status, _, answer) =
-            send(s.addr, zincati_request("/v1/pre-reboot", body).as_bytes()).await;
+        let (status, _, answer) = s
+            .send(zincati_request("/v1/pre-reboot", body).as_bytes())
+            .await;
         assert_eq!(
             (status, kind(&answer).as_str()),
             (want_status, want_kind),
@@ -160,8 +154,9 @@ async fn every_malformed_request_gets_its_kind_and_status() {
         r#"{{"client_params":{{"id":"{}","group":"default"}}}}"#,
         "a".repeat(20_000)
     );
-    let (status, _, answer) =
-        send(s.addr, zincati_request("/v1/pre-reboot", &huge).as_bytes()).await;
+    let (status, _, answer) = s
+        .send(zincati_request("/v1/pre-reboot", &huge).as_bytes())
+        .await;
     assert_eq!((status, kind(&answer).as_str()), (413, "body_too_large"));
     let chunked = format!(
         "POST /v1/steady-state HTTP/1.1\r\nhost: 127.0.0.1\r\nfleet-lock-protocol: true\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{huge}\r\n0\r\n\r\n",
@@ -171,7 +166,9 @@ async fn every_malformed_request_gets_its_kind_and_status() {
     assert_eq!((status, kind(&answer).as_str()), (413, "body_too_large"));
 
     // Refusals are JSON, with the content type saying so.
-    let (_, head, _) = send(s.addr, zincati_request("/v1/pre-reboot", "{").as_bytes()).await;
+    let (_, head, _) = s
+        .send(zincati_request("/v1/pre-reboot", "{").as_bytes())
+        .await;
     assert!(
         head.to_ascii_lowercase()
             .contains("content-type: application/json"),
@@ -179,7 +176,7 @@ async fn every_malformed_request_gets_its_kind_and_status() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn draining_is_a_refusal_and_a_dead_api_is_503() {
     let sim = fleet();
     sim.add_pod(
@@ -192,7 +189,7 @@ async fn draining_is_a_refusal_and_a_dead_api_is_503() {
     let mut config = FleetLockConfig::default();
     config.drain.request_wait = Duration::ZERO;
     let s = serve(&sim, config, "/").await;
-    let (status, body) = zincati(s.addr, "pre-reboot", "n1", "default").await;
+    let (status, body) = zincati(&s, "pre-reboot", "n1", "default").await;
     assert_eq!(
         (status, kind(&body).as_str()),
         (423, "draining"),
@@ -203,7 +200,7 @@ async fn draining_is_a_refusal_and_a_dead_api_is_503() {
         Operation::GetLease,
         Error::unavailable("dial tcp 10.0.0.1:443: connect: connection refused"),
     );
-    let (status, body) = zincati(s.addr, "steady-state", "n1", "default").await;
+    let (status, body) = zincati(&s, "steady-state", "n1", "default").await;
     assert_eq!((status, kind(&body).as_str()), (503, "cluster_unavailable"));
     assert!(
         !body.contains("connection refused") && !body.contains("10.0.0.1"),
@@ -213,7 +210,7 @@ async fn draining_is_a_refusal_and_a_dead_api_is_503() {
 
 /// FleetLock callers are not authenticated: what they are told names no other node, no
 /// ServiceAccount and no API error; the log has the details.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refusals_tell_an_unauthenticated_caller_nothing_about_others() {
     let sim = fleet();
     sim.add_node(Node::new("n3").machine_id(machine_id_for("n1")));
@@ -221,13 +218,13 @@ async fn refusals_tell_an_unauthenticated_caller_nothing_about_others() {
     let s = serve(&sim, FleetLockConfig::default(), "/").await;
 
     // n4 gets the slot; n2 is told the group is full, not by whom.
-    assert_eq!(zincati(s.addr, "pre-reboot", "n4", "default").await.0, 200);
-    let (status, body) = zincati(s.addr, "pre-reboot", "n2", "default").await;
+    assert_eq!(zincati(&s, "pre-reboot", "n4", "default").await.0, 200);
+    let (status, body) = zincati(&s, "pre-reboot", "n2", "default").await;
     assert_eq!((status, kind(&body).as_str()), (423, "lock_held"), "{body}");
     assert!(!body.contains("n4"), "{body}");
 
     // n1 and n3 share a machine id: the caller learns that, not the names.
-    let (status, body) = zincati(s.addr, "pre-reboot", "n1", "default").await;
+    let (status, body) = zincati(&s, "pre-reboot", "n1", "default").await;
     assert_eq!(
         (status, kind(&body).as_str()),
         (404, "unknown_node"),
@@ -242,7 +239,7 @@ async fn refusals_tell_an_unauthenticated_caller_nothing_about_others() {
             message: "leases.coordination.k8s.io \"fleetlock-default\" is forbidden: User \"system:serviceaccount:restart-manager:restart-manager\" cannot update resource".into(),
         },
     );
-    let (status, body) = zincati(s.addr, "steady-state", "n4", "default").await;
+    let (status, body) = zincati(&s, "steady-state", "n4", "default").await;
     assert_eq!((status, kind(&body).as_str()), (500, "internal"), "{body}");
     assert!(
         !body.contains("serviceaccount") && !body.contains("forbidden"),
@@ -250,35 +247,31 @@ async fn refusals_tell_an_unauthenticated_caller_nothing_about_others() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_endpoints_live_under_the_configured_prefix() {
     let s = serve(&fleet(), FleetLockConfig::default(), "/fleetlock").await;
     let body = zincati_body(&id("n1"), "default");
-    let (status, _, _) = send(
-        s.addr,
-        zincati_request("/fleetlock/v1/steady-state", &body).as_bytes(),
-    )
-    .await;
+    let (status, _, _) = s
+        .send(zincati_request("/fleetlock/v1/steady-state", &body).as_bytes())
+        .await;
     assert_eq!(status, 200);
-    let (status, _, _) = send(
-        s.addr,
-        zincati_request("/v1/steady-state", &body).as_bytes(),
-    )
-    .await;
+    let (status, _, _) = s
+        .send(zincati_request("/v1/steady-state", &body).as_bytes())
+        .await;
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn probes_metrics_and_the_fleet_view() {
     let s = serve(&fleet(), FleetLockConfig::default(), "/").await;
-    zincati(s.addr, "pre-reboot", "n1", "default").await;
-    zincati(s.addr, "pre-reboot", "n2", "default").await;
+    zincati(&s, "pre-reboot", "n1", "default").await;
+    zincati(&s, "pre-reboot", "n2", "default").await;
 
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
-    assert_eq!(send(s.addr, get("/healthz").as_bytes()).await.0, 200);
-    assert_eq!(send(s.addr, get("/readyz").as_bytes()).await.0, 200);
+    assert_eq!(s.send(get("/healthz").as_bytes()).await.0, 200);
+    assert_eq!(s.send(get("/readyz").as_bytes()).await.0, 200);
 
-    let (status, _, metrics) = send(s.addr, get("/metrics").as_bytes()).await;
+    let (status, _, metrics) = s.send(get("/metrics").as_bytes()).await;
     assert_eq!(status, 200);
     for line in [
         "fleetlock_requests_total{endpoint=\"pre-reboot\",outcome=\"ok\"} 1",
@@ -290,7 +283,7 @@ async fn probes_metrics_and_the_fleet_view() {
         assert!(metrics.contains(line), "missing {line}:\n{metrics}");
     }
 
-    let (status, _, fleet) = send(s.addr, get("/api/v1/fleet").as_bytes()).await;
+    let (status, _, fleet) = s.send(get("/api/v1/fleet").as_bytes()).await;
     assert_eq!(status, 200);
     let fleet: serde_json::Value = serde_json::from_str(&fleet).unwrap();
     assert_eq!(fleet["groups"][0]["name"], "default");
@@ -383,7 +376,7 @@ async fn a_request_from_another_address_than_the_nodes_is_refused() {
     };
     let s = serve(&sim, config, "/").await;
 
-    let (status, body) = zincati(s.addr, "pre-reboot", "n2", "default").await;
+    let (status, body) = zincati(&s, "pre-reboot", "n2", "default").await;
     assert_eq!(
         (status, kind(&body)),
         (403, "unverified_caller".to_string()),
@@ -395,15 +388,15 @@ async fn a_request_from_another_address_than_the_nodes_is_refused() {
     );
     assert!(!sim.node("n2").unwrap().unschedulable);
 
-    let (status, body) = zincati(s.addr, "pre-reboot", "n1", "default").await;
+    let (status, body) = zincati(&s, "pre-reboot", "n1", "default").await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = zincati(s.addr, "steady-state", "n1", "default").await;
+    let (status, body) = zincati(&s, "steady-state", "n1", "default").await;
     assert_eq!(status, 200, "{body}");
 }
 
 /// A FleetLock client asking too often is told to come back later (429, Retry-After), before
 /// its request is even read.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_node_asking_too_often_is_slowed_down() {
     let mut settings = Settings::new(FleetLockConfig::default(), Allowlist::default());
     settings.fleetlock_rate = restart_manager::ratelimit::Rate {
@@ -412,13 +405,10 @@ async fn a_node_asking_too_often_is_slowed_down() {
     };
     let s = common::serve(&fleet(), settings).await;
     for _ in 0..2 {
-        assert_eq!(
-            zincati(s.addr, "steady-state", "n1", "default").await.0,
-            200
-        );
+        assert_eq!(zincati(&s, "steady-state", "n1", "default").await.0, 200);
     }
     let request = zincati_request("/v1/steady-state", &zincati_body(&id("n1"), "default"));
-    let (status, head, body) = send(s.addr, request.as_bytes()).await;
+    let (status, head, body) = s.send(request.as_bytes()).await;
     assert_eq!(
         (status, kind(&body).as_str()),
         (429, "too_many_requests"),

@@ -1,4 +1,6 @@
-//! A real server on a socket, over a simulated cluster, for the HTTP tests.
+//! The server over a simulated cluster, for the HTTP tests: requests go to its router in
+//! process (`Server::send`), and to its socket only where the socket is the point (`send`:
+//! framing, websockets, other processes).
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::net::SocketAddr;
@@ -39,7 +41,62 @@ pub async fn serve(sim: &SimCluster, settings: Settings) -> Server {
     }
 }
 
-/// Sends raw bytes and reads one response: (status, head, body).
+impl Server {
+    /// Hands one request, written as it would go on the wire, to the router in process, as
+    /// from a client on 127.0.0.1 (the address the real listener passes on): (status, head,
+    /// body). The head is the status line and headers as text, for `contains` checks.
+    pub async fn send(&self, raw: &[u8]) -> (u16, String, String) {
+        use tower::ServiceExt;
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        let httparse::Status::Complete(head_len) = parsed.parse(raw).expect("a valid request")
+        else {
+            panic!("an incomplete request: {}", String::from_utf8_lossy(raw));
+        };
+        let mut request = axum::http::Request::builder()
+            .method(parsed.method.expect("a method"))
+            .uri(parsed.path.expect("a path"));
+        for h in parsed.headers.iter() {
+            request = request.header(h.name, h.value);
+        }
+        let mut request = request
+            .body(axum::body::Body::from(raw[head_len..].to_vec()))
+            .expect("a request");
+        // What the real listener attaches to every request.
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let response = self
+            .app
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router answers");
+        let status = response.status();
+        let mut head = format!(
+            "HTTP/1.1 {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        for (name, value) in response.headers() {
+            head.push_str(&format!("\r\n{name}: {}", value.to_str().unwrap_or("")));
+        }
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("the body");
+        (
+            status.as_u16(),
+            head,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+}
+
+/// Writes one request, as given, to a real socket and reads the response, parsed with
+/// httparse: for what only a socket shows (framing, TLS, another process). (status, head,
+/// body).
 pub async fn send(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(request).await.unwrap();
@@ -48,27 +105,30 @@ pub async fn send(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     loop {
         let n = stream.read(&mut chunk).await.unwrap();
         buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let head = &text[..end];
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(|v| v.trim().parse().unwrap())
-                })
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head_len)) = response.parse(&buf) {
+            let length: usize = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
                 .unwrap_or(0);
-            if buf.len() >= end + 4 + length || n == 0 {
-                let status = head[9..12].parse().unwrap();
-                return (
-                    status,
-                    head.to_string(),
-                    text[end + 4..end + 4 + length].to_string(),
-                );
+            if buf.len() >= head_len + length || n == 0 {
+                let status = response.code.expect("a status");
+                let head = String::from_utf8_lossy(&buf[..head_len])
+                    .trim_end()
+                    .to_string();
+                let end = (head_len + length).min(buf.len());
+                let body = String::from_utf8_lossy(&buf[head_len..end]).into_owned();
+                return (status, head, body);
             }
         }
-        assert!(n > 0, "connection closed early: {text}");
+        assert!(
+            n > 0,
+            "connection closed early: {}",
+            String::from_utf8_lossy(&buf)
+        );
     }
 }
 

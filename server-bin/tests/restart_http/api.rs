@@ -2,7 +2,7 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_seed_endpoints_keep_their_paths_and_meaning() {
     let s = serve(&cluster(), settings(Auth::none())).await;
     let (status, list) = call(&s, "GET", "/api/v1/service", None, "").await;
@@ -110,7 +110,7 @@ async fn the_seed_endpoints_keep_their_paths_and_meaning() {
     assert_eq!(reasons, ["RolloutComplete", "RestartRefused", "Restarted"]);
 
     // Counters count restarts, not attempts.
-    let (_, _, metrics) = send(s.addr, &request("GET", "/metrics", &[], "")).await;
+    let (_, _, metrics) = s.send(&request("GET", "/metrics", &[], "")).await;
     assert!(
         metrics.contains(
             r#"restart_app_restarts_total{kind="Deployment",name="web",namespace="shop"} 1"#
@@ -126,10 +126,10 @@ async fn the_seed_endpoints_keep_their_paths_and_meaning() {
     ));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn tokens_identify_callers_and_rights_are_enforced() {
     let s = serve(&cluster(), settings(tokens())).await;
-    let (status, head, _) = send(s.addr, &request("GET", "/api/v1/service", &[], "")).await;
+    let (status, head, _) = s.send(&request("GET", "/api/v1/service", &[], "")).await;
     assert_eq!(status, 401);
     assert!(
         head.to_ascii_lowercase()
@@ -267,19 +267,17 @@ async fn tokens_identify_callers_and_rights_are_enforced() {
     assert_eq!(fleet["groups"].as_array().unwrap().len(), 1, "{fleet}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pages_from_other_sites_cannot_act() {
     let s = serve(&cluster(), settings(Auth::none())).await;
-    let (status, _, body) = send(
-        s.addr,
-        &request(
+    let (status, _, body) = s
+        .send(&request(
             "POST",
             "/api/v1/service/Deployment/shop/web/restart",
             &["origin: https://evil.example"],
             "",
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(json(&body)["kind"], "foreign_origin");
     // Our own page (the requests' Host is localhost) may, with a JSON body.
@@ -291,32 +289,27 @@ async fn pages_from_other_sites_cannot_act() {
             body,
         )
     };
-    let (status, _, body) = send(
-        s.addr,
-        &restart(
+    let (status, _, body) = s
+        .send(&restart(
             &["origin: http://localhost", "content-type: application/json"],
             "{}",
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 200, "our own page may: {body}");
 
     // An HTML form can post, but not JSON: a browser's POST without it is refused.
-    let (status, _, body) = send(
-        s.addr,
-        &restart(
+    let (status, _, body) = s
+        .send(&restart(
             &["origin: http://localhost", "content-type: text/plain"],
             "{}",
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 415, "{body}");
 
     // DNS rebinding: a page at evil.example whose name now points here is same-origin with
     // itself, but this server is not evil.example.
-    let (status, _, body) = send(
-        s.addr,
-        &request(
+    let (status, _, body) = s
+        .send(&request(
             "POST",
             "/api/v1/service/Deployment/shop/db/restart",
             &[
@@ -325,19 +318,21 @@ async fn pages_from_other_sites_cannot_act() {
                 "content-type: application/json",
             ],
             "{}",
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(
         (status, json(&body)["kind"].as_str()),
         (403, Some("foreign_origin")),
         "{body}"
     );
-    let (status, _, _) = send(
-        s.addr,
-        &request("GET", "/api/v1/service", &["host: evil.example"], ""),
-    )
-    .await;
+    let (status, _, _) = s
+        .send(&request(
+            "GET",
+            "/api/v1/service",
+            &["host: evil.example"],
+            "",
+        ))
+        .await;
     assert_eq!(status, 403, "nor may it read, without authentication");
 
     // A name the server is told it has is fine.
@@ -346,9 +341,8 @@ async fn pages_from_other_sites_cannot_act() {
         .allowed_origins
         .push("https://restart.example.com".into());
     let s = serve(&cluster(), settings(named)).await;
-    let (status, _, body) = send(
-        s.addr,
-        &request(
+    let (status, _, body) = s
+        .send(&request(
             "GET",
             "/api/v1/service",
             &[
@@ -356,13 +350,12 @@ async fn pages_from_other_sites_cannot_act() {
                 "origin: https://restart.example.com",
             ],
             "",
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 200, "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reading_is_authorised_too() {
     // Only the sre group may see anything; bob is authenticated but not a viewer.
     let mut auth = tokens();
@@ -445,20 +438,18 @@ async fn reading_is_authorised_too() {
 
 /// The page signs in by handing its token to the server, which checks it and keeps it in an
 /// HttpOnly, SameSite=Strict cookie (`__Host-` and `Secure` behind HTTPS).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_page_signs_in_with_a_server_set_cookie() {
     let s = serve(&cluster(), settings(tokens())).await;
     let body = format!(r#"{{"token":"{ALICE}"}}"#);
-    let (status, head, answer) = send(
-        s.addr,
-        &request(
+    let (status, head, answer) = s
+        .send(&request(
             "POST",
             "/api/v1/session",
             &["content-type: application/json"],
             &body,
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 200, "{answer}");
     let cookie = head
         .lines()
@@ -475,69 +466,67 @@ async fn the_page_signs_in_with_a_server_set_cookie() {
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
     // The cookie identifies the caller.
     let pair = cookie.split(';').next().unwrap();
-    let (status, _, me) = send(
-        s.addr,
-        &request("GET", "/api/v1/whoami", &[&format!("cookie: {pair}")], ""),
-    )
-    .await;
+    let (status, _, me) = s
+        .send(&request(
+            "GET",
+            "/api/v1/whoami",
+            &[&format!("cookie: {pair}")],
+            "",
+        ))
+        .await;
     assert_eq!(status, 200);
     assert!(me.contains(r#""user":"alice""#), "{me}");
 
     // Behind a TLS-terminating proxy the cookie is bound to the host and never sent in clear.
-    let (_, head, _) = send(
-        s.addr,
-        &request(
+    let (_, head, _) = s
+        .send(&request(
             "POST",
             "/api/v1/session",
             &["content-type: application/json", "x-forwarded-proto: https"],
             &body,
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert!(
         head.contains(&format!("set-cookie: __Host-restart_manager_token={ALICE}; Path=/; HttpOnly; SameSite=Strict; Secure")),
         "{head}"
     );
 
     // A wrong token sets nothing; another site cannot sign a browser in.
-    let (status, head, _) = send(
-        s.addr,
-        &request(
+    let (status, head, _) = s
+        .send(&request(
             "POST",
             "/api/v1/session",
             &[],
             r#"{"token":"wrong-token-0123456789"}"#,
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 401);
     assert!(!head.contains("set-cookie"), "{head}");
-    let (status, _, _) = send(
-        s.addr,
-        &request(
+    let (status, _, _) = s
+        .send(&request(
             "POST",
             "/api/v1/session",
             &["origin: https://evil.example"],
             &body,
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 403);
 
     // Signing out forgets both cookies.
-    let (status, head, _) = send(s.addr, &request("DELETE", "/api/v1/session", &[], "")).await;
+    let (status, head, _) = s.send(&request("DELETE", "/api/v1/session", &[], "")).await;
     assert_eq!(status, 204);
     assert_eq!(head.matches("Max-Age=0").count(), 2, "{head}");
 
     // Without authentication there is nothing to sign in to.
     let open = serve(&cluster(), settings(Auth::none())).await;
-    let (status, _, answer) =
-        send(open.addr, &request("POST", "/api/v1/session", &[], &body)).await;
+    let (status, _, answer) = open
+        .send(&request("POST", "/api/v1/session", &[], &body))
+        .await;
     assert_eq!(status, 400, "{answer}");
 }
 
 /// One client over its allowance is slowed down with 429 and Retry-After; the others are not.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_over_its_rate_is_told_when_to_come_back() {
     let mut config = settings(Auth::none());
     config.api_rate = restart_manager::ratelimit::Rate {
@@ -548,7 +537,7 @@ async fn a_client_over_its_rate_is_told_when_to_come_back() {
     for _ in 0..3 {
         assert_eq!(call(&s, "GET", "/api/v1/service", None, "").await.0, 200);
     }
-    let (status, head, body) = send(s.addr, &request("GET", "/api/v1/service", &[], "")).await;
+    let (status, head, body) = s.send(&request("GET", "/api/v1/service", &[], "")).await;
     assert_eq!(
         (status, json(&body)["kind"].as_str()),
         (429, Some("too_many_requests")),

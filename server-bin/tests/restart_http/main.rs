@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cluster_api::{Node, WorkloadKind, WorkloadRef};
 use cluster_sim::{SimCluster, WorkloadSpec};
-use common::{Server, request, send, serve};
+use common::{Server, request, serve};
 use fleetlock_core::FleetLockConfig;
 use futures::{SinkExt, StreamExt};
 use restart_core::{Allowlist, ServiceEntry};
@@ -86,7 +86,7 @@ async fn call(
 ) -> (u16, Value) {
     let auth = token.map(|t| format!("authorization: Bearer {t}"));
     let headers: Vec<&str> = auth.iter().map(String::as_str).collect();
-    let (status, _, body) = send(s.addr, &request(method, path, &headers, body)).await;
+    let (status, _, body) = s.send(&request(method, path, &headers, body)).await;
     (
         status,
         if body.is_empty() {

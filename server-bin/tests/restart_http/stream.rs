@@ -21,23 +21,21 @@ async fn the_status_stream_sends_a_snapshot_then_changes_and_a_slow_client_holds
         "a filtered stream sees one workload"
     );
 
-    let (_, _, metrics) = send(s.addr, &request("GET", "/metrics", &[], "")).await;
+    let (_, _, metrics) = s.send(&request("GET", "/metrics", &[], "")).await;
     assert!(metrics.contains(r#"restart_app_connected_status_watchers{kind="Deployment",name="web",namespace="shop"} 3"#), "{metrics}");
     assert!(metrics.contains(
         r#"restart_app_connected_status_watchers{kind="Deployment",name="vault",namespace="ops"} 2"#
     ));
 
     // The slow client reads nothing from here on; the fast one sees the whole rollout.
-    let (status, _, _) = send(
-        s.addr,
-        &request(
+    let (status, _, _) = s
+        .send(&request(
             "POST",
             "/api/v1/service/Deployment/shop/web/restart",
             &[],
             "",
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 200);
     let mut phases = Vec::new();
     loop {
@@ -70,7 +68,7 @@ async fn the_status_stream_sends_a_snapshot_then_changes_and_a_slow_client_holds
     drop(fast);
     let mut gauge = String::new();
     for _ in 0..10_000 {
-        let (_, _, metrics) = send(s.addr, &request("GET", "/metrics", &[], "")).await;
+        let (_, _, metrics) = s.send(&request("GET", "/metrics", &[], "")).await;
         gauge = metrics
             .lines()
             .find(|l| l.starts_with(r#"restart_app_connected_status_watchers{kind="Deployment",name="web",namespace="shop"}"#))
