@@ -111,10 +111,10 @@ async fn load(
     addr: SocketAddr,
     path: &'static str,
     bodies: Arc<Vec<Bytes>>,
-    seconds: u64,
+    length: Duration,
     connections: usize,
 ) -> Run {
-    let until = Instant::now() + Duration::from_secs(seconds);
+    let until = Instant::now() + length;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..connections {
@@ -315,8 +315,8 @@ fn main() {
         let others = Arc::new(ids[1..].iter().map(|id| body(id)).collect::<Vec<_>>());
 
         // Warm up both servers.
-        load(bare, "/v1/pre-reboot", holder_body.clone(), 1, o.connections).await;
-        load(ours, "/v1/pre-reboot", holder_body.clone(), 1, o.connections).await;
+        load(bare, "/v1/pre-reboot", holder_body.clone(), Duration::from_secs(1), o.connections).await;
+        load(ours, "/v1/pre-reboot", holder_body.clone(), Duration::from_secs(1), o.connections).await;
 
         let scenarios: Vec<(&str, SocketAddr, &'static str, Arc<Vec<Bytes>>)> = vec![
             ("bare axum handler, parse only", bare, "/v1/pre-reboot", holder_body.clone()),
@@ -326,19 +326,19 @@ fn main() {
             ("pre-reboot, group busy (423 lock_held)", ours, "/v1/pre-reboot", others.clone()),
         ];
         println!("## FleetLock requests with nothing to change\n");
-        println!("{} nodes (caches synced through the endpoint in {:.1} s), {} connections, {} s per row in one-second turns, 2 worker threads; client, server and API endpoint share the machine.\n", o.nodes, synced.as_secs_f64(), o.connections, o.seconds);
+        println!("{} nodes (caches synced through the endpoint in {:.1} s), {} connections, {} s per row in quarter-second turns, 2 worker threads; client, server and API endpoint share the machine.\n", o.nodes, synced.as_secs_f64(), o.connections, o.seconds);
         println!("| request | req/s | p50 ms | p90 ms | p99 ms | max ms | API requests/req | statuses |");
         println!("|---|---:|---:|---:|---:|---:|---:|---|");
-        // The rows take turns, one second each, so that the machine's drift over the run
+        // The rows take turns of a quarter second, so that the machine's drift over the run
         // (other load, clock speed) falls on every row alike rather than on the later ones.
         let mut runs: Vec<(Run, u64)> = scenarios
             .iter()
             .map(|_| (Run { requests: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), statuses: Default::default() }, 0))
             .collect();
-        for _ in 0..o.seconds.max(1) {
+        for _ in 0..o.seconds.max(1) * 4 {
             for ((_, addr, path, bodies), (total, calls)) in scenarios.iter().zip(runs.iter_mut()) {
                 let api_before = endpoint.running.requests();
-                let run = load(*addr, path, bodies.clone(), 1, o.connections).await;
+                let run = load(*addr, path, bodies.clone(), Duration::from_millis(250), o.connections).await;
                 *calls += endpoint.running.requests() - api_before;
                 total.requests += run.requests;
                 total.elapsed += run.elapsed;

@@ -267,6 +267,17 @@ impl Coordinator {
         // From memory only while the lock watch works; otherwise the write path below reads
         // the Lease and decides from what it holds now.
         if inner.leases_health.is_healthy() {
+            // The commonest request of all, a holder asking again after its approval, is
+            // answered in place, copying nothing.
+            let approved = inner.groups.read(|groups| {
+                groups.values().any(|g| {
+                    g.holder(&params.id)
+                        .is_some_and(|h| h.phase == HolderPhase::Approved)
+                })
+            });
+            if approved {
+                return Ok(());
+            }
             if let Some((group, holder)) = inner.cached_holder(&params.id) {
                 return self.continue_holder(&group, holder).await;
             }
