@@ -7,7 +7,7 @@ use cluster_api::{Error, Lease, Node, WatchCache, feed};
 
 use super::Inner;
 use crate::config::GroupConfig;
-use crate::group::{self, GroupState, Holder};
+use crate::group::{self, GroupState};
 use crate::nodes::{Lookup, NodeView};
 use crate::protocol::{Kind, Refusal};
 
@@ -113,14 +113,6 @@ impl Inner {
 
     pub(super) fn cached_group(&self, group: &str) -> Option<GroupState> {
         self.groups.get(group)
-    }
-
-    pub(super) fn cached_holder(&self, id: &str) -> Option<(String, Holder)> {
-        self.groups.read(|groups| {
-            groups
-                .values()
-                .find_map(|g| Some((g.group.clone(), g.holder(id)?.clone())))
-        })
     }
 
     pub(super) fn cached_holdings(&self, id: &str) -> Vec<String> {

@@ -105,6 +105,16 @@ struct DrainTask {
     stop: watch::Sender<bool>,
 }
 
+/// What the lock cache says of a `pre-reboot`.
+enum Cached {
+    /// The caller holds a slot and its reboot is approved.
+    Approved,
+    /// The caller holds a slot in this group, not yet approved.
+    Holder(String, Holder),
+    /// The caller holds no slot; whether its group could grant one now.
+    NotHolding(Result<(), Refusal>),
+}
+
 /// What a grant attempt found.
 enum Grant {
     New,
@@ -267,26 +277,23 @@ impl Coordinator {
         // From memory only while the lock watch works; otherwise the write path below reads
         // the Lease and decides from what it holds now.
         if inner.leases_health.is_healthy() {
-            // The commonest request of all, a holder asking again after its approval, is
-            // answered in place, copying nothing.
-            let approved = inner.groups.read(|groups| {
-                groups.values().any(|g| {
-                    g.holder(&params.id)
-                        .is_some_and(|h| h.phase == HolderPhase::Approved)
-                })
-            });
-            if approved {
-                return Ok(());
-            }
-            if let Some((group, holder)) = inner.cached_holder(&params.id) {
-                return self.continue_holder(&group, holder).await;
-            }
-            // Refuse from memory what we already know will be refused: no API traffic for a
-            // busy group, however many nodes poll it.
+            // One look at the cached locks, under one read: the commonest request of all, a
+            // holder asking again after its approval, is answered in place, copying nothing;
+            // a request that would be refused is refused without API traffic, however many
+            // nodes poll a busy group.
             let now = inner.clock.now();
-            inner
-                .groups
-                .read(|groups| match groups.get(&params.group) {
+            let cached = inner.groups.read(|groups| {
+                if let Some((state, holder)) = groups
+                    .values()
+                    .find_map(|g| Some((g, g.holder(&params.id)?)))
+                {
+                    return if holder.phase == HolderPhase::Approved {
+                        Cached::Approved
+                    } else {
+                        Cached::Holder(state.group.clone(), holder.clone())
+                    };
+                }
+                Cached::NotHolding(match groups.get(&params.group) {
                     Some(state) => check_grant(&params.group, config, state, now),
                     None => check_grant(
                         &params.group,
@@ -294,7 +301,13 @@ impl Coordinator {
                         &GroupState::empty(&params.group),
                         now,
                     ),
-                })?;
+                })
+            });
+            match cached {
+                Cached::Approved => return Ok(()),
+                Cached::Holder(group, holder) => return self.continue_holder(&group, holder).await,
+                Cached::NotHolding(grantable) => grantable?,
+            }
         }
         if !config.blocking_pods.is_empty() {
             let pods = inner
