@@ -281,7 +281,6 @@ impl Coordinator {
             // holder asking again after its approval, is answered in place, copying nothing;
             // a request that would be refused is refused without API traffic, however many
             // nodes poll a busy group.
-            let now = inner.clock.now();
             let cached = inner.groups.read(|groups| {
                 if let Some((state, holder)) = groups
                     .values()
@@ -293,6 +292,7 @@ impl Coordinator {
                         Cached::Holder(state.group.clone(), holder.clone())
                     };
                 }
+                let now = inner.clock.now();
                 Cached::NotHolding(match groups.get(&params.group) {
                     Some(state) => check_grant(&params.group, config, state, now),
                     None => check_grant(

@@ -266,20 +266,26 @@ impl Inner {
         self.finish(r, &lock, outcome, note).await;
     }
 
-    /// Broadcasts the workload's status if it changed.
+    /// Broadcasts the workload's status if it changed (allowlisted workloads only).
     pub(super) fn publish(&self, r: &WorkloadRef) {
-        if self.allowlist.get(r).is_none() {
-            return;
+        if self.allowlist.get(r).is_some() {
+            self.publish_view(r);
         }
-        // Computed and sent under the lock: statuses go out in the order they were
-        // computed, so one computed before a restart stored its lock cannot follow the one
-        // the restart publishes (see `restart`), and reach a client that subscribed after it.
+    }
+
+    /// Broadcasts the allowlisted workload's status if it changed, and returns it.
+    ///
+    /// Computed and sent under the lock: statuses go out in the order they were computed,
+    /// so one computed before a restart stored its lock cannot follow the one the restart
+    /// publishes (see `restart`), and reach a client that subscribed after it.
+    pub(super) fn publish_view(&self, r: &WorkloadRef) -> ServiceStatus {
         let mut views = self.views.write();
         let view = self.view(r);
         if views.get(r) != Some(&view) {
             views.insert(r.clone(), view.clone());
-            let _ = self.updates.send(view);
+            let _ = self.updates.send(view.clone());
         }
+        view
     }
 
     pub(super) fn view(&self, r: &WorkloadRef) -> ServiceStatus {

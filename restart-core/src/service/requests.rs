@@ -170,9 +170,9 @@ impl Inner {
         .await;
         // Published before returning: whoever subscribes once this returns (restartctl
         // --wait) hears nothing older than the restart.
-        self.publish(workload);
+        let view = self.publish_view(workload);
         self.judge_again(workload);
-        Ok(self.view(workload))
+        Ok(view)
     }
 
     pub(super) async fn force_unlock(
@@ -198,7 +198,7 @@ impl Inner {
             return Ok(None);
         };
         self.store_lease(workload, lease);
-        self.publish(workload);
+        self.publish_view(workload);
         tracing::warn!(%workload, by = %who, holder = %old.holder, %reason, "restart lock force-released");
         self.event(
             workload,
