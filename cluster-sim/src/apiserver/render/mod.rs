@@ -2,6 +2,7 @@
 //! `shared/fixtures/kubernetes/`): what kubectl, kube-rs and client-go decode.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cluster_api::{
     Event, EventType, Lease, Node, Pod, PodPhase, TolerationOperator, UpdateStrategy, Workload,
@@ -75,7 +76,7 @@ fn metadata(
 pub(crate) fn node(st: &State, n: &Node) -> Value {
     let mut node = node_without_images(st, n);
     if st.config.node_images > 0 {
-        node["status"]["images"] = node_images(st.config.node_images);
+        node["status"]["images"] = images(st.config.node_images).value.clone();
     }
     node
 }
@@ -158,7 +159,7 @@ pub(crate) fn node_without_images(st: &State, n: &Node) -> Value {
 /// from its watch cache.
 pub(crate) fn list_item(item: &Value, node_images: usize) -> Box<RawValue> {
     let raw = if node_images > 0 {
-        serde_json::value::to_raw_value(&WithImages(item, &images_json(node_images)))
+        serde_json::value::to_raw_value(&WithImages(item, &images(node_images).json))
     } else {
         serde_json::value::to_raw_value(item)
     };
@@ -199,34 +200,23 @@ impl Serialize for StatusWithImages<'_> {
     }
 }
 
-/// [`node_images`] as JSON text, serialized once per count.
-fn images_json(count: usize) -> std::sync::Arc<RawValue> {
-    static MADE: parking_lot::Mutex<Option<(usize, std::sync::Arc<RawValue>)>> =
-        parking_lot::Mutex::new(None);
-    let mut made = MADE.lock();
-    if let Some((n, json)) = made.as_ref()
-        && *n == count
-    {
-        return json.clone();
-    }
-    let json: std::sync::Arc<RawValue> = serde_json::value::to_raw_value(&node_images(count))
-        .expect("a JSON value serializes")
-        .into();
-    *made = Some((count, json.clone()));
-    json
+/// The images a node's kubelet reports, as a value and as JSON text: the same on every node,
+/// as a fleet running the same DaemonSets and system images has. Made once per count.
+struct Images {
+    count: usize,
+    value: Value,
+    json: Box<RawValue>,
 }
 
-/// The images a node's kubelet reports: the same on every node, as a fleet running the same
-/// DaemonSets and system images has. Made once per count.
-fn node_images(count: usize) -> Value {
-    static MADE: parking_lot::Mutex<Option<(usize, Value)>> = parking_lot::Mutex::new(None);
+fn images(count: usize) -> Arc<Images> {
+    static MADE: parking_lot::Mutex<Option<Arc<Images>>> = parking_lot::Mutex::new(None);
     let mut made = MADE.lock();
-    if let Some((n, images)) = made.as_ref()
-        && *n == count
+    if let Some(images) = made.as_ref()
+        && images.count == count
     {
         return images.clone();
     }
-    let images = Value::Array(
+    let value = Value::Array(
         (0..count)
             .map(|k| {
                 let digest = format!("{:016x}", fnv1a(k.to_le_bytes()));
@@ -240,7 +230,9 @@ fn node_images(count: usize) -> Value {
             })
             .collect(),
     );
-    *made = Some((count, images.clone()));
+    let json = serde_json::value::to_raw_value(&value).expect("a JSON value serializes");
+    let images = Arc::new(Images { count, value, json });
+    *made = Some(images.clone());
     images
 }
 
