@@ -8,15 +8,13 @@ use cluster_api::{Clock, ClusterApi, WorkloadRef};
 use fleetlock_core::{Coordinator, FleetSnapshot};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use manager_config::FileConfig;
 use restart_core::{
     Allowlist, HistoryEntry, Identity, LockInfo, RestartConfig, Restarter, ServiceStatus,
 };
 use tokio::sync::watch;
 
 use crate::backend::{Backend, CliError, Exit};
-
-/// restart-manager's configuration file, as the server reads it.
-pub use manager_config::FileConfig as ManagerConfig;
 
 /// The cores on a cluster.
 pub struct Direct {
@@ -33,7 +31,7 @@ impl Direct {
     pub fn start(
         api: Arc<dyn ClusterApi>,
         clock: Arc<dyn Clock>,
-        config: ManagerConfig,
+        config: FileConfig,
         identity: Identity,
         track: bool,
     ) -> Result<Self, CliError> {

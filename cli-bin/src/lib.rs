@@ -324,7 +324,7 @@ async fn connect(cli: &Cli, io: &mut Io<'_>) -> Result<Box<dyn Backend>, CliErro
         })?,
         None => read_configmap(&kube, &cli.manager_namespace).await?,
     };
-    let mut config = direct::ManagerConfig::parse(&text, "restart-manager's configuration")
+    let mut config = manager_config::FileConfig::parse(&text, "restart-manager's configuration")
         .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?;
     // The locks are where the server keeps them: the file's namespace if it names one, else
     // the namespace the server runs in.

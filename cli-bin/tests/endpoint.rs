@@ -1,10 +1,11 @@
 //! `restartctl` in direct mode, the real binary with a kubeconfig, against the simulated
 //! cluster's Kubernetes API endpoint over HTTPS.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster_api::{WorkloadKind, WorkloadRef};
-use cluster_sim::apiserver::ApiServer;
+use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{SimCluster, WorkloadSpec};
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -36,6 +37,35 @@ async fn restartctl(
     )
 }
 
+/// The simulation behind its API endpoint, a kubeconfig for it, and restart-manager's
+/// configuration file beside it.
+struct Served {
+    _endpoint: Running,
+    kubeconfig: KubeconfigDir,
+    config: PathBuf,
+}
+
+async fn serve(sim: &SimCluster, config: &str) -> Served {
+    let endpoint = ApiServer::new(sim.clone())
+        .serve_on_localhost()
+        .await
+        .unwrap();
+    let kubeconfig = endpoint.temp_kubeconfig().unwrap();
+    let path = kubeconfig.dir().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    Served {
+        _endpoint: endpoint,
+        kubeconfig,
+        config: path,
+    }
+}
+
+impl Served {
+    async fn restartctl(&self, args: &[&str]) -> (i32, String, String) {
+        restartctl(self.kubeconfig.path(), &self.config, args).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restartctl_restarts_and_waits_through_the_endpoint() {
     let sim = SimCluster::new();
@@ -47,22 +77,14 @@ async fn restartctl_restarts_and_waits_through_the_endpoint() {
             .pod_start_secs(1),
     )
     .unwrap();
-    let endpoint = ApiServer::new(sim.clone())
-        .serve_on_localhost()
-        .await
-        .unwrap();
-    let kubeconfig = endpoint.temp_kubeconfig().unwrap();
-    let config = kubeconfig.dir().join("config.yaml");
-    std::fs::write(
-        &config,
+    let s = serve(
+        &sim,
         "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\n",
     )
-    .unwrap();
+    .await;
 
-    let (code, out, err) = restartctl(
-        kubeconfig.path(),
-        &config,
-        &[
+    let (code, out, err) = s
+        .restartctl(&[
             "restart",
             "deployment/shop/web",
             "--reason",
@@ -70,9 +92,8 @@ async fn restartctl_restarts_and_waits_through_the_endpoint() {
             "--wait",
             "--timeout",
             "60s",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(code, 0, "{out}\n{err}");
     let web = sim
         .workload(&WorkloadRef::new(WorkloadKind::Deployment, "shop", "web"))
@@ -81,18 +102,13 @@ async fn restartctl_restarts_and_waits_through_the_endpoint() {
         web.template_annotations
             .contains_key("kubectl.kubernetes.io/restartedAt")
     );
-    let (code, out, err) = restartctl(
-        kubeconfig.path(),
-        &config,
-        &["history", "deployment/shop/web"],
-    )
-    .await;
+    let (code, out, err) = s.restartctl(&["history", "deployment/shop/web"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("Restarted") && out.contains("RolloutComplete"),
         "{out}"
     );
-    let (code, out, err) = restartctl(kubeconfig.path(), &config, &["nodes"]).await;
+    let (code, out, err) = s.restartctl(&["nodes"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("n1") && out.contains("n2"), "{out}");
 }
@@ -105,30 +121,21 @@ async fn restartctl_takes_its_locks_where_the_configuration_says() {
     sim.add_fleet(1);
     sim.add_workload(WorkloadSpec::deployment("shop", "web").replicas(1))
         .unwrap();
-    let endpoint = ApiServer::new(sim.clone())
-        .serve_on_localhost()
-        .await
-        .unwrap();
-    let kubeconfig = endpoint.temp_kubeconfig().unwrap();
-    let config = kubeconfig.dir().join("config.yaml");
-    std::fs::write(
-        &config,
+    let s = serve(
+        &sim,
         "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\nfleetlock:\n  namespace: locks\n",
     )
-    .unwrap();
-    let (code, out, err) = restartctl(
-        kubeconfig.path(),
-        &config,
-        &[
+    .await;
+    let (code, out, err) = s
+        .restartctl(&[
             "--manager-namespace",
             "ops",
             "restart",
             "deployment/shop/web",
             "--reason",
             "namespace",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(code, 0, "{out}\n{err}");
     let namespaces: Vec<String> = sim.leases().into_iter().map(|l| l.namespace).collect();
     assert!(!namespaces.is_empty(), "the restart took a lock");
@@ -139,11 +146,11 @@ async fn restartctl_takes_its_locks_where_the_configuration_says() {
 
     // A configuration that the server would refuse is refused here too, naming the problem.
     std::fs::write(
-        &config,
+        &s.config,
         "services:\n  - kind: Deployment\n    name: web\n    namespace: shop\nfleetlock:\n  groups:\n    workers: {slots: 0}\n",
     )
     .unwrap();
-    let (code, _, err) = restartctl(kubeconfig.path(), &config, &["list"]).await;
+    let (code, _, err) = s.restartctl(&["list"]).await;
     assert_ne!(code, 0);
     assert!(err.contains("slots must be at least 1"), "{err}");
 }

@@ -322,10 +322,10 @@ mod tests {
         Box::pin(futures::stream::iter(events).chain(futures::stream::pending()))
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn lists_in_pieces_reach_each_cache_as_it_takes_them() {
+    /// Feeds `cache` from [`pieces_then_failure`] until the watch is down for good (it is
+    /// reopened once, onto a watch that says nothing).
+    async fn feed_pieces_then_failure(cache: &impl WatchCache<Lease>) {
         let health = CacheHealth::new("lease");
-        let whole = Log::default();
         let mut stream = Some(pieces_then_failure());
         let open = || {
             std::future::ready(Ok(stream
@@ -333,9 +333,15 @@ mod tests {
                 .unwrap_or_else(|| Box::pin(futures::stream::pending()))))
         };
         tokio::select! {
-            () = feed("lease", open, &whole, &health) => unreachable!(),
+            () = feed("lease", open, cache, &health) => unreachable!(),
             () = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lists_in_pieces_reach_each_cache_as_it_takes_them() {
+        let whole = Log::default();
+        feed_pieces_then_failure(&whole).await;
         assert_eq!(
             *whole.0.lock(),
             ["reset 3", "apply d"],
@@ -343,16 +349,7 @@ mod tests {
         );
 
         let pieces = Pieces::default();
-        let mut stream = Some(pieces_then_failure());
-        let open = || {
-            std::future::ready(Ok(stream
-                .take()
-                .unwrap_or_else(|| Box::pin(futures::stream::pending()))))
-        };
-        tokio::select! {
-            () = feed("lease", open, &pieces, &health) => unreachable!(),
-            () = tokio::time::sleep(Duration::from_millis(10)) => {}
-        }
+        feed_pieces_then_failure(&pieces).await;
         assert_eq!(
             *pieces.0.0.lock(),
             [

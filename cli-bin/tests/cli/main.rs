@@ -8,11 +8,12 @@ use clap::Parser;
 use cluster_api::{Node, WorkloadKind};
 use cluster_sim::{SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::FleetLockConfig;
+use manager_config::FileConfig;
 use restart_core::{Allowlist, Identity, ServiceEntry};
 use restart_manager::Settings;
 use restart_manager::auth::{Auth, Authenticator, parse_tokens};
 use restartctl::backend::{Backend, Exit};
-use restartctl::direct::{Direct, ManagerConfig};
+use restartctl::direct::Direct;
 use restartctl::output::Io;
 use restartctl::{Cli, run};
 
@@ -82,7 +83,7 @@ fn services() -> Vec<ServiceEntry> {
 }
 
 fn direct(sim: &SimCluster) -> Direct {
-    let config = ManagerConfig {
+    let config = FileConfig {
         services: services(),
         fleetlock: FleetLockConfig::default(),
     };
