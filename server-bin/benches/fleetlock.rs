@@ -340,7 +340,7 @@ fn main() {
             ("pre-reboot, group busy (423 lock_held)", ours, "/v1/pre-reboot", others.clone(), Some(2)),
         ];
         println!("## FleetLock requests with nothing to change\n");
-        println!("{} nodes (caches synced through the endpoint in {:.1} s), {} connections, {} s per row in quarter-second turns, 2 worker threads; client, server and API endpoint share the machine.\n", o.nodes, synced.as_secs_f64(), o.connections, o.seconds);
+        println!("{} nodes (caches synced through the endpoint in {:.1} s), {} connections, {} s per row in quarter-second turns (each round starting one row later), 2 worker threads; client, server and API endpoint share the machine.\n", o.nodes, synced.as_secs_f64(), o.connections, o.seconds);
         println!("| request | req/s | p50 ms | p90 ms | p99 ms | max ms | API requests/req | statuses |");
         println!("|---|---:|---:|---:|---:|---:|---:|---|");
         // The rows take turns of a quarter second, so that the machine's drift over the run
@@ -349,8 +349,11 @@ fn main() {
             .iter()
             .map(|_| (Run { requests: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), statuses: Default::default() }, 0))
             .collect();
-        for _ in 0..o.seconds.max(1) * 4 {
-            for ((_, addr, path, bodies, _), (total, calls)) in scenarios.iter().zip(runs.iter_mut()) {
+        // Each round also starts at the next row, so that no row always follows the same one.
+        let rows = scenarios.len();
+        for round in 0..o.seconds.max(1) as usize * 4 {
+            for i in (0..rows).map(|k| (round + k) % rows) {
+                let ((_, addr, path, bodies, _), (total, calls)) = (&scenarios[i], &mut runs[i]);
                 let api_before = endpoint.running.requests();
                 let run = load(*addr, path, bodies.clone(), Duration::from_millis(250), o.connections).await;
                 *calls += endpoint.running.requests() - api_before;
