@@ -12,6 +12,7 @@ use cluster_api::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use crate::audit::{Write, Writer};
 use crate::state::{self, SimPod, State};
 use crate::{
     Budget, BudgetStatus, EvictionRecord, Operation, SimCluster, lease_key, workload_not_found,
@@ -69,7 +70,14 @@ impl ClusterApi for SimCluster {
                 // The API server does not bump the version for a patch that changes nothing.
                 return Ok(patched);
             }
-            Ok(st.put_node(patched))
+            let before = node.clone();
+            let stored = st.put_node(patched);
+            st.audit(&Write::Node {
+                before: &before,
+                after: &stored,
+                by: Writer::Client,
+            });
+            Ok(stored)
         });
         self.leave(Operation::PatchNode, result)
     }
@@ -251,7 +259,12 @@ impl ClusterApi for SimCluster {
                 return Ok(w);
             }
             w.generation += 1;
+            let before = sw.w.clone();
             st.put_workload(w);
+            st.audit(&Write::Workload {
+                before: &before,
+                after: &st.workloads[workload].w,
+            });
             let delay = st.config.controller_delay;
             st.schedule(
                 delay,

@@ -10,6 +10,7 @@ use cluster_api::{
 };
 
 use crate::access;
+use crate::audit::{Auditor, Write, Writer};
 use crate::state::{self, SimPod, SimWorkload};
 use crate::{
     Budget, BudgetStatus, CallCounts, EvictionRecord, Operation, SimCluster, StrategyName,
@@ -74,8 +75,15 @@ impl SimCluster {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| Error::not_found("nodes", name))?;
+            let before = node.clone();
             edit(&mut node);
-            Ok(st.put_node(node))
+            let stored = st.put_node(node);
+            st.audit(&Write::Node {
+                before: &before,
+                after: &stored,
+                by: Writer::Operator,
+            });
+            Ok(stored)
         })
     }
 
@@ -405,6 +413,12 @@ impl SimCluster {
     /// Every Event recorded, oldest first.
     pub fn events(&self) -> Vec<Event> {
         self.with(|st| st.events.iter().map(|(_, e)| e.clone()).collect())
+    }
+
+    /// Shows every write the cluster accepts from now on to `auditor`, as it is accepted
+    /// (see [`Auditor`]).
+    pub fn add_auditor(&self, auditor: std::sync::Arc<dyn Auditor>) {
+        self.with(|st| st.auditors.push(auditor));
     }
 
     /// Every eviction request the cluster answered, oldest first (the most recent 100,000).

@@ -87,7 +87,7 @@ mod scenario;
 mod spec;
 mod state;
 
-pub use audit::EvictionRecord;
+pub use audit::{Auditor, ClusterView, EvictionRecord, Write, Writer};
 pub use budget::{Budget, BudgetStatus, IntOrPercent};
 pub use faults::{CallCounts, Operation};
 pub use scenario::{NodeSpec, PodSpec, Scenario, ScenarioError, machine_id_for};

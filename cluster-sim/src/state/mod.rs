@@ -161,6 +161,8 @@ pub(crate) struct State {
     /// Namespaces created through the API endpoint (others exist while objects live in them).
     #[cfg_attr(not(feature = "apiserver"), allow(dead_code))]
     pub(crate) namespaces: BTreeSet<String>,
+    /// Who sees every accepted write ([`SimCluster::add_auditor`](crate::SimCluster::add_auditor)).
+    pub(crate) auditors: Vec<std::sync::Arc<dyn crate::audit::Auditor>>,
 }
 
 // === impl State ===
@@ -194,6 +196,7 @@ impl State {
             changes: ChangeLog::default(),
             access: crate::access::Access::default(),
             namespaces: BTreeSet::new(),
+            auditors: Vec::new(),
         }
     }
 
@@ -355,6 +358,9 @@ impl State {
             self.evictions.pop_front();
         }
         self.evictions.push_back(record);
+        if let Some(record) = self.evictions.back() {
+            self.audit(&crate::audit::Write::Eviction(record));
+        }
     }
 
     /// Ends every open watch with an error, as an API server restart, a load balancer

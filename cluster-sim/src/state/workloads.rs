@@ -161,11 +161,19 @@ impl State {
             Object::Lease(lease.clone())
         });
         self.notify_lease(WatchEvent::Applied(lease.clone()));
+        self.audit(&crate::audit::Write::Lease {
+            before: old.as_ref(),
+            after: Some(&lease),
+        });
         lease
     }
 
     pub(crate) fn remove_lease(&mut self, key: &Key) {
         if let Some(lease) = self.leases.remove(key) {
+            self.audit(&crate::audit::Write::Lease {
+                before: Some(&lease),
+                after: None,
+            });
             self.log(ChangeType::Deleted, || Object::Lease(lease.clone()));
             self.notify_lease(WatchEvent::Deleted(lease));
         }
