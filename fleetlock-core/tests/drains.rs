@@ -390,3 +390,49 @@ async fn a_refused_cordon_is_reported_without_api_error_text() {
     let drain = c.snapshot().groups[0].holders[0].drain.clone().unwrap();
     assert!(drain.message.contains("system:serviceaccount"), "{drain:?}");
 }
+
+/// An eviction lands but its answer is lost (the connection drops after the request went
+/// out): the drain waits to retry it, and meanwhile the pod is already terminating, so the
+/// retry never comes due. The drain must sleep until the pod goes, not wake again and again
+/// for a retry time already past: that spun a core for the pod's whole grace period (and,
+/// on a paused clock, forever, since time never advanced).
+#[test]
+fn a_drain_whose_eviction_landed_unanswered_waits_without_spinning() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    // The scenario runs on its own thread and runtime: if the drain spins, the paused clock
+    // never moves and the scenario never ends, which the watchdog below reports.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let sim = fleet(2);
+            sim.add_pod(
+                Pod::new("shop", "web")
+                    .on("n1")
+                    .owned_by("ReplicaSet", "web")
+                    .grace_period(30),
+            )
+            .unwrap();
+            sim.fail_after_next(
+                cluster_sim::Operation::EvictPod,
+                1,
+                cluster_api::Error::unavailable("connection reset after the request was sent"),
+            );
+            let mut config = config();
+            config.drain.retry_initial = Duration::from_secs(1);
+            let (c, _run) = replica(&sim, config, "a").await;
+            let n1 = zincati("n1", "default");
+            // Waits for the drain: the pod leaves after its 30 s of grace.
+            c.pre_reboot(&n1).await.unwrap();
+            assert!(sim.pods_on("n1").is_empty());
+            assert_eq!(sim.calls().get(cluster_sim::Operation::EvictPod), 1);
+        });
+        let _ = done_tx.send(());
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the drain finished (it spins when it does not, and the paused clock stops)");
+}

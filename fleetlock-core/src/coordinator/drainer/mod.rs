@@ -514,7 +514,16 @@ impl Drainer {
             } else {
                 self.inner.config.drain.retry_initial
             };
-        if let Some(at) = self.retry.values().map(|(at, _)| *at).min() {
+        // A retry time already past belongs to a pod the last step did not evict (it is
+        // terminating, or is the server's own pod waiting for the others): waking for it
+        // again would spin. Its pod's next change wakes the drain.
+        if let Some(at) = self
+            .retry
+            .values()
+            .map(|(at, _)| *at)
+            .filter(|at| *at > now)
+            .min()
+        {
             wake = wake.min(at);
         }
         if let Ok(left) = Duration::try_from(self.deadline.duration_since(self.inner.clock.now()))
