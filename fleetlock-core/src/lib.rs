@@ -75,6 +75,8 @@ pub use config::{
     DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GroupConfig, InvalidConfig, InvalidDuration,
     OnDrainTimeout, StuckConfig, UnknownGroups,
 };
+#[cfg(feature = "sabotage")]
+pub use coordinator::Sabotage;
 pub use coordinator::{
     Coordinator, CoordinatorBuilder, DEFAULT_CACHE_GRACE, NoopObserver, Observer,
 };

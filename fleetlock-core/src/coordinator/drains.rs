@@ -62,6 +62,10 @@ impl Inner {
     /// to stop. The drain itself tidies up: it may have to undo a cordon that landed after
     /// the release.
     pub(super) fn stop_orphaned_drains(&self) {
+        #[cfg(feature = "sabotage")]
+        if self.sabotage == Some(super::Sabotage::IgnoreRemoteReleases) {
+            return;
+        }
         let running: Vec<(String, String)> = {
             let drains = self.drains.lock();
             drains

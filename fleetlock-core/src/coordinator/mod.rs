@@ -77,6 +77,20 @@ pub struct CoordinatorBuilder {
     observer: Arc<dyn Observer>,
     leadership: Option<watch::Receiver<bool>>,
     cache_grace: Duration,
+    #[cfg(feature = "sabotage")]
+    sabotage: Option<Sabotage>,
+}
+
+/// A deliberate defect, for showing that the reliability tests catch it (feature `sabotage`,
+/// never in a real build).
+#[cfg(feature = "sabotage")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sabotage {
+    /// A release on another replica does not stop this replica's drain, and the drain no
+    /// longer confirms its slot before evicting: the defect the first multi-replica version
+    /// had.
+    IgnoreRemoteReleases,
 }
 
 struct Inner {
@@ -94,6 +108,8 @@ struct Inner {
     reported_stuck: Mutex<HashSet<String>>,
     poke: Notify,
     leadership: Option<watch::Receiver<bool>>,
+    #[cfg(feature = "sabotage")]
+    sabotage: Option<Sabotage>,
 }
 
 struct DrainTask {
@@ -158,6 +174,13 @@ impl CoordinatorBuilder {
         self
     }
 
+    /// Builds in a deliberate defect (feature `sabotage`, for the reliability tests only).
+    #[cfg(feature = "sabotage")]
+    pub fn sabotage(mut self, sabotage: Sabotage) -> Self {
+        self.sabotage = Some(sabotage);
+        self
+    }
+
     /// The coordinator.
     pub fn build(self) -> Coordinator {
         let nodes = NodeIndex::new(self.config.group_label.clone());
@@ -177,6 +200,8 @@ impl CoordinatorBuilder {
                 reported_stuck: Mutex::default(),
                 poke: Notify::new(),
                 leadership: self.leadership,
+                #[cfg(feature = "sabotage")]
+                sabotage: self.sabotage,
             }),
         }
     }
@@ -196,6 +221,8 @@ impl Coordinator {
             observer: Arc::new(NoopObserver),
             leadership: None,
             cache_grace: DEFAULT_CACHE_GRACE,
+            #[cfg(feature = "sabotage")]
+            sabotage: None,
         }
     }
 
@@ -460,7 +487,10 @@ impl Coordinator {
         {
             // Nothing held, but our cordon or state is left over (a crash between the
             // release and the uncordon): finish the job.
-            inner.finish_node(&view.name).await;
+            inner
+                .finish_node(&view.name)
+                .await
+                .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
         }
         Ok(())
     }

@@ -100,8 +100,9 @@ impl Inner {
         }
     }
 
-    /// Undoes our cordon (only ours) and marks the node ready.
-    pub(super) async fn finish_node(&self, node: &str) {
+    /// Undoes our cordon (only ours) and marks the node ready. A node that no longer exists
+    /// needs nothing.
+    pub(super) async fn finish_node(&self, node: &str) -> Result<(), Error> {
         let result: Result<(), Error> = async {
             loop {
                 let current = self.api.get_node(node).await?;
@@ -141,14 +142,16 @@ impl Inner {
         }
         .await;
         match result {
-            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
             Err(e) => {
-                tracing::warn!(node, error = %e, "could not uncordon node; the next steady-state will try again")
+                tracing::warn!(node, error = %e, "could not uncordon node");
+                Err(e)
             }
         }
     }
 
-    /// Gives a holder's slot back, stops its drain and tidies its node.
+    /// Gives a holder's slot back, stops its drain and tidies its node. An error after the slot
+    /// was given back means the node could not be tidied (yet).
     pub(super) async fn release(&self, group: &str, id: &str, why: &str) -> Result<(), Refusal> {
         let mut released: Option<Holder> = None;
         let (state, ()) = group::modify(
@@ -178,8 +181,11 @@ impl Inner {
             format!("reboot slot of group {group} released: {why}"),
         )
         .await;
-        self.finish_node(&holder.node).await;
-        Ok(())
+        // Zincati stops calling steady-state at its first 200: until the node is tidy, the
+        // answer is an error, so that it asks again (and the next call finishes the job).
+        self.finish_node(&holder.node).await.map_err(|e| {
+            Refusal::from_cluster("the slot was given back, but uncordoning the node", &e)
+        })
     }
 
     /// Marks a drained holder approved, recording the bootID to recognise its reboot by.

@@ -391,3 +391,38 @@ async fn the_servers_own_pod_leaves_last() {
         "then it goes too"
     );
 }
+
+/// Zincati stops calling steady-state once it gets a 200. So if the slot is given back but
+/// the uncordon fails, the answer must not be a 200: Zincati asks again, and the next call
+/// finishes the job. (Found by the randomised runs: a throttled uncordon left the node
+/// cordoned for good.)
+#[tokio::test(start_paused = true)]
+async fn steady_state_is_not_answered_ok_until_the_node_is_uncordoned() {
+    let sim = fleet(2);
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+    c.pre_reboot(&n1).await.unwrap();
+    assert!(sim.node("n1").unwrap().unschedulable);
+    sim.reboot_node("n1").unwrap();
+    advance(Duration::from_secs(60)).await;
+    sim.fail_next(
+        Operation::PatchNode,
+        1,
+        Error::TooManyRequests {
+            message: "the server is throttling requests".into(),
+            retry_after: None,
+        },
+    );
+    let refusal = c.steady_state(&n1).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::ClusterUnavailable, "{refusal}");
+    assert!(
+        c.snapshot().groups[0].holders.is_empty(),
+        "the slot is free"
+    );
+    assert!(sim.node("n1").unwrap().unschedulable);
+
+    c.steady_state(&n1).await.unwrap();
+    let node = sim.node("n1").unwrap();
+    assert!(!node.unschedulable, "the next steady-state uncordons");
+    assert!(!node.annotations.contains_key(CORDONED_ANNOTATION));
+}

@@ -284,7 +284,8 @@ impl Drainer {
     /// uncordoned before our cordon landed. `known_gone` skips asking the cluster again.
     async fn undo_our_cordon(&self, known_gone: bool) {
         if self.cordoned_here && (known_gone || self.slot_gone().await) {
-            self.inner.finish_node(self.node()).await;
+            // On failure (logged) the node's next steady-state tidies it.
+            let _ = self.inner.finish_node(self.node()).await;
         }
     }
 
