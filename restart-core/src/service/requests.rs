@@ -82,7 +82,7 @@ impl Inner {
             duration: self.config.lock_duration,
             now,
         };
-        let (lock, lease) = match lock::take(self.api.as_ref(), &request)
+        let (lock, lease, took_over) = match lock::take(self.api.as_ref(), &request)
             .await
             .map_err(RestartError::Cluster)?
         {
@@ -121,25 +121,12 @@ impl Inner {
                 lock,
                 lease,
                 took_over,
-            } => {
-                let lease = *lease;
-                if let Some(old) = took_over {
-                    self.event(
-                        workload,
-                        EventType::Warning,
-                        "RestartLockTakenOver",
-                        format!(
-                            "{who} took over the restart lock of {} (held since {}, expired)",
-                            old.holder,
-                            seconds(&old.since)
-                        ),
-                    )
-                    .await;
-                }
-                (lock, lease)
-            }
+            } => (lock, *lease, took_over),
         };
         self.store_lease(workload, lease);
+        // The patch goes out the moment the lock is ours, with nothing awaited in between:
+        // no transaction spans the Lease and the workload, so the shorter the gap, the less a
+        // force-unlock can land inside it.
 
         let patch = [(RESTARTED_AT.to_string(), Some(restarted_at.clone()))]
             .into_iter()
@@ -158,6 +145,19 @@ impl Inner {
                 .await;
                 return Err(RestartError::Cluster(e));
             }
+        }
+        if let Some(old) = took_over {
+            self.event(
+                workload,
+                EventType::Warning,
+                "RestartLockTakenOver",
+                format!(
+                    "{who} took over the restart lock of {} (held since {}, expired)",
+                    old.holder,
+                    seconds(&old.since)
+                ),
+            )
+            .await;
         }
         self.observer.restarted(workload);
         tracing::info!(%workload, by = %who, reason = reason.as_deref().unwrap_or(""), "workload restarted");
