@@ -103,6 +103,20 @@ impl ClusterApi for SimCluster {
         name: &str,
         options: &EvictOptions,
     ) -> Result<EvictionOutcome> {
+        self.with(|st| {
+            if st.auditors.is_empty() {
+                return;
+            }
+            let node = st
+                .pods
+                .get(&lease_key(namespace, name))
+                .and_then(|sp| sp.pod.node_name.clone());
+            st.audit(&Write::EvictionRequested {
+                namespace,
+                name,
+                node: node.as_deref(),
+            });
+        });
         self.enter(Operation::EvictPod).await?;
         let outcome = self.with(|st| {
             let pod = st
@@ -247,6 +261,12 @@ impl ClusterApi for SimCluster {
         workload: &WorkloadRef,
         annotations: &BTreeMap<String, Option<String>>,
     ) -> Result<Workload> {
+        self.with(|st| {
+            st.audit(&Write::WorkloadPatchRequested {
+                workload,
+                changes: annotations,
+            })
+        });
         self.enter(Operation::PatchWorkload).await?;
         let result = self.with(|st| {
             let sw = st

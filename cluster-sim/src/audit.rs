@@ -2,7 +2,9 @@
 //! invariants against ("no eviction without a slot holder") rather than against the state a
 //! test happens to look at afterwards.
 
-use cluster_api::{EvictionOutcome, Lease, Node, Pod, Timestamp, Workload};
+use std::collections::BTreeMap;
+
+use cluster_api::{EvictionOutcome, Lease, Node, Pod, Timestamp, Workload, WorkloadRef};
 
 use crate::state::State;
 
@@ -57,8 +59,26 @@ pub enum Write<'a> {
         /// Who changed it.
         by: Writer,
     },
+    /// An eviction request arrived, before any injected latency or fault delays or fails it:
+    /// the moment its sender sent it.
+    EvictionRequested {
+        /// The pod's namespace.
+        namespace: &'a str,
+        /// The pod's name.
+        name: &'a str,
+        /// The node the pod is bound to, if it exists and is bound.
+        node: Option<&'a str>,
+    },
     /// An eviction was answered (the pod's node, if it had one, is in the record).
     Eviction(&'a EvictionRecord),
+    /// A patch of a workload's pod template annotations arrived, before any injected latency
+    /// or fault delays or fails it: the moment its sender sent it.
+    WorkloadPatchRequested {
+        /// The workload.
+        workload: &'a WorkloadRef,
+        /// The annotations set (`Some`) or removed (`None`).
+        changes: &'a BTreeMap<String, Option<String>>,
+    },
     /// A workload's pod template annotations were patched through the API.
     Workload {
         /// The workload before the patch.

@@ -24,6 +24,9 @@ impl Auditor for Log {
                 "node {} unschedulable {} -> {} by {by:?}",
                 after.name, before.unschedulable, after.unschedulable
             ),
+            Write::EvictionRequested { node, .. } => {
+                format!("eviction requested on {}", node.unwrap_or("no node"))
+            }
             Write::Eviction(record) => {
                 let node = record.node.clone().unwrap_or_default();
                 let terminating = cluster
@@ -32,6 +35,13 @@ impl Auditor for Log {
                     .filter(|p| p.is_terminating())
                     .count();
                 format!("eviction on {node}: {terminating} terminating there now")
+            }
+            Write::WorkloadPatchRequested { workload, changes } => {
+                format!(
+                    "patch of {} requested: {} changes",
+                    workload.name,
+                    changes.len()
+                )
             }
             Write::Workload { before, after } => format!(
                 "workload {} generation {} -> {}",
@@ -95,7 +105,9 @@ async fn an_auditor_sees_each_accepted_write_with_the_cluster_as_it_was_then() {
             "lease alice -> none (namespace holds 0)",
             "node n1 unschedulable false -> true by Client",
             "node n1 unschedulable true -> false by Operator",
+            "eviction requested on n1",
             "eviction on n1: 1 terminating there now",
+            "patch of web requested: 1 changes",
             "workload web generation 1 -> 2",
         ]
     );

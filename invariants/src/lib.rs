@@ -1,0 +1,455 @@
+//! restart-manager's safety properties, as code.
+//!
+//! [`Invariants`] is an [`Auditor`] of a [`SimCluster`]: it sees every write the cluster accepts
+//! at the moment it is accepted, with the cluster as it is then, and records a [`Violation`]
+//! whenever one of these is broken:
+//!
+//! | invariant | checked on |
+//! |---|---|
+//! | a write never gives a group more holders than its slots ([`Invariant::SlotsExceeded`]) | every group Lease write |
+//! | no eviction is sent for a node unless a slot holder for that node is draining at that moment ([`Invariant::EvictionWithoutHolder`]) | every eviction request, as it arrives |
+//! | a node is approved only when none of the pods its drain must move remains on it ([`Invariant::ApprovedWithPods`]) | every group Lease write that approves a holder |
+//! | an administrator's cordon is never undone ([`Invariant::AdminCordonUndone`]) | every Node write through the API |
+//! | a restart lock is never taken from a holder whose lease has not run out ([`Invariant::RestartLockStolen`]) | every restart lock write |
+//! | a workload is restarted only by the holder of its lock ([`Invariant::RestartWithoutLock`]) | every restart patch, as it arrives |
+//!
+//! Evictions and restart patches are judged when they arrive, before any latency the
+//! simulation injects delays them: Kubernetes has no transaction spanning a Lease and a pod or
+//! a Deployment, so a request sent while its slot or lock was held may still land after an
+//! operator broke that lock. What restart-manager controls is what it sends, and when.
+//!
+//! The liveness side (once faults stop, every node that keeps asking is approved; every slot
+//! and lock is given back; every cordon restart-manager made is undone) is
+//! [`Invariants::check_settled`], for the end of a run.
+//!
+//! The checks read the cluster the way restart-manager writes it ([`fleetlock_core::group`],
+//! [`restart_core::lock`]), so they know nothing of how the coordinators decide.
+
+pub mod chaos;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use cluster_api::{Lease, Timestamp, WorkloadRef};
+use cluster_sim::{Auditor, ClusterView, SimCluster, Write, Writer};
+use fleetlock_core::HolderPhase;
+use fleetlock_core::drain::{DrainOptions, plan_drain};
+use fleetlock_core::group::{GroupState, LOCK_LABEL, LOCK_LABEL_VALUE};
+use fleetlock_core::nodes::CORDONED_ANNOTATION;
+use parking_lot::Mutex;
+use restart_core::RESTARTED_AT;
+use restart_core::lock::{self, lease_name, lock_of};
+
+/// One of the properties [`Invariants`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Invariant {
+    /// A write gave a group a holder beyond its slots.
+    SlotsExceeded,
+    /// An eviction was sent for a node no draining slot holder stood for.
+    EvictionWithoutHolder,
+    /// A node was approved with pods on it that its drain must move.
+    ApprovedWithPods,
+    /// A cordon restart-manager did not make was undone by restart-manager.
+    AdminCordonUndone,
+    /// A restart lock changed hands while its holder's lease still ran.
+    RestartLockStolen,
+    /// A workload was restarted by someone not holding its lock.
+    RestartWithoutLock,
+    /// A lock restart-manager wrote could not be read back.
+    UnreadableLock,
+    /// Once faults stopped, a node that kept asking was not approved in time.
+    NeverApproved,
+    /// After the run settled, a slot was still held.
+    SlotNeverReleased,
+    /// After the run settled, a node was still cordoned by restart-manager.
+    CordonNeverUndone,
+    /// After the run settled, a restart lock was still held and not expired.
+    LockNeverReleased,
+}
+
+/// A broken invariant: which, when (simulated time), and the objects involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The property broken.
+    pub invariant: Invariant,
+    /// When the write that broke it was accepted.
+    pub at: Timestamp,
+    /// What happened, naming the objects.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}: {}", self.at, self.invariant, self.detail)
+    }
+}
+
+/// How many writes of each kind were checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// Group Lease writes.
+    pub group_writes: u64,
+    /// Holders approved.
+    pub approvals: u64,
+    /// Evictions sent for a pod on a node.
+    pub evictions: u64,
+    /// Node writes through the API.
+    pub node_writes: u64,
+    /// Restart lock writes.
+    pub lock_writes: u64,
+    /// Restart patches sent.
+    pub restarts: u64,
+}
+
+/// The checker; see the [crate docs](crate). Register it with [`Invariants::watch`].
+pub struct Invariants {
+    namespace: String,
+    drain: DrainOptions,
+    state: Mutex<Checks>,
+}
+
+#[derive(Default)]
+struct Checks {
+    slots: HashMap<String, u32>,
+    default_slots: u32,
+    violations: Vec<Violation>,
+    checked: Checked,
+}
+
+// === impl Invariants ===
+
+impl Invariants {
+    /// A checker of the locks restart-manager keeps in `namespace`, whose drains run with
+    /// `drain` (which pods must leave a node), for groups of `default_slots` slots.
+    pub fn new(namespace: impl Into<String>, drain: DrainOptions, default_slots: u32) -> Self {
+        Invariants {
+            namespace: namespace.into(),
+            drain,
+            state: Mutex::new(Checks {
+                default_slots,
+                ..Checks::default()
+            }),
+        }
+    }
+
+    /// Creates a checker and shows it every write `sim` accepts from now on.
+    pub fn watch(
+        sim: &SimCluster,
+        namespace: impl Into<String>,
+        drain: DrainOptions,
+        default_slots: u32,
+    ) -> Arc<Self> {
+        let checker = Arc::new(Self::new(namespace, drain, default_slots));
+        sim.add_auditor(checker.clone());
+        checker
+    }
+
+    /// The slots of a group from now on. While replicas disagree (a configuration being
+    /// rolled out), give the largest any of them has.
+    pub fn set_slots(&self, group: &str, slots: u32) {
+        self.state.lock().slots.insert(group.to_string(), slots);
+    }
+
+    /// Every violation seen so far, in order.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.state.lock().violations.clone()
+    }
+
+    /// How many writes were checked.
+    pub fn checked(&self) -> Checked {
+        self.state.lock().checked
+    }
+
+    /// The end-of-run checks, once faults have stopped and every agent is done: no slot is
+    /// held, no node is left cordoned by restart-manager, and no restart lock is held past
+    /// `now` unless its rollout may still run. Returns what it found and records it.
+    pub fn check_settled(&self, sim: &SimCluster) -> Vec<Violation> {
+        let now = sim.now();
+        let mut found = Vec::new();
+        let mut violation = |invariant, detail: String| {
+            found.push(Violation {
+                invariant,
+                at: now,
+                detail,
+            })
+        };
+        for lease in sim.leases() {
+            if lease.namespace != self.namespace {
+                continue;
+            }
+            if is_group_lock(&lease) {
+                match GroupState::from_lease(&lease) {
+                    Ok(state) => {
+                        for h in &state.holders {
+                            violation(
+                                Invariant::SlotNeverReleased,
+                                format!(
+                                    "group {} still has {} ({}) holding a slot since {}",
+                                    state.group,
+                                    h.node,
+                                    phase(h.phase),
+                                    h.since
+                                ),
+                            );
+                        }
+                    }
+                    Err(e) => violation(Invariant::UnreadableLock, e.to_string()),
+                }
+            } else if is_restart_lock(&lease)
+                && let Some(lock) = lock_of(&lease)
+                && lease.is_held_at(now)
+            {
+                violation(
+                    Invariant::LockNeverReleased,
+                    format!(
+                        "{} is still held by {} since {}",
+                        lease.name, lock.holder, lock.since
+                    ),
+                );
+            }
+        }
+        for node in sim.nodes() {
+            if node.unschedulable && node.annotations.contains_key(CORDONED_ANNOTATION) {
+                violation(
+                    Invariant::CordonNeverUndone,
+                    format!("{} is still cordoned by restart-manager", node.name),
+                );
+            }
+        }
+        self.state.lock().violations.extend(found.iter().cloned());
+        found
+    }
+
+    fn slots(checks: &Checks, group: &str) -> u32 {
+        checks
+            .slots
+            .get(group)
+            .copied()
+            .unwrap_or(checks.default_slots)
+    }
+
+    fn group_write(
+        &self,
+        checks: &mut Checks,
+        before: Option<&Lease>,
+        after: &Lease,
+        cluster: &ClusterView<'_>,
+    ) {
+        checks.checked.group_writes += 1;
+        let now = cluster.now();
+        let after = match GroupState::from_lease(after) {
+            Ok(state) => state,
+            Err(e) => {
+                checks.violations.push(Violation {
+                    invariant: Invariant::UnreadableLock,
+                    at: now,
+                    detail: format!("{}: {e}", after.name),
+                });
+                return;
+            }
+        };
+        let before = before.and_then(|l| GroupState::from_lease(l).ok());
+        let held_before = |id: &str| before.as_ref().and_then(|b| b.holder(id));
+        let slots = Self::slots(checks, &after.group) as usize;
+        // A group whose slots were lowered may keep more holders than it now has slots; it
+        // must not gain one.
+        let added: Vec<&str> = after
+            .holders
+            .iter()
+            .filter(|h| held_before(&h.id).is_none())
+            .map(|h| h.node.as_str())
+            .collect();
+        if after.holders.len() > slots && !added.is_empty() {
+            checks.violations.push(Violation {
+                invariant: Invariant::SlotsExceeded,
+                at: now,
+                detail: format!(
+                    "group {} has {} slots; the write added {} and it now has {} holders: {}",
+                    after.group,
+                    slots,
+                    added.join(", "),
+                    after.holders.len(),
+                    names(after.holders.iter().map(|h| h.node.as_str()))
+                ),
+            });
+        }
+        for holder in &after.holders {
+            let was_approved =
+                held_before(&holder.id).is_some_and(|h| h.phase == HolderPhase::Approved);
+            if holder.phase != HolderPhase::Approved || was_approved {
+                continue;
+            }
+            checks.checked.approvals += 1;
+            let pods = cluster.pods_on(&holder.node);
+            let plan = plan_drain(pods.iter().copied(), &self.drain);
+            if !plan.evict.is_empty() || !plan.refuse.is_empty() {
+                let left = plan
+                    .evict
+                    .iter()
+                    .chain(plan.refuse.iter().map(|(p, _)| p))
+                    .map(|p| p.to_string());
+                checks.violations.push(Violation {
+                    invariant: Invariant::ApprovedWithPods,
+                    at: now,
+                    detail: format!(
+                        "{} approved in group {} with pods its drain must move: {}",
+                        holder.node,
+                        after.group,
+                        left.collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        }
+    }
+
+    fn eviction(&self, checks: &mut Checks, node: &str, pod: &str, cluster: &ClusterView<'_>) {
+        checks.checked.evictions += 1;
+        let draining = cluster
+            .leases(&self.namespace)
+            .filter(|l| is_group_lock(l))
+            .filter_map(|l| GroupState::from_lease(l).ok())
+            .any(|g| {
+                g.holders
+                    .iter()
+                    .any(|h| h.node == node && h.phase == HolderPhase::Draining)
+            });
+        if !draining {
+            checks.violations.push(Violation {
+                invariant: Invariant::EvictionWithoutHolder,
+                at: cluster.now(),
+                detail: format!("pod {pod} evicted from {node}, which holds no draining slot"),
+            });
+        }
+    }
+
+    fn lock_write(
+        &self,
+        checks: &mut Checks,
+        before: Option<&Lease>,
+        after: &Lease,
+        now: Timestamp,
+    ) {
+        checks.checked.lock_writes += 1;
+        let Some(before) = before else { return };
+        let (Some(old), Some(new)) = (lock_of(before), lock_of(after)) else {
+            return;
+        };
+        if old.restart_id != new.restart_id && before.is_held_at(now) {
+            checks.violations.push(Violation {
+                invariant: Invariant::RestartLockStolen,
+                at: now,
+                detail: format!(
+                    "{}: {} took the lock from {}, whose lease runs until {}",
+                    after.name,
+                    new.holder,
+                    old.holder,
+                    before
+                        .expires_at()
+                        .map_or_else(|| "forever".to_string(), |t| t.to_string())
+                ),
+            });
+        }
+    }
+
+    fn patch_requested(
+        &self,
+        checks: &mut Checks,
+        workload: &WorkloadRef,
+        changes: &BTreeMap<String, Option<String>>,
+        cluster: &ClusterView<'_>,
+    ) {
+        let Some(Some(restarted_at)) = changes.get(RESTARTED_AT) else {
+            return;
+        };
+        checks.checked.restarts += 1;
+        let now = cluster.now();
+        let lease = cluster.lease(&self.namespace, &lease_name(workload));
+        let lock = lease.and_then(|l| lock_of(l).map(|lock| (l, lock)));
+        let why = match lock {
+            None => "its lock is free".to_string(),
+            Some((_, lock)) if lock.restarted_at.as_ref() != Some(restarted_at) => format!(
+                "its lock belongs to another restart (by {}, restartedAt {})",
+                lock.holder,
+                lock.restarted_at.as_deref().unwrap_or("unset")
+            ),
+            Some((lease, lock)) if !lease.is_held_at(now) => {
+                format!("its lock, held by {}, has run out", lock.holder)
+            }
+            Some(_) => return,
+        };
+        checks.violations.push(Violation {
+            invariant: Invariant::RestartWithoutLock,
+            at: now,
+            detail: format!("{workload} restart sent (restartedAt {restarted_at}), but {why}"),
+        });
+    }
+}
+
+impl Auditor for Invariants {
+    fn audit(&self, write: &Write<'_>, cluster: &ClusterView<'_>) {
+        let mut checks = self.state.lock();
+        match *write {
+            Write::Lease { before, after } => {
+                let Some(after) = after else { return };
+                if after.namespace != self.namespace {
+                    return;
+                }
+                if is_group_lock(after) {
+                    self.group_write(&mut checks, before, after, cluster);
+                } else if is_restart_lock(after) {
+                    self.lock_write(&mut checks, before, after, cluster.now());
+                }
+            }
+            Write::EvictionRequested {
+                namespace,
+                name,
+                node: Some(node),
+            } => {
+                self.eviction(&mut checks, node, &format!("{namespace}/{name}"), cluster);
+            }
+            Write::Node { before, after, by } => {
+                if by != Writer::Client {
+                    return;
+                }
+                checks.checked.node_writes += 1;
+                let uncordoned = before.unschedulable && !after.unschedulable;
+                if uncordoned && !before.annotations.contains_key(CORDONED_ANNOTATION) {
+                    checks.violations.push(Violation {
+                        invariant: Invariant::AdminCordonUndone,
+                        at: cluster.now(),
+                        detail: format!(
+                            "{} was uncordoned through the API, but the cordon was not \
+                             restart-manager's",
+                            after.name
+                        ),
+                    });
+                }
+            }
+            Write::WorkloadPatchRequested { workload, changes } => {
+                self.patch_requested(&mut checks, workload, changes, cluster);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_group_lock(lease: &Lease) -> bool {
+    lease.labels.get(LOCK_LABEL).map(String::as_str) == Some(LOCK_LABEL_VALUE)
+}
+
+fn is_restart_lock(lease: &Lease) -> bool {
+    lease.labels.get(lock::LOCK_LABEL).map(String::as_str) == Some(lock::LOCK_LABEL_VALUE)
+}
+
+fn phase(p: HolderPhase) -> &'static str {
+    match p {
+        HolderPhase::Draining => "draining",
+        HolderPhase::Approved => "approved",
+    }
+}
+
+fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,236 @@
+//! Each check flags the write that breaks it, and only that: writes made by hand, the way a
+//! faulty coordinator or restart service would make them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_api::{ClusterApi, EvictOptions, Node, NodePatch, WorkloadRef};
+use cluster_sim::{SimCluster, WorkloadSpec};
+use fleetlock_core::drain::DrainOptions;
+use fleetlock_core::group::GroupState;
+use fleetlock_core::nodes::CORDONED_ANNOTATION;
+use fleetlock_core::{Holder, HolderPhase};
+use invariants::{Invariant, Invariants};
+use restart_core::RESTARTED_AT;
+use restart_core::lock::{Take, TakeRequest, release, take};
+
+const NS: &str = "restart-manager";
+
+fn cluster() -> (SimCluster, Arc<Invariants>, WorkloadRef) {
+    let sim = SimCluster::new();
+    for n in ["n1", "n2", "n3"] {
+        sim.add_node(Node::new(n));
+    }
+    let spec = WorkloadSpec::deployment("shop", "web").replicas(3);
+    let web = spec.reference();
+    sim.add_workload(spec).unwrap();
+    let checker = Invariants::watch(&sim, NS, DrainOptions::default(), 1);
+    (sim, checker, web)
+}
+
+fn holder(node: &str, phase: HolderPhase, sim: &SimCluster) -> Holder {
+    Holder {
+        id: format!("id-{node}"),
+        node: node.into(),
+        since: sim.now(),
+        phase,
+        approved_at: None,
+        boot_id: None,
+        granted_by: "test".into(),
+    }
+}
+
+/// Writes the group Lease with these holders (creating it the first time).
+async fn write_group(sim: &SimCluster, holders: Vec<Holder>) {
+    let current = sim.lease(NS, &fleetlock_core::group::lease_name("default"));
+    let mut state = match &current {
+        Some(lease) => GroupState::from_lease(lease).unwrap(),
+        None => GroupState::empty("default"),
+    };
+    state.holders = holders;
+    let lease = state.to_lease(NS, sim.now());
+    if current.is_some() {
+        sim.replace_lease(&lease).await.unwrap();
+    } else {
+        sim.create_lease(&lease).await.unwrap();
+    }
+}
+
+fn found(checker: &Invariants) -> Vec<Invariant> {
+    checker.violations().iter().map(|v| v.invariant).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_that_adds_a_holder_beyond_the_slots_is_flagged() {
+    let (sim, checker, _) = cluster();
+    write_group(&sim, vec![holder("n1", HolderPhase::Draining, &sim)]).await;
+    assert!(found(&checker).is_empty());
+    let two = vec![
+        holder("n1", HolderPhase::Draining, &sim),
+        holder("n2", HolderPhase::Draining, &sim),
+    ];
+    write_group(&sim, two.clone()).await;
+    assert_eq!(found(&checker), [Invariant::SlotsExceeded]);
+
+    // Slots lowered under existing holders: keeping them is allowed, adding is not.
+    let (sim, checker, _) = cluster();
+    checker.set_slots("default", 2);
+    write_group(&sim, two.clone()).await;
+    checker.set_slots("default", 1);
+    write_group(&sim, two).await;
+    assert!(found(&checker).is_empty(), "{:?}", checker.violations());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_eviction_for_a_node_without_a_draining_holder_is_flagged() {
+    let (sim, checker, _) = cluster();
+    let pods = sim.pods_on("n1");
+    let pod = &pods[0];
+    write_group(&sim, vec![holder("n1", HolderPhase::Draining, &sim)]).await;
+    sim.evict_pod("shop", &pod.name, &EvictOptions::default())
+        .await
+        .unwrap();
+    assert!(found(&checker).is_empty());
+
+    let other = &sim.pods_on("n2")[0];
+    sim.evict_pod("shop", &other.name, &EvictOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(found(&checker), [Invariant::EvictionWithoutHolder]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_approval_with_pods_left_to_move_is_flagged() {
+    let (sim, checker, _) = cluster();
+    write_group(&sim, vec![holder("n1", HolderPhase::Draining, &sim)]).await;
+    write_group(&sim, vec![holder("n1", HolderPhase::Approved, &sim)]).await;
+    assert_eq!(found(&checker), [Invariant::ApprovedWithPods]);
+    assert!(
+        checker.violations()[0].detail.contains("shop/web-"),
+        "names the pod: {}",
+        checker.violations()[0].detail
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_admins_cordon_undone_through_the_api_is_flagged() {
+    let (sim, checker, _) = cluster();
+    let uncordon = NodePatch {
+        unschedulable: Some(false),
+        ..NodePatch::default()
+    };
+    // Ours: marked with the annotation.
+    sim.edit_node("n1", |n| {
+        n.unschedulable = true;
+        n.annotations
+            .insert(CORDONED_ANNOTATION.into(), "true".into());
+    })
+    .unwrap();
+    sim.patch_node("n1", &uncordon).await.unwrap();
+    // An administrator's, by hand, undone by hand: their business.
+    sim.edit_node("n2", |n| n.unschedulable = true).unwrap();
+    sim.edit_node("n2", |n| n.unschedulable = false).unwrap();
+    assert!(found(&checker).is_empty());
+    // An administrator's, undone through the API.
+    sim.edit_node("n3", |n| n.unschedulable = true).unwrap();
+    sim.patch_node("n3", &uncordon).await.unwrap();
+    assert_eq!(found(&checker), [Invariant::AdminCordonUndone]);
+}
+
+fn request<'a>(sim: &SimCluster, w: &'a WorkloadRef, id: &'a str, at: &'a str) -> TakeRequest<'a> {
+    TakeRequest {
+        namespace: NS,
+        workload: w,
+        holder: id,
+        reason: None,
+        restart_id: id,
+        restarted_at: at,
+        duration: Duration::from_secs(300),
+        now: sim.now(),
+    }
+}
+
+async fn patch(sim: &SimCluster, w: &WorkloadRef, restarted_at: &str) {
+    let changes: BTreeMap<String, Option<String>> =
+        [(RESTARTED_AT.to_string(), Some(restarted_at.to_string()))]
+            .into_iter()
+            .collect();
+    sim.patch_template_annotations(w, &changes).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_sent_without_its_lock_is_flagged() {
+    let (sim, checker, web) = cluster();
+    assert!(matches!(
+        take(&sim, &request(&sim, &web, "alice", "t1"))
+            .await
+            .unwrap(),
+        Take::Taken { .. }
+    ));
+    patch(&sim, &web, "t1").await;
+    assert!(found(&checker).is_empty());
+    release(
+        &sim,
+        NS,
+        &web,
+        Some("alice"),
+        restart_core::Outcome::Complete,
+        sim.now(),
+    )
+    .await
+    .unwrap();
+    patch(&sim, &web, "t2").await;
+    assert_eq!(found(&checker), [Invariant::RestartWithoutLock]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_taken_before_it_ran_out_is_flagged() {
+    let (sim, checker, web) = cluster();
+    take(&sim, &request(&sim, &web, "alice", "t1"))
+        .await
+        .unwrap();
+    // A take that ignores the holder: rewrite the Lease for someone else while it runs.
+    let mut lease = sim
+        .lease(NS, &restart_core::lock::lease_name(&web))
+        .unwrap();
+    lease.holder_identity = Some("bob".into());
+    lease.annotations.insert(
+        restart_core::lock::RESTART_ID_ANNOTATION.into(),
+        "bob".into(),
+    );
+    sim.replace_lease(&lease).await.unwrap();
+    assert_eq!(found(&checker), [Invariant::RestartLockStolen]);
+
+    // After it ran out, taking it over is how the lock works.
+    let (sim, checker, web) = cluster();
+    take(&sim, &request(&sim, &web, "alice", "t1"))
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(301)).await;
+    let taken = take(&sim, &request(&sim, &web, "bob", "t2")).await.unwrap();
+    assert!(matches!(taken, Take::Taken { .. }));
+    assert!(found(&checker).is_empty(), "{:?}", checker.violations());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_settled_cluster_with_a_slot_or_cordon_left_is_flagged() {
+    let (sim, checker, _) = cluster();
+    assert!(checker.check_settled(&sim).is_empty());
+    write_group(&sim, vec![holder("n1", HolderPhase::Approved, &sim)]).await;
+    sim.edit_node("n2", |n| {
+        n.unschedulable = true;
+        n.annotations
+            .insert(CORDONED_ANNOTATION.into(), "true".into());
+    })
+    .unwrap();
+    let settled: Vec<Invariant> = checker
+        .check_settled(&sim)
+        .iter()
+        .map(|v| v.invariant)
+        .collect();
+    assert_eq!(
+        settled,
+        [Invariant::SlotNeverReleased, Invariant::CordonNeverUndone]
+    );
+}
