@@ -216,9 +216,7 @@ pub async fn run(plan: Plan) -> Report {
     // Faults stop: every replica comes back, and everything must finish.
     world.sim.clear_faults();
     for i in 0..plan.replicas {
-        if world.replicas.lock()[i].live.is_none() {
-            world.start(i).await;
-        }
+        world.start(i).await;
     }
     let deadline = Instant::now() + plan.settle;
     let all = futures::future::join_all(agents);
@@ -359,9 +357,14 @@ impl World {
     /// Starts replica `i` (again) with the slots it is configured with, and waits until it
     /// is ready to serve.
     async fn start(&self, i: usize) {
-        let (name, slots) = {
+        // A crash (or a newer start) while this one waits for its caches supersedes it.
+        let (name, slots, epoch) = {
             let replicas = self.replicas.lock();
-            (replicas[i].name.clone(), replicas[i].slots)
+            let replica = &replicas[i];
+            if replica.live.is_some() {
+                return;
+            }
+            (replica.name.clone(), replica.slots, *replica.epoch.borrow())
         };
         let api = Arc::new(self.sim.clone());
         let builder = Coordinator::builder(api.clone(), self.config(slots))
@@ -397,7 +400,17 @@ impl World {
             restarter.wait_ready().await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(600), ready).await;
-        self.replicas.lock()[i].live = Some(Live {
+        let mut replicas = self.replicas.lock();
+        let replica = &mut replicas[i];
+        if replica.live.is_some() || *replica.epoch.borrow() != epoch {
+            for task in &tasks {
+                task.abort();
+            }
+            return;
+        }
+        // Installing a process is a new epoch too: a start still waiting is superseded.
+        replica.epoch.send_modify(|e| *e += 1);
+        replica.live = Some(Live {
             coordinator,
             restarter,
             tasks: Arc::new(tasks),
@@ -405,13 +418,13 @@ impl World {
     }
 
     /// Kills replica `i` where it stands: its loops, its drains, and every call it was
-    /// answering.
+    /// answering; a start of it still under way is abandoned. False if it was not running.
     fn crash(&self, i: usize) -> bool {
         let mut replicas = self.replicas.lock();
+        replicas[i].epoch.send_modify(|e| *e += 1);
         let Some(live) = replicas[i].live.take() else {
             return false;
         };
-        replicas[i].epoch.send_modify(|e| *e += 1);
         for task in live.tasks.iter() {
             task.abort();
         }
@@ -609,9 +622,7 @@ async fn chaos(world: &Arc<World>, plan: &Plan) {
                     let w = world.clone();
                     tokio::spawn(async move {
                         sleep(back).await;
-                        if w.replicas.lock()[i].live.is_none() {
-                            w.start(i).await;
-                        }
+                        w.start(i).await;
                     });
                 }
             }
@@ -663,9 +674,8 @@ async fn chaos(world: &Arc<World>, plan: &Plan) {
                 world.checker.set_slots("default", largest);
                 world.checker.set_slots(EAST, largest);
                 world.report.lock().slot_changes += 1;
-                if world.crash(i) {
-                    world.start(i).await;
-                }
+                world.crash(i);
+                world.start(i).await;
             }
             _ => {}
         }

@@ -255,11 +255,11 @@ impl Invariants {
         let slots = Self::slots(checks, &after.group) as usize;
         // A group whose slots were lowered may keep more holders than it now has slots; it
         // must not gain one.
-        let added: Vec<&str> = after
+        let added: Vec<String> = after
             .holders
             .iter()
             .filter(|h| held_before(&h.id).is_none())
-            .map(|h| h.node.as_str())
+            .map(|h| format!("{} (granted by {})", h.node, h.granted_by))
             .collect();
         if after.holders.len() > slots && !added.is_empty() {
             checks.violations.push(Violation {
