@@ -239,7 +239,8 @@ pub async fn run(plan: Plan) -> Report {
     }
     // Time for the replicas' maintenance to tidy up what a crash left behind.
     sleep(Duration::from_secs(120)).await;
-    world.checker.check_settled(&world.sim);
+    let settled = world.checker.check_settled(&world.sim);
+    world.report.lock().violations.extend(settled);
 
     for i in 0..plan.replicas {
         world.crash(i);
