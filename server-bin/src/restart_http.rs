@@ -130,6 +130,16 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/fleet/groups/{group}/{action}", post(pause_group))
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/session", post(sign_in).delete(sign_out))
+        .route("/api/{*rest}", axum::routing::any(no_such_api))
+}
+
+/// Any other path under /api/: a 404 in the API's shape, naming the path.
+async fn no_such_api(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no API at {}", uri.path()),
+    )
 }
 
 use crate::auth::MAX_TOKEN_LEN;
@@ -160,7 +170,7 @@ async fn sign_in(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     app.auth.check_origin(&headers)?;
     let invalid =
@@ -243,6 +253,36 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// The most a request body of this API may hold: a reason is at most 500 characters, a
+/// token at most 16 KiB.
+pub const MAX_API_BODY: usize = 64 * 1024;
+
+/// A request body of this API, read up to [`MAX_API_BODY`] and refused past it in the API's
+/// own JSON shape (axum's own limit answers in plain text, and only at 2 MiB).
+pub(crate) struct ApiBody(pub(crate) Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, ApiError> {
+        use http_body_util::BodyExt;
+        let limited = http_body_util::Limited::new(request.into_body(), MAX_API_BODY);
+        match limited.collect().await {
+            Ok(collected) => Ok(ApiBody(collected.to_bytes())),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is over the limit of {MAX_API_BODY} bytes"),
+            )),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("could not read the request body: {e}"),
+            )),
+        }
     }
 }
 
@@ -453,7 +493,7 @@ async fn restart(
     Caller(who): Caller,
     headers: HeaderMap,
     Path(path): Path<(String, String, String)>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let reason = reason_of(&body)?;
     let w = target(&app, &who, &headers, path, |w| Action::Restart(w)).await?;
@@ -466,7 +506,7 @@ async fn unlock(
     Caller(who): Caller,
     headers: HeaderMap,
     Path(path): Path<(String, String, String)>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let w = target(&app, &who, &headers, path, |w| Action::Unlock(w)).await?;
     let reason = reason_of(&body)?.unwrap_or_default();

@@ -573,3 +573,41 @@ async fn a_request_held_up_by_the_cluster_ends_at_its_deadline() {
     // Everything else is still served.
     assert_eq!(call(&s, "GET", "/api/v1/service", None, "").await.0, 200);
 }
+
+/// A body past the API's bound is refused before it is read in full, in the API's own JSON
+/// shape with a kind, like every other refusal (it was axum's plain-text rejection).
+#[tokio::test(start_paused = true)]
+async fn an_oversized_body_is_refused_in_the_apis_shape() {
+    let s = serve(&cluster(), settings(tokens())).await;
+    let huge = format!(r#"{{"reason":"{}"}}"#, "x".repeat(100_000));
+    for path in [
+        "/api/v1/service/Deployment/shop/web/restart",
+        "/api/v1/service/Deployment/shop/web/unlock",
+        "/api/v1/session",
+    ] {
+        let (status, body) = call(&s, "POST", path, Some(ALICE), &huge).await;
+        assert_eq!(status, 413, "{path}: {body}");
+        assert_eq!(body["kind"], "body_too_large", "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("65536 bytes"),
+            "{path}: {body}"
+        );
+    }
+    let web = cluster_api::WorkloadRef::new(cluster_api::WorkloadKind::Deployment, "shop", "web");
+    assert!(s.sim.pods_of(&web).iter().all(|p| !p.is_terminating()));
+}
+
+/// A path under /api/ that names nothing is a 404 in the API's JSON shape, naming the path.
+#[tokio::test(start_paused = true)]
+async fn an_unknown_api_path_is_a_404_with_a_kind() {
+    let s = serve(&cluster(), settings(tokens())).await;
+    for (method, path) in [("GET", "/api/v1/nothing"), ("POST", "/api/v2/service")] {
+        let (status, body) = call(&s, method, path, Some(ALICE), "").await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(body["kind"], "not_found", "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(path),
+            "{path}: {body}"
+        );
+    }
+}
