@@ -30,12 +30,11 @@ pub struct ProxyAuth {
 /// The header an authenticating proxy proves itself with (`--auth-proxy-secret-file`).
 pub const PROXY_SECRET_HEADER: &str = "x-restart-manager-proxy-secret";
 
-/// An IP network like `10.0.0.0/8`.
+/// An IP network like `10.0.0.0/8`, or one address (`::1`): ipnet's, plus the rules a proxy
+/// list needs (a bare address is a network of one, and an IPv4 network contains the IPv4
+/// addresses a dual-stack listener reports as IPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    bits: u8,
-}
+pub struct Cidr(ipnet::IpNet);
 
 // === impl ProxyAuth ===
 
@@ -96,22 +95,14 @@ impl ProxyAuth {
 impl Cidr {
     /// Whether `ip` is inside the network.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match (self.addr, ip) {
-            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        let ip = match (self.0, ip) {
+            (ipnet::IpNet::V4(_), IpAddr::V6(v6)) => {
+                v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip)
+            }
             _ => ip,
         };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let full = usize::from(bits / 8);
-    let rest = bits % 8;
-    a[..full] == b[..full] && (rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0)
 }
 
 impl std::str::FromStr for Cidr {
@@ -119,27 +110,17 @@ impl std::str::FromStr for Cidr {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("{s:?} is not a network like 10.0.0.0/8 or ::1/128");
-        let (addr, bits) = match s.split_once('/') {
-            Some((a, b)) => (
-                a.parse::<IpAddr>().map_err(|_| bad())?,
-                b.parse::<u8>().map_err(|_| bad())?,
-            ),
-            None => {
-                let a = s.parse::<IpAddr>().map_err(|_| bad())?;
-                (a, if a.is_ipv4() { 32 } else { 128 })
-            }
+        let net = match s.parse::<ipnet::IpNet>() {
+            Ok(net) => net,
+            Err(_) => ipnet::IpNet::from(s.parse::<IpAddr>().map_err(|_| bad())?),
         };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if bits > max {
-            return Err(bad());
-        }
-        Ok(Cidr { addr, bits })
+        Ok(Cidr(net))
     }
 }
 
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.bits)
+        self.0.fmt(f)
     }
 }
 
@@ -256,5 +237,14 @@ mod tests {
         let one: Cidr = "::1".parse().unwrap();
         assert!(one.contains("::1".parse().unwrap()));
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("10.0.0.0/8/8".parse::<Cidr>().is_err());
+        assert_eq!(
+            one.to_string(),
+            "::1/128",
+            "a bare address is a network of one"
+        );
+        let written_loosely: Cidr = "10.1.2.3/8".parse().unwrap();
+        assert!(written_loosely.contains("10.200.0.1".parse().unwrap()));
+        assert!(!written_loosely.contains("11.0.0.1".parse().unwrap()));
     }
 }
