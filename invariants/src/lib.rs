@@ -197,10 +197,7 @@ impl Invariants {
                     }
                     Err(e) => violation(Invariant::UnreadableLock, e.to_string()),
                 }
-            } else if is_restart_lock(&lease)
-                && let Some(lock) = lock_of(&lease)
-                && lease.is_held_at(now)
-            {
+            } else if let Some(lock) = held_restart_lock(&lease, now) {
                 violation(
                     Invariant::LockNeverReleased,
                     format!(
@@ -440,6 +437,14 @@ fn is_group_lock(lease: &Lease) -> bool {
 
 fn is_restart_lock(lease: &Lease) -> bool {
     lease.labels.get(lock::LOCK_LABEL).map(String::as_str) == Some(lock::LOCK_LABEL_VALUE)
+}
+
+/// The lock a restart lock Lease holds at `now`, if it is one and its lease has not run out.
+fn held_restart_lock(lease: &Lease, now: Timestamp) -> Option<restart_core::LockInfo> {
+    if !is_restart_lock(lease) || !lease.is_held_at(now) {
+        return None;
+    }
+    lock_of(lease)
 }
 
 fn phase(p: HolderPhase) -> &'static str {

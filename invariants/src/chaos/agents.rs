@@ -1,0 +1,230 @@
+//! Who acts in a run: a Zincati agent per node, and the chaos driver.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_api::Error;
+use cluster_sim::{Operation, machine_id_for};
+use fleetlock_core::{ClientParams, zincati_id};
+use restart_core::Identity;
+use tokio::time::{Instant, sleep};
+
+use super::world::{World, workloads};
+use super::{EAST, Plan};
+
+/// Zincati on one node: asks until approved, reboots, reports steady-state; and now and then
+/// restarts (which sends a steady-state at once, as Zincati does at start-up).
+pub(super) async fn agent(world: Arc<World>, node: String, reboots: usize, mut rng: fastrand::Rng) {
+    let group = if node[1..].parse::<usize>().unwrap_or(0) % 3 == 0 {
+        EAST
+    } else {
+        "default"
+    };
+    let Some(params) = zincati_id(&machine_id_for(&node))
+        .ok()
+        .map(|id| ClientParams {
+            id,
+            group: group.into(),
+        })
+    else {
+        return;
+    };
+    let params = Arc::new(params);
+    sleep(Duration::from_secs(rng.u64(0..=120))).await;
+    for _ in 0..reboots {
+        loop {
+            if world.sim.node(&node).is_none() {
+                world.unfinished.lock().remove(&node);
+                return;
+            }
+            let i = rng.usize(0..world.replica_count());
+            let p = params.clone();
+            let answer = world
+                .on_replica(
+                    i,
+                    |live| async move { live.coordinator.pre_reboot(&p).await },
+                )
+                .await;
+            if let Some(Ok(())) = answer {
+                break;
+            }
+            world.report.lock().refusals += 1;
+            if rng.u32(0..100) < 8 {
+                // Zincati restarted: it reports steady-state before asking again.
+                let i = rng.usize(0..world.replica_count());
+                let p = params.clone();
+                let _ = world
+                    .on_replica(
+                        i,
+                        |live| async move { live.coordinator.steady_state(&p).await },
+                    )
+                    .await;
+            }
+            sleep(Duration::from_secs(rng.u64(5..=20))).await;
+        }
+        if world.sim.reboot_node(&node).is_err() {
+            // Deleted while it was being approved.
+            world.unfinished.lock().remove(&node);
+            return;
+        }
+        world.report.lock().reboots += 1;
+        loop {
+            match world.sim.node(&node) {
+                None => {
+                    world.unfinished.lock().remove(&node);
+                    return;
+                }
+                Some(n) if n.ready => break,
+                Some(_) => sleep(Duration::from_secs(5)).await,
+            }
+        }
+        loop {
+            let i = rng.usize(0..world.replica_count());
+            let p = params.clone();
+            let answer = world
+                .on_replica(
+                    i,
+                    |live| async move { live.coordinator.steady_state(&p).await },
+                )
+                .await;
+            if let Some(Ok(())) = answer {
+                break;
+            }
+            if world.sim.node(&node).is_none() {
+                break;
+            }
+            sleep(Duration::from_secs(rng.u64(5..=15))).await;
+        }
+    }
+    world.unfinished.lock().remove(&node);
+}
+
+/// The chaos driver: a random disturbance every few seconds until `plan.chaos` has passed.
+pub(super) async fn chaos(world: &Arc<World>, plan: &Plan) {
+    let mut rng = fastrand::Rng::with_seed(plan.seed);
+    let end = Instant::now() + plan.chaos;
+    let ops = [
+        Operation::GetLease,
+        Operation::ReplaceLease,
+        Operation::CreateLease,
+        Operation::EvictPod,
+        Operation::PatchNode,
+        Operation::ListPods,
+        Operation::WatchPods,
+        Operation::WatchLeases,
+        Operation::WatchNodes,
+        Operation::WatchWorkloads,
+        Operation::PatchWorkload,
+        Operation::GetWorkload,
+        Operation::ListLeases,
+        Operation::RecordEvent,
+    ];
+    let workloads = workloads();
+    let mut deleted = 0;
+    while Instant::now() < end {
+        sleep(Duration::from_millis(rng.u64(500..=8_000))).await;
+        let op = ops[rng.usize(0..ops.len())];
+        match rng.u32(0..100) {
+            0..=24 => {
+                let times = rng.usize(1..=3);
+                match rng.u32(0..4) {
+                    0 => world.sim.force_conflicts(op, times),
+                    1 => world.sim.fail_next(
+                        op,
+                        times,
+                        Error::TooManyRequests {
+                            message: "the server is throttling requests".into(),
+                            retry_after: Some(Duration::from_secs(rng.u64(1..=5))),
+                        },
+                    ),
+                    2 => world.sim.fail_next(
+                        op,
+                        times,
+                        Error::unavailable(
+                            "the server returned 500: etcdserver: request timed out",
+                        ),
+                    ),
+                    _ => world.sim.fail_after_next(
+                        op,
+                        times,
+                        Error::unavailable("the connection was reset after the request was sent"),
+                    ),
+                }
+                world.report.lock().faults += times;
+            }
+            25..=34 => {
+                let latency = Duration::from_millis(rng.u64(0..=3_000));
+                world.sim.set_latency(op, latency);
+                world.report.lock().slowdowns += 1;
+            }
+            35..=41 => {
+                world.sim.break_watches();
+                world.report.lock().broken_watches += 1;
+            }
+            42..=51 => {
+                let i = rng.usize(0..world.replica_count());
+                if world.crash(i) {
+                    world.report.lock().crashes += 1;
+                    let back = Duration::from_secs(rng.u64(1..=60));
+                    let w = world.clone();
+                    tokio::spawn(async move {
+                        sleep(back).await;
+                        w.start(i).await;
+                    });
+                }
+            }
+            52..=67 => {
+                let w = workloads[rng.usize(0..workloads.len())].clone();
+                let i = rng.usize(0..world.replica_count());
+                let who = Identity::user(format!("user-{}", rng.u32(0..5)));
+                world.report.lock().restarts += 1;
+                let world = world.clone();
+                tokio::spawn(async move {
+                    world
+                        .on_replica(i, |live| async move {
+                            let _ = live.restarter.restart(&w, &who, Some("chaos")).await;
+                        })
+                        .await;
+                });
+            }
+            68..=71 => {
+                let w = workloads[rng.usize(0..workloads.len())].clone();
+                let i = rng.usize(0..world.replica_count());
+                world.report.lock().unlocks += 1;
+                let world = world.clone();
+                tokio::spawn(async move {
+                    world
+                        .on_replica(i, |live| async move {
+                            let admin = Identity::user("admin");
+                            let _ = live.restarter.force_unlock(&w, &admin, "chaos").await;
+                        })
+                        .await;
+                });
+            }
+            72..=74 if deleted < plan.nodes / 12 => {
+                let node = format!("n{}", rng.usize(1..=plan.nodes));
+                if world.sim.remove_node(&node).is_some() {
+                    deleted += 1;
+                    world.report.lock().deletions += 1;
+                }
+            }
+            75..=78 => {
+                // A new slot count, rolled out by restarting one replica with it; the others
+                // keep theirs until they restart. While they disagree, the largest counts.
+                let slots = rng.u32(1..=plan.slots + 1);
+                let i = rng.usize(0..world.replica_count());
+                let largest = {
+                    let mut replicas = world.replicas.lock();
+                    replicas[i].slots = slots;
+                    replicas.iter().map(|r| r.slots).max().unwrap_or(slots)
+                };
+                world.checker.set_slots("default", largest);
+                world.checker.set_slots(EAST, largest);
+                world.report.lock().slot_changes += 1;
+                world.crash(i);
+                world.start(i).await;
+            }
+            _ => {}
+        }
+    }
+}
