@@ -22,6 +22,7 @@ pub struct ObjectRef {
 
 /// `Normal` or `Warning`, as `kubectl describe` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventType {
     /// Something expected happened.
     Normal,

@@ -8,6 +8,7 @@ use crate::LabelSelector;
 
 /// The kinds of workload that can be restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum WorkloadKind {
     /// `apps/v1` Deployment.
     Deployment,
@@ -152,6 +153,20 @@ pub struct WorkloadFilter {
 // === impl WorkloadKind ===
 
 impl WorkloadKind {
+    /// Every name a kind is known by, lower case, as [`FromStr`] accepts them in any case:
+    /// the kind, its resource name, and kubectl's short name.
+    pub const NAMES: [(&'static str, WorkloadKind); 9] = [
+        ("deployment", WorkloadKind::Deployment),
+        ("deployments", WorkloadKind::Deployment),
+        ("deploy", WorkloadKind::Deployment),
+        ("statefulset", WorkloadKind::StatefulSet),
+        ("statefulsets", WorkloadKind::StatefulSet),
+        ("sts", WorkloadKind::StatefulSet),
+        ("daemonset", WorkloadKind::DaemonSet),
+        ("daemonsets", WorkloadKind::DaemonSet),
+        ("ds", WorkloadKind::DaemonSet),
+    ];
+
     /// Every kind.
     pub const ALL: [WorkloadKind; 3] = [
         WorkloadKind::Deployment,
@@ -190,12 +205,11 @@ impl FromStr for WorkloadKind {
     /// Accepts the kind (`Deployment`), its resource name (`deployments`), the singular
     /// (`deployment`) and kubectl's short names (`deploy`, `sts`, `ds`), in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "deployment" | "deployments" | "deploy" => Ok(WorkloadKind::Deployment),
-            "statefulset" | "statefulsets" | "sts" => Ok(WorkloadKind::StatefulSet),
-            "daemonset" | "daemonsets" | "ds" => Ok(WorkloadKind::DaemonSet),
-            _ => Err(UnknownKind(s.to_string())),
-        }
+        WorkloadKind::NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|&(_, kind)| kind)
+            .ok_or_else(|| UnknownKind(s.to_string()))
     }
 }
 

@@ -17,6 +17,7 @@ pub struct DrainOptions {
 
 /// Why a pod stays on a draining node without blocking the drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum SkipReason {
     /// A DaemonSet would put it straight back; it goes down with the node.
@@ -47,6 +48,7 @@ impl SkipReason {
 
 /// A pod a drain leaves on the node, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedPod {
     /// `namespace/name`.
@@ -157,6 +159,7 @@ pub fn blocking_pods<'a>(pods: &'a [Pod], selectors: &[LabelSelector]) -> Vec<&'
 
 /// How far a node's drain has got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DrainStatus {
     /// The node.
@@ -187,6 +190,7 @@ pub struct DrainStatus {
 
 /// Where a drain is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum DrainPhase {
     /// Evicting and waiting.

@@ -53,6 +53,7 @@ pub struct Holder {
 
 /// Where a holder is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum HolderPhase {
     /// Its node is being drained.

@@ -45,20 +45,39 @@ pub const MAX_GROUP_LEN: usize = 200;
 
 /// What a FleetLock client says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientParams {
-    /// The client's id (for Zincati, its app-specific machine id).
+    /// The client's id (for Zincati, its app-specific machine id): at most
+    /// [`MAX_ID_LEN`] characters, no control characters, not blank.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 256,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+            example = "e0f3745b108f471cbd4883c6fbed8cdd"
+        )
+    )]
     pub id: String,
-    /// The client's reboot group.
+    /// The client's reboot group: letters, digits, `.` and `-`, at most [`MAX_GROUP_LEN`].
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[a-zA-Z0-9.-]+$", max_length = 200, example = "default")
+    )]
     pub group: String,
 }
 
-#[derive(Deserialize)]
-struct Body {
-    client_params: ClientParams,
+/// A FleetLock request's body, as Zincati sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RequestBody {
+    /// Who asks.
+    pub client_params: ClientParams,
 }
 
 /// Why a request was refused: a machine label and a human explanation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{kind}: {value}")]
 pub struct Refusal {
     /// The machine label.
@@ -69,6 +88,7 @@ pub struct Refusal {
 
 /// The refusal kinds; see the [module docs](self) for the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 #[allow(missing_docs)]
@@ -261,7 +281,7 @@ pub fn parse_body(body: &[u8]) -> Result<ClientParams, Refusal> {
             ),
         ));
     }
-    let parsed: Body = serde_json::from_slice(body).map_err(|e| {
+    let parsed: RequestBody = serde_json::from_slice(body).map_err(|e| {
         Refusal::new(
             Kind::InvalidBody,
             format!("expected {{\"client_params\": {{\"id\": .., \"group\": ..}}}}: {e}"),
@@ -277,7 +297,7 @@ fn validate_id(id: &str) -> Result<(), Refusal> {
     if id.trim().is_empty() {
         return Err(Refusal::new(Kind::InvalidId, "client_params.id is empty"));
     }
-    if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+    if id.chars().count() > MAX_ID_LEN || id.chars().any(char::is_control) {
         return Err(Refusal::new(
             Kind::InvalidId,
             format!("client_params.id must be at most {MAX_ID_LEN} printable characters"),
@@ -348,6 +368,20 @@ mod tests {
         let err =
             parse_body(br#"{"client_params":{"id":"a","group":"no_underscores"}}"#).unwrap_err();
         assert!(err.value.contains("\"no_underscores\""), "{}", err.value);
+    }
+
+    #[test]
+    fn ids_are_limited_in_characters_as_documented() {
+        // The OpenAPI document says "at most 256 characters": a client whose id is written in
+        // a non-Latin script must not be refused below that.
+        let body = |id: &str| format!(r#"{{"client_params":{{"id":"{id}","group":"g"}}}}"#);
+        let longest = "é".repeat(MAX_ID_LEN);
+        assert!(parse_body(body(&longest).as_bytes()).is_ok());
+        let over = "é".repeat(MAX_ID_LEN + 1);
+        assert_eq!(
+            parse_body(body(&over).as_bytes()).unwrap_err().kind,
+            Kind::InvalidId
+        );
     }
 
     #[test]

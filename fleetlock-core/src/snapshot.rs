@@ -8,6 +8,7 @@ use crate::group::HolderPhase;
 
 /// Every group and node, as this replica sees them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FleetSnapshot {
     /// Whether the caches have synced (before that, everything below may be incomplete).
@@ -22,6 +23,7 @@ pub struct FleetSnapshot {
 
 /// One reboot group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GroupSnapshot {
     /// Its name.
@@ -46,6 +48,7 @@ pub struct GroupSnapshot {
 
 /// One slot's holder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HolderSnapshot {
     /// Client id.
@@ -70,6 +73,7 @@ pub struct HolderSnapshot {
 
 /// One node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NodeSnapshot {
     /// Name.

@@ -37,6 +37,7 @@ pub const CONFIRM_ATTEMPTS: usize = 3;
 
 /// Who holds a workload's restart lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LockInfo {
     /// Who restarts it.
@@ -55,6 +56,7 @@ pub struct LockInfo {
 
 /// How a restart ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     /// The rollout completed.
@@ -71,6 +73,7 @@ pub enum Outcome {
 
 /// The last restart of a workload, as its Lease remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LastRestart {
     /// Who restarted it.

@@ -10,6 +10,7 @@ use crate::rollout::Verdict;
 
 /// Where an allowlisted workload is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
     /// Nothing happening; never restarted through us.
@@ -28,6 +29,7 @@ pub enum Phase {
 
 /// What the page, the API and the CLI show about one workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     /// `Deployment`, `StatefulSet` or `DaemonSet`.
@@ -69,6 +71,7 @@ impl ServiceStatus {
 
 /// One entry of a workload's restart history (its Events).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     /// When.

@@ -2,18 +2,19 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
 use fleetlock_core::protocol::{
-    MAX_BODY_BYTES, PROTOCOL_HEADER, check_protocol_header, parse_body,
+    MAX_BODY_BYTES, PROTOCOL_HEADER, RequestBody, check_protocol_header, parse_body,
 };
 use fleetlock_core::{Kind, Refusal};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
+use utoipa::{IntoParams, IntoResponses};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -43,18 +44,113 @@ pub fn normalize_prefix(prefix: &str) -> String {
     }
 }
 
-/// The FleetLock routes under `prefix`.
-pub fn routes(prefix: &str) -> Router<AppState> {
+/// The FleetLock routes under `prefix`, with their part of the OpenAPI document. Other methods
+/// than POST get FleetLock's own `method_not_allowed` answer, counted like any refusal.
+pub fn routes(prefix: &str) -> OpenApiRouter<AppState> {
     let prefix = normalize_prefix(prefix);
-    Router::new()
-        .route(
-            &format!("{prefix}v1/pre-reboot"),
-            any(|state, request| handle(state, Endpoint::PreReboot, request)),
-        )
-        .route(
-            &format!("{prefix}v1/steady-state"),
-            any(|state, request| handle(state, Endpoint::SteadyState, request)),
-        )
+    let endpoints = OpenApiRouter::new()
+        .routes(with_fallback(routes!(pre_reboot), Endpoint::PreReboot))
+        .routes(with_fallback(routes!(steady_state), Endpoint::SteadyState));
+    match prefix.trim_end_matches('/') {
+        "" => endpoints,
+        nested => OpenApiRouter::new().nest(nested, endpoints),
+    }
+}
+
+/// A FleetLock route that answers every method: POST with its documented handler, the others
+/// with FleetLock's `method_not_allowed` refusal.
+fn with_fallback(
+    (schemas, paths, method_router): UtoipaMethodRouter<AppState>,
+    endpoint: Endpoint,
+) -> UtoipaMethodRouter<AppState> {
+    let method_router = method_router
+        .fallback(move |state: State<AppState>, request: Request| handle(state, endpoint, request));
+    (schemas, paths, method_router)
+}
+
+/// The `fleet-lock-protocol` header every FleetLock request carries.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by `check_protocol_header`; here for the document
+struct ProtocolHeader {
+    /// `true` (in any case): this endpoint speaks FleetLock.
+    #[param(
+        rename = "fleet-lock-protocol",
+        pattern = "^[Tt][Rr][Uu][Ee]$",
+        example = "true"
+    )]
+    fleet_lock_protocol: String,
+}
+
+/// Asks for a reboot slot. The answer is 200 only once the node holds a slot, is cordoned
+/// and its pods are gone; until then a 423 says why (Zincati asks again).
+#[utoipa::path(
+    post,
+    path = "/v1/pre-reboot",
+    tag = "fleetlock",
+    params(ProtocolHeader),
+    request_body(content = RequestBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Reboot now: the node holds a slot and is drained"),
+        FleetLockRefusals,
+    ),
+    security(())
+)]
+async fn pre_reboot(state: State<AppState>, request: Request) -> Response {
+    handle(state, Endpoint::PreReboot, request).await
+}
+
+/// Says the node is back: its slot is released and our cordon undone. Answered 200 once the
+/// node is tidy, so that Zincati stops asking.
+#[utoipa::path(
+    post,
+    path = "/v1/steady-state",
+    tag = "fleetlock",
+    params(ProtocolHeader),
+    request_body(content = RequestBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The slot is released and the node uncordoned (or it held none)"),
+        FleetLockRefusals,
+    ),
+    security(())
+)]
+async fn steady_state(state: State<AppState>, request: Request) -> Response {
+    handle(state, Endpoint::SteadyState, request).await
+}
+
+/// FleetLock's refusals by status; `kind` names the reason (see `fleetlock_core::protocol`).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description of answers, never built
+enum FleetLockRefusals {
+    /// `missing_protocol_header`, `invalid_body`, `invalid_id`, `invalid_group`,
+    /// `unknown_group`.
+    #[response(status = 400)]
+    BadRequest(Refusal),
+    /// `wrong_group`, `unverified_caller`.
+    #[response(status = 403)]
+    Forbidden(Refusal),
+    /// `unknown_node`: no Node has this id (or several do).
+    #[response(status = 404)]
+    UnknownNode(Refusal),
+    /// `method_not_allowed`: FleetLock requests are POSTs.
+    #[response(status = 405, headers(("Allow" = String)))]
+    MethodNotAllowed(Refusal),
+    /// `body_too_large`.
+    #[response(status = 413)]
+    TooLarge(Refusal),
+    /// Not now, ask again: `lock_held`, `draining`, `drain_blocked`, `drain_timed_out`,
+    /// `group_paused`, `outside_window`, `blocked_by_pods`, `too_soon`.
+    #[response(status = 423)]
+    Locked(Refusal),
+    /// `too_many_requests`; `Retry-After` says when to ask again.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "seconds")))]
+    TooManyRequests(Refusal),
+    /// `internal`.
+    #[response(status = 500)]
+    Internal(Refusal),
+    /// `cluster_unavailable`: the Kubernetes API could not be reached; ask again.
+    #[response(status = 503)]
+    Unavailable(Refusal),
 }
 
 async fn handle(State(app): State<AppState>, endpoint: Endpoint, request: Request) -> Response {

@@ -10,7 +10,7 @@
 //! | [`args`] | flags and environment variables |
 //! | [`config`] | the YAML configuration file |
 //! | [`fleetlock_http`] | the FleetLock endpoints |
-//! | [`restart_http`] | the restart API |
+//! | [`api`] | the people-facing API and its OpenAPI document |
 //! | [`status_stream`] | the live status websocket |
 //! | [`auth`] | authentication, admins, origin checks |
 //! | [`ui`] | the web page |
@@ -29,15 +29,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use clap::Parser;
 use cluster_api::{Clock, ClusterApi};
 use fleetlock_core::{Coordinator, FleetLockConfig};
 use restart_core::{Allowlist, RestartConfig, Restarter};
 
+pub mod api;
 pub mod args;
 pub mod auth;
 pub mod config;
@@ -47,7 +45,6 @@ pub mod listener;
 pub mod metrics;
 pub mod ratelimit;
 pub mod rbac;
-pub mod restart_http;
 pub mod server;
 pub mod simulate;
 pub mod status_stream;
@@ -202,6 +199,7 @@ pub fn build(
 ) -> anyhow::Result<App> {
     let metrics = Arc::new(metrics::Metrics::new()?);
     metrics.register_workloads(settings.allowlist.iter().map(|a| &a.workload));
+    let some_group = settings.fleetlock.groups.keys().next().cloned();
     let mut fleetlock = Coordinator::builder(api.clone(), settings.fleetlock)
         .cache_grace(settings.cache_grace)
         .clock(clock.clone())
@@ -229,7 +227,38 @@ pub fn build(
         request_timeout: settings.request_timeout,
         stream_recheck: settings.stream_recheck,
     };
-    let fleetlock_routes = fleetlock_http::routes(&settings.fleetlock_prefix);
+    let (public, public_doc) = api::routes().split_for_parts();
+    let public = public.merge(ui::routes());
+    let (fleetlock_routes, fleetlock_doc) =
+        fleetlock_http::routes(&settings.fleetlock_prefix).split_for_parts();
+    let facts = api::openapi::Facts {
+        bearer: state.auth.uses_tokens(),
+        workload: state.restarter.allowlist().iter().next().map(|a| {
+            let w = &a.workload;
+            (w.kind.to_string(), w.namespace.clone(), w.name.clone())
+        }),
+        group: some_group,
+    };
+    let mut both_doc = public_doc.clone();
+    both_doc.merge(fleetlock_doc.clone());
+    // The people-facing routes pass the browser checks and the per-client limits; FleetLock
+    // has its own limit and no browser to guard against.
+    let guarded = |doc: utoipa::openapi::OpenApi| {
+        public
+            .clone()
+            .route(
+                "/openapi.json",
+                api::openapi::serve(&api::openapi::document(doc, &facts)),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api::browser_guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api::limits,
+            ))
+    };
     let limiters = [&state.api_rate, &state.fleetlock_rate]
         .into_iter()
         .flatten()
@@ -237,75 +266,20 @@ pub fn build(
         .collect();
     Ok(App {
         limiters,
-        router: public_routes()
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                restart_http::browser_guard,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                restart_http::limits,
-            ))
+        router: guarded(both_doc)
             .merge(fleetlock_routes.clone())
             .with_state(state.clone()),
-        public_router: public_routes()
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                restart_http::browser_guard,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                restart_http::limits,
-            ))
-            .with_state(state.clone()),
+        public_router: guarded(public_doc).with_state(state.clone()),
         fleetlock_router: fleetlock_routes
-            .route("/healthz", get(|| async { "ok" }))
+            .route("/healthz", get(api::probes::healthz))
+            .route(
+                "/openapi.json",
+                api::openapi::serve(&api::openapi::document(fleetlock_doc, &facts)),
+            )
             .with_state(state),
         fleetlock,
         restarter,
     })
-}
-
-/// The people-facing routes: the page, the restart and fleet APIs, health and metrics.
-fn public_routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/api/v1/fleet", get(fleet))
-        .merge(restart_http::routes())
-        .merge(ui::routes())
-}
-
-async fn readyz(State(app): State<AppState>) -> Response {
-    match app
-        .fleetlock
-        .readiness_problem()
-        .or_else(|| app.restarter.readiness_problem())
-    {
-        None => (StatusCode::OK, "ready").into_response(),
-        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem).into_response(),
-    }
-}
-
-async fn metrics_text(State(app): State<AppState>) -> Response {
-    app.metrics.update_fleet(&app.fleetlock.groups());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        app.metrics.render(),
-    )
-        .into_response()
-}
-
-async fn fleet(
-    State(app): State<AppState>,
-    restart_http::Caller(who): restart_http::Caller,
-) -> Result<Response, restart_http::ApiError> {
-    app.auth.may(&who, auth::Action::ViewFleet).await?;
-    Ok(axum::Json(app.fleetlock.snapshot()).into_response())
 }
 
 /// Parses the command line and runs the server; the whole of `main`.

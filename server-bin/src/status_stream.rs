@@ -18,8 +18,8 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
+use crate::api::{ApiError, Caller, Visible, WorkloadPath, peer_of, viewable, visible};
 use crate::auth::{Action, AuthError, Peer};
-use crate::restart_http::{ApiError, Caller, Visible, peer_of, viewable, visible};
 
 /// A websocket client that does not take a message within this time is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,9 +51,18 @@ pub(crate) async fn status_stream(
     app.auth.check_origin(&headers)?;
     let only = match (filter.kind, filter.namespace, filter.name) {
         (None, None, None) => None,
-        (Some(kind), Some(namespace), Some(name)) => {
-            Some(viewable(&app, &who, (kind, namespace, name)).await?)
-        }
+        (Some(kind), Some(namespace), Some(name)) => Some(
+            viewable(
+                &app,
+                &who,
+                WorkloadPath {
+                    kind,
+                    namespace,
+                    name,
+                },
+            )
+            .await?,
+        ),
         _ => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,

@@ -1,0 +1,209 @@
+//! How the API says no: [`ApiError`] and its JSON body, the limited request body, and the
+//! sets of refusals the OpenAPI document lists for each operation.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use restart_core::{ErrorKind, LockInfo, RestartError};
+use serde::Serialize;
+use utoipa::{IntoResponses, ToSchema};
+
+use crate::auth::AuthError;
+
+/// An API error: a status, a stable `kind`, a sentence, and the lock when that is the reason.
+#[derive(Debug)]
+pub struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
+    pub(crate) lock: Option<Box<LockInfo>>,
+    /// Seconds for `Retry-After`.
+    pub(crate) retry_after: Option<u64>,
+}
+
+/// The body of every refusal of the API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    /// A stable name a program can branch on: `unauthenticated`, `forbidden`,
+    /// `foreign_origin`, `too_many_requests`, `timeout`, `invalid_request`, `bad_kind`,
+    /// `body_too_large`, `not_found`, `not_allowlisted`, `workload_not_found`, `locked`,
+    /// `paused`, `unsupported_strategy`, `cluster_unavailable`, `cluster_error`, or a FleetLock
+    /// kind (`unknown_group`, `invalid_group`, ...) for reboot groups.
+    #[schema(example = "locked")]
+    pub kind: &'a str,
+    /// What happened, in a sentence for a person.
+    pub message: &'a str,
+    /// Who holds the lock, when a lock is why (`locked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<&'a LockInfo>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            lock: None,
+            retry_after: None,
+        }
+    }
+
+    /// A 400 `invalid_request`.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            kind: self.kind,
+            message: &self.message,
+            lock: self.lock.as_deref(),
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"restart-manager\""),
+            );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// The most a request body of this API may hold: a reason is at most 500 characters, a
+/// token at most 16 KiB.
+pub const MAX_API_BODY: usize = 64 * 1024;
+
+/// A request body of this API, read up to [`MAX_API_BODY`] and refused past it in the API's
+/// own JSON shape (axum's own limit answers in plain text, and only at 2 MiB); from a browser,
+/// only as JSON ([`NotAForm`](super::access::NotAForm)).
+pub(crate) struct ApiBody(pub(crate) Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, ApiError> {
+        use http_body_util::BodyExt;
+        super::access::NotAForm::check(request.headers())?;
+        let limited = http_body_util::Limited::new(request.into_body(), MAX_API_BODY);
+        match limited.collect().await {
+            Ok(collected) => Ok(ApiBody(collected.to_bytes())),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is over the limit of {MAX_API_BODY} bytes"),
+            )),
+            Err(e) => Err(ApiError::invalid(format!(
+                "could not read the request body: {e}"
+            ))),
+        }
+    }
+}
+
+/// The HTTP status each kind of restart refusal is answered with.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotAllowlisted | ErrorKind::WorkloadNotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Locked | ErrorKind::Paused | ErrorKind::UnsupportedStrategy => {
+            StatusCode::CONFLICT
+        }
+        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<RestartError> for ApiError {
+    fn from(e: RestartError) -> Self {
+        let lock = match &e {
+            RestartError::Locked { lock, .. } => Some(lock.clone()),
+            _ => None,
+        };
+        ApiError {
+            status: status_of(e.kind()),
+            kind: e.kind().as_str(),
+            message: e.to_string(),
+            lock,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", m)
+            }
+            AuthError::ForeignOrigin(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, "foreign_origin", m)
+            }
+            AuthError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AuthError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable", m)
+            }
+            AuthError::Busy {
+                message,
+                retry_after,
+            } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+            },
+        }
+    }
+}
+
+/// What any request to the people-facing listener may be answered before its handler has a
+/// say: a foreign page or `Host`, too many requests, too slow an answer. Listed on every
+/// operation of the OpenAPI document.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description of answers, never built
+pub(crate) enum Guarded {
+    /// `forbidden`: the caller may not do this; `foreign_origin`: a page of another origin,
+    /// or an unknown `Host`.
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'static>),
+    /// `too_many_requests`: over this client's allowance; `Retry-After` says when to ask again.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "seconds")))]
+    TooManyRequests(ErrorBody<'static>),
+    /// `timeout`: the answer took longer than `--request-timeout`; `cluster_unavailable`: the
+    /// cluster could not be reached. Both are worth trying again.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
+}
+
+/// What an operation that identifies its caller may be answered besides [`Guarded`].
+#[derive(IntoResponses)]
+#[response(
+    status = 401,
+    description = "`unauthenticated`: no credentials, or ones this server does not accept.",
+    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"restart-manager\"`"))
+)]
+#[allow(dead_code)] // a description of answers, never built
+pub(crate) struct Unauthenticated(ErrorBody<'static>);
+
+/// What a POST with a body may be answered besides [`Guarded`].
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description of answers, never built
+pub(crate) enum BodyRefusals {
+    /// `invalid_request`: the body is not what the operation takes; `bad_kind`: the path's
+    /// kind is none of the three.
+    #[response(status = 400)]
+    Invalid(ErrorBody<'static>),
+    /// `body_too_large`: the body is over 64 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody<'static>),
+    /// `invalid_request`: a browser's POST (one with `Origin` or a cookie) without
+    /// `Content-Type: application/json`.
+    #[response(status = 415)]
+    NotJson(ErrorBody<'static>),
+}

@@ -1,0 +1,130 @@
+//! Node reboots as people see them: the fleet, and pausing a reboot group.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use fleetlock_core::{FleetSnapshot, Kind, Refusal};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::access::{ApiPath, Caller, NotAForm};
+use super::error::{ApiError, ErrorBody, Guarded, Unauthenticated};
+use crate::AppState;
+use crate::auth::Action;
+
+/// Every reboot group and node, as this replica sees them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/fleet",
+    tag = "fleet",
+    responses((status = 200, description = "The fleet", body = FleetSnapshot), Guarded, Unauthenticated)
+)]
+pub(crate) async fn fleet(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<FleetSnapshot>, ApiError> {
+    app.auth.may(&who, Action::ViewFleet).await?;
+    Ok(Json(app.fleetlock.snapshot()))
+}
+
+/// The path of one reboot group.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct GroupPath {
+    /// The group, as Zincati names it.
+    #[param(pattern = "^[a-zA-Z0-9.-]+$", max_length = 200, example = "default")]
+    group: String,
+}
+
+/// A group's pause, as it now stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GroupPause {
+    /// The group.
+    group: String,
+    /// Whether new reboots in it wait.
+    paused: bool,
+}
+
+/// Pauses a reboot group: no new slot is granted in it until it is resumed (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/fleet/groups/{group}/pause",
+    tag = "fleet",
+    params(GroupPath),
+    responses(
+        (status = 200, description = "Paused", body = GroupPause),
+        (status = 400, description = "`invalid_group`: not a group name", body = ErrorBody),
+        (status = 404, description = "`unknown_group`: neither configured nor holding a Lease", body = ErrorBody),
+        (status = 415, description = "`invalid_request`: a browser's POST (one with `Origin` or a cookie) without `Content-Type: application/json`", body = ErrorBody),
+        (status = 500, description = "`internal`: the group's Lease could not be written", body = ErrorBody),
+        Guarded,
+        Unauthenticated,
+    )
+)]
+pub(crate) async fn pause(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    _: NotAForm,
+    ApiPath(GroupPath { group }): ApiPath<GroupPath>,
+) -> Result<Json<GroupPause>, ApiError> {
+    set_paused(&app, &who, &headers, group, true).await
+}
+
+/// Resumes a paused reboot group (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/fleet/groups/{group}/resume",
+    tag = "fleet",
+    params(GroupPath),
+    responses(
+        (status = 200, description = "Resumed", body = GroupPause),
+        (status = 400, description = "`invalid_group`: not a group name", body = ErrorBody),
+        (status = 404, description = "`unknown_group`: neither configured nor holding a Lease", body = ErrorBody),
+        (status = 415, description = "`invalid_request`: a browser's POST (one with `Origin` or a cookie) without `Content-Type: application/json`", body = ErrorBody),
+        (status = 500, description = "`internal`: the group's Lease could not be written", body = ErrorBody),
+        Guarded,
+        Unauthenticated,
+    )
+)]
+pub(crate) async fn resume(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    _: NotAForm,
+    ApiPath(GroupPath { group }): ApiPath<GroupPath>,
+) -> Result<Json<GroupPause>, ApiError> {
+    set_paused(&app, &who, &headers, group, false).await
+}
+
+async fn set_paused(
+    app: &AppState,
+    who: &restart_core::Identity,
+    headers: &HeaderMap,
+    group: String,
+    paused: bool,
+) -> Result<Json<GroupPause>, ApiError> {
+    app.auth.check_origin(headers)?;
+    // Names first: a made-up group is 404 before any access review is spent on it.
+    let refused = |r: Refusal| {
+        let status = match r.kind {
+            Kind::UnknownGroup => StatusCode::NOT_FOUND,
+            _ => StatusCode::from_u16(r.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        };
+        ApiError {
+            status,
+            kind: r.kind.as_str(),
+            message: r.value,
+            lock: None,
+            retry_after: None,
+        }
+    };
+    app.fleetlock.check_pausable(&group).map_err(refused)?;
+    app.auth.may(who, Action::PauseGroup(&group)).await?;
+    app.fleetlock
+        .set_paused(&group, paused)
+        .await
+        .map_err(refused)?;
+    tracing::info!(%group, paused, by = %who, "reboot group pause changed through the API");
+    Ok(Json(GroupPause { group, paused }))
+}

@@ -1,0 +1,66 @@
+//! Health, readiness and metrics: what Kubernetes and Prometheus ask.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ErrorBody, Guarded};
+use crate::AppState;
+
+/// Alive: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "probes",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain"), Guarded),
+    security(())
+)]
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready: the caches have synced and follow the cluster.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "Not ready: what is missing, as text; or `timeout` as JSON",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "`foreign_origin`: an unknown `Host`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ),
+    security(())
+)]
+pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
+    match app
+        .fleetlock
+        .readiness_problem()
+        .or_else(|| app.restarter.readiness_problem())
+    {
+        None => (StatusCode::OK, "ready").into_response(),
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem).into_response(),
+    }
+}
+
+/// Prometheus metrics, in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "probes",
+    responses((status = 200, description = "The metrics", body = String, content_type = "text/plain"), Guarded),
+    security(())
+)]
+pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
+    app.metrics.update_fleet(&app.fleetlock.groups());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
