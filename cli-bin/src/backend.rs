@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use cluster_api::WorkloadRef;
-use fleetlock_core::FleetSnapshot;
+use fleetlock_core::{FleetSnapshot, NodePlan};
 use futures::stream::BoxStream;
 use restart_core::{ErrorKind, HistoryEntry, LockInfo, ServiceStatus};
 
@@ -138,6 +138,7 @@ impl CliError {
             K::LockHeld
             | K::Draining
             | K::DrainBlocked
+            | K::DrainWouldBlock
             | K::DrainTimedOut
             | K::GroupPaused
             | K::OutsideWindow
@@ -193,6 +194,8 @@ pub trait Backend: Send + Sync {
     async fn fleet(&self) -> Result<FleetSnapshot, CliError>;
     /// Pauses or resumes a reboot group.
     async fn pause(&self, group: &str, paused: bool) -> Result<(), CliError>;
+    /// What a drain of the node would do now.
+    async fn plan(&self, node: &str) -> Result<NodePlan, CliError>;
     /// Every status now, then every change (of one workload, if given).
     async fn updates(
         &self,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cluster_api::{Clock, ClusterApi, WorkloadRef};
-use fleetlock_core::{Coordinator, FleetSnapshot};
+use fleetlock_core::{Coordinator, FleetSnapshot, NodePlan};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use manager_config::FileConfig;
@@ -111,6 +111,15 @@ impl Backend for Direct {
         let snapshot = self.coordinator.snapshot();
         run.abort();
         Ok(snapshot)
+    }
+
+    async fn plan(&self, node: &str) -> Result<NodePlan, CliError> {
+        let coordinator = self.coordinator.clone();
+        let run = tokio::spawn(async move { coordinator.run().await });
+        self.coordinator.wait_ready().await;
+        let plan = self.coordinator.plan_node(node).await;
+        run.abort();
+        Ok(plan?)
     }
 
     async fn pause(&self, group: &str, paused: bool) -> Result<(), CliError> {

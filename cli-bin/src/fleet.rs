@@ -153,3 +153,99 @@ pub(crate) async fn pause(
     }
     Ok(Exit::Ok)
 }
+
+/// `restartctl plan node NODE`: what a drain of the node would do now; exit 7 when it could
+/// not finish (a `pre-reboot` would be refused with `drain_would_block`).
+pub(crate) async fn plan(
+    backend: &dyn Backend,
+    io: &mut Io<'_>,
+    node: &str,
+) -> Result<Exit, CliError> {
+    let plan = backend.plan(node).await?;
+    let exit = if plan.blocked.is_some() {
+        Exit::FleetLockRefused
+    } else {
+        Exit::Ok
+    };
+    if io.structured(&plan) {
+        return Ok(exit);
+    }
+    match &plan.blocked {
+        Some(why) => io.line(&format!(
+            "{} the drain of {node} could not finish: {why}",
+            io.paint("BLOCKED", AnsiColor::Red)
+        )),
+        None => io.line(&format!(
+            "the drain of {node} can finish: {} pods to evict, about {} s",
+            plan.evict.len(),
+            plan.estimated_seconds
+        )),
+    }
+    let evict: Vec<Vec<String>> = plan
+        .evict
+        .iter()
+        .map(|p| {
+            let mut notes = Vec::new();
+            if p.unmanaged {
+                notes.push("no controller: will not come back");
+            }
+            if p.empty_dir {
+                notes.push("emptyDir data lost");
+            }
+            vec![
+                p.pod.clone(),
+                format!("{}s", p.grace_seconds),
+                notes.join("; "),
+            ]
+        })
+        .collect();
+    let refuse: Vec<Vec<String>> = plan
+        .refuse
+        .iter()
+        .map(|p| vec![p.pod.clone(), p.reason.describe().to_string()])
+        .collect();
+    let budgets: Vec<Vec<String>> = plan
+        .budgets
+        .iter()
+        .map(|b| {
+            vec![
+                b.budget.clone(),
+                b.pods.join(", "),
+                b.disruptions_allowed.to_string(),
+                format!(
+                    "{}/{} of {}",
+                    b.current_healthy, b.desired_healthy, b.expected_pods
+                ),
+                b.verdict.describe().to_string(),
+            ]
+        })
+        .collect();
+    let skip: Vec<Vec<String>> = plan
+        .skip
+        .iter()
+        .map(|p| vec![p.pod.clone(), p.reason.describe().to_string()])
+        .collect();
+    for (title, headers, rows) in [
+        ("Evict", &["POD", "GRACE", "NOTE"][..], evict),
+        ("Stop the drain", &["POD", "REASON"][..], refuse),
+        (
+            "Disruption budgets",
+            &[
+                "BUDGET",
+                "PODS HERE",
+                "ALLOWED",
+                "HEALTHY/WANTED",
+                "VERDICT",
+            ][..],
+            budgets,
+        ),
+        ("Stay on the node", &["POD", "WHY"][..], skip),
+    ] {
+        if !rows.is_empty() {
+            io.line("");
+            io.line(&io.bold(title));
+            io.table(headers, &rows);
+        }
+    }
+    Ok(exit)
+}

@@ -138,6 +138,12 @@ pub enum Command {
     },
     /// Show the fleet's nodes and their reboot state.
     Nodes,
+    /// Show what a drain would do now, and whether it could finish (exit 7 if not).
+    Plan {
+        /// What to plan.
+        #[command(subcommand)]
+        target: PlanTarget,
+    },
     /// Pause or resume a reboot group.
     Fleet {
         /// What to do.
@@ -159,6 +165,17 @@ pub enum Command {
     Completion {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `restartctl plan ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PlanTarget {
+    /// The drain of a node: the pods it would evict, leave or stop at, the disruption budgets
+    /// covering them, a rough duration. A `pre-reboot` is checked against the same plan.
+    Node {
+        /// The Node's name.
+        node: String,
     },
 }
 
@@ -422,6 +439,9 @@ async fn execute(
         } => workloads::unlock(backend, io, &workload(w)?, reason).await,
         Command::Locks => fleet::locks(backend, io).await,
         Command::Nodes => fleet::nodes(backend, io).await,
+        Command::Plan {
+            target: PlanTarget::Node { node },
+        } => fleet::plan(backend, io, node).await,
         Command::Fleet { action } => match action {
             FleetAction::Pause { group } => fleet::pause(backend, io, group, true).await,
             FleetAction::Resume { group } => fleet::pause(backend, io, group, false).await,

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use cluster_api::WorkloadRef;
-use fleetlock_core::FleetSnapshot;
+use fleetlock_core::{FleetSnapshot, NodePlan};
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 use restart_core::{HistoryEntry, LockInfo, ServiceStatus};
@@ -173,6 +173,15 @@ impl Backend for Remote {
     async fn fleet(&self) -> Result<FleetSnapshot, CliError> {
         self.send(reqwest::Method::GET, &["api", "v1", "fleet"], None)
             .await
+    }
+
+    async fn plan(&self, node: &str) -> Result<NodePlan, CliError> {
+        self.send(
+            reqwest::Method::GET,
+            &["api", "v1", "fleet", "nodes", node, "plan"],
+            None,
+        )
+        .await
     }
 
     async fn pause(&self, group: &str, paused: bool) -> Result<(), CliError> {

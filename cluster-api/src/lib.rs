@@ -11,6 +11,7 @@
 //! | [`Node`], [`NodePatch`] | what a reboot coordinator knows and changes about a Node |
 //! | [`Pod`], [`PodFilter`], [`EvictionOutcome`] | what a drain knows about pods and what an eviction answered |
 //! | [`Lease`] | the cluster-side locks, written with compare-and-swap |
+//! | [`DisruptionBudget`] | what a PodDisruptionBudget allows, for planning a drain |
 //! | [`Workload`], [`WorkloadRef`], [`WorkloadStatus`] | Deployments, StatefulSets, DaemonSets and their rollout state |
 //! | [`Event`], [`ObjectRef`] | the audit trail |
 //! | [`LabelSelector`] | label selectors in both their string and object forms |
@@ -28,6 +29,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 pub use jiff::Timestamp;
 
+mod budget;
 mod cache;
 mod error;
 mod event;
@@ -40,6 +42,7 @@ mod selector;
 mod watch;
 mod workload;
 
+pub use budget::DisruptionBudget;
 pub use cache::{Store, Versioned, WatchCache, feed, replaces};
 pub use error::{Error, Result};
 pub use event::{Event, EventSeries, EventType, ObjectRef, SERIES_WINDOW};
@@ -96,6 +99,10 @@ pub trait ClusterApi: Send + Sync + 'static {
         name: &str,
         options: &EvictOptions,
     ) -> Result<EvictionOutcome>;
+
+    /// Lists the PodDisruptionBudgets of every namespace with their status, for planning a
+    /// drain before it starts (the Eviction API applies them itself).
+    async fn list_disruption_budgets(&self) -> Result<Vec<DisruptionBudget>>;
 
     // --- leases ---
 

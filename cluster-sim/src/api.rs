@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use cluster_api::{
-    ClusterApi, Error, Event, EvictOptions, EvictionOutcome, LabelSelector, Lease, Node, NodePatch,
-    ObjectRef, Pod, PodFilter, PodPhase, Result, Timestamp, WatchEvent, WatchStream, Workload,
-    WorkloadFilter, WorkloadRef,
+    ClusterApi, DisruptionBudget, Error, Event, EvictOptions, EvictionOutcome, LabelSelector,
+    Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, PodPhase, Result, Timestamp, WatchEvent,
+    WatchStream, Workload, WorkloadFilter, WorkloadRef,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -95,6 +95,27 @@ impl ClusterApi for SimCluster {
             st.watchers.add_pods(filter.clone(), tx);
         });
         Ok(stream(rx))
+    }
+
+    async fn list_disruption_budgets(&self) -> Result<Vec<DisruptionBudget>> {
+        self.enter(Operation::ListBudgets).await?;
+        Ok(self.with(|st| {
+            st.budgets
+                .values()
+                .map(|b| {
+                    let status = st.budget_status(b);
+                    DisruptionBudget {
+                        namespace: b.namespace.clone(),
+                        name: b.name.clone(),
+                        selector: Some(b.selector.clone()),
+                        expected_pods: status.expected_pods,
+                        desired_healthy: status.desired_healthy,
+                        current_healthy: status.current_healthy,
+                        disruptions_allowed: status.disruptions_allowed,
+                    }
+                })
+                .collect()
+        }))
     }
 
     async fn evict_pod(

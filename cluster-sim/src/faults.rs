@@ -24,6 +24,8 @@ pub enum Operation {
     WatchPods,
     /// `evict_pod`.
     EvictPod,
+    /// `list_disruption_budgets`.
+    ListBudgets,
     /// `get_lease`.
     GetLease,
     /// `list_leases`.
@@ -54,7 +56,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 20] = [
         Operation::GetNode,
         Operation::ListNodes,
         Operation::WatchNodes,
@@ -62,6 +64,7 @@ impl Operation {
         Operation::ListPods,
         Operation::WatchPods,
         Operation::EvictPod,
+        Operation::ListBudgets,
         Operation::GetLease,
         Operation::ListLeases,
         Operation::WatchLeases,
@@ -86,6 +89,7 @@ impl Operation {
             Operation::ListPods => "list_pods",
             Operation::WatchPods => "watch_pods",
             Operation::EvictPod => "evict_pod",
+            Operation::ListBudgets => "list_disruption_budgets",
             Operation::GetLease => "get_lease",
             Operation::ListLeases => "list_leases",
             Operation::WatchLeases => "watch_leases",
@@ -123,6 +127,7 @@ impl Operation {
                 | Operation::WatchNodes
                 | Operation::ListPods
                 | Operation::WatchPods
+                | Operation::ListBudgets
                 | Operation::ListLeases
                 | Operation::WatchLeases
                 | Operation::ListWorkloads

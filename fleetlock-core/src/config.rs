@@ -102,6 +102,11 @@ pub struct DrainConfig {
     /// Longest wait between eviction retries.
     #[serde(deserialize_with = "duration")]
     pub retry_max: Duration,
+    /// Plan the drain before taking a slot, and refuse (`drain_would_block`) without a
+    /// cordon when it could not finish: pods no controller would bring back or with
+    /// `emptyDir` data (unless allowed above), disruption budgets that never allow an
+    /// eviction, pods under more than one budget.
+    pub preflight: bool,
 }
 
 /// What happens when a drain overruns its timeout.
@@ -223,6 +228,7 @@ impl Default for DrainConfig {
             grace_period_seconds: None,
             retry_initial: Duration::from_secs(5),
             retry_max: Duration::from_secs(120),
+            preflight: true,
         }
     }
 }

@@ -59,12 +59,23 @@ pub struct SkippedPod {
 
 /// Why a drain refuses to proceed until an operator decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum RefuseReason {
     /// No controller will recreate it.
     Unmanaged,
     /// Its `emptyDir` data would be lost.
     EmptyDir,
+}
+
+impl RefuseReason {
+    /// Why, in a few words for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RefuseReason::Unmanaged => "no controller would bring it back",
+            RefuseReason::EmptyDir => "its emptyDir data would be lost",
+        }
+    }
 }
 
 /// What a drain will do with each pod on the node.

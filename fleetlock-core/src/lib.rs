@@ -67,6 +67,7 @@ pub mod drain;
 pub mod group;
 pub mod id;
 pub mod nodes;
+pub mod preflight;
 pub mod protocol;
 pub mod snapshot;
 pub mod window;
@@ -83,5 +84,6 @@ pub use coordinator::{
 pub use drain::{DrainPhase, DrainStatus};
 pub use group::{Holder, HolderPhase, UnreadableLock};
 pub use id::zincati_id;
+pub use preflight::NodePlan;
 pub use protocol::{ClientParams, Kind, Refusal};
 pub use snapshot::{FleetSnapshot, GroupSnapshot};

@@ -16,6 +16,7 @@
 //! | `lock_held` | 423 | every slot of the group is taken |
 //! | `draining` | 423 | the slot is ours, pods are still leaving; ask again |
 //! | `drain_blocked` | 423 | the drain cannot finish without an operator (named pods) |
+//! | `drain_would_block` | 423 | pre-flight: the drain could not finish (named pods or budgets); no slot taken, no cordon |
 //! | `drain_timed_out` | 423 | the drain overran its deadline and the slot was given back |
 //! | `group_paused` | 423 | reboots in the group are paused |
 //! | `outside_window` | 423 | not inside one of the group's reboot windows |
@@ -106,6 +107,7 @@ pub enum Kind {
     LockHeld,
     Draining,
     DrainBlocked,
+    DrainWouldBlock,
     DrainTimedOut,
     GroupPaused,
     OutsideWindow,
@@ -120,7 +122,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::MissingProtocolHeader,
         Kind::MethodNotAllowed,
         Kind::InvalidBody,
@@ -134,6 +136,7 @@ impl Kind {
         Kind::LockHeld,
         Kind::Draining,
         Kind::DrainBlocked,
+        Kind::DrainWouldBlock,
         Kind::DrainTimedOut,
         Kind::GroupPaused,
         Kind::OutsideWindow,
@@ -160,6 +163,7 @@ impl Kind {
             Kind::LockHeld => "lock_held",
             Kind::Draining => "draining",
             Kind::DrainBlocked => "drain_blocked",
+            Kind::DrainWouldBlock => "drain_would_block",
             Kind::DrainTimedOut => "drain_timed_out",
             Kind::GroupPaused => "group_paused",
             Kind::OutsideWindow => "outside_window",
@@ -191,6 +195,7 @@ impl Kind {
             Kind::LockHeld
             | Kind::Draining
             | Kind::DrainBlocked
+            | Kind::DrainWouldBlock
             | Kind::DrainTimedOut
             | Kind::GroupPaused
             | Kind::OutsideWindow

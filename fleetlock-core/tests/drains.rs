@@ -52,6 +52,8 @@ fn evictions_on(sim: &SimCluster, node: &str, since: usize) -> Vec<String> {
 async fn a_release_on_one_replica_stops_the_drain_on_another() {
     let sim = db_under_a_full_budget(5, 5);
     let mut config = config();
+    // A drain that waits on the budget, which the pre-flight would refuse to start.
+    config.drain.preflight = false;
     config.drain.request_wait = Duration::from_secs(3);
     config.drain.retry_initial = Duration::from_secs(1);
     config.drain.retry_max = Duration::from_secs(2);
@@ -97,6 +99,8 @@ async fn a_drain_confirms_its_slot_before_evicting() {
         IntOrPercent::Int(1),
     ));
     let mut config = config();
+    // A drain that waits on the budget, which the pre-flight would refuse to start.
+    config.drain.preflight = false;
     config.drain.request_wait = Duration::from_secs(1);
     config.drain.retry_initial = Duration::from_secs(5);
     config.drain.retry_max = Duration::from_secs(5);
@@ -230,6 +234,8 @@ async fn a_drain_refused_for_an_unmanaged_pod_still_times_out() {
     config.drain.timeout = Duration::from_secs(600);
     config.drain.on_timeout = OnDrainTimeout::Release;
     config.drain.request_wait = Duration::from_secs(1);
+    // A drain stalled by the pod, which the pre-flight would refuse to start.
+    config.drain.preflight = false;
     let (c, _run) = replica(&sim, config, "a").await;
     let n1 = zincati("n1", "default");
     assert_eq!(

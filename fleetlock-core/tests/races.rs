@@ -149,6 +149,8 @@ async fn a_restarted_server_finishes_the_drain_it_finds() {
     config.drain.request_wait = Duration::from_secs(2);
     config.drain.retry_initial = Duration::from_secs(1);
     config.drain.retry_max = Duration::from_secs(2);
+    // A drain that waits on the budget, which the pre-flight would refuse to start.
+    config.drain.preflight = false;
     let (a, run_a) = replica(&sim, config.clone(), "a").await;
     let n1 = zincati("n1", "default");
     assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);

@@ -5,12 +5,13 @@ use std::fmt;
 
 use async_trait::async_trait;
 use cluster_api::{
-    ClusterApi, Error, Event, EvictOptions, EvictionOutcome, LabelSelector, Lease, Node, NodePatch,
-    ObjectRef, Pod, PodFilter, Result, WatchEvent, WatchStream, Workload, WorkloadFilter,
-    WorkloadKind, WorkloadRef,
+    ClusterApi, DisruptionBudget, Error, Event, EvictOptions, EvictionOutcome, LabelSelector,
+    Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, Result, WatchEvent, WatchStream, Workload,
+    WorkloadFilter, WorkloadKind, WorkloadRef,
 };
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::watcher;
@@ -214,6 +215,16 @@ impl ClusterApi for KubeCluster {
             Pieces::No,
             convert::pod,
         )))
+    }
+
+    async fn list_disruption_budgets(&self) -> Result<Vec<DisruptionBudget>> {
+        let api: Api<PodDisruptionBudget> = Api::all(self.client());
+        let list = self.call(api.list(&ListParams::default())).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(convert::disruption_budget)
+            .collect())
     }
 
     async fn evict_pod(

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use cluster_api::{
-    Condition, Event, EventType, LabelSelector, Lease, Node, ObjectRef, Operator, OwnerRef, Pod,
-    PodPhase, Requirement, Toleration, TolerationOperator, UpdateStrategy, Workload, WorkloadKind,
-    WorkloadStatus,
+    Condition, DisruptionBudget, Event, EventType, LabelSelector, Lease, Node, ObjectRef, Operator,
+    OwnerRef, Pod, PodPhase, Requirement, Toleration, TolerationOperator, UpdateStrategy, Workload,
+    WorkloadKind, WorkloadStatus,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::coordination::v1 as coordination;
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
 fn map(m: Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
@@ -161,6 +162,23 @@ pub fn to_lease(l: &Lease) -> coordination::Lease {
             lease_transitions: l.lease_transitions,
             ..Default::default()
         }),
+    }
+}
+
+// === disruption budgets ===
+
+/// A PodDisruptionBudget with its status; a budget the disruption controller has not
+/// evaluated yet (no status) allows nothing, as the Eviction API treats it.
+pub fn disruption_budget(b: PodDisruptionBudget) -> DisruptionBudget {
+    let status = b.status.unwrap_or_default();
+    DisruptionBudget {
+        namespace: string(b.metadata.namespace),
+        name: string(b.metadata.name),
+        selector: b.spec.and_then(|s| s.selector).map(|s| selector(Some(s))),
+        expected_pods: status.expected_pods,
+        desired_healthy: status.desired_healthy,
+        current_healthy: status.current_healthy,
+        disruptions_allowed: status.disruptions_allowed,
     }
 }
 

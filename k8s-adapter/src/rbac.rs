@@ -71,6 +71,7 @@ pub fn required_permissions<'a>(
         cluster("list", "", "pods"),
         cluster("watch", "", "pods"),
         cluster("create", "", "pods/eviction"),
+        cluster("list", "policy", "poddisruptionbudgets"),
         cluster("create", "", "events"),
         cluster("patch", "", "events"),
         cluster("list", "", "events"),

@@ -235,3 +235,33 @@ async fn a_fleetlock_cycle_through_the_adapter_and_the_endpoint() {
     );
     run.abort();
 }
+
+/// Disruption budgets read through the endpoint are the budgets the simulation applies:
+/// the same selector (set-based requirements included) and the same status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disruption_budgets_read_through_the_endpoint_match_the_simulation() {
+    let s = setup(3).await;
+    s.sim
+        .add_workload(WorkloadSpec::deployment("shop", "web").replicas(3))
+        .unwrap();
+    s.sim.add_budget(Budget::min_available(
+        "shop",
+        "web",
+        "app=web,tier in (front,edge),!canary".parse().unwrap(),
+        IntOrPercent::Int(2),
+    ));
+    s.sim.add_budget(Budget::max_unavailable(
+        "shop",
+        "all",
+        LabelSelector::default(),
+        IntOrPercent::Int(0),
+    ));
+    let direct = s.sim.list_disruption_budgets().await.unwrap();
+    let through = within("the budget list", s.kube.list_disruption_budgets())
+        .await
+        .unwrap();
+    assert_eq!(through, direct);
+    let web = through.iter().find(|b| b.name == "web").unwrap();
+    assert_eq!(web.selector.as_ref().unwrap().match_expressions.len(), 2);
+    assert_eq!((web.expected_pods, web.desired_healthy), (0, 2));
+}

@@ -419,3 +419,53 @@ async fn a_node_asking_too_often_is_slowed_down() {
         "{head}"
     );
 }
+
+/// A drain that could not finish is refused before the cordon, and the plan behind the
+/// refusal is what the fleet API shows.
+#[tokio::test(start_paused = true)]
+async fn a_drain_that_would_block_is_refused_and_its_plan_is_served() {
+    let sim = fleet();
+    sim.add_pod(Pod::new("default", "debug-shell").on("n1").grace_period(7))
+        .unwrap();
+    sim.add_pod(
+        Pod::new("shop", "web-a")
+            .on("n1")
+            .owned_by("ReplicaSet", "web-1")
+            .grace_period(12),
+    )
+    .unwrap();
+    let s = serve(&sim, FleetLockConfig::default(), "/").await;
+
+    let (status, body) = zincati(&s, "pre-reboot", "n1", "default").await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (423, "drain_would_block"),
+        "{body}"
+    );
+    assert!(body.contains("default/debug-shell"), "{body}");
+    assert!(!sim.node("n1").unwrap().unschedulable, "not cordoned");
+
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+    let (status, _, plan) = s.send(get("/api/v1/fleet/nodes/n1/plan").as_bytes()).await;
+    assert_eq!(status, 200, "{plan}");
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    assert_eq!(plan["node"], "n1");
+    assert_eq!(plan["refuse"][0]["pod"], "default/debug-shell");
+    assert_eq!(plan["refuse"][0]["reason"], "unmanaged");
+    assert_eq!(plan["evict"][0]["pod"], "shop/web-a");
+    assert_eq!(plan["evict"][0]["graceSeconds"], 12);
+    assert_eq!(plan["estimatedSeconds"], 12);
+    assert!(
+        plan["blocked"]
+            .as_str()
+            .unwrap()
+            .contains("default/debug-shell"),
+        "{plan}"
+    );
+
+    let (status, _, missing) = s
+        .send(get("/api/v1/fleet/nodes/nope/plan").as_bytes())
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    assert!(missing.contains("\"kind\":\"unknown_node\""), "{missing}");
+}

@@ -128,6 +128,7 @@ async fn each_listener_documents_exactly_what_it_serves() {
         "/api/v1/fleet",
         "/api/v1/fleet/groups/{group}/pause",
         "/api/v1/fleet/groups/{group}/resume",
+        "/api/v1/fleet/nodes/{node}/plan",
         "/api/v1/service",
         "/api/v1/service/{kind}/{namespace}/{name}",
         "/api/v1/service/{kind}/{namespace}/{name}/history",

@@ -175,6 +175,22 @@ async fn direct_mode_locks_unlock_history_watch_nodes_and_fleet() {
             .len(),
         3
     );
+
+    // The drain a node would get: a pod no controller would bring back stops it (exit 7,
+    // as a pre-reboot would be refused), named in the plan.
+    sim.add_pod(cluster_api::Pod::new("default", "debug-shell").on("n3"))
+        .unwrap();
+    let r = cli(&["plan", "node", "n3"], b).await;
+    assert_eq!(r.exit, Exit::FleetLockRefused, "{}{}", r.out, r.err);
+    assert!(
+        r.out
+            .starts_with("BLOCKED the drain of n3 could not finish"),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("default/debug-shell"), "{}", r.out);
+    let r = cli(&["plan", "node", "nope"], b).await;
+    assert_eq!(r.exit, Exit::NotFound, "{}", r.err);
 }
 
 #[tokio::test]

@@ -102,6 +102,14 @@ async fn server_mode_does_the_same_through_the_api() {
 
     let r = remote(&s, Some(DEV), &["nodes"]).await;
     assert_eq!(r.out.lines().count(), 4, "{}", r.out);
+    s.sim
+        .add_pod(cluster_api::Pod::new("default", "debug-shell").on("n3"))
+        .unwrap();
+    let r = remote(&s, Some(DEV), &["plan", "node", "n3", "-o", "json"]).await;
+    assert_eq!(r.exit, Exit::FleetLockRefused, "{}", r.err);
+    let plan: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(plan["refuse"][0]["pod"], "default/debug-shell");
+    assert_eq!(plan["refuse"][0]["reason"], "unmanaged");
     assert_eq!(
         remote(&s, Some(DEV), &["fleet", "pause", "default"])
             .await

@@ -24,6 +24,7 @@ pub(crate) fn read_op(resource: Resource, one: bool) -> Option<Operation> {
         (Resource::Nodes, true) => Operation::GetNode,
         (Resource::Nodes, false) => Operation::ListNodes,
         (Resource::Pods, _) => Operation::ListPods,
+        (Resource::Budgets, _) => Operation::ListBudgets,
         (Resource::Leases, true) => Operation::GetLease,
         (Resource::Leases, false) => Operation::ListLeases,
         (Resource::Workloads(_), true) => Operation::GetWorkload,

@@ -14,6 +14,7 @@ mod drainer;
 mod drains;
 mod maintain;
 mod policy;
+mod preflight;
 mod writes;
 
 use std::collections::{HashMap, HashSet};
@@ -336,6 +337,9 @@ impl Coordinator {
                 Cached::NotHolding(grantable) => grantable?,
             }
         }
+        // A slot is about to be granted (or, without the lock cache, perhaps asked for again):
+        // a drain that could not finish is refused before anything is cordoned.
+        inner.preflight(&node.name).await?;
         if !config.blocking_pods.is_empty() {
             let pods = inner
                 .api

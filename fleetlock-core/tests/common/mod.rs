@@ -86,3 +86,17 @@ pub fn db_under_a_full_budget(pod_start_secs: u64, grace_secs: i64) -> SimCluste
     ));
     sim
 }
+
+/// The nodes holding a slot of `group`, as its Lease says (none without a Lease).
+pub fn holders(sim: &SimCluster, group: &str) -> Vec<String> {
+    sim.lease(NS, &fleetlock_core::group::lease_name(group))
+        .map(|lease| {
+            fleetlock_core::group::GroupState::from_lease(&lease)
+                .unwrap()
+                .holders
+                .into_iter()
+                .map(|h| h.node)
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -93,6 +93,9 @@ async fn a_budget_blocks_then_allows_and_approval_follows_the_last_pod_at_once()
     config.drain.retry_initial = Duration::from_secs(1);
     config.drain.retry_max = Duration::from_secs(1);
     config.drain.request_wait = Duration::from_secs(5);
+    // The drain's own handling of a budget that never allows, without the pre-flight that
+    // would refuse the reboot before the cordon (`preflight_*` below).
+    config.drain.preflight = false;
     let (c, _run) = replica(&sim, config, "a").await;
     let n1 = zincati("n1", "default");
 
@@ -156,17 +159,40 @@ async fn unmanaged_and_empty_dir_pods_are_refused_by_name_unless_allowed() {
             .with_empty_dir(),
     )
     .unwrap();
-    let (c, run) = replica(&sim, config(), "a").await;
     let n1 = zincati("n1", "default");
+    let named =
+        |value: &str| value.contains("default/debug-shell") && value.contains("shop/cache-0");
 
+    // The pre-flight refuses before anything happens: no slot, no cordon, no eviction.
+    let (c, run) = replica(&sim, config(), "a").await;
+    let refusal = c.pre_reboot(&n1).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::DrainWouldBlock);
+    assert_eq!(refusal.status(), 423);
+    assert!(named(&refusal.value), "{}", refusal.value);
+    assert!(!sim.node("n1").unwrap().unschedulable, "not cordoned");
+    assert_eq!(
+        holders(&sim, "default"),
+        Vec::<String>::new(),
+        "no slot held"
+    );
+    assert!(sim.pod("default", "debug-shell").is_some());
+    assert!(reasons(&sim, "n1").contains(&"DrainWouldBlock".to_string()));
+    // Asking again refuses again, and another node of the group is not kept waiting.
+    assert_eq!(
+        c.pre_reboot(&n1).await.unwrap_err().kind,
+        Kind::DrainWouldBlock
+    );
+    c.pre_reboot(&zincati("n2", "default")).await.unwrap();
+    c.steady_state(&zincati("n2", "default")).await.unwrap();
+    run.abort();
+
+    // Without the pre-flight the drain itself stops at those pods, by name, holding the slot.
+    let mut no_preflight = config();
+    no_preflight.drain.preflight = false;
+    let (c, run) = replica(&sim, no_preflight, "b").await;
     let refusal = c.pre_reboot(&n1).await.unwrap_err();
     assert_eq!(refusal.kind, Kind::DrainBlocked);
-    assert!(
-        refusal.value.contains("default/debug-shell"),
-        "{}",
-        refusal.value
-    );
-    assert!(refusal.value.contains("shop/cache-0"), "{}", refusal.value);
+    assert!(named(&refusal.value), "{}", refusal.value);
     assert!(
         sim.pod("default", "debug-shell").is_some(),
         "nothing was evicted"
@@ -178,7 +204,48 @@ async fn unmanaged_and_empty_dir_pods_are_refused_by_name_unless_allowed() {
     let mut config = config();
     config.drain.delete_unmanaged = true;
     config.drain.delete_empty_dir_data = true;
-    let (c, _run) = replica(&sim, config, "b").await;
+    let (c, _run) = replica(&sim, config, "c").await;
+    c.pre_reboot(&n1).await.unwrap();
+    assert!(sim.pods_on("n1").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn preflight_refuses_a_budget_that_never_allows_then_grants_once_it_can() {
+    // Two replicas under minAvailable: 2: no eviction can ever happen at this scale.
+    let sim = db_under_a_full_budget(1, 10);
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+
+    let refusal = c.pre_reboot(&n1).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::DrainWouldBlock);
+    assert!(refusal.value.contains("(shop/db)"), "{}", refusal.value);
+    assert!(!sim.node("n1").unwrap().unschedulable, "not cordoned");
+    assert_eq!(holders(&sim, "default"), Vec::<String>::new());
+    assert_eq!(sim.calls().get(Operation::EvictPod), 0);
+
+    // The plan says the same to people, with the budget's numbers.
+    let plan = c.plan_node("n1").await.unwrap();
+    assert_eq!(plan.budgets.len(), 1);
+    assert_eq!(plan.budgets[0].budget, "shop/db");
+    assert_eq!(plan.budgets[0].verdict, BudgetVerdict::NeverAllows);
+    assert_eq!(
+        (
+            plan.budgets[0].desired_healthy,
+            plan.budgets[0].expected_pods
+        ),
+        (2, 2)
+    );
+    assert_eq!(
+        c.plan_node("nope").await.unwrap_err().kind,
+        Kind::UnknownNode
+    );
+
+    // Scaled up, the budget has room once the third replica is ready: granted and drained.
+    let db = WorkloadSpec::deployment("shop", "db").reference();
+    sim.scale(&db, 3).unwrap();
+    advance(Duration::from_secs(2)).await;
+    let plan = c.plan_node("n1").await.unwrap();
+    assert_eq!(plan.blocked, None, "{plan:?}");
     c.pre_reboot(&n1).await.unwrap();
     assert!(sim.pods_on("n1").is_empty());
 }

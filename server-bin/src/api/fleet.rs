@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use fleetlock_core::{FleetSnapshot, Kind, Refusal};
+use fleetlock_core::{FleetSnapshot, Kind, NodePlan, Refusal};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -25,6 +25,63 @@ pub(crate) async fn fleet(
 ) -> Result<Json<FleetSnapshot>, ApiError> {
     app.auth.may(&who, Action::ViewFleet).await?;
     Ok(Json(app.fleetlock.snapshot()))
+}
+
+/// The path of one Node.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct NodePath {
+    /// The Node's name.
+    #[param(
+        pattern = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length = 253,
+        example = "worker-1"
+    )]
+    node: String,
+}
+
+/// What a drain of the node would do now, and whether it could finish: the pods it would
+/// evict (with their grace periods), leave, or stop at; the disruption budgets covering them;
+/// a rough duration. The same plan a `pre-reboot` is checked against before the cordon.
+#[utoipa::path(
+    get,
+    path = "/api/v1/fleet/nodes/{node}/plan",
+    tag = "fleet",
+    params(NodePath),
+    responses(
+        (status = 200, description = "The plan; `blocked` says why it could not finish", body = NodePlan),
+        (status = 404, description = "`unknown_node`: no Node by that name", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        Guarded,
+        Unauthenticated,
+    )
+)]
+pub(crate) async fn plan(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(NodePath { node }): ApiPath<NodePath>,
+) -> Result<Json<NodePlan>, ApiError> {
+    app.auth.may(&who, Action::ViewFleet).await?;
+    app.fleetlock
+        .plan_node(&node)
+        .await
+        .map(Json)
+        .map_err(refused)
+}
+
+/// A FleetLock refusal in the API's shape; an unknown group or node is a 404 here.
+fn refused(r: Refusal) -> ApiError {
+    let status = match r.kind {
+        Kind::UnknownGroup | Kind::UnknownNode => StatusCode::NOT_FOUND,
+        _ => StatusCode::from_u16(r.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    ApiError {
+        status,
+        kind: r.kind.as_str(),
+        message: r.value,
+        lock: None,
+        retry_after: None,
+    }
 }
 
 /// The path of one reboot group.
@@ -106,19 +163,6 @@ async fn set_paused(
 ) -> Result<Json<GroupPause>, ApiError> {
     app.auth.check_origin(headers)?;
     // Names first: a made-up group is 404 before any access review is spent on it.
-    let refused = |r: Refusal| {
-        let status = match r.kind {
-            Kind::UnknownGroup => StatusCode::NOT_FOUND,
-            _ => StatusCode::from_u16(r.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        };
-        ApiError {
-            status,
-            kind: r.kind.as_str(),
-            message: r.value,
-            lock: None,
-            retry_after: None,
-        }
-    };
     app.fleetlock.check_pausable(&group).map_err(refused)?;
     app.auth.may(who, Action::PauseGroup(&group)).await?;
     app.fleetlock

@@ -11,6 +11,7 @@
 //! | `POST /api/v1/service/{kind}/{namespace}/{name}/unlock` | break its lock (admins); body `{"reason": ".."}` required |
 //! | `GET /api/v1/fleet` | every reboot group and node |
 //! | `POST /api/v1/fleet/groups/{group}/pause`, `.../resume` | pause or resume a reboot group (admins) |
+//! | `GET /api/v1/fleet/nodes/{node}/plan` | the drain a node would get now, and whether it could finish |
 //! | `GET /api/v1/whoami` | who the server thinks you are |
 //! | `POST`, `DELETE /api/v1/session` | the page signs in and out |
 //! | `GET /healthz`, `/readyz`, `/metrics` | probes and Prometheus metrics |
@@ -116,6 +117,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(fleet::fleet))
         .routes(routes!(fleet::pause))
         .routes(routes!(fleet::resume))
+        .routes(routes!(fleet::plan))
         .routes(routes!(workloads::list))
         .routes(routes!(workloads::one))
         .routes(routes!(workloads::history))

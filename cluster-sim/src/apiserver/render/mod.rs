@@ -448,8 +448,10 @@ pub(super) fn int_or_percent(v: IntOrPercent) -> Value {
 /// A `policy/v1` PodDisruptionBudget with the status the disruption controller keeps.
 pub(crate) fn budget(st: &State, b: &Budget) -> Value {
     let status = st.budget_status(b);
+    // The whole selector, set-based requirements included (an empty one selects every pod
+    // of the namespace, as in policy/v1).
     let mut spec = json!({
-        "selector": {"matchLabels": string_map(&b.selector.match_labels)},
+        "selector": serde_json::to_value(&b.selector).unwrap_or_else(|_| json!({})),
     });
     if let Some(v) = b.min_available {
         spec["minAvailable"] = int_or_percent(v);

@@ -92,11 +92,7 @@ impl Drainer {
         let drain = &inner.config.drain;
         let timeout = SignedDuration::try_from(drain.timeout).unwrap_or(SignedDuration::MAX);
         Drainer {
-            options: DrainOptions {
-                delete_unmanaged: drain.delete_unmanaged,
-                delete_empty_dir_data: drain.delete_empty_dir_data,
-                own_pod: inner.config.own_pod.clone(),
-            },
+            options: inner.drain_options(),
             evict_options: EvictOptions {
                 grace_period_seconds: drain.grace_period_seconds,
             },
