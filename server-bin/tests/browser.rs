@@ -302,3 +302,50 @@ async fn drive(c: &Client, port: u16) -> Result<(), fantoccini::error::CmdError>
         .await?;
     Ok(())
 }
+
+/// The node view plans a node's drain on request: what it would evict, the budgets covering
+/// those pods, and that it could finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_a_node_drain_from_the_page() {
+    let Some(page) = Page::open(&[]).await else {
+        return;
+    };
+    let result = plan(&page.client, page.port).await;
+    page.close("browser-plan.png").await;
+    result.unwrap();
+}
+
+async fn plan(c: &Client, port: u16) -> Result<(), fantoccini::error::CmdError> {
+    let wait = |secs| c.wait().at_most(Duration::from_secs(secs));
+    c.goto(&format!("http://127.0.0.1:{port}/#nodes")).await?;
+    let button = wait(30)
+        .for_element(Locator::Css(
+            r#"button[aria-label="Plan the drain of worker-1"]"#,
+        ))
+        .await?;
+    button.click().await?;
+    let summary = wait(30)
+        .for_element(Locator::Css("dialog#plan[open] #plan-summary.ok"))
+        .await?;
+    let text = summary.text().await?;
+    assert!(text.starts_with("The drain can finish"), "{text}");
+    let budgets = c
+        .find(Locator::Css("#plan-body table.plan-disruption"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        budgets.contains("shop/web") && budgets.contains("allows"),
+        "{budgets}"
+    );
+    let stays = c
+        .find(Locator::Css("#plan-body table.plan-stay"))
+        .await?
+        .text()
+        .await?;
+    assert!(stays.contains("DaemonSet pod"), "{stays}");
+    save(c, "browser-plan-open.png").await;
+    c.find(Locator::Css("#plan-close")).await?.click().await?;
+    assert!(c.find(Locator::Css("dialog#plan[open]")).await.is_err());
+    Ok(())
+}

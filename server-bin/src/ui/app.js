@@ -222,10 +222,76 @@ async function fleet() {
         if (cls) td.className = cls;
         tr.append(td);
       }
+      const td = document.createElement("td");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "plan";
+      button.textContent = "Plan";
+      button.setAttribute("aria-label", `Plan the drain of ${n.name}`);
+      button.addEventListener("click", () => showPlan(n.name));
+      td.append(button);
+      tr.append(td);
       return tr;
     }));
   } catch (err) {
     notice(`Could not load the node reboots: ${err.message}`);
+  }
+}
+
+// What a drain of the node would do now, and whether it could finish: the same plan a
+// reboot request is checked against before the cordon.
+async function showPlan(node) {
+  const dialog = $("#plan");
+  $("#plan-title").textContent = `Drain plan for ${node}`;
+  $("#plan-summary").textContent = "Planning…";
+  $("#plan-summary").className = "";
+  $("#plan-body").replaceChildren();
+  if (!dialog.open) dialog.showModal();
+  try {
+    const p = await api(`/api/v1/fleet/nodes/${encodeURIComponent(node)}/plan`);
+    $("#plan-summary").textContent = p.blocked
+      ? `A reboot would be refused before the cordon: the drain could not finish. ${p.blocked}`
+      : `The drain can finish: ${p.evict.length} pod${p.evict.length === 1 ? "" : "s"} to evict, about ${p.estimatedSeconds} s.`;
+    $("#plan-summary").className = p.blocked ? "error" : "ok";
+    const verdicts = { allows: "allows", waits: "waits for healthy pods", neverAllows: "never allows" };
+    const stays = { daemonSet: "DaemonSet pod", mirror: "static pod", finished: "finished", toleratesCordon: "tolerates the cordon" };
+    const sections = [
+      ["Evict", ["Pod", "Grace", "Note"], p.evict.map((e) => [e.pod, `${e.graceSeconds}s`, [e.unmanaged && "no controller", e.emptyDir && "emptyDir data lost"].filter(Boolean).join("; ")])],
+      ["Stop the drain", ["Pod", "Why"], p.refuse.map((r) => [r.pod, r.reason === "emptyDir" ? "its emptyDir data would be lost" : "no controller would bring it back"])],
+      ["Disruption budgets", ["Budget", "Pods here", "Allowed", "Healthy / wanted of", "Verdict"], p.budgets.map((b) => [b.budget, b.pods.join(", "), String(b.disruptionsAllowed), `${b.currentHealthy} / ${b.desiredHealthy} of ${b.expectedPods}`, verdicts[b.verdict] || b.verdict])],
+      ["Stay on the node", ["Pod", "Why"], p.skip.map((s) => [s.pod, stays[s.reason] || s.reason])],
+    ];
+    for (const [title, headers, rows] of sections) {
+      if (!rows.length) continue;
+      const table = document.createElement("table");
+      table.className = `plan-${title.split(" ")[0].toLowerCase()}`;
+      const caption = document.createElement("caption");
+      caption.textContent = title;
+      const head = document.createElement("tr");
+      for (const h of headers) {
+        const th = document.createElement("th");
+        th.scope = "col";
+        th.textContent = h;
+        head.append(th);
+      }
+      const thead = document.createElement("thead");
+      thead.append(head);
+      const tbody = document.createElement("tbody");
+      for (const row of rows) {
+        const tr = document.createElement("tr");
+        for (const cell of row) {
+          const td = document.createElement("td");
+          td.textContent = cell;
+          tr.append(td);
+        }
+        tbody.append(tr);
+      }
+      table.append(caption, thead, tbody);
+      $("#plan-body").append(table);
+    }
+  } catch (err) {
+    $("#plan-summary").textContent = `Could not plan the drain of ${node}: ${err.message}`;
+    $("#plan-summary").className = "error";
   }
 }
 
