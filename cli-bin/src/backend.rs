@@ -141,6 +141,7 @@ impl CliError {
             | K::DrainWouldBlock
             | K::DrainTimedOut
             | K::GroupPaused
+            | K::NodeOptedOut
             | K::OutsideWindow
             | K::BlockedByPods
             | K::TooSoon => (Exit::FleetLockRefused, None),

@@ -102,10 +102,14 @@ pub(crate) async fn nodes(backend: &dyn Backend, io: &mut Io<'_>) -> Result<Exit
                     Some(false) => "not yet",
                     None => "",
                 };
+                let state = match &n.opted_out {
+                    Some(_) => format!("{} (no-reboot)", n.state),
+                    None => n.state.clone(),
+                };
                 vec![
                     n.name.clone(),
                     n.holds_slot_in.clone().unwrap_or_default(),
-                    n.state.clone(),
+                    state,
                     n.state_since
                         .map(|t| age(t, fleet.time))
                         .unwrap_or_default(),

@@ -26,6 +26,9 @@ pub const CORDONED_ANNOTATION: &str = "restart-manager.io/cordoned";
 pub const APPROVED_BOOT_ID_ANNOTATION: &str = "restart-manager.io/approved-boot-id";
 /// Annotation with the time of the last state change.
 pub const STATE_SINCE_ANNOTATION: &str = "restart-manager.io/reboot-state-since";
+/// Annotation an operator sets on a Node that must not reboot for now; its value says why.
+/// Its `pre-reboot` requests are refused (`node_opted_out`) until it is removed.
+pub const OPT_OUT_ANNOTATION: &str = "restart-manager.io/no-reboot";
 
 /// What the coordinator keeps of a Node: a few hundred bytes instead of the API's tens of
 /// kilobytes.
@@ -49,6 +52,8 @@ pub struct NodeView {
     pub state_since: Option<cluster_api::Timestamp>,
     /// The reboot group its group label names, if it has the label.
     pub group: Option<String>,
+    /// Why an operator keeps it from rebooting ([`OPT_OUT_ANNOTATION`]); `None`: it may.
+    pub opted_out: Option<Box<str>>,
     /// Where its own traffic may come from: its addresses, its pod ranges (the gateway or
     /// tunnel address of many network plugins), and [`CALLER_ADDRESSES`].
     pub networks: Vec<ipnet::IpNet>,
@@ -156,6 +161,9 @@ impl NodeView {
                 .get(CORDONED_ANNOTATION)
                 .is_some_and(|v| v == "true"),
             state: annotations.remove(STATE_ANNOTATION),
+            opted_out: annotations
+                .remove(OPT_OUT_ANNOTATION)
+                .map(|why| why.trim().to_string().into_boxed_str()),
             state_since: annotations
                 .get(STATE_SINCE_ANNOTATION)
                 .and_then(|t| t.parse().ok()),

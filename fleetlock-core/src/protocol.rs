@@ -19,6 +19,7 @@
 //! | `drain_would_block` | 423 | pre-flight: the drain could not finish (named pods or budgets); no slot taken, no cordon |
 //! | `drain_timed_out` | 423 | the drain overran its deadline and the slot was given back |
 //! | `group_paused` | 423 | reboots in the group are paused |
+//! | `node_opted_out` | 423 | an operator keeps this node from rebooting (`restart-manager.io/no-reboot`) |
 //! | `outside_window` | 423 | not inside one of the group's reboot windows |
 //! | `blocked_by_pods` | 423 | a pod matching a blocking selector runs on the node |
 //! | `too_soon` | 423 | the group's minimum gap between reboots has not passed |
@@ -110,6 +111,7 @@ pub enum Kind {
     DrainWouldBlock,
     DrainTimedOut,
     GroupPaused,
+    NodeOptedOut,
     OutsideWindow,
     BlockedByPods,
     TooSoon,
@@ -122,7 +124,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table.
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 23] = [
         Kind::MissingProtocolHeader,
         Kind::MethodNotAllowed,
         Kind::InvalidBody,
@@ -139,6 +141,7 @@ impl Kind {
         Kind::DrainWouldBlock,
         Kind::DrainTimedOut,
         Kind::GroupPaused,
+        Kind::NodeOptedOut,
         Kind::OutsideWindow,
         Kind::BlockedByPods,
         Kind::TooSoon,
@@ -166,6 +169,7 @@ impl Kind {
             Kind::DrainWouldBlock => "drain_would_block",
             Kind::DrainTimedOut => "drain_timed_out",
             Kind::GroupPaused => "group_paused",
+            Kind::NodeOptedOut => "node_opted_out",
             Kind::OutsideWindow => "outside_window",
             Kind::BlockedByPods => "blocked_by_pods",
             Kind::TooSoon => "too_soon",
@@ -198,6 +202,7 @@ impl Kind {
             | Kind::DrainWouldBlock
             | Kind::DrainTimedOut
             | Kind::GroupPaused
+            | Kind::NodeOptedOut
             | Kind::OutsideWindow
             | Kind::BlockedByPods
             | Kind::TooSoon => 423,

@@ -92,4 +92,8 @@ pub struct NodeSnapshot {
     pub holds_slot_in: Option<String>,
     /// Current bootID.
     pub boot_id: String,
+    /// Why an operator keeps it from rebooting (`restart-manager.io/no-reboot`); absent: it
+    /// may reboot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opted_out: Option<String>,
 }

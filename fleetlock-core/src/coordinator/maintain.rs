@@ -174,6 +174,7 @@ impl Inner {
                 cordoned_by_us: v.cordoned_by_us,
                 holds_slot_in: holding.get(v.name.as_str()).map(|g| g.to_string()),
                 boot_id: v.boot_id.clone(),
+                opted_out: v.opted_out.as_deref().map(str::to_string),
             })
             .collect();
         node_snapshots.sort_by(|a, b| a.name.cmp(&b.name));

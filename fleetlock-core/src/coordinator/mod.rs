@@ -338,7 +338,23 @@ impl Coordinator {
             }
         }
         // A slot is about to be granted (or, without the lock cache, perhaps asked for again):
-        // a drain that could not finish is refused before anything is cordoned.
+        // a node an operator keeps back, or whose drain could not finish, is refused before
+        // anything is cordoned.
+        if let Some(why) = &node.opted_out {
+            let why = if why.is_empty() {
+                "no reason given"
+            } else {
+                why
+            };
+            return Err(Refusal::new(
+                Kind::NodeOptedOut,
+                format!(
+                    "{} must not reboot for now ({}: {why}); an operator removes the annotation to let it",
+                    node.name,
+                    crate::nodes::OPT_OUT_ANNOTATION
+                ),
+            ));
+        }
         inner.preflight(&node.name).await?;
         if !config.blocking_pods.is_empty() {
             let pods = inner

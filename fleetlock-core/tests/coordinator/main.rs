@@ -8,7 +8,7 @@ use std::time::Duration;
 use cluster_api::{Error, Pod};
 use cluster_sim::{Operation, WorkloadSpec};
 use common::*;
-use fleetlock_core::nodes::{CORDONED_ANNOTATION, STATE_ANNOTATION};
+use fleetlock_core::nodes::{CORDONED_ANNOTATION, OPT_OUT_ANNOTATION, STATE_ANNOTATION};
 use fleetlock_core::preflight::BudgetVerdict;
 use fleetlock_core::{GroupConfig, Kind, OnDrainTimeout, UnknownGroups};
 use tokio::time::{Instant, advance};

@@ -315,3 +315,54 @@ async fn only_the_node_itself_can_ask_for_its_reboot() {
         .await
         .unwrap();
 }
+
+/// An operator keeps a node from rebooting with an annotation: refused with its own kind and
+/// the operator's reason, nothing cordoned, the slot left to others, and shown in the fleet
+/// view; removing the annotation lets it reboot.
+#[tokio::test(start_paused = true)]
+async fn an_opted_out_node_is_refused_until_the_annotation_goes() {
+    let sim = fleet(2);
+    sim.edit_node("n1", |n| {
+        n.annotations.insert(
+            OPT_OUT_ANNOTATION.into(),
+            "disk replacement on Thursday".into(),
+        );
+    })
+    .unwrap();
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+
+    let refusal = c.pre_reboot(&n1).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::NodeOptedOut);
+    assert_eq!(refusal.status(), 423);
+    assert!(
+        refusal.value.contains("disk replacement on Thursday")
+            && refusal.value.contains(OPT_OUT_ANNOTATION),
+        "{}",
+        refusal.value
+    );
+    assert!(!sim.node("n1").unwrap().unschedulable);
+    assert_eq!(holders(&sim, "default"), Vec::<String>::new());
+    let n1_view = c
+        .snapshot()
+        .nodes
+        .into_iter()
+        .find(|n| n.name == "n1")
+        .unwrap();
+    assert_eq!(
+        n1_view.opted_out.as_deref(),
+        Some("disk replacement on Thursday")
+    );
+
+    // The group's one slot is not held back for it.
+    let n2 = zincati("n2", "default");
+    c.pre_reboot(&n2).await.unwrap();
+    c.steady_state(&n2).await.unwrap();
+
+    sim.edit_node("n1", |n| {
+        n.annotations.remove(OPT_OUT_ANNOTATION);
+    })
+    .unwrap();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    c.pre_reboot(&n1).await.unwrap();
+}

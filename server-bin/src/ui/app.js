@@ -216,7 +216,7 @@ async function fleet() {
     }));
     $("#nodes tbody").replaceChildren(...f.nodes.map((n) => {
       const tr = document.createElement("tr");
-      for (const [text, cls] of [[n.name], [n.state, `state-${n.state}`], [n.ready ? "yes" : "no"], [n.unschedulable ? (n.cordonedByUs ? "by us" : "by someone else") : "no"], [n.holdsSlotIn || ""]]) {
+      for (const [text, cls] of [[n.name], [n.optedOut !== undefined ? `${n.state}; kept from rebooting: ${n.optedOut || "no reason given"}` : n.state, `state-${n.state}`], [n.ready ? "yes" : "no"], [n.unschedulable ? (n.cordonedByUs ? "by us" : "by someone else") : "no"], [n.holdsSlotIn || ""]]) {
         const td = document.createElement("td");
         td.textContent = text;
         if (cls) td.className = cls;
