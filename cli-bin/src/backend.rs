@@ -142,6 +142,7 @@ impl CliError {
             | K::DrainTimedOut
             | K::GroupPaused
             | K::NodeOptedOut
+            | K::HealthGateClosed
             | K::OutsideWindow
             | K::BlockedByPods
             | K::TooSoon => (Exit::FleetLockRefused, None),

@@ -73,6 +73,34 @@ pub struct GroupConfig {
     /// (`app=batch,critical=true`).
     #[serde(deserialize_with = "selectors")]
     pub blocking_pods: Vec<LabelSelector>,
+    /// Grant no new slot while too many nodes are down or cordoned by someone else.
+    pub health_gates: HealthGates,
+}
+
+/// Limits on the nodes that are down or held back by someone else, past which a group grants
+/// no new slot (`health_gate_closed`). Nodes holding a slot of any group are not counted:
+/// their being down is the reboot itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct HealthGates {
+    /// At most this many nodes may be NotReady; unset: no limit.
+    pub max_not_ready: Option<u32>,
+    /// At most this many nodes may be cordoned by someone else than restart-manager; unset:
+    /// no limit.
+    pub max_cordoned: Option<u32>,
+    /// Whose nodes are counted: the group's own (the default) or the whole cluster's.
+    pub scope: GateScope,
+}
+
+/// Which nodes a [`HealthGates`] limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GateScope {
+    /// The nodes of the group.
+    #[default]
+    Group,
+    /// Every node.
+    Cluster,
 }
 
 /// How nodes are drained.
@@ -212,6 +240,7 @@ impl Default for GroupConfig {
             windows: Vec::new(),
             min_gap: Duration::ZERO,
             blocking_pods: Vec::new(),
+            health_gates: HealthGates::default(),
         }
     }
 }

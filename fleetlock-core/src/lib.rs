@@ -73,8 +73,8 @@ pub mod snapshot;
 pub mod window;
 
 pub use config::{
-    DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GroupConfig, InvalidConfig, InvalidDuration,
-    OnDrainTimeout, StuckConfig, UnknownGroups,
+    DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GateScope, GroupConfig, HealthGates,
+    InvalidConfig, InvalidDuration, OnDrainTimeout, StuckConfig, UnknownGroups,
 };
 #[cfg(feature = "sabotage")]
 pub use coordinator::Sabotage;

@@ -20,6 +20,7 @@
 //! | `drain_timed_out` | 423 | the drain overran its deadline and the slot was given back |
 //! | `group_paused` | 423 | reboots in the group are paused |
 //! | `node_opted_out` | 423 | an operator keeps this node from rebooting (`restart-manager.io/no-reboot`) |
+//! | `health_gate_closed` | 423 | too many nodes of the group (or cluster) are NotReady or cordoned by someone else |
 //! | `outside_window` | 423 | not inside one of the group's reboot windows |
 //! | `blocked_by_pods` | 423 | a pod matching a blocking selector runs on the node |
 //! | `too_soon` | 423 | the group's minimum gap between reboots has not passed |
@@ -112,6 +113,7 @@ pub enum Kind {
     DrainTimedOut,
     GroupPaused,
     NodeOptedOut,
+    HealthGateClosed,
     OutsideWindow,
     BlockedByPods,
     TooSoon,
@@ -124,7 +126,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table.
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::MissingProtocolHeader,
         Kind::MethodNotAllowed,
         Kind::InvalidBody,
@@ -142,6 +144,7 @@ impl Kind {
         Kind::DrainTimedOut,
         Kind::GroupPaused,
         Kind::NodeOptedOut,
+        Kind::HealthGateClosed,
         Kind::OutsideWindow,
         Kind::BlockedByPods,
         Kind::TooSoon,
@@ -170,6 +173,7 @@ impl Kind {
             Kind::DrainTimedOut => "drain_timed_out",
             Kind::GroupPaused => "group_paused",
             Kind::NodeOptedOut => "node_opted_out",
+            Kind::HealthGateClosed => "health_gate_closed",
             Kind::OutsideWindow => "outside_window",
             Kind::BlockedByPods => "blocked_by_pods",
             Kind::TooSoon => "too_soon",
@@ -203,6 +207,7 @@ impl Kind {
             | Kind::DrainTimedOut
             | Kind::GroupPaused
             | Kind::NodeOptedOut
+            | Kind::HealthGateClosed
             | Kind::OutsideWindow
             | Kind::BlockedByPods
             | Kind::TooSoon => 423,

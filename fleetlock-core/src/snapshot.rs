@@ -44,6 +44,9 @@ pub struct GroupSnapshot {
     pub last_approval: Option<Timestamp>,
     /// Who holds its slots.
     pub holders: Vec<HolderSnapshot>,
+    /// Its health gates that are closed now, in words: no new slot until they open.
+    #[serde(default)]
+    pub closed_gates: Vec<String>,
 }
 
 /// One slot's holder.

@@ -150,6 +150,7 @@ impl Inner {
                     min_gap_seconds: config.min_gap.as_secs(),
                     last_approval: state.last_approval,
                     holders,
+                    closed_gates: self.closed_gates(name, &config.health_gates),
                 }
             })
             .collect()

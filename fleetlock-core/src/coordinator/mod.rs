@@ -12,6 +12,7 @@
 mod cache;
 mod drainer;
 mod drains;
+mod gates;
 mod maintain;
 mod policy;
 mod preflight;
@@ -107,6 +108,8 @@ struct Inner {
     cache_grace: Duration,
     drains: Mutex<HashMap<String, DrainTask>>,
     reported_stuck: Mutex<HashSet<String>>,
+    /// The last count of nodes down or held back, for the health gates.
+    node_counts: Mutex<Option<(tokio::time::Instant, Arc<gates::NodeCounts>)>>,
     poke: Notify,
     leadership: Option<watch::Receiver<bool>>,
     #[cfg(feature = "sabotage")]
@@ -199,6 +202,7 @@ impl CoordinatorBuilder {
                 cache_grace: self.cache_grace,
                 drains: Mutex::default(),
                 reported_stuck: Mutex::default(),
+                node_counts: Mutex::default(),
                 poke: Notify::new(),
                 leadership: self.leadership,
                 #[cfg(feature = "sabotage")]
@@ -338,23 +342,11 @@ impl Coordinator {
             }
         }
         // A slot is about to be granted (or, without the lock cache, perhaps asked for again):
-        // a node an operator keeps back, or whose drain could not finish, is refused before
+        // a node an operator keeps back, a group whose health gates are closed (both from the
+        // caches, without API traffic), or a drain that could not finish is refused before
         // anything is cordoned.
-        if let Some(why) = &node.opted_out {
-            let why = if why.is_empty() {
-                "no reason given"
-            } else {
-                why
-            };
-            return Err(Refusal::new(
-                Kind::NodeOptedOut,
-                format!(
-                    "{} must not reboot for now ({}: {why}); an operator removes the annotation to let it",
-                    node.name,
-                    crate::nodes::OPT_OUT_ANNOTATION
-                ),
-            ));
-        }
+        inner.check_opt_out(&node)?;
+        inner.check_gates(&params.group, &config.health_gates)?;
         inner.preflight(&node.name).await?;
         if !config.blocking_pods.is_empty() {
             let pods = inner

@@ -366,3 +366,88 @@ async fn an_opted_out_node_is_refused_until_the_annotation_goes() {
     tokio::time::advance(Duration::from_secs(1)).await;
     c.pre_reboot(&n1).await.unwrap();
 }
+
+/// Health gates: no new slot while more nodes than allowed are NotReady or cordoned by
+/// someone else; the refusal names the gate but no node; slot holders (whose being down is
+/// the reboot itself) do not count; `scope: cluster` counts other groups' nodes too.
+#[tokio::test(start_paused = true)]
+async fn health_gates_hold_new_grants_while_too_many_nodes_are_down() {
+    let sim = fleet(5);
+    sim.edit_node("n5", |n| {
+        n.labels
+            .insert(fleetlock_core::DEFAULT_GROUP_LABEL.into(), "storage".into());
+    })
+    .unwrap();
+    let mut config = config();
+    let default = config.groups.get_mut("default").unwrap();
+    default.slots = 2;
+    default.health_gates = HealthGates {
+        max_not_ready: Some(0),
+        max_cordoned: Some(0),
+        scope: GateScope::Group,
+    };
+    config
+        .groups
+        .insert("storage".into(), GroupConfig::default());
+    let (c, _run) = replica(&sim, config.clone(), "a").await;
+    let (n1, n2) = (zincati("n1", "default"), zincati("n2", "default"));
+
+    // n3 is down: no new slot in its group.
+    sim.edit_node("n3", |n| n.ready = false).unwrap();
+    advance(Duration::from_secs(1)).await;
+    let refusal = c.pre_reboot(&n1).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::HealthGateClosed);
+    assert_eq!(refusal.status(), 423);
+    assert!(
+        refusal
+            .value
+            .contains("1 nodes of group default are NotReady (at most 0 may be)"),
+        "{}",
+        refusal.value
+    );
+    assert!(
+        !refusal.value.contains("n3"),
+        "names no other node: {}",
+        refusal.value
+    );
+    assert!(!sim.node("n1").unwrap().unschedulable);
+
+    // An admin's cordon on n4 holds it back as well, once n3 is back.
+    sim.edit_node("n3", |n| n.ready = true).unwrap();
+    sim.edit_node("n4", |n| n.unschedulable = true).unwrap();
+    advance(Duration::from_secs(1)).await;
+    let refusal = c.pre_reboot(&n1).await.unwrap_err();
+    assert!(
+        refusal.value.contains("cordoned by someone else"),
+        "{}",
+        refusal.value
+    );
+    sim.edit_node("n4", |n| n.unschedulable = false).unwrap();
+    advance(Duration::from_secs(1)).await;
+
+    // A holder rebooting (NotReady, cordoned by us) does not close the gate for the next.
+    c.pre_reboot(&n1).await.unwrap();
+    sim.edit_node("n1", |n| n.ready = false).unwrap();
+    advance(Duration::from_secs(1)).await;
+    c.pre_reboot(&n2).await.unwrap();
+
+    // Another group's node counts only with `scope: cluster`.
+    sim.edit_node("n5", |n| n.ready = false).unwrap();
+    for id in [&n1, &n2] {
+        c.steady_state(id).await.unwrap();
+    }
+    sim.edit_node("n1", |n| n.ready = true).unwrap();
+    advance(Duration::from_secs(1)).await;
+    c.pre_reboot(&n1).await.unwrap();
+    c.steady_state(&n1).await.unwrap();
+    config.groups.get_mut("default").unwrap().health_gates.scope = GateScope::Cluster;
+    let (c, _run) = replica(&sim, config, "b").await;
+    let refusal = c.pre_reboot(&n1).await.unwrap_err();
+    assert!(
+        refusal
+            .value
+            .contains("1 nodes of the cluster are NotReady"),
+        "{}",
+        refusal.value
+    );
+}

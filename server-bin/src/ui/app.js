@@ -207,11 +207,13 @@ async function fleet() {
       const div = document.createElement("div");
       div.className = "card";
       const holders = g.holders.map((h) => `${h.node}, ${h.drain && h.phase === "draining" ? h.drain.message.replace(`draining ${h.node}: `, "draining: ") : h.phase} (${ago(h.since)})`).join("; ") || "none";
-      div.innerHTML = `<h3></h3><p class="slots"></p><p class="muted holders"></p><p class="muted windows"></p>`;
+      div.innerHTML = `<h3></h3><p class="slots"></p><p class="muted holders"></p><p class="muted windows"></p><p class="error gates"></p>`;
       $("h3", div).textContent = g.name + (g.paused ? " — paused" : "");
       $(".slots", div).textContent = `${g.holders.length} of ${g.slots} slot${g.slots === 1 ? "" : "s"} in use`;
       $(".holders", div).textContent = `Holders: ${holders}`;
       $(".windows", div).textContent = g.windows.length ? `Windows: ${g.windows.join("; ")}${g.inWindow ? " (open now)" : ""}` : "Any time";
+      $(".gates", div).textContent = g.closedGates && g.closedGates.length ? `No new reboots while ${g.closedGates.join("; ")}` : "";
+      $(".gates", div).hidden = !(g.closedGates && g.closedGates.length);
       return div;
     }));
     $("#nodes tbody").replaceChildren(...f.nodes.map((n) => {
