@@ -40,6 +40,8 @@ pub struct FleetLockConfig {
     /// node. Set from the downward API, not the file.
     #[serde(skip)]
     pub own_pod: Option<(String, String)>,
+    /// Where the groups' alert gates read firing alerts (none: alert gates cannot open).
+    pub alerts: Option<AlertsConfig>,
 }
 
 /// The Node label that names a node's reboot group, unless configured otherwise.
@@ -80,7 +82,7 @@ pub struct GroupConfig {
 /// Limits on the nodes that are down or held back by someone else, past which a group grants
 /// no new slot (`health_gate_closed`). Nodes holding a slot of any group are not counted:
 /// their being down is the reboot itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HealthGates {
     /// At most this many nodes may be NotReady; unset: no limit.
@@ -90,6 +92,60 @@ pub struct HealthGates {
     pub max_cordoned: Option<u32>,
     /// Whose nodes are counted: the group's own (the default) or the whole cluster's.
     pub scope: GateScope,
+    /// Label selectors over firing alerts (`severity=critical`, `alertname in (A,B)`): while
+    /// an alert matching any of them fires, no new slot. Read from [`FleetLockConfig::alerts`].
+    #[serde(deserialize_with = "selectors")]
+    pub alerts: Vec<LabelSelector>,
+}
+
+/// Where firing alerts are read from, for the groups' alert gates.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The server's base URL (`http://prometheus.monitoring:9090`).
+    pub url: String,
+    /// Which API it speaks.
+    #[serde(default)]
+    pub api: AlertsApi,
+    /// How often the firing alerts are read.
+    #[serde(default = "fifteen_seconds", deserialize_with = "duration")]
+    pub interval: Duration,
+    /// How long a read may take.
+    #[serde(default = "five_seconds", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// What the gates do while the alerts cannot be read.
+    #[serde(default)]
+    pub on_unreachable: OnUnreachable,
+}
+
+fn fifteen_seconds() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// The API firing alerts are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AlertsApi {
+    /// Prometheus: `GET /api/v1/alerts`, alerts in state `firing`.
+    #[default]
+    Prometheus,
+    /// Alertmanager: `GET /api/v2/alerts`, active and neither silenced nor inhibited.
+    Alertmanager,
+}
+
+/// What an alert gate does while its alerts cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnUnreachable {
+    /// Grant nothing: an alert might be firing (the default).
+    #[default]
+    Block,
+    /// Grant as if nothing fired.
+    Allow,
 }
 
 /// Which nodes a [`HealthGates`] limit counts.
@@ -175,6 +231,7 @@ impl Default for FleetLockConfig {
             drain: DrainConfig::default(),
             stuck: StuckConfig::default(),
             own_pod: None,
+            alerts: None,
         }
     }
 }
@@ -221,6 +278,20 @@ impl FleetLockConfig {
                     "group {name:?}: slots must be at least 1 (use paused: true to stop reboots)"
                 ));
             }
+            if !group.health_gates.alerts.is_empty() && self.alerts.is_none() {
+                return Err(format!(
+                    "group {name:?}: healthGates.alerts needs fleetlock.alerts (the Prometheus or \
+                     Alertmanager URL to read them from)"
+                ));
+            }
+        }
+        if let Some(alerts) = &self.alerts
+            && !(alerts.url.starts_with("http://") || alerts.url.starts_with("https://"))
+        {
+            return Err(format!(
+                "alerts.url {:?} must be an http:// or https:// URL",
+                alerts.url
+            ));
         }
         if self.drain.parallelism == 0 {
             return Err("drain.parallelism must be at least 1".into());
@@ -366,5 +437,33 @@ mod tests {
                 .to_string()
                 .contains("paused")
         );
+    }
+
+    #[test]
+    fn alert_gates_read_from_the_file_and_need_a_source() {
+        let yaml = "alerts:\n  url: http://prometheus.monitoring:9090\n  onUnreachable: allow\n\
+                    groups:\n  default:\n    healthGates:\n      alerts: [severity=critical]\n";
+        let config: FleetLockConfig = serde_saphyr::from_str(yaml).unwrap();
+        config.validate().unwrap();
+        let alerts = config.alerts.as_ref().unwrap();
+        assert_eq!(alerts.api, AlertsApi::Prometheus);
+        assert_eq!(alerts.interval, Duration::from_secs(15));
+        assert_eq!(alerts.on_unreachable, OnUnreachable::Allow);
+        assert_eq!(
+            config.groups["default"].health_gates.alerts[0].to_string(),
+            "severity=critical"
+        );
+
+        let mut unsourced = config.clone();
+        unsourced.alerts = None;
+        let error = unsourced.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("healthGates.alerts needs fleetlock.alerts"),
+            "{error}"
+        );
+        let mut no_scheme = config;
+        no_scheme.alerts.as_mut().unwrap().url = "prometheus:9090".into();
+        let error = no_scheme.validate().unwrap_err().to_string();
+        assert!(error.contains("http://"), "{error}");
     }
 }

@@ -61,6 +61,7 @@
 //! | [`Coordinator`] | the service itself |
 //! | [`snapshot`] | the fleet's state as data |
 
+pub mod alerts;
 pub mod config;
 mod coordinator;
 pub mod drain;
@@ -73,8 +74,9 @@ pub mod snapshot;
 pub mod window;
 
 pub use config::{
-    DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GateScope, GroupConfig, HealthGates,
-    InvalidConfig, InvalidDuration, OnDrainTimeout, StuckConfig, UnknownGroups,
+    AlertsApi, AlertsConfig, DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GateScope,
+    GroupConfig, HealthGates, InvalidConfig, InvalidDuration, OnDrainTimeout, OnUnreachable,
+    StuckConfig, UnknownGroups,
 };
 #[cfg(feature = "sabotage")]
 pub use coordinator::Sabotage;

@@ -7,6 +7,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`alerts`] | firing alerts from Prometheus or Alertmanager, for the alert gates |
 //! | [`args`] | flags and environment variables |
 //! | [`config`] | the YAML configuration file |
 //! | [`fleetlock_http`] | the FleetLock endpoints |
@@ -35,6 +36,7 @@ use cluster_api::{Clock, ClusterApi};
 use fleetlock_core::{Coordinator, FleetLockConfig};
 use restart_core::{Allowlist, RestartConfig, Restarter};
 
+pub mod alerts;
 pub mod api;
 pub mod args;
 pub mod auth;
@@ -200,6 +202,12 @@ pub fn build(
     let metrics = Arc::new(metrics::Metrics::new()?);
     metrics.register_workloads(settings.allowlist.iter().map(|a| &a.workload));
     let some_group = settings.fleetlock.groups.keys().next().cloned();
+    let alerts = settings
+        .fleetlock
+        .alerts
+        .as_ref()
+        .map(alerts::HttpAlerts::new)
+        .transpose()?;
     let mut fleetlock = Coordinator::builder(api.clone(), settings.fleetlock)
         .cache_grace(settings.cache_grace)
         .clock(clock.clone())
@@ -211,6 +219,9 @@ pub fn build(
         .config(settings.restart)
         .instance(&settings.instance)
         .observer(metrics.clone());
+    if let Some(source) = alerts {
+        fleetlock = fleetlock.alerts(Arc::new(source));
+    }
     if let Some(leader) = settings.leadership {
         fleetlock = fleetlock.leadership(leader.clone());
         restarter = restarter.leadership(leader);

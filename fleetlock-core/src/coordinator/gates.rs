@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Inner;
-use crate::config::{GateScope, HealthGates};
+use super::{CoordinatorBuilder, Inner};
+use crate::alerts::{AlertSource, AlertState, closed_by_alerts};
+use crate::config::{GateScope, HealthGates, OnUnreachable};
 use crate::nodes::NodeView;
 use crate::protocol::{Kind, Refusal};
 
@@ -28,6 +29,16 @@ pub(super) struct NodeCounts {
 pub(super) struct Counts {
     not_ready: Vec<String>,
     cordoned: Vec<String>,
+}
+
+impl CoordinatorBuilder {
+    /// Where the groups' alert gates read firing alerts (`alerts` in the configuration says
+    /// how often and what to do when it cannot be read). Without one, an alert gate stays
+    /// closed (or open, with `onUnreachable: allow`).
+    pub fn alerts(mut self, source: Arc<dyn AlertSource>) -> Self {
+        self.alerts = Some(source);
+        self
+    }
 }
 
 impl Inner {
@@ -65,8 +76,14 @@ impl Inner {
 
     /// Each gate of `group` that is closed now, in words (without node names).
     pub(super) fn closed_gates(&self, group: &str, gates: &HealthGates) -> Vec<String> {
+        let on_unreachable = self
+            .config
+            .alerts
+            .as_ref()
+            .map_or(OnUnreachable::Block, |a| a.on_unreachable);
+        let mut closed = closed_by_alerts(&self.alert_state.read(), &gates.alerts, on_unreachable);
         if gates.max_not_ready.is_none() && gates.max_cordoned.is_none() {
-            return Vec::new();
+            return closed;
         }
         let all = self.node_counts();
         let none = Counts::default();
@@ -77,7 +94,6 @@ impl Inner {
             ),
             GateScope::Cluster => (&all.cluster, "of the cluster".to_string()),
         };
-        let mut closed = Vec::new();
         for (limit, nodes, what) in [
             (gates.max_not_ready, &counts.not_ready, "NotReady"),
             (
@@ -96,6 +112,29 @@ impl Inner {
             }
         }
         closed
+    }
+
+    /// Reads the firing alerts every `alerts.interval`, for as long as the coordinator runs
+    /// (without a source, returns at once).
+    pub(super) async fn read_alerts(&self) {
+        let (Some(source), Some(config)) = (&self.alerts, &self.config.alerts) else {
+            return;
+        };
+        loop {
+            let state = match tokio::time::timeout(config.timeout, source.firing()).await {
+                Ok(Ok(firing)) => AlertState::Firing(firing),
+                Ok(Err(why)) => AlertState::Unreachable(why),
+                Err(_) => AlertState::Unreachable(format!(
+                    "no answer within {} s",
+                    config.timeout.as_secs_f64()
+                )),
+            };
+            if let AlertState::Unreachable(why) = &state {
+                tracing::warn!(url = %config.url, error = %why, "cannot read the firing alerts");
+            }
+            *self.alert_state.write() = state;
+            tokio::time::sleep(config.interval).await;
+        }
     }
 
     /// The counts, recounted when older than [`RECOUNT_AFTER`].

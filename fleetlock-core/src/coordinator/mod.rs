@@ -79,6 +79,7 @@ pub struct CoordinatorBuilder {
     observer: Arc<dyn Observer>,
     leadership: Option<watch::Receiver<bool>>,
     cache_grace: Duration,
+    alerts: Option<Arc<dyn crate::alerts::AlertSource>>,
     #[cfg(feature = "sabotage")]
     sabotage: Option<Sabotage>,
 }
@@ -108,8 +109,11 @@ struct Inner {
     cache_grace: Duration,
     drains: Mutex<HashMap<String, DrainTask>>,
     reported_stuck: Mutex<HashSet<String>>,
-    /// The last count of nodes down or held back, for the health gates.
+    /// The last count of nodes down or held back, and the alerts' source and last read, for
+    /// the health gates.
     node_counts: Mutex<Option<(tokio::time::Instant, Arc<gates::NodeCounts>)>>,
+    alerts: Option<Arc<dyn crate::alerts::AlertSource>>,
+    alert_state: RwLock<crate::alerts::AlertState>,
     poke: Notify,
     leadership: Option<watch::Receiver<bool>>,
     #[cfg(feature = "sabotage")]
@@ -203,6 +207,8 @@ impl CoordinatorBuilder {
                 drains: Mutex::default(),
                 reported_stuck: Mutex::default(),
                 node_counts: Mutex::default(),
+                alerts: self.alerts,
+                alert_state: RwLock::default(),
                 poke: Notify::new(),
                 leadership: self.leadership,
                 #[cfg(feature = "sabotage")]
@@ -226,6 +232,7 @@ impl Coordinator {
             observer: Arc::new(NoopObserver),
             leadership: None,
             cache_grace: DEFAULT_CACHE_GRACE,
+            alerts: None,
             #[cfg(feature = "sabotage")]
             sabotage: None,
         }
@@ -255,6 +262,7 @@ impl Coordinator {
         tokio::join!(
             inner.watch_nodes(),
             inner.watch_leases(),
+            inner.read_alerts(),
             self.maintain_forever()
         );
     }

@@ -385,6 +385,7 @@ async fn health_gates_hold_new_grants_while_too_many_nodes_are_down() {
         max_not_ready: Some(0),
         max_cordoned: Some(0),
         scope: GateScope::Group,
+        ..HealthGates::default()
     };
     config
         .groups

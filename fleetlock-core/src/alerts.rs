@@ -1,0 +1,101 @@
+//! Firing alerts for the groups' alert gates: a source the embedding program provides (the
+//! server reads Prometheus or Alertmanager over HTTP), read in the background, and the
+//! verdict over what it last said.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use cluster_api::LabelSelector;
+
+use crate::config::OnUnreachable;
+
+/// An alert's labels.
+pub type Labels = BTreeMap<String, String>;
+
+/// Where firing alerts come from.
+#[async_trait]
+pub trait AlertSource: Send + Sync + 'static {
+    /// The alerts firing now, by their labels; why not, in words.
+    async fn firing(&self) -> Result<Vec<Labels>, String>;
+}
+
+/// What the last read of the alerts said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AlertState {
+    /// Not read yet.
+    #[default]
+    NotReadYet,
+    /// These were firing.
+    Firing(Vec<Labels>),
+    /// The read failed.
+    Unreachable(String),
+}
+
+/// The reasons an alert gate over `selectors` is closed in `state`, in words: each firing
+/// alert matching one of them, or that the alerts cannot be read (unless `on_unreachable`
+/// says to grant anyway).
+pub fn closed_by_alerts(
+    state: &AlertState,
+    selectors: &[LabelSelector],
+    on_unreachable: OnUnreachable,
+) -> Vec<String> {
+    if selectors.is_empty() {
+        return Vec::new();
+    }
+    match state {
+        AlertState::Firing(alerts) => alerts
+            .iter()
+            .filter_map(|labels| {
+                let selector = selectors.iter().find(|s| s.matches(labels))?;
+                let name = labels.get("alertname").map_or("an alert", String::as_str);
+                Some(format!("alert {name} is firing (it matches {selector})"))
+            })
+            .collect(),
+        _ if on_unreachable == OnUnreachable::Allow => Vec::new(),
+        AlertState::NotReadYet => vec!["the alerts have not been read yet".to_string()],
+        AlertState::Unreachable(why) => vec![format!("the alerts cannot be read ({why})")],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_matching_firing_alert_closes_the_gate_by_name() {
+        let selectors = ["severity=critical".parse().unwrap()];
+        let state = AlertState::Firing(vec![
+            alert(&[("alertname", "DiskFull"), ("severity", "warning")]),
+            alert(&[("alertname", "EtcdDown"), ("severity", "critical")]),
+        ]);
+        assert_eq!(
+            closed_by_alerts(&state, &selectors, OnUnreachable::Block),
+            ["alert EtcdDown is firing (it matches severity=critical)"]
+        );
+        assert!(closed_by_alerts(&state, &[], OnUnreachable::Block).is_empty());
+        let quiet = AlertState::Firing(vec![alert(&[("alertname", "DiskFull")])]);
+        assert!(closed_by_alerts(&quiet, &selectors, OnUnreachable::Block).is_empty());
+    }
+
+    #[test]
+    fn unreadable_alerts_block_unless_allowed() {
+        let selectors = ["severity=critical".parse().unwrap()];
+        let down = AlertState::Unreachable("connection refused".into());
+        assert_eq!(
+            closed_by_alerts(&down, &selectors, OnUnreachable::Block),
+            ["the alerts cannot be read (connection refused)"]
+        );
+        assert!(closed_by_alerts(&down, &selectors, OnUnreachable::Allow).is_empty());
+        assert_eq!(
+            closed_by_alerts(&AlertState::NotReadYet, &selectors, OnUnreachable::Block).len(),
+            1
+        );
+    }
+}
