@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use fleetlock_core::{FleetSnapshot, Kind, NodePlan, Refusal};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::access::{ApiPath, Caller, NotAForm};
 use super::error::{ApiError, ErrorBody, Guarded, Unauthenticated};
@@ -102,6 +102,26 @@ pub(crate) struct GroupPause {
     paused: bool,
 }
 
+/// What pausing or resuming a group may be answered besides [`Guarded`] and
+/// [`Unauthenticated`].
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description of answers, never built
+enum GroupRefusals {
+    /// `invalid_group`: not a group name.
+    #[response(status = 400)]
+    Invalid(ErrorBody<'static>),
+    /// `unknown_group`: neither configured nor holding a Lease.
+    #[response(status = 404)]
+    Unknown(ErrorBody<'static>),
+    /// `invalid_request`: a browser's POST (one with `Origin` or a cookie) without
+    /// `Content-Type: application/json`.
+    #[response(status = 415)]
+    NotJson(ErrorBody<'static>),
+    /// `internal`: the group's Lease could not be written.
+    #[response(status = 500)]
+    Internal(ErrorBody<'static>),
+}
+
 /// Pauses a reboot group: no new slot is granted in it until it is resumed (admins).
 #[utoipa::path(
     post,
@@ -110,10 +130,7 @@ pub(crate) struct GroupPause {
     params(GroupPath),
     responses(
         (status = 200, description = "Paused", body = GroupPause),
-        (status = 400, description = "`invalid_group`: not a group name", body = ErrorBody),
-        (status = 404, description = "`unknown_group`: neither configured nor holding a Lease", body = ErrorBody),
-        (status = 415, description = "`invalid_request`: a browser's POST (one with `Origin` or a cookie) without `Content-Type: application/json`", body = ErrorBody),
-        (status = 500, description = "`internal`: the group's Lease could not be written", body = ErrorBody),
+        GroupRefusals,
         Guarded,
         Unauthenticated,
     )
@@ -136,10 +153,7 @@ pub(crate) async fn pause(
     params(GroupPath),
     responses(
         (status = 200, description = "Resumed", body = GroupPause),
-        (status = 400, description = "`invalid_group`: not a group name", body = ErrorBody),
-        (status = 404, description = "`unknown_group`: neither configured nor holding a Lease", body = ErrorBody),
-        (status = 415, description = "`invalid_request`: a browser's POST (one with `Origin` or a cookie) without `Content-Type: application/json`", body = ErrorBody),
-        (status = 500, description = "`internal`: the group's Lease could not be written", body = ErrorBody),
+        GroupRefusals,
         Guarded,
         Unauthenticated,
     )
