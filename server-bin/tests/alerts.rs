@@ -1,9 +1,10 @@
 //! The alert gates against a real Prometheus (Debian's `prometheus`), started by the test with
 //! rules that fire at once: a firing alert that matches a group's gate holds new reboots in
-//! it, a pending one does not, and an unreachable Prometheus blocks unless told otherwise.
+//! it, a pending one does not, and an unreachable Prometheus blocks unless told otherwise; and
+//! against a real Alertmanager (`prometheus-alertmanager`), where a silenced alert does not.
 //!
-//! Without a `prometheus` binary the test says so and passes on a developer machine; under CI
-//! (`CI` set) it fails, since `.ci/run` installs it.
+//! Without the binaries the tests say so and pass on a developer machine; under CI (`CI` set)
+//! they fail, since `.ci/run` installs them.
 
 mod common;
 
@@ -229,5 +230,100 @@ async fn a_firing_alert_from_prometheus_holds_reboots_in_its_group() {
         "a reboot past an unreachable Prometheus with onUnreachable: allow",
         async || lenient.pre_reboot(&zincati("n2")).await.is_ok(),
     )
+    .await;
+}
+
+/// The same gate over a real Alertmanager: active alerts count, silenced ones do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_alertmanager_alert_holds_reboots_and_a_silenced_one_does_not() {
+    let binary = std::env::var_os("ALERTMANAGER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus-alertmanager"));
+    if !binary.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install prometheus-alertmanager"
+        );
+        eprintln!("skipped: no alertmanager (apt-get install prometheus-alertmanager)");
+        return;
+    }
+    let dir = TempDir(std::env::temp_dir().join(format!("rm-alertmanager-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(
+        dir.0.join("alertmanager.yml"),
+        "route: {receiver: nobody}\nreceivers: [{name: nobody}]\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let _alertmanager = Command::new(binary)
+        .arg(format!(
+            "--config.file={}",
+            dir.0.join("alertmanager.yml").display()
+        ))
+        .arg(format!("--storage.path={}", dir.0.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start alertmanager");
+    let url = format!("http://127.0.0.1:{port}");
+
+    // Two alerts arrive, as Prometheus would send them; one of them is silenced.
+    let http = reqwest::Client::new();
+    let alerts = serde_json::json!([
+        {"labels": {"alertname": "EtcdDown", "severity": "critical"}},
+        {"labels": {"alertname": "Planned", "severity": "critical"}},
+    ]);
+    until("Alertmanager takes the alerts", async || {
+        http.post(format!("{url}/api/v2/alerts"))
+            .json(&alerts)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    let now = jiff::Timestamp::now();
+    let silence = serde_json::json!({
+        "matchers": [{"name": "alertname", "value": "Planned", "isRegex": false, "isEqual": true}],
+        "startsAt": now.to_string(),
+        "endsAt": (now + jiff::SignedDuration::from_hours(1)).to_string(),
+        "createdBy": "restart-manager test",
+        "comment": "planned maintenance",
+    });
+    let response = http
+        .post(format!("{url}/api/v2/silences"))
+        .json(&silence)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+
+    let mut config = alerts_config(&url, OnUnreachable::Block);
+    config.api = AlertsApi::Alertmanager;
+    let source = HttpAlerts::new(&config).unwrap();
+    until("only the unsilenced alert is active", async || {
+        source.firing().await.is_ok_and(|alerts| {
+            let names: Vec<&str> = alerts.iter().map(|a| a["alertname"].as_str()).collect();
+            names == ["EtcdDown"]
+        })
+    })
+    .await;
+
+    let sim = SimCluster::new();
+    sim.add_node(Node::new("n1").machine_id(machine_id_for("n1")));
+    let held = coordinator(&sim, config.clone(), "severity=critical").await;
+    until("the gate closes on EtcdDown", async || {
+        held.pre_reboot(&zincati("n1")).await.is_err_and(|r| {
+            r.kind == Kind::HealthGateClosed && r.value.contains("alert EtcdDown is firing")
+        })
+    })
+    .await;
+    let open = coordinator(&sim, config, "alertname=Planned").await;
+    until("a reboot past a gate whose alert is silenced", async || {
+        open.pre_reboot(&zincati("n1")).await.is_ok()
+    })
     .await;
 }
