@@ -142,4 +142,5 @@ fn rss_kib() -> u64 {
 }
 
 mod api;
+mod bounds;
 mod stream;
