@@ -271,7 +271,9 @@ async fn an_active_alertmanager_alert_holds_reboots_and_a_silenced_one_does_not(
         .expect("start alertmanager");
     let url = format!("http://127.0.0.1:{port}");
 
-    // Two alerts arrive, as Prometheus would send them; one of them is silenced.
+    // Two alerts arrive, as Prometheus would send them; one of them is silenced. (reqwest is
+    // built without a crypto provider; the server installs ring, and so does this client.)
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let alerts = serde_json::json!([
         {"labels": {"alertname": "EtcdDown", "severity": "critical"}},
