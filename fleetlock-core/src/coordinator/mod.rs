@@ -23,12 +23,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{CacheHealth, Clock, ClusterApi, EventType, PodFilter, Store, SystemClock};
+use cluster_api::{CacheHealth, Clock, ClusterApi, EventType, Store, SystemClock};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
 use crate::config::{FleetLockConfig, UnknownGroups};
-use crate::drain::{DrainPhase, DrainStatus, blocking_pods};
+use crate::drain::{DrainPhase, DrainStatus};
 use crate::group::{self, GroupState, Holder, HolderPhase};
 use crate::nodes::{Lookup, NodeIndex};
 use crate::protocol::{ClientParams, Kind, Refusal};
@@ -355,26 +355,7 @@ impl Coordinator {
         // anything is cordoned.
         inner.check_opt_out(&node)?;
         inner.check_gates(&params.group, &config.health_gates)?;
-        inner.preflight(&node.name).await?;
-        if !config.blocking_pods.is_empty() {
-            let pods = inner
-                .api
-                .list_pods(&PodFilter::on_node(&node.name))
-                .await
-                .map_err(|e| Refusal::from_cluster("listing the node's pods", &e))?;
-            let blocking = blocking_pods(&pods, &config.blocking_pods);
-            if !blocking.is_empty() {
-                let names: Vec<String> = blocking.iter().map(|p| p.to_string()).collect();
-                return Err(Refusal::new(
-                    Kind::BlockedByPods,
-                    format!(
-                        "pods that block reboots run on {}: {}",
-                        node.name,
-                        names.join(", ")
-                    ),
-                ));
-            }
-        }
+        inner.check_pods(&node.name, config).await?;
 
         let (state, grant) = group::modify(
             inner.api.as_ref(),

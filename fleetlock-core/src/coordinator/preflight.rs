@@ -1,10 +1,11 @@
 //! The pre-flight plan of a node's drain, read from the cluster as it is now: served to people
 //! ([`Coordinator::plan_node`]) and checked before a slot is granted.
 
-use cluster_api::{EventType, PodFilter};
+use cluster_api::{EventType, Pod, PodFilter};
 
 use super::{Coordinator, Inner};
-use crate::drain::DrainOptions;
+use crate::config::GroupConfig;
+use crate::drain::{DrainOptions, blocking_pods};
 use crate::preflight::{NodePlan, plan_node};
 use crate::protocol::{Kind, Refusal};
 
@@ -32,13 +33,21 @@ impl Inner {
         }
     }
 
-    /// Plans the drain of `node` against the cluster as it is now.
-    pub(super) async fn plan(&self, node: &str) -> Result<NodePlan, Refusal> {
-        let pods = self
-            .api
+    async fn pods_on(&self, node: &str) -> Result<Vec<Pod>, Refusal> {
+        self.api
             .list_pods(&PodFilter::on_node(node))
             .await
-            .map_err(|e| Refusal::from_cluster("listing the node's pods", &e))?;
+            .map_err(|e| Refusal::from_cluster("listing the node's pods", &e))
+    }
+
+    /// Plans the drain of `node` against the cluster as it is now.
+    pub(super) async fn plan(&self, node: &str) -> Result<NodePlan, Refusal> {
+        let pods = self.pods_on(node).await?;
+        self.plan_over(node, &pods).await
+    }
+
+    /// Plans the drain of `node`, whose pods are `pods`, against the budgets as they are now.
+    async fn plan_over(&self, node: &str, pods: &[Pod]) -> Result<NodePlan, Refusal> {
         let budgets = self
             .api
             .list_disruption_budgets()
@@ -46,20 +55,43 @@ impl Inner {
             .map_err(|e| Refusal::from_cluster("listing disruption budgets", &e))?;
         Ok(plan_node(
             node,
-            &pods,
+            pods,
             &budgets,
             &self.drain_options(),
             &self.config.drain,
         ))
     }
 
-    /// Before a slot is granted to `node`: refuses (`drain_would_block`) a drain that could
-    /// not finish, so that no node is cordoned and no slot held for it.
-    pub(super) async fn preflight(&self, node: &str) -> Result<(), Refusal> {
-        if !self.config.drain.preflight {
+    /// Before a slot is granted to `node`, over one list of its pods: refuses a drain that
+    /// could not finish (`drain_would_block`, with the pre-flight on), then a node on which a
+    /// pod of the group's `blockingPods` runs (`blocked_by_pods`), so that no node is cordoned
+    /// and no slot held for either.
+    pub(super) async fn check_pods(&self, node: &str, group: &GroupConfig) -> Result<(), Refusal> {
+        let preflight = self.config.drain.preflight;
+        if !preflight && group.blocking_pods.is_empty() {
             return Ok(());
         }
-        let plan = self.plan(node).await?;
+        let pods = self.pods_on(node).await?;
+        if preflight {
+            self.preflight(node, &pods).await?;
+        }
+        let blocking = blocking_pods(&pods, &group.blocking_pods);
+        if blocking.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = blocking.iter().map(|p| p.to_string()).collect();
+        Err(Refusal::new(
+            Kind::BlockedByPods,
+            format!(
+                "pods that block reboots run on {node}: {}",
+                names.join(", ")
+            ),
+        ))
+    }
+
+    /// Refuses (`drain_would_block`) a drain of `node` over `pods` that could not finish.
+    async fn preflight(&self, node: &str, pods: &[Pod]) -> Result<(), Refusal> {
+        let plan = self.plan_over(node, pods).await?;
         match plan.blocked {
             None => Ok(()),
             Some(why) => {

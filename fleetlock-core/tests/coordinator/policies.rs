@@ -57,9 +57,12 @@ async fn policies_refuse_with_their_own_kind() {
             .kind,
         Kind::GroupPaused
     );
+    sim.reset_calls();
     let refusal = c.pre_reboot(&zincati("n3", "careful")).await.unwrap_err();
     assert_eq!(refusal.kind, Kind::BlockedByPods);
     assert!(refusal.value.contains("ops/backup"));
+    // The blocking pods and the pre-flight look at one list of the node's pods.
+    assert_eq!(sim.calls().get(Operation::ListPods), 1, "{}", sim.calls());
 
     c.pre_reboot(&zincati("n1", "careful")).await.unwrap();
     let refusal = c.pre_reboot(&zincati("n2", "careful")).await.unwrap_err();
