@@ -141,6 +141,7 @@ impl CliError {
             | K::DrainWouldBlock
             | K::DrainTimedOut
             | K::GroupPaused
+            | K::NodeRecovering
             | K::NodeOptedOut
             | K::HealthGateClosed
             | K::OutsideWindow

@@ -93,10 +93,23 @@ pub(crate) async fn nodes(backend: &dyn Backend, io: &mut Io<'_>) -> Result<Exit
                     (true, false) => "by others",
                     _ => "no",
                 };
-                let drain = holder
-                    .and_then(|h| h.drain.as_ref())
-                    .map(|d| format!("{} left", d.pods_left))
-                    .unwrap_or_default();
+                let drain = match holder {
+                    Some(h) if h.phase == fleetlock_core::HolderPhase::Recovering => {
+                        match h.waiting_for.as_slice() {
+                            [] => "healed, settling".to_string(),
+                            [one] => format!("waiting for {one}"),
+                            [first, rest @ ..] => {
+                                format!("waiting for {first} (+{} more)", rest.len())
+                            }
+                        }
+                    }
+                    Some(h) => h
+                        .drain
+                        .as_ref()
+                        .map(|d| format!("{} left", d.pods_left))
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
                 let rebooted = match holder.and_then(|h| h.rebooted) {
                     Some(true) => "yes",
                     Some(false) => "not yet",
@@ -132,7 +145,7 @@ pub(crate) async fn nodes(backend: &dyn Backend, io: &mut Io<'_>) -> Result<Exit
                 "SINCE",
                 "READY",
                 "CORDONED",
-                "DRAIN",
+                "DRAIN / RECOVERY",
                 "BOOT ID CHANGED",
             ],
             &rows,

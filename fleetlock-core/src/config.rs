@@ -77,6 +77,47 @@ pub struct GroupConfig {
     pub blocking_pods: Vec<LabelSelector>,
     /// Grant no new slot while too many nodes are down or cordoned by someone else.
     pub health_gates: HealthGates,
+    /// Keep a holder's slot after its steady-state until its node has really healed.
+    pub recovery: RecoveryConfig,
+}
+
+/// When a rebooted node counts as back, so that its slot can go to the next one.
+///
+/// With recovery on, a `steady-state` answers 200 at once and undoes our cordon, but the slot
+/// stays held, in the `recovering` phase, until the node is Ready, its bootID has changed
+/// since the approval, and the workloads its drain evicted are available again; then for
+/// `settle` more. `minGap` counts from that return.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RecoveryConfig {
+    /// Hold the slot until the node has healed (on by default); off, a steady-state gives the
+    /// slot back at once.
+    pub enabled: bool,
+    /// How long everything must have looked healthy before the slot is given back.
+    #[serde(deserialize_with = "duration")]
+    pub settle: Duration,
+    /// What a steady-state means when the node's bootID has not changed since the approval.
+    pub unchanged_boot_id: UnchangedBootId,
+}
+
+/// What to make of a `steady-state` from a node whose bootID is the one it had when its
+/// reboot was approved: the reboot did not happen (Zincati failed to finalize the update, or
+/// was restarted), or the kubelet has not reported the new boot yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UnchangedBootId {
+    /// Take the node as back without a reboot: it recovers like a rebooted node (Ready, our
+    /// cordon undone, its evicted workloads available), without waiting for a new bootID. A
+    /// Warning Event `RebootNotObserved` says so. The default: Zincati has stopped asking,
+    /// so holding the slot for a reboot that will not come would stop the whole group.
+    #[default]
+    Recover,
+    /// Hold the slot, recovering, until the kubelet reports a new bootID: for fleets where a
+    /// reboot must have happened before the next node goes. A node that never reboots keeps
+    /// the slot until `stuck` deals with it.
+    Wait,
+    /// Give the slot back at once, as without recovery.
+    Release,
 }
 
 /// Limits on the nodes that are down or held back by someone else, past which a group grants
@@ -312,6 +353,17 @@ impl Default for GroupConfig {
             min_gap: Duration::ZERO,
             blocking_pods: Vec::new(),
             health_gates: HealthGates::default(),
+            recovery: RecoveryConfig::default(),
+        }
+    }
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            enabled: true,
+            settle: Duration::ZERO,
+            unchanged_boot_id: UnchangedBootId::Recover,
         }
     }
 }

@@ -11,6 +11,7 @@ use cluster_api::{ClusterApi, Error, LabelSelector, Lease, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{Kind, Refusal};
+use crate::recovery::RecoveryTarget;
 
 /// Label on every group Lease.
 pub const LOCK_LABEL: &str = "restart-manager.io/lock";
@@ -24,6 +25,8 @@ pub const HOLDERS_ANNOTATION: &str = "restart-manager.io/holders";
 pub const PAUSED_ANNOTATION: &str = "restart-manager.io/paused";
 /// Annotation with the time of the group's last approval.
 pub const LAST_APPROVAL_ANNOTATION: &str = "restart-manager.io/last-approval";
+/// Annotation with the time a holder of the group last healed and gave its slot back.
+pub const LAST_RETURN_ANNOTATION: &str = "restart-manager.io/last-return";
 
 /// How many times a read-modify-write is retried on conflicts before giving up.
 const CAS_ATTEMPTS: usize = 32;
@@ -49,6 +52,44 @@ pub struct Holder {
     /// The server replica that granted the slot.
     #[serde(default)]
     pub granted_by: String,
+    /// What its drain disrupts, recorded at the grant: seen whole again before the slot goes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evicts: Vec<RecoveryTarget>,
+    /// When its steady-state came and it began recovering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned_at: Option<Timestamp>,
+    /// While recovering: what it still waits for, as last seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
+    /// While recovering: since when it has waited for nothing (for `recovery.settle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_since: Option<Timestamp>,
+}
+
+// === impl Holder ===
+
+impl Holder {
+    /// A holder just granted its slot: draining, nothing recorded yet.
+    pub fn granted(
+        id: impl Into<String>,
+        node: impl Into<String>,
+        since: Timestamp,
+        granted_by: impl Into<String>,
+    ) -> Self {
+        Holder {
+            id: id.into(),
+            node: node.into(),
+            since,
+            phase: HolderPhase::Draining,
+            approved_at: None,
+            boot_id: None,
+            granted_by: granted_by.into(),
+            evicts: Vec::new(),
+            returned_at: None,
+            waiting_for: Vec::new(),
+            healthy_since: None,
+        }
+    }
 }
 
 /// Where a holder is.
@@ -60,6 +101,8 @@ pub enum HolderPhase {
     Draining,
     /// Its node is empty and the reboot was approved.
     Approved,
+    /// It said steady-state; the slot stays until its node and workloads have healed.
+    Recovering,
 }
 
 /// A group's state as stored in its Lease.
@@ -73,6 +116,8 @@ pub struct GroupState {
     pub paused: bool,
     /// When the group last approved a reboot.
     pub last_approval: Option<Timestamp>,
+    /// When a holder of the group last healed and gave its slot back.
+    pub last_return: Option<Timestamp>,
     /// The Lease's resourceVersion this state was read at; empty if it does not exist yet.
     pub resource_version: String,
 }
@@ -87,6 +132,7 @@ impl GroupState {
             holders: Vec::new(),
             paused: false,
             last_approval: None,
+            last_return: None,
             resource_version: String::new(),
         }
     }
@@ -110,13 +156,16 @@ impl GroupState {
             }
             _ => Vec::new(),
         };
-        let last_approval = match lease.annotations.get(LAST_APPROVAL_ANNOTATION) {
-            Some(t) => Some(t.parse().map_err(|source| UnreadableLock::LastApproval {
+        let time = |annotation: &'static str| match lease.annotations.get(annotation) {
+            Some(t) => t.parse().map(Some).map_err(|source| UnreadableLock::Time {
                 lease: lease.name.clone(),
+                annotation,
                 source,
-            })?),
-            None => None,
+            }),
+            None => Ok(None),
         };
+        let last_approval = time(LAST_APPROVAL_ANNOTATION)?;
+        let last_return = time(LAST_RETURN_ANNOTATION)?;
         Ok(GroupState {
             group,
             holders,
@@ -125,6 +174,7 @@ impl GroupState {
                 .get(PAUSED_ANNOTATION)
                 .is_some_and(|v| v == "true"),
             last_approval,
+            last_return,
             resource_version: lease.resource_version.clone(),
         })
     }
@@ -151,6 +201,11 @@ impl GroupState {
             lease
                 .annotations
                 .insert(LAST_APPROVAL_ANNOTATION.into(), at.to_string());
+        }
+        if let Some(at) = self.last_return {
+            lease
+                .annotations
+                .insert(LAST_RETURN_ANNOTATION.into(), at.to_string());
         }
         let nodes: Vec<&str> = self.holders.iter().map(|h| h.node.as_str()).collect();
         lease.holder_identity = (!nodes.is_empty()).then(|| nodes.join(","));
@@ -313,11 +368,13 @@ pub enum UnreadableLock {
         /// Why the JSON did not parse.
         source: serde_json::Error,
     },
-    /// Its last approval is not a timestamp.
-    #[error("lease {lease} has an unreadable {LAST_APPROVAL_ANNOTATION}: {source}")]
-    LastApproval {
+    /// Its last approval or return is not a timestamp.
+    #[error("lease {lease} has an unreadable {annotation}: {source}")]
+    Time {
         /// The Lease's name.
         lease: String,
+        /// The annotation.
+        annotation: &'static str,
         /// Why the timestamp did not parse.
         source: jiff::Error,
     },
@@ -356,14 +413,15 @@ mod tests {
         let mut state = GroupState::empty("Workers");
         state.paused = true;
         state.last_approval = Some(t);
+        state.last_return = Some(t);
         state.holders.push(Holder {
-            id: "abc".into(),
-            node: "n1".into(),
-            since: t,
-            phase: HolderPhase::Approved,
+            phase: HolderPhase::Recovering,
             approved_at: Some(t),
             boot_id: Some("b1".into()),
-            granted_by: "replica-a".into(),
+            evicts: vec!["PodDisruptionBudget shop/web".parse().unwrap()],
+            returned_at: Some(t),
+            waiting_for: vec!["the node to be Ready".into()],
+            ..Holder::granted("abc", "n1", t, "replica-a")
         });
         let lease = state.to_lease("ns", t);
         assert_eq!(lease.holder_identity.as_deref(), Some("n1"));

@@ -6,8 +6,10 @@
 //! blocking pods, minimum gap, free slots), takes a slot in the group's Lease with
 //! compare-and-swap, cordons the node, evicts its pods through the Eviction API with bounded
 //! parallelism and backoff on PodDisruptionBudget refusals, and answers yes only once the
-//! node is empty. `POST /v1/steady-state` gives the slot back and undoes our cordon (never an
-//! admin's). Everything lives in the cluster, so replicas share it and restarts lose nothing.
+//! node is empty. `POST /v1/steady-state` undoes our cordon (never an admin's) and gives the
+//! slot back once the node has healed: Ready, rebooted, and the workloads its drain evicted
+//! available again ([`recovery`]). Everything lives in the cluster, so replicas share it and
+//! restarts lose nothing.
 //!
 //! It talks to the cluster only through [`cluster_api::ClusterApi`], so it runs the same on a
 //! real cluster and on `cluster-sim`:
@@ -43,7 +45,8 @@
 //! // The group has one slot, so n2 waits its turn.
 //! assert_eq!(coordinator.pre_reboot(&n2).await.unwrap_err().kind, Kind::LockHeld);
 //!
-//! // After its reboot n1 says it is back: slot released, node uncordoned.
+//! // After its reboot n1 says it is back: node uncordoned, and as the web pods already run
+//! // again on n2, nothing is left to heal: the slot is released.
 //! coordinator.steady_state(&n1).await.unwrap();
 //! assert!(!sim.node("n1").unwrap().unschedulable);
 //! # }
@@ -58,6 +61,7 @@
 //! | [`group`] | the group Leases and compare-and-swap on them |
 //! | [`nodes`] | the id → Node index and our Node annotations |
 //! | [`drain`] | the drain plan and progress |
+//! | [`recovery`] | when a rebooted node counts as healed |
 //! | [`Coordinator`] | the service itself |
 //! | [`snapshot`] | the fleet's state as data |
 
@@ -70,13 +74,14 @@ pub mod id;
 pub mod nodes;
 pub mod preflight;
 pub mod protocol;
+pub mod recovery;
 pub mod snapshot;
 pub mod window;
 
 pub use config::{
     AlertsApi, AlertsConfig, DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GateScope,
     GroupConfig, HealthGates, InvalidConfig, InvalidDuration, OnDrainTimeout, OnUnreachable,
-    StuckConfig, UnknownGroups,
+    RecoveryConfig, StuckConfig, UnchangedBootId, UnknownGroups,
 };
 #[cfg(feature = "sabotage")]
 pub use coordinator::Sabotage;

@@ -17,7 +17,7 @@ pub const ID_OVERRIDE: &str = "restart-manager.io/fleetlock-id";
 /// (Calico's `projectcalico.org/IPv4IPIPTunnelAddr`, for one).
 pub const CALLER_ADDRESSES: &str = "restart-manager.io/fleetlock-addresses";
 /// Annotation saying where the node is in its reboot: `ready`, `draining`, `rebooting`,
-/// `back`.
+/// `back`, `recovering`.
 pub const STATE_ANNOTATION: &str = "restart-manager.io/reboot-state";
 /// Annotation set (with the cordon, in one write) when restart-manager cordoned the node, so
 /// that only its own cordon is ever undone.

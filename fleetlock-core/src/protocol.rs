@@ -19,6 +19,7 @@
 //! | `drain_would_block` | 423 | pre-flight: the drain could not finish (named pods or budgets); no slot taken, no cordon |
 //! | `drain_timed_out` | 423 | the drain overran its deadline and the slot was given back |
 //! | `group_paused` | 423 | reboots in the group are paused |
+//! | `node_recovering` | 423 | the node holds its slot, recovering from its last reboot; it asks again once healed |
 //! | `node_opted_out` | 423 | an operator keeps this node from rebooting (`restart-manager.io/no-reboot`) |
 //! | `health_gate_closed` | 423 | too many nodes of the group (or cluster) are NotReady or cordoned by someone else |
 //! | `outside_window` | 423 | not inside one of the group's reboot windows |
@@ -112,6 +113,7 @@ pub enum Kind {
     DrainWouldBlock,
     DrainTimedOut,
     GroupPaused,
+    NodeRecovering,
     NodeOptedOut,
     HealthGateClosed,
     OutsideWindow,
@@ -126,7 +128,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table.
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 25] = [
         Kind::MissingProtocolHeader,
         Kind::MethodNotAllowed,
         Kind::InvalidBody,
@@ -143,6 +145,7 @@ impl Kind {
         Kind::DrainWouldBlock,
         Kind::DrainTimedOut,
         Kind::GroupPaused,
+        Kind::NodeRecovering,
         Kind::NodeOptedOut,
         Kind::HealthGateClosed,
         Kind::OutsideWindow,
@@ -172,6 +175,7 @@ impl Kind {
             Kind::DrainWouldBlock => "drain_would_block",
             Kind::DrainTimedOut => "drain_timed_out",
             Kind::GroupPaused => "group_paused",
+            Kind::NodeRecovering => "node_recovering",
             Kind::NodeOptedOut => "node_opted_out",
             Kind::HealthGateClosed => "health_gate_closed",
             Kind::OutsideWindow => "outside_window",
@@ -206,6 +210,7 @@ impl Kind {
             | Kind::DrainWouldBlock
             | Kind::DrainTimedOut
             | Kind::GroupPaused
+            | Kind::NodeRecovering
             | Kind::NodeOptedOut
             | Kind::HealthGateClosed
             | Kind::OutsideWindow

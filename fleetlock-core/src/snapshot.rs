@@ -58,7 +58,7 @@ pub struct HolderSnapshot {
     pub id: String,
     /// Node.
     pub node: String,
-    /// Draining or approved.
+    /// Draining, approved, or recovering after its steady-state.
     pub phase: HolderPhase,
     /// Since when it holds the slot.
     pub since: Timestamp,
@@ -72,6 +72,16 @@ pub struct HolderSnapshot {
     pub stuck: bool,
     /// Its drain, if this replica runs it.
     pub drain: Option<DrainStatus>,
+    /// When its steady-state came (it has been recovering since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned_at: Option<Timestamp>,
+    /// While recovering: what it still waits for before the slot is given back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
+    /// What its drain disrupts, to be seen available again: budgets, and the controllers of
+    /// evicted pods no budget covers (`Kind namespace/name`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evicts: Vec<String>,
 }
 
 /// One node.
@@ -81,7 +91,7 @@ pub struct HolderSnapshot {
 pub struct NodeSnapshot {
     /// Name.
     pub name: String,
-    /// `ready`, `draining`, `rebooting` or `back`.
+    /// `ready`, `draining`, `rebooting`, `back` or `recovering`.
     pub state: String,
     /// When it entered that state.
     pub state_since: Option<Timestamp>,

@@ -451,6 +451,7 @@ fn phase(p: HolderPhase) -> &'static str {
     match p {
         HolderPhase::Draining => "draining",
         HolderPhase::Approved => "approved",
+        HolderPhase::Recovering => "recovering",
     }
 }
 

@@ -31,13 +31,8 @@ fn cluster() -> (SimCluster, Arc<Invariants>, WorkloadRef) {
 
 fn holder(node: &str, phase: HolderPhase, sim: &SimCluster) -> Holder {
     Holder {
-        id: format!("id-{node}"),
-        node: node.into(),
-        since: sim.now(),
         phase,
-        approved_at: None,
-        boot_id: None,
-        granted_by: "test".into(),
+        ..Holder::granted(format!("id-{node}"), node, sim.now(), "test")
     }
 }
 

@@ -8,7 +8,7 @@ use cluster_api::{Error, Lease, Node, WatchCache, feed};
 use super::Inner;
 use crate::config::GroupConfig;
 use crate::group::{self, GroupState};
-use crate::nodes::{Lookup, NodeView};
+use crate::nodes::{Lookup, NodeView, STATE_ANNOTATION};
 use crate::protocol::{Kind, Refusal};
 
 // === impl Inner: caches ===
@@ -233,7 +233,16 @@ impl WatchCache<Node> for Inner {
     }
 
     fn apply(&self, node: Node) {
+        // A recovering node that changes (Ready again, say) may have healed: look now rather
+        // than at the next maintenance pass.
+        let recovering = node
+            .annotations
+            .get(STATE_ANNOTATION)
+            .is_some_and(|s| s == "recovering");
         self.store_node(node);
+        if recovering {
+            self.poke.notify_one();
+        }
     }
 
     fn delete(&self, node: Node) {

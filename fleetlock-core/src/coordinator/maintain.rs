@@ -40,6 +40,7 @@ impl Inner {
                         // another replica started).
                         self.ensure_drain(&state.group, holder);
                     }
+                    HolderPhase::Recovering => self.heal(&state.group, holder).await,
                     HolderPhase::Approved => {
                         let rebooted = holder.boot_id.as_ref().is_some_and(|b| b != &view.boot_id);
                         if rebooted && view.ready && view.state.as_deref() != Some("back") {
@@ -137,6 +138,9 @@ impl Inner {
                                 >= i64::try_from(self.config.stuck.after.as_secs())
                                     .unwrap_or(i64::MAX),
                             drain: self.drain_status(&h.node),
+                            returned_at: h.returned_at,
+                            waiting_for: h.waiting_for.clone(),
+                            evicts: h.evicts.iter().map(ToString::to_string).collect(),
                         }
                     })
                     .collect();

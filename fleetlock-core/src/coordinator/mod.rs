@@ -6,7 +6,9 @@
 //! | `policy.rs` | the grant policy, as plain functions |
 //! | `cache.rs` | the node index and lock cache, fed by watches |
 //! | `writes.rs` | Events, annotations, cordons, release and approval |
-//! | `drains.rs`, `drainer.rs` | the per-node drain tasks |
+//! | `drains.rs`, `drainer/` | the per-node drain tasks |
+//! | `preflight.rs`, `gates.rs` | what is checked before a grant |
+//! | `recovery.rs` | a holder's slot kept after its steady-state until it has healed |
 //! | `maintain.rs` | looking after holders; snapshots |
 
 mod cache;
@@ -16,6 +18,7 @@ mod gates;
 mod maintain;
 mod policy;
 mod preflight;
+mod recovery;
 mod writes;
 
 use std::collections::{HashMap, HashSet};
@@ -134,7 +137,7 @@ enum Cached {
     /// The caller holds a slot and its reboot is approved.
     Approved,
     /// The caller holds a slot in this group, not yet approved.
-    Holder(String, Holder),
+    Holder(String, Box<Holder>),
     /// The caller holds no slot; whether its group could grant one now.
     NotHolding(Result<(), Refusal>),
 }
@@ -329,7 +332,7 @@ impl Coordinator {
                     return if holder.phase == HolderPhase::Approved {
                         Cached::Approved
                     } else {
-                        Cached::Holder(state.group.clone(), holder.clone())
+                        Cached::Holder(state.group.clone(), Box::new(holder.clone()))
                     };
                 }
                 let now = inner.clock.now();
@@ -345,7 +348,9 @@ impl Coordinator {
             });
             match cached {
                 Cached::Approved => return Ok(()),
-                Cached::Holder(group, holder) => return self.continue_holder(&group, holder).await,
+                Cached::Holder(group, holder) => {
+                    return self.continue_holder(&group, *holder).await;
+                }
                 Cached::NotHolding(grantable) => grantable?,
             }
         }
@@ -355,7 +360,7 @@ impl Coordinator {
         // anything is cordoned.
         inner.check_opt_out(&node)?;
         inner.check_gates(&params.group, &config.health_gates)?;
-        inner.check_pods(&node.name, config).await?;
+        let evicts = inner.check_pods(&node.name, config).await?;
 
         let (state, grant) = group::modify(
             inner.api.as_ref(),
@@ -368,13 +373,8 @@ impl Coordinator {
                 }
                 check_grant(&params.group, config, state, inner.clock.now())?;
                 state.holders.push(Holder {
-                    id: params.id.clone(),
-                    node: node.name.clone(),
-                    since: inner.clock.now(),
-                    phase: HolderPhase::Draining,
-                    approved_at: None,
-                    boot_id: None,
-                    granted_by: inner.instance.clone(),
+                    evicts: evicts.clone(),
+                    ..Holder::granted(&params.id, &node.name, inner.clock.now(), &inner.instance)
                 });
                 Ok(Grant::New)
             },
@@ -404,10 +404,13 @@ impl Coordinator {
         self.continue_holder(&params.group, holder).await
     }
 
-    /// A holder asks again: approved is a quick yes; draining waits for the drain a while.
+    /// A holder asks again: approved is a quick yes; draining waits for the drain a while;
+    /// recovering (another update right after the last reboot) waits until it has healed.
     async fn continue_holder(&self, group: &str, holder: Holder) -> Result<(), Refusal> {
-        if holder.phase == HolderPhase::Approved {
-            return Ok(());
+        match holder.phase {
+            HolderPhase::Approved => return Ok(()),
+            HolderPhase::Recovering => return Err(Inner::still_recovering(&holder)),
+            HolderPhase::Draining => {}
         }
         let inner = &self.inner;
         let mut status = inner.ensure_drain(group, &holder);
@@ -440,9 +443,10 @@ impl Coordinator {
         }
     }
 
-    /// `POST /v1/steady-state`: gives back whatever slot the client holds and undoes our
-    /// cordon. A client that holds nothing gets `Ok` without any call to the cluster; a
-    /// client that maps to no Node is still released.
+    /// `POST /v1/steady-state`: undoes our cordon and gives back whatever slot the client
+    /// holds; with its group's `recovery` on, the slot of an approved holder is kept, in the
+    /// `recovering` phase, until the node has healed. A client that holds nothing gets `Ok`
+    /// without any call to the cluster; a client that maps to no Node is still released.
     pub async fn steady_state(&self, params: &ClientParams) -> Result<(), Refusal> {
         self.steady_state_from(params, None).await
     }
@@ -478,9 +482,7 @@ impl Coordinator {
             inner.fresh_holdings(&params.id).await?
         };
         for group in &groups {
-            inner
-                .release(group, &params.id, "steady-state: the node is back")
-                .await?;
+            inner.steady(group, &params.id).await?;
         }
         if groups.is_empty()
             && let Lookup::Found(view) = lookup
@@ -489,7 +491,7 @@ impl Coordinator {
             // Nothing held, but our cordon or state is left over (a crash between the
             // release and the uncordon): finish the job.
             inner
-                .finish_node(&view.name)
+                .finish_node(&view.name, "ready")
                 .await
                 .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
         }

@@ -47,16 +47,22 @@ pub(super) fn check_grant(
             ),
         ));
     }
-    if let Some(last) = state.last_approval
+    // The gap runs from the later of the last approval and the last return of a healed node.
+    if let Some(last) = state.last_approval.max(state.last_return)
         && !config.min_gap.is_zero()
     {
         let gap = SignedDuration::try_from(config.min_gap).unwrap_or(SignedDuration::MAX);
         let ready_at = last.checked_add(gap).unwrap_or(last);
         if now < ready_at {
+            let since = if state.last_return == Some(last) {
+                "after the last node healed"
+            } else {
+                "between reboots"
+            };
             return Err(Refusal::new(
                 Kind::TooSoon,
                 format!(
-                    "group {group} waits {} between reboots; the next may start at {ready_at}",
+                    "group {group} waits {} {since}; the next may start at {ready_at}",
                     humanize(config.min_gap)
                 ),
             ));

@@ -1,13 +1,14 @@
 //! The pre-flight plan of a node's drain, read from the cluster as it is now: served to people
 //! ([`Coordinator::plan_node`]) and checked before a slot is granted.
 
-use cluster_api::{EventType, Pod, PodFilter};
+use cluster_api::{DisruptionBudget, EventType, Pod, PodFilter};
 
 use super::{Coordinator, Inner};
 use crate::config::GroupConfig;
-use crate::drain::{DrainOptions, blocking_pods};
+use crate::drain::{DrainOptions, blocking_pods, plan_drain};
 use crate::preflight::{NodePlan, plan_node};
 use crate::protocol::{Kind, Refusal};
+use crate::recovery::{self, RecoveryTarget};
 
 impl Coordinator {
     /// What a drain of the Node named `node` would do now, and whether it could finish
@@ -43,41 +44,60 @@ impl Inner {
     /// Plans the drain of `node` against the cluster as it is now.
     pub(super) async fn plan(&self, node: &str) -> Result<NodePlan, Refusal> {
         let pods = self.pods_on(node).await?;
-        self.plan_over(node, &pods).await
+        let budgets = self.budgets().await?;
+        Ok(self.plan_over(node, &pods, &budgets))
     }
 
-    /// Plans the drain of `node`, whose pods are `pods`, against the budgets as they are now.
-    async fn plan_over(&self, node: &str, pods: &[Pod]) -> Result<NodePlan, Refusal> {
-        let budgets = self
-            .api
+    async fn budgets(&self) -> Result<Vec<DisruptionBudget>, Refusal> {
+        self.api
             .list_disruption_budgets()
             .await
-            .map_err(|e| Refusal::from_cluster("listing disruption budgets", &e))?;
-        Ok(plan_node(
+            .map_err(|e| Refusal::from_cluster("listing disruption budgets", &e))
+    }
+
+    /// Plans the drain of `node`, whose pods are `pods`, against `budgets`.
+    fn plan_over(&self, node: &str, pods: &[Pod], budgets: &[DisruptionBudget]) -> NodePlan {
+        plan_node(
             node,
             pods,
-            &budgets,
+            budgets,
             &self.drain_options(),
             &self.config.drain,
-        ))
+        )
     }
 
     /// Before a slot is granted to `node`, over one list of its pods: refuses a drain that
     /// could not finish (`drain_would_block`, with the pre-flight on), then a node on which a
     /// pod of the group's `blockingPods` runs (`blocked_by_pods`), so that no node is cordoned
     /// and no slot held for either.
-    pub(super) async fn check_pods(&self, node: &str, group: &GroupConfig) -> Result<(), Refusal> {
+    ///
+    /// With the group's recovery on, returns what the drain will disrupt, to be seen whole
+    /// again before the slot is given back.
+    pub(super) async fn check_pods(
+        &self,
+        node: &str,
+        group: &GroupConfig,
+    ) -> Result<Vec<RecoveryTarget>, Refusal> {
         let preflight = self.config.drain.preflight;
-        if !preflight && group.blocking_pods.is_empty() {
-            return Ok(());
+        let recovery = group.recovery.enabled;
+        if !preflight && !recovery && group.blocking_pods.is_empty() {
+            return Ok(Vec::new());
         }
         let pods = self.pods_on(node).await?;
-        if preflight {
-            self.preflight(node, &pods).await?;
+        let mut disrupts = Vec::new();
+        if preflight || recovery {
+            let budgets = self.budgets().await?;
+            if preflight {
+                self.preflight(node, &pods, &budgets).await?;
+            }
+            if recovery {
+                let plan = plan_drain(&pods, &self.drain_options());
+                disrupts = recovery::targets(&plan.evict, &budgets);
+            }
         }
         let blocking = blocking_pods(&pods, &group.blocking_pods);
         if blocking.is_empty() {
-            return Ok(());
+            return Ok(disrupts);
         }
         let names: Vec<String> = blocking.iter().map(|p| p.to_string()).collect();
         Err(Refusal::new(
@@ -90,8 +110,13 @@ impl Inner {
     }
 
     /// Refuses (`drain_would_block`) a drain of `node` over `pods` that could not finish.
-    async fn preflight(&self, node: &str, pods: &[Pod]) -> Result<(), Refusal> {
-        let plan = self.plan_over(node, pods).await?;
+    async fn preflight(
+        &self,
+        node: &str,
+        pods: &[Pod],
+        budgets: &[DisruptionBudget],
+    ) -> Result<(), Refusal> {
+        let plan = self.plan_over(node, pods, budgets);
         match plan.blocked {
             None => Ok(()),
             Some(why) => {

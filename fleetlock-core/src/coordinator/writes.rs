@@ -1,7 +1,7 @@
 //! Everything this replica writes to the cluster: Events, node annotations, cordons, and the
 //! slot changes that release and approve.
 
-use cluster_api::{Error, Event, EventType, NodePatch, ObjectRef};
+use cluster_api::{Error, Event, EventType, NodePatch, ObjectRef, Timestamp};
 
 use super::{CONTROLLER, Inner};
 use crate::group::{self, Holder, HolderPhase};
@@ -100,9 +100,9 @@ impl Inner {
         }
     }
 
-    /// Undoes our cordon (only ours) and marks the node ready. A node that no longer exists
-    /// needs nothing.
-    pub(super) async fn finish_node(&self, node: &str) -> Result<(), Error> {
+    /// Undoes our cordon (only ours) and sets our state annotation to `state` (`ready`, or
+    /// `recovering` while the slot is kept). A node that no longer exists needs nothing.
+    pub(super) async fn finish_node(&self, node: &str, state: &str) -> Result<(), Error> {
         let result: Result<(), Error> = async {
             loop {
                 let current = self.api.get_node(node).await?;
@@ -111,7 +111,7 @@ impl Inner {
                     .get(CORDONED_ANNOTATION)
                     .is_some_and(|v| v == "true");
                 let mut patch = NodePatch::new()
-                    .annotate(STATE_ANNOTATION, "ready")
+                    .annotate(STATE_ANNOTATION, state)
                     .annotate(STATE_SINCE_ANNOTATION, self.clock.now().to_string())
                     .remove_annotation(APPROVED_BOOT_ID_ANNOTATION)
                     .if_version(&current.resource_version);
@@ -129,7 +129,11 @@ impl Inner {
                                 EventType::Normal,
                                 "Uncordoned",
                                 "Uncordon",
-                                "uncordoned after its reboot slot was released".into(),
+                                if state == "ready" {
+                                    "uncordoned after its reboot slot was released".into()
+                                } else {
+                                    "uncordoned; its reboot slot is kept until it has healed".into()
+                                },
                             )
                             .await;
                         }
@@ -153,6 +157,18 @@ impl Inner {
     /// Gives a holder's slot back, stops its drain and tidies its node. An error after the slot
     /// was given back means the node could not be tidied (yet).
     pub(super) async fn release(&self, group: &str, id: &str, why: &str) -> Result<(), Refusal> {
+        self.give_back(group, id, why, None).await
+    }
+
+    /// [`release`](Self::release); with `healed_at`, only a recovering holder is released, and
+    /// the group's last return is set to that time (its `minGap` counts from there).
+    pub(super) async fn give_back(
+        &self,
+        group: &str,
+        id: &str,
+        why: &str,
+        healed_at: Option<Timestamp>,
+    ) -> Result<(), Refusal> {
         let mut released: Option<Holder> = None;
         let (state, ()) = group::modify(
             self.api.as_ref(),
@@ -161,6 +177,17 @@ impl Inner {
             || self.clock.now(),
             |state| {
                 released = state.holder(id).cloned();
+                if healed_at.is_some()
+                    && released
+                        .as_ref()
+                        .is_none_or(|h| h.phase != HolderPhase::Recovering)
+                {
+                    released = None;
+                    return Ok(());
+                }
+                if released.is_some() && healed_at.is_some() {
+                    state.last_return = healed_at;
+                }
                 state.remove(id);
                 Ok(())
             },
@@ -176,14 +203,18 @@ impl Inner {
         self.event(
             &holder.node,
             EventType::Normal,
-            "RebootSlotReleased",
+            if healed_at.is_some() {
+                "NodeHealed"
+            } else {
+                "RebootSlotReleased"
+            },
             "Release",
             format!("reboot slot of group {group} released: {why}"),
         )
         .await;
         // Zincati stops calling steady-state at its first 200: until the node is tidy, the
         // answer is an error, so that it asks again (and the next call finishes the job).
-        self.finish_node(&holder.node).await.map_err(|e| {
+        self.finish_node(&holder.node, "ready").await.map_err(|e| {
             Refusal::from_cluster("the slot was given back, but uncordoning the node", &e)
         })
     }

@@ -50,8 +50,9 @@ async fn a_full_cycle_drains_approves_and_gives_everything_back() {
             "Draining",
             "RebootApproved",
             "NodeRebooted",
-            "RebootSlotReleased",
-            "Uncordoned"
+            "NodeRecovering",
+            "Uncordoned",
+            "NodeHealed"
         ]
     );
     // Every one names the Node by uid too, which is what `kubectl describe node` matches.
@@ -482,9 +483,11 @@ async fn steady_state_is_not_answered_ok_until_the_node_is_uncordoned() {
     );
     let refusal = c.steady_state(&n1).await.unwrap_err();
     assert_eq!(refusal.kind, Kind::ClusterUnavailable, "{refusal}");
-    assert!(
-        c.snapshot().groups[0].holders.is_empty(),
-        "the slot is free"
+    let holders = &c.snapshot().groups[0].holders;
+    assert_eq!(
+        holders[0].phase,
+        HolderPhase::Recovering,
+        "the slot is kept until the node has healed"
     );
     assert!(sim.node("n1").unwrap().unschedulable);
 
@@ -492,4 +495,31 @@ async fn steady_state_is_not_answered_ok_until_the_node_is_uncordoned() {
     let node = sim.node("n1").unwrap();
     assert!(!node.unschedulable, "the next steady-state uncordons");
     assert!(!node.annotations.contains_key(CORDONED_ANNOTATION));
+    assert!(
+        c.snapshot().groups[0].holders.is_empty(),
+        "with nothing else to wait for, the slot is free"
+    );
+
+    // Without recovery, the slot goes at the first steady-state, uncordoned or not.
+    let mut config = config();
+    config.groups.get_mut("default").unwrap().recovery.enabled = false;
+    let (c, _run) = replica(&sim, config, "b").await;
+    c.pre_reboot(&n1).await.unwrap();
+    sim.fail_next(
+        Operation::PatchNode,
+        1,
+        Error::TooManyRequests {
+            message: "the server is throttling requests".into(),
+            retry_after: None,
+        },
+    );
+    let refusal = c.steady_state(&n1).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::ClusterUnavailable, "{refusal}");
+    assert!(
+        c.snapshot().groups[0].holders.is_empty(),
+        "the slot is free"
+    );
+    assert!(sim.node("n1").unwrap().unschedulable);
+    c.steady_state(&n1).await.unwrap();
+    assert!(!sim.node("n1").unwrap().unschedulable);
 }

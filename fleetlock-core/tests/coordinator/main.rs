@@ -10,8 +10,11 @@ use cluster_sim::{Operation, WorkloadSpec};
 use common::*;
 use fleetlock_core::nodes::{CORDONED_ANNOTATION, OPT_OUT_ANNOTATION, STATE_ANNOTATION};
 use fleetlock_core::preflight::BudgetVerdict;
-use fleetlock_core::{GateScope, GroupConfig, HealthGates, Kind, OnDrainTimeout, UnknownGroups};
+use fleetlock_core::{
+    GateScope, GroupConfig, HealthGates, HolderPhase, Kind, OnDrainTimeout, UnknownGroups,
+};
 use tokio::time::{Instant, advance};
 
 mod drains;
 mod policies;
+mod recovery;

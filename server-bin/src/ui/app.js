@@ -206,7 +206,7 @@ async function fleet() {
     groups.replaceChildren(...f.groups.map((g) => {
       const div = document.createElement("div");
       div.className = "card";
-      const holders = g.holders.map((h) => `${h.node}, ${h.drain && h.phase === "draining" ? h.drain.message.replace(`draining ${h.node}: `, "draining: ") : h.phase} (${ago(h.since)})`).join("; ") || "none";
+      const holders = g.holders.map((h) => `${h.node}, ${holderState(h)} (${ago(h.since)})`).join("; ") || "none";
       div.innerHTML = `<h3></h3><p class="slots"></p><p class="muted holders"></p><p class="muted windows"></p><p class="error gates"></p>`;
       $("h3", div).textContent = g.name + (g.paused ? " — paused" : "");
       $(".slots", div).textContent = `${g.holders.length} of ${g.slots} slot${g.slots === 1 ? "" : "s"} in use`;
@@ -238,6 +238,17 @@ async function fleet() {
   } catch (err) {
     notice(`Could not load the node reboots: ${err.message}`);
   }
+}
+
+// Where a slot holder is, in words: its drain's progress, or, once it said steady-state,
+// what its slot still waits for before it is given back.
+function holderState(h) {
+  if (h.drain && h.phase === "draining") return h.drain.message.replace(`draining ${h.node}: `, "draining: ");
+  if (h.phase === "recovering") {
+    const waiting = h.waitingFor && h.waitingFor.length ? `waiting for ${h.waitingFor.join("; ")}` : "healthy, settling";
+    return `recovering for ${ago(h.returnedAt || h.since)}: ${waiting}`;
+  }
+  return h.phase;
 }
 
 // What a drain of the node would do now, and whether it could finish: the same plan a

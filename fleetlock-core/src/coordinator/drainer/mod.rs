@@ -281,7 +281,7 @@ impl Drainer {
     async fn undo_our_cordon(&self, known_gone: bool) {
         if self.cordoned_here && (known_gone || self.slot_gone().await) {
             // On failure (logged) the node's next steady-state tidies it.
-            let _ = self.inner.finish_node(self.node()).await;
+            let _ = self.inner.finish_node(self.node(), "ready").await;
         }
     }
 

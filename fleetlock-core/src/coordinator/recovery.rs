@@ -1,0 +1,280 @@
+//! After a steady-state: the holder keeps its slot, `recovering`, until its node and the
+//! workloads its drain evicted are back ([`crate::recovery`]), then gives it back.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use cluster_api::{DisruptionBudget, Error, EventType, Pod, PodFilter};
+
+use super::Inner;
+use crate::config::UnchangedBootId;
+use crate::group::{self, Holder, HolderPhase};
+use crate::protocol::{Kind, Refusal};
+use crate::recovery::{NodeNow, RecoveryTarget, settled, waiting_for};
+
+/// What a steady-state found of a holder.
+enum Returned {
+    /// It holds nothing here (any more).
+    Nothing,
+    /// Give the slot back at once.
+    Release(&'static str),
+    /// It is recovering (now, or already was).
+    Recovering(Box<Holder>),
+}
+
+impl Inner {
+    /// A steady-state from `id`, which holds a slot in `group`: with recovery on, an approved
+    /// holder starts recovering (our cordon undone, the slot kept until it has healed); a
+    /// recovering one is looked at again; otherwise the slot is given back.
+    pub(super) async fn steady(self: &Arc<Self>, group: &str, id: &str) -> Result<(), Refusal> {
+        let recovery = self
+            .config
+            .group(group)
+            .unwrap_or(&self.config.group_defaults)
+            .recovery
+            .clone();
+        let held = self.cached_group(group).and_then(|g| g.holder(id).cloned());
+        if !recovery.enabled || held.is_none() {
+            return self
+                .release(group, id, "steady-state: the node is back")
+                .await;
+        }
+        // The bootID is read fresh: the cache may not have the kubelet's report yet.
+        let node = held.as_ref().map(|h| h.node.clone()).unwrap_or_default();
+        let boot_id = match self.api.get_node(&node).await {
+            Ok(n) => Some(n.boot_id),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(Refusal::from_cluster("reading the node", &e)),
+        };
+        let now = self.clock.now();
+        let (state, returned) = group::modify(
+            self.api.as_ref(),
+            &self.config.namespace,
+            group,
+            || self.clock.now(),
+            |state| {
+                let Some(h) = state.holder_mut(id) else {
+                    return Ok(Returned::Nothing);
+                };
+                match (h.phase, &boot_id) {
+                    (HolderPhase::Recovering, Some(_)) => {
+                        Ok(Returned::Recovering(Box::new(h.clone())))
+                    }
+                    (_, None) => Ok(Returned::Release("steady-state: its Node is gone")),
+                    (HolderPhase::Draining, _) => Ok(Returned::Release(
+                        "steady-state before its reboot was approved",
+                    )),
+                    (HolderPhase::Approved, Some(now_boot)) => {
+                        let same = h.boot_id.as_ref() == Some(now_boot);
+                        if same && recovery.unchanged_boot_id == UnchangedBootId::Release {
+                            return Ok(Returned::Release(
+                                "steady-state without a reboot (recovery.unchangedBootId: release)",
+                            ));
+                        }
+                        h.phase = HolderPhase::Recovering;
+                        h.returned_at = Some(now);
+                        Ok(Returned::Recovering(Box::new(h.clone())))
+                    }
+                }
+            },
+        )
+        .await?;
+        self.store_group(state);
+        let holder = match returned {
+            Returned::Nothing => return Ok(()),
+            Returned::Release(why) => {
+                self.note_unchanged_boot(&node, held.as_ref(), boot_id.as_deref())
+                    .await;
+                return self.release(group, id, why).await;
+            }
+            Returned::Recovering(holder) => *holder,
+        };
+        let first = held.is_some_and(|h| h.phase != HolderPhase::Recovering);
+        if first {
+            self.note_unchanged_boot(&node, Some(&holder), boot_id.as_deref())
+                .await;
+            tracing::info!(node = %holder.node, %group, "steady-state: recovering before the slot is given back");
+            self.event(
+                &holder.node,
+                EventType::Normal,
+                "NodeRecovering",
+                "Recover",
+                format!(
+                    "steady-state: the reboot slot of group {group} is kept until the node is \
+                     Ready and the workloads its drain evicted are available again"
+                ),
+            )
+            .await;
+        }
+        // Zincati stops calling steady-state at its first 200: until our cordon is off, the
+        // answer is an error, so that it asks again.
+        self.finish_node(&holder.node, "recovering")
+            .await
+            .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
+        self.heal(group, &holder).await;
+        Ok(())
+    }
+
+    /// A Warning Event when a holder says steady-state with the bootID it was approved with.
+    async fn note_unchanged_boot(
+        &self,
+        node: &str,
+        holder: Option<&Holder>,
+        boot_id: Option<&str>,
+    ) {
+        let Some(approved) = holder.and_then(|h| h.boot_id.as_deref()) else {
+            return;
+        };
+        if boot_id != Some(approved) {
+            return;
+        }
+        self.event(
+            node,
+            EventType::Warning,
+            "RebootNotObserved",
+            "Recover",
+            format!(
+                "steady-state with the bootID the reboot was approved with ({approved}): the \
+                 node did not reboot, or its kubelet has not reported the new boot yet"
+            ),
+        )
+        .await;
+    }
+
+    /// Looks at a recovering holder: gives its slot back once its node and workloads are back
+    /// (and have settled), else records what it waits for. Problems are logged; the next
+    /// maintenance pass looks again.
+    pub(super) async fn heal(self: &Arc<Self>, group: &str, holder: &Holder) {
+        if let Err(e) = self.try_heal(group, holder).await {
+            tracing::warn!(node = %holder.node, %group, error = %e, "could not check the node's recovery");
+        }
+    }
+
+    async fn try_heal(self: &Arc<Self>, group: &str, holder: &Holder) -> Result<(), Refusal> {
+        let recovery = &self
+            .config
+            .group(group)
+            .unwrap_or(&self.config.group_defaults)
+            .recovery;
+        let Some(view) = self.nodes.read().get(&holder.node).cloned() else {
+            // A deleted Node's slot is released by maintenance.
+            return Ok(());
+        };
+        if view.cordoned_by_us {
+            self.finish_node(&holder.node, "recovering")
+                .await
+                .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
+        }
+        let view = self.nodes.read().get(&holder.node).cloned().unwrap_or(view);
+        let (budgets, pods) = self.recovery_inputs(&holder.evicts).await?;
+        let node = NodeNow {
+            ready: view.ready,
+            boot_id: &view.boot_id,
+            cordoned_by_us: view.cordoned_by_us,
+        };
+        let waiting = waiting_for(holder, &node, recovery, &budgets, &pods);
+        let now = self.clock.now();
+        let healthy_since = if waiting.is_empty() {
+            Some(holder.healthy_since.unwrap_or(now))
+        } else {
+            None
+        };
+        if let Some(since) = healthy_since
+            && settled(since, recovery.settle, now)
+        {
+            let returned = holder.returned_at.unwrap_or(now);
+            let why = format!(
+                "healed {}s after its steady-state",
+                now.duration_since(returned).as_secs()
+            );
+            return self.give_back(group, &holder.id, &why, Some(now)).await;
+        }
+        if holder.waiting_for != waiting || holder.healthy_since != healthy_since {
+            let (state, ()) = group::modify(
+                self.api.as_ref(),
+                &self.config.namespace,
+                group,
+                || self.clock.now(),
+                |state| {
+                    if let Some(h) = state.holder_mut(&holder.id)
+                        && h.phase == HolderPhase::Recovering
+                    {
+                        h.waiting_for = waiting.clone();
+                        h.healthy_since = healthy_since;
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+            self.store_group(state);
+        }
+        if let Some(since) = healthy_since {
+            // Look again when the settle time is over rather than at the next pass.
+            let settle = jiff::SignedDuration::try_from(recovery.settle).unwrap_or_default();
+            let left = since
+                .checked_add(settle)
+                .map(|at| at.duration_since(now))
+                .unwrap_or_default();
+            let left = std::time::Duration::try_from(left).unwrap_or_default();
+            let inner = Arc::clone(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(left).await;
+                inner.poke.notify_one();
+            });
+        }
+        Ok(())
+    }
+
+    /// The budgets and pods a holder's recovery is judged on: the cluster's budgets if it
+    /// waits on any, and the pods of the namespaces of the controllers it waits on.
+    async fn recovery_inputs(
+        &self,
+        evicts: &[RecoveryTarget],
+    ) -> Result<(Vec<DisruptionBudget>, Vec<Pod>), Refusal> {
+        let budgets = if evicts
+            .iter()
+            .any(|t| matches!(t, RecoveryTarget::Budget { .. }))
+        {
+            self.api
+                .list_disruption_budgets()
+                .await
+                .map_err(|e| Refusal::from_cluster("listing disruption budgets", &e))?
+        } else {
+            Vec::new()
+        };
+        let namespaces: BTreeSet<&str> = evicts
+            .iter()
+            .filter(|t| matches!(t, RecoveryTarget::Controller { .. }))
+            .map(RecoveryTarget::namespace)
+            .collect();
+        let mut pods = Vec::new();
+        for namespace in namespaces {
+            let filter = PodFilter {
+                namespace: Some(namespace.to_string()),
+                ..PodFilter::default()
+            };
+            pods.extend(
+                self.api.list_pods(&filter).await.map_err(|e| {
+                    Refusal::from_cluster("listing the evicted workloads' pods", &e)
+                })?,
+            );
+        }
+        Ok((budgets, pods))
+    }
+
+    /// The refusal for a `pre-reboot` from a holder that is still recovering.
+    pub(super) fn still_recovering(holder: &Holder) -> Refusal {
+        let waiting = if holder.waiting_for.is_empty() {
+            "its recovery to be checked".to_string()
+        } else {
+            holder.waiting_for.join("; ")
+        };
+        Refusal::new(
+            Kind::NodeRecovering,
+            format!(
+                "{} is still recovering from its last reboot; waiting for {waiting}",
+                holder.node
+            ),
+        )
+    }
+}

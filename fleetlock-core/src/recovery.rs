@@ -1,0 +1,352 @@
+//! Healing after a reboot: what a holder's drain is about to evict (recorded with its slot),
+//! and whether, after its steady-state, its node and those workloads are back, as plain
+//! functions of the cluster as it is.
+//!
+//! A workload counts as back when every disruption budget that covered its evicted pods allows
+//! a disruption again (or has every pod it expects healthy), or, for pods no budget covered,
+//! when none of its controller's pods in the namespace is still pending or unready.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use cluster_api::{DisruptionBudget, Pod, Timestamp};
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{RecoveryConfig, UnchangedBootId};
+use crate::group::Holder;
+
+/// Something a drain disrupts that must be whole again before the node's slot goes: a
+/// disruption budget covering evicted pods, or, for evicted pods no budget covers, their
+/// controller. Stored in the group Lease as `Kind namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RecoveryTarget {
+    /// A `policy/v1` PodDisruptionBudget.
+    Budget {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The controller (`ReplicaSet`, `StatefulSet`, `Job`, ...) of evicted pods.
+    Controller {
+        /// Its kind.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+const BUDGET_KIND: &str = "PodDisruptionBudget";
+
+// === impl RecoveryTarget ===
+
+impl RecoveryTarget {
+    /// The namespace it lives in.
+    pub fn namespace(&self) -> &str {
+        match self {
+            RecoveryTarget::Budget { namespace, .. }
+            | RecoveryTarget::Controller { namespace, .. } => namespace,
+        }
+    }
+}
+
+impl fmt::Display for RecoveryTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoveryTarget::Budget { namespace, name } => {
+                write!(f, "{BUDGET_KIND} {namespace}/{name}")
+            }
+            RecoveryTarget::Controller {
+                kind,
+                namespace,
+                name,
+            } => write!(f, "{kind} {namespace}/{name}"),
+        }
+    }
+}
+
+impl From<RecoveryTarget> for String {
+    fn from(target: RecoveryTarget) -> Self {
+        target.to_string()
+    }
+}
+
+impl FromStr for RecoveryTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parsed = s.split_once(' ').and_then(|(kind, rest)| {
+            let (namespace, name) = rest.split_once('/')?;
+            let ok = |p: &str| !p.is_empty() && !p.contains(['/', ' ']);
+            (ok(kind) && ok(namespace) && ok(name)).then(|| {
+                let (namespace, name) = (namespace.to_string(), name.to_string());
+                if kind == BUDGET_KIND {
+                    RecoveryTarget::Budget { namespace, name }
+                } else {
+                    RecoveryTarget::Controller {
+                        kind: kind.to_string(),
+                        namespace,
+                        name,
+                    }
+                }
+            })
+        });
+        parsed.ok_or_else(|| format!("{s:?} is not \"Kind namespace/name\""))
+    }
+}
+
+impl TryFrom<String> for RecoveryTarget {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+/// What must be whole again once the pods in `evict` have been evicted: the budgets covering
+/// any of them, and the controllers of those no budget covers. Pods without a controller do
+/// not come back, so nothing waits for them.
+pub fn targets<'a>(
+    evict: impl IntoIterator<Item = &'a Pod>,
+    budgets: &[DisruptionBudget],
+) -> Vec<RecoveryTarget> {
+    let mut found = BTreeSet::new();
+    for pod in evict {
+        let covering: Vec<&DisruptionBudget> = budgets.iter().filter(|b| b.covers(pod)).collect();
+        if covering.is_empty() {
+            if let Some(owner) = &pod.controller {
+                found.insert(RecoveryTarget::Controller {
+                    kind: owner.kind.clone(),
+                    namespace: pod.namespace.clone(),
+                    name: owner.name.clone(),
+                });
+            }
+        } else {
+            found.extend(covering.into_iter().map(|b| RecoveryTarget::Budget {
+                namespace: b.namespace.clone(),
+                name: b.name.clone(),
+            }));
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// The node as the recovery check sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeNow<'a> {
+    /// Whether its `Ready` condition is `True`.
+    pub ready: bool,
+    /// Its bootID now.
+    pub boot_id: &'a str,
+    /// Whether our cordon is still on it.
+    pub cordoned_by_us: bool,
+}
+
+/// Whether a budget is whole again: it allows a disruption, or every pod it expects is
+/// healthy (a budget that never allows one, such as `maxUnavailable: 0`, is whole then).
+pub fn budget_whole(budget: &DisruptionBudget) -> bool {
+    budget.disruptions_allowed > 0
+        || (budget.current_healthy >= budget.desired_healthy
+            && budget.current_healthy >= budget.expected_pods)
+}
+
+/// What a recovering holder still waits for, in words for a person; empty when it is back.
+///
+/// `budgets` are the cluster's budgets; `pods` hold at least every pod of the namespaces of
+/// the holder's controller targets. A budget or controller that no longer exists waits for
+/// nothing.
+pub fn waiting_for(
+    holder: &Holder,
+    node: &NodeNow<'_>,
+    policy: &RecoveryConfig,
+    budgets: &[DisruptionBudget],
+    pods: &[Pod],
+) -> Vec<String> {
+    let mut waiting = Vec::new();
+    let rebooted = holder.boot_id.as_deref().is_none_or(|b| b != node.boot_id);
+    if !rebooted && policy.unchanged_boot_id == UnchangedBootId::Wait {
+        waiting.push(format!(
+            "a new bootID (still {}, as when the reboot was approved)",
+            node.boot_id
+        ));
+    }
+    if !node.ready {
+        waiting.push("the node to be Ready".to_string());
+    }
+    if node.cordoned_by_us {
+        waiting.push("our cordon to be undone".to_string());
+    }
+    for target in &holder.evicts {
+        let whole = match target {
+            RecoveryTarget::Budget { namespace, name } => budgets
+                .iter()
+                .find(|b| &b.namespace == namespace && &b.name == name)
+                .is_none_or(budget_whole),
+            RecoveryTarget::Controller {
+                kind,
+                namespace,
+                name,
+            } => !pods.iter().any(|p| {
+                &p.namespace == namespace
+                    && p.controller
+                        .as_ref()
+                        .is_some_and(|o| &o.kind == kind && &o.name == name)
+                    && !p.is_finished()
+                    && !p.is_terminating()
+                    && !p.ready
+            }),
+        };
+        if !whole {
+            waiting.push(format!("{target} to be available again"));
+        }
+    }
+    waiting
+}
+
+/// Whether a holder that has looked healthy since `healthy_since` has settled by `now`.
+pub fn settled(healthy_since: Timestamp, settle: std::time::Duration, now: Timestamp) -> bool {
+    let settle = SignedDuration::try_from(settle).unwrap_or(SignedDuration::MAX);
+    now.duration_since(healthy_since) >= settle
+}
+
+#[cfg(test)]
+mod tests {
+    use cluster_api::LabelSelector;
+
+    use super::*;
+    use crate::group::HolderPhase;
+
+    fn budget(
+        name: &str,
+        selector: &str,
+        healthy: (i32, i32, i32),
+        allowed: i32,
+    ) -> DisruptionBudget {
+        DisruptionBudget {
+            namespace: "shop".into(),
+            name: name.into(),
+            selector: Some(selector.parse::<LabelSelector>().unwrap()),
+            expected_pods: healthy.0,
+            desired_healthy: healthy.1,
+            current_healthy: healthy.2,
+            disruptions_allowed: allowed,
+        }
+    }
+
+    fn holder(evicts: Vec<RecoveryTarget>) -> Holder {
+        Holder {
+            phase: HolderPhase::Recovering,
+            approved_at: Some(Timestamp::UNIX_EPOCH),
+            boot_id: Some("boot-1".into()),
+            evicts,
+            ..Holder::granted("id", "n1", Timestamp::UNIX_EPOCH, "")
+        }
+    }
+
+    #[test]
+    fn targets_are_the_covering_budgets_else_the_controllers() {
+        let web = Pod::new("shop", "web-1")
+            .owned_by("ReplicaSet", "web-6f7")
+            .label("app", "web");
+        let web2 = Pod::new("shop", "web-2")
+            .owned_by("ReplicaSet", "web-6f7")
+            .label("app", "web");
+        let cache = Pod::new("shop", "cache-0")
+            .owned_by("StatefulSet", "cache")
+            .label("app", "cache");
+        let stray = Pod::new("shop", "debug");
+        let budgets = [budget("web", "app=web", (3, 2, 3), 1)];
+        let found = targets([&web, &web2, &cache, &stray], &budgets);
+        let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["PodDisruptionBudget shop/web", "StatefulSet shop/cache"]
+        );
+        for target in &found {
+            assert_eq!(
+                &target.to_string().parse::<RecoveryTarget>().unwrap(),
+                target
+            );
+        }
+        let json = serde_json::to_string(&found).unwrap();
+        assert_eq!(
+            json,
+            r#"["PodDisruptionBudget shop/web","StatefulSet shop/cache"]"#
+        );
+        assert!("ReplicaSet shop".parse::<RecoveryTarget>().is_err());
+        assert!("ReplicaSet a/b/c".parse::<RecoveryTarget>().is_err());
+    }
+
+    #[test]
+    fn a_holder_waits_until_node_and_workloads_are_back() {
+        let policy = RecoveryConfig::default();
+        let h = holder(vec![
+            "PodDisruptionBudget shop/web".parse().unwrap(),
+            "StatefulSet shop/cache".parse().unwrap(),
+        ]);
+        let node = NodeNow {
+            ready: false,
+            boot_id: "boot-2",
+            cordoned_by_us: true,
+        };
+        let short = [budget("web", "app=web", (3, 2, 2), 0)];
+        let pending = Pod::new("shop", "cache-0")
+            .owned_by("StatefulSet", "cache")
+            .phase(cluster_api::PodPhase::Pending);
+        let waiting = waiting_for(&h, &node, &policy, &short, std::slice::from_ref(&pending));
+        assert_eq!(
+            waiting,
+            [
+                "the node to be Ready",
+                "our cordon to be undone",
+                "PodDisruptionBudget shop/web to be available again",
+                "StatefulSet shop/cache to be available again",
+            ]
+        );
+
+        let node = NodeNow {
+            ready: true,
+            cordoned_by_us: false,
+            ..node
+        };
+        let whole = [budget("web", "app=web", (3, 2, 3), 1)];
+        let running = Pod::new("shop", "cache-0").owned_by("StatefulSet", "cache");
+        assert!(waiting_for(&h, &node, &policy, &whole, &[running]).is_empty());
+        // A budget that never allows a disruption is whole once every pod is healthy; a
+        // budget or controller that is gone waits for nothing.
+        let strict = [budget("web", "app=web", (2, 2, 2), 0)];
+        assert!(waiting_for(&h, &node, &policy, &strict, &[]).is_empty());
+    }
+
+    #[test]
+    fn an_unchanged_boot_id_waits_only_under_the_wait_policy() {
+        let h = holder(Vec::new());
+        let node = NodeNow {
+            ready: true,
+            boot_id: "boot-1",
+            cordoned_by_us: false,
+        };
+        assert!(waiting_for(&h, &node, &RecoveryConfig::default(), &[], &[]).is_empty());
+        let wait = RecoveryConfig {
+            unchanged_boot_id: UnchangedBootId::Wait,
+            ..RecoveryConfig::default()
+        };
+        let waiting = waiting_for(&h, &node, &wait, &[], &[]);
+        assert_eq!(waiting.len(), 1);
+        assert!(waiting[0].contains("new bootID"), "{waiting:?}");
+    }
+
+    #[test]
+    fn settling_counts_from_the_first_healthy_look() {
+        let t: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
+        let settle = std::time::Duration::from_secs(60);
+        assert!(!settled(t, settle, t + SignedDuration::from_secs(59)));
+        assert!(settled(t, settle, t + SignedDuration::from_secs(60)));
+        assert!(settled(t, std::time::Duration::ZERO, t));
+    }
+}
