@@ -203,11 +203,14 @@ pub(crate) async fn plan(
         .iter()
         .map(|p| {
             let mut notes = Vec::new();
+            if p.priority != 0 {
+                notes.push(format!("priority {}", p.priority));
+            }
             if p.unmanaged {
-                notes.push("no controller: will not come back");
+                notes.push("no controller: will not come back".into());
             }
             if p.empty_dir {
-                notes.push("emptyDir data lost");
+                notes.push("emptyDir data lost".into());
             }
             vec![
                 p.pod.clone(),
@@ -237,6 +240,11 @@ pub(crate) async fn plan(
             ]
         })
         .collect();
+    let wait: Vec<Vec<String>> = plan
+        .wait
+        .iter()
+        .map(|w| vec![w.pod.clone(), format!("{}s", w.limit_seconds)])
+        .collect();
     let skip: Vec<Vec<String>> = plan
         .skip
         .iter()
@@ -244,6 +252,11 @@ pub(crate) async fn plan(
         .collect();
     for (title, headers, rows) in [
         ("Evict", &["POD", "GRACE", "NOTE"][..], evict),
+        (
+            "Wait for completion (a drain rule)",
+            &["POD", "EVICTED ANYWAY AFTER"][..],
+            wait,
+        ),
         ("Stop the drain", &["POD", "REASON"][..], refuse),
         (
             "Disruption budgets",

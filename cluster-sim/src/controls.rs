@@ -139,6 +139,26 @@ impl SimCluster {
         });
     }
 
+    /// Ends a pod's work, as a Job's pod or a batch pod ends: `Succeeded` (or `Failed`), no
+    /// longer ready, still on its node (a finished pod stays until someone deletes it).
+    pub fn finish_pod(&self, namespace: &str, name: &str, phase: PodPhase) -> Result<()> {
+        if !matches!(phase, PodPhase::Succeeded | PodPhase::Failed) {
+            return Err(Error::invalid(format!(
+                "a pod finishes as Succeeded or Failed, not {phase:?}"
+            )));
+        }
+        self.with(|st| {
+            let key = (namespace.to_string(), name.to_string());
+            let Some(mut sp) = st.pods.get(&key).cloned() else {
+                return Err(Error::not_found("pods", name));
+            };
+            sp.pod.phase = phase;
+            sp.pod.ready = false;
+            st.put_pod(sp);
+            Ok(())
+        })
+    }
+
     /// Deletes a pod gracefully, as `kubectl delete pod` does (no budget check).
     pub fn delete_pod(&self, namespace: &str, name: &str) {
         self.with(|st| st.terminate_pod(&(namespace.to_string(), name.to_string()), None));

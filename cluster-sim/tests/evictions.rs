@@ -507,3 +507,38 @@ async fn pods_on_a_notready_node_stay_terminating_until_it_returns() {
     assert_eq!(records[0].uid.as_deref(), Some(pod.uid.as_str()));
     assert_eq!(records[0].outcome, EvictionOutcome::Evicted);
 }
+
+/// A Job's pod that ends its work stays on its node as `Succeeded`, not ready, and a watch
+/// sees the change; a drain then leaves it alone.
+#[tokio::test(start_paused = true)]
+async fn a_finished_pod_stays_on_its_node_as_succeeded() {
+    use futures::StreamExt;
+
+    let sim = SimCluster::new();
+    sim.add_node(Node::new("n1"));
+    sim.add_pod(Pod::new("batch", "etl-1").on("n1").owned_by("Job", "etl"))
+        .unwrap();
+    let mut watch = sim.watch_pods(&PodFilter::on_node("n1")).await.unwrap();
+    let _listed = watch.next().await;
+
+    sim.finish_pod("batch", "etl-1", PodPhase::Succeeded)
+        .unwrap();
+    let pod = sim.pod("batch", "etl-1").unwrap();
+    assert_eq!(pod.phase, PodPhase::Succeeded);
+    assert!(!pod.ready);
+    assert!(pod.is_finished());
+    assert_eq!(pod.node_name.as_deref(), Some("n1"));
+    let seen = loop {
+        match watch.next().await.unwrap().unwrap() {
+            cluster_api::WatchEvent::Applied(p) => break p,
+            _ => continue,
+        }
+    };
+    assert_eq!(seen.phase, PodPhase::Succeeded);
+
+    let err = sim
+        .finish_pod("batch", "etl-1", PodPhase::Running)
+        .unwrap_err();
+    assert!(err.to_string().contains("Succeeded or Failed"), "{err}");
+    assert!(sim.finish_pod("batch", "nope", PodPhase::Failed).is_err());
+}

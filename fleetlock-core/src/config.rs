@@ -232,6 +232,9 @@ pub struct DrainConfig {
     /// `emptyDir` data (unless allowed above), disruption budgets that never allow an
     /// eviction, pods under more than one budget.
     pub preflight: bool,
+    /// Ordered rules, first match wins, by namespace and pod labels: evict (with an eviction
+    /// priority), skip, or wait for completion up to a limit ([`crate::rules`]).
+    pub rules: Vec<crate::rules::DrainRule>,
 }
 
 /// What happens when a drain overruns its timeout.
@@ -334,6 +337,11 @@ impl FleetLockConfig {
                 alerts.url
             ));
         }
+        for (i, rule) in self.drain.rules.iter().enumerate() {
+            if let Some(problem) = rule.problem() {
+                return Err(format!("drain.rules[{i}]: {problem}"));
+            }
+        }
         if self.drain.parallelism == 0 {
             return Err("drain.parallelism must be at least 1".into());
         }
@@ -381,6 +389,7 @@ impl Default for DrainConfig {
             retry_initial: Duration::from_secs(5),
             retry_max: Duration::from_secs(120),
             preflight: true,
+            rules: Vec::new(),
         }
     }
 }

@@ -1,8 +1,14 @@
 //! Draining a node, the way `kubectl drain` does: the plan as plain functions, the progress as
 //! data.
 
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::time::Duration;
+
 use cluster_api::{LabelSelector, Pod, Timestamp};
 use serde::{Deserialize, Serialize};
+
+use crate::rules::{self, DrainRule, RuleAction};
 
 /// How a drain treats the pods that need a decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -13,6 +19,8 @@ pub struct DrainOptions {
     pub delete_empty_dir_data: bool,
     /// The server's own pod, evicted only once every other pod has left.
     pub own_pod: Option<(String, String)>,
+    /// The drain rules, in order ([`crate::rules`]).
+    pub rules: Vec<DrainRule>,
 }
 
 /// Why a pod stays on a draining node without blocking the drain.
@@ -30,6 +38,8 @@ pub enum SkipReason {
     /// (`node.kubernetes.io/unschedulable`): evicting it would only bring it (or its
     /// replacement) straight back. It goes down with the node.
     ToleratesCordon,
+    /// A drain rule (`action: skip`) leaves it; it goes down with the node.
+    DrainRule,
 }
 
 // === impl SkipReason ===
@@ -42,6 +52,7 @@ impl SkipReason {
             SkipReason::Mirror => "static pod",
             SkipReason::Finished => "finished",
             SkipReason::ToleratesCordon => "tolerates the cordon; arrived after the drain began",
+            SkipReason::DrainRule => "a drain rule leaves it",
         }
     }
 }
@@ -81,34 +92,66 @@ impl RefuseReason {
 /// What a drain will do with each pod on the node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DrainPlan {
-    /// Pods to evict, the server's own pod last.
+    /// Pods to evict, by eviction priority (highest first), the server's own pod last.
     pub evict: Vec<Pod>,
+    /// How many pods at the head of `evict` may be evicted now: those of the highest
+    /// priority left (every pod of a higher priority, terminating ones too, is gone first).
+    pub first_tier: usize,
+    /// Pods a drain rule waits for to finish their work, with the time left before they are
+    /// evicted anyway.
+    pub wait: Vec<(Pod, Duration)>,
     /// Pods that stay.
     pub skip: Vec<(Pod, SkipReason)>,
     /// Pods that stop the drain until an operator deals with them.
     pub refuse: Vec<(Pod, RefuseReason)>,
 }
 
-/// Decides, for every pod on a node, whether it must leave, may stay, or needs an operator.
+/// Decides, for every pod on a node, whether it must leave, may stay, or needs an operator,
+/// as a drain does when it begins.
 pub fn plan_drain<'a>(
     pods: impl IntoIterator<Item = &'a Pod>,
     options: &DrainOptions,
 ) -> DrainPlan {
+    plan_drain_at(pods, options, Duration::ZERO)
+}
+
+/// [`plan_drain`] for a drain that has run for `elapsed`: a pod a rule waits for is evicted
+/// once its rule's limit has passed.
+pub fn plan_drain_at<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    options: &DrainOptions,
+    elapsed: Duration,
+) -> DrainPlan {
     let mut plan = DrainPlan::default();
+    let mut priority: HashMap<(String, String), i32> = HashMap::new();
     for pod in pods {
         let pod = pod.clone();
         if pod.mirror {
             plan.skip.push((pod, SkipReason::Mirror));
+            continue;
         } else if pod.is_finished() {
             plan.skip.push((pod, SkipReason::Finished));
+            continue;
         } else if pod.is_daemonset_pod() {
             plan.skip.push((pod, SkipReason::DaemonSet));
-        } else if pod.controller.is_none() && !options.delete_unmanaged && !pod.is_terminating() {
-            plan.refuse.push((pod, RefuseReason::Unmanaged));
-        } else if pod.empty_dir && !options.delete_empty_dir_data && !pod.is_terminating() {
-            plan.refuse.push((pod, RefuseReason::EmptyDir));
-        } else {
-            plan.evict.push(pod);
+            continue;
+        }
+        let decision = rules::decide(&options.rules, &pod);
+        match decision.action {
+            RuleAction::Skip => plan.skip.push((pod, SkipReason::DrainRule)),
+            RuleAction::WaitForCompletion if elapsed < decision.limit && !pod.is_terminating() => {
+                plan.wait.push((pod, decision.limit - elapsed));
+            }
+            _ if pod.controller.is_none() && !options.delete_unmanaged && !pod.is_terminating() => {
+                plan.refuse.push((pod, RefuseReason::Unmanaged));
+            }
+            _ if pod.empty_dir && !options.delete_empty_dir_data && !pod.is_terminating() => {
+                plan.refuse.push((pod, RefuseReason::EmptyDir));
+            }
+            _ => {
+                priority.insert((pod.namespace.clone(), pod.name.clone()), decision.priority);
+                plan.evict.push(pod);
+            }
         }
     }
     let is_own = |p: &Pod| {
@@ -117,17 +160,41 @@ pub fn plan_drain<'a>(
             .as_ref()
             .is_some_and(|(ns, name)| &p.namespace == ns && &p.name == name)
     };
-    plan.evict
-        .sort_by_key(|p| (is_own(p), p.namespace.clone(), p.name.clone()));
+    let priority_of = |p: &Pod| {
+        priority
+            .get(&(p.namespace.clone(), p.name.clone()))
+            .copied()
+            .unwrap_or_default()
+    };
+    plan.evict.sort_by_key(|p| {
+        (
+            is_own(p),
+            Reverse(priority_of(p)),
+            p.namespace.clone(),
+            p.name.clone(),
+        )
+    });
+    plan.first_tier = match plan.evict.iter().find(|p| !is_own(p)) {
+        Some(first) => {
+            let top = priority_of(first);
+            plan.evict
+                .iter()
+                .take_while(|p| !is_own(p) && priority_of(p) == top)
+                .count()
+        }
+        // Only the server's own pod is left (or nothing).
+        None => plan.evict.len(),
+    };
     plan
 }
 
 // === impl DrainPlan ===
 
 impl DrainPlan {
-    /// Whether the node is empty of everything that must leave (terminating pods still count).
+    /// Whether the node is empty of everything that must leave (terminating pods still count)
+    /// and no pod a rule waits for still runs.
     pub fn is_done(&self) -> bool {
-        self.evict.is_empty()
+        self.evict.is_empty() && self.wait.is_empty()
     }
 
     /// What an operator must do before the drain can go on, naming the pods.
@@ -269,7 +336,7 @@ mod tests {
             &DrainOptions {
                 delete_unmanaged: true,
                 delete_empty_dir_data: true,
-                own_pod: None,
+                ..DrainOptions::default()
             },
         );
         assert_eq!(names(&forced.evict), ["debug", "cache-0", "web-1"]);
@@ -300,6 +367,61 @@ mod tests {
             names(&plan.evict),
             ["first-by-name", "last-by-name", "server-a"]
         );
+    }
+
+    #[test]
+    fn rules_order_skip_and_wait() {
+        let rules: Vec<DrainRule> = serde_saphyr::from_str(
+            "- {selector: tier=web, priority: 10}\n\
+             - {selector: tier=db, priority: -10}\n\
+             - {selector: app=debug, action: skip}\n\
+             - {namespaces: [batch], action: waitForCompletion, limit: 30m}\n",
+        )
+        .unwrap();
+        let options = DrainOptions {
+            rules,
+            ..DrainOptions::default()
+        };
+        let pod = |ns: &str, name: &str, label: (&str, &str)| {
+            Pod::new(ns, name)
+                .on("n1")
+                .owned_by("ReplicaSet", "rs")
+                .label(label.0, label.1)
+        };
+        let pods = [
+            pod("shop", "db-0", ("tier", "db")),
+            pod("shop", "api-1", ("tier", "api")),
+            pod("shop", "web-1", ("tier", "web")),
+            pod("shop", "web-2", ("tier", "web")),
+            Pod::new("ops", "shell").on("n1").label("app", "debug"),
+            pod("batch", "etl-7", ("kind", "etl")),
+        ];
+        let plan = plan_drain(&pods, &options);
+        assert_eq!(names(&plan.evict), ["web-1", "web-2", "api-1", "db-0"]);
+        assert_eq!(plan.first_tier, 2, "the frontends first");
+        assert_eq!(
+            plan.skip[0].1,
+            SkipReason::DrainRule,
+            "the debug shell stays"
+        );
+        assert!(
+            plan.refuse.is_empty(),
+            "a skipped unmanaged pod refuses nothing"
+        );
+        assert_eq!(plan.wait.len(), 1);
+        assert_eq!(plan.wait[0].1, Duration::from_secs(1800));
+        // The frontends gone, the API is next; the batch pod still holds the drain.
+        let later = plan_drain_at(&pods[..2], &options, Duration::from_secs(600));
+        assert_eq!(names(&later.evict[..later.first_tier]), ["api-1"]);
+        let rest = [pods[5].clone()];
+        let waiting = plan_drain_at(&rest, &options, Duration::from_secs(600));
+        assert!(!waiting.is_done());
+        assert_eq!(waiting.wait[0].1, Duration::from_secs(1200));
+        // Past its limit it is evicted; finished, it is skipped like any finished pod.
+        let overdue = plan_drain_at(&rest, &options, Duration::from_secs(1800));
+        assert_eq!(names(&overdue.evict), ["etl-7"]);
+        let done = [rest[0].clone().phase(cluster_api::PodPhase::Succeeded)];
+        assert!(plan_drain_at(&done, &options, Duration::ZERO).is_done());
     }
 
     #[test]

@@ -62,6 +62,7 @@
 //! | [`nodes`] | the id → Node index and our Node annotations |
 //! | [`drain`] | the drain plan and progress |
 //! | [`recovery`] | when a rebooted node counts as healed |
+//! | [`rules`] | drain rules: skip, wait for completion, eviction order |
 //! | [`Coordinator`] | the service itself |
 //! | [`snapshot`] | the fleet's state as data |
 
@@ -75,6 +76,7 @@ pub mod nodes;
 pub mod preflight;
 pub mod protocol;
 pub mod recovery;
+pub mod rules;
 pub mod snapshot;
 pub mod window;
 

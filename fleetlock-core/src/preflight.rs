@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::DrainConfig;
 use crate::drain::{DrainOptions, RefuseReason, SkippedPod, plan_drain};
+use crate::rules;
 
 /// What a drain of one node would do, and whether it could finish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,10 +23,14 @@ pub struct NodePlan {
     pub skip: Vec<SkippedPod>,
     /// Pods that would stop it until an operator deals with them.
     pub refuse: Vec<RefusedPod>,
+    /// Pods a drain rule lets finish their work first, up to its limit.
+    #[serde(default)]
+    pub wait: Vec<WaitedPod>,
     /// The disruption budgets covering the pods to evict.
     pub budgets: Vec<BudgetCheck>,
     /// A rough duration of the drain, from the pods' termination grace periods and the
-    /// evictions in flight at once; budgets that make it wait come on top.
+    /// evictions in flight at once; budgets that make it wait, and pods it lets finish
+    /// (`wait`), come on top.
     pub estimated_seconds: i64,
     /// Why the drain could not finish without an operator; `None` when it could.
     pub blocked: Option<String>,
@@ -44,6 +49,21 @@ pub struct PlannedPod {
     pub unmanaged: bool,
     /// Its `emptyDir` data would be lost (evicted because `drain.deleteEmptyDirData` is set).
     pub empty_dir: bool,
+    /// Its eviction priority (a drain rule's; 0 without one): higher goes first, and a lower
+    /// one only once every pod of a higher one has left.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// A pod a drain rule (`action: waitForCompletion`) lets finish before it is evicted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WaitedPod {
+    /// `namespace/name`.
+    pub pod: String,
+    /// How long the drain waits for it at most, in seconds, before evicting it anyway.
+    pub limit_seconds: u64,
 }
 
 /// A pod that would stop the drain.
@@ -128,6 +148,7 @@ pub fn plan_node(
             grace_seconds: grace(p),
             unmanaged: p.controller.is_none(),
             empty_dir: p.empty_dir,
+            priority: rules::decide(&options.rules, p).priority,
         })
         .collect();
     // Waves of `parallelism` evictions, each as long as its longest grace period.
@@ -213,6 +234,14 @@ pub fn plan_node(
             .map(|(p, reason)| RefusedPod {
                 pod: p.to_string(),
                 reason: *reason,
+            })
+            .collect(),
+        wait: drain
+            .wait
+            .iter()
+            .map(|(p, limit)| WaitedPod {
+                pod: p.to_string(),
+                limit_seconds: limit.as_secs(),
             })
             .collect(),
         budgets: checks,
@@ -327,7 +356,7 @@ mod tests {
         let allowed = DrainOptions {
             delete_unmanaged: true,
             delete_empty_dir_data: true,
-            own_pod: None,
+            ..DrainOptions::default()
         };
         let p = plan_node("n1", &pods, &[], &allowed, &DrainConfig::default());
         assert_eq!(p.blocked, None);

@@ -280,10 +280,11 @@ impl Invariants {
             checks.checked.approvals += 1;
             let pods = cluster.pods_on(&holder.node);
             let plan = plan_drain(pods.iter().copied(), &self.drain);
-            if !plan.evict.is_empty() || !plan.refuse.is_empty() {
+            if !plan.is_done() || !plan.refuse.is_empty() {
                 let left = plan
                     .evict
                     .iter()
+                    .chain(plan.wait.iter().map(|(p, _)| p))
                     .chain(plan.refuse.iter().map(|(p, _)| p))
                     .map(|p| p.to_string());
                 checks.violations.push(Violation {

@@ -31,6 +31,7 @@ impl Inner {
             delete_unmanaged: self.config.drain.delete_unmanaged,
             delete_empty_dir_data: self.config.drain.delete_empty_dir_data,
             own_pod: self.config.own_pod.clone(),
+            rules: self.config.drain.rules.clone(),
         }
     }
 
@@ -92,7 +93,8 @@ impl Inner {
             }
             if recovery {
                 let plan = plan_drain(&pods, &self.drain_options());
-                disrupts = recovery::targets(&plan.evict, &budgets);
+                let waited = plan.wait.iter().map(|(p, _)| p);
+                disrupts = recovery::targets(plan.evict.iter().chain(waited), &budgets);
             }
         }
         let blocking = blocking_pods(&pods, &group.blocking_pods);

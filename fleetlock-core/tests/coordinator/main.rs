@@ -18,3 +18,4 @@ use tokio::time::{Instant, advance};
 mod drains;
 mod policies;
 mod recovery;
+mod rules;

@@ -141,6 +141,7 @@ pub async fn run(plan: Plan) -> Report {
             delete_unmanaged: drain.delete_unmanaged,
             delete_empty_dir_data: drain.delete_empty_dir_data,
             own_pod: None,
+            rules: drain.rules,
         },
         plan.slots,
     );

@@ -267,9 +267,10 @@ async function showPlan(node) {
       : `The drain can finish: ${p.evict.length} pod${p.evict.length === 1 ? "" : "s"} to evict, about ${p.estimatedSeconds} s.`;
     $("#plan-summary").className = p.blocked ? "error" : "ok";
     const verdicts = { allows: "allows", waits: "waits for healthy pods", neverAllows: "never allows" };
-    const stays = { daemonSet: "DaemonSet pod", mirror: "static pod", finished: "finished", toleratesCordon: "tolerates the cordon" };
+    const stays = { daemonSet: "DaemonSet pod", mirror: "static pod", finished: "finished", toleratesCordon: "tolerates the cordon", drainRule: "a drain rule leaves it" };
     const sections = [
-      ["Evict", ["Pod", "Grace", "Note"], p.evict.map((e) => [e.pod, `${e.graceSeconds}s`, [e.unmanaged && "no controller", e.emptyDir && "emptyDir data lost"].filter(Boolean).join("; ")])],
+      ["Evict", ["Pod", "Grace", "Note"], p.evict.map((e) => [e.pod, `${e.graceSeconds}s`, [e.priority && `priority ${e.priority}`, e.unmanaged && "no controller", e.emptyDir && "emptyDir data lost"].filter(Boolean).join("; ")])],
+      ["Wait for completion", ["Pod", "Evicted anyway after"], (p.wait || []).map((w) => [w.pod, `${w.limitSeconds}s`])],
       ["Stop the drain", ["Pod", "Why"], p.refuse.map((r) => [r.pod, r.reason === "emptyDir" ? "its emptyDir data would be lost" : "no controller would bring it back"])],
       ["Disruption budgets", ["Budget", "Pods here", "Allowed", "Healthy / wanted of", "Verdict"], p.budgets.map((b) => [b.budget, b.pods.join(", "), String(b.disruptionsAllowed), `${b.currentHealthy} / ${b.desiredHealthy} of ${b.expectedPods}`, verdicts[b.verdict] || b.verdict])],
       ["Stay on the node", ["Pod", "Why"], p.skip.map((s) => [s.pod, stays[s.reason] || s.reason])],

@@ -17,8 +17,8 @@ impl Drainer {
     pub(super) async fn evict_due(&mut self, plan: &DrainPlan) -> bool {
         let now = Instant::now();
         let others_left = plan.evict.iter().any(|p| !self.is_own(p));
-        let due: Vec<Pod> = plan
-            .evict
+        // Only the highest eviction priority left goes now; the next once it has gone.
+        let due: Vec<Pod> = plan.evict[..plan.first_tier]
             .iter()
             .filter(|p| !p.is_terminating())
             .filter(|p| !self.is_own(p) || !others_left)

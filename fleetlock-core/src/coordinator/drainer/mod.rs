@@ -25,13 +25,13 @@ use super::Inner;
 use super::policy::humanize;
 
 mod evictions;
+mod progress;
 
 use crate::config::OnDrainTimeout;
-use crate::drain::{
-    DrainOptions, DrainPhase, DrainPlan, DrainStatus, SkipReason, SkippedPod, plan_drain,
-};
+use crate::drain::{DrainOptions, DrainPhase, DrainPlan, DrainStatus, SkipReason, plan_drain_at};
 use crate::group::Holder;
 use evictions::{Waiting, key};
+use progress::skipped;
 
 /// How often a running drain looks again even when nothing was heard.
 const RESYNC: Duration = Duration::from_secs(30);
@@ -49,9 +49,6 @@ enum Step {
     /// The holder no longer has the slot: stop, and undo our cordon if we wrote it.
     Lost,
 }
-
-/// The most skipped pods a drain status lists.
-const SKIPPED_SHOWN: usize = 20;
 
 /// The state of one running drain.
 pub(super) struct Drainer {
@@ -79,6 +76,8 @@ pub(super) struct Drainer {
     blocked: BTreeMap<Key, Waiting>,
     refusal_reported: Option<String>,
     overdue_reported: bool,
+    /// The shortest time left before a pod a drain rule waits for is evicted anyway.
+    wait_left: Option<Duration>,
 }
 
 impl Drainer {
@@ -106,6 +105,7 @@ impl Drainer {
             blocked: BTreeMap::new(),
             refusal_reported: None,
             overdue_reported: false,
+            wait_left: None,
             inner,
             group,
             holder,
@@ -350,6 +350,7 @@ impl Drainer {
     /// Looks at the node's pods and does what is due.
     async fn step(&mut self) -> Step {
         let plan = self.plan();
+        self.wait_left = plan.wait.iter().map(|(_, left)| *left).min();
         let refusal = plan.refusal_message();
         if refusal.is_none() && plan.is_done() {
             return Step::Done;
@@ -381,36 +382,18 @@ impl Drainer {
             .pods
             .values()
             .partition(|p| self.targets.contains(&p.uid));
-        let mut plan = plan_drain(targets, &self.options);
+        let elapsed = self
+            .inner
+            .clock
+            .now()
+            .duration_since(self.holder.since)
+            .unsigned_abs();
+        let mut plan = plan_drain_at(targets, &self.options, elapsed);
         plan.skip.extend(
             late.into_iter()
                 .map(|p| (p.clone(), SkipReason::ToleratesCordon)),
         );
         plan
-    }
-
-    async fn report_refusal(&mut self, message: String, plan: &DrainPlan, overdue: bool) {
-        if self.refusal_reported.as_ref() != Some(&message) {
-            tracing::warn!(node = %self.node(), %message, "drain blocked");
-            self.inner
-                .event(
-                    self.node(),
-                    EventType::Warning,
-                    "DrainBlocked",
-                    "Drain",
-                    message.clone(),
-                )
-                .await;
-            self.refusal_reported = Some(message.clone());
-        }
-        self.status.send_modify(|s| {
-            s.phase = DrainPhase::Blocked;
-            // Names this node's own pods and the setting that would let them go.
-            s.summary = message.clone();
-            s.message = message;
-            s.skipped = skipped(plan);
-            s.overdue = overdue;
-        });
     }
 
     /// The drain is past its timeout: apply the policy. False if the drain ends here.
@@ -472,35 +455,6 @@ impl Drainer {
         }
     }
 
-    fn publish_progress(&self, plan: &DrainPlan, overdue: bool) {
-        let left = plan.evict.len();
-        let mut message = format!(
-            "draining {}: {left} pod{} still to leave",
-            self.node(),
-            if left == 1 { "" } else { "s" }
-        );
-        let mut summary = message.clone();
-        if let Some(first) = self.blocked.values().next() {
-            message.push_str(&format!(" (waiting on {})", first.detail));
-            summary.push_str(&format!(" (waiting on {})", first.public));
-        }
-        self.status.send_modify(|s| {
-            s.phase = DrainPhase::Running;
-            s.message = message;
-            s.summary = summary;
-            s.pods_left = left;
-            s.waiting_for = plan.evict.iter().take(10).map(|p| p.to_string()).collect();
-            s.blocked = self
-                .blocked
-                .values()
-                .take(5)
-                .map(|w| w.detail.clone())
-                .collect();
-            s.skipped = skipped(plan);
-            s.overdue = overdue;
-        });
-    }
-
     /// The next pod change wakes the drain too; this is when to look anyway: the next retry,
     /// the deadline, or a periodic resync (soon, while the pod watch is down).
     fn wake_at(&self, watching: bool) -> Instant {
@@ -526,6 +480,10 @@ impl Drainer {
         if let Ok(left) = Duration::try_from(self.deadline.duration_since(self.inner.clock.now()))
             && !left.is_zero()
         {
+            wake = wake.min(now + left);
+        }
+        // A pod a rule waits for is evicted when its limit runs out.
+        if let Some(left) = self.wait_left {
             wake = wake.min(now + left);
         }
         wake
@@ -568,15 +526,4 @@ impl Drainer {
             .as_ref()
             .is_some_and(|(ns, name)| &pod.namespace == ns && &pod.name == name)
     }
-}
-
-fn skipped(plan: &DrainPlan) -> Vec<SkippedPod> {
-    plan.skip
-        .iter()
-        .take(SKIPPED_SHOWN)
-        .map(|(pod, reason)| SkippedPod {
-            pod: pod.to_string(),
-            reason: *reason,
-        })
-        .collect()
 }
