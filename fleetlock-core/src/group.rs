@@ -64,6 +64,10 @@ pub struct Holder {
     /// While recovering: since when it has waited for nothing (for `recovery.settle`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy_since: Option<Timestamp>,
+    /// The transitions seen (not written) that a replica has claimed to announce
+    /// ([`crate::notices`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announced: Vec<String>,
 }
 
 // === impl Holder ===
@@ -88,6 +92,7 @@ impl Holder {
             returned_at: None,
             waiting_for: Vec::new(),
             healthy_since: None,
+            announced: Vec::new(),
         }
     }
 }

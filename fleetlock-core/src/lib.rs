@@ -63,6 +63,7 @@
 //! | [`drain`] | the drain plan and progress |
 //! | [`recovery`] | when a rebooted node counts as healed |
 //! | [`rules`] | drain rules: skip, wait for completion, eviction order |
+//! | [`notices`] | what is announced of each reboot transition, and by whom |
 //! | [`Coordinator`] | the service itself |
 //! | [`snapshot`] | the fleet's state as data |
 
@@ -73,6 +74,7 @@ pub mod drain;
 pub mod group;
 pub mod id;
 pub mod nodes;
+pub mod notices;
 pub mod preflight;
 pub mod protocol;
 pub mod recovery;
@@ -93,6 +95,7 @@ pub use coordinator::{
 pub use drain::{DrainPhase, DrainStatus};
 pub use group::{Holder, HolderPhase, UnreadableLock};
 pub use id::zincati_id;
+pub use notices::{RebootNotice, RebootTransition};
 pub use preflight::NodePlan;
 pub use protocol::{ClientParams, Kind, Refusal};
 pub use snapshot::{FleetSnapshot, GroupSnapshot};

@@ -18,11 +18,15 @@
 //!     timeout: 1h
 //! ```
 
+mod notifications;
+
 use std::path::{Path, PathBuf};
 
 use fleetlock_core::{FleetLockConfig, InvalidConfig};
 use restart_core::{Allowlist, AllowlistError, ServiceEntry};
 use serde::Deserialize;
+
+pub use notifications::{EVENTS, NotificationsConfig, SinkConfig, SinkFormat, wants};
 
 /// The namespace of the locks (and the leader election) when nothing else names one.
 pub const DEFAULT_NAMESPACE: &str = "restart-manager";
@@ -37,6 +41,9 @@ pub struct FileConfig {
     /// Node reboots; `fleetlock.namespace` is also where the restart locks live.
     #[serde(default)]
     pub fleetlock: FleetLockConfig,
+    /// Where reboot and restart transitions are sent.
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
 }
 
 /// A configuration that cannot be used; every variant names where it came from.
@@ -58,6 +65,14 @@ pub enum ConfigError {
         origin: String,
         /// Which setting and why.
         source: InvalidConfig,
+    },
+    /// The `notifications` section does not make sense.
+    #[error("{origin}: {message}")]
+    Notifications {
+        /// The file, or what the text came from.
+        origin: String,
+        /// Which sink and why.
+        message: String,
     },
     /// The allowlist does not make sense.
     #[error("{origin}: {source}")]
@@ -98,6 +113,12 @@ impl FileConfig {
                 origin: origin.to_string(),
                 source,
             })?;
+        if let Some(message) = config.notifications.problem() {
+            return Err(ConfigError::Notifications {
+                origin: origin.to_string(),
+                message,
+            });
+        }
         config
             .allowlist()
             .map_err(|source| ConfigError::Allowlist {

@@ -56,6 +56,7 @@
 pub mod allowlist;
 mod error;
 pub mod lock;
+pub mod notices;
 mod refresh;
 pub mod rollout;
 mod service;
@@ -64,6 +65,7 @@ pub mod status;
 pub use allowlist::{Allowed, Allowlist, AllowlistError, Identity, ServiceEntry};
 pub use error::{ErrorKind, RestartError};
 pub use lock::{LastRestart, LockInfo, Outcome};
+pub use notices::{RestartNotice, RestartTransition};
 pub use rollout::{Rollout, Verdict};
 pub use service::{
     CONTROLLER, DEFAULT_CACHE_GRACE, MAX_REASON_LEN, NoopRestartObserver, RESTARTED_AT,

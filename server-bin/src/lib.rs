@@ -45,6 +45,7 @@ pub mod fleetlock_http;
 pub mod leader;
 pub mod listener;
 pub mod metrics;
+pub mod notify;
 pub mod ratelimit;
 pub mod rbac;
 pub mod server;
@@ -109,6 +110,8 @@ pub struct Settings {
     /// How often a status-stream client is identified and authorised again while it stays
     /// connected (a revoked token or a withdrawn right closes its socket).
     pub stream_recheck: std::time::Duration,
+    /// Where reboot and restart transitions are sent.
+    pub notifications: manager_config::NotificationsConfig,
 }
 
 /// How often a status-stream client is checked again, unless configured.
@@ -151,6 +154,7 @@ impl Settings {
             fleetlock_rate: DEFAULT_FLEETLOCK_RATE,
             request_timeout: std::time::Duration::from_secs(30),
             stream_recheck: DEFAULT_STREAM_RECHECK,
+            notifications: manager_config::NotificationsConfig::default(),
         }
     }
 }
@@ -208,17 +212,22 @@ pub fn build(
         .as_ref()
         .map(alerts::HttpAlerts::new)
         .transpose()?;
+    let hooks = Arc::new(notify::Hooks {
+        metrics: metrics.clone(),
+        notifier: notify::Notifier::start(&settings.notifications, metrics.clone())?,
+        instance: settings.instance.clone(),
+    });
     let mut fleetlock = Coordinator::builder(api.clone(), settings.fleetlock)
         .cache_grace(settings.cache_grace)
         .clock(clock.clone())
         .instance(&settings.instance)
-        .observer(metrics.clone());
+        .observer(hooks.clone());
     let mut restarter = Restarter::builder(api, settings.allowlist)
         .cache_grace(settings.cache_grace)
         .clock(clock)
         .config(settings.restart)
         .instance(&settings.instance)
-        .observer(metrics.clone());
+        .observer(hooks);
     if let Some(source) = alerts {
         fleetlock = fleetlock.alerts(Arc::new(source));
     }

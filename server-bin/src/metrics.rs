@@ -55,6 +55,7 @@ pub struct Metrics {
     restarts: IntCounterVec,
     restarts_failed: IntCounterVec,
     rollout_seconds: HistogramVec,
+    notifications: IntCounterVec,
 }
 
 /// One FleetLock endpoint's series.
@@ -166,6 +167,11 @@ impl Metrics {
                     5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
                 ],
             )?,
+            notifications: counter(
+                "restart_manager_notifications_total",
+                "Notifications by sink and outcome (sent, failed after its retries, dropped on a full queue).",
+                &["sink", "outcome"],
+            )?,
             registry,
         };
         #[cfg(target_os = "linux")]
@@ -252,6 +258,13 @@ impl Metrics {
             tracing::warn!(error = %e, "could not encode metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    /// A notification's fate: `sent`, `failed` or `dropped`.
+    pub fn notification(&self, sink: &str, outcome: &str) {
+        self.notifications.with_label_values(&[sink, outcome]).inc();
     }
 }
 

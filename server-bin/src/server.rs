@@ -142,6 +142,7 @@ pub async fn run_with(
         },
         request_timeout: args.request_timeout,
         stream_recheck: args.status_recheck_interval,
+        notifications: config.notifications.clone(),
     };
     let app = Arc::new(build(api, clock, settings)?);
 

@@ -86,6 +86,7 @@ fn direct(sim: &SimCluster) -> Direct {
     let config = FileConfig {
         services: services(),
         fleetlock: FleetLockConfig::default(),
+        ..FileConfig::default()
     };
     Direct::start(
         Arc::new(sim.clone()),

@@ -8,6 +8,7 @@ use jiff::SignedDuration;
 
 use super::Inner;
 use crate::group::{GroupState, HolderPhase};
+use crate::notices::RebootTransition;
 use crate::snapshot::{FleetSnapshot, GroupSnapshot, HolderSnapshot, NodeSnapshot};
 use crate::window::in_any_window;
 
@@ -45,15 +46,24 @@ impl Inner {
                         let rebooted = holder.boot_id.as_ref().is_some_and(|b| b != &view.boot_id);
                         if rebooted && view.ready && view.state.as_deref() != Some("back") {
                             self.annotate(&holder.node, "back", &[]).await;
+                            let message = format!(
+                                "back with bootID {}; waiting for its steady-state",
+                                view.boot_id
+                            );
+                            self.announce_seen(
+                                RebootTransition::Back,
+                                &state.group,
+                                &holder.id,
+                                &holder.node,
+                                &message,
+                            )
+                            .await;
                             self.event(
                                 &holder.node,
                                 EventType::Normal,
                                 "NodeRebooted",
                                 "Reboot",
-                                format!(
-                                    "back with bootID {}; waiting for its steady-state",
-                                    view.boot_id
-                                ),
+                                message,
                             )
                             .await;
                         }
@@ -76,6 +86,14 @@ impl Inner {
                             }
                         );
                         tracing::warn!(node = %holder.node, "{message}");
+                        self.announce_seen(
+                            RebootTransition::Stuck,
+                            &state.group,
+                            &holder.id,
+                            &holder.node,
+                            &message,
+                        )
+                        .await;
                         self.event(
                             &holder.node,
                             EventType::Warning,

@@ -16,6 +16,7 @@ mod drainer;
 mod drains;
 mod gates;
 mod maintain;
+mod notices;
 mod policy;
 mod preflight;
 mod recovery;
@@ -55,6 +56,14 @@ pub trait Observer: Send + Sync + 'static {
     fn eviction(&self, _outcome: &'static str) {}
     /// A drain ended: `completed`, `timed_out` or `cancelled`.
     fn drain_finished(&self, _group: &str, _outcome: &'static str, _duration: Duration) {}
+    /// Whether [`reboot`](Self::reboot) is wanted: announcing a transition that is seen
+    /// rather than written costs a Lease write (see [`crate::notices`]), spared when nobody
+    /// listens.
+    fn wants_notices(&self) -> bool {
+        false
+    }
+    /// A reboot transition, announced once across replicas. Must not block.
+    fn reboot(&self, _notice: &crate::RebootNotice) {}
 }
 
 /// An [`Observer`] that records nothing.
@@ -386,18 +395,25 @@ impl Coordinator {
         };
         if matches!(grant, Grant::New) {
             tracing::info!(node = %node.name, group = %params.group, id = %params.id, "reboot slot granted");
+            let message = format!(
+                "reboot slot {}/{} of group {} granted; draining",
+                state.holders.len(),
+                config.slots,
+                params.group
+            );
+            inner.announce(
+                crate::RebootTransition::Granted,
+                &node.name,
+                &params.group,
+                &message,
+            );
             inner
                 .event(
                     &node.name,
                     EventType::Normal,
                     "RebootSlotGranted",
                     "Grant",
-                    format!(
-                        "reboot slot {}/{} of group {} granted; draining",
-                        state.holders.len(),
-                        config.slots,
-                        params.group
-                    ),
+                    message,
                 )
                 .await;
         }

@@ -36,7 +36,7 @@ impl Inner {
         let held = self.cached_group(group).and_then(|g| g.holder(id).cloned());
         if !recovery.enabled || held.is_none() {
             return self
-                .release(group, id, "steady-state: the node is back")
+                .give_back(group, id, "steady-state: the node is back", None, true)
                 .await;
         }
         // The bootID is read fresh: the cache may not have the kubelet's report yet.
@@ -85,7 +85,7 @@ impl Inner {
             Returned::Release(why) => {
                 self.note_unchanged_boot(&node, held.as_ref(), boot_id.as_deref())
                     .await;
-                return self.release(group, id, why).await;
+                return self.give_back(group, id, why, None, true).await;
             }
             Returned::Recovering(holder) => *holder,
         };
@@ -187,7 +187,9 @@ impl Inner {
                 "healed {}s after its steady-state",
                 now.duration_since(returned).as_secs()
             );
-            return self.give_back(group, &holder.id, &why, Some(now)).await;
+            return self
+                .give_back(group, &holder.id, &why, Some(now), true)
+                .await;
         }
         if holder.waiting_for != waiting || holder.healthy_since != healthy_since {
             let (state, ()) = group::modify(

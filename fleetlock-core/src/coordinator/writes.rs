@@ -157,17 +157,19 @@ impl Inner {
     /// Gives a holder's slot back, stops its drain and tidies its node. An error after the slot
     /// was given back means the node could not be tidied (yet).
     pub(super) async fn release(&self, group: &str, id: &str, why: &str) -> Result<(), Refusal> {
-        self.give_back(group, id, why, None).await
+        self.give_back(group, id, why, None, false).await
     }
 
     /// [`release`](Self::release); with `healed_at`, only a recovering holder is released, and
-    /// the group's last return is set to that time (its `minGap` counts from there).
+    /// the group's last return is set to that time (its `minGap` counts from there). With
+    /// `healed_at` or `returned`, the release is announced as the node's return.
     pub(super) async fn give_back(
         &self,
         group: &str,
         id: &str,
         why: &str,
         healed_at: Option<Timestamp>,
+        returned: bool,
     ) -> Result<(), Refusal> {
         let mut released: Option<Holder> = None;
         let (state, ()) = group::modify(
@@ -200,6 +202,14 @@ impl Inner {
         self.stop_drain(&holder.node, id);
         self.reported_stuck.lock().remove(id);
         tracing::info!(node = %holder.node, %group, %id, why, "reboot slot released");
+        if healed_at.is_some() || returned {
+            self.announce(
+                crate::RebootTransition::Healed,
+                &holder.node,
+                group,
+                &format!("reboot slot of group {group} released: {why}"),
+            );
+        }
         self.event(
             &holder.node,
             EventType::Normal,
@@ -253,6 +263,16 @@ impl Inner {
         if newly {
             let took = now.duration_since(holder.since);
             tracing::info!(node = %holder.node, %group, drain_seconds = took.as_secs(), "node drained; reboot approved");
+            self.announce(
+                crate::RebootTransition::Approved,
+                &holder.node,
+                group,
+                &format!(
+                    "node drained in {}s; reboot approved (bootID {})",
+                    took.as_secs(),
+                    node.boot_id
+                ),
+            );
             self.annotate(
                 &holder.node,
                 "rebooting",

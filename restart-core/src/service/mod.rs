@@ -70,6 +70,9 @@ pub trait RestartObserver: Send + Sync + 'static {
     fn restart_failed(&self, _workload: &WorkloadRef) {}
     /// A restart's rollout ended, after `took` since the restart.
     fn rollout_finished(&self, _workload: &WorkloadRef, _outcome: Outcome, _took: Duration) {}
+    /// A restart transition, announced once across replicas ([`crate::notices`]). Must not
+    /// block.
+    fn restart_notice(&self, _notice: &crate::RestartNotice) {}
 }
 
 /// A [`RestartObserver`] that records nothing.

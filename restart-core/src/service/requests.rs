@@ -9,6 +9,7 @@ use super::{CONTROLLER, Inner, MAX_REASON_LEN, RESTARTED_AT};
 use crate::allowlist::Identity;
 use crate::error::RestartError;
 use crate::lock::{self, LockInfo, Outcome, Take, TakeRequest};
+use crate::notices::{RestartNotice, RestartTransition};
 use crate::status::ServiceStatus;
 
 impl Inner {
@@ -161,13 +162,16 @@ impl Inner {
         }
         self.observer.restarted(workload);
         tracing::info!(%workload, by = %who, reason = reason.as_deref().unwrap_or(""), "workload restarted");
-        self.event(
+        let message = format!("restarted by {who}{because}");
+        self.announce(
+            RestartTransition::Started,
             workload,
-            EventType::Normal,
-            "Restarted",
-            format!("restarted by {who}{because}"),
-        )
-        .await;
+            &who.user,
+            reason.as_deref(),
+            &message,
+        );
+        self.event(workload, EventType::Normal, "Restarted", message)
+            .await;
         // Published before returning: whoever subscribes once this returns (restartctl
         // --wait) hears nothing older than the restart.
         let view = self.publish_view(workload);
@@ -200,19 +204,45 @@ impl Inner {
         self.store_lease(workload, lease);
         self.publish_view(workload);
         tracing::warn!(%workload, by = %who, holder = %old.holder, %reason, "restart lock force-released");
+        let message = format!(
+            "{who} broke the restart lock held by {} since {}: {reason}",
+            old.holder,
+            seconds(&old.since)
+        );
+        self.announce(
+            RestartTransition::Unlocked,
+            workload,
+            &who.user,
+            Some(&reason),
+            &message,
+        );
         self.event(
             workload,
             EventType::Warning,
             "RestartLockForceReleased",
-            format!(
-                "{who} broke the restart lock held by {} since {}: {reason}",
-                old.holder,
-                seconds(&old.since)
-            ),
+            message,
         )
         .await;
         self.judge_again(workload);
         Ok(Some(old))
+    }
+
+    fn announce(
+        &self,
+        transition: RestartTransition,
+        workload: &WorkloadRef,
+        who: &str,
+        why: Option<&str>,
+        message: &str,
+    ) {
+        self.observer.restart_notice(&RestartNotice {
+            transition,
+            workload: workload.clone(),
+            who: who.to_string(),
+            why: why.map(str::to_string),
+            message: message.to_string(),
+            time: self.clock.now(),
+        });
     }
 
     pub(super) async fn refused(&self, workload: &WorkloadRef, note: String) {
@@ -278,6 +308,23 @@ impl Inner {
                     Outcome::Unlocked | Outcome::Aborted => (EventType::Warning, "RestartAborted"),
                 };
                 tracing::info!(%workload, outcome = outcome.as_str(), seconds = took.as_secs(), "restart ended");
+                let transition = match outcome {
+                    Outcome::Complete => Some(RestartTransition::Completed),
+                    Outcome::Failed | Outcome::TimedOut | Outcome::Aborted => {
+                        Some(RestartTransition::Failed)
+                    }
+                    // Announced by the forced unlock itself, with who broke it.
+                    Outcome::Unlocked => None,
+                };
+                if let Some(transition) = transition {
+                    self.announce(
+                        transition,
+                        workload,
+                        &lock.holder,
+                        lock.reason.as_deref(),
+                        &note,
+                    );
+                }
                 self.event(workload, type_, reason, note).await;
             }
             // Another replica got there first, or the lock was broken.

@@ -312,3 +312,56 @@ async fn no_status_from_before_a_restart_reaches_those_who_subscribe_after_it() 
         );
     }
 }
+
+/// Each restart transition is announced once, by whichever replica's write made it, with who
+/// and why: two replicas watch every restart, yet the notices come once each.
+#[tokio::test(start_paused = true)]
+async fn each_transition_is_announced_once_across_replicas() {
+    use restart_core::RestartTransition as T;
+
+    let sim = cluster();
+    let (a, seen_a, _run_a) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    let (b, seen_b, _run_b) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "b").await;
+    a.restart(&web(), &alice(), Some("rotate certs"))
+        .await
+        .unwrap();
+    // The rollout completes (3 pods, 5 s each to start); both replicas judge it.
+    for _ in 0..30 {
+        advance(Duration::from_secs(2)).await;
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        a.status(&web()).unwrap().lock.is_none(),
+        "the rollout ended"
+    );
+    sim.stall_rollouts(&web(), true).unwrap();
+    b.restart(&web(), &Identity::user("bob"), None)
+        .await
+        .unwrap();
+    a.force_unlock(&web(), &Identity::user("root"), "bob is on holiday")
+        .await
+        .unwrap();
+
+    let mut notices: Vec<_> = seen_a.notices.lock().unwrap().clone();
+    notices.extend(seen_b.notices.lock().unwrap().iter().cloned());
+    notices.sort_by_key(|n| (n.time, n.transition.as_str()));
+    let seen: Vec<(T, &str, Option<&str>)> = notices
+        .iter()
+        .map(|n| (n.transition, n.who.as_str(), n.why.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (T::Started, "alice", Some("rotate certs")),
+            (T::Completed, "alice", Some("rotate certs")),
+            (T::Started, "bob", None),
+            (T::Unlocked, "root", Some("bob is on holiday")),
+        ]
+    );
+    assert!(notices.iter().all(|n| n.workload == web()));
+    assert!(
+        notices[3]
+            .message
+            .contains("broke the restart lock held by bob")
+    );
+}

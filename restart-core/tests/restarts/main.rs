@@ -17,6 +17,7 @@ struct Counts {
     restarted: Mutex<Vec<String>>,
     failed: Mutex<Vec<String>>,
     finished: Mutex<Vec<(String, Outcome)>>,
+    notices: Mutex<Vec<restart_core::RestartNotice>>,
 }
 
 impl RestartObserver for Counts {
@@ -28,6 +29,9 @@ impl RestartObserver for Counts {
     }
     fn rollout_finished(&self, w: &WorkloadRef, outcome: Outcome, _took: Duration) {
         self.finished.lock().unwrap().push((w.to_string(), outcome));
+    }
+    fn restart_notice(&self, notice: &restart_core::RestartNotice) {
+        self.notices.lock().unwrap().push(notice.clone());
     }
 }
 

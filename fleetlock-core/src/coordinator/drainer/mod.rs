@@ -30,6 +30,7 @@ mod progress;
 use crate::config::OnDrainTimeout;
 use crate::drain::{DrainOptions, DrainPhase, DrainPlan, DrainStatus, SkipReason, plan_drain_at};
 use crate::group::Holder;
+use crate::notices::RebootTransition;
 use evictions::{Waiting, key};
 use progress::skipped;
 
@@ -407,6 +408,15 @@ impl Drainer {
                 );
                 tracing::warn!(node = %self.node(), group = %self.group, "{message}");
                 self.inner
+                    .announce_seen(
+                        RebootTransition::Overdue,
+                        &self.group,
+                        &self.holder.id,
+                        self.node(),
+                        &message,
+                    )
+                    .await;
+                self.inner
                     .event(
                         self.node(),
                         EventType::Warning,
@@ -439,6 +449,15 @@ impl Drainer {
                         self.node()
                     );
                     tracing::warn!(node = %self.node(), group = %self.group, "{message}");
+                    self.inner
+                        .announce_seen(
+                            RebootTransition::Overdue,
+                            &self.group,
+                            &self.holder.id,
+                            self.node(),
+                            &message,
+                        )
+                        .await;
                     self.inner
                         .event(
                             self.node(),

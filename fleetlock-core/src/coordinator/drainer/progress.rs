@@ -4,6 +4,7 @@ use cluster_api::EventType;
 
 use super::Drainer;
 use crate::drain::{DrainPhase, DrainPlan, SkippedPod};
+use crate::notices::RebootTransition;
 
 /// The most skipped pods a drain status lists.
 const SKIPPED_SHOWN: usize = 20;
@@ -19,6 +20,15 @@ impl Drainer {
     ) {
         if self.refusal_reported.as_ref() != Some(&message) {
             tracing::warn!(node = %self.node(), %message, "drain blocked");
+            self.inner
+                .announce_seen(
+                    RebootTransition::DrainBlocked,
+                    &self.group,
+                    &self.holder.id,
+                    self.node(),
+                    &message,
+                )
+                .await;
             self.inner
                 .event(
                     self.node(),

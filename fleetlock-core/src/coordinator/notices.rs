@@ -1,0 +1,69 @@
+//! Announcing reboot transitions to the observer, once across replicas
+//! ([`crate::notices`]).
+
+use super::Inner;
+use crate::group;
+use crate::notices::{RebootNotice, RebootTransition};
+
+impl Inner {
+    /// Announces a transition this replica's own compare-and-swap just made.
+    pub(super) fn announce(
+        &self,
+        transition: RebootTransition,
+        node: &str,
+        group: &str,
+        message: &str,
+    ) {
+        if !self.observer.wants_notices() {
+            return;
+        }
+        self.observer.reboot(&RebootNotice {
+            transition,
+            node: node.to_string(),
+            group: group.to_string(),
+            message: message.to_string(),
+            time: self.clock.now(),
+        });
+    }
+
+    /// Announces a transition this replica saw, unless another replica already did: the
+    /// claim is written into the holder's entry of the group Lease first.
+    pub(super) async fn announce_seen(
+        &self,
+        transition: RebootTransition,
+        group: &str,
+        id: &str,
+        node: &str,
+        message: &str,
+    ) {
+        if !self.observer.wants_notices() {
+            return;
+        }
+        let key = transition.as_str();
+        let claimed = group::modify(
+            self.api.as_ref(),
+            &self.config.namespace,
+            group,
+            || self.clock.now(),
+            |state| match state.holder_mut(id) {
+                Some(h) if !h.announced.iter().any(|a| a == key) => {
+                    h.announced.push(key.to_string());
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+        )
+        .await;
+        match claimed {
+            Ok((state, first)) => {
+                self.store_group(state);
+                if first {
+                    self.announce(transition, node, group, message);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%node, %group, transition = key, error = %e, "could not claim a notification; not sent");
+            }
+        }
+    }
+}

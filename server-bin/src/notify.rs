@@ -1,0 +1,403 @@
+//! Notifications: reboot and restart transitions POSTed to webhooks (plain JSON, CloudEvents
+//! 1.0, Slack-compatible), each sink fed by its own bounded queue and worker, retried with
+//! backoff, never in the way of a drain or a request.
+//!
+//! The cores announce each transition once across replicas (`fleetlock_core::notices`,
+//! `restart_core::notices`); this module only delivers. A queue that is full drops the
+//! notification (counted, logged) rather than wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleetlock_core::RebootNotice;
+use manager_config::{NotificationsConfig, SinkConfig, SinkFormat, wants};
+use reqwest::StatusCode;
+use restart_core::RestartNotice;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+
+/// How many notifications wait per sink before new ones are dropped.
+const QUEUE: usize = 256;
+/// The longest wait between two attempts.
+const RETRY_MAX: Duration = Duration::from_secs(300);
+/// The `source` of CloudEvents.
+const SOURCE: &str = "restart-manager";
+
+/// One transition, as every sink gets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    /// `reboot.approved`, `restart.failed`, ... (see `manager_config::EVENTS`).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `node/worker-1`, `deployment/shop/web`.
+    pub subject: String,
+    /// When it happened (RFC 3339).
+    pub time: String,
+    /// A sentence for a person.
+    pub message: String,
+    /// The node, for reboots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The reboot group, for reboots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `Kind/namespace/name`, for restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// Who restarted (or unlocked), for restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+    /// Why, if they said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// The server replica that sends it.
+    pub instance: String,
+}
+
+impl Notification {
+    /// A reboot transition.
+    pub fn reboot(notice: &RebootNotice, instance: &str) -> Self {
+        Notification {
+            type_: format!("reboot.{}", notice.transition.as_str()),
+            subject: format!("node/{}", notice.node),
+            time: notice.time.to_string(),
+            message: notice.message.clone(),
+            node: Some(notice.node.clone()),
+            group: Some(notice.group.clone()),
+            workload: None,
+            who: None,
+            why: None,
+            instance: instance.to_string(),
+        }
+    }
+
+    /// A restart transition.
+    pub fn restart(notice: &RestartNotice, instance: &str) -> Self {
+        let w = &notice.workload;
+        Notification {
+            type_: format!("restart.{}", notice.transition.as_str()),
+            subject: format!(
+                "{}/{}/{}",
+                w.kind.as_str().to_ascii_lowercase(),
+                w.namespace,
+                w.name
+            ),
+            time: notice.time.to_string(),
+            message: notice.message.clone(),
+            node: None,
+            group: None,
+            workload: Some(w.to_string()),
+            who: Some(notice.who.clone()),
+            why: notice.why.clone(),
+            instance: instance.to_string(),
+        }
+    }
+}
+
+/// Sends notifications to the configured sinks.
+pub struct Notifier {
+    sinks: Vec<Queue>,
+    metrics: Arc<Metrics>,
+}
+
+struct Queue {
+    name: String,
+    events: Vec<String>,
+    tx: mpsc::Sender<Arc<Notification>>,
+}
+
+struct Sink {
+    config: SinkConfig,
+    template: Option<minijinja::Environment<'static>>,
+    client: reqwest::Client,
+    metrics: Arc<Metrics>,
+}
+
+impl Notifier {
+    /// Starts one worker per sink (call inside the runtime); `None` without sinks. A template
+    /// that does not compile is an error naming the sink.
+    pub fn start(
+        config: &NotificationsConfig,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Option<Self>> {
+        if config.sinks.is_empty() {
+            return Ok(None);
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut sinks = Vec::new();
+        for sink in &config.sinks {
+            let template = match &sink.template {
+                Some(text) => {
+                    let mut env = minijinja::Environment::new();
+                    env.add_template_owned("text", text.clone()).map_err(|e| {
+                        anyhow::anyhow!("notifications: sink {:?}: template: {e}", sink.name)
+                    })?;
+                    Some(env)
+                }
+                None => None,
+            };
+            let client = reqwest::Client::builder()
+                .timeout(sink.timeout)
+                .user_agent(concat!("restart-manager/", env!("CARGO_PKG_VERSION")))
+                .build()?;
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let worker = Sink {
+                config: sink.clone(),
+                template,
+                client,
+                metrics: metrics.clone(),
+            };
+            tokio::spawn(worker.run(rx));
+            sinks.push(Queue {
+                name: sink.name.clone(),
+                events: sink.events.clone(),
+                tx,
+            });
+        }
+        Ok(Some(Notifier { sinks, metrics }))
+    }
+
+    /// Queues a notification for every sink that wants it; never waits.
+    pub fn send(&self, notification: Notification) {
+        let notification = Arc::new(notification);
+        for sink in &self.sinks {
+            if !wants(&sink.events, &notification.type_) {
+                continue;
+            }
+            if sink.tx.try_send(notification.clone()).is_err() {
+                tracing::warn!(sink = %sink.name, event = %notification.type_, "notification queue full; dropped");
+                self.metrics.notification(&sink.name, "dropped");
+            }
+        }
+    }
+}
+
+impl Sink {
+    async fn run(self, mut rx: mpsc::Receiver<Arc<Notification>>) {
+        while let Some(notification) = rx.recv().await {
+            let outcome = match self.deliver(&notification).await {
+                Ok(()) => "sent",
+                Err(e) => {
+                    tracing::warn!(sink = %self.config.name, event = %notification.type_, error = %e, "notification not delivered");
+                    "failed"
+                }
+            };
+            self.metrics.notification(&self.config.name, outcome);
+        }
+    }
+
+    /// The body and its content type.
+    fn body(&self, n: &Notification) -> Result<(serde_json::Value, &'static str), String> {
+        let text = match &self.template {
+            Some(env) => Some(
+                env.get_template("text")
+                    .and_then(|t| t.render(n))
+                    .map_err(|e| format!("template: {e}"))?,
+            ),
+            None => None,
+        };
+        let mut plain = serde_json::to_value(n).map_err(|e| e.to_string())?;
+        if let (Some(text), Some(object)) = (&text, plain.as_object_mut()) {
+            object.insert("text".into(), text.clone().into());
+        }
+        Ok(match self.config.format {
+            SinkFormat::Json => (plain, "application/json"),
+            SinkFormat::CloudEvents => (
+                serde_json::json!({
+                    "specversion": "1.0",
+                    // The same transition always has the same id, so a receiver can drop a
+                    // retry that arrives twice.
+                    "id": format!("{}:{}:{}", n.type_, n.subject, n.time),
+                    "source": SOURCE,
+                    "type": format!("io.restart-manager.{}", n.type_),
+                    "subject": n.subject,
+                    "time": n.time,
+                    "datacontenttype": "application/json",
+                    "data": plain,
+                }),
+                "application/cloudevents+json; charset=utf-8",
+            ),
+            SinkFormat::Slack => (
+                serde_json::json!({
+                    "text": text.unwrap_or_else(|| format!("*{}* {}: {}", n.type_, n.subject, n.message)),
+                }),
+                "application/json",
+            ),
+        })
+    }
+
+    /// Sends one notification, retrying transient failures with doubling waits.
+    async fn deliver(&self, n: &Notification) -> Result<(), String> {
+        let (body, content_type) = self.body(n)?;
+        let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        let mut wait = self.config.retry_initial;
+        let mut attempt = 0;
+        loop {
+            let retry_after = match self.attempt(&body, content_type).await {
+                Ok(()) => return Ok(()),
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Transient(e, _)) if attempt >= self.config.retries => {
+                    return Err(format!("{e} (gave up after {} attempts)", attempt + 1));
+                }
+                Err(Failure::Transient(e, retry_after)) => {
+                    tracing::debug!(sink = %self.config.name, error = %e, "notification failed; retrying");
+                    retry_after
+                }
+            };
+            tokio::time::sleep(retry_after.unwrap_or(wait).max(wait).min(RETRY_MAX)).await;
+            wait = (wait * 2).min(RETRY_MAX);
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(&self, body: &[u8], content_type: &'static str) -> Result<(), Failure> {
+        let url = match (&self.config.url, &self.config.url_file) {
+            (Some(url), _) => url.clone(),
+            (None, Some(file)) => read_secret(file).map_err(|e| Failure::Transient(e, None))?,
+            (None, None) => return Err(Failure::Final("no url".into())),
+        };
+        let mut request = self
+            .client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body.to_vec());
+        if let Some(file) = &self.config.bearer_token_file {
+            request =
+                request.bearer_auth(read_secret(file).map_err(|e| Failure::Transient(e, None))?);
+        }
+        // The URL may hold a secret (Slack's do): errors name the sink, never the URL.
+        let answer = request
+            .send()
+            .await
+            .map_err(|e| Failure::Transient(describe(e), None))?;
+        let status = answer.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = answer
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+            .map(Duration::from_secs);
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            Err(Failure::Transient(
+                format!("answered {status}"),
+                retry_after,
+            ))
+        } else {
+            Err(Failure::Final(format!("answered {status}")))
+        }
+    }
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// Worth another try (after the wait the receiver asked for, if it did).
+    Transient(String, Option<Duration>),
+    /// Another try would get the same answer.
+    Final(String),
+}
+
+/// A secret from a file, trimmed (a mounted Secret often ends in a newline).
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// A send error without its URL.
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else {
+        e.without_url().to_string()
+    }
+}
+
+/// The observer the cores are given: metrics always, notifications when sinks are configured.
+pub struct Hooks {
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The sinks, if any.
+    pub notifier: Option<Notifier>,
+    /// This replica's name, on every notification.
+    pub instance: String,
+}
+
+impl fleetlock_core::Observer for Hooks {
+    fn eviction(&self, outcome: &'static str) {
+        self.metrics.eviction(outcome);
+    }
+
+    fn drain_finished(&self, group: &str, outcome: &'static str, duration: Duration) {
+        self.metrics.drain_finished(group, outcome, duration);
+    }
+
+    fn wants_notices(&self) -> bool {
+        self.notifier.is_some()
+    }
+
+    fn reboot(&self, notice: &RebootNotice) {
+        if let Some(notifier) = &self.notifier {
+            notifier.send(Notification::reboot(notice, &self.instance));
+        }
+    }
+}
+
+impl restart_core::RestartObserver for Hooks {
+    fn restarted(&self, workload: &cluster_api::WorkloadRef) {
+        self.metrics.restarted(workload);
+    }
+
+    fn restart_failed(&self, workload: &cluster_api::WorkloadRef) {
+        self.metrics.restart_failed(workload);
+    }
+
+    fn rollout_finished(
+        &self,
+        workload: &cluster_api::WorkloadRef,
+        outcome: restart_core::Outcome,
+        took: Duration,
+    ) {
+        self.metrics.rollout_finished(workload, outcome, took);
+    }
+
+    fn restart_notice(&self, notice: &RestartNotice) {
+        if let Some(notifier) = &self.notifier {
+            notifier.send(Notification::restart(notice, &self.instance));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cluster_api::{WorkloadKind, WorkloadRef};
+    use restart_core::RestartTransition;
+
+    use super::*;
+
+    #[test]
+    fn a_restart_names_its_workload_who_and_why() {
+        let notice = RestartNotice {
+            transition: RestartTransition::Unlocked,
+            workload: WorkloadRef::new(WorkloadKind::StatefulSet, "data", "postgres"),
+            who: "root".into(),
+            why: Some("stuck rollout".into()),
+            message: "root broke the restart lock held by alice".into(),
+            time: "2026-01-05T09:00:00Z".parse().unwrap(),
+        };
+        let n = Notification::restart(&notice, "replica-a");
+        assert_eq!(n.type_, "restart.unlocked");
+        assert_eq!(n.subject, "statefulset/data/postgres");
+        assert_eq!(n.workload.as_deref(), Some("StatefulSet/data/postgres"));
+        assert_eq!(n.who.as_deref(), Some("root"));
+        assert_eq!(n.why.as_deref(), Some("stuck rollout"));
+        let json = serde_json::to_value(&n).unwrap();
+        assert_eq!(json["type"], "restart.unlocked");
+        assert!(json.get("node").is_none());
+    }
+}
