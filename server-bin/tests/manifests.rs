@@ -203,6 +203,11 @@ fn check_rbac(o: &Objects) {
 }
 
 fn check_deployment(o: &Objects) {
+    check_deployment_with_egress(o, &[]);
+}
+
+/// [`check_deployment`] for an overlay that opens more egress ports (`port/protocol`).
+fn check_deployment_with_egress(o: &Objects, extra_egress: &[&str]) {
     let spec = o.deployments[0].spec.as_ref().unwrap();
     assert_eq!(spec.replicas, Some(2), "two replicas");
     let pod = pod_spec(o);
@@ -319,7 +324,7 @@ fn check_deployment(o: &Objects) {
                 .all(|peer| peer.ip_block.is_some() && peer.pod_selector.is_none()),
         "FleetLock: node networks only, never pods by selector"
     );
-    // Out: only the API server's ports (no DNS, nothing else).
+    // Out: only the API server's ports (no DNS, nothing else), plus what an overlay adds.
     let egress_ports: BTreeSet<String> = np
         .egress
         .iter()
@@ -329,10 +334,14 @@ fn check_deployment(o: &Objects) {
         .collect();
     assert_eq!(
         egress_ports,
-        BTreeSet::from([
-            r#"Some(Int(443))/Some("TCP")"#.to_string(),
-            r#"Some(Int(6443))/Some("TCP")"#.to_string()
-        ])
+        ["443/TCP", "6443/TCP"]
+            .iter()
+            .chain(extra_egress)
+            .map(|p| {
+                let (port, protocol) = p.split_once('/').unwrap();
+                format!("Some(Int({port}))/Some({protocol:?})")
+            })
+            .collect::<BTreeSet<String>>()
     );
     // FleetLock has its own container and Service port, and the server is told to use it.
     let container = &pod_spec(o).containers[0];
@@ -437,6 +446,29 @@ fn an_allowlist_gets_namespaced_roles_and_nothing_more() {
         shipped, generated,
         "components/workload-roles/roles.yaml is stale: generate it again from \
          examples/allowlist/config.yaml with `restart-manager rbac --workloads-only`"
+    );
+}
+
+/// The alert-gates example: the gate's configuration loads, and the egress component opens
+/// exactly Prometheus', Alertmanager's and DNS's ports besides the API server's.
+#[test]
+fn the_alert_gates_example_can_reach_its_prometheus() {
+    let Some(o) = kustomize("kustomize/examples/alert-gates") else {
+        eprintln!("skipped: no kubectl to render the kustomization");
+        return;
+    };
+    check_rbac(&o);
+    check_deployment_with_egress(&o, &["9090/TCP", "9093/TCP", "53/UDP", "53/TCP"]);
+    let config = config(&o);
+    assert!(config.fleetlock.alerts.is_some());
+    let egress = o.policies[0].spec.as_ref().unwrap().egress.clone().unwrap();
+    let monitoring = egress
+        .iter()
+        .find_map(|rule| rule.to.as_ref()?.first()?.namespace_selector.clone())
+        .expect("the monitoring ports are open to one namespace only");
+    assert_eq!(
+        monitoring.match_labels.unwrap()["kubernetes.io/metadata.name"],
+        "monitoring"
     );
 }
 
