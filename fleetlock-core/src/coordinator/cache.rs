@@ -125,6 +125,25 @@ impl Inner {
         })
     }
 
+    /// [`group::modify`] on this replica's cluster and clock, keeping what it wrote (or read)
+    /// in the lock cache.
+    pub(super) async fn modify_group<R>(
+        &self,
+        group: &str,
+        change: impl FnMut(&mut GroupState) -> Result<R, Refusal>,
+    ) -> Result<(GroupState, R), Refusal> {
+        let (state, result) = group::modify(
+            self.api.as_ref(),
+            &self.config.namespace,
+            group,
+            || self.clock.now(),
+            change,
+        )
+        .await?;
+        self.store_group(state.clone());
+        Ok((state, result))
+    }
+
     /// Puts a group state into the cache unless the cache already has a newer one.
     pub(super) fn store_group(&self, state: GroupState) {
         if self.groups.insert(state.group.clone(), state) {

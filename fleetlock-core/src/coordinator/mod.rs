@@ -33,7 +33,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::{FleetLockConfig, UnknownGroups};
 use crate::drain::{DrainPhase, DrainStatus};
-use crate::group::{self, GroupState, Holder, HolderPhase};
+use crate::group::{GroupState, Holder, HolderPhase};
 use crate::nodes::{Lookup, NodeIndex};
 use crate::protocol::{ClientParams, Kind, Refusal};
 use crate::snapshot::{FleetSnapshot, GroupSnapshot};
@@ -371,12 +371,8 @@ impl Coordinator {
         inner.check_gates(&params.group, &config.health_gates)?;
         let evicts = inner.check_pods(&node.name, config).await?;
 
-        let (state, grant) = group::modify(
-            inner.api.as_ref(),
-            &inner.config.namespace,
-            &params.group,
-            || inner.clock.now(),
-            |state| {
+        let (state, grant) = inner
+            .modify_group(&params.group, |state| {
                 if state.holder(&params.id).is_some() {
                     return Ok(Grant::Existing);
                 }
@@ -386,10 +382,8 @@ impl Coordinator {
                     ..Holder::granted(&params.id, &node.name, inner.clock.now(), &inner.instance)
                 });
                 Ok(Grant::New)
-            },
-        )
-        .await?;
-        inner.store_group(state.clone());
+            })
+            .await?;
         let Some(holder) = state.holder(&params.id).cloned() else {
             return Err(Refusal::new(Kind::Internal, "the granted slot vanished"));
         };
@@ -518,18 +512,12 @@ impl Coordinator {
     pub async fn set_paused(&self, group: &str, paused: bool) -> Result<(), Refusal> {
         let inner = &self.inner;
         self.check_pausable(group)?;
-        let (state, ()) = group::modify(
-            inner.api.as_ref(),
-            &inner.config.namespace,
-            group,
-            || inner.clock.now(),
-            |state| {
+        inner
+            .modify_group(group, |state| {
                 state.paused = paused;
                 Ok(())
-            },
-        )
-        .await?;
-        inner.store_group(state);
+            })
+            .await?;
         tracing::info!(%group, paused, "reboot group pause changed");
         Ok(())
     }

@@ -2,7 +2,6 @@
 //! ([`crate::notices`]).
 
 use super::Inner;
-use crate::group;
 use crate::notices::{RebootNotice, RebootTransition};
 
 impl Inner {
@@ -40,23 +39,17 @@ impl Inner {
             return;
         }
         let key = transition.as_str();
-        let claimed = group::modify(
-            self.api.as_ref(),
-            &self.config.namespace,
-            group,
-            || self.clock.now(),
-            |state| match state.holder_mut(id) {
+        let claimed = self
+            .modify_group(group, |state| match state.holder_mut(id) {
                 Some(h) if !h.announced.iter().any(|a| a == key) => {
                     h.announced.push(key.to_string());
                     Ok(true)
                 }
                 _ => Ok(false),
-            },
-        )
-        .await;
+            })
+            .await;
         match claimed {
-            Ok((state, first)) => {
-                self.store_group(state);
+            Ok((_, first)) => {
                 if first {
                     self.announce(transition, node, group, message);
                 }

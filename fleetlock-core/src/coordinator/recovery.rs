@@ -8,7 +8,7 @@ use cluster_api::{DisruptionBudget, Error, EventType, Pod, PodFilter};
 
 use super::Inner;
 use crate::config::UnchangedBootId;
-use crate::group::{self, Holder, HolderPhase};
+use crate::group::{Holder, HolderPhase};
 use crate::protocol::{Kind, Refusal};
 use crate::recovery::{NodeNow, RecoveryTarget, settled, waiting_for};
 
@@ -47,12 +47,8 @@ impl Inner {
             Err(e) => return Err(Refusal::from_cluster("reading the node", &e)),
         };
         let now = self.clock.now();
-        let (state, returned) = group::modify(
-            self.api.as_ref(),
-            &self.config.namespace,
-            group,
-            || self.clock.now(),
-            |state| {
+        let (_, returned) = self
+            .modify_group(group, |state| {
                 let Some(h) = state.holder_mut(id) else {
                     return Ok(Returned::Nothing);
                 };
@@ -76,10 +72,8 @@ impl Inner {
                         Ok(Returned::Recovering(Box::new(h.clone())))
                     }
                 }
-            },
-        )
-        .await?;
-        self.store_group(state);
+            })
+            .await?;
         let holder = match returned {
             Returned::Nothing => return Ok(()),
             Returned::Release(why) => {
@@ -192,23 +186,16 @@ impl Inner {
                 .await;
         }
         if holder.waiting_for != waiting || holder.healthy_since != healthy_since {
-            let (state, ()) = group::modify(
-                self.api.as_ref(),
-                &self.config.namespace,
-                group,
-                || self.clock.now(),
-                |state| {
-                    if let Some(h) = state.holder_mut(&holder.id)
-                        && h.phase == HolderPhase::Recovering
-                    {
-                        h.waiting_for = waiting.clone();
-                        h.healthy_since = healthy_since;
-                    }
-                    Ok(())
-                },
-            )
+            self.modify_group(group, |state| {
+                if let Some(h) = state.holder_mut(&holder.id)
+                    && h.phase == HolderPhase::Recovering
+                {
+                    h.waiting_for = waiting.clone();
+                    h.healthy_since = healthy_since;
+                }
+                Ok(())
+            })
             .await?;
-            self.store_group(state);
         }
         if let Some(since) = healthy_since {
             // Look again when the settle time is over rather than at the next pass.

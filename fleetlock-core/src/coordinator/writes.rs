@@ -4,7 +4,7 @@
 use cluster_api::{Error, Event, EventType, NodePatch, ObjectRef, Timestamp};
 
 use super::{CONTROLLER, Inner};
-use crate::group::{self, Holder, HolderPhase};
+use crate::group::{Holder, HolderPhase};
 use crate::nodes::{
     APPROVED_BOOT_ID_ANNOTATION, CORDONED_ANNOTATION, STATE_ANNOTATION, STATE_SINCE_ANNOTATION,
 };
@@ -172,30 +172,23 @@ impl Inner {
         returned: bool,
     ) -> Result<(), Refusal> {
         let mut released: Option<Holder> = None;
-        let (state, ()) = group::modify(
-            self.api.as_ref(),
-            &self.config.namespace,
-            group,
-            || self.clock.now(),
-            |state| {
-                released = state.holder(id).cloned();
-                if healed_at.is_some()
-                    && released
-                        .as_ref()
-                        .is_none_or(|h| h.phase != HolderPhase::Recovering)
-                {
-                    released = None;
-                    return Ok(());
-                }
-                if released.is_some() && healed_at.is_some() {
-                    state.last_return = healed_at;
-                }
-                state.remove(id);
-                Ok(())
-            },
-        )
+        self.modify_group(group, |state| {
+            released = state.holder(id).cloned();
+            if healed_at.is_some()
+                && released
+                    .as_ref()
+                    .is_none_or(|h| h.phase != HolderPhase::Recovering)
+            {
+                released = None;
+                return Ok(());
+            }
+            if released.is_some() && healed_at.is_some() {
+                state.last_return = healed_at;
+            }
+            state.remove(id);
+            Ok(())
+        })
         .await?;
-        self.store_group(state);
         let Some(holder) = released else {
             return Ok(());
         };
@@ -237,12 +230,8 @@ impl Inner {
             .await
             .map_err(|e| format!("reading node {}: {e}", holder.node))?;
         let now = self.clock.now();
-        let (state, newly) = group::modify(
-            self.api.as_ref(),
-            &self.config.namespace,
-            group,
-            || self.clock.now(),
-            |state| match state.holder_mut(&holder.id) {
+        let (_, newly) = self
+            .modify_group(group, |state| match state.holder_mut(&holder.id) {
                 None => Err(Refusal::new(
                     Kind::Draining,
                     "the slot was given back while draining; ask again",
@@ -255,11 +244,9 @@ impl Inner {
                     state.last_approval = Some(now);
                     Ok(true)
                 }
-            },
-        )
-        .await
-        .map_err(|r| r.value)?;
-        self.store_group(state);
+            })
+            .await
+            .map_err(|r| r.value)?;
         if newly {
             let took = now.duration_since(holder.since);
             tracing::info!(node = %holder.node, %group, drain_seconds = took.as_secs(), "node drained; reboot approved");

@@ -407,24 +407,13 @@ impl Drainer {
                     self.node()
                 );
                 tracing::warn!(node = %self.node(), group = %self.group, "{message}");
-                self.inner
-                    .announce_seen(
-                        RebootTransition::Overdue,
-                        &self.group,
-                        &self.holder.id,
-                        self.node(),
-                        &message,
-                    )
-                    .await;
-                self.inner
-                    .event(
-                        self.node(),
-                        EventType::Warning,
-                        "DrainTimedOut",
-                        "Release",
-                        message.clone(),
-                    )
-                    .await;
+                self.warn(
+                    RebootTransition::Overdue,
+                    "DrainTimedOut",
+                    "Release",
+                    message.clone(),
+                )
+                .await;
                 self.inner.observer.drain_finished(
                     &self.group,
                     "timed_out",
@@ -449,23 +438,7 @@ impl Drainer {
                         self.node()
                     );
                     tracing::warn!(node = %self.node(), group = %self.group, "{message}");
-                    self.inner
-                        .announce_seen(
-                            RebootTransition::Overdue,
-                            &self.group,
-                            &self.holder.id,
-                            self.node(),
-                            &message,
-                        )
-                        .await;
-                    self.inner
-                        .event(
-                            self.node(),
-                            EventType::Warning,
-                            "DrainOverdue",
-                            "Drain",
-                            message,
-                        )
+                    self.warn(RebootTransition::Overdue, "DrainOverdue", "Drain", message)
                         .await;
                     self.overdue_reported = true;
                 }

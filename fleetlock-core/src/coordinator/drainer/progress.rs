@@ -12,6 +12,28 @@ const SKIPPED_SHOWN: usize = 20;
 // === impl Drainer: progress ===
 
 impl Drainer {
+    /// A Warning Event on the node, announced as `transition` (once across replicas).
+    pub(super) async fn warn(
+        &self,
+        transition: RebootTransition,
+        reason: &str,
+        action: &str,
+        message: String,
+    ) {
+        self.inner
+            .announce_seen(
+                transition,
+                &self.group,
+                &self.holder.id,
+                self.node(),
+                &message,
+            )
+            .await;
+        self.inner
+            .event(self.node(), EventType::Warning, reason, action, message)
+            .await;
+    }
+
     pub(super) async fn report_refusal(
         &mut self,
         message: String,
@@ -20,24 +42,13 @@ impl Drainer {
     ) {
         if self.refusal_reported.as_ref() != Some(&message) {
             tracing::warn!(node = %self.node(), %message, "drain blocked");
-            self.inner
-                .announce_seen(
-                    RebootTransition::DrainBlocked,
-                    &self.group,
-                    &self.holder.id,
-                    self.node(),
-                    &message,
-                )
-                .await;
-            self.inner
-                .event(
-                    self.node(),
-                    EventType::Warning,
-                    "DrainBlocked",
-                    "Drain",
-                    message.clone(),
-                )
-                .await;
+            self.warn(
+                RebootTransition::DrainBlocked,
+                "DrainBlocked",
+                "Drain",
+                message.clone(),
+            )
+            .await;
             self.refusal_reported = Some(message.clone());
         }
         self.status.send_modify(|s| {
