@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use cluster_api::WorkloadRef;
 use fleetlock_core::{FleetSnapshot, NodePlan};
 use futures::stream::BoxStream;
-use restart_core::{ErrorKind, HistoryEntry, LockInfo, ServiceStatus};
+use restart_core::{ErrorKind, HistoryEntry, LockInfo, RestartPlan, ServiceStatus};
 
 /// Exit codes (documented in docs/cli.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +189,8 @@ pub trait Backend: Send + Sync {
         w: &WorkloadRef,
         reason: Option<&str>,
     ) -> Result<ServiceStatus, CliError>;
+    /// What a restart would do, changing nothing.
+    async fn dry_run(&self, w: &WorkloadRef) -> Result<RestartPlan, CliError>;
     /// Breaks a lock.
     async fn unlock(&self, w: &WorkloadRef, reason: &str) -> Result<Option<LockInfo>, CliError>;
     /// Recent history.

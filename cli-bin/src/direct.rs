@@ -10,7 +10,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use manager_config::FileConfig;
 use restart_core::{
-    Allowlist, HistoryEntry, Identity, LockInfo, RestartConfig, Restarter, ServiceStatus,
+    Allowlist, HistoryEntry, Identity, LockInfo, RestartConfig, RestartPlan, Restarter,
+    ServiceStatus,
 };
 use tokio::sync::watch;
 
@@ -90,6 +91,11 @@ impl Backend for Direct {
     ) -> Result<ServiceStatus, CliError> {
         self.ready().await;
         Ok(self.restarter.restart(w, &self.identity, reason).await?)
+    }
+
+    async fn dry_run(&self, w: &WorkloadRef) -> Result<RestartPlan, CliError> {
+        self.ready().await;
+        Ok(self.restarter.dry_run(w, &self.identity).await?)
     }
 
     async fn unlock(&self, w: &WorkloadRef, reason: &str) -> Result<Option<LockInfo>, CliError> {

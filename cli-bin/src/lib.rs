@@ -112,6 +112,10 @@ pub enum Command {
         /// Give up waiting after this long.
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
+        /// Say what a restart would do (allowed or why not, the lock, the pods it would
+        /// replace, the budgets over them) and change nothing; exit 4 if it would be refused.
+        #[arg(long, conflicts_with = "wait")]
+        dry_run: bool,
     },
     /// Watch status changes live.
     Watch {
@@ -421,9 +425,15 @@ async fn execute(
         Command::Status { workload: w } => workloads::status(backend, io, &workload(w)?).await,
         Command::Restart {
             workload: w,
+            dry_run: true,
+            ..
+        } => workloads::dry_run(backend, io, &workload(w)?).await,
+        Command::Restart {
+            workload: w,
             reason,
             wait,
             timeout,
+            ..
         } => {
             let w = workload(w)?;
             workloads::restart(backend, io, &w, reason.as_deref(), *wait, *timeout).await

@@ -5,7 +5,7 @@ use cluster_api::WorkloadRef;
 use fleetlock_core::{FleetSnapshot, NodePlan};
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
-use restart_core::{HistoryEntry, LockInfo, ServiceStatus};
+use restart_core::{HistoryEntry, LockInfo, RestartPlan, ServiceStatus};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -90,8 +90,23 @@ impl Remote {
         segments: &[S],
         body: Option<Value>,
     ) -> Result<T, CliError> {
+        self.send_query(method, segments, &[], body).await
+    }
+
+    /// [`send`](Self::send) with query parameters.
+    async fn send_query<T: DeserializeOwned, S: AsRef<str>>(
+        &self,
+        method: reqwest::Method,
+        segments: &[S],
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<T, CliError> {
         let segments: Vec<&str> = segments.iter().map(AsRef::as_ref).collect();
-        let mut request = self.http.request(method, self.url(&segments));
+        let mut url = self.url(&segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut request = self.http.request(method, url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -146,6 +161,16 @@ impl Backend for Remote {
             reqwest::Method::POST,
             &Self::path(w, Some("restart")),
             Some(json!({ "reason": reason })),
+        )
+        .await
+    }
+
+    async fn dry_run(&self, w: &WorkloadRef) -> Result<RestartPlan, CliError> {
+        self.send_query(
+            reqwest::Method::POST,
+            &Self::path(w, Some("restart")),
+            &[("dryRun", "true")],
+            None,
         )
         .await
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anstyle::AnsiColor;
 use cluster_api::WorkloadRef;
 use futures::StreamExt;
-use restart_core::{Phase, ServiceStatus};
+use restart_core::{ErrorKind, Phase, ServiceStatus};
 
 use crate::backend::{Backend, CliError, Exit};
 use crate::output::{Io, age};
@@ -47,6 +47,88 @@ pub(crate) async fn status(
 }
 
 /// `restartctl restart`: restart a workload, and with `--wait` follow its rollout to the end.
+/// `restartctl restart --dry-run`: what a restart would do; exit 4 if it would be refused.
+pub(crate) async fn dry_run(
+    backend: &dyn Backend,
+    io: &mut Io<'_>,
+    w: &WorkloadRef,
+) -> Result<Exit, CliError> {
+    let plan = backend.dry_run(w).await?;
+    let exit = match &plan.refusal {
+        None => Exit::Ok,
+        Some(r) => match ErrorKind::parse(&r.kind) {
+            Some(kind) => CliError::restart(kind, String::new()).exit,
+            None => Exit::Refused,
+        },
+    };
+    if io.structured(&plan) {
+        return Ok(exit);
+    }
+    match &plan.refusal {
+        None => io.line(&format!(
+            "a restart of {w} would go ahead: {} pod{} replaced ({})",
+            plan.pods.len(),
+            if plan.pods.len() == 1 { "" } else { "s" },
+            plan.strategy
+        )),
+        Some(r) => io.line(&format!(
+            "{} a restart of {w} would be refused: {}",
+            io.paint("REFUSED", AnsiColor::Red),
+            r.message
+        )),
+    }
+    if let Some(lock) = &plan.lock {
+        io.line(&format!(
+            "locked by {} since {}{}",
+            lock.holder,
+            lock.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            lock.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    let pods: Vec<Vec<String>> = plan
+        .pods
+        .iter()
+        .map(|p| {
+            vec![
+                p.pod.clone(),
+                p.node.clone().unwrap_or_default(),
+                if p.ready { "yes" } else { "no" }.into(),
+            ]
+        })
+        .collect();
+    let budgets: Vec<Vec<String>> = plan
+        .budgets
+        .iter()
+        .map(|b| {
+            vec![
+                b.budget.clone(),
+                b.disruptions_allowed.to_string(),
+                format!("{}/{}", b.current_healthy, b.desired_healthy),
+            ]
+        })
+        .collect();
+    for (title, headers, rows) in [
+        ("Pods it would replace", &["POD", "NODE", "READY"][..], pods),
+        (
+            "Disruption budgets over them",
+            &["BUDGET", "ALLOWED", "HEALTHY/WANTED"][..],
+            budgets,
+        ),
+    ] {
+        if !rows.is_empty() {
+            io.line("");
+            io.line(&io.bold(title));
+            io.table(headers, &rows);
+        }
+    }
+    io.line("");
+    io.line("(dry run: nothing was changed)");
+    Ok(exit)
+}
+
 pub(crate) async fn restart(
     backend: &dyn Backend,
     io: &mut Io<'_>,

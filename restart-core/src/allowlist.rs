@@ -38,6 +38,20 @@ pub struct ServiceEntry {
     pub allowed: Vec<String>,
 }
 
+impl ServiceEntry {
+    /// An entry for `workload`: no description, anyone who may use the service may restart
+    /// it.
+    pub fn new(workload: WorkloadRef) -> Self {
+        ServiceEntry {
+            kind: workload.kind,
+            name: workload.name,
+            namespace: workload.namespace,
+            description: None,
+            allowed: Vec::new(),
+        }
+    }
+}
+
 fn kind<'de, D: Deserializer<'de>>(d: D) -> Result<WorkloadKind, D::Error> {
     let s = String::deserialize(d)?;
     s.parse().map_err(serde::de::Error::custom)

@@ -68,7 +68,8 @@ pub use lock::{LastRestart, LockInfo, Outcome};
 pub use notices::{RestartNotice, RestartTransition};
 pub use rollout::{Rollout, Verdict};
 pub use service::{
-    CONTROLLER, DEFAULT_CACHE_GRACE, MAX_REASON_LEN, NoopRestartObserver, RESTARTED_AT,
-    RestartConfig, RestartObserver, Restarter, RestarterBuilder,
+    CONTROLLER, DEFAULT_CACHE_GRACE, GoverningBudget, MAX_REASON_LEN, NoopRestartObserver,
+    PlanRefusal, PodToReplace, RESTARTED_AT, RestartConfig, RestartObserver, RestartPlan,
+    Restarter, RestarterBuilder,
 };
 pub use status::{HistoryEntry, Phase, ServiceStatus};

@@ -235,3 +235,66 @@ async fn without_a_kubeconfig_the_binary_says_what_to_do() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
+
+/// `restart --dry-run` prints what would happen and restarts nothing; a refusal exits 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let sim = cluster();
+    let d = direct(&sim);
+    let b: Option<&dyn Backend> = Some(&d);
+    let r = cli(&["restart", "deployment/web", "-n", "shop", "--dry-run"], b).await;
+    assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);
+    assert!(
+        r.out
+            .starts_with("a restart of Deployment/shop/web would go ahead:"),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("Pods it would replace"), "{}", r.out);
+    assert!(
+        r.out.trim_end().ends_with("(dry run: nothing was changed)"),
+        "{}",
+        r.out
+    );
+    assert!(
+        sim.lease("restart-manager", "restart.deployment.shop.web")
+            .is_none_or(|l| !l
+                .annotations
+                .contains_key("restart-manager.io/restarted-by")),
+        "no lock taken"
+    );
+
+    // Locked by someone else: the plan says so, and the exit code is a refusal's.
+    let r = cli(
+        &["restart", "deployment/web", "-n", "shop", "--reason", "r"],
+        b,
+    )
+    .await;
+    assert_eq!(r.exit, Exit::Ok, "{}", r.err);
+    let r = cli(
+        &[
+            "restart",
+            "deployment/web",
+            "-n",
+            "shop",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+        b,
+    )
+    .await;
+    assert_eq!(r.exit, Exit::Refused, "{}{}", r.out, r.err);
+    let plan: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(plan["refusal"]["kind"], "locked");
+    assert_eq!(plan["lock"]["holder"], "tester");
+
+    let r = Cli::try_parse_from([
+        "restartctl",
+        "restart",
+        "deployment/web",
+        "--dry-run",
+        "--wait",
+    ]);
+    assert!(r.is_err(), "--dry-run and --wait do not go together");
+}

@@ -232,3 +232,22 @@ async fn the_fleetlock_client_speaks_to_a_deployment() {
     assert_eq!(r.exit, Exit::FleetLockRefused);
     assert!(r.out.contains("400 unknown_group"), "{}", r.out);
 }
+
+/// `restart --dry-run` through the server: the API's `?dryRun=true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_through_the_server() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let s = server().await;
+    let writes = s.sim.calls().writes();
+    let r = remote(
+        &s,
+        Some(DEV),
+        &["restart", "deployment/shop/web", "--dry-run", "-o", "json"],
+    )
+    .await;
+    assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);
+    let plan: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(plan["dryRun"], true);
+    assert_eq!(plan["allowed"], true);
+    assert_eq!(s.sim.calls().writes(), writes, "nothing written");
+}

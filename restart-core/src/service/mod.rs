@@ -22,9 +22,11 @@ use crate::refresh::Refresh;
 use crate::status::{HistoryEntry, Phase, ServiceStatus};
 
 mod caches;
+mod dry_run;
 mod requests;
 
 use caches::Place;
+pub use dry_run::{GoverningBudget, PlanRefusal, PodToReplace, RestartPlan};
 pub(crate) use requests::seconds;
 
 /// The pod-template annotation `kubectl rollout restart` sets.
@@ -298,6 +300,16 @@ impl Restarter {
         reason: Option<&str>,
     ) -> Result<ServiceStatus, RestartError> {
         self.inner.restart(workload, who, reason).await
+    }
+
+    /// What a restart by `who` would do now, changing nothing: the same checks in the same
+    /// order, the lock, the pods it would replace and the budgets over them.
+    pub async fn dry_run(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+    ) -> Result<RestartPlan, RestartError> {
+        self.inner.dry_run(workload, who).await
     }
 
     /// Breaks a workload's lock, whoever holds it. Returns the lock that was broken, if any.

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use cluster_api::{Error, Event, EventType, Timestamp, UpdateStrategy, WorkloadRef};
+use cluster_api::{Event, EventType, Timestamp, WorkloadRef};
 
 use super::{CONTROLLER, Inner, MAX_REASON_LEN, RESTARTED_AT};
 use crate::allowlist::Identity;
@@ -34,35 +34,31 @@ impl Inner {
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
-        if !entry.allowed.is_empty() && !who.is_any_of(&entry.allowed) {
-            self.refused(
-                workload,
-                format!(
-                    "restart by {who} refused: not among those allowed ({})",
-                    entry.allowed.join(", ")
-                ),
-            )
-            .await;
-            return Err(RestartError::Forbidden {
-                who: who.user.clone(),
-                workload: workload.clone(),
-            });
-        }
-        let current = match self.api.get_workload(workload).await {
-            Ok(w) => w,
-            Err(Error::NotFound { .. }) => return Err(RestartError::NotFound(workload.clone())),
-            Err(e) => return Err(RestartError::Cluster(e)),
+        // The same checks as a dry run, in the same order; refusals that are the caller's
+        // business are recorded.
+        let current = match self.admissible(workload, who).await {
+            Err(e @ RestartError::Forbidden { .. }) => {
+                self.refused(
+                    workload,
+                    format!(
+                        "restart by {who} refused: not among those allowed ({})",
+                        entry.allowed.join(", ")
+                    ),
+                )
+                .await;
+                return Err(e);
+            }
+            other => other?,
         };
-        if current.paused {
-            self.refused(
-                workload,
-                format!("restart by {who} refused: the deployment is paused"),
-            )
-            .await;
-            return Err(RestartError::Paused(workload.clone()));
-        }
-        if current.strategy == UpdateStrategy::OnDelete {
-            return Err(RestartError::OnDelete(workload.clone()));
+        if let Err(e) = self.refusal_for(workload, &current) {
+            if matches!(e, RestartError::Paused(_)) {
+                self.refused(
+                    workload,
+                    format!("restart by {who} refused: the deployment is paused"),
+                )
+                .await;
+            }
+            return Err(e);
         }
 
         let now = self.clock.now();

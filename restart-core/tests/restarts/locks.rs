@@ -365,3 +365,86 @@ async fn each_transition_is_announced_once_across_replicas() {
             .contains("broke the restart lock held by bob")
     );
 }
+
+/// A dry run makes a restart's checks and lists what it would touch, writing nothing: no
+/// lock, no patch, no Event.
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_says_what_a_restart_would_do_and_changes_nothing() {
+    use cluster_api::LabelSelector;
+    use cluster_sim::{Budget, IntOrPercent};
+
+    let sim = cluster();
+    sim.add_budget(Budget::max_unavailable(
+        "shop",
+        "web",
+        LabelSelector::eq("app", "web"),
+        IntOrPercent::Int(1),
+    ));
+    let only_alice = ServiceEntry {
+        allowed: vec!["alice".into()],
+        ..ServiceEntry::new(WorkloadRef::new(
+            WorkloadKind::Deployment,
+            "shop",
+            "guarded",
+        ))
+    };
+    sim.add_workload(WorkloadSpec::deployment("shop", "guarded").replicas(1))
+        .unwrap();
+    let (r, _, _run) = replica(
+        &sim,
+        allowlist(vec![only_alice]),
+        RestartConfig::default(),
+        "a",
+    )
+    .await;
+
+    let writes = sim.calls().writes();
+    let plan = r.dry_run(&web(), &alice()).await.unwrap();
+    assert!(plan.dry_run && plan.allowed, "{plan:?}");
+    assert_eq!(plan.refusal, None);
+    assert_eq!(plan.workload, "Deployment/shop/web");
+    assert_eq!(plan.strategy, "RollingUpdate");
+    assert_eq!(plan.replicas, Some(3));
+    assert_eq!(plan.pods.len(), 3);
+    assert!(
+        plan.pods
+            .iter()
+            .all(|p| p.pod.starts_with("shop/web-") && p.ready)
+    );
+    assert_eq!(plan.budgets.len(), 1);
+    assert_eq!(plan.budgets[0].budget, "shop/web");
+    assert_eq!(plan.budgets[0].disruptions_allowed, 1);
+    assert_eq!(sim.calls().writes(), writes, "a dry run writes nothing");
+    assert!(reasons(&sim, &web()).is_empty(), "nor records anything");
+
+    // Held by someone else: refused as a restart would be, naming the holder.
+    sim.stall_rollouts(&web(), true).unwrap();
+    r.restart(&web(), &alice(), Some("certs")).await.unwrap();
+    let plan = r.dry_run(&web(), &Identity::user("bob")).await.unwrap();
+    assert!(!plan.allowed);
+    let refusal = plan.refusal.unwrap();
+    assert_eq!(refusal.kind, "locked");
+    assert!(refusal.message.contains("alice"), "{}", refusal.message);
+    assert_eq!(plan.lock.unwrap().holder, "alice");
+
+    // A paused Deployment, as `kubectl rollout restart` refuses it.
+    sim.set_paused(&db_guarded(), true).unwrap();
+    let plan = r.dry_run(&db_guarded(), &alice()).await.unwrap();
+    assert_eq!(plan.refusal.unwrap().kind, "paused");
+
+    // What a restart would answer before looking further is the dry run's answer too.
+    let err = r
+        .dry_run(&db_guarded(), &Identity::user("bob"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+    let ghost = WorkloadRef::new(WorkloadKind::Deployment, "shop", "ghost");
+    assert_eq!(
+        r.dry_run(&ghost, &alice()).await.unwrap_err().kind(),
+        ErrorKind::NotAllowlisted
+    );
+}
+
+fn db_guarded() -> WorkloadRef {
+    WorkloadRef::new(WorkloadKind::Deployment, "shop", "guarded")
+}

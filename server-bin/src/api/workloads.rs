@@ -1,10 +1,10 @@
 //! The allowlisted workloads: their status and history, restarts, and breaking a lock.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use restart_core::{HistoryEntry, LockInfo, ServiceStatus};
+use restart_core::{HistoryEntry, LockInfo, RestartPlan, ServiceStatus};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -41,6 +41,59 @@ pub(crate) struct UnlockBody {
         example = "the rollout is stuck on a bad node"
     )]
     reason: String,
+}
+
+/// `?dryRun=true`: say what a restart would do, changing nothing.
+#[derive(Debug, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RestartQuery {
+    /// `true` (or Kubernetes' `All`): the restart's checks and what it would touch, with
+    /// nothing changed or recorded; `false` or absent: restart.
+    #[param(rename = "dryRun", pattern = "^(true|false|All)$")]
+    #[expect(
+        dead_code,
+        reason = "describes the parameter for the OpenAPI document; RestartQuery::parse reads it"
+    )]
+    dry_run: Option<String>,
+}
+
+impl RestartQuery {
+    /// Reads the query string: `dryRun` only, once.
+    fn parse(raw: Option<&str>) -> Result<bool, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|e| ApiError::invalid(format!("the query string cannot be read: {e}")))?;
+        let mut dry_run = None;
+        for (key, value) in pairs {
+            if key != "dryRun" {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter {key:?}: only dryRun is accepted"
+                )));
+            }
+            if dry_run.is_some() {
+                return Err(ApiError::invalid("dryRun is given more than once"));
+            }
+            dry_run = Some(match value.as_str() {
+                "true" | "All" => true,
+                "false" => false,
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "dryRun={other:?}: expected true, false or All"
+                    )));
+                }
+            });
+        }
+        Ok(dry_run.unwrap_or(false))
+    }
+}
+
+/// A restart's answer: the workload restarted, or, with `dryRun`, what would happen.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum RestartAnswer {
+    /// Restarted; its status, with the lock.
+    Restarted(Box<ServiceStatus>),
+    /// `dryRun`: what a restart would do now.
+    DryRun(Box<RestartPlan>),
 }
 
 /// What breaking a lock did.
@@ -136,10 +189,10 @@ pub(crate) async fn history(
     post,
     path = "/api/v1/service/{kind}/{namespace}/{name}/restart",
     tag = "workloads",
-    params(WorkloadPath),
+    params(WorkloadPath, RestartQuery),
     request_body(content = Option<RestartBody>, description = "Optional", content_type = "application/json"),
     responses(
-        (status = 200, description = "Restarted; its status, with the lock", body = ServiceStatus),
+        (status = 200, description = "Restarted; its status, with the lock. With `dryRun`: what a restart would do (allowed or the refusal it would get, the lock, the pods it would replace, the budgets over them), nothing changed", body = RestartAnswer),
         (status = 404, description = "`not_allowlisted`, or `workload_not_found`: allowlisted but not in the cluster", body = ErrorBody),
         (status = 409, description = "`locked` (with the lock), `paused` Deployment, or `unsupported_strategy`", body = ErrorBody),
         (status = 500, description = "`cluster_error`: the cluster refused the change", body = ErrorBody),
@@ -153,13 +206,20 @@ pub(crate) async fn restart(
     Caller(who): Caller,
     headers: HeaderMap,
     ApiPath(path): ApiPath<WorkloadPath>,
+    RawQuery(query): RawQuery,
     ApiBody(body): ApiBody,
-) -> Result<Json<ServiceStatus>, ApiError> {
+) -> Result<Json<RestartAnswer>, ApiError> {
+    let dry_run = RestartQuery::parse(query.as_deref())?;
     let RestartBody { reason } = body_of(&body, Some(RestartBody::default()))?;
+    // A dry run needs the right to restart: it shows what only those who may would see.
     let w = target(&app, &who, &headers, path, |w| Action::Restart(w)).await?;
-    Ok(Json(
-        app.restarter.restart(&w, &who, reason.as_deref()).await?,
-    ))
+    Ok(Json(if dry_run {
+        RestartAnswer::DryRun(Box::new(app.restarter.dry_run(&w, &who).await?))
+    } else {
+        RestartAnswer::Restarted(Box::new(
+            app.restarter.restart(&w, &who, reason.as_deref()).await?,
+        ))
+    }))
 }
 
 /// Breaks the workload's restart lock (admins, or `unlock` rights).

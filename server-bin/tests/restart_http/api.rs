@@ -524,3 +524,69 @@ async fn the_page_signs_in_with_a_server_set_cookie() {
         .await;
     assert_eq!(status, 400, "{answer}");
 }
+
+/// `?dryRun=true` answers what a restart would do, with the same rights as a restart, and
+/// changes nothing; a malformed query names the problem.
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_restarts_nothing() {
+    let sim = cluster();
+    let s = serve(&sim, settings(tokens())).await;
+    let path = "/api/v1/service/Deployment/shop/web/restart";
+    let writes = sim.calls().writes();
+    let (status, plan) = call(&s, "POST", &format!("{path}?dryRun=true"), Some(BOB), "").await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["dryRun"], true);
+    assert_eq!(plan["allowed"], true);
+    assert_eq!(plan["workload"], "Deployment/shop/web");
+    assert_eq!(plan["pods"].as_array().unwrap().len(), 2);
+    assert_eq!(sim.calls().writes(), writes, "nothing written");
+    let (_, status_now) = call(
+        &s,
+        "GET",
+        "/api/v1/service/Deployment/shop/web",
+        Some(BOB),
+        "",
+    )
+    .await;
+    assert!(status_now["lock"].is_null(), "no lock taken");
+
+    // The same refusals as a restart: rights first, then the workload's own state.
+    let (status, body) = call(
+        &s,
+        "POST",
+        "/api/v1/service/Deployment/ops/vault/restart?dryRun=All",
+        Some(BOB),
+        "",
+    )
+    .await;
+    assert_eq!((status, body["kind"].as_str()), (403, Some("forbidden")));
+    let (status, plan) = call(
+        &s,
+        "POST",
+        "/api/v1/service/Deployment/shop/frozen/restart?dryRun=true",
+        Some(BOB),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(plan["allowed"], false);
+    assert_eq!(plan["refusal"]["kind"], "paused");
+
+    // dryRun=false is a restart.
+    let (status, started) = call(&s, "POST", &format!("{path}?dryRun=false"), Some(BOB), "").await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["lock"]["holder"], "bob");
+
+    for (query, want) in [
+        ("dryRun=yes", "expected true, false or All"),
+        ("dryrun=true", "unknown query parameter \"dryrun\""),
+        ("dryRun=true&dryRun=false", "more than once"),
+    ] {
+        let (status, body) = call(&s, "POST", &format!("{path}?{query}"), Some(BOB), "").await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(want),
+            "{query}: {body}"
+        );
+    }
+}
