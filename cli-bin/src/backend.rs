@@ -108,6 +108,12 @@ impl CliError {
                 Exit::Refused,
                 Some("delete its pods instead; OnDelete workloads only replace deleted pods"),
             ),
+            ErrorKind::OutsideWindow => (
+                Exit::Refused,
+                Some(
+                    "wait for its next window; someone with the unlock right can restart it now with --reason",
+                ),
+            ),
             ErrorKind::Forbidden => (Exit::Denied, Some(ASK_ADMIN)),
             ErrorKind::InvalidRequest => (Exit::Usage, None),
             ErrorKind::ClusterUnavailable => (Exit::Failure, Some(TRY_AGAIN)),

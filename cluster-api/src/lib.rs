@@ -40,6 +40,7 @@ mod node;
 mod pod;
 mod selector;
 mod watch;
+pub mod window;
 mod workload;
 
 pub use budget::DisruptionBudget;

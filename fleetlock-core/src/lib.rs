@@ -80,7 +80,10 @@ pub mod protocol;
 pub mod recovery;
 pub mod rules;
 pub mod snapshot;
-pub mod window;
+/// Reboot windows (the shared [`cluster_api::window`]).
+pub mod window {
+    pub use cluster_api::window::{Window as RebootWindow, *};
+}
 
 pub use config::{
     AlertsApi, AlertsConfig, DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig, GateScope,

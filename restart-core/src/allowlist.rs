@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use cluster_api::window::Window;
 use cluster_api::{WorkloadKind, WorkloadRef};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -36,6 +37,11 @@ pub struct ServiceEntry {
     /// service at all.
     #[serde(default)]
     pub allowed: Vec<String>,
+    /// When it may be restarted (`{days: [mon-fri], start: "09:00", end: "17:00", timeZone:
+    /// Europe/Berlin}`); any time when empty. Outside them only a caller with the `unlock`
+    /// right who gives a reason may restart it.
+    #[serde(default)]
+    pub windows: Vec<Window>,
 }
 
 impl ServiceEntry {
@@ -48,6 +54,7 @@ impl ServiceEntry {
             namespace: workload.namespace,
             description: None,
             allowed: Vec::new(),
+            windows: Vec::new(),
         }
     }
 }
@@ -116,6 +123,9 @@ pub struct Allowed {
     pub description: Option<String>,
     /// Who may restart it (empty: anyone who may use the service).
     pub allowed: Vec<String>,
+    /// When it may be restarted (empty: any time).
+    #[serde(skip)]
+    pub windows: Vec<Window>,
 }
 
 /// The allowlist.
@@ -156,6 +166,7 @@ impl Allowlist {
                 workload,
                 description: e.description,
                 allowed: e.allowed,
+                windows: e.windows,
             });
         }
         Ok(Allowlist { entries: out })

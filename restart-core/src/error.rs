@@ -39,6 +39,19 @@ pub enum RestartError {
         "{0} uses the OnDelete update strategy: a restart would replace no pod until someone deletes them"
     )]
     OnDelete(WorkloadRef),
+    /// Outside the workload's restart windows, and not overridden.
+    #[error(
+        "{workload} may be restarted only in its windows ({windows}){next}; outside them only \
+         someone with the unlock right who gives a reason"
+    )]
+    OutsideWindow {
+        /// The workload.
+        workload: WorkloadRef,
+        /// Its windows, as text.
+        windows: String,
+        /// `; the next opens at ...`, or empty.
+        next: String,
+    },
     /// The request itself is wrong.
     #[error("{0}")]
     Invalid(String),
@@ -57,6 +70,7 @@ impl RestartError {
             RestartError::Locked { .. } => ErrorKind::Locked,
             RestartError::Paused(_) => ErrorKind::Paused,
             RestartError::OnDelete(_) => ErrorKind::UnsupportedStrategy,
+            RestartError::OutsideWindow { .. } => ErrorKind::OutsideWindow,
             RestartError::Invalid(_) => ErrorKind::InvalidRequest,
             RestartError::Cluster(e) if e.is_transient() => ErrorKind::ClusterUnavailable,
             RestartError::Cluster(_) => ErrorKind::ClusterError,
@@ -81,6 +95,8 @@ pub enum ErrorKind {
     Paused,
     /// `unsupported_strategy`: an update strategy a restart cannot roll.
     UnsupportedStrategy,
+    /// `outside_window`: outside the workload's restart windows.
+    OutsideWindow,
     /// `invalid_request`: the request itself is wrong.
     InvalidRequest,
     /// `cluster_unavailable`: the cluster could not answer; try again.
@@ -91,13 +107,14 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::NotAllowlisted,
         ErrorKind::Forbidden,
         ErrorKind::WorkloadNotFound,
         ErrorKind::Locked,
         ErrorKind::Paused,
         ErrorKind::UnsupportedStrategy,
+        ErrorKind::OutsideWindow,
         ErrorKind::InvalidRequest,
         ErrorKind::ClusterUnavailable,
         ErrorKind::ClusterError,
@@ -112,6 +129,7 @@ impl ErrorKind {
             ErrorKind::Locked => "locked",
             ErrorKind::Paused => "paused",
             ErrorKind::UnsupportedStrategy => "unsupported_strategy",
+            ErrorKind::OutsideWindow => "outside_window",
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::ClusterUnavailable => "cluster_unavailable",
             ErrorKind::ClusterError => "cluster_error",

@@ -29,6 +29,7 @@
 //!     name: "web".into(),
 //!     description: None,
 //!     allowed: vec![],
+//!     windows: vec![],
 //! }])
 //! .unwrap();
 //! let restarter = Restarter::builder(Arc::new(sim.clone()), allowlist)

@@ -60,6 +60,9 @@ pub struct ServiceStatus {
     pub lock: Option<LockInfo>,
     /// The last restart through us.
     pub last_restart: Option<LastRestart>,
+    /// When it may be restarted (its restart windows, as text); absent: any time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<String>,
 }
 
 impl ServiceStatus {

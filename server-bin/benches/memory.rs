@@ -124,6 +124,7 @@ fn main() {
             name: "web".into(),
             description: None,
             allowed: vec![],
+            windows: vec![],
         }])
         .unwrap();
         let mut settings = restart_manager::Settings::new(FleetLockConfig::default(), allowlist);

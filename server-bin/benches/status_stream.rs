@@ -48,6 +48,7 @@ fn main() {
             name: "web".into(),
             description: None,
             allowed: vec![],
+            windows: vec![],
         }])
         .unwrap();
         let endpoint = support::serve(&sim).await;

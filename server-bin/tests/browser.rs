@@ -229,6 +229,24 @@ async fn drive(c: &Client, port: u16) -> Result<(), fantoccini::error::CmdError>
     let warning = c.find(Locator::Css("#auth-off")).await?;
     assert!(warning.is_displayed().await?, "the warning is shown");
     assert!(warning.text().await?.contains("Authentication is off"));
+    // A workload with restart windows says when it may be restarted.
+    let windows = c
+        .find(Locator::Css(
+            r#"[data-key="StatefulSet/data/postgres"] .windows"#,
+        ))
+        .await?;
+    assert!(windows.is_displayed().await?);
+    assert_eq!(
+        windows.text().await?,
+        "Restarts only sat,sun 02:00-06:00 Europe/Berlin"
+    );
+    assert!(
+        !c.find(Locator::Css(&format!("{CARD} .windows")))
+            .await?
+            .is_displayed()
+            .await?,
+        "nothing said for a workload without windows"
+    );
 
     // Restart asks first.
     let button = c

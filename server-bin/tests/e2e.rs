@@ -144,6 +144,7 @@ fn restarter(kube: &KubeCluster, w: &WorkloadRef, instance: &str) -> Restarter {
         name: w.name.clone(),
         description: None,
         allowed: vec![],
+        windows: vec![],
     }])
     .unwrap();
     let config = RestartConfig {

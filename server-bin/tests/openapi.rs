@@ -28,6 +28,7 @@ fn settings(auth: Auth, prefix: &str) -> Settings {
         name: "web".into(),
         description: None,
         allowed: vec![],
+        windows: vec![],
     }])
     .unwrap();
     let mut s = Settings::new(FleetLockConfig::default(), allowlist);

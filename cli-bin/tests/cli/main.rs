@@ -71,6 +71,7 @@ fn services() -> Vec<ServiceEntry> {
             name: n.into(),
             description: None,
             allowed: vec![],
+            windows: vec![],
         })
         .chain([ServiceEntry {
             kind: WorkloadKind::StatefulSet,
@@ -78,6 +79,7 @@ fn services() -> Vec<ServiceEntry> {
             name: "db".into(),
             description: Some("the database".into()),
             allowed: vec![],
+            windows: vec![],
         }])
         .collect()
 }

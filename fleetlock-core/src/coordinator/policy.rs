@@ -10,7 +10,7 @@ use crate::config::GroupConfig;
 use crate::group::GroupState;
 use crate::nodes::NodeView;
 use crate::protocol::{Kind, Refusal};
-use crate::window::in_any_window;
+use crate::window::{describe, in_any_window, next_opening_text};
 
 /// Whether a new slot may be granted in this group now.
 pub(super) fn check_grant(
@@ -31,19 +31,12 @@ pub(super) fn check_grant(
         ));
     }
     if !in_any_window(&config.windows, now) {
-        let next = config
-            .windows
-            .iter()
-            .filter_map(|w| w.next_opening(now))
-            .min_by_key(|z| z.timestamp())
-            .map(|z| format!("; the next opens at {}", z.strftime("%Y-%m-%d %H:%M %Z")))
-            .unwrap_or_default();
-        let windows: Vec<String> = config.windows.iter().map(|w| w.to_string()).collect();
         return Err(Refusal::new(
             Kind::OutsideWindow,
             format!(
-                "group {group} reboots only in its windows ({}){next}",
-                windows.join("; ")
+                "group {group} reboots only in its windows ({}){}",
+                describe(&config.windows),
+                next_opening_text(&config.windows, now)
             ),
         ));
     }

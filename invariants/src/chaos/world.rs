@@ -115,6 +115,7 @@ pub(super) fn allowlist() -> Allowlist {
             name: w.name,
             description: None,
             allowed: vec![],
+            windows: vec![],
         })
         .collect();
     match Allowlist::new(entries) {

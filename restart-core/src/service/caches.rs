@@ -290,7 +290,11 @@ impl Inner {
 
     pub(super) fn view(&self, r: &WorkloadRef) -> ServiceStatus {
         let now = self.clock.now();
-        let description = self.allowlist.get(r).and_then(|a| a.description.clone());
+        let entry = self.allowlist.get(r);
+        let description = entry.and_then(|a| a.description.clone());
+        let windows: Vec<String> = entry
+            .map(|a| a.windows.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
         let lease = self.leases.get(r);
         let lock = lease
             .as_ref()
@@ -316,6 +320,7 @@ impl Inner {
                 paused: false,
                 lock,
                 last_restart,
+                windows,
             };
         };
         let ro = rollout(&w);
@@ -346,6 +351,7 @@ impl Inner {
             paused: w.paused,
             lock,
             last_restart,
+            windows,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A restart's dry run: the checks a restart makes and what it would touch, with nothing
 //! changed and nothing recorded.
 
+use cluster_api::window::{describe, in_any_window, next_opening_text};
 use cluster_api::{DisruptionBudget, Error, PodFilter, UpdateStrategy, Workload, WorkloadRef};
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +90,7 @@ impl Inner {
         let now = self.clock.now();
         let refusal = self
             .refusal_for(workload, &current)
+            .and_then(|()| self.window_refusal(workload))
             .err()
             .or_else(|| {
                 let held = lock.as_ref()?;
@@ -186,6 +188,22 @@ impl Inner {
             return Err(RestartError::OnDelete(workload.clone()));
         }
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Refuses a restart outside the workload's restart windows (none: any time).
+    pub(super) fn window_refusal(&self, workload: &WorkloadRef) -> Result<(), RestartError> {
+        let entry = self.allowed(workload)?;
+        let now = self.clock.now();
+        if in_any_window(&entry.windows, now) {
+            return Ok(());
+        }
+        Err(RestartError::OutsideWindow {
+            workload: workload.clone(),
+            windows: describe(&entry.windows),
+            next: next_opening_text(&entry.windows, now),
+        })
     }
 }
 

@@ -299,7 +299,19 @@ impl Restarter {
         who: &Identity,
         reason: Option<&str>,
     ) -> Result<ServiceStatus, RestartError> {
-        self.inner.restart(workload, who, reason).await
+        self.inner.restart(workload, who, reason, false).await
+    }
+
+    /// [`restart`](Self::restart), also outside the workload's restart windows: for a caller
+    /// the embedder has found may override them (the server: the `unlock` right). The reason
+    /// is required and recorded with the override.
+    pub async fn restart_outside_windows(
+        &self,
+        workload: &WorkloadRef,
+        who: &Identity,
+        reason: &str,
+    ) -> Result<ServiceStatus, RestartError> {
+        self.inner.restart(workload, who, Some(reason), true).await
     }
 
     /// What a restart by `who` would do now, changing nothing: the same checks in the same

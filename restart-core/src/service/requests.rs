@@ -22,15 +22,19 @@ impl Inner {
             .ok_or_else(|| RestartError::NotAllowlisted(workload.clone()))
     }
 
+    /// Restarts `workload` for `who`. With `outside_windows` (the caller may override the
+    /// restart windows, which the server has checked), a restart outside them goes ahead, and
+    /// needs a reason.
     pub(super) async fn restart(
         &self,
         workload: &WorkloadRef,
         who: &Identity,
         reason: Option<&str>,
+        outside_windows: bool,
     ) -> Result<ServiceStatus, RestartError> {
         let entry = self.allowed(workload)?;
         let reason = clean_reason(reason)?;
-        let because = reason
+        let mut because = reason
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
@@ -59,6 +63,25 @@ impl Inner {
                 .await;
             }
             return Err(e);
+        }
+        if let Err(e) = self.window_refusal(workload) {
+            if !outside_windows {
+                self.refused(
+                    workload,
+                    format!("restart by {who} refused: outside its restart windows"),
+                )
+                .await;
+                return Err(e);
+            }
+            if reason.is_none() {
+                return Err(RestartError::Invalid(
+                    "a restart outside the restart windows needs a reason".into(),
+                ));
+            }
+            because = format!(
+                " outside its restart windows ({}){because}",
+                cluster_api::window::describe(&entry.windows)
+            );
         }
 
         let now = self.clock.now();

@@ -53,6 +53,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
             name: "manual".into(),
             description: None,
             allowed: vec![],
+            windows: vec![],
         },
         ServiceEntry {
             kind: WorkloadKind::Deployment,
@@ -60,6 +61,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
             name: "ghost".into(),
             description: None,
             allowed: vec![],
+            windows: vec![],
         },
         ServiceEntry {
             kind: WorkloadKind::Deployment,
@@ -67,6 +69,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
             name: "vault".into(),
             description: None,
             allowed: vec!["group:sre".into()],
+            windows: vec![],
         },
     ];
     sim.add_workload(WorkloadSpec::deployment("ops", "vault"))
@@ -447,4 +450,69 @@ async fn a_dry_run_says_what_a_restart_would_do_and_changes_nothing() {
 
 fn db_guarded() -> WorkloadRef {
     WorkloadRef::new(WorkloadKind::Deployment, "shop", "guarded")
+}
+
+/// Restart windows: outside them a restart is refused, saying when the next opens, unless the
+/// caller may override them (the server decides who: the unlock right) and gives a reason.
+#[tokio::test(start_paused = true)]
+async fn restarts_outside_their_windows_need_an_override_and_a_reason() {
+    use cluster_api::window::Window;
+
+    let sim = cluster();
+    let office_hours = ServiceEntry {
+        windows: vec![Window::parse(&["mon-fri"], "10:00", "17:00", None).unwrap()],
+        ..ServiceEntry::new(db_guarded())
+    };
+    sim.add_workload(WorkloadSpec::deployment("shop", "guarded").replicas(1))
+        .unwrap();
+    let (r, _, _run) = replica(
+        &sim,
+        allowlist(vec![office_hours]),
+        RestartConfig::default(),
+        "a",
+    )
+    .await;
+
+    // The simulation starts on Monday at 09:00 UTC.
+    let err = r.restart(&db_guarded(), &alice(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutsideWindow);
+    let message = err.to_string();
+    assert!(
+        message.contains("mon-fri 10:00-17:00 UTC")
+            && message.contains("the next opens at 2026-01-05 10:00 UTC"),
+        "{message}"
+    );
+    let plan = r.dry_run(&db_guarded(), &alice()).await.unwrap();
+    assert_eq!(plan.refusal.unwrap().kind, "outside_window");
+    // Workloads without windows are not affected.
+    assert_eq!(r.dry_run(&web(), &alice()).await.unwrap().refusal, None);
+
+    let err = r
+        .restart_outside_windows(&db_guarded(), &alice(), "  ")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
+    r.restart_outside_windows(&db_guarded(), &alice(), "hotfix for the outage")
+        .await
+        .unwrap();
+    let restarted = sim
+        .events()
+        .into_iter()
+        .find(|e| e.reason == "Restarted")
+        .unwrap();
+    assert!(
+        restarted
+            .note
+            .contains("outside its restart windows (mon-fri 10:00-17:00 UTC): hotfix"),
+        "{}",
+        restarted.note
+    );
+    assert!(reasons(&sim, &db_guarded()).contains(&"RestartRefused".to_string()));
+
+    // Inside the window, anyone allowed may.
+    advance(Duration::from_secs(3600)).await;
+    r.force_unlock(&db_guarded(), &Identity::user("root"), "next test")
+        .await
+        .unwrap();
+    r.restart(&db_guarded(), &alice(), None).await.unwrap();
 }

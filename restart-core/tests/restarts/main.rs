@@ -85,6 +85,7 @@ fn allowlist(extra: Vec<ServiceEntry>) -> Allowlist {
             name: w.name,
             description: None,
             allowed: vec![],
+            windows: vec![],
         })
         .collect();
     entries.extend(extra);

@@ -113,9 +113,10 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::NotAllowlisted | ErrorKind::WorkloadNotFound => StatusCode::NOT_FOUND,
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::Locked | ErrorKind::Paused | ErrorKind::UnsupportedStrategy => {
-            StatusCode::CONFLICT
-        }
+        ErrorKind::Locked
+        | ErrorKind::Paused
+        | ErrorKind::UnsupportedStrategy
+        | ErrorKind::OutsideWindow => StatusCode::CONFLICT,
         ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorKind::ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

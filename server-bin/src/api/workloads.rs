@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use restart_core::{HistoryEntry, LockInfo, RestartPlan, ServiceStatus};
+use restart_core::{HistoryEntry, LockInfo, RestartError, RestartPlan, ServiceStatus};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -194,7 +194,7 @@ pub(crate) async fn history(
     responses(
         (status = 200, description = "Restarted; its status, with the lock. With `dryRun`: what a restart would do (allowed or the refusal it would get, the lock, the pods it would replace, the budgets over them), nothing changed", body = RestartAnswer),
         (status = 404, description = "`not_allowlisted`, or `workload_not_found`: allowlisted but not in the cluster", body = ErrorBody),
-        (status = 409, description = "`locked` (with the lock), `paused` Deployment, or `unsupported_strategy`", body = ErrorBody),
+        (status = 409, description = "`locked` (with the lock), `paused` Deployment, `unsupported_strategy`, or `outside_window` (the message says when the next opens; a caller with the `unlock` right who gives a reason restarts anyway)", body = ErrorBody),
         (status = 500, description = "`cluster_error`: the cluster refused the change", body = ErrorBody),
         BodyRefusals,
         Guarded,
@@ -213,13 +213,24 @@ pub(crate) async fn restart(
     let RestartBody { reason } = body_of(&body, Some(RestartBody::default()))?;
     // A dry run needs the right to restart: it shows what only those who may would see.
     let w = target(&app, &who, &headers, path, |w| Action::Restart(w)).await?;
-    Ok(Json(if dry_run {
-        RestartAnswer::DryRun(Box::new(app.restarter.dry_run(&w, &who).await?))
-    } else {
-        RestartAnswer::Restarted(Box::new(
-            app.restarter.restart(&w, &who, reason.as_deref()).await?,
-        ))
-    }))
+    if dry_run {
+        return Ok(Json(RestartAnswer::DryRun(Box::new(
+            app.restarter.dry_run(&w, &who).await?,
+        ))));
+    }
+    let restarted = match app.restarter.restart(&w, &who, reason.as_deref()).await {
+        // Outside the windows, a caller who may break locks may restart too, saying why.
+        Err(e @ RestartError::OutsideWindow { .. }) => match reason.as_deref() {
+            Some(reason) if app.auth.may(&who, Action::Unlock(&w)).await.is_ok() => {
+                app.restarter
+                    .restart_outside_windows(&w, &who, reason)
+                    .await?
+            }
+            _ => return Err(e.into()),
+        },
+        other => other?,
+    };
+    Ok(Json(RestartAnswer::Restarted(Box::new(restarted))))
 }
 
 /// Breaks the workload's restart lock (admins, or `unlock` rights).

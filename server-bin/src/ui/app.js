@@ -62,6 +62,7 @@ function card(s) {
   li.innerHTML = `
     <div class="head"><h3><span class="name"></span><small class="where"></small></h3><span class="phase"></span></div>
     <p class="desc muted"></p>
+    <p class="windows muted" hidden></p>
     <div class="bar" role="progressbar" aria-label="Pods replaced"><span class="updated"></span><span class="available"></span></div>
     <p class="counts"></p>
     <p class="message"></p>
@@ -86,6 +87,9 @@ function render(s) {
   const desc = $(".desc", li);
   desc.textContent = s.description || "";
   desc.hidden = !s.description;
+  const windows = $(".windows", li);
+  windows.textContent = s.windows && s.windows.length ? `Restarts only ${s.windows.join("; ")}` : "";
+  windows.hidden = !(s.windows && s.windows.length);
   const desired = Math.max(s.desired, 1);
   $(".updated", li).style.width = `${Math.min(100, (100 * s.updated) / desired)}%`;
   $(".available", li).style.width = `${Math.min(100, (100 * Math.min(s.available, s.updated)) / desired)}%`;

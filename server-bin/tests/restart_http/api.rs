@@ -590,3 +590,43 @@ async fn a_dry_run_restarts_nothing() {
         );
     }
 }
+
+/// Outside a workload's restart windows: 409 `outside_window`, unless the caller has the
+/// unlock right (an admin here) and gives a reason.
+#[tokio::test(start_paused = true)]
+async fn outside_its_windows_only_an_unlocker_with_a_reason_restarts() {
+    let office_hours = ServiceEntry {
+        windows: vec![
+            cluster_api::window::Window::parse(&["mon-fri"], "10:00", "17:00", None).unwrap(),
+        ],
+        ..entry(WorkloadKind::Deployment, "shop", "web", &[])
+    };
+    let mut settings = settings(tokens());
+    settings.allowlist = Allowlist::new(vec![office_hours]).unwrap();
+    let s = serve(&cluster(), settings).await;
+    let path = "/api/v1/service/Deployment/shop/web/restart";
+
+    let (status, body) = call(&s, "POST", path, Some(BOB), r#"{"reason":"please"}"#).await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (409, Some("outside_window")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("the next opens at"),
+        "{body}"
+    );
+    // The unlock right without a reason is not enough.
+    let (status, body) = call(&s, "POST", path, Some(ALICE), "").await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (409, Some("outside_window")),
+        "{body}"
+    );
+    let (status, body) = call(&s, "POST", path, Some(ALICE), r#"{"reason":"outage fix"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["lock"]["holder"], "alice");
+}

@@ -47,6 +47,7 @@ fn entry(kind: WorkloadKind, namespace: &str, name: &str, allowed: &[&str]) -> S
         name: name.into(),
         description: Some(format!("the {name}")),
         allowed: allowed.iter().map(|s| s.to_string()).collect(),
+        windows: vec![],
     }
 }
 

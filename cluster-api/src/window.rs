@@ -1,4 +1,5 @@
-//! Reboot windows: days of the week, a start and end time, a time zone.
+//! Weekly time windows (days of the week, a start and end time, a time zone): when reboots
+//! may start, when people may restart workloads.
 
 use std::fmt;
 
@@ -7,12 +8,11 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 use serde::Deserialize;
 
-/// A weekly window in which reboots may start, e.g. Monday to Friday 22:00–04:00
-/// Europe/Berlin. A window whose end is not after its start runs past midnight into the next
-/// day.
+/// A weekly window, e.g. Monday to Friday 22:00–04:00 Europe/Berlin. A window whose end is
+/// not after its start runs past midnight into the next day.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "WindowSpec")]
-pub struct RebootWindow {
+pub struct Window {
     days: [bool; 7],
     start: Time,
     end: Time,
@@ -36,9 +36,12 @@ struct WindowSpec {
     time_zone: Option<String>,
 }
 
-// === impl RebootWindow ===
+// Equal windows are the same days, times and zone: the comparison is total.
+impl Eq for Window {}
 
-impl RebootWindow {
+// === impl Window ===
+
+impl Window {
     /// Builds a window from its parts, as the config file spells them.
     pub fn parse(
         days: &[&str],
@@ -46,7 +49,7 @@ impl RebootWindow {
         end: &str,
         time_zone: Option<&str>,
     ) -> Result<Self, String> {
-        RebootWindow::try_from(WindowSpec {
+        Window::try_from(WindowSpec {
             days: days.iter().map(|d| d.to_string()).collect(),
             start: start.into(),
             end: end.into(),
@@ -54,7 +57,7 @@ impl RebootWindow {
         })
     }
 
-    /// Whether a reboot may start at `at`.
+    /// Whether `at` is inside the window.
     pub fn contains(&self, at: Timestamp) -> bool {
         let local = at.to_zoned(self.tz.clone());
         let time = local.time();
@@ -84,13 +87,13 @@ impl RebootWindow {
     }
 }
 
-impl fmt::Display for RebootWindow {
+impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
 }
 
-impl TryFrom<WindowSpec> for RebootWindow {
+impl TryFrom<WindowSpec> for Window {
     type Error = String;
 
     fn try_from(spec: WindowSpec) -> Result<Self, String> {
@@ -126,7 +129,7 @@ impl TryFrom<WindowSpec> for RebootWindow {
         } else {
             spec.days.join(",")
         };
-        Ok(RebootWindow {
+        Ok(Window {
             days,
             start,
             end,
@@ -164,8 +167,28 @@ fn parse_day(s: &str) -> Result<usize, String> {
 }
 
 /// Whether `at` is inside any of `windows` (an empty list allows any time).
-pub fn in_any_window(windows: &[RebootWindow], at: Timestamp) -> bool {
+pub fn in_any_window(windows: &[Window], at: Timestamp) -> bool {
     windows.is_empty() || windows.iter().any(|w| w.contains(at))
+}
+
+/// When the first of `windows` next opens after `at`, as `; the next opens at <time>` for a
+/// refusal (empty if none opens within a week).
+pub fn next_opening_text(windows: &[Window], at: Timestamp) -> String {
+    windows
+        .iter()
+        .filter_map(|w| w.next_opening(at))
+        .min_by_key(|z| z.timestamp())
+        .map(|z| format!("; the next opens at {}", z.strftime("%Y-%m-%d %H:%M %Z")))
+        .unwrap_or_default()
+}
+
+/// The windows as text, joined by `; `.
+pub fn describe(windows: &[Window]) -> String {
+    windows
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -179,7 +202,7 @@ mod tests {
     #[test]
     fn a_day_window_in_a_time_zone() {
         // Berlin is UTC+1 in January.
-        let w = RebootWindow::parse(&["mon-fri"], "02:00", "05:00", Some("Europe/Berlin")).unwrap();
+        let w = Window::parse(&["mon-fri"], "02:00", "05:00", Some("Europe/Berlin")).unwrap();
         assert!(
             w.contains(at("2026-01-05T01:00:00Z")),
             "Monday 02:00 Berlin"
@@ -198,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_window_across_midnight_belongs_to_the_day_it_starts() {
-        let w = RebootWindow::parse(&["fri"], "22:00", "04:00", None).unwrap();
+        let w = Window::parse(&["fri"], "22:00", "04:00", None).unwrap();
         assert!(w.contains(at("2026-01-09T23:00:00Z")), "Friday 23:00");
         assert!(
             w.contains(at("2026-01-10T03:59:00Z")),
@@ -216,18 +239,18 @@ mod tests {
 
     #[test]
     fn next_opening_skips_to_an_allowed_day() {
-        let w = RebootWindow::parse(&["sat", "sun"], "03:00", "05:00", None).unwrap();
+        let w = Window::parse(&["sat", "sun"], "03:00", "05:00", None).unwrap();
         let next = w.next_opening(at("2026-01-07T12:00:00Z")).unwrap();
         assert_eq!(next.timestamp(), at("2026-01-10T03:00:00Z"));
     }
 
     #[test]
     fn bad_windows_say_what_is_wrong() {
-        let err = RebootWindow::parse(&["someday"], "02:00", "05:00", None).unwrap_err();
+        let err = Window::parse(&["someday"], "02:00", "05:00", None).unwrap_err();
         assert!(err.contains("\"someday\" is not a day"), "{err}");
-        let err = RebootWindow::parse(&[], "2am", "05:00", None).unwrap_err();
+        let err = Window::parse(&[], "2am", "05:00", None).unwrap_err();
         assert!(err.contains("window start \"2am\""), "{err}");
-        let err = RebootWindow::parse(&[], "02:00", "05:00", Some("Mars/Olympus")).unwrap_err();
+        let err = Window::parse(&[], "02:00", "05:00", Some("Mars/Olympus")).unwrap_err();
         assert!(err.contains("Mars/Olympus"), "{err}");
     }
 
