@@ -250,7 +250,7 @@ pub(crate) async fn plan(
         .iter()
         .map(|p| vec![p.pod.clone(), p.reason.describe().to_string()])
         .collect();
-    for (title, headers, rows) in [
+    io.sections([
         ("Evict", &["POD", "GRACE", "NOTE"][..], evict),
         (
             "Wait for completion (a drain rule)",
@@ -270,12 +270,6 @@ pub(crate) async fn plan(
             budgets,
         ),
         ("Stay on the node", &["POD", "WHY"][..], skip),
-    ] {
-        if !rows.is_empty() {
-            io.line("");
-            io.line(&io.bold(title));
-            io.table(headers, &rows);
-        }
-    }
+    ]);
     Ok(exit)
 }

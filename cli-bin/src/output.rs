@@ -7,6 +7,9 @@ use clap::ValueEnum;
 use cluster_api::Timestamp;
 use serde::Serialize;
 
+/// A titled table: its title, its headers, its rows.
+pub type Section<'h> = (&'h str, &'h [&'h str], Vec<Vec<String>>);
+
 /// `-o`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -64,6 +67,18 @@ impl Io<'_> {
             format!("{style}{text}{style:#}")
         } else {
             text.to_string()
+        }
+    }
+
+    /// Prints each titled table that has rows, a blank line before each.
+    pub fn sections<'h>(&mut self, sections: impl IntoIterator<Item = Section<'h>>) {
+        for (title, headers, rows) in sections {
+            if !rows.is_empty() {
+                self.line("");
+                let title = self.bold(title);
+                self.line(&title);
+                self.table(headers, &rows);
+            }
         }
     }
 

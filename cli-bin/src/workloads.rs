@@ -110,20 +110,14 @@ pub(crate) async fn dry_run(
             ]
         })
         .collect();
-    for (title, headers, rows) in [
+    io.sections([
         ("Pods it would replace", &["POD", "NODE", "READY"][..], pods),
         (
             "Disruption budgets over them",
             &["BUDGET", "ALLOWED", "HEALTHY/WANTED"][..],
             budgets,
         ),
-    ] {
-        if !rows.is_empty() {
-            io.line("");
-            io.line(&io.bold(title));
-            io.table(headers, &rows);
-        }
-    }
+    ]);
     io.line("");
     io.line("(dry run: nothing was changed)");
     Ok(exit)
