@@ -9,6 +9,7 @@
 //! | a write never gives a group more holders than its slots ([`Invariant::SlotsExceeded`]) | every group Lease write |
 //! | no eviction is sent for a node unless a slot holder for that node is draining at that moment ([`Invariant::EvictionWithoutHolder`]) | every eviction request, as it arrives |
 //! | a node is approved only when none of the pods its drain must move remains on it ([`Invariant::ApprovedWithPods`]) | every group Lease write that approves a holder |
+//! | a recovering holder's slot goes only once its node is Ready and our cordon is off ([`Invariant::ReleasedUnhealed`]) | every group Lease write that removes a recovering holder |
 //! | an administrator's cordon is never undone ([`Invariant::AdminCordonUndone`]) | every Node write through the API |
 //! | a restart lock is never taken from a holder whose lease has not run out ([`Invariant::RestartLockStolen`]) | every restart lock write |
 //! | a workload is restarted only by the holder of its lock ([`Invariant::RestartWithoutLock`]) | every restart patch, as it arrives |
@@ -51,6 +52,9 @@ pub enum Invariant {
     EvictionWithoutHolder,
     /// A node was approved with pods on it that its drain must move.
     ApprovedWithPods,
+    /// A recovering holder's slot was given back while its node was NotReady or still
+    /// cordoned by restart-manager.
+    ReleasedUnhealed,
     /// A cordon restart-manager did not make was undone by restart-manager.
     AdminCordonUndone,
     /// A restart lock changed hands while its holder's lease still ran.
@@ -270,6 +274,37 @@ impl Invariants {
                     names(after.holders.iter().map(|h| h.node.as_str()))
                 ),
             });
+        }
+        // A recovering holder leaves only healed (a deleted Node needs nothing).
+        for gone in before
+            .iter()
+            .flat_map(|b| b.holders.iter())
+            .filter(|h| h.phase == HolderPhase::Recovering)
+            .filter(|h| after.holder(&h.id).is_none())
+        {
+            let Some(node) = cluster.node(&gone.node) else {
+                continue;
+            };
+            let ours = node
+                .annotations
+                .get(CORDONED_ANNOTATION)
+                .is_some_and(|v| v == "true");
+            if !node.ready || ours {
+                checks.violations.push(Violation {
+                    invariant: Invariant::ReleasedUnhealed,
+                    at: now,
+                    detail: format!(
+                        "{} left group {} recovering while {}",
+                        gone.node,
+                        after.group,
+                        if ours {
+                            "still cordoned by us"
+                        } else {
+                            "NotReady"
+                        }
+                    ),
+                });
+            }
         }
         for holder in &after.holders {
             let was_approved =

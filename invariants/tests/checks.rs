@@ -78,6 +78,42 @@ async fn a_write_that_adds_a_holder_beyond_the_slots_is_flagged() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_recovering_holder_released_before_its_node_healed_is_flagged() {
+    let (sim, checker, _) = cluster();
+    // Healed: Ready, no cordon of ours. Its release is fine.
+    write_group(&sim, vec![holder("n1", HolderPhase::Recovering, &sim)]).await;
+    write_group(&sim, vec![]).await;
+    assert!(found(&checker).is_empty(), "{:?}", checker.violations());
+
+    // NotReady.
+    write_group(&sim, vec![holder("n1", HolderPhase::Recovering, &sim)]).await;
+    sim.set_node_ready("n1", false).unwrap();
+    write_group(&sim, vec![]).await;
+    assert_eq!(found(&checker), [Invariant::ReleasedUnhealed]);
+    assert!(checker.violations()[0].detail.contains("NotReady"));
+
+    // Still cordoned by us; and a holder released while draining is not this check's.
+    let (sim, checker, _) = cluster();
+    sim.edit_node("n2", |n| {
+        n.unschedulable = true;
+        n.annotations
+            .insert(CORDONED_ANNOTATION.into(), "true".into());
+    })
+    .unwrap();
+    write_group(&sim, vec![holder("n2", HolderPhase::Draining, &sim)]).await;
+    write_group(&sim, vec![]).await;
+    assert!(found(&checker).is_empty(), "{:?}", checker.violations());
+    write_group(&sim, vec![holder("n2", HolderPhase::Recovering, &sim)]).await;
+    write_group(&sim, vec![]).await;
+    assert_eq!(found(&checker), [Invariant::ReleasedUnhealed]);
+    assert!(
+        checker.violations()[0]
+            .detail
+            .contains("still cordoned by us")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_eviction_for_a_node_without_a_draining_holder_is_flagged() {
     let (sim, checker, _) = cluster();
     let pods = sim.pods_on("n1");
