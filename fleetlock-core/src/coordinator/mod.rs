@@ -485,18 +485,25 @@ impl Coordinator {
             }
             _ => {}
         }
-        let groups = if inner.leases_health.is_healthy() {
+        // Our cordon or state on the node while the cache shows no slot: the cache may not
+        // have seen a grant yet (made by a replica killed before it answered), so ask the
+        // cluster. A node with nothing of ours on it costs no call.
+        let tidy = matches!(&lookup, Lookup::Found(view) if needs_tidying(view));
+        let mut groups = if inner.leases_health.is_healthy() {
             inner.cached_holdings(&params.id)
         } else {
-            // The cache may lag: ask the cluster which groups the client holds a slot in.
-            inner.fresh_holdings(&params.id).await?
+            Vec::new()
         };
+        if groups.is_empty() && (tidy || !inner.leases_health.is_healthy()) {
+            // The cache may lag: ask the cluster which groups the client holds a slot in.
+            groups = inner.fresh_holdings(&params.id).await?;
+        }
         for group in &groups {
             inner.steady(group, &params.id).await?;
         }
         if groups.is_empty()
             && let Lookup::Found(view) = lookup
-            && needs_tidying(&view)
+            && tidy
         {
             // Nothing held, but our cordon or state is left over (a crash between the
             // release and the uncordon): finish the job.

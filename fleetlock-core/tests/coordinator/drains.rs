@@ -523,3 +523,44 @@ async fn steady_state_is_not_answered_ok_until_the_node_is_uncordoned() {
     c.steady_state(&n1).await.unwrap();
     assert!(!sim.node("n1").unwrap().unschedulable);
 }
+
+/// A steady-state answered by a replica whose lock cache has not yet seen the grant (made by a
+/// replica killed before it could answer): our cordon on the node says a slot may be held, so
+/// the cluster is asked, and the slot is given back. (Found by the process soak: the slot was
+/// left held, the node uncordoned, and the drain resumed later approved a node that was never
+/// going to reboot.)
+#[tokio::test(start_paused = true)]
+async fn a_steady_state_ahead_of_the_lock_cache_still_gives_the_slot_back() {
+    use cluster_api::ClusterApi;
+    use fleetlock_core::group::{GroupState, lease_name};
+
+    let sim = fleet(2);
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+    // The other replica cordoned n1 for its slot; this replica has seen the cordon...
+    sim.edit_node("n1", |n| {
+        n.unschedulable = true;
+        n.annotations
+            .insert(CORDONED_ANNOTATION.into(), "true".into());
+    })
+    .unwrap();
+    settle().await;
+    // ...but not yet the grant, written just now.
+    let mut state = GroupState::empty("default");
+    state.holders.push(fleetlock_core::Holder::granted(
+        n1.id.clone(),
+        "n1",
+        sim.now(),
+        "b",
+    ));
+    assert_eq!(lease_name("default"), "fleetlock-default");
+    sim.create_lease(&state.to_lease(NS, sim.now()))
+        .await
+        .unwrap();
+    c.steady_state(&n1).await.unwrap();
+    assert!(
+        holders(&sim, "default").is_empty(),
+        "the slot is given back"
+    );
+    assert!(!sim.node("n1").unwrap().unschedulable);
+}
