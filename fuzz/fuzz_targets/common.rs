@@ -38,14 +38,8 @@ pub fn harness() -> &'static Harness {
             sim.add_workload(WorkloadSpec::deployment("shop", "web").replicas(2))
                 .expect("a valid workload");
             let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
-            let allowlist = Allowlist::new(vec![ServiceEntry {
-                kind: web.kind,
-                namespace: web.namespace,
-                name: web.name,
-                description: None,
-                allowed: vec![],
-            }])
-            .expect("a valid allowlist");
+            let allowlist =
+                Allowlist::new(vec![ServiceEntry::new(web)]).expect("a valid allowlist");
             let mut fleetlock = FleetLockConfig::default();
             fleetlock.drain.request_wait = Duration::from_millis(1);
             let settings = Settings::new(fleetlock, allowlist);
