@@ -467,20 +467,23 @@ async fn the_servers_own_pod_leaves_last() {
 #[tokio::test(start_paused = true)]
 async fn steady_state_is_not_answered_ok_until_the_node_is_uncordoned() {
     let sim = fleet(2);
+    let throttle_next_node_patch = || {
+        sim.fail_next(
+            Operation::PatchNode,
+            1,
+            Error::TooManyRequests {
+                message: "the server is throttling requests".into(),
+                retry_after: None,
+            },
+        )
+    };
     let (c, _run) = replica(&sim, config(), "a").await;
     let n1 = zincati("n1", "default");
     c.pre_reboot(&n1).await.unwrap();
     assert!(sim.node("n1").unwrap().unschedulable);
     sim.reboot_node("n1").unwrap();
     advance(Duration::from_secs(60)).await;
-    sim.fail_next(
-        Operation::PatchNode,
-        1,
-        Error::TooManyRequests {
-            message: "the server is throttling requests".into(),
-            retry_after: None,
-        },
-    );
+    throttle_next_node_patch();
     let refusal = c.steady_state(&n1).await.unwrap_err();
     assert_eq!(refusal.kind, Kind::ClusterUnavailable, "{refusal}");
     let holders = &c.snapshot().groups[0].holders;
@@ -505,14 +508,7 @@ async fn steady_state_is_not_answered_ok_until_the_node_is_uncordoned() {
     config.groups.get_mut("default").unwrap().recovery.enabled = false;
     let (c, _run) = replica(&sim, config, "b").await;
     c.pre_reboot(&n1).await.unwrap();
-    sim.fail_next(
-        Operation::PatchNode,
-        1,
-        Error::TooManyRequests {
-            message: "the server is throttling requests".into(),
-            retry_after: None,
-        },
-    );
+    throttle_next_node_patch();
     let refusal = c.steady_state(&n1).await.unwrap_err();
     assert_eq!(refusal.kind, Kind::ClusterUnavailable, "{refusal}");
     assert!(

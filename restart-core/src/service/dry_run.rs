@@ -1,7 +1,7 @@
 //! A restart's dry run: the checks a restart makes and what it would touch, with nothing
 //! changed and nothing recorded.
 
-use cluster_api::window::{describe, in_any_window, next_opening_text};
+use cluster_api::window::{Window, describe, in_any_window, next_opening_text};
 use cluster_api::{DisruptionBudget, Error, PodFilter, UpdateStrategy, Workload, WorkloadRef};
 use serde::{Deserialize, Serialize};
 
@@ -86,11 +86,12 @@ impl Inner {
         who: &Identity,
     ) -> Result<RestartPlan, RestartError> {
         let current = self.admissible(workload, who).await?;
+        let windows = &self.allowed(workload)?.windows;
         let lock = self.view(workload).lock;
         let now = self.clock.now();
         let refusal = self
             .refusal_for(workload, &current)
-            .and_then(|()| self.window_refusal(workload))
+            .and_then(|()| self.window_refusal(workload, windows))
             .err()
             .or_else(|| {
                 let held = lock.as_ref()?;
@@ -189,20 +190,21 @@ impl Inner {
         }
         Ok(())
     }
-}
 
-impl Inner {
     /// Refuses a restart outside the workload's restart windows (none: any time).
-    pub(super) fn window_refusal(&self, workload: &WorkloadRef) -> Result<(), RestartError> {
-        let entry = self.allowed(workload)?;
+    pub(super) fn window_refusal(
+        &self,
+        workload: &WorkloadRef,
+        windows: &[Window],
+    ) -> Result<(), RestartError> {
         let now = self.clock.now();
-        if in_any_window(&entry.windows, now) {
+        if in_any_window(windows, now) {
             return Ok(());
         }
         Err(RestartError::OutsideWindow {
             workload: workload.clone(),
-            windows: describe(&entry.windows),
-            next: next_opening_text(&entry.windows, now),
+            windows: describe(windows),
+            next: next_opening_text(windows, now),
         })
     }
 }

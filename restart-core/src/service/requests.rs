@@ -64,7 +64,7 @@ impl Inner {
             }
             return Err(e);
         }
-        if let Err(e) = self.window_refusal(workload) {
+        if let Err(e) = self.window_refusal(workload, &entry.windows) {
             if !outside_windows {
                 self.refused(
                     workload,
