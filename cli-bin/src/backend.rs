@@ -196,7 +196,8 @@ pub trait Backend: Send + Sync {
         reason: Option<&str>,
     ) -> Result<ServiceStatus, CliError>;
     /// What a restart would do, changing nothing.
-    async fn dry_run(&self, w: &WorkloadRef) -> Result<RestartPlan, CliError>;
+    async fn dry_run(&self, w: &WorkloadRef, reason: Option<&str>)
+    -> Result<RestartPlan, CliError>;
     /// Breaks a lock.
     async fn unlock(&self, w: &WorkloadRef, reason: &str) -> Result<Option<LockInfo>, CliError>;
     /// Recent history.

@@ -93,9 +93,13 @@ impl Backend for Direct {
         Ok(self.restarter.restart(w, &self.identity, reason).await?)
     }
 
-    async fn dry_run(&self, w: &WorkloadRef) -> Result<RestartPlan, CliError> {
+    async fn dry_run(
+        &self,
+        w: &WorkloadRef,
+        reason: Option<&str>,
+    ) -> Result<RestartPlan, CliError> {
         self.ready().await;
-        Ok(self.restarter.dry_run(w, &self.identity).await?)
+        Ok(self.restarter.dry_run(w, &self.identity, reason).await?)
     }
 
     async fn unlock(&self, w: &WorkloadRef, reason: &str) -> Result<Option<LockInfo>, CliError> {

@@ -426,8 +426,9 @@ async fn execute(
         Command::Restart {
             workload: w,
             dry_run: true,
+            reason,
             ..
-        } => workloads::dry_run(backend, io, &workload(w)?).await,
+        } => workloads::dry_run(backend, io, &workload(w)?, reason.as_deref()).await,
         Command::Restart {
             workload: w,
             reason,

@@ -165,12 +165,16 @@ impl Backend for Remote {
         .await
     }
 
-    async fn dry_run(&self, w: &WorkloadRef) -> Result<RestartPlan, CliError> {
+    async fn dry_run(
+        &self,
+        w: &WorkloadRef,
+        reason: Option<&str>,
+    ) -> Result<RestartPlan, CliError> {
         self.send_query(
             reqwest::Method::POST,
             &Self::path(w, Some("restart")),
             &[("dryRun", "true")],
-            None,
+            Some(json!({ "reason": reason })),
         )
         .await
     }

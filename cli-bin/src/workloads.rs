@@ -52,8 +52,9 @@ pub(crate) async fn dry_run(
     backend: &dyn Backend,
     io: &mut Io<'_>,
     w: &WorkloadRef,
+    reason: Option<&str>,
 ) -> Result<Exit, CliError> {
-    let plan = backend.dry_run(w).await?;
+    let plan = backend.dry_run(w, reason).await?;
     let exit = match &plan.refusal {
         None => Exit::Ok,
         Some(r) => match ErrorKind::parse(&r.kind) {

@@ -6,6 +6,7 @@ use cluster_api::{DisruptionBudget, Error, PodFilter, UpdateStrategy, Workload, 
 use serde::{Deserialize, Serialize};
 
 use super::Inner;
+use super::requests::clean_reason;
 use crate::allowlist::Identity;
 use crate::error::RestartError;
 use crate::lock::LockInfo;
@@ -84,9 +85,11 @@ impl Inner {
         &self,
         workload: &WorkloadRef,
         who: &Identity,
+        reason: Option<&str>,
     ) -> Result<RestartPlan, RestartError> {
-        let current = self.admissible(workload, who).await?;
         let windows = &self.allowed(workload)?.windows;
+        clean_reason(reason)?;
+        let current = self.admissible(workload, who).await?;
         let lock = self.view(workload).lock;
         let now = self.clock.now();
         let refusal = self

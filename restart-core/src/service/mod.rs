@@ -315,13 +315,15 @@ impl Restarter {
     }
 
     /// What a restart by `who` would do now, changing nothing: the same checks in the same
-    /// order, the lock, the pods it would replace and the budgets over them.
+    /// order (the reason's included), the lock, the pods it would replace and the budgets
+    /// over them.
     pub async fn dry_run(
         &self,
         workload: &WorkloadRef,
         who: &Identity,
+        reason: Option<&str>,
     ) -> Result<RestartPlan, RestartError> {
-        self.inner.dry_run(workload, who).await
+        self.inner.dry_run(workload, who, reason).await
     }
 
     /// Breaks a workload's lock, whoever holds it. Returns the lock that was broken, if any.

@@ -355,7 +355,7 @@ impl Inner {
     }
 }
 
-fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RestartError> {
+pub(super) fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RestartError> {
     let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
     };

@@ -402,7 +402,7 @@ async fn a_dry_run_says_what_a_restart_would_do_and_changes_nothing() {
     .await;
 
     let writes = sim.calls().writes();
-    let plan = r.dry_run(&web(), &alice()).await.unwrap();
+    let plan = r.dry_run(&web(), &alice(), None).await.unwrap();
     assert!(plan.dry_run && plan.allowed, "{plan:?}");
     assert_eq!(plan.refusal, None);
     assert_eq!(plan.workload, "Deployment/shop/web");
@@ -423,7 +423,10 @@ async fn a_dry_run_says_what_a_restart_would_do_and_changes_nothing() {
     // Held by someone else: refused as a restart would be, naming the holder.
     sim.stall_rollouts(&web(), true).unwrap();
     r.restart(&web(), &alice(), Some("certs")).await.unwrap();
-    let plan = r.dry_run(&web(), &Identity::user("bob")).await.unwrap();
+    let plan = r
+        .dry_run(&web(), &Identity::user("bob"), None)
+        .await
+        .unwrap();
     assert!(!plan.allowed);
     let refusal = plan.refusal.unwrap();
     assert_eq!(refusal.kind, "locked");
@@ -432,20 +435,29 @@ async fn a_dry_run_says_what_a_restart_would_do_and_changes_nothing() {
 
     // A paused Deployment, as `kubectl rollout restart` refuses it.
     sim.set_paused(&db_guarded(), true).unwrap();
-    let plan = r.dry_run(&db_guarded(), &alice()).await.unwrap();
+    let plan = r.dry_run(&db_guarded(), &alice(), None).await.unwrap();
     assert_eq!(plan.refusal.unwrap().kind, "paused");
 
     // What a restart would answer before looking further is the dry run's answer too.
     let err = r
-        .dry_run(&db_guarded(), &Identity::user("bob"))
+        .dry_run(&db_guarded(), &Identity::user("bob"), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden);
     let ghost = WorkloadRef::new(WorkloadKind::Deployment, "shop", "ghost");
     assert_eq!(
-        r.dry_run(&ghost, &alice()).await.unwrap_err().kind(),
+        r.dry_run(&ghost, &alice(), None).await.unwrap_err().kind(),
         ErrorKind::NotAllowlisted
     );
+    // A reason the restart would refuse makes the dry run fail the same way, before anything
+    // else is looked at.
+    let err = r
+        .dry_run(&web(), &alice(), Some("line one\u{0084}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    assert!(err.to_string().contains("U+0084"), "{err}");
+    assert!(r.dry_run(&web(), &alice(), Some("certs")).await.is_ok());
 }
 
 fn db_guarded() -> WorkloadRef {
@@ -482,10 +494,13 @@ async fn restarts_outside_their_windows_need_an_override_and_a_reason() {
             && message.contains("the next opens at 2026-01-05 10:00 UTC"),
         "{message}"
     );
-    let plan = r.dry_run(&db_guarded(), &alice()).await.unwrap();
+    let plan = r.dry_run(&db_guarded(), &alice(), None).await.unwrap();
     assert_eq!(plan.refusal.unwrap().kind, "outside_window");
     // Workloads without windows are not affected.
-    assert_eq!(r.dry_run(&web(), &alice()).await.unwrap().refusal, None);
+    assert_eq!(
+        r.dry_run(&web(), &alice(), None).await.unwrap().refusal,
+        None
+    );
 
     let err = r
         .restart_outside_windows(&db_guarded(), &alice(), "  ")

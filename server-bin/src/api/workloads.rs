@@ -215,7 +215,7 @@ pub(crate) async fn restart(
     let w = target(&app, &who, &headers, path, |w| Action::Restart(w)).await?;
     if dry_run {
         return Ok(Json(RestartAnswer::DryRun(Box::new(
-            app.restarter.dry_run(&w, &who).await?,
+            app.restarter.dry_run(&w, &who, reason.as_deref()).await?,
         ))));
     }
     let restarted = match app.restarter.restart(&w, &who, reason.as_deref()).await {

@@ -571,6 +571,17 @@ async fn a_dry_run_restarts_nothing() {
     assert_eq!(status, 200);
     assert_eq!(plan["allowed"], false);
     assert_eq!(plan["refusal"]["kind"], "paused");
+    // A reason the restart would refuse is refused by its dry run too.
+    let (status, body) = call(
+        &s,
+        "POST",
+        &format!("{path}?dryRun=true"),
+        Some(BOB),
+        r#"{"reason":"\u0084"}"#,
+    )
+    .await;
+    assert_eq!((status, body["kind"].as_str()), (400, Some("invalid_request")));
+    assert!(body["message"].as_str().unwrap().contains("U+0084"), "{body}");
 
     // dryRun=false is a restart.
     let (status, started) = call(&s, "POST", &format!("{path}?dryRun=false"), Some(BOB), "").await;
