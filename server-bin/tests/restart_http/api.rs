@@ -580,8 +580,14 @@ async fn a_dry_run_restarts_nothing() {
         r#"{"reason":"\u0084"}"#,
     )
     .await;
-    assert_eq!((status, body["kind"].as_str()), (400, Some("invalid_request")));
-    assert!(body["message"].as_str().unwrap().contains("U+0084"), "{body}");
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("U+0084"),
+        "{body}"
+    );
 
     // dryRun=false is a restart.
     let (status, started) = call(&s, "POST", &format!("{path}?dryRun=false"), Some(BOB), "").await;
