@@ -114,6 +114,18 @@ impl CliError {
                     "wait for its next window; someone with the unlock right can restart it now with --reason",
                 ),
             ),
+            ErrorKind::UnknownSet => (
+                Exit::NotFound,
+                Some(
+                    "`restartctl sets` lists the restart sets; add one under restartSets: in the configuration",
+                ),
+            ),
+            ErrorKind::SetRunning => (
+                Exit::Refused,
+                Some(
+                    "follow it with `restartctl sets`, or stop it with `restartctl cancel set NAME`",
+                ),
+            ),
             ErrorKind::Forbidden => (Exit::Denied, Some(ASK_ADMIN)),
             ErrorKind::InvalidRequest => (Exit::Usage, None),
             ErrorKind::ClusterUnavailable => (Exit::Failure, Some(TRY_AGAIN)),

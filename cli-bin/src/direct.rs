@@ -36,8 +36,11 @@ impl Direct {
         identity: Identity,
         track: bool,
     ) -> Result<Self, CliError> {
-        let allowlist = Allowlist::new(config.services)
+        let allowlist = Allowlist::new(config.services.clone())
             .map_err(|e| CliError::new(Exit::Usage, format!("the allowlist: {e}")))?;
+        let sets = config
+            .sets(&allowlist)
+            .map_err(|e| CliError::new(Exit::Usage, format!("the restart sets: {e}")))?;
         let namespace = config.fleetlock.namespace.clone();
         let (leader, never) = watch::channel(false);
         let (_, always) = watch::channel(true);
@@ -48,6 +51,7 @@ impl Direct {
                 ..RestartConfig::default()
             })
             .instance("restartctl")
+            .sets(sets)
             .leadership(if track { always } else { never.clone() })
             .build();
         let coordinator = Coordinator::builder(api, config.fleetlock)

@@ -7,6 +7,10 @@
 //!   - kind: Deployment
 //!     name: web
 //!     namespace: shop
+//! # Allowlisted workloads restarted in order.
+//! restartSets:
+//!   - name: shop
+//!     members: [Deployment/shop/web]
 //! # Node reboots.
 //! fleetlock:
 //!   groups:
@@ -23,7 +27,8 @@ mod notifications;
 use std::path::{Path, PathBuf};
 
 use fleetlock_core::{FleetLockConfig, InvalidConfig};
-use restart_core::{Allowlist, AllowlistError, ServiceEntry};
+use restart_core::sets::{InvalidSet, SetEntry, check_sets};
+use restart_core::{Allowlist, AllowlistError, RestartSet, ServiceEntry};
 use serde::Deserialize;
 
 pub use notifications::{EVENTS, NotificationsConfig, SinkConfig, SinkFormat, wants};
@@ -38,6 +43,9 @@ pub struct FileConfig {
     /// The restart allowlist, in the k8s-restart-app format.
     #[serde(default)]
     pub services: Vec<ServiceEntry>,
+    /// Named, ordered lists of allowlisted workloads restarted together.
+    #[serde(default, rename = "restartSets")]
+    pub restart_sets: Vec<SetEntry>,
     /// Node reboots; `fleetlock.namespace` is also where the restart locks live.
     #[serde(default)]
     pub fleetlock: FleetLockConfig,
@@ -82,6 +90,14 @@ pub enum ConfigError {
         /// Which entry and why.
         source: AllowlistError,
     },
+    /// A restart set does not make sense.
+    #[error("{origin}: {source}")]
+    Sets {
+        /// The file, or what the text came from.
+        origin: String,
+        /// Which set and why.
+        source: InvalidSet,
+    },
     /// The file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
@@ -119,12 +135,18 @@ impl FileConfig {
                 message,
             });
         }
-        config
+        let allowlist = config
             .allowlist()
             .map_err(|source| ConfigError::Allowlist {
                 origin: origin.to_string(),
                 source,
             })?;
+        check_sets(config.restart_sets.clone(), &allowlist).map_err(|source| {
+            ConfigError::Sets {
+                origin: origin.to_string(),
+                source,
+            }
+        })?;
         Ok(config)
     }
 
@@ -147,6 +169,11 @@ impl FileConfig {
     /// The restart allowlist.
     pub fn allowlist(&self) -> Result<Allowlist, AllowlistError> {
         Allowlist::new(self.services.clone())
+    }
+
+    /// The restart sets, checked against the allowlist.
+    pub fn sets(&self, allowlist: &Allowlist) -> Result<Vec<RestartSet>, InvalidSet> {
+        check_sets(self.restart_sets.clone(), allowlist)
     }
 
     /// The namespace of the locks, settled by one rule everywhere: `explicit` (a command-line
@@ -182,6 +209,38 @@ mod tests {
         assert_eq!(config.services.len(), 1);
         assert_eq!(config.allowlist().unwrap().len(), 1);
         assert_eq!(config.fleetlock, FleetLockConfig::default());
+    }
+
+    #[test]
+    fn restart_sets_load_and_a_bad_one_names_itself() {
+        let services = "services:\n  - {kind: Deployment, name: api, namespace: shop}\n  - {kind: Deployment, name: web, namespace: shop}\n";
+        let config = FileConfig::parse(
+            &format!("{services}restartSets:\n  - name: shop\n    members: [deploy/shop/api, Deployment/shop/web]\n    concurrency: 2\n    onFailure: continue\n"),
+            "c.yaml",
+        )
+        .unwrap();
+        let sets = config.sets(&config.allowlist().unwrap()).unwrap();
+        assert_eq!(sets[0].members.len(), 2);
+        assert_eq!(sets[0].concurrency, 2);
+        assert_eq!(sets[0].on_failure, restart_core::sets::OnFailure::Continue);
+
+        let err = FileConfig::parse(
+            &format!("{services}restartSets:\n  - name: shop\n    members: [Deployment/shop/db]\n"),
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Sets { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "c.yaml: restartSets[0]: the set shop: member Deployment/shop/db is not in services (only allowlisted workloads may be in a set)"
+        );
+        let err = FileConfig::parse(
+            &format!("{services}restartSets:\n  - name: shop\n    members: [Deployment/shop/web]\n    onFailure: retry\n"),
+            "c.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("retry") && err.contains("line 7"), "{err}");
     }
 
     #[test]

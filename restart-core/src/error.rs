@@ -52,6 +52,19 @@ pub enum RestartError {
         /// `; the next opens at ...`, or empty.
         next: String,
     },
+    /// No restart set has this name.
+    #[error("there is no restart set named {0:?}")]
+    UnknownSet(String),
+    /// The set runs already.
+    #[error("restart set {set} is running already, started by {by} at {}", seconds(.since))]
+    SetRunning {
+        /// The set.
+        set: String,
+        /// Who started the run.
+        by: String,
+        /// When.
+        since: cluster_api::Timestamp,
+    },
     /// The request itself is wrong.
     #[error("{0}")]
     Invalid(String),
@@ -68,6 +81,8 @@ impl RestartError {
             RestartError::Forbidden { .. } => ErrorKind::Forbidden,
             RestartError::NotFound(_) => ErrorKind::WorkloadNotFound,
             RestartError::Locked { .. } => ErrorKind::Locked,
+            RestartError::SetRunning { .. } => ErrorKind::SetRunning,
+            RestartError::UnknownSet(_) => ErrorKind::UnknownSet,
             RestartError::Paused(_) => ErrorKind::Paused,
             RestartError::OnDelete(_) => ErrorKind::UnsupportedStrategy,
             RestartError::OutsideWindow { .. } => ErrorKind::OutsideWindow,
@@ -97,6 +112,10 @@ pub enum ErrorKind {
     UnsupportedStrategy,
     /// `outside_window`: outside the workload's restart windows.
     OutsideWindow,
+    /// `unknown_set`: no restart set has this name.
+    UnknownSet,
+    /// `set_running`: a run of the restart set goes on already.
+    SetRunning,
     /// `invalid_request`: the request itself is wrong.
     InvalidRequest,
     /// `cluster_unavailable`: the cluster could not answer; try again.
@@ -107,7 +126,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::NotAllowlisted,
         ErrorKind::Forbidden,
         ErrorKind::WorkloadNotFound,
@@ -115,6 +134,8 @@ impl ErrorKind {
         ErrorKind::Paused,
         ErrorKind::UnsupportedStrategy,
         ErrorKind::OutsideWindow,
+        ErrorKind::UnknownSet,
+        ErrorKind::SetRunning,
         ErrorKind::InvalidRequest,
         ErrorKind::ClusterUnavailable,
         ErrorKind::ClusterError,
@@ -130,6 +151,8 @@ impl ErrorKind {
             ErrorKind::Paused => "paused",
             ErrorKind::UnsupportedStrategy => "unsupported_strategy",
             ErrorKind::OutsideWindow => "outside_window",
+            ErrorKind::UnknownSet => "unknown_set",
+            ErrorKind::SetRunning => "set_running",
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::ClusterUnavailable => "cluster_unavailable",
             ErrorKind::ClusterError => "cluster_error",

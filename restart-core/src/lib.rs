@@ -51,6 +51,7 @@
 //! | [`allowlist`] | the allowlist file format and identities |
 //! | [`rollout`] | `kubectl rollout status` as a plain function |
 //! | [`lock`] | the per-workload restart Lease |
+//! | [`sets`] | restart sets: their configuration, runs and the rules that move a run on |
 //! | [`status`] | what is shown about a workload; its phase and how a restart ended, as plain functions |
 //! | [`Restarter`] | the service: restart, unlock, history, status stream |
 
@@ -61,6 +62,7 @@ pub mod notices;
 mod refresh;
 pub mod rollout;
 mod service;
+pub mod sets;
 pub mod status;
 
 pub use allowlist::{Allowed, Allowlist, AllowlistError, Identity, ServiceEntry};
@@ -73,4 +75,5 @@ pub use service::{
     PlanRefusal, PodToReplace, RESTARTED_AT, RestartConfig, RestartObserver, RestartPlan,
     Restarter, RestarterBuilder,
 };
+pub use sets::{RestartSet, SetStatus};
 pub use status::{HistoryEntry, Phase, ServiceStatus};

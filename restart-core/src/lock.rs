@@ -195,6 +195,9 @@ pub enum Take {
     /// The write failed in a way that may have taken effect (its answer was lost), and the
     /// lock could not be read back to tell. The caller should give it back by its restart id.
     Unsure(Error),
+    /// The lock already carries this request's restart id (held or released): that restart
+    /// happened, and is not done twice. The Lease as read.
+    Done(Box<Lease>),
 }
 
 /// A request to take a workload's lock.
@@ -227,6 +230,15 @@ pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, E
             Err(Error::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
+        if let Some(lease) = &current
+            && lease
+                .annotations
+                .get(RESTART_ID_ANNOTATION)
+                .map(String::as_str)
+                == Some(req.restart_id)
+        {
+            return Ok(Take::Done(Box::new(lease.clone())));
+        }
         let took_over = match (current.as_ref().and_then(lock_of), &current) {
             (Some(held), Some(lease)) if lease.is_held_at(req.now) => {
                 return Ok(Take::Held(held, Box::new(lease.clone())));

@@ -86,6 +86,8 @@ pub struct Settings {
     pub fleetlock: FleetLockConfig,
     /// The restart allowlist.
     pub allowlist: Allowlist,
+    /// The restart sets (checked against the allowlist).
+    pub sets: Vec<restart_core::RestartSet>,
     /// Restart locks and tracking.
     pub restart: RestartConfig,
     /// Authentication.
@@ -144,6 +146,7 @@ impl Settings {
             },
             fleetlock,
             allowlist,
+            sets: Vec::new(),
             auth: auth::Auth::none(),
             instance: "restart-manager".into(),
             fleetlock_prefix: "/".into(),
@@ -227,6 +230,7 @@ pub fn build(
         .clock(clock)
         .config(settings.restart)
         .instance(&settings.instance)
+        .sets(settings.sets)
         .observer(hooks);
     if let Some(source) = alerts {
         fleetlock = fleetlock.alerts(Arc::new(source));
@@ -258,6 +262,7 @@ pub fn build(
             (w.kind.to_string(), w.namespace.clone(), w.name.clone())
         }),
         group: some_group,
+        set: state.restarter.sets().first().map(|s| s.name.clone()),
     };
     let mut both_doc = public_doc.clone();
     both_doc.merge(fleetlock_doc.clone());

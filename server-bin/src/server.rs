@@ -76,6 +76,7 @@ pub async fn run_with(
     let namespace = config.fleetlock.namespace.clone();
     // Built once: the start-up permission check and the restart service both follow it.
     let allowlist = config.allowlist()?;
+    let sets = config.sets(&allowlist)?;
     let (api, clock, sim, kube): (Arc<dyn ClusterApi>, Arc<dyn Clock>, _, _) = if args.simulate {
         let sim = simulate::cluster(&args.simulation)?;
         tracing::info!(
@@ -125,6 +126,7 @@ pub async fn run_with(
             ..RestartConfig::default()
         },
         allowlist,
+        sets,
         fleetlock: config.fleetlock.clone(),
         auth,
         instance: instance.clone(),

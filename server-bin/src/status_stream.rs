@@ -1,5 +1,5 @@
 //! The live status stream (`GET /api/v1/service/status`, a websocket): a snapshot of the
-//! workloads the client may see, then every change, with keep-alive pings. Clients are
+//! workloads and restart sets the client may see, then every change, with keep-alive pings. Clients are
 //! checked again while connected, may send only small frames, and are dropped when they stop
 //! reading rather than queued for.
 
@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use cluster_api::WorkloadRef;
-use restart_core::ServiceStatus;
+use restart_core::{ServiceStatus, SetStatus};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -148,6 +148,11 @@ impl StreamCaller {
     fn sees(&self, s: &ServiceStatus) -> bool {
         self.visible.sees(s)
     }
+
+    /// A set is streamed to a client that watches everything and may see all its members.
+    fn sees_set(&self, s: &SetStatus) -> bool {
+        self.only.is_none() && self.visible.sees_all(&s.set.members)
+    }
 }
 
 /// Counts a connected watcher for every workload it watches, for as long as it is connected.
@@ -191,10 +196,17 @@ async fn stream(app: AppState, mut socket: WebSocket, mut caller: StreamCaller) 
             .into_iter()
             .filter(|s| caller.sees(s))
             .collect();
-        json!({"type": "snapshot", "services": services}).to_string()
+        let sets: Vec<SetStatus> = app
+            .restarter
+            .set_statuses()
+            .into_iter()
+            .filter(|s| caller.sees_set(s))
+            .collect();
+        json!({"type": "snapshot", "services": services, "sets": sets}).to_string()
     };
     // Subscribe before the snapshot, so no change falls between them.
     let mut updates = app.restarter.subscribe();
+    let mut set_updates = app.restarter.subscribe_sets();
     if !send(&mut socket, snapshot(&app, &caller)).await {
         return;
     }
@@ -209,6 +221,17 @@ async fn stream(app: AppState, mut socket: WebSocket, mut caller: StreamCaller) 
                     Ok(s) if caller.sees(&s) => json!({"type": "update", "service": s}).to_string(),
                     Ok(_) => continue,
                     // This client fell behind: it gets the whole picture again, nobody waits.
+                    Err(RecvError::Lagged(_)) => snapshot(&app, &caller),
+                    Err(RecvError::Closed) => break,
+                };
+                if !send(&mut socket, text).await {
+                    break;
+                }
+            }
+            update = set_updates.recv() => {
+                let text = match update {
+                    Ok(s) if caller.sees_set(&s) => json!({"type": "set", "set": s}).to_string(),
+                    Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => snapshot(&app, &caller),
                     Err(RecvError::Closed) => break,
                 };

@@ -31,9 +31,21 @@ fn settings(auth: Auth, prefix: &str) -> Settings {
         windows: vec![],
     }])
     .unwrap();
+    let sets = restart_core::sets::check_sets(
+        vec![restart_core::sets::SetEntry {
+            name: "shop".into(),
+            description: None,
+            members: vec!["Deployment/shop/web".into()],
+            concurrency: 1,
+            on_failure: restart_core::sets::OnFailure::Stop,
+        }],
+        &allowlist,
+    )
+    .unwrap();
     let mut s = Settings::new(FleetLockConfig::default(), allowlist);
     s.auth = auth;
     s.fleetlock_prefix = prefix.into();
+    s.sets = sets;
     s
 }
 
@@ -136,6 +148,10 @@ async fn each_listener_documents_exactly_what_it_serves() {
         "/api/v1/service/{kind}/{namespace}/{name}/restart",
         "/api/v1/service/{kind}/{namespace}/{name}/unlock",
         "/api/v1/session",
+        "/api/v1/sets",
+        "/api/v1/sets/{set}",
+        "/api/v1/sets/{set}/cancel",
+        "/api/v1/sets/{set}/restart",
         "/api/v1/whoami",
         "/fleetlock/v1/pre-reboot",
         "/fleetlock/v1/steady-state",
@@ -205,6 +221,10 @@ async fn examples_name_a_workload_and_a_group_that_exist() {
     );
     assert!(
         get.contains(&"POST /api/v1/fleet/groups/default/pause".to_string()),
+        "{get:?}"
+    );
+    assert!(
+        get.contains(&"GET /api/v1/sets/shop".to_string()),
         "{get:?}"
     );
     // The example is something the server answers 200 for.
@@ -301,7 +321,10 @@ async fn browser_posts_must_be_json_and_missing_methods_are_405() {
             "POST {path} answers 415 but does not document it"
         );
     }
-    assert_eq!(posts, 5, "restart, unlock, pause, resume, sign-in");
+    assert_eq!(
+        posts, 7,
+        "restart, unlock, pause, resume, sign-in, set restart and cancel"
+    );
 
     for (method, path) in [
         ("POST", "/api/v1/whoami"),

@@ -85,6 +85,7 @@ impl WatchCache<Lease> for Inner {
         for r in self.leases.reset(all).iter().chain(&listed) {
             self.judge_again(r);
         }
+        self.sets_wake.notify_one();
     }
 
     fn apply(&self, lease: Lease) {
@@ -137,6 +138,10 @@ impl Inner {
     pub(super) fn store_lease(&self, r: &WorkloadRef, lease: Lease) {
         if self.leases.insert(r.clone(), lease) {
             self.judge_again(r);
+            // A set's member may have started, waited or ended.
+            if !self.sets.is_empty() {
+                self.sets_wake.notify_one();
+            }
         }
     }
 
@@ -146,6 +151,7 @@ impl Inner {
             .iter()
             .map(|p| &p.health)
             .chain([&self.locks_health])
+            .chain(self.runs_health())
     }
 
     fn all_healthy(&self) -> bool {

@@ -171,6 +171,11 @@ impl Inner {
                 workload: workload.clone(),
             });
         }
+        self.existing(workload).await
+    }
+
+    /// The workload as the cluster has it now.
+    pub(super) async fn existing(&self, workload: &WorkloadRef) -> Result<Workload, RestartError> {
         match self.api.get_workload(workload).await {
             Ok(w) => Ok(w),
             Err(Error::NotFound { .. }) => Err(RestartError::NotFound(workload.clone())),

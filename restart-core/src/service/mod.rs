@@ -19,14 +19,17 @@ use crate::allowlist::{Allowlist, Identity};
 use crate::error::RestartError;
 use crate::lock::{self, LockInfo, Outcome};
 use crate::refresh::Refresh;
+use crate::sets::{RestartSet, SetStatus};
 use crate::status::{HistoryEntry, Phase, ServiceStatus};
 
 mod caches;
 mod dry_run;
 mod requests;
+mod sets;
 
 use caches::Place;
 pub use dry_run::{GoverningBudget, PlanRefusal, PodToReplace, RestartPlan};
+use requests::Ask;
 pub(crate) use requests::seconds;
 
 /// The pod-template annotation `kubectl rollout restart` sets.
@@ -102,6 +105,7 @@ pub struct RestarterBuilder {
     observer: Arc<dyn RestartObserver>,
     leadership: Option<watch::Receiver<bool>>,
     cache_grace: Duration,
+    sets: Vec<RestartSet>,
 }
 
 struct Inner {
@@ -128,6 +132,14 @@ struct Inner {
     cache_grace: Duration,
     sequence: AtomicU64,
     leadership: Option<watch::Receiver<bool>>,
+    /// The restart sets, and their runs' Leases by set name.
+    sets: Vec<RestartSet>,
+    runs: Store<String, Lease>,
+    runs_health: CacheHealth,
+    set_views: RwLock<HashMap<String, SetStatus>>,
+    set_updates: broadcast::Sender<SetStatus>,
+    /// Wakes the set driver: a run or a member's lock changed.
+    sets_wake: tokio::sync::Notify,
 }
 
 // === impl RestarterBuilder ===
@@ -172,6 +184,12 @@ impl RestarterBuilder {
         self
     }
 
+    /// The restart sets (checked against the allowlist by [`crate::sets::check_sets`]).
+    pub fn sets(mut self, sets: Vec<RestartSet>) -> Self {
+        self.sets = sets;
+        self
+    }
+
     /// The service.
     pub fn build(self) -> Restarter {
         let by_lease = self
@@ -199,6 +217,12 @@ impl RestarterBuilder {
                 cache_grace: self.cache_grace,
                 sequence: AtomicU64::new(0),
                 leadership: self.leadership,
+                sets: self.sets,
+                runs: Store::new(),
+                runs_health: CacheHealth::new("restart set"),
+                set_views: RwLock::default(),
+                set_updates: broadcast::channel(256).0,
+                sets_wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -218,6 +242,7 @@ impl Restarter {
             observer: Arc::new(NoopRestartObserver),
             leadership: None,
             cache_grace: DEFAULT_CACHE_GRACE,
+            sets: Vec::new(),
         }
     }
 
@@ -245,8 +270,10 @@ impl Restarter {
         tokio::join!(
             kinds,
             inner.watch_locks(),
+            inner.watch_runs(),
             inner.track_forever(),
-            inner.resync_forever()
+            inner.resync_forever(),
+            inner.drive_sets_forever()
         );
     }
 
@@ -299,7 +326,9 @@ impl Restarter {
         who: &Identity,
         reason: Option<&str>,
     ) -> Result<ServiceStatus, RestartError> {
-        self.inner.restart(workload, who, reason, false).await
+        self.inner
+            .restart(workload, who, reason, Ask::default())
+            .await
     }
 
     /// [`restart`](Self::restart), also outside the workload's restart windows: for a caller
@@ -311,7 +340,17 @@ impl Restarter {
         who: &Identity,
         reason: &str,
     ) -> Result<ServiceStatus, RestartError> {
-        self.inner.restart(workload, who, Some(reason), true).await
+        self.inner
+            .restart(
+                workload,
+                who,
+                Some(reason),
+                Ask {
+                    outside_windows: true,
+                    member_of: None,
+                },
+            )
+            .await
     }
 
     /// What a restart by `who` would do now, changing nothing: the same checks in the same
@@ -385,6 +424,87 @@ impl Restarter {
             match updates.recv().await {
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return status,
+            }
+        }
+    }
+
+    /// The restart sets, in configuration order.
+    pub fn sets(&self) -> &[RestartSet] {
+        &self.inner.sets
+    }
+
+    /// Every set's status, in configuration order.
+    pub fn set_statuses(&self) -> Vec<SetStatus> {
+        self.inner
+            .sets
+            .iter()
+            .map(|s| self.inner.set_view(s))
+            .collect()
+    }
+
+    /// One set's status.
+    pub fn set_status(&self, name: &str) -> Result<SetStatus, RestartError> {
+        Ok(self.inner.set_view(self.inner.set(name)?))
+    }
+
+    /// Every set status change from now on (as [`subscribe`](Self::subscribe) for
+    /// workloads).
+    pub fn subscribe_sets(&self) -> broadcast::Receiver<SetStatus> {
+        self.inner.set_updates.subscribe()
+    }
+
+    /// Starts a run of a restart set for `who`, who must be allowed to restart every member,
+    /// inside every member's windows. The run is driven by the replica that judges rollouts
+    /// (the leader) and survives any replica's end: it lives in the set's Lease. Refused with
+    /// [`RestartError::SetRunning`] while a run goes on.
+    pub async fn start_set(
+        &self,
+        name: &str,
+        who: &Identity,
+        reason: Option<&str>,
+    ) -> Result<SetStatus, RestartError> {
+        self.inner.start_set(name, who, reason, false).await
+    }
+
+    /// [`start_set`](Self::start_set) outside the members' windows too, for a caller the
+    /// embedder has found may override them; the reason is required.
+    pub async fn start_set_outside_windows(
+        &self,
+        name: &str,
+        who: &Identity,
+        reason: &str,
+    ) -> Result<SetStatus, RestartError> {
+        self.inner.start_set(name, who, Some(reason), true).await
+    }
+
+    /// Cancels a set's run: no further member starts, those restarting finish, the rest are
+    /// skipped. Returns the set's status, or `None` if no run was going on.
+    pub async fn cancel_set(
+        &self,
+        name: &str,
+        who: &Identity,
+    ) -> Result<Option<SetStatus>, RestartError> {
+        self.inner.cancel_set(name, who).await
+    }
+
+    /// Waits until the set's run (the one going on now, if any) has ended, and returns its
+    /// status then; `progress` sees every change on the way.
+    pub async fn wait_set(
+        &self,
+        name: &str,
+        mut progress: impl FnMut(&SetStatus),
+    ) -> Result<SetStatus, RestartError> {
+        let set = self.inner.set(name)?;
+        let mut updates = self.subscribe_sets();
+        loop {
+            let status = self.inner.set_view(set);
+            progress(&status);
+            if !status.running {
+                return Ok(status);
+            }
+            match updates.recv().await {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return Ok(status),
             }
         }
     }

@@ -12,7 +12,29 @@ use crate::lock::{self, LockInfo, Outcome, Take, TakeRequest};
 use crate::notices::{RestartNotice, RestartTransition};
 use crate::status::ServiceStatus;
 
+/// How a restart is asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Ask<'a> {
+    /// Outside the workload's windows too: the caller may override them (the server checked
+    /// the `unlock` right); such a restart needs a reason.
+    pub(super) outside_windows: bool,
+    /// As a member of a set's run: the set's name and the member's restart id. The run was
+    /// admitted when it started, so neither the caller's rights nor the windows are looked
+    /// at again, and the restart id makes it happen once however often it is asked.
+    pub(super) member_of: Option<(&'a str, &'a str)>,
+}
+
 impl Inner {
+    /// A new, unique restart (or run) id.
+    pub(super) fn new_id(&self, now: Timestamp) -> String {
+        format!(
+            "{}-{}-{}",
+            self.instance,
+            now.as_millisecond(),
+            self.sequence.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
     pub(super) fn allowed(
         &self,
         workload: &WorkloadRef,
@@ -22,15 +44,13 @@ impl Inner {
             .ok_or_else(|| RestartError::NotAllowlisted(workload.clone()))
     }
 
-    /// Restarts `workload` for `who`. With `outside_windows` (the caller may override the
-    /// restart windows, which the server has checked), a restart outside them goes ahead, and
-    /// needs a reason.
+    /// Restarts `workload` for `who`, as `ask` says.
     pub(super) async fn restart(
         &self,
         workload: &WorkloadRef,
         who: &Identity,
         reason: Option<&str>,
-        outside_windows: bool,
+        ask: Ask<'_>,
     ) -> Result<ServiceStatus, RestartError> {
         let entry = self.allowed(workload)?;
         let reason = clean_reason(reason)?;
@@ -38,9 +58,16 @@ impl Inner {
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
+        if let Some((set, _)) = ask.member_of {
+            because = format!(" (restart set {set}){because}");
+        }
         // The same checks as a dry run, in the same order; refusals that are the caller's
-        // business are recorded.
-        let current = match self.admissible(workload, who).await {
+        // business are recorded. A set's member was admitted when its run started.
+        let admitted = match ask.member_of {
+            Some(_) => self.existing(workload).await,
+            None => self.admissible(workload, who).await,
+        };
+        let current = match admitted {
             Err(e @ RestartError::Forbidden { .. }) => {
                 self.refused(
                     workload,
@@ -64,8 +91,10 @@ impl Inner {
             }
             return Err(e);
         }
-        if let Err(e) = self.window_refusal(workload, &entry.windows) {
-            if !outside_windows {
+        if let Err(e) = self.window_refusal(workload, &entry.windows)
+            && ask.member_of.is_none()
+        {
+            if !ask.outside_windows {
                 self.refused(
                     workload,
                     format!("restart by {who} refused: outside its restart windows"),
@@ -86,12 +115,10 @@ impl Inner {
 
         let now = self.clock.now();
         let restarted_at = rfc3339(now);
-        let restart_id = format!(
-            "{}-{}-{}",
-            self.instance,
-            now.as_millisecond(),
-            self.sequence.fetch_add(1, Ordering::Relaxed)
-        );
+        let restart_id = match ask.member_of {
+            Some((_, id)) => id.to_string(),
+            None => self.new_id(now),
+        };
         let request = TakeRequest {
             namespace: &self.config.namespace,
             workload,
@@ -142,6 +169,11 @@ impl Inner {
                 lease,
                 took_over,
             } => (lock, *lease, took_over),
+            // This very restart happened already (a set's member, started by another driver).
+            Take::Done(lease) => {
+                self.store_lease(workload, *lease);
+                return Ok(self.publish_view(workload));
+            }
         };
         self.store_lease(workload, lease);
         // The patch goes out the moment the lock is ours, with nothing awaited in between:

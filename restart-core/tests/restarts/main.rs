@@ -129,3 +129,4 @@ fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
 
 mod locks;
 mod rollouts;
+mod sets;

@@ -144,6 +144,14 @@ pub(crate) enum Visible {
 }
 
 impl Visible {
+    /// Whether every one of `workloads` is visible (a set is shown only then).
+    pub(crate) fn sees_all(&self, workloads: &[WorkloadRef]) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Only(set) => workloads.iter().all(|w| set.contains(w)),
+        }
+    }
+
     pub(crate) fn sees(&self, s: &ServiceStatus) -> bool {
         match self {
             Visible::All => true,

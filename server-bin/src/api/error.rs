@@ -111,9 +111,12 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBody {
 /// The HTTP status each kind of restart refusal is answered with.
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
-        ErrorKind::NotAllowlisted | ErrorKind::WorkloadNotFound => StatusCode::NOT_FOUND,
+        ErrorKind::NotAllowlisted | ErrorKind::WorkloadNotFound | ErrorKind::UnknownSet => {
+            StatusCode::NOT_FOUND
+        }
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::Locked
+        | ErrorKind::SetRunning
         | ErrorKind::Paused
         | ErrorKind::UnsupportedStrategy
         | ErrorKind::OutsideWindow => StatusCode::CONFLICT,

@@ -41,6 +41,7 @@ pub mod fleet;
 pub mod openapi;
 pub mod probes;
 pub mod session;
+pub mod sets;
 pub mod workloads;
 
 pub use access::Caller;
@@ -123,6 +124,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(workloads::history))
         .routes(routes!(workloads::restart))
         .routes(routes!(workloads::unlock))
+        .routes(routes!(sets::list))
+        .routes(routes!(sets::one))
+        .routes(routes!(sets::restart))
+        .routes(routes!(sets::cancel))
         .routes(routes!(session::whoami))
         .routes(routes!(session::sign_in, session::sign_out))
         .route(

@@ -1,7 +1,7 @@
 //! The OpenAPI document at `/openapi.json`: the paths come from the handlers' annotations as
 //! [`OpenApiRouter`](utoipa_axum::router::OpenApiRouter) registers them, the schemas from the
 //! types the handlers answer with; this module adds what only the running server knows (how
-//! it authenticates, a workload and a group that exist) and serves it.
+//! it authenticates, a workload, a group and a restart set that exist) and serves it.
 
 use std::sync::Arc;
 
@@ -27,11 +27,13 @@ use crate::auth::TOKEN_COOKIE;
             and `lock` when a lock is why. FleetLock refusals are `kind` and `value`, as the \
             protocol has them.\n\n\
             Not described here: `GET /api/v1/service/status`, a websocket that sends every \
-            visible workload's status, then each change (`?kind=&namespace=&name=` for one).",
+            visible workload's status and restart set, then each change \
+            (`?kind=&namespace=&name=` for one workload only).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     tags(
         (name = "workloads", description = "Allowlisted workloads: status, history, restarts, locks"),
+        (name = "sets", description = "Restart sets: workloads restarted in order, as one run"),
         (name = "fleet", description = "Reboot groups and nodes"),
         (name = "session", description = "Who the caller is; the page's sign-in"),
         (name = "probes", description = "Health, readiness, Prometheus metrics"),
@@ -51,6 +53,8 @@ pub struct Facts {
     pub workload: Option<(String, String, String)>,
     /// A reboot group that exists, for the examples.
     pub group: Option<String>,
+    /// A restart set that exists, for the examples.
+    pub set: Option<String>,
 }
 
 /// The document of a router's annotated `paths`, completed with the server's `facts`.
@@ -88,6 +92,10 @@ pub fn document(paths: utoipa::openapi::OpenApi, facts: &Facts) -> utoipa::opena
                 ("namespace", Some((_, namespace, _)), _) => namespace,
                 ("name", Some((_, _, name)), _) => name,
                 ("group", _, Some(group)) => group,
+                ("set", _, _) => match &facts.set {
+                    Some(set) => set,
+                    None => continue,
+                },
                 _ => continue,
             };
             *parameter = ParameterBuilder::from(parameter.clone())

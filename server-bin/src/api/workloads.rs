@@ -26,7 +26,7 @@ pub(crate) struct RestartBody {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$",
         example = "pick up the rotated certificate"
     )]
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
 }
 
 /// The body of breaking a lock: a reason is required.
@@ -105,7 +105,7 @@ pub(crate) struct Unlocked {
 
 /// A JSON body of type `T`, whatever its Content-Type says (the seed's clients send none).
 /// An empty body (or JSON `null`) is `empty` where that is given, and refused otherwise.
-fn body_of<T: DeserializeOwned>(body: &Bytes, empty: Option<T>) -> Result<T, ApiError> {
+pub(super) fn body_of<T: DeserializeOwned>(body: &Bytes, empty: Option<T>) -> Result<T, ApiError> {
     let trimmed = body.trim_ascii();
     if (trimmed.is_empty() || trimmed == b"null")
         && let Some(default) = empty

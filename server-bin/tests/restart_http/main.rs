@@ -144,4 +144,5 @@ fn rss_kib() -> u64 {
 
 mod api;
 mod bounds;
+mod sets;
 mod stream;

@@ -1,0 +1,478 @@
+//! Restart sets at run time: starting and cancelling a run, the watch on the run Leases, and
+//! the driver that moves runs forward (on the leader only).
+//!
+//! A run's progress lives only in its Lease. The driver reads the run and the members' locks
+//! from the caches, decides with [`SetRun::step`] (a plain function), and only when something
+//! changes reads the Lease afresh, decides again and writes it back with compare-and-swap
+//! before it restarts any member; a member's restart carries an id derived from the run's,
+//! so a member restarts at most once per run whoever drives it.
+
+use cluster_api::{
+    CacheHealth, Error, Event, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed,
+};
+
+use super::requests::{Ask, clean_reason};
+use super::{CONTROLLER, Inner};
+use crate::allowlist::Identity;
+use crate::error::RestartError;
+use crate::lock::{self, LOCK_LABEL, Outcome, RESTART_ID_ANNOTATION};
+use crate::sets::{
+    MemberState, RUN_ANNOTATION, RestartSet, RunState, SET_LABEL_VALUE, Seen, SetRun, SetStatus,
+    lease_name, parse_member,
+};
+
+const CAS_ATTEMPTS: usize = 16;
+
+/// The run Leases as their watch sees them.
+pub(super) struct RunsCache<'a>(pub(super) &'a Inner);
+
+impl WatchCache<Lease> for RunsCache<'_> {
+    fn reset(&self, all: Vec<Lease>) {
+        let inner = self.0;
+        let all: Vec<(String, Lease)> = all
+            .into_iter()
+            .filter_map(|l| Some((inner.set_of_lease(&l.name)?, l)))
+            .collect();
+        let listed: Vec<String> = all.iter().map(|(s, _)| s.clone()).collect();
+        for set in inner.runs.reset(all).iter().chain(&listed) {
+            inner.publish_set(set);
+        }
+        inner.sets_wake.notify_one();
+    }
+
+    fn apply(&self, lease: Lease) {
+        if let Some(set) = self.0.set_of_lease(&lease.name) {
+            self.0.store_run(&set, lease);
+        }
+    }
+
+    fn delete(&self, lease: Lease) {
+        if let Some(set) = self.0.set_of_lease(&lease.name)
+            && self.0.runs.remove(&set)
+        {
+            self.0.publish_set(&set);
+        }
+    }
+}
+
+impl Inner {
+    fn set_of_lease(&self, lease: &str) -> Option<String> {
+        let name = lease.strip_prefix("restart-set.")?;
+        self.sets
+            .iter()
+            .any(|s| s.name == name)
+            .then(|| name.to_string())
+    }
+
+    pub(super) fn set(&self, name: &str) -> Result<&RestartSet, RestartError> {
+        self.sets
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| RestartError::UnknownSet(name.to_string()))
+    }
+
+    /// The set, if `who` may restart every member (and so start or cancel its runs).
+    fn may_run(&self, name: &str, who: &Identity) -> Result<&RestartSet, RestartError> {
+        let set = self.set(name)?;
+        for w in &set.members {
+            let entry = self.allowed(w)?;
+            if !entry.allowed.is_empty() && !who.is_any_of(&entry.allowed) {
+                return Err(RestartError::Forbidden {
+                    who: who.user.clone(),
+                    workload: w.clone(),
+                });
+            }
+        }
+        Ok(set)
+    }
+
+    /// Keeps a run's Lease if it is newer, shows it, and lets the driver look.
+    pub(super) fn store_run(&self, set: &str, lease: Lease) {
+        if self.runs.insert(set.to_string(), lease) {
+            self.publish_set(set);
+            self.sets_wake.notify_one();
+        }
+    }
+
+    pub(super) fn set_view(&self, set: &RestartSet) -> SetStatus {
+        let lease = self.runs.get(&set.name);
+        let run = lease.as_ref().and_then(SetRun::of);
+        SetStatus {
+            set: set.clone(),
+            running: run.as_ref().is_some_and(|r| !r.state.is_final()),
+            run,
+        }
+    }
+
+    /// Broadcasts the set's status if it changed.
+    pub(super) fn publish_set(&self, name: &str) -> Option<SetStatus> {
+        let set = self.set(name).ok()?;
+        let mut views = self.set_views.write();
+        let view = self.set_view(set);
+        if views.get(name) != Some(&view) {
+            views.insert(name.to_string(), view.clone());
+            let _ = self.set_updates.send(view.clone());
+        }
+        Some(view)
+    }
+
+    pub(super) async fn watch_runs(&self) {
+        if self.sets.is_empty() {
+            return;
+        }
+        let selector = cluster_api::LabelSelector::eq(LOCK_LABEL, SET_LABEL_VALUE);
+        let open = || self.api.watch_leases(&self.config.namespace, &selector);
+        feed("restart set", open, &RunsCache(self), &self.runs_health).await;
+    }
+
+    pub(super) fn runs_health(&self) -> Option<&CacheHealth> {
+        (!self.sets.is_empty()).then_some(&self.runs_health)
+    }
+
+    /// Starts a run of the set for `who`, who must be allowed to restart every member, in
+    /// its windows unless `outside_windows` (then with a reason).
+    pub(super) async fn start_set(
+        &self,
+        name: &str,
+        who: &Identity,
+        reason: Option<&str>,
+        outside_windows: bool,
+    ) -> Result<SetStatus, RestartError> {
+        let set = self.may_run(name, who)?;
+        let reason = clean_reason(reason)?;
+        for w in &set.members {
+            let windows = &self.allowed(w)?.windows;
+            match self.window_refusal(w, windows) {
+                Err(_) if outside_windows && reason.is_none() => {
+                    return Err(RestartError::Invalid(
+                        "a restart outside the restart windows needs a reason".into(),
+                    ));
+                }
+                Err(e) if !outside_windows => return Err(e),
+                _ => {}
+            }
+        }
+        let now = self.clock.now();
+        let run = SetRun::new(set, self.new_id(now), &who.user, reason, now);
+        let name = lease_name(&set.name);
+        for _ in 0..CAS_ATTEMPTS {
+            let current = match self.api.get_lease(&self.config.namespace, &name).await {
+                Ok(lease) => Some(lease),
+                Err(Error::NotFound { .. }) => None,
+                Err(e) => return Err(RestartError::Cluster(e)),
+            };
+            if let Some(lease) = &current
+                && let Some(running) = SetRun::of(lease).filter(|r| !r.state.is_final())
+                && lease.is_held_at(now)
+            {
+                self.store_run(&set.name, lease.clone());
+                return Err(RestartError::SetRunning {
+                    set: set.name.clone(),
+                    by: running.by,
+                    since: running.started,
+                });
+            }
+            let mut lease = current.clone().unwrap_or_else(|| {
+                Lease::new(&self.config.namespace, &name)
+                    .label(LOCK_LABEL, SET_LABEL_VALUE)
+                    .label("app.kubernetes.io/managed-by", "restart-manager")
+            });
+            lease.holder_identity = Some(who.user.clone());
+            lease.acquire_time = Some(now);
+            lease.lease_transitions = Some(lease.lease_transitions.unwrap_or(0) + 1);
+            self.write_run(&mut lease, &run, now);
+            let written = match current {
+                None => self.api.create_lease(&lease).await,
+                Some(_) => self.api.replace_lease(&lease).await,
+            };
+            match written {
+                Ok(lease) => {
+                    self.store_run(&set.name, lease);
+                    let because = run.reason.as_deref().map(|r| format!(": {r}"));
+                    let note = format!(
+                        "{who} started restart set {} ({} members){}",
+                        set.name,
+                        set.members.len(),
+                        because.unwrap_or_default()
+                    );
+                    tracing::info!(set = %set.name, by = %who, "restart set started");
+                    self.set_event(&set.name, EventType::Normal, "RestartSetStarted", note)
+                        .await;
+                    return Ok(self.set_view(set));
+                }
+                Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(RestartError::Cluster(e)),
+            }
+        }
+        Err(RestartError::Cluster(Error::unavailable(format!(
+            "the run of restart set {} kept changing; try again",
+            set.name
+        ))))
+    }
+
+    /// Cancels the set's run: no further member starts; those restarting finish.
+    pub(super) async fn cancel_set(
+        &self,
+        name: &str,
+        who: &Identity,
+    ) -> Result<Option<SetStatus>, RestartError> {
+        let set = self.may_run(name, who)?;
+        let cancelled = self
+            .change_run(set, None, |run| {
+                if run.state != RunState::Running {
+                    return false;
+                }
+                run.state = RunState::Cancelling;
+                run.cancelled_by = Some(who.user.clone());
+                true
+            })
+            .await?;
+        if cancelled.is_none() {
+            return Ok(None);
+        }
+        tracing::info!(set = %set.name, by = %who, "restart set cancelled");
+        let note = format!("{who} cancelled restart set {}", set.name);
+        self.set_event(&set.name, EventType::Warning, "RestartSetCancelled", note)
+            .await;
+        Ok(Some(self.set_view(set)))
+    }
+
+    /// Changes the set's run with compare-and-swap if `change` says it did (and the run is
+    /// `id`, when given); returns the run as written, or `None` if there was nothing to
+    /// change. A run that ends gives its Lease up.
+    async fn change_run(
+        &self,
+        set: &RestartSet,
+        id: Option<&str>,
+        mut change: impl FnMut(&mut SetRun) -> bool,
+    ) -> Result<Option<SetRun>, RestartError> {
+        let name = lease_name(&set.name);
+        for _ in 0..CAS_ATTEMPTS {
+            let mut lease = match self.api.get_lease(&self.config.namespace, &name).await {
+                Ok(lease) => lease,
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(RestartError::Cluster(e)),
+            };
+            let Some(mut run) = SetRun::of(&lease) else {
+                return Ok(None);
+            };
+            if run.state.is_final() || id.is_some_and(|id| id != run.id) || !change(&mut run) {
+                return Ok(None);
+            }
+            let now = self.clock.now();
+            self.write_run(&mut lease, &run, now);
+            match self.api.replace_lease(&lease).await {
+                Ok(written) => {
+                    self.store_run(&set.name, written);
+                    return Ok(Some(run));
+                }
+                Err(Error::Conflict { .. }) => continue,
+                Err(e) => return Err(RestartError::Cluster(e)),
+            }
+        }
+        Err(RestartError::Cluster(Error::unavailable(format!(
+            "the run of restart set {} kept changing; try again",
+            set.name
+        ))))
+    }
+
+    /// Puts the run into its Lease: renewed now; given up if the run ended.
+    fn write_run(&self, lease: &mut Lease, run: &SetRun, now: Timestamp) {
+        let json = serde_json::to_string(run).unwrap_or_default();
+        lease.annotations.insert(RUN_ANNOTATION.into(), json);
+        lease.renew_time = Some(now);
+        lease.lease_duration_seconds = Some(self.run_lease_secs());
+        if run.state.is_final() {
+            lease.holder_identity = None;
+        }
+    }
+
+    /// A run's Lease outlives any member's lock (so a driver that waits for a member's
+    /// rollout renews it in time) and is renewed at half of it.
+    fn run_lease_secs(&self) -> i32 {
+        i32::try_from(self.config.lock_duration.as_secs().saturating_mul(2))
+            .unwrap_or(i32::MAX)
+            .max(2)
+    }
+
+    /// Moves every run forward, whenever a run or a member's lock changes, and every resync;
+    /// on the leader only.
+    pub(super) async fn drive_sets_forever(&self) {
+        if self.sets.is_empty() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = self.sets_wake.notified() => {}
+                () = tokio::time::sleep(self.config.resync) => {}
+            }
+            if self.leadership.as_ref().is_some_and(|l| !*l.borrow()) {
+                continue;
+            }
+            for set in &self.sets {
+                self.advance(set).await;
+            }
+        }
+    }
+
+    /// What `run`'s member at `i` looks like from its workload lock.
+    fn seen(&self, run: &SetRun, i: usize, now: Timestamp) -> Seen {
+        let Ok(w) = parse_member(&run.members[i].workload) else {
+            return Seen::Ended(Outcome::Aborted);
+        };
+        let Some(lease) = self.leases.get(&w) else {
+            return Seen::Free(None);
+        };
+        let id = run.restart_id(i);
+        if lease.annotations.get(RESTART_ID_ANNOTATION) == Some(&id) {
+            return match lock::last_restart_of(&lease).and_then(|l| l.outcome) {
+                Some(outcome) if lease.holder().is_none() => Seen::Ended(outcome),
+                _ => Seen::Running,
+            };
+        }
+        match lock::lock_of(&lease) {
+            Some(held) if lease.is_held_at(now) => Seen::HeldBy(held),
+            _ => Seen::Free(lock::last_restart_of(&lease)),
+        }
+    }
+
+    /// One pass over a set's run: nothing is read from the cluster unless the cached run
+    /// says something should change.
+    async fn advance(&self, set: &RestartSet) {
+        let Some(lease) = self.runs.get(&set.name) else {
+            return;
+        };
+        let Some(cached) = SetRun::of(&lease) else {
+            return;
+        };
+        if cached.state.is_final() {
+            return;
+        }
+        let now = self.clock.now();
+        let renew_by = lease.renew_time.and_then(|t| {
+            t.checked_add(jiff::SignedDuration::from_secs(i64::from(
+                self.run_lease_secs() / 2,
+            )))
+            .ok()
+        });
+        let stale = renew_by.is_none_or(|by| by <= now);
+        let mut probe = cached.clone();
+        let step = probe.step(|i| self.seen(&cached, i, now), now);
+        if !step.changed && step.start.is_empty() && !stale {
+            return;
+        }
+        let mut starts = Vec::new();
+        let written = self
+            .change_run(set, Some(&cached.id), |run| {
+                let snapshot = run.clone();
+                let step = run.step(|i| self.seen(&snapshot, i, now), now);
+                for &i in &step.start {
+                    run.mark_started(i, now);
+                }
+                starts = step.start;
+                true
+            })
+            .await;
+        let run = match written {
+            Ok(Some(run)) => run,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(set = %set.name, error = %e, "could not move the restart set on; will retry");
+                return;
+            }
+        };
+        for i in starts {
+            self.start_member(set, &run, i).await;
+        }
+        if run.state.is_final() {
+            self.set_ended(&run).await;
+        }
+    }
+
+    async fn start_member(&self, set: &RestartSet, run: &SetRun, i: usize) {
+        let member = &run.members[i].workload;
+        let Ok(w) = parse_member(member) else {
+            return;
+        };
+        let id = run.restart_id(i);
+        let ask = Ask {
+            outside_windows: false,
+            member_of: Some((&set.name, &id)),
+        };
+        let who = Identity::user(run.by.clone());
+        let failed = match self.restart(&w, &who, run.reason.as_deref(), ask).await {
+            Ok(_) => return,
+            // The next pass sees the holder and waits for them.
+            Err(RestartError::Locked { .. }) => return,
+            // The next pass finds the lock without this restart and tries again.
+            Err(RestartError::Cluster(e)) if e.is_transient() => {
+                tracing::warn!(set = %set.name, workload = %w, error = %e, "could not restart a set member; will retry");
+                return;
+            }
+            Err(e) => e.to_string(),
+        };
+        let now = self.clock.now();
+        let recorded = self
+            .change_run(set, Some(&run.id), |run| {
+                let m = &run.members[i];
+                if m.state != MemberState::Restarting {
+                    return false;
+                }
+                run.mark_failed(i, failed.clone(), now);
+                true
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(set = %set.name, workload = %w, error = %e, "could not record a set member's failure");
+        }
+    }
+
+    async fn set_ended(&self, run: &SetRun) {
+        let failed: Vec<&str> = run
+            .members
+            .iter()
+            .filter(|m| m.state == MemberState::Failed)
+            .map(|m| m.workload.as_str())
+            .collect();
+        let (type_, reason, how) = match run.state {
+            RunState::Complete => (
+                EventType::Normal,
+                "RestartSetComplete",
+                "rolled out".to_string(),
+            ),
+            RunState::Cancelled => (
+                EventType::Warning,
+                "RestartSetCancelled",
+                format!(
+                    "was cancelled by {}",
+                    run.cancelled_by.as_deref().unwrap_or("someone")
+                ),
+            ),
+            _ => (
+                EventType::Warning,
+                "RestartSetFailed",
+                format!("failed ({} failed: {})", failed.len(), failed.join(", ")),
+            ),
+        };
+        tracing::info!(set = %run.set, state = ?run.state, "restart set ended");
+        let note = format!("restart set {} started by {} {how}", run.set, run.by);
+        self.set_event(&run.set, type_, reason, note).await;
+    }
+
+    async fn set_event(&self, set: &str, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            regarding: ObjectRef::namespaced("Lease", &self.config.namespace, lease_name(set)),
+            type_,
+            reason: reason.into(),
+            action: "RestartSet".into(),
+            note,
+            reporting_controller: CONTROLLER.into(),
+            reporting_instance: self.instance.clone(),
+            time: Some(self.clock.now()),
+            count: 1,
+        };
+        if let Err(e) = self.api.record_event(&event).await {
+            tracing::warn!(set, reason, error = %e, "could not record event");
+        }
+    }
+}
