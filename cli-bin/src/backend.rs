@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use cluster_api::WorkloadRef;
 use fleetlock_core::{FleetSnapshot, NodePlan};
 use futures::stream::BoxStream;
-use restart_core::{ErrorKind, HistoryEntry, LockInfo, RestartPlan, ServiceStatus};
+use restart_core::{ErrorKind, HistoryEntry, LockInfo, RestartPlan, ServiceStatus, SetStatus};
 
 /// Exit codes (documented in docs/cli.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +225,14 @@ pub trait Backend: Send + Sync {
         &self,
         only: Option<&WorkloadRef>,
     ) -> Result<BoxStream<'static, ServiceStatus>, CliError>;
+    /// Every restart set, with its run.
+    async fn sets(&self) -> Result<Vec<SetStatus>, CliError>;
+    /// Starts a run of a set.
+    async fn start_set(&self, name: &str, reason: Option<&str>) -> Result<SetStatus, CliError>;
+    /// Cancels a set's run; `None` if none was going on.
+    async fn cancel_set(&self, name: &str) -> Result<Option<SetStatus>, CliError>;
+    /// The set's status now, then every change of it.
+    async fn set_updates(&self, name: &str) -> Result<BoxStream<'static, SetStatus>, CliError>;
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use futures::stream::BoxStream;
 use manager_config::FileConfig;
 use restart_core::{
     Allowlist, HistoryEntry, Identity, LockInfo, RestartConfig, RestartPlan, Restarter,
-    ServiceStatus,
+    ServiceStatus, SetStatus,
 };
 use tokio::sync::watch;
 
@@ -159,12 +159,42 @@ impl Backend for Direct {
         });
         Ok(futures::stream::iter(now).chain(changes).boxed())
     }
+
+    async fn sets(&self) -> Result<Vec<SetStatus>, CliError> {
+        self.ready().await;
+        Ok(self.restarter.set_statuses())
+    }
+
+    async fn start_set(&self, name: &str, reason: Option<&str>) -> Result<SetStatus, CliError> {
+        self.ready().await;
+        Ok(self
+            .restarter
+            .start_set(name, &self.identity, reason)
+            .await?)
+    }
+
+    async fn cancel_set(&self, name: &str) -> Result<Option<SetStatus>, CliError> {
+        self.ready().await;
+        Ok(self.restarter.cancel_set(name, &self.identity).await?)
+    }
+
+    async fn set_updates(&self, name: &str) -> Result<BoxStream<'static, SetStatus>, CliError> {
+        self.ready().await;
+        let updates = self.restarter.subscribe_sets();
+        let now = self.restarter.set_status(name)?;
+        let name = name.to_string();
+        let changes = tokio_stream_from(updates).filter(move |s| {
+            let keep = s.set.name == name;
+            async move { keep }
+        });
+        Ok(futures::stream::iter([now]).chain(changes).boxed())
+    }
 }
 
 /// A broadcast receiver as a stream; a receiver that lags skips ahead.
-fn tokio_stream_from(
-    rx: tokio::sync::broadcast::Receiver<ServiceStatus>,
-) -> BoxStream<'static, ServiceStatus> {
+fn tokio_stream_from<T: Clone + Send + 'static>(
+    rx: tokio::sync::broadcast::Receiver<T>,
+) -> BoxStream<'static, T> {
     futures::stream::unfold(rx, |mut rx| async move {
         loop {
             match rx.recv().await {

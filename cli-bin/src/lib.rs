@@ -28,6 +28,7 @@ mod fleet;
 mod fleetlock;
 pub mod output;
 pub mod remote;
+mod sets;
 mod workloads;
 
 use backend::{Backend, CliError, Exit};
@@ -99,14 +100,20 @@ pub enum Command {
         /// `KIND/NAMESPACE/NAME`, or `KIND/NAME` with -n.
         workload: String,
     },
-    /// Restart a workload, exactly as `kubectl rollout restart` does.
+    /// Restart a workload, exactly as `kubectl rollout restart` does; or, as
+    /// `restart set NAME`, run a restart set (its members in order).
     Restart {
-        /// `KIND/NAMESPACE/NAME`, or `KIND/NAME` with -n.
+        /// `KIND/NAMESPACE/NAME`, or `KIND/NAME` with -n; or `set`, followed by the set's
+        /// name.
         workload: String,
+        /// The set's name, after `set`.
+        #[arg(value_name = "SET")]
+        set: Option<String>,
         /// Why; recorded with the restart.
         #[arg(long)]
         reason: Option<String>,
-        /// Wait until the rollout completes; exit 6 if it fails or times out.
+        /// Wait until the rollout completes (a set: until its run ends, member by member);
+        /// exit 6 if it fails, times out or is cancelled.
         #[arg(long)]
         wait: bool,
         /// Give up waiting after this long.
@@ -116,6 +123,17 @@ pub enum Command {
         /// replace, the budgets over them) and change nothing; exit 4 if it would be refused.
         #[arg(long, conflicts_with = "wait")]
         dry_run: bool,
+    },
+    /// List the restart sets with their last run, or show one member by member.
+    Sets {
+        /// One set.
+        name: Option<String>,
+    },
+    /// Cancel a restart set's run: no further member starts; those restarting finish.
+    Cancel {
+        /// What to cancel.
+        #[command(subcommand)]
+        target: CancelTarget,
     },
     /// Watch status changes live.
     Watch {
@@ -180,6 +198,16 @@ pub enum PlanTarget {
     Node {
         /// The Node's name.
         node: String,
+    },
+}
+
+/// `restartctl cancel ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CancelTarget {
+    /// A restart set's run.
+    Set {
+        /// The set.
+        name: String,
     },
 }
 
@@ -425,6 +453,29 @@ async fn execute(
         Command::Status { workload: w } => workloads::status(backend, io, &workload(w)?).await,
         Command::Restart {
             workload: w,
+            set: Some(name),
+            reason,
+            wait,
+            timeout,
+            dry_run,
+        } => {
+            if w != "set" {
+                return Err(CliError::new(
+                    Exit::Usage,
+                    format!("unexpected argument {name:?} after the workload {w:?}"),
+                )
+                .hint("restart one workload (KIND/NAMESPACE/NAME), or a set: restart set NAME"));
+            }
+            if *dry_run {
+                return Err(CliError::new(
+                    Exit::Usage,
+                    "--dry-run is for one workload; `restartctl sets NAME` shows a set",
+                ));
+            }
+            sets::start(backend, io, name, reason.as_deref(), *wait, *timeout).await
+        }
+        Command::Restart {
+            workload: w,
             dry_run: true,
             reason,
             ..
@@ -439,6 +490,10 @@ async fn execute(
             let w = workload(w)?;
             workloads::restart(backend, io, &w, reason.as_deref(), *wait, *timeout).await
         }
+        Command::Sets { name } => sets::list(backend, io, name.as_deref()).await,
+        Command::Cancel {
+            target: CancelTarget::Set { name },
+        } => sets::cancel(backend, io, name).await,
         Command::Watch { workload: w, count } => {
             let only = w.as_deref().map(workload).transpose()?;
             workloads::watch(backend, io, only.as_ref(), *count).await

@@ -5,7 +5,7 @@ use cluster_api::WorkloadRef;
 use fleetlock_core::{FleetSnapshot, NodePlan};
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
-use restart_core::{HistoryEntry, LockInfo, RestartPlan, ServiceStatus};
+use restart_core::{HistoryEntry, LockInfo, RestartPlan, ServiceStatus, SetStatus};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -138,6 +138,60 @@ impl Remote {
         }
         serde_json::from_str(&text).map_err(|e| CliError::new(Exit::Failure, format!("the server's answer is not what restartctl expects ({e}); are the versions compatible?")))
     }
+    /// The status stream's JSON messages (of one workload, if given), pings answered.
+    async fn messages(
+        &self,
+        only: Option<&WorkloadRef>,
+    ) -> Result<BoxStream<'static, Value>, CliError> {
+        let mut url = self.url(&["api", "v1", "service", "status"]);
+        let ws = if url.scheme() == "https" { "wss" } else { "ws" };
+        let _ = url.set_scheme(ws);
+        if let Some(w) = only {
+            url.query_pairs_mut()
+                .append_pair("kind", w.kind.as_str())
+                .append_pair("namespace", &w.namespace)
+                .append_pair("name", &w.name);
+        }
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| CliError::new(Exit::Usage, format!("bad server URL: {e}")))?;
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}").parse().map_err(|_| {
+                CliError::new(
+                    Exit::Usage,
+                    "the token contains characters a header cannot carry",
+                )
+            })?;
+            request.headers_mut().insert("authorization", value);
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| {
+            let denied = matches!(&e, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 401 || r.status() == 403);
+            if denied {
+                CliError::from_kind("unauthenticated", format!("the server refused the status stream: {e}"))
+            } else {
+                CliError::new(Exit::Failure, format!("cannot open the status stream at {}: {e}", self.base))
+            }
+        })?;
+        let stream = futures::stream::unfold(socket, |mut socket| async move {
+            loop {
+                let message = socket.next().await?.ok()?;
+                let text = match message {
+                    Message::Text(t) => t,
+                    Message::Ping(p) => {
+                        let _ = socket.send(Message::Pong(p)).await;
+                        continue;
+                    }
+                    Message::Close(_) => return None,
+                    _ => continue,
+                };
+                if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                    return Some((v, socket));
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
 }
 
 #[async_trait]
@@ -229,65 +283,71 @@ impl Backend for Remote {
         &self,
         only: Option<&WorkloadRef>,
     ) -> Result<BoxStream<'static, ServiceStatus>, CliError> {
-        let mut url = self.url(&["api", "v1", "service", "status"]);
-        let ws = if url.scheme() == "https" { "wss" } else { "ws" };
-        let _ = url.set_scheme(ws);
-        if let Some(w) = only {
-            url.query_pairs_mut()
-                .append_pair("kind", w.kind.as_str())
-                .append_pair("namespace", &w.namespace)
-                .append_pair("name", &w.name);
+        let messages = self.messages(only).await?;
+        let statuses = messages.flat_map(|v| {
+            let statuses: Vec<ServiceStatus> = match v["type"].as_str() {
+                Some("snapshot") => {
+                    serde_json::from_value(v["services"].clone()).unwrap_or_default()
+                }
+                Some("update") => serde_json::from_value(v["service"].clone())
+                    .into_iter()
+                    .collect(),
+                _ => Vec::new(),
+            };
+            futures::stream::iter(statuses)
+        });
+        Ok(statuses.boxed())
+    }
+
+    async fn sets(&self) -> Result<Vec<SetStatus>, CliError> {
+        self.send(reqwest::Method::GET, &["api", "v1", "sets"], None)
+            .await
+    }
+
+    async fn start_set(&self, name: &str, reason: Option<&str>) -> Result<SetStatus, CliError> {
+        self.send(
+            reqwest::Method::POST,
+            &["api", "v1", "sets", name, "restart"],
+            Some(json!({ "reason": reason })),
+        )
+        .await
+    }
+
+    async fn cancel_set(&self, name: &str) -> Result<Option<SetStatus>, CliError> {
+        #[derive(Deserialize)]
+        struct Cancelled {
+            cancelled: bool,
+            set: SetStatus,
         }
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| CliError::new(Exit::Usage, format!("bad server URL: {e}")))?;
-        if let Some(token) = &self.token {
-            let value = format!("Bearer {token}").parse().map_err(|_| {
-                CliError::new(
-                    Exit::Usage,
-                    "the token contains characters a header cannot carry",
-                )
-            })?;
-            request.headers_mut().insert("authorization", value);
-        }
-        let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| {
-            let denied = matches!(&e, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 401 || r.status() == 403);
-            if denied {
-                CliError::from_kind("unauthenticated", format!("the server refused the status stream: {e}"))
-            } else {
-                CliError::new(Exit::Failure, format!("cannot open the status stream at {}: {e}", self.base))
-            }
-        })?;
-        let stream = futures::stream::unfold(socket, |mut socket| async move {
-            loop {
-                let message = socket.next().await?.ok()?;
-                let text = match message {
-                    Message::Text(t) => t,
-                    Message::Ping(p) => {
-                        let _ = socket.send(Message::Pong(p)).await;
-                        continue;
-                    }
-                    Message::Close(_) => return None,
-                    _ => continue,
-                };
-                let Ok(v) = serde_json::from_str::<Value>(&text) else {
-                    continue;
-                };
-                let statuses: Vec<ServiceStatus> = match v["type"].as_str() {
-                    Some("snapshot") => {
-                        serde_json::from_value(v["services"].clone()).unwrap_or_default()
-                    }
-                    Some("update") => serde_json::from_value(v["service"].clone())
-                        .into_iter()
-                        .collect(),
-                    _ => continue,
-                };
-                return Some((futures::stream::iter(statuses), socket));
-            }
-        })
-        .flatten();
-        Ok(stream.boxed())
+        let c: Cancelled = self
+            .send(
+                reqwest::Method::POST,
+                &["api", "v1", "sets", name, "cancel"],
+                None,
+            )
+            .await?;
+        Ok(c.cancelled.then_some(c.set))
+    }
+
+    async fn set_updates(&self, name: &str) -> Result<BoxStream<'static, SetStatus>, CliError> {
+        // Subscribed before the set is read, so no change falls between them.
+        let messages = self.messages(None).await?;
+        let now: SetStatus = self
+            .send(reqwest::Method::GET, &["api", "v1", "sets", name], None)
+            .await?;
+        let name = name.to_string();
+        let changes = messages.flat_map(move |v| {
+            let sets: Vec<SetStatus> = match v["type"].as_str() {
+                Some("snapshot") => serde_json::from_value(v["sets"].clone()).unwrap_or_default(),
+                Some("set") => serde_json::from_value(v["set"].clone())
+                    .into_iter()
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let name = name.clone();
+            futures::stream::iter(sets.into_iter().filter(move |s| s.set.name == name))
+        });
+        Ok(futures::stream::iter([now]).chain(changes).boxed())
     }
 }
 

@@ -84,9 +84,28 @@ fn services() -> Vec<ServiceEntry> {
         .collect()
 }
 
+/// `shop`: web, then db. `fragile`: broken (its rollout fails), then web.
+fn set_entries() -> Vec<restart_core::sets::SetEntry> {
+    let set = |name: &str, members: &[&str]| restart_core::sets::SetEntry {
+        name: name.into(),
+        description: None,
+        members: members.iter().map(|m| m.to_string()).collect(),
+        concurrency: 1,
+        on_failure: restart_core::sets::OnFailure::Stop,
+    };
+    vec![
+        set("shop", &["Deployment/shop/web", "StatefulSet/shop/db"]),
+        set(
+            "fragile",
+            &["Deployment/shop/broken", "Deployment/shop/web"],
+        ),
+    ]
+}
+
 fn direct(sim: &SimCluster) -> Direct {
     let config = FileConfig {
         services: services(),
+        restart_sets: set_entries(),
         fleetlock: FleetLockConfig::default(),
         ..FileConfig::default()
     };
@@ -140,6 +159,7 @@ async fn server() -> Server {
         FleetLockConfig::default(),
         Allowlist::new(services()).unwrap(),
     );
+    settings.sets = restart_core::sets::check_sets(set_entries(), &settings.allowlist).unwrap();
     settings.auth = Auth {
         authenticator: Authenticator::Tokens(
             parse_tokens(&format!("{ADMIN},root,0,\"ops\"\n{DEV},dev,1\n")).unwrap(),
@@ -181,3 +201,4 @@ async fn remote(s: &Server, token: Option<&str>, args: &[&str]) -> Ran {
 
 mod direct;
 mod server;
+mod sets;

@@ -436,14 +436,15 @@ impl SetRun {
                 self.members[i].state = MemberState::Waiting;
             }
             let why = if self.state == RunState::Cancelling {
-                "skipped: the run was cancelled"
+                "the run was cancelled"
             } else {
-                "skipped: an earlier member failed"
+                "an earlier member failed"
             };
             for m in &mut self.members {
                 let restarting = m.state == MemberState::Restarting;
                 if !m.state.is_final() && !restarting {
                     m.state = MemberState::Skipped;
+                    m.ended = Some(now);
                     m.message = Some(why.into());
                     step.changed = true;
                 }

@@ -131,7 +131,7 @@ fn stop_skips_the_rest_once_the_running_ones_end() {
     assert_eq!(r.members[0].message.as_deref(), Some("its rollout failed"));
     assert_eq!(
         r.members[2].message.as_deref(),
-        Some("skipped: an earlier member failed")
+        Some("an earlier member failed")
     );
     r.step(|_| Seen::Ended(Outcome::Complete), at(3));
     assert_eq!(r.state, RunState::Failed);

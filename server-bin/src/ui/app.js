@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
-const state = { services: new Map(), me: null, socket: null, retry: 1000, pending: null, fleetTimer: null };
+const state = { services: new Map(), sets: new Map(), me: null, socket: null, retry: 1000, pending: null, fleetTimer: null };
 
 const key = (s) => `${s.kind}/${s.namespace}/${s.name}`;
 const apiPath = (s) => `/api/v1/service/${encodeURIComponent(s.kind)}/${encodeURIComponent(s.namespace)}/${encodeURIComponent(s.name)}`;
@@ -35,6 +35,9 @@ function explain(err, s) {
     case "workload_not_found": return `${s.name} does not exist in the cluster any more.`;
     case "unauthenticated": return "Please sign in again.";
     case "cluster_unavailable": return "The Kubernetes API could not be reached. Try again in a moment.";
+    case "set_running": return `${s.name} is running already. Wait for it to end, or cancel it.`;
+    case "unknown_set": return `There is no restart set named ${s.name} any more.`;
+    case "outside_window": return err.message;
     default: return err.message || "Something went wrong.";
   }
 }
@@ -136,6 +139,59 @@ function snapshot(services) {
   $("#empty").hidden = services.length > 0;
 }
 
+// --- restart sets ---
+
+const RUN = { running: "Running", cancelling: "Cancelling", complete: "Complete", failed: "Failed", cancelled: "Cancelled" };
+const MEMBER = { pending: "pending", waiting: "waiting", restarting: "restarting", complete: "complete", failed: "failed", skipped: "skipped" };
+
+function setCard(set) {
+  const li = document.createElement("li");
+  li.className = "card set";
+  li.dataset.set = set.name;
+  li.innerHTML = `
+    <div class="head"><h3><span class="name"></span><small class="where"></small></h3><span class="phase"></span></div>
+    <p class="desc muted"></p>
+    <ol class="members"></ol>
+    <p class="run muted"></p>
+    <div class="actions"><button type="button" class="restart primary">Restart set</button><button type="button" class="cancel-run" hidden>Cancel run</button></div>`;
+  $(".name", li).textContent = set.name;
+  $(".restart", li).addEventListener("click", () => askSet(set.name, "restart"));
+  $(".cancel-run", li).addEventListener("click", () => askSet(set.name, "cancel"));
+  return li;
+}
+
+function renderSet(set) {
+  const list = $("#sets");
+  let li = list.querySelector(`[data-set="${CSS.escape(set.name)}"]`);
+  if (!li) { li = setCard(set); list.append(li); }
+  const run = set.run;
+  $(".where", li).textContent = `${set.members.length} member${set.members.length === 1 ? "" : "s"} · ${set.concurrency} at once · on failure ${set.onFailure}`;
+  const desc = $(".desc", li);
+  desc.textContent = set.description || "";
+  desc.hidden = !set.description;
+  const phase = $(".phase", li);
+  phase.dataset.phase = run ? run.state : "idle";
+  phase.textContent = run ? RUN[run.state] || run.state : "Never run";
+  const members = run ? run.members : set.members.map((w) => ({ workload: w, state: "pending" }));
+  $(".members", li).replaceChildren(...members.map((m) => {
+    const item = document.createElement("li");
+    item.dataset.state = m.state;
+    item.textContent = `${m.workload} — ${run ? MEMBER[m.state] || m.state : "not run yet"}${m.message ? `: ${m.message}` : ""}`;
+    return item;
+  }));
+  $(".run", li).textContent = run ? `Started by ${run.by} at ${new Date(run.started).toLocaleString()}${run.reason ? ` — “${run.reason}”` : ""}${run.cancelledBy ? `; cancelled by ${run.cancelledBy}` : ""}` : "";
+  $(".restart", li).disabled = set.running;
+  $(".cancel-run", li).hidden = !(run && run.state === "running");
+}
+
+function setsSnapshot(sets) {
+  const keep = new Set(sets.map((s) => s.name));
+  for (const li of [...$("#sets").children]) if (!keep.has(li.dataset.set)) li.remove();
+  state.sets = new Map(sets.map((s) => [s.name, s]));
+  sets.forEach(renderSet);
+  $("#view-sets").hidden = sets.length === 0 || location.hash === "#nodes";
+}
+
 function connect() {
   const live = $("#live");
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/service/status`;
@@ -144,7 +200,8 @@ function connect() {
   socket.onopen = () => { live.textContent = "live"; live.classList.add("on"); state.retry = 1000; };
   socket.onmessage = (e) => {
     const msg = JSON.parse(e.data);
-    if (msg.type === "snapshot") snapshot(msg.services);
+    if (msg.type === "snapshot") { snapshot(msg.services); setsSnapshot(msg.sets || []); }
+    if (msg.type === "set") { state.sets.set(msg.set.name, msg.set); renderSet(msg.set); }
     if (msg.type === "update") { state.services.set(key(msg.service), msg.service); render(msg.service); }
   };
   socket.onclose = () => {
@@ -157,9 +214,31 @@ function connect() {
 
 // --- confirmation ---
 
+function askSet(name, action) {
+  const set = state.sets.get(name);
+  if (!set) return;
+  state.pending = { set: name, action };
+  const restart = action === "restart";
+  $("#confirm-title").textContent = restart ? `Restart the set ${name}?` : `Cancel the run of ${name}?`;
+  $("#confirm-text").textContent = restart
+    ? `Its members will be restarted in this order, ${set.concurrency} at a time, each as kubectl rollout restart does: ${set.members.join(", ")}.`
+    : "No further member will start; those restarting now finish.";
+  $("#reason-label").firstChild.textContent = "Reason ";
+  $("#reason-label").hidden = !restart;
+  $("#reason").hidden = !restart;
+  $("#reason").required = false;
+  $("#reason").value = "";
+  $("#confirm-button").textContent = restart ? "Restart set" : "Cancel run";
+  $("#confirm-error").hidden = true;
+  $("#confirm").showModal();
+  (restart ? $("#reason") : $("#confirm-button")).focus();
+}
+
 function ask(k, action) {
   const s = state.services.get(k);
   if (!s) return;
+  $("#reason-label").hidden = false;
+  $("#reason").hidden = false;
   state.pending = { key: k, action };
   const restart = action === "restart";
   $("#confirm-title").textContent = restart ? `Restart ${s.name}?` : `Break the lock on ${s.name}?`;
@@ -175,8 +254,31 @@ function ask(k, action) {
   $("#reason").focus();
 }
 
+async function confirmedSet(name, action) {
+  const button = $("#confirm-button");
+  button.disabled = true;
+  try {
+    const answer = await api(`/api/v1/sets/${encodeURIComponent(name)}/${action}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: action === "restart" ? JSON.stringify({ reason: $("#reason").value }) : "{}",
+    });
+    const set = action === "restart" ? answer : answer.set;
+    if (set && set.name) { state.sets.set(set.name, set); renderSet(set); }
+    $("#confirm").close();
+    notice("");
+  } catch (err) {
+    const error = $("#confirm-error");
+    error.textContent = explain(err, { name });
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function confirmed(e) {
   e.preventDefault();
+  if (state.pending && state.pending.set) return confirmedSet(state.pending.set, state.pending.action);
   const { key: k, action } = state.pending || {};
   const s = state.services.get(k);
   if (!s) return;
@@ -318,6 +420,7 @@ async function showPlan(node) {
 function route() {
   const nodes = location.hash === "#nodes";
   $("#view-workloads").hidden = nodes;
+  $("#view-sets").hidden = nodes || state.sets.size === 0;
   $("#view-nodes").hidden = !nodes;
   $("#tab-workloads").toggleAttribute("aria-current", !nodes);
   $("#tab-nodes").toggleAttribute("aria-current", nodes);
@@ -334,6 +437,7 @@ async function start() {
     $("#auth-off").hidden = state.me.authenticated !== false;
     $("#login").hidden = true;
     snapshot(await api("/api/v1/service"));
+    setsSnapshot(await api("/api/v1/sets"));
     connect();
   } catch (err) {
     if (err.kind !== "unauthenticated") notice(`Could not load the workloads: ${err.message}`);
