@@ -31,6 +31,8 @@ pub use jiff::Timestamp;
 
 mod budget;
 mod cache;
+pub mod cron;
+pub mod duration;
 mod error;
 mod event;
 mod health;

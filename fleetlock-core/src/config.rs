@@ -408,38 +408,7 @@ impl Default for StuckConfig {
 #[error("{0}")]
 pub struct InvalidConfig(String);
 
-/// Text that is not a duration; the message quotes it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidDuration(String);
-
-/// Parses `90s`, `15m`, `1h30m`, ISO 8601 `PT15M`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, InvalidDuration> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let signed: jiff::SignedDuration = s.parse().map_err(|_| {
-        InvalidDuration(format!(
-            "{s:?} is not a duration like \"90s\", \"15m\" or \"1h30m\""
-        ))
-    })?;
-    Duration::try_from(signed).map_err(|_| InvalidDuration(format!("{s:?} must not be negative")))
-}
-
-/// Deserializes a duration from a string or a number of seconds.
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
-    }
-}
+pub use cluster_api::duration::{InvalidDuration, duration, parse_duration};
 
 fn selectors<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LabelSelector>, D::Error> {
     Vec::<String>::deserialize(d)?
