@@ -108,6 +108,12 @@ fn show(io: &mut Io<'_>, s: &SetStatus) {
     if let Some(d) = &s.set.description {
         io.line(d);
     }
+    if let Some(schedule) = &s.schedule {
+        io.line(&format!(
+            "schedule {}",
+            crate::workloads::schedule_text(schedule)
+        ));
+    }
     let Some(run) = &s.run else {
         let rows: Vec<Vec<String>> = s.set.members.iter().map(|m| vec![m.to_string()]).collect();
         io.table(&["MEMBER"], &rows);

@@ -329,9 +329,29 @@ fn print_status(io: &mut Io<'_>, s: &ServiceStatus) {
                 .unwrap_or_default()
         ));
     }
+    if !s.windows.is_empty() {
+        lines.push(format!("Windows:       {}", s.windows.join("; ")));
+    }
+    if let Some(schedule) = &s.schedule {
+        lines.push(format!("Schedule:      {}", schedule_text(schedule)));
+    }
     for l in lines {
         io.line(&l);
     }
+}
+
+/// A schedule in a line: the expression, when it fires next, how the last due time went.
+pub(crate) fn schedule_text(s: &restart_core::schedule::ScheduleStatus) -> String {
+    let when = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M UTC").to_string();
+    let mut text = s.cron.clone();
+    if let Some(next) = s.next {
+        text.push_str(&format!("; next {}", when(next)));
+    }
+    if let Some(last) = &s.last {
+        let state = format!("{:?}", last.state).to_lowercase();
+        text.push_str(&format!("; last {} {state}", when(last.due)));
+    }
+    text
 }
 
 /// Follows a restart to its end, with a progress bar on a terminal.

@@ -241,6 +241,35 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("retry") && err.contains("line 7"), "{err}");
+
+        // Schedules on a workload and on a set.
+        let config = FileConfig::parse(
+            "services:\n  - {kind: Deployment, name: web, namespace: shop, schedule: {cron: \"0 3 * * *\", timeZone: Europe/Berlin}}\nrestartSets:\n  - name: shop\n    members: [Deployment/shop/web]\n    schedule: {cron: \"@weekly\", startingDeadline: 15m}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let allowlist = config.allowlist().unwrap();
+        let web = allowlist.iter().next().unwrap();
+        assert_eq!(
+            web.schedule.as_ref().unwrap().cron.to_string(),
+            "0 3 * * * Europe/Berlin"
+        );
+        let sets = config.sets(&allowlist).unwrap();
+        let weekly = sets[0].schedule.as_ref().unwrap();
+        assert_eq!(
+            weekly.starting_deadline,
+            std::time::Duration::from_secs(900)
+        );
+        let err = FileConfig::parse(
+            "services:\n  - {kind: Deployment, name: web, namespace: shop, schedule: {cron: \"0 25 * * *\"}}\n",
+            "c.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("hour: 25 is outside 0-23") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use cluster_api::window::Window;
+
+use crate::schedule::Schedule;
 use cluster_api::{WorkloadKind, WorkloadRef};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -42,6 +44,9 @@ pub struct ServiceEntry {
     /// right who gives a reason may restart it.
     #[serde(default)]
     pub windows: Vec<Window>,
+    /// When it is restarted by itself (`{cron: "0 3 * * *", timeZone: Europe/Berlin}`).
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
 }
 
 impl ServiceEntry {
@@ -55,6 +60,7 @@ impl ServiceEntry {
             description: None,
             allowed: Vec::new(),
             windows: Vec::new(),
+            schedule: None,
         }
     }
 }
@@ -126,6 +132,9 @@ pub struct Allowed {
     /// When it may be restarted (empty: any time).
     #[serde(skip)]
     pub windows: Vec<Window>,
+    /// When it is restarted by itself.
+    #[serde(skip)]
+    pub schedule: Option<Schedule>,
 }
 
 /// The allowlist.
@@ -167,6 +176,7 @@ impl Allowlist {
                 description: e.description,
                 allowed: e.allowed,
                 windows: e.windows,
+                schedule: e.schedule,
             });
         }
         Ok(Allowlist { entries: out })

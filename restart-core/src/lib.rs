@@ -23,22 +23,14 @@
 //! sim.add_node(Node::new("n1"));
 //! sim.add_workload(WorkloadSpec::deployment("shop", "web").replicas(2).pod_start_secs(5)).unwrap();
 //!
-//! let allowlist = Allowlist::new(vec![ServiceEntry {
-//!     kind: WorkloadKind::Deployment,
-//!     namespace: "shop".into(),
-//!     name: "web".into(),
-//!     description: None,
-//!     allowed: vec![],
-//!     windows: vec![],
-//! }])
-//! .unwrap();
+//! let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+//! let allowlist = Allowlist::new(vec![ServiceEntry::new(web.clone())]).unwrap();
 //! let restarter = Restarter::builder(Arc::new(sim.clone()), allowlist)
 //!     .clock(Arc::new(sim.clone()))
 //!     .build();
 //! tokio::spawn({ let r = restarter.clone(); async move { r.run().await } });
 //! restarter.wait_ready().await;
 //!
-//! let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
 //! restarter.restart(&web, &Identity::user("alice"), Some("new config")).await.unwrap();
 //! let done = restarter.wait(&web, |_| {}).await;
 //! assert_eq!(done.phase, Phase::Complete);
@@ -51,6 +43,7 @@
 //! | [`allowlist`] | the allowlist file format and identities |
 //! | [`rollout`] | `kubectl rollout status` as a plain function |
 //! | [`lock`] | the per-workload restart Lease |
+//! | [`schedule`] | cron schedules on workloads and sets, and which due time to act on |
 //! | [`sets`] | restart sets: their configuration, runs and the rules that move a run on |
 //! | [`status`] | what is shown about a workload; its phase and how a restart ended, as plain functions |
 //! | [`Restarter`] | the service: restart, unlock, history, status stream |
@@ -61,6 +54,7 @@ pub mod lock;
 pub mod notices;
 mod refresh;
 pub mod rollout;
+pub mod schedule;
 mod service;
 pub mod sets;
 pub mod status;
@@ -73,7 +67,7 @@ pub use rollout::{Rollout, Verdict};
 pub use service::{
     CONTROLLER, DEFAULT_CACHE_GRACE, GoverningBudget, MAX_REASON_LEN, NoopRestartObserver,
     PlanRefusal, PodToReplace, RESTARTED_AT, RestartConfig, RestartObserver, RestartPlan,
-    Restarter, RestarterBuilder,
+    Restarter, RestarterBuilder, SCHEDULE_USER,
 };
 pub use sets::{RestartSet, SetStatus};
 pub use status::{HistoryEntry, Phase, ServiceStatus};

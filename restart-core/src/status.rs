@@ -63,6 +63,9 @@ pub struct ServiceStatus {
     /// When it may be restarted (its restart windows, as text); absent: any time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<String>,
+    /// Its schedule, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::ScheduleStatus>,
 }
 
 impl ServiceStatus {

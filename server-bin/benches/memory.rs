@@ -125,6 +125,7 @@ fn main() {
             description: None,
             allowed: vec![],
             windows: vec![],
+            schedule: None,
         }])
         .unwrap();
         let mut settings = restart_manager::Settings::new(FleetLockConfig::default(), allowlist);

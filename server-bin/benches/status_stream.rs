@@ -49,6 +49,7 @@ fn main() {
             description: None,
             allowed: vec![],
             windows: vec![],
+            schedule: None,
         }])
         .unwrap();
         let endpoint = support::serve(&sim).await;

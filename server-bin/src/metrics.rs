@@ -22,6 +22,9 @@
 //! | `restart_app_restarts_failed_total` | counter | `kind`, `namespace`, `name`: restarts that could not be applied, failed, or timed out |
 //! | `restart_app_rollout_duration_seconds` | histogram | `kind`, `namespace`, `name`, `outcome` |
 //!
+//! and `restart_manager_notifications_total` (`sink`, `outcome`) and
+//! `restart_manager_scheduled_restarts_total` (`target`, `result`: `started` or `skipped`).
+//!
 //! plus the `process_*` metrics of the server process.
 
 use std::time::Duration;
@@ -36,6 +39,7 @@ use prometheus::{
 };
 
 use crate::fleetlock_http::Endpoint;
+use restart_core::schedule::DueState;
 use restart_core::{Outcome, RestartObserver};
 
 /// Every metric the server exports, in one registry.
@@ -56,6 +60,7 @@ pub struct Metrics {
     restarts_failed: IntCounterVec,
     rollout_seconds: HistogramVec,
     notifications: IntCounterVec,
+    scheduled: IntCounterVec,
 }
 
 /// One FleetLock endpoint's series.
@@ -172,6 +177,11 @@ impl Metrics {
                 "Notifications by sink and outcome (sent, failed after its retries, dropped on a full queue).",
                 &["sink", "outcome"],
             )?,
+            scheduled: counter(
+                "restart_manager_scheduled_restarts_total",
+                "Scheduled restarts by target (a workload, or restart set NAME) and result (started or skipped), counted once across replicas.",
+                &["target", "result"],
+            )?,
             registry,
         };
         #[cfg(target_os = "linux")]
@@ -286,6 +296,14 @@ impl RestartObserver for Metrics {
         self.rollout_seconds
             .with_label_values(&[kind, namespace, name, outcome.as_str()])
             .observe(took.as_secs_f64());
+    }
+
+    fn scheduled(&self, target: &str, state: DueState) {
+        let result = match state {
+            DueState::Skipped => "skipped",
+            _ => "started",
+        };
+        self.scheduled.with_label_values(&[target, result]).inc();
     }
 }
 

@@ -371,6 +371,10 @@ impl restart_core::RestartObserver for Hooks {
             notifier.send(Notification::restart(notice, &self.instance));
         }
     }
+
+    fn scheduled(&self, target: &str, state: restart_core::schedule::DueState) {
+        self.metrics.scheduled(target, state);
+    }
 }
 
 #[cfg(test)]

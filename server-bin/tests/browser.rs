@@ -247,6 +247,16 @@ async fn drive(c: &Client, port: u16) -> Result<(), fantoccini::error::CmdError>
             .await?,
         "nothing said for a workload without windows"
     );
+    // A scheduled workload says when it is restarted next.
+    let schedule = c
+        .find(Locator::Css(&format!("{CARD} .schedule")))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        schedule.starts_with("Scheduled 0 4 * * * Europe/Berlin; next "),
+        "{schedule}"
+    );
 
     // Restart asks first.
     let button = c
@@ -343,6 +353,10 @@ async fn restart_set(c: &Client, port: u16) -> Result<(), fantoccini::error::Cmd
     assert!(text.contains("Never run"), "{text}");
     assert!(
         text.contains("2 members · 1 at once · on failure stop"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Scheduled 30 3 * * sun Europe/Berlin; next "),
         "{text}"
     );
     let members = c

@@ -145,6 +145,7 @@ fn restarter(kube: &KubeCluster, w: &WorkloadRef, instance: &str) -> Restarter {
         description: None,
         allowed: vec![],
         windows: vec![],
+        schedule: None,
     }])
     .unwrap();
     let config = RestartConfig {

@@ -29,6 +29,7 @@ fn settings(auth: Auth, prefix: &str) -> Settings {
         description: None,
         allowed: vec![],
         windows: vec![],
+        schedule: None,
     }])
     .unwrap();
     let sets = restart_core::sets::check_sets(
@@ -38,6 +39,7 @@ fn settings(auth: Auth, prefix: &str) -> Settings {
             members: vec!["Deployment/shop/web".into()],
             concurrency: 1,
             on_failure: restart_core::sets::OnFailure::Stop,
+            schedule: None,
         }],
         &allowlist,
     )

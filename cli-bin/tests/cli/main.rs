@@ -72,6 +72,7 @@ fn services() -> Vec<ServiceEntry> {
             description: None,
             allowed: vec![],
             windows: vec![],
+            schedule: None,
         })
         .chain([ServiceEntry {
             kind: WorkloadKind::StatefulSet,
@@ -80,6 +81,9 @@ fn services() -> Vec<ServiceEntry> {
             description: Some("the database".into()),
             allowed: vec![],
             windows: vec![],
+            schedule: Some(restart_core::schedule::Schedule::new(
+                cluster_api::cron::Cron::parse("0 3 * * *", None).unwrap(),
+            )),
         }])
         .collect()
 }
@@ -92,6 +96,7 @@ fn set_entries() -> Vec<restart_core::sets::SetEntry> {
         members: members.iter().map(|m| m.to_string()).collect(),
         concurrency: 1,
         on_failure: restart_core::sets::OnFailure::Stop,
+        schedule: None,
     };
     vec![
         set("shop", &["Deployment/shop/web", "StatefulSet/shop/db"]),

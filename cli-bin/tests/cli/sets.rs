@@ -53,6 +53,15 @@ async fn direct_mode_runs_a_set_member_by_member() {
         r.out
     );
 
+    // A workload's schedule, in its status.
+    let r = cli(&["status", "sts/shop/db"], Some(&d)).await;
+    assert!(
+        r.out
+            .contains("Schedule:      0 3 * * * UTC; next 2026-01-06 03:00 UTC"),
+        "{}",
+        r.out
+    );
+
     let r = cli(&["cancel", "set", "shop"], Some(&d)).await;
     assert_eq!(r.exit, Exit::Ok);
     assert!(

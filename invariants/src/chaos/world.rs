@@ -116,6 +116,7 @@ pub(super) fn allowlist() -> Allowlist {
             description: None,
             allowed: vec![],
             windows: vec![],
+            schedule: None,
         })
         .collect();
     match Allowlist::new(entries) {

@@ -152,6 +152,7 @@ impl Inner {
             .map(|p| &p.health)
             .chain([&self.locks_health])
             .chain(self.runs_health())
+            .chain(self.schedules_health())
     }
 
     fn all_healthy(&self) -> bool {
@@ -301,6 +302,10 @@ impl Inner {
         let windows: Vec<String> = entry
             .map(|a| a.windows.iter().map(ToString::to_string).collect())
             .unwrap_or_default();
+        let schedule = entry.and_then(|a| {
+            let s = a.schedule.as_ref()?;
+            Some(self.schedule_status(&crate::schedule::Target::Workload(r.clone()), s))
+        });
         let lease = self.leases.get(r);
         let lock = lease
             .as_ref()
@@ -327,6 +332,7 @@ impl Inner {
                 lock,
                 last_restart,
                 windows,
+                schedule,
             };
         };
         let ro = rollout(&w);
@@ -358,6 +364,7 @@ impl Inner {
             lock,
             last_restart,
             windows,
+            schedule,
         }
     }
 }

@@ -25,12 +25,14 @@ use crate::status::{HistoryEntry, Phase, ServiceStatus};
 mod caches;
 mod dry_run;
 mod requests;
+mod schedules;
 mod sets;
 
 use caches::Place;
 pub use dry_run::{GoverningBudget, PlanRefusal, PodToReplace, RestartPlan};
-use requests::Ask;
 pub(crate) use requests::seconds;
+use requests::{Ask, Windows};
+pub use schedules::SCHEDULE_USER;
 
 /// The pod-template annotation `kubectl rollout restart` sets.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -78,6 +80,9 @@ pub trait RestartObserver: Send + Sync + 'static {
     /// A restart transition, announced once across replicas ([`crate::notices`]). Must not
     /// block.
     fn restart_notice(&self, _notice: &crate::RestartNotice) {}
+    /// A scheduled restart of `target` (a workload, or `restart set NAME`) started or was
+    /// skipped; reported once across replicas.
+    fn scheduled(&self, _target: &str, _state: crate::schedule::DueState) {}
 }
 
 /// A [`RestartObserver`] that records nothing.
@@ -140,6 +145,9 @@ struct Inner {
     set_updates: broadcast::Sender<SetStatus>,
     /// Wakes the set driver: a run or a member's lock changed.
     sets_wake: tokio::sync::Notify,
+    /// The schedule Leases, by name.
+    schedule_leases: Store<String, Lease>,
+    schedules_health: CacheHealth,
 }
 
 // === impl RestarterBuilder ===
@@ -223,6 +231,8 @@ impl RestarterBuilder {
                 set_views: RwLock::default(),
                 set_updates: broadcast::channel(256).0,
                 sets_wake: tokio::sync::Notify::new(),
+                schedule_leases: Store::new(),
+                schedules_health: CacheHealth::new("restart schedule"),
             }),
         }
     }
@@ -273,7 +283,9 @@ impl Restarter {
             inner.watch_runs(),
             inner.track_forever(),
             inner.resync_forever(),
-            inner.drive_sets_forever()
+            inner.drive_sets_forever(),
+            inner.watch_schedules(),
+            inner.schedule_forever()
         );
     }
 
@@ -346,8 +358,8 @@ impl Restarter {
                 who,
                 Some(reason),
                 Ask {
-                    outside_windows: true,
-                    member_of: None,
+                    windows: Windows::Override,
+                    ..Ask::default()
                 },
             )
             .await
@@ -463,7 +475,9 @@ impl Restarter {
         who: &Identity,
         reason: Option<&str>,
     ) -> Result<SetStatus, RestartError> {
-        self.inner.start_set(name, who, reason, false).await
+        self.inner
+            .start_set(name, who, reason, Ask::default())
+            .await
     }
 
     /// [`start_set`](Self::start_set) outside the members' windows too, for a caller the
@@ -474,7 +488,11 @@ impl Restarter {
         who: &Identity,
         reason: &str,
     ) -> Result<SetStatus, RestartError> {
-        self.inner.start_set(name, who, Some(reason), true).await
+        let ask = Ask {
+            windows: Windows::Override,
+            ..Ask::default()
+        };
+        self.inner.start_set(name, who, Some(reason), ask).await
     }
 
     /// Cancels a set's run: no further member starts, those restarting finish, the rest are

@@ -12,16 +12,30 @@ use crate::lock::{self, LockInfo, Outcome, Take, TakeRequest};
 use crate::notices::{RestartNotice, RestartTransition};
 use crate::status::ServiceStatus;
 
+/// What a restart does about the workload's restart windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Windows {
+    /// Outside them it is refused.
+    #[default]
+    Enforce,
+    /// Outside them it goes ahead, with a reason: the caller may override them (the server
+    /// checked the `unlock` right).
+    Override,
+    /// Already judged: a set's member, admitted with its run.
+    Admitted,
+}
+
 /// How a restart is asked for.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Ask<'a> {
-    /// Outside the workload's windows too: the caller may override them (the server checked
-    /// the `unlock` right); such a restart needs a reason.
-    pub(super) outside_windows: bool,
-    /// As a member of a set's run: the set's name and the member's restart id. The run was
-    /// admitted when it started, so neither the caller's rights nor the windows are looked
-    /// at again, and the restart id makes it happen once however often it is asked.
-    pub(super) member_of: Option<(&'a str, &'a str)>,
+    /// What the workload's windows mean to it.
+    pub(super) windows: Windows,
+    /// On behalf of a set's run or a schedule, named in the Event (`restart set shop`):
+    /// the configuration admitted it, so the caller's rights are not looked at again.
+    pub(super) on_behalf_of: Option<&'a str>,
+    /// A restart id derived from the run or the due time, which makes the restart happen
+    /// once however often it is asked.
+    pub(super) restart_id: Option<&'a str>,
 }
 
 impl Inner {
@@ -58,12 +72,13 @@ impl Inner {
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
-        if let Some((set, _)) = ask.member_of {
-            because = format!(" (restart set {set}){because}");
+        if let Some(via) = ask.on_behalf_of {
+            because = format!(" ({via}){because}");
         }
         // The same checks as a dry run, in the same order; refusals that are the caller's
-        // business are recorded. A set's member was admitted when its run started.
-        let admitted = match ask.member_of {
+        // business are recorded. A set's member or a schedule was admitted by the
+        // configuration.
+        let admitted = match ask.on_behalf_of {
             Some(_) => self.existing(workload).await,
             None => self.admissible(workload, who).await,
         };
@@ -92,9 +107,9 @@ impl Inner {
             return Err(e);
         }
         if let Err(e) = self.window_refusal(workload, &entry.windows)
-            && ask.member_of.is_none()
+            && ask.windows != Windows::Admitted
         {
-            if !ask.outside_windows {
+            if ask.windows == Windows::Enforce {
                 self.refused(
                     workload,
                     format!("restart by {who} refused: outside its restart windows"),
@@ -115,8 +130,8 @@ impl Inner {
 
         let now = self.clock.now();
         let restarted_at = rfc3339(now);
-        let restart_id = match ask.member_of {
-            Some((_, id)) => id.to_string(),
+        let restart_id = match ask.restart_id {
+            Some(id) => id.to_string(),
             None => self.new_id(now),
         };
         let request = TakeRequest {

@@ -11,7 +11,7 @@ use cluster_api::{
     CacheHealth, Error, Event, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed,
 };
 
-use super::requests::{Ask, clean_reason};
+use super::requests::{Ask, Windows, clean_reason};
 use super::{CONTROLLER, Inner};
 use crate::allowlist::Identity;
 use crate::error::RestartError;
@@ -97,10 +97,15 @@ impl Inner {
     pub(super) fn set_view(&self, set: &RestartSet) -> SetStatus {
         let lease = self.runs.get(&set.name);
         let run = lease.as_ref().and_then(SetRun::of);
+        let schedule = set
+            .schedule
+            .as_ref()
+            .map(|s| self.schedule_status(&crate::schedule::Target::Set(set.name.clone()), s));
         SetStatus {
             set: set.clone(),
             running: run.as_ref().is_some_and(|r| !r.state.is_final()),
             run,
+            schedule,
         }
     }
 
@@ -129,31 +134,39 @@ impl Inner {
         (!self.sets.is_empty()).then_some(&self.runs_health)
     }
 
-    /// Starts a run of the set for `who`, who must be allowed to restart every member, in
-    /// its windows unless `outside_windows` (then with a reason).
+    /// Starts a run of the set for `who`, as `ask` says: unless on behalf of a schedule,
+    /// `who` must be allowed to restart every member; every member must be inside its windows
+    /// unless they are overridden (then with a reason). A run with `ask`'s id that exists
+    /// already is not started again.
     pub(super) async fn start_set(
         &self,
         name: &str,
         who: &Identity,
         reason: Option<&str>,
-        outside_windows: bool,
+        ask: Ask<'_>,
     ) -> Result<SetStatus, RestartError> {
-        let set = self.may_run(name, who)?;
+        let set = match ask.on_behalf_of {
+            Some(_) => self.set(name)?,
+            None => self.may_run(name, who)?,
+        };
         let reason = clean_reason(reason)?;
         for w in &set.members {
             let windows = &self.allowed(w)?.windows;
-            match self.window_refusal(w, windows) {
-                Err(_) if outside_windows && reason.is_none() => {
+            match (self.window_refusal(w, windows), ask.windows) {
+                (Err(e), Windows::Enforce) => return Err(e),
+                (Err(_), Windows::Override) if reason.is_none() => {
                     return Err(RestartError::Invalid(
                         "a restart outside the restart windows needs a reason".into(),
                     ));
                 }
-                Err(e) if !outside_windows => return Err(e),
                 _ => {}
             }
         }
         let now = self.clock.now();
-        let run = SetRun::new(set, self.new_id(now), &who.user, reason, now);
+        let id = ask
+            .restart_id
+            .map_or_else(|| self.new_id(now), str::to_string);
+        let run = SetRun::new(set, id, &who.user, reason, now);
         let name = lease_name(&set.name);
         for _ in 0..CAS_ATTEMPTS {
             let current = match self.api.get_lease(&self.config.namespace, &name).await {
@@ -161,6 +174,13 @@ impl Inner {
                 Err(Error::NotFound { .. }) => None,
                 Err(e) => return Err(RestartError::Cluster(e)),
             };
+            if let Some(lease) = &current
+                && SetRun::of(lease).is_some_and(|r| r.id == run.id)
+            {
+                // This very run started already (a schedule's, claimed twice).
+                self.store_run(&set.name, lease.clone());
+                return Ok(self.set_view(set));
+            }
             if let Some(lease) = &current
                 && let Some(running) = SetRun::of(lease).filter(|r| !r.state.is_final())
                 && lease.is_held_at(now)
@@ -395,9 +415,11 @@ impl Inner {
             return;
         };
         let id = run.restart_id(i);
+        let via = format!("restart set {}", set.name);
         let ask = Ask {
-            outside_windows: false,
-            member_of: Some((&set.name, &id)),
+            windows: Windows::Admitted,
+            on_behalf_of: Some(&via),
+            restart_id: Some(&id),
         };
         let who = Identity::user(run.by.clone());
         let failed = match self.restart(&w, &who, run.reason.as_deref(), ask).await {

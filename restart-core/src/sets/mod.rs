@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::allowlist::Allowlist;
 use crate::lock::{LastRestart, LockInfo, Outcome};
+use crate::schedule::{Schedule, ScheduleStatus};
 
 /// The label value (on [`crate::lock::LOCK_LABEL`]) of set-run Leases.
 pub const SET_LABEL_VALUE: &str = "restart-set";
@@ -58,6 +59,9 @@ pub struct SetEntry {
     /// What a failed member means for the rest.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// When it runs by itself.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
 }
 
 fn one() -> usize {
@@ -81,6 +85,10 @@ pub struct RestartSet {
     pub concurrency: usize,
     /// What a failed member means for the rest.
     pub on_failure: OnFailure,
+    /// When it runs by itself (shown as [`SetStatus::schedule`]).
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub schedule: Option<Schedule>,
 }
 
 fn as_strings<S: serde::Serializer>(members: &[WorkloadRef], s: S) -> Result<S::Ok, S::Error> {
@@ -155,6 +163,7 @@ pub fn check_sets(
             members,
             concurrency: e.concurrency,
             on_failure: e.on_failure,
+            schedule: e.schedule,
         });
     }
     Ok(out)
@@ -295,6 +304,9 @@ pub struct SetStatus {
     pub running: bool,
     /// The run going on, or else the last one.
     pub run: Option<SetRun>,
+    /// Its schedule, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleStatus>,
 }
 
 /// What a member's workload lock says about the member's restart.

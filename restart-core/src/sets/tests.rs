@@ -14,6 +14,7 @@ fn set(concurrency: usize, on_failure: OnFailure) -> RestartSet {
         members: vec![w("cache"), w("api"), w("web")],
         concurrency,
         on_failure,
+        schedule: None,
     }
 }
 
@@ -254,6 +255,7 @@ fn bad_sets_are_refused_naming_the_set_and_the_problem() {
         members: members.iter().map(|m| m.to_string()).collect(),
         concurrency,
         on_failure: OnFailure::Stop,
+        schedule: None,
     };
     let ok = check_sets(
         vec![entry(

@@ -54,6 +54,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
             description: None,
             allowed: vec![],
             windows: vec![],
+            schedule: None,
         },
         ServiceEntry {
             kind: WorkloadKind::Deployment,
@@ -62,6 +63,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
             description: None,
             allowed: vec![],
             windows: vec![],
+            schedule: None,
         },
         ServiceEntry {
             kind: WorkloadKind::Deployment,
@@ -70,6 +72,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
             description: None,
             allowed: vec!["group:sre".into()],
             windows: vec![],
+            schedule: None,
         },
     ];
     sim.add_workload(WorkloadSpec::deployment("ops", "vault"))

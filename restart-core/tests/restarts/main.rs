@@ -86,6 +86,7 @@ fn allowlist(extra: Vec<ServiceEntry>) -> Allowlist {
             description: None,
             allowed: vec![],
             windows: vec![],
+            schedule: None,
         })
         .collect();
     entries.extend(extra);
@@ -129,4 +130,5 @@ fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
 
 mod locks;
 mod rollouts;
+mod schedules;
 mod sets;

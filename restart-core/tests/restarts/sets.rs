@@ -16,6 +16,7 @@ fn shop(concurrency: usize, on_failure: OnFailure) -> RestartSet {
             .collect(),
         concurrency,
         on_failure,
+        schedule: None,
     };
     check_sets(vec![entry], &allowlist(vec![]))
         .unwrap()
@@ -317,6 +318,7 @@ async fn starting_is_refused_for_unknown_sets_running_sets_and_members_one_may_n
             members: vec![web().to_string(), db().to_string()],
             concurrency: 1,
             on_failure: OnFailure::Stop,
+            schedule: None,
         }],
         &list,
     )

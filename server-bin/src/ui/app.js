@@ -17,6 +17,20 @@ function ago(iso) {
   return `${Math.floor(s / 86400)}d`;
 }
 
+// A schedule in words: when it runs next, and how the last due time went.
+function scheduleText(sc) {
+  if (!sc) return "";
+  let text = `Scheduled ${sc.cron}`;
+  if (sc.next) text += `; next ${new Date(sc.next).toLocaleString()}`;
+  if (sc.last) text += `; last ${new Date(sc.last.due).toLocaleString()} ${sc.last.state}${sc.last.state === "skipped" && sc.last.note ? ` (${sc.last.note.replace(/^.* skipped: /, "")})` : ""}`;
+  return text;
+}
+
+function showSchedule(el, sc) {
+  el.textContent = scheduleText(sc);
+  el.hidden = !sc;
+}
+
 function notice(text) {
   const n = $("#notice");
   n.textContent = text || "";
@@ -66,6 +80,7 @@ function card(s) {
     <div class="head"><h3><span class="name"></span><small class="where"></small></h3><span class="phase"></span></div>
     <p class="desc muted"></p>
     <p class="windows muted" hidden></p>
+    <p class="schedule muted" hidden></p>
     <div class="bar" role="progressbar" aria-label="Pods replaced"><span class="updated"></span><span class="available"></span></div>
     <p class="counts"></p>
     <p class="message"></p>
@@ -93,6 +108,7 @@ function render(s) {
   const windows = $(".windows", li);
   windows.textContent = s.windows && s.windows.length ? `Restarts only ${s.windows.join("; ")}` : "";
   windows.hidden = !(s.windows && s.windows.length);
+  showSchedule($(".schedule", li), s.schedule);
   const desired = Math.max(s.desired, 1);
   $(".updated", li).style.width = `${Math.min(100, (100 * s.updated) / desired)}%`;
   $(".available", li).style.width = `${Math.min(100, (100 * Math.min(s.available, s.updated)) / desired)}%`;
@@ -151,6 +167,7 @@ function setCard(set) {
   li.innerHTML = `
     <div class="head"><h3><span class="name"></span><small class="where"></small></h3><span class="phase"></span></div>
     <p class="desc muted"></p>
+    <p class="schedule muted" hidden></p>
     <ol class="members"></ol>
     <p class="run muted"></p>
     <div class="actions"><button type="button" class="restart primary">Restart set</button><button type="button" class="cancel-run" hidden>Cancel run</button></div>`;
@@ -169,6 +186,7 @@ function renderSet(set) {
   const desc = $(".desc", li);
   desc.textContent = set.description || "";
   desc.hidden = !set.description;
+  showSchedule($(".schedule", li), set.schedule);
   const phase = $(".phase", li);
   phase.dataset.phase = run ? run.state : "idle";
   phase.textContent = run ? RUN[run.state] || run.state : "Never run";

@@ -48,6 +48,7 @@ fn entry(kind: WorkloadKind, namespace: &str, name: &str, allowed: &[&str]) -> S
         description: Some(format!("the {name}")),
         allowed: allowed.iter().map(|s| s.to_string()).collect(),
         windows: vec![],
+        schedule: None,
     }
 }
 

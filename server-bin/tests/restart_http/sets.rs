@@ -43,6 +43,7 @@ fn with_set(auth: Auth, vault_allowed: &[&str]) -> (SimCluster, Settings) {
             ],
             concurrency: 1,
             on_failure: OnFailure::Stop,
+            schedule: None,
         }],
         &settings.allowlist,
     )
@@ -174,5 +175,47 @@ async fn a_runs_progress_streams_member_by_member() {
             .as_array()
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A schedule on a workload through the server: its status says when it runs next and how
+/// the last went, and the metric counts it.
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_restart_shows_in_the_status_and_the_metrics() {
+    let sim = cluster();
+    let mut settings = settings(Auth::none());
+    let mut entries: Vec<ServiceEntry> = settings
+        .allowlist
+        .iter()
+        .map(|a| {
+            entry(
+                a.workload.kind,
+                &a.workload.namespace,
+                &a.workload.name,
+                &[],
+            )
+        })
+        .collect();
+    entries[0].schedule = Some(restart_core::schedule::Schedule::new(
+        cluster_api::cron::Cron::parse("*/10 * * * *", Some("Europe/Berlin")).unwrap(),
+    ));
+    settings.allowlist = Allowlist::new(entries).unwrap();
+    // 09:00 UTC is a due time; start past its starting deadline.
+    tokio::time::sleep(Duration::from_secs(6 * 60)).await;
+    let s = serve(&sim, settings).await;
+    let (_, web) = call(&s, "GET", "/api/v1/service/Deployment/shop/web", None, "").await;
+    assert_eq!(web["schedule"]["cron"], "*/10 * * * * Europe/Berlin");
+    assert_eq!(web["schedule"]["next"], "2026-01-05T09:10:00Z");
+    assert!(web["schedule"]["last"].is_null());
+
+    tokio::time::sleep(Duration::from_secs(5 * 60)).await;
+    let (_, web) = call(&s, "GET", "/api/v1/service/Deployment/shop/web", None, "").await;
+    assert_eq!(web["schedule"]["last"]["due"], "2026-01-05T09:10:00Z");
+    assert_eq!(web["schedule"]["last"]["state"], "started");
+    assert_eq!(web["lastRestart"]["by"], "schedule");
+    let (_, _, metrics) = s.send(&request("GET", "/metrics", &[], "")).await;
+    assert!(
+        metrics.contains(r#"restart_manager_scheduled_restarts_total{result="started",target="Deployment/shop/web"} 1"#),
+        "{metrics}"
     );
 }

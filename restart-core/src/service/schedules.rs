@@ -1,0 +1,334 @@
+//! Scheduled restarts at run time: the schedule Leases' watch, and the loop (on the leader
+//! only) that claims each due time with compare-and-swap and then restarts the workload or
+//! starts the set's run, under an id derived from the due time.
+
+use std::time::Duration;
+
+use cluster_api::{
+    CacheHealth, Error, Event, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed,
+};
+
+use super::requests::{Ask, Windows};
+use super::{CONTROLLER, Inner};
+use crate::allowlist::Identity;
+use crate::error::RestartError;
+use crate::lock::LOCK_LABEL;
+use crate::schedule::{
+    DueState, LastDue, SCHEDULE_LABEL_VALUE, Schedule, ScheduleStatus, Target, due_now,
+};
+
+const CAS_ATTEMPTS: usize = 16;
+
+/// Who scheduled restarts are recorded as.
+pub const SCHEDULE_USER: &str = "schedule";
+
+/// The schedule Leases as their watch sees them, by name.
+pub(super) struct SchedulesCache<'a>(pub(super) &'a Inner);
+
+impl WatchCache<Lease> for SchedulesCache<'_> {
+    fn reset(&self, all: Vec<Lease>) {
+        let all: Vec<(String, Lease)> = all.into_iter().map(|l| (l.name.clone(), l)).collect();
+        self.0.schedule_leases.reset(all);
+    }
+
+    fn apply(&self, lease: Lease) {
+        self.0.schedule_leases.insert(lease.name.clone(), lease);
+    }
+
+    fn delete(&self, lease: Lease) {
+        self.0.schedule_leases.remove(&lease.name);
+    }
+}
+
+/// What became of a due time, to record.
+struct Outcome {
+    state: DueState,
+    note: String,
+}
+
+impl Inner {
+    /// Every schedule of the allowlist and the sets.
+    pub(super) fn all_schedules(&self) -> impl Iterator<Item = (Target, &Schedule)> {
+        let workloads = self.allowlist.iter().filter_map(|a| {
+            let s = a.schedule.as_ref()?;
+            Some((Target::Workload(a.workload.clone()), s))
+        });
+        let sets = self.sets.iter().filter_map(|set| {
+            let s = set.schedule.as_ref()?;
+            Some((Target::Set(set.name.clone()), s))
+        });
+        workloads.chain(sets)
+    }
+
+    fn has_schedules(&self) -> bool {
+        self.all_schedules().next().is_some()
+    }
+
+    pub(super) fn schedules_health(&self) -> Option<&CacheHealth> {
+        self.has_schedules().then_some(&self.schedules_health)
+    }
+
+    /// What to show about a target's schedule.
+    pub(super) fn schedule_status(&self, target: &Target, s: &Schedule) -> ScheduleStatus {
+        ScheduleStatus {
+            cron: s.cron.to_string(),
+            next: s.cron.next_after(self.clock.now()),
+            last: self
+                .schedule_leases
+                .get(&target.lease_name())
+                .and_then(|l| LastDue::of(&l)),
+        }
+    }
+
+    pub(super) async fn watch_schedules(&self) {
+        if !self.has_schedules() {
+            return;
+        }
+        let selector = cluster_api::LabelSelector::eq(LOCK_LABEL, SCHEDULE_LABEL_VALUE);
+        let open = || self.api.watch_leases(&self.config.namespace, &selector);
+        feed(
+            "restart schedule",
+            open,
+            &SchedulesCache(self),
+            &self.schedules_health,
+        )
+        .await;
+    }
+
+    /// Acts on every due time, sleeping until the next one (or a resync); on the leader
+    /// only.
+    pub(super) async fn schedule_forever(&self) {
+        if !self.has_schedules() {
+            return;
+        }
+        let mut leadership = self.leadership.clone();
+        loop {
+            let now = self.clock.now();
+            if self.leadership.as_ref().is_none_or(|l| *l.borrow()) {
+                let due: Vec<(Target, Schedule)> =
+                    self.all_schedules().map(|(t, s)| (t, s.clone())).collect();
+                for (target, schedule) in &due {
+                    self.act_on_due(target, schedule, now).await;
+                }
+            }
+            let now = self.clock.now();
+            let next = self
+                .all_schedules()
+                .filter_map(|(_, s)| s.cron.next_after(now))
+                .min();
+            let wait = next
+                .and_then(|n| Duration::try_from(n.duration_since(now)).ok())
+                .map_or(self.config.resync, |d| d.min(self.config.resync));
+            let became_leader = async {
+                match leadership.as_mut() {
+                    Some(l) => {
+                        let _ = l.changed().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = became_leader => {}
+            }
+        }
+    }
+
+    /// Claims the target's due time (if one is due and nobody finished it), acts on it, and
+    /// records what became of it.
+    async fn act_on_due(&self, target: &Target, schedule: &Schedule, now: Timestamp) {
+        // The cache says whether anything is due: no request unless something is.
+        let cached = self
+            .schedule_leases
+            .get(&target.lease_name())
+            .and_then(|l| LastDue::of(&l));
+        if due_now(schedule, cached.as_ref(), now).is_none() {
+            return;
+        }
+        let due = match self.claim(target, schedule, now).await {
+            Ok(Some(due)) => due,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(%target, error = %e, "could not claim a scheduled restart; will retry");
+                return;
+            }
+        };
+        let Some(outcome) = self.act(target, schedule, due).await else {
+            return;
+        };
+        match self.record(target, due, &outcome).await {
+            Ok(true) => {
+                self.observer.scheduled(&target.to_string(), outcome.state);
+                let (type_, reason) = match outcome.state {
+                    DueState::Skipped => (EventType::Warning, "ScheduledRestartSkipped"),
+                    _ => (EventType::Normal, "ScheduledRestart"),
+                };
+                tracing::info!(%target, state = ?outcome.state, note = %outcome.note, "scheduled restart");
+                self.schedule_event(target, type_, reason, outcome.note)
+                    .await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(%target, error = %e, "could not record a scheduled restart"),
+        }
+    }
+
+    /// Marks the due time claimed in the target's schedule Lease, unless another replica has
+    /// finished it: the due time to act on, if any.
+    async fn claim(
+        &self,
+        target: &Target,
+        schedule: &Schedule,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, Error> {
+        let name = target.lease_name();
+        for _ in 0..CAS_ATTEMPTS {
+            let current = match self.api.get_lease(&self.config.namespace, &name).await {
+                Ok(lease) => Some(lease),
+                Err(Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let last = current.as_ref().and_then(LastDue::of);
+            let Some(due) = due_now(schedule, last.as_ref(), now) else {
+                if let Some(lease) = current {
+                    self.schedule_leases.insert(name.clone(), lease);
+                }
+                return Ok(None);
+            };
+            if last.as_ref().is_some_and(|l| l.due == due) {
+                // Claimed already, and not finished: finish it (the act is idempotent).
+                return Ok(Some(due));
+            }
+            let mut lease = current.clone().unwrap_or_else(|| {
+                Lease::new(&self.config.namespace, &name)
+                    .label(LOCK_LABEL, SCHEDULE_LABEL_VALUE)
+                    .label("app.kubernetes.io/managed-by", "restart-manager")
+            });
+            LastDue {
+                due,
+                state: DueState::Claimed,
+                note: None,
+            }
+            .write(&mut lease);
+            lease.renew_time = Some(now);
+            let written = match current {
+                None => self.api.create_lease(&lease).await,
+                Some(_) => self.api.replace_lease(&lease).await,
+            };
+            match written {
+                Ok(lease) => {
+                    self.schedule_leases.insert(name.clone(), lease);
+                    return Ok(Some(due));
+                }
+                Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::unavailable(format!(
+            "the schedule of {target} kept changing"
+        )))
+    }
+
+    /// Restarts the workload or starts the set's run for the due time; `None` when it should
+    /// be tried again (the cluster could not be reached).
+    async fn act(&self, target: &Target, schedule: &Schedule, due: Timestamp) -> Option<Outcome> {
+        let id = target.id_for(due);
+        let via = format!("scheduled {}", schedule.cron);
+        let who = Identity::user(SCHEDULE_USER);
+        let ask = Ask {
+            windows: Windows::Enforce,
+            on_behalf_of: Some(&via),
+            restart_id: Some(&id),
+        };
+        let result = match target {
+            Target::Workload(w) => self.restart(w, &who, None, ask).await.map(|_| ()),
+            Target::Set(name) => self.start_set(name, &who, None, ask).await.map(|_| ()),
+        };
+        let due_text = due.strftime("%Y-%m-%dT%H:%M:%SZ");
+        Some(match result {
+            Ok(()) => Outcome {
+                state: DueState::Started,
+                note: format!(
+                    "{target} restarted as scheduled ({}) for {due_text}",
+                    schedule.cron
+                ),
+            },
+            Err(RestartError::Cluster(e)) if e.is_transient() => {
+                tracing::warn!(%target, error = %e, "scheduled restart failed; will retry");
+                return None;
+            }
+            Err(e) => Outcome {
+                state: DueState::Skipped,
+                note: format!("scheduled restart of {target} for {due_text} skipped: {e}"),
+            },
+        })
+    }
+
+    /// Writes what became of the due time, if it is still the one claimed and unfinished:
+    /// `true` if this replica wrote it (and reports it).
+    async fn record(
+        &self,
+        target: &Target,
+        due: Timestamp,
+        outcome: &Outcome,
+    ) -> Result<bool, Error> {
+        let name = target.lease_name();
+        for _ in 0..CAS_ATTEMPTS {
+            let mut lease = self.api.get_lease(&self.config.namespace, &name).await?;
+            let claimed =
+                LastDue::of(&lease).is_some_and(|l| l.due == due && l.state == DueState::Claimed);
+            if !claimed {
+                return Ok(false);
+            }
+            LastDue {
+                due,
+                state: outcome.state,
+                note: Some(outcome.note.clone()),
+            }
+            .write(&mut lease);
+            match self.api.replace_lease(&lease).await {
+                Ok(written) => {
+                    self.schedule_leases.insert(name.clone(), written);
+                    if let Target::Workload(w) = target {
+                        self.publish(w);
+                    } else if let Target::Set(set) = target {
+                        self.publish_set(set);
+                    }
+                    return Ok(true);
+                }
+                Err(Error::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::unavailable(format!(
+            "the schedule of {target} kept changing"
+        )))
+    }
+
+    async fn schedule_event(&self, target: &Target, type_: EventType, reason: &str, note: String) {
+        let regarding = match target {
+            Target::Workload(w) => {
+                let uid = self.workload(w).map(|w| w.uid).unwrap_or_default();
+                w.object_ref().with_uid(uid)
+            }
+            Target::Set(name) => ObjectRef::namespaced(
+                "Lease",
+                &self.config.namespace,
+                crate::sets::lease_name(name),
+            ),
+        };
+        let event = Event {
+            regarding,
+            type_,
+            reason: reason.into(),
+            action: "ScheduledRestart".into(),
+            note,
+            reporting_controller: CONTROLLER.into(),
+            reporting_instance: self.instance.clone(),
+            time: Some(self.clock.now()),
+            count: 1,
+        };
+        if let Err(e) = self.api.record_event(&event).await {
+            tracing::warn!(%target, reason, error = %e, "could not record event");
+        }
+    }
+}
