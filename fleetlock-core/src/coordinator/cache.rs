@@ -7,7 +7,7 @@ use cluster_api::{Error, Lease, Node, WatchCache, feed};
 
 use super::Inner;
 use crate::config::GroupConfig;
-use crate::group::{self, GroupState};
+use crate::group::{self, GroupState, HolderPhase};
 use crate::nodes::{Lookup, NodeView, STATE_ANNOTATION};
 use crate::protocol::{Kind, Refusal};
 
@@ -155,15 +155,25 @@ impl Inner {
     /// cache answers "no" without asking: it learns of grants before any drain starts, and
     /// only ever lags behind releases).
     pub(super) async fn holds_slot(&self, group: &str, id: &str) -> Result<bool, Error> {
+        Ok(self.holder_phase(group, id).await?.is_some())
+    }
+
+    /// The holder's phase as the cluster has it now (`None`: it holds no slot), read afresh
+    /// unless the cache already says it holds none.
+    pub(super) async fn holder_phase(
+        &self,
+        group: &str,
+        id: &str,
+    ) -> Result<Option<HolderPhase>, Error> {
         #[cfg(feature = "sabotage")]
         if self.sabotage == Some(super::Sabotage::IgnoreRemoteReleases) {
-            return Ok(true);
+            return Ok(Some(HolderPhase::Draining));
         }
         if self
             .cached_group(group)
             .is_none_or(|g| g.holder(id).is_none())
         {
-            return Ok(false);
+            return Ok(None);
         }
         let lease = match self
             .api
@@ -171,13 +181,13 @@ impl Inner {
             .await
         {
             Ok(lease) => lease,
-            Err(Error::NotFound { .. }) => return Ok(false),
+            Err(Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
         let state = GroupState::from_lease(&lease).map_err(|e| Error::invalid(e.to_string()))?;
-        let holds = state.holder(id).is_some();
+        let phase = state.holder(id).map(|h| h.phase);
         self.store_group(state);
-        Ok(holds)
+        Ok(phase)
     }
 
     /// Our state annotation on a node, as last seen.

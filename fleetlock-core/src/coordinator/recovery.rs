@@ -9,6 +9,7 @@ use cluster_api::{DisruptionBudget, Error, EventType, Pod, PodFilter};
 use super::Inner;
 use crate::config::UnchangedBootId;
 use crate::group::{Holder, HolderPhase};
+use crate::nodes::CORDONED_ANNOTATION;
 use crate::protocol::{Kind, Refusal};
 use crate::recovery::{NodeNow, RecoveryTarget, settled, waiting_for};
 
@@ -176,6 +177,9 @@ impl Inner {
         if let Some(since) = healthy_since
             && settled(since, recovery.settle, now)
         {
+            if !self.still_healed(&holder.node).await? {
+                return Ok(());
+            }
             let returned = holder.returned_at.unwrap_or(now);
             let why = format!(
                 "healed {}s after its steady-state",
@@ -212,6 +216,36 @@ impl Inner {
             });
         }
         Ok(())
+    }
+
+    /// Whether the node, read afresh, is Ready and free of our cordon, before its slot is
+    /// given back on the node cache's word: a cache that lags must not release a node that a
+    /// late cordon (a drain started from a stale view, say) has just reached. Our cordon found
+    /// there is undone, and the slot waits for the next look.
+    async fn still_healed(&self, node: &str) -> Result<bool, Refusal> {
+        let fresh = match self.api.get_node(node).await {
+            Ok(fresh) => fresh,
+            // A deleted Node's slot is released by maintenance.
+            Err(Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(Refusal::from_cluster("reading the node", &e)),
+        };
+        let ours = fresh
+            .annotations
+            .get(CORDONED_ANNOTATION)
+            .is_some_and(|v| v == "true");
+        let ready = fresh.ready;
+        self.store_node(fresh);
+        if ours {
+            tracing::info!(
+                node,
+                "our cordon is back on a recovering node; undoing it before the slot goes"
+            );
+            self.finish_node(node, "recovering")
+                .await
+                .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
+            return Ok(false);
+        }
+        Ok(ready)
     }
 
     /// The budgets and pods a holder's recovery is judged on: the cluster's budgets if it

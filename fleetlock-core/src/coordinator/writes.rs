@@ -12,6 +12,17 @@ use crate::protocol::{Kind, Refusal};
 
 // === impl Inner: cluster writes ===
 
+/// What cordoning a node for a drain did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cordon {
+    /// This call wrote the cordon (ours to undo if the drain turns out to be stale).
+    Wrote,
+    /// The node was cordoned already (by us, or by someone whose cordon we leave alone).
+    Found,
+    /// The holder is no longer draining: where it is now (`None`: it holds no slot).
+    MovedOn(Option<HolderPhase>),
+}
+
 impl Inner {
     pub(super) async fn event(
         &self,
@@ -58,9 +69,12 @@ impl Inner {
         }
     }
 
-    /// Cordons the node unless someone else already did, remembering in the same write that
-    /// the cordon is ours. True if this call wrote the cordon.
-    pub(super) async fn cordon(&self, node: &str) -> Result<bool, Error> {
+    /// Cordons the node for the drain of holder `id` of `group`, unless someone already did,
+    /// remembering in the same write that the cordon is ours. The holder's phase is read
+    /// afresh between reading the node and writing it: a drain started from a lagging cache
+    /// must not cordon a node whose holder has moved on (its steady-state may just have
+    /// uncordoned it).
+    pub(super) async fn cordon(&self, node: &str, group: &str, id: &str) -> Result<Cordon, Error> {
         loop {
             let current = self.api.get_node(node).await?;
             if current
@@ -68,14 +82,18 @@ impl Inner {
                 .get(CORDONED_ANNOTATION)
                 .is_some_and(|v| v == "true")
             {
-                return Ok(false);
+                return Ok(Cordon::Found);
             }
             if current.unschedulable {
                 tracing::info!(
                     node,
                     "node already cordoned by someone else; leaving that cordon alone"
                 );
-                return Ok(false);
+                return Ok(Cordon::Found);
+            }
+            match self.holder_phase(group, id).await? {
+                Some(HolderPhase::Draining) => {}
+                other => return Ok(Cordon::MovedOn(other)),
             }
             let patch = NodePatch::new()
                 .unschedulable(true)
@@ -92,7 +110,7 @@ impl Inner {
                         "cordoned for a coordinated reboot".into(),
                     )
                     .await;
-                    return Ok(true);
+                    return Ok(Cordon::Wrote);
                 }
                 Err(Error::Conflict { .. }) => continue,
                 Err(e) => return Err(e),

@@ -296,3 +296,72 @@ async fn every_replica_shows_what_a_recovering_node_waits_for() {
         );
     }
 }
+
+/// Records every write that takes n1's holder out of the group Lease while n1 carries our
+/// cordon: a release the invariants forbid.
+#[derive(Default)]
+struct ReleasedCordoned(std::sync::Mutex<Vec<String>>);
+
+impl cluster_sim::Auditor for ReleasedCordoned {
+    fn audit(&self, write: &cluster_sim::Write<'_>, cluster: &cluster_sim::ClusterView<'_>) {
+        let cluster_sim::Write::Lease {
+            before: Some(before),
+            after: Some(after),
+        } = write
+        else {
+            return;
+        };
+        let holds = |l: &cluster_api::Lease| {
+            GroupState::from_lease(l).is_ok_and(|g| g.holders.iter().any(|h| h.node == "n1"))
+        };
+        let cordoned = cluster.node("n1").is_some_and(|n| {
+            n.annotations
+                .get(CORDONED_ANNOTATION)
+                .is_some_and(|v| v == "true")
+        });
+        if holds(before) && !holds(after) && cordoned {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("released at {}", cluster.now()));
+        }
+    }
+}
+
+/// A cordon of ours that reaches a recovering node after the node cache last looked (a
+/// drain started from a stale view) is found and undone before the slot goes: the release
+/// reads the node afresh rather than trusting a cache that lags.
+#[tokio::test(start_paused = true)]
+async fn a_late_cordon_on_a_recovering_node_is_undone_before_its_slot_goes() {
+    let sim = web_under_budget(120);
+    let released_cordoned = std::sync::Arc::new(ReleasedCordoned::default());
+    sim.add_auditor(released_cordoned.clone());
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+    c.pre_reboot(&n1).await.unwrap();
+    sim.reboot_node("n1").unwrap();
+    advance(Duration::from_secs(60)).await;
+    settle().await;
+    c.steady_state(&n1).await.unwrap();
+    assert_eq!(holder_phase(&sim), Some(HolderPhase::Recovering));
+
+    // The node watch falls silent; then our cordon lands on n1 again.
+    sim.set_latency(Operation::WatchNodes, Duration::from_secs(3600));
+    sim.break_watches();
+    sim.edit_node("n1", |n| {
+        n.unschedulable = true;
+        n.annotations
+            .insert(CORDONED_ANNOTATION.into(), "true".into());
+    })
+    .unwrap();
+
+    // The workload recovers (its pod waits for n1 to be schedulable again); the slot goes,
+    // but only once the cordon is undone.
+    for _ in 0..60 {
+        advance(Duration::from_secs(10)).await;
+        settle().await;
+    }
+    assert_eq!(holder_phase(&sim), None, "healed: the slot is free");
+    assert!(!sim.node("n1").unwrap().unschedulable);
+    assert_eq!(*released_cordoned.0.lock().unwrap(), Vec::<String>::new());
+}

@@ -27,9 +27,10 @@ use super::policy::humanize;
 mod evictions;
 mod progress;
 
+use super::writes::Cordon;
 use crate::config::OnDrainTimeout;
 use crate::drain::{DrainOptions, DrainPhase, DrainPlan, DrainStatus, SkipReason, plan_drain_at};
-use crate::group::Holder;
+use crate::group::{Holder, HolderPhase};
 use crate::notices::RebootTransition;
 use evictions::{Waiting, key};
 use progress::skipped;
@@ -190,10 +191,22 @@ impl Drainer {
         let drain = &self.inner.config.drain;
         let mut retry = drain.retry_initial;
         loop {
-            match self.inner.cordon(self.node()).await {
-                Ok(wrote) => {
-                    self.cordoned_here = wrote;
+            match self
+                .inner
+                .cordon(self.node(), &self.group, &self.holder.id)
+                .await
+            {
+                Ok(Cordon::Wrote) => {
+                    self.cordoned_here = true;
                     break;
+                }
+                Ok(Cordon::Found) => break,
+                // Started from a cache that lagged: the holder has moved on (approved, or
+                // recovering after its steady-state uncordoned the node). Left alone.
+                Ok(Cordon::MovedOn(None)) => return Step::Lost,
+                Ok(Cordon::MovedOn(Some(_))) => {
+                    self.inner.forget_drain(self.node(), &self.holder.id);
+                    return Step::Stop;
                 }
                 Err(Error::NotFound { .. }) => {
                     self.publish(
@@ -216,10 +229,21 @@ impl Drainer {
                 }
             }
         }
-        // A release that raced the cordon: whoever released may have uncordoned before our
-        // cordon landed, so it is ours to undo.
-        if self.cordoned_here && self.slot_gone().await {
-            return Step::Lost;
+        // A release or a steady-state that raced the cordon: whoever released, or answered
+        // the steady-state, may have uncordoned before our cordon landed, so it is ours to
+        // undo.
+        if self.cordoned_here {
+            match self.inner.holder_phase(&self.group, &self.holder.id).await {
+                Ok(None) => return Step::Lost,
+                Ok(Some(HolderPhase::Recovering)) => {
+                    tracing::info!(node = %self.node(), "the node is recovering; undoing a late cordon");
+                    // On failure (logged) the recovery's next look undoes it.
+                    let _ = self.inner.finish_node(self.node(), "recovering").await;
+                    self.inner.forget_drain(self.node(), &self.holder.id);
+                    return Step::Stop;
+                }
+                _ => {}
+            }
         }
         let announced = self.inner.node_state(self.node()).as_deref() == Some("draining");
         if !announced {
