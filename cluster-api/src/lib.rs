@@ -60,8 +60,8 @@ pub use pod::{
 pub use selector::{LabelSelector, Operator, Requirement, SelectorParseError};
 pub use watch::{WatchEvent, WatchStream, follow, whole_lists};
 pub use workload::{
-    Condition, UnknownKind, UpdateStrategy, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
-    WorkloadStatus,
+    Condition, ConfigKind, ConfigRef, UnknownKind, UpdateStrategy, Workload, WorkloadFilter,
+    WorkloadKind, WorkloadRef, WorkloadStatus, config_refs,
 };
 
 /// Everything the cores ask of a cluster.

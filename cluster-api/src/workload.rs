@@ -134,9 +134,69 @@ pub struct Workload {
     /// `spec.template.metadata.annotations`; where `kubectl rollout restart` writes.
     #[serde(default)]
     pub template_annotations: BTreeMap<String, String>,
+    /// The ConfigMaps and Secrets of its namespace that its pod template mounts or reads
+    /// ([`config_refs`]), sorted, each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_refs: Vec<ConfigRef>,
     /// `status`.
     #[serde(default)]
     pub status: WorkloadStatus,
+}
+
+/// The kinds of configuration object a pod template can take its files and environment from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ConfigKind {
+    /// A core/v1 ConfigMap.
+    ConfigMap,
+    /// A core/v1 Secret.
+    Secret,
+}
+
+/// A ConfigMap or Secret, in the workload's own namespace, that its pods mount or read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConfigRef {
+    /// ConfigMap or Secret.
+    pub kind: ConfigKind,
+    /// Its name.
+    pub name: String,
+}
+
+impl ConfigRef {
+    /// A ConfigMap by name.
+    pub fn config_map(name: impl Into<String>) -> Self {
+        ConfigRef {
+            kind: ConfigKind::ConfigMap,
+            name: name.into(),
+        }
+    }
+
+    /// A Secret by name.
+    pub fn secret(name: impl Into<String>) -> Self {
+        ConfigRef {
+            kind: ConfigKind::Secret,
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            ConfigKind::ConfigMap => "ConfigMap",
+            ConfigKind::Secret => "Secret",
+        };
+        write!(f, "{kind} {}", self.name)
+    }
+}
+
+/// References as a pod template lists them (volumes, projected volumes, `env`, `envFrom`,
+/// of every container), sorted and each once; empty names (an invalid template) are left
+/// out.
+pub fn config_refs(found: impl IntoIterator<Item = ConfigRef>) -> Vec<ConfigRef> {
+    let mut refs: Vec<ConfigRef> = found.into_iter().filter(|r| !r.name.is_empty()).collect();
+    refs.sort();
+    refs.dedup();
+    refs
 }
 
 /// Which workloads a list or watch covers.

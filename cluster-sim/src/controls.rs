@@ -272,6 +272,7 @@ impl SimCluster {
                     match_expressions: vec![],
                 },
                 template_annotations: BTreeMap::new(),
+                config_refs: cluster_api::config_refs(spec.config_refs.iter().cloned()),
                 status: WorkloadStatus::default(),
             };
             st.workloads.insert(

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cluster_api::{Toleration, WorkloadKind, WorkloadRef};
+use cluster_api::{ConfigRef, Toleration, WorkloadKind, WorkloadRef};
 use serde::Deserialize;
 
 use crate::budget::IntOrPercent;
@@ -70,6 +70,9 @@ pub struct WorkloadSpec {
     /// Annotations of the workload object itself.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// ConfigMaps its pods mount as a volume, and Secrets they read through `envFrom`.
+    #[serde(default)]
+    pub config_refs: Vec<ConfigRef>,
 }
 
 /// The name of an update strategy, as written in a manifest.
@@ -114,6 +117,7 @@ impl WorkloadSpec {
             empty_dir: false,
             tolerations: Vec::new(),
             annotations: BTreeMap::new(),
+            config_refs: Vec::new(),
         }
     }
 
@@ -183,6 +187,18 @@ impl WorkloadSpec {
     /// Pods tolerate this taint (as in `tolerations:` of the pod template).
     pub fn tolerate(mut self, toleration: Toleration) -> Self {
         self.tolerations.push(toleration);
+        self
+    }
+
+    /// Whose pods mount this ConfigMap as a volume.
+    pub fn uses_config_map(mut self, name: impl Into<String>) -> Self {
+        self.config_refs.push(ConfigRef::config_map(name));
+        self
+    }
+
+    /// Whose pods take their environment from this Secret (`envFrom`).
+    pub fn uses_secret(mut self, name: impl Into<String>) -> Self {
+        self.config_refs.push(ConfigRef::secret(name));
         self
     }
 

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use cluster_api::{
-    Condition, DisruptionBudget, Event, EventType, LabelSelector, Lease, Node, ObjectRef, Operator,
-    OwnerRef, Pod, PodPhase, Requirement, Toleration, TolerationOperator, UpdateStrategy, Workload,
-    WorkloadKind, WorkloadStatus,
+    Condition, ConfigRef, DisruptionBudget, Event, EventType, LabelSelector, Lease, Node,
+    ObjectRef, Operator, OwnerRef, Pod, PodPhase, Requirement, Toleration, TolerationOperator,
+    UpdateStrategy, Workload, WorkloadKind, WorkloadStatus,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::coordination::v1 as coordination;
@@ -242,12 +242,62 @@ fn base(kind: WorkloadKind, m: meta::ObjectMeta) -> Workload {
         progress_deadline_seconds: None,
         selector: LabelSelector::default(),
         template_annotations: BTreeMap::new(),
+        config_refs: Vec::new(),
         status: WorkloadStatus::default(),
     }
 }
 
 fn template_annotations(t: core::PodTemplateSpec) -> BTreeMap<String, String> {
     t.metadata.and_then(|m| m.annotations).unwrap_or_default()
+}
+
+/// The ConfigMaps and Secrets a pod template mounts (volumes, projected volumes) or reads
+/// (`env` and `envFrom` of its containers and init containers). Image pull secrets are not
+/// configuration the pods run with, and are left out.
+fn config_refs(t: &core::PodTemplateSpec) -> Vec<ConfigRef> {
+    let Some(spec) = &t.spec else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for v in spec.volumes.iter().flatten() {
+        if let Some(c) = &v.config_map {
+            found.push(ConfigRef::config_map(&c.name));
+        }
+        if let Some(s) = v.secret.as_ref().and_then(|s| s.secret_name.as_ref()) {
+            found.push(ConfigRef::secret(s));
+        }
+        for p in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(c) = &p.config_map {
+                found.push(ConfigRef::config_map(&c.name));
+            }
+            if let Some(s) = &p.secret {
+                found.push(ConfigRef::secret(&s.name));
+            }
+        }
+    }
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for c in containers {
+        for e in c.env.iter().flatten().filter_map(|e| e.value_from.as_ref()) {
+            if let Some(k) = &e.config_map_key_ref {
+                found.push(ConfigRef::config_map(&k.name));
+            }
+            if let Some(k) = &e.secret_key_ref {
+                found.push(ConfigRef::secret(&k.name));
+            }
+        }
+        for e in c.env_from.iter().flatten() {
+            if let Some(r) = &e.config_map_ref {
+                found.push(ConfigRef::config_map(&r.name));
+            }
+            if let Some(r) = &e.secret_ref {
+                found.push(ConfigRef::secret(&r.name));
+            }
+        }
+    }
+    cluster_api::config_refs(found)
 }
 
 /// A Deployment.
@@ -263,6 +313,7 @@ pub fn deployment(d: Deployment) -> Workload {
     };
     w.progress_deadline_seconds = Some(spec.progress_deadline_seconds.unwrap_or(600));
     w.selector = selector(Some(spec.selector));
+    w.config_refs = config_refs(&spec.template);
     w.template_annotations = template_annotations(spec.template);
     w.status = WorkloadStatus {
         observed_generation: status.observed_generation,
@@ -292,6 +343,7 @@ pub fn statefulset(s: StatefulSet) -> Workload {
         None => UpdateStrategy::RollingUpdate { partition: None },
     };
     w.selector = selector(Some(spec.selector));
+    w.config_refs = config_refs(&spec.template);
     w.template_annotations = template_annotations(spec.template);
     w.status = WorkloadStatus {
         observed_generation: status.observed_generation,
@@ -317,6 +369,7 @@ pub fn daemonset(d: DaemonSet) -> Workload {
         _ => UpdateStrategy::RollingUpdate { partition: None },
     };
     w.selector = selector(Some(spec.selector));
+    w.config_refs = config_refs(&spec.template);
     w.template_annotations = template_annotations(spec.template);
     w.status = WorkloadStatus {
         observed_generation: status.observed_generation,

@@ -265,3 +265,36 @@ async fn disruption_budgets_read_through_the_endpoint_match_the_simulation() {
     assert_eq!(web.selector.as_ref().unwrap().match_expressions.len(), 2);
     assert_eq!((web.expected_pods, web.desired_healthy), (0, 2));
 }
+
+/// The ConfigMaps and Secrets a workload's pods use, as the simulation keeps them, are what
+/// the adapter reads from the endpoint's rendering of its pod template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_references_read_through_the_endpoint_match_the_simulation() {
+    let s = setup(1).await;
+    for spec in [
+        WorkloadSpec::deployment("shop", "web")
+            .uses_config_map("web-config")
+            .uses_secret("api-keys")
+            .uses_config_map("flags"),
+        WorkloadSpec::statefulset("shop", "db").uses_secret("db"),
+        WorkloadSpec::daemonset("ops", "agent"),
+    ] {
+        let r = spec.reference();
+        s.sim.add_workload(spec).unwrap();
+        let direct = s.sim.workload(&r).unwrap().config_refs;
+        let through = within("the workload read", s.kube.get_workload(&r))
+            .await
+            .unwrap()
+            .config_refs;
+        assert_eq!(through, direct, "{r}");
+    }
+    let web = s
+        .sim
+        .workload(&WorkloadSpec::deployment("shop", "web").reference())
+        .unwrap();
+    let names: Vec<String> = web.config_refs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        names,
+        ["ConfigMap flags", "ConfigMap web-config", "Secret api-keys"]
+    );
+}

@@ -223,6 +223,7 @@ mod tests {
             progress_deadline_seconds: Some(600),
             selector: LabelSelector::default(),
             template_annotations: BTreeMap::new(),
+            config_refs: Vec::new(),
             status,
         }
     }

@@ -51,6 +51,11 @@ async fn workloads_are_read_listed_and_restarted_with_a_merge_patch() {
     .unwrap();
     assert_eq!(listed[0].name, "coredns");
     assert_eq!(listed[0].status.updated_replicas, 2);
+    // Its pod template mounts the ConfigMap coredns (the Corefile).
+    assert_eq!(
+        listed[0].config_refs,
+        [cluster_api::ConfigRef::config_map("coredns")]
+    );
 
     let web = WorkloadRef::new(
         WorkloadKind::Deployment,
@@ -87,4 +92,61 @@ async fn workloads_are_read_listed_and_restarted_with_a_merge_patch() {
     .await
     .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }));
+}
+
+/// Every way a pod template takes configuration: volumes (ConfigMap, Secret, projected),
+/// `env` key references and `envFrom`, in containers and init containers; each reference
+/// once, sorted; image pull secrets are not configuration.
+#[test]
+fn a_templates_config_maps_and_secrets_are_found_wherever_it_names_them() {
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "imagePullSecrets": [{"name": "registry"}],
+                    "volumes": [
+                        {"name": "a", "configMap": {"name": "web-config"}},
+                        {"name": "b", "secret": {"secretName": "tls"}},
+                        {"name": "c", "projected": {"sources": [
+                            {"configMap": {"name": "ca-bundle"}},
+                            {"secret": {"name": "token"}},
+                            {"serviceAccountToken": {"path": "t"}}
+                        ]}},
+                        {"name": "d", "emptyDir": {}}
+                    ],
+                    "initContainers": [{"name": "init", "image": "x",
+                        "envFrom": [{"configMapRef": {"name": "web-config"}}]}],
+                    "containers": [{"name": "main", "image": "x",
+                        "env": [
+                            {"name": "A", "value": "1"},
+                            {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "flags", "key": "b"}}},
+                            {"name": "C", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+                            {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+                        ],
+                        "envFrom": [{"secretRef": {"name": "api-keys"}}]}]
+                }
+            }
+        }
+    }))
+    .unwrap();
+    let refs: Vec<String> = k8s_adapter::convert::deployment(deployment)
+        .config_refs
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            "ConfigMap ca-bundle",
+            "ConfigMap flags",
+            "ConfigMap web-config",
+            "Secret api-keys",
+            "Secret db",
+            "Secret tls",
+            "Secret token",
+        ]
+    );
 }

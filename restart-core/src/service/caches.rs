@@ -191,17 +191,9 @@ impl Inner {
     pub(super) async fn resync_forever(&self) {
         let mut leadership = self.leadership.clone();
         loop {
-            let became_leader = async {
-                match leadership.as_mut() {
-                    Some(l) => {
-                        let _ = l.changed().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
             tokio::select! {
                 () = tokio::time::sleep(self.config.resync) => {}
-                () = became_leader => {}
+                () = super::leadership_changed(&mut leadership) => {}
             }
             if !self.all_healthy() {
                 for a in self.allowlist.iter() {

@@ -69,6 +69,18 @@ impl Default for RestartConfig {
     }
 }
 
+/// Resolves when this replica's leadership changes; never without an election (or once its
+/// sender is gone): a loop that acts only while leading wakes at once when it starts to.
+async fn leadership_changed(leadership: &mut Option<watch::Receiver<bool>>) {
+    let changed = match leadership.as_mut() {
+        Some(l) => l.changed().await.is_ok(),
+        None => false,
+    };
+    if !changed {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Hooks for metrics; every method has a no-op default.
 pub trait RestartObserver: Send + Sync + 'static {
     /// A restart was applied to the workload.

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use cluster_api::{Event, EventType, Timestamp, WorkloadRef};
+use cluster_api::{Event, EventType, ObjectRef, Timestamp, WorkloadRef};
 
 use super::{CONTROLLER, Inner, MAX_REASON_LEN, RESTARTED_AT};
 use crate::allowlist::Identity;
@@ -324,12 +324,31 @@ impl Inner {
         reason: &str,
         note: String,
     ) {
+        self.record(self.regarding(workload), type_, reason, "Restart", note)
+            .await;
+    }
+
+    /// A workload as the object an Event is about, with its uid when known (`kubectl
+    /// describe` shows only Events carrying it).
+    pub(super) fn regarding(&self, workload: &WorkloadRef) -> ObjectRef {
         let uid = self.workload(workload).map(|w| w.uid).unwrap_or_default();
+        workload.object_ref().with_uid(uid)
+    }
+
+    /// Records an Event of ours about `regarding`; a failure is logged, never returned.
+    pub(super) async fn record(
+        &self,
+        regarding: ObjectRef,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let event = Event {
-            regarding: workload.object_ref().with_uid(uid),
+            regarding,
             type_,
             reason: reason.into(),
-            action: "Restart".into(),
+            action: action.into(),
             note,
             reporting_controller: CONTROLLER.into(),
             reporting_instance: self.instance.clone(),
@@ -337,7 +356,7 @@ impl Inner {
             count: 1,
         };
         if let Err(e) = self.api.record_event(&event).await {
-            tracing::warn!(%workload, reason, error = %e, "could not record event");
+            tracing::warn!(regarding = %event.regarding, reason, error = %e, "could not record event");
         }
     }
 

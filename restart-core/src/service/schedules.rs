@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use cluster_api::{
-    CacheHealth, Error, Event, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed,
-};
+use cluster_api::{CacheHealth, Error, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed};
 
+use super::Inner;
 use super::requests::{Ask, Windows};
-use super::{CONTROLLER, Inner};
 use crate::allowlist::Identity;
 use crate::error::RestartError;
 use crate::lock::LOCK_LABEL;
@@ -119,17 +117,9 @@ impl Inner {
             let wait = next
                 .and_then(|n| Duration::try_from(n.duration_since(now)).ok())
                 .map_or(self.config.resync, |d| d.min(self.config.resync));
-            let became_leader = async {
-                match leadership.as_mut() {
-                    Some(l) => {
-                        let _ = l.changed().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = became_leader => {}
+                () = super::leadership_changed(&mut leadership) => {}
             }
         }
     }
@@ -156,7 +146,7 @@ impl Inner {
         let Some(outcome) = self.act(target, schedule, due).await else {
             return;
         };
-        match self.record(target, due, &outcome).await {
+        match self.record_due(target, due, &outcome).await {
             Ok(true) => {
                 self.observer.scheduled(&target.to_string(), outcome.state);
                 let (type_, reason) = match outcome.state {
@@ -265,7 +255,7 @@ impl Inner {
 
     /// Writes what became of the due time, if it is still the one claimed and unfinished:
     /// `true` if this replica wrote it (and reports it).
-    async fn record(
+    async fn record_due(
         &self,
         target: &Target,
         due: Timestamp,
@@ -306,29 +296,14 @@ impl Inner {
 
     async fn schedule_event(&self, target: &Target, type_: EventType, reason: &str, note: String) {
         let regarding = match target {
-            Target::Workload(w) => {
-                let uid = self.workload(w).map(|w| w.uid).unwrap_or_default();
-                w.object_ref().with_uid(uid)
-            }
+            Target::Workload(w) => self.regarding(w),
             Target::Set(name) => ObjectRef::namespaced(
                 "Lease",
                 &self.config.namespace,
                 crate::sets::lease_name(name),
             ),
         };
-        let event = Event {
-            regarding,
-            type_,
-            reason: reason.into(),
-            action: "ScheduledRestart".into(),
-            note,
-            reporting_controller: CONTROLLER.into(),
-            reporting_instance: self.instance.clone(),
-            time: Some(self.clock.now()),
-            count: 1,
-        };
-        if let Err(e) = self.api.record_event(&event).await {
-            tracing::warn!(%target, reason, error = %e, "could not record event");
-        }
+        self.record(regarding, type_, reason, "ScheduledRestart", note)
+            .await;
     }
 }

@@ -7,12 +7,10 @@
 //! before it restarts any member; a member's restart carries an id derived from the run's,
 //! so a member restarts at most once per run whoever drives it.
 
-use cluster_api::{
-    CacheHealth, Error, Event, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed,
-};
+use cluster_api::{CacheHealth, Error, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed};
 
+use super::Inner;
 use super::requests::{Ask, Windows, clean_reason};
-use super::{CONTROLLER, Inner};
 use crate::allowlist::Identity;
 use crate::error::RestartError;
 use crate::lock::{self, LOCK_LABEL, Outcome, RESTART_ID_ANNOTATION};
@@ -482,19 +480,8 @@ impl Inner {
     }
 
     async fn set_event(&self, set: &str, type_: EventType, reason: &str, note: String) {
-        let event = Event {
-            regarding: ObjectRef::namespaced("Lease", &self.config.namespace, lease_name(set)),
-            type_,
-            reason: reason.into(),
-            action: "RestartSet".into(),
-            note,
-            reporting_controller: CONTROLLER.into(),
-            reporting_instance: self.instance.clone(),
-            time: Some(self.clock.now()),
-            count: 1,
-        };
-        if let Err(e) = self.api.record_event(&event).await {
-            tracing::warn!(set, reason, error = %e, "could not record event");
-        }
+        let regarding = ObjectRef::namespaced("Lease", &self.config.namespace, lease_name(set));
+        self.record(regarding, type_, reason, "RestartSet", note)
+            .await;
     }
 }

@@ -2,6 +2,7 @@
 //! API server returns them.
 
 use super::*;
+use cluster_api::ConfigKind;
 
 // === workloads ===
 
@@ -151,6 +152,27 @@ fn pod_template(
         && !sw.spec.node_selector.is_empty()
     {
         spec["nodeSelector"] = string_map(&sw.spec.node_selector);
+    }
+    // ConfigMaps as volumes mounted at /etc/<name>, Secrets through envFrom.
+    let refs = sw.map(|sw| sw.w.config_refs.as_slice()).unwrap_or_default();
+    let (mut volumes, mut mounts, mut env_from) = (Vec::new(), Vec::new(), Vec::new());
+    for r in refs {
+        match r.kind {
+            ConfigKind::ConfigMap => {
+                volumes.push(
+                    json!({"name": r.name, "configMap": {"name": r.name, "defaultMode": 420}}),
+                );
+                mounts.push(json!({"name": r.name, "mountPath": format!("/etc/{}", r.name)}));
+            }
+            ConfigKind::Secret => env_from.push(json!({"secretRef": {"name": r.name}})),
+        }
+    }
+    if !volumes.is_empty() {
+        spec["volumes"] = Value::Array(volumes);
+        spec["containers"][0]["volumeMounts"] = Value::Array(mounts);
+    }
+    if !env_from.is_empty() {
+        spec["containers"][0]["envFrom"] = Value::Array(env_from);
     }
     json!({"metadata": meta, "spec": spec})
 }
