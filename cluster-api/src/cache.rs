@@ -98,6 +98,12 @@ impl Versioned for Workload {
     }
 }
 
+impl Versioned for crate::ConfigObject {
+    fn resource_version(&self) -> &str {
+        &self.resource_version
+    }
+}
+
 /// Whether `new` may replace `old`: the one "is this version newer" check. A copy read at an
 /// older `resourceVersion` than the one held is stale (a watch event overtaken by a fresh
 /// read, say); versions that cannot be compared count as newer.

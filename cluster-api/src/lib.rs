@@ -60,8 +60,8 @@ pub use pod::{
 pub use selector::{LabelSelector, Operator, Requirement, SelectorParseError};
 pub use watch::{WatchEvent, WatchStream, follow, whole_lists};
 pub use workload::{
-    Condition, ConfigKind, ConfigRef, UnknownKind, UpdateStrategy, Workload, WorkloadFilter,
-    WorkloadKind, WorkloadRef, WorkloadStatus, config_refs,
+    Condition, ConfigKind, ConfigObject, ConfigRef, UnknownKind, UpdateStrategy, Workload,
+    WorkloadFilter, WorkloadKind, WorkloadRef, WorkloadStatus, config_digest, config_refs,
 };
 
 /// Everything the cores ask of a cluster.
@@ -157,6 +157,14 @@ pub trait ClusterApi: Send + Sync + 'static {
         workload: &WorkloadRef,
         annotations: &BTreeMap<String, Option<String>>,
     ) -> Result<Workload>;
+
+    /// Watches the ConfigMaps (or the Secrets) of a namespace, as digests of their data: a
+    /// [`WatchEvent::Restarted`] with all of them, then each change.
+    async fn watch_config(
+        &self,
+        namespace: &str,
+        kind: ConfigKind,
+    ) -> Result<WatchStream<ConfigObject>>;
 
     // --- events ---
 

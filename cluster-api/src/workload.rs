@@ -189,6 +189,49 @@ impl fmt::Display for ConfigRef {
     }
 }
 
+/// A ConfigMap or Secret as the restart core watches it: which one, and a digest of its data.
+/// Nothing of the data itself is kept (a Secret's never leaves the adapter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigObject {
+    /// ConfigMap or Secret.
+    pub kind: ConfigKind,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
+    /// [`config_digest`] of its data: equal digests, equal data.
+    pub digest: String,
+}
+
+impl ConfigObject {
+    /// The reference a pod template would use for it.
+    pub fn reference(&self) -> ConfigRef {
+        ConfigRef {
+            kind: self.kind,
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// The SHA-256 of a ConfigMap's or Secret's data (`data` and `binaryData` together), over
+/// its entries in key order, each key and value length-prefixed, in hex: the same data gives
+/// the same digest whatever order it came in.
+pub fn config_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<(&str, &[u8])> = entries.into_iter().collect();
+    sorted.sort_unstable();
+    let mut hash = Sha256::new();
+    for (key, value) in sorted {
+        for part in [key.as_bytes(), value] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// References as a pod template lists them (volumes, projected volumes, `env`, `envFrom`,
 /// of every container), sorted and each once; empty names (an invalid template) are left
 /// out.
@@ -343,6 +386,20 @@ impl WorkloadFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_digest_follows_the_data_not_its_order() {
+        let a = config_digest([("b", &b"2"[..]), ("a", &b"1"[..])]);
+        assert_eq!(a, config_digest([("a", &b"1"[..]), ("b", &b"2"[..])]));
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, config_digest([("a", &b"1"[..]), ("b", &b"3"[..])]));
+        // Where a key ends and its value begins is part of the data.
+        assert_ne!(
+            config_digest([("ab", &b"c"[..])]),
+            config_digest([("a", &b"bc"[..])])
+        );
+        assert_ne!(config_digest([]), config_digest([("", &b""[..])]));
+    }
 
     #[test]
     fn kinds_parse_like_kubectl() {

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use cluster_api::{
-    ClusterApi, DisruptionBudget, Error, Event, EvictOptions, EvictionOutcome, LabelSelector,
-    Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, PodPhase, Result, Timestamp, WatchEvent,
-    WatchStream, Workload, WorkloadFilter, WorkloadRef,
+    ClusterApi, ConfigKind, ConfigObject, DisruptionBudget, Error, Event, EvictOptions,
+    EvictionOutcome, LabelSelector, Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, PodPhase,
+    Result, Timestamp, WatchEvent, WatchStream, Workload, WorkloadFilter, WorkloadRef,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -182,6 +182,20 @@ impl ClusterApi for SimCluster {
             let _ = tx.send(Ok(WatchEvent::Restarted(current)));
             st.watchers
                 .add_leases((namespace.to_string(), selector.clone()), tx);
+        });
+        Ok(stream(rx))
+    }
+
+    async fn watch_config(
+        &self,
+        namespace: &str,
+        kind: ConfigKind,
+    ) -> Result<WatchStream<ConfigObject>> {
+        self.enter(Operation::WatchConfig).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.with(|st| {
+            let _ = tx.send(Ok(WatchEvent::Restarted(st.list_configs(namespace, kind))));
+            st.watchers.add_configs(namespace, kind, tx);
         });
         Ok(stream(rx))
     }

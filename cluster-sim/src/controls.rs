@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cluster_api::{
-    Error, Event, LabelSelector, Lease, Node, Pod, PodPhase, Result, Timestamp, Workload,
-    WorkloadKind, WorkloadRef, WorkloadStatus,
+    ConfigKind, ConfigObject, Error, Event, LabelSelector, Lease, Node, Pod, PodPhase, Result,
+    Timestamp, Workload, WorkloadKind, WorkloadRef, WorkloadStatus,
 };
 
 use crate::access;
@@ -203,6 +203,34 @@ impl SimCluster {
     }
 
     // --- budgets ---
+
+    /// Creates or replaces a ConfigMap with this data; watches see its new digest.
+    pub fn put_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &[(&str, &str)],
+    ) -> ConfigObject {
+        let data = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.with(|st| st.put_config(ConfigKind::ConfigMap, namespace, name, data))
+    }
+
+    /// Creates or replaces a Secret with this data (as its decoded values).
+    pub fn put_secret(&self, namespace: &str, name: &str, data: &[(&str, &str)]) -> ConfigObject {
+        let data = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.with(|st| st.put_config(ConfigKind::Secret, namespace, name, data))
+    }
+
+    /// Deletes a ConfigMap or Secret; whether it existed.
+    pub fn delete_config(&self, kind: ConfigKind, namespace: &str, name: &str) -> bool {
+        self.with(|st| st.delete_config(kind, namespace, name))
+    }
 
     /// Adds (or replaces) a PodDisruptionBudget.
     pub fn add_budget(&self, budget: Budget) {

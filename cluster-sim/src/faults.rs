@@ -50,13 +50,15 @@ pub enum Operation {
     RecordEvent,
     /// `list_events`.
     ListEvents,
+    /// `watch_config`.
+    WatchConfig,
 }
 
 // === impl Operation ===
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 20] = [
+    pub const ALL: [Operation; 21] = [
         Operation::GetNode,
         Operation::ListNodes,
         Operation::WatchNodes,
@@ -77,6 +79,7 @@ impl Operation {
         Operation::PatchWorkload,
         Operation::RecordEvent,
         Operation::ListEvents,
+        Operation::WatchConfig,
     ];
 
     /// The `ClusterApi` method name.
@@ -102,6 +105,7 @@ impl Operation {
             Operation::PatchWorkload => "patch_template_annotations",
             Operation::RecordEvent => "record_event",
             Operation::ListEvents => "list_events",
+            Operation::WatchConfig => "watch_config",
         }
     }
 
@@ -133,6 +137,7 @@ impl Operation {
                 | Operation::ListWorkloads
                 | Operation::WatchWorkloads
                 | Operation::ListEvents
+                | Operation::WatchConfig
         )
     }
 }

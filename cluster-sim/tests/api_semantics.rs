@@ -438,3 +438,44 @@ async fn broken_watches_end_with_an_error_and_a_new_watch_lists_again() {
         Some(Ok(cluster_api::WatchEvent::Restarted(vec![])))
     );
 }
+
+/// A ConfigMap or Secret watch: all of one kind in one namespace, then each change, as
+/// digests that follow the data.
+#[tokio::test(start_paused = true)]
+async fn config_watches_see_one_kind_in_one_namespace_by_digest() {
+    use cluster_api::{ConfigKind, WatchEvent};
+    use futures::StreamExt;
+
+    let sim = SimCluster::new();
+    let first = sim.put_config_map("shop", "web", &[("a", "1")]);
+    sim.put_secret("shop", "web", &[("a", "1")]);
+    sim.put_config_map("ops", "web", &[("a", "1")]);
+    let mut watch = sim
+        .watch_config("shop", ConfigKind::ConfigMap)
+        .await
+        .unwrap();
+    match watch.next().await.unwrap().unwrap() {
+        WatchEvent::Restarted(all) => assert_eq!(all, std::slice::from_ref(&first)),
+        other => panic!("{other:?}"),
+    }
+    // Other kinds and namespaces are not seen; the same data keeps its digest.
+    sim.put_secret("shop", "web", &[("a", "2")]);
+    sim.put_config_map("ops", "web", &[("a", "2")]);
+    let same = sim.put_config_map("shop", "web", &[("a", "1")]);
+    let changed = sim.put_config_map("shop", "web", &[("a", "2")]);
+    assert_eq!(same.digest, first.digest);
+    assert_ne!(changed.digest, first.digest);
+    for want in [same, changed.clone()] {
+        match watch.next().await.unwrap().unwrap() {
+            WatchEvent::Applied(o) => assert_eq!(o, want),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(sim.delete_config(ConfigKind::ConfigMap, "shop", "web"));
+    assert!(!sim.delete_config(ConfigKind::ConfigMap, "shop", "web"));
+    match watch.next().await.unwrap().unwrap() {
+        WatchEvent::Deleted(o) => assert_eq!(o.name, "web"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sim.calls().get(Operation::WatchConfig), 1);
+}

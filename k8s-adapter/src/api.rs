@@ -5,9 +5,9 @@ use std::fmt;
 
 use async_trait::async_trait;
 use cluster_api::{
-    ClusterApi, DisruptionBudget, Error, Event, EvictOptions, EvictionOutcome, LabelSelector,
-    Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, Result, WatchEvent, WatchStream, Workload,
-    WorkloadFilter, WorkloadKind, WorkloadRef,
+    ClusterApi, ConfigKind, ConfigObject, DisruptionBudget, Error, Event, EvictOptions,
+    EvictionOutcome, LabelSelector, Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, Result,
+    WatchEvent, WatchStream, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
 };
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -123,7 +123,7 @@ fn list_params(fields: Option<&str>, labels: Option<&str>) -> ListParams {
     lp
 }
 
-fn watch_config(fields: Option<&str>, labels: Option<&str>) -> watcher::Config {
+fn watcher_config(fields: Option<&str>, labels: Option<&str>) -> watcher::Config {
     let mut wc = watcher::Config::default();
     if let Some(f) = fields {
         wc = wc.fields(f);
@@ -208,7 +208,7 @@ impl ClusterApi for KubeCluster {
 
     async fn watch_pods(&self, filter: &PodFilter) -> Result<WatchStream<Pod>> {
         let (fields, labels) = pod_params(filter);
-        let wc = watch_config(fields.as_deref(), labels.as_deref());
+        let wc = watcher_config(fields.as_deref(), labels.as_deref());
         Ok(boxed(watch_events(
             self.pods(filter.namespace.as_deref()),
             wc,
@@ -280,13 +280,36 @@ impl ClusterApi for KubeCluster {
         selector: &LabelSelector,
     ) -> Result<WatchStream<Lease>> {
         let labels = (!selector.is_empty()).then(|| selector.to_string());
-        let wc = watch_config(None, labels.as_deref());
+        let wc = watcher_config(None, labels.as_deref());
         Ok(boxed(watch_events(
             self.leases(namespace),
             wc,
             Pieces::No,
             convert::lease,
         )))
+    }
+
+    async fn watch_config(
+        &self,
+        namespace: &str,
+        kind: ConfigKind,
+    ) -> Result<WatchStream<ConfigObject>> {
+        let wc = watcher_config(None, None);
+        let client = self.client();
+        Ok(match kind {
+            ConfigKind::ConfigMap => boxed(watch_events(
+                Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, namespace),
+                wc,
+                Pieces::No,
+                convert::config_map,
+            )),
+            ConfigKind::Secret => boxed(watch_events(
+                Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client, namespace),
+                wc,
+                Pieces::No,
+                convert::secret,
+            )),
+        })
     }
 
     async fn create_lease(&self, lease: &Lease) -> Result<Lease> {
@@ -363,7 +386,7 @@ impl ClusterApi for KubeCluster {
 
     async fn watch_workloads(&self, filter: &WorkloadFilter) -> Result<WatchStream<Workload>> {
         let fields = filter.name.as_ref().map(|n| format!("metadata.name={n}"));
-        let wc = watch_config(fields.as_deref(), None);
+        let wc = watcher_config(fields.as_deref(), None);
         with_workload_api!(
             self,
             filter.kind,

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use cluster_api::{
-    Condition, ConfigRef, DisruptionBudget, Event, EventType, LabelSelector, Lease, Node,
-    ObjectRef, Operator, OwnerRef, Pod, PodPhase, Requirement, Toleration, TolerationOperator,
-    UpdateStrategy, Workload, WorkloadKind, WorkloadStatus,
+    Condition, ConfigKind, ConfigObject, ConfigRef, DisruptionBudget, Event, EventType,
+    LabelSelector, Lease, Node, ObjectRef, Operator, OwnerRef, Pod, PodPhase, Requirement,
+    Toleration, TolerationOperator, UpdateStrategy, Workload, WorkloadKind, WorkloadStatus,
+    config_digest,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::coordination::v1 as coordination;
@@ -383,6 +384,36 @@ pub fn daemonset(d: DaemonSet) -> Workload {
         conditions: conditions!(status.conditions),
     };
     w
+}
+
+// === configuration ===
+
+/// A ConfigMap, as the digest of its `data` and `binaryData`.
+pub fn config_map(c: core::ConfigMap) -> ConfigObject {
+    let data = c.data.unwrap_or_default();
+    let binary = c.binary_data.unwrap_or_default();
+    let entries = data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .chain(binary.iter().map(|(k, v)| (k.as_str(), v.0.as_slice())));
+    config_object(ConfigKind::ConfigMap, c.metadata, config_digest(entries))
+}
+
+/// A Secret, as the digest of its (decoded) `data`; the data itself is dropped here.
+pub fn secret(s: core::Secret) -> ConfigObject {
+    let data = s.data.unwrap_or_default();
+    let entries = data.iter().map(|(k, v)| (k.as_str(), v.0.as_slice()));
+    config_object(ConfigKind::Secret, s.metadata, config_digest(entries))
+}
+
+fn config_object(kind: ConfigKind, m: meta::ObjectMeta, digest: String) -> ConfigObject {
+    ConfigObject {
+        kind,
+        namespace: string(m.namespace),
+        name: string(m.name),
+        resource_version: string(m.resource_version),
+        digest,
+    }
 }
 
 // === events ===

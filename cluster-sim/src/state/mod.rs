@@ -17,6 +17,7 @@ use crate::changes::{ChangeLog, ChangeType, Object};
 use crate::faults::Faults;
 use crate::spec::WorkloadSpec;
 
+mod configs;
 mod nodes;
 mod workloads;
 
@@ -126,7 +127,14 @@ pub(crate) struct Watchers {
         UnboundedSender<Result<WatchEvent<Workload>>>,
     )>,
     leases: Vec<(LeaseFilter, UnboundedSender<Result<WatchEvent<Lease>>>)>,
+    configs: Vec<(
+        ConfigFilter,
+        UnboundedSender<Result<WatchEvent<cluster_api::ConfigObject>>>,
+    )>,
 }
+
+/// The namespace and kind of a ConfigMap or Secret watch.
+pub(crate) type ConfigFilter = (String, cluster_api::ConfigKind);
 
 /// The namespace and label selector of a Lease watch.
 pub(crate) type LeaseFilter = (String, cluster_api::LabelSelector);
@@ -146,6 +154,8 @@ pub(crate) struct State {
     pub(crate) budgets: BTreeMap<Key, Budget>,
     pub(crate) workloads: BTreeMap<WorkloadRef, SimWorkload>,
     pub(crate) leases: BTreeMap<Key, Lease>,
+    /// ConfigMaps and Secrets, as watches see them.
+    pub(crate) configs: BTreeMap<configs::ConfigKey, cluster_api::ConfigObject>,
     /// Events by a sequence number, oldest first.
     pub(crate) events: VecDeque<(u64, Event)>,
     event_seq: u64,
@@ -184,6 +194,7 @@ impl State {
             budgets: BTreeMap::new(),
             workloads: BTreeMap::new(),
             leases: BTreeMap::new(),
+            configs: BTreeMap::new(),
             events: VecDeque::new(),
             event_seq: 0,
             series: EventSeries::default(),

@@ -168,6 +168,7 @@ async fn watch_request<T: std::fmt::Debug>(
     seen
 }
 
+mod configs;
 mod errors;
 mod events;
 mod leases;

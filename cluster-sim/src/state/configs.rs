@@ -1,0 +1,81 @@
+//! ConfigMaps and Secrets: their data, and the watches that see their digests.
+
+use std::collections::BTreeMap;
+
+use cluster_api::{ConfigKind, ConfigObject, WatchEvent, config_digest};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{State, Watchers};
+
+/// A ConfigMap or Secret by kind, namespace and name.
+pub(crate) type ConfigKey = (ConfigKind, String, String);
+
+impl State {
+    /// Creates or replaces a ConfigMap's or Secret's data; the stored object.
+    pub(crate) fn put_config(
+        &mut self,
+        kind: ConfigKind,
+        namespace: &str,
+        name: &str,
+        data: BTreeMap<String, String>,
+    ) -> ConfigObject {
+        let object = ConfigObject {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            resource_version: self.next_rv(),
+            digest: config_digest(data.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))),
+        };
+        let key = (kind, namespace.to_string(), name.to_string());
+        // The data itself is kept only as its digest: nothing serves it (yet).
+        self.configs.insert(key, object.clone());
+        self.notify_config(WatchEvent::Applied(object.clone()));
+        object
+    }
+
+    /// Deletes a ConfigMap or Secret; whether it existed.
+    pub(crate) fn delete_config(&mut self, kind: ConfigKind, namespace: &str, name: &str) -> bool {
+        let key = (kind, namespace.to_string(), name.to_string());
+        match self.configs.remove(&key) {
+            Some(gone) => {
+                self.notify_config(WatchEvent::Deleted(gone));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The ConfigMaps (or Secrets) of a namespace.
+    pub(crate) fn list_configs(&self, namespace: &str, kind: ConfigKind) -> Vec<ConfigObject> {
+        self.configs
+            .values()
+            .filter(|c| c.kind == kind && c.namespace == namespace)
+            .cloned()
+            .collect()
+    }
+
+    fn notify_config(&mut self, event: WatchEvent<ConfigObject>) {
+        let (WatchEvent::Applied(o) | WatchEvent::Deleted(o)) = &event else {
+            return;
+        };
+        let (namespace, kind) = (o.namespace.clone(), o.kind);
+        self.watchers.configs.retain(|((ns, k), tx)| {
+            if *ns == namespace && *k == kind {
+                tx.send(Ok(event.clone())).is_ok()
+            } else {
+                !tx.is_closed()
+            }
+        });
+    }
+}
+
+impl Watchers {
+    pub(crate) fn add_configs(
+        &mut self,
+        namespace: &str,
+        kind: ConfigKind,
+        tx: UnboundedSender<cluster_api::Result<WatchEvent<ConfigObject>>>,
+    ) {
+        self.configs.push(((namespace.to_string(), kind), tx));
+    }
+}
