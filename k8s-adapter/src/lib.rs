@@ -50,7 +50,7 @@ pub mod slim;
 pub mod throttle;
 
 pub use limiter::{RateLimiter, TooLate};
-pub use rbac::{Permission, required_permissions};
+pub use rbac::{Permission, config_watch_permissions, required_permissions};
 pub use reviews::{Access, User};
 pub use throttle::RetryAfterLayer;
 

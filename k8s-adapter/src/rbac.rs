@@ -115,6 +115,30 @@ pub fn required_permissions<'a>(
     wanted
 }
 
+/// What restarts on configuration changes need besides [`required_permissions`]: to list
+/// and watch the ConfigMaps and Secrets of each namespace where a workload opts in. Granted
+/// only where the feature is on (reading Secrets is not something to grant by default).
+pub fn config_watch_permissions<'a>(
+    namespaces: impl IntoIterator<Item = &'a str>,
+) -> Vec<Permission> {
+    let namespaces: BTreeSet<&str> = namespaces.into_iter().collect();
+    let mut wanted = Vec::new();
+    for ns in namespaces {
+        for resource in ["configmaps", "secrets"] {
+            for verb in ["list", "watch"] {
+                wanted.push(Permission {
+                    verb,
+                    group: "",
+                    resource,
+                    namespace: Some(ns.to_string()),
+                    name: None,
+                });
+            }
+        }
+    }
+    wanted
+}
+
 /// The RBAC objects that grant exactly `permissions` to the ServiceAccount
 /// `service_account` of `namespace`: one ClusterRole for what is cluster-wide, one Role in
 /// each namespace for the rest, each with its binding. Objects are named `name`, and

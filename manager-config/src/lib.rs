@@ -270,6 +270,20 @@ mod tests {
             err.contains("hour: 25 is outside 0-23") && err.contains("line 2"),
             "{err}"
         );
+
+        // Restarts on configuration changes, with a debounce or without.
+        let config = FileConfig::parse(
+            "services:\n  - {kind: Deployment, name: web, namespace: shop, restartOnConfigChange: true}\n  - {kind: Deployment, name: api, namespace: shop, restartOnConfigChange: {debounce: 2m}}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let triggers: Vec<_> = config
+            .allowlist()
+            .unwrap()
+            .iter()
+            .map(|a| a.config_trigger.map(|t| t.debounce.as_secs()))
+            .collect();
+        assert_eq!(triggers, [Some(30), Some(120)]);
     }
 
     #[test]

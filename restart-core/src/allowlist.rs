@@ -18,6 +18,7 @@ use std::fmt;
 use cluster_api::window::Window;
 
 use crate::schedule::Schedule;
+use crate::trigger::ConfigTrigger;
 use cluster_api::{WorkloadKind, WorkloadRef};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -47,6 +48,14 @@ pub struct ServiceEntry {
     /// When it is restarted by itself (`{cron: "0 3 * * *", timeZone: Europe/Berlin}`).
     #[serde(default)]
     pub schedule: Option<Schedule>,
+    /// Restart it when a ConfigMap or Secret its pods use changes (`true`, or `{debounce:
+    /// 2m}`); see [`crate::trigger`].
+    #[serde(
+        default,
+        rename = "restartOnConfigChange",
+        deserialize_with = "crate::trigger::opt_in"
+    )]
+    pub restart_on_config_change: Option<ConfigTrigger>,
 }
 
 impl ServiceEntry {
@@ -61,6 +70,7 @@ impl ServiceEntry {
             allowed: Vec::new(),
             windows: Vec::new(),
             schedule: None,
+            restart_on_config_change: None,
         }
     }
 }
@@ -135,6 +145,9 @@ pub struct Allowed {
     /// When it is restarted by itself.
     #[serde(skip)]
     pub schedule: Option<Schedule>,
+    /// Whether (and after how long a quiet time) a configuration change restarts it.
+    #[serde(skip)]
+    pub config_trigger: Option<ConfigTrigger>,
 }
 
 /// The allowlist.
@@ -177,6 +190,7 @@ impl Allowlist {
                 allowed: e.allowed,
                 windows: e.windows,
                 schedule: e.schedule,
+                config_trigger: e.restart_on_config_change,
             });
         }
         Ok(Allowlist { entries: out })

@@ -58,6 +58,7 @@ pub mod schedule;
 mod service;
 pub mod sets;
 pub mod status;
+pub mod trigger;
 
 pub use allowlist::{Allowed, Allowlist, AllowlistError, Identity, ServiceEntry};
 pub use error::{ErrorKind, RestartError};
@@ -65,9 +66,9 @@ pub use lock::{LastRestart, LockInfo, Outcome};
 pub use notices::{RestartNotice, RestartTransition};
 pub use rollout::{Rollout, Verdict};
 pub use service::{
-    CONTROLLER, DEFAULT_CACHE_GRACE, GoverningBudget, MAX_REASON_LEN, NoopRestartObserver,
-    PlanRefusal, PodToReplace, RESTARTED_AT, RestartConfig, RestartObserver, RestartPlan,
-    Restarter, RestarterBuilder, SCHEDULE_USER,
+    CONFIG_CHANGE_USER, CONTROLLER, DEFAULT_CACHE_GRACE, GoverningBudget, MAX_REASON_LEN,
+    NoopRestartObserver, PlanRefusal, PodToReplace, RESTARTED_AT, RestartConfig, RestartObserver,
+    RestartPlan, Restarter, RestarterBuilder, SCHEDULE_USER,
 };
 pub use sets::{RestartSet, SetStatus};
 pub use status::{HistoryEntry, Phase, ServiceStatus};

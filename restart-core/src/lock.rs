@@ -245,11 +245,9 @@ pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, E
             }
             (other, _) => other,
         };
-        let mut lease = current.clone().unwrap_or_else(|| {
-            Lease::new(req.namespace, &name)
-                .label(LOCK_LABEL, LOCK_LABEL_VALUE)
-                .label("app.kubernetes.io/managed-by", "restart-manager")
-        });
+        let mut lease = current
+            .clone()
+            .unwrap_or_else(|| new_lock_lease(req.namespace, &name));
         lease.holder_identity = Some(req.holder.to_string());
         lease.acquire_time = Some(req.now);
         lease.renew_time = Some(req.now);
@@ -311,6 +309,54 @@ pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, E
     Err(Error::unavailable(format!(
         "the restart lock of {} kept changing; try again",
         req.workload
+    )))
+}
+
+/// A lock Lease not created yet: nobody holds it.
+fn new_lock_lease(namespace: &str, name: &str) -> Lease {
+    Lease::new(namespace, name)
+        .label(LOCK_LABEL, LOCK_LABEL_VALUE)
+        .label("app.kubernetes.io/managed-by", "restart-manager")
+}
+
+/// Sets one annotation of a workload's lock Lease with compare-and-swap, creating the Lease
+/// (held by nobody) if there is none; the lock itself is left as it is. Returns the Lease as
+/// written (or as read, if it already said so).
+pub async fn annotate(
+    api: &dyn ClusterApi,
+    namespace: &str,
+    workload: &WorkloadRef,
+    key: &str,
+    value: &str,
+) -> Result<Lease, Error> {
+    let name = lease_name(workload);
+    for _ in 0..CAS_ATTEMPTS {
+        let current = match api.get_lease(namespace, &name).await {
+            Ok(lease) => Some(lease),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let mut lease = current
+            .clone()
+            .unwrap_or_else(|| new_lock_lease(namespace, &name));
+        if lease.annotations.get(key).map(String::as_str) == Some(value) {
+            return Ok(lease);
+        }
+        let a = &mut lease.annotations;
+        a.insert(WORKLOAD_ANNOTATION.into(), workload.to_string());
+        a.insert(key.into(), value.into());
+        let written = match current {
+            None => api.create_lease(&lease).await,
+            Some(_) => api.replace_lease(&lease).await,
+        };
+        match written {
+            Ok(lease) => return Ok(lease),
+            Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::unavailable(format!(
+        "the restart lock of {workload} kept changing; try again"
     )))
 }
 

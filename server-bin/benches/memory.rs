@@ -126,6 +126,7 @@ fn main() {
             allowed: vec![],
             windows: vec![],
             schedule: None,
+            restart_on_config_change: None,
         }])
         .unwrap();
         let mut settings = restart_manager::Settings::new(FleetLockConfig::default(), allowlist);

@@ -50,6 +50,7 @@ fn main() {
             allowed: vec![],
             windows: vec![],
             schedule: None,
+            restart_on_config_change: None,
         }])
         .unwrap();
         let endpoint = support::serve(&sim).await;

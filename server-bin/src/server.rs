@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use cluster_api::{Clock, ClusterApi, SystemClock};
-use k8s_adapter::{KubeCluster, KubeOptions, required_permissions};
+use k8s_adapter::{KubeCluster, KubeOptions, config_watch_permissions, required_permissions};
 use restart_core::{Allowlist, RestartConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -343,6 +343,15 @@ fn proxy_secret(path: Option<&std::path::Path>) -> Result<String> {
 /// The prefix of every Node label and annotation the services read.
 pub const NODE_METADATA_PREFIX: &str = "restart-manager.io/";
 
+/// The namespaces of the workloads that restart on configuration changes: where the
+/// server watches ConfigMaps and Secrets.
+pub fn config_change_namespaces(allowlist: &Allowlist) -> impl Iterator<Item = &str> {
+    allowlist
+        .iter()
+        .filter(|a| a.config_trigger.is_some())
+        .map(|a| a.workload.namespace.as_str())
+}
+
 /// Connects to the cluster and checks, before serving anything, that it answers and that
 /// this identity has every permission the adapter uses.
 async fn connect(
@@ -376,18 +385,20 @@ async fn connect(
         .server_version()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API at {url}: {e}"))?;
+    let mut wanted = required_permissions(namespace, allowlist.iter().map(|a| &a.workload));
+    wanted.extend(config_watch_permissions(config_change_namespaces(
+        allowlist,
+    )));
     let missing = kube
-        .missing_permissions(&required_permissions(
-            namespace,
-            allowlist.iter().map(|a| &a.workload),
-        ))
+        .missing_permissions(&wanted)
         .await
         .map_err(|e| anyhow::anyhow!("cannot check permissions at {url}: {e}"))?;
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
         bail!(
             "missing permissions at {url}: this identity may not {}; grant the ClusterRole and \
-             Role in deploy/, and for the allowlisted workloads the Roles that \
+             Role in deploy/, and for the allowlisted workloads (and, with \
+             restartOnConfigChange, their namespaces' ConfigMaps and Secrets) the Roles that \
              `restart-manager rbac --config FILE` prints (see docs/operations.md)",
             list.join("; ")
         );

@@ -146,6 +146,7 @@ fn restarter(kube: &KubeCluster, w: &WorkloadRef, instance: &str) -> Restarter {
         allowed: vec![],
         windows: vec![],
         schedule: None,
+        restart_on_config_change: None,
     }])
     .unwrap();
     let config = RestartConfig {

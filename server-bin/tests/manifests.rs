@@ -140,8 +140,12 @@ fn granted(o: &Objects) -> BTreeSet<Grant> {
 /// What the server needs with the allowlist of the manifests' own configuration.
 fn required(o: &Objects) -> BTreeSet<Grant> {
     let allowlist = config(o).allowlist().unwrap();
+    let config_watch = k8s_adapter::config_watch_permissions(
+        restart_manager::server::config_change_namespaces(&allowlist),
+    );
     required_permissions(NAMESPACE, allowlist.iter().map(|a| &a.workload))
         .into_iter()
+        .chain(config_watch)
         .map(|p| {
             (
                 p.verb.to_string(),
@@ -446,6 +450,47 @@ fn an_allowlist_gets_namespaced_roles_and_nothing_more() {
         shipped, generated,
         "components/workload-roles/roles.yaml is stale: generate it again from \
          examples/allowlist/config.yaml with `restart-manager rbac --workloads-only`"
+    );
+}
+
+/// The config-change example: the allowlist example with a workload that restarts on
+/// configuration changes. ConfigMaps and Secrets are readable in that workload's namespace and
+/// nowhere else, and the component's Roles are what `restart-manager rbac` prints.
+#[test]
+fn restarts_on_config_changes_read_secrets_only_where_a_workload_opts_in() {
+    let Some(o) = kustomize("kustomize/examples/config-change") else {
+        eprintln!("skipped: no kubectl to render the kustomization");
+        return;
+    };
+    check_rbac(&o);
+    check_deployment(&o);
+    let secrets: BTreeSet<Option<String>> = granted(&o)
+        .into_iter()
+        .filter(|(_, _, resource, _, _)| resource == "secrets" || resource == "configmaps")
+        .map(|(_, _, _, ns, _)| ns)
+        .collect();
+    assert_eq!(secrets, BTreeSet::from([Some("shop".to_string())]));
+
+    let rbac = restart_manager::args::RbacArgs {
+        workloads_only: true,
+        namespace: Some(NAMESPACE.into()),
+        service_account: "restart-manager".into(),
+        name: "restart-manager".into(),
+    };
+    let generated = restart_manager::rbac::render(&rbac, NAMESPACE, &config(&o)).unwrap();
+    let component = |name: &str| {
+        std::fs::read_to_string(deploy().join(format!("kustomize/components/{name}/roles.yaml")))
+            .unwrap()
+    };
+    assert_eq!(
+        generated,
+        format!(
+            "{}---\n{}",
+            component("workload-roles"),
+            component("config-watch")
+        ),
+        "components/config-watch/roles.yaml is stale: generate it again from \
+         examples/config-change/config.yaml with `restart-manager rbac --workloads-only`"
     );
 }
 

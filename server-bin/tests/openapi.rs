@@ -30,6 +30,7 @@ fn settings(auth: Auth, prefix: &str) -> Settings {
         allowed: vec![],
         windows: vec![],
         schedule: None,
+        restart_on_config_change: None,
     }])
     .unwrap();
     let sets = restart_core::sets::check_sets(

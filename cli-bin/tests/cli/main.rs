@@ -73,6 +73,7 @@ fn services() -> Vec<ServiceEntry> {
             allowed: vec![],
             windows: vec![],
             schedule: None,
+            restart_on_config_change: None,
         })
         .chain([ServiceEntry {
             kind: WorkloadKind::StatefulSet,
@@ -84,6 +85,7 @@ fn services() -> Vec<ServiceEntry> {
             schedule: Some(restart_core::schedule::Schedule::new(
                 cluster_api::cron::Cron::parse("0 3 * * *", None).unwrap(),
             )),
+            restart_on_config_change: None,
         }])
         .collect()
 }

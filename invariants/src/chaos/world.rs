@@ -117,6 +117,7 @@ pub(super) fn allowlist() -> Allowlist {
             allowed: vec![],
             windows: vec![],
             schedule: None,
+            restart_on_config_change: None,
         })
         .collect();
     match Allowlist::new(entries) {

@@ -153,6 +153,7 @@ impl Inner {
             .chain([&self.locks_health])
             .chain(self.runs_health())
             .chain(self.schedules_health())
+            .chain(self.config_healths())
     }
 
     fn all_healthy(&self) -> bool {

@@ -23,12 +23,14 @@ use crate::sets::{RestartSet, SetStatus};
 use crate::status::{HistoryEntry, Phase, ServiceStatus};
 
 mod caches;
+mod config_trigger;
 mod dry_run;
 mod requests;
 mod schedules;
 mod sets;
 
 use caches::Place;
+pub use config_trigger::CONFIG_CHANGE_USER;
 pub use dry_run::{GoverningBudget, PlanRefusal, PodToReplace, RestartPlan};
 pub(crate) use requests::seconds;
 use requests::{Ask, Windows};
@@ -160,6 +162,11 @@ struct Inner {
     /// The schedule Leases, by name.
     schedule_leases: Store<String, Lease>,
     schedules_health: CacheHealth,
+    /// The ConfigMaps and Secrets of the namespaces whose workloads restart on a change.
+    config_places: Vec<config_trigger::ConfigPlace>,
+    /// Workloads to look at for a configuration change, and when.
+    config_due: parking_lot::Mutex<HashMap<WorkloadRef, tokio::time::Instant>>,
+    config_wake: tokio::sync::Notify,
 }
 
 // === impl RestarterBuilder ===
@@ -218,6 +225,7 @@ impl RestarterBuilder {
             .map(|a| (lock::lease_name(&a.workload), a.workload.clone()))
             .collect();
         let places = Place::all(&self.allowlist);
+        let config_places = config_trigger::ConfigPlace::all(&self.allowlist);
         Restarter {
             inner: Arc::new(Inner {
                 api: self.api,
@@ -245,6 +253,9 @@ impl RestarterBuilder {
                 sets_wake: tokio::sync::Notify::new(),
                 schedule_leases: Store::new(),
                 schedules_health: CacheHealth::new("restart schedule"),
+                config_places,
+                config_due: parking_lot::Mutex::default(),
+                config_wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -297,7 +308,9 @@ impl Restarter {
             inner.resync_forever(),
             inner.drive_sets_forever(),
             inner.watch_schedules(),
-            inner.schedule_forever()
+            inner.schedule_forever(),
+            inner.watch_configs(),
+            inner.config_trigger_forever()
         );
     }
 

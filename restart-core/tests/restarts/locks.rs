@@ -55,6 +55,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
             allowed: vec![],
             windows: vec![],
             schedule: None,
+            restart_on_config_change: None,
         },
         ServiceEntry {
             kind: WorkloadKind::Deployment,
@@ -64,6 +65,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
             allowed: vec![],
             windows: vec![],
             schedule: None,
+            restart_on_config_change: None,
         },
         ServiceEntry {
             kind: WorkloadKind::Deployment,
@@ -73,6 +75,7 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
             allowed: vec!["group:sre".into()],
             windows: vec![],
             schedule: None,
+            restart_on_config_change: None,
         },
     ];
     sim.add_workload(WorkloadSpec::deployment("ops", "vault"))

@@ -87,6 +87,7 @@ fn allowlist(extra: Vec<ServiceEntry>) -> Allowlist {
             allowed: vec![],
             windows: vec![],
             schedule: None,
+            restart_on_config_change: None,
         })
         .collect();
     entries.extend(extra);
@@ -128,6 +129,7 @@ fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
         .collect()
 }
 
+mod config_trigger;
 mod locks;
 mod rollouts;
 mod schedules;

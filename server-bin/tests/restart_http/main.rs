@@ -49,6 +49,7 @@ fn entry(kind: WorkloadKind, namespace: &str, name: &str, allowed: &[&str]) -> S
         allowed: allowed.iter().map(|s| s.to_string()).collect(),
         windows: vec![],
         schedule: None,
+        restart_on_config_change: None,
     }
 }
 

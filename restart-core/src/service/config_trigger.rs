@@ -1,0 +1,267 @@
+//! Restarts on configuration changes at run time: the ConfigMap and Secret watches of the
+//! namespaces whose workloads opt in, and the loop (on the leader only) that restarts a
+//! workload once the changes to what its pods use have been quiet for its debounce time.
+
+use std::collections::{BTreeSet, HashMap};
+
+use cluster_api::{
+    CacheHealth, ConfigKind, ConfigObject, Store, Timestamp, WatchCache, WorkloadRef, feed,
+};
+use tokio::time::Instant;
+
+use super::Inner;
+use super::requests::{Ask, Windows};
+use crate::allowlist::{Allowlist, Identity};
+use crate::error::RestartError;
+use crate::lock;
+use crate::trigger::{self, DIGESTS_ANNOTATION};
+
+/// Who restarts on a configuration change, on locks and in Events.
+pub const CONFIG_CHANGE_USER: &str = "config-change";
+
+/// One kind of configuration object in one namespace where a workload opts in: its watch,
+/// and the objects it has seen.
+pub(super) struct ConfigPlace {
+    namespace: String,
+    kind: ConfigKind,
+    /// `configmaps in shop`, for logs and readiness.
+    what: String,
+    objects: Store<String, ConfigObject>,
+    health: CacheHealth,
+}
+
+impl ConfigPlace {
+    /// ConfigMaps and Secrets of each namespace with a workload that opts in, in order.
+    pub(super) fn all(allowlist: &Allowlist) -> Vec<ConfigPlace> {
+        let namespaces: BTreeSet<&str> = allowlist
+            .iter()
+            .filter(|a| a.config_trigger.is_some())
+            .map(|a| a.workload.namespace.as_str())
+            .collect();
+        namespaces
+            .into_iter()
+            .flat_map(|namespace| {
+                [ConfigKind::ConfigMap, ConfigKind::Secret].map(|kind| {
+                    let what = match kind {
+                        ConfigKind::ConfigMap => "configmaps",
+                        ConfigKind::Secret => "secrets",
+                    };
+                    let what = format!("{what} in {namespace}");
+                    ConfigPlace {
+                        namespace: namespace.to_string(),
+                        kind,
+                        objects: Store::new(),
+                        health: CacheHealth::new(what.clone()),
+                        what,
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// A place's objects as its watch sees them: a change marks the workloads that use it.
+struct ConfigPlaceCache<'a> {
+    inner: &'a Inner,
+    place: &'a ConfigPlace,
+}
+
+impl WatchCache<ConfigObject> for ConfigPlaceCache<'_> {
+    fn reset(&self, all: Vec<ConfigObject>) {
+        let all: Vec<(String, ConfigObject)> =
+            all.into_iter().map(|o| (o.name.clone(), o)).collect();
+        self.place.objects.reset(all);
+        // What the pods use may have changed while nobody watched: look at every workload.
+        self.inner.config_changed(&self.place.namespace, None);
+    }
+
+    fn apply(&self, object: ConfigObject) {
+        let r = object.reference();
+        if self.place.objects.insert(object.name.clone(), object) {
+            self.inner.config_changed(&self.place.namespace, Some(&r));
+        }
+    }
+
+    fn delete(&self, object: ConfigObject) {
+        if self.place.objects.remove(&object.name) {
+            let r = object.reference();
+            self.inner.config_changed(&self.place.namespace, Some(&r));
+        }
+    }
+}
+
+impl Inner {
+    pub(super) fn config_healths(&self) -> impl Iterator<Item = &CacheHealth> {
+        self.config_places.iter().map(|p| &p.health)
+    }
+
+    pub(super) async fn watch_configs(&self) {
+        let watches = self.config_places.iter().map(|place| {
+            let cache = ConfigPlaceCache { inner: self, place };
+            async move {
+                let open = || self.api.watch_config(&place.namespace, place.kind);
+                feed(&place.what, open, &cache, &place.health).await;
+            }
+        });
+        futures::future::join_all(watches).await;
+    }
+
+    /// Marks the opted-in workloads of `namespace` that use `changed` (all of them, when
+    /// `None`) to be looked at once their debounce time has passed.
+    fn config_changed(&self, namespace: &str, changed: Option<&cluster_api::ConfigRef>) {
+        let now = Instant::now();
+        let mut due = self.config_due.lock();
+        for a in self.allowlist.iter() {
+            let Some(t) = a.config_trigger else {
+                continue;
+            };
+            if a.workload.namespace != namespace {
+                continue;
+            }
+            let uses = changed.is_none_or(|c| {
+                self.workload(&a.workload)
+                    .is_some_and(|w| w.config_refs.contains(c))
+            });
+            if uses {
+                due.insert(a.workload.clone(), now + t.debounce);
+            }
+        }
+        drop(due);
+        self.config_wake.notify_one();
+    }
+
+    /// Looks at each workload whose time has come; on the leader only.
+    pub(super) async fn config_trigger_forever(&self) {
+        if self.config_places.is_empty() {
+            return;
+        }
+        loop {
+            let next = self.config_due.lock().values().min().copied();
+            let resync = Instant::now() + self.config.resync;
+            let wake_at = next.map_or(resync, |n| n.min(resync));
+            tokio::select! {
+                () = tokio::time::sleep_until(wake_at) => {}
+                () = self.config_wake.notified() => {}
+            }
+            if self.leadership.as_ref().is_some_and(|l| !*l.borrow()) {
+                continue;
+            }
+            let now = Instant::now();
+            let ready: Vec<WorkloadRef> = {
+                let mut due = self.config_due.lock();
+                let ready: Vec<WorkloadRef> = due
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(w, _)| w.clone())
+                    .collect();
+                for w in &ready {
+                    due.remove(w);
+                }
+                ready
+            };
+            for w in ready {
+                if let Some(again) = self.look_at_config(&w).await {
+                    self.config_due.lock().entry(w).or_insert(again);
+                }
+            }
+        }
+    }
+
+    /// Compares what the workload's pods use with what they started with, and restarts it
+    /// if that changed; the first look only records it. `Some(when)` to look again then.
+    async fn look_at_config(&self, w: &WorkloadRef) -> Option<Instant> {
+        let trigger = self.allowlist.get(w)?.config_trigger?;
+        let later = Instant::now() + trigger.debounce;
+        let workload = self.workload(w)?;
+        let places: Vec<&ConfigPlace> = self
+            .config_places
+            .iter()
+            .filter(|p| p.namespace == w.namespace)
+            .collect();
+        if !places.iter().all(|p| p.health.is_healthy()) {
+            return Some(later);
+        }
+        let known: HashMap<String, String> = places
+            .iter()
+            .flat_map(|p| p.objects.read(|m| m.values().cloned().collect::<Vec<_>>()))
+            .map(|o| (o.reference().to_string(), o.digest))
+            .collect();
+        let now = trigger::digests(&workload.config_refs, |r| {
+            known.get(&r.to_string()).map(String::as_str)
+        });
+        let recorded = self
+            .leases
+            .get(w)
+            .and_then(|l| l.annotations.get(DIGESTS_ANNOTATION).cloned())
+            .and_then(|a| trigger::parse(&a));
+        let Some(recorded) = recorded else {
+            // First sight: what the pods run with now is the baseline.
+            return self.record_digests(w, &now).await.then_some(later);
+        };
+        let changed = trigger::changed(&recorded, &now);
+        if changed.is_empty() {
+            // The template references other objects now: they are its new baseline.
+            if recorded != now {
+                return self.record_digests(w, &now).await.then_some(later);
+            }
+            return None;
+        }
+        let id = trigger::restart_id(&now);
+        let ask = Ask {
+            windows: Windows::Enforce,
+            on_behalf_of: Some("config change"),
+            restart_id: Some(&id),
+        };
+        let who = Identity::user(CONFIG_CHANGE_USER);
+        let reason = format!("{} changed", changed.join(", "));
+        match self.restart(w, &who, Some(&reason), ask).await {
+            Ok(_) => self.record_digests(w, &now).await.then_some(later),
+            // Someone restarts it now: look again after a while.
+            Err(RestartError::Locked { .. }) => Some(later),
+            Err(RestartError::Cluster(e)) if e.is_transient() => Some(later),
+            // Outside its windows: when the next opens.
+            Err(RestartError::OutsideWindow { .. }) => {
+                let windows = &self.allowlist.get(w)?.windows;
+                let opens = windows
+                    .iter()
+                    .filter_map(|win| win.next_opening(self.clock.now()))
+                    .map(|z| z.timestamp())
+                    .min()?;
+                Some(Instant::now() + until(opens, self.clock.now()))
+            }
+            Err(e) => {
+                tracing::warn!(workload = %w, error = %e, "a configuration change could not restart the workload");
+                None
+            }
+        }
+    }
+
+    /// Records on the workload's lock Lease what its pods run with; `true` if that failed
+    /// (to try again).
+    async fn record_digests(&self, w: &WorkloadRef, digests: &trigger::Digests) -> bool {
+        let value = trigger::render(digests);
+        match lock::annotate(
+            self.api.as_ref(),
+            &self.config.namespace,
+            w,
+            DIGESTS_ANNOTATION,
+            &value,
+        )
+        .await
+        {
+            Ok(lease) => {
+                self.store_lease(w, lease);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(workload = %w, error = %e, "could not record the configuration a workload runs with");
+                true
+            }
+        }
+    }
+}
+
+/// How long from `now` to `at` (zero if past).
+fn until(at: Timestamp, now: Timestamp) -> std::time::Duration {
+    std::time::Duration::try_from(at.duration_since(now)).unwrap_or_default()
+}
