@@ -171,13 +171,19 @@ pub fn in_any_window(windows: &[Window], at: Timestamp) -> bool {
     windows.is_empty() || windows.iter().any(|w| w.contains(at))
 }
 
-/// When the first of `windows` next opens after `at`, as `; the next opens at <time>` for a
-/// refusal (empty if none opens within a week).
-pub fn next_opening_text(windows: &[Window], at: Timestamp) -> String {
+/// When the first of `windows` next opens after `at` (none if none opens within a week), in
+/// that window's time zone.
+pub fn next_opening(windows: &[Window], at: Timestamp) -> Option<Zoned> {
     windows
         .iter()
         .filter_map(|w| w.next_opening(at))
         .min_by_key(|z| z.timestamp())
+}
+
+/// [`next_opening`] as `; the next opens at <time>` for a refusal (empty if none opens within
+/// a week).
+pub fn next_opening_text(windows: &[Window], at: Timestamp) -> String {
+    next_opening(windows, at)
         .map(|z| format!("; the next opens at {}", z.strftime("%Y-%m-%d %H:%M %Z")))
         .unwrap_or_default()
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use cluster_api::window::next_opening;
 use cluster_api::{
     CacheHealth, ConfigKind, ConfigObject, Store, Timestamp, WatchCache, WorkloadRef, feed,
 };
@@ -221,13 +222,9 @@ impl Inner {
             Err(RestartError::Cluster(e)) if e.is_transient() => Some(later),
             // Outside its windows: when the next opens.
             Err(RestartError::OutsideWindow { .. }) => {
-                let windows = &self.allowlist.get(w)?.windows;
-                let opens = windows
-                    .iter()
-                    .filter_map(|win| win.next_opening(self.clock.now()))
-                    .map(|z| z.timestamp())
-                    .min()?;
-                Some(Instant::now() + until(opens, self.clock.now()))
+                let at = self.clock.now();
+                let opens = next_opening(&self.allowlist.get(w)?.windows, at)?;
+                Some(Instant::now() + until(opens.timestamp(), at))
             }
             Err(e) => {
                 tracing::warn!(workload = %w, error = %e, "a configuration change could not restart the workload");
