@@ -36,7 +36,7 @@ pub mod duration;
 mod error;
 mod event;
 mod health;
-mod lease;
+pub mod lease;
 mod names;
 mod node;
 mod pod;

@@ -7,7 +7,8 @@
 //! changing it takes effect at once (holders above a lowered limit keep their slots; nobody
 //! new gets one until the group is below it).
 
-use cluster_api::{ClusterApi, Error, LabelSelector, Lease, Timestamp};
+use cluster_api::lease::{self, Decision, Modified, ModifyError};
+use cluster_api::{ClusterApi, LabelSelector, Lease, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{Kind, Refusal};
@@ -27,9 +28,6 @@ pub const PAUSED_ANNOTATION: &str = "restart-manager.io/paused";
 pub const LAST_APPROVAL_ANNOTATION: &str = "restart-manager.io/last-approval";
 /// Annotation with the time a holder of the group last healed and gave its slot back.
 pub const LAST_RETURN_ANNOTATION: &str = "restart-manager.io/last-return";
-
-/// How many times a read-modify-write is retried on conflicts before giving up.
-const CAS_ATTEMPTS: usize = 32;
 
 /// One slot's holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,37 +311,39 @@ pub async fn modify<R>(
     mut change: impl FnMut(&mut GroupState) -> Result<R, Refusal>,
 ) -> Result<(GroupState, R), Refusal> {
     let name = lease_name(group);
-    for _ in 0..CAS_ATTEMPTS {
-        let current = match api.get_lease(namespace, &name).await {
-            Ok(lease) => GroupState::from_lease(&lease)
-                .map_err(|e| Refusal::new(Kind::Internal, e.to_string()))?,
-            Err(Error::NotFound { .. }) => GroupState::empty(group),
-            Err(e) => return Err(Refusal::from_cluster("reading the group lock", &e)),
+    let modified = lease::modify(api, namespace, &name, |current| {
+        let current = match current.as_ref().map(GroupState::from_lease) {
+            Some(Ok(state)) => state,
+            Some(Err(e)) => {
+                return Decision::Keep(Err(Refusal::new(Kind::Internal, e.to_string())));
+            }
+            None => GroupState::empty(group),
         };
         let mut next = current.clone();
-        let result = change(&mut next)?;
-        if next == current {
-            return Ok((current, result));
+        match change(&mut next) {
+            Err(refusal) => Decision::Keep(Err(refusal)),
+            Ok(result) if next == current => Decision::Keep(Ok((current, result))),
+            Ok(result) => Decision::Write(next.to_lease(namespace, now()), (next, result)),
         }
-        let lease = next.to_lease(namespace, now());
-        let written = if current.resource_version.is_empty() {
-            api.create_lease(&lease).await
-        } else {
-            api.replace_lease(&lease).await
-        };
-        match written {
-            Ok(lease) => {
-                next.resource_version = lease.resource_version;
-                return Ok((next, result));
-            }
-            Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
-            Err(e) => return Err(Refusal::from_cluster("writing the group lock", &e)),
+    })
+    .await;
+    match modified {
+        Ok(Modified::Kept(answer)) => answer,
+        Ok(Modified::Written(lease, (mut next, result))) => {
+            next.resource_version = lease.resource_version;
+            Ok((next, result))
         }
+        Err(ModifyError::Read { source, .. }) => {
+            Err(Refusal::from_cluster("reading the group lock", &source))
+        }
+        Err(ModifyError::Write { source, .. }) => {
+            Err(Refusal::from_cluster("writing the group lock", &source))
+        }
+        Err(_) => Err(Refusal::new(
+            Kind::ClusterUnavailable,
+            format!("the lock of group {group} kept changing under us; try again"),
+        )),
     }
-    Err(Refusal::new(
-        Kind::ClusterUnavailable,
-        format!("the lock of group {group} kept changing under us; try again"),
-    ))
 }
 
 impl cluster_api::Versioned for GroupState {

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use cluster_api::lease::{self, Decision, Modified, ModifyError};
 use cluster_api::{ClusterApi, Error, LabelSelector, Lease, Timestamp, WorkloadRef};
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +32,6 @@ pub const BY_ANNOTATION: &str = "restart-manager.io/restarted-by";
 /// Annotation with when the last restart ended.
 pub const ENDED_ANNOTATION: &str = "restart-manager.io/ended";
 
-const CAS_ATTEMPTS: usize = 32;
 /// How many times a lock whose write may have landed is read back before giving up.
 pub const CONFIRM_ATTEMPTS: usize = 3;
 
@@ -224,92 +224,89 @@ pub struct TakeRequest<'a> {
 /// Takes a workload's lock unless someone holds it and it has not expired.
 pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, Error> {
     let name = lease_name(req.workload);
-    for _ in 0..CAS_ATTEMPTS {
-        let current = match api.get_lease(req.namespace, &name).await {
-            Ok(lease) => Some(lease),
-            Err(Error::NotFound { .. }) => None,
-            Err(e) => return Err(e),
+    // The expired holder the last write would replace, for a write whose answer is lost.
+    let mut replacing = None;
+    let modified = lease::modify(api, req.namespace, &name, |current| {
+        let Some(lease) = current else {
+            replacing = None;
+            return Decision::Write(locked(new_lock_lease(req.namespace, &name), req), None);
         };
-        if let Some(lease) = &current
-            && lease
-                .annotations
-                .get(RESTART_ID_ANNOTATION)
-                .map(String::as_str)
-                == Some(req.restart_id)
+        if lease
+            .annotations
+            .get(RESTART_ID_ANNOTATION)
+            .map(String::as_str)
+            == Some(req.restart_id)
         {
-            return Ok(Take::Done(Box::new(lease.clone())));
+            return Decision::Keep(Take::Done(Box::new(lease)));
         }
-        let took_over = match (current.as_ref().and_then(lock_of), &current) {
-            (Some(held), Some(lease)) if lease.is_held_at(req.now) => {
-                return Ok(Take::Held(held, Box::new(lease.clone())));
-            }
-            (other, _) => other,
-        };
-        let mut lease = current
-            .clone()
-            .unwrap_or_else(|| new_lock_lease(req.namespace, &name));
-        lease.holder_identity = Some(req.holder.to_string());
-        lease.acquire_time = Some(req.now);
-        lease.renew_time = Some(req.now);
-        lease.lease_duration_seconds = Some(
-            i32::try_from(req.duration.as_secs())
-                .unwrap_or(i32::MAX)
-                .max(1),
-        );
-        if took_over.is_some() {
+        let held = lock_of(&lease);
+        if let Some(held) = &held
+            && lease.is_held_at(req.now)
+        {
+            return Decision::Keep(Take::Held(held.clone(), Box::new(lease)));
+        }
+        let mut lease = locked(lease, req);
+        if held.is_some() {
             lease.lease_transitions = Some(lease.lease_transitions.unwrap_or(0) + 1);
         }
-        let a = &mut lease.annotations;
-        a.insert(WORKLOAD_ANNOTATION.into(), req.workload.to_string());
-        a.insert(RESTART_ID_ANNOTATION.into(), req.restart_id.to_string());
-        a.insert(BY_ANNOTATION.into(), req.holder.to_string());
-        a.insert(RESTARTED_AT_ANNOTATION.into(), req.restarted_at.to_string());
-        match req.reason {
-            Some(r) => a.insert(REASON_ANNOTATION.into(), r.to_string()),
-            None => a.remove(REASON_ANNOTATION),
-        };
-        for stale in [OUTCOME_ANNOTATION, ENDED_ANNOTATION] {
-            a.remove(stale);
-        }
-        let written = match current {
-            None => api.create_lease(&lease).await,
-            Some(_) => api.replace_lease(&lease).await,
-        };
-        match written {
-            Ok(lease) => {
-                let lock = lock_of(&lease)
-                    .ok_or_else(|| Error::invalid("the written lock has no holder"))?;
-                return Ok(Take::Taken {
-                    lock,
-                    lease: Box::new(lease),
-                    took_over,
-                });
+        replacing.clone_from(&held);
+        Decision::Write(lease, held)
+    })
+    .await;
+    match modified {
+        Ok(Modified::Kept(found)) => Ok(found),
+        Ok(Modified::Written(lease, took_over)) => taken(lease, took_over),
+        Err(ModifyError::Write {
+            source: e @ Error::Unavailable { .. },
+            ..
+        }) => {
+            // A timeout or a 5xx may come after the API server committed the write.
+            match confirm(api, req, &name).await {
+                Ok(Some(lease)) => {
+                    tracing::info!(workload = %req.workload, "the lock write's answer was lost, but it landed");
+                    taken(lease, replacing)
+                }
+                Ok(None) => Err(e),
+                Err(_) => Ok(Take::Unsure(e)),
             }
-            Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
-            Err(e @ Error::Unavailable { .. }) => {
-                // A timeout or a 5xx may come after the API server committed the write.
-                return match confirm(api, req, &name).await {
-                    Ok(Some(lease)) => {
-                        let lock = lock_of(&lease)
-                            .ok_or_else(|| Error::invalid("the written lock has no holder"))?;
-                        tracing::info!(workload = %req.workload, "the lock write's answer was lost, but it landed");
-                        Ok(Take::Taken {
-                            lock,
-                            lease: Box::new(lease),
-                            took_over,
-                        })
-                    }
-                    Ok(None) => Err(e),
-                    Err(_) => Ok(Take::Unsure(e)),
-                };
-            }
-            Err(e) => return Err(e),
         }
+        Err(e) => Err(e.into()),
     }
-    Err(Error::unavailable(format!(
-        "the restart lock of {} kept changing; try again",
-        req.workload
-    )))
+}
+
+/// `lease` held for `req`: its holder, times and annotations set, those of an earlier restart
+/// removed.
+fn locked(mut lease: Lease, req: &TakeRequest<'_>) -> Lease {
+    lease.holder_identity = Some(req.holder.to_string());
+    lease.acquire_time = Some(req.now);
+    lease.renew_time = Some(req.now);
+    lease.lease_duration_seconds = Some(
+        i32::try_from(req.duration.as_secs())
+            .unwrap_or(i32::MAX)
+            .max(1),
+    );
+    let a = &mut lease.annotations;
+    a.insert(WORKLOAD_ANNOTATION.into(), req.workload.to_string());
+    a.insert(RESTART_ID_ANNOTATION.into(), req.restart_id.to_string());
+    a.insert(BY_ANNOTATION.into(), req.holder.to_string());
+    a.insert(RESTARTED_AT_ANNOTATION.into(), req.restarted_at.to_string());
+    match req.reason {
+        Some(r) => a.insert(REASON_ANNOTATION.into(), r.to_string()),
+        None => a.remove(REASON_ANNOTATION),
+    };
+    for stale in [OUTCOME_ANNOTATION, ENDED_ANNOTATION] {
+        a.remove(stale);
+    }
+    lease
+}
+
+fn taken(lease: Lease, took_over: Option<LockInfo>) -> Result<Take, Error> {
+    let lock = lock_of(&lease).ok_or_else(|| Error::invalid("the written lock has no holder"))?;
+    Ok(Take::Taken {
+        lock,
+        lease: Box::new(lease),
+        took_over,
+    })
 }
 
 /// A lock Lease not created yet: nobody holds it.
@@ -330,34 +327,20 @@ pub async fn annotate(
     value: &str,
 ) -> Result<Lease, Error> {
     let name = lease_name(workload);
-    for _ in 0..CAS_ATTEMPTS {
-        let current = match api.get_lease(namespace, &name).await {
-            Ok(lease) => Some(lease),
-            Err(Error::NotFound { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        let mut lease = current
-            .clone()
-            .unwrap_or_else(|| new_lock_lease(namespace, &name));
+    let modified = lease::modify(api, namespace, &name, |current| {
+        let mut lease = current.unwrap_or_else(|| new_lock_lease(namespace, &name));
         if lease.annotations.get(key).map(String::as_str) == Some(value) {
-            return Ok(lease);
+            return Decision::Keep(lease);
         }
         let a = &mut lease.annotations;
         a.insert(WORKLOAD_ANNOTATION.into(), workload.to_string());
         a.insert(key.into(), value.into());
-        let written = match current {
-            None => api.create_lease(&lease).await,
-            Some(_) => api.replace_lease(&lease).await,
-        };
-        match written {
-            Ok(lease) => return Ok(lease),
-            Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::unavailable(format!(
-        "the restart lock of {workload} kept changing; try again"
-    )))
+        Decision::Write(lease, ())
+    })
+    .await?;
+    Ok(match modified {
+        Modified::Kept(lease) | Modified::Written(lease, ()) => lease,
+    })
 }
 
 /// Reads the lock back after a write whose answer was lost: `Some` if it carries this
@@ -400,28 +383,23 @@ pub async fn update(
     mut change: impl FnMut(&mut Lease),
 ) -> Result<Option<(LockInfo, Lease)>, Error> {
     let name = lease_name(workload);
-    for _ in 0..CAS_ATTEMPTS {
-        let mut lease = match api.get_lease(namespace, &name).await {
-            Ok(lease) => lease,
-            Err(Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+    let modified = lease::modify(api, namespace, &name, |current| {
+        let Some(mut lease) = current else {
+            return Decision::Keep(());
         };
-        let Some(held) = lock_of(&lease) else {
-            return Ok(None);
-        };
-        if restart_id.is_some_and(|id| id != held.restart_id) {
-            return Ok(None);
+        match lock_of(&lease) {
+            Some(held) if restart_id.is_none_or(|id| id == held.restart_id) => {
+                change(&mut lease);
+                Decision::Write(lease, held)
+            }
+            _ => Decision::Keep(()),
         }
-        change(&mut lease);
-        match api.replace_lease(&lease).await {
-            Ok(written) => return Ok(Some((held, written))),
-            Err(Error::Conflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::unavailable(format!(
-        "the restart lock of {workload} kept changing; try again"
-    )))
+    })
+    .await?;
+    Ok(match modified {
+        Modified::Written(lease, held) => Some((held, lease)),
+        Modified::Kept(()) => None,
+    })
 }
 
 /// Releases a lock, recording how the restart ended. With `restart_id`, only that restart's

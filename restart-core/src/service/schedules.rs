@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use cluster_api::lease::{self, Decision, Modified};
 use cluster_api::{CacheHealth, Error, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed};
 
 use super::Inner;
@@ -14,8 +15,6 @@ use crate::lock::LOCK_LABEL;
 use crate::schedule::{
     DueState, LastDue, SCHEDULE_LABEL_VALUE, Schedule, ScheduleStatus, Target, due_now,
 };
-
-const CAS_ATTEMPTS: usize = 16;
 
 /// Who scheduled restarts are recorded as.
 pub const SCHEDULE_USER: &str = "schedule";
@@ -171,25 +170,18 @@ impl Inner {
         now: Timestamp,
     ) -> Result<Option<Timestamp>, Error> {
         let name = target.lease_name();
-        for _ in 0..CAS_ATTEMPTS {
-            let current = match self.api.get_lease(&self.config.namespace, &name).await {
-                Ok(lease) => Some(lease),
-                Err(Error::NotFound { .. }) => None,
-                Err(e) => return Err(e),
-            };
+        let namespace = &self.config.namespace;
+        let modified = lease::modify(self.api.as_ref(), namespace, &name, |current| {
             let last = current.as_ref().and_then(LastDue::of);
             let Some(due) = due_now(schedule, last.as_ref(), now) else {
-                if let Some(lease) = current {
-                    self.schedule_leases.insert(name.clone(), lease);
-                }
-                return Ok(None);
+                return Decision::Keep((current, None));
             };
             if last.as_ref().is_some_and(|l| l.due == due) {
                 // Claimed already, and not finished: finish it (the act is idempotent).
-                return Ok(Some(due));
+                return Decision::Keep((None, Some(due)));
             }
-            let mut lease = current.clone().unwrap_or_else(|| {
-                Lease::new(&self.config.namespace, &name)
+            let mut lease = current.unwrap_or_else(|| {
+                Lease::new(namespace, &name)
                     .label(LOCK_LABEL, SCHEDULE_LABEL_VALUE)
                     .label("app.kubernetes.io/managed-by", "restart-manager")
             });
@@ -200,22 +192,17 @@ impl Inner {
             }
             .write(&mut lease);
             lease.renew_time = Some(now);
-            let written = match current {
-                None => self.api.create_lease(&lease).await,
-                Some(_) => self.api.replace_lease(&lease).await,
-            };
-            match written {
-                Ok(lease) => {
-                    self.schedule_leases.insert(name.clone(), lease);
-                    return Ok(Some(due));
-                }
-                Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
-                Err(e) => return Err(e),
-            }
+            Decision::Write(lease, due)
+        })
+        .await?;
+        let (seen, due) = match modified {
+            Modified::Written(lease, due) => (Some(lease), Some(due)),
+            Modified::Kept(kept) => kept,
+        };
+        if let Some(lease) = seen {
+            self.schedule_leases.insert(name, lease);
         }
-        Err(Error::unavailable(format!(
-            "the schedule of {target} kept changing"
-        )))
+        Ok(due)
     }
 
     /// Restarts the workload or starts the set's run for the due time; `None` when it should
@@ -262,36 +249,40 @@ impl Inner {
         outcome: &Outcome,
     ) -> Result<bool, Error> {
         let name = target.lease_name();
-        for _ in 0..CAS_ATTEMPTS {
-            let mut lease = self.api.get_lease(&self.config.namespace, &name).await?;
-            let claimed =
-                LastDue::of(&lease).is_some_and(|l| l.due == due && l.state == DueState::Claimed);
-            if !claimed {
-                return Ok(false);
-            }
-            LastDue {
-                due,
-                state: outcome.state,
-                note: Some(outcome.note.clone()),
-            }
-            .write(&mut lease);
-            match self.api.replace_lease(&lease).await {
-                Ok(written) => {
-                    self.schedule_leases.insert(name.clone(), written);
-                    if let Target::Workload(w) = target {
-                        self.publish(w);
-                    } else if let Target::Set(set) = target {
-                        self.publish_set(set);
-                    }
-                    return Ok(true);
+        let modified = lease::modify(
+            self.api.as_ref(),
+            &self.config.namespace,
+            &name,
+            |current| {
+                let Some(mut lease) = current else {
+                    return Decision::Keep(());
+                };
+                let claimed = LastDue::of(&lease)
+                    .is_some_and(|l| l.due == due && l.state == DueState::Claimed);
+                if !claimed {
+                    return Decision::Keep(());
                 }
-                Err(Error::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+                LastDue {
+                    due,
+                    state: outcome.state,
+                    note: Some(outcome.note.clone()),
+                }
+                .write(&mut lease);
+                Decision::Write(lease, ())
+            },
+        )
+        .await?;
+        let Modified::Written(written, ()) = modified else {
+            return Ok(false);
+        };
+        self.schedule_leases.insert(name, written);
+        match target {
+            Target::Workload(w) => self.publish(w),
+            Target::Set(set) => {
+                self.publish_set(set);
             }
         }
-        Err(Error::unavailable(format!(
-            "the schedule of {target} kept changing"
-        )))
+        Ok(true)
     }
 
     async fn schedule_event(&self, target: &Target, type_: EventType, reason: &str, note: String) {

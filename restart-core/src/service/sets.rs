@@ -7,7 +7,8 @@
 //! before it restarts any member; a member's restart carries an id derived from the run's,
 //! so a member restarts at most once per run whoever drives it.
 
-use cluster_api::{CacheHealth, Error, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed};
+use cluster_api::lease::{self, Decision, Modified};
+use cluster_api::{CacheHealth, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed};
 
 use super::Inner;
 use super::requests::{Ask, Windows, clean_reason};
@@ -18,8 +19,6 @@ use crate::sets::{
     MemberState, RUN_ANNOTATION, RestartSet, RunState, SET_LABEL_VALUE, Seen, SetRun, SetStatus,
     lease_name, parse_member,
 };
-
-const CAS_ATTEMPTS: usize = 16;
 
 /// The run Leases as their watch sees them.
 pub(super) struct RunsCache<'a>(pub(super) &'a Inner);
@@ -166,66 +165,66 @@ impl Inner {
             .map_or_else(|| self.new_id(now), str::to_string);
         let run = SetRun::new(set, id, &who.user, reason, now);
         let name = lease_name(&set.name);
-        for _ in 0..CAS_ATTEMPTS {
-            let current = match self.api.get_lease(&self.config.namespace, &name).await {
-                Ok(lease) => Some(lease),
-                Err(Error::NotFound { .. }) => None,
-                Err(e) => return Err(RestartError::Cluster(e)),
-            };
-            if let Some(lease) = &current
-                && SetRun::of(lease).is_some_and(|r| r.id == run.id)
-            {
-                // This very run started already (a schedule's, claimed twice).
-                self.store_run(&set.name, lease.clone());
-                return Ok(self.set_view(set));
+        let namespace = &self.config.namespace;
+        // Kept: the Lease as read, with the run of someone else that still goes on (none if
+        // it is this very run, started already: a schedule's, claimed twice).
+        let modified = lease::modify(self.api.as_ref(), namespace, &name, |current| {
+            if let Some(lease) = current {
+                let found = SetRun::of(&lease);
+                if found.as_ref().is_some_and(|r| r.id == run.id) {
+                    return Decision::Keep((lease, None));
+                }
+                if let Some(running) = found.filter(|r| !r.state.is_final())
+                    && lease.is_held_at(now)
+                {
+                    return Decision::Keep((lease, Some(running)));
+                }
+                return Decision::Write(self.run_started(lease, &run, &who.user, now), ());
             }
-            if let Some(lease) = &current
-                && let Some(running) = SetRun::of(lease).filter(|r| !r.state.is_final())
-                && lease.is_held_at(now)
-            {
-                self.store_run(&set.name, lease.clone());
-                return Err(RestartError::SetRunning {
+            let lease = Lease::new(namespace, &name)
+                .label(LOCK_LABEL, SET_LABEL_VALUE)
+                .label("app.kubernetes.io/managed-by", "restart-manager");
+            Decision::Write(self.run_started(lease, &run, &who.user, now), ())
+        })
+        .await
+        .map_err(|e| RestartError::Cluster(e.into()))?;
+        match modified {
+            Modified::Kept((lease, None)) => {
+                self.store_run(&set.name, lease);
+                Ok(self.set_view(set))
+            }
+            Modified::Kept((lease, Some(running))) => {
+                self.store_run(&set.name, lease);
+                Err(RestartError::SetRunning {
                     set: set.name.clone(),
                     by: running.by,
                     since: running.started,
-                });
+                })
             }
-            let mut lease = current.clone().unwrap_or_else(|| {
-                Lease::new(&self.config.namespace, &name)
-                    .label(LOCK_LABEL, SET_LABEL_VALUE)
-                    .label("app.kubernetes.io/managed-by", "restart-manager")
-            });
-            lease.holder_identity = Some(who.user.clone());
-            lease.acquire_time = Some(now);
-            lease.lease_transitions = Some(lease.lease_transitions.unwrap_or(0) + 1);
-            self.write_run(&mut lease, &run, now);
-            let written = match current {
-                None => self.api.create_lease(&lease).await,
-                Some(_) => self.api.replace_lease(&lease).await,
-            };
-            match written {
-                Ok(lease) => {
-                    self.store_run(&set.name, lease);
-                    let because = run.reason.as_deref().map(|r| format!(": {r}"));
-                    let note = format!(
-                        "{who} started restart set {} ({} members){}",
-                        set.name,
-                        set.members.len(),
-                        because.unwrap_or_default()
-                    );
-                    tracing::info!(set = %set.name, by = %who, "restart set started");
-                    self.set_event(&set.name, EventType::Normal, "RestartSetStarted", note)
-                        .await;
-                    return Ok(self.set_view(set));
-                }
-                Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
-                Err(e) => return Err(RestartError::Cluster(e)),
+            Modified::Written(lease, ()) => {
+                self.store_run(&set.name, lease);
+                let because = run.reason.as_deref().map(|r| format!(": {r}"));
+                let note = format!(
+                    "{who} started restart set {} ({} members){}",
+                    set.name,
+                    set.members.len(),
+                    because.unwrap_or_default()
+                );
+                tracing::info!(set = %set.name, by = %who, "restart set started");
+                self.set_event(&set.name, EventType::Normal, "RestartSetStarted", note)
+                    .await;
+                Ok(self.set_view(set))
             }
         }
-        Err(RestartError::Cluster(Error::unavailable(format!(
-            "the run of restart set {} kept changing; try again",
-            set.name
-        ))))
+    }
+
+    /// The run's Lease as a new run leaves it: held by `by`, taken over now.
+    fn run_started(&self, mut lease: Lease, run: &SetRun, by: &str, now: Timestamp) -> Lease {
+        lease.holder_identity = Some(by.to_string());
+        lease.acquire_time = Some(now);
+        lease.lease_transitions = Some(lease.lease_transitions.unwrap_or(0) + 1);
+        self.write_run(&mut lease, run, now);
+        lease
     }
 
     /// Cancels the set's run: no further member starts; those restarting finish.
@@ -265,33 +264,33 @@ impl Inner {
         mut change: impl FnMut(&mut SetRun) -> bool,
     ) -> Result<Option<SetRun>, RestartError> {
         let name = lease_name(&set.name);
-        for _ in 0..CAS_ATTEMPTS {
-            let mut lease = match self.api.get_lease(&self.config.namespace, &name).await {
-                Ok(lease) => lease,
-                Err(Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(RestartError::Cluster(e)),
-            };
-            let Some(mut run) = SetRun::of(&lease) else {
-                return Ok(None);
-            };
-            if run.state.is_final() || id.is_some_and(|id| id != run.id) || !change(&mut run) {
-                return Ok(None);
-            }
-            let now = self.clock.now();
-            self.write_run(&mut lease, &run, now);
-            match self.api.replace_lease(&lease).await {
-                Ok(written) => {
-                    self.store_run(&set.name, written);
-                    return Ok(Some(run));
+        let modified = lease::modify(
+            self.api.as_ref(),
+            &self.config.namespace,
+            &name,
+            |current| {
+                let Some(mut lease) = current else {
+                    return Decision::Keep(());
+                };
+                let Some(mut run) = SetRun::of(&lease) else {
+                    return Decision::Keep(());
+                };
+                if run.state.is_final() || id.is_some_and(|id| id != run.id) || !change(&mut run) {
+                    return Decision::Keep(());
                 }
-                Err(Error::Conflict { .. }) => continue,
-                Err(e) => return Err(RestartError::Cluster(e)),
+                self.write_run(&mut lease, &run, self.clock.now());
+                Decision::Write(lease, run)
+            },
+        )
+        .await
+        .map_err(|e| RestartError::Cluster(e.into()))?;
+        Ok(match modified {
+            Modified::Written(written, run) => {
+                self.store_run(&set.name, written);
+                Some(run)
             }
-        }
-        Err(RestartError::Cluster(Error::unavailable(format!(
-            "the run of restart set {} kept changing; try again",
-            set.name
-        ))))
+            Modified::Kept(()) => None,
+        })
     }
 
     /// Puts the run into its Lease: renewed now; given up if the run ended.
