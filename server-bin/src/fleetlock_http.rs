@@ -10,13 +10,13 @@ use fleetlock_core::protocol::{
     MAX_BODY_BYTES, PROTOCOL_HEADER, RequestBody, check_protocol_header, parse_body,
 };
 use fleetlock_core::{Kind, Refusal};
-use http_body_util::BodyExt;
 use tokio::time::Instant;
 use utoipa::{IntoParams, IntoResponses};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::body::{BodyError, read_limited};
 
 /// A FleetLock endpoint; its value indexes the request series in `Metrics`.
 #[derive(Debug, Clone, Copy)]
@@ -215,17 +215,15 @@ async fn answer(
         ));
     }
     check_protocol_header(headers.get(PROTOCOL_HEADER).map(HeaderValue::as_bytes))?;
-    // Read at most one byte past the limit, whatever Content-Length claims.
-    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES + 1);
-    let bytes = match limited.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let bytes = match read_limited(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge) => {
             return Err(Refusal::new(
                 Kind::BodyTooLarge,
                 format!("body is over the limit of {MAX_BODY_BYTES} bytes"),
             ));
         }
-        Err(e) => {
+        Err(BodyError::Unreadable(e)) => {
             return Err(Refusal::new(
                 Kind::InvalidBody,
                 format!("could not read the body: {e}"),

@@ -40,6 +40,7 @@ pub mod alerts;
 pub mod api;
 pub mod args;
 pub mod auth;
+pub(crate) mod body;
 pub mod config;
 pub mod fleetlock_http;
 pub mod leader;

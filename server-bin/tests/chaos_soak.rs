@@ -25,8 +25,6 @@ use common::process::{start_with, zincati_request};
 use fleetlock_core::drain::DrainOptions;
 use invariants::Invariants;
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::process::Child;
 use tokio::time::{Instant, sleep, timeout};
 
@@ -52,28 +50,8 @@ struct Tally {
 /// One FleetLock request over a fresh connection; `None` if the replica is down or does not
 /// answer within a few seconds (a killed process, a port not yet bound).
 async fn ask(addr: SocketAddr, request: &[u8]) -> Option<u16> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        stream.write_all(request).await.ok()?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 2048];
-        loop {
-            let n = stream.read(&mut chunk).await.ok()?;
-            buf.extend_from_slice(&chunk[..n]);
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut response = httparse::Response::new(&mut headers);
-            if let Ok(httparse::Status::Complete(_)) = response.parse(&buf) {
-                return response.code;
-            }
-            if n == 0 {
-                return None;
-            }
-        }
-    };
-    timeout(Duration::from_secs(15), exchange)
-        .await
-        .ok()
-        .flatten()
+    let answer = timeout(Duration::from_secs(15), common::try_send(addr, request)).await;
+    Some(answer.ok()?.ok()?.0)
 }
 
 struct Replicas {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::{IntoResponses, ToSchema};
 
 use crate::auth::AuthError;
+use crate::body::{BodyError, read_limited};
 
 /// An API error: a status, a stable `kind`, a sentence, and the lock when that is the reason.
 #[derive(Debug)]
@@ -91,17 +92,15 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBody {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, ApiError> {
-        use http_body_util::BodyExt;
         super::access::NotAForm::check(request.headers())?;
-        let limited = http_body_util::Limited::new(request.into_body(), MAX_API_BODY);
-        match limited.collect().await {
-            Ok(collected) => Ok(ApiBody(collected.to_bytes())),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+        match read_limited(request.into_body(), MAX_API_BODY).await {
+            Ok(bytes) => Ok(ApiBody(bytes)),
+            Err(BodyError::TooLarge) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("the request body is over the limit of {MAX_API_BODY} bytes"),
             )),
-            Err(e) => Err(ApiError::invalid(format!(
+            Err(BodyError::Unreadable(e)) => Err(ApiError::invalid(format!(
                 "could not read the request body: {e}"
             ))),
         }

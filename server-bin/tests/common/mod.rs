@@ -100,12 +100,28 @@ impl Server {
 /// httparse: for what only a socket shows (framing, TLS, another process). (status, head,
 /// body).
 pub async fn send(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
+    try_send(addr, request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`send`], with a connection that fails or closes early as an error: for servers that may
+/// be down (a killed replica, a port not bound yet).
+pub async fn try_send(addr: SocketAddr, request: &[u8]) -> Result<(u16, String, String), String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    stream
+        .write_all(request)
+        .await
+        .map_err(|e| format!("sending to {addr}: {e}"))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream.read(&mut chunk).await.unwrap();
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("reading from {addr}: {e}"))?;
         buf.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut response = httparse::Response::new(&mut headers);
@@ -117,20 +133,21 @@ pub async fn send(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
                 .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
                 .unwrap_or(0);
             if buf.len() >= head_len + length || n == 0 {
-                let status = response.code.expect("a status");
+                let status = response.code.ok_or("a response without a status")?;
                 let head = String::from_utf8_lossy(&buf[..head_len])
                     .trim_end()
                     .to_string();
                 let end = (head_len + length).min(buf.len());
                 let body = String::from_utf8_lossy(&buf[head_len..end]).into_owned();
-                return (status, head, body);
+                return Ok((status, head, body));
             }
         }
-        assert!(
-            n > 0,
-            "connection closed early: {}",
-            String::from_utf8_lossy(&buf)
-        );
+        if n == 0 {
+            return Err(format!(
+                "connection closed early: {}",
+                String::from_utf8_lossy(&buf)
+            ));
+        }
     }
 }
 
