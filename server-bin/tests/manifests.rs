@@ -426,8 +426,7 @@ fn an_allowlist_gets_namespaced_roles_and_nothing_more() {
     };
     check_rbac(&o);
     check_deployment(&o);
-    let config = config(&o);
-    assert_eq!(config.allowlist().unwrap().len(), 3);
+    assert_eq!(config(&o).allowlist().unwrap().len(), 3);
     assert!(
         !granted(&o)
             .iter()
@@ -436,13 +435,7 @@ fn an_allowlist_gets_namespaced_roles_and_nothing_more() {
         "no cluster-wide rights on workloads, and no patch of unnamed ones"
     );
 
-    let rbac = restart_manager::args::RbacArgs {
-        workloads_only: true,
-        namespace: Some(NAMESPACE.into()),
-        service_account: "restart-manager".into(),
-        name: "restart-manager".into(),
-    };
-    let generated = restart_manager::rbac::render(&rbac, NAMESPACE, &config).unwrap();
+    let generated = workload_rbac(&o);
     let shipped =
         std::fs::read_to_string(deploy().join("kustomize/components/workload-roles/roles.yaml"))
             .unwrap();
@@ -464,20 +457,14 @@ fn restarts_on_config_changes_read_secrets_only_where_a_workload_opts_in() {
     };
     check_rbac(&o);
     check_deployment(&o);
-    let secrets: BTreeSet<Option<String>> = granted(&o)
-        .into_iter()
-        .filter(|(_, _, resource, _, _)| resource == "secrets" || resource == "configmaps")
-        .map(|(_, _, _, ns, _)| ns)
-        .collect();
-    assert_eq!(secrets, BTreeSet::from([Some("shop".to_string())]));
+    for resource in ["configmaps", "secrets"] {
+        assert_eq!(
+            readable_in(&o, resource),
+            BTreeSet::from([Some("shop".into())])
+        );
+    }
 
-    let rbac = restart_manager::args::RbacArgs {
-        workloads_only: true,
-        namespace: Some(NAMESPACE.into()),
-        service_account: "restart-manager".into(),
-        name: "restart-manager".into(),
-    };
-    let generated = restart_manager::rbac::render(&rbac, NAMESPACE, &config(&o)).unwrap();
+    let generated = workload_rbac(&o);
     let component = |name: &str| {
         std::fs::read_to_string(deploy().join(format!("kustomize/components/{name}/roles.yaml")))
             .unwrap()
@@ -607,22 +594,14 @@ fn the_helm_charts_rbac_follows_its_allowlist() {
     );
     check_rbac(&o);
     check_deployment(&o);
-    let secrets: BTreeSet<Option<String>> = granted(&o)
-        .into_iter()
-        .filter(|(_, _, resource, _, _)| resource == "secrets")
-        .map(|(_, _, _, ns, _)| ns)
-        .collect();
-    assert_eq!(secrets, BTreeSet::from([Some("shop".to_string())]));
-    // The Roles on workloads and configuration are those `restart-manager rbac` prints, but
-    // for the names, which the chart takes from the release.
-    let rbac = restart_manager::args::RbacArgs {
-        workloads_only: true,
-        namespace: Some(NAMESPACE.into()),
-        service_account: "restart-manager".into(),
-        name: "restart-manager".into(),
-    };
-    let generated = restart_manager::rbac::render(&rbac, NAMESPACE, &config(&o)).unwrap();
-    let generated = classify(&documents(&generated, "restart-manager rbac"));
+    for resource in ["configmaps", "secrets"] {
+        assert_eq!(
+            readable_in(&o, resource),
+            BTreeSet::from([Some("shop".into())])
+        );
+    }
+    // The Roles on workloads and configuration are those `restart-manager rbac` prints.
+    let generated = classify(&documents(&workload_rbac(&o), "restart-manager rbac"));
     let rules = |roles: &[Role]| -> BTreeSet<(Option<String>, Option<String>, String)> {
         roles
             .iter()
@@ -703,6 +682,26 @@ fn the_helm_charts_rbac_follows_its_allowlist() {
         })
         .collect();
     assert_eq!(cluster_wide, expected);
+}
+
+/// The namespaces where `resource` may be read (`None`: cluster-wide).
+fn readable_in(o: &Objects, resource: &str) -> BTreeSet<Option<String>> {
+    granted(o)
+        .into_iter()
+        .filter(|(_, _, r, _, _)| r == resource)
+        .map(|(_, _, _, ns, _)| ns)
+        .collect()
+}
+
+/// What `restart-manager rbac --workloads-only` prints for the manifests' configuration.
+fn workload_rbac(o: &Objects) -> String {
+    let rbac = restart_manager::args::RbacArgs {
+        workloads_only: true,
+        namespace: Some(NAMESPACE.into()),
+        service_account: "restart-manager".into(),
+        name: "restart-manager".into(),
+    };
+    restart_manager::rbac::render(&rbac, NAMESPACE, &config(o)).unwrap()
 }
 
 /// The configuration the manifests mount, as JSON.
