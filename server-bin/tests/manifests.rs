@@ -384,15 +384,20 @@ fn kustomize(dir: &str) -> Option<Objects> {
         .arg(deploy().join(dir))
         .output()
         .ok()?;
+    Some(rendered(out, &format!("kubectl kustomize {dir}")))
+}
+
+/// The objects a renderer printed, which must have succeeded.
+fn rendered(out: std::process::Output, renderer: &str) -> Objects {
     assert!(
         out.status.success(),
-        "{dir}: {}",
+        "{renderer}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(classify(&documents(
+    classify(&documents(
         &String::from_utf8(out.stdout).unwrap(),
-        "kubectl kustomize",
-    )))
+        renderer,
+    ))
 }
 
 #[test]
@@ -533,16 +538,7 @@ fn helm_template(values: &str) -> Option<Objects> {
         .unwrap()
         .write_all(values.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "helm template: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(classify(&documents(
-        &String::from_utf8(out.stdout).unwrap(),
-        "helm template",
-    )))
+    Some(rendered(child.wait_with_output().unwrap(), "helm template"))
 }
 
 /// The chart with its defaults: the same least privilege, hardening and wiring as the
