@@ -146,5 +146,6 @@ fn rss_kib() -> u64 {
 
 mod api;
 mod bounds;
+mod browser;
 mod sets;
 mod stream;
