@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use cluster_api::{Event, EventType, ObjectRef, Timestamp, WorkloadRef};
+use cluster_api::{Error, Event, EventType, ObjectRef, Timestamp, Workload, WorkloadRef};
 
 use super::{CONTROLLER, Inner, MAX_REASON_LEN, RESTARTED_AT};
 use crate::allowlist::Identity;
@@ -198,7 +198,28 @@ impl Inner {
         let patch = [(RESTARTED_AT.to_string(), Some(restarted_at.clone()))]
             .into_iter()
             .collect();
-        match self.api.patch_template_annotations(workload, &patch).await {
+        let patched = match self.api.patch_template_annotations(workload, &patch).await {
+            // A timeout or a 5xx may come after the API server applied the patch: the
+            // workload says whether it did.
+            Err(e @ Error::Unavailable { .. }) => {
+                match self.patch_landed(workload, &restarted_at).await {
+                    Ok(Some(patched)) => {
+                        tracing::info!(%workload, "the restart patch's answer was lost, but it landed");
+                        Ok(patched)
+                    }
+                    Ok(None) => Err(e),
+                    Err(_) => {
+                        // Perhaps restarted, perhaps not: the lock stays, so that nobody restarts
+                        // it again meanwhile, and ends with the rollout if there is one, or when
+                        // it runs out.
+                        tracing::warn!(%workload, error = %e, "the restart patch's answer was lost and the workload cannot be read back; keeping its lock");
+                        return Err(RestartError::Cluster(e));
+                    }
+                }
+            }
+            other => other,
+        };
+        match patched {
             Ok(patched) => self.store_workload(patched),
             Err(e) => {
                 tracing::warn!(%workload, error = %e, "restart could not be applied; releasing its lock");
@@ -243,6 +264,31 @@ impl Inner {
         let view = self.publish_view(workload);
         self.judge_again(workload);
         Ok(view)
+    }
+
+    /// Reads the workload back after a restart patch whose answer was lost: `Some` (the
+    /// workload as read) if its template carries `restarted_at` (the patch landed), `None` if
+    /// not, `Err` if it cannot be read.
+    async fn patch_landed(
+        &self,
+        workload: &WorkloadRef,
+        restarted_at: &str,
+    ) -> Result<Option<Workload>, Error> {
+        let mut wait = Duration::from_millis(200);
+        let mut last = None;
+        for _ in 0..lock::CONFIRM_ATTEMPTS {
+            match self.api.get_workload(workload).await {
+                Ok(w) => {
+                    let landed = w.template_annotations.get(RESTARTED_AT).map(String::as_str)
+                        == Some(restarted_at);
+                    return Ok(landed.then_some(w));
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+        Err(last.unwrap_or_else(|| Error::unavailable("the workload could not be read back")))
     }
 
     pub(super) async fn force_unlock(

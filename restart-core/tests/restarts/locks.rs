@@ -135,6 +135,63 @@ async fn a_restart_that_cannot_be_applied_gives_its_lock_back() {
     r.restart(&web(), &alice(), None).await.unwrap();
 }
 
+/// The restart patch reached the API server but its answer was lost (the connection reset
+/// after the request was sent). The workload is restarted, so the restart goes on as one: it
+/// reads the workload back, finds its own `restartedAt`, keeps its lock and follows the
+/// rollout. Released as aborted instead, its id could be taken again (a set's driver retries
+/// a member) and the workload restarted twice.
+#[tokio::test(start_paused = true)]
+async fn a_restart_patch_whose_answer_was_lost_is_recognised_as_applied() {
+    let sim = cluster();
+    let (r, counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    sim.fail_after_next(
+        Operation::PatchWorkload,
+        1,
+        Error::unavailable("the connection was reset after the request was sent"),
+    );
+    let status = r.restart(&web(), &alice(), None).await.unwrap();
+    let lock = status.lock.expect("the restart keeps its lock");
+    assert_eq!(lock.holder, "alice");
+    let template = sim.workload(&web()).unwrap().template_annotations;
+    assert_eq!(template.get(RESTARTED_AT), lock.restarted_at.as_ref());
+    assert_eq!(counts.restarted.lock().unwrap().len(), 1);
+    assert!(counts.failed.lock().unwrap().is_empty());
+
+    // A patch that did not land (refused before it reached the workload) is still a
+    // failure that gives the lock back.
+    r.force_unlock(&web(), &alice(), "test").await.unwrap();
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    sim.fail_next(
+        Operation::PatchWorkload,
+        1,
+        Error::unavailable("the connection was refused"),
+    );
+    let err = r.restart(&web(), &alice(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ClusterUnavailable, "{err}");
+    assert!(r.status(&web()).unwrap().lock.is_none());
+
+    // Lost, and the workload cannot be read back to tell: the lock stays (nobody restarts
+    // it again meanwhile), and the caller hears that the cluster did not answer.
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    sim.fail_after_next(
+        Operation::PatchWorkload,
+        1,
+        Error::unavailable("the connection was reset after the request was sent"),
+    );
+    // The read before the restart succeeds; every read back fails.
+    sim.fail_later(
+        Operation::GetWorkload,
+        1,
+        restart_core::lock::CONFIRM_ATTEMPTS,
+        Error::unavailable("the API server is restarting"),
+    );
+    let err = r.restart(&web(), &alice(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ClusterUnavailable, "{err}");
+    let lock = r.status(&web()).unwrap().lock.expect("the lock is kept");
+    let template = sim.workload(&web()).unwrap().template_annotations;
+    assert_eq!(template.get(RESTARTED_AT), lock.restarted_at.as_ref());
+}
+
 /// The lock write reached the API server but its answer was lost (a timeout). The restart
 /// reads the lock back, recognises its own restart id, and goes on: it is not refused as
 /// locked by itself.
