@@ -13,6 +13,8 @@
 //! | an administrator's cordon is never undone ([`Invariant::AdminCordonUndone`]) | every Node write through the API |
 //! | a restart lock is never taken from a holder whose lease has not run out ([`Invariant::RestartLockStolen`]) | every restart lock write |
 //! | a workload is restarted only by the holder of its lock ([`Invariant::RestartWithoutLock`]) | every restart patch, as it arrives |
+//! | a restart is applied once: a set member or a scheduled due time is restarted once, whoever drives it and whatever answers are lost ([`Invariant::RestartRepeated`]) | every restart patch applied |
+//! | a set run never has more members restarting than its concurrency ([`Invariant::SetConcurrencyExceeded`]) | every set run write |
 //!
 //! Evictions and restart patches are judged when they arrive, before any latency the
 //! simulation injects delays them: Kubernetes has no transaction spanning a Lease and a pod or
@@ -28,7 +30,7 @@
 
 pub mod chaos;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -41,6 +43,7 @@ use fleetlock_core::nodes::CORDONED_ANNOTATION;
 use parking_lot::Mutex;
 use restart_core::RESTARTED_AT;
 use restart_core::lock::{self, lease_name, lock_of};
+use restart_core::sets::{MemberState, SetRun};
 
 /// One of the properties [`Invariants`] checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,6 +64,11 @@ pub enum Invariant {
     RestartLockStolen,
     /// A workload was restarted by someone not holding its lock.
     RestartWithoutLock,
+    /// A restart's patch was applied a second time (under a new `restartedAt`): a restart
+    /// meant to happen once, such as a set member's or a schedule's, happened again.
+    RestartRepeated,
+    /// A set run had more members restarting at once than its concurrency.
+    SetConcurrencyExceeded,
     /// A lock restart-manager wrote could not be read back.
     UnreadableLock,
     /// Once faults stopped, a node that kept asking was not approved in time.
@@ -105,6 +113,8 @@ pub struct Checked {
     pub lock_writes: u64,
     /// Restart patches sent.
     pub restarts: u64,
+    /// Set run writes.
+    pub set_run_writes: u64,
 }
 
 /// The checker; see the [crate docs](crate). Register it with [`Invariants::watch`].
@@ -120,6 +130,10 @@ struct Checks {
     default_slots: u32,
     violations: Vec<Violation>,
     checked: Checked,
+    /// The restart id each restart patch was sent under, by workload and `restartedAt`.
+    sent_by: HashMap<(WorkloadRef, String), String>,
+    /// Every restart id whose patch was applied.
+    applied: HashSet<String>,
 }
 
 // === impl Invariants ===
@@ -399,6 +413,14 @@ impl Invariants {
         let now = cluster.now();
         let lease = cluster.lease(&self.namespace, &lease_name(workload));
         let lock = lease.and_then(|l| lock_of(l).map(|lock| (l, lock)));
+        if let Some((_, lock)) = &lock
+            && lock.restarted_at.as_ref() == Some(restarted_at)
+        {
+            checks.sent_by.insert(
+                (workload.clone(), restarted_at.clone()),
+                lock.restart_id.clone(),
+            );
+        }
         let why = match lock {
             None => "its lock is free".to_string(),
             Some((_, lock)) if lock.restarted_at.as_ref() != Some(restarted_at) => format!(
@@ -432,6 +454,8 @@ impl Auditor for Invariants {
                     self.group_write(&mut checks, before, after, cluster);
                 } else if is_restart_lock(after) {
                     self.lock_write(&mut checks, before, after, cluster.now());
+                } else if let Some(run) = SetRun::of(after) {
+                    set_run_write(&mut checks, after, &run, cluster.now());
                 }
             }
             Write::EvictionRequested {
@@ -462,8 +486,52 @@ impl Auditor for Invariants {
             Write::WorkloadPatchRequested { workload, changes } => {
                 self.patch_requested(&mut checks, workload, changes, cluster);
             }
+            Write::Workload { before, after } => {
+                let stamp = after.template_annotations.get(RESTARTED_AT);
+                if stamp == before.template_annotations.get(RESTARTED_AT) {
+                    return;
+                }
+                let key = (after.reference(), stamp.cloned().unwrap_or_default());
+                if let Some(id) = checks.sent_by.get(&key).cloned()
+                    && !checks.applied.insert(id.clone())
+                {
+                    checks.violations.push(Violation {
+                        invariant: Invariant::RestartRepeated,
+                        at: cluster.now(),
+                        detail: format!(
+                            "{} restarted again (restartedAt {}) by restart {id}, which had \
+                             restarted it before",
+                            key.0, key.1
+                        ),
+                    });
+                }
+            }
             _ => {}
         }
+    }
+}
+
+fn set_run_write(checks: &mut Checks, lease: &Lease, run: &SetRun, now: Timestamp) {
+    checks.checked.set_run_writes += 1;
+    let restarting: Vec<&str> = run
+        .members
+        .iter()
+        .filter(|m| m.state == MemberState::Restarting)
+        .map(|m| m.workload.as_str())
+        .collect();
+    if restarting.len() > run.concurrency {
+        checks.violations.push(Violation {
+            invariant: Invariant::SetConcurrencyExceeded,
+            at: now,
+            detail: format!(
+                "{}: run {} restarts {} at once ({}), its concurrency is {}",
+                lease.name,
+                run.id,
+                restarting.len(),
+                restarting.join(", "),
+                run.concurrency
+            ),
+        });
     }
 }
 

@@ -9,7 +9,7 @@ use fleetlock_core::{ClientParams, zincati_id};
 use restart_core::Identity;
 use tokio::time::{Instant, sleep};
 
-use super::world::{World, workloads};
+use super::world::{SET, World, workloads};
 use super::{EAST, Plan};
 
 /// Zincati on one node: asks until approved, reboots, reports steady-state; and now and then
@@ -173,7 +173,7 @@ pub(super) async fn chaos(world: &Arc<World>, plan: &Plan) {
                     });
                 }
             }
-            52..=67 => {
+            52..=63 => {
                 let w = workloads[rng.usize(0..workloads.len())].clone();
                 let i = rng.usize(0..world.replica_count());
                 let who = Identity::user(format!("user-{}", rng.u32(0..5)));
@@ -183,6 +183,26 @@ pub(super) async fn chaos(world: &Arc<World>, plan: &Plan) {
                     world
                         .on_replica(i, |live| async move {
                             let _ = live.restarter.restart(&w, &who, Some("chaos")).await;
+                        })
+                        .await;
+                });
+            }
+            // A run of the shop's set, or its cancellation, on any replica; every replica
+            // drives runs (there is no leader election here), so drivers race.
+            64..=67 => {
+                let i = rng.usize(0..world.replica_count());
+                let cancel = rng.u32(0..3) == 0;
+                let who = Identity::user(format!("user-{}", rng.u32(0..5)));
+                world.report.lock().set_runs += usize::from(!cancel);
+                let world = world.clone();
+                tokio::spawn(async move {
+                    world
+                        .on_replica(i, |live| async move {
+                            if cancel {
+                                let _ = live.restarter.cancel_set(SET, &who).await;
+                            } else {
+                                let _ = live.restarter.start_set(SET, &who, Some("chaos")).await;
+                            }
                         })
                         .await;
                 });

@@ -1,7 +1,8 @@
 //! Randomised runs: several coordinator and restart-service replicas over one simulated
 //! cluster, Zincati agents on every node, and a chaos driver that injects conflicts, 429s,
 //! 5xx, latency, broken watches, replica crashes at any await point, node deletions, slot
-//! changes, restarts and unlocks, with [`Invariants`] watching every write.
+//! changes, restarts, unlocks, restart set runs and cancellations, and a scheduled restart,
+//! with [`Invariants`] watching every write.
 //!
 //! A run is a function of its [`Plan`]: the seed fixes every choice the harness makes (which
 //! fault, when, which replica an agent asks). Tokio's scheduling of the cores' own tasks is not
@@ -96,6 +97,8 @@ pub struct Report {
     pub restarts: usize,
     /// Unlocks asked for.
     pub unlocks: usize,
+    /// Set runs asked for (some refused: a run already going on).
+    pub set_runs: usize,
     /// Nodes deleted.
     pub deletions: usize,
     /// Slot changes rolled out.
@@ -109,7 +112,7 @@ impl Report {
     pub fn summary(&self) -> String {
         format!(
             "seed {}: {} reboots, {} refusals, {} faults, {} slowdowns, {} broken watches, {} \
-             crashes, {} restarts, {} unlocks, {} deletions, {} slot changes, {} min of cluster \
+             crashes, {} restarts, {} unlocks, {} set runs, {} deletions, {} slot changes, {} min of cluster \
              time; checked {:?}; {} violations",
             self.seed,
             self.reboots,
@@ -120,6 +123,7 @@ impl Report {
             self.crashes,
             self.restarts,
             self.unlocks,
+            self.set_runs,
             self.deletions,
             self.slot_changes,
             self.simulated.as_secs() / 60,
@@ -158,7 +162,7 @@ pub async fn run(plan: Plan) -> Report {
                 .collect(),
         ),
         checker,
-        allowlist: allowlist(),
+        allowlist: Mutex::new(allowlist(true)),
         sabotage: plan.sabotage,
         report: Mutex::new(Report {
             seed: plan.seed,
@@ -186,9 +190,12 @@ pub async fn run(plan: Plan) -> Report {
 
     chaos(&world, &plan).await;
 
-    // Faults stop: every replica comes back, and everything must finish.
+    // Faults stop: every replica comes back, without the schedule, and everything must
+    // finish.
     world.sim.clear_faults();
+    *world.allowlist.lock() = allowlist(false);
     for i in 0..plan.replicas {
+        world.crash(i);
         world.start(i).await;
     }
     let deadline = Instant::now() + plan.settle;

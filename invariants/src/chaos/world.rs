@@ -6,12 +6,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cluster_api::cron::Cron;
 use cluster_api::{LabelSelector, Node, WorkloadRef};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::config::{DEFAULT_GROUP_LABEL, GroupConfig};
 use fleetlock_core::{Coordinator, FleetLockConfig};
 use parking_lot::Mutex;
-use restart_core::{Allowlist, RestartConfig, Restarter, ServiceEntry};
+use restart_core::schedule::Schedule;
+use restart_core::sets::OnFailure;
+use restart_core::{Allowlist, RestartConfig, RestartSet, Restarter, ServiceEntry};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -39,7 +42,9 @@ pub(super) struct World {
     pub(super) sim: SimCluster,
     pub(super) replicas: Mutex<Vec<Replica>>,
     pub(super) checker: Arc<Invariants>,
-    pub(super) allowlist: Allowlist,
+    /// What replicas start with: with the schedule during the chaos, without it once the run
+    /// settles (a scheduled restart would otherwise hold a lock whenever the end is checked).
+    pub(super) allowlist: Mutex<Allowlist>,
     pub(super) sabotage: bool,
     pub(super) report: Mutex<Report>,
     /// Agents that have not finished, by node.
@@ -97,6 +102,20 @@ pub(super) fn cluster(plan: &Plan) -> SimCluster {
     sim
 }
 
+pub(super) fn sets() -> Vec<RestartSet> {
+    vec![RestartSet {
+        name: SET.into(),
+        description: None,
+        members: workloads()
+            .into_iter()
+            .filter(|w| w.namespace == "shop")
+            .collect(),
+        concurrency: 2,
+        on_failure: OnFailure::Continue,
+        schedule: None,
+    }]
+}
+
 pub(super) fn workloads() -> Vec<WorkloadRef> {
     vec![
         WorkloadSpec::deployment("shop", "web").reference(),
@@ -106,18 +125,29 @@ pub(super) fn workloads() -> Vec<WorkloadRef> {
     ]
 }
 
-pub(super) fn allowlist() -> Allowlist {
+/// The restart set the chaos starts and cancels: the shop's three workloads, two at a time.
+pub(super) const SET: &str = "shop";
+
+pub(super) fn allowlist(scheduled: bool) -> Allowlist {
     let entries = workloads()
         .into_iter()
-        .map(|w| ServiceEntry {
-            kind: w.kind,
-            namespace: w.namespace,
-            name: w.name,
-            description: None,
-            allowed: vec![],
-            windows: vec![],
-            schedule: None,
-            restart_on_config_change: None,
+        .map(|w| {
+            // The cache restarts every five minutes on its own: each due time exactly once,
+            // whichever replicas run, crash or lose their calls.
+            let schedule = (scheduled && w.name == "cache").then(|| {
+                let cron = Cron::parse("*/5 * * * *", None).expect("a valid cron expression");
+                Schedule::new(cron)
+            });
+            ServiceEntry {
+                kind: w.kind,
+                namespace: w.namespace,
+                name: w.name,
+                description: None,
+                allowed: vec![],
+                windows: vec![],
+                schedule,
+                restart_on_config_change: None,
+            }
         })
         .collect();
     match Allowlist::new(entries) {
@@ -172,7 +202,8 @@ impl World {
             builder
         };
         let coordinator = builder.build();
-        let restarter = Restarter::builder(api, self.allowlist.clone())
+        let restarter = Restarter::builder(api, self.allowlist.lock().clone())
+            .sets(sets())
             .clock(Arc::new(self.sim.clone()))
             .config(RestartConfig {
                 namespace: NAMESPACE.into(),
