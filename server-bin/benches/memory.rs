@@ -118,16 +118,7 @@ fn main() {
         let before = support::rss_kib("VmRSS:");
         let kube = support::connect(&kubeconfig).await;
         let node_bytes = node_size(&kube).await;
-        let allowlist = Allowlist::new(vec![ServiceEntry {
-            kind: cluster_api::WorkloadKind::Deployment,
-            namespace: "shop".into(),
-            name: "web".into(),
-            description: None,
-            allowed: vec![],
-            windows: vec![],
-            schedule: None,
-            restart_on_config_change: None,
-        }])
+        let allowlist = Allowlist::new(vec![ServiceEntry::new(cluster_api::WorkloadRef::new(cluster_api::WorkloadKind::Deployment, "shop", "web"))])
         .unwrap();
         let mut settings = restart_manager::Settings::new(FleetLockConfig::default(), allowlist);
         // Every watcher connects from 127.0.0.1: no per-address rate here.

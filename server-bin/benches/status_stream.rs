@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster_api::{ClusterApi, Node, SystemClock, WatchEvent, WorkloadFilter, WorkloadKind};
+use cluster_api::{
+    ClusterApi, Node, SystemClock, WatchEvent, WorkloadFilter, WorkloadKind, WorkloadRef,
+};
 use cluster_sim::{SimCluster, SimConfig, WorkloadSpec};
 use fleetlock_core::FleetLockConfig;
 use futures::StreamExt;
@@ -42,16 +44,7 @@ fn main() {
             sim.add_node(Node::new(format!("n{i}")));
         }
         sim.add_workload(WorkloadSpec::deployment("shop", "web").replicas(6).pod_start_secs(1).grace_period(0)).unwrap();
-        let allowlist = Allowlist::new(vec![ServiceEntry {
-            kind: WorkloadKind::Deployment,
-            namespace: "shop".into(),
-            name: "web".into(),
-            description: None,
-            allowed: vec![],
-            windows: vec![],
-            schedule: None,
-            restart_on_config_change: None,
-        }])
+        let allowlist = Allowlist::new(vec![ServiceEntry::new(WorkloadRef::new(WorkloadKind::Deployment, "shop", "web"))])
         .unwrap();
         let endpoint = support::serve(&sim).await;
         let kube = support::connect(endpoint.kubeconfig.path()).await;

@@ -138,17 +138,7 @@ impl Drop for Scratch {
 }
 
 fn restarter(kube: &KubeCluster, w: &WorkloadRef, instance: &str) -> Restarter {
-    let allowlist = Allowlist::new(vec![ServiceEntry {
-        kind: w.kind,
-        namespace: w.namespace.clone(),
-        name: w.name.clone(),
-        description: None,
-        allowed: vec![],
-        windows: vec![],
-        schedule: None,
-        restart_on_config_change: None,
-    }])
-    .unwrap();
+    let allowlist = Allowlist::new(vec![ServiceEntry::new(w.clone())]).unwrap();
     let config = RestartConfig {
         namespace: w.namespace.clone(),
         ..RestartConfig::default()

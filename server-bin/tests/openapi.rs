@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use cluster_api::{Node, WorkloadKind};
+use cluster_api::{Node, WorkloadKind, WorkloadRef};
 use cluster_sim::{SimCluster, WorkloadSpec};
 use fleetlock_core::FleetLockConfig;
 use http_body_util::BodyExt;
@@ -22,16 +22,11 @@ use tower::ServiceExt;
 const TOKEN: &str = "alice-token-0123456789";
 
 fn settings(auth: Auth, prefix: &str) -> Settings {
-    let allowlist = Allowlist::new(vec![ServiceEntry {
-        kind: WorkloadKind::Deployment,
-        namespace: "shop".into(),
-        name: "web".into(),
-        description: None,
-        allowed: vec![],
-        windows: vec![],
-        schedule: None,
-        restart_on_config_change: None,
-    }])
+    let allowlist = Allowlist::new(vec![ServiceEntry::new(WorkloadRef::new(
+        WorkloadKind::Deployment,
+        "shop",
+        "web",
+    ))])
     .unwrap();
     let sets = restart_core::sets::check_sets(
         vec![restart_core::sets::SetEntry {

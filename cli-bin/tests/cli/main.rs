@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Parser;
-use cluster_api::{Node, WorkloadKind};
+use cluster_api::{Node, WorkloadKind, WorkloadRef};
 use cluster_sim::{SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::FleetLockConfig;
 use manager_config::FileConfig;
@@ -65,27 +65,13 @@ fn cluster() -> SimCluster {
 fn services() -> Vec<ServiceEntry> {
     ["web", "frozen", "broken"]
         .into_iter()
-        .map(|n| ServiceEntry {
-            kind: WorkloadKind::Deployment,
-            namespace: "shop".into(),
-            name: n.into(),
-            description: None,
-            allowed: vec![],
-            windows: vec![],
-            schedule: None,
-            restart_on_config_change: None,
-        })
+        .map(|n| ServiceEntry::new(WorkloadRef::new(WorkloadKind::Deployment, "shop", n)))
         .chain([ServiceEntry {
-            kind: WorkloadKind::StatefulSet,
-            namespace: "shop".into(),
-            name: "db".into(),
             description: Some("the database".into()),
-            allowed: vec![],
-            windows: vec![],
             schedule: Some(restart_core::schedule::Schedule::new(
                 cluster_api::cron::Cron::parse("0 3 * * *", None).unwrap(),
             )),
-            restart_on_config_change: None,
+            ..ServiceEntry::new(WorkloadRef::new(WorkloadKind::StatefulSet, "shop", "db"))
         }])
         .collect()
 }

@@ -139,14 +139,8 @@ pub(super) fn allowlist(scheduled: bool) -> Allowlist {
                 Schedule::new(cron)
             });
             ServiceEntry {
-                kind: w.kind,
-                namespace: w.namespace,
-                name: w.name,
-                description: None,
-                allowed: vec![],
-                windows: vec![],
                 schedule,
-                restart_on_config_change: None,
+                ..ServiceEntry::new(w)
             }
         })
         .collect();

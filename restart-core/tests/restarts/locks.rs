@@ -47,35 +47,15 @@ async fn refusals_for_the_allowlist_and_the_cluster() {
     sim.add_workload(WorkloadSpec::statefulset("shop", "manual").strategy(StrategyName::OnDelete))
         .unwrap();
     let extra = vec![
+        ServiceEntry::new(WorkloadRef::new(
+            WorkloadKind::StatefulSet,
+            "shop",
+            "manual",
+        )),
+        ServiceEntry::new(WorkloadRef::new(WorkloadKind::Deployment, "shop", "ghost")),
         ServiceEntry {
-            kind: WorkloadKind::StatefulSet,
-            namespace: "shop".into(),
-            name: "manual".into(),
-            description: None,
-            allowed: vec![],
-            windows: vec![],
-            schedule: None,
-            restart_on_config_change: None,
-        },
-        ServiceEntry {
-            kind: WorkloadKind::Deployment,
-            namespace: "shop".into(),
-            name: "ghost".into(),
-            description: None,
-            allowed: vec![],
-            windows: vec![],
-            schedule: None,
-            restart_on_config_change: None,
-        },
-        ServiceEntry {
-            kind: WorkloadKind::Deployment,
-            namespace: "ops".into(),
-            name: "vault".into(),
-            description: None,
             allowed: vec!["group:sre".into()],
-            windows: vec![],
-            schedule: None,
-            restart_on_config_change: None,
+            ..ServiceEntry::new(WorkloadRef::new(WorkloadKind::Deployment, "ops", "vault"))
         },
     ];
     sim.add_workload(WorkloadSpec::deployment("ops", "vault"))

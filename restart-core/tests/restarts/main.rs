@@ -79,16 +79,7 @@ fn cluster() -> SimCluster {
 fn allowlist(extra: Vec<ServiceEntry>) -> Allowlist {
     let mut entries: Vec<ServiceEntry> = [web(), db(), agent()]
         .into_iter()
-        .map(|w| ServiceEntry {
-            kind: w.kind,
-            namespace: w.namespace,
-            name: w.name,
-            description: None,
-            allowed: vec![],
-            windows: vec![],
-            schedule: None,
-            restart_on_config_change: None,
-        })
+        .map(ServiceEntry::new)
         .collect();
     entries.extend(extra);
     Allowlist::new(entries).unwrap()

@@ -42,14 +42,9 @@ fn cluster() -> SimCluster {
 
 fn entry(kind: WorkloadKind, namespace: &str, name: &str, allowed: &[&str]) -> ServiceEntry {
     ServiceEntry {
-        kind,
-        namespace: namespace.into(),
-        name: name.into(),
         description: Some(format!("the {name}")),
         allowed: allowed.iter().map(|s| s.to_string()).collect(),
-        windows: vec![],
-        schedule: None,
-        restart_on_config_change: None,
+        ..ServiceEntry::new(WorkloadRef::new(kind, namespace, name))
     }
 }
 
