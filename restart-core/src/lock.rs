@@ -351,25 +351,39 @@ async fn confirm(
     req: &TakeRequest<'_>,
     name: &str,
 ) -> Result<Option<Lease>, Error> {
+    let read = read_back(|| async {
+        match api.get_lease(req.namespace, name).await {
+            Err(Error::NotFound { .. }) => Ok(None),
+            other => other.map(Some),
+        }
+    })
+    .await?;
+    Ok(read.filter(|lease| {
+        lease
+            .annotations
+            .get(RESTART_ID_ANNOTATION)
+            .is_some_and(|id| id == req.restart_id)
+            && lease.holder().is_some()
+    }))
+}
+
+/// Reads something back after a write whose answer was lost: up to [`CONFIRM_ATTEMPTS`]
+/// reads, 200 ms apart and doubling, until one answers; the last error if none does.
+pub(crate) async fn read_back<T, F>(mut read: impl FnMut() -> F) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, Error>>,
+{
     let mut wait = Duration::from_millis(200);
     let mut last = None;
     for _ in 0..CONFIRM_ATTEMPTS {
-        match api.get_lease(req.namespace, name).await {
-            Ok(lease) => {
-                let ours = lease
-                    .annotations
-                    .get(RESTART_ID_ANNOTATION)
-                    .is_some_and(|id| id == req.restart_id)
-                    && lease.holder().is_some();
-                return Ok(ours.then_some(lease));
-            }
-            Err(Error::NotFound { .. }) => return Ok(None),
+        match read().await {
+            Ok(found) => return Ok(found),
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(wait).await;
         wait *= 2;
     }
-    Err(last.unwrap_or_else(|| Error::unavailable("the lock could not be read back")))
+    Err(last.unwrap_or_else(|| Error::unavailable("nothing could be read back")))
 }
 
 /// Changes a held lock with compare-and-swap, if `restart_id` (when given) still holds it.

@@ -274,21 +274,13 @@ impl Inner {
         workload: &WorkloadRef,
         restarted_at: &str,
     ) -> Result<Option<Workload>, Error> {
-        let mut wait = Duration::from_millis(200);
-        let mut last = None;
-        for _ in 0..lock::CONFIRM_ATTEMPTS {
-            match self.api.get_workload(workload).await {
-                Ok(w) => {
-                    let landed = w.template_annotations.get(RESTARTED_AT).map(String::as_str)
-                        == Some(restarted_at);
-                    return Ok(landed.then_some(w));
-                }
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(wait).await;
-            wait *= 2;
-        }
-        Err(last.unwrap_or_else(|| Error::unavailable("the workload could not be read back")))
+        let read = lock::read_back(|| self.api.get_workload(workload)).await?;
+        let landed = read
+            .template_annotations
+            .get(RESTARTED_AT)
+            .map(String::as_str)
+            == Some(restarted_at);
+        Ok(landed.then_some(read))
     }
 
     pub(super) async fn force_unlock(
