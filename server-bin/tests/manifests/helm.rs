@@ -83,12 +83,7 @@ fn the_helm_charts_rbac_follows_its_allowlist() {
     );
     check_rbac(&o);
     check_deployment(&o);
-    for resource in ["configmaps", "secrets"] {
-        assert_eq!(
-            readable_in(&o, resource),
-            BTreeSet::from([Some("shop".into())])
-        );
-    }
+    check_config_readable_only_in_shop(&o);
     // The Roles on workloads and configuration are those `restart-manager rbac` prints.
     let generated = classify(&documents(&workload_rbac(&o), "restart-manager rbac"));
     let rules = |roles: &[Role]| -> BTreeSet<(Option<String>, Option<String>, String)> {

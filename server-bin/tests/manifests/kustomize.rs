@@ -75,12 +75,7 @@ fn restarts_on_config_changes_read_secrets_only_where_a_workload_opts_in() {
     };
     check_rbac(&o);
     check_deployment(&o);
-    for resource in ["configmaps", "secrets"] {
-        assert_eq!(
-            readable_in(&o, resource),
-            BTreeSet::from([Some("shop".into())])
-        );
-    }
+    check_config_readable_only_in_shop(&o);
 
     let generated = workload_rbac(&o);
     let component = |name: &str| {

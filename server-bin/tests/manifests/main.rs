@@ -399,6 +399,18 @@ fn readable_in(o: &Objects, resource: &str) -> BTreeSet<Option<String>> {
         .collect()
 }
 
+/// ConfigMaps and Secrets are readable in `shop` (where the config-change example's workload
+/// opts in) and nowhere else.
+fn check_config_readable_only_in_shop(o: &Objects) {
+    for resource in ["configmaps", "secrets"] {
+        assert_eq!(
+            readable_in(o, resource),
+            BTreeSet::from([Some("shop".into())]),
+            "{resource}"
+        );
+    }
+}
+
 /// What `restart-manager rbac --workloads-only` prints for the manifests' configuration.
 fn workload_rbac(o: &Objects) -> String {
     let rbac = restart_manager::args::RbacArgs {
