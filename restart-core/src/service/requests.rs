@@ -129,7 +129,7 @@ impl Inner {
         }
 
         let now = self.clock.now();
-        let restarted_at = rfc3339(now);
+        let restarted_at = restart_stamp(now, current.template_annotations.get(RESTARTED_AT));
         let restart_id = match ask.restart_id {
             Some(id) => id.to_string(),
             None => self.new_id(now),
@@ -488,6 +488,20 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// The `restartedAt` to write at `now`: its second, as kubectl writes it, or the second after
+/// the stamp the template carries when that is not earlier. kubectl's stamp within the same
+/// second as the last one (or behind a clock that runs late) would change nothing, and
+/// nothing would roll out; this one always differs, and stays in kubectl's format.
+pub(super) fn restart_stamp(now: Timestamp, current: Option<&String>) -> String {
+    let stamp = rfc3339(now);
+    match current.and_then(|c| c.parse::<Timestamp>().ok()) {
+        Some(last) if last.as_second() >= now.as_second() => last
+            .checked_add(jiff::SignedDuration::from_secs(1))
+            .map_or(stamp, rfc3339),
+        _ => stamp,
+    }
+}
+
 /// RFC 3339 in UTC with second precision, as kubectl writes `restartedAt`.
 pub(super) fn rfc3339(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -496,4 +510,22 @@ pub(super) fn rfc3339(t: Timestamp) -> String {
 /// A time for people: to the second.
 pub(crate) fn seconds(t: &Timestamp) -> String {
     rfc3339(*t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_always_differs_from_the_templates_and_keeps_kubectls_format() {
+        let now: Timestamp = "2026-11-26T17:00:00.700Z".parse().unwrap();
+        let stamp = |current: &str| restart_stamp(now, Some(&current.to_string()));
+        assert_eq!(restart_stamp(now, None), "2026-11-26T17:00:00Z");
+        assert_eq!(stamp("2026-11-26T16:59:59Z"), "2026-11-26T17:00:00Z");
+        // The same second, and a clock behind the last writer's (kubectl's own offset form).
+        assert_eq!(stamp("2026-11-26T17:00:00Z"), "2026-11-26T17:00:01Z");
+        assert_eq!(stamp("2026-11-26T18:00:05+01:00"), "2026-11-26T17:00:06Z");
+        // Whatever else someone wrote there is simply replaced.
+        assert_eq!(stamp("yesterday"), "2026-11-26T17:00:00Z");
+    }
 }

@@ -287,3 +287,37 @@ async fn a_failing_watch_makes_the_service_unready_after_the_grace_time() {
     tokio::time::sleep(Duration::from_secs(31)).await;
     assert!(r.is_ready());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_in_the_same_second_as_the_last_still_rolls_out() {
+    // kubectl stamps restartedAt to the second, so a second `rollout restart` within the same
+    // second patches in the value already there, and nothing rolls out. Here the first
+    // restart is force-unlocked and the second asked for at once, in the same second.
+    let sim = cluster();
+    let (r, _counts, _run) = replica(&sim, allowlist(vec![]), RestartConfig::default(), "a").await;
+    r.restart(&web(), &alice(), None).await.unwrap();
+    let first = sim.workload(&web()).unwrap();
+    r.force_unlock(&web(), &Identity::user("root"), "once more")
+        .await
+        .unwrap();
+    r.restart(&web(), &alice(), None).await.unwrap();
+    let second = sim.workload(&web()).unwrap();
+    let stamp = |w: &cluster_api::Workload| w.template_annotations[RESTARTED_AT].clone();
+    assert_eq!(
+        stamp(&first),
+        sim.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "the clock is still in the first restart's second"
+    );
+    assert_ne!(stamp(&second), stamp(&first), "a new value, so a new rollout");
+    assert!(
+        second.generation > first.generation,
+        "the template changed: {} then {}",
+        first.generation,
+        second.generation
+    );
+    // Still a time in kubectl's format, the next second: later than any stamp before it.
+    assert!(
+        stamp(&second).parse::<jiff::Timestamp>().unwrap()
+            > stamp(&first).parse::<jiff::Timestamp>().unwrap()
+    );
+}
