@@ -308,7 +308,11 @@ async fn a_restart_in_the_same_second_as_the_last_still_rolls_out() {
         sim.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "the clock is still in the first restart's second"
     );
-    assert_ne!(stamp(&second), stamp(&first), "a new value, so a new rollout");
+    assert_ne!(
+        stamp(&second),
+        stamp(&first),
+        "a new value, so a new rollout"
+    );
     assert!(
         second.generation > first.generation,
         "the template changed: {} then {}",
