@@ -3,6 +3,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `mod.rs` | the public API |
+//! | `requests.rs` | the answers to `pre-reboot` and `steady-state` |
 //! | `policy.rs` | the grant policy, as plain functions |
 //! | `cache.rs` | the node index and lock cache, fed by watches |
 //! | `writes.rs` | Events, annotations, cordons, release and approval |
@@ -20,24 +21,23 @@ mod notices;
 mod policy;
 mod preflight;
 mod recovery;
+mod requests;
 mod writes;
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{CacheHealth, Clock, ClusterApi, EventType, Store, SystemClock};
+use cluster_api::{CacheHealth, Clock, ClusterApi, Store, SystemClock};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
 use crate::config::{FleetLockConfig, UnknownGroups};
-use crate::drain::{DrainPhase, DrainStatus};
-use crate::group::{GroupState, Holder, HolderPhase};
-use crate::nodes::{Lookup, NodeIndex};
-use crate::protocol::{ClientParams, Kind, Refusal};
+use crate::drain::DrainStatus;
+use crate::group::GroupState;
+use crate::nodes::NodeIndex;
+use crate::protocol::{Kind, Refusal};
 use crate::snapshot::{FleetSnapshot, GroupSnapshot};
-use policy::{check_grant, needs_tidying};
 
 /// How often holders are checked (resumed drains, reboots seen, stuck holders, deleted
 /// nodes) besides whenever something changes.
@@ -139,22 +139,6 @@ struct DrainTask {
     handle: tokio::task::AbortHandle,
     /// Asks the drain to stop and tidy up (its holder left the group Lease).
     stop: watch::Sender<bool>,
-}
-
-/// What the lock cache says of a `pre-reboot`.
-enum Cached {
-    /// The caller holds a slot and its reboot is approved.
-    Approved,
-    /// The caller holds a slot in this group, not yet approved.
-    Holder(String, Box<Holder>),
-    /// The caller holds no slot; whether its group could grant one now.
-    NotHolding(Result<(), Refusal>),
-}
-
-/// What a grant attempt found.
-enum Grant {
-    New,
-    Existing,
 }
 
 // === impl CoordinatorBuilder ===
@@ -298,221 +282,6 @@ impl Coordinator {
     pub async fn wait_ready(&self) {
         self.inner.nodes_health.wait_synced().await;
         self.inner.leases_health.wait_synced().await;
-    }
-
-    /// `POST /v1/pre-reboot`: `Ok` means "reboot now".
-    ///
-    /// A holder whose reboot is already approved gets `Ok` at once, from memory, with no call
-    /// to the cluster. A new client gets a slot if the group's policies allow, and its node is
-    /// cordoned and drained; the call waits for the drain up to `drain.requestWait` and
-    /// answers `Ok` the moment the node is empty, or [`Kind::Draining`] while it goes on.
-    ///
-    /// With `verifyCaller` on, use [`pre_reboot_from`](Self::pre_reboot_from): a request of
-    /// unknown origin is refused.
-    pub async fn pre_reboot(&self, params: &ClientParams) -> Result<(), Refusal> {
-        self.pre_reboot_from(params, None).await
-    }
-
-    /// [`pre_reboot`](Self::pre_reboot) for a request that came from `peer` (the connection's
-    /// address), which `verifyCaller` checks against the node's addresses.
-    pub async fn pre_reboot_from(
-        &self,
-        params: &ClientParams,
-        peer: Option<IpAddr>,
-    ) -> Result<(), Refusal> {
-        let inner = &self.inner;
-        let config = inner.group_config(&params.group)?;
-        let node = inner.node_for(&params.id)?;
-        inner.check_caller(&node, peer)?;
-        inner.check_group(&node, &params.group)?;
-
-        // From memory only while the lock watch works; otherwise the write path below reads
-        // the Lease and decides from what it holds now.
-        if inner.leases_health.is_healthy() {
-            // One look at the cached locks, under one read: the commonest request of all, a
-            // holder asking again after its approval, is answered in place, copying nothing;
-            // a request that would be refused is refused without API traffic, however many
-            // nodes poll a busy group.
-            let cached = inner.groups.read(|groups| {
-                if let Some((state, holder)) = groups
-                    .values()
-                    .find_map(|g| Some((g, g.holder(&params.id)?)))
-                {
-                    return if holder.phase == HolderPhase::Approved {
-                        Cached::Approved
-                    } else {
-                        Cached::Holder(state.group.clone(), Box::new(holder.clone()))
-                    };
-                }
-                let now = inner.clock.now();
-                Cached::NotHolding(match groups.get(&params.group) {
-                    Some(state) => check_grant(&params.group, config, state, now),
-                    None => check_grant(
-                        &params.group,
-                        config,
-                        &GroupState::empty(&params.group),
-                        now,
-                    ),
-                })
-            });
-            match cached {
-                Cached::Approved => return Ok(()),
-                Cached::Holder(group, holder) => {
-                    return self.continue_holder(&group, *holder).await;
-                }
-                Cached::NotHolding(grantable) => grantable?,
-            }
-        }
-        // A slot is about to be granted (or, without the lock cache, perhaps asked for again):
-        // a node an operator keeps back, a group whose health gates are closed (both from the
-        // caches, without API traffic), or a drain that could not finish is refused before
-        // anything is cordoned.
-        inner.check_opt_out(&node)?;
-        inner.check_gates(&params.group, &config.health_gates)?;
-        let evicts = inner.check_pods(&node.name, config).await?;
-
-        let (state, grant) = inner
-            .modify_group(&params.group, |state| {
-                if state.holder(&params.id).is_some() {
-                    return Ok(Grant::Existing);
-                }
-                check_grant(&params.group, config, state, inner.clock.now())?;
-                state.holders.push(Holder {
-                    evicts: evicts.clone(),
-                    ..Holder::granted(&params.id, &node.name, inner.clock.now(), &inner.instance)
-                });
-                Ok(Grant::New)
-            })
-            .await?;
-        let Some(holder) = state.holder(&params.id).cloned() else {
-            return Err(Refusal::new(Kind::Internal, "the granted slot vanished"));
-        };
-        if matches!(grant, Grant::New) {
-            tracing::info!(node = %node.name, group = %params.group, id = %params.id, "reboot slot granted");
-            let message = format!(
-                "reboot slot {}/{} of group {} granted; draining",
-                state.holders.len(),
-                config.slots,
-                params.group
-            );
-            inner.announce(
-                crate::RebootTransition::Granted,
-                &node.name,
-                &params.group,
-                &message,
-            );
-            inner
-                .event(
-                    &node.name,
-                    EventType::Normal,
-                    "RebootSlotGranted",
-                    "Grant",
-                    message,
-                )
-                .await;
-        }
-        self.continue_holder(&params.group, holder).await
-    }
-
-    /// A holder asks again: approved is a quick yes; draining waits for the drain a while;
-    /// recovering (another update right after the last reboot) waits until it has healed.
-    async fn continue_holder(&self, group: &str, holder: Holder) -> Result<(), Refusal> {
-        match holder.phase {
-            HolderPhase::Approved => return Ok(()),
-            HolderPhase::Recovering => return Err(Inner::still_recovering(&holder)),
-            HolderPhase::Draining => {}
-        }
-        let inner = &self.inner;
-        let mut status = inner.ensure_drain(group, &holder);
-        let wait = tokio::time::sleep(inner.config.drain.request_wait);
-        tokio::pin!(wait);
-        loop {
-            let current = status.borrow_and_update().clone();
-            match current.phase {
-                DrainPhase::Done => return Ok(()),
-                DrainPhase::Blocked => {
-                    return Err(Refusal::new(Kind::DrainBlocked, current.summary));
-                }
-                DrainPhase::TimedOut => {
-                    return Err(Refusal::new(Kind::DrainTimedOut, current.summary));
-                }
-                DrainPhase::Cancelled => {
-                    return Err(Refusal::new(Kind::Draining, current.summary));
-                }
-                DrainPhase::Running => {}
-            }
-            tokio::select! {
-                changed = status.changed() => {
-                    if changed.is_err() {
-                        // The drain task ended without a verdict (aborted by a release).
-                        return Err(Refusal::new(Kind::Draining, current.summary));
-                    }
-                }
-                () = &mut wait => return Err(Refusal::new(Kind::Draining, current.summary)),
-            }
-        }
-    }
-
-    /// `POST /v1/steady-state`: undoes our cordon and gives back whatever slot the client
-    /// holds; with its group's `recovery` on, the slot of an approved holder is kept, in the
-    /// `recovering` phase, until the node has healed. A client that holds nothing gets `Ok`
-    /// without any call to the cluster; a client that maps to no Node is still released.
-    pub async fn steady_state(&self, params: &ClientParams) -> Result<(), Refusal> {
-        self.steady_state_from(params, None).await
-    }
-
-    /// [`steady_state`](Self::steady_state) for a request that came from `peer`: with
-    /// `verifyCaller` on, only the node itself can give its slot back.
-    pub async fn steady_state_from(
-        &self,
-        params: &ClientParams,
-        peer: Option<IpAddr>,
-    ) -> Result<(), Refusal> {
-        let inner = &self.inner;
-        let lookup = inner.lookup(&params.id);
-        match &lookup {
-            Lookup::Found(view) => {
-                inner.check_caller(view, peer)?;
-                inner.check_group(view, &params.group)?;
-            }
-            // A node we cannot see may still be there: do not let an unverified caller
-            // release it.
-            _ if inner.config.verify_caller && !inner.nodes_health.is_healthy() => {
-                return Err(Refusal::new(
-                    Kind::ClusterUnavailable,
-                    "cannot verify the caller: the node watch is not working; try again",
-                ));
-            }
-            _ => {}
-        }
-        // Our cordon or state on the node while the cache shows no slot: the cache may not
-        // have seen a grant yet (made by a replica killed before it answered), so ask the
-        // cluster. A node with nothing of ours on it costs no call.
-        let tidy = matches!(&lookup, Lookup::Found(view) if needs_tidying(view));
-        let mut groups = if inner.leases_health.is_healthy() {
-            inner.cached_holdings(&params.id)
-        } else {
-            Vec::new()
-        };
-        if groups.is_empty() && (tidy || !inner.leases_health.is_healthy()) {
-            // The cache may lag: ask the cluster which groups the client holds a slot in.
-            groups = inner.fresh_holdings(&params.id).await?;
-        }
-        for group in &groups {
-            inner.steady(group, &params.id).await?;
-        }
-        if groups.is_empty()
-            && let Lookup::Found(view) = lookup
-            && tidy
-        {
-            // Nothing held, but our cordon or state is left over (a crash between the
-            // release and the uncordon): finish the job.
-            inner
-                .finish_node(&view.name, "ready")
-                .await
-                .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
-        }
-        Ok(())
     }
 
     /// Pauses or resumes a group at run time, for every replica.
