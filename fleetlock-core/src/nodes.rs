@@ -74,20 +74,36 @@ enum Id {
 impl Id {
     fn parse(id: &str) -> Id {
         // The usual case, a Zincati id as sent: no copy to normalise first.
-        if id.len() == 32
-            && id.bytes().all(|b| b.is_ascii_hexdigit())
-            && let Ok(n) = u128::from_str_radix(id, 16)
-        {
-            return Id::Hex(n.to_be_bytes());
+        if let Some(bytes) = hex16(id) {
+            return Id::Hex(bytes);
         }
         let id = normalize_id(id);
-        if id.len() == 32
-            && let Ok(n) = u128::from_str_radix(&id, 16)
-        {
-            return Id::Hex(n.to_be_bytes());
+        match hex16(&id) {
+            Some(bytes) => Id::Hex(bytes),
+            None => Id::Text(id.into_boxed_str()),
         }
-        Id::Text(id.into_boxed_str())
     }
+}
+
+/// 32 hex digits (either case) as the 16 bytes they spell, in one pass.
+fn hex16(id: &str) -> Option<[u8; 16]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let digits = id.as_bytes();
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0; 16];
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(bytes)
 }
 
 /// What an id lookup found.
@@ -105,7 +121,7 @@ pub enum Lookup {
 #[derive(Debug, Default)]
 pub struct NodeIndex {
     nodes: HashSet<ByName>,
-    ids: HashMap<Id, Owners>,
+    ids: HashMap<Id, Owners, foldhash::fast::RandomState>,
     /// The label naming a node's reboot group (none: not read).
     group_label: String,
     /// A full list in progress.
