@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fleetlock_core::protocol::{
     MAX_BODY_BYTES, PROTOCOL_HEADER, RequestBody, check_protocol_header, parse_body,
@@ -96,8 +96,8 @@ struct ProtocolHeader {
     ),
     security(())
 )]
-async fn pre_reboot(state: State<AppState>, request: Request) -> Response {
-    handle(state, Endpoint::PreReboot, request).await
+fn pre_reboot(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
+    handle(state, Endpoint::PreReboot, request)
 }
 
 /// Says the node is back: its slot is released and our cordon undone. Answered 200 once the
@@ -114,8 +114,8 @@ async fn pre_reboot(state: State<AppState>, request: Request) -> Response {
     ),
     security(())
 )]
-async fn steady_state(state: State<AppState>, request: Request) -> Response {
-    handle(state, Endpoint::SteadyState, request).await
+fn steady_state(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
+    handle(state, Endpoint::SteadyState, request)
 }
 
 /// FleetLock's refusals by status; `kind` names the reason (see `fleetlock_core::protocol`).
@@ -154,67 +154,86 @@ enum FleetLockRefusals {
     Unavailable(Refusal),
 }
 
-async fn handle(State(app): State<AppState>, endpoint: Endpoint, request: Request) -> Response {
+/// Answers a FleetLock request. What needs no waiting (the client's allowance, the method,
+/// the header) is decided before the future is made, and the future keeps only the body:
+/// the router boxes it for every request, and a small one is cheap to allocate and move.
+fn handle(
+    State(app): State<AppState>,
+    endpoint: Endpoint,
+    request: Request,
+) -> impl Future<Output = Response> + use<> {
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
     // The connection's address, which verifyCaller matches against the node's (absent for
     // requests handed to the router in process).
-    let peer = parts
-        .extensions
+    let peer = request
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     // Each client's allowance first: a flood costs no parsing and no cluster call.
-    if let (Some(limiter), Some(ip)) = (&app.fleetlock_rate, peer)
-        && let Err(wait) = limiter.check(ip)
-    {
-        let seconds = crate::ratelimit::retry_after(wait);
-        let refusal = Refusal::new(
-            Kind::TooManyRequests,
-            format!("too many requests from this address; ask again in {seconds} s"),
-        );
-        app.metrics
-            .fleetlock_request(endpoint, Err(refusal.kind), started.elapsed());
-        let mut response = refusal_response(&refusal);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return response;
-    }
-    let result = answer(&app, endpoint, &parts.method, &parts.headers, body, peer).await;
-    let outcome = match &result {
-        Ok(()) => Ok(()),
-        Err(r) => Err(r.kind),
+    let limited = match (&app.fleetlock_rate, peer) {
+        (Some(limiter), Some(ip)) => limiter.check(ip).err(),
+        _ => None,
     };
-    app.metrics
-        .fleetlock_request(endpoint, outcome, started.elapsed());
-    match result {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(refusal) => {
-            if refusal.status() >= 500 {
-                tracing::warn!(endpoint = endpoint.as_str(), kind = %refusal.kind, value = %refusal.value, "FleetLock request failed");
-            } else {
-                tracing::debug!(endpoint = endpoint.as_str(), kind = %refusal.kind, value = %refusal.value, "FleetLock request refused");
+    let head = check_head(request.method(), request.headers());
+    let body = request.into_body();
+    async move {
+        if let Some(wait) = limited {
+            let seconds = crate::ratelimit::retry_after(wait);
+            let refusal = Refusal::new(
+                Kind::TooManyRequests,
+                format!("too many requests from this address; ask again in {seconds} s"),
+            );
+            app.metrics
+                .fleetlock_request(endpoint, Err(refusal.kind), started.elapsed());
+            let mut response = refusal_response(&refusal);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return response;
+        }
+        let result = match head {
+            Ok(()) => answer(&app, endpoint, body, peer).await,
+            Err(refusal) => Err(refusal),
+        };
+        let outcome = match &result {
+            Ok(()) => Ok(()),
+            Err(r) => Err(r.kind),
+        };
+        app.metrics
+            .fleetlock_request(endpoint, outcome, started.elapsed());
+        match result {
+            Ok(()) => StatusCode::OK.into_response(),
+            Err(refusal) => {
+                if refusal.status() >= 500 {
+                    tracing::warn!(endpoint = endpoint.as_str(), kind = %refusal.kind, value = %refusal.value, "FleetLock request failed");
+                } else {
+                    tracing::debug!(endpoint = endpoint.as_str(), kind = %refusal.kind, value = %refusal.value, "FleetLock request refused");
+                }
+                refusal_response(&refusal)
             }
-            refusal_response(&refusal)
         }
     }
 }
 
-async fn answer(
-    app: &AppState,
-    endpoint: Endpoint,
-    method: &Method,
-    headers: &HeaderMap,
-    body: Body,
-    peer: Option<IpAddr>,
-) -> Result<(), Refusal> {
+/// A FleetLock request is a POST with the protocol header.
+fn check_head(method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
     if method != Method::POST {
         return Err(Refusal::new(
             Kind::MethodNotAllowed,
             format!("{method} is not allowed here; FleetLock requests are POSTs"),
         ));
     }
-    check_protocol_header(headers.get(PROTOCOL_HEADER).map(HeaderValue::as_bytes))?;
+    // A name made once: looked up by a string, a header name is parsed on every request.
+    static PROTOCOL: HeaderName = HeaderName::from_static(PROTOCOL_HEADER);
+    check_protocol_header(headers.get(&PROTOCOL).map(HeaderValue::as_bytes))
+}
+
+async fn answer(
+    app: &AppState,
+    endpoint: Endpoint,
+    body: Body,
+    peer: Option<IpAddr>,
+) -> Result<(), Refusal> {
     let bytes = match read_limited(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge) => {
