@@ -2,11 +2,14 @@
 //! only parses the same body, over real HTTP on loopback.
 //!
 //! ```sh
-//! cargo bench -p server-bin --bench fleetlock -- [--nodes 100000] [--seconds 5] [--connections 16]
+//! cargo bench -p server-bin --bench fleetlock -- [--nodes 100000] [--seconds 5] [--connections 16] [--rows 2,6]
 //! ```
 //!
 //! The server runs as in production, through `k8s-adapter` over HTTPS, against the simulated
-//! cluster's Kubernetes API endpoint (`cluster_sim::apiserver`) in the same process. Prints a
+//! cluster's Kubernetes API endpoint (`cluster_sim::apiserver`) in the same process, and is
+//! served by its own listener. The bare handler is served by the same listener, so that the
+//! two differ only in the handler; one more row serves it with `axum::serve`, which shows
+//! what the listener's limits cost. Prints a
 //! Markdown report: requests per second, latency percentiles and requests to the API endpoint
 //! per FleetLock request for each kind of request Zincati sends with nothing to change; and
 //! the lag between a node's last evicted pod disappearing and its reboot being approved.
@@ -36,6 +39,8 @@ struct Options {
     nodes: usize,
     seconds: u64,
     connections: usize,
+    /// Only these rows, by position from 0 (for profiling one kind of request).
+    rows: Option<Vec<usize>>,
 }
 
 fn options() -> Options {
@@ -43,6 +48,7 @@ fn options() -> Options {
         nodes: 100_000,
         seconds: 5,
         connections: 16,
+        rows: None,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -52,6 +58,13 @@ fn options() -> Options {
             ("--nodes", Some(v)) => o.nodes = v,
             ("--seconds", Some(v)) => o.seconds = v as u64,
             ("--connections", Some(v)) => o.connections = v,
+            ("--rows", _) => {
+                o.rows = args.get(i + 1).map(|v| {
+                    v.split(',')
+                        .map(|r| r.parse().expect("--rows: positions such as 2,6"))
+                        .collect()
+                });
+            }
             _ => {
                 i += 1;
                 continue;
@@ -183,7 +196,25 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
+/// Serves `router` as production does: through the server's own listener (a deadline for
+/// each request's headers, a cap on connections, the peer's address on every request),
+/// without TLS.
 async fn serve(router: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        restart_manager::listener::serve(listener, router, Default::default(), None, stopped)
+            .await
+            .expect("serve");
+        drop(stop);
+    });
+    addr
+}
+
+/// Serves `router` with `axum::serve`, which has none of the listener's limits: what the
+/// listener itself costs.
+async fn serve_plain(router: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
@@ -321,6 +352,7 @@ fn main() {
 
         let ours = serve(app.router.clone()).await;
         let bare = serve(bare_router()).await;
+        let plain = serve_plain(bare_router()).await;
         let holder_body = Arc::new(vec![body(&ids[0])]);
         let others = Arc::new(ids[1..].iter().map(|id| body(id)).collect::<Vec<_>>());
 
@@ -335,27 +367,34 @@ fn main() {
             ("bare axum handler, parse only (one body)", bare, "/v1/pre-reboot", holder_body.clone(), None),
             ("bare axum handler, parse only (100,000 bodies)", bare, "/v1/pre-reboot", others.clone(), None),
             ("bare axum handler, parse, answer a 423 JSON body (100,000 bodies)", bare, "/v1/refuse", others.clone(), None),
+            ("the same bare handler on axum::serve (100,000 bodies)", plain, "/v1/pre-reboot", others.clone(), None),
             ("pre-reboot from the holder (200)", ours, "/v1/pre-reboot", holder_body.clone(), Some(0)),
             ("steady-state holding nothing (200)", ours, "/v1/steady-state", others.clone(), Some(1)),
             ("pre-reboot, group busy (423 lock_held)", ours, "/v1/pre-reboot", others.clone(), Some(2)),
         ];
         println!("## FleetLock requests with nothing to change\n");
         println!("{} nodes (caches synced through the endpoint in {:.1} s), {} connections, {} s per row in quarter-second turns (each round starting one row later), 2 worker threads; client, server and API endpoint share the machine.\n", o.nodes, synced.as_secs_f64(), o.connections, o.seconds);
-        println!("| request | req/s | p50 ms | p90 ms | p99 ms | max ms | API requests/req | statuses |");
-        println!("|---|---:|---:|---:|---:|---:|---:|---|");
+        println!("| request | req/s | CPU µs/req | p50 ms | p90 ms | p99 ms | max ms | API requests/req | statuses |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
         // The rows take turns of a quarter second, so that the machine's drift over the run
         // (other load, clock speed) falls on every row alike rather than on the later ones.
-        let mut runs: Vec<(Run, u64)> = scenarios
+        let mut runs: Vec<(Run, u64, f64)> = scenarios
             .iter()
-            .map(|_| (Run { requests: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), statuses: Default::default() }, 0))
+            .map(|_| (Run { requests: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), statuses: Default::default() }, 0, 0.0))
             .collect();
         // Each round also starts at the next row, so that no row always follows the same one.
         let rows = scenarios.len();
+
         for round in 0..o.seconds.max(1) as usize * 4 {
             for i in (0..rows).map(|k| (round + k) % rows) {
-                let ((_, addr, path, bodies, _), (total, calls)) = (&scenarios[i], &mut runs[i]);
+                if o.rows.as_ref().is_some_and(|only| !only.contains(&i)) {
+                    continue;
+                }
+                let ((_, addr, path, bodies, _), (total, calls, cpu)) = (&scenarios[i], &mut runs[i]);
                 let api_before = endpoint.running.requests();
+                let cpu_before = support::cpu_seconds("self");
                 let run = load(*addr, path, bodies.clone(), Duration::from_millis(250), o.connections).await;
+                *cpu += support::cpu_seconds("self") - cpu_before;
                 *calls += endpoint.running.requests() - api_before;
                 total.requests += run.requests;
                 total.elapsed += run.elapsed;
@@ -366,10 +405,11 @@ fn main() {
             }
         }
         let mut rates = Vec::new();
-        for ((name, _, _, _, baseline), (mut run, calls)) in scenarios.into_iter().zip(runs) {
+        for ((name, _, _, _, baseline), (mut run, calls, cpu)) in scenarios.into_iter().zip(runs) {
             run.latencies_us.sort_unstable();
             let rps = run.requests as f64 / run.elapsed.as_secs_f64();
             rates.push(rps);
+            let cpu_us = 1e6 * cpu / run.requests.max(1) as f64;
             let calls = calls as f64 / run.requests.max(1) as f64;
             let statuses: Vec<String> = run.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
             let relative = match baseline {
@@ -377,7 +417,7 @@ fn main() {
                 None => String::new(),
             };
             println!(
-                "| {name} | {rps:.0}{relative} | {:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {} |",
+                "| {name} | {rps:.0}{relative} | {cpu_us:.1} | {:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {} |",
                 percentile(&run.latencies_us, 0.50),
                 percentile(&run.latencies_us, 0.90),
                 percentile(&run.latencies_us, 0.99),
