@@ -15,18 +15,20 @@ pub struct InvalidMachineId(pub String);
 
 /// Parses a machine id: 32 hex digits, in either case, with or without UUID dashes.
 pub fn parse_machine_id(s: &str) -> Result<[u8; 16], InvalidMachineId> {
-    let invalid = || InvalidMachineId(s.to_string());
     let digits: Vec<u8> = s.trim().bytes().filter(|b| *b != b'-').collect();
+    hex16(&digits).ok_or_else(|| InvalidMachineId(s.to_string()))
+}
+
+/// Exactly 32 hex digits (either case) as the 16 bytes they spell, in one pass.
+pub(crate) fn hex16(digits: &[u8]) -> Option<[u8; 16]> {
     if digits.len() != 32 {
-        return Err(invalid());
+        return None;
     }
     let mut out = [0u8; 16];
-    for (i, pair) in digits.chunks_exact(2).enumerate() {
-        let hi = hex_value(pair[0]).ok_or_else(invalid)?;
-        let lo = hex_value(pair[1]).ok_or_else(invalid)?;
-        out[i] = (hi << 4) | lo;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
     }
-    Ok(out)
+    Some(out)
 }
 
 fn hex_value(b: u8) -> Option<u8> {

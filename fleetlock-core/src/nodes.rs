@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cluster_api::Node;
 
-use crate::id::{normalize_id, parse_machine_id, zincati_id_bytes};
+use crate::id::{hex16, normalize_id, parse_machine_id, zincati_id_bytes};
 
 /// Annotation (or label) an operator sets on a Node whose Zincati config overrides its id
 /// (`identity.node_uuid`), or to map any other FleetLock client.
@@ -74,36 +74,15 @@ enum Id {
 impl Id {
     fn parse(id: &str) -> Id {
         // The usual case, a Zincati id as sent: no copy to normalise first.
-        if let Some(bytes) = hex16(id) {
+        if let Some(bytes) = hex16(id.as_bytes()) {
             return Id::Hex(bytes);
         }
         let id = normalize_id(id);
-        match hex16(&id) {
+        match hex16(id.as_bytes()) {
             Some(bytes) => Id::Hex(bytes),
             None => Id::Text(id.into_boxed_str()),
         }
     }
-}
-
-/// 32 hex digits (either case) as the 16 bytes they spell, in one pass.
-fn hex16(id: &str) -> Option<[u8; 16]> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let digits = id.as_bytes();
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut bytes = [0; 16];
-    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(bytes)
 }
 
 /// What an id lookup found.
