@@ -18,16 +18,6 @@ use crate::group::{GroupState, Holder, HolderPhase};
 use crate::nodes::{Lookup, NodeView};
 use crate::protocol::{ClientParams, Kind, Refusal};
 
-/// What the lock cache says of a `pre-reboot`.
-enum Cached {
-    /// The caller holds a slot and its reboot is approved.
-    Approved,
-    /// The caller holds a slot in this group, not yet approved.
-    Holder(String, Box<Holder>),
-    /// The caller holds no slot; whether its group could grant one now.
-    NotHolding(Result<(), Refusal>),
-}
-
 /// What the caches say of a `pre-reboot`.
 enum PreReboot {
     /// Reboot now.
@@ -89,26 +79,26 @@ impl Coordinator {
         inner.check_caller(&node, peer)?;
         inner.check_group(&node, &params.group)?;
 
-        // From memory only while the lock watch works; otherwise the write path below reads
-        // the Lease and decides from what it holds now.
+        // From memory only while the lock watch works; otherwise `grant` reads the Lease and
+        // decides from what it holds now.
         if inner.leases_health.is_healthy() {
             // One look at the cached locks, under one read: the commonest request of all, a
             // holder asking again after its approval, is answered in place, copying nothing;
             // a request that would be refused is refused without API traffic, however many
             // nodes poll a busy group.
-            let cached = inner.groups.read(|groups| {
+            let held = inner.groups.read(|groups| {
                 if let Some((state, holder)) = groups
                     .values()
                     .find_map(|g| Some((g, g.holder(&params.id)?)))
                 {
-                    return if holder.phase == HolderPhase::Approved {
-                        Cached::Approved
+                    return Ok(Some(if holder.phase == HolderPhase::Approved {
+                        PreReboot::Approved
                     } else {
-                        Cached::Holder(state.group.clone(), Box::new(holder.clone()))
-                    };
+                        PreReboot::Holder(state.group.clone(), Box::new(holder.clone()))
+                    }));
                 }
                 let now = inner.clock.now();
-                Cached::NotHolding(match groups.get(&params.group) {
+                match groups.get(&params.group) {
                     Some(state) => check_grant(&params.group, config, state, now),
                     None => check_grant(
                         &params.group,
@@ -116,12 +106,11 @@ impl Coordinator {
                         &GroupState::empty(&params.group),
                         now,
                     ),
-                })
-            });
-            match cached {
-                Cached::Approved => return Ok(PreReboot::Approved),
-                Cached::Holder(group, holder) => return Ok(PreReboot::Holder(group, holder)),
-                Cached::NotHolding(grantable) => grantable?,
+                }
+                .map(|()| None)
+            })?;
+            if let Some(answer) = held {
+                return Ok(answer);
             }
         }
         Ok(PreReboot::Grant(node))
