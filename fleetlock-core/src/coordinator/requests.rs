@@ -13,19 +13,20 @@ use cluster_api::EventType;
 
 use super::policy::{check_grant, needs_tidying};
 use super::{Coordinator, Inner};
+use crate::config::GroupConfig;
 use crate::drain::DrainPhase;
 use crate::group::{GroupState, Holder, HolderPhase};
 use crate::nodes::{Lookup, NodeView};
 use crate::protocol::{ClientParams, Kind, Refusal};
 
 /// What the caches say of a `pre-reboot`.
-enum PreReboot {
+enum PreReboot<'a> {
     /// Reboot now.
     Approved,
     /// The caller holds a slot in this group, not yet approved.
     Holder(String, Box<Holder>),
-    /// The caller holds no slot and its group could grant one.
-    Grant(Arc<NodeView>),
+    /// The caller holds no slot and its group (configured so) could grant one.
+    Grant(Arc<NodeView>, &'a GroupConfig),
 }
 
 /// What a grant attempt found.
@@ -62,7 +63,7 @@ impl Coordinator {
             PreReboot::Holder(group, holder) => {
                 Box::pin(self.continue_holder(&group, *holder)).await
             }
-            PreReboot::Grant(node) => Box::pin(self.grant(params, node)).await,
+            PreReboot::Grant(node, config) => Box::pin(self.grant(params, node, config)).await,
         }
     }
 
@@ -72,7 +73,7 @@ impl Coordinator {
         &self,
         params: &ClientParams,
         peer: Option<IpAddr>,
-    ) -> Result<PreReboot, Refusal> {
+    ) -> Result<PreReboot<'_>, Refusal> {
         let inner = &self.inner;
         let config = inner.group_config(&params.group)?;
         let node = inner.node_for(&params.id)?;
@@ -113,14 +114,18 @@ impl Coordinator {
                 return Ok(answer);
             }
         }
-        Ok(PreReboot::Grant(node))
+        Ok(PreReboot::Grant(node, config))
     }
 
     /// Grants `params` a slot if the group allows (or finds the one it holds), then goes on
     /// as for a holder.
-    async fn grant(&self, params: &ClientParams, node: Arc<NodeView>) -> Result<(), Refusal> {
+    async fn grant(
+        &self,
+        params: &ClientParams,
+        node: Arc<NodeView>,
+        config: &GroupConfig,
+    ) -> Result<(), Refusal> {
         let inner = &self.inner;
-        let config = inner.group_config(&params.group)?;
         // A slot is about to be granted (or, without the lock cache, perhaps asked for again):
         // a node an operator keeps back, a group whose health gates are closed (both from the
         // caches, without API traffic), or a drain that could not finish is refused before

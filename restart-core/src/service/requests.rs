@@ -129,7 +129,13 @@ impl Inner {
         }
 
         let now = self.clock.now();
-        let restarted_at = restart_stamp(now, current.template_annotations.get(RESTARTED_AT));
+        let restarted_at = restart_stamp(
+            now,
+            current
+                .template_annotations
+                .get(RESTARTED_AT)
+                .map(String::as_str),
+        );
         let restart_id = match ask.restart_id {
             Some(id) => id.to_string(),
             None => self.new_id(now),
@@ -492,7 +498,7 @@ fn is_bidi_control(c: char) -> bool {
 /// the stamp the template carries when that is not earlier. kubectl's stamp within the same
 /// second as the last one (or behind a clock that runs late) would change nothing, and
 /// nothing would roll out; this one always differs, and stays in kubectl's format.
-pub(super) fn restart_stamp(now: Timestamp, current: Option<&String>) -> String {
+pub(super) fn restart_stamp(now: Timestamp, current: Option<&str>) -> String {
     let stamp = rfc3339(now);
     match current.and_then(|c| c.parse::<Timestamp>().ok()) {
         Some(last) if last.as_second() >= now.as_second() => last
@@ -519,7 +525,7 @@ mod tests {
     #[test]
     fn a_stamp_always_differs_from_the_templates_and_keeps_kubectls_format() {
         let now: Timestamp = "2026-11-26T17:00:00.700Z".parse().unwrap();
-        let stamp = |current: &str| restart_stamp(now, Some(&current.to_string()));
+        let stamp = |current: &str| restart_stamp(now, Some(current));
         assert_eq!(restart_stamp(now, None), "2026-11-26T17:00:00Z");
         assert_eq!(stamp("2026-11-26T16:59:59Z"), "2026-11-26T17:00:00Z");
         // The same second, and a clock behind the last writer's (kubectl's own offset form).
