@@ -88,6 +88,27 @@ pub async fn start_with(
         }
         panic!("restart-manager never served:\n{}\n{err}", seen.join("\n"));
     }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // `RM_TEST_LOGS=<dir>` keeps each process's log in `<dir>/<name>.log` (appended across
+    // restarts), to follow what a failing process-level test saw.
+    let mut log = std::env::var_os("RM_TEST_LOGS").and_then(|dir| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::path::Path::new(&dir).join(format!("{name}.log")))
+            .ok()
+    });
+    tokio::spawn(async move {
+        use std::io::Write;
+        if let Some(file) = log.as_mut() {
+            for line in &seen {
+                let _ = writeln!(file, "{line}");
+            }
+        }
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(file) = log.as_mut() {
+                let _ = writeln!(file, "{line}");
+            }
+        }
+    });
     child
 }
