@@ -108,6 +108,17 @@ pub enum HolderPhase {
     Recovering,
 }
 
+impl HolderPhase {
+    /// The phase as the Lease spells it: `draining`, `approved`, `recovering`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderPhase::Draining => "draining",
+            HolderPhase::Approved => "approved",
+            HolderPhase::Recovering => "recovering",
+        }
+    }
+}
+
 /// A group's state as stored in its Lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupState {
@@ -388,6 +399,18 @@ pub enum UnreadableLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phase_is_named_as_the_lease_spells_it() {
+        for phase in [
+            HolderPhase::Draining,
+            HolderPhase::Approved,
+            HolderPhase::Recovering,
+        ] {
+            let json = serde_json::to_string(&phase).unwrap();
+            assert_eq!(json, format!("\"{}\"", phase.as_str()));
+        }
+    }
 
     #[test]
     fn lease_names_are_valid_and_distinct() {

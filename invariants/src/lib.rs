@@ -9,6 +9,7 @@
 //! | a write never gives a group more holders than its slots ([`Invariant::SlotsExceeded`]) | every group Lease write |
 //! | no eviction is sent for a node unless a slot holder for that node is draining at that moment ([`Invariant::EvictionWithoutHolder`]) | every eviction request, as it arrives |
 //! | a node is approved only when none of the pods its drain must move remains on it ([`Invariant::ApprovedWithPods`]) | every group Lease write that approves a holder |
+//! | a grant is approved only out of draining: never one that is recovering from its reboot, nor a grant the write did not find draining ([`Invariant::ApprovedNotDraining`]) | every group Lease write that approves a holder |
 //! | a recovering holder's slot goes only once its node is Ready and our cordon is off ([`Invariant::ReleasedUnhealed`]) | every group Lease write that removes a recovering holder |
 //! | an administrator's cordon is never undone ([`Invariant::AdminCordonUndone`]) | every Node write through the API |
 //! | a restart lock is never taken from a holder whose lease has not run out ([`Invariant::RestartLockStolen`]) | every restart lock write |
@@ -55,6 +56,9 @@ pub enum Invariant {
     EvictionWithoutHolder,
     /// A node was approved with pods on it that its drain must move.
     ApprovedWithPods,
+    /// A holder was approved that the Lease did not show draining under the same grant just
+    /// before (it was recovering, or newly granted).
+    ApprovedNotDraining,
     /// A recovering holder's slot was given back while its node was NotReady or still
     /// cordoned by restart-manager.
     ReleasedUnhealed,
@@ -207,7 +211,7 @@ impl Invariants {
                                     "group {} still has {} ({}) holding a slot since {}",
                                     state.group,
                                     h.node,
-                                    phase(h.phase),
+                                    h.phase.as_str(),
                                     h.since
                                 ),
                             );
@@ -327,6 +331,25 @@ impl Invariants {
                 continue;
             }
             checks.checked.approvals += 1;
+            let from = held_before(&holder.id);
+            if !from.is_some_and(|h| h.since == holder.since && h.phase == HolderPhase::Draining) {
+                checks.violations.push(Violation {
+                    invariant: Invariant::ApprovedNotDraining,
+                    at: now,
+                    detail: format!(
+                        "{} approved in group {} from {}",
+                        holder.node,
+                        after.group,
+                        match from {
+                            None => "no slot".to_string(),
+                            Some(h) if h.since != holder.since => {
+                                format!("an earlier grant (since {})", h.since)
+                            }
+                            Some(h) => h.phase.as_str().to_string(),
+                        }
+                    ),
+                });
+            }
             let pods = cluster.pods_on(&holder.node);
             let plan = plan_drain(pods.iter().copied(), &self.drain);
             if !plan.is_done() || !plan.refuse.is_empty() {
@@ -549,14 +572,6 @@ fn held_restart_lock(lease: &Lease, now: Timestamp) -> Option<restart_core::Lock
         return None;
     }
     lock_of(lease)
-}
-
-fn phase(p: HolderPhase) -> &'static str {
-    match p {
-        HolderPhase::Draining => "draining",
-        HolderPhase::Approved => "approved",
-        HolderPhase::Recovering => "recovering",
-    }
 }
 
 fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {

@@ -145,6 +145,42 @@ async fn an_approval_with_pods_left_to_move_is_flagged() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_approval_of_a_holder_not_draining_is_flagged() {
+    let (sim, checker, _) = cluster();
+    // Cordoned and emptied first, so that the approvals below are not ApprovedWithPods too.
+    sim.edit_node("n1", |n| n.unschedulable = true).unwrap();
+    for pod in sim.pods_on("n1") {
+        sim.delete_pod(&pod.namespace, &pod.name);
+    }
+    tokio::time::advance(Duration::from_secs(60)).await;
+    write_group(&sim, vec![holder("n1", HolderPhase::Draining, &sim)]).await;
+    write_group(&sim, vec![holder("n1", HolderPhase::Approved, &sim)]).await;
+    assert!(found(&checker).is_empty(), "{:?}", checker.violations());
+
+    // Back from its reboot, then approved again.
+    write_group(&sim, vec![holder("n1", HolderPhase::Recovering, &sim)]).await;
+    write_group(&sim, vec![holder("n1", HolderPhase::Approved, &sim)]).await;
+    assert_eq!(found(&checker), [Invariant::ApprovedNotDraining]);
+    assert!(
+        checker.violations()[0].detail.contains("from recovering"),
+        "{}",
+        checker.violations()[0].detail
+    );
+
+    // A later grant approved on the strength of an earlier one's drain.
+    write_group(&sim, vec![holder("n1", HolderPhase::Draining, &sim)]).await;
+    tokio::time::advance(Duration::from_secs(1)).await;
+    write_group(&sim, vec![holder("n1", HolderPhase::Approved, &sim)]).await;
+    assert_eq!(
+        found(&checker),
+        [
+            Invariant::ApprovedNotDraining,
+            Invariant::ApprovedNotDraining
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_admins_cordon_undone_through_the_api_is_flagged() {
     let (sim, checker, _) = cluster();
     let uncordon = NodePatch {
