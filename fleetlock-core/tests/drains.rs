@@ -3,47 +3,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::{LabelSelector, Pod, Toleration};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec};
 use common::*;
 use fleetlock_core::drain::SkipReason;
-use fleetlock_core::{Coordinator, DrainPhase, FleetLockConfig, Kind, OnDrainTimeout};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use fleetlock_core::{DrainPhase, Kind, OnDrainTimeout};
 use tokio::time::advance;
-
-/// A replica that answers requests but, not leading, runs no background work.
-async fn follower(
-    sim: &SimCluster,
-    config: FleetLockConfig,
-    name: &str,
-) -> (Coordinator, JoinHandle<()>, watch::Sender<bool>) {
-    let (tx, rx) = watch::channel(false);
-    let c = Coordinator::builder(Arc::new(sim.clone()), config)
-        .clock(Arc::new(sim.clone()))
-        .instance(name)
-        .leadership(rx)
-        .build();
-    let run = tokio::spawn({
-        let c = c.clone();
-        async move { c.run().await }
-    });
-    c.wait_ready().await;
-    (c, run, tx)
-}
-
-/// Evictions the cluster answered for pods on `node` since `since` evictions in all.
-fn evictions_on(sim: &SimCluster, node: &str, since: usize) -> Vec<String> {
-    sim.evictions()
-        .into_iter()
-        .skip(since)
-        .filter(|e| e.node.as_deref() == Some(node))
-        .map(|e| format!("{}/{} at {}", e.namespace, e.name, e.at))
-        .collect()
-}
 
 /// Replica B drains n1 and keeps retrying an eviction a budget refuses; Zincati's
 /// steady-state reaches replica A. From that moment B must evict nothing on n1, although
@@ -441,73 +408,4 @@ fn a_drain_whose_eviction_landed_unanswered_waits_without_spinning() {
     done_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the drain finished (it spins when it does not, and the paused clock stops)");
-}
-
-/// A drain started from a cache that still says "draining" while another replica has taken
-/// the holder through its reboot to recovering (the node uncordoned by its steady-state) must
-/// not cordon the node again, nor evict from it: it checks the holder's phase in the cluster
-/// around its cordon, and undoes a cordon that landed after the steady-state.
-#[tokio::test(start_paused = true)]
-async fn a_drain_from_a_stale_cache_leaves_a_recovering_node_alone() {
-    let sim = fleet(2);
-    sim.add_pod(
-        Pod::new("shop", "slow")
-            .on("n1")
-            .owned_by("ReplicaSet", "slow")
-            .label("app", "slow"),
-    )
-    .unwrap();
-    sim.add_budget(Budget::min_available(
-        "shop",
-        "slow",
-        LabelSelector::eq("app", "slow"),
-        IntOrPercent::Int(1),
-    ));
-    let mut config = config();
-    config.drain.preflight = false;
-    config.drain.request_wait = Duration::from_secs(1);
-    // The replica that granted the slot crashes while draining n1.
-    let (p, run_p) = replica(&sim, config.clone(), "p").await;
-    let n1 = zincati("n1", "default");
-    assert_eq!(p.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
-    assert!(sim.node("n1").unwrap().unschedulable);
-    run_p.abort();
-
-    // A new replica resumes the drain; its reads of the Node are slow, and meanwhile another
-    // replica finishes the reboot: the holder is recovering and n1 uncordoned.
-    sim.set_latency(cluster_sim::Operation::GetNode, Duration::from_secs(10));
-    let (_a, _run_a) = replica(&sim, config, "a").await;
-    // Its drain has started, and waits on its read of n1.
-    advance(Duration::from_secs(1)).await;
-    let mut lease = sim.lease(NS, "fleetlock-default").unwrap();
-    let holders = lease.annotations["restart-manager.io/holders"].clone();
-    assert!(holders.contains("\"phase\":\"draining\""), "{holders}");
-    lease.annotations.insert(
-        "restart-manager.io/holders".into(),
-        holders.replace("\"phase\":\"draining\"", "\"phase\":\"recovering\""),
-    );
-    cluster_api::ClusterApi::replace_lease(&sim, &lease)
-        .await
-        .unwrap();
-    sim.edit_node("n1", |n| {
-        n.unschedulable = false;
-        n.annotations.remove("restart-manager.io/cordoned");
-    })
-    .unwrap();
-    sim.remove_budget("shop", "slow");
-    let before = sim.evictions().len();
-
-    // Looked at every few seconds for two minutes: never cordoned again.
-    for _ in 0..40 {
-        advance(Duration::from_secs(3)).await;
-        let node = sim.node("n1").unwrap();
-        assert!(
-            !node.unschedulable,
-            "n1 was cordoned again at {}: {:?}",
-            sim.now(),
-            reasons(&sim, "n1")
-        );
-    }
-    assert_eq!(evictions_on(&sim, "n1", before), Vec::<String>::new());
-    assert_eq!(sim.pods_on("n1").len(), 1, "n1's pod was left in peace");
 }

@@ -7,9 +7,34 @@ use cluster_api::{Error, Lease, Node, WatchCache, feed};
 
 use super::Inner;
 use crate::config::GroupConfig;
-use crate::group::{self, GroupState, HolderPhase};
+use crate::group::{self, GroupState, Holder, HolderPhase};
 use crate::nodes::{Lookup, NodeView, STATE_ANNOTATION};
 use crate::protocol::{Kind, Refusal};
+
+/// Where one grant of a slot stands: a drain acts for the grant it was started for, and only
+/// while that grant is draining. A client's id is not enough to tell: the same node may be
+/// granted again once its slot is back, and another replica may have approved the grant, or
+/// seen its node through the reboot, while this one's watch lagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GrantNow {
+    /// The grant still holds its slot, in this phase.
+    Held(HolderPhase),
+    /// The client holds no slot in the group.
+    Released,
+    /// The client holds a slot from a later grant.
+    Replaced,
+}
+
+impl GrantNow {
+    /// Where `grant` stands in `state`.
+    pub(super) fn of(state: &GroupState, grant: &Holder) -> Self {
+        match state.holder(&grant.id) {
+            None => GrantNow::Released,
+            Some(h) if h.since != grant.since => GrantNow::Replaced,
+            Some(h) => GrantNow::Held(h.phase),
+        }
+    }
+}
 
 // === impl Inner: caches ===
 
@@ -151,29 +176,19 @@ impl Inner {
         }
     }
 
-    /// Whether the holder `id` still has a slot in `group`, as the cluster says now (the
-    /// cache answers "no" without asking: it learns of grants before any drain starts, and
-    /// only ever lags behind releases).
-    pub(super) async fn holds_slot(&self, group: &str, id: &str) -> Result<bool, Error> {
-        Ok(self.holder_phase(group, id).await?.is_some())
-    }
-
-    /// The holder's phase as the cluster has it now (`None`: it holds no slot), read afresh
-    /// unless the cache already says it holds none.
-    pub(super) async fn holder_phase(
-        &self,
-        group: &str,
-        id: &str,
-    ) -> Result<Option<HolderPhase>, Error> {
+    /// Where the grant `holder` was given stands in the cluster now. The lock cache answers
+    /// [`GrantNow::Released`] without asking when it shows no slot for the client: it learns
+    /// of grants before any drain starts, and only ever lags behind what follows them.
+    pub(super) async fn grant_now(&self, group: &str, holder: &Holder) -> Result<GrantNow, Error> {
         #[cfg(feature = "sabotage")]
         if self.sabotage == Some(super::Sabotage::IgnoreRemoteReleases) {
-            return Ok(Some(HolderPhase::Draining));
+            return Ok(GrantNow::Held(HolderPhase::Draining));
         }
         if self
             .cached_group(group)
-            .is_none_or(|g| g.holder(id).is_none())
+            .is_none_or(|g| g.holder(&holder.id).is_none())
         {
-            return Ok(None);
+            return Ok(GrantNow::Released);
         }
         let lease = match self
             .api
@@ -181,13 +196,13 @@ impl Inner {
             .await
         {
             Ok(lease) => lease,
-            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(Error::NotFound { .. }) => return Ok(GrantNow::Released),
             Err(e) => return Err(e),
         };
         let state = GroupState::from_lease(&lease).map_err(|e| Error::invalid(e.to_string()))?;
-        let phase = state.holder(id).map(|h| h.phase);
+        let now = GrantNow::of(&state, holder);
         self.store_group(state);
-        Ok(phase)
+        Ok(now)
     }
 
     /// Our state annotation on a node, as last seen.

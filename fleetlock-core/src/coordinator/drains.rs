@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+use cluster_api::Timestamp;
 use tokio::sync::watch;
 
 use super::drainer::Drainer;
 use super::{DrainTask, Inner};
 use crate::drain::{DrainPhase, DrainStatus};
-use crate::group::Holder;
+use crate::group::{Holder, HolderPhase};
 
 // === impl Inner: drains ===
 
@@ -21,6 +22,7 @@ impl Inner {
         let mut drains = self.drains.lock();
         if let Some(task) = drains.get(&holder.node)
             && task.id == holder.id
+            && task.since == holder.since
             && !task.handle.is_finished()
             && !*task.stop.borrow()
         {
@@ -47,6 +49,7 @@ impl Inner {
             holder.node.clone(),
             DrainTask {
                 id: holder.id.clone(),
+                since: holder.since,
                 group,
                 status: rx.clone(),
                 handle,
@@ -58,33 +61,43 @@ impl Inner {
         rx
     }
 
-    /// Asks every drain whose holder is no longer in its group (as the lock cache now says)
-    /// to stop. The drain itself tidies up: it may have to undo a cordon that landed after
-    /// the release.
+    /// Asks every drain whose grant is no longer draining (as the lock cache now says: given
+    /// back, approved, recovering or granted again) to stop. The drain itself tidies up: it
+    /// may have to undo a cordon that landed after a release.
     pub(super) fn stop_orphaned_drains(&self) {
         #[cfg(feature = "sabotage")]
         if self.sabotage == Some(super::Sabotage::IgnoreRemoteReleases) {
             return;
         }
-        let running: Vec<(String, String)> = {
+        let running: Vec<(String, String, Timestamp)> = {
             let drains = self.drains.lock();
             drains
                 .values()
-                .map(|t| (t.group.clone(), t.id.clone()))
+                .map(|t| (t.group.clone(), t.id.clone(), t.since))
                 .collect()
         };
         if running.is_empty() {
             return;
         }
-        let orphaned: Vec<String> = self.groups.read(|groups| {
+        let orphaned: Vec<(String, Timestamp)> = self.groups.read(|groups| {
             running
                 .into_iter()
-                .filter(|(group, id)| groups.get(group).is_none_or(|g| g.holder(id).is_none()))
-                .map(|(_, id)| id)
+                .filter(|(group, id, since)| {
+                    let drains = groups
+                        .get(group)
+                        .and_then(|g| g.holder(id))
+                        .is_some_and(|h| h.since == *since && h.phase == HolderPhase::Draining);
+                    !drains
+                })
+                .map(|(_, id, since)| (id, since))
                 .collect()
         });
         let drains = self.drains.lock();
-        for task in drains.values().filter(|t| orphaned.contains(&t.id)) {
+        for task in drains.values().filter(|t| {
+            orphaned
+                .iter()
+                .any(|(id, since)| *id == t.id && *since == t.since)
+        }) {
             task.stop.send_replace(true);
         }
     }

@@ -134,10 +134,12 @@ struct Inner {
 
 struct DrainTask {
     id: String,
+    /// When the grant it drains for was made: with `id`, which grant that is.
+    since: cluster_api::Timestamp,
     group: String,
     status: watch::Receiver<DrainStatus>,
     handle: tokio::task::AbortHandle,
-    /// Asks the drain to stop and tidy up (its holder left the group Lease).
+    /// Asks the drain to stop and tidy up (its grant is no longer draining).
     stop: watch::Sender<bool>,
 }
 

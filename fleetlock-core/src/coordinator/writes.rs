@@ -3,6 +3,7 @@
 
 use cluster_api::{Error, Event, EventType, NodePatch, ObjectRef, Timestamp};
 
+use super::cache::GrantNow;
 use super::{CONTROLLER, Inner};
 use crate::group::{Holder, HolderPhase};
 use crate::nodes::{
@@ -19,8 +20,8 @@ pub(super) enum Cordon {
     Wrote,
     /// The node was cordoned already (by us, or by someone whose cordon we leave alone).
     Found,
-    /// The holder is no longer draining: where it is now (`None`: it holds no slot).
-    MovedOn(Option<HolderPhase>),
+    /// The grant is no longer draining: where it stands now.
+    MovedOn(GrantNow),
 }
 
 impl Inner {
@@ -69,12 +70,16 @@ impl Inner {
         }
     }
 
-    /// Cordons the node for the drain of holder `id` of `group`, unless someone already did,
-    /// remembering in the same write that the cordon is ours. The holder's phase is read
-    /// afresh between reading the node and writing it: a drain started from a lagging cache
-    /// must not cordon a node whose holder has moved on (its steady-state may just have
-    /// uncordoned it).
-    pub(super) async fn cordon(&self, node: &str, group: &str, id: &str) -> Result<Cordon, Error> {
+    /// Cordons the node for the drain of `grant` in `group`, unless someone already did,
+    /// remembering in the same write that the cordon is ours. The grant is looked up afresh
+    /// between reading the node and writing it: a drain started from a lagging cache must not
+    /// cordon a node whose holder has moved on (its steady-state may just have uncordoned it).
+    pub(super) async fn cordon(
+        &self,
+        node: &str,
+        group: &str,
+        grant: &Holder,
+    ) -> Result<Cordon, Error> {
         loop {
             let current = self.api.get_node(node).await?;
             if current
@@ -91,8 +96,8 @@ impl Inner {
                 );
                 return Ok(Cordon::Found);
             }
-            match self.holder_phase(group, id).await? {
-                Some(HolderPhase::Draining) => {}
+            match self.grant_now(group, grant).await? {
+                GrantNow::Held(HolderPhase::Draining) => {}
                 other => return Ok(Cordon::MovedOn(other)),
             }
             let patch = NodePatch::new()
@@ -240,7 +245,10 @@ impl Inner {
         })
     }
 
-    /// Marks a drained holder approved, recording the bootID to recognise its reboot by.
+    /// Marks a drained grant approved, recording the bootID to recognise its reboot by. Only
+    /// a grant still draining is approved: one another replica has seen through its reboot,
+    /// or a later grant of the same node, would otherwise wait for a reboot that is not coming
+    /// and keep its slot for good.
     pub(super) async fn approve(&self, group: &str, holder: &Holder) -> Result<(), String> {
         let node = self
             .api
@@ -250,11 +258,19 @@ impl Inner {
         let now = self.clock.now();
         let (_, newly) = self
             .modify_group(group, |state| match state.holder_mut(&holder.id) {
+                Some(h) if h.since != holder.since => Err(Refusal::new(
+                    Kind::Draining,
+                    "the slot was given back and granted again while draining; ask again",
+                )),
                 None => Err(Refusal::new(
                     Kind::Draining,
                     "the slot was given back while draining; ask again",
                 )),
                 Some(h) if h.phase == HolderPhase::Approved => Ok(false),
+                Some(h) if h.phase == HolderPhase::Recovering => Err(Refusal::new(
+                    Kind::Draining,
+                    format!("{} is already back from its reboot", holder.node),
+                )),
                 Some(h) => {
                     h.phase = HolderPhase::Approved;
                     h.approved_at = Some(now);

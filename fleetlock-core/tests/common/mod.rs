@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cluster_api::LabelSelector;
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub const NS: &str = "restart-manager";
@@ -99,4 +100,34 @@ pub fn holders(sim: &SimCluster, group: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Evictions the cluster answered for pods on `node` since `since` evictions in all.
+pub fn evictions_on(sim: &SimCluster, node: &str, since: usize) -> Vec<String> {
+    sim.evictions()
+        .into_iter()
+        .skip(since)
+        .filter(|e| e.node.as_deref() == Some(node))
+        .map(|e| format!("{}/{} at {}", e.namespace, e.name, e.at))
+        .collect()
+}
+
+/// A replica that answers requests but, not leading, runs no background work.
+pub async fn follower(
+    sim: &SimCluster,
+    config: FleetLockConfig,
+    name: &str,
+) -> (Coordinator, JoinHandle<()>, watch::Sender<bool>) {
+    let (tx, rx) = watch::channel(false);
+    let c = Coordinator::builder(Arc::new(sim.clone()), config)
+        .clock(Arc::new(sim.clone()))
+        .instance(name)
+        .leadership(rx)
+        .build();
+    let run = tokio::spawn({
+        let c = c.clone();
+        async move { c.run().await }
+    });
+    c.wait_ready().await;
+    (c, run, tx)
 }

@@ -6,15 +6,17 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::{Drainer, Key};
+use crate::coordinator::cache::GrantNow;
 use crate::drain::DrainPlan;
+use crate::group::HolderPhase;
 
 // === impl Drainer: evictions ===
 
 impl Drainer {
     /// Evicts every pod that is due: not already leaving, not waiting out a backoff, and the
     /// server's own pod only once it is the last one left. First confirms in the cluster that
-    /// the holder still has its slot; false if it does not.
-    pub(super) async fn evict_due(&mut self, plan: &DrainPlan) -> bool {
+    /// the grant is still draining; where it stands if it is not.
+    pub(super) async fn evict_due(&mut self, plan: &DrainPlan) -> Option<GrantNow> {
         let now = Instant::now();
         let others_left = plan.evict.iter().any(|p| !self.is_own(p));
         // Only the highest eviction priority left goes now; the next once it has gone.
@@ -26,18 +28,18 @@ impl Drainer {
             .cloned()
             .collect();
         if due.is_empty() {
-            return true;
+            return None;
         }
-        match self.inner.holds_slot(&self.group, &self.holder.id).await {
-            Ok(true) => {}
-            Ok(false) => return false,
+        match self.inner.grant_now(&self.group, &self.holder).await {
+            Ok(GrantNow::Held(HolderPhase::Draining)) => {}
+            Ok(now) => return Some(now),
             Err(e) => {
                 // Not sure the slot is still ours: evict nothing, look again later.
                 let why = format!("cannot confirm the reboot slot: {e}");
                 for pod in &due {
                     self.postpone(pod, now, why.clone(), "the reboot slot is being confirmed");
                 }
-                return true;
+                return None;
             }
         }
         let api = self.inner.api.clone();
@@ -56,7 +58,7 @@ impl Drainer {
         for (pod, result) in results {
             self.record(&pod, result, now);
         }
-        true
+        None
     }
 
     /// Tries a pod again after the next backoff, saying why it waits.

@@ -5,9 +5,11 @@
 //! plus any that arrive later without tolerating the cordon (bound past the scheduler, or
 //! scheduled just before the cordon landed). A pod that arrives later and tolerates the
 //! cordon would only come straight back if evicted, so it is left, and listed as skipped.
-//! Before every round of evictions it confirms in the cluster that its holder still has the
-//! slot, and it stops (undoing a cordon it wrote, if the slot is gone) as soon as its replica
-//! learns the holder has left the group Lease.
+//! A drain belongs to one grant of the slot. Before every round of evictions it confirms in
+//! the cluster that this grant is still draining, and it stops as soon as it is not: the slot
+//! given back (then it undoes a cordon it wrote), the grant approved or seen through its
+//! reboot by another replica, or the node granted again. Its replica's lock cache says so
+//! too, and stops it sooner.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Inner;
+use super::cache::GrantNow;
 use super::policy::humanize;
 
 mod evictions;
@@ -48,8 +51,8 @@ enum Step {
     Done,
     /// The drain is over without approval (the slot was given back, or it timed out).
     Stop,
-    /// The holder no longer has the slot: stop, and undo our cordon if we wrote it.
-    Lost,
+    /// The grant is no longer draining, as the cluster says: stop, and tidy accordingly.
+    Left(GrantNow),
 }
 
 /// The state of one running drain.
@@ -58,7 +61,7 @@ pub(super) struct Drainer {
     group: String,
     holder: Holder,
     status: watch::Sender<DrainStatus>,
-    /// Set when this replica learns the holder has left the group Lease.
+    /// Set when this replica's lock cache shows the grant no longer draining.
     stop: watch::Receiver<bool>,
     options: DrainOptions,
     evict_options: EvictOptions,
@@ -138,13 +141,15 @@ impl Drainer {
     pub(super) async fn run(mut self) {
         match self.cordon().await {
             Step::Wait => {}
-            Step::Lost => return self.abandon(true).await,
+            Step::Left(now) => return self.leave(Some(now)).await,
             Step::Done | Step::Stop => return,
         }
         let mut stream: Option<WatchStream<Pod>> = None;
         loop {
             if *self.stop.borrow() {
-                return self.abandon(false).await;
+                // The cache said so; the cluster says how to leave.
+                let now = self.inner.grant_now(&self.group, &self.holder).await.ok();
+                return self.leave(now).await;
             }
             if stream.is_none() {
                 stream = self.watch().await;
@@ -157,7 +162,7 @@ impl Drainer {
             match step {
                 Step::Done => break,
                 Step::Stop => return,
-                Step::Lost => return self.abandon(true).await,
+                Step::Left(now) => return self.leave(Some(now)).await,
                 Step::Wait => {}
             }
             let wake = tokio::time::sleep_until(self.wake_at(stream.is_some()));
@@ -185,15 +190,15 @@ impl Drainer {
     }
 
     /// Cordons the node (retrying, under the timeout policy), and says the drain has begun.
-    /// `Wait` to go on; `Stop` if the node is gone or the drain timed out; `Lost` if the slot
-    /// went while it cordoned.
+    /// `Wait` to go on; `Stop` if the node is gone or the drain timed out; `Left` if the grant
+    /// stopped draining while it cordoned.
     async fn cordon(&mut self) -> Step {
         let drain = &self.inner.config.drain;
         let mut retry = drain.retry_initial;
         loop {
             match self
                 .inner
-                .cordon(self.node(), &self.group, &self.holder.id)
+                .cordon(self.node(), &self.group, &self.holder)
                 .await
             {
                 Ok(Cordon::Wrote) => {
@@ -201,13 +206,10 @@ impl Drainer {
                     break;
                 }
                 Ok(Cordon::Found) => break,
-                // Started from a cache that lagged: the holder has moved on (approved, or
-                // recovering after its steady-state uncordoned the node). Left alone.
-                Ok(Cordon::MovedOn(None)) => return Step::Lost,
-                Ok(Cordon::MovedOn(Some(_))) => {
-                    self.inner.forget_drain(self.node(), &self.holder.id);
-                    return Step::Stop;
-                }
+                // Started from a cache that lagged: the grant has moved on (given back,
+                // approved, recovering after its steady-state uncordoned the node, or
+                // replaced by a later one).
+                Ok(Cordon::MovedOn(now)) => return Step::Left(now),
                 Err(Error::NotFound { .. }) => {
                     self.publish(
                         DrainPhase::Cancelled,
@@ -233,16 +235,15 @@ impl Drainer {
         // the steady-state, may have uncordoned before our cordon landed, so it is ours to
         // undo.
         if self.cordoned_here {
-            match self.inner.holder_phase(&self.group, &self.holder.id).await {
-                Ok(None) => return Step::Lost,
-                Ok(Some(HolderPhase::Recovering)) => {
+            match self.inner.grant_now(&self.group, &self.holder).await {
+                Ok(GrantNow::Held(HolderPhase::Recovering)) => {
                     tracing::info!(node = %self.node(), "the node is recovering; undoing a late cordon");
                     // On failure (logged) the recovery's next look undoes it.
                     let _ = self.inner.finish_node(self.node(), "recovering").await;
-                    self.inner.forget_drain(self.node(), &self.holder.id);
-                    return Step::Stop;
+                    return Step::Left(GrantNow::Held(HolderPhase::Recovering));
                 }
-                _ => {}
+                Ok(GrantNow::Held(HolderPhase::Draining)) | Err(_) => {}
+                Ok(now) => return Step::Left(now),
             }
         }
         let announced = self.inner.node_state(self.node()).as_deref() == Some("draining");
@@ -293,39 +294,61 @@ impl Drainer {
         Step::Wait
     }
 
-    /// Whether the cluster says the holder no longer has its slot (unknown counts as no).
-    async fn slot_gone(&self) -> bool {
-        matches!(
-            self.inner.holds_slot(&self.group, &self.holder.id).await,
-            Ok(false)
-        )
-    }
-
-    /// Undoes the cordon this drain wrote if the slot is gone: whoever released may have
-    /// uncordoned before our cordon landed. `known_gone` skips asking the cluster again.
-    async fn undo_our_cordon(&self, known_gone: bool) {
-        if self.cordoned_here && (known_gone || self.slot_gone().await) {
+    /// Undoes the cordon this drain wrote if the node holds no slot any more (`now`, or asked
+    /// afresh): whoever released may have uncordoned before our cordon landed. A later grant
+    /// of the node needs the cordon; a held one is tidied by its recovery.
+    async fn undo_our_cordon(&self, now: Option<GrantNow>) {
+        if !self.cordoned_here {
+            return;
+        }
+        let now = match now {
+            Some(now) => Some(now),
+            None => self.inner.grant_now(&self.group, &self.holder).await.ok(),
+        };
+        if now == Some(GrantNow::Released) {
             // On failure (logged) the node's next steady-state tidies it.
             let _ = self.inner.finish_node(self.node(), "ready").await;
         }
     }
 
-    /// The holder has left the slot: stop, undoing our cordon. `known_gone` when the cluster
-    /// just said so; otherwise it is asked (the lock cache may have been the one to say).
-    async fn abandon(&self, known_gone: bool) {
-        tracing::info!(node = %self.node(), group = %self.group, "the reboot slot was given back; drain stopped");
-        self.undo_our_cordon(known_gone).await;
-        self.inner.forget_drain(self.node(), &self.holder.id);
-        self.inner
-            .observer
-            .drain_finished(&self.group, "cancelled", self.started.elapsed());
-        self.publish(
-            DrainPhase::Cancelled,
-            format!(
-                "the reboot slot of {} was given back while draining; ask again",
-                self.node()
+    /// The grant is no longer draining (`now`; `None` when the cluster could not say): stop,
+    /// telling a waiting request what became of it, and undo our cordon if the slot is gone.
+    async fn leave(&self, now: Option<GrantNow>) {
+        let node = self.node();
+        let (phase, message) = match now {
+            Some(GrantNow::Held(HolderPhase::Approved)) => (
+                DrainPhase::Done,
+                format!("{node} is drained; reboot approved"),
             ),
-        );
+            Some(GrantNow::Held(HolderPhase::Recovering)) => (
+                DrainPhase::Cancelled,
+                format!("{node} is already back from its reboot"),
+            ),
+            Some(GrantNow::Replaced) => (
+                DrainPhase::Cancelled,
+                format!("the reboot slot of {node} was given back and granted again; ask again"),
+            ),
+            Some(GrantNow::Released | GrantNow::Held(HolderPhase::Draining)) | None => (
+                DrainPhase::Cancelled,
+                format!("the reboot slot of {node} was given back while draining; ask again"),
+            ),
+        };
+        let grant = match now {
+            Some(GrantNow::Held(phase)) => phase.as_str(),
+            Some(GrantNow::Released) => "released",
+            Some(GrantNow::Replaced) => "granted again",
+            None => "unknown",
+        };
+        tracing::info!(node, group = %self.group, grant, "the grant is no longer draining; drain stopped");
+        self.undo_our_cordon(now).await;
+        self.inner.forget_drain(node, &self.holder.id);
+        // The replica that approved counts the drain as completed.
+        if phase != DrainPhase::Done {
+            self.inner
+                .observer
+                .drain_finished(&self.group, "cancelled", self.started.elapsed());
+        }
+        self.publish(phase, message);
     }
 
     fn apply(&mut self, event: WatchEvent<Pod>) {
@@ -393,8 +416,8 @@ impl Drainer {
             .await;
             return Step::Wait;
         }
-        if !self.evict_due(&plan).await {
-            return Step::Lost;
+        if let Some(now) = self.evict_due(&plan).await {
+            return Step::Left(now);
         }
         self.publish_progress(&plan, overdue);
         Step::Wait
@@ -525,7 +548,7 @@ impl Drainer {
                 });
             }
             Err(message) => {
-                self.undo_our_cordon(false).await;
+                self.undo_our_cordon(None).await;
                 self.inner.observer.drain_finished(
                     &self.group,
                     "cancelled",

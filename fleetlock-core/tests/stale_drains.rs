@@ -1,0 +1,221 @@
+//! Drains that outlive what they were started for: a replica's drain keeps running while its
+//! lease watch lags, and meanwhile another replica takes the holder on (approves it, sees it
+//! through its reboot, releases it, grants the node again). Whatever the drain believes, it
+//! acts only for the grant it was started for, and only while that grant is draining.
+
+mod common;
+
+use std::time::Duration;
+
+use cluster_api::{ClusterApi, LabelSelector, Pod};
+use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster};
+use common::*;
+use fleetlock_core::group::{GroupState, Holder, lease_name};
+use fleetlock_core::{HolderPhase, Kind};
+use tokio::time::advance;
+
+/// Two nodes, and a ReplicaSet pod `shop/slow` on n1 whose budget allows no eviction.
+fn slow_pod_under_a_budget() -> SimCluster {
+    let sim = fleet(2);
+    sim.add_pod(
+        Pod::new("shop", "slow")
+            .on("n1")
+            .owned_by("ReplicaSet", "slow")
+            .label("app", "slow"),
+    )
+    .unwrap();
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "slow",
+        LabelSelector::eq("app", "slow"),
+        IntOrPercent::Int(1),
+    ));
+    sim
+}
+
+/// Rewrites the default group's Lease as another replica would, with compare-and-swap.
+async fn rewrite_group(sim: &SimCluster, change: impl FnOnce(&mut GroupState)) {
+    let lease = sim.lease(NS, &lease_name("default")).unwrap();
+    let mut state = GroupState::from_lease(&lease).unwrap();
+    change(&mut state);
+    sim.replace_lease(&state.to_lease(NS, sim.now()))
+        .await
+        .unwrap();
+}
+
+/// The default group's holder for n1, as the cluster has it.
+fn n1_holder(sim: &SimCluster) -> Option<Holder> {
+    let lease = sim.lease(NS, &lease_name("default"))?;
+    let state = GroupState::from_lease(&lease).unwrap();
+    state.holders.into_iter().find(|h| h.node == "n1")
+}
+
+/// Replica a drains n1 and keeps retrying an eviction the budget refuses. Meanwhile another
+/// replica finishes the job: n1 is drained, approved, rebooted and back, so its holder is
+/// recovering and n1 uncordoned, with a new pod on it; a's lease watch has not said so yet.
+/// a's drain confirms its slot before every round of evictions, and the slot is still held,
+/// but not by a draining holder: it must evict nothing, and must not turn the recovering
+/// holder back into an approved one (whose reboot would never come again, so that its slot
+/// would never be given back).
+#[tokio::test(start_paused = true)]
+async fn a_drain_whose_holder_moved_on_elsewhere_evicts_and_approves_nothing() {
+    let sim = slow_pod_under_a_budget();
+    let mut config = config();
+    config.drain.preflight = false;
+    config.drain.request_wait = Duration::from_secs(1);
+    config.drain.retry_initial = Duration::from_secs(1);
+    config.drain.retry_max = Duration::from_secs(1);
+    // The recovering holder keeps its slot throughout.
+    config.groups.get_mut("default").unwrap().recovery.settle = Duration::from_secs(3600);
+    let (a, _run_a) = replica(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    // Elsewhere: the drain finished, n1 rebooted and reported steady-state.
+    sim.delete_pod("shop", "slow");
+    rewrite_group(&sim, |state| {
+        let holder = state.holder_mut(&n1.id).unwrap();
+        holder.phase = HolderPhase::Recovering;
+        holder.approved_at = Some(sim.now());
+        holder.returned_at = Some(sim.now());
+    })
+    .await;
+    sim.edit_node("n1", |n| {
+        n.unschedulable = false;
+        n.annotations.remove("restart-manager.io/cordoned");
+    })
+    .unwrap();
+    // The set's pod comes back to n1, and its budget would now let it go.
+    sim.remove_budget("shop", "slow");
+    sim.add_pod(
+        Pod::new("shop", "slow-again")
+            .on("n1")
+            .owned_by("ReplicaSet", "slow")
+            .label("app", "slow"),
+    )
+    .unwrap();
+    let before = sim.evictions().len();
+
+    for _ in 0..60 {
+        advance(Duration::from_secs(1)).await;
+        let phase = n1_holder(&sim).map(|h| h.phase);
+        assert_ne!(
+            phase,
+            Some(HolderPhase::Approved),
+            "a's drain approved the recovering holder again at {}",
+            sim.now()
+        );
+    }
+    assert_eq!(evictions_on(&sim, "n1", before), Vec::<String>::new());
+    assert_eq!(n1_holder(&sim).unwrap().phase, HolderPhase::Recovering);
+    assert!(
+        !sim.node("n1").unwrap().unschedulable,
+        "n1 stays uncordoned"
+    );
+}
+
+/// a drains n1 for a grant that another replica then released; n1 asked again and was
+/// granted a new slot there, which is draining (n1 cordoned for it). a's lease watch lags.
+/// a's drain belongs to the earlier grant: it must not evict or approve for the new one
+/// (whose own drain decides), nor undo the cordon the new grant's drain relies on.
+#[tokio::test(start_paused = true)]
+async fn a_drain_for_an_earlier_grant_leaves_a_later_grant_alone() {
+    let sim = slow_pod_under_a_budget();
+    let mut config = config();
+    config.drain.preflight = false;
+    config.drain.request_wait = Duration::from_secs(1);
+    config.drain.retry_initial = Duration::from_secs(1);
+    config.drain.retry_max = Duration::from_secs(1);
+    // Not leading: a takes up no drain but the one n1's request started.
+    let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    let first = n1_holder(&sim).unwrap();
+
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    advance(Duration::from_secs(5)).await;
+    // Elsewhere: the slot was given back, and n1 granted again by replica b.
+    rewrite_group(&sim, |state| {
+        state.remove(&n1.id);
+        state
+            .holders
+            .push(Holder::granted(&n1.id, "n1", sim.now(), "b"));
+    })
+    .await;
+    sim.remove_budget("shop", "slow");
+    let before = sim.evictions().len();
+
+    for _ in 0..60 {
+        advance(Duration::from_secs(1)).await;
+        let holder = n1_holder(&sim).unwrap();
+        assert_ne!(holder.since, first.since);
+        assert_eq!(
+            holder.phase,
+            HolderPhase::Draining,
+            "the new grant was approved by a drain that is not its own"
+        );
+        assert!(
+            sim.node("n1").unwrap().unschedulable,
+            "the new grant's cordon was undone at {}",
+            sim.now()
+        );
+    }
+    assert_eq!(evictions_on(&sim, "n1", before), Vec::<String>::new());
+}
+
+/// A drain started from a cache that still says "draining" while another replica has taken
+/// the holder through its reboot to recovering (the node uncordoned by its steady-state) must
+/// not cordon the node again, nor evict from it: it checks the holder's phase in the cluster
+/// around its cordon, and undoes a cordon that landed after the steady-state.
+#[tokio::test(start_paused = true)]
+async fn a_drain_from_a_stale_cache_leaves_a_recovering_node_alone() {
+    let sim = slow_pod_under_a_budget();
+    let mut config = config();
+    config.drain.preflight = false;
+    config.drain.request_wait = Duration::from_secs(1);
+    // The replica that granted the slot crashes while draining n1.
+    let (p, run_p) = replica(&sim, config.clone(), "p").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(p.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    assert!(sim.node("n1").unwrap().unschedulable);
+    run_p.abort();
+
+    // A new replica resumes the drain; its reads of the Node are slow, and meanwhile another
+    // replica finishes the reboot: the holder is recovering and n1 uncordoned.
+    sim.set_latency(Operation::GetNode, Duration::from_secs(10));
+    let (_a, _run_a) = replica(&sim, config, "a").await;
+    // Its drain has started, and waits on its read of n1.
+    advance(Duration::from_secs(1)).await;
+    let mut lease = sim.lease(NS, "fleetlock-default").unwrap();
+    let holders = lease.annotations["restart-manager.io/holders"].clone();
+    assert!(holders.contains("\"phase\":\"draining\""), "{holders}");
+    lease.annotations.insert(
+        "restart-manager.io/holders".into(),
+        holders.replace("\"phase\":\"draining\"", "\"phase\":\"recovering\""),
+    );
+    sim.replace_lease(&lease).await.unwrap();
+    sim.edit_node("n1", |n| {
+        n.unschedulable = false;
+        n.annotations.remove("restart-manager.io/cordoned");
+    })
+    .unwrap();
+    sim.remove_budget("shop", "slow");
+    let before = sim.evictions().len();
+
+    // Looked at every few seconds for two minutes: never cordoned again.
+    for _ in 0..40 {
+        advance(Duration::from_secs(3)).await;
+        let node = sim.node("n1").unwrap();
+        assert!(
+            !node.unschedulable,
+            "n1 was cordoned again at {}: {:?}",
+            sim.now(),
+            reasons(&sim, "n1")
+        );
+    }
+    assert_eq!(evictions_on(&sim, "n1", before), Vec::<String>::new());
+    assert_eq!(sim.pods_on("n1").len(), 1, "n1's pod was left in peace");
+}
