@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_api::{LabelSelector, Pod, Toleration};
-use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec};
+use cluster_api::{Pod, Toleration};
+use cluster_sim::{SimCluster, WorkloadSpec};
 use common::*;
 use fleetlock_core::drain::SkipReason;
 use fleetlock_core::{DrainPhase, Kind, OnDrainTimeout};
@@ -51,20 +51,7 @@ async fn a_release_on_one_replica_stops_the_drain_on_another() {
 /// evicts: a holder removed behind the replica's back (a watch that lags) gets no eviction.
 #[tokio::test(start_paused = true)]
 async fn a_drain_confirms_its_slot_before_evicting() {
-    let sim = fleet(3);
-    sim.add_pod(
-        Pod::new("shop", "slow")
-            .on("n1")
-            .owned_by("ReplicaSet", "slow")
-            .label("app", "slow"),
-    )
-    .unwrap();
-    sim.add_budget(Budget::min_available(
-        "shop",
-        "slow",
-        LabelSelector::eq("app", "slow"),
-        IntOrPercent::Int(1),
-    ));
+    let sim = slow_pod_under_a_budget(3);
     let mut config = config();
     // A drain that waits on the budget, which the pre-flight would refuse to start.
     config.drain.preflight = false;

@@ -7,30 +7,22 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_api::{ClusterApi, LabelSelector, Pod};
-use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster};
+use cluster_api::{ClusterApi, Pod};
+use cluster_sim::{Operation, SimCluster};
 use common::*;
 use fleetlock_core::group::{GroupState, Holder, lease_name};
 use fleetlock_core::{HolderPhase, Kind};
 use tokio::time::advance;
 
-/// Two nodes, and a ReplicaSet pod `shop/slow` on n1 whose budget allows no eviction.
-fn slow_pod_under_a_budget() -> SimCluster {
-    let sim = fleet(2);
-    sim.add_pod(
-        Pod::new("shop", "slow")
-            .on("n1")
-            .owned_by("ReplicaSet", "slow")
-            .label("app", "slow"),
-    )
-    .unwrap();
-    sim.add_budget(Budget::min_available(
-        "shop",
-        "slow",
-        LabelSelector::eq("app", "slow"),
-        IntOrPercent::Int(1),
-    ));
-    sim
+/// A drain that retries every second, waiting on the budget (which the pre-flight would
+/// refuse to start).
+fn retrying_drain() -> fleetlock_core::FleetLockConfig {
+    let mut config = config();
+    config.drain.preflight = false;
+    config.drain.request_wait = Duration::from_secs(1);
+    config.drain.retry_initial = Duration::from_secs(1);
+    config.drain.retry_max = Duration::from_secs(1);
+    config
 }
 
 /// Rewrites the default group's Lease as another replica would, with compare-and-swap.
@@ -59,12 +51,8 @@ fn n1_holder(sim: &SimCluster) -> Option<Holder> {
 /// would never be given back).
 #[tokio::test(start_paused = true)]
 async fn a_drain_whose_holder_moved_on_elsewhere_evicts_and_approves_nothing() {
-    let sim = slow_pod_under_a_budget();
-    let mut config = config();
-    config.drain.preflight = false;
-    config.drain.request_wait = Duration::from_secs(1);
-    config.drain.retry_initial = Duration::from_secs(1);
-    config.drain.retry_max = Duration::from_secs(1);
+    let sim = slow_pod_under_a_budget(2);
+    let mut config = retrying_drain();
     // The recovering holder keeps its slot throughout.
     config.groups.get_mut("default").unwrap().recovery.settle = Duration::from_secs(3600);
     let (a, _run_a) = replica(&sim, config, "a").await;
@@ -122,12 +110,8 @@ async fn a_drain_whose_holder_moved_on_elsewhere_evicts_and_approves_nothing() {
 /// (whose own drain decides), nor undo the cordon the new grant's drain relies on.
 #[tokio::test(start_paused = true)]
 async fn a_drain_for_an_earlier_grant_leaves_a_later_grant_alone() {
-    let sim = slow_pod_under_a_budget();
-    let mut config = config();
-    config.drain.preflight = false;
-    config.drain.request_wait = Duration::from_secs(1);
-    config.drain.retry_initial = Duration::from_secs(1);
-    config.drain.retry_max = Duration::from_secs(1);
+    let sim = slow_pod_under_a_budget(2);
+    let config = retrying_drain();
     // Not leading: a takes up no drain but the one n1's request started.
     let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
     let n1 = zincati("n1", "default");
@@ -172,7 +156,7 @@ async fn a_drain_for_an_earlier_grant_leaves_a_later_grant_alone() {
 /// around its cordon, and undoes a cordon that landed after the steady-state.
 #[tokio::test(start_paused = true)]
 async fn a_drain_from_a_stale_cache_leaves_a_recovering_node_alone() {
-    let sim = slow_pod_under_a_budget();
+    let sim = slow_pod_under_a_budget(2);
     let mut config = config();
     config.drain.preflight = false;
     config.drain.request_wait = Duration::from_secs(1);

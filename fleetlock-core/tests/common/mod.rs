@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cluster_api::LabelSelector;
+use cluster_api::{LabelSelector, Pod};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use tokio::sync::watch;
@@ -130,4 +130,23 @@ pub async fn follower(
     });
     c.wait_ready().await;
     (c, run, tx)
+}
+
+/// `nodes` nodes, and a ReplicaSet pod `shop/slow` on n1 whose budget allows no eviction.
+pub fn slow_pod_under_a_budget(nodes: usize) -> SimCluster {
+    let sim = fleet(nodes);
+    sim.add_pod(
+        Pod::new("shop", "slow")
+            .on("n1")
+            .owned_by("ReplicaSet", "slow")
+            .label("app", "slow"),
+    )
+    .unwrap();
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "slow",
+        LabelSelector::eq("app", "slow"),
+        IntOrPercent::Int(1),
+    ));
+    sim
 }
