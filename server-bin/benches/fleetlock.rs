@@ -7,8 +7,10 @@
 //!
 //! The server runs as in production, through `k8s-adapter` over HTTPS, against the simulated
 //! cluster's Kubernetes API endpoint (`cluster_sim::apiserver`) in the same process, and is
-//! served by its own listener. The bare handler is served by the same listener, so that the
-//! two differ only in the handler; one more row serves it with `axum::serve`, which shows
+//! served by its own listener with FleetLock's own router (as on the default FleetLock port);
+//! one row serves the busy-group refusal through the whole router instead, as
+//! `--fleetlock-listen same` does. The bare handler is served by the same listener, so that
+//! the two differ only in the handler; one more row serves it with `axum::serve`, which shows
 //! what the listener's limits cost. Prints a
 //! Markdown report: requests per second, latency percentiles and requests to the API endpoint
 //! per FleetLock request for each kind of request Zincati sends with nothing to change; and
@@ -350,7 +352,10 @@ fn main() {
         let holder = fleetlock_core::ClientParams { id: ids[0].clone(), group: "default".into() };
         app.fleetlock.pre_reboot(&holder).await.expect("holder approved");
 
-        let ours = serve(app.router.clone()).await;
+        // FleetLock's own listener (the default, `--fleetlock-listen :8081`) serves its own
+        // router; with `--fleetlock-listen same` the API's listener serves everything.
+        let ours = serve(app.fleetlock_router.clone()).await;
+        let shared = serve(app.router.clone()).await;
         let bare = serve(bare_router()).await;
         let plain = serve_plain(bare_router()).await;
         let holder_body = Arc::new(vec![body(&ids[0])]);
@@ -359,6 +364,7 @@ fn main() {
         // Warm up both servers.
         load(bare, "/v1/pre-reboot", holder_body.clone(), Duration::from_secs(1), o.connections).await;
         load(ours, "/v1/pre-reboot", holder_body.clone(), Duration::from_secs(1), o.connections).await;
+        load(shared, "/v1/pre-reboot", holder_body.clone(), Duration::from_secs(1), o.connections).await;
 
         // Each of ours is compared with the bare handler fed the very same bodies (one
         // holder's, or 100,000 nodes' in turn) and answering alike (200 with no body, or a
@@ -371,6 +377,7 @@ fn main() {
             ("pre-reboot from the holder (200)", ours, "/v1/pre-reboot", holder_body.clone(), Some(0)),
             ("steady-state holding nothing (200)", ours, "/v1/steady-state", others.clone(), Some(1)),
             ("pre-reboot, group busy (423 lock_held)", ours, "/v1/pre-reboot", others.clone(), Some(2)),
+            ("the same on the API's listener (--fleetlock-listen same)", shared, "/v1/pre-reboot", others.clone(), Some(2)),
         ];
         println!("## FleetLock requests with nothing to change\n");
         println!("{} nodes (caches synced through the endpoint in {:.1} s), {} connections, {} s per row in quarter-second turns (each round starting one row later), 2 worker threads; client, server and API endpoint share the machine.\n", o.nodes, synced.as_secs_f64(), o.connections, o.seconds);
