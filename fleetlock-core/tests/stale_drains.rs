@@ -11,7 +11,7 @@ use cluster_api::{ClusterApi, Pod};
 use cluster_sim::{Operation, SimCluster};
 use common::*;
 use fleetlock_core::group::{GroupState, Holder, lease_name};
-use fleetlock_core::{HolderPhase, Kind};
+use fleetlock_core::{HolderPhase, Kind, OnDrainTimeout};
 use tokio::time::advance;
 
 /// A drain that retries every second, waiting on the budget (which the pre-flight would
@@ -148,6 +148,50 @@ async fn a_drain_for_an_earlier_grant_leaves_a_later_grant_alone() {
         );
     }
     assert_eq!(evictions_on(&sim, "n1", before), Vec::<String>::new());
+}
+
+/// a's drain of n1 is waiting out a long backoff when the slot is given back and n1 granted
+/// again by another replica; a's lease watch lags. When the earlier grant's drain timeout comes,
+/// a must not give back the later grant, whose own drain has its own timeout.
+#[tokio::test(start_paused = true)]
+async fn an_earlier_grants_drain_timeout_leaves_a_later_grant_its_slot() {
+    let sim = slow_pod_under_a_budget(2);
+    let mut config = retrying_drain();
+    config.drain.retry_initial = Duration::from_secs(120);
+    config.drain.retry_max = Duration::from_secs(120);
+    config.drain.timeout = Duration::from_secs(30);
+    config.drain.on_timeout = OnDrainTimeout::Release;
+    let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    advance(Duration::from_secs(5)).await;
+    rewrite_group(&sim, |state| {
+        state.remove(&n1.id);
+        state
+            .holders
+            .push(Holder::granted(&n1.id, "n1", sim.now(), "b"));
+    })
+    .await;
+    let later = n1_holder(&sim).unwrap().since;
+
+    for _ in 0..60 {
+        advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            n1_holder(&sim).map(|h| h.since),
+            Some(later),
+            "the later grant lost its slot at {}: {:?}",
+            sim.now(),
+            reasons(&sim, "n1")
+        );
+    }
+    assert!(
+        !reasons(&sim, "n1").contains(&"DrainTimedOut".to_string()),
+        "a timed out a grant that was not its own: {:?}",
+        reasons(&sim, "n1")
+    );
 }
 
 /// A drain started from a cache that still says "draining" while another replica has taken

@@ -27,7 +27,7 @@ impl Inner {
                     if nodes_current {
                         tracing::warn!(node = %holder.node, group = %state.group, "holder's Node was deleted; releasing its slot");
                         if let Err(e) = self
-                            .release(&state.group, &holder.id, "its Node was deleted")
+                            .release(&state.group, holder, "its Node was deleted")
                             .await
                         {
                             tracing::warn!(error = %e, "could not release the slot of a deleted node");
@@ -105,7 +105,7 @@ impl Inner {
                     }
                     if self.config.stuck.release
                         && let Err(e) = self
-                            .release(&state.group, &holder.id, "held too long (stuck.release)")
+                            .release(&state.group, holder, "held too long (stuck.release)")
                             .await
                     {
                         tracing::warn!(error = %e, "could not release a stuck slot");

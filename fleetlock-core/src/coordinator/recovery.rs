@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cluster_api::{DisruptionBudget, Error, EventType, Pod, PodFilter};
 
 use super::Inner;
+use super::writes::Whose;
 use crate::config::UnchangedBootId;
 use crate::group::{Holder, HolderPhase};
 use crate::nodes::CORDONED_ANNOTATION;
@@ -37,7 +38,13 @@ impl Inner {
         let held = self.cached_group(group).and_then(|g| g.holder(id).cloned());
         if !recovery.enabled || held.is_none() {
             return self
-                .give_back(group, id, "steady-state: the node is back", None, true)
+                .give_back(
+                    group,
+                    Whose::Client(id),
+                    "steady-state: the node is back",
+                    None,
+                    true,
+                )
                 .await;
         }
         // The bootID is read fresh: the cache may not have the kubelet's report yet.
@@ -80,7 +87,9 @@ impl Inner {
             Returned::Release(why) => {
                 self.note_unchanged_boot(&node, held.as_ref(), boot_id.as_deref())
                     .await;
-                return self.give_back(group, id, why, None, true).await;
+                return self
+                    .give_back(group, Whose::Client(id), why, None, true)
+                    .await;
             }
             Returned::Recovering(holder) => *holder,
         };
@@ -186,7 +195,7 @@ impl Inner {
                 now.duration_since(returned).as_secs()
             );
             return self
-                .give_back(group, &holder.id, &why, Some(now), true)
+                .give_back(group, Whose::Grant(holder), &why, Some(now), true)
                 .await;
         }
         if holder.waiting_for != waiting || holder.healthy_since != healthy_since {

@@ -11,6 +11,33 @@ use crate::nodes::{
 };
 use crate::protocol::{Kind, Refusal};
 
+/// Whose slot a release gives back.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Whose<'a> {
+    /// Whatever slot this client holds (its steady-state says it is back).
+    Client(&'a str),
+    /// This grant's slot, and not a later grant's of the same client: a drain, the
+    /// maintenance or the recovery acting on what they saw of the grant.
+    Grant(&'a Holder),
+}
+
+impl Whose<'_> {
+    fn id(&self) -> &str {
+        match self {
+            Whose::Client(id) => id,
+            Whose::Grant(grant) => &grant.id,
+        }
+    }
+
+    /// Whether `holder` (the client's, in the group now) is the one to give back.
+    fn holds(&self, holder: &Holder) -> bool {
+        match self {
+            Whose::Client(_) => true,
+            Whose::Grant(grant) => holder.since == grant.since,
+        }
+    }
+}
+
 // === impl Inner: cluster writes ===
 
 /// What cordoning a node for a drain did.
@@ -177,35 +204,44 @@ impl Inner {
         }
     }
 
-    /// Gives a holder's slot back, stops its drain and tidies its node. An error after the slot
-    /// was given back means the node could not be tidied (yet).
-    pub(super) async fn release(&self, group: &str, id: &str, why: &str) -> Result<(), Refusal> {
-        self.give_back(group, id, why, None, false).await
+    /// Gives a grant's slot back (that grant's only: not a later grant of the same client),
+    /// stops its drain and tidies its node. An error after the slot was given back means the
+    /// node could not be tidied (yet).
+    pub(super) async fn release(
+        &self,
+        group: &str,
+        grant: &Holder,
+        why: &str,
+    ) -> Result<(), Refusal> {
+        self.give_back(group, Whose::Grant(grant), why, None, false)
+            .await
     }
 
-    /// [`release`](Self::release); with `healed_at`, only a recovering holder is released, and
-    /// the group's last return is set to that time (its `minGap` counts from there). With
-    /// `healed_at` or `returned`, the release is announced as the node's return.
+    /// [`release`](Self::release) of `whose` slot; with `healed_at`, only a recovering holder
+    /// is released, and the group's last return is set to that time (its `minGap` counts from
+    /// there). With `healed_at` or `returned`, the release is announced as the node's return.
     pub(super) async fn give_back(
         &self,
         group: &str,
-        id: &str,
+        whose: Whose<'_>,
         why: &str,
         healed_at: Option<Timestamp>,
         returned: bool,
     ) -> Result<(), Refusal> {
+        let id = whose.id();
         let mut released: Option<Holder> = None;
         self.modify_group(group, |state| {
-            released = state.holder(id).cloned();
-            if healed_at.is_some()
-                && released
-                    .as_ref()
-                    .is_none_or(|h| h.phase != HolderPhase::Recovering)
+            released = state.holder(id).filter(|h| whose.holds(h)).cloned();
+            if released.is_none()
+                || healed_at.is_some()
+                    && released
+                        .as_ref()
+                        .is_some_and(|h| h.phase != HolderPhase::Recovering)
             {
                 released = None;
                 return Ok(());
             }
-            if released.is_some() && healed_at.is_some() {
+            if healed_at.is_some() {
                 state.last_return = healed_at;
             }
             state.remove(id);

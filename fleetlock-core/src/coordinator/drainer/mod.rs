@@ -449,6 +449,15 @@ impl Drainer {
         let took = humanize(self.inner.config.drain.timeout);
         match self.inner.config.drain.on_timeout {
             OnDrainTimeout::Release => {
+                // A grant that has moved on (given back, approved, granted again elsewhere
+                // while this replica's watch lagged) is not this drain's to time out.
+                match self.inner.grant_now(&self.group, &self.holder).await {
+                    Ok(GrantNow::Held(HolderPhase::Draining)) | Err(_) => {}
+                    Ok(now) => {
+                        self.leave(Some(now)).await;
+                        return false;
+                    }
+                }
                 let message = format!(
                     "drain of {} did not finish within {took}; slot given back",
                     self.node()
@@ -471,7 +480,7 @@ impl Drainer {
                 self.inner.forget_drain(self.node(), &self.holder.id);
                 if let Err(e) = self
                     .inner
-                    .release(&self.group, &self.holder.id, "drain timed out")
+                    .release(&self.group, &self.holder, "drain timed out")
                     .await
                 {
                     tracing::warn!(error = %e, "could not release after drain timeout");
