@@ -11,7 +11,7 @@ use cluster_api::{ClusterApi, Pod};
 use cluster_sim::{Operation, SimCluster};
 use common::*;
 use fleetlock_core::group::{GroupState, Holder, lease_name};
-use fleetlock_core::{HolderPhase, Kind, OnDrainTimeout};
+use fleetlock_core::{ClientParams, HolderPhase, Kind, OnDrainTimeout};
 use tokio::time::advance;
 
 /// A drain that retries every second, waiting on the budget (which the pre-flight would
@@ -33,6 +33,24 @@ async fn rewrite_group(sim: &SimCluster, change: impl FnOnce(&mut GroupState)) {
     sim.replace_lease(&state.to_lease(NS, sim.now()))
         .await
         .unwrap();
+}
+
+/// Five seconds on, with the replicas' lease watches stalled from now: the slot of `client`
+/// was given back elsewhere and the node granted again, by replica b. When the new grant was
+/// made.
+async fn regrant_unseen(sim: &SimCluster, client: &ClientParams) -> cluster_api::Timestamp {
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    advance(Duration::from_secs(5)).await;
+    let now = sim.now();
+    rewrite_group(sim, |state| {
+        state.remove(&client.id);
+        state
+            .holders
+            .push(Holder::granted(&client.id, "n1", now, "b"));
+    })
+    .await;
+    now
 }
 
 /// The default group's holder for n1, as the cluster has it.
@@ -118,17 +136,7 @@ async fn a_drain_for_an_earlier_grant_leaves_a_later_grant_alone() {
     assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
     let first = n1_holder(&sim).unwrap();
 
-    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
-    sim.break_watches();
-    advance(Duration::from_secs(5)).await;
-    // Elsewhere: the slot was given back, and n1 granted again by replica b.
-    rewrite_group(&sim, |state| {
-        state.remove(&n1.id);
-        state
-            .holders
-            .push(Holder::granted(&n1.id, "n1", sim.now(), "b"));
-    })
-    .await;
+    regrant_unseen(&sim, &n1).await;
     sim.remove_budget("shop", "slow");
     let before = sim.evictions().len();
 
@@ -165,17 +173,7 @@ async fn an_earlier_grants_drain_timeout_leaves_a_later_grant_its_slot() {
     let n1 = zincati("n1", "default");
     assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
 
-    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
-    sim.break_watches();
-    advance(Duration::from_secs(5)).await;
-    rewrite_group(&sim, |state| {
-        state.remove(&n1.id);
-        state
-            .holders
-            .push(Holder::granted(&n1.id, "n1", sim.now(), "b"));
-    })
-    .await;
-    let later = n1_holder(&sim).unwrap().since;
+    let later = regrant_unseen(&sim, &n1).await;
 
     for _ in 0..60 {
         advance(Duration::from_secs(1)).await;

@@ -32,11 +32,24 @@ pub async fn replica(
     config: FleetLockConfig,
     name: &str,
 ) -> (Coordinator, JoinHandle<()>) {
+    start(sim, config, name, None).await
+}
+
+/// A replica, running; with `leadership`, leading only while it says so.
+async fn start(
+    sim: &SimCluster,
+    config: FleetLockConfig,
+    name: &str,
+    leadership: Option<watch::Receiver<bool>>,
+) -> (Coordinator, JoinHandle<()>) {
     config.validate().unwrap();
-    let coordinator = Coordinator::builder(Arc::new(sim.clone()), config)
+    let mut builder = Coordinator::builder(Arc::new(sim.clone()), config)
         .clock(Arc::new(sim.clone()))
-        .instance(name)
-        .build();
+        .instance(name);
+    if let Some(leadership) = leadership {
+        builder = builder.leadership(leadership);
+    }
+    let coordinator = builder.build();
     let handle = tokio::spawn({
         let c = coordinator.clone();
         async move { c.run().await }
@@ -119,16 +132,7 @@ pub async fn follower(
     name: &str,
 ) -> (Coordinator, JoinHandle<()>, watch::Sender<bool>) {
     let (tx, rx) = watch::channel(false);
-    let c = Coordinator::builder(Arc::new(sim.clone()), config)
-        .clock(Arc::new(sim.clone()))
-        .instance(name)
-        .leadership(rx)
-        .build();
-    let run = tokio::spawn({
-        let c = c.clone();
-        async move { c.run().await }
-    });
-    c.wait_ready().await;
+    let (c, run) = start(sim, config, name, Some(rx)).await;
     (c, run, tx)
 }
 
