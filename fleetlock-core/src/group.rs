@@ -93,6 +93,13 @@ impl Holder {
             announced: Vec::new(),
         }
     }
+
+    /// Whether `other` is this same grant of the slot: the same client, granted at the same
+    /// time. A client's id alone is not enough, since its node may be granted again once the
+    /// slot is back.
+    pub fn same_grant(&self, other: &Holder) -> bool {
+        self.id == other.id && self.since == other.since
+    }
 }
 
 /// Where a holder is.

@@ -332,7 +332,7 @@ impl Invariants {
             }
             checks.checked.approvals += 1;
             let from = held_before(&holder.id);
-            if !from.is_some_and(|h| h.since == holder.since && h.phase == HolderPhase::Draining) {
+            if !from.is_some_and(|h| h.same_grant(holder) && h.phase == HolderPhase::Draining) {
                 checks.violations.push(Violation {
                     invariant: Invariant::ApprovedNotDraining,
                     at: now,

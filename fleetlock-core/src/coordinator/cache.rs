@@ -30,7 +30,7 @@ impl GrantNow {
     pub(super) fn of(state: &GroupState, grant: &Holder) -> Self {
         match state.holder(&grant.id) {
             None => GrantNow::Released,
-            Some(h) if h.since != grant.since => GrantNow::Replaced,
+            Some(h) if !h.same_grant(grant) => GrantNow::Replaced,
             Some(h) => GrantNow::Held(h.phase),
         }
     }

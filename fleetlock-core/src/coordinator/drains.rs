@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use cluster_api::Timestamp;
 use tokio::sync::watch;
 
+use super::cache::GrantNow;
 use super::drainer::Drainer;
 use super::{DrainTask, Inner};
 use crate::drain::{DrainPhase, DrainStatus};
@@ -21,8 +21,7 @@ impl Inner {
     ) -> watch::Receiver<DrainStatus> {
         let mut drains = self.drains.lock();
         if let Some(task) = drains.get(&holder.node)
-            && task.id == holder.id
-            && task.since == holder.since
+            && task.grant.same_grant(holder)
             && !task.handle.is_finished()
             && !*task.stop.borrow()
         {
@@ -48,8 +47,7 @@ impl Inner {
         if let Some(old) = drains.insert(
             holder.node.clone(),
             DrainTask {
-                id: holder.id.clone(),
-                since: holder.since,
+                grant: holder.clone(),
                 group,
                 status: rx.clone(),
                 handle,
@@ -69,53 +67,55 @@ impl Inner {
         if self.sabotage == Some(super::Sabotage::IgnoreRemoteReleases) {
             return;
         }
-        let running: Vec<(String, String, Timestamp)> = {
+        let running: Vec<(String, Holder)> = {
             let drains = self.drains.lock();
             drains
                 .values()
-                .map(|t| (t.group.clone(), t.id.clone(), t.since))
+                .map(|t| (t.group.clone(), t.grant.clone()))
                 .collect()
         };
         if running.is_empty() {
             return;
         }
-        let orphaned: Vec<(String, Timestamp)> = self.groups.read(|groups| {
+        let orphaned: Vec<Holder> = self.groups.read(|groups| {
             running
                 .into_iter()
-                .filter(|(group, id, since)| {
-                    let drains = groups
+                .filter(|(group, grant)| {
+                    groups
                         .get(group)
-                        .and_then(|g| g.holder(id))
-                        .is_some_and(|h| h.since == *since && h.phase == HolderPhase::Draining);
-                    !drains
+                        .map_or(GrantNow::Released, |g| GrantNow::of(g, grant))
+                        != GrantNow::Held(HolderPhase::Draining)
                 })
-                .map(|(_, id, since)| (id, since))
+                .map(|(_, grant)| grant)
                 .collect()
         });
         let drains = self.drains.lock();
-        for task in drains.values().filter(|t| {
-            orphaned
-                .iter()
-                .any(|(id, since)| *id == t.id && *since == t.since)
-        }) {
+        for task in drains
+            .values()
+            .filter(|t| orphaned.iter().any(|grant| t.grant.same_grant(grant)))
+        {
             task.stop.send_replace(true);
         }
     }
 
     pub(super) fn stop_drain(&self, node: &str, id: &str) {
         let mut drains = self.drains.lock();
-        if drains.get(node).is_some_and(|t| t.id == id)
+        if drains.get(node).is_some_and(|t| t.grant.id == id)
             && let Some(task) = drains.remove(node)
         {
             task.handle.abort();
         }
     }
 
-    /// Removes a drain from the table without aborting it (the drain itself is finishing).
-    pub(super) fn forget_drain(&self, node: &str, id: &str) {
+    /// Removes the drain of `grant` from the table without aborting it (the drain itself is
+    /// finishing); a drain of another grant of the node stays.
+    pub(super) fn forget_drain(&self, grant: &Holder) {
         let mut drains = self.drains.lock();
-        if drains.get(node).is_some_and(|t| t.id == id) {
-            drains.remove(node);
+        if drains
+            .get(&grant.node)
+            .is_some_and(|t| t.grant.same_grant(grant))
+        {
+            drains.remove(&grant.node);
         }
     }
 

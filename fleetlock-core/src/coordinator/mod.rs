@@ -133,9 +133,8 @@ struct Inner {
 }
 
 struct DrainTask {
-    id: String,
-    /// When the grant it drains for was made: with `id`, which grant that is.
-    since: cluster_api::Timestamp,
+    /// The grant it drains for.
+    grant: crate::group::Holder,
     group: String,
     status: watch::Receiver<DrainStatus>,
     handle: tokio::task::AbortHandle,

@@ -33,7 +33,7 @@ impl Whose<'_> {
     fn holds(&self, holder: &Holder) -> bool {
         match self {
             Whose::Client(_) => true,
-            Whose::Grant(grant) => holder.since == grant.since,
+            Whose::Grant(grant) => holder.same_grant(grant),
         }
     }
 }
@@ -294,7 +294,7 @@ impl Inner {
         let now = self.clock.now();
         let (_, newly) = self
             .modify_group(group, |state| match state.holder_mut(&holder.id) {
-                Some(h) if h.since != holder.since => Err(Refusal::new(
+                Some(h) if !h.same_grant(holder) => Err(Refusal::new(
                     Kind::Draining,
                     "the slot was given back and granted again while draining; ask again",
                 )),

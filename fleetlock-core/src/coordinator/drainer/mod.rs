@@ -341,7 +341,7 @@ impl Drainer {
         };
         tracing::info!(node, group = %self.group, grant, "the grant is no longer draining; drain stopped");
         self.undo_our_cordon(now).await;
-        self.inner.forget_drain(node, &self.holder.id);
+        self.inner.forget_drain(&self.holder);
         // The replica that approved counts the drain as completed.
         if phase != DrainPhase::Done {
             self.inner
@@ -477,7 +477,7 @@ impl Drainer {
                 );
                 self.publish(DrainPhase::TimedOut, message);
                 // Detach first, so the release does not abort this task halfway through.
-                self.inner.forget_drain(self.node(), &self.holder.id);
+                self.inner.forget_drain(&self.holder);
                 if let Err(e) = self
                     .inner
                     .release(&self.group, &self.holder, "drain timed out")
