@@ -27,6 +27,11 @@ pub struct Node {
     /// Whether the `Ready` condition is `True`.
     #[serde(default)]
     pub ready: bool,
+    /// The `Ready` condition's `lastHeartbeatTime`: when the kubelet last posted the node's
+    /// status (at its start, on every change, and every `nodeStatusReportFrequency`, 5 min by
+    /// default, otherwise). Set by the kubelet's clock, so compare it only with itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<crate::Timestamp>,
     /// `spec.unschedulable`: whether the node is cordoned.
     #[serde(default)]
     pub unschedulable: bool,
@@ -76,6 +81,7 @@ impl Node {
             machine_id: String::new(),
             boot_id: String::new(),
             ready: true,
+            heartbeat: None,
             unschedulable: false,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),

@@ -48,10 +48,48 @@ impl SimCluster {
         self.with(|st| st.remove_node(name))
     }
 
-    /// Reboots a node: NotReady now (its pods too), Ready again with a new bootID after
-    /// [`SimConfig::reboot_duration`](crate::SimConfig::reboot_duration), after which its pods pass readiness again.
+    /// Reboots a node as a real cluster shows it: its kubelet goes silent at once, but the
+    /// Node looks unchanged (Ready too) until
+    /// [`node_monitor_grace_period`](crate::SimConfig::node_monitor_grace_period) has passed
+    /// (then Ready=Unknown, its pods NotReady); its operating system, and Zincati, are up
+    /// after [`reboot_duration`](crate::SimConfig::reboot_duration) ([`os_up`](Self::os_up));
+    /// the kubelet reports the new bootID, Ready and a fresh heartbeat
+    /// [`kubelet_start`](crate::SimConfig::kubelet_start) later, and its pods pass
+    /// readiness again after their start delay.
     pub fn reboot_node(&self, name: &str) -> Result<()> {
         self.with(|st| st.reboot_node(name))
+    }
+
+    /// Whether the node's operating system runs (so its Zincati can speak): false from
+    /// [`reboot_node`](Self::reboot_node) until `reboot_duration` has passed; `None` for a
+    /// node that does not exist.
+    pub fn os_up(&self, name: &str) -> Option<bool> {
+        self.with(|st| {
+            st.nodes.contains_key(name).then(|| {
+                st.rebooting
+                    .get(name)
+                    .is_none_or(|(_, boot)| *boot != state::Boot::Down)
+            })
+        })
+    }
+
+    /// The node's kubelet posts its status now (a fresh heartbeat), as it does every
+    /// `nodeStatusReportFrequency` even when nothing changed. Does nothing while the node
+    /// reboots or its kubelet is not reporting (NotReady).
+    pub fn report_node_status(&self, name: &str) -> Result<()> {
+        self.with(|st| {
+            let node = st
+                .nodes
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::not_found("nodes", name))?;
+            if st.kubelet_up(name) {
+                let mut node = node;
+                node.heartbeat = Some(st.wall());
+                st.put_node(node);
+            }
+            Ok(())
+        })
     }
 
     /// Sets a node's Ready condition, as a kubelet that stops or resumes reporting would.

@@ -56,6 +56,11 @@ pub struct Holder {
     /// When its steady-state came and it began recovering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returned_at: Option<Timestamp>,
+    /// The node's last kubelet heartbeat (the `Ready` condition's `lastHeartbeatTime`) as read
+    /// at its steady-state: a different one since shows the kubelet has reported after the
+    /// return, so the Node's status is no longer the one from before the reboot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned_heartbeat: Option<Timestamp>,
     /// While recovering: what it still waits for, as last seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_for: Vec<String>,
@@ -88,6 +93,7 @@ impl Holder {
             granted_by: granted_by.into(),
             evicts: Vec::new(),
             returned_at: None,
+            returned_heartbeat: None,
             waiting_for: Vec::new(),
             healthy_since: None,
             announced: Vec::new(),

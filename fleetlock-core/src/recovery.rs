@@ -143,6 +143,8 @@ pub struct NodeNow<'a> {
     pub ready: bool,
     /// Its bootID now.
     pub boot_id: &'a str,
+    /// Its kubelet's last heartbeat now ([`cluster_api::Node::heartbeat`]).
+    pub heartbeat: Option<Timestamp>,
     /// Whether our cordon is still on it.
     pub cordoned_by_us: bool,
 }
@@ -153,6 +155,22 @@ pub fn budget_whole(budget: &DisruptionBudget) -> bool {
     budget.disruptions_allowed > 0
         || (budget.current_healthy >= budget.desired_healthy
             && budget.current_healthy >= budget.expected_pods)
+}
+
+/// Whether the node has booted since its reboot was approved: only the kubelet writes the
+/// bootID, so a new one also shows it has reported since.
+pub fn rebooted(holder: &Holder, node: &NodeNow<'_>) -> bool {
+    holder.boot_id.as_deref().is_none_or(|b| b != node.boot_id)
+}
+
+/// Whether the kubelet has reported since the holder's steady-state: a new bootID, or a
+/// heartbeat other than the one seen then. Zincati says steady-state as soon as it starts,
+/// usually before the kubelet has reported: until then the Node shows its status from before
+/// the reboot, Ready included (a reboot shorter than the node controller's grace period never
+/// shows NotReady).
+pub fn kubelet_reported(holder: &Holder, node: &NodeNow<'_>) -> bool {
+    rebooted(holder, node)
+        || node.heartbeat.is_some() && node.heartbeat != holder.returned_heartbeat
 }
 
 /// What a recovering holder still waits for, in words for a person; empty when it is back.
@@ -168,10 +186,16 @@ pub fn waiting_for(
     pods: &[Pod],
 ) -> Vec<String> {
     let mut waiting = Vec::new();
-    let rebooted = holder.boot_id.as_deref().is_none_or(|b| b != node.boot_id);
+    let (rebooted, reported) = (rebooted(holder, node), kubelet_reported(holder, node));
     if !rebooted && policy.unchanged_boot_id == UnchangedBootId::Wait {
         waiting.push(format!(
             "a new bootID (still {}, as when the reboot was approved)",
+            node.boot_id
+        ));
+    } else if !reported {
+        waiting.push(format!(
+            "the kubelet to report since the steady-state (bootID still {}, as when the \
+             reboot was approved)",
             node.boot_id
         ));
     }
@@ -292,6 +316,7 @@ mod tests {
         let node = NodeNow {
             ready: false,
             boot_id: "boot-2",
+            heartbeat: None,
             cordoned_by_us: true,
         };
         let short = [budget("web", "app=web", (3, 2, 2), 0)];
@@ -324,19 +349,40 @@ mod tests {
     }
 
     #[test]
-    fn an_unchanged_boot_id_waits_only_under_the_wait_policy() {
-        let h = holder(Vec::new());
-        let node = NodeNow {
+    fn an_unchanged_boot_id_waits_for_the_kubelet_or_a_new_boot() {
+        let t: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
+        let h = Holder {
+            returned_heartbeat: Some(t),
+            ..holder(Vec::new())
+        };
+        let stale = NodeNow {
             ready: true,
             boot_id: "boot-1",
+            heartbeat: Some(t),
             cordoned_by_us: false,
         };
-        assert!(waiting_for(&h, &node, &RecoveryConfig::default(), &[], &[]).is_empty());
+        // The status is the one from before the return: Ready proves nothing yet.
+        let waiting = waiting_for(&h, &stale, &RecoveryConfig::default(), &[], &[]);
+        assert_eq!(waiting.len(), 1);
+        assert!(waiting[0].contains("kubelet to report"), "{waiting:?}");
+        // The kubelet has posted its status since: `recover` takes the node as back.
+        let reported = NodeNow {
+            heartbeat: Some(t + SignedDuration::from_secs(10)),
+            ..stale.clone()
+        };
+        assert!(waiting_for(&h, &reported, &RecoveryConfig::default(), &[], &[]).is_empty());
+        // A new bootID is the kubelet's own report.
+        let rebooted = NodeNow {
+            boot_id: "boot-2",
+            ..stale.clone()
+        };
+        assert!(waiting_for(&h, &rebooted, &RecoveryConfig::default(), &[], &[]).is_empty());
+        // `wait` wants the new bootID whatever the kubelet says.
         let wait = RecoveryConfig {
             unchanged_boot_id: UnchangedBootId::Wait,
             ..RecoveryConfig::default()
         };
-        let waiting = waiting_for(&h, &node, &wait, &[], &[]);
+        let waiting = waiting_for(&h, &reported, &wait, &[], &[]);
         assert_eq!(waiting.len(), 1);
         assert!(waiting[0].contains("new bootID"), "{waiting:?}");
     }

@@ -28,6 +28,11 @@ async fn a_replica_with_a_broken_lease_watch_asks_the_cluster() {
     a.pre_reboot(&n1).await.unwrap();
     // B does not know n1 holds the slot: refusing n2 or releasing n1 needs a fresh read.
     assert_eq!(b.pre_reboot(&n2).await.unwrap_err().kind, Kind::LockHeld);
+    // n1 reboots, and its kubelet has reported the new boot when Zincati says so.
+    sim.reboot_node("n1").unwrap();
+    let sim_config = cluster_sim::SimConfig::default();
+    advance(sim_config.reboot_duration + sim_config.kubelet_start).await;
+    settle().await;
     b.steady_state(&n1).await.unwrap();
     assert_eq!(
         sim.lease(NS, "fleetlock-default").unwrap().holder_identity,

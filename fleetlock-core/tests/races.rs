@@ -104,10 +104,11 @@ async fn two_replicas_never_exceed_a_groups_slots() {
                 "{node} approved with pods on it"
             );
             sim.reboot_node(&node).unwrap();
-            while !sim.node(&node).unwrap().ready {
+            while sim.os_up(&node) == Some(false) {
                 sleep(Duration::from_secs(5)).await;
             }
-            // After boot Zincati reports steady-state, maybe to the other replica.
+            // As soon as it starts after boot (before the kubelet has reported), Zincati
+            // reports steady-state, maybe to the other replica.
             pick(attempt + 1).steady_state(&params).await.unwrap();
             rebooted.lock().unwrap().insert(node);
         }));

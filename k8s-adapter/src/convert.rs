@@ -29,11 +29,13 @@ fn string(s: Option<String>) -> String {
 pub fn node(n: crate::slim::SlimNode) -> Node {
     let status = n.status.unwrap_or_default();
     let info = status.node_info.unwrap_or_default();
-    let ready = status
+    let condition = status
         .conditions
         .unwrap_or_default()
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+        .into_iter()
+        .find(|c| c.type_ == "Ready");
+    let ready = condition.as_ref().is_some_and(|c| c.status == "True");
+    let heartbeat = condition.and_then(|c| c.last_heartbeat_time);
     let addresses = status
         .addresses
         .unwrap_or_default()
@@ -53,6 +55,7 @@ pub fn node(n: crate::slim::SlimNode) -> Node {
         machine_id: info.machine_id,
         boot_id: info.boot_id,
         ready,
+        heartbeat,
         unschedulable: spec.unschedulable.unwrap_or(false),
         labels: map(n.metadata.labels),
         annotations: map(n.metadata.annotations),

@@ -86,6 +86,9 @@ pub struct SlimCondition {
     pub type_: String,
     /// `status`.
     pub status: String,
+    /// `lastHeartbeatTime`, when the kubelet posted it.
+    #[serde(default, rename = "lastHeartbeatTime")]
+    pub last_heartbeat_time: Option<cluster_api::Timestamp>,
 }
 
 /// Object metadata without managed fields, owner references or the rest.

@@ -44,6 +44,8 @@ pub fn cluster(args: &SimulationArgs) -> Result<SimCluster> {
     let config = SimConfig {
         start_time: jiff::Timestamp::now(),
         reboot_duration: args.reboot_time,
+        // As a real kubelet does (`nodeStatusReportFrequency`).
+        node_status_report: Some(Duration::from_secs(300)),
         ..SimConfig::default()
     };
     SimCluster::from_scenario_with(&scenario, config).with_context(|| origin)
@@ -109,21 +111,18 @@ impl Agent {
                 let wait = self.interval + self.jitter.between(Duration::ZERO, self.interval / 10);
                 tokio::time::sleep(wait).await;
             }
-            let boot = self
-                .sim
-                .node(&self.node)
-                .map(|n| n.boot_id)
-                .unwrap_or_default();
             tracing::info!(node = %self.node, "zincati: reboot approved, rebooting");
             if self.sim.reboot_node(&self.node).is_err() {
                 return;
             }
-            while !self
-                .sim
-                .node(&self.node)
-                .is_some_and(|n| n.ready && n.boot_id != boot)
-            {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            // Zincati starts with the operating system, before the kubelet has reported the
+            // new boot, and says steady-state at once.
+            loop {
+                match self.sim.os_up(&self.node) {
+                    None => return,
+                    Some(true) => break,
+                    Some(false) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
             }
             self.report_steady_state().await;
             tracing::info!(node = %self.node, "zincati: back after the update");

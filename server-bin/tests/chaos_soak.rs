@@ -98,7 +98,8 @@ async fn agent(
         }
         sim.reboot_node(&node).expect("the node exists");
         tally.reboots.fetch_add(1, Ordering::Relaxed);
-        while !sim.node(&node).is_some_and(|n| n.ready) {
+        // Zincati speaks as soon as the operating system is up, before the kubelet reports.
+        while sim.os_up(&node) == Some(false) {
             sleep(Duration::from_millis(250)).await;
         }
         while send(&steady, &mut rng).await != Some(200) {
@@ -124,6 +125,7 @@ async fn three_processes_killed_at_random_break_no_invariant() {
     let sim = SimCluster::with_config(SimConfig {
         start_time: jiff::Timestamp::now(),
         reboot_duration: Duration::from_secs(3),
+        kubelet_start: Duration::from_secs(2),
         ..SimConfig::default()
     });
     sim.add_fleet(nodes);

@@ -33,8 +33,23 @@ pub struct SimConfig {
     /// The wall-clock time the simulation starts at; every timestamp it writes is this plus the
     /// Tokio time elapsed since the cluster was created.
     pub start_time: Timestamp,
-    /// How long a rebooting node stays NotReady.
+    /// How long a rebooting node's operating system is down: Zincati starts again (and says
+    /// steady-state at once) this long after
+    /// [`reboot_node`](crate::SimCluster::reboot_node).
     pub reboot_duration: Duration,
+    /// How long after the operating system is up the kubelet posts its first status (the new
+    /// bootID, Ready, a fresh heartbeat). Until then the Node shows what it showed before the
+    /// reboot, as on a real cluster.
+    pub kubelet_start: Duration,
+    /// kube-controller-manager's `--node-monitor-grace-period` (50 s by default since
+    /// Kubernetes 1.32): a node whose kubelet has been silent this long turns Ready=Unknown,
+    /// and its pods NotReady. A reboot shorter than this never shows the node NotReady.
+    pub node_monitor_grace_period: Duration,
+    /// The kubelet's `nodeStatusReportFrequency` (5 min by default on a real kubelet): with
+    /// `Some`, every running kubelet posts its status (a fresh heartbeat) this often even when
+    /// nothing changed. `None` (the default here): only at its start and on changes, which
+    /// keeps large simulations quiet.
+    pub node_status_report: Option<Duration>,
     /// How long a workload controller takes to notice a spec change (so `observedGeneration`
     /// lags `generation` briefly, as on a real cluster).
     pub controller_delay: Duration,
@@ -48,7 +63,10 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             start_time: Timestamp::from_second(1_767_603_600).unwrap_or(Timestamp::UNIX_EPOCH), // 2026-01-05T09:00:00Z, a Monday
-            reboot_duration: Duration::from_secs(45),
+            reboot_duration: Duration::from_secs(35),
+            kubelet_start: Duration::from_secs(10),
+            node_monitor_grace_period: Duration::from_secs(50),
+            node_status_report: None,
             controller_delay: Duration::from_millis(50),
             node_images: 0,
         }
@@ -112,10 +130,37 @@ pub(crate) const REVISION_HISTORY_LIMIT: usize = 10;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Timer {
-    PodReady { key: Key, uid: String },
-    PodGone { key: Key, uid: String },
-    NodeBack { name: String, uid: String },
-    Sync { workload: WorkloadRef },
+    PodReady {
+        key: Key,
+        uid: String,
+    },
+    PodGone {
+        key: Key,
+        uid: String,
+    },
+    /// The node controller's grace period ran out while the kubelet was away.
+    NodeUnknown {
+        name: String,
+        uid: String,
+        boot: u64,
+    },
+    /// The operating system is up again (Zincati runs).
+    OsUp {
+        name: String,
+        uid: String,
+        boot: u64,
+    },
+    /// Every running kubelet posts its status ([`SimConfig::node_status_report`]).
+    NodeStatusReport,
+    /// The kubelet posts its first status after a reboot.
+    NodeBack {
+        name: String,
+        uid: String,
+        boot: u64,
+    },
+    Sync {
+        workload: WorkloadRef,
+    },
 }
 
 #[derive(Default)]
@@ -133,6 +178,15 @@ pub(crate) struct Watchers {
     )>,
 }
 
+/// How far a node's reboot has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Boot {
+    /// The machine is down: no kubelet, no Zincati.
+    Down,
+    /// The operating system is up (Zincati runs); the kubelet has not reported yet.
+    Starting,
+}
+
 /// The namespace and kind of a ConfigMap or Secret watch.
 pub(crate) type ConfigFilter = (String, cluster_api::ConfigKind);
 
@@ -147,6 +201,9 @@ pub(crate) struct State {
     rv: u64,
     uid: u64,
     pub(crate) nodes: BTreeMap<String, Node>,
+    /// Nodes in a reboot, by name: which reboot (a sequence number), and how far it has come.
+    pub(crate) rebooting: HashMap<String, (u64, Boot)>,
+    reboot_seq: u64,
     pub(crate) pods: BTreeMap<Key, SimPod>,
     pods_by_node: HashMap<String, BTreeSet<Key>>,
     pods_by_owner: HashMap<WorkloadRef, BTreeSet<Key>>,
@@ -180,13 +237,15 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(config: SimConfig) -> Self {
         let now = Instant::now();
-        State {
+        let mut state = State {
             config,
             origin: now,
             now,
             rv: 1000,
             uid: 0,
             nodes: BTreeMap::new(),
+            rebooting: HashMap::new(),
+            reboot_seq: 0,
             pods: BTreeMap::new(),
             pods_by_node: HashMap::new(),
             pods_by_owner: HashMap::new(),
@@ -208,7 +267,11 @@ impl State {
             access: crate::access::Access::default(),
             namespaces: BTreeSet::new(),
             auditors: Vec::new(),
+        };
+        if let Some(every) = state.config.node_status_report {
+            state.schedule(every, Timer::NodeStatusReport);
         }
+        state
     }
 
     // --- time ---
@@ -255,11 +318,7 @@ impl State {
         match timer {
             Timer::PodReady { key, uid } => {
                 let node_ready = |st: &State, sp: &SimPod| {
-                    sp.pod
-                        .node_name
-                        .as_ref()
-                        .and_then(|n| st.nodes.get(n))
-                        .is_some_and(|n| n.ready)
+                    sp.pod.node_name.as_ref().is_some_and(|n| st.kubelet_up(n))
                 };
                 let Some(sp) = self.pods.get(&key) else {
                     return;
@@ -280,29 +339,64 @@ impl State {
                 let Some(sp) = self.pods.get(&key).filter(|sp| sp.pod.uid == uid) else {
                     return;
                 };
-                // Only a kubelet confirms that a bound pod has stopped; on a NotReady node
-                // nobody does, and the pod stays Terminating until the node is back.
+                // Only a kubelet confirms that a bound pod has stopped; on a NotReady or
+                // rebooting node nobody does, and the pod stays Terminating until it is back.
                 let kubelet_up = sp
                     .pod
                     .node_name
                     .as_ref()
-                    .and_then(|n| self.nodes.get(n))
-                    .is_none_or(|n| n.ready);
+                    .is_none_or(|n| !self.nodes.contains_key(n) || self.kubelet_up(n));
                 if kubelet_up {
                     self.remove_pod(&key);
                 }
             }
-            Timer::NodeBack { name, uid } => {
-                let Some(node) = self.nodes.get(&name) else {
-                    return;
-                };
-                if node.uid != uid {
+            Timer::NodeUnknown { name, uid, boot } => {
+                if !self.in_reboot(&name, &uid, boot) {
                     return;
                 }
-                let mut node = node.clone();
+                // Silent for the whole grace period: Ready=Unknown, and its pods NotReady.
+                let node = self.nodes[&name].clone();
+                self.set_node_ready(node, false);
+            }
+            Timer::NodeStatusReport => {
+                let up: Vec<String> = self
+                    .nodes
+                    .keys()
+                    .filter(|n| self.kubelet_up(n))
+                    .cloned()
+                    .collect();
+                for name in up {
+                    let mut node = self.nodes[&name].clone();
+                    node.heartbeat = Some(self.wall());
+                    self.put_node(node);
+                }
+                if let Some(every) = self.config.node_status_report {
+                    self.schedule(every, Timer::NodeStatusReport);
+                }
+            }
+            Timer::OsUp { name, uid, boot } => {
+                if self.in_reboot(&name, &uid, boot) {
+                    self.rebooting.insert(name, (boot, Boot::Starting));
+                }
+            }
+            Timer::NodeBack { name, uid, boot } => {
+                if !self.in_reboot(&name, &uid, boot) {
+                    return;
+                }
+                self.rebooting.remove(&name);
+                let mut node = self.nodes[&name].clone();
                 node.ready = true;
                 node.boot_id = self.next_uid();
+                node.heartbeat = Some(self.wall());
                 self.put_node(node);
+                // Every container started afresh: its pods pass readiness again.
+                for key in self.pods_on_node(&name) {
+                    let mut sp = self.pods[&key].clone();
+                    if !sp.pod.is_terminating() && !sp.pod.is_finished() && sp.pod.ready {
+                        sp.pod.ready = false;
+                        self.put_pod(sp);
+                    }
+                }
                 self.restart_pods_on(&name);
             }
             Timer::Sync { workload } => {

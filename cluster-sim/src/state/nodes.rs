@@ -16,6 +16,9 @@ impl State {
         if node.boot_id.is_empty() {
             node.boot_id = self.next_uid();
         }
+        if node.heartbeat.is_none() && node.ready {
+            node.heartbeat = Some(self.wall());
+        }
         if node.addresses.is_empty() || node.pod_cidrs.is_empty() {
             // As the kubelet and the node IPAM controller fill them: an address and a pod
             // range of its own, from the serial number in its uid.
@@ -57,6 +60,7 @@ impl State {
 
     pub(crate) fn remove_node(&mut self, name: &str) -> Option<Node> {
         let node = self.nodes.remove(name)?;
+        self.rebooting.remove(name);
         // The pod garbage collector removes pods bound to a node that no longer exists.
         for key in self.pods_by_node.remove(name).unwrap_or_default() {
             self.remove_pod(&key);
@@ -70,24 +74,52 @@ impl State {
         Some(node)
     }
 
-    /// Node goes NotReady, its pods stop being Ready, and after the reboot it comes back with
-    /// a new bootID.
+    /// A reboot as a real cluster shows it: the kubelet goes silent at once, but the Node
+    /// keeps showing what it showed (Ready too) until the node controller's grace period runs
+    /// out; the operating system (and Zincati) is up after `reboot_duration`; the kubelet
+    /// reports the new bootID, Ready and a fresh heartbeat `kubelet_start` later.
     pub(crate) fn reboot_node(&mut self, name: &str) -> Result<()> {
-        let node = self
+        let uid = self
             .nodes
             .get(name)
-            .cloned()
+            .map(|n| n.uid.clone())
             .ok_or_else(|| Error::not_found("nodes", name))?;
-        self.set_node_ready(node, false);
-        let uid = self.nodes[name].uid.clone();
+        self.reboot_seq += 1;
+        let boot = self.reboot_seq;
+        self.rebooting.insert(name.to_string(), (boot, Boot::Down));
+        let name = name.to_string();
         self.schedule(
-            self.config.reboot_duration,
-            Timer::NodeBack {
-                name: name.to_string(),
-                uid,
+            self.config.node_monitor_grace_period,
+            Timer::NodeUnknown {
+                name: name.clone(),
+                uid: uid.clone(),
+                boot,
             },
         );
+        self.schedule(
+            self.config.reboot_duration,
+            Timer::OsUp {
+                name: name.clone(),
+                uid: uid.clone(),
+                boot,
+            },
+        );
+        self.schedule(
+            self.config.reboot_duration + self.config.kubelet_start,
+            Timer::NodeBack { name, uid, boot },
+        );
         Ok(())
+    }
+
+    /// Whether `name` (the Node with `uid`) is still in reboot number `boot`.
+    pub(crate) fn in_reboot(&self, name: &str, uid: &str, boot: u64) -> bool {
+        self.nodes.get(name).is_some_and(|n| n.uid == uid)
+            && self.rebooting.get(name).is_some_and(|(b, _)| *b == boot)
+    }
+
+    /// Whether the node's kubelet runs (not in a reboot, and reporting Ready).
+    pub(crate) fn kubelet_up(&self, name: &str) -> bool {
+        !self.rebooting.contains_key(name) && self.nodes.get(name).is_some_and(|n| n.ready)
     }
 
     pub(crate) fn set_node_ready(&mut self, mut node: Node, ready: bool) {
@@ -96,6 +128,10 @@ impl State {
         }
         let name = node.name.clone();
         node.ready = ready;
+        if ready {
+            // A kubelet that reports Ready again has just posted its status.
+            node.heartbeat = Some(self.wall());
+        }
         self.put_node(node);
         if ready {
             self.restart_pods_on(&name);

@@ -121,6 +121,8 @@ struct Inner {
     cache_grace: Duration,
     drains: Mutex<HashMap<String, DrainTask>>,
     reported_stuck: Mutex<HashSet<String>>,
+    /// Holders (by id) this replica has warned about with `RebootNotObserved`.
+    noted_unrebooted: Mutex<HashSet<String>>,
     /// The last count of nodes down or held back, and the alerts' source and last read, for
     /// the health gates.
     node_counts: Mutex<Option<(tokio::time::Instant, Arc<gates::NodeCounts>)>>,
@@ -203,6 +205,7 @@ impl CoordinatorBuilder {
                 cache_grace: self.cache_grace,
                 drains: Mutex::default(),
                 reported_stuck: Mutex::default(),
+                noted_unrebooted: Mutex::default(),
                 node_counts: Mutex::default(),
                 alerts: self.alerts,
                 alert_state: RwLock::default(),

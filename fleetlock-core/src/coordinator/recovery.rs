@@ -12,7 +12,7 @@ use crate::config::UnchangedBootId;
 use crate::group::{Holder, HolderPhase};
 use crate::nodes::CORDONED_ANNOTATION;
 use crate::protocol::{Kind, Refusal};
-use crate::recovery::{NodeNow, RecoveryTarget, settled, waiting_for};
+use crate::recovery::{NodeNow, RecoveryTarget, kubelet_reported, rebooted, settled, waiting_for};
 
 /// What a steady-state found of a holder.
 enum Returned {
@@ -47,11 +47,12 @@ impl Inner {
                 )
                 .await;
         }
-        // The bootID is read fresh: the cache may not have the kubelet's report yet.
+        // The bootID and heartbeat are read fresh: the cache may not have the kubelet's
+        // report yet.
         let node = held.as_ref().map(|h| h.node.clone()).unwrap_or_default();
-        let boot_id = match self.api.get_node(&node).await {
-            Ok(n) => Some(n.boot_id),
-            Err(Error::NotFound { .. }) => None,
+        let (boot_id, heartbeat) = match self.api.get_node(&node).await {
+            Ok(n) => (Some(n.boot_id), n.heartbeat),
+            Err(Error::NotFound { .. }) => (None, None),
             Err(e) => return Err(Refusal::from_cluster("reading the node", &e)),
         };
         let now = self.clock.now();
@@ -77,6 +78,7 @@ impl Inner {
                         }
                         h.phase = HolderPhase::Recovering;
                         h.returned_at = Some(now);
+                        h.returned_heartbeat = heartbeat;
                         Ok(Returned::Recovering(Box::new(h.clone())))
                     }
                 }
@@ -85,7 +87,7 @@ impl Inner {
         let holder = match returned {
             Returned::Nothing => return Ok(()),
             Returned::Release(why) => {
-                self.note_unchanged_boot(&node, held.as_ref(), boot_id.as_deref())
+                self.note_unchanged_boot(&node, held.as_ref(), boot_id.as_deref(), false)
                     .await;
                 return self
                     .give_back(group, Whose::Client(id), why, None, true)
@@ -95,8 +97,8 @@ impl Inner {
         };
         let first = held.is_some_and(|h| h.phase != HolderPhase::Recovering);
         if first {
-            self.note_unchanged_boot(&node, Some(&holder), boot_id.as_deref())
-                .await;
+            // An unchanged bootID here is usual: Zincati speaks before the kubelet reports
+            // the new boot. The recovery warns once the kubelet has reported without one.
             tracing::info!(node = %holder.node, %group, "steady-state: recovering before the slot is given back");
             self.event(
                 &holder.node,
@@ -119,12 +121,15 @@ impl Inner {
         Ok(())
     }
 
-    /// A Warning Event when a holder says steady-state with the bootID it was approved with.
+    /// A Warning Event when a holder's node shows the bootID it was approved with after its
+    /// steady-state: `reported`, once its kubelet has reported since (so it did not reboot);
+    /// otherwise at a steady-state that releases at once, when nobody can tell yet.
     async fn note_unchanged_boot(
         &self,
         node: &str,
         holder: Option<&Holder>,
         boot_id: Option<&str>,
+        reported: bool,
     ) {
         let Some(approved) = holder.and_then(|h| h.boot_id.as_deref()) else {
             return;
@@ -137,10 +142,17 @@ impl Inner {
             EventType::Warning,
             "RebootNotObserved",
             "Recover",
-            format!(
-                "steady-state with the bootID the reboot was approved with ({approved}): the \
-                 node did not reboot, or its kubelet has not reported the new boot yet"
-            ),
+            if reported {
+                format!(
+                    "the kubelet reports the bootID the reboot was approved with ({approved}) \
+                     since the steady-state: the node did not reboot"
+                )
+            } else {
+                format!(
+                    "steady-state with the bootID the reboot was approved with ({approved}): the \
+                     node did not reboot, or its kubelet has not reported the new boot yet"
+                )
+            },
         )
         .await;
     }
@@ -160,22 +172,39 @@ impl Inner {
             .group(group)
             .unwrap_or(&self.config.group_defaults)
             .recovery;
-        let Some(view) = self.nodes.read().get(&holder.node).cloned() else {
+        // Read afresh: whether the kubelet has reported since the return is judged on the
+        // heartbeat, which the node cache does not keep.
+        let fresh = match self.api.get_node(&holder.node).await {
+            Ok(fresh) => fresh,
             // A deleted Node's slot is released by maintenance.
-            return Ok(());
+            Err(Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(Refusal::from_cluster("reading the node", &e)),
         };
-        if view.cordoned_by_us {
+        let cordoned_by_us = fresh
+            .annotations
+            .get(CORDONED_ANNOTATION)
+            .is_some_and(|v| v == "true");
+        let (ready, boot_id, heartbeat) = (fresh.ready, fresh.boot_id.clone(), fresh.heartbeat);
+        self.store_node(fresh);
+        if cordoned_by_us {
             self.finish_node(&holder.node, "recovering")
                 .await
                 .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
         }
-        let view = self.nodes.read().get(&holder.node).cloned().unwrap_or(view);
         let (budgets, pods) = self.recovery_inputs(&holder.evicts).await?;
         let node = NodeNow {
-            ready: view.ready,
-            boot_id: &view.boot_id,
-            cordoned_by_us: view.cordoned_by_us,
+            ready,
+            boot_id: &boot_id,
+            heartbeat,
+            cordoned_by_us: false,
         };
+        if kubelet_reported(holder, &node)
+            && !rebooted(holder, &node)
+            && self.noted_unrebooted.lock().insert(holder.id.clone())
+        {
+            self.note_unchanged_boot(&holder.node, Some(holder), Some(&boot_id), true)
+                .await;
+        }
         let waiting = waiting_for(holder, &node, recovery, &budgets, &pods);
         let now = self.clock.now();
         let healthy_since = if waiting.is_empty() {

@@ -253,6 +253,7 @@ impl Inner {
         };
         self.stop_drain(&holder.node, id);
         self.reported_stuck.lock().remove(id);
+        self.noted_unrebooted.lock().remove(id);
         tracing::info!(node = %holder.node, %group, %id, why, "reboot slot released");
         if healed_at.is_some() || returned {
             self.announce(

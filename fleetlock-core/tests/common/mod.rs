@@ -58,9 +58,17 @@ async fn start(
     (coordinator, handle)
 }
 
+///
+/// A steady-state without a reboot gives the slot back at once (`unchangedBootId: release`),
+/// so that tests of other things can free a slot without rebooting the node; the default
+/// (`recover`, which waits for the kubelet to report) has its own tests.
 pub fn config() -> FleetLockConfig {
     let mut config = FleetLockConfig::default();
     config.drain.request_wait = std::time::Duration::from_secs(60);
+    config.group_defaults.recovery.unchanged_boot_id = fleetlock_core::UnchangedBootId::Release;
+    for group in config.groups.values_mut() {
+        group.recovery.unchanged_boot_id = fleetlock_core::UnchangedBootId::Release;
+    }
     config
 }
 

@@ -12,8 +12,9 @@ use tokio::time::{Instant, sleep};
 use super::world::{SET, World, workloads};
 use super::{EAST, Plan};
 
-/// Zincati on one node: asks until approved, reboots, reports steady-state; and now and then
-/// restarts (which sends a steady-state at once, as Zincati does at start-up).
+/// Zincati on one node: asks until approved, reboots, reports steady-state as soon as it is
+/// up again (before the kubelet reports); and now and then restarts (which sends a
+/// steady-state at once, as Zincati does at start-up).
 pub(super) async fn agent(world: Arc<World>, node: String, reboots: usize, mut rng: fastrand::Rng) {
     let group = if node[1..].parse::<usize>().unwrap_or(0) % 3 == 0 {
         EAST
@@ -68,14 +69,17 @@ pub(super) async fn agent(world: Arc<World>, node: String, reboots: usize, mut r
             return;
         }
         world.report.lock().reboots += 1;
+        // Zincati starts with the operating system, before the kubelet has reported the new
+        // boot (the Node still shows the old bootID, and Ready from before a short reboot),
+        // and says steady-state at once.
         loop {
-            match world.sim.node(&node) {
+            match world.sim.os_up(&node) {
                 None => {
                     world.unfinished.lock().remove(&node);
                     return;
                 }
-                Some(n) if n.ready => break,
-                Some(_) => sleep(Duration::from_secs(5)).await,
+                Some(true) => break,
+                Some(false) => sleep(Duration::from_secs(1)).await,
             }
         }
         loop {

@@ -54,7 +54,16 @@ pub(super) struct World {
 /// The cluster: the nodes, two groups, and workloads whose pods the drains must move under
 /// their budgets.
 pub(super) fn cluster(plan: &Plan) -> SimCluster {
-    let sim = SimCluster::new();
+    // Reboots short enough that the node never shows NotReady (the kubelet reports after
+    // Zincati's steady-state, with Ready still True from before), and some longer than the
+    // node controller's grace period, by seed.
+    let mut rng = fastrand::Rng::with_seed(plan.seed ^ 0x5eed_b007);
+    let sim = SimCluster::with_config(cluster_sim::SimConfig {
+        reboot_duration: std::time::Duration::from_secs(rng.u64(5..=90)),
+        kubelet_start: std::time::Duration::from_secs(rng.u64(1..=30)),
+        node_status_report: Some(std::time::Duration::from_secs(300)),
+        ..cluster_sim::SimConfig::default()
+    });
     for i in 1..=plan.nodes {
         let name = format!("n{i}");
         let mut node = Node::new(&name).machine_id(machine_id_for(&name));

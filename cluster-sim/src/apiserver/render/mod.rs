@@ -130,7 +130,7 @@ pub(crate) fn node_without_images(st: &State, n: &Node) -> Value {
             "conditions": [{
                 "type": "Ready",
                 "status": ready,
-                "lastHeartbeatTime": now,
+                "lastHeartbeatTime": time(n.heartbeat.unwrap_or(created)),
                 "lastTransitionTime": time(created),
                 "reason": reason,
                 "message": message,
