@@ -63,6 +63,25 @@ fn one() -> u32 {
     1
 }
 
+/// The most bytes the API server accepts in a core/v1 Event's note (`message`) when it carries
+/// an `eventTime`, as every Event written here does (its core validation, `events.go`).
+pub const NOTE_LIMIT: usize = 1024;
+
+/// `note` as the API server will take it: cut at a character boundary to at most
+/// [`NOTE_LIMIT`] bytes, ending with how many bytes were left out.
+pub fn bounded_note(note: String) -> String {
+    if note.len() <= NOTE_LIMIT {
+        return note;
+    }
+    // Room for " … (NNNNNNNNNN more bytes)".
+    let mut cut = NOTE_LIMIT - 32;
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let left_out = note.len() - cut;
+    format!("{} … ({left_out} more bytes)", note[..cut].trim_end())
+}
+
 /// How long after its last occurrence an Event still absorbs an identical repeat, as
 /// client-go's event recorder keeps a series open.
 pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
@@ -242,6 +261,29 @@ mod tests {
             series.repeat(&refused("alice")),
             None,
             "the series has ended"
+        );
+    }
+}
+
+#[cfg(test)]
+mod note_tests {
+    use super::*;
+
+    #[test]
+    fn a_long_note_is_cut_to_the_limit_and_says_what_was_left_out() {
+        let short = "drain of n1 blocked".to_string();
+        assert_eq!(bounded_note(short.clone()), short);
+        let exact = "x".repeat(NOTE_LIMIT);
+        assert_eq!(bounded_note(exact.clone()), exact);
+        // Multi-byte characters across the cut are never split.
+        let long = "é".repeat(3000);
+        let bounded = bounded_note(long.clone());
+        assert!(bounded.len() <= NOTE_LIMIT, "{}", bounded.len());
+        let kept = bounded.split(" … (").next().unwrap();
+        assert!(long.starts_with(kept));
+        assert!(
+            bounded.ends_with(&format!("({} more bytes)", long.len() - kept.len())),
+            "{bounded}"
         );
     }
 }

@@ -48,7 +48,9 @@ mod workload;
 pub use budget::DisruptionBudget;
 pub use cache::{Store, Versioned, WatchCache, feed, replaces};
 pub use error::{Error, Result};
-pub use event::{Event, EventSeries, EventType, ObjectRef, SERIES_WINDOW};
+pub use event::{
+    Event, EventSeries, EventType, NOTE_LIMIT, ObjectRef, SERIES_WINDOW, bounded_note,
+};
 pub use health::CacheHealth;
 pub use lease::Lease;
 pub use names::{is_object_name, is_older_version};

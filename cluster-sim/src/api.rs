@@ -337,6 +337,13 @@ impl ClusterApi for SimCluster {
         if event.reason.is_empty() {
             return Err(Error::invalid("Event: reason: Required value"));
         }
+        // core/v1 validation of an Event with an eventTime (every Event written here).
+        if event.note.len() > cluster_api::NOTE_LIMIT {
+            return Err(Error::invalid(format!(
+                "Event is invalid: message: Too long: may not be more than {} bytes",
+                cluster_api::NOTE_LIMIT
+            )));
+        }
         self.with(|st| st.push_event(event.clone()));
         self.leave(Operation::RecordEvent, Ok(()))
     }

@@ -479,3 +479,28 @@ async fn config_watches_see_one_kind_in_one_namespace_by_digest() {
     }
     assert_eq!(sim.calls().get(Operation::WatchConfig), 1);
 }
+
+/// The API server refuses a core/v1 Event (with an eventTime) whose note passes 1,024 bytes.
+#[tokio::test(start_paused = true)]
+async fn an_event_note_over_the_limit_is_refused() {
+    let sim = SimCluster::new();
+    let mut event = cluster_api::Event {
+        regarding: cluster_api::ObjectRef::cluster("Node", "n1"),
+        type_: cluster_api::EventType::Normal,
+        reason: "Drained".into(),
+        action: "Drain".into(),
+        note: "x".repeat(cluster_api::NOTE_LIMIT),
+        reporting_controller: "restart-manager.io/fleetlock".into(),
+        reporting_instance: "a".into(),
+        time: None,
+        count: 1,
+    };
+    sim.record_event(&event).await.unwrap();
+    event.note.push('x');
+    let err = sim.record_event(&event).await.unwrap_err();
+    assert!(
+        matches!(&err, cluster_api::Error::Invalid { message } if message.contains("may not be more than 1024 bytes")),
+        "{err}"
+    );
+    assert_eq!(sim.events().len(), 1);
+}

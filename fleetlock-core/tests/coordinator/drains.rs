@@ -210,6 +210,29 @@ async fn unmanaged_and_empty_dir_pods_are_refused_by_name_unless_allowed() {
     assert!(sim.pods_on("n1").is_empty());
 }
 
+/// A node with many blocking pods: the `DrainWouldBlock` Event that names them would pass
+/// the API server's 1,024-byte limit on Event notes; it is cut, saying how much was left out,
+/// rather than refused and lost.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_naming_many_pods_is_still_recorded() {
+    let sim = fleet(2);
+    for i in 0..60 {
+        sim.add_pod(Pod::new("default", format!("debug-shell-with-a-long-name-{i}")).on("n1"))
+            .unwrap();
+    }
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let refusal = c.pre_reboot(&zincati("n1", "default")).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::DrainWouldBlock);
+    let event = sim
+        .events()
+        .into_iter()
+        .find(|e| e.reason == "DrainWouldBlock")
+        .expect("the refusal is recorded");
+    assert!(event.note.len() <= cluster_api::NOTE_LIMIT);
+    assert!(event.note.contains("debug-shell-with-a-long-name-0"));
+    assert!(event.note.ends_with("more bytes)"), "{}", event.note);
+}
+
 #[tokio::test(start_paused = true)]
 async fn preflight_refuses_a_budget_that_never_allows_then_grants_once_it_can() {
     // Two replicas under minAvailable: 2: no eviction can ever happen at this scale.

@@ -393,7 +393,8 @@ impl Inner {
             type_,
             reason: reason.into(),
             action: action.into(),
-            note,
+            // Past the API server's limit the Event would be refused and lost.
+            note: cluster_api::bounded_note(note),
             reporting_controller: CONTROLLER.into(),
             reporting_instance: self.instance.clone(),
             time: Some(self.clock.now()),
