@@ -66,6 +66,7 @@ impl ClusterApi for SimCluster {
             }
             let mut patched = node.clone();
             patch.apply_to(&mut patched);
+            state::validate_annotations("nodes", name, &patched.annotations)?;
             if &patched == node {
                 // The API server does not bump the version for a patch that changes nothing.
                 return Ok(patched);
@@ -203,15 +204,22 @@ impl ClusterApi for SimCluster {
     async fn create_lease(&self, lease: &Lease) -> Result<Lease> {
         self.enter(Operation::CreateLease).await?;
         state::validate_name(&lease.name).map_err(Error::invalid)?;
-        let result = self.with(|st| {
-            let key = lease_key(&lease.namespace, &lease.name);
-            if st.leases.contains_key(&key) {
-                return Err(Error::already_exists(
-                    "leases.coordination.k8s.io",
-                    &lease.name,
-                ));
-            }
-            Ok(st.put_lease(lease.clone()))
+        let result = state::validate_annotations(
+            "leases.coordination.k8s.io",
+            &lease.name,
+            &lease.annotations,
+        )
+        .and_then(|()| {
+            self.with(|st| {
+                let key = lease_key(&lease.namespace, &lease.name);
+                if st.leases.contains_key(&key) {
+                    return Err(Error::already_exists(
+                        "leases.coordination.k8s.io",
+                        &lease.name,
+                    ));
+                }
+                Ok(st.put_lease(lease.clone()))
+            })
         });
         self.leave(Operation::CreateLease, result)
     }
@@ -225,6 +233,11 @@ impl ClusterApi for SimCluster {
                 lease.name
             )));
         }
+        state::validate_annotations(
+            "leases.coordination.k8s.io",
+            &lease.name,
+            &lease.annotations,
+        )?;
         let result = self.with(|st| {
             let key = lease_key(&lease.namespace, &lease.name);
             let current = st

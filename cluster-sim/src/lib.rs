@@ -92,7 +92,7 @@ pub use budget::{Budget, BudgetStatus, IntOrPercent};
 pub use faults::{CallCounts, Operation};
 pub use scenario::{NodeSpec, PodSpec, Scenario, ScenarioError, machine_id_for};
 pub use spec::{StrategyName, WorkloadSpec};
-pub use state::SimConfig;
+pub use state::{ANNOTATIONS_LIMIT, SimConfig};
 
 use state::State;
 

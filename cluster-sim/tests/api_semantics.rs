@@ -504,3 +504,35 @@ async fn an_event_note_over_the_limit_is_refused() {
     );
     assert_eq!(sim.events().len(), 1);
 }
+
+/// The API server refuses a write whose annotations pass 256 KiB in all (keys and values),
+/// whatever the object; the stored object is left as it was.
+#[tokio::test(start_paused = true)]
+async fn annotations_over_256_kib_are_refused() {
+    let sim = SimCluster::new();
+    sim.add_node(cluster_api::Node::new("n1"));
+    let big = "x".repeat(cluster_sim::ANNOTATIONS_LIMIT);
+    let err = sim
+        .patch_node(
+            "n1",
+            &cluster_api::NodePatch::new().annotate("a", big.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, cluster_api::Error::Invalid { message } if message.contains("metadata.annotations: Too long")),
+        "{err}"
+    );
+    assert!(sim.node("n1").unwrap().annotations.get("a").is_none());
+
+    let mut lease = cluster_api::Lease::new("ns", "group");
+    lease.annotations.insert("a".into(), big[1..].to_string());
+    let created = sim.create_lease(&lease).await.unwrap();
+    let mut grown = created.clone();
+    grown.annotations.insert("b".into(), "yy".into());
+    let err = sim.replace_lease(&grown).await.unwrap_err();
+    assert!(matches!(err, cluster_api::Error::Invalid { .. }), "{err}");
+    lease.name = "other".into();
+    lease.annotations.insert("a".into(), big);
+    assert!(sim.create_lease(&lease).await.is_err());
+}

@@ -562,6 +562,27 @@ pub(crate) fn validate_name(name: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// The most bytes an object's annotations may hold, keys and values together
+/// (apimachinery's `TotalAnnotationSizeLimitB`).
+pub const ANNOTATIONS_LIMIT: usize = 256 * 1024;
+
+/// What the API server checks of an object's annotations: at most [`ANNOTATIONS_LIMIT`]
+/// bytes in all, or the write is refused (422 Invalid) with its words.
+pub(crate) fn validate_annotations(
+    resource: &str,
+    name: &str,
+    annotations: &BTreeMap<String, String>,
+) -> Result<()> {
+    let total: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > ANNOTATIONS_LIMIT {
+        return Err(Error::invalid(format!(
+            "{resource} \"{name}\" is invalid: metadata.annotations: Too long: may not be more \
+             than {ANNOTATIONS_LIMIT} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// A stable short hash of a pod template, like `pod-template-hash`.
 pub(crate) fn template_hash(
     labels: &BTreeMap<String, String>,
