@@ -22,6 +22,10 @@ pub struct DisruptionBudget {
     pub current_healthy: i32,
     /// `status.disruptionsAllowed`: evictions the budget allows now.
     pub disruptions_allowed: i32,
+    /// `spec.unhealthyPodEvictionPolicy: AlwaysAllow`: a running pod that is not Ready may be
+    /// evicted whatever the budget says. `false` is the default, `IfHealthyBudget`.
+    #[serde(default)]
+    pub always_allow_unhealthy: bool,
 }
 
 impl DisruptionBudget {
@@ -40,6 +44,26 @@ impl DisruptionBudget {
     /// lets a covered pod be evicted.
     pub fn never_allows(&self) -> bool {
         self.disruptions_allowed == 0 && self.desired_healthy >= self.expected_pods
+    }
+
+    /// Whether the Eviction API lets `pod` go without spending one of this budget's
+    /// disruptions (the API server's `eviction.go`): a pod that is pending, finished or
+    /// already terminating; or a running pod that is not Ready, under `AlwaysAllow`, or
+    /// while the budget is satisfied and wants healthy pods at all
+    /// (`currentHealthy >= desiredHealthy > 0`, `IfHealthyBudget`).
+    pub fn lets_go_without_a_disruption(&self, pod: &crate::Pod) -> bool {
+        use crate::PodPhase;
+        if pod.is_terminating()
+            || matches!(
+                pod.phase,
+                PodPhase::Pending | PodPhase::Succeeded | PodPhase::Failed
+            )
+        {
+            return true;
+        }
+        !pod.ready
+            && (self.always_allow_unhealthy
+                || self.desired_healthy > 0 && self.current_healthy >= self.desired_healthy)
     }
 
     /// `namespace/name`.

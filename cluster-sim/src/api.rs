@@ -113,6 +113,7 @@ impl ClusterApi for SimCluster {
                         desired_healthy: status.desired_healthy,
                         current_healthy: status.current_healthy,
                         disruptions_allowed: status.disruptions_allowed,
+                        always_allow_unhealthy: b.always_allow_unhealthy,
                     }
                 })
                 .collect()
@@ -476,8 +477,9 @@ impl State {
                     // is satisfied and wants healthy pods at all (IfHealthyBudget); otherwise
                     // it needs a disruption like any other pod.
                     let free = !pod.ready
-                        && status.desired_healthy > 0
-                        && status.current_healthy >= status.desired_healthy;
+                        && (budget.always_allow_unhealthy
+                            || status.desired_healthy > 0
+                                && status.current_healthy >= status.desired_healthy);
                     let allowed = free || status.disruptions_allowed > 0;
                     if !allowed {
                         return EvictionOutcome::Blocked {

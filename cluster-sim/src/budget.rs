@@ -22,6 +22,9 @@ pub struct Budget {
     /// `spec.maxUnavailable`.
     #[serde(default)]
     pub max_unavailable: Option<IntOrPercent>,
+    /// `spec.unhealthyPodEvictionPolicy: AlwaysAllow` (else `IfHealthyBudget`, the default).
+    #[serde(default)]
+    pub always_allow_unhealthy: bool,
 }
 
 /// An absolute count or a percentage, as in `minAvailable: 2` or `maxUnavailable: "25%"`.
@@ -63,6 +66,7 @@ impl Budget {
             selector,
             min_available: Some(n),
             max_unavailable: None,
+            always_allow_unhealthy: false,
         }
     }
 
@@ -79,7 +83,15 @@ impl Budget {
             selector,
             min_available: None,
             max_unavailable: Some(n),
+            always_allow_unhealthy: false,
         }
+    }
+
+    /// With `unhealthyPodEvictionPolicy: AlwaysAllow`: a running pod that is not Ready may be
+    /// evicted whatever the budget says.
+    pub fn always_allow_unhealthy(mut self) -> Self {
+        self.always_allow_unhealthy = true;
+        self
     }
 
     /// Evaluates the budget over its matching pods.

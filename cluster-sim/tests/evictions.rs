@@ -450,6 +450,45 @@ async fn a_deleted_node_takes_its_pods_with_it() {
     assert_eq!(active, 3, "the ReplicaSet replaced the collected pod");
 }
 
+/// `unhealthyPodEvictionPolicy: AlwaysAllow`: a running pod that is not Ready goes whatever
+/// the budget says; a Ready one still needs a disruption.
+#[tokio::test(start_paused = true)]
+async fn always_allow_lets_unready_pods_go_whatever_the_budget() {
+    let sim = SimCluster::new();
+    sim.add_node(Node::new("n1"));
+    let pod = |name: &str| {
+        Pod::new("shop", name)
+            .on("n1")
+            .owned_by("ReplicaSet", "one")
+            .label("app", "one")
+    };
+    sim.add_pod(pod("crashing").not_ready()).unwrap();
+    // One replica, minAvailable: 1: never a disruption to spend.
+    let budget = Budget::min_available(
+        "shop",
+        "one",
+        LabelSelector::eq("app", "one"),
+        IntOrPercent::Int(1),
+    );
+    sim.add_budget(budget.clone());
+    let crashing = sim.pod("shop", "crashing").unwrap();
+    assert!(matches!(
+        evict(&sim, &crashing).await,
+        EvictionOutcome::Blocked { .. }
+    ));
+    sim.add_budget(budget.always_allow_unhealthy());
+    assert!(matches!(
+        evict(&sim, &crashing).await,
+        EvictionOutcome::Evicted
+    ));
+    sim.add_pod(pod("healthy")).unwrap();
+    let healthy = sim.pod("shop", "healthy").unwrap();
+    assert!(matches!(
+        evict(&sim, &healthy).await,
+        EvictionOutcome::Blocked { .. }
+    ));
+}
+
 /// The Eviction API lets an unready pod go without spending a disruption only while the
 /// budget is satisfied and wants at least one healthy pod (`desiredHealthy > 0`). A budget
 /// that wants none falls through to `disruptionsAllowed`, which is zero when nothing is

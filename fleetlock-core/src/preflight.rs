@@ -192,9 +192,11 @@ pub fn plan_node(
                 }
             };
             check.pods.push(pod.to_string());
-            // An unready or terminating pod does not spend a disruption; only a healthy one
-            // is held back by a budget that never allows.
-            if check.verdict == BudgetVerdict::NeverAllows && pod.ready && !pod.is_terminating() {
+            // A pod the Eviction API lets go without a disruption (pending, terminating, or
+            // unready where the budget's policy and status allow) is not held back.
+            if check.verdict == BudgetVerdict::NeverAllows
+                && !budget.lets_go_without_a_disruption(pod)
+            {
                 never.push(format!("{pod} ({})", check.budget));
             }
         }
@@ -272,6 +274,7 @@ mod tests {
             desired_healthy: desired,
             current_healthy: healthy,
             disruptions_allowed: allowed,
+            always_allow_unhealthy: false,
         }
     }
 
@@ -328,12 +331,32 @@ mod tests {
         assert_eq!(p.budgets[0].verdict, BudgetVerdict::NeverAllows);
         let why = p.blocked.expect("blocked");
         assert!(why.contains("shop/web-a (shop/web-pdb)"), "{why}");
-        // An unready pod under the same budget spends no disruption: it can go.
-        let p = plan(
-            &[web("web-a").not_ready()],
-            &[budget("web-pdb", "web", 0, 0, 1, 1)],
-        );
+    }
+
+    /// The Eviction API lets an unready running pod skip its budget only under
+    /// `unhealthyPodEvictionPolicy: AlwaysAllow`, or while the budget is satisfied
+    /// (currentHealthy >= desiredHealthy > 0). A one-replica Deployment with `minAvailable: 1`
+    /// whose pod crash-loops is neither: every eviction gets 429, for good.
+    #[test]
+    fn an_unready_pod_under_a_budget_that_never_allows_blocks_unless_the_policy_lets_it_go() {
+        let crash_looping = budget("web-pdb", "web", 0, 0, 1, 1);
+        let p = plan(&[web("web-a").not_ready()], &[crash_looping.clone()]);
+        let why = p.blocked.expect("the drain would wait for ever");
+        assert!(why.contains("shop/web-a (shop/web-pdb)"), "{why}");
+        // Under AlwaysAllow the unready pod goes without the budget.
+        let always = DisruptionBudget {
+            always_allow_unhealthy: true,
+            ..crash_looping.clone()
+        };
+        let p = plan(&[web("web-a").not_ready()], &[always.clone()]);
         assert_eq!(p.blocked, None, "{:?}", p.blocked);
+        // AlwaysAllow says nothing of a Ready pod.
+        assert!(plan(&[web("web-a")], &[always]).blocked.is_some());
+        // Pending and terminating pods skip budgets whatever the policy.
+        let pending = web("web-a")
+            .not_ready()
+            .phase(cluster_api::PodPhase::Pending);
+        assert_eq!(plan(&[pending], &[crash_looping]).blocked, None);
     }
 
     #[test]

@@ -259,6 +259,7 @@ mod tests {
             desired_healthy: healthy.1,
             current_healthy: healthy.2,
             disruptions_allowed: allowed,
+            always_allow_unhealthy: false,
         }
     }
 

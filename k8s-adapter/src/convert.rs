@@ -175,14 +175,18 @@ pub fn to_lease(l: &Lease) -> coordination::Lease {
 /// evaluated yet (no status) allows nothing, as the Eviction API treats it.
 pub fn disruption_budget(b: PodDisruptionBudget) -> DisruptionBudget {
     let status = b.status.unwrap_or_default();
+    let spec = b.spec.unwrap_or_default();
+    let always_allow_unhealthy =
+        spec.unhealthy_pod_eviction_policy.as_deref() == Some("AlwaysAllow");
     DisruptionBudget {
         namespace: string(b.metadata.namespace),
         name: string(b.metadata.name),
-        selector: b.spec.and_then(|s| s.selector).map(|s| selector(Some(s))),
+        selector: spec.selector.map(|s| selector(Some(s))),
         expected_pods: status.expected_pods,
         desired_healthy: status.desired_healthy,
         current_healthy: status.current_healthy,
         disruptions_allowed: status.disruptions_allowed,
+        always_allow_unhealthy,
     }
 }
 

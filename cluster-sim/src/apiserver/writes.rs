@@ -84,6 +84,8 @@ pub(crate) async fn create(
                 "selector": v["spec"]["selector"],
                 "minAvailable": v["spec"]["minAvailable"],
                 "maxUnavailable": v["spec"]["maxUnavailable"],
+                "alwaysAllowUnhealthy":
+                    v["spec"]["unhealthyPodEvictionPolicy"].as_str() == Some("AlwaysAllow"),
             }))
             .map_err(|e| ApiError::invalid(format!("PodDisruptionBudget: {e}")))?;
             shared.sim.add_budget(budget.clone());

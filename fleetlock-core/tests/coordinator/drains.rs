@@ -233,6 +233,45 @@ async fn a_refusal_naming_many_pods_is_still_recorded() {
     assert!(event.note.ends_with("more bytes)"), "{}", event.note);
 }
 
+/// A one-replica workload with `minAvailable: 1` whose pod crash-loops: the API server
+/// answers every eviction 429 (the pod is unready, but the budget is not satisfied), so the
+/// pre-flight refuses before anything is cordoned; under `unhealthyPodEvictionPolicy:
+/// AlwaysAllow` the same drain goes through.
+#[tokio::test(start_paused = true)]
+async fn preflight_refuses_a_crash_looping_pod_its_budget_never_lets_go() {
+    let sim = fleet(2);
+    sim.add_pod(
+        Pod::new("shop", "solo-0")
+            .on("n1")
+            .owned_by("StatefulSet", "solo")
+            .label("app", "solo")
+            .not_ready(),
+    )
+    .unwrap();
+    let budget = cluster_sim::Budget::min_available(
+        "shop",
+        "solo",
+        cluster_api::LabelSelector::eq("app", "solo"),
+        cluster_sim::IntOrPercent::Int(1),
+    );
+    sim.add_budget(budget.clone());
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+    let refusal = c.pre_reboot(&n1).await.unwrap_err();
+    assert_eq!(refusal.kind, Kind::DrainWouldBlock, "{refusal}");
+    assert!(
+        refusal.value.contains("shop/solo-0 (shop/solo)"),
+        "{refusal}"
+    );
+    assert!(!sim.node("n1").unwrap().unschedulable, "not cordoned");
+    assert_eq!(sim.calls().get(Operation::EvictPod), 0);
+
+    sim.add_budget(budget.always_allow_unhealthy());
+    let _ = c.pre_reboot(&n1).await;
+    assert_eq!(holders(&sim, "default"), ["n1"]);
+    assert_eq!(sim.calls().get(Operation::EvictPod), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn preflight_refuses_a_budget_that_never_allows_then_grants_once_it_can() {
     // Two replicas under minAvailable: 2: no eviction can ever happen at this scale.

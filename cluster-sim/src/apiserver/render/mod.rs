@@ -459,6 +459,9 @@ pub(crate) fn budget(st: &State, b: &Budget) -> Value {
     if let Some(v) = b.max_unavailable {
         spec["maxUnavailable"] = int_or_percent(v);
     }
+    if b.always_allow_unhealthy {
+        spec["unhealthyPodEvictionPolicy"] = json!("AlwaysAllow");
+    }
     let allowed = status.disruptions_allowed > 0;
     json!({
         "kind": "PodDisruptionBudget",
