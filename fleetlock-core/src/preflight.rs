@@ -340,7 +340,10 @@ mod tests {
     #[test]
     fn an_unready_pod_under_a_budget_that_never_allows_blocks_unless_the_policy_lets_it_go() {
         let crash_looping = budget("web-pdb", "web", 0, 0, 1, 1);
-        let p = plan(&[web("web-a").not_ready()], &[crash_looping.clone()]);
+        let p = plan(
+            &[web("web-a").not_ready()],
+            std::slice::from_ref(&crash_looping),
+        );
         let why = p.blocked.expect("the drain would wait for ever");
         assert!(why.contains("shop/web-a (shop/web-pdb)"), "{why}");
         // Under AlwaysAllow the unready pod goes without the budget.
@@ -348,7 +351,7 @@ mod tests {
             always_allow_unhealthy: true,
             ..crash_looping.clone()
         };
-        let p = plan(&[web("web-a").not_ready()], &[always.clone()]);
+        let p = plan(&[web("web-a").not_ready()], std::slice::from_ref(&always));
         assert_eq!(p.blocked, None, "{:?}", p.blocked);
         // AlwaysAllow says nothing of a Ready pod.
         assert!(plan(&[web("web-a")], &[always]).blocked.is_some());
