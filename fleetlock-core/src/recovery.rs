@@ -30,6 +30,14 @@ pub enum RecoveryTarget {
         /// Its name.
         name: String,
     },
+    /// Every budget and every controller's pods in a namespace (`*`: in every namespace):
+    /// what a holder records instead of its precise targets when they are too many to keep
+    /// in the group Lease ([`MAX_TARGETS`]). It waits for more, never for less. Stored as
+    /// `Namespace <namespace>/*`.
+    Namespace {
+        /// The namespace, or `*` for all.
+        namespace: String,
+    },
     /// The controller (`ReplicaSet`, `StatefulSet`, `Job`, ...) of evicted pods.
     Controller {
         /// Its kind.
@@ -42,6 +50,15 @@ pub enum RecoveryTarget {
 }
 
 const BUDGET_KIND: &str = "PodDisruptionBudget";
+const NAMESPACE_KIND: &str = "Namespace";
+
+/// The most targets a holder records: beyond this they are recorded by namespace (and beyond
+/// this many namespaces, as every namespace), so that the group Lease stays well inside the
+/// API server's 256 KiB limit on annotations however many pods a node carries.
+pub const MAX_TARGETS: usize = 32;
+
+/// The most entries a holder's `waitingFor` keeps; the last says how many more there are.
+pub const MAX_WAITING: usize = 8;
 
 // === impl RecoveryTarget ===
 
@@ -50,6 +67,7 @@ impl RecoveryTarget {
     pub fn namespace(&self) -> &str {
         match self {
             RecoveryTarget::Budget { namespace, .. }
+            | RecoveryTarget::Namespace { namespace }
             | RecoveryTarget::Controller { namespace, .. } => namespace,
         }
     }
@@ -61,6 +79,7 @@ impl fmt::Display for RecoveryTarget {
             RecoveryTarget::Budget { namespace, name } => {
                 write!(f, "{BUDGET_KIND} {namespace}/{name}")
             }
+            RecoveryTarget::Namespace { namespace } => write!(f, "{NAMESPACE_KIND} {namespace}/*"),
             RecoveryTarget::Controller {
                 kind,
                 namespace,
@@ -87,6 +106,8 @@ impl FromStr for RecoveryTarget {
                 let (namespace, name) = (namespace.to_string(), name.to_string());
                 if kind == BUDGET_KIND {
                     RecoveryTarget::Budget { namespace, name }
+                } else if kind == NAMESPACE_KIND && name == "*" {
+                    RecoveryTarget::Namespace { namespace }
                 } else {
                     RecoveryTarget::Controller {
                         kind: kind.to_string(),
@@ -133,7 +154,30 @@ pub fn targets<'a>(
             }));
         }
     }
-    found.into_iter().collect()
+    if found.len() <= MAX_TARGETS {
+        return found.into_iter().collect();
+    }
+    let namespaces: BTreeSet<String> = found.iter().map(|t| t.namespace().to_string()).collect();
+    if namespaces.len() <= MAX_TARGETS {
+        namespaces
+            .into_iter()
+            .map(|namespace| RecoveryTarget::Namespace { namespace })
+            .collect()
+    } else {
+        vec![RecoveryTarget::Namespace {
+            namespace: "*".into(),
+        }]
+    }
+}
+
+/// `waiting` cut to [`MAX_WAITING`] entries, the last saying how many were left out.
+fn bounded(mut waiting: Vec<String>) -> Vec<String> {
+    if waiting.len() > MAX_WAITING {
+        let more = waiting.len() - (MAX_WAITING - 1);
+        waiting.truncate(MAX_WAITING - 1);
+        waiting.push(format!("{more} more"));
+    }
+    waiting
 }
 
 /// The node as the recovery check sees it.
@@ -176,7 +220,8 @@ pub fn kubelet_reported(holder: &Holder, node: &NodeNow<'_>) -> bool {
 /// What a recovering holder still waits for, in words for a person; empty when it is back.
 ///
 /// `budgets` are the cluster's budgets; `pods` hold at least every pod of the namespaces of
-/// the holder's controller targets. A budget or controller that no longer exists waits for
+/// the holder's controller and namespace targets (every pod, for a `*` one). At most
+/// [`MAX_WAITING`] entries. A budget or controller that no longer exists waits for
 /// nothing.
 pub fn waiting_for(
     holder: &Holder,
@@ -211,6 +256,20 @@ pub fn waiting_for(
                 .iter()
                 .find(|b| &b.namespace == namespace && &b.name == name)
                 .is_none_or(budget_whole),
+            RecoveryTarget::Namespace { namespace } => {
+                let here = |ns: &str| namespace == "*" || ns == namespace;
+                budgets
+                    .iter()
+                    .filter(|b| here(&b.namespace))
+                    .all(budget_whole)
+                    && !pods.iter().any(|p| {
+                        here(&p.namespace)
+                            && p.controller.is_some()
+                            && !p.is_finished()
+                            && !p.is_terminating()
+                            && !p.ready
+                    })
+            }
             RecoveryTarget::Controller {
                 kind,
                 namespace,
@@ -229,7 +288,7 @@ pub fn waiting_for(
             waiting.push(format!("{target} to be available again"));
         }
     }
-    waiting
+    bounded(waiting)
 }
 
 /// Whether a holder that has looked healthy since `healthy_since` has settled by `now`.
@@ -386,6 +445,110 @@ mod tests {
         let waiting = waiting_for(&h, &reported, &wait, &[], &[]);
         assert_eq!(waiting.len(), 1);
         assert!(waiting[0].contains("new bootID"), "{waiting:?}");
+    }
+
+    /// A node carrying thousands of pods, each under a budget of its own: recorded precisely,
+    /// its targets alone would pass the API server's 256 KiB limit on the group Lease's
+    /// annotations, and the grant (or any later write of the group) would be refused.
+    #[test]
+    fn too_many_targets_are_recorded_by_namespace_and_the_lease_stays_small() {
+        let long = "a-workload-with-a-name-as-long-as-people-give-them";
+        let pods: Vec<Pod> = (0..3000)
+            .map(|i| {
+                Pod::new(
+                    if i % 2 == 0 { "shop" } else { "data" },
+                    format!("{long}-{i}"),
+                )
+                .owned_by("ReplicaSet", format!("{long}-{i}"))
+                .label("app", format!("{long}-{i}"))
+            })
+            .collect();
+        let budgets: Vec<DisruptionBudget> = pods
+            .iter()
+            .map(|p| DisruptionBudget {
+                namespace: p.namespace.clone(),
+                ..budget(&p.name, &format!("app={}", p.name), (1, 0, 1), 1)
+            })
+            .collect();
+        let found = targets(&pods, &budgets);
+        let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["Namespace data/*", "Namespace shop/*"]);
+        let recorded = serde_json::to_string(&Holder {
+            evicts: found.clone(),
+            ..holder(Vec::new())
+        })
+        .unwrap();
+        assert!(recorded.len() < 1024, "{} bytes", recorded.len());
+        for target in &found {
+            assert_eq!(
+                &target.to_string().parse::<RecoveryTarget>().unwrap(),
+                target
+            );
+        }
+        // Across more namespaces than are kept: every namespace.
+        let scattered: Vec<Pod> = (0..100)
+            .map(|i| Pod::new(format!("ns-{i}"), "p").owned_by("ReplicaSet", "r"))
+            .collect();
+        let found = targets(&scattered, &[]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].to_string(), "Namespace */*");
+    }
+
+    #[test]
+    fn a_namespace_target_waits_for_every_budget_and_controller_in_it() {
+        let policy = RecoveryConfig::default();
+        let h = holder(vec!["Namespace shop/*".parse().unwrap()]);
+        let node = NodeNow {
+            ready: true,
+            boot_id: "boot-2",
+            heartbeat: None,
+            cordoned_by_us: false,
+        };
+        let short = [budget("web", "app=web", (3, 2, 2), 0)];
+        let waiting = waiting_for(&h, &node, &policy, &short, &[]);
+        assert_eq!(waiting, ["Namespace shop/* to be available again"]);
+        let starting = Pod::new("shop", "cache-0")
+            .owned_by("StatefulSet", "cache")
+            .not_ready();
+        let whole = [budget("web", "app=web", (3, 2, 3), 1)];
+        assert_eq!(
+            waiting_for(&h, &node, &policy, &whole, std::slice::from_ref(&starting)).len(),
+            1
+        );
+        let elsewhere = Pod::new("other", "x")
+            .owned_by("ReplicaSet", "x")
+            .not_ready();
+        assert!(waiting_for(&h, &node, &policy, &whole, &[elsewhere]).is_empty());
+        // `*` is every namespace.
+        let everywhere = holder(vec!["Namespace */*".parse().unwrap()]);
+        assert_eq!(
+            waiting_for(&everywhere, &node, &policy, &whole, &[starting]).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn waiting_for_keeps_a_bounded_list() {
+        let targets: Vec<RecoveryTarget> = (0..20)
+            .map(|i| format!("StatefulSet shop/db-{i}").parse().unwrap())
+            .collect();
+        let h = holder(targets);
+        let node = NodeNow {
+            ready: true,
+            boot_id: "boot-2",
+            heartbeat: None,
+            cordoned_by_us: false,
+        };
+        let pods: Vec<Pod> = (0..20)
+            .map(|i| {
+                Pod::new("shop", format!("db-{i}-0"))
+                    .owned_by("StatefulSet", format!("db-{i}"))
+                    .not_ready()
+            })
+            .collect();
+        let waiting = waiting_for(&h, &node, &RecoveryConfig::default(), &[], &pods);
+        assert_eq!(waiting.len(), MAX_WAITING);
+        assert_eq!(waiting[MAX_WAITING - 1], "13 more");
     }
 
     #[test]

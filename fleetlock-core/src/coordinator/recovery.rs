@@ -292,10 +292,12 @@ impl Inner {
         &self,
         evicts: &[RecoveryTarget],
     ) -> Result<(Vec<DisruptionBudget>, Vec<Pod>), Refusal> {
-        let budgets = if evicts
-            .iter()
-            .any(|t| matches!(t, RecoveryTarget::Budget { .. }))
-        {
+        let budgets = if evicts.iter().any(|t| {
+            matches!(
+                t,
+                RecoveryTarget::Budget { .. } | RecoveryTarget::Namespace { .. }
+            )
+        }) {
             self.api
                 .list_disruption_budgets()
                 .await
@@ -305,15 +307,23 @@ impl Inner {
         };
         let namespaces: BTreeSet<&str> = evicts
             .iter()
-            .filter(|t| matches!(t, RecoveryTarget::Controller { .. }))
+            .filter(|t| !matches!(t, RecoveryTarget::Budget { .. }))
             .map(RecoveryTarget::namespace)
             .collect();
+        // A `*` target waits on every namespace: one list of every pod.
+        let filters: Vec<PodFilter> = if namespaces.contains("*") {
+            vec![PodFilter::default()]
+        } else {
+            namespaces
+                .into_iter()
+                .map(|namespace| PodFilter {
+                    namespace: Some(namespace.to_string()),
+                    ..PodFilter::default()
+                })
+                .collect()
+        };
         let mut pods = Vec::new();
-        for namespace in namespaces {
-            let filter = PodFilter {
-                namespace: Some(namespace.to_string()),
-                ..PodFilter::default()
-            };
+        for filter in filters {
             pods.extend(
                 self.api.list_pods(&filter).await.map_err(|e| {
                     Refusal::from_cluster("listing the evicted workloads' pods", &e)
