@@ -165,6 +165,8 @@ fn main() {
             let (_stop, stopped) = tokio::sync::watch::channel(false);
             let limits = restart_manager::listener::Limits {
                 max_connections: watchers + 100,
+                // Every watcher comes from this one address.
+                max_per_client: 0,
                 ..Default::default()
             };
             tokio::spawn(restart_manager::listener::serve(

@@ -80,6 +80,22 @@ pub struct Args {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Connections open at once from one client address on the main listener (0: no cap of
+    /// its own); more from it are closed when accepted. Behind a proxy every user shares its
+    /// address: raise it there.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 1_024)]
+    pub max_connections_per_client: u32,
+
+    /// Connections open at once from one client address on FleetLock's own listener (0: no
+    /// cap of its own). Zincati opens one at a time, so a handful is plenty; a client that
+    /// opens many cannot take the listener from every other node.
+    #[arg(
+        long,
+        env = "FLEETLOCK_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 16
+    )]
+    pub fleetlock_max_connections_per_client: u32,
+
     /// Status-stream (websocket) clients connected at once; more are answered 503.
     #[arg(long, env = "MAX_STATUS_CLIENTS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_status_clients: u32,

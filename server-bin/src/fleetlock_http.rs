@@ -175,6 +175,10 @@ fn handle(
         _ => None,
     };
     let head = check_head(request.method(), request.headers());
+    let deadline = request
+        .extensions()
+        .get::<crate::body::BodyDeadline>()
+        .copied();
     let body = request.into_body();
     async move {
         if let Some(wait) = limited {
@@ -192,7 +196,7 @@ fn handle(
             return response;
         }
         let result = match head {
-            Ok(()) => answer(&app, endpoint, body, peer).await,
+            Ok(()) => answer(&app, endpoint, body, deadline, peer).await,
             Err(refusal) => Err(refusal),
         };
         let outcome = match &result {
@@ -232,9 +236,10 @@ async fn answer(
     app: &AppState,
     endpoint: Endpoint,
     body: Body,
+    deadline: Option<crate::body::BodyDeadline>,
     peer: Option<IpAddr>,
 ) -> Result<(), Refusal> {
-    let bytes = match read_limited(body, MAX_BODY_BYTES).await {
+    let bytes = match read_limited(body, MAX_BODY_BYTES, deadline).await {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge) => {
             return Err(Refusal::new(
@@ -246,6 +251,12 @@ async fn answer(
             return Err(Refusal::new(
                 Kind::InvalidBody,
                 format!("could not read the body: {e}"),
+            ));
+        }
+        Err(BodyError::TooSlow(within)) => {
+            return Err(Refusal::new(
+                Kind::InvalidBody,
+                format!("the body did not arrive within {} s", within.as_secs()),
             ));
         }
     };

@@ -1,10 +1,16 @@
 //! Serving a router on a listener with limits a hostile network cannot exhaust: a deadline for
-//! every request's headers (which also closes idle keep-alive connections) and for a TLS
-//! handshake, and a cap on open connections. `axum::serve` has neither. TLS is optional
-//! ([`crate::tls`]).
+//! every request's headers (which also closes idle keep-alive connections), for a TLS
+//! handshake, and for a connection's first request (so a client that connects and sends
+//! nothing, or half an HTTP/2 preface, is closed); HTTP/2 connections with no request in
+//! flight are closed after the same time; a cap on open connections, in all and per client
+//! address; HTTP/1 only where HTTP/2 is not needed (FleetLock: Zincati speaks HTTP/1.1).
+//! `axum::serve` has none of these. TLS is optional ([`crate::tls`]).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,11 +28,17 @@ use tower::ServiceExt;
 /// What one listener allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// How long a client may take to send a request's headers, and how long a keep-alive
-    /// connection may sit idle before its next request.
+    /// How long a client may take to send a request's headers (its first one counted from
+    /// the connection's start), how long a connection may sit idle before its next request,
+    /// and how long a request body may take to arrive once its handler reads it.
     pub header_timeout: Duration,
     /// Connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Connections open at once from one client address (0: no cap of its own); more from it
+    /// are closed as soon as they are accepted.
+    pub max_per_client: usize,
+    /// Whether HTTP/2 is served besides HTTP/1.1.
+    pub http2: bool,
 }
 
 impl Default for Limits {
@@ -34,7 +46,94 @@ impl Default for Limits {
         Limits {
             header_timeout: Duration::from_secs(10),
             max_connections: 16_384,
+            max_per_client: 1_024,
+            http2: true,
         }
+    }
+}
+
+/// Open connections per client address.
+#[derive(Default)]
+struct PerClient(parking_lot::Mutex<HashMap<IpAddr, usize>>);
+
+impl PerClient {
+    /// Counts one more connection from `ip`, unless it has `max` already (0: no cap).
+    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut open = self.0.lock();
+        let count = open.entry(ip).or_default();
+        if max != 0 && *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One open connection of a client, counted until dropped.
+struct ClientSlot {
+    table: Arc<PerClient>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.0.lock();
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What a connection is doing, for its idle deadline: requests in flight, and when the last
+/// one started or ended (milliseconds since the connection was accepted).
+struct Activity {
+    start: tokio::time::Instant,
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            start: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// A request has started; the guard marks its end.
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        InFlight(self.clone())
+    }
+
+    /// When the connection counts as idle for `timeout`, if nothing happens before.
+    fn idle_at(&self, timeout: Duration) -> Option<tokio::time::Instant> {
+        (self.in_flight.load(Ordering::Relaxed) == 0).then(|| {
+            self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + timeout
+        })
+    }
+}
+
+/// A request in flight on a connection.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -53,6 +152,7 @@ pub async fn serve(
         let _ = stop.wait_for(|s| *s).await;
     });
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = Arc::new(PerClient::default());
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -60,6 +160,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     builder.http2().timer(TokioTimer::new());
+    if !limits.http2 {
+        builder = builder.http1_only();
+    }
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -78,28 +181,44 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        let Some(client) = per_client.enter(peer.ip(), limits.max_per_client) else {
+            tracing::debug!(%peer, limit = limits.max_per_client, "too many connections from this address; closing a new one");
+            drop(stream);
+            continue;
+        };
         stream.set_nodelay(true).ok();
         let router = router.clone();
-        let service = move |verified: bool| {
-            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                if verified {
-                    request.extensions_mut().insert(crate::tls::VerifiedClient);
-                }
-                let router = router.clone();
-                async move {
-                    let response = router
-                        .oneshot(request.map(axum::body::Body::new))
-                        .await
-                        .unwrap_or_else(|never: Infallible| match never {});
-                    Ok::<_, Infallible>(response)
-                }
-            })
+        let activity = Activity::new();
+        let deadline = crate::body::BodyDeadline(limits.header_timeout);
+        let service = {
+            let activity = activity.clone();
+            move |verified: bool| {
+                let activity = activity.clone();
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    let in_flight = activity.begin();
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request.extensions_mut().insert(deadline);
+                    if verified {
+                        request.extensions_mut().insert(crate::tls::VerifiedClient);
+                    }
+                    let router = router.clone();
+                    async move {
+                        let response = router
+                            .oneshot(request.map(axum::body::Body::new))
+                            .await
+                            .unwrap_or_else(|never: Infallible| match never {});
+                        drop(in_flight);
+                        Ok::<_, Infallible>(response)
+                    }
+                })
+            }
         };
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
             let result = match tls {
-                None => connection(&builder, watcher, stream, service(false)).await,
+                None => {
+                    connection(&builder, watcher, stream, service(false), &activity, limits).await
+                }
                 // The handshake is the headers' first part: it gets the same deadline.
                 Some(tls) => {
                     match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
@@ -111,7 +230,15 @@ pub async fn serve(
                                 .1
                                 .peer_certificates()
                                 .is_some_and(|c| !c.is_empty());
-                            connection(&builder, watcher, stream, service(verified)).await
+                            connection(
+                                &builder,
+                                watcher,
+                                stream,
+                                service(verified),
+                                &activity,
+                                limits,
+                            )
+                            .await
                         }
                         Ok(Err(e)) => Err(e.into()),
                         Err(_) => Err("the TLS handshake took too long".into()),
@@ -121,6 +248,7 @@ pub async fn serve(
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
+            drop(client);
             drop(permit);
         });
     }
@@ -131,12 +259,20 @@ pub async fn serve(
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Serves one connection, plain or TLS, until it ends or a graceful shutdown ends it.
+/// Serves one connection, plain or TLS, until it ends, a graceful shutdown ends it, or it has
+/// had no request in flight for `idle`: from its start (a client that sends nothing, or only
+/// part of an HTTP/2 preface, which protocol detection would wait on for ever), or since its
+/// last request ended (an idle HTTP/2 connection; HTTP/1's own header timeout closes an idle
+/// keep-alive connection at the same time). An upgraded connection (a websocket) has left
+/// hyper by then and is not cut. Without `http2` only HTTP/1.1 is spoken, and nothing is
+/// upgraded (hyper-util's upgradeable connection would detect HTTP/2 whatever it is told).
 async fn connection<I, S>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
     io: I,
     service: S,
+    activity: &Activity,
+    limits: Limits,
 ) -> Result<(), BoxError>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -149,8 +285,42 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
-    watcher.watch(connection).await
+    let idle = limits.header_timeout;
+    if limits.http2 {
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        until_idle(watcher.watch(connection), activity, idle).await
+    } else {
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        until_idle(watcher.watch(connection), activity, idle).await
+    }
+}
+
+/// Drives `connection` to its end, or drops it (closing it) once it has had no request in
+/// flight for `idle`.
+async fn until_idle<E: Into<BoxError>>(
+    connection: impl Future<Output = Result<(), E>>,
+    activity: &Activity,
+    idle: Duration,
+) -> Result<(), BoxError> {
+    let mut connection = std::pin::pin!(connection);
+    loop {
+        let check = activity
+            .idle_at(idle)
+            .unwrap_or_else(|| tokio::time::Instant::now() + idle);
+        tokio::select! {
+            result = &mut connection => return result.map_err(Into::into),
+            () = tokio::time::sleep_until(check) => {
+                if activity
+                    .idle_at(idle)
+                    .is_some_and(|at| at <= tokio::time::Instant::now())
+                {
+                    return Err("no request in flight for the header timeout; closed".into());
+                }
+            }
+        }
+    }
 }

@@ -205,6 +205,14 @@ pub async fn run_with(
     let limits = crate::listener::Limits {
         header_timeout: args.header_timeout,
         max_connections: args.max_connections as usize,
+        max_per_client: args.max_connections_per_client as usize,
+        http2: true,
+    };
+    // Zincati speaks HTTP/1.1: FleetLock's own listener serves nothing else.
+    let fleetlock_limits = crate::listener::Limits {
+        max_per_client: args.fleetlock_max_connections_per_client as usize,
+        http2: false,
+        ..limits
     };
     let proxy_clients = match (&args.auth.proxy_client_ca_file, args.auth.mode) {
         (Some(ca), AuthMode::Proxy) => Some(crate::tls::client_roots(ca)?),
@@ -241,13 +249,19 @@ pub async fn run_with(
              --fleetlock-listen same, --tls-cert-file covers it"
         );
     }
-    let serve = |listener: TcpListener, router: axum::Router, tls| {
+    let serve = |listener: TcpListener, router: axum::Router, limits, tls| {
         crate::listener::serve(listener, router, limits, tls, stop_rx.clone())
     };
-    let main = serve(listener, main_router, main_tls);
+    let main = serve(listener, main_router, limits, main_tls);
     let fleetlock = {
-        let server =
-            fleetlock_listener.map(|l| serve(l, app.fleetlock_router.clone(), fleetlock_tls));
+        let server = fleetlock_listener.map(|l| {
+            serve(
+                l,
+                app.fleetlock_router.clone(),
+                fleetlock_limits,
+                fleetlock_tls,
+            )
+        });
         async move {
             match server {
                 Some(server) => server.await,

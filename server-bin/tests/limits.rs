@@ -47,6 +47,8 @@ async fn slow_headers_are_cut_off_and_everyone_else_is_served() {
     let (addr, _stop) = start(Limits {
         header_timeout: Duration::from_secs(1),
         max_connections: 1_000,
+        max_per_client: 0,
+        ..Limits::default()
     })
     .await;
     // 500 clients that start a request and never finish its headers.
@@ -76,6 +78,7 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     let (addr, _stop) = start(Limits {
         header_timeout: Duration::from_secs(300),
         max_connections: 5,
+        ..Limits::default()
     })
     .await;
     let mut idle = Vec::new();

@@ -93,7 +93,11 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBody {
 
     async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, ApiError> {
         super::access::NotAForm::check(request.headers())?;
-        match read_limited(request.into_body(), MAX_API_BODY).await {
+        let deadline = request
+            .extensions()
+            .get::<crate::body::BodyDeadline>()
+            .copied();
+        match read_limited(request.into_body(), MAX_API_BODY, deadline).await {
             Ok(bytes) => Ok(ApiBody(bytes)),
             Err(BodyError::TooLarge) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -103,6 +107,14 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBody {
             Err(BodyError::Unreadable(e)) => Err(ApiError::invalid(format!(
                 "could not read the request body: {e}"
             ))),
+            Err(BodyError::TooSlow(within)) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_too_slow",
+                format!(
+                    "the request body did not arrive within {} s",
+                    within.as_secs()
+                ),
+            )),
         }
     }
 }
