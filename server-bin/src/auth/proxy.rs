@@ -71,11 +71,14 @@ impl ProxyAuth {
                 )));
             }
         }
-        if headers.get_all(self.user_header.as_str()).iter().count() > 1 {
-            return Err(AuthError::Unauthenticated(format!(
-                "several {} headers: the proxy must set exactly one",
-                self.user_header
-            )));
+        // A second user or groups header is a client's own, passed through beside the
+        // proxy's: whichever came first, believing it would let the client choose.
+        for name in [&self.user_header, &self.groups_header] {
+            if headers.get_all(name.as_str()).iter().count() > 1 {
+                return Err(AuthError::Unauthenticated(format!(
+                    "several {name} headers: the proxy must set exactly one"
+                )));
+            }
         }
         let user = header(headers, &self.user_header).ok_or_else(|| {
             AuthError::Unauthenticated(format!("the proxy did not send {}", self.user_header))
@@ -173,6 +176,14 @@ mod tests {
             headers(&[
                 ("x-forwarded-user", "carol"),
                 (PROXY_SECRET_HEADER, "a-guess-0123456789abc"),
+            ]),
+            // Two groups headers, one the client's: taking either would let a client
+            // name its own groups (`sre` makes an admin).
+            headers(&[
+                ("x-forwarded-user", "carol"),
+                ("x-forwarded-groups", "sre"),
+                ("x-forwarded-groups", "dev"),
+                (PROXY_SECRET_HEADER, "proxy-secret-0123456789"),
             ]),
             headers(&[
                 ("x-forwarded-user", "root"),
