@@ -190,19 +190,68 @@ impl Sink {
 
     /// The body and its content type.
     fn body(&self, n: &Notification) -> Result<(serde_json::Value, &'static str), String> {
-        let text = match &self.template {
-            Some(env) => Some(
-                env.get_template("text")
-                    .and_then(|t| t.render(n))
-                    .map_err(|e| format!("template: {e}"))?,
-            ),
+        body(&self.config, self.template.as_ref(), n)
+    }
+}
+
+/// Escapes what Slack's markup reads as control in text it is given: `&`, `<` and `>`
+/// (`<!channel>`, `<https://evil.example|sign in>`), as Slack's own formatting guide asks.
+/// Everything else (`*bold*`, emoji) is shown as written.
+fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every string in `value`, escaped for Slack.
+fn slack_escaped(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(slack_escape(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(slack_escaped).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, slack_escaped(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// A sink's body for one notification, and its content type. For a Slack-compatible sink
+/// every value the text is made of (reasons, names: what users wrote) is escaped first, so
+/// it is shown, never read as markup; a template's own markup is kept.
+fn body(
+    config: &SinkConfig,
+    template: Option<&minijinja::Environment<'static>>,
+    n: &Notification,
+) -> Result<(serde_json::Value, &'static str), String> {
+    let slack = config.format == SinkFormat::Slack;
+    {
+        let text = match template {
+            Some(env) => {
+                let values = serde_json::to_value(n).map_err(|e| e.to_string())?;
+                let values = if slack { slack_escaped(values) } else { values };
+                Some(
+                    env.get_template("text")
+                        .and_then(|t| t.render(values))
+                        .map_err(|e| format!("template: {e}"))?,
+                )
+            }
             None => None,
         };
         let mut plain = serde_json::to_value(n).map_err(|e| e.to_string())?;
         if let (Some(text), Some(object)) = (&text, plain.as_object_mut()) {
             object.insert("text".into(), text.clone().into());
         }
-        Ok(match self.config.format {
+        Ok(match config.format {
             SinkFormat::Json => (plain, "application/json"),
             SinkFormat::CloudEvents => (
                 serde_json::json!({
@@ -221,13 +270,20 @@ impl Sink {
             ),
             SinkFormat::Slack => (
                 serde_json::json!({
-                    "text": text.unwrap_or_else(|| format!("*{}* {}: {}", n.type_, n.subject, n.message)),
+                    "text": text.unwrap_or_else(|| format!(
+                        "*{}* {}: {}",
+                        slack_escape(&n.type_),
+                        slack_escape(&n.subject),
+                        slack_escape(&n.message)
+                    )),
                 }),
                 "application/json",
             ),
         })
     }
+}
 
+impl Sink {
     /// Sends one notification, retrying transient failures with doubling waits.
     async fn deliver(&self, n: &Notification) -> Result<(), String> {
         let (body, content_type) = self.body(n)?;
@@ -403,5 +459,51 @@ mod tests {
         let json = serde_json::to_value(&n).unwrap();
         assert_eq!(json["type"], "restart.unlocked");
         assert!(json.get("node").is_none());
+    }
+
+    /// A restart reason is a user's words: in a Slack-compatible sink it is shown, never read
+    /// as markup (a channel-wide ping, a link dressed as something else).
+    #[test]
+    fn a_reason_reaches_slack_as_text_not_markup() {
+        let notice = RestartNotice {
+            transition: RestartTransition::Started,
+            workload: WorkloadRef::new(WorkloadKind::Deployment, "shop", "web"),
+            who: "mallory".into(),
+            why: Some("<!channel> urgent: <https://evil.example|sign in again> & co".into()),
+            message: "mallory restarted Deployment shop/web: <!channel>".into(),
+            time: "2026-01-05T09:00:00Z".parse().unwrap(),
+        };
+        let n = Notification::restart(&notice, "replica-a");
+        let sink = |template: Option<&str>, format: &str| -> String {
+            let yaml = format!("name: chat\nformat: {format}\nurl: http://127.0.0.1:1/hook\n");
+            let config: SinkConfig = serde_saphyr::from_str(&yaml).unwrap();
+            let env = template.map(|text| {
+                let mut env = minijinja::Environment::new();
+                env.add_template_owned("text", text.to_string()).unwrap();
+                env
+            });
+            let (value, _) = body(&config, env.as_ref(), &n).unwrap();
+            value["text"].as_str().unwrap_or_default().to_string()
+        };
+        for text in [
+            sink(None, "slack"),
+            sink(
+                Some("<{{ workload }}|restart> by {{ who }}: {{ why }}"),
+                "slack",
+            ),
+        ] {
+            assert!(!text.contains("<!channel>"), "{text}");
+            assert!(!text.contains("<https://evil"), "{text}");
+            assert!(text.contains("&lt;!channel&gt;"), "{text}");
+        }
+        // The template's own markup stays; the user's is escaped.
+        let templated = sink(Some("<{{ workload }}|restart> {{ why }}"), "slack");
+        assert!(
+            templated.starts_with("<Deployment/shop/web|restart> &lt;!channel&gt;"),
+            "{templated}"
+        );
+        assert!(templated.ends_with("&amp; co"), "{templated}");
+        // JSON sinks get the words as they are (JSON escaping is the receiver's).
+        assert!(sink(Some("{{ why }}"), "json").starts_with("<!channel>"));
     }
 }
