@@ -19,6 +19,20 @@ pub trait AlertSource: Send + Sync + 'static {
     async fn firing(&self) -> Result<Vec<Labels>, String>;
 }
 
+/// `url` as it may be shown: in logs, refusals and the fleet view. Credentials written into
+/// it (`http://user:password@host`) are left out; the rest is as written.
+pub fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => url.to_string(),
+    }
+}
+
 /// What the last read of the alerts said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AlertState {
@@ -97,5 +111,25 @@ mod tests {
             closed_by_alerts(&AlertState::NotReadYet, &selectors, OnUnreachable::Block).len(),
             1
         );
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::shown_url;
+
+    #[test]
+    fn credentials_are_left_out_of_shown_urls() {
+        assert_eq!(
+            shown_url("http://user:s3cret@prometheus:9090/prom?x=1"),
+            "http://prometheus:9090/prom?x=1"
+        );
+        assert_eq!(shown_url("https://token@am.example"), "https://am.example");
+        // An @ past the authority is not a credential.
+        assert_eq!(
+            shown_url("http://prometheus:9090/a@b"),
+            "http://prometheus:9090/a@b"
+        );
+        assert_eq!(shown_url("prometheus:9090"), "prometheus:9090");
     }
 }

@@ -157,6 +157,23 @@ pub struct AlertsConfig {
     /// What the gates do while the alerts cannot be read.
     #[serde(default)]
     pub on_unreachable: OnUnreachable,
+    /// A file holding a bearer token to send (`Authorization: Bearer ...`), read at every
+    /// request so a rotation applies: a mounted Secret, rather than a token in the URL.
+    #[serde(default)]
+    pub bearer_token_file: Option<std::path::PathBuf>,
+    /// HTTP basic authentication, its password read from a file at every request.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// HTTP basic authentication for the alerts server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user name.
+    pub username: String,
+    /// A file holding the password (a mounted Secret).
+    pub password_file: std::path::PathBuf,
 }
 
 fn fifteen_seconds() -> Duration {
@@ -334,7 +351,7 @@ impl FleetLockConfig {
         {
             return Err(format!(
                 "alerts.url {:?} must be an http:// or https:// URL",
-                alerts.url
+                crate::alerts::shown_url(&alerts.url)
             ));
         }
         for (i, rule) in self.drain.rules.iter().enumerate() {

@@ -105,6 +105,8 @@ fn alerts_config(url: &str, on_unreachable: OnUnreachable) -> AlertsConfig {
         interval: Duration::from_millis(200),
         timeout: Duration::from_secs(2),
         on_unreachable,
+        bearer_token_file: None,
+        basic_auth: None,
     }
 }
 

@@ -130,7 +130,8 @@ impl Inner {
                 )),
             };
             if let AlertState::Unreachable(why) = &state {
-                tracing::warn!(url = %config.url, error = %why, "cannot read the firing alerts");
+                let url = crate::alerts::shown_url(&config.url);
+                tracing::warn!(%url, error = %why, "cannot read the firing alerts");
             }
             *self.alert_state.write() = state;
             tokio::time::sleep(config.interval).await;
