@@ -23,6 +23,7 @@
 //! | `lib.rs` | [`KubeCluster`]: connecting, options, the limiter and timeout every call passes |
 //! | `api.rs` | the `ClusterApi` implementation, one request per operation |
 //! | `nodes.rs` | Nodes listed in pages and watched, trimmed |
+//! | `watch.rs` | watches that resume from the last resourceVersion seen and list again only on `410 Gone` |
 //! | `reviews.rs` | the start-up permission check and the access reviews for the server's callers |
 //! | [`rbac`] | the permissions the adapter needs, and the Roles that grant them |
 //!
@@ -48,6 +49,7 @@ pub mod rbac;
 mod reviews;
 pub mod slim;
 pub mod throttle;
+mod watch;
 
 pub use limiter::{RateLimiter, TooLate};
 pub use rbac::{Permission, config_watch_permissions, required_permissions};
