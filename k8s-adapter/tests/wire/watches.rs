@@ -116,6 +116,28 @@ async fn an_expired_watch_lists_again_within_the_stream() {
     }
     let watch = watch_request(&mut stream, &mut fake).await;
     assert_eq!(version(&watch), Some("2"));
+
+    // The same when the API server refuses to open the watch with a 410 status.
+    watch.answer(410, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "too old resource version: 2 (40)", "reason": "Expired", "code": 410}).to_string());
+    let server = async {
+        let seen = next(&mut fake).await;
+        assert!(
+            !seen.query.contains_key("watch"),
+            "a list: {:?}",
+            seen.query
+        );
+        seen.answer(200, json!({"kind": "LeaseList", "apiVersion": "coordination.k8s.io/v1", "metadata": {"resourceVersion": "41"}, "items": []}).to_string());
+    };
+    let (relisted, ()) = tokio::join!(stream.next(), server);
+    assert_eq!(relisted.unwrap().unwrap(), WatchEvent::Restarted(vec![]));
+
+    // A refusal is not mended by trying again: passed on, and the stream ends.
+    watch_request(&mut stream, &mut fake)
+        .await
+        .answer(403, fixture("status-403-forbidden.json"));
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Forbidden { .. }), "{err:?}");
+    assert!(stream.next().await.is_none());
 }
 
 /// A Node cache for the test: what `feed` keeps current.
