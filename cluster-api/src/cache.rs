@@ -115,7 +115,8 @@ pub fn replaces<V: Versioned>(new: &V, old: &V) -> bool {
 /// read at the same or a newer `resourceVersion` ([`replaces`]).
 ///
 /// Watches and fresh reads (after a compare-and-swap, say) may both write; whichever is
-/// newest stays. A full list ([`reset`](Self::reset)) replaces everything.
+/// newest stays. A full list ([`reset`](Self::reset)) replaces everything but the copies
+/// newer than its own.
 #[derive(Debug)]
 pub struct Store<K, V> {
     objects: RwLock<HashMap<K, V>>,
@@ -177,16 +178,22 @@ impl<K: Eq + Hash + Clone, V: Versioned> Store<K, V> {
         self.objects.write().remove(key).is_some()
     }
 
-    /// Replaces everything with `all` (a full list). The keys that were held and are not in
-    /// `all`, i.e. deleted since the last list.
+    /// Replaces everything with `all` (a full list), except that an object held at a newer
+    /// `resourceVersion` than the list's copy stays: the list was read before this replica
+    /// wrote (or freshly read) it, and going back to the list's copy would undo the write
+    /// until its watch event arrives. The keys that were held and are not in `all`, i.e.
+    /// deleted since the last list.
     pub fn reset(&self, all: impl IntoIterator<Item = (K, V)>) -> Vec<K> {
-        let fresh: HashMap<K, V> = all.into_iter().collect();
+        let mut fresh: HashMap<K, V> = all.into_iter().collect();
         let mut objects = self.objects.write();
-        let gone = objects
-            .keys()
-            .filter(|k| !fresh.contains_key(*k))
-            .cloned()
-            .collect();
+        let mut gone = Vec::new();
+        for (key, held) in objects.drain() {
+            match fresh.get_mut(&key) {
+                Some(listed) if !replaces(listed, &held) => *listed = held,
+                Some(_) => {}
+                None => gone.push(key),
+            }
+        }
         *objects = fresh;
         gone
     }
@@ -232,6 +239,29 @@ mod tests {
         assert_eq!(gone, vec!["a"], "a full list tells what was deleted");
         assert_eq!(store.len(), 2);
         assert!(store.remove(&"b") && !store.remove(&"b"));
+    }
+
+    /// This replica writes a Lease (version 12) while a list is under way; the list, read
+    /// before the write, brings version 10. The cache keeps the write.
+    #[test]
+    fn a_full_list_does_not_undo_a_newer_write_made_while_it_was_read() {
+        let store = Store::new();
+        store.insert("a", lease("a", "9"));
+        store.insert("b", lease("b", "9"));
+        // The list starts; meanwhile this replica writes `a`.
+        assert!(store.insert("a", lease("a", "12")));
+        let gone = store.reset([("a", lease("a", "10")), ("b", lease("b", "11"))]);
+        assert!(gone.is_empty());
+        assert_eq!(
+            store.get(&"a").unwrap().resource_version,
+            "12",
+            "the newer copy stays"
+        );
+        assert_eq!(
+            store.get(&"b").unwrap().resource_version,
+            "11",
+            "the list's newer copy"
+        );
     }
 
     /// A cache that records what it was told.

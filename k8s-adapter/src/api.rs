@@ -1,7 +1,6 @@
 //! [`ClusterApi`] over the Kubernetes API: each operation as the request it makes.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use async_trait::async_trait;
 use cluster_api::{
@@ -9,15 +8,14 @@ use cluster_api::{
     EvictionOutcome, LabelSelector, Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, Result,
     WatchEvent, WatchStream, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
 };
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::watcher;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::watch::{Pieces, Selection, watch_events};
 use crate::{KubeCluster, convert, errors, slim, throttled};
 
 macro_rules! with_workload_api {
@@ -40,60 +38,6 @@ macro_rules! with_workload_api {
             }
         }
     };
-}
-
-/// Whether a watch passes a list on object by object (`WatchEvent::Listed`, then an empty
-/// `Restarted`) or gathers it into one `Restarted`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pieces {
-    Yes,
-    No,
-}
-
-/// A watch as a stream of `cluster-api` events: the initial list becomes one `Restarted`, or
-/// with [`Pieces::Yes`] one `Listed` per object and an empty `Restarted`.
-/// The first failure is passed on as an `Err` and ends the stream: the consumer (through
-/// [`follow`]) knows its view may have gaps, and watches again, which lists afresh.
-pub(crate) fn watch_events<K, T>(
-    api: Api<K>,
-    config: watcher::Config,
-    pieces: Pieces,
-    convert: impl Fn(K) -> T + Send + Sync + 'static,
-) -> impl Stream<Item = Result<WatchEvent<T>>> + Send
-where
-    K: kube::Resource + Clone + DeserializeOwned + fmt::Debug + Send + 'static,
-    T: Send + 'static,
-{
-    let events = watcher(api, config).boxed();
-    let convert = std::sync::Arc::new(convert);
-    futures::stream::unfold((Some(events), Vec::new()), move |(events, mut buffer)| {
-        let convert = convert.clone();
-        async move {
-            let mut events = events?;
-            loop {
-                let next = match events.next().await? {
-                    Ok(watcher::Event::Init) => {
-                        buffer.clear();
-                        continue;
-                    }
-                    Ok(watcher::Event::InitApply(o)) if pieces == Pieces::Yes => {
-                        WatchEvent::Listed(convert(o))
-                    }
-                    Ok(watcher::Event::InitApply(o)) => {
-                        buffer.push(convert(o));
-                        continue;
-                    }
-                    Ok(watcher::Event::InitDone) => {
-                        WatchEvent::Restarted(std::mem::take(&mut buffer))
-                    }
-                    Ok(watcher::Event::Apply(o)) => WatchEvent::Applied(convert(o)),
-                    Ok(watcher::Event::Delete(o)) => WatchEvent::Deleted(convert(o)),
-                    Err(e) => return Some((Err(errors::watch(e)), (None, buffer))),
-                };
-                return Some((Ok(next), (Some(events), buffer)));
-            }
-        }
-    })
 }
 
 pub(crate) fn boxed<T: Send + 'static>(
@@ -121,17 +65,6 @@ fn list_params(fields: Option<&str>, labels: Option<&str>) -> ListParams {
         lp = lp.labels(l);
     }
     lp
-}
-
-fn watcher_config(fields: Option<&str>, labels: Option<&str>) -> watcher::Config {
-    let mut wc = watcher::Config::default();
-    if let Some(f) = fields {
-        wc = wc.fields(f);
-    }
-    if let Some(l) = labels {
-        wc = wc.labels(l);
-    }
-    wc
 }
 
 /// `{"k": "v"}` / `{"k": null}` for a merge patch.
@@ -208,7 +141,7 @@ impl ClusterApi for KubeCluster {
 
     async fn watch_pods(&self, filter: &PodFilter) -> Result<WatchStream<Pod>> {
         let (fields, labels) = pod_params(filter);
-        let wc = watcher_config(fields.as_deref(), labels.as_deref());
+        let wc = Selection::new(fields.as_deref(), labels.as_deref());
         Ok(boxed(watch_events(
             self.pods(filter.namespace.as_deref()),
             wc,
@@ -280,7 +213,7 @@ impl ClusterApi for KubeCluster {
         selector: &LabelSelector,
     ) -> Result<WatchStream<Lease>> {
         let labels = (!selector.is_empty()).then(|| selector.to_string());
-        let wc = watcher_config(None, labels.as_deref());
+        let wc = Selection::new(None, labels.as_deref());
         Ok(boxed(watch_events(
             self.leases(namespace),
             wc,
@@ -294,7 +227,7 @@ impl ClusterApi for KubeCluster {
         namespace: &str,
         kind: ConfigKind,
     ) -> Result<WatchStream<ConfigObject>> {
-        let wc = watcher_config(None, None);
+        let wc = Selection::default();
         let client = self.client();
         Ok(match kind {
             ConfigKind::ConfigMap => boxed(watch_events(
@@ -386,7 +319,7 @@ impl ClusterApi for KubeCluster {
 
     async fn watch_workloads(&self, filter: &WorkloadFilter) -> Result<WatchStream<Workload>> {
         let fields = filter.name.as_ref().map(|n| format!("metadata.name={n}"));
-        let wc = watcher_config(fields.as_deref(), None);
+        let wc = Selection::new(fields.as_deref(), None);
         with_workload_api!(
             self,
             filter.kind,

@@ -23,6 +23,7 @@
 //! | `lib.rs` | [`KubeCluster`]: connecting, options, the limiter and timeout every call passes |
 //! | `api.rs` | the `ClusterApi` implementation, one request per operation |
 //! | `nodes.rs` | Nodes listed in pages and watched, trimmed |
+//! | `watch.rs` | watches that resume from the last resourceVersion seen and list again only on `410 Gone` |
 //! | `reviews.rs` | the start-up permission check and the access reviews for the server's callers |
 //! | [`rbac`] | the permissions the adapter needs, and the Roles that grant them |
 //!
@@ -48,6 +49,7 @@ pub mod rbac;
 mod reviews;
 pub mod slim;
 pub mod throttle;
+mod watch;
 
 pub use limiter::{RateLimiter, TooLate};
 pub use rbac::{Permission, config_watch_permissions, required_permissions};
@@ -140,11 +142,14 @@ struct Inner {
     client: Client,
     url: Option<String>,
     options: KubeOptions,
+    /// This handle's budget ([`KubeOptions::qps`], or one of its own:
+    /// [`KubeCluster::with_own_budget`]).
     limiter: RateLimiter,
-    /// The separate budget of access reviews ([`KubeOptions::review_qps`]).
-    reviews: RateLimiter,
+    /// The separate budget of access reviews ([`KubeOptions::review_qps`]), shared by every
+    /// handle on the client.
+    reviews: Arc<RateLimiter>,
     /// Open event series: the namespace and name of the Event each one is counted on.
-    series: parking_lot::Mutex<EventSeries<(String, String)>>,
+    series: Arc<parking_lot::Mutex<EventSeries<(String, String)>>>,
 }
 
 // === impl KubeCluster ===
@@ -155,11 +160,28 @@ impl KubeCluster {
         KubeCluster {
             inner: Arc::new(Inner {
                 limiter: RateLimiter::new(options.qps, options.burst),
-                reviews: RateLimiter::new(options.review_qps, options.review_burst),
+                reviews: Arc::new(RateLimiter::new(options.review_qps, options.review_burst)),
                 client,
                 url: None,
                 options,
-                series: parking_lot::Mutex::default(),
+                series: Arc::default(),
+            }),
+        }
+    }
+
+    /// A handle on the same client whose calls pass a token bucket of their own (`qps` on
+    /// average, `burst` at once) instead of the shared one: for leader renewals, which must
+    /// not queue behind a burst of other calls until their renew deadline has passed.
+    pub fn with_own_budget(&self, qps: f64, burst: u32) -> Self {
+        let inner = &self.inner;
+        KubeCluster {
+            inner: Arc::new(Inner {
+                client: inner.client.clone(),
+                url: inner.url.clone(),
+                options: inner.options.clone(),
+                limiter: RateLimiter::new(qps, burst),
+                reviews: inner.reviews.clone(),
+                series: inner.series.clone(),
             }),
         }
     }

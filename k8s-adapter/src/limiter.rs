@@ -10,7 +10,8 @@ use tokio::time::Instant;
 ///
 /// Each request reserves its turn when it asks (the bucket may go into debt, as Go's
 /// `rate.Limiter` does), so waiters go in the order they came and a request that could not
-/// go before its deadline is told so at once instead of waiting in vain.
+/// go before its deadline is told so at once instead of waiting in vain. A waiter dropped
+/// before its turn gives the turn back.
 #[derive(Debug)]
 pub struct RateLimiter {
     qps: f64,
@@ -74,8 +75,30 @@ impl RateLimiter {
             *state = (tokens - 1.0, now);
             turn
         };
+        // Dropped before its turn (the caller timed out or went away), the reservation gives
+        // the turn back, so that later requests do not wait behind turns nobody takes.
+        let reservation = Reservation(self);
         tokio::time::sleep_until(turn).await;
+        std::mem::forget(reservation);
         Ok(())
+    }
+
+    /// Gives back a turn reserved and not taken.
+    fn give_back(&self) {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        let (tokens, last) = *state;
+        let tokens = tokens + now.duration_since(last).as_secs_f64() * self.qps;
+        *state = ((tokens + 1.0).min(self.burst), now);
+    }
+}
+
+/// A turn reserved and not yet taken; see [`RateLimiter::acquire_before`].
+struct Reservation<'a>(&'a RateLimiter);
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.0.give_back();
     }
 }
 
@@ -99,6 +122,34 @@ mod tests {
             took >= Duration::from_millis(999) && took <= Duration::from_millis(1001),
             "{took:?}"
         );
+    }
+
+    /// Callers that give up before their turn (a timeout, a dropped request) give it back:
+    /// the requests after them do not wait behind turns nobody takes.
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_gives_up_gives_its_turn_back() {
+        use futures::FutureExt;
+        let limiter = RateLimiter::new(1.0, 1);
+        let start = Instant::now();
+        limiter.acquire().await;
+        for _ in 0..10 {
+            // Polled once (the turn is reserved), then dropped.
+            assert!(limiter.acquire().now_or_never().is_none());
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), limiter.acquire())
+                .await
+                .is_err()
+        );
+        // Only the turn already due is taken: the next is at one second, not at twelve.
+        limiter
+            .acquire_before(Some(start + Duration::from_secs(1)))
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        // A waiter that got its turn keeps it.
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,9 +3,9 @@
 
 use cluster_api::{Node, Result, WatchStream};
 use kube::api::{Api, ListParams};
-use kube::runtime::watcher;
 
-use crate::api::{Pieces, boxed, watch_events};
+use crate::api::boxed;
+use crate::watch::{Pieces, Selection, watch_events};
 use crate::{KubeCluster, convert, slim};
 
 /// Nodes per list page: each page is decoded whole before its Nodes are converted and
@@ -35,9 +35,12 @@ impl KubeCluster {
     /// Node (`WatchEvent::Listed`), so that it is never held whole here.
     pub(crate) fn node_watch(&self) -> WatchStream<Node> {
         let api: Api<slim::SlimNode> = Api::all(self.client());
-        let config = watcher::Config::default().page_size(PAGE);
+        let selection = Selection {
+            page: PAGE,
+            ..Selection::default()
+        };
         let prefixes = self.inner.options.node_metadata_prefixes.clone();
-        boxed(watch_events(api, config, Pieces::Yes, move |n| {
+        boxed(watch_events(api, selection, Pieces::Yes, move |n| {
             trim_node(convert::node(n), prefixes.as_deref())
         }))
     }

@@ -205,6 +205,24 @@ pub struct KubeArgs {
     )]
     pub review_burst: u32,
 
+    /// Leader-election requests (reading and renewing the leader Lease) per second, on a
+    /// budget of their own: a burst of other requests queued under `--kube-qps` cannot push
+    /// a renewal past its deadline and make leadership change hands.
+    #[arg(
+        long = "kube-election-qps",
+        env = "KUBE_ELECTION_QPS",
+        default_value_t = 5.0
+    )]
+    pub election_qps: f64,
+
+    /// Leader-election requests allowed at once above `--kube-election-qps`.
+    #[arg(
+        long = "kube-election-burst",
+        env = "KUBE_ELECTION_BURST",
+        default_value_t = 10
+    )]
+    pub election_burst: u32,
+
     /// How long one API request may take.
     #[arg(long = "kube-timeout", env = "KUBE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -496,6 +514,38 @@ pub struct IdentityArgs {
     pub pod_namespace: Option<String>,
 }
 
+/// This replica's name in leader elections, slots, restart ids and Events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The name.
+    pub name: String,
+    /// Made up at start (`restart-manager-` and a random suffix) because no `POD_NAME` was
+    /// given: unique, but not the pod's name, so Events and Leases do not lead to the pod.
+    pub random: bool,
+}
+
+impl IdentityArgs {
+    /// The pod's name from the downward API, or else a random one. (The process id is no
+    /// name: in a container every replica is PID 1.)
+    pub fn instance(&self) -> Instance {
+        use std::hash::BuildHasher;
+        match self.pod_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => Instance {
+                name: name.to_string(),
+                random: false,
+            },
+            _ => {
+                // Seeded from the operating system's randomness, and different on every call.
+                let suffix = std::collections::hash_map::RandomState::new().hash_one(0u8);
+                Instance {
+                    name: format!("restart-manager-{:08x}", suffix as u32),
+                    random: true,
+                }
+            }
+        }
+    }
+}
+
 /// Parses `:8080`, `0.0.0.0:8080`, `[::]:8080` or `127.0.0.1:9000`.
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let full = if s.starts_with(':') {
@@ -539,6 +589,23 @@ mod tests {
         assert!(parse(&["--listen", "[::1]:8080"]).is_ok());
         assert!(parse(&["--auth", "kubernetes"]).is_ok());
         assert!(parse(&["--auth", "tokens"]).is_ok());
+    }
+
+    /// Two replicas started without `POD_NAME` (in containers, both are PID 1) must not
+    /// share a name: elections and restart ids depend on it.
+    #[test]
+    fn replicas_without_a_pod_name_get_names_of_their_own() {
+        let identity = |extra: &[&str]| {
+            let mut argv = vec!["restart-manager"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv).unwrap().identity.instance()
+        };
+        let (a, b) = (identity(&[]), identity(&[]));
+        assert_ne!(a.name, b.name);
+        assert!(a.random && a.name.starts_with("restart-manager-"), "{a:?}");
+        let named = identity(&["--pod-name", "restart-manager-7d9f-x2"]);
+        assert_eq!(named.name, "restart-manager-7d9f-x2");
+        assert!(!named.random);
     }
 
     #[test]

@@ -26,7 +26,8 @@ use tokio::time::Instant;
 /// How one replica takes part in the election.
 #[derive(Clone)]
 pub struct Election {
-    /// The cluster.
+    /// The cluster. Against a real one, a handle with a request budget of its own
+    /// (`--kube-election-qps`), so that renewals never queue behind other requests.
     pub api: Arc<dyn ClusterApi>,
     /// Wall-clock time, for the times written into the Lease (informative only).
     pub clock: Arc<dyn Clock>,

@@ -183,7 +183,8 @@ pub struct App {
     /// The people-facing routes (page, restart and fleet APIs, health, metrics) without
     /// FleetLock, for a server that gives FleetLock a listener of its own.
     pub public_router: Router,
-    /// FleetLock alone (and `/healthz`), for its own listener.
+    /// FleetLock alone (with `/healthz`, and a `/readyz` of FleetLock's caches only), for its
+    /// own listener.
     pub fleetlock_router: Router,
     /// Node reboots.
     pub fleetlock: Coordinator,
@@ -311,6 +312,7 @@ pub fn build(
         public_router: guarded(public_doc).with_state(state.clone()),
         fleetlock_router: fleetlock_routes
             .route("/healthz", get(api::probes::healthz))
+            .route("/readyz", get(api::probes::fleetlock_readyz))
             .route(
                 "/openapi.json",
                 api::openapi::serve(&api::openapi::document(fleetlock_doc, &facts)),

@@ -67,11 +67,24 @@ pub async fn run_with(
     if let (Some(ns), Some(name)) = (&args.identity.pod_namespace, &args.identity.pod_name) {
         config.fleetlock.own_pod = Some((ns.clone(), name.clone()));
     }
-    let instance = args
-        .identity
-        .pod_name
-        .clone()
-        .unwrap_or_else(|| format!("restart-manager-{}", std::process::id()));
+    let instance = match args.identity.instance() {
+        crate::args::Instance {
+            name,
+            random: false,
+        } => {
+            tracing::info!(identity = %name, "this replica's identity is its pod name (POD_NAME)");
+            name
+        }
+        crate::args::Instance { name, random: true } => {
+            tracing::warn!(
+                identity = %name,
+                "POD_NAME is not set: this replica's identity is a random name; set POD_NAME \
+                 from the downward API (metadata.name), as the manifests do, so that Events and \
+                 Leases name the pod"
+            );
+            name
+        }
+    };
 
     let namespace = config.fleetlock.namespace.clone();
     // Built once: the start-up permission check and the restart service both follow it.
@@ -110,8 +123,15 @@ pub async fn run_with(
     }
     let (leader_tx, leader_rx) = watch::channel(false);
     let election = args.kube.leader_election.then(|| {
+        // Renewals pass a token bucket of their own, not the one every other call queues in.
+        let election_api: Arc<dyn ClusterApi> = match &kube {
+            Some(kube) => {
+                Arc::new(kube.with_own_budget(args.kube.election_qps, args.kube.election_burst))
+            }
+            None => api.clone(),
+        };
         Election::new(
-            api.clone(),
+            election_api,
             clock.clone(),
             &namespace,
             "restart-manager-leader",

@@ -357,6 +357,66 @@ async fn readiness_reports_a_failing_watch_after_the_grace_time() {
     assert_eq!(readyz().await.0, 200);
 }
 
+/// A failing config-trigger watch (ConfigMaps, Secrets) is the restart service's problem,
+/// not FleetLock's: the FleetLock listener's `/readyz`, which the pods' readiness probe
+/// asks, stays ready while the main `/readyz` names the watch.
+#[tokio::test(start_paused = true)]
+async fn fleetlock_readiness_is_only_what_fleetlock_needs() {
+    use restart_core::ServiceEntry;
+    use restart_core::trigger::ConfigTrigger;
+    use tower::ServiceExt;
+    let sim = fleet();
+    let web = cluster_sim::WorkloadSpec::deployment("shop", "web");
+    let allowlist = Allowlist::new(vec![ServiceEntry {
+        restart_on_config_change: Some(ConfigTrigger::default()),
+        ..ServiceEntry::new(web.reference())
+    }])
+    .unwrap();
+    sim.add_workload(web).unwrap();
+    sim.fail_always(
+        Operation::WatchConfig,
+        Error::Forbidden {
+            message: "configmaps is forbidden".into(),
+        },
+    );
+    let app = Arc::new(
+        restart_manager::build(
+            Arc::new(sim.clone()),
+            Arc::new(sim.clone()),
+            Settings::new(FleetLockConfig::default(), allowlist),
+        )
+        .unwrap(),
+    );
+    tokio::spawn({
+        let app = app.clone();
+        async move { app.run().await }
+    });
+    app.fleetlock.wait_ready().await;
+    tokio::time::sleep(fleetlock_core::DEFAULT_CACHE_GRACE + Duration::from_secs(1)).await;
+    let readyz = |router: axum::Router| async move {
+        let response = router
+            .oneshot(
+                axum::http::Request::get("/readyz")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).to_string())
+    };
+    let (status, body) = readyz(app.router.clone()).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("configmaps in shop"), "{body}");
+    assert_eq!(
+        readyz(app.fleetlock_router.clone()).await,
+        (200, "ready".to_string())
+    );
+}
+
 /// With verifyCaller on, the connection's address must be the node's: a request over
 /// loopback for a node whose address is elsewhere is refused, and one for the node that
 /// lives at 127.0.0.1 is served.

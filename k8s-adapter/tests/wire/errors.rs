@@ -115,6 +115,53 @@ async fn a_server_that_never_answers_is_unavailable_after_the_timeout() {
     );
 }
 
+/// Leader renewals have a budget of their own: a burst of other calls queued under the
+/// client-side limit does not push a renewal past its deadline.
+#[tokio::test(start_paused = true)]
+async fn leader_renewals_do_not_wait_behind_other_calls() {
+    let (c, mut fake) = cluster_with(KubeOptions {
+        qps: 1.0,
+        burst: 1,
+        timeout: Duration::from_secs(60),
+        ..KubeOptions::default()
+    });
+    let election = c.with_own_budget(5.0, 10);
+    let start = tokio::time::Instant::now();
+    let busy: Vec<_> = (0..5)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.get_lease("restart-manager", &format!("lock-{i}")).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let renewal = tokio::spawn(async move {
+        election
+            .get_lease("restart-manager", "restart-manager-leader")
+            .await
+    });
+    let mut arrived = Vec::new();
+    for _ in 0..6 {
+        let seen = next(&mut fake).await;
+        arrived.push((
+            seen.path.rsplit('/').next().unwrap().to_string(),
+            start.elapsed(),
+        ));
+        seen.answer(200, fixture("lease.json"));
+    }
+    renewal.await.unwrap().unwrap();
+    for b in busy {
+        b.await.unwrap().unwrap();
+    }
+    let (_, at) = arrived
+        .iter()
+        .find(|(name, _)| name == "restart-manager-leader")
+        .unwrap();
+    assert!(
+        *at < Duration::from_secs(1),
+        "the renewal went at {at:?}: {arrived:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn requests_are_paced_by_the_client_side_limit() {
     let (c, mut fake) = cluster_with(KubeOptions {

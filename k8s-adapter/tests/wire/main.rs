@@ -174,4 +174,5 @@ mod events;
 mod leases;
 mod nodes;
 mod pods;
+mod watches;
 mod workloads;

@@ -19,7 +19,7 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready: the caches have synced and follow the cluster.
+/// Ready: both services' caches have synced and follow the cluster.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -40,6 +40,17 @@ pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
         .readiness_problem()
         .or_else(|| app.restarter.readiness_problem())
     {
+        None => (StatusCode::OK, "ready").into_response(),
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem).into_response(),
+    }
+}
+
+/// Ready, as FleetLock sees it: its node and lock caches have synced and follow the cluster.
+/// Served on the FleetLock listener, where the pods' readiness probe asks, so that a problem
+/// of the restart service alone (a config-trigger watch of ConfigMaps or Secrets, say) does
+/// not take FleetLock out of its Service; the main listener's `/readyz` reports both.
+pub(crate) async fn fleetlock_readyz(State(app): State<AppState>) -> Response {
+    match app.fleetlock.readiness_problem() {
         None => (StatusCode::OK, "ready").into_response(),
         Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem).into_response(),
     }

@@ -255,6 +255,17 @@ fn check_deployment_with_egress(o: &Objects, extra_egress: &[&str]) {
             .unwrap()
     };
     assert_eq!(path(&c.readiness_probe), "/readyz");
+    // Asked on the FleetLock listener: FleetLock's readiness, not the restart service's.
+    assert_eq!(
+        c.readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .port,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("fleetlock".into())
+    );
     assert_eq!(path(&c.liveness_probe), "/healthz");
     let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
     for name in ["POD_NAME", "POD_NAMESPACE", "CONFIG_FILE_PATH", "AUTH_MODE"] {
