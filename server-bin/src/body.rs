@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 /// header timeout, put on every request it serves ([`crate::listener`]). A client that
 /// declares a body and sends part of it is answered, not waited on for ever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyDeadline(pub std::time::Duration);
+pub(crate) struct BodyDeadline(pub(crate) std::time::Duration);
 
 /// Why a body could not be read.
 #[derive(Debug)]
