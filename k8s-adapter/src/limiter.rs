@@ -83,6 +83,25 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// Takes a turn if one is free now; never waits.
+    pub fn try_acquire(&self) -> Result<(), TooLate> {
+        let hold = *self.hold.lock();
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        let (tokens, last) = *state;
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst);
+        let mut turn = now + Duration::from_secs_f64((1.0 - tokens).max(0.0) / self.qps);
+        if let Some(hold) = hold {
+            turn = turn.max(hold);
+        }
+        if turn > now {
+            *state = (tokens, now);
+            return Err(TooLate { turn });
+        }
+        *state = (tokens - 1.0, now);
+        Ok(())
+    }
+
     /// Gives back a turn reserved and not taken.
     fn give_back(&self) {
         let mut state = self.state.lock();

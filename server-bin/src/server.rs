@@ -467,6 +467,7 @@ fn auth_settings(args: &Args, kube: Option<&KubeCluster>, namespace: &str) -> Re
                 namespace,
                 audiences,
                 a.cache_ttl,
+                (args.kube.review_qps, args.kube.review_burst),
             )))
         }
         AuthMode::Proxy => Authenticator::Proxy(ProxyAuth {

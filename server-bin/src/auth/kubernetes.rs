@@ -8,12 +8,17 @@
 //!   kept in memory as a key), valid and refused answers apart, so that a flood of made-up
 //!   tokens only ever evicts other refusals;
 //! - reviews run on the adapter's separate review budget and are refused at once (429) when
-//!   it is spent, instead of queueing in front of evictions and lock writes.
+//!   it is spent, instead of queueing in front of evictions and lock writes;
+//! - a token not accepted recently is reviewed only within its client address's share
+//!   ([`UNKNOWN_PER_CLIENT`]) and within half of that budget, so that made-up tokens sent
+//!   from a few addresses cannot lock out callers whose tokens were accepted before
+//!   ([`ReviewGate`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use k8s_adapter::{Access, KubeCluster, User};
+use k8s_adapter::{Access, KubeCluster, RateLimiter, User};
 use parking_lot::Mutex;
 use restart_core::Identity;
 use sha2::{Digest, Sha256};
@@ -30,6 +35,79 @@ const REFUSED_TTL: Duration = Duration::from_secs(10);
 const VALID_ENTRIES: usize = 4096;
 /// Refused tokens (and denied reviews) remembered at most.
 const REFUSED_ENTRIES: usize = 1024;
+/// How long a token once accepted counts as known: its reviews go ahead of unknown ones'.
+const RECENT_TTL: Duration = Duration::from_secs(3600);
+/// Reviews of unknown tokens one client address may cause: per second, and at once.
+pub const UNKNOWN_PER_CLIENT: (f64, u32) = (1.0, 5);
+/// Client addresses whose allowance is remembered at most.
+const CLIENTS: usize = 4096;
+
+/// Which token reviews may go ahead. A token this server accepted within [`RECENT_TTL`]
+/// always may (the review budget is then the only limit); an unknown one only within its
+/// client address's share ([`UNKNOWN_PER_CLIENT`]) and within half of the review budget, so
+/// that the other half stays for callers already known, however many addresses make tokens
+/// up.
+pub(super) struct ReviewGate {
+    unknown: RateLimiter,
+    per_client: Mutex<HashMap<IpAddr, RateLimiter>>,
+    recent: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl ReviewGate {
+    /// A gate for a review budget of `review_qps` per second, `review_burst` at once.
+    pub(super) fn new(review_qps: f64, review_burst: u32) -> Self {
+        ReviewGate {
+            unknown: RateLimiter::new(review_qps / 2.0, (review_burst / 2).max(1)),
+            per_client: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the review of the token `key` from `client` may go ahead now.
+    fn admit(&self, key: &[u8; 32], client: Option<IpAddr>) -> Result<(), AuthError> {
+        let now = Instant::now();
+        if self
+            .recent
+            .lock()
+            .get(key)
+            .is_some_and(|until| *until > now)
+        {
+            return Ok(());
+        }
+        let busy = |retry_after: u64| AuthError::Busy {
+            message: "too many unknown tokens are being checked; try again shortly".into(),
+            retry_after,
+        };
+        if let Some(ip) = client.map(|ip| ip.to_canonical()) {
+            let mut clients = self.per_client.lock();
+            if !clients.contains_key(&ip) && clients.len() >= CLIENTS {
+                clients.clear();
+            }
+            let allowance = clients
+                .entry(ip)
+                .or_insert_with(|| RateLimiter::new(UNKNOWN_PER_CLIENT.0, UNKNOWN_PER_CLIENT.1));
+            if let Err(late) = allowance.try_acquire() {
+                return Err(busy(retry_after(late.turn, now)));
+            }
+        }
+        self.unknown
+            .try_acquire()
+            .map_err(|late| busy(retry_after(late.turn, now)))
+    }
+
+    /// Remembers that the token `key` was accepted.
+    fn accepted(&self, key: [u8; 32]) {
+        let now = Instant::now();
+        let mut recent = self.recent.lock();
+        make_room(&mut recent, VALID_ENTRIES, now, |until| *until);
+        recent.insert(key, now + RECENT_TTL);
+    }
+}
+
+/// Whole seconds until `turn`, at least one.
+fn retry_after(turn: Instant, now: Instant) -> u64 {
+    turn.saturating_duration_since(now).as_secs().max(1)
+}
 
 /// TokenReview and SubjectAccessReview against the cluster, with answers cached briefly.
 pub struct KubeAuth {
@@ -42,6 +120,7 @@ pub struct KubeAuth {
     ttl: Duration,
     tokens: Mutex<Answers<Identity>>,
     rights: Mutex<Answers<()>>,
+    gate: ReviewGate,
 }
 
 impl std::fmt::Debug for KubeAuth {
@@ -58,11 +137,14 @@ impl KubeAuth {
     /// `audiences` (none: the API server's own). A token accepted or a right allowed is
     /// trusted for `ttl` before the cluster is asked again: a revoked token or binding takes
     /// that long to count.
+    /// `review` is the adapter's review budget (per second, at once), of which unknown tokens
+    /// get half ([`ReviewGate`]).
     pub fn new(
         cluster: KubeCluster,
         namespace: impl Into<String>,
         audiences: Vec<String>,
         ttl: Duration,
+        review: (f64, u32),
     ) -> Self {
         KubeAuth {
             cluster,
@@ -71,15 +153,21 @@ impl KubeAuth {
             ttl,
             tokens: Mutex::new(Answers::default()),
             rights: Mutex::new(Answers::default()),
+            gate: ReviewGate::new(review.0, review.1),
         }
     }
 
-    pub(super) async fn identity(&self, token: &str) -> Result<Identity, AuthError> {
+    pub(super) async fn identity(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Identity, AuthError> {
         let invalid = || AuthError::Unauthenticated("the bearer token is not valid".into());
         let key = digest(&[token.as_bytes()]);
         if let Some(answer) = self.tokens.lock().get(&key, Instant::now()) {
             return answer.ok_or_else(invalid);
         }
+        self.gate.admit(&key, client)?;
         let reviewed = self
             .cluster
             .review_token(token, &self.audiences)
@@ -91,6 +179,9 @@ impl KubeAuth {
             uid: u.uid,
             extra: u.extra,
         });
+        if who.is_some() {
+            self.gate.accepted(key);
+        }
         self.tokens
             .lock()
             .put(key, who.clone(), Instant::now(), self.ttls());
@@ -262,6 +353,64 @@ mod tests {
             answers.put(digest(&[b"valid", &i.to_be_bytes()]), Some("x"), now, ttl);
         }
         assert_eq!(answers.len().0, VALID_ENTRIES);
+    }
+
+    /// The probe's attack: 40 clients on 4 addresses, each within its request rate, sending
+    /// made-up tokens. They use their addresses' shares and half the review budget; a caller
+    /// whose token was accepted before (its cached answer since expired) is still reviewed.
+    #[tokio::test(start_paused = true)]
+    async fn made_up_tokens_cannot_lock_out_a_known_caller() {
+        let gate = ReviewGate::new(20.0, 20);
+        let alice = digest(&[b"alice's token"]);
+        gate.admit(&alice, Some("10.0.9.9".parse().unwrap()))
+            .unwrap();
+        gate.accepted(alice);
+        let mut refused = 0;
+        let mut admitted = 0;
+        for second in 0..16u64 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            for i in 0..40u32 {
+                let client: IpAddr = format!("10.0.0.{}", i % 4).parse().unwrap();
+                let made_up = digest(&[b"made up", &second.to_be_bytes(), &i.to_be_bytes()]);
+                match gate.admit(&made_up, Some(client)) {
+                    Ok(()) => admitted += 1,
+                    Err(AuthError::Busy { .. }) => refused += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            // The known caller is reviewed every time it needs to be.
+            assert!(
+                gate.admit(&alice, Some("10.0.9.9".parse().unwrap()))
+                    .is_ok()
+            );
+        }
+        // The first second, half the review budget's burst (10); then each address's one a
+        // second. The rest were refused at once, before any review.
+        assert_eq!(admitted, 10 + 15 * 4, "refused {refused}");
+        assert_eq!(refused, 16 * 40 - admitted);
+        // A new address with an unknown token is still served while the flood's share lasts.
+        let stranger = digest(&[b"a new caller"]);
+        assert!(
+            gate.admit(&stranger, Some("10.0.5.5".parse().unwrap()))
+                .is_ok()
+        );
+    }
+
+    /// Unknown tokens from many addresses together get no more than half the budget.
+    #[tokio::test(start_paused = true)]
+    async fn unknown_tokens_get_at_most_half_the_review_budget() {
+        let gate = ReviewGate::new(20.0, 20);
+        let mut admitted = 0;
+        for i in 0..1000u32 {
+            let client: IpAddr = format!("10.1.{}.{}", i / 250, i % 250).parse().unwrap();
+            if gate
+                .admit(&digest(&[&i.to_be_bytes()]), Some(client))
+                .is_ok()
+            {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 10, "half the burst of 20");
     }
 
     #[test]

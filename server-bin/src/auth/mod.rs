@@ -161,7 +161,7 @@ impl Auth {
                 let token = bearer(headers)?.ok_or_else(|| {
                     AuthError::Unauthenticated("this server needs a Kubernetes bearer token (Authorization: Bearer <token>)".into())
                 })?;
-                kube.identity(&token).await
+                kube.identity(&token, peer).await
             }
         }
     }
