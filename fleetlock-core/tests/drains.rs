@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_api::{Pod, Toleration};
-use cluster_sim::{SimCluster, WorkloadSpec};
+use cluster_api::{LabelSelector, Pod, Toleration};
+use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec};
 use common::*;
 use fleetlock_core::drain::SkipReason;
 use fleetlock_core::{DrainPhase, Kind, OnDrainTimeout};
@@ -22,8 +22,7 @@ async fn a_release_on_one_replica_stops_the_drain_on_another() {
     // A drain that waits on the budget, which the pre-flight would refuse to start.
     config.drain.preflight = false;
     config.drain.request_wait = Duration::from_secs(3);
-    config.drain.retry_initial = Duration::from_secs(1);
-    config.drain.retry_max = Duration::from_secs(2);
+    config.drain.budget_retry = Duration::from_secs(1);
     let (a, _run_a, _lead_a) = follower(&sim, config.clone(), "a").await;
     let (b, _run_b) = replica(&sim, config, "b").await;
     let n1 = zincati("n1", "default");
@@ -395,4 +394,40 @@ fn a_drain_whose_eviction_landed_unanswered_waits_without_spinning() {
     done_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the drain finished (it spins when it does not, and the paused clock stops)");
+}
+
+/// Five pods of one Deployment on n1, under a budget that lets one be unavailable at a time:
+/// each eviction waits until the last one's replacement is ready elsewhere. The budget's
+/// refusals are asked again every few seconds (as `kubectl drain` does), not after a backoff
+/// that grows to minutes, so the drain takes about five pod starts, not ten minutes.
+#[tokio::test(start_paused = true)]
+async fn budget_refusals_are_retried_at_a_short_fixed_interval() {
+    let sim = fleet(2);
+    sim.edit_node("n2", |n| n.unschedulable = true).unwrap();
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(5)
+            .pod_start_secs(10)
+            .grace_period(1),
+    )
+    .unwrap();
+    sim.edit_node("n2", |n| n.unschedulable = false).unwrap();
+    sim.add_budget(Budget::max_unavailable(
+        "shop",
+        "web",
+        LabelSelector::eq("app", "web"),
+        IntOrPercent::Int(1),
+    ));
+    assert_eq!(sim.pods_on("n1").len(), 5);
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+
+    let started = sim.now();
+    let mut answer = c.pre_reboot(&n1).await;
+    while answer.is_err() && sim.now().duration_since(started).as_secs() < 600 {
+        answer = c.pre_reboot(&n1).await;
+    }
+    answer.unwrap();
+    let took = sim.now().duration_since(started).as_secs();
+    assert!(took <= 90, "the drain took {took}s");
 }

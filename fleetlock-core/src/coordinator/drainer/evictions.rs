@@ -84,12 +84,14 @@ impl Drainer {
         let (outcome, wait, why) = match result {
             Ok(EvictionOutcome::Evicted) => ("evicted", None, None),
             Ok(EvictionOutcome::Gone) => ("gone", None, None),
+            // A budget's refusal is no error: asked again soon, the next pod goes as soon as
+            // the budget allows it.
             Ok(EvictionOutcome::Blocked {
                 message,
                 retry_after,
             }) => (
                 "blocked",
-                Some(backoff.max(retry_after.unwrap_or_default())),
+                Some(drain.budget_retry.max(retry_after.unwrap_or_default())),
                 Some((message, "its disruption budget allows no eviction yet")),
             ),
             Ok(EvictionOutcome::Failed { message }) => (
