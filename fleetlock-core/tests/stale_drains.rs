@@ -20,6 +20,7 @@ fn retrying_drain() -> fleetlock_core::FleetLockConfig {
     let mut config = config();
     config.drain.preflight = false;
     config.drain.request_wait = Duration::from_secs(1);
+    config.drain.budget_retry = Duration::from_secs(1);
     config.drain.retry_initial = Duration::from_secs(1);
     config.drain.retry_max = Duration::from_secs(1);
     config
@@ -63,7 +64,7 @@ fn n1_holder(sim: &SimCluster) -> Option<Holder> {
 /// Replica a drains n1 and keeps retrying an eviction the budget refuses. Meanwhile another
 /// replica finishes the job: n1 is drained, approved, rebooted and back, so its holder is
 /// recovering and n1 uncordoned, with a new pod on it; a's lease watch has not said so yet.
-/// a's drain confirms its slot before every round of evictions, and the slot is still held,
+/// a's drain confirms its slot before every eviction, and the slot is still held,
 /// but not by a draining holder: it must evict nothing, and must not turn the recovering
 /// holder back into an approved one (whose reboot would never come again, so that its slot
 /// would never be given back).
@@ -165,8 +166,7 @@ async fn a_drain_for_an_earlier_grant_leaves_a_later_grant_alone() {
 async fn an_earlier_grants_drain_timeout_leaves_a_later_grant_its_slot() {
     let sim = slow_pod_under_a_budget(2);
     let mut config = retrying_drain();
-    config.drain.retry_initial = Duration::from_secs(120);
-    config.drain.retry_max = Duration::from_secs(120);
+    config.drain.budget_retry = Duration::from_secs(120);
     config.drain.timeout = Duration::from_secs(30);
     config.drain.on_timeout = OnDrainTimeout::Release;
     let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
@@ -244,4 +244,60 @@ async fn a_drain_from_a_stale_cache_leaves_a_recovering_node_alone() {
     }
     assert_eq!(evictions_on(&sim, "n1", before), Vec::<String>::new());
     assert_eq!(sim.pods_on("n1").len(), 1, "n1's pod was left in peace");
+}
+
+/// Two replicas drain the same grant of n1 under `onTimeout: release`. At the deadline, a's
+/// drain sets out to give the slot back, but its write waits for the API server; meanwhile
+/// another replica finds n1 empty and approves it, and Zincati reboots n1. a's timeout must
+/// not give back the slot of the approved, rebooting node (nor uncordon it), which would let
+/// the next node go while n1 is down.
+#[tokio::test(start_paused = true)]
+async fn a_lagging_drain_timeout_leaves_an_approved_rebooting_node_its_slot() {
+    let sim = slow_pod_under_a_budget(2);
+    let mut config = retrying_drain();
+    config.drain.timeout = Duration::from_secs(30);
+    config.drain.on_timeout = OnDrainTimeout::Release;
+    let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    // a's Lease writes wait for the API server while its drain reaches its deadline.
+    sim.set_latency(Operation::ReplaceLease, Duration::from_secs(20));
+    advance(Duration::from_secs(30)).await;
+    settle().await;
+    sim.set_latency(Operation::ReplaceLease, Duration::ZERO);
+
+    // Elsewhere: n1 is found empty and approved; Zincati reboots it.
+    sim.delete_pod("shop", "slow");
+    let boot_id = sim.node("n1").unwrap().boot_id;
+    let approved_at = sim.now();
+    rewrite_group(&sim, |state| {
+        let holder = state.holder_mut(&n1.id).unwrap();
+        holder.phase = HolderPhase::Approved;
+        holder.approved_at = Some(approved_at);
+        holder.boot_id = Some(boot_id);
+    })
+    .await;
+    sim.reboot_node("n1").unwrap();
+
+    for _ in 0..120 {
+        advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            n1_holder(&sim).map(|h| h.phase),
+            Some(HolderPhase::Approved),
+            "the approved grant lost its slot at {}: {:?}",
+            sim.now(),
+            reasons(&sim, "n1")
+        );
+        assert!(
+            sim.node("n1").unwrap().unschedulable,
+            "n1 was uncordoned mid-reboot at {}",
+            sim.now()
+        );
+    }
+    assert!(
+        !reasons(&sim, "n1").contains(&"DrainTimedOut".to_string()),
+        "{:?}",
+        reasons(&sim, "n1")
+    );
 }
