@@ -301,3 +301,55 @@ async fn a_lagging_drain_timeout_leaves_an_approved_rebooting_node_its_slot() {
         reasons(&sim, "n1")
     );
 }
+
+/// a's drain evicts n1's three pods one at a time, and each eviction waits for the API
+/// server. While the first is under way the slot is given back by another replica (a's lease
+/// watch lags). The round must not go on to evict the other two: each eviction is sent only
+/// while the grant is draining.
+#[tokio::test(start_paused = true)]
+async fn an_eviction_round_stops_once_the_slot_is_gone() {
+    let sim = fleet(2);
+    for name in ["web-1", "web-2", "web-3"] {
+        sim.add_pod(
+            Pod::new("shop", name)
+                .on("n1")
+                .owned_by("ReplicaSet", "web")
+                .grace_period(1),
+        )
+        .unwrap();
+    }
+    let mut config = retrying_drain();
+    config.drain.parallelism = 1;
+    sim.set_latency(Operation::EvictPod, Duration::from_secs(20));
+    let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    assert_eq!(
+        sim.calls().get(Operation::EvictPod),
+        1,
+        "the first is under way"
+    );
+
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    rewrite_group(&sim, |state| {
+        state.remove(&n1.id);
+    })
+    .await;
+
+    advance(Duration::from_secs(120)).await;
+    settle().await;
+    assert_eq!(
+        sim.calls().get(Operation::EvictPod),
+        1,
+        "evicted after the slot was given back: {:?}",
+        evictions_on(&sim, "n1", 0)
+    );
+    let untouched: Vec<String> = sim
+        .pods_on("n1")
+        .into_iter()
+        .filter(|p| !p.is_terminating())
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(untouched, ["web-2", "web-3"], "left in peace");
+}

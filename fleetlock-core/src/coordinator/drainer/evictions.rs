@@ -3,6 +3,7 @@
 
 use cluster_api::{Error, EvictionOutcome, Pod, Result};
 use futures::StreamExt;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::{Drainer, Key};
@@ -14,8 +15,10 @@ use crate::group::HolderPhase;
 
 impl Drainer {
     /// Evicts every pod that is due: not already leaving, not waiting out a backoff, and the
-    /// server's own pod only once it is the last one left. First confirms in the cluster that
-    /// the grant is still draining; where it stands if it is not.
+    /// server's own pod only once it is the last one left. Each eviction is sent only after
+    /// confirming in the cluster that the grant is still draining (an eviction may wait for
+    /// the API server long enough for the slot to go meanwhile); once it is not, nothing more
+    /// is sent, and where the grant stands is returned.
     pub(super) async fn evict_due(&mut self, plan: &DrainPlan) -> Option<GrantNow> {
         let now = Instant::now();
         let others_left = plan.evict.iter().any(|p| !self.is_own(p));
@@ -30,35 +33,52 @@ impl Drainer {
         if due.is_empty() {
             return None;
         }
-        match self.inner.grant_now(&self.group, &self.holder).await {
-            Ok(GrantNow::Held(HolderPhase::Draining)) => {}
-            Ok(now) => return Some(now),
-            Err(e) => {
-                // Not sure the slot is still ours: evict nothing, look again later.
-                let why = format!("cannot confirm the reboot slot: {e}");
-                for pod in &due {
-                    self.postpone(pod, now, why.clone(), "the reboot slot is being confirmed");
-                }
-                return None;
-            }
-        }
-        let api = self.inner.api.clone();
-        let options = self.evict_options.clone();
-        let results: Vec<(Pod, Result<EvictionOutcome>)> = futures::stream::iter(due)
+        let (inner, group, holder) = (&self.inner, &self.group, &self.holder);
+        let options = &self.evict_options;
+        // Set by the first confirmation that finds the grant no longer draining.
+        let left: Mutex<Option<GrantNow>> = Mutex::new(None);
+        let results: Vec<(Pod, Evicted)> = futures::stream::iter(due)
             .map(|pod| {
-                let (api, options) = (api.clone(), options.clone());
+                let left = &left;
                 async move {
-                    let result = api.evict_pod(&pod.namespace, &pod.name, &options).await;
-                    (pod, result)
+                    if left.lock().is_some() {
+                        return (pod, Evicted::NotSent);
+                    }
+                    match inner.grant_now(group, holder).await {
+                        Ok(GrantNow::Held(HolderPhase::Draining)) => {}
+                        Ok(now) => {
+                            left.lock().get_or_insert(now);
+                            return (pod, Evicted::NotSent);
+                        }
+                        Err(e) => return (pod, Evicted::Unconfirmed(e)),
+                    }
+                    if left.lock().is_some() {
+                        return (pod, Evicted::NotSent);
+                    }
+                    let result = inner
+                        .api
+                        .evict_pod(&pod.namespace, &pod.name, options)
+                        .await;
+                    (pod, Evicted::Sent(result))
                 }
             })
             .buffer_unordered(self.inner.config.drain.parallelism)
             .collect()
             .await;
-        for (pod, result) in results {
-            self.record(&pod, result, now);
+        for (pod, evicted) in results {
+            match evicted {
+                Evicted::Sent(result) => self.record(&pod, result, now),
+                // Not sure the slot is still ours: evict nothing, look again later.
+                Evicted::Unconfirmed(e) => self.postpone(
+                    &pod,
+                    now,
+                    format!("cannot confirm the reboot slot: {e}"),
+                    "the reboot slot is being confirmed",
+                ),
+                Evicted::NotSent => {}
+            }
         }
-        None
+        left.into_inner()
     }
 
     /// Tries a pod again after the next backoff, saying why it waits.
@@ -133,6 +153,16 @@ impl Drainer {
             }
         }
     }
+}
+
+/// What became of one due pod's eviction.
+enum Evicted {
+    /// Sent; the answer.
+    Sent(Result<EvictionOutcome>),
+    /// Not sent: the grant could not be confirmed.
+    Unconfirmed(Error),
+    /// Not sent: the grant is no longer draining.
+    NotSent,
 }
 
 pub(super) fn key(pod: &Pod) -> Key {
