@@ -7,11 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_api::{ClusterApi, Pod};
-use cluster_sim::{Operation, SimCluster};
+use cluster_api::{ClusterApi, LabelSelector, Pod};
+use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster};
 use common::*;
 use fleetlock_core::group::{GroupState, Holder, lease_name};
-use fleetlock_core::{ClientParams, HolderPhase, Kind, OnDrainTimeout};
+use fleetlock_core::{ClientParams, DrainPhase, HolderPhase, Kind, OnDrainTimeout};
 use tokio::time::advance;
 
 /// A drain that retries every second, waiting on the budget (which the pre-flight would
@@ -352,4 +352,48 @@ async fn an_eviction_round_stops_once_the_slot_is_gone() {
         .map(|p| p.name)
         .collect();
     assert_eq!(untouched, ["web-2", "web-3"], "left in peace");
+}
+
+/// a drains n1 and approves it. n1's steady-state goes to b, which gives the slot back, and
+/// b grants n1 again and drains it. a's fleet view shows the new grant without the earlier
+/// grant's finished drain ("drained; reboot approved"), which is not the new grant's.
+#[tokio::test(start_paused = true)]
+async fn a_finished_drain_is_not_shown_for_a_later_grant() {
+    let sim = fleet(2);
+    let config = retrying_drain();
+    let (a, _run_a, _lead_a) = follower(&sim, config.clone(), "a").await;
+    let (b, _run_b, _lead_b) = follower(&sim, config, "b").await;
+    let n1 = zincati("n1", "default");
+    a.pre_reboot(&n1).await.unwrap();
+    let done = a.snapshot().groups[0].holders[0].drain.clone().unwrap();
+    assert_eq!(done.phase, DrainPhase::Done);
+
+    b.steady_state(&n1).await.unwrap();
+    assert_eq!(n1_holder(&sim), None);
+    // n1 asks again, with a pod whose budget holds its drain back.
+    sim.add_pod(
+        Pod::new("shop", "slow")
+            .on("n1")
+            .owned_by("ReplicaSet", "slow")
+            .label("app", "slow"),
+    )
+    .unwrap();
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "slow",
+        LabelSelector::eq("app", "slow"),
+        IntOrPercent::Int(1),
+    ));
+    assert_eq!(b.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    settle().await;
+
+    let snapshot = a.snapshot();
+    let holder = &snapshot.groups[0].holders[0];
+    assert_eq!(holder.phase, HolderPhase::Draining);
+    assert_eq!(
+        holder.drain.as_ref().map(|d| d.phase),
+        None,
+        "a runs no drain for the new grant: {:?}",
+        holder.drain
+    );
 }
