@@ -302,6 +302,61 @@ async fn a_lagging_drain_timeout_leaves_an_approved_rebooting_node_its_slot() {
     );
 }
 
+/// At a's drain deadline (`onTimeout: release`) the Lease cannot be read: a cannot tell that
+/// another replica has meanwhile approved n1, which is rebooting (a's watches lag). Not
+/// knowing where the grant stands, a must give nothing back; it looks again later, and then
+/// sees the approval.
+#[tokio::test(start_paused = true)]
+async fn a_drain_timeout_that_cannot_read_the_grant_gives_nothing_back() {
+    let sim = slow_pod_under_a_budget(2);
+    let mut config = retrying_drain();
+    config.drain.timeout = Duration::from_secs(30);
+    config.drain.on_timeout = OnDrainTimeout::Release;
+    // No eviction retry before the deadline: the drain wakes for its timeout.
+    config.drain.budget_retry = Duration::from_secs(120);
+    let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    // Elsewhere: n1 is approved; Zincati reboots it. a's lease watch lags.
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    advance(Duration::from_secs(5)).await;
+    let boot_id = sim.node("n1").unwrap().boot_id;
+    let approved_at = sim.now();
+    rewrite_group(&sim, |state| {
+        let holder = state.holder_mut(&n1.id).unwrap();
+        holder.phase = HolderPhase::Approved;
+        holder.approved_at = Some(approved_at);
+        holder.boot_id = Some(boot_id);
+    })
+    .await;
+    sim.reboot_node("n1").unwrap();
+    // The first read of the Lease at the deadline fails.
+    sim.fail_next(
+        Operation::GetLease,
+        1,
+        cluster_api::Error::unavailable("etcdserver: request timed out"),
+    );
+
+    for _ in 0..60 {
+        advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            n1_holder(&sim).map(|h| h.phase),
+            Some(HolderPhase::Approved),
+            "the approved grant lost its slot at {}: {:?}",
+            sim.now(),
+            reasons(&sim, "n1")
+        );
+        assert!(sim.node("n1").unwrap().unschedulable, "n1 stays cordoned");
+    }
+    assert_eq!(
+        sim.calls().get(Operation::GetLease) > 1,
+        true,
+        "a looked again"
+    );
+}
+
 /// a's drain evicts n1's three pods one at a time, and each eviction waits for the API
 /// server. While the first is under way the slot is given back by another replica (a's lease
 /// watch lags). The round must not go on to evict the other two: each eviction is sent only
