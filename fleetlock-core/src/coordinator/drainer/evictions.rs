@@ -15,10 +15,11 @@ use crate::group::HolderPhase;
 
 impl Drainer {
     /// Evicts every pod that is due: not already leaving, not waiting out a backoff, and the
-    /// server's own pod only once it is the last one left. Each eviction is sent only after
-    /// confirming in the cluster that the grant is still draining (an eviction may wait for
-    /// the API server long enough for the slot to go meanwhile); once it is not, nothing more
-    /// is sent, and where the grant stands is returned.
+    /// server's own pod only once it is the last one left. Each eviction is sent only while
+    /// the grant is confirmed draining in the cluster: the round's confirmation covers the
+    /// evictions sent at once with it (up to `parallelism`); each later one, sent when an
+    /// earlier one is answered (which may take a while), confirms again. Once the grant is
+    /// found elsewhere, nothing more is sent, and where it stands is returned.
     pub(super) async fn evict_due(&mut self, plan: &DrainPlan) -> Option<GrantNow> {
         let now = Instant::now();
         let others_left = plan.evict.iter().any(|p| !self.is_own(p));
@@ -35,50 +36,65 @@ impl Drainer {
         }
         let (inner, group, holder) = (&self.inner, &self.group, &self.holder);
         let options = &self.evict_options;
-        // Set by the first confirmation that finds the grant no longer draining.
+        // Where the grant stands once it is found elsewhere.
         let left: Mutex<Option<GrantNow>> = Mutex::new(None);
-        let results: Vec<(Pod, Evicted)> = futures::stream::iter(due)
-            .map(|pod| {
-                let left = &left;
-                async move {
-                    if left.lock().is_some() {
-                        return (pod, Evicted::NotSent);
-                    }
-                    match inner.grant_now(group, holder).await {
-                        Ok(GrantNow::Held(HolderPhase::Draining)) => {}
-                        Ok(now) => {
-                            left.lock().get_or_insert(now);
-                            return (pod, Evicted::NotSent);
-                        }
-                        Err(e) => return (pod, Evicted::Unconfirmed(e)),
-                    }
-                    if left.lock().is_some() {
-                        return (pod, Evicted::NotSent);
-                    }
-                    let result = inner
-                        .api
-                        .evict_pod(&pod.namespace, &pod.name, options)
-                        .await;
-                    (pod, Evicted::Sent(result))
+        let confirm = || async {
+            if left.lock().is_some() {
+                return Err(Evicted::NotSent);
+            }
+            match inner.grant_now(group, holder).await {
+                Ok(GrantNow::Held(HolderPhase::Draining)) => Ok(()),
+                Ok(now) => {
+                    left.lock().get_or_insert(now);
+                    Err(Evicted::NotSent)
                 }
+                Err(e) => Err(Evicted::Unconfirmed(e)),
+            }
+        };
+        if let Err(not) = confirm().await {
+            if let Evicted::Unconfirmed(e) = &not {
+                for pod in &due {
+                    self.postpone_unconfirmed(pod, now, e);
+                }
+            }
+            return left.into_inner();
+        }
+        let parallelism = self.inner.config.drain.parallelism;
+        let results: Vec<(Pod, Evicted)> = futures::stream::iter(due.into_iter().enumerate())
+            .map(|(i, pod)| async move {
+                // The first `parallelism` go at once, on the round's confirmation.
+                if i >= parallelism
+                    && let Err(not) = confirm().await
+                {
+                    return (pod, not);
+                }
+                let result = inner
+                    .api
+                    .evict_pod(&pod.namespace, &pod.name, options)
+                    .await;
+                (pod, Evicted::Sent(result))
             })
-            .buffer_unordered(self.inner.config.drain.parallelism)
+            .buffer_unordered(parallelism)
             .collect()
             .await;
         for (pod, evicted) in results {
             match evicted {
                 Evicted::Sent(result) => self.record(&pod, result, now),
-                // Not sure the slot is still ours: evict nothing, look again later.
-                Evicted::Unconfirmed(e) => self.postpone(
-                    &pod,
-                    now,
-                    format!("cannot confirm the reboot slot: {e}"),
-                    "the reboot slot is being confirmed",
-                ),
+                Evicted::Unconfirmed(e) => self.postpone_unconfirmed(&pod, now, &e),
                 Evicted::NotSent => {}
             }
         }
         left.into_inner()
+    }
+
+    /// Not sure the slot is still ours: evict nothing, look again later.
+    fn postpone_unconfirmed(&mut self, pod: &Pod, now: Instant, e: &Error) {
+        self.postpone(
+            pod,
+            now,
+            format!("cannot confirm the reboot slot: {e}"),
+            "the reboot slot is being confirmed",
+        );
     }
 
     /// Tries a pod again after the next backoff, saying why it waits.
