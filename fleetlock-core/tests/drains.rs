@@ -431,3 +431,43 @@ async fn budget_refusals_are_retried_at_a_short_fixed_interval() {
     let took = sim.now().duration_since(started).as_secs();
     assert!(took <= 90, "the drain took {took}s");
 }
+
+/// n1's drain keeps asking for `shop/slow`, which its budget protects. Its pod watch breaks
+/// and cannot be opened again; meanwhile the pod is deleted and a pod of the same name (a
+/// StatefulSet's way) starts on n2, and the budget no longer protects it. The drain, knowing
+/// n1's pods only as they were, must not evict by that name: it would evict the pod on n2.
+#[tokio::test(start_paused = true)]
+async fn a_drain_whose_pod_watch_broke_evicts_nothing_by_stale_names() {
+    let sim = slow_pod_under_a_budget(2);
+    let mut config = config();
+    config.drain.preflight = false;
+    config.drain.request_wait = Duration::from_secs(1);
+    config.drain.budget_retry = Duration::from_secs(1);
+    let (c, _run) = replica(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(c.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    sim.fail_always(
+        cluster_sim::Operation::WatchPods,
+        cluster_api::Error::unavailable("etcdserver: request timed out"),
+    );
+    sim.break_watches();
+    sim.delete_pod("shop", "slow");
+    while sim.pod("shop", "slow").is_some() {
+        advance(Duration::from_secs(1)).await;
+    }
+    sim.add_pod(
+        Pod::new("shop", "slow")
+            .on("n2")
+            .owned_by("ReplicaSet", "slow")
+            .label("app", "slow"),
+    )
+    .unwrap();
+    sim.remove_budget("shop", "slow");
+    let before = sim.evictions().len();
+
+    advance(Duration::from_secs(30)).await;
+    settle().await;
+    assert_eq!(evictions_on(&sim, "n2", before), Vec::<String>::new());
+    assert!(sim.pod("shop", "slow").is_some_and(|p| !p.is_terminating()));
+}

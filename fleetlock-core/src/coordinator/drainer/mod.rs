@@ -71,6 +71,10 @@ pub(super) struct Drainer {
     /// The node's pods, as the watch reports them; meaningful once `listed`.
     pods: BTreeMap<Key, Pod>,
     listed: bool,
+    /// Whether `pods` is the node as it is: false from a failure of the pod watch until it
+    /// has listed the pods again. A pod gone meanwhile may be back elsewhere under the same
+    /// name (a StatefulSet's), and an eviction goes by name.
+    current: bool,
     /// The uids of the pods this drain must see leave.
     targets: HashSet<String>,
     /// Whether this drain wrote the cordon (rather than finding it).
@@ -104,6 +108,7 @@ impl Drainer {
             started: Instant::now(),
             pods: BTreeMap::new(),
             listed: false,
+            current: false,
             targets: HashSet::new(),
             cordoned_here: false,
             retry: HashMap::new(),
@@ -154,7 +159,7 @@ impl Drainer {
             if stream.is_none() {
                 stream = self.watch().await;
             }
-            let step = if self.listed {
+            let step = if self.listed && self.current {
                 self.step().await
             } else {
                 self.stalled().await
@@ -179,8 +184,12 @@ impl Drainer {
                     Some(Err(e)) => {
                         tracing::debug!(node = %self.node(), error = %e, "pod watch failed; re-watching");
                         stream = None;
+                        self.current = false;
                     }
-                    None => stream = None,
+                    None => {
+                        stream = None;
+                        self.current = false;
+                    }
                 },
                 _ = stop.changed() => {}
                 () = wake => {}
@@ -285,8 +294,8 @@ impl Drainer {
         }
     }
 
-    /// The pods have not been listed yet (the watch keeps failing): only the timeout
-    /// policy can act.
+    /// The pods are not known as they are now (not listed yet, or not listed again since the
+    /// watch failed): only the timeout policy can act.
     async fn stalled(&mut self) -> Step {
         if self.is_overdue() && !self.on_overdue().await {
             return Step::Stop;
@@ -367,6 +376,7 @@ impl Drainer {
                 self.retry.retain(|k, _| pods.contains_key(k));
                 self.blocked.retain(|k, _| pods.contains_key(k));
                 self.listed = true;
+                self.current = true;
             }
             WatchEvent::Applied(pod) if pod.node_name.as_deref() == Some(self.node()) => {
                 self.admit(&pod);
