@@ -249,13 +249,12 @@ impl Inner {
         group: &str,
         grant: &Holder,
     ) -> Result<Result<Holder, GrantNow>, Refusal> {
-        self.take_slot(
-            group,
-            Whose::Grant(grant),
-            Some(HolderPhase::Draining),
-            None,
-        )
-        .await
+        #[cfg(feature = "sabotage")]
+        let any_phase = self.sabotage == Some(super::Sabotage::TimeOutAnyPhase);
+        #[cfg(not(feature = "sabotage"))]
+        let any_phase = false;
+        let only = (!any_phase).then_some(HolderPhase::Draining);
+        self.take_slot(group, Whose::Grant(grant), only, None).await
     }
 
     /// Removes `whose` holder from the group in one compare-and-swap, if it is in phase `only`
