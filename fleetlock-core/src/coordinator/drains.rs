@@ -101,10 +101,14 @@ impl Inner {
         });
     }
 
-    pub(super) fn stop_drain(&self, node: &str, id: &str) {
+    /// Stops the drain of `grant` (its slot was given back); a drain of a later grant of the
+    /// node, which may have started while the release was being told, goes on.
+    pub(super) fn stop_drain(&self, grant: &Holder) {
         let mut drains = self.drains.lock();
-        if drains.get(node).is_some_and(|t| t.grant.id == id)
-            && let Some(task) = drains.remove(node)
+        if drains
+            .get(&grant.node)
+            .is_some_and(|t| t.grant.same_grant(grant))
+            && let Some(task) = drains.remove(&grant.node)
         {
             task.handle.abort();
         }

@@ -304,7 +304,7 @@ impl Inner {
         returned: bool,
     ) -> Result<(), Refusal> {
         let id = &holder.id;
-        self.stop_drain(&holder.node, id);
+        self.stop_drain(holder);
         self.reported_stuck.lock().remove(id);
         tracing::info!(node = %holder.node, %group, %id, why, "reboot slot released");
         if healed || returned {
