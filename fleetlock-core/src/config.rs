@@ -238,10 +238,17 @@ pub struct DrainConfig {
     pub delete_empty_dir_data: bool,
     /// Override the pods' termination grace period.
     pub grace_period_seconds: Option<i64>,
-    /// First wait before retrying an eviction a budget refused; doubles up to `retry_max`.
+    /// How long to wait before asking again for an eviction a disruption budget refused
+    /// (or longer, if the API server says so). Fixed, as `kubectl drain` waits 5 s: a budget
+    /// such as `maxUnavailable: 1` over several pods of the node lets the next one go as soon
+    /// as the last one's replacement is ready, and a growing backoff would miss that by minutes.
+    #[serde(deserialize_with = "duration")]
+    pub budget_retry: Duration,
+    /// First wait before retrying an eviction (or a cordon) that failed; doubles up to
+    /// `retry_max`.
     #[serde(deserialize_with = "duration")]
     pub retry_initial: Duration,
-    /// Longest wait between eviction retries.
+    /// Longest wait between retries of a failed eviction.
     #[serde(deserialize_with = "duration")]
     pub retry_max: Duration,
     /// Plan the drain before taking a slot, and refuse (`drain_would_block`) without a
@@ -365,6 +372,9 @@ impl FleetLockConfig {
         if self.drain.retry_initial.is_zero() || self.drain.retry_max < self.drain.retry_initial {
             return Err("drain.retryInitial must be positive and at most drain.retryMax".into());
         }
+        if self.drain.budget_retry.is_zero() {
+            return Err("drain.budgetRetry must be positive (kubectl drain waits 5s)".into());
+        }
         Ok(())
     }
 }
@@ -403,6 +413,7 @@ impl Default for DrainConfig {
             delete_unmanaged: false,
             delete_empty_dir_data: false,
             grace_period_seconds: None,
+            budget_retry: Duration::from_secs(5),
             retry_initial: Duration::from_secs(5),
             retry_max: Duration::from_secs(120),
             preflight: true,
@@ -484,6 +495,21 @@ mod tests {
                 .to_string()
                 .contains("paused")
         );
+    }
+
+    #[test]
+    fn budget_retry_reads_from_the_file_and_must_be_positive() {
+        let config: FleetLockConfig =
+            serde_saphyr::from_str("drain:\n  budgetRetry: 10s\n").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.drain.budget_retry, Duration::from_secs(10));
+        assert_eq!(
+            FleetLockConfig::default().drain.budget_retry,
+            Duration::from_secs(5)
+        );
+        let zero: FleetLockConfig = serde_saphyr::from_str("drain:\n  budgetRetry: 0s\n").unwrap();
+        let error = zero.validate().unwrap_err().to_string();
+        assert!(error.contains("drain.budgetRetry"), "{error}");
     }
 
     #[test]

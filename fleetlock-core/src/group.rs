@@ -206,33 +206,44 @@ impl GroupState {
         })
     }
 
-    /// Writes the state into a Lease (keeping the resourceVersion for compare-and-swap).
+    /// Writes the state into a new Lease (keeping the resourceVersion for compare-and-swap).
     pub fn to_lease(&self, namespace: &str, now: Timestamp) -> Lease {
-        let mut lease = Lease::new(namespace, lease_name(&self.group))
-            .label(LOCK_LABEL, LOCK_LABEL_VALUE)
-            .label("app.kubernetes.io/managed-by", "restart-manager");
-        lease.resource_version = self.resource_version.clone();
+        self.onto_lease(Lease::new(namespace, lease_name(&self.group)), now)
+    }
+
+    /// Writes the state onto `lease` as it stands in the cluster: only our own labels,
+    /// annotations and the spec change, so that what other tools keep on the Lease survives.
+    pub fn onto_lease(&self, mut lease: Lease, now: Timestamp) -> Lease {
         lease
-            .annotations
-            .insert(GROUP_ANNOTATION.into(), self.group.clone());
-        lease.annotations.insert(
-            HOLDERS_ANNOTATION.into(),
-            serde_json::to_string(&self.holders).unwrap_or_else(|_| "[]".into()),
+            .labels
+            .insert(LOCK_LABEL.into(), LOCK_LABEL_VALUE.into());
+        lease.labels.insert(
+            "app.kubernetes.io/managed-by".into(),
+            "restart-manager".into(),
         );
-        if self.paused {
-            lease
-                .annotations
-                .insert(PAUSED_ANNOTATION.into(), "true".into());
-        }
-        if let Some(at) = self.last_approval {
-            lease
-                .annotations
-                .insert(LAST_APPROVAL_ANNOTATION.into(), at.to_string());
-        }
-        if let Some(at) = self.last_return {
-            lease
-                .annotations
-                .insert(LAST_RETURN_ANNOTATION.into(), at.to_string());
+        lease.resource_version = self.resource_version.clone();
+        let ours = |key: &str, value: Option<String>| (key.to_string(), value);
+        let annotations = [
+            ours(GROUP_ANNOTATION, Some(self.group.clone())),
+            ours(
+                HOLDERS_ANNOTATION,
+                Some(serde_json::to_string(&self.holders).unwrap_or_else(|_| "[]".into())),
+            ),
+            ours(PAUSED_ANNOTATION, self.paused.then(|| "true".into())),
+            ours(
+                LAST_APPROVAL_ANNOTATION,
+                self.last_approval.map(|at| at.to_string()),
+            ),
+            ours(
+                LAST_RETURN_ANNOTATION,
+                self.last_return.map(|at| at.to_string()),
+            ),
+        ];
+        for (key, value) in annotations {
+            match value {
+                Some(value) => lease.annotations.insert(key, value),
+                None => lease.annotations.remove(&key),
+            };
         }
         let nodes: Vec<&str> = self.holders.iter().map(|h| h.node.as_str()).collect();
         lease.holder_identity = (!nodes.is_empty()).then(|| nodes.join(","));
@@ -335,8 +346,8 @@ pub async fn modify<R>(
     mut change: impl FnMut(&mut GroupState) -> Result<R, Refusal>,
 ) -> Result<(GroupState, R), Refusal> {
     let name = lease_name(group);
-    let modified = lease::modify(api, namespace, &name, |current| {
-        let current = match current.as_ref().map(GroupState::from_lease) {
+    let modified = lease::modify(api, namespace, &name, |lease| {
+        let current = match lease.as_ref().map(GroupState::from_lease) {
             Some(Ok(state)) => state,
             Some(Err(e)) => {
                 return Decision::Keep(Err(Refusal::new(Kind::Internal, e.to_string())));
@@ -347,7 +358,10 @@ pub async fn modify<R>(
         match change(&mut next) {
             Err(refusal) => Decision::Keep(Err(refusal)),
             Ok(result) if next == current => Decision::Keep(Ok((current, result))),
-            Ok(result) => Decision::Write(next.to_lease(namespace, now()), (next, result)),
+            Ok(result) => {
+                let base = lease.unwrap_or_else(|| Lease::new(namespace, &name));
+                Decision::Write(next.onto_lease(base, now()), (next, result))
+            }
         }
     })
     .await;
@@ -479,5 +493,55 @@ mod tests {
         let err = GroupState::from_lease(&lease).unwrap_err();
         assert!(matches!(err, UnreadableLock::Holders { .. }), "{err}");
         assert!(err.to_string().contains("unreadable"), "{err}");
+    }
+
+    /// Other tools' labels and annotations on a group Lease survive our writes; only our own
+    /// keys change (and ours that no longer apply go).
+    #[tokio::test]
+    async fn a_write_keeps_what_others_put_on_the_lease() {
+        use cluster_api::ClusterApi;
+        let sim = cluster_sim::SimCluster::new();
+        let t = sim.now();
+        let mut lease = GroupState {
+            paused: true,
+            ..GroupState::empty("default")
+        }
+        .to_lease("ns", t);
+        lease.labels.insert("team".into(), "infra".into());
+        lease
+            .annotations
+            .insert("backup.example.com/policy".into(), "daily".into());
+        sim.create_lease(&lease).await.unwrap();
+
+        modify(
+            &sim,
+            "ns",
+            "default",
+            || t,
+            |state| {
+                state.paused = false;
+                state.holders.push(Holder::granted("abc", "n1", t, "a"));
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+        let stored = sim.lease("ns", &lease_name("default")).unwrap();
+        assert_eq!(stored.labels.get("team").map(String::as_str), Some("infra"));
+        assert_eq!(
+            stored
+                .annotations
+                .get("backup.example.com/policy")
+                .map(String::as_str),
+            Some("daily")
+        );
+        assert_eq!(
+            stored.labels.get(LOCK_LABEL).map(String::as_str),
+            Some(LOCK_LABEL_VALUE)
+        );
+        assert!(!stored.annotations.contains_key(PAUSED_ANNOTATION));
+        let state = GroupState::from_lease(&stored).unwrap();
+        assert_eq!(state.holders.len(), 1);
+        assert!(!state.paused);
     }
 }

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_api::{Pod, Toleration};
-use cluster_sim::{SimCluster, WorkloadSpec};
+use cluster_api::{LabelSelector, Pod, Toleration};
+use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec};
 use common::*;
 use fleetlock_core::drain::SkipReason;
 use fleetlock_core::{DrainPhase, Kind, OnDrainTimeout};
@@ -22,8 +22,7 @@ async fn a_release_on_one_replica_stops_the_drain_on_another() {
     // A drain that waits on the budget, which the pre-flight would refuse to start.
     config.drain.preflight = false;
     config.drain.request_wait = Duration::from_secs(3);
-    config.drain.retry_initial = Duration::from_secs(1);
-    config.drain.retry_max = Duration::from_secs(2);
+    config.drain.budget_retry = Duration::from_secs(1);
     let (a, _run_a, _lead_a) = follower(&sim, config.clone(), "a").await;
     let (b, _run_b) = replica(&sim, config, "b").await;
     let n1 = zincati("n1", "default");
@@ -395,4 +394,80 @@ fn a_drain_whose_eviction_landed_unanswered_waits_without_spinning() {
     done_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the drain finished (it spins when it does not, and the paused clock stops)");
+}
+
+/// Five pods of one Deployment on n1, under a budget that lets one be unavailable at a time:
+/// each eviction waits until the last one's replacement is ready elsewhere. The budget's
+/// refusals are asked again every few seconds (as `kubectl drain` does), not after a backoff
+/// that grows to minutes, so the drain takes about five pod starts, not ten minutes.
+#[tokio::test(start_paused = true)]
+async fn budget_refusals_are_retried_at_a_short_fixed_interval() {
+    let sim = fleet(2);
+    sim.edit_node("n2", |n| n.unschedulable = true).unwrap();
+    sim.add_workload(
+        WorkloadSpec::deployment("shop", "web")
+            .replicas(5)
+            .pod_start_secs(10)
+            .grace_period(1),
+    )
+    .unwrap();
+    sim.edit_node("n2", |n| n.unschedulable = false).unwrap();
+    sim.add_budget(Budget::max_unavailable(
+        "shop",
+        "web",
+        LabelSelector::eq("app", "web"),
+        IntOrPercent::Int(1),
+    ));
+    assert_eq!(sim.pods_on("n1").len(), 5);
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+
+    let started = sim.now();
+    let mut answer = c.pre_reboot(&n1).await;
+    while answer.is_err() && sim.now().duration_since(started).as_secs() < 600 {
+        answer = c.pre_reboot(&n1).await;
+    }
+    answer.unwrap();
+    let took = sim.now().duration_since(started).as_secs();
+    assert!(took <= 90, "the drain took {took}s");
+}
+
+/// n1's drain keeps asking for `shop/slow`, which its budget protects. Its pod watch breaks
+/// and cannot be opened again; meanwhile the pod is deleted and a pod of the same name (a
+/// StatefulSet's way) starts on n2, and the budget no longer protects it. The drain, knowing
+/// n1's pods only as they were, must not evict by that name: it would evict the pod on n2.
+#[tokio::test(start_paused = true)]
+async fn a_drain_whose_pod_watch_broke_evicts_nothing_by_stale_names() {
+    let sim = slow_pod_under_a_budget(2);
+    let mut config = config();
+    config.drain.preflight = false;
+    config.drain.request_wait = Duration::from_secs(1);
+    config.drain.budget_retry = Duration::from_secs(1);
+    let (c, _run) = replica(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(c.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    sim.fail_always(
+        cluster_sim::Operation::WatchPods,
+        cluster_api::Error::unavailable("etcdserver: request timed out"),
+    );
+    sim.break_watches();
+    sim.delete_pod("shop", "slow");
+    while sim.pod("shop", "slow").is_some() {
+        advance(Duration::from_secs(1)).await;
+    }
+    sim.add_pod(
+        Pod::new("shop", "slow")
+            .on("n2")
+            .owned_by("ReplicaSet", "slow")
+            .label("app", "slow"),
+    )
+    .unwrap();
+    sim.remove_budget("shop", "slow");
+    let before = sim.evictions().len();
+
+    advance(Duration::from_secs(30)).await;
+    settle().await;
+    assert_eq!(evictions_on(&sim, "n2", before), Vec::<String>::new());
+    assert!(sim.pod("shop", "slow").is_some_and(|p| !p.is_terminating()));
 }

@@ -48,6 +48,7 @@ async fn two_replicas_never_exceed_a_groups_slots() {
 
     let mut config = config();
     config.groups.get_mut("default").unwrap().slots = SLOTS;
+    config.drain.budget_retry = Duration::from_secs(1);
     config.drain.retry_initial = Duration::from_secs(1);
     config.drain.retry_max = Duration::from_secs(4);
     config.drain.request_wait = Duration::from_secs(20);
@@ -148,6 +149,7 @@ async fn a_restarted_server_finishes_the_drain_it_finds() {
 
     let mut config = config();
     config.drain.request_wait = Duration::from_secs(2);
+    config.drain.budget_retry = Duration::from_secs(1);
     config.drain.retry_initial = Duration::from_secs(1);
     config.drain.retry_max = Duration::from_secs(2);
     // A drain that waits on the budget, which the pre-flight would refuse to start.

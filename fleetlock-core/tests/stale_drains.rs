@@ -7,11 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_api::{ClusterApi, Pod};
-use cluster_sim::{Operation, SimCluster};
+use cluster_api::{ClusterApi, LabelSelector, Pod};
+use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster};
 use common::*;
 use fleetlock_core::group::{GroupState, Holder, lease_name};
-use fleetlock_core::{ClientParams, HolderPhase, Kind, OnDrainTimeout};
+use fleetlock_core::{ClientParams, DrainPhase, HolderPhase, Kind, OnDrainTimeout};
 use tokio::time::advance;
 
 /// A drain that retries every second, waiting on the budget (which the pre-flight would
@@ -20,6 +20,7 @@ fn retrying_drain() -> fleetlock_core::FleetLockConfig {
     let mut config = config();
     config.drain.preflight = false;
     config.drain.request_wait = Duration::from_secs(1);
+    config.drain.budget_retry = Duration::from_secs(1);
     config.drain.retry_initial = Duration::from_secs(1);
     config.drain.retry_max = Duration::from_secs(1);
     config
@@ -63,7 +64,7 @@ fn n1_holder(sim: &SimCluster) -> Option<Holder> {
 /// Replica a drains n1 and keeps retrying an eviction the budget refuses. Meanwhile another
 /// replica finishes the job: n1 is drained, approved, rebooted and back, so its holder is
 /// recovering and n1 uncordoned, with a new pod on it; a's lease watch has not said so yet.
-/// a's drain confirms its slot before every round of evictions, and the slot is still held,
+/// a's drain confirms its slot before every eviction, and the slot is still held,
 /// but not by a draining holder: it must evict nothing, and must not turn the recovering
 /// holder back into an approved one (whose reboot would never come again, so that its slot
 /// would never be given back).
@@ -165,8 +166,7 @@ async fn a_drain_for_an_earlier_grant_leaves_a_later_grant_alone() {
 async fn an_earlier_grants_drain_timeout_leaves_a_later_grant_its_slot() {
     let sim = slow_pod_under_a_budget(2);
     let mut config = retrying_drain();
-    config.drain.retry_initial = Duration::from_secs(120);
-    config.drain.retry_max = Duration::from_secs(120);
+    config.drain.budget_retry = Duration::from_secs(120);
     config.drain.timeout = Duration::from_secs(30);
     config.drain.on_timeout = OnDrainTimeout::Release;
     let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
@@ -244,4 +244,211 @@ async fn a_drain_from_a_stale_cache_leaves_a_recovering_node_alone() {
     }
     assert_eq!(evictions_on(&sim, "n1", before), Vec::<String>::new());
     assert_eq!(sim.pods_on("n1").len(), 1, "n1's pod was left in peace");
+}
+
+/// Two replicas drain the same grant of n1 under `onTimeout: release`. At the deadline, a's
+/// drain sets out to give the slot back, but its write waits for the API server; meanwhile
+/// another replica finds n1 empty and approves it, and Zincati reboots n1. a's timeout must
+/// not give back the slot of the approved, rebooting node (nor uncordon it), which would let
+/// the next node go while n1 is down.
+#[tokio::test(start_paused = true)]
+async fn a_lagging_drain_timeout_leaves_an_approved_rebooting_node_its_slot() {
+    let sim = slow_pod_under_a_budget(2);
+    let mut config = retrying_drain();
+    config.drain.timeout = Duration::from_secs(30);
+    config.drain.on_timeout = OnDrainTimeout::Release;
+    let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    // a's Lease writes wait for the API server while its drain reaches its deadline.
+    sim.set_latency(Operation::ReplaceLease, Duration::from_secs(20));
+    advance(Duration::from_secs(30)).await;
+    settle().await;
+    sim.set_latency(Operation::ReplaceLease, Duration::ZERO);
+
+    // Elsewhere: n1 is found empty and approved; Zincati reboots it.
+    sim.delete_pod("shop", "slow");
+    let boot_id = sim.node("n1").unwrap().boot_id;
+    let approved_at = sim.now();
+    rewrite_group(&sim, |state| {
+        let holder = state.holder_mut(&n1.id).unwrap();
+        holder.phase = HolderPhase::Approved;
+        holder.approved_at = Some(approved_at);
+        holder.boot_id = Some(boot_id);
+    })
+    .await;
+    sim.reboot_node("n1").unwrap();
+
+    for _ in 0..120 {
+        advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            n1_holder(&sim).map(|h| h.phase),
+            Some(HolderPhase::Approved),
+            "the approved grant lost its slot at {}: {:?}",
+            sim.now(),
+            reasons(&sim, "n1")
+        );
+        assert!(
+            sim.node("n1").unwrap().unschedulable,
+            "n1 was uncordoned mid-reboot at {}",
+            sim.now()
+        );
+    }
+    assert!(
+        !reasons(&sim, "n1").contains(&"DrainTimedOut".to_string()),
+        "{:?}",
+        reasons(&sim, "n1")
+    );
+}
+
+/// At a's drain deadline (`onTimeout: release`) the Lease cannot be read: a cannot tell that
+/// another replica has meanwhile approved n1, which is rebooting (a's watches lag). Not
+/// knowing where the grant stands, a must give nothing back; it looks again later, and then
+/// sees the approval.
+#[tokio::test(start_paused = true)]
+async fn a_drain_timeout_that_cannot_read_the_grant_gives_nothing_back() {
+    let sim = slow_pod_under_a_budget(2);
+    let mut config = retrying_drain();
+    config.drain.timeout = Duration::from_secs(30);
+    config.drain.on_timeout = OnDrainTimeout::Release;
+    // No eviction retry before the deadline: the drain wakes for its timeout.
+    config.drain.budget_retry = Duration::from_secs(120);
+    let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+
+    // Elsewhere: n1 is approved; Zincati reboots it. a's lease watch lags.
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    advance(Duration::from_secs(5)).await;
+    let boot_id = sim.node("n1").unwrap().boot_id;
+    let approved_at = sim.now();
+    rewrite_group(&sim, |state| {
+        let holder = state.holder_mut(&n1.id).unwrap();
+        holder.phase = HolderPhase::Approved;
+        holder.approved_at = Some(approved_at);
+        holder.boot_id = Some(boot_id);
+    })
+    .await;
+    sim.reboot_node("n1").unwrap();
+    // The first read of the Lease at the deadline fails.
+    sim.fail_next(
+        Operation::GetLease,
+        1,
+        cluster_api::Error::unavailable("etcdserver: request timed out"),
+    );
+
+    for _ in 0..60 {
+        advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            n1_holder(&sim).map(|h| h.phase),
+            Some(HolderPhase::Approved),
+            "the approved grant lost its slot at {}: {:?}",
+            sim.now(),
+            reasons(&sim, "n1")
+        );
+        assert!(sim.node("n1").unwrap().unschedulable, "n1 stays cordoned");
+    }
+    assert!(
+        !reasons(&sim, "n1").contains(&"DrainTimedOut".to_string()),
+        "{:?}",
+        reasons(&sim, "n1")
+    );
+}
+
+/// a's drain evicts n1's three pods one at a time, and each eviction waits for the API
+/// server. While the first is under way the slot is given back by another replica (a's lease
+/// watch lags). The round must not go on to evict the other two: each eviction is sent only
+/// while the grant is draining.
+#[tokio::test(start_paused = true)]
+async fn an_eviction_round_stops_once_the_slot_is_gone() {
+    let sim = fleet(2);
+    for name in ["web-1", "web-2", "web-3"] {
+        sim.add_pod(
+            Pod::new("shop", name)
+                .on("n1")
+                .owned_by("ReplicaSet", "web")
+                .grace_period(1),
+        )
+        .unwrap();
+    }
+    let mut config = retrying_drain();
+    config.drain.parallelism = 1;
+    sim.set_latency(Operation::EvictPod, Duration::from_secs(20));
+    let (a, _run_a, _lead_a) = follower(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    assert_eq!(
+        sim.calls().get(Operation::EvictPod),
+        1,
+        "the first is under way"
+    );
+
+    sim.set_latency(Operation::WatchLeases, Duration::from_secs(3600));
+    sim.break_watches();
+    rewrite_group(&sim, |state| {
+        state.remove(&n1.id);
+    })
+    .await;
+
+    advance(Duration::from_secs(120)).await;
+    settle().await;
+    assert_eq!(
+        sim.calls().get(Operation::EvictPod),
+        1,
+        "evicted after the slot was given back: {:?}",
+        evictions_on(&sim, "n1", 0)
+    );
+    let untouched: Vec<String> = sim
+        .pods_on("n1")
+        .into_iter()
+        .filter(|p| !p.is_terminating())
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(untouched, ["web-2", "web-3"], "left in peace");
+}
+
+/// a drains n1 and approves it. n1's steady-state goes to b, which gives the slot back, and
+/// b grants n1 again and drains it. a's fleet view shows the new grant without the earlier
+/// grant's finished drain ("drained; reboot approved"), which is not the new grant's.
+#[tokio::test(start_paused = true)]
+async fn a_finished_drain_is_not_shown_for_a_later_grant() {
+    let sim = fleet(2);
+    let config = retrying_drain();
+    let (a, _run_a, _lead_a) = follower(&sim, config.clone(), "a").await;
+    let (b, _run_b, _lead_b) = follower(&sim, config, "b").await;
+    let n1 = zincati("n1", "default");
+    a.pre_reboot(&n1).await.unwrap();
+    let done = a.snapshot().groups[0].holders[0].drain.clone().unwrap();
+    assert_eq!(done.phase, DrainPhase::Done);
+
+    b.steady_state(&n1).await.unwrap();
+    assert_eq!(n1_holder(&sim), None);
+    // n1 asks again, with a pod whose budget holds its drain back.
+    sim.add_pod(
+        Pod::new("shop", "slow")
+            .on("n1")
+            .owned_by("ReplicaSet", "slow")
+            .label("app", "slow"),
+    )
+    .unwrap();
+    sim.add_budget(Budget::min_available(
+        "shop",
+        "slow",
+        LabelSelector::eq("app", "slow"),
+        IntOrPercent::Int(1),
+    ));
+    assert_eq!(b.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    settle().await;
+
+    let snapshot = a.snapshot();
+    let holder = &snapshot.groups[0].holders[0];
+    assert_eq!(holder.phase, HolderPhase::Draining);
+    assert_eq!(
+        holder.drain.as_ref().map(|d| d.phase),
+        None,
+        "a runs no drain for the new grant: {:?}",
+        holder.drain
+    );
 }

@@ -1,12 +1,13 @@
 //! Long randomised runs: `cargo run --release -p invariants --example soak -- [--seeds N]
-//! [--seed S] [--nodes N] [--replicas N] [--slots N] [--chaos-minutes M] [--sabotage]
-//! [--progress]`.
+//! [--seed S] [--nodes N] [--replicas N] [--slots N] [--chaos-minutes M]
+//! [--on-timeout release|keepWaiting] [--sabotage] [--progress]`.
 //!
 //! Each seed is one run of [`invariants::chaos::run`]; the summary of each is printed, and
 //! the process fails if any run broke an invariant.
 
 use std::time::Duration;
 
+use fleetlock_core::OnDrainTimeout;
 use invariants::chaos::{Plan, run};
 
 fn main() {
@@ -33,6 +34,16 @@ fn main() {
             "--slots" => plan.slots = value().map_or(plan.slots, |v| v as u32),
             "--chaos-minutes" => {
                 plan.chaos = value().map_or(plan.chaos, |m| Duration::from_secs(m * 60));
+            }
+            "--on-timeout" => {
+                plan.on_timeout = match args.get(i + 1).map(String::as_str) {
+                    Some("release") => Some(OnDrainTimeout::Release),
+                    Some("keepWaiting") => Some(OnDrainTimeout::KeepWaiting),
+                    other => {
+                        eprintln!("--on-timeout takes release or keepWaiting, not {other:?}");
+                        std::process::exit(2);
+                    }
+                };
             }
             "--sabotage" => {
                 plan.sabotage = true;

@@ -11,6 +11,7 @@
 //! | a node is approved only when none of the pods its drain must move remains on it ([`Invariant::ApprovedWithPods`]) | every group Lease write that approves a holder |
 //! | a grant is approved only out of draining: never one that is recovering from its reboot, nor a grant the write did not find draining ([`Invariant::ApprovedNotDraining`]) | every group Lease write that approves a holder |
 //! | a recovering holder's slot goes only once its node is Ready and our cordon is off ([`Invariant::ReleasedUnhealed`]) | every group Lease write that removes a recovering holder |
+//! | an approved or recovering holder leaves its slot only through its steady-state, its heal, or an operator's forced release ([`Invariant::RebootingSlotFreed`]) | every group Lease write that removes an approved or recovering holder |
 //! | an administrator's cordon is never undone ([`Invariant::AdminCordonUndone`]) | every Node write through the API |
 //! | a restart lock is never taken from a holder whose lease has not run out ([`Invariant::RestartLockStolen`]) | every restart lock write |
 //! | a workload is restarted only by the holder of its lock ([`Invariant::RestartWithoutLock`]) | every restart patch, as it arrives |
@@ -34,6 +35,7 @@ pub mod chaos;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cluster_api::{Lease, Timestamp, WorkloadRef};
 use cluster_sim::{Auditor, ClusterView, SimCluster, Write, Writer};
@@ -62,6 +64,21 @@ pub enum Invariant {
     /// A recovering holder's slot was given back while its node was NotReady or still
     /// cordoned by restart-manager.
     ReleasedUnhealed,
+    /// An approved or recovering holder lost its slot other than through its steady-state,
+    /// its heal, or an operator's forced release: say, a drain timeout of a grant that another
+    /// replica had approved, freeing the slot (and the next node's turn) while the node reboots.
+    ///
+    /// A write cannot say who made it or why, so the check reads each way out in what the
+    /// write leaves. A heal removes a recovering holder and records the group's last return
+    /// (no earlier than the holder's own return) in the same write. A steady-state comes from
+    /// Zincati running on the node, so never while the node is down for the reboot it was
+    /// approved for (NotReady, with the approved bootID); at any other time it may give an
+    /// approved holder's slot back (Zincati restarted before rebooting, or recovery off). An
+    /// operator deletes the Node, deletes the Lease, or edits the holders by hand, which leaves
+    /// `spec.holderIdentity` naming the node (restart-manager rewrites it with every change of
+    /// the holders); `stuck.release`, an operator's standing order, takes a slot held at least
+    /// as long as [`Invariants::set_stuck_release`] says.
+    RebootingSlotFreed,
     /// A cordon restart-manager did not make was undone by restart-manager.
     AdminCordonUndone,
     /// A restart lock changed hands while its holder's lease still ran.
@@ -132,6 +149,8 @@ pub struct Invariants {
 struct Checks {
     slots: HashMap<String, u32>,
     default_slots: u32,
+    /// With `stuck.release` on: how long a holder holds its slot before it may be taken.
+    stuck_release: Option<Duration>,
     violations: Vec<Violation>,
     checked: Checked,
     /// The restart id each restart patch was sent under, by workload and `restartedAt`.
@@ -172,6 +191,13 @@ impl Invariants {
     /// rolled out), give the largest any of them has.
     pub fn set_slots(&self, group: &str, slots: u32) {
         self.state.lock().slots.insert(group.to_string(), slots);
+    }
+
+    /// The replicas run with `stuck.release` on, taking the slot of a holder that has held it
+    /// for `after` (an operator's forced release, decided in advance); `None` (the default):
+    /// off.
+    pub fn set_stuck_release(&self, after: Option<Duration>) {
+        self.state.lock().stuck_release = after;
     }
 
     /// Every violation seen so far, in order.
@@ -257,6 +283,7 @@ impl Invariants {
     ) {
         checks.checked.group_writes += 1;
         let now = cluster.now();
+        let identity = after.holder_identity.clone().unwrap_or_default();
         let after = match GroupState::from_lease(after) {
             Ok(state) => state,
             Err(e) => {
@@ -323,6 +350,50 @@ impl Invariants {
                     ),
                 });
             }
+        }
+        let named = |node: &str| identity.split(',').any(|n| n == node);
+        for gone in before
+            .iter()
+            .flat_map(|b| b.holders.iter())
+            .filter(|h| matches!(h.phase, HolderPhase::Approved | HolderPhase::Recovering))
+            .filter(|h| after.holder(&h.id).is_none_or(|a| !a.same_grant(h)))
+        {
+            // A deleted Node, or the holders edited by hand: an operator's doing.
+            let Some(node) = cluster.node(&gone.node) else {
+                continue;
+            };
+            if named(&gone.node) {
+                continue;
+            }
+            let healed = gone.phase == HolderPhase::Recovering
+                && after
+                    .last_return
+                    .is_some_and(|t| gone.returned_at.is_none_or(|r| t >= r));
+            // Zincati is up on the node, and may have said steady-state.
+            let up = gone.phase == HolderPhase::Approved
+                && (node.ready || gone.boot_id.as_ref().is_some_and(|b| *b != node.boot_id));
+            let held = now.duration_since(gone.since);
+            let stuck = checks
+                .stuck_release
+                .is_some_and(|after| !held.is_negative() && held.unsigned_abs() >= after);
+            if healed || up || stuck {
+                continue;
+            }
+            checks.violations.push(Violation {
+                invariant: Invariant::RebootingSlotFreed,
+                at: now,
+                detail: format!(
+                    "{} lost its slot in group {} while {}, {}",
+                    gone.node,
+                    after.group,
+                    gone.phase.as_str(),
+                    if gone.phase == HolderPhase::Approved {
+                        "its node down for its reboot (NotReady, the approved bootID)"
+                    } else {
+                        "without its heal"
+                    }
+                ),
+            });
         }
         for holder in &after.holders {
             let was_approved =

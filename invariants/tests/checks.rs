@@ -38,12 +38,28 @@ fn holder(node: &str, phase: HolderPhase, sim: &SimCluster) -> Holder {
 
 /// Writes the group Lease with these holders (creating it the first time).
 async fn write_group(sim: &SimCluster, holders: Vec<Holder>) {
+    change_group(sim, |state| state.holders = holders).await;
+}
+
+/// Writes the group Lease with these holders as a heal does: recording the group's last
+/// return in the same write.
+async fn heal_group(sim: &SimCluster, holders: Vec<Holder>) {
+    let now = sim.now();
+    change_group(sim, |state| {
+        state.holders = holders;
+        state.last_return = Some(now);
+    })
+    .await;
+}
+
+/// Changes the group Lease as restart-manager writes it (creating it the first time).
+async fn change_group(sim: &SimCluster, change: impl FnOnce(&mut GroupState)) {
     let current = sim.lease(NS, &fleetlock_core::group::lease_name("default"));
     let mut state = match &current {
         Some(lease) => GroupState::from_lease(lease).unwrap(),
         None => GroupState::empty("default"),
     };
-    state.holders = holders;
+    change(&mut state);
     let lease = state.to_lease(NS, sim.now());
     if current.is_some() {
         sim.replace_lease(&lease).await.unwrap();
@@ -82,13 +98,13 @@ async fn a_recovering_holder_released_before_its_node_healed_is_flagged() {
     let (sim, checker, _) = cluster();
     // Healed: Ready, no cordon of ours. Its release is fine.
     write_group(&sim, vec![holder("n1", HolderPhase::Recovering, &sim)]).await;
-    write_group(&sim, vec![]).await;
+    heal_group(&sim, vec![]).await;
     assert!(found(&checker).is_empty(), "{:?}", checker.violations());
 
     // NotReady.
     write_group(&sim, vec![holder("n1", HolderPhase::Recovering, &sim)]).await;
     sim.set_node_ready("n1", false).unwrap();
-    write_group(&sim, vec![]).await;
+    heal_group(&sim, vec![]).await;
     assert_eq!(found(&checker), [Invariant::ReleasedUnhealed]);
     assert!(checker.violations()[0].detail.contains("NotReady"));
 
@@ -104,7 +120,7 @@ async fn a_recovering_holder_released_before_its_node_healed_is_flagged() {
     write_group(&sim, vec![]).await;
     assert!(found(&checker).is_empty(), "{:?}", checker.violations());
     write_group(&sim, vec![holder("n2", HolderPhase::Recovering, &sim)]).await;
-    write_group(&sim, vec![]).await;
+    heal_group(&sim, vec![]).await;
     assert_eq!(found(&checker), [Invariant::ReleasedUnhealed]);
     assert!(
         checker.violations()[0]
@@ -392,4 +408,123 @@ async fn a_settled_cluster_with_a_slot_or_cordon_left_is_flagged() {
         settled,
         [Invariant::SlotNeverReleased, Invariant::CordonNeverUndone]
     );
+}
+
+/// The violations of [`Invariant::RebootingSlotFreed`] (the holders below are approved by
+/// hand, which other checks flag).
+fn freed(checker: &Invariants) -> Vec<invariants::Violation> {
+    checker
+        .violations()
+        .into_iter()
+        .filter(|v| v.invariant == Invariant::RebootingSlotFreed)
+        .collect()
+}
+
+/// The history: an approved node is rebooting when a drain timeout (of a replica
+/// that lagged) gives its slot back; so is a recovering one released without its heal.
+#[tokio::test(start_paused = true)]
+async fn an_approved_or_recovering_holder_freed_without_its_return_is_flagged() {
+    let (sim, checker, _) = cluster();
+    let approved = Holder {
+        boot_id: Some(sim.node("n1").unwrap().boot_id),
+        approved_at: Some(sim.now()),
+        ..holder("n1", HolderPhase::Approved, &sim)
+    };
+    write_group(&sim, vec![approved]).await;
+    sim.reboot_node("n1").unwrap();
+    write_group(&sim, vec![]).await;
+    assert_eq!(freed(&checker).len(), 1, "{:?}", checker.violations());
+    assert!(
+        freed(&checker)[0].detail.contains("down for its reboot"),
+        "{:?}",
+        checker.violations()
+    );
+
+    // Recovering, given back without a heal (no last return recorded), though the node is
+    // Ready and uncordoned.
+    let (sim, checker, _) = cluster();
+    write_group(&sim, vec![holder("n1", HolderPhase::Recovering, &sim)]).await;
+    write_group(&sim, vec![]).await;
+    assert_eq!(freed(&checker).len(), 1, "{:?}", checker.violations());
+    assert!(freed(&checker)[0].detail.contains("without its heal"));
+}
+
+/// Every legitimate way out: the heal, a steady-state before or after the reboot, a deleted
+/// Node, the holders edited by hand, a deleted Lease, `stuck.release`; and a draining
+/// holder's slot (a drain timeout, a steady-state before approval) is not this check's.
+#[tokio::test(start_paused = true)]
+async fn an_approved_or_recovering_holder_that_leaves_by_the_rules_is_not_flagged() {
+    let (sim, checker, _) = cluster();
+    let ok = |checker: &Invariants| assert_eq!(freed(checker), []);
+    let n1 = |phase| holder("n1", phase, &sim);
+
+    // Draining: its drain timed out.
+    write_group(&sim, vec![n1(HolderPhase::Draining)]).await;
+    write_group(&sim, vec![]).await;
+    ok(&checker);
+
+    // Recovering, then healed.
+    write_group(&sim, vec![n1(HolderPhase::Recovering)]).await;
+    heal_group(&sim, vec![]).await;
+    ok(&checker);
+
+    // Approved, and Zincati, restarted before its reboot, says steady-state.
+    let approved = Holder {
+        boot_id: Some(sim.node("n1").unwrap().boot_id),
+        ..n1(HolderPhase::Approved)
+    };
+    write_group(&sim, vec![approved]).await;
+    write_group(&sim, vec![]).await;
+    ok(&checker);
+
+    // Approved, rebooted and back, then its steady-state (recovery off) gives the slot back.
+    let approved = Holder {
+        boot_id: Some(sim.node("n1").unwrap().boot_id),
+        ..n1(HolderPhase::Approved)
+    };
+    write_group(&sim, vec![approved.clone()]).await;
+    sim.reboot_node("n1").unwrap();
+    while !sim.node("n1").unwrap().ready {
+        tokio::time::advance(Duration::from_secs(5)).await;
+    }
+    write_group(&sim, vec![]).await;
+    ok(&checker);
+
+    // Approved, and its Node deleted.
+    let n2 = Holder {
+        boot_id: Some(sim.node("n2").unwrap().boot_id),
+        ..holder("n2", HolderPhase::Approved, &sim)
+    };
+    write_group(&sim, vec![n2]).await;
+    sim.remove_node("n2");
+    write_group(&sim, vec![]).await;
+    ok(&checker);
+
+    // Approved, and an operator removes it from the holders by hand (kubectl edit).
+    let n3 = Holder {
+        boot_id: Some(sim.node("n3").unwrap().boot_id),
+        ..holder("n3", HolderPhase::Approved, &sim)
+    };
+    write_group(&sim, vec![n3.clone()]).await;
+    let mut lease = sim.lease(NS, "fleetlock-default").unwrap();
+    lease.annotations.insert(
+        fleetlock_core::group::HOLDERS_ANNOTATION.into(),
+        "[]".into(),
+    );
+    sim.replace_lease(&lease).await.unwrap();
+    ok(&checker);
+
+    // ... or deletes the Lease.
+    write_group(&sim, vec![n3.clone()]).await;
+    sim.delete_lease(NS, "fleetlock-default", None)
+        .await
+        .unwrap();
+    ok(&checker);
+
+    // With stuck.release on, a holder held that long.
+    checker.set_stuck_release(Some(Duration::from_secs(3600)));
+    write_group(&sim, vec![n3]).await;
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    write_group(&sim, vec![]).await;
+    ok(&checker);
 }

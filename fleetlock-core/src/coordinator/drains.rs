@@ -61,7 +61,8 @@ impl Inner {
 
     /// Asks every drain whose grant is no longer draining (as the lock cache now says: given
     /// back, approved, recovering or granted again) to stop. The drain itself tidies up: it
-    /// may have to undo a cordon that landed after a release.
+    /// may have to undo a cordon that landed after a release. A finished drain stays in the
+    /// table (the fleet view shows how it went) only while its grant holds its slot.
     pub(super) fn stop_orphaned_drains(&self) {
         #[cfg(feature = "sabotage")]
         if self.sabotage == Some(super::Sabotage::IgnoreRemoteReleases) {
@@ -77,31 +78,37 @@ impl Inner {
         if running.is_empty() {
             return;
         }
-        let orphaned: Vec<Holder> = self.groups.read(|groups| {
+        let moved_on: Vec<(Holder, GrantNow)> = self.groups.read(|groups| {
             running
                 .into_iter()
-                .filter(|(group, grant)| {
-                    groups
-                        .get(group)
-                        .map_or(GrantNow::Released, |g| GrantNow::of(g, grant))
-                        != GrantNow::Held(HolderPhase::Draining)
+                .map(|(group, grant)| {
+                    let now = groups
+                        .get(&group)
+                        .map_or(GrantNow::Released, |g| GrantNow::of(g, &grant));
+                    (grant, now)
                 })
-                .map(|(_, grant)| grant)
+                .filter(|(_, now)| *now != GrantNow::Held(HolderPhase::Draining))
                 .collect()
         });
-        let drains = self.drains.lock();
-        for task in drains
-            .values()
-            .filter(|t| orphaned.iter().any(|grant| t.grant.same_grant(grant)))
-        {
+        let mut drains = self.drains.lock();
+        drains.retain(|_, task| {
+            let Some((_, now)) = moved_on.iter().find(|(g, _)| task.grant.same_grant(g)) else {
+                return true;
+            };
             task.stop.send_replace(true);
-        }
+            let held = matches!(now, GrantNow::Held(_));
+            held || !task.handle.is_finished()
+        });
     }
 
-    pub(super) fn stop_drain(&self, node: &str, id: &str) {
+    /// Stops the drain of `grant` (its slot was given back); a drain of a later grant of the
+    /// node, which may have started while the release was being told, goes on.
+    pub(super) fn stop_drain(&self, grant: &Holder) {
         let mut drains = self.drains.lock();
-        if drains.get(node).is_some_and(|t| t.grant.id == id)
-            && let Some(task) = drains.remove(node)
+        if drains
+            .get(&grant.node)
+            .is_some_and(|t| t.grant.same_grant(grant))
+            && let Some(task) = drains.remove(&grant.node)
         {
             task.handle.abort();
         }
@@ -119,8 +126,12 @@ impl Inner {
         }
     }
 
-    pub(super) fn drain_status(&self, node: &str) -> Option<DrainStatus> {
+    /// The status of the drain of this grant, running or finished, if this replica has one.
+    pub(super) fn drain_status(&self, grant: &Holder) -> Option<DrainStatus> {
         let drains = self.drains.lock();
-        drains.get(node).map(|t| t.status.borrow().clone())
+        drains
+            .get(&grant.node)
+            .filter(|t| t.grant.same_grant(grant))
+            .map(|t| t.status.borrow().clone())
     }
 }

@@ -155,7 +155,7 @@ impl Inner {
                             stuck: held.as_secs()
                                 >= i64::try_from(self.config.stuck.after.as_secs())
                                     .unwrap_or(i64::MAX),
-                            drain: self.drain_status(&h.node),
+                            drain: self.drain_status(h),
                             returned_at: h.returned_at,
                             waiting_for: h.waiting_for.clone(),
                             evicts: h.evicts.iter().map(ToString::to_string).collect(),

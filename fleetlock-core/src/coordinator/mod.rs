@@ -106,6 +106,9 @@ pub enum Sabotage {
     /// longer confirms its slot before evicting: the defect the first multi-replica version
     /// had.
     IgnoreRemoteReleases,
+    /// A drain timeout (`onTimeout: release`) gives back its grant's slot whatever the grant's
+    /// phase: an approved node, rebooting, loses its slot (the defect issue 26 found).
+    TimeOutAnyPhase,
 }
 
 struct Inner {

@@ -229,34 +229,87 @@ impl Inner {
         healed_at: Option<Timestamp>,
         returned: bool,
     ) -> Result<(), Refusal> {
+        let only = healed_at.map(|_| HolderPhase::Recovering);
+        match self.take_slot(group, whose, only, healed_at).await? {
+            Ok(holder) => {
+                self.after_release(group, &holder, why, healed_at.is_some(), returned)
+                    .await
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Gives back the slot of `grant` because its drain overran `drain.timeout`, only if the
+    /// grant is still draining, judged in the same compare-and-swap that removes it: a grant
+    /// another replica approved meanwhile (its node may be rebooting right now), saw through
+    /// its reboot, or gave back and granted again is not this drain's to time out. The holder
+    /// removed, or where the grant stands instead. The caller tidies up with
+    /// [`after_release`](Self::after_release).
+    pub(super) async fn time_out(
+        &self,
+        group: &str,
+        grant: &Holder,
+    ) -> Result<Result<Holder, GrantNow>, Refusal> {
+        #[cfg(feature = "sabotage")]
+        let any_phase = self.sabotage == Some(super::Sabotage::TimeOutAnyPhase);
+        #[cfg(not(feature = "sabotage"))]
+        let any_phase = false;
+        let only = (!any_phase).then_some(HolderPhase::Draining);
+        self.take_slot(group, Whose::Grant(grant), only, None).await
+    }
+
+    /// Removes `whose` holder from the group in one compare-and-swap, if it is in phase `only`
+    /// (any phase without). With `healed_at`, the group's last return is set too. The holder
+    /// removed, or where the client stands instead.
+    async fn take_slot(
+        &self,
+        group: &str,
+        whose: Whose<'_>,
+        only: Option<HolderPhase>,
+        healed_at: Option<Timestamp>,
+    ) -> Result<Result<Holder, GrantNow>, Refusal> {
         let id = whose.id();
-        let mut released: Option<Holder> = None;
-        self.modify_group(group, |state| {
-            released = state.holder(id).filter(|h| whose.holds(h)).cloned();
-            if released.is_none()
-                || healed_at.is_some()
-                    && released
-                        .as_ref()
-                        .is_some_and(|h| h.phase != HolderPhase::Recovering)
-            {
-                released = None;
-                return Ok(());
-            }
-            if healed_at.is_some() {
-                state.last_return = healed_at;
-            }
-            state.remove(id);
-            Ok(())
-        })
-        .await?;
-        let Some(holder) = released else {
-            return Ok(());
-        };
-        self.stop_drain(&holder.node, id);
+        let (_, taken) = self
+            .modify_group(group, |state| {
+                let now = match whose {
+                    Whose::Grant(grant) => GrantNow::of(state, grant),
+                    Whose::Client(_) => state
+                        .holder(id)
+                        .map_or(GrantNow::Released, |h| GrantNow::Held(h.phase)),
+                };
+                let holder = match state.holder(id) {
+                    Some(h) if whose.holds(h) && only.is_none_or(|phase| h.phase == phase) => {
+                        h.clone()
+                    }
+                    _ => return Ok(Err(now)),
+                };
+                if healed_at.is_some() {
+                    state.last_return = healed_at;
+                }
+                state.remove(id);
+                Ok(Ok(holder))
+            })
+            .await?;
+        Ok(taken)
+    }
+
+    /// After `holder` was removed from `group`: stops its drain, says so (as the node's return
+    /// when `healed` or `returned`), and tidies its node. An error means the node could not be
+    /// tidied (yet).
+    pub(super) async fn after_release(
+        &self,
+        group: &str,
+        holder: &Holder,
+        why: &str,
+        healed: bool,
+        returned: bool,
+    ) -> Result<(), Refusal> {
+        let id = &holder.id;
+        self.stop_drain(holder);
         self.reported_stuck.lock().remove(id);
         self.noted_unrebooted.lock().remove(id);
         tracing::info!(node = %holder.node, %group, %id, why, "reboot slot released");
-        if healed_at.is_some() || returned {
+        if healed || returned {
             self.announce(
                 crate::RebootTransition::Healed,
                 &holder.node,
@@ -267,7 +320,7 @@ impl Inner {
         self.event(
             &holder.node,
             EventType::Normal,
-            if healed_at.is_some() {
+            if healed {
                 "NodeHealed"
             } else {
                 "RebootSlotReleased"

@@ -91,8 +91,7 @@ async fn a_budget_blocks_then_allows_and_approval_follows_the_last_pod_at_once()
     assert_eq!(sim.pods_on("n1").len(), 1);
 
     let mut config = config();
-    config.drain.retry_initial = Duration::from_secs(1);
-    config.drain.retry_max = Duration::from_secs(1);
+    config.drain.budget_retry = Duration::from_secs(1);
     config.drain.request_wait = Duration::from_secs(5);
     // The drain's own handling of a budget that never allows, without the pre-flight that
     // would refuse the reboot before the cordon (`preflight_*` below).

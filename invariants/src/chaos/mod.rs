@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetlock_core::FleetLockConfig;
 use fleetlock_core::drain::DrainOptions;
+use fleetlock_core::{FleetLockConfig, OnDrainTimeout};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -54,7 +54,15 @@ pub struct Plan {
     /// Build the coordinators with [`fleetlock_core::Sabotage::IgnoreRemoteReleases`], to
     /// show that the checks catch it.
     pub sabotage: bool,
+    /// What the drains do past their timeout. With `release`, the timeout is short
+    /// ([`RELEASE_AFTER`]), so that drains do overrun it while other replicas approve the same
+    /// grants. `None`: every other seed releases.
+    pub on_timeout: Option<OnDrainTimeout>,
 }
+
+/// `drain.timeout` in runs whose drains release on timeout: short enough that drains slowed
+/// by the budgets and the chaos overrun it.
+pub const RELEASE_AFTER: Duration = Duration::from_secs(30);
 
 impl Plan {
     /// A small run: the size `cargo test` affords many of.
@@ -68,7 +76,17 @@ impl Plan {
             settle: Duration::from_secs(3 * 60 * 60),
             reboots_per_node: 1,
             sabotage: false,
+            on_timeout: None,
         }
+    }
+
+    /// What the drains do past their timeout in this run.
+    pub fn on_timeout(&self) -> OnDrainTimeout {
+        self.on_timeout.unwrap_or(if self.seed % 2 == 1 {
+            OnDrainTimeout::Release
+        } else {
+            OnDrainTimeout::KeepWaiting
+        })
     }
 }
 
@@ -77,6 +95,8 @@ impl Plan {
 pub struct Report {
     /// The plan's seed.
     pub seed: u64,
+    /// What the drains did past their timeout.
+    pub on_timeout: OnDrainTimeout,
     /// Every invariant broken, safety and liveness.
     pub violations: Vec<Violation>,
     /// How many writes the checks looked at.
@@ -103,6 +123,8 @@ pub struct Report {
     pub deletions: usize,
     /// Slot changes rolled out.
     pub slot_changes: usize,
+    /// Drains that overran their timeout and gave the slot back (`onTimeout: release`).
+    pub drain_timeouts: usize,
     /// Cluster time the run took.
     pub simulated: Duration,
 }
@@ -111,10 +133,11 @@ impl Report {
     /// One line for a log or a table.
     pub fn summary(&self) -> String {
         format!(
-            "seed {}: {} reboots, {} refusals, {} faults, {} slowdowns, {} broken watches, {} \
-             crashes, {} restarts, {} unlocks, {} set runs, {} deletions, {} slot changes, {} min of cluster \
-             time; checked {:?}; {} violations",
+            "seed {} (onTimeout {:?}): {} reboots, {} refusals, {} faults, {} slowdowns, {} broken watches, {} \
+             crashes, {} restarts, {} unlocks, {} set runs, {} deletions, {} slot changes, {} drain timeouts, {} min of \
+             cluster time; checked {:?}; {} violations",
             self.seed,
+            self.on_timeout,
             self.reboots,
             self.refusals,
             self.faults,
@@ -126,6 +149,7 @@ impl Report {
             self.set_runs,
             self.deletions,
             self.slot_changes,
+            self.drain_timeouts,
             self.simulated.as_secs() / 60,
             self.checked,
             self.violations.len()
@@ -164,8 +188,10 @@ pub async fn run(plan: Plan) -> Report {
         checker,
         allowlist: Mutex::new(allowlist(true)),
         sabotage: plan.sabotage,
+        on_timeout: plan.on_timeout(),
         report: Mutex::new(Report {
             seed: plan.seed,
+            on_timeout: plan.on_timeout(),
             ..Report::default()
         }),
         unfinished: Mutex::new(BTreeSet::new()),
@@ -226,6 +252,12 @@ pub async fn run(plan: Plan) -> Report {
         world.crash(i);
     }
     let mut report = world.report.lock().clone();
+    report.drain_timeouts = world
+        .sim
+        .events()
+        .iter()
+        .filter(|e| e.reason == "DrainTimedOut")
+        .count();
     let mut violations = world.checker.violations();
     violations.append(&mut report.violations);
     report.violations = violations;

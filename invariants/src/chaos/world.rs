@@ -10,7 +10,7 @@ use cluster_api::cron::Cron;
 use cluster_api::{LabelSelector, Node, WorkloadRef};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::config::{DEFAULT_GROUP_LABEL, GroupConfig};
-use fleetlock_core::{Coordinator, FleetLockConfig};
+use fleetlock_core::{Coordinator, FleetLockConfig, OnDrainTimeout};
 use parking_lot::Mutex;
 use restart_core::schedule::Schedule;
 use restart_core::sets::OnFailure;
@@ -18,7 +18,7 @@ use restart_core::{Allowlist, RestartConfig, RestartSet, Restarter, ServiceEntry
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{EAST, NAMESPACE, Plan, Report};
+use super::{EAST, NAMESPACE, Plan, RELEASE_AFTER, Report};
 use crate::Invariants;
 
 /// One server replica: running, or crashed.
@@ -46,6 +46,7 @@ pub(super) struct World {
     /// settles (a scheduled restart would otherwise hold a lock whenever the end is checked).
     pub(super) allowlist: Mutex<Allowlist>,
     pub(super) sabotage: bool,
+    pub(super) on_timeout: OnDrainTimeout,
     pub(super) report: Mutex<Report>,
     /// Agents that have not finished, by node.
     pub(super) unfinished: Mutex<BTreeSet<String>>,
@@ -180,6 +181,10 @@ impl World {
         config.drain.request_wait = Duration::from_secs(10);
         config.drain.retry_initial = Duration::from_secs(1);
         config.drain.retry_max = Duration::from_secs(20);
+        config.drain.on_timeout = self.on_timeout;
+        if self.on_timeout == OnDrainTimeout::Release {
+            config.drain.timeout = RELEASE_AFTER;
+        }
         config
     }
 

@@ -3,6 +3,7 @@
 
 use cluster_api::{Error, EvictionOutcome, Pod, Result};
 use futures::StreamExt;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::{Drainer, Key};
@@ -14,8 +15,11 @@ use crate::group::HolderPhase;
 
 impl Drainer {
     /// Evicts every pod that is due: not already leaving, not waiting out a backoff, and the
-    /// server's own pod only once it is the last one left. First confirms in the cluster that
-    /// the grant is still draining; where it stands if it is not.
+    /// server's own pod only once it is the last one left. Each eviction is sent only while
+    /// the grant is confirmed draining in the cluster: the round's confirmation covers the
+    /// evictions sent at once with it (up to `parallelism`); each later one, sent when an
+    /// earlier one is answered (which may take a while), confirms again. Once the grant is
+    /// found elsewhere, nothing more is sent, and where it stands is returned.
     pub(super) async fn evict_due(&mut self, plan: &DrainPlan) -> Option<GrantNow> {
         let now = Instant::now();
         let others_left = plan.evict.iter().any(|p| !self.is_own(p));
@@ -30,35 +34,67 @@ impl Drainer {
         if due.is_empty() {
             return None;
         }
-        match self.inner.grant_now(&self.group, &self.holder).await {
-            Ok(GrantNow::Held(HolderPhase::Draining)) => {}
-            Ok(now) => return Some(now),
-            Err(e) => {
-                // Not sure the slot is still ours: evict nothing, look again later.
-                let why = format!("cannot confirm the reboot slot: {e}");
-                for pod in &due {
-                    self.postpone(pod, now, why.clone(), "the reboot slot is being confirmed");
-                }
-                return None;
+        let (inner, group, holder) = (&self.inner, &self.group, &self.holder);
+        let options = &self.evict_options;
+        // Where the grant stands once it is found elsewhere.
+        let left: Mutex<Option<GrantNow>> = Mutex::new(None);
+        let confirm = || async {
+            if left.lock().is_some() {
+                return Err(Evicted::NotSent);
             }
-        }
-        let api = self.inner.api.clone();
-        let options = self.evict_options.clone();
-        let results: Vec<(Pod, Result<EvictionOutcome>)> = futures::stream::iter(due)
-            .map(|pod| {
-                let (api, options) = (api.clone(), options.clone());
-                async move {
-                    let result = api.evict_pod(&pod.namespace, &pod.name, &options).await;
-                    (pod, result)
+            match inner.grant_now(group, holder).await {
+                Ok(GrantNow::Held(HolderPhase::Draining)) => Ok(()),
+                Ok(now) => {
+                    left.lock().get_or_insert(now);
+                    Err(Evicted::NotSent)
                 }
+                Err(e) => Err(Evicted::Unconfirmed(e)),
+            }
+        };
+        if let Err(not) = confirm().await {
+            if let Evicted::Unconfirmed(e) = &not {
+                for pod in &due {
+                    self.postpone_unconfirmed(pod, now, e);
+                }
+            }
+            return left.into_inner();
+        }
+        let parallelism = self.inner.config.drain.parallelism;
+        let results: Vec<(Pod, Evicted)> = futures::stream::iter(due.into_iter().enumerate())
+            .map(|(i, pod)| async move {
+                // The first `parallelism` go at once, on the round's confirmation.
+                if i >= parallelism
+                    && let Err(not) = confirm().await
+                {
+                    return (pod, not);
+                }
+                let result = inner
+                    .api
+                    .evict_pod(&pod.namespace, &pod.name, options)
+                    .await;
+                (pod, Evicted::Sent(result))
             })
-            .buffer_unordered(self.inner.config.drain.parallelism)
+            .buffer_unordered(parallelism)
             .collect()
             .await;
-        for (pod, result) in results {
-            self.record(&pod, result, now);
+        for (pod, evicted) in results {
+            match evicted {
+                Evicted::Sent(result) => self.record(&pod, result, now),
+                Evicted::Unconfirmed(e) => self.postpone_unconfirmed(&pod, now, &e),
+                Evicted::NotSent => {}
+            }
         }
-        None
+        left.into_inner()
+    }
+
+    /// Not sure the slot is still ours: evict nothing, look again later.
+    fn postpone_unconfirmed(&mut self, pod: &Pod, now: Instant, e: &Error) {
+        self.postpone(
+            pod,
+            now,
+            format!("cannot confirm the reboot slot: {e}"),
+            "the reboot slot is being confirmed",
+        );
     }
 
     /// Tries a pod again after the next backoff, saying why it waits.
@@ -84,12 +120,14 @@ impl Drainer {
         let (outcome, wait, why) = match result {
             Ok(EvictionOutcome::Evicted) => ("evicted", None, None),
             Ok(EvictionOutcome::Gone) => ("gone", None, None),
+            // A budget's refusal is no error: asked again soon, the next pod goes as soon as
+            // the budget allows it.
             Ok(EvictionOutcome::Blocked {
                 message,
                 retry_after,
             }) => (
                 "blocked",
-                Some(backoff.max(retry_after.unwrap_or_default())),
+                Some(drain.budget_retry.max(retry_after.unwrap_or_default())),
                 Some((message, "its disruption budget allows no eviction yet")),
             ),
             Ok(EvictionOutcome::Failed { message }) => (
@@ -131,6 +169,16 @@ impl Drainer {
             }
         }
     }
+}
+
+/// What became of one due pod's eviction.
+enum Evicted {
+    /// Sent; the answer.
+    Sent(Result<EvictionOutcome>),
+    /// Not sent: the grant could not be confirmed.
+    Unconfirmed(Error),
+    /// Not sent: the grant is no longer draining.
+    NotSent,
 }
 
 pub(super) fn key(pod: &Pod) -> Key {

@@ -5,8 +5,8 @@
 //! plus any that arrive later without tolerating the cordon (bound past the scheduler, or
 //! scheduled just before the cordon landed). A pod that arrives later and tolerates the
 //! cordon would only come straight back if evicted, so it is left, and listed as skipped.
-//! A drain belongs to one grant of the slot. Before every round of evictions it confirms in
-//! the cluster that this grant is still draining, and it stops as soon as it is not: the slot
+//! A drain belongs to one grant of the slot. Before every eviction it confirms in the
+//! cluster that this grant is still draining, and it stops as soon as it is not: the slot
 //! given back (then it undoes a cordon it wrote), the grant approved or seen through its
 //! reboot by another replica, or the node granted again. Its replica's lock cache says so
 //! too, and stops it sooner.
@@ -71,6 +71,10 @@ pub(super) struct Drainer {
     /// The node's pods, as the watch reports them; meaningful once `listed`.
     pods: BTreeMap<Key, Pod>,
     listed: bool,
+    /// Whether `pods` is the node as it is: false from a failure of the pod watch until it
+    /// has listed the pods again. A pod gone meanwhile may be back elsewhere under the same
+    /// name (a StatefulSet's), and an eviction goes by name.
+    current: bool,
     /// The uids of the pods this drain must see leave.
     targets: HashSet<String>,
     /// Whether this drain wrote the cordon (rather than finding it).
@@ -104,6 +108,7 @@ impl Drainer {
             started: Instant::now(),
             pods: BTreeMap::new(),
             listed: false,
+            current: false,
             targets: HashSet::new(),
             cordoned_here: false,
             retry: HashMap::new(),
@@ -154,7 +159,7 @@ impl Drainer {
             if stream.is_none() {
                 stream = self.watch().await;
             }
-            let step = if self.listed {
+            let step = if self.listed && self.current {
                 self.step().await
             } else {
                 self.stalled().await
@@ -179,8 +184,12 @@ impl Drainer {
                     Some(Err(e)) => {
                         tracing::debug!(node = %self.node(), error = %e, "pod watch failed; re-watching");
                         stream = None;
+                        self.current = false;
                     }
-                    None => stream = None,
+                    None => {
+                        stream = None;
+                        self.current = false;
+                    }
                 },
                 _ = stop.changed() => {}
                 () = wake => {}
@@ -285,8 +294,8 @@ impl Drainer {
         }
     }
 
-    /// The pods have not been listed yet (the watch keeps failing): only the timeout
-    /// policy can act.
+    /// The pods are not known as they are now (not listed yet, or not listed again since the
+    /// watch failed): only the timeout policy can act.
     async fn stalled(&mut self) -> Step {
         if self.is_overdue() && !self.on_overdue().await {
             return Step::Stop;
@@ -367,6 +376,7 @@ impl Drainer {
                 self.retry.retain(|k, _| pods.contains_key(k));
                 self.blocked.retain(|k, _| pods.contains_key(k));
                 self.listed = true;
+                self.current = true;
             }
             WatchEvent::Applied(pod) if pod.node_name.as_deref() == Some(self.node()) => {
                 self.admit(&pod);
@@ -449,41 +459,56 @@ impl Drainer {
         let took = humanize(self.inner.config.drain.timeout);
         match self.inner.config.drain.on_timeout {
             OnDrainTimeout::Release => {
-                // A grant that has moved on (given back, approved, granted again elsewhere
-                // while this replica's watch lagged) is not this drain's to time out.
-                match self.inner.grant_now(&self.group, &self.holder).await {
-                    Ok(GrantNow::Held(HolderPhase::Draining)) | Err(_) => {}
-                    Ok(now) => {
+                // Only out of draining, in the compare-and-swap that gives the slot back: a
+                // grant that has moved on (approved by another replica, its node perhaps
+                // rebooting; given back; granted again) is not this drain's to time out, and
+                // when the cluster cannot say, nothing is given back: the next look tries again.
+                let released = match self.inner.time_out(&self.group, &self.holder).await {
+                    Ok(Ok(released)) => released,
+                    Ok(Err(now)) => {
                         self.leave(Some(now)).await;
                         return false;
                     }
-                }
+                    Err(e) => {
+                        tracing::warn!(node = %self.node(), group = %self.group, error = %e, "drain timed out, but its slot could not be given back yet");
+                        return true;
+                    }
+                };
+                // Detach before anything awaits, so the tidying does not abort this task.
+                self.inner.forget_drain(&self.holder);
                 let message = format!(
                     "drain of {} did not finish within {took}; slot given back",
                     self.node()
                 );
                 tracing::warn!(node = %self.node(), group = %self.group, "{message}");
-                self.warn(
+                // This replica's write made the transition: no claim needed.
+                self.inner.announce(
                     RebootTransition::Overdue,
-                    "DrainTimedOut",
-                    "Release",
-                    message.clone(),
-                )
-                .await;
+                    self.node(),
+                    &self.group,
+                    &message,
+                );
+                self.inner
+                    .event(
+                        self.node(),
+                        EventType::Warning,
+                        "DrainTimedOut",
+                        "Release",
+                        message.clone(),
+                    )
+                    .await;
                 self.inner.observer.drain_finished(
                     &self.group,
                     "timed_out",
                     self.started.elapsed(),
                 );
                 self.publish(DrainPhase::TimedOut, message);
-                // Detach first, so the release does not abort this task halfway through.
-                self.inner.forget_drain(&self.holder);
                 if let Err(e) = self
                     .inner
-                    .release(&self.group, &self.holder, "drain timed out")
+                    .after_release(&self.group, &released, "drain timed out", false, false)
                     .await
                 {
-                    tracing::warn!(error = %e, "could not release after drain timeout");
+                    tracing::warn!(error = %e, "could not tidy the node after a drain timeout");
                 }
                 false
             }
