@@ -12,6 +12,8 @@ use cluster_api::lease::{self, Decision, Modified, ModifyError};
 use cluster_api::{ClusterApi, Error, LabelSelector, Lease, Timestamp, WorkloadRef};
 use serde::{Deserialize, Serialize};
 
+use crate::observed::Observations;
+
 /// Label on every restart lock.
 pub const LOCK_LABEL: &str = "restart-manager.io/lock";
 /// The value of [`LOCK_LABEL`] on restart locks.
@@ -217,12 +219,34 @@ pub struct TakeRequest<'a> {
     pub restarted_at: &'a str,
     /// How long before the lock may be taken over.
     pub duration: Duration,
-    /// Now.
+    /// Now, by this replica's wall clock: the times written into the Lease (and, for
+    /// [`take`] only, what expiry is judged against).
     pub now: Timestamp,
 }
 
-/// Takes a workload's lock unless someone holds it and it has not expired.
+/// Takes a workload's lock unless someone holds it and it has not expired at `req.now` by
+/// the Lease's own times: for one-shot tools with no history of the Lease. A replica judges
+/// expiry with [`take_observed`] instead, which no clock skew can fool.
 pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, Error> {
+    take_judged(api, req, |lease| lease.is_held_at(req.now)).await
+}
+
+/// Takes a workload's lock unless someone holds it and this replica has not yet seen it
+/// unchanged for its whole duration ([`Observations`]): a replica whose wall clock runs ahead
+/// of the holder's cannot take over a live lock.
+pub async fn take_observed(
+    api: &dyn ClusterApi,
+    req: &TakeRequest<'_>,
+    observed: &Observations,
+) -> Result<Take, Error> {
+    take_judged(api, req, |lease| observed.is_held(lease)).await
+}
+
+async fn take_judged(
+    api: &dyn ClusterApi,
+    req: &TakeRequest<'_>,
+    is_held: impl Fn(&Lease) -> bool,
+) -> Result<Take, Error> {
     let name = lease_name(req.workload);
     // The expired holder the last write would replace, for a write whose answer is lost.
     let mut replacing = None;
@@ -241,7 +265,7 @@ pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, E
         }
         let held = lock_of(&lease);
         if let Some(held) = &held
-            && lease.is_held_at(req.now)
+            && is_held(&lease)
         {
             return Decision::Keep(Take::Held(held.clone(), Box::new(lease)));
         }

@@ -80,6 +80,9 @@ impl WatchCache<Lease> for Inner {
         let all: Vec<(WorkloadRef, Lease)> = all
             .into_iter()
             .filter_map(|l| Some((self.by_lease.get(&l.name)?.clone(), l)))
+            .inspect(|(_, l)| {
+                self.observed.unchanged_for(l);
+            })
             .collect();
         let listed: Vec<WorkloadRef> = all.iter().map(|(r, _)| r.clone()).collect();
         for r in self.leases.reset(all).iter().chain(&listed) {
@@ -136,6 +139,7 @@ impl Inner {
 
     /// Keeps `lease` as `r`'s lock if it is newer than what is held, and judges `r` again.
     pub(super) fn store_lease(&self, r: &WorkloadRef, lease: Lease) {
+        self.observed.unchanged_for(&lease);
         if self.leases.insert(r.clone(), lease) {
             self.judge_again(r);
             // A set's member may have started, waited or ended.
@@ -240,8 +244,9 @@ impl Inner {
             return;
         };
         let workload = self.workload(r);
-        let now = self.clock.now();
-        let expired = !lease.is_held_at(now);
+        // Timed out only once this replica has watched the lock unchanged for its whole
+        // duration: a leader whose wall clock runs ahead ends no live restart.
+        let expired = !self.observed.is_held(&lease);
         // Judge only the rollout this restart caused: the template must carry its timestamp.
         let ours = workload.as_ref().filter(|w| {
             lock.restarted_at.is_some()
@@ -289,7 +294,6 @@ impl Inner {
     }
 
     pub(super) fn view(&self, r: &WorkloadRef) -> ServiceStatus {
-        let now = self.clock.now();
         let entry = self.allowlist.get(r);
         let description = entry.and_then(|a| a.description.clone());
         let windows: Vec<String> = entry
@@ -302,7 +306,7 @@ impl Inner {
         let lease = self.leases.get(r);
         let lock = lease
             .as_ref()
-            .filter(|l| l.is_held_at(now))
+            .filter(|l| self.observed.is_held(l))
             .and_then(lock::lock_of);
         let last_restart = lease.as_ref().and_then(lock::last_restart_of);
         let Some(w) = self.workload(r) else {

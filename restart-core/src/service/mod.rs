@@ -167,6 +167,8 @@ struct Inner {
     /// Workloads to look at for a configuration change, and when.
     config_due: parking_lot::Mutex<HashMap<WorkloadRef, tokio::time::Instant>>,
     config_wake: tokio::sync::Notify,
+    /// When this replica saw each lock's and run's Lease last change: their expiry.
+    observed: crate::observed::Observations,
 }
 
 // === impl RestarterBuilder ===
@@ -256,6 +258,7 @@ impl RestarterBuilder {
                 config_places,
                 config_due: parking_lot::Mutex::default(),
                 config_wake: tokio::sync::Notify::new(),
+                observed: crate::observed::Observations::new(),
             }),
         }
     }

@@ -29,6 +29,9 @@ impl WatchCache<Lease> for RunsCache<'_> {
         let all: Vec<(String, Lease)> = all
             .into_iter()
             .filter_map(|l| Some((inner.set_of_lease(&l.name)?, l)))
+            .inspect(|(_, l)| {
+                inner.observed.unchanged_for(l);
+            })
             .collect();
         let listed: Vec<String> = all.iter().map(|(s, _)| s.clone()).collect();
         for set in inner.runs.reset(all).iter().chain(&listed) {
@@ -85,6 +88,7 @@ impl Inner {
 
     /// Keeps a run's Lease if it is newer, shows it, and lets the driver look.
     pub(super) fn store_run(&self, set: &str, lease: Lease) {
+        self.observed.unchanged_for(&lease);
         if self.runs.insert(set.to_string(), lease) {
             self.publish_set(set);
             self.sets_wake.notify_one();
@@ -175,7 +179,7 @@ impl Inner {
                     return Decision::Keep((lease, None));
                 }
                 if let Some(running) = found.filter(|r| !r.state.is_final())
-                    && lease.is_held_at(now)
+                    && self.observed.is_held(&lease)
                 {
                     return Decision::Keep((lease, Some(running)));
                 }
@@ -333,7 +337,7 @@ impl Inner {
     }
 
     /// What `run`'s member at `i` looks like from its workload lock.
-    fn seen(&self, run: &SetRun, i: usize, now: Timestamp) -> Seen {
+    fn seen(&self, run: &SetRun, i: usize) -> Seen {
         let Ok(w) = parse_member(&run.members[i].workload) else {
             return Seen::Ended(Outcome::Aborted);
         };
@@ -348,7 +352,7 @@ impl Inner {
             };
         }
         match lock::lock_of(&lease) {
-            Some(held) if lease.is_held_at(now) => Seen::HeldBy(held),
+            Some(held) if self.observed.is_held(&lease) => Seen::HeldBy(held),
             _ => Seen::Free(lock::last_restart_of(&lease)),
         }
     }
@@ -372,9 +376,14 @@ impl Inner {
             )))
             .ok()
         });
-        let stale = renew_by.is_none_or(|by| by <= now);
+        // Renewed by the Lease's own times, or once this replica has seen it unchanged for
+        // half its duration (so a driver whose clock runs behind renews in time too).
+        let half =
+            std::time::Duration::from_secs(u64::from(self.run_lease_secs().unsigned_abs() / 2));
+        let stale =
+            renew_by.is_none_or(|by| by <= now) || self.observed.unchanged_for(&lease) >= half;
         let mut probe = cached.clone();
-        let step = probe.step(|i| self.seen(&cached, i, now), now);
+        let step = probe.step(|i| self.seen(&cached, i), now);
         if !step.changed && step.start.is_empty() && !stale {
             return;
         }
@@ -382,7 +391,7 @@ impl Inner {
         let written = self
             .change_run(set, Some(&cached.id), |run| {
                 let snapshot = run.clone();
-                let step = run.step(|i| self.seen(&snapshot, i, now), now);
+                let step = run.step(|i| self.seen(&snapshot, i), now);
                 for &i in &step.start {
                     run.mark_started(i, now);
                 }
