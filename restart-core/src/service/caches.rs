@@ -222,7 +222,7 @@ impl Inner {
     pub(super) async fn track_forever(&self) {
         loop {
             let r = self.refresh.next().await;
-            if self.leadership.as_ref().is_none_or(|l| *l.borrow()) {
+            if self.tracks(&r) {
                 self.track(&r).await;
             }
             self.publish(&r);

@@ -144,7 +144,7 @@ impl Inner {
                 () = tokio::time::sleep_until(wake_at) => {}
                 () = self.config_wake.notified() => {}
             }
-            if self.leadership.as_ref().is_some_and(|l| !*l.borrow()) {
+            if !self.leads() {
                 continue;
             }
             let now = Instant::now();

@@ -101,7 +101,7 @@ impl Inner {
         let mut leadership = self.leadership.clone();
         loop {
             let now = self.clock.now();
-            if self.leadership.as_ref().is_none_or(|l| *l.borrow()) {
+            if self.leads() {
                 let due: Vec<(Target, Schedule)> =
                     self.all_schedules().map(|(t, s)| (t, s.clone())).collect();
                 for (target, schedule) in &due {

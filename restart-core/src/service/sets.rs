@@ -327,10 +327,7 @@ impl Inner {
                 () = self.sets_wake.notified() => {}
                 () = tokio::time::sleep(self.config.resync) => {}
             }
-            if self.leadership.as_ref().is_some_and(|l| !*l.borrow()) {
-                continue;
-            }
-            for set in &self.sets {
+            for set in self.sets.iter().filter(|s| self.drives(&s.name)) {
                 self.advance(set).await;
             }
         }
