@@ -340,25 +340,30 @@ fn new_lock_lease(namespace: &str, name: &str) -> Lease {
         .label("app.kubernetes.io/managed-by", "restart-manager")
 }
 
-/// Sets one annotation of a workload's lock Lease with compare-and-swap, creating the Lease
-/// (held by nobody) if there is none; the lock itself is left as it is. Returns the Lease as
-/// written (or as read, if it already said so).
+/// Sets annotations of a workload's lock Lease (`(key, value)` pairs) with compare-and-swap,
+/// creating the Lease (held by nobody) if there is none; the lock itself is left as it is.
+/// Returns the Lease as written (or as read, if it already said so).
 pub async fn annotate(
     api: &dyn ClusterApi,
     namespace: &str,
     workload: &WorkloadRef,
-    key: &str,
-    value: &str,
+    pairs: &[(&str, &str)],
 ) -> Result<Lease, Error> {
     let name = lease_name(workload);
     let modified = lease::modify(api, namespace, &name, |current| {
         let mut lease = current.unwrap_or_else(|| new_lock_lease(namespace, &name));
-        if lease.annotations.get(key).map(String::as_str) == Some(value) {
+        let a = &lease.annotations;
+        if pairs
+            .iter()
+            .all(|(key, value)| a.get(*key).map(String::as_str) == Some(*value))
+        {
             return Decision::Keep(lease);
         }
         let a = &mut lease.annotations;
         a.insert(WORKLOAD_ANNOTATION.into(), workload.to_string());
-        a.insert(key.into(), value.into());
+        for (key, value) in pairs {
+            a.insert((*key).into(), (*value).into());
+        }
         Decision::Write(lease, ())
     })
     .await?;

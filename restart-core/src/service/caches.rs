@@ -119,12 +119,26 @@ impl Inner {
     /// Keeps `w` if it is allowlisted and newer than what is held, and judges it again.
     pub(super) fn store_workload(&self, w: Workload) {
         let r = w.reference();
-        if self.allowlist.get(&r).is_none() {
+        let Some(entry) = self.allowlist.get(&r) else {
             return;
-        }
-        if let Some(place) = self.place(&r)
-            && place.workloads.insert(r.clone(), w)
-        {
+        };
+        let Some(place) = self.place(&r) else {
+            return;
+        };
+        // A workload that restarts on configuration changes is looked at as soon as its
+        // template changes: that rollout starts its pods on the configuration as it is now.
+        let template = entry
+            .config_trigger
+            .is_some()
+            .then(|| w.template_annotations.clone());
+        let before = template.as_ref().and_then(|_| place.workloads.get(&r));
+        if place.workloads.insert(r.clone(), w) {
+            if let (Some(now), Some(before)) = (&template, &before)
+                && before.template_annotations != *now
+                && let Some(w) = place.workloads.get(&r)
+            {
+                self.template_changed(&w);
+            }
             self.judge_again(&r);
         }
     }

@@ -179,6 +179,9 @@ struct Inner {
     /// Workloads to look at for a configuration change, and when.
     config_due: parking_lot::Mutex<HashMap<WorkloadRef, tokio::time::Instant>>,
     config_wake: tokio::sync::Notify,
+    /// Baselines to record before any look: the digests of the moment a workload's template
+    /// changed, and that template's fingerprint.
+    config_baselines: parking_lot::Mutex<HashMap<WorkloadRef, (crate::trigger::Digests, String)>>,
     /// When this replica saw each lock's and run's Lease last change: their expiry.
     observed: crate::observed::Observations,
 }
@@ -301,6 +304,7 @@ impl RestarterBuilder {
                 config_places,
                 config_due: parking_lot::Mutex::default(),
                 config_wake: tokio::sync::Notify::new(),
+                config_baselines: parking_lot::Mutex::default(),
                 observed: crate::observed::Observations::new(),
             }),
         }
