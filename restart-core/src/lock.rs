@@ -24,6 +24,13 @@ pub const WORKLOAD_ANNOTATION: &str = "restart-manager.io/workload";
 pub const REASON_ANNOTATION: &str = "restart-manager.io/reason";
 /// Annotation identifying one restart, so that only it releases its lock.
 pub const RESTART_ID_ANNOTATION: &str = "restart-manager.io/restart-id";
+/// Annotation with the restart ids of the latest restarts that took the lock (the current one
+/// included), a JSON list, newest last: a retry under an id derived from a set's run, a
+/// due time or a configuration finds its restart done even after another restart took the
+/// lock since.
+pub const RECENT_IDS_ANNOTATION: &str = "restart-manager.io/recent-restart-ids";
+/// How many restart ids [`RECENT_IDS_ANNOTATION`] keeps.
+pub const RECENT_IDS: usize = 16;
 /// Annotation with the `restartedAt` value the restart wrote into the pod template, by which
 /// the workload's rollout is recognised as this restart's.
 pub const RESTARTED_AT_ANNOTATION: &str = "restart-manager.io/restarted-at";
@@ -255,12 +262,7 @@ async fn take_judged(
             replacing = None;
             return Decision::Write(locked(new_lock_lease(req.namespace, &name), req), None);
         };
-        if lease
-            .annotations
-            .get(RESTART_ID_ANNOTATION)
-            .map(String::as_str)
-            == Some(req.restart_id)
-        {
+        if took(&lease, req.restart_id) {
             return Decision::Keep(Take::Done(Box::new(lease)));
         }
         let held = lock_of(&lease);
@@ -298,8 +300,24 @@ async fn take_judged(
     }
 }
 
+/// Whether a restart with `restart_id` has taken this lock: it holds it, or held it lately.
+pub fn took(lease: &Lease, restart_id: &str) -> bool {
+    let a = &lease.annotations;
+    a.get(RESTART_ID_ANNOTATION).map(String::as_str) == Some(restart_id)
+        || recent_ids(lease).iter().any(|id| id == restart_id)
+}
+
+/// The ids [`RECENT_IDS_ANNOTATION`] holds (none, if it cannot be read).
+fn recent_ids(lease: &Lease) -> Vec<String> {
+    lease
+        .annotations
+        .get(RECENT_IDS_ANNOTATION)
+        .and_then(|ids| serde_json::from_str(ids).ok())
+        .unwrap_or_default()
+}
+
 /// `lease` held for `req`: its holder, times and annotations set, those of an earlier restart
-/// removed.
+/// removed, its id added to the recent ones.
 fn locked(mut lease: Lease, req: &TakeRequest<'_>) -> Lease {
     lease.holder_identity = Some(req.holder.to_string());
     lease.acquire_time = Some(req.now);
@@ -309,7 +327,15 @@ fn locked(mut lease: Lease, req: &TakeRequest<'_>) -> Lease {
             .unwrap_or(i32::MAX)
             .max(1),
     );
+    let mut recent = recent_ids(&lease);
+    recent.push(req.restart_id.to_string());
+    let keep = recent.len().saturating_sub(RECENT_IDS);
+    recent.drain(..keep);
     let a = &mut lease.annotations;
+    a.insert(
+        RECENT_IDS_ANNOTATION.into(),
+        serde_json::to_string(&recent).unwrap_or_default(),
+    );
     a.insert(WORKLOAD_ANNOTATION.into(), req.workload.to_string());
     a.insert(RESTART_ID_ANNOTATION.into(), req.restart_id.to_string());
     a.insert(BY_ANNOTATION.into(), req.holder.to_string());

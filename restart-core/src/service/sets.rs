@@ -348,9 +348,16 @@ impl Inner {
                 _ => Seen::Running,
             };
         }
+        let last = lock::last_restart_of(&lease);
         match lock::lock_of(&lease) {
             Some(held) if self.observed.is_held(&lease) => Seen::HeldBy(held),
-            _ => Seen::Free(lock::last_restart_of(&lease)),
+            // Its restart took the lock, and a later one has since, and ended: the member's
+            // pods were replaced after the run reached it (its restart is done, and would not
+            // be done again), whatever the clocks stamped.
+            _ if lock::took(&lease, &id) => {
+                Seen::Ended(last.and_then(|l| l.outcome).unwrap_or(Outcome::Aborted))
+            }
+            _ => Seen::Free(last),
         }
     }
 

@@ -168,13 +168,14 @@ fn alice() -> Identity {
     Identity::user("alice")
 }
 
-/// restart-manager's Events about a workload (the cluster's controllers write their own).
+/// restart-manager's Events about a workload (the cluster's controllers write their own), each
+/// as often as it happened (repeats of one Event are counted on it).
 fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
     sim.events()
         .into_iter()
         .filter(|e| e.regarding.names_same(&w.object_ref()))
         .filter(|e| e.reporting_controller == restart_core::CONTROLLER)
-        .map(|e| e.reason)
+        .flat_map(|e| std::iter::repeat_n(e.reason, usize::try_from(e.count).unwrap_or(1)))
         .collect()
 }
 
