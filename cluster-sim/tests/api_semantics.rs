@@ -479,3 +479,23 @@ async fn config_watches_see_one_kind_in_one_namespace_by_digest() {
     }
     assert_eq!(sim.calls().get(Operation::WatchConfig), 1);
 }
+
+/// A Lease gets its uid when it is created, as from any API server, and keeps it through every
+/// replace, whatever uid the writer sent; a Lease created again is another object.
+#[tokio::test(start_paused = true)]
+async fn a_lease_has_a_uid_from_its_creation() {
+    let sim = SimCluster::new();
+    let created = sim.create_lease(&lease("lock")).await.unwrap();
+    assert!(!created.uid.is_empty());
+    let mut changed = created.clone();
+    changed.holder_identity = Some("a".into());
+    changed.uid = String::new();
+    let replaced = sim.replace_lease(&changed).await.unwrap();
+    assert_eq!(replaced.uid, created.uid);
+    assert_eq!(
+        sim.get_lease("restart-manager", "lock").await.unwrap().uid,
+        created.uid
+    );
+    let other = sim.create_lease(&lease("other")).await.unwrap();
+    assert_ne!(other.uid, created.uid);
+}
