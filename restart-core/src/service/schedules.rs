@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cluster_api::lease::{self, Decision, Modified};
-use cluster_api::{CacheHealth, Error, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed};
+use cluster_api::{CacheHealth, Error, EventType, Lease, Timestamp, WatchCache, feed};
 
 use super::Inner;
 use super::requests::{Ask, Windows};
@@ -288,11 +288,7 @@ impl Inner {
     async fn schedule_event(&self, target: &Target, type_: EventType, reason: &str, note: String) {
         let regarding = match target {
             Target::Workload(w) => self.regarding(w),
-            Target::Set(name) => ObjectRef::namespaced(
-                "Lease",
-                &self.config.namespace,
-                crate::sets::lease_name(name),
-            ),
+            Target::Set(name) => self.run_lease_ref(name),
         };
         self.record(regarding, type_, reason, "ScheduledRestart", note)
             .await;

@@ -492,8 +492,14 @@ impl Inner {
     }
 
     async fn set_event(&self, set: &str, type_: EventType, reason: &str, note: String) {
-        let regarding = ObjectRef::namespaced("Lease", &self.config.namespace, lease_name(set));
-        self.record(regarding, type_, reason, "RestartSet", note)
+        self.record(self.run_lease_ref(set), type_, reason, "RestartSet", note)
             .await;
+    }
+
+    /// A set's run Lease as the object an Event is about, with its uid when known (`kubectl
+    /// describe lease` shows only Events carrying it).
+    pub(super) fn run_lease_ref(&self, set: &str) -> ObjectRef {
+        let uid = self.runs.get(set).map(|l| l.uid).unwrap_or_default();
+        ObjectRef::namespaced("Lease", &self.config.namespace, lease_name(set)).with_uid(uid)
     }
 }

@@ -340,3 +340,40 @@ async fn a_claim_whose_restart_happened_before_another_is_not_restarted_again() 
     assert_eq!(restarts(&sim, &web()), 0, "not restarted twice");
     assert_eq!(schedule_lease(&sim, &target).state, DueState::Started);
 }
+
+/// A scheduled set's Events name the run's Lease by uid.
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_sets_events_name_its_lease_by_uid() {
+    let sim = cluster();
+    let list = allowlist(vec![]);
+    let sets = check_sets(
+        vec![SetEntry {
+            name: "shop".into(),
+            description: None,
+            members: vec![web().to_string()],
+            concurrency: 1,
+            on_failure: OnFailure::Stop,
+            schedule: every("30 9 * * *"),
+        }],
+        &list,
+    )
+    .unwrap();
+    let (_a, _, _run_a) = scheduler(&sim, list, sets, "a").await;
+    until(&sim, "2026-01-05T09:45:00Z").await;
+    let uid = sim
+        .lease("restart-manager", "restart-set.shop")
+        .unwrap()
+        .uid;
+    let events: Vec<_> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e.regarding.name == "restart-set.shop")
+        .collect();
+    assert!(
+        events.iter().any(|e| e.reason == "ScheduledRestart"),
+        "{events:?}"
+    );
+    for e in &events {
+        assert_eq!(e.regarding.uid.as_deref(), Some(uid.as_str()), "{e:?}");
+    }
+}

@@ -417,3 +417,36 @@ async fn two_drivers_at_once_restart_each_member_once() {
         assert_eq!(restarts_of(&sim, &w), 1, "{w}");
     }
 }
+
+/// The run's Events name its Lease by uid, as `kubectl describe lease restart-set.shop`
+/// needs to show them.
+#[tokio::test(start_paused = true)]
+async fn set_events_name_the_run_lease_by_uid() {
+    let sim = cluster();
+    let (r, _run) = set_replica(
+        &sim,
+        shop(1, OnFailure::Stop),
+        RestartConfig::default(),
+        "a",
+    )
+    .await;
+    r.start_set("shop", &alice(), None).await.unwrap();
+    follow(&r).await;
+    let uid = sim
+        .lease("restart-manager", "restart-set.shop")
+        .unwrap()
+        .uid;
+    let uids: Vec<(String, Option<String>)> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e.regarding.name == "restart-set.shop")
+        .map(|e| (e.reason, e.regarding.uid))
+        .collect();
+    assert_eq!(
+        uids,
+        [
+            ("RestartSetStarted".to_string(), Some(uid.clone())),
+            ("RestartSetComplete".to_string(), Some(uid))
+        ]
+    );
+}
