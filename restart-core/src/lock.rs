@@ -232,27 +232,48 @@ pub struct TakeRequest<'a> {
 }
 
 /// Takes a workload's lock unless someone holds it and it has not expired at `req.now` by
-/// the Lease's own times: for one-shot tools with no history of the Lease. A replica judges
-/// expiry with [`take_observed`] instead, which no clock skew can fool.
+/// the Lease's own times, or it carries `req`'s restart id now: the primitive, for one-shot
+/// tools with no history of the Lease. A replica takes with [`take_observed`] instead.
 pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, Error> {
-    take_judged(api, req, |lease| lease.is_held_at(req.now)).await
+    take_judged(
+        api,
+        req,
+        |lease| lease.is_held_at(req.now),
+        |lease| {
+            lease
+                .annotations
+                .get(RESTART_ID_ANNOTATION)
+                .map(String::as_str)
+                == Some(req.restart_id)
+        },
+    )
+    .await
 }
 
-/// Takes a workload's lock unless someone holds it and this replica has not yet seen it
-/// unchanged for its whole duration ([`Observations`]): a replica whose wall clock runs ahead
-/// of the holder's cannot take over a live lock.
+/// Takes a workload's lock as a replica does: unless someone holds it and this replica has
+/// not yet seen it unchanged for its whole duration ([`Observations`]), so that a replica
+/// whose wall clock runs ahead of the holder's cannot take over a live lock; and `Done` if a
+/// restart with `req`'s id took it lately ([`took`]), so that a retry under a derived id
+/// restarts nothing again even after someone else's restart took the lock since.
 pub async fn take_observed(
     api: &dyn ClusterApi,
     req: &TakeRequest<'_>,
     observed: &Observations,
 ) -> Result<Take, Error> {
-    take_judged(api, req, |lease| observed.is_held(lease)).await
+    take_judged(
+        api,
+        req,
+        |lease| observed.is_held(lease),
+        |lease| took(lease, req.restart_id),
+    )
+    .await
 }
 
 async fn take_judged(
     api: &dyn ClusterApi,
     req: &TakeRequest<'_>,
     is_held: impl Fn(&Lease) -> bool,
+    done: impl Fn(&Lease) -> bool,
 ) -> Result<Take, Error> {
     let name = lease_name(req.workload);
     // The expired holder the last write would replace, for a write whose answer is lost.
@@ -262,7 +283,7 @@ async fn take_judged(
             replacing = None;
             return Decision::Write(locked(new_lock_lease(req.namespace, &name), req), None);
         };
-        if took(&lease, req.restart_id) {
+        if done(&lease) {
             return Decision::Keep(Take::Done(Box::new(lease)));
         }
         let held = lock_of(&lease);

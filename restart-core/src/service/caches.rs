@@ -153,8 +153,10 @@ impl Inner {
 
     /// Keeps `lease` as `r`'s lock if it is newer than what is held, and judges `r` again.
     pub(super) fn store_lease(&self, r: &WorkloadRef, lease: Lease) {
-        self.observed.unchanged_for(&lease);
+        // Seen only when newer than what is held: an older copy is no change.
+        let seen = lease.clone();
         if self.leases.insert(r.clone(), lease) {
+            self.observed.unchanged_for(&seen);
             self.judge_again(r);
             // A set's member may have started, waited or ended.
             if !self.sets.is_empty() {

@@ -88,8 +88,10 @@ impl Inner {
 
     /// Keeps a run's Lease if it is newer, shows it, and lets the driver look.
     pub(super) fn store_run(&self, set: &str, lease: Lease) {
-        self.observed.unchanged_for(&lease);
+        // Seen only when newer than what is held: an older copy is no change.
+        let seen = lease.clone();
         if self.runs.insert(set.to_string(), lease) {
+            self.observed.unchanged_for(&seen);
             self.publish_set(set);
             self.sets_wake.notify_one();
         }

@@ -580,9 +580,16 @@ async fn restarts_outside_their_windows_need_an_override_and_a_reason() {
 /// released the lock since.
 #[tokio::test(start_paused = true)]
 async fn a_restart_id_is_done_once_even_after_another_restart_took_the_lock() {
-    use restart_core::lock::{Take, TakeRequest, release, take};
+    use restart_core::lock::{Take, TakeRequest, release, take_observed};
+    use restart_core::observed::Observations;
 
     let sim = cluster();
+    let observed = Observations::new();
+    let take = |req| {
+        let observed = &observed;
+        let sim = &sim;
+        async move { take_observed(sim, &req, observed).await }
+    };
     let w = web();
     let w = &w;
     let request = |holder: &'static str, id: &'static str| TakeRequest {
@@ -596,7 +603,7 @@ async fn a_restart_id_is_done_once_even_after_another_restart_took_the_lock() {
         now: sim.now(),
     };
     for (holder, id) in [("schedule", "schedule-1"), ("bob", "bob-1")] {
-        let taken = take(&sim, &request(holder, id)).await.unwrap();
+        let taken = take(request(holder, id)).await.unwrap();
         assert!(matches!(taken, Take::Taken { .. }), "{taken:?}");
         release(
             &sim,
@@ -609,10 +616,8 @@ async fn a_restart_id_is_done_once_even_after_another_restart_took_the_lock() {
         .await
         .unwrap();
     }
-    let again = take(&sim, &request("schedule", "schedule-1"))
-        .await
-        .unwrap();
+    let again = take(request("schedule", "schedule-1")).await.unwrap();
     assert!(matches!(again, Take::Done(_)), "{again:?}");
-    let fresh = take(&sim, &request("carol", "carol-1")).await.unwrap();
+    let fresh = take(request("carol", "carol-1")).await.unwrap();
     assert!(matches!(fresh, Take::Taken { .. }), "{fresh:?}");
 }
