@@ -22,19 +22,31 @@ pub struct Direct {
     restarter: Restarter,
     coordinator: Coordinator,
     identity: Identity,
-    _leader: watch::Sender<bool>,
+}
+
+/// What a direct-mode process follows in the background: only what its user waits for. It is
+/// never a second leader: it acts on no schedule and no configuration change, drives no other
+/// set, and resumes no drain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Follow {
+    /// Nothing: it only answers the command.
+    #[default]
+    Nothing,
+    /// This workload's rollout, releasing its lock when it ends (`restart W --wait` with no
+    /// server running).
+    Workload(WorkloadRef),
+    /// This set's run, member by member (`restart set NAME --wait`).
+    Set(String),
 }
 
 impl Direct {
-    /// Starts the cores' caches. With `track`, this process also judges rollouts and releases
-    /// finished restarts' locks (as `--wait` needs when no server runs); it never resumes
-    /// drains.
+    /// Starts the cores' caches, following what `follow` says.
     pub fn start(
         api: Arc<dyn ClusterApi>,
         clock: Arc<dyn Clock>,
         config: FileConfig,
         identity: Identity,
-        track: bool,
+        follow: Follow,
     ) -> Result<Self, CliError> {
         let allowlist = Allowlist::new(config.services.clone())
             .map_err(|e| CliError::new(Exit::Usage, format!("the allowlist: {e}")))?;
@@ -42,8 +54,12 @@ impl Direct {
             .sets(&allowlist)
             .map_err(|e| CliError::new(Exit::Usage, format!("the restart sets: {e}")))?;
         let namespace = config.fleetlock.namespace.clone();
-        let (leader, never) = watch::channel(false);
-        let (_, always) = watch::channel(true);
+        let (workloads, driven) = match follow {
+            Follow::Nothing => (vec![], vec![]),
+            Follow::Workload(w) => (vec![w], vec![]),
+            Follow::Set(name) => (vec![], vec![name]),
+        };
+        let (_, never) = watch::channel(false);
         let restarter = Restarter::builder(api.clone(), allowlist)
             .clock(clock.clone())
             .config(RestartConfig {
@@ -52,7 +68,7 @@ impl Direct {
             })
             .instance("restartctl")
             .sets(sets)
-            .leadership(if track { always } else { never.clone() })
+            .only_for(workloads, driven)
             .build();
         let coordinator = Coordinator::builder(api, config.fleetlock)
             .clock(clock)
@@ -67,7 +83,6 @@ impl Direct {
             restarter,
             coordinator,
             identity,
-            _leader: leader,
         })
     }
 

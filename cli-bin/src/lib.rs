@@ -383,13 +383,24 @@ async fn connect(cli: &Cli, io: &mut Io<'_>) -> Result<Box<dyn Backend>, CliErro
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "restartctl".into());
-    let track = matches!(cli.command, Command::Restart { wait: true, .. });
+    let follow = match &cli.command {
+        Command::Restart {
+            wait: true,
+            workload,
+            set,
+            ..
+        } => match set {
+            Some(name) => direct::Follow::Set(name.clone()),
+            None => direct::Follow::Workload(parse_workload(workload, &cli.namespace)?),
+        },
+        _ => direct::Follow::Nothing,
+    };
     Ok(Box::new(direct::Direct::start(
         Arc::new(kube),
         Arc::new(SystemClock),
         config,
         Identity::user(user),
-        track,
+        follow,
     )?))
 }
 

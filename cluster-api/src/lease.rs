@@ -25,6 +25,10 @@ pub struct Lease {
     /// `metadata.resourceVersion`; empty for a Lease not yet created.
     #[serde(default)]
     pub resource_version: String,
+    /// `metadata.uid`, set by the API server at creation; empty for a Lease not yet created.
+    /// Events about the Lease carry it (`kubectl describe lease` shows only those).
+    #[serde(default)]
+    pub uid: String,
     /// `metadata.labels`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -57,6 +61,7 @@ impl Lease {
             namespace: namespace.into(),
             name: name.into(),
             resource_version: String::new(),
+            uid: String::new(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             holder_identity: None,

@@ -535,4 +535,23 @@ async fn annotations_over_256_kib_are_refused() {
     lease.name = "other".into();
     lease.annotations.insert("a".into(), big);
     assert!(sim.create_lease(&lease).await.is_err());
+
+/// A Lease gets its uid when it is created, as from any API server, and keeps it through every
+/// replace, whatever uid the writer sent; a Lease created again is another object.
+#[tokio::test(start_paused = true)]
+async fn a_lease_has_a_uid_from_its_creation() {
+    let sim = SimCluster::new();
+    let created = sim.create_lease(&lease("lock")).await.unwrap();
+    assert!(!created.uid.is_empty());
+    let mut changed = created.clone();
+    changed.holder_identity = Some("a".into());
+    changed.uid = String::new();
+    let replaced = sim.replace_lease(&changed).await.unwrap();
+    assert_eq!(replaced.uid, created.uid);
+    assert_eq!(
+        sim.get_lease("restart-manager", "lock").await.unwrap().uid,
+        created.uid
+    );
+    let other = sim.create_lease(&lease("other")).await.unwrap();
+    assert_ne!(other.uid, created.uid);
 }

@@ -136,6 +136,7 @@ pub fn lease(l: coordination::Lease) -> Lease {
         namespace: string(l.metadata.namespace),
         name: string(l.metadata.name),
         resource_version: string(l.metadata.resource_version),
+        uid: string(l.metadata.uid),
         labels: map(l.metadata.labels),
         annotations: map(l.metadata.annotations),
         holder_identity: spec.holder_identity,

@@ -43,6 +43,7 @@
 //! | [`allowlist`] | the allowlist file format and identities |
 //! | [`rollout`] | `kubectl rollout status` as a plain function |
 //! | [`lock`] | the per-workload restart Lease |
+//! | [`observed`] | Lease expiry as this replica has watched it, immune to clock skew |
 //! | [`schedule`] | cron schedules on workloads and sets, and which due time to act on |
 //! | [`sets`] | restart sets: their configuration, runs and the rules that move a run on |
 //! | [`status`] | what is shown about a workload; its phase and how a restart ended, as plain functions |
@@ -52,6 +53,7 @@ pub mod allowlist;
 mod error;
 pub mod lock;
 pub mod notices;
+pub mod observed;
 mod refresh;
 pub mod rollout;
 pub mod schedule;

@@ -12,6 +12,8 @@ use cluster_api::lease::{self, Decision, Modified, ModifyError};
 use cluster_api::{ClusterApi, Error, LabelSelector, Lease, Timestamp, WorkloadRef};
 use serde::{Deserialize, Serialize};
 
+use crate::observed::Observations;
+
 /// Label on every restart lock.
 pub const LOCK_LABEL: &str = "restart-manager.io/lock";
 /// The value of [`LOCK_LABEL`] on restart locks.
@@ -22,6 +24,13 @@ pub const WORKLOAD_ANNOTATION: &str = "restart-manager.io/workload";
 pub const REASON_ANNOTATION: &str = "restart-manager.io/reason";
 /// Annotation identifying one restart, so that only it releases its lock.
 pub const RESTART_ID_ANNOTATION: &str = "restart-manager.io/restart-id";
+/// Annotation with the restart ids of the latest restarts that took the lock (the current one
+/// included), a JSON list, newest last: a retry under an id derived from a set's run, a
+/// due time or a configuration finds its restart done even after another restart took the
+/// lock since.
+pub const RECENT_IDS_ANNOTATION: &str = "restart-manager.io/recent-restart-ids";
+/// How many restart ids [`RECENT_IDS_ANNOTATION`] keeps.
+pub const RECENT_IDS: usize = 16;
 /// Annotation with the `restartedAt` value the restart wrote into the pod template, by which
 /// the workload's rollout is recognised as this restart's.
 pub const RESTARTED_AT_ANNOTATION: &str = "restart-manager.io/restarted-at";
@@ -217,12 +226,55 @@ pub struct TakeRequest<'a> {
     pub restarted_at: &'a str,
     /// How long before the lock may be taken over.
     pub duration: Duration,
-    /// Now.
+    /// Now, by this replica's wall clock: the times written into the Lease (and, for
+    /// [`take`] only, what expiry is judged against).
     pub now: Timestamp,
 }
 
-/// Takes a workload's lock unless someone holds it and it has not expired.
+/// Takes a workload's lock unless someone holds it and it has not expired at `req.now` by
+/// the Lease's own times, or it carries `req`'s restart id now: the primitive, for one-shot
+/// tools with no history of the Lease. A replica takes with [`take_observed`] instead.
 pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, Error> {
+    take_judged(
+        api,
+        req,
+        |lease| lease.is_held_at(req.now),
+        |lease| {
+            lease
+                .annotations
+                .get(RESTART_ID_ANNOTATION)
+                .map(String::as_str)
+                == Some(req.restart_id)
+        },
+    )
+    .await
+}
+
+/// Takes a workload's lock as a replica does: unless someone holds it and this replica has
+/// not yet seen it unchanged for its whole duration ([`Observations`]), so that a replica
+/// whose wall clock runs ahead of the holder's cannot take over a live lock; and `Done` if a
+/// restart with `req`'s id took it lately ([`took`]), so that a retry under a derived id
+/// restarts nothing again even after someone else's restart took the lock since.
+pub async fn take_observed(
+    api: &dyn ClusterApi,
+    req: &TakeRequest<'_>,
+    observed: &Observations,
+) -> Result<Take, Error> {
+    take_judged(
+        api,
+        req,
+        |lease| observed.is_held(lease),
+        |lease| took(lease, req.restart_id),
+    )
+    .await
+}
+
+async fn take_judged(
+    api: &dyn ClusterApi,
+    req: &TakeRequest<'_>,
+    is_held: impl Fn(&Lease) -> bool,
+    done: impl Fn(&Lease) -> bool,
+) -> Result<Take, Error> {
     let name = lease_name(req.workload);
     // The expired holder the last write would replace, for a write whose answer is lost.
     let mut replacing = None;
@@ -231,17 +283,12 @@ pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, E
             replacing = None;
             return Decision::Write(locked(new_lock_lease(req.namespace, &name), req), None);
         };
-        if lease
-            .annotations
-            .get(RESTART_ID_ANNOTATION)
-            .map(String::as_str)
-            == Some(req.restart_id)
-        {
+        if done(&lease) {
             return Decision::Keep(Take::Done(Box::new(lease)));
         }
         let held = lock_of(&lease);
         if let Some(held) = &held
-            && lease.is_held_at(req.now)
+            && is_held(&lease)
         {
             return Decision::Keep(Take::Held(held.clone(), Box::new(lease)));
         }
@@ -274,8 +321,24 @@ pub async fn take(api: &dyn ClusterApi, req: &TakeRequest<'_>) -> Result<Take, E
     }
 }
 
+/// Whether a restart with `restart_id` has taken this lock: it holds it, or held it lately.
+pub fn took(lease: &Lease, restart_id: &str) -> bool {
+    let a = &lease.annotations;
+    a.get(RESTART_ID_ANNOTATION).map(String::as_str) == Some(restart_id)
+        || recent_ids(lease).iter().any(|id| id == restart_id)
+}
+
+/// The ids [`RECENT_IDS_ANNOTATION`] holds (none, if it cannot be read).
+fn recent_ids(lease: &Lease) -> Vec<String> {
+    lease
+        .annotations
+        .get(RECENT_IDS_ANNOTATION)
+        .and_then(|ids| serde_json::from_str(ids).ok())
+        .unwrap_or_default()
+}
+
 /// `lease` held for `req`: its holder, times and annotations set, those of an earlier restart
-/// removed.
+/// removed, its id added to the recent ones.
 fn locked(mut lease: Lease, req: &TakeRequest<'_>) -> Lease {
     lease.holder_identity = Some(req.holder.to_string());
     lease.acquire_time = Some(req.now);
@@ -285,7 +348,15 @@ fn locked(mut lease: Lease, req: &TakeRequest<'_>) -> Lease {
             .unwrap_or(i32::MAX)
             .max(1),
     );
+    let mut recent = recent_ids(&lease);
+    recent.push(req.restart_id.to_string());
+    let keep = recent.len().saturating_sub(RECENT_IDS);
+    recent.drain(..keep);
     let a = &mut lease.annotations;
+    a.insert(
+        RECENT_IDS_ANNOTATION.into(),
+        serde_json::to_string(&recent).unwrap_or_default(),
+    );
     a.insert(WORKLOAD_ANNOTATION.into(), req.workload.to_string());
     a.insert(RESTART_ID_ANNOTATION.into(), req.restart_id.to_string());
     a.insert(BY_ANNOTATION.into(), req.holder.to_string());
@@ -316,25 +387,30 @@ fn new_lock_lease(namespace: &str, name: &str) -> Lease {
         .label("app.kubernetes.io/managed-by", "restart-manager")
 }
 
-/// Sets one annotation of a workload's lock Lease with compare-and-swap, creating the Lease
-/// (held by nobody) if there is none; the lock itself is left as it is. Returns the Lease as
-/// written (or as read, if it already said so).
+/// Sets annotations of a workload's lock Lease (`(key, value)` pairs) with compare-and-swap,
+/// creating the Lease (held by nobody) if there is none; the lock itself is left as it is.
+/// Returns the Lease as written (or as read, if it already said so).
 pub async fn annotate(
     api: &dyn ClusterApi,
     namespace: &str,
     workload: &WorkloadRef,
-    key: &str,
-    value: &str,
+    pairs: &[(&str, &str)],
 ) -> Result<Lease, Error> {
     let name = lease_name(workload);
     let modified = lease::modify(api, namespace, &name, |current| {
         let mut lease = current.unwrap_or_else(|| new_lock_lease(namespace, &name));
-        if lease.annotations.get(key).map(String::as_str) == Some(value) {
+        let a = &lease.annotations;
+        if pairs
+            .iter()
+            .all(|(key, value)| a.get(*key).map(String::as_str) == Some(*value))
+        {
             return Decision::Keep(lease);
         }
         let a = &mut lease.annotations;
         a.insert(WORKLOAD_ANNOTATION.into(), workload.to_string());
-        a.insert(key.into(), value.into());
+        for (key, value) in pairs {
+            a.insert((*key).into(), (*value).into());
+        }
         Decision::Write(lease, ())
     })
     .await?;

@@ -21,6 +21,11 @@ use serde::{Deserialize, Deserializer};
 
 /// The annotation on a workload's lock Lease with the digests its pods last started with.
 pub const DIGESTS_ANNOTATION: &str = "restart-manager.io/config-digests";
+/// The annotation on a workload's lock Lease with the fingerprint of its pod template's
+/// annotations when the digests were recorded ([`template_fingerprint`]): a template changed
+/// since (a Helm `checksum/config`, a `restartedAt`) rolled the pods out on the configuration
+/// as it was then.
+pub const TEMPLATE_ANNOTATION: &str = "restart-manager.io/config-template";
 
 /// How long a workload waits after the last change before it restarts, unless configured.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(30);
@@ -98,6 +103,12 @@ pub fn changed(recorded: &Digests, now: &Digests) -> Vec<String> {
 pub fn restart_id(now: &Digests) -> String {
     let fingerprint = config_digest(now.iter().map(|(r, d)| (r.as_str(), d.as_bytes())));
     format!("config-{}", &fingerprint[..16])
+}
+
+/// A fingerprint of a pod template's annotations: the same on every replica.
+pub fn template_fingerprint(annotations: &BTreeMap<String, String>) -> String {
+    let fingerprint = config_digest(annotations.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
+    fingerprint.chars().take(16).collect()
 }
 
 /// The recorded digests as the annotation holds them, if they can be read.

@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_mode_lists_restarts_waits_and_refuses() {
     let sim = cluster();
-    let d = direct(&sim);
+    let d = direct(&sim, Follow::Nothing);
     let b: Option<&dyn Backend> = Some(&d);
 
     let r = cli(&["list"], b).await;
@@ -38,7 +38,7 @@ async fn direct_mode_lists_restarts_waits_and_refuses() {
             "config change",
             "--wait",
         ],
-        b,
+        Some(&direct(&sim, Follow::Workload(deploy("web")))),
     )
     .await;
     assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);
@@ -95,7 +95,7 @@ async fn direct_mode_lists_restarts_waits_and_refuses() {
             "--timeout",
             "60s",
         ],
-        b,
+        Some(&direct(&sim, Follow::Workload(deploy("broken")))),
     )
     .await;
     assert_eq!(r.exit, Exit::RolloutFailed, "{}{}", r.out, r.err);
@@ -111,7 +111,7 @@ async fn direct_mode_locks_unlock_history_watch_nodes_and_fleet() {
     let sim = cluster();
     sim.stall_rollouts(&WorkloadSpec::deployment("shop", "web").reference(), true)
         .unwrap();
-    let d = direct(&sim);
+    let d = direct(&sim, Follow::Nothing);
     let b: Option<&dyn Backend> = Some(&d);
 
     assert_eq!(
@@ -240,7 +240,7 @@ async fn without_a_kubeconfig_the_binary_says_what_to_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     let sim = cluster();
-    let d = direct(&sim);
+    let d = direct(&sim, Follow::Nothing);
     let b: Option<&dyn Backend> = Some(&d);
     let r = cli(&["restart", "deployment/web", "-n", "shop", "--dry-run"], b).await;
     assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);
@@ -297,4 +297,72 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
         "--wait",
     ]);
     assert!(r.is_err(), "--dry-run and --wait do not go together");
+}
+
+/// `restart --wait` in direct mode follows the rollout it started, and does nothing else a
+/// leader does: it restarts no workload on its schedule and drives no set's run (a server's
+/// leader does those, once), whatever it finds due or going on.
+#[tokio::test(start_paused = true)]
+async fn direct_mode_waits_for_its_restart_and_acts_as_no_leader() {
+    let sim = cluster();
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+    let db = WorkloadRef::new(WorkloadKind::StatefulSet, "shop", "db");
+    let config = || FileConfig {
+        services: vec![
+            ServiceEntry {
+                schedule: Some(restart_core::schedule::Schedule::new(
+                    cluster_api::cron::Cron::parse("* * * * *", None).unwrap(),
+                )),
+                ..ServiceEntry::new(web.clone())
+            },
+            ServiceEntry::new(db.clone()),
+        ],
+        restart_sets: vec![restart_core::sets::SetEntry {
+            name: "shop".into(),
+            description: None,
+            members: vec![web.to_string(), db.to_string()],
+            concurrency: 1,
+            on_failure: restart_core::sets::OnFailure::Stop,
+            schedule: None,
+        }],
+        fleetlock: FleetLockConfig::default(),
+        ..FileConfig::default()
+    };
+    let start = |follow| {
+        Direct::start(
+            Arc::new(sim.clone()),
+            Arc::new(sim.clone()),
+            config(),
+            Identity::user("tester"),
+            follow,
+        )
+        .unwrap()
+    };
+    // Someone started a run of the set (its driver is the server's leader, down just now).
+    let other = start(Follow::Nothing);
+    let r = cli(&["restart", "set", "shop"], Some(&other)).await;
+    assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);
+
+    let d = start(Follow::Workload(db.clone()));
+    let r = cli(&["restart", "sts/shop/db", "--wait"], Some(&d)).await;
+    assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);
+    assert!(r.out.contains("rolling update complete"), "{}", r.out);
+    // A minute on, with web due every minute and the set's run waiting for a driver.
+    tokio::time::sleep(std::time::Duration::from_secs(90)).await;
+    let restarted: Vec<String> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "Restarted" && e.reporting_controller == restart_core::CONTROLLER)
+        .map(|e| format!("{}: {}", e.regarding.name, e.note))
+        .collect();
+    assert_eq!(restarted, ["db: restarted by tester"]);
+    assert!(
+        sim.lease("restart-manager", "restart-schedule.deployment.shop.web")
+            .is_none(),
+        "no due time claimed"
+    );
+}
+
+fn deploy(name: &str) -> WorkloadRef {
+    WorkloadRef::new(WorkloadKind::Deployment, "shop", name)
 }

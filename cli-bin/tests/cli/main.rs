@@ -13,7 +13,7 @@ use restart_core::{Allowlist, Identity, ServiceEntry};
 use restart_manager::Settings;
 use restart_manager::auth::{Auth, Authenticator, parse_tokens};
 use restartctl::backend::{Backend, Exit};
-use restartctl::direct::Direct;
+use restartctl::direct::{Direct, Follow};
 use restartctl::output::Io;
 use restartctl::{Cli, run};
 
@@ -95,7 +95,8 @@ fn set_entries() -> Vec<restart_core::sets::SetEntry> {
     ]
 }
 
-fn direct(sim: &SimCluster) -> Direct {
+/// restartctl in direct mode, following what a `--wait` of its command would.
+fn direct(sim: &SimCluster, follow: Follow) -> Direct {
     let config = FileConfig {
         services: services(),
         restart_sets: set_entries(),
@@ -107,7 +108,7 @@ fn direct(sim: &SimCluster) -> Direct {
         Arc::new(sim.clone()),
         config,
         Identity::user("tester"),
-        true,
+        follow,
     )
     .unwrap()
 }

@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_mode_runs_a_set_member_by_member() {
     let sim = cluster();
-    let d = direct(&sim);
+    let d = direct(&sim, Follow::Nothing);
 
     let r = cli(&["sets"], Some(&d)).await;
     assert_eq!(r.exit, Exit::Ok, "{}", r.err);
@@ -18,7 +18,7 @@ async fn direct_mode_runs_a_set_member_by_member() {
 
     let r = cli(
         &["restart", "set", "shop", "--reason", "new certs", "--wait"],
-        Some(&d),
+        Some(&direct(&sim, Follow::Set("shop".into()))),
     )
     .await;
     assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);

@@ -46,6 +46,7 @@ pub(crate) fn lease_from(v: &Value, namespace: &str) -> Result<Lease, ApiError> 
         namespace: namespace.to_string(),
         name: name.to_string(),
         resource_version: meta["resourceVersion"].as_str().unwrap_or("").to_string(),
+        uid: meta["uid"].as_str().unwrap_or("").to_string(),
         labels: string_map(&meta["labels"]),
         annotations: string_map(&meta["annotations"]),
         holder_identity: spec["holderIdentity"].as_str().map(str::to_string),

@@ -151,9 +151,15 @@ impl State {
 
     // --- leases ---
 
-    /// Stores a Lease with a new resource version and tells its watchers.
+    /// Stores a Lease with a new resource version and tells its watchers. A new Lease gets a
+    /// uid; one replaced keeps its own, whatever the writer sent.
     pub(crate) fn put_lease(&mut self, mut lease: Lease) -> Lease {
         lease.resource_version = self.next_rv();
+        let key = (lease.namespace.clone(), lease.name.clone());
+        lease.uid = match self.leases.get(&key) {
+            Some(stored) => stored.uid.clone(),
+            None => self.next_uid(),
+        };
         let old = self
             .leases
             .insert((lease.namespace.clone(), lease.name.clone()), lease.clone());

@@ -80,6 +80,9 @@ impl WatchCache<Lease> for Inner {
         let all: Vec<(WorkloadRef, Lease)> = all
             .into_iter()
             .filter_map(|l| Some((self.by_lease.get(&l.name)?.clone(), l)))
+            .inspect(|(_, l)| {
+                self.observed.unchanged_for(l);
+            })
             .collect();
         let listed: Vec<WorkloadRef> = all.iter().map(|(r, _)| r.clone()).collect();
         for r in self.leases.reset(all).iter().chain(&listed) {
@@ -116,12 +119,26 @@ impl Inner {
     /// Keeps `w` if it is allowlisted and newer than what is held, and judges it again.
     pub(super) fn store_workload(&self, w: Workload) {
         let r = w.reference();
-        if self.allowlist.get(&r).is_none() {
+        let Some(entry) = self.allowlist.get(&r) else {
             return;
-        }
-        if let Some(place) = self.place(&r)
-            && place.workloads.insert(r.clone(), w)
-        {
+        };
+        let Some(place) = self.place(&r) else {
+            return;
+        };
+        // A workload that restarts on configuration changes is looked at as soon as its
+        // template changes: that rollout starts its pods on the configuration as it is now.
+        let template = entry
+            .config_trigger
+            .is_some()
+            .then(|| w.template_annotations.clone());
+        let before = template.as_ref().and_then(|_| place.workloads.get(&r));
+        if place.workloads.insert(r.clone(), w) {
+            if let (Some(now), Some(before)) = (&template, &before)
+                && before.template_annotations != *now
+                && let Some(w) = place.workloads.get(&r)
+            {
+                self.template_changed(&w);
+            }
             self.judge_again(&r);
         }
     }
@@ -136,7 +153,10 @@ impl Inner {
 
     /// Keeps `lease` as `r`'s lock if it is newer than what is held, and judges `r` again.
     pub(super) fn store_lease(&self, r: &WorkloadRef, lease: Lease) {
+        // Seen only when newer than what is held: an older copy is no change.
+        let seen = lease.clone();
         if self.leases.insert(r.clone(), lease) {
+            self.observed.unchanged_for(&seen);
             self.judge_again(r);
             // A set's member may have started, waited or ended.
             if !self.sets.is_empty() {
@@ -218,7 +238,7 @@ impl Inner {
     pub(super) async fn track_forever(&self) {
         loop {
             let r = self.refresh.next().await;
-            if self.leadership.as_ref().is_none_or(|l| *l.borrow()) {
+            if self.tracks(&r) {
                 self.track(&r).await;
             }
             self.publish(&r);
@@ -240,8 +260,9 @@ impl Inner {
             return;
         };
         let workload = self.workload(r);
-        let now = self.clock.now();
-        let expired = !lease.is_held_at(now);
+        // Timed out only once this replica has watched the lock unchanged for its whole
+        // duration: a leader whose wall clock runs ahead ends no live restart.
+        let expired = !self.observed.is_held(&lease);
         // Judge only the rollout this restart caused: the template must carry its timestamp.
         let ours = workload.as_ref().filter(|w| {
             lock.restarted_at.is_some()
@@ -289,7 +310,6 @@ impl Inner {
     }
 
     pub(super) fn view(&self, r: &WorkloadRef) -> ServiceStatus {
-        let now = self.clock.now();
         let entry = self.allowlist.get(r);
         let description = entry.and_then(|a| a.description.clone());
         let windows: Vec<String> = entry
@@ -302,7 +322,7 @@ impl Inner {
         let lease = self.leases.get(r);
         let lock = lease
             .as_ref()
-            .filter(|l| l.is_held_at(now))
+            .filter(|l| self.observed.is_held(l))
             .and_then(lock::lock_of);
         let last_restart = lease.as_ref().and_then(lock::last_restart_of);
         let Some(w) = self.workload(r) else {

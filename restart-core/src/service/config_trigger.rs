@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use cluster_api::window::next_opening;
 use cluster_api::{
-    CacheHealth, ConfigKind, ConfigObject, Store, Timestamp, WatchCache, WorkloadRef, feed,
+    CacheHealth, ConfigKind, ConfigObject, Store, Timestamp, WatchCache, Workload, WorkloadRef,
+    feed,
 };
 use tokio::time::Instant;
 
@@ -15,7 +16,7 @@ use super::requests::{Ask, Windows};
 use crate::allowlist::{Allowlist, Identity};
 use crate::error::RestartError;
 use crate::lock;
-use crate::trigger::{self, DIGESTS_ANNOTATION};
+use crate::trigger::{self, DIGESTS_ANNOTATION, TEMPLATE_ANNOTATION};
 
 /// Who restarts on a configuration change, on locks and in Events.
 pub const CONFIG_CHANGE_USER: &str = "config-change";
@@ -131,6 +132,48 @@ impl Inner {
         self.config_wake.notify_one();
     }
 
+    /// An opted-in workload's pod template changed (seen by the leader): its rollout starts
+    /// the pods on the configuration as it is at this moment, which becomes its baseline
+    /// (recorded by the loop, before it looks at any change that comes after).
+    pub(super) fn template_changed(&self, workload: &Workload) {
+        if !self.leads() {
+            return;
+        }
+        let w = workload.reference();
+        match self.current_digests(workload) {
+            Some(digests) => {
+                let template = trigger::template_fingerprint(&workload.template_annotations);
+                self.config_baselines.lock().insert(w, (digests, template));
+            }
+            // The configuration is not known right now: look when it is.
+            None => {
+                self.config_due.lock().insert(w, Instant::now());
+            }
+        }
+        self.config_wake.notify_one();
+    }
+
+    /// The digests of what the workload's pods use, as the watches see them now; `None` while
+    /// a watch of its namespace is not healthy.
+    fn current_digests(&self, workload: &Workload) -> Option<trigger::Digests> {
+        let places: Vec<&ConfigPlace> = self
+            .config_places
+            .iter()
+            .filter(|p| p.namespace == workload.namespace)
+            .collect();
+        if !places.iter().all(|p| p.health.is_healthy()) {
+            return None;
+        }
+        let known: HashMap<String, String> = places
+            .iter()
+            .flat_map(|p| p.objects.read(|m| m.values().cloned().collect::<Vec<_>>()))
+            .map(|o| (o.reference().to_string(), o.digest))
+            .collect();
+        Some(trigger::digests(&workload.config_refs, |r| {
+            known.get(&r.to_string()).map(String::as_str)
+        }))
+    }
+
     /// Looks at each workload whose time has come; on the leader only.
     pub(super) async fn config_trigger_forever(&self) {
         if self.config_places.is_empty() {
@@ -144,8 +187,19 @@ impl Inner {
                 () = tokio::time::sleep_until(wake_at) => {}
                 () = self.config_wake.notified() => {}
             }
-            if self.leadership.as_ref().is_some_and(|l| !*l.borrow()) {
+            if !self.leads() {
+                self.config_baselines.lock().clear();
                 continue;
+            }
+            // Baselines first: a template change came before any look due now.
+            let baselines: Vec<_> = self.config_baselines.lock().drain().collect();
+            for (w, (digests, template)) in baselines {
+                if !self.record_config(&w, &digests, &template).await {
+                    self.config_baselines
+                        .lock()
+                        .entry(w)
+                        .or_insert((digests, template));
+                }
             }
             let now = Instant::now();
             let ready: Vec<WorkloadRef> = {
@@ -174,35 +228,37 @@ impl Inner {
         let trigger = self.allowlist.get(w)?.config_trigger?;
         let later = Instant::now() + trigger.debounce;
         let workload = self.workload(w)?;
-        let places: Vec<&ConfigPlace> = self
-            .config_places
-            .iter()
-            .filter(|p| p.namespace == w.namespace)
-            .collect();
-        if !places.iter().all(|p| p.health.is_healthy()) {
+        let Some(now) = self.current_digests(&workload) else {
+            return Some(later);
+        };
+        if self.config_baselines.lock().contains_key(w) {
+            // A template change's baseline is not recorded yet: it comes first.
             return Some(later);
         }
-        let known: HashMap<String, String> = places
-            .iter()
-            .flat_map(|p| p.objects.read(|m| m.values().cloned().collect::<Vec<_>>()))
-            .map(|o| (o.reference().to_string(), o.digest))
-            .collect();
-        let now = trigger::digests(&workload.config_refs, |r| {
-            known.get(&r.to_string()).map(String::as_str)
-        });
-        let recorded = self
-            .leases
-            .get(w)
-            .and_then(|l| l.annotations.get(DIGESTS_ANNOTATION).cloned())
-            .and_then(|a| trigger::parse(&a));
+        let lease = self.leases.get(w);
+        let recorded = lease
+            .as_ref()
+            .and_then(|l| l.annotations.get(DIGESTS_ANNOTATION))
+            .and_then(|a| trigger::parse(a));
+        let recorded_template = lease
+            .as_ref()
+            .and_then(|l| l.annotations.get(TEMPLATE_ANNOTATION).cloned());
         let Some(recorded) = recorded else {
             // First sight: what the pods run with now is the baseline.
             return self.record_digests(w, &now).await.then_some(later);
         };
         let changed = trigger::changed(&recorded, &now);
-        if changed.is_empty() {
-            // The template references other objects now: they are its new baseline.
-            if recorded != now {
+        // The template changed since the record, and no replica recorded its baseline when it
+        // did (a leader change, a watch that was down): its rollout started the pods on the
+        // configuration as it is now, or later; a Helm upgrade's `checksum/config` for one.
+        let template = trigger::template_fingerprint(&workload.template_annotations);
+        let rolled = recorded_template.as_ref().is_some_and(|t| *t != template);
+        if changed.is_empty() || rolled {
+            if !changed.is_empty() {
+                tracing::info!(workload = %w, changed = ?changed, "the pod template rolled out after the configuration changed; no restart");
+            }
+            // Its new baseline: what the template references now, as it is now.
+            if recorded != now || recorded_template.as_deref() != Some(template.as_str()) {
                 return self.record_digests(w, &now).await.then_some(later);
             }
             return None;
@@ -236,23 +292,36 @@ impl Inner {
     /// Records on the workload's lock Lease what its pods run with; `true` if that failed
     /// (to try again).
     async fn record_digests(&self, w: &WorkloadRef, digests: &trigger::Digests) -> bool {
+        // With the template they go with (as this replica last saw it: after its own restart,
+        // the template that restart wrote).
+        let template = self
+            .workload(w)
+            .map(|now| trigger::template_fingerprint(&now.template_annotations))
+            .unwrap_or_default();
+        !self.record_config(w, digests, &template).await
+    }
+
+    /// Records digests and the template fingerprint they go with on the workload's lock
+    /// Lease; `true` if it did.
+    async fn record_config(
+        &self,
+        w: &WorkloadRef,
+        digests: &trigger::Digests,
+        template: &str,
+    ) -> bool {
         let value = trigger::render(digests);
-        match lock::annotate(
-            self.api.as_ref(),
-            &self.config.namespace,
-            w,
-            DIGESTS_ANNOTATION,
-            &value,
-        )
-        .await
-        {
+        let pairs = [
+            (DIGESTS_ANNOTATION, value.as_str()),
+            (TEMPLATE_ANNOTATION, template),
+        ];
+        match lock::annotate(self.api.as_ref(), &self.config.namespace, w, &pairs).await {
             Ok(lease) => {
                 self.store_lease(w, lease);
-                false
+                true
             }
             Err(e) => {
                 tracing::warn!(workload = %w, error = %e, "could not record the configuration a workload runs with");
-                true
+                false
             }
         }
     }

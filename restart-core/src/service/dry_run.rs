@@ -90,16 +90,15 @@ impl Inner {
         let windows = &self.allowed(workload)?.windows;
         clean_reason(reason)?;
         let current = self.admissible(workload, who).await?;
+        // Held as this replica has watched it (see `crate::observed`).
         let lock = self.view(workload).lock;
-        let now = self.clock.now();
         let refusal = self
             .refusal_for(workload, &current)
             .and_then(|()| self.window_refusal(workload, windows))
             .err()
             .or_else(|| {
                 let held = lock.as_ref()?;
-                let live = held.expires.is_none_or(|at| at > now);
-                live.then(|| RestartError::Locked {
+                Some(RestartError::Locked {
                     workload: workload.clone(),
                     lock: Box::new(held.clone()),
                 })

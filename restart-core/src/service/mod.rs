@@ -123,8 +123,19 @@ pub struct RestarterBuilder {
     instance: String,
     observer: Arc<dyn RestartObserver>,
     leadership: Option<watch::Receiver<bool>>,
+    only: Option<Only>,
     cache_grace: Duration,
     sets: Vec<RestartSet>,
+}
+
+/// What a process that is no leader does in the background for its own caller (see
+/// [`RestarterBuilder::only_for`]).
+#[derive(Debug, Clone, Default)]
+struct Only {
+    /// Workloads whose rollouts it judges (a set's members included).
+    workloads: std::collections::HashSet<WorkloadRef>,
+    /// Sets whose runs it drives.
+    sets: std::collections::HashSet<String>,
 }
 
 struct Inner {
@@ -151,6 +162,7 @@ struct Inner {
     cache_grace: Duration,
     sequence: AtomicU64,
     leadership: Option<watch::Receiver<bool>>,
+    only: Option<Only>,
     /// The restart sets, and their runs' Leases by set name.
     sets: Vec<RestartSet>,
     runs: Store<String, Lease>,
@@ -167,6 +179,11 @@ struct Inner {
     /// Workloads to look at for a configuration change, and when.
     config_due: parking_lot::Mutex<HashMap<WorkloadRef, tokio::time::Instant>>,
     config_wake: tokio::sync::Notify,
+    /// Baselines to record before any look: the digests of the moment a workload's template
+    /// changed, and that template's fingerprint.
+    config_baselines: parking_lot::Mutex<HashMap<WorkloadRef, (crate::trigger::Digests, String)>>,
+    /// When this replica saw each lock's and run's Lease last change: their expiry.
+    observed: crate::observed::Observations,
 }
 
 // === impl RestarterBuilder ===
@@ -204,6 +221,23 @@ impl RestarterBuilder {
         self
     }
 
+    /// Makes this a process that is never the leader but judges the rollouts of `workloads`
+    /// (releasing their locks when they end) and drives the runs of `sets` (and judges their
+    /// members'), as `restartctl` in direct mode does for what its user asked it to wait
+    /// for. It acts on no schedule and no configuration change, and drives no other set.
+    /// Replaces [`leadership`](Self::leadership).
+    pub fn only_for(
+        mut self,
+        workloads: impl IntoIterator<Item = WorkloadRef>,
+        sets: impl IntoIterator<Item = String>,
+    ) -> Self {
+        self.only = Some(Only {
+            workloads: workloads.into_iter().collect(),
+            sets: sets.into_iter().collect(),
+        });
+        self
+    }
+
     /// How long a watch may fail before [`Restarter::is_ready`] says no
     /// ([`DEFAULT_CACHE_GRACE`] unless set).
     pub fn cache_grace(mut self, grace: Duration) -> Self {
@@ -218,14 +252,27 @@ impl RestarterBuilder {
     }
 
     /// The service.
-    pub fn build(self) -> Restarter {
+    pub fn build(mut self) -> Restarter {
+        if let Some(only) = &mut self.only {
+            // A set it drives moves on only as its members' rollouts are judged.
+            let members = self
+                .sets
+                .iter()
+                .filter(|s| only.sets.contains(&s.name))
+                .flat_map(|s| s.members.iter().cloned());
+            only.workloads.extend(members.collect::<Vec<_>>());
+        }
         let by_lease = self
             .allowlist
             .iter()
             .map(|a| (lock::lease_name(&a.workload), a.workload.clone()))
             .collect();
         let places = Place::all(&self.allowlist);
-        let config_places = config_trigger::ConfigPlace::all(&self.allowlist);
+        // A process that leads nothing restarts on no configuration change: it reads none.
+        let config_places = match self.only {
+            Some(_) => Vec::new(),
+            None => config_trigger::ConfigPlace::all(&self.allowlist),
+        };
         Restarter {
             inner: Arc::new(Inner {
                 api: self.api,
@@ -245,6 +292,7 @@ impl RestarterBuilder {
                 cache_grace: self.cache_grace,
                 sequence: AtomicU64::new(0),
                 leadership: self.leadership,
+                only: self.only,
                 sets: self.sets,
                 runs: Store::new(),
                 runs_health: CacheHealth::new("restart set"),
@@ -256,7 +304,35 @@ impl RestarterBuilder {
                 config_places,
                 config_due: parking_lot::Mutex::default(),
                 config_wake: tokio::sync::Notify::new(),
+                config_baselines: parking_lot::Mutex::default(),
+                observed: crate::observed::Observations::new(),
             }),
+        }
+    }
+}
+
+// === impl Inner ===
+
+impl Inner {
+    /// Whether this replica leads now: it acts on schedules and configuration changes, drives
+    /// every set and judges every rollout.
+    fn leads(&self) -> bool {
+        self.only.is_none() && self.leadership.as_ref().is_none_or(|l| *l.borrow())
+    }
+
+    /// Whether this replica judges `r`'s rollout now.
+    fn tracks(&self, r: &WorkloadRef) -> bool {
+        match &self.only {
+            Some(only) => only.workloads.contains(r),
+            None => self.leads(),
+        }
+    }
+
+    /// Whether this replica drives the set's runs now.
+    fn drives(&self, set: &str) -> bool {
+        match &self.only {
+            Some(only) => only.sets.contains(set),
+            None => self.leads(),
         }
     }
 }
@@ -274,6 +350,7 @@ impl Restarter {
             instance: "restart-manager".into(),
             observer: Arc::new(NoopRestartObserver),
             leadership: None,
+            only: None,
             cache_grace: DEFAULT_CACHE_GRACE,
             sets: Vec::new(),
         }

@@ -150,52 +150,53 @@ impl Inner {
             duration: self.config.lock_duration,
             now,
         };
-        let (lock, lease, took_over) = match lock::take(self.api.as_ref(), &request)
-            .await
-            .map_err(RestartError::Cluster)?
-        {
-            Take::Held(lock, lease) => {
-                // What was just read is at least as new as the cache: a caller that waits
-                // for this restart next must see it held.
-                self.store_lease(workload, *lease);
-                self.refused(
-                    workload,
-                    format!(
-                        "restart by {who} refused: {} is restarting it since {}",
-                        lock.holder,
-                        seconds(&lock.since)
-                    ),
-                )
-                .await;
-                return Err(RestartError::Locked {
-                    workload: workload.clone(),
-                    lock: Box::new(lock),
-                });
-            }
-            Take::Unsure(e) => {
-                // The write may have landed; leave no lock behind that nobody will use.
-                let _ = lock::release(
-                    self.api.as_ref(),
-                    &self.config.namespace,
-                    workload,
-                    Some(&restart_id),
-                    Outcome::Aborted,
-                    self.clock.now(),
-                )
-                .await;
-                return Err(RestartError::Cluster(e));
-            }
-            Take::Taken {
-                lock,
-                lease,
-                took_over,
-            } => (lock, *lease, took_over),
-            // This very restart happened already (a set's member, started by another driver).
-            Take::Done(lease) => {
-                self.store_lease(workload, *lease);
-                return Ok(self.publish_view(workload));
-            }
-        };
+        let (lock, lease, took_over) =
+            match lock::take_observed(self.api.as_ref(), &request, &self.observed)
+                .await
+                .map_err(RestartError::Cluster)?
+            {
+                Take::Held(lock, lease) => {
+                    // What was just read is at least as new as the cache: a caller that waits
+                    // for this restart next must see it held.
+                    self.store_lease(workload, *lease);
+                    self.refused(
+                        workload,
+                        format!(
+                            "restart by {who} refused: {} is restarting it since {}",
+                            lock.holder,
+                            seconds(&lock.since)
+                        ),
+                    )
+                    .await;
+                    return Err(RestartError::Locked {
+                        workload: workload.clone(),
+                        lock: Box::new(lock),
+                    });
+                }
+                Take::Unsure(e) => {
+                    // The write may have landed; leave no lock behind that nobody will use.
+                    let _ = lock::release(
+                        self.api.as_ref(),
+                        &self.config.namespace,
+                        workload,
+                        Some(&restart_id),
+                        Outcome::Aborted,
+                        self.clock.now(),
+                    )
+                    .await;
+                    return Err(RestartError::Cluster(e));
+                }
+                Take::Taken {
+                    lock,
+                    lease,
+                    took_over,
+                } => (lock, *lease, took_over),
+                // This very restart happened already (a set's member, started by another driver).
+                Take::Done(lease) => {
+                    self.store_lease(workload, *lease);
+                    return Ok(self.publish_view(workload));
+                }
+            };
         self.store_lease(workload, lease);
         // The patch goes out the moment the lock is ours, with nothing awaited in between:
         // no transaction spans the Lease and the workload, so the shorter the gap, the less a

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cluster_api::lease::{self, Decision, Modified};
-use cluster_api::{CacheHealth, Error, EventType, Lease, ObjectRef, Timestamp, WatchCache, feed};
+use cluster_api::{CacheHealth, Error, EventType, Lease, Timestamp, WatchCache, feed};
 
 use super::Inner;
 use super::requests::{Ask, Windows};
@@ -101,7 +101,7 @@ impl Inner {
         let mut leadership = self.leadership.clone();
         loop {
             let now = self.clock.now();
-            if self.leadership.as_ref().is_none_or(|l| *l.borrow()) {
+            if self.leads() {
                 let due: Vec<(Target, Schedule)> =
                     self.all_schedules().map(|(t, s)| (t, s.clone())).collect();
                 for (target, schedule) in &due {
@@ -288,11 +288,7 @@ impl Inner {
     async fn schedule_event(&self, target: &Target, type_: EventType, reason: &str, note: String) {
         let regarding = match target {
             Target::Workload(w) => self.regarding(w),
-            Target::Set(name) => ObjectRef::namespaced(
-                "Lease",
-                &self.config.namespace,
-                crate::sets::lease_name(name),
-            ),
+            Target::Set(name) => self.run_lease_ref(name),
         };
         self.record(regarding, type_, reason, "ScheduledRestart", note)
             .await;

@@ -29,6 +29,9 @@ impl WatchCache<Lease> for RunsCache<'_> {
         let all: Vec<(String, Lease)> = all
             .into_iter()
             .filter_map(|l| Some((inner.set_of_lease(&l.name)?, l)))
+            .inspect(|(_, l)| {
+                inner.observed.unchanged_for(l);
+            })
             .collect();
         let listed: Vec<String> = all.iter().map(|(s, _)| s.clone()).collect();
         for set in inner.runs.reset(all).iter().chain(&listed) {
@@ -85,7 +88,10 @@ impl Inner {
 
     /// Keeps a run's Lease if it is newer, shows it, and lets the driver look.
     pub(super) fn store_run(&self, set: &str, lease: Lease) {
+        // Seen only when newer than what is held: an older copy is no change.
+        let seen = lease.clone();
         if self.runs.insert(set.to_string(), lease) {
+            self.observed.unchanged_for(&seen);
             self.publish_set(set);
             self.sets_wake.notify_one();
         }
@@ -175,7 +181,7 @@ impl Inner {
                     return Decision::Keep((lease, None));
                 }
                 if let Some(running) = found.filter(|r| !r.state.is_final())
-                    && lease.is_held_at(now)
+                    && self.observed.is_held(&lease)
                 {
                     return Decision::Keep((lease, Some(running)));
                 }
@@ -323,17 +329,14 @@ impl Inner {
                 () = self.sets_wake.notified() => {}
                 () = tokio::time::sleep(self.config.resync) => {}
             }
-            if self.leadership.as_ref().is_some_and(|l| !*l.borrow()) {
-                continue;
-            }
-            for set in &self.sets {
+            for set in self.sets.iter().filter(|s| self.drives(&s.name)) {
                 self.advance(set).await;
             }
         }
     }
 
     /// What `run`'s member at `i` looks like from its workload lock.
-    fn seen(&self, run: &SetRun, i: usize, now: Timestamp) -> Seen {
+    fn seen(&self, run: &SetRun, i: usize) -> Seen {
         let Ok(w) = parse_member(&run.members[i].workload) else {
             return Seen::Ended(Outcome::Aborted);
         };
@@ -347,9 +350,16 @@ impl Inner {
                 _ => Seen::Running,
             };
         }
+        let last = lock::last_restart_of(&lease);
         match lock::lock_of(&lease) {
-            Some(held) if lease.is_held_at(now) => Seen::HeldBy(held),
-            _ => Seen::Free(lock::last_restart_of(&lease)),
+            Some(held) if self.observed.is_held(&lease) => Seen::HeldBy(held),
+            // Its restart took the lock, and a later one has since, and ended: the member's
+            // pods were replaced after the run reached it (its restart is done, and would not
+            // be done again), whatever the clocks stamped.
+            _ if lock::took(&lease, &id) => {
+                Seen::Ended(last.and_then(|l| l.outcome).unwrap_or(Outcome::Aborted))
+            }
+            _ => Seen::Free(last),
         }
     }
 
@@ -372,9 +382,14 @@ impl Inner {
             )))
             .ok()
         });
-        let stale = renew_by.is_none_or(|by| by <= now);
+        // Renewed by the Lease's own times, or once this replica has seen it unchanged for
+        // half its duration (so a driver whose clock runs behind renews in time too).
+        let half =
+            std::time::Duration::from_secs(u64::from(self.run_lease_secs().unsigned_abs() / 2));
+        let stale =
+            renew_by.is_none_or(|by| by <= now) || self.observed.unchanged_for(&lease) >= half;
         let mut probe = cached.clone();
-        let step = probe.step(|i| self.seen(&cached, i, now), now);
+        let step = probe.step(|i| self.seen(&cached, i), now);
         if !step.changed && step.start.is_empty() && !stale {
             return;
         }
@@ -382,7 +397,7 @@ impl Inner {
         let written = self
             .change_run(set, Some(&cached.id), |run| {
                 let snapshot = run.clone();
-                let step = run.step(|i| self.seen(&snapshot, i, now), now);
+                let step = run.step(|i| self.seen(&snapshot, i), now);
                 for &i in &step.start {
                     run.mark_started(i, now);
                 }
@@ -479,8 +494,14 @@ impl Inner {
     }
 
     async fn set_event(&self, set: &str, type_: EventType, reason: &str, note: String) {
-        let regarding = ObjectRef::namespaced("Lease", &self.config.namespace, lease_name(set));
-        self.record(regarding, type_, reason, "RestartSet", note)
+        self.record(self.run_lease_ref(set), type_, reason, "RestartSet", note)
             .await;
+    }
+
+    /// A set's run Lease as the object an Event is about, with its uid when known (`kubectl
+    /// describe lease` shows only Events carrying it).
+    pub(super) fn run_lease_ref(&self, set: &str) -> ObjectRef {
+        let uid = self.runs.get(set).map(|l| l.uid).unwrap_or_default();
+        ObjectRef::namespaced("Lease", &self.config.namespace, lease_name(set)).with_uid(uid)
     }
 }

@@ -47,11 +47,12 @@ fn opted_in() -> Allowlist {
     .unwrap()
 }
 
+/// Every restart's note, once per restart (repeats of one Event are counted on it).
 fn restarts(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
     sim.events()
         .into_iter()
         .filter(|e| e.regarding.names_same(&w.object_ref()) && e.reason == "Restarted")
-        .map(|e| e.note)
+        .flat_map(|e| std::iter::repeat_n(e.note, usize::try_from(e.count).unwrap_or(1)))
         .collect()
 }
 
@@ -148,5 +149,109 @@ async fn two_replicas_restart_once_and_a_change_made_while_none_watched_is_caugh
         all.len(),
         2,
         "the change made while nobody watched: {all:?}"
+    );
+}
+
+/// Sets the pod template annotation `key`, as a Helm upgrade sets `checksum/config`.
+async fn annotate_template(sim: &SimCluster, key: &str, value: &str) {
+    use cluster_api::ClusterApi;
+    let changes = [(key.to_string(), Some(value.to_string()))]
+        .into_iter()
+        .collect();
+    sim.patch_template_annotations(&web(), &changes)
+        .await
+        .unwrap();
+}
+
+/// A Helm upgrade changes a ConfigMap and, with it, the pod template's `checksum/config`:
+/// the template's own rollout starts the pods on the new configuration, so no restart
+/// follows; the next change alone restarts as usual.
+#[tokio::test(start_paused = true)]
+async fn a_template_rollout_after_a_change_has_picked_it_up() {
+    let sim = configured();
+    let (_r, _, _run) = replica(&sim, opted_in(), RestartConfig::default(), "a").await;
+    wait(31).await;
+    sim.put_config_map("shop", "web-config", &[("level", "debug")]);
+    wait(1).await;
+    annotate_template(&sim, "checksum/config", "2").await;
+    wait(120).await;
+    assert!(
+        restarts(&sim, &web()).is_empty(),
+        "{:?}",
+        restarts(&sim, &web())
+    );
+
+    sim.put_config_map("shop", "web-config", &[("level", "trace")]);
+    wait(40).await;
+    assert_eq!(restarts(&sim, &web()).len(), 1);
+}
+
+/// A template change made before the configuration changed rolled the pods out on the old
+/// configuration: the change still restarts them.
+#[tokio::test(start_paused = true)]
+async fn a_template_change_before_a_config_change_does_not_hide_it() {
+    let sim = configured();
+    let (_r, _, _run) = replica(&sim, opted_in(), RestartConfig::default(), "a").await;
+    wait(31).await;
+    annotate_template(&sim, "checksum/config", "2").await;
+    wait(5).await;
+    sim.put_config_map("shop", "web-config", &[("level", "debug")]);
+    wait(40).await;
+    assert_eq!(
+        restarts(&sim, &web()),
+        ["restarted by config-change (config change): ConfigMap web-config changed"]
+    );
+}
+
+/// The same, while no replica watched: the next finds the template changed since the record
+/// and takes the configuration as picked up.
+#[tokio::test(start_paused = true)]
+async fn a_template_rollout_while_none_watched_has_picked_the_change_up() {
+    let sim = configured();
+    let (_a, _, run_a) = replica(&sim, opted_in(), RestartConfig::default(), "a").await;
+    wait(31).await;
+    run_a.abort();
+    sim.put_config_map("shop", "web-config", &[("level", "debug")]);
+    annotate_template(&sim, "checksum/config", "2").await;
+    wait(60).await;
+    let (_b, _, _run_b) = replica(&sim, opted_in(), RestartConfig::default(), "b").await;
+    wait(60).await;
+    assert!(
+        restarts(&sim, &web()).is_empty(),
+        "{:?}",
+        restarts(&sim, &web())
+    );
+}
+
+/// The restart for a change happened but recording it was lost, and someone restarted the
+/// workload after it: the retry finds the change picked up and restarts nothing again.
+#[tokio::test(start_paused = true)]
+async fn a_lost_record_after_a_restart_does_not_restart_again() {
+    let sim = configured();
+    let (r, _, _run) = replica(&sim, opted_in(), RestartConfig::default(), "a").await;
+    wait(31).await;
+    sim.put_config_map("shop", "web-config", &[("level", "debug")]);
+    // The restart takes the lock (one replace); recording the digests (the next) fails.
+    sim.fail_later(
+        Operation::ReplaceLease,
+        1,
+        1,
+        Error::Forbidden {
+            message: "leases.coordination.k8s.io is forbidden".into(),
+        },
+    );
+    wait(35).await;
+    assert_eq!(restarts(&sim, &web()).len(), 1);
+    wait(15).await;
+    r.restart(&web(), &Identity::user("bob"), Some("deploy"))
+        .await
+        .unwrap();
+    wait(120).await;
+    assert_eq!(
+        restarts(&sim, &web()),
+        [
+            "restarted by config-change (config change): ConfigMap web-config changed",
+            "restarted by bob: deploy"
+        ]
     );
 }

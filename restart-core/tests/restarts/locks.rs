@@ -574,3 +574,50 @@ async fn restarts_outside_their_windows_need_an_override_and_a_reason() {
         .unwrap();
     r.restart(&db_guarded(), &alice(), None).await.unwrap();
 }
+
+/// A restart id is taken once: a retry under a derived id (a set member's, a due time's, a
+/// configuration's) finds its restart done even after someone else's restart has taken and
+/// released the lock since.
+#[tokio::test(start_paused = true)]
+async fn a_restart_id_is_done_once_even_after_another_restart_took_the_lock() {
+    use restart_core::lock::{Take, TakeRequest, release, take_observed};
+    use restart_core::observed::Observations;
+
+    let sim = cluster();
+    let observed = Observations::new();
+    let take = |req| {
+        let observed = &observed;
+        let sim = &sim;
+        async move { take_observed(sim, &req, observed).await }
+    };
+    let w = web();
+    let w = &w;
+    let request = |holder: &'static str, id: &'static str| TakeRequest {
+        namespace: "restart-manager",
+        workload: w,
+        holder,
+        reason: None,
+        restart_id: id,
+        restarted_at: "2026-01-05T09:00:00Z",
+        duration: Duration::from_secs(300),
+        now: sim.now(),
+    };
+    for (holder, id) in [("schedule", "schedule-1"), ("bob", "bob-1")] {
+        let taken = take(request(holder, id)).await.unwrap();
+        assert!(matches!(taken, Take::Taken { .. }), "{taken:?}");
+        release(
+            &sim,
+            "restart-manager",
+            &web(),
+            Some(id),
+            Outcome::Complete,
+            sim.now(),
+        )
+        .await
+        .unwrap();
+    }
+    let again = take(request("schedule", "schedule-1")).await.unwrap();
+    assert!(matches!(again, Take::Done(_)), "{again:?}");
+    let fresh = take(request("carol", "carol-1")).await.unwrap();
+    assert!(matches!(fresh, Take::Taken { .. }), "{fresh:?}");
+}

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster_api::{Error, Node, WorkloadKind, WorkloadRef};
+use cluster_api::{Clock, Error, Node, Timestamp, WorkloadKind, WorkloadRef};
 use cluster_sim::{Operation, SimCluster, StrategyName, WorkloadSpec};
 use restart_core::{
     Allowlist, ErrorKind, Identity, Outcome, Phase, RESTARTED_AT, RestartConfig, RestartError,
@@ -85,15 +85,73 @@ fn allowlist(extra: Vec<ServiceEntry>) -> Allowlist {
     Allowlist::new(entries).unwrap()
 }
 
+/// Another replica's wall clock: the simulated cluster's, `offset` ahead (behind, if
+/// negative). The replicas still share one monotonic clock (Tokio's), as real ones share the
+/// passing of time whatever their clocks read.
+struct Skewed(SimCluster, jiff::SignedDuration);
+
+impl Clock for Skewed {
+    fn now(&self) -> Timestamp {
+        self.0.now() + self.1
+    }
+}
+
+/// How a test replica runs.
+struct As {
+    /// Its wall clock's offset from the cluster's.
+    skew: jiff::SignedDuration,
+    /// Whether it leads (judges rollouts, drives sets, schedules and config restarts).
+    leading: bool,
+}
+
+impl As {
+    /// A replica whose clock is `secs` ahead of the cluster's (behind, if negative).
+    fn skewed(secs: i64) -> Self {
+        As {
+            skew: jiff::SignedDuration::from_secs(secs),
+            leading: true,
+        }
+    }
+
+    /// Told by its election that another replica leads.
+    fn follower(self) -> Self {
+        As {
+            leading: false,
+            ..self
+        }
+    }
+
+    /// Builds it on `sim`.
+    fn builder(&self, sim: &SimCluster, allowlist: Allowlist) -> restart_core::RestarterBuilder {
+        let b = Restarter::builder(Arc::new(sim.clone()), allowlist)
+            .clock(Arc::new(Skewed(sim.clone(), self.skew)));
+        if self.leading {
+            b
+        } else {
+            b.leadership(tokio::sync::watch::channel(false).1)
+        }
+    }
+}
+
 async fn replica(
     sim: &SimCluster,
     allowlist: Allowlist,
     config: RestartConfig,
     name: &str,
 ) -> (Restarter, Arc<Counts>, tokio::task::JoinHandle<()>) {
+    replica_as(sim, allowlist, config, name, As::skewed(0)).await
+}
+
+async fn replica_as(
+    sim: &SimCluster,
+    allowlist: Allowlist,
+    config: RestartConfig,
+    name: &str,
+    how: As,
+) -> (Restarter, Arc<Counts>, tokio::task::JoinHandle<()>) {
     let counts = Arc::new(Counts::default());
-    let r = Restarter::builder(Arc::new(sim.clone()), allowlist)
-        .clock(Arc::new(sim.clone()))
+    let r = how
+        .builder(sim, allowlist)
         .config(config)
         .instance(name)
         .observer(counts.clone())
@@ -110,13 +168,14 @@ fn alice() -> Identity {
     Identity::user("alice")
 }
 
-/// restart-manager's Events about a workload (the cluster's controllers write their own).
+/// restart-manager's Events about a workload (the cluster's controllers write their own), each
+/// as often as it happened (repeats of one Event are counted on it).
 fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
     sim.events()
         .into_iter()
         .filter(|e| e.regarding.names_same(&w.object_ref()))
         .filter(|e| e.reporting_controller == restart_core::CONTROLLER)
-        .map(|e| e.reason)
+        .flat_map(|e| std::iter::repeat_n(e.reason, usize::try_from(e.count).unwrap_or(1)))
         .collect()
 }
 
@@ -125,3 +184,4 @@ mod locks;
 mod rollouts;
 mod schedules;
 mod sets;
+mod skew;

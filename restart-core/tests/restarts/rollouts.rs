@@ -178,8 +178,14 @@ async fn a_stalled_restart_times_out_and_its_lock_can_be_taken_over() {
         Err(RestartError::Locked { .. })
     ));
 
-    // Once expired, the next restart takes it over, and says so.
-    advance(Duration::from_secs(31)).await;
+    // Once b has watched it stay unchanged for its whole duration (its own clock's 60 s,
+    // not the Lease's times), the next restart takes it over, and says so.
+    advance(Duration::from_secs(59)).await;
+    assert!(matches!(
+        b.restart(&db(), &Identity::user("bob"), None).await,
+        Err(RestartError::Locked { .. })
+    ));
+    advance(Duration::from_secs(1)).await;
     b.restart(&db(), &Identity::user("bob"), Some("try again"))
         .await
         .unwrap();

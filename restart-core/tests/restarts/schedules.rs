@@ -292,3 +292,88 @@ async fn a_set_on_a_schedule_runs_once_per_due_time() {
     seen.extend(seen_b.0.lock().unwrap().iter().cloned());
     assert_eq!(seen, [("restart set shop".to_string(), DueState::Started)]);
 }
+
+/// The same, but after the claimed restart someone else restarted the workload, so its lock
+/// no longer carries the due time's restart id: the next still finds the due time done.
+#[tokio::test(start_paused = true)]
+async fn a_claim_whose_restart_happened_before_another_is_not_restarted_again() {
+    let sim = cluster();
+    until(&sim, "2026-01-05T09:10:30Z").await;
+    let target = Target::Workload(web());
+    let due = at("2026-01-05T09:10:00Z");
+    let mut claim = cluster_api::Lease::new("restart-manager", target.lease_name())
+        .label(restart_core::lock::LOCK_LABEL, "restart-schedule");
+    LastDue {
+        due,
+        state: DueState::Claimed,
+        note: None,
+    }
+    .write(&mut claim);
+    sim.create_lease(&claim).await.unwrap();
+    // Its restart's lock, taken and released under the due time's id; then bob's.
+    for (holder, id) in [("schedule", target.id_for(due)), ("bob", "bob-1".into())] {
+        let request = restart_core::lock::TakeRequest {
+            namespace: "restart-manager",
+            workload: &web(),
+            holder,
+            reason: None,
+            restart_id: &id,
+            restarted_at: "2026-01-05T09:10:00Z",
+            duration: Duration::from_secs(300),
+            now: sim.now(),
+        };
+        restart_core::lock::take(&sim, &request).await.unwrap();
+        restart_core::lock::release(
+            &sim,
+            "restart-manager",
+            &web(),
+            Some(&id),
+            Outcome::Complete,
+            sim.now(),
+        )
+        .await
+        .unwrap();
+    }
+
+    let (_r, _, _run) = scheduler(&sim, web_every("*/10 * * * *"), vec![], "b").await;
+    until(&sim, "2026-01-05T09:12:00Z").await;
+    assert_eq!(restarts(&sim, &web()), 0, "not restarted twice");
+    assert_eq!(schedule_lease(&sim, &target).state, DueState::Started);
+}
+
+/// A scheduled set's Events name the run's Lease by uid.
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_sets_events_name_its_lease_by_uid() {
+    let sim = cluster();
+    let list = allowlist(vec![]);
+    let sets = check_sets(
+        vec![SetEntry {
+            name: "shop".into(),
+            description: None,
+            members: vec![web().to_string()],
+            concurrency: 1,
+            on_failure: OnFailure::Stop,
+            schedule: every("30 9 * * *"),
+        }],
+        &list,
+    )
+    .unwrap();
+    let (_a, _, _run_a) = scheduler(&sim, list, sets, "a").await;
+    until(&sim, "2026-01-05T09:45:00Z").await;
+    let uid = sim
+        .lease("restart-manager", "restart-set.shop")
+        .unwrap()
+        .uid;
+    let events: Vec<_> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e.regarding.name == "restart-set.shop")
+        .collect();
+    assert!(
+        events.iter().any(|e| e.reason == "ScheduledRestart"),
+        "{events:?}"
+    );
+    for e in &events {
+        assert_eq!(e.regarding.uid.as_deref(), Some(uid.as_str()), "{e:?}");
+    }
+}

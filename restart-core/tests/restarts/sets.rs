@@ -6,7 +6,7 @@ use restart_core::{RestartSet, SetStatus};
 
 use super::*;
 
-fn shop(concurrency: usize, on_failure: OnFailure) -> RestartSet {
+pub(super) fn shop(concurrency: usize, on_failure: OnFailure) -> RestartSet {
     let entry = SetEntry {
         name: "shop".into(),
         description: Some("web, then the database, then the agent".into()),
@@ -29,8 +29,18 @@ async fn set_replica(
     config: RestartConfig,
     name: &str,
 ) -> (Restarter, tokio::task::JoinHandle<()>) {
-    let r = Restarter::builder(Arc::new(sim.clone()), allowlist(vec![]))
-        .clock(Arc::new(sim.clone()))
+    set_replica_as(sim, set, config, name, As::skewed(0)).await
+}
+
+pub(super) async fn set_replica_as(
+    sim: &SimCluster,
+    set: RestartSet,
+    config: RestartConfig,
+    name: &str,
+    how: As,
+) -> (Restarter, tokio::task::JoinHandle<()>) {
+    let r = how
+        .builder(sim, allowlist(vec![]))
         .config(config)
         .instance(name)
         .sets(vec![set])
@@ -43,7 +53,7 @@ async fn set_replica(
     (r, handle)
 }
 
-fn states(s: &SetStatus) -> Vec<MemberState> {
+pub(super) fn states(s: &SetStatus) -> Vec<MemberState> {
     s.run
         .as_ref()
         .unwrap()
@@ -70,7 +80,7 @@ async fn follow(r: &Restarter) -> (SetStatus, Vec<Vec<MemberState>>) {
     (done, seen)
 }
 
-fn restarts_of(sim: &SimCluster, w: &WorkloadRef) -> usize {
+pub(super) fn restarts_of(sim: &SimCluster, w: &WorkloadRef) -> usize {
     reasons(sim, w).iter().filter(|r| *r == "Restarted").count()
 }
 
@@ -406,4 +416,37 @@ async fn two_drivers_at_once_restart_each_member_once() {
     for w in [web(), db(), agent()] {
         assert_eq!(restarts_of(&sim, &w), 1, "{w}");
     }
+}
+
+/// The run's Events name its Lease by uid, as `kubectl describe lease restart-set.shop`
+/// needs to show them.
+#[tokio::test(start_paused = true)]
+async fn set_events_name_the_run_lease_by_uid() {
+    let sim = cluster();
+    let (r, _run) = set_replica(
+        &sim,
+        shop(1, OnFailure::Stop),
+        RestartConfig::default(),
+        "a",
+    )
+    .await;
+    r.start_set("shop", &alice(), None).await.unwrap();
+    follow(&r).await;
+    let uid = sim
+        .lease("restart-manager", "restart-set.shop")
+        .unwrap()
+        .uid;
+    let uids: Vec<(String, Option<String>)> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e.regarding.name == "restart-set.shop")
+        .map(|e| (e.reason, e.regarding.uid))
+        .collect();
+    assert_eq!(
+        uids,
+        [
+            ("RestartSetStarted".to_string(), Some(uid.clone())),
+            ("RestartSetComplete".to_string(), Some(uid))
+        ]
+    );
 }

@@ -427,7 +427,11 @@ pub(crate) fn lease(st: &State, l: &Lease) -> Value {
     if let Some(t) = l.lease_transitions {
         spec.insert("leaseTransitions".into(), json!(t));
     }
-    let uid = derived_uid(&l.namespace, &l.name);
+    let uid = if l.uid.is_empty() {
+        derived_uid(&l.namespace, &l.name)
+    } else {
+        l.uid.clone()
+    };
     json!({
         "kind": "Lease",
         "apiVersion": "coordination.k8s.io/v1",
