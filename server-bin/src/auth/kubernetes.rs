@@ -38,7 +38,7 @@ const REFUSED_ENTRIES: usize = 1024;
 /// How long a token once accepted counts as known: its reviews go ahead of unknown ones'.
 const RECENT_TTL: Duration = Duration::from_secs(3600);
 /// Reviews of unknown tokens one client address may cause: per second, and at once.
-pub const UNKNOWN_PER_CLIENT: (f64, u32) = (1.0, 5);
+pub(super) const UNKNOWN_PER_CLIENT: (f64, u32) = (1.0, 5);
 /// Client addresses whose allowance is remembered at most.
 const CLIENTS: usize = 4096;
 
