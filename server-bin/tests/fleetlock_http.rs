@@ -77,8 +77,17 @@ async fn a_reboot_cycle_as_zincati_speaks_it() {
     assert_eq!((status, kind(&body).as_str()), (423, "lock_held"));
     // Other nodes report steady-state meanwhile: 200, nothing changes.
     assert_eq!(zincati(&s, "steady-state", "n2", "default").await.0, 200);
+    // n1 reboots; its Zincati says steady-state once it is up, and the slot is given back
+    // once the kubelet has reported the new boot.
+    s.sim.reboot_node("n1").unwrap();
+    let boot = cluster_sim::SimConfig::default();
+    tokio::time::advance(boot.reboot_duration).await;
     assert_eq!(zincati(&s, "steady-state", "n1", "default").await.0, 200);
     assert!(!s.sim.node("n1").unwrap().unschedulable);
+    let (status, body) = zincati(&s, "pre-reboot", "n2", "default").await;
+    assert_eq!((status, kind(&body).as_str()), (423, "lock_held"));
+    tokio::time::advance(boot.kubelet_start).await;
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     assert_eq!(zincati(&s, "pre-reboot", "n2", "default").await.0, 200);
 }
 
