@@ -535,6 +535,7 @@ async fn annotations_over_256_kib_are_refused() {
     lease.name = "other".into();
     lease.annotations.insert("a".into(), big);
     assert!(sim.create_lease(&lease).await.is_err());
+}
 
 /// A Lease gets its uid when it is created, as from any API server, and keeps it through every
 /// replace, whatever uid the writer sent; a Lease created again is another object.
