@@ -452,3 +452,70 @@ async fn a_finished_drain_is_not_shown_for_a_later_grant() {
         holder.drain
     );
 }
+
+/// Zincati restarts while its node drains and says steady-state: the slot is given back, in
+/// the same compare-and-swap that found the grant draining. Were the finding and the release
+/// two writes, another replica could approve the grant in between (the node about to reboot)
+/// and the release would free an approved node's slot.
+#[tokio::test(start_paused = true)]
+async fn a_steady_state_while_draining_never_frees_a_grant_approved_meanwhile() {
+    let sim = slow_pod_under_a_budget(2);
+    // The default: a steady-state of an approved grant without a reboot keeps the slot. The
+    // drain waits an hour between tries, and the replica does no maintenance, so that every
+    // read of the Lease from now on is the steady-state's.
+    let mut config = retrying_drain();
+    config.drain.budget_retry = Duration::from_secs(3600);
+    for group in config.groups.values_mut() {
+        group.recovery.unchanged_boot_id = fleetlock_core::UnchangedBootId::Recover;
+    }
+    let (a, _run, _lead) = follower(&sim, config, "a").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    settle().await;
+    // Every read of the Lease now takes 5 s.
+    sim.set_latency(Operation::GetLease, Duration::from_secs(5));
+    let reads = sim.calls().get(Operation::GetLease);
+    let steady = tokio::spawn({
+        let (a, n1) = (a.clone(), n1.clone());
+        async move { a.steady_state(&n1).await }
+    });
+    // Once the steady-state has read the Lease and judged the grant, and reads it again
+    // (a second compare-and-swap), another replica approves the grant, if it still holds the
+    // slot: that second read sees it approved.
+    let mut approved = false;
+    for _ in 0..400 {
+        advance(Duration::from_millis(100)).await;
+        if sim.calls().get(Operation::GetLease) - reads >= 2 {
+            approved = n1_holder(&sim).is_some_and(|h| h.phase == HolderPhase::Draining);
+            if approved {
+                let boot = sim.node("n1").unwrap().boot_id;
+                let now = sim.now();
+                rewrite_group(&sim, |state| {
+                    let h = state.holder_mut(&n1.id).unwrap();
+                    h.phase = HolderPhase::Approved;
+                    h.approved_at = Some(now);
+                    h.boot_id = Some(boot);
+                })
+                .await;
+            }
+            break;
+        }
+        if steady.is_finished() {
+            break;
+        }
+    }
+    for _ in 0..6 {
+        advance(Duration::from_secs(5)).await;
+        settle().await;
+    }
+    steady.await.unwrap().unwrap();
+    if approved {
+        assert_eq!(
+            n1_holder(&sim).map(|h| h.phase),
+            Some(HolderPhase::Approved),
+            "the approved grant keeps its slot"
+        );
+    } else {
+        assert_eq!(n1_holder(&sim), None, "given back while it was draining");
+    }
+}

@@ -18,8 +18,8 @@ use crate::recovery::{NodeNow, RecoveryTarget, kubelet_reported, rebooted, settl
 enum Returned {
     /// It holds nothing here (any more).
     Nothing,
-    /// Give the slot back at once.
-    Release(&'static str),
+    /// The slot was given back, in the same write that judged it: why, and who held it.
+    Released(&'static str, Box<Holder>),
     /// It is recovering (now, or already was).
     Recovering(Box<Holder>),
 }
@@ -61,37 +61,37 @@ impl Inner {
                 let Some(h) = state.holder_mut(id) else {
                     return Ok(Returned::Nothing);
                 };
-                match (h.phase, &boot_id) {
+                // A slot given back is given back in this same compare-and-swap that judged
+                // the holder's phase: a separate write could find it approved meanwhile by
+                // another replica (its node about to reboot) and free it all the same.
+                let release = match (h.phase, &boot_id) {
                     (HolderPhase::Recovering, Some(_)) => {
-                        Ok(Returned::Recovering(Box::new(h.clone())))
+                        return Ok(Returned::Recovering(Box::new(h.clone())));
                     }
-                    (_, None) => Ok(Returned::Release("steady-state: its Node is gone")),
-                    (HolderPhase::Draining, _) => Ok(Returned::Release(
-                        "steady-state before its reboot was approved",
-                    )),
+                    (_, None) => "steady-state: its Node is gone",
+                    (HolderPhase::Draining, _) => "steady-state before its reboot was approved",
                     (HolderPhase::Approved, Some(now_boot)) => {
                         let same = h.boot_id.as_ref() == Some(now_boot);
-                        if same && recovery.unchanged_boot_id == UnchangedBootId::Release {
-                            return Ok(Returned::Release(
-                                "steady-state without a reboot (recovery.unchangedBootId: release)",
-                            ));
+                        if !(same && recovery.unchanged_boot_id == UnchangedBootId::Release) {
+                            h.phase = HolderPhase::Recovering;
+                            h.returned_at = Some(now);
+                            h.returned_heartbeat = heartbeat;
+                            return Ok(Returned::Recovering(Box::new(h.clone())));
                         }
-                        h.phase = HolderPhase::Recovering;
-                        h.returned_at = Some(now);
-                        h.returned_heartbeat = heartbeat;
-                        Ok(Returned::Recovering(Box::new(h.clone())))
+                        "steady-state without a reboot (recovery.unchangedBootId: release)"
                     }
-                }
+                };
+                let holder = Box::new(h.clone());
+                state.remove(id);
+                Ok(Returned::Released(release, holder))
             })
             .await?;
         let holder = match returned {
             Returned::Nothing => return Ok(()),
-            Returned::Release(why) => {
-                self.note_unchanged_boot(&node, held.as_ref(), boot_id.as_deref(), false)
+            Returned::Released(why, holder) => {
+                self.note_unchanged_boot(&node, Some(&holder), boot_id.as_deref(), false)
                     .await;
-                return self
-                    .give_back(group, Whose::Client(id), why, None, true)
-                    .await;
+                return self.after_release(group, &holder, why, false, true).await;
             }
             Returned::Recovering(holder) => *holder,
         };
