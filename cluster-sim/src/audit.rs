@@ -104,6 +104,20 @@ impl ClusterView<'_> {
         self.state.nodes.get(name)
     }
 
+    /// Whether the node's operating system runs, so that its Zincati can speak: what the
+    /// simulation knows and the Node may not show yet ([`SimCluster::os_up`]). `None` for a
+    /// node that does not exist.
+    ///
+    /// [`SimCluster::os_up`]: crate::SimCluster::os_up
+    pub fn os_up(&self, name: &str) -> Option<bool> {
+        self.state.nodes.contains_key(name).then(|| {
+            self.state
+                .rebooting
+                .get(name)
+                .is_none_or(|(_, boot)| *boot != crate::state::Boot::Down)
+        })
+    }
+
     /// The pods bound to a node, terminating ones included.
     pub fn pods_on(&self, node: &str) -> Vec<&Pod> {
         self.state

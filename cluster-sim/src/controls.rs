@@ -64,13 +64,7 @@ impl SimCluster {
     /// [`reboot_node`](Self::reboot_node) until `reboot_duration` has passed; `None` for a
     /// node that does not exist.
     pub fn os_up(&self, name: &str) -> Option<bool> {
-        self.with(|st| {
-            st.nodes.contains_key(name).then(|| {
-                st.rebooting
-                    .get(name)
-                    .is_none_or(|(_, boot)| *boot != state::Boot::Down)
-            })
-        })
+        self.with(|st| crate::audit::ClusterView { state: st }.os_up(name))
     }
 
     /// The node's kubelet posts its status now (a fresh heartbeat), as it does every

@@ -359,19 +359,17 @@ impl Invariants {
             .filter(|h| after.holder(&h.id).is_none_or(|a| !a.same_grant(h)))
         {
             // A deleted Node, or the holders edited by hand: an operator's doing.
-            let Some(node) = cluster.node(&gone.node) else {
-                continue;
-            };
-            if named(&gone.node) {
+            if cluster.node(&gone.node).is_none() || named(&gone.node) {
                 continue;
             }
             let healed = gone.phase == HolderPhase::Recovering
                 && after
                     .last_return
                     .is_some_and(|t| gone.returned_at.is_none_or(|r| t >= r));
-            // Zincati is up on the node, and may have said steady-state.
-            let up = gone.phase == HolderPhase::Approved
-                && (node.ready || gone.boot_id.as_ref().is_some_and(|b| *b != node.boot_id));
+            // Zincati is up on the node, and may have said steady-state. The simulation knows
+            // it; the Node may still show Ready from before a short reboot.
+            let up =
+                gone.phase == HolderPhase::Approved && cluster.os_up(&gone.node).unwrap_or(true);
             let held = now.duration_since(gone.since);
             let stuck = checks
                 .stuck_release
@@ -388,7 +386,7 @@ impl Invariants {
                     after.group,
                     gone.phase.as_str(),
                     if gone.phase == HolderPhase::Approved {
-                        "its node down for its reboot (NotReady, the approved bootID)"
+                        "its node down for its reboot"
                     } else {
                         "without its heal"
                     }

@@ -484,7 +484,8 @@ async fn an_approved_or_recovering_holder_that_leaves_by_the_rules_is_not_flagge
     };
     write_group(&sim, vec![approved.clone()]).await;
     sim.reboot_node("n1").unwrap();
-    while !sim.node("n1").unwrap().ready {
+    // Zincati speaks once the operating system is up (the Node may show nothing yet).
+    while sim.os_up("n1") != Some(true) {
         tokio::time::advance(Duration::from_secs(5)).await;
     }
     write_group(&sim, vec![]).await;
