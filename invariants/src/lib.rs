@@ -362,10 +362,13 @@ impl Invariants {
             if cluster.node(&gone.node).is_none() || named(&gone.node) {
                 continue;
             }
+            // A heal records the group's last return in the same write (when, by the healing
+            // replica's clock, which may disagree with the one that recorded the return).
             let healed = gone.phase == HolderPhase::Recovering
-                && after
-                    .last_return
-                    .is_some_and(|t| gone.returned_at.is_none_or(|r| t >= r));
+                && after.last_return.is_some_and(|t| {
+                    Some(t) != before.as_ref().and_then(|b| b.last_return)
+                        || gone.returned_at.is_none_or(|r| t >= r)
+                });
             // Zincati is up on the node, and may have said steady-state. The simulation knows
             // it; the Node may still show Ready from before a short reboot.
             let up =

@@ -173,12 +173,19 @@ pub async fn run(plan: Plan) -> Report {
         },
         plan.slots,
     );
+    // Replicas' clocks disagree by up to two minutes, by seed.
+    let mut skews = fastrand::Rng::with_seed(plan.seed ^ 0xc10c_5eed);
     let world = Arc::new(World {
         sim: sim.clone(),
         replicas: Mutex::new(
             (0..plan.replicas)
                 .map(|i| Replica {
                     name: format!("replica-{i}"),
+                    skew: if i == 0 {
+                        jiff::SignedDuration::ZERO
+                    } else {
+                        jiff::SignedDuration::from_secs(skews.i64(-120..=120))
+                    },
                     live: None,
                     epoch: watch::channel(0).0,
                     slots: plan.slots,

@@ -24,6 +24,8 @@ use crate::Invariants;
 /// One server replica: running, or crashed.
 pub(super) struct Replica {
     pub(super) name: String,
+    /// How far its wall clock is off the cluster's (drawn by seed; replica 0 is on time).
+    pub(super) skew: jiff::SignedDuration,
     pub(super) live: Option<Live>,
     /// Bumped at every crash: calls in flight on the old process are dropped where they are.
     pub(super) epoch: watch::Sender<u64>,
@@ -192,17 +194,23 @@ impl World {
     /// is ready to serve.
     pub(super) async fn start(&self, i: usize) {
         // A crash (or a newer start) while this one waits for its caches supersedes it.
-        let (name, slots, epoch) = {
+        let (name, slots, epoch, skew) = {
             let replicas = self.replicas.lock();
             let replica = &replicas[i];
             if replica.live.is_some() {
                 return;
             }
-            (replica.name.clone(), replica.slots, *replica.epoch.borrow())
+            (
+                replica.name.clone(),
+                replica.slots,
+                *replica.epoch.borrow(),
+                replica.skew,
+            )
         };
         let api = Arc::new(self.sim.clone());
+        let clock = Arc::new(Skewed(self.sim.clone(), skew));
         let builder = Coordinator::builder(api.clone(), self.config(slots))
-            .clock(Arc::new(self.sim.clone()))
+            .clock(clock.clone())
             .instance(name.clone());
         let builder = if self.sabotage {
             builder.sabotage(fleetlock_core::Sabotage::IgnoreRemoteReleases)
@@ -212,7 +220,7 @@ impl World {
         let coordinator = builder.build();
         let restarter = Restarter::builder(api, self.allowlist.lock().clone())
             .sets(sets())
-            .clock(Arc::new(self.sim.clone()))
+            .clock(clock)
             .config(RestartConfig {
                 namespace: NAMESPACE.into(),
                 ..RestartConfig::default()
@@ -295,5 +303,15 @@ impl World {
             .leases()
             .iter()
             .any(|l| l.namespace == NAMESPACE && crate::held_restart_lock(l, now).is_some())
+    }
+}
+
+/// A replica's wall clock: the cluster's, off by a fixed amount, as a node whose clock drifts
+/// or is set wrong. Every replica still shares the passing of time (Tokio's clock).
+struct Skewed(SimCluster, jiff::SignedDuration);
+
+impl cluster_api::Clock for Skewed {
+    fn now(&self) -> cluster_api::Timestamp {
+        cluster_api::Clock::now(&self.0) + self.1
     }
 }
