@@ -157,6 +157,8 @@ struct Checks {
     sent_by: HashMap<(WorkloadRef, String), String>,
     /// Every restart id whose patch was applied.
     applied: HashSet<String>,
+    /// Per group: the last return its Lease records, and when (simulated time) a write set it.
+    last_returns: HashMap<String, (Timestamp, Timestamp)>,
 }
 
 // === impl Invariants ===
@@ -296,6 +298,11 @@ impl Invariants {
             }
         };
         let before = before.and_then(|l| GroupState::from_lease(l).ok());
+        if let Some(t) = after.last_return
+            && after.last_return != before.as_ref().and_then(|b| b.last_return)
+        {
+            checks.last_returns.insert(after.group.clone(), (t, now));
+        }
         let held_before = |id: &str| before.as_ref().and_then(|b| b.holder(id));
         let slots = Self::slots(checks, &after.group) as usize;
         // A group whose slots were lowered may keep more holders than it now has slots; it
@@ -364,10 +371,13 @@ impl Invariants {
             }
             // A heal records the group's last return in the same write (when, by the healing
             // replica's clock, which may disagree with the one that recorded the return).
+            // One pass may heal several holders at one instant, each in a write of its own
+            // with the same time: a last return set at this very instant counts for each.
             let healed = gone.phase == HolderPhase::Recovering
                 && after.last_return.is_some_and(|t| {
                     Some(t) != before.as_ref().and_then(|b| b.last_return)
                         || gone.returned_at.is_none_or(|r| t >= r)
+                        || checks.last_returns.get(&after.group) == Some(&(t, now))
                 });
             // Zincati is up on the node, and may have said steady-state. The simulation knows
             // it; the Node may still show Ready from before a short reboot.

@@ -233,6 +233,28 @@ impl Inner {
         Ok(groups)
     }
 
+    /// `id`'s holder in `group`, as the cluster has it now (the group's state is cached too).
+    pub(super) async fn fresh_holder(
+        &self,
+        group: &str,
+        id: &str,
+    ) -> Result<Option<Holder>, Refusal> {
+        let lease = match self
+            .api
+            .get_lease(&self.config.namespace, &group::lease_name(group))
+            .await
+        {
+            Ok(lease) => lease,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Refusal::from_cluster("reading the group lock", &e)),
+        };
+        let state = GroupState::from_lease(&lease)
+            .map_err(|e| Refusal::new(Kind::Internal, e.to_string()))?;
+        let holder = state.holder(id).cloned();
+        self.store_group(state);
+        Ok(holder)
+    }
+
     pub(super) async fn watch_nodes(&self) {
         feed(
             "node",

@@ -35,7 +35,13 @@ impl Inner {
             .unwrap_or(&self.config.group_defaults)
             .recovery
             .clone();
-        let held = self.cached_group(group).and_then(|g| g.holder(id).cloned());
+        let mut held = self.cached_group(group).and_then(|g| g.holder(id).cloned());
+        if recovery.enabled && held.is_none() {
+            // The lock cache may lag (a grant made by a replica killed before it answered, a
+            // watch that is down): a holder it does not show may be recovering, which a
+            // repeated steady-state must not release without its heal.
+            held = self.fresh_holder(group, id).await?;
+        }
         if !recovery.enabled || held.is_none() {
             return self
                 .give_back(

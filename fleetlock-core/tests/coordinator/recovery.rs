@@ -452,3 +452,32 @@ async fn an_unchanged_boot_id_recovers_only_after_the_kubelet_reports_again() {
     assert_eq!(holder_phase(&sim), None);
     assert!(reasons(&sim, "n1").contains(&"NodeHealed".to_string()));
 }
+
+/// Zincati says steady-state again (it restarted, say) to a replica whose lock cache has not
+/// seen the grant: the holder is recovering, and stays so until it has healed.
+#[tokio::test(start_paused = true)]
+async fn a_repeated_steady_state_to_a_lagging_replica_keeps_a_recovering_slot() {
+    let sim = web_under_budget(600);
+    let (a, _run_a) = replica(&sim, config(), "a").await;
+    let (b, _run_b) = replica(&sim, config(), "b").await;
+    sim.fail_always(
+        Operation::WatchLeases,
+        cluster_api::Error::unavailable("dial tcp 10.96.0.1:443: connect: connection refused"),
+    );
+    sim.break_watches();
+    settle().await;
+    let n1 = zincati("n1", "default");
+    a.pre_reboot(&n1).await.unwrap();
+    sim.reboot_node("n1").unwrap();
+    advance(Duration::from_secs(60)).await;
+    settle().await;
+    a.steady_state(&n1).await.unwrap();
+    assert_eq!(holder_phase(&sim), Some(HolderPhase::Recovering));
+
+    b.steady_state(&n1).await.unwrap();
+    assert_eq!(
+        holder_phase(&sim),
+        Some(HolderPhase::Recovering),
+        "kept until the budget is whole again"
+    );
+}
