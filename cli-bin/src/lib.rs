@@ -314,9 +314,9 @@ pub async fn run(cli: &Cli, backend: Option<&dyn Backend>, io: &mut Io<'_>) -> E
     match execute(cli, backend, io).await {
         Ok(exit) => exit,
         Err(e) => {
-            let _ = writeln!(io.err, "restartctl: {}", e.message);
+            let _ = writeln!(io.err, "restartctl: {}", output::clean(&e.message));
             if let Some(hint) = &e.hint {
-                let _ = writeln!(io.err, "  hint: {hint}");
+                let _ = writeln!(io.err, "  hint: {}", output::clean(hint));
             }
             e.exit
         }
@@ -353,7 +353,7 @@ async fn connect(cli: &Cli, io: &mut Io<'_>) -> Result<Box<dyn Backend>, CliErro
         let token = server_token(cli, io)?;
         let remote = remote::Remote::new(server, token)?;
         if let Some(warning) = remote.exposure_warning() {
-            let _ = writeln!(io.err, "warning: {warning}");
+            let _ = writeln!(io.err, "warning: {}", output::clean(&warning));
         }
         return Ok(Box::new(remote));
     }

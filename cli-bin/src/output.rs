@@ -45,9 +45,9 @@ impl Io<'_> {
         true
     }
 
-    /// A line on stdout.
+    /// A line on stdout, [`clean`]ed.
     pub fn line(&mut self, text: &str) {
-        let _ = writeln!(self.out, "{text}");
+        let _ = writeln!(self.out, "{}", clean(text));
     }
 
     /// Text in a colour, when on a terminal.
@@ -82,8 +82,13 @@ impl Io<'_> {
         }
     }
 
-    /// Prints rows under headers, columns aligned on the visible text.
+    /// Prints rows under headers, columns aligned on the visible text; every cell [`clean`]ed.
     pub fn table(&mut self, headers: &[&str], rows: &[Vec<String>]) {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| row.iter().map(|cell| clean(cell)).collect())
+            .collect();
+        let rows = &rows;
         let visible = |s: &str| strip_ansi(s).chars().count();
         let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
         for row in rows {
@@ -108,6 +113,60 @@ impl Io<'_> {
             self.line(cells.join("  ").trim_end());
         }
     }
+}
+
+/// `text` safe to print on a terminal: what the server sends (names, reasons, Event notes
+/// anyone allowed to create Events could have written) may carry escape sequences that would
+/// hide a link, erase lines or retitle the window. Only colour and weight (SGR, `ESC [ ... m`,
+/// as [`Io::paint`] writes) are kept; every other escape sequence and control character is
+/// dropped, and line breaks and tabs become spaces.
+pub fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                if chars.peek() == Some(&'[') {
+                    // A control sequence: parameters, then one final byte.
+                    chars.next();
+                    let mut params = String::new();
+                    let mut last = None;
+                    for c in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            last = Some(c);
+                            break;
+                        }
+                        params.push(c);
+                    }
+                    let sgr =
+                        last == Some('m') && params.chars().all(|c| c.is_ascii_digit() || c == ';');
+                    if sgr {
+                        out.push_str("\u{1b}[");
+                        out.push_str(&params);
+                        out.push('m');
+                    }
+                } else if chars.peek() == Some(&']') {
+                    // An operating system command (a link, a title): up to BEL or ESC \.
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                            chars.next();
+                            break;
+                        }
+                    }
+                } else {
+                    // Any other escape: drop it and the character it introduces.
+                    chars.next();
+                }
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn pad(s: &str, width: usize, visible: usize) -> String {
@@ -175,5 +234,34 @@ mod tests {
             "NAME      PHASE\nweb       complete\npostgres  idle\n"
         );
         assert_eq!(strip_ansi("\u{1b}[32mok\u{1b}[0m"), "ok");
+    }
+
+    /// A history message anyone allowed to create Events could have written: a hidden link,
+    /// erased lines, a new window title. Printed, it must be text, not terminal commands; our
+    /// own colours stay.
+    #[test]
+    fn server_strings_cannot_drive_the_terminal() {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+            terminal: true,
+            format: Format::Table,
+        };
+        let hostile = "restarted by \u{1b}]8;;https://evil.example\u{7}alice\u{1b}]8;;\u{7}\
+                       \u{1b}[2K\u{1b}[1A\u{1b}]0;pwned\u{7}\r\u{9b}31m done";
+        let painted = io.paint("complete", AnsiColor::Green);
+        io.table(&["PHASE", "MESSAGE"], &[vec![painted, hostile.into()]]);
+        io.line(hostile);
+        let printed = String::from_utf8(out).unwrap();
+        for bad in ["\u{1b}]", "\u{7}", "\u{1b}[2K", "\u{1b}[1A", "\r", "\u{9b}"] {
+            assert!(!printed.contains(bad), "{bad:?} in {printed:?}");
+        }
+        assert!(printed.contains("alice"), "{printed:?}");
+        assert!(
+            printed.contains("\u{1b}[32m"),
+            "our colour stays: {printed:?}"
+        );
     }
 }
