@@ -138,7 +138,7 @@ impl KubeAuth {
     /// trusted for `ttl` before the cluster is asked again: a revoked token or binding takes
     /// that long to count.
     /// `review` is the adapter's review budget (per second, at once), of which unknown tokens
-    /// get half ([`ReviewGate`]).
+    /// get half (see the module documentation).
     pub fn new(
         cluster: KubeCluster,
         namespace: impl Into<String>,
