@@ -22,6 +22,11 @@ pub const STATE_ANNOTATION: &str = "restart-manager.io/reboot-state";
 /// Annotation set (with the cordon, in one write) when restart-manager cordoned the node, so
 /// that only its own cordon is ever undone.
 pub const CORDONED_ANNOTATION: &str = "restart-manager.io/cordoned";
+/// Annotation naming the grant our cordon is for (when its slot was granted, as the group
+/// Lease has it). Releasing a grant undoes only its own cordon: a later grant of the same node,
+/// whose drain found the earlier grant's cordon still there, takes it over in one write, so
+/// that the earlier release's uncordon, if late, leaves it alone.
+pub const CORDONED_FOR_ANNOTATION: &str = "restart-manager.io/cordoned-for";
 /// Annotation with the node's bootID when its reboot was approved.
 pub const APPROVED_BOOT_ID_ANNOTATION: &str = "restart-manager.io/approved-boot-id";
 /// Annotation with the time of the last state change.

@@ -519,3 +519,55 @@ async fn a_steady_state_while_draining_never_frees_a_grant_approved_meanwhile() 
         assert_eq!(n1_holder(&sim), None, "given back while it was draining");
     }
 }
+
+/// a's drain of n1 times out (`onTimeout: release`) and gives the slot back; its uncordon of
+/// n1 is slow to reach the API server, and meanwhile n1 asks b and is granted again. b's drain
+/// finds n1 still cordoned under our annotation, but that cordon is the earlier grant's, which
+/// a is about to undo: once the writes are through, n1 must still be cordoned for the later
+/// grant, else pods are scheduled onto it while it drains and it is approved with them on it.
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_grants_late_uncordon_leaves_a_later_grant_its_cordon() {
+    let sim = slow_pod_under_a_budget(2);
+    let mut config = retrying_drain();
+    // No eviction retry before the deadline: the drain wakes for its timeout.
+    config.drain.budget_retry = Duration::from_secs(120);
+    config.drain.timeout = Duration::from_secs(30);
+    config.drain.on_timeout = OnDrainTimeout::Release;
+    let (a, _run_a, _lead_a) = follower(&sim, config.clone(), "a").await;
+    let (b, _run_b, _lead_b) = follower(&sim, config, "b").await;
+    let n1 = zincati("n1", "default");
+    assert_eq!(a.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    let first = n1_holder(&sim).unwrap();
+    assert!(sim.node("n1").unwrap().unschedulable);
+
+    // From just before a's deadline, writes to Nodes take ten seconds to land.
+    advance(Duration::from_secs(27)).await;
+    settle().await;
+    sim.set_latency(Operation::PatchNode, Duration::from_secs(10));
+    advance(Duration::from_secs(3)).await;
+    settle().await;
+    assert_eq!(n1_holder(&sim), None, "a's drain gave the slot back");
+    assert!(reasons(&sim, "n1").contains(&"DrainTimedOut".to_string()));
+
+    // n1 asks again, at b, before a's uncordon has landed.
+    assert_eq!(b.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
+    let later = n1_holder(&sim).unwrap();
+    assert_ne!(later.since, first.since);
+
+    // Every write has landed.
+    advance(Duration::from_secs(12)).await;
+    sim.set_latency(Operation::PatchNode, Duration::ZERO);
+    for _ in 0..10 {
+        advance(Duration::from_secs(1)).await;
+    }
+    let holder = n1_holder(&sim).unwrap();
+    assert!(holder.same_grant(&later));
+    assert_eq!(holder.phase, HolderPhase::Draining);
+    let node = sim.node("n1").unwrap();
+    assert!(
+        node.unschedulable,
+        "n1 was left uncordoned at {} while its later grant drains: {:?}",
+        sim.now(),
+        reasons(&sim, "n1")
+    );
+}

@@ -120,7 +120,7 @@ impl Inner {
         }
         // Zincati stops calling steady-state at its first 200: until our cordon is off, the
         // answer is an error, so that it asks again.
-        self.finish_node(&holder.node, "recovering")
+        self.finish_node(&holder.node, "recovering", None)
             .await
             .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
         self.heal(group, &holder).await;
@@ -193,7 +193,7 @@ impl Inner {
         let (ready, boot_id, heartbeat) = (fresh.ready, fresh.boot_id.clone(), fresh.heartbeat);
         self.store_node(fresh);
         if cordoned_by_us {
-            self.finish_node(&holder.node, "recovering")
+            self.finish_node(&holder.node, "recovering", None)
                 .await
                 .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
         }
@@ -284,7 +284,7 @@ impl Inner {
                 node,
                 "our cordon is back on a recovering node; undoing it before the slot goes"
             );
-            self.finish_node(node, "recovering")
+            self.finish_node(node, "recovering", None)
                 .await
                 .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
             return Ok(false);

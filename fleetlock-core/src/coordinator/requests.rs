@@ -301,7 +301,7 @@ impl Coordinator {
             // Nothing held, but our cordon or state is left over (a crash between the
             // release and the uncordon): finish the job.
             inner
-                .finish_node(&view.name, "ready")
+                .finish_node(&view.name, "ready", None)
                 .await
                 .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
         }

@@ -7,7 +7,8 @@ use super::cache::GrantNow;
 use super::{CONTROLLER, Inner};
 use crate::group::{Holder, HolderPhase};
 use crate::nodes::{
-    APPROVED_BOOT_ID_ANNOTATION, CORDONED_ANNOTATION, STATE_ANNOTATION, STATE_SINCE_ANNOTATION,
+    APPROVED_BOOT_ID_ANNOTATION, CORDONED_ANNOTATION, CORDONED_FOR_ANNOTATION, STATE_ANNOTATION,
+    STATE_SINCE_ANNOTATION,
 };
 use crate::protocol::{Kind, Refusal};
 
@@ -43,7 +44,8 @@ impl Whose<'_> {
 /// What cordoning a node for a drain did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Cordon {
-    /// This call wrote the cordon (ours to undo if the drain turns out to be stale).
+    /// This call wrote the cordon, or took over an earlier grant's (ours to undo if the drain
+    /// turns out to be stale).
     Wrote,
     /// The node was cordoned already (by us, or by someone whose cordon we leave alone).
     Found,
@@ -108,16 +110,21 @@ impl Inner {
         group: &str,
         grant: &Holder,
     ) -> Result<Cordon, Error> {
+        let stamp = cordon_stamp(grant);
         loop {
             let current = self.api.get_node(node).await?;
-            if current
+            let ours = current
                 .annotations
                 .get(CORDONED_ANNOTATION)
-                .is_some_and(|v| v == "true")
-            {
+                .is_some_and(|v| v == "true");
+            // Our cordon, but an earlier grant's: that grant's release may be about to undo
+            // it, so this grant takes it over (the write makes a late uncordon conflict).
+            let taking_over =
+                ours && current.annotations.get(CORDONED_FOR_ANNOTATION) != Some(&stamp);
+            if ours && !taking_over {
                 return Ok(Cordon::Found);
             }
-            if current.unschedulable {
+            if current.unschedulable && !ours {
                 tracing::info!(
                     node,
                     "node already cordoned by someone else; leaving that cordon alone"
@@ -131,18 +138,21 @@ impl Inner {
             let patch = NodePatch::new()
                 .unschedulable(true)
                 .annotate(CORDONED_ANNOTATION, "true")
+                .annotate(CORDONED_FOR_ANNOTATION, stamp.clone())
                 .if_version(&current.resource_version);
             match self.api.patch_node(node, &patch).await {
                 Ok(written) => {
                     self.store_node(written);
-                    self.event(
-                        node,
-                        EventType::Normal,
-                        "Cordoned",
-                        "Cordon",
-                        "cordoned for a coordinated reboot".into(),
-                    )
-                    .await;
+                    if !taking_over {
+                        self.event(
+                            node,
+                            EventType::Normal,
+                            "Cordoned",
+                            "Cordon",
+                            "cordoned for a coordinated reboot".into(),
+                        )
+                        .await;
+                    }
                     return Ok(Cordon::Wrote);
                 }
                 Err(Error::Conflict { .. }) => continue,
@@ -152,8 +162,15 @@ impl Inner {
     }
 
     /// Undoes our cordon (only ours) and sets our state annotation to `state` (`ready`, or
-    /// `recovering` while the slot is kept). A node that no longer exists needs nothing.
-    pub(super) async fn finish_node(&self, node: &str, state: &str) -> Result<(), Error> {
+    /// `recovering` while the slot is kept). With `released`, the grant just given back: a
+    /// cordon a later grant of the node has taken over is that grant's, and the node is left
+    /// alone. A node that no longer exists needs nothing.
+    pub(super) async fn finish_node(
+        &self,
+        node: &str,
+        state: &str,
+        released: Option<&Holder>,
+    ) -> Result<(), Error> {
         let result: Result<(), Error> = async {
             loop {
                 let current = self.api.get_node(node).await?;
@@ -161,6 +178,21 @@ impl Inner {
                     .annotations
                     .get(CORDONED_ANNOTATION)
                     .is_some_and(|v| v == "true");
+                // Without a grant named (a cordon from before grants were named), the cordon
+                // is the released grant's.
+                let later = released.is_some_and(|grant| {
+                    current
+                        .annotations
+                        .get(CORDONED_FOR_ANNOTATION)
+                        .is_some_and(|s| *s != cordon_stamp(grant))
+                });
+                if ours && later {
+                    tracing::info!(
+                        node,
+                        "the node was granted again, and its cordon is the later grant's; leaving it"
+                    );
+                    return Ok(());
+                }
                 let mut patch = NodePatch::new()
                     .annotate(STATE_ANNOTATION, state)
                     .annotate(STATE_SINCE_ANNOTATION, self.clock.now().to_string())
@@ -169,7 +201,8 @@ impl Inner {
                 if ours {
                     patch = patch
                         .unschedulable(false)
-                        .remove_annotation(CORDONED_ANNOTATION);
+                        .remove_annotation(CORDONED_ANNOTATION)
+                        .remove_annotation(CORDONED_FOR_ANNOTATION);
                 }
                 match self.api.patch_node(node, &patch).await {
                     Ok(written) => {
@@ -331,9 +364,11 @@ impl Inner {
         .await;
         // Zincati stops calling steady-state at its first 200: until the node is tidy, the
         // answer is an error, so that it asks again (and the next call finishes the job).
-        self.finish_node(&holder.node, "ready").await.map_err(|e| {
-            Refusal::from_cluster("the slot was given back, but uncordoning the node", &e)
-        })
+        self.finish_node(&holder.node, "ready", Some(holder))
+            .await
+            .map_err(|e| {
+                Refusal::from_cluster("the slot was given back, but uncordoning the node", &e)
+            })
     }
 
     /// Marks a drained grant approved, recording the bootID to recognise its reboot by. Only
@@ -406,4 +441,9 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// What [`CORDONED_FOR_ANNOTATION`] says for `grant`'s cordon.
+fn cordon_stamp(grant: &Holder) -> String {
+    grant.since.to_string()
 }

@@ -248,7 +248,10 @@ impl Drainer {
                 Ok(GrantNow::Held(HolderPhase::Recovering)) => {
                     tracing::info!(node = %self.node(), "the node is recovering; undoing a late cordon");
                     // On failure (logged) the recovery's next look undoes it.
-                    let _ = self.inner.finish_node(self.node(), "recovering").await;
+                    let _ = self
+                        .inner
+                        .finish_node(self.node(), "recovering", None)
+                        .await;
                     return Step::Left(GrantNow::Held(HolderPhase::Recovering));
                 }
                 Ok(GrantNow::Held(HolderPhase::Draining)) | Err(_) => {}
@@ -316,7 +319,10 @@ impl Drainer {
         };
         if now == Some(GrantNow::Released) {
             // On failure (logged) the node's next steady-state tidies it.
-            let _ = self.inner.finish_node(self.node(), "ready").await;
+            let _ = self
+                .inner
+                .finish_node(self.node(), "ready", Some(&self.holder))
+                .await;
         }
     }
 
