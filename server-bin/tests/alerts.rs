@@ -111,14 +111,13 @@ fn alerts_config(url: &str, on_unreachable: OnUnreachable) -> AlertsConfig {
 }
 
 /// A coordinator over a two-node cluster whose `default` group's alert gate matches `gate`.
+/// Its nodes never reboot here: a steady-state gives the slot back at once
+/// (`unchangedBootId: release`).
 async fn coordinator(sim: &SimCluster, alerts: AlertsConfig, gate: &str) -> Coordinator {
     let mut config = FleetLockConfig::default();
-    config
-        .groups
-        .get_mut("default")
-        .unwrap()
-        .health_gates
-        .alerts = vec![gate.parse().unwrap()];
+    let group = config.groups.get_mut("default").unwrap();
+    group.health_gates.alerts = vec![gate.parse().unwrap()];
+    group.recovery.unchanged_boot_id = fleetlock_core::UnchangedBootId::Release;
     let source = Arc::new(HttpAlerts::new(&alerts).unwrap());
     config.alerts = Some(alerts);
     let c = Coordinator::builder(Arc::new(sim.clone()), config)
