@@ -117,6 +117,10 @@ pub struct OwnerRef {
 pub struct EvictOptions {
     /// Override the pod's termination grace period.
     pub grace_period_seconds: Option<i64>,
+    /// Evict only the pod with this uid (`deleteOptions.preconditions.uid`): a pod of the same
+    /// name made since (a StatefulSet's replacement, bound elsewhere) is not the one asked
+    /// for, and the answer is [`EvictionOutcome::Gone`].
+    pub uid: Option<String>,
 }
 
 /// What the Eviction API answered.

@@ -457,6 +457,11 @@ impl State {
             return EvictionOutcome::Gone;
         };
         let pod = &sp.pod;
+        // `deleteOptions.preconditions.uid`: the pod asked for is gone; the one by its name
+        // now is another (the API server answers 409; see `ClusterApi::evict_pod`).
+        if options.uid.as_ref().is_some_and(|uid| uid != &pod.uid) {
+            return EvictionOutcome::Gone;
+        }
         // Pods that are not running, or already going, disrupt nothing more.
         let ignores_budgets = pod.is_terminating()
             || matches!(

@@ -149,12 +149,34 @@ async fn evicted_pods_terminate_after_their_grace_period() {
         &pod.name,
         &EvictOptions {
             grace_period_seconds: Some(0),
+            ..EvictOptions::default()
         },
     )
     .await
     .unwrap();
     advance(Duration::ZERO).await;
     assert!(sim.pod("shop", &pod.name).is_none());
+
+    // A uid precondition: only that pod, not another of its name.
+    sim.remove_budget("shop", "web");
+    let pod = pod_on(&sim, "n3");
+    let stale = EvictOptions {
+        uid: Some("not-this-pod".into()),
+        ..EvictOptions::default()
+    };
+    assert_eq!(
+        sim.evict_pod("shop", &pod.name, &stale).await.unwrap(),
+        EvictionOutcome::Gone
+    );
+    assert!(!sim.pod("shop", &pod.name).unwrap().is_terminating());
+    let this = EvictOptions {
+        uid: Some(pod.uid.clone()),
+        ..EvictOptions::default()
+    };
+    assert_eq!(
+        sim.evict_pod("shop", &pod.name, &this).await.unwrap(),
+        EvictionOutcome::Evicted
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -174,7 +174,10 @@ impl ClusterApi for KubeCluster {
             "metadata": {"name": name, "namespace": namespace},
         });
         if let Some(grace) = options.grace_period_seconds {
-            body["deleteOptions"] = json!({"gracePeriodSeconds": grace.max(0)});
+            body["deleteOptions"]["gracePeriodSeconds"] = json!(grace.max(0));
+        }
+        if let Some(uid) = &options.uid {
+            body["deleteOptions"]["preconditions"] = json!({"uid": uid});
         }
         let request = http::Request::post(format!(
             "/api/v1/namespaces/{namespace}/pods/{name}/eviction"

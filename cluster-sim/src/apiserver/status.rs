@@ -76,6 +76,11 @@ impl ApiError {
     }
 
     /// The 500 the Eviction API gives for a pod under two budgets: no reason, no details.
+    /// A 409 `Conflict` with these words (a failed delete precondition, say).
+    pub(crate) fn conflict_message(message: impl Into<String>) -> Self {
+        Self::new(409, "Conflict", message)
+    }
+
     pub(crate) fn internal_bare(message: impl Into<String>) -> Self {
         Self::new(500, "", message)
     }

@@ -439,7 +439,20 @@ pub(crate) async fn evict(
     };
     let options = EvictOptions {
         grace_period_seconds: v["deleteOptions"]["gracePeriodSeconds"].as_i64(),
+        uid: v["deleteOptions"]["preconditions"]["uid"]
+            .as_str()
+            .map(String::from),
     };
+    // A uid precondition that names another pod: the API server's 409.
+    if let Some(uid) = &options.uid
+        && let Some(pod) = shared.sim.pod(namespace, name)
+        && &pod.uid != uid
+    {
+        return Err(ApiError::conflict_message(format!(
+            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+            pod.uid
+        )));
+    }
     match ClusterApi::evict_pod(&shared.sim, namespace, name, &options).await {
         Ok(EvictionOutcome::Evicted) => Ok(json_response(
             StatusCode::CREATED,

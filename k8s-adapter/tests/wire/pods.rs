@@ -104,9 +104,40 @@ async fn evictions_go_through_policy_v1_and_every_answer_has_a_meaning() {
         .await;
         verdict(result);
     }
+    // A uid precondition goes in the delete options; the API server's 409 for a pod of that
+    // name that is another one now means the pod asked for is gone. (Its words, as
+    // apimachinery's delete preconditions write them.)
+    let (c, mut fake) = cluster();
+    let options = EvictOptions {
+        uid: Some("6a1b2c3d-0000-4000-8000-000000000001".into()),
+        ..EvictOptions::default()
+    };
+    let precondition_failed = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "Precondition failed: UID in precondition: 6a1b2c3d-0000-4000-8000-000000000001, UID in object meta: 7f2c0000-0000-4000-8000-000000000002",
+        "reason": "Conflict", "details": {"name": "web-1", "kind": "pods"}, "code": 409
+    })
+    .to_string();
+    let outcome = exchange(
+        c.evict_pod("shop", "web-1", &options),
+        &mut fake,
+        |s: &Seen| {
+            assert_eq!(
+                s.body["deleteOptions"]["preconditions"]["uid"],
+                "6a1b2c3d-0000-4000-8000-000000000001"
+            );
+        },
+        409,
+        precondition_failed,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, EvictionOutcome::Gone);
+
     let (c, mut fake) = cluster();
     let options = EvictOptions {
         grace_period_seconds: Some(10),
+        ..EvictOptions::default()
     };
     exchange(
         c.evict_pod("shop", "web-1", &options),

@@ -1,7 +1,7 @@
 //! Evicting a drain's pods: each due pod once its backoff is over, after confirming the slot,
 //! with bounded parallelism; what each answer means for the next try.
 
-use cluster_api::{Error, EvictionOutcome, Pod, Result};
+use cluster_api::{Error, EvictOptions, EvictionOutcome, Pod, Result};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -68,9 +68,15 @@ impl Drainer {
                 {
                     return (pod, not);
                 }
+                // This pod, by uid: one of its name made since, elsewhere (a StatefulSet's
+                // replacement), is not ours to evict, whatever our view of the node says.
+                let options = EvictOptions {
+                    uid: Some(pod.uid.clone()),
+                    ..options.clone()
+                };
                 let result = inner
                     .api
-                    .evict_pod(&pod.namespace, &pod.name, options)
+                    .evict_pod(&pod.namespace, &pod.name, &options)
                     .await;
                 (pod, Evicted::Sent(result))
             })

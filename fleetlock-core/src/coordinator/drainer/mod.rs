@@ -103,6 +103,7 @@ impl Drainer {
             options: inner.drain_options(),
             evict_options: EvictOptions {
                 grace_period_seconds: drain.grace_period_seconds,
+                uid: None,
             },
             deadline: holder.since.checked_add(timeout).unwrap_or(holder.since),
             started: Instant::now(),
