@@ -130,9 +130,12 @@ impl ClusterApi for SimCluster {
             if st.auditors.is_empty() {
                 return;
             }
+            // A uid precondition that names another pod than the one of that name now asks
+            // for a pod that is gone: it can evict nothing, on no node.
             let node = st
                 .pods
                 .get(&lease_key(namespace, name))
+                .filter(|sp| options.uid.as_ref().is_none_or(|uid| uid == &sp.pod.uid))
                 .and_then(|sp| sp.pod.node_name.clone());
             st.audit(&Write::EvictionRequested {
                 namespace,

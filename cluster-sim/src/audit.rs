@@ -66,7 +66,8 @@ pub enum Write<'a> {
         namespace: &'a str,
         /// The pod's name.
         name: &'a str,
-        /// The node the pod is bound to, if it exists and is bound.
+        /// The node the pod is bound to, if it exists and is bound (and is the pod a uid
+        /// precondition names, if there is one).
         node: Option<&'a str>,
     },
     /// An eviction was answered (the pod's node, if it had one, is in the record).

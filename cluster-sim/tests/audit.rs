@@ -84,6 +84,13 @@ async fn an_auditor_sees_each_accepted_write_with_the_cluster_as_it_was_then() {
     sim.edit_node("n1", |n| n.unschedulable = false).unwrap();
 
     let pod = sim.pods_on("n1").remove(0);
+    // An eviction whose uid precondition names another pod asks for one that is gone: on no
+    // node.
+    let stale = EvictOptions {
+        uid: Some("an-earlier-pod".into()),
+        ..EvictOptions::default()
+    };
+    sim.evict_pod("shop", &pod.name, &stale).await.unwrap();
     sim.evict_pod("shop", &pod.name, &EvictOptions::default())
         .await
         .unwrap();
@@ -105,6 +112,8 @@ async fn an_auditor_sees_each_accepted_write_with_the_cluster_as_it_was_then() {
             "lease alice -> none (namespace holds 0)",
             "node n1 unschedulable false -> true by Client",
             "node n1 unschedulable true -> false by Operator",
+            "eviction requested on no node",
+            "eviction on n1: 0 terminating there now",
             "eviction requested on n1",
             "eviction on n1: 1 terminating there now",
             "patch of web requested: 1 changes",
