@@ -317,7 +317,9 @@ impl Inner {
                     _ => return Ok(Err(now)),
                 };
                 if healed_at.is_some() {
-                    state.last_return = healed_at;
+                    // Never back in time: a replica whose clock runs behind must not cut
+                    // short the `minGap` counted from a later return another recorded.
+                    state.last_return = state.last_return.max(healed_at);
                 }
                 state.remove(id);
                 Ok(Ok(holder))
