@@ -481,34 +481,3 @@ async fn a_repeated_steady_state_to_a_lagging_replica_keeps_a_recovering_slot() 
         "kept until the budget is whole again"
     );
 }
-
-/// A replica whose clock runs behind heals a node after another replica, whose clock runs
-/// ahead, recorded a later return: the group's last return does not go back in time, so
-/// `minGap` is not cut short.
-#[tokio::test(start_paused = true)]
-async fn a_heal_never_moves_the_last_return_back() {
-    let sim = fleet(2);
-    let (c, _run) = replica(&sim, config(), "a").await;
-    let n1 = zincati("n1", "default");
-    c.pre_reboot(&n1).await.unwrap();
-    // Another replica, its clock ten minutes ahead, recorded a return.
-    let ahead = sim.now() + jiff::SignedDuration::from_secs(600);
-    let lease = sim.lease(NS, "fleetlock-default").unwrap();
-    let mut state = GroupState::from_lease(&lease).unwrap();
-    state.last_return = Some(ahead);
-    cluster_api::ClusterApi::replace_lease(&sim, &state.to_lease(NS, sim.now()))
-        .await
-        .unwrap();
-    settle().await;
-    sim.reboot_node("n1").unwrap();
-    advance(Duration::from_secs(60)).await;
-    settle().await;
-    c.steady_state(&n1).await.unwrap();
-    settle().await;
-    assert_eq!(holder_phase(&sim), None, "healed");
-    let lease = sim.lease(NS, "fleetlock-default").unwrap();
-    assert_eq!(
-        GroupState::from_lease(&lease).unwrap().last_return,
-        Some(ahead)
-    );
-}
