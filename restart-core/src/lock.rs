@@ -309,11 +309,15 @@ async fn take_judged(
         }) => {
             // A timeout or a 5xx may come after the API server committed the write.
             match confirm(api, req, &name).await {
-                Ok(Some(lease)) => {
+                Ok(Confirmed::Landed(lease)) => {
                     tracing::info!(workload = %req.workload, "the lock write's answer was lost, but it landed");
                     taken(lease, replacing)
                 }
-                Ok(None) => Err(e),
+                Ok(Confirmed::TakenElsewhere(lease)) => {
+                    tracing::info!(workload = %req.workload, restart_id = req.restart_id, "the lock write failed; another take of the same restart holds the lock");
+                    Ok(Take::Done(Box::new(lease)))
+                }
+                Ok(Confirmed::NotLanded) => Err(e),
                 Err(_) => Ok(Take::Unsure(e)),
             }
         }
@@ -419,14 +423,27 @@ pub async fn annotate(
     })
 }
 
-/// Reads the lock back after a write whose answer was lost: `Some` if it carries this
-/// request's restart id (the write landed), `None` if it does not, `Err` if it cannot be
-/// read.
+/// What reading a lock back after a write whose answer was lost found.
+enum Confirmed {
+    /// The lock is held as the write would have left it: the write landed.
+    Landed(Lease),
+    /// The lock is held under this request's restart id, but not as this write would have
+    /// left it (another holder or `restartedAt`): another take of the same restart,
+    /// by another driver of a set's run or of a schedule deriving the same id, got there.
+    /// That restart is done; applying it again would patch the workload with a
+    /// `restartedAt` its lock does not name.
+    TakenElsewhere(Lease),
+    /// The lock does not carry this request's restart id: the write did not land.
+    NotLanded,
+}
+
+/// Reads the lock back after a write whose answer was lost, to tell whether it landed (see
+/// [`Confirmed`]); `Err` if it cannot be read.
 async fn confirm(
     api: &dyn ClusterApi,
     req: &TakeRequest<'_>,
     name: &str,
-) -> Result<Option<Lease>, Error> {
+) -> Result<Confirmed, Error> {
     let read = read_back(|| async {
         match api.get_lease(req.namespace, name).await {
             Err(Error::NotFound { .. }) => Ok(None),
@@ -434,13 +451,28 @@ async fn confirm(
         }
     })
     .await?;
-    Ok(read.filter(|lease| {
+    let Some(lease) = read.filter(|lease| {
         lease
             .annotations
             .get(RESTART_ID_ANNOTATION)
             .is_some_and(|id| id == req.restart_id)
             && lease.holder().is_some()
-    }))
+    }) else {
+        return Ok(Confirmed::NotLanded);
+    };
+    // Not the acquire time: the API server keeps it to the microsecond only. Two takes
+    // with the same stamp would write the same patch.
+    let ours = lease.holder() == Some(req.holder)
+        && lease
+            .annotations
+            .get(RESTARTED_AT_ANNOTATION)
+            .map(String::as_str)
+            == Some(req.restarted_at);
+    Ok(if ours {
+        Confirmed::Landed(lease)
+    } else {
+        Confirmed::TakenElsewhere(lease)
+    })
 }
 
 /// Reads something back after a write whose answer was lost: up to [`CONFIRM_ATTEMPTS`]

@@ -227,6 +227,70 @@ async fn an_unconfirmed_lock_is_rolled_back() {
     r.restart(&web(), &alice(), None).await.unwrap();
 }
 
+/// Two drivers of one set run (every replica drives runs) restart a member under the same
+/// derived restart id. Both read the lock free; the other driver's write lands, ours fails
+/// with a 5xx. Reading back, ours finds its restart id, but in the other driver's lock (its
+/// stamp, its time): that restart is done, and not ours to apply again with our own stamp,
+/// which would patch the workload while its lock names another `restartedAt`.
+#[tokio::test(start_paused = true)]
+async fn a_lost_lock_write_does_not_claim_another_drivers_lock_with_the_same_id() {
+    use restart_core::lock::{self, Take, TakeRequest};
+
+    let sim = cluster();
+    let w = web();
+    let request = |restart_id, restarted_at, now| TakeRequest {
+        namespace: "restart-manager",
+        workload: &w,
+        holder: "alice",
+        reason: None,
+        restart_id,
+        restarted_at,
+        duration: Duration::from_secs(300),
+        now,
+    };
+    // A previous restart's released lock exists, so taking it is a replace.
+    lock::take(&sim, &request("earlier", "2026-01-05T08:59:00Z", sim.now()))
+        .await
+        .unwrap();
+    lock::release(
+        &sim,
+        "restart-manager",
+        &w,
+        None,
+        Outcome::Complete,
+        sim.now(),
+    )
+    .await
+    .unwrap();
+
+    // Both replaces take a second; the first (theirs) lands, the second (ours) fails.
+    sim.set_latency(Operation::ReplaceLease, Duration::from_secs(1));
+    sim.fail_later(
+        Operation::ReplaceLease,
+        1,
+        1,
+        Error::unavailable("the server returned 500: etcdserver: request timed out"),
+    );
+    let now = sim.now();
+    let theirs = request("run-1.0", "2026-01-05T09:01:00Z", now);
+    // Our clock runs 40 s behind theirs.
+    let ours = request(
+        "run-1.0",
+        "2026-01-05T09:00:20Z",
+        now - jiff::SignedDuration::from_secs(40),
+    );
+    let (theirs, ours) = tokio::join!(lock::take(&sim, &theirs), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        lock::take(&sim, &ours).await
+    });
+    assert!(matches!(theirs.unwrap(), Take::Taken { .. }));
+    let ours = ours.unwrap();
+    assert!(
+        matches!(ours, Take::Done(_)),
+        "the other driver's lock was taken for ours: {ours:?}"
+    );
+}
+
 /// Events name the workload by uid (what `kubectl describe` matches), and a refusal repeated
 /// by the same caller is counted on one Event rather than written again and again.
 #[tokio::test(start_paused = true)]
