@@ -159,6 +159,41 @@ struct Checks {
     applied: HashSet<String>,
     /// Per group: the last return its Lease records, and when (simulated time) a write set it.
     last_returns: HashMap<String, (Timestamp, Timestamp)>,
+    /// Per restart lock Lease: when (simulated time) its holder, times or duration last
+    /// changed. A lock is held until its duration has passed since then: the replicas judge
+    /// expiry by watching it unchanged, since the times it carries are the writer's clock.
+    lock_changed: HashMap<String, Timestamp>,
+}
+
+/// What a lock Lease's holder renews: holder, times, duration, transitions.
+fn lock_times(l: &Lease) -> impl PartialEq + use<'_> {
+    (
+        &l.holder_identity,
+        l.acquire_time,
+        l.renew_time,
+        l.lease_duration_seconds,
+        l.lease_transitions,
+    )
+}
+
+impl Checks {
+    /// Whether the lock `lease` (as it stands) is still held at `now`, by the simulation's
+    /// clock: its duration not yet over since it last changed. A lock never seen to change
+    /// is judged by its own times.
+    fn lock_held(&self, lease: &Lease, now: Timestamp) -> bool {
+        if lease.holder_identity.is_none() {
+            return false;
+        }
+        match (
+            self.lock_changed.get(&lease.name),
+            lease.lease_duration_seconds,
+        ) {
+            (Some(at), Some(seconds)) => {
+                now < *at + jiff::SignedDuration::from_secs(i64::from(seconds))
+            }
+            _ => lease.is_held_at(now),
+        }
+    }
 }
 
 // === impl Invariants ===
@@ -483,11 +518,15 @@ impl Invariants {
         now: Timestamp,
     ) {
         checks.checked.lock_writes += 1;
+        let held_before = before.is_some_and(|b| checks.lock_held(b, now));
+        if before.is_none_or(|b| lock_times(b) != lock_times(after)) {
+            checks.lock_changed.insert(after.name.clone(), now);
+        }
         let Some(before) = before else { return };
         let (Some(old), Some(new)) = (lock_of(before), lock_of(after)) else {
             return;
         };
-        if old.restart_id != new.restart_id && before.is_held_at(now) {
+        if old.restart_id != new.restart_id && held_before {
             checks.violations.push(Violation {
                 invariant: Invariant::RestartLockStolen,
                 at: now,
@@ -533,7 +572,7 @@ impl Invariants {
                 lock.holder,
                 lock.restarted_at.as_deref().unwrap_or("unset")
             ),
-            Some((lease, lock)) if !lease.is_held_at(now) => {
+            Some((lease, lock)) if !checks.lock_held(lease, now) => {
                 format!("its lock, held by {}, has run out", lock.holder)
             }
             Some(_) => return,

@@ -254,6 +254,11 @@ pub async fn run(plan: Plan) -> Report {
     }
     // Time for the replicas' maintenance to tidy up what a crash left behind.
     sleep(Duration::from_secs(120)).await;
+    // A set run still going takes its next member's lock meanwhile (a lock left by a crash
+    // is taken over once it has run out): those restarts, too, end with their rollouts.
+    while Instant::now() < deadline && world.restart_locks_held() {
+        sleep(Duration::from_secs(10)).await;
+    }
     let settled = world.checker.check_settled(&world.sim);
     world.report.lock().violations.extend(settled);
 
