@@ -72,13 +72,8 @@ impl SimCluster {
     /// reboots or its kubelet is not reporting (NotReady).
     pub fn report_node_status(&self, name: &str) -> Result<()> {
         self.with(|st| {
-            let node = st
-                .nodes
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::not_found("nodes", name))?;
+            let mut node = st.node_named(name)?;
             if st.kubelet_up(name) {
-                let mut node = node;
                 node.heartbeat = Some(st.wall());
                 st.put_node(node);
             }
@@ -89,11 +84,7 @@ impl SimCluster {
     /// Sets a node's Ready condition, as a kubelet that stops or resumes reporting would.
     pub fn set_node_ready(&self, name: &str, ready: bool) -> Result<()> {
         self.with(|st| {
-            let node = st
-                .nodes
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::not_found("nodes", name))?;
+            let node = st.node_named(name)?;
             st.set_node_ready(node, ready);
             Ok(())
         })
@@ -102,11 +93,7 @@ impl SimCluster {
     /// Changes a Node directly, bypassing counters and faults (an admin's `kubectl`).
     pub fn edit_node(&self, name: &str, edit: impl FnOnce(&mut Node)) -> Result<Node> {
         self.with(|st| {
-            let mut node = st
-                .nodes
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::not_found("nodes", name))?;
+            let mut node = st.node_named(name)?;
             let before = node.clone();
             edit(&mut node);
             let stored = st.put_node(node);

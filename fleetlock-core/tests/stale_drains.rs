@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_api::{ClusterApi, LabelSelector, Pod};
-use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster};
+use cluster_api::{ClusterApi, Pod};
+use cluster_sim::{Operation, SimCluster};
 use common::*;
 use fleetlock_core::group::{GroupState, Holder, lease_name};
 use fleetlock_core::{ClientParams, DrainPhase, HolderPhase, Kind, OnDrainTimeout};
@@ -426,19 +426,7 @@ async fn a_finished_drain_is_not_shown_for_a_later_grant() {
     b.steady_state(&n1).await.unwrap();
     assert_eq!(n1_holder(&sim), None);
     // n1 asks again, with a pod whose budget holds its drain back.
-    sim.add_pod(
-        Pod::new("shop", "slow")
-            .on("n1")
-            .owned_by("ReplicaSet", "slow")
-            .label("app", "slow"),
-    )
-    .unwrap();
-    sim.add_budget(Budget::min_available(
-        "shop",
-        "slow",
-        LabelSelector::eq("app", "slow"),
-        IntOrPercent::Int(1),
-    ));
+    add_slow_pod_under_a_budget(&sim);
     assert_eq!(b.pre_reboot(&n1).await.unwrap_err().kind, Kind::Draining);
     settle().await;
 

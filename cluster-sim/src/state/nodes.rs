@@ -79,11 +79,7 @@ impl State {
     /// out; the operating system (and Zincati) is up after `reboot_duration`; the kubelet
     /// reports the new bootID, Ready and a fresh heartbeat `kubelet_start` later.
     pub(crate) fn reboot_node(&mut self, name: &str) -> Result<()> {
-        let uid = self
-            .nodes
-            .get(name)
-            .map(|n| n.uid.clone())
-            .ok_or_else(|| Error::not_found("nodes", name))?;
+        let uid = self.node_named(name)?.uid;
         self.reboot_seq += 1;
         let boot = self.reboot_seq;
         self.rebooting.insert(name.to_string(), (boot, Boot::Down));
@@ -109,6 +105,14 @@ impl State {
             Timer::NodeBack { name, uid, boot },
         );
         Ok(())
+    }
+
+    /// The Node called `name`, or the API server's NotFound.
+    pub(crate) fn node_named(&self, name: &str) -> Result<Node> {
+        self.nodes
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::not_found("nodes", name))
     }
 
     /// Whether `name` (the Node with `uid`) is still in reboot number `boot`.

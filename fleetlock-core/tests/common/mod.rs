@@ -147,6 +147,12 @@ pub async fn follower(
 /// `nodes` nodes, and a ReplicaSet pod `shop/slow` on n1 whose budget allows no eviction.
 pub fn slow_pod_under_a_budget(nodes: usize) -> SimCluster {
     let sim = fleet(nodes);
+    add_slow_pod_under_a_budget(&sim);
+    sim
+}
+
+/// A ReplicaSet pod `shop/slow` on n1 whose budget allows no eviction.
+pub fn add_slow_pod_under_a_budget(sim: &SimCluster) {
     sim.add_pod(
         Pod::new("shop", "slow")
             .on("n1")
@@ -160,5 +166,4 @@ pub fn slow_pod_under_a_budget(nodes: usize) -> SimCluster {
         LabelSelector::eq("app", "slow"),
         IntOrPercent::Int(1),
     ));
-    sim
 }
