@@ -49,7 +49,7 @@ impl ClusterApi for SimCluster {
             let _ = tx.send(Ok(WatchEvent::Restarted(all)));
             st.watchers.add_nodes(tx);
         });
-        Ok(stream(rx))
+        Ok(self.view.deliver(Operation::WatchNodes, None, stream(rx)))
     }
 
     async fn patch_node(&self, name: &str, patch: &NodePatch) -> Result<Node> {
@@ -95,7 +95,7 @@ impl ClusterApi for SimCluster {
             let _ = tx.send(Ok(WatchEvent::Restarted(st.list_pods(filter))));
             st.watchers.add_pods(filter.clone(), tx);
         });
-        Ok(stream(rx))
+        Ok(self.view.deliver(Operation::WatchPods, None, stream(rx)))
     }
 
     async fn list_disruption_budgets(&self) -> Result<Vec<DisruptionBudget>> {
@@ -188,7 +188,9 @@ impl ClusterApi for SimCluster {
             st.watchers
                 .add_leases((namespace.to_string(), selector.clone()), tx);
         });
-        Ok(stream(rx))
+        Ok(self
+            .view
+            .deliver(Operation::WatchLeases, Some(selector), stream(rx)))
     }
 
     async fn watch_config(
@@ -202,7 +204,7 @@ impl ClusterApi for SimCluster {
             let _ = tx.send(Ok(WatchEvent::Restarted(st.list_configs(namespace, kind))));
             st.watchers.add_configs(namespace, kind, tx);
         });
-        Ok(stream(rx))
+        Ok(self.view.deliver(Operation::WatchConfig, None, stream(rx)))
     }
 
     async fn create_lease(&self, lease: &Lease) -> Result<Lease> {
@@ -305,7 +307,9 @@ impl ClusterApi for SimCluster {
             let _ = tx.send(Ok(WatchEvent::Restarted(st.list_workloads(filter))));
             st.watchers.add_workloads(filter.clone(), tx);
         });
-        Ok(stream(rx))
+        Ok(self
+            .view
+            .deliver(Operation::WatchWorkloads, None, stream(rx)))
     }
 
     async fn patch_template_annotations(

@@ -86,6 +86,7 @@ mod faults;
 mod scenario;
 mod spec;
 mod state;
+mod view;
 
 pub use audit::{Auditor, ClusterView, EvictionRecord, Write, Writer};
 pub use budget::{Budget, BudgetStatus, IntOrPercent};
@@ -93,6 +94,7 @@ pub use faults::{CallCounts, Operation};
 pub use scenario::{NodeSpec, PodSpec, Scenario, ScenarioError, machine_id_for};
 pub use spec::{StrategyName, WorkloadSpec};
 pub use state::{ANNOTATIONS_LIMIT, SimConfig};
+pub use view::HeldWatch;
 
 use state::State;
 
@@ -104,6 +106,8 @@ use state::State;
 #[derive(Clone)]
 pub struct SimCluster {
     inner: Arc<Inner>,
+    /// This handle's view: shared by its clones, not by [`SimCluster::client`]'s handles.
+    view: Arc<view::View>,
 }
 
 struct Inner {
@@ -147,7 +151,26 @@ impl SimCluster {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(drive(Arc::downgrade(&inner), wake));
         }
-        SimCluster { inner }
+        SimCluster {
+            inner,
+            view: Arc::default(),
+        }
+    }
+
+    /// Another client of the same cluster, with watches of its own: what
+    /// [`SimCluster::hold_watches`] holds back on one client, the others still see at once.
+    pub fn client(&self) -> Self {
+        SimCluster {
+            inner: self.inner.clone(),
+            view: Arc::default(),
+        }
+    }
+
+    /// Holds back (or, with `held: false`, lets through) the events of this client's
+    /// watches that `watch` names, open now or opened later, as a replica whose watch
+    /// connection stalls sees the cluster late. Held events arrive in order once let through.
+    pub fn hold_watches(&self, watch: HeldWatch, held: bool) {
+        self.view.hold(watch, held);
     }
 
     /// A cluster built from a scenario.

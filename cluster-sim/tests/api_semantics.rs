@@ -397,6 +397,67 @@ async fn a_lost_answer_leaves_the_write_in_place() {
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
 }
 
+/// One client's watch can lag while another's does not: held events wait, and arrive in
+/// order when let through; the held client's own reads and writes are not delayed.
+#[tokio::test(start_paused = true)]
+async fn a_held_watch_of_one_client_lags_while_another_clients_does_not() {
+    use cluster_sim::HeldWatch;
+    use futures::StreamExt;
+    let sim = SimCluster::new();
+    let lagging = sim.client();
+    let locks = LabelSelector::eq("app", "lock");
+    let runs = LabelSelector::eq("app", "run");
+    let mut fresh = sim.watch_leases("restart-manager", &locks).await.unwrap();
+    let mut late = lagging
+        .watch_leases("restart-manager", &locks)
+        .await
+        .unwrap();
+    let mut other = lagging
+        .watch_leases("restart-manager", &runs)
+        .await
+        .unwrap();
+    for w in [&mut fresh, &mut late, &mut other] {
+        assert!(matches!(
+            w.next().await,
+            Some(Ok(cluster_api::WatchEvent::Restarted(_)))
+        ));
+    }
+    lagging.hold_watches(HeldWatch::leases(&locks), true);
+    let first = sim
+        .create_lease(&lease("a").label("app", "lock"))
+        .await
+        .unwrap();
+    lagging
+        .create_lease(&lease("b").label("app", "lock"))
+        .await
+        .unwrap();
+    lagging
+        .create_lease(&lease("r").label("app", "run"))
+        .await
+        .unwrap();
+    let name = |e: Option<cluster_api::Result<cluster_api::WatchEvent<Lease>>>| match e {
+        Some(Ok(cluster_api::WatchEvent::Applied(l))) => l.name,
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(name(fresh.next().await), "a");
+    assert_eq!(name(fresh.next().await), "b");
+    assert_eq!(name(other.next().await), "r", "only the lock watch is held");
+    assert_eq!(
+        lagging.get_lease("restart-manager", "a").await.unwrap(),
+        first,
+        "reads are not held"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(600), late.next())
+            .await
+            .is_err(),
+        "held"
+    );
+    lagging.hold_watches(HeldWatch::leases(&locks), false);
+    assert_eq!(name(late.next().await), "a");
+    assert_eq!(name(late.next().await), "b");
+}
+
 #[tokio::test(start_paused = true)]
 async fn broken_watches_end_with_an_error_and_a_new_watch_lists_again() {
     use futures::StreamExt;
