@@ -20,6 +20,9 @@ use crate::sets::{
     lease_name, parse_member,
 };
 
+/// Members' locks read from the API server for one decision (`None`: there is no lock).
+type Locks = std::collections::HashMap<cluster_api::WorkloadRef, Option<Lease>>;
+
 /// The run Leases as their watch sees them.
 pub(super) struct RunsCache<'a>(pub(super) &'a Inner);
 
@@ -335,12 +338,17 @@ impl Inner {
         }
     }
 
-    /// What `run`'s member at `i` looks like from its workload lock.
-    fn seen(&self, run: &SetRun, i: usize) -> Seen {
+    /// What `run`'s member at `i` looks like from its workload lock, as `locks` has it (read
+    /// just now) or else as the watch cache does.
+    fn seen(&self, run: &SetRun, i: usize, locks: &Locks) -> Seen {
         let Ok(w) = parse_member(&run.members[i].workload) else {
             return Seen::Ended(Outcome::Aborted);
         };
-        let Some(lease) = self.leases.get(&w) else {
+        let lease = match locks.get(&w) {
+            Some(read) => read.clone(),
+            None => self.leases.get(&w),
+        };
+        let Some(lease) = lease else {
             return Seen::Free(None);
         };
         let id = run.restart_id(i);
@@ -389,20 +397,34 @@ impl Inner {
         let stale =
             renew_by.is_none_or(|by| by <= now) || self.observed.unchanged_for(&lease) >= half;
         let mut probe = cached.clone();
-        let step = probe.step(|i| self.seen(&cached, i), now);
+        let step = probe.step(|i| self.seen(&cached, i, &Locks::new()), now);
         if !step.changed && step.start.is_empty() && !stale {
             return;
         }
+        // What is written is decided on the members' locks as they are now. A replica whose
+        // lock watch lags would otherwise undo what a driver with a fresher view wrote (send a
+        // member that took its lock back to waiting, or start it again), and the two would
+        // take turns at the speed of the API server until the watch caught up.
+        let locks = match self.read_locks(&cached).await {
+            Ok(locks) => locks,
+            Err(e) => {
+                tracing::warn!(set = %set.name, error = %e, "could not read the set's locks; will retry");
+                return;
+            }
+        };
         let mut starts = Vec::new();
         let written = self
             .change_run(set, Some(&cached.id), |run| {
                 let snapshot = run.clone();
-                let step = run.step(|i| self.seen(&snapshot, i), now);
+                let step = run.step(|i| self.seen(&snapshot, i, &locks), now);
                 for &i in &step.start {
                     run.mark_started(i, now);
                 }
+                let write = step.changed || !step.start.is_empty() || stale;
                 starts = step.start;
-                true
+                // Nothing to record (the cache was behind) and no renewal due: no write, or
+                // this replica would wake itself and write again.
+                write
             })
             .await;
         let run = match written {
@@ -419,6 +441,27 @@ impl Inner {
         if run.state.is_final() {
             self.set_ended(&run).await;
         }
+    }
+
+    /// Reads the lock of every member of `run` that is not done with, from the API server.
+    async fn read_locks(&self, run: &SetRun) -> Result<Locks, cluster_api::Error> {
+        let mut locks = Locks::new();
+        for m in run.members.iter().filter(|m| !m.state.is_final()) {
+            let Ok(w) = parse_member(&m.workload) else {
+                continue;
+            };
+            let read = self
+                .api
+                .get_lease(&self.config.namespace, &lock::lease_name(&w))
+                .await;
+            let lease = match read {
+                Ok(lease) => Some(lease),
+                Err(cluster_api::Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            locks.insert(w, lease);
+        }
+        Ok(locks)
     }
 
     async fn start_member(&self, set: &RestartSet, run: &SetRun, i: usize) {

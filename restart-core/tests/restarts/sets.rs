@@ -418,6 +418,69 @@ async fn two_drivers_at_once_restart_each_member_once() {
     }
 }
 
+/// A driver whose view of the members' locks lags (its lock watch stalls while its run
+/// watch goes on) neither sends a member that has taken its lock back to waiting nor
+/// fights the driver that sees the cluster as it is: before it writes, it reads the locks.
+#[tokio::test(start_paused = true)]
+async fn a_driver_with_a_stale_view_of_the_locks_does_not_undo_a_fresh_one() {
+    let sim = cluster();
+    sim.stall_rollouts(&web(), true).unwrap();
+    let config = RestartConfig {
+        lock_duration: Duration::from_secs(3600),
+        ..RestartConfig::default()
+    };
+    let (a, _run_a) = set_replica(&sim, shop(1, OnFailure::Stop), config.clone(), "a").await;
+    // The second driver is another client of the cluster, and judges no rollout.
+    let lagging = sim.client();
+    let b = Restarter::builder(Arc::new(lagging.clone()), allowlist(vec![]))
+        .config(config)
+        .instance("b")
+        .sets(vec![shop(1, OnFailure::Stop)])
+        .only_for([], ["shop".to_string()])
+        .build();
+    let _run_b = tokio::spawn({
+        let b = b.clone();
+        async move { b.run().await }
+    });
+    b.wait_ready().await;
+
+    a.restart(&web(), &Identity::user("bob"), None)
+        .await
+        .unwrap();
+    a.start_set("shop", &alice(), None).await.unwrap();
+    let mut updates = b.subscribe_sets();
+    let waiting = |s: SetStatus| s.run.is_some() && states(&s)[0] == MemberState::Waiting;
+    while !waiting(b.set_status("shop").unwrap()) {
+        updates.recv().await.unwrap();
+    }
+    // From here the second driver sees bob holding the lock, whatever happens to it.
+    lagging.hold_watches(
+        cluster_sim::HeldWatch::leases(&restart_core::lock::lease_selector()),
+        true,
+    );
+    sim.stall_rollouts(&web(), false).unwrap();
+
+    let mut restarting = false;
+    let done = tokio::time::timeout(
+        Duration::from_secs(3600),
+        a.wait_set("shop", |s| {
+            let first = states(s)[0];
+            assert!(
+                !(restarting && first == MemberState::Waiting),
+                "the first member went back to waiting after it took its lock: {:?}",
+                s.run.as_ref().unwrap().members[0]
+            );
+            restarting |= first == Restarting;
+        }),
+    )
+    .await
+    .expect("the run ends")
+    .unwrap();
+    assert!(restarting);
+    assert_eq!(done.run.unwrap().state, RunState::Complete);
+    assert_eq!(restarts_of(&sim, &web()), 2, "bob's, then the set's");
+}
+
 /// The run's Events name its Lease by uid, as `kubectl describe lease restart-set.shop`
 /// needs to show them.
 #[tokio::test(start_paused = true)]
