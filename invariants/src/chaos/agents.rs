@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::Error;
-use cluster_sim::{Operation, machine_id_for};
+use cluster_sim::{HeldWatch, Operation, machine_id_for};
 use fleetlock_core::{ClientParams, zincati_id};
 use restart_core::Identity;
 use tokio::time::{Instant, sleep};
@@ -247,6 +247,31 @@ pub(super) async fn chaos(world: &Arc<World>, plan: &Plan) {
                 world.report.lock().slot_changes += 1;
                 world.crash(i);
                 world.start(i).await;
+            }
+            // One replica's watches of one kind stall (a slow proxy, a reconnect in backoff)
+            // while every other replica's go on: it acts on what it saw last.
+            79..=84 => {
+                let i = rng.usize(0..world.replica_count());
+                let kinds = [
+                    Operation::WatchLeases,
+                    Operation::WatchNodes,
+                    Operation::WatchPods,
+                    Operation::WatchWorkloads,
+                ];
+                let held = HeldWatch::all(kinds[rng.usize(0..kinds.len())]);
+                let lag = Duration::from_millis(rng.u64(500..=60_000));
+                let client = world.replicas.lock()[i]
+                    .live
+                    .as_ref()
+                    .map(|l| l.client.clone());
+                if let Some(client) = client {
+                    client.hold_watches(held.clone(), true);
+                    world.report.lock().lagging_watches += 1;
+                    tokio::spawn(async move {
+                        sleep(lag).await;
+                        client.hold_watches(held, false);
+                    });
+                }
             }
             _ => {}
         }

@@ -111,6 +111,8 @@ pub struct Report {
     pub slowdowns: usize,
     /// Times every watch was broken.
     pub broken_watches: usize,
+    /// Times one replica's watches of one kind lagged while the others' did not.
+    pub lagging_watches: usize,
     /// Replica crashes (each followed by a restart).
     pub crashes: usize,
     /// Restarts and unlocks asked for.
@@ -134,7 +136,7 @@ impl Report {
     pub fn summary(&self) -> String {
         format!(
             "seed {} (onTimeout {:?}): {} reboots, {} refusals, {} faults, {} slowdowns, {} broken watches, {} \
-             crashes, {} restarts, {} unlocks, {} set runs, {} deletions, {} slot changes, {} drain timeouts, {} min of \
+             lagging watches, {} crashes, {} restarts, {} unlocks, {} set runs, {} deletions, {} slot changes, {} drain timeouts, {} min of \
              cluster time; checked {:?}; {} violations",
             self.seed,
             self.on_timeout,
@@ -143,6 +145,7 @@ impl Report {
             self.faults,
             self.slowdowns,
             self.broken_watches,
+            self.lagging_watches,
             self.crashes,
             self.restarts,
             self.unlocks,

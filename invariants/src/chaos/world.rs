@@ -34,6 +34,8 @@ pub(super) struct Replica {
 
 #[derive(Clone)]
 pub(super) struct Live {
+    /// The process's own connection to the cluster: its watches can lag on their own.
+    pub(super) client: SimCluster,
     pub(super) coordinator: Coordinator,
     pub(super) restarter: Restarter,
     pub(super) tasks: Arc<Vec<JoinHandle<()>>>,
@@ -207,7 +209,8 @@ impl World {
                 replica.skew,
             )
         };
-        let api = Arc::new(self.sim.clone());
+        let client = self.sim.client();
+        let api = Arc::new(client.clone());
         let clock = Arc::new(Skewed(self.sim.clone(), skew));
         let builder = Coordinator::builder(api.clone(), self.config(slots))
             .clock(clock.clone())
@@ -254,6 +257,7 @@ impl World {
         // Installing a process is a new epoch too: a start still waiting is superseded.
         replica.epoch.send_modify(|e| *e += 1);
         replica.live = Some(Live {
+            client,
             coordinator,
             restarter,
             tasks: Arc::new(tasks),
