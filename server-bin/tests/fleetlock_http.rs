@@ -688,3 +688,43 @@ async fn spellings_in_many_groups_take_one_slot_in_one_group() {
         .count();
     assert_eq!(series, 2, "default and g0 only:\n{metrics}");
 }
+
+/// Issue 27: unknown groups, when allowed, are bounded: past `maxUnknownGroups` (32 unless
+/// configured) a request for yet another is refused with `too_many_groups`, and makes no
+/// Lease and no metric series; the groups that exist keep working.
+#[tokio::test(start_paused = true)]
+async fn unknown_groups_are_bounded() {
+    const CAP: usize = 32;
+    let sim = SimCluster::new();
+    for i in 0..=CAP {
+        let name = format!("n{i}");
+        sim.add_node(Node::new(&name).machine_id(machine_id_for(&name)));
+    }
+    let config = FleetLockConfig {
+        group_label: String::new(),
+        unknown_groups: fleetlock_core::UnknownGroups::Allow,
+        ..FleetLockConfig::default()
+    };
+    let s = serve_unlimited(&sim, config).await;
+    for i in 0..CAP {
+        let (status, body) = zincati(&s, "pre-reboot", &format!("n{i}"), &format!("u{i}")).await;
+        assert_eq!(status, 200, "u{i}: {body}");
+    }
+    let last = format!("n{CAP}");
+    let (status, body) = zincati(&s, "pre-reboot", &last, "one-too-many").await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (423, "too_many_groups"),
+        "{body}"
+    );
+    assert!(
+        body.contains("maxUnknownGroups"),
+        "names the setting: {body}"
+    );
+    assert_eq!(s.sim.leases().len(), CAP, "no Lease for the refused group");
+    // A group that exists is still served: u0's slot is taken, so the answer is lock_held.
+    let (status, body) = zincati(&s, "pre-reboot", &last, "u0").await;
+    assert_eq!((status, kind(&body).as_str()), (423, "lock_held"), "{body}");
+    // So is a configured one.
+    assert_eq!(zincati(&s, "pre-reboot", &last, "default").await.0, 200);
+}

@@ -58,6 +58,42 @@ impl Inner {
         self.nodes.read().lookup(id)
     }
 
+    /// Refuses a grant that would make a Lease for yet another unknown group once
+    /// `maxUnknownGroups` of them hold one (`existing`: the groups that do). Configured
+    /// groups, and groups that already have a Lease, always have room.
+    pub(super) fn check_room_for_group<'a>(
+        &self,
+        group: &str,
+        existing: impl Iterator<Item = &'a String>,
+    ) -> Result<(), Refusal> {
+        let config = &self.config;
+        if config.groups.contains_key(group) {
+            return Ok(());
+        }
+        let mut unknown = 0usize;
+        for name in existing {
+            if name == group {
+                return Ok(());
+            }
+            if !config.groups.contains_key(name) {
+                unknown += 1;
+            }
+        }
+        let cap = usize::try_from(config.max_unknown_groups).unwrap_or(usize::MAX);
+        if unknown < cap {
+            return Ok(());
+        }
+        tracing::warn!(%group, unknown, cap, "refused a slot in a new unknown group: maxUnknownGroups reached");
+        Err(Refusal::new(
+            Kind::TooManyGroups,
+            format!(
+                "group {group:?} is not configured, and the {cap} unknown groups allowed \
+                 (fleetlock.maxUnknownGroups) already exist: configure it, or delete the \
+                 Lease of an unused one"
+            ),
+        ))
+    }
+
     /// Refuses a request that names another group than the node's own (its group label's, or
     /// `default` without one), unless the binding is off.
     pub(super) fn check_group(&self, node: &NodeView, group: &str) -> Result<(), Refusal> {

@@ -106,12 +106,15 @@ impl Coordinator {
                 let now = inner.clock.now();
                 match groups.get(&params.group) {
                     Some(state) => check_grant(&params.group, config, state, now),
-                    None => check_grant(
-                        &params.group,
-                        config,
-                        &GroupState::empty(&params.group),
-                        now,
-                    ),
+                    None => {
+                        inner.check_room_for_group(&params.group, groups.keys())?;
+                        check_grant(
+                            &params.group,
+                            config,
+                            &GroupState::empty(&params.group),
+                            now,
+                        )
+                    }
                 }
                 .map(|()| None)
             })?;
@@ -155,6 +158,12 @@ impl Coordinator {
                     .filter(|(group, _)| *group != params.group)
                 {
                     return Ok(Grant::Elsewhere(group, Box::new(holder)));
+                }
+                if state.resource_version.is_empty() {
+                    // The group has no Lease yet: this grant would make one.
+                    inner
+                        .groups
+                        .read(|groups| inner.check_room_for_group(&params.group, groups.keys()))?;
                 }
                 check_grant(&params.group, config, state, inner.clock.now())?;
                 state.holders.push(Holder {

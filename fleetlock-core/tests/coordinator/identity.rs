@@ -1,7 +1,7 @@
 //! Issue 27: the holder of a slot is the Node, whatever spelling of its id it asks with.
 
 use super::*;
-use fleetlock_core::group::{GroupState, Holder};
+use fleetlock_core::group::{GroupState, Holder, lease_name};
 
 /// n1's Zincati id, in another case: the same node to the lookup.
 fn shouting(params: &fleetlock_core::ClientParams) -> fleetlock_core::ClientParams {
@@ -80,4 +80,40 @@ async fn a_steady_state_from_an_id_no_node_has_releases_that_id_in_any_case() {
     c.steady_state(&shouting(&n1)).await.unwrap();
     assert!(holders(&sim, "default").is_empty());
     c.pre_reboot(&zincati("n2", "default")).await.unwrap();
+}
+
+/// Unknown groups, when allowed, are bounded by `maxUnknownGroups`; configured groups and
+/// unknown ones that have their Lease are always served.
+#[tokio::test(start_paused = true)]
+async fn unknown_groups_stop_at_their_bound() {
+    let sim = fleet(4);
+    let mut config = config();
+    config.group_label = String::new();
+    config.unknown_groups = UnknownGroups::Allow;
+    config.max_unknown_groups = 2;
+    let (c, _run) = replica(&sim, config, "a").await;
+    c.pre_reboot(&zincati("n1", "u1")).await.unwrap();
+    c.pre_reboot(&zincati("n2", "u2")).await.unwrap();
+    let refusal = c.pre_reboot(&zincati("n3", "u3")).await.unwrap_err();
+    assert_eq!((refusal.kind, refusal.status()), (Kind::TooManyGroups, 423));
+    assert!(
+        refusal.value.contains("maxUnknownGroups"),
+        "{}",
+        refusal.value
+    );
+    assert!(sim.lease(NS, &lease_name("u3")).is_none());
+    // A node that already holds a slot, naming a new group, gets its own grant back.
+    c.pre_reboot(&zincati("n1", "u9")).await.unwrap();
+    assert_eq!(
+        c.pre_reboot(&zincati("n3", "u1")).await.unwrap_err().kind,
+        Kind::LockHeld
+    );
+    c.pre_reboot(&zincati("n3", "default")).await.unwrap();
+    // Once u1's slot is back (its Lease stays), u1 is served again; u3 still is not.
+    c.steady_state(&zincati("n1", "u1")).await.unwrap();
+    c.pre_reboot(&zincati("n4", "u1")).await.unwrap();
+    // n2, holding u2's slot, is answered from that grant (approved), with no Lease for u3.
+    c.pre_reboot(&zincati("n2", "u3")).await.unwrap();
+    assert!(sim.lease(NS, &lease_name("u3")).is_none());
+    assert_eq!(holders(&sim, "u2"), ["n2"]);
 }
