@@ -154,6 +154,7 @@ impl CliError {
             ),
             K::WrongGroup | K::UnverifiedCaller => (Exit::Denied, None),
             K::LockHeld
+            | K::TooManyGroups
             | K::Draining
             | K::DrainBlocked
             | K::DrainWouldBlock

@@ -20,6 +20,12 @@ pub struct FleetLockConfig {
     pub groups: BTreeMap<String, GroupConfig>,
     /// What to do with a group that is not configured.
     pub unknown_groups: UnknownGroups,
+    /// With unknown groups allowed, how many of them may hold a Lease (each one also a row
+    /// in the fleet view and a series per group metric): past it, a request that would make
+    /// another is refused (`too_many_groups`), and the groups there are keep working. An
+    /// unknown group's Lease stays after its last slot is given back; deleting it by hand
+    /// frees its place. [`DEFAULT_MAX_UNKNOWN_GROUPS`] unless set.
+    pub max_unknown_groups: u32,
     /// The Node label that names a node's reboot group ([`DEFAULT_GROUP_LABEL`]); a node
     /// without it is in `default`. A request naming another group is refused
     /// (`wrong_group`), so a node cannot dodge its group's policies or free another
@@ -43,6 +49,10 @@ pub struct FleetLockConfig {
     /// Where the groups' alert gates read firing alerts (none: alert gates cannot open).
     pub alerts: Option<AlertsConfig>,
 }
+
+/// How many unknown groups may hold a Lease unless configured otherwise
+/// ([`FleetLockConfig::max_unknown_groups`]).
+pub const DEFAULT_MAX_UNKNOWN_GROUPS: u32 = 32;
 
 /// The Node label that names a node's reboot group, unless configured otherwise.
 pub const DEFAULT_GROUP_LABEL: &str = "restart-manager.io/reboot-group";
@@ -293,6 +303,7 @@ impl Default for FleetLockConfig {
             namespace: "restart-manager".into(),
             groups: BTreeMap::from([("default".to_string(), GroupConfig::default())]),
             unknown_groups: UnknownGroups::Reject,
+            max_unknown_groups: DEFAULT_MAX_UNKNOWN_GROUPS,
             group_label: DEFAULT_GROUP_LABEL.into(),
             verify_caller: false,
             group_defaults: GroupConfig::default(),
@@ -471,6 +482,10 @@ mod tests {
         assert!(config.group("workers").is_none());
         config.unknown_groups = UnknownGroups::Allow;
         assert_eq!(config.group("workers"), Some(&config.group_defaults));
+        assert_eq!(config.max_unknown_groups, DEFAULT_MAX_UNKNOWN_GROUPS);
+        let config: FleetLockConfig =
+            serde_saphyr::from_str("unknownGroups: allow\nmaxUnknownGroups: 4\n").unwrap();
+        assert_eq!(config.max_unknown_groups, 4);
     }
 
     #[test]

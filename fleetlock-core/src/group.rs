@@ -33,9 +33,11 @@ pub const LAST_RETURN_ANNOTATION: &str = "restart-manager.io/last-return";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Holder {
-    /// The client id it asked with.
+    /// The client id it first asked with, as sent: shown, never used to find the holder
+    /// (the same node may spell its id several ways).
     pub id: String,
-    /// The Node it maps to.
+    /// The Node it maps to: who holds the slot. A node holds at most one slot, whatever id
+    /// it asks with.
     pub node: String,
     /// When it got the slot.
     pub since: Timestamp,
@@ -252,21 +254,49 @@ impl GroupState {
         lease
     }
 
-    /// The holder with this client id.
+    /// The holder whose client id is exactly `id`, as it was granted. Decisions go by node
+    /// ([`holder_of`](Self::holder_of)): this is for tests and tools that know the id.
     pub fn holder(&self, id: &str) -> Option<&Holder> {
         self.holders.iter().find(|h| h.id == id)
     }
 
-    /// The holder with this client id, to change.
+    /// [`holder`](Self::holder), to change.
     pub fn holder_mut(&mut self, id: &str) -> Option<&mut Holder> {
         self.holders.iter_mut().find(|h| h.id == id)
     }
 
-    /// Removes a holder; whether it was there.
+    /// Removes the holders whose client id is exactly `id`; whether there were any. (For
+    /// tests and tools, as [`holder`](Self::holder).)
     pub fn remove(&mut self, id: &str) -> bool {
         let before = self.holders.len();
         self.holders.retain(|h| h.id != id);
         self.holders.len() != before
+    }
+
+    /// The slot `node` holds: its oldest grant. (Versions before issue 27 keyed holders by
+    /// the id as spelt, and may have left one node several; the oldest is the one that
+    /// counts, and the node's steady-state gives them all back.)
+    pub fn holder_of(&self, node: &str) -> Option<&Holder> {
+        self.holders.iter().find(|h| h.node == node)
+    }
+
+    /// This very grant ([`Holder::same_grant`]), if it still holds its slot.
+    pub fn grant(&self, grant: &Holder) -> Option<&Holder> {
+        self.holders.iter().find(|h| h.same_grant(grant))
+    }
+
+    /// [`grant`](Self::grant), to change.
+    pub fn grant_mut(&mut self, grant: &Holder) -> Option<&mut Holder> {
+        self.holders.iter_mut().find(|h| h.same_grant(grant))
+    }
+
+    /// How many slots are taken: the nodes holding one (a node counts once, however many
+    /// entries an older version left it).
+    pub fn slots_taken(&self) -> usize {
+        let mut nodes: Vec<&str> = self.holders.iter().map(|h| h.node.as_str()).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes.len()
     }
 }
 
@@ -481,6 +511,33 @@ mod tests {
         let lease = state.to_lease("ns", t);
         assert_eq!(lease.holder_identity.as_deref(), Some("n1"));
         assert_eq!(GroupState::from_lease(&lease).unwrap(), state);
+    }
+
+    /// A node takes one slot, however many entries a version that keyed holders by the id as
+    /// spelt left it; and it is found by its name, not by the id.
+    #[test]
+    fn a_node_takes_one_slot_whatever_its_entries() {
+        let t: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
+        let later: Timestamp = "2026-01-05T09:00:01Z".parse().unwrap();
+        let mut state = GroupState::empty("workers");
+        state
+            .holders
+            .push(Holder::granted("583627a9", "n1", t, "a"));
+        state
+            .holders
+            .push(Holder::granted("583627A9", "n1", later, "a"));
+        state
+            .holders
+            .push(Holder::granted("e0f3745b", "n2", t, "a"));
+        assert_eq!(state.slots_taken(), 2);
+        assert_eq!(
+            state.holder_of("n1").map(|h| h.since),
+            Some(t),
+            "the oldest"
+        );
+        let second = state.holders[1].clone();
+        assert_eq!(state.grant(&second), Some(&second));
+        assert!(state.holder_of("583627a9").is_none());
     }
 
     #[test]

@@ -86,9 +86,10 @@ pub mod window {
 }
 
 pub use config::{
-    AlertsApi, AlertsConfig, BasicAuth, DEFAULT_GROUP_LABEL, DrainConfig, FleetLockConfig,
-    GateScope, GroupConfig, HealthGates, InvalidConfig, InvalidDuration, OnDrainTimeout,
-    OnUnreachable, RecoveryConfig, StuckConfig, UnchangedBootId, UnknownGroups,
+    AlertsApi, AlertsConfig, BasicAuth, DEFAULT_GROUP_LABEL, DEFAULT_MAX_UNKNOWN_GROUPS,
+    DrainConfig, FleetLockConfig, GateScope, GroupConfig, HealthGates, InvalidConfig,
+    InvalidDuration, OnDrainTimeout, OnUnreachable, RecoveryConfig, StuckConfig, UnchangedBootId,
+    UnknownGroups,
 };
 #[cfg(feature = "sabotage")]
 pub use coordinator::Sabotage;

@@ -10,6 +10,7 @@
 //! | `invalid_id` | 400 | empty or oversized id |
 //! | `invalid_group` | 400 | group not matching `^[a-zA-Z0-9.-]+$` |
 //! | `unknown_group` | 400 | group not configured, and unknown groups are refused |
+//! | `too_many_groups` | 423 | unknown groups are allowed, but `maxUnknownGroups` of them already hold a Lease |
 //! | `unknown_node` | 404 | no Node has this id (or several do) |
 //! | `wrong_group` | 403 | the node's group label names another group |
 //! | `unverified_caller` | 403 | the request did not come from the node its id belongs to |
@@ -104,6 +105,7 @@ pub enum Kind {
     InvalidId,
     InvalidGroup,
     UnknownGroup,
+    TooManyGroups,
     UnknownNode,
     WrongGroup,
     UnverifiedCaller,
@@ -128,7 +130,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table.
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::MissingProtocolHeader,
         Kind::MethodNotAllowed,
         Kind::InvalidBody,
@@ -136,6 +138,7 @@ impl Kind {
         Kind::InvalidId,
         Kind::InvalidGroup,
         Kind::UnknownGroup,
+        Kind::TooManyGroups,
         Kind::UnknownNode,
         Kind::WrongGroup,
         Kind::UnverifiedCaller,
@@ -166,6 +169,7 @@ impl Kind {
             Kind::InvalidId => "invalid_id",
             Kind::InvalidGroup => "invalid_group",
             Kind::UnknownGroup => "unknown_group",
+            Kind::TooManyGroups => "too_many_groups",
             Kind::UnknownNode => "unknown_node",
             Kind::WrongGroup => "wrong_group",
             Kind::UnverifiedCaller => "unverified_caller",
@@ -205,6 +209,7 @@ impl Kind {
             Kind::MethodNotAllowed => 405,
             Kind::BodyTooLarge => 413,
             Kind::LockHeld
+            | Kind::TooManyGroups
             | Kind::Draining
             | Kind::DrainBlocked
             | Kind::DrainWouldBlock

@@ -7,6 +7,7 @@
 //! | invariant | checked on |
 //! |---|---|
 //! | a write never gives a group more holders than its slots ([`Invariant::SlotsExceeded`]) | every group Lease write |
+//! | a write never gives a node a second entry in a group, whatever id it asked with ([`Invariant::NodeHeldTwice`]) | every group Lease write |
 //! | no eviction is sent for a node unless a slot holder for that node is draining at that moment ([`Invariant::EvictionWithoutHolder`]) | every eviction request, as it arrives |
 //! | a node is approved only when none of the pods its drain must move remains on it ([`Invariant::ApprovedWithPods`]) | every group Lease write that approves a holder |
 //! | a grant is approved only out of draining: never one that is recovering from its reboot, nor a grant the write did not find draining ([`Invariant::ApprovedNotDraining`]) | every group Lease write that approves a holder |
@@ -54,6 +55,9 @@ use restart_core::sets::{MemberState, SetRun};
 pub enum Invariant {
     /// A write gave a group a holder beyond its slots.
     SlotsExceeded,
+    /// A write gave a node a second entry among a group's holders (under another spelling of
+    /// its id, say): one node would hold two slots.
+    NodeHeldTwice,
     /// An eviction was sent for a node no draining slot holder stood for.
     EvictionWithoutHolder,
     /// A node was approved with pods on it that its drain must move.
@@ -359,6 +363,32 @@ impl Invariants {
                     added.join(", "),
                     after.holders.len(),
                     names(after.holders.iter().map(|h| h.node.as_str()))
+                ),
+            });
+        }
+        // A node holds one slot of a group, whatever spelling of its id it asked with.
+        let mut seen = HashSet::new();
+        let twice: Vec<&str> = after
+            .holders
+            .iter()
+            .map(|h| h.node.as_str())
+            .filter(|node| !seen.insert(*node))
+            .collect();
+        if !twice.is_empty() && !added.is_empty() {
+            checks.violations.push(Violation {
+                invariant: Invariant::NodeHeldTwice,
+                at: now,
+                detail: format!(
+                    "group {}: the write added {} and {} now hold(s) two entries: {}",
+                    after.group,
+                    added.join(", "),
+                    names(twice.iter().copied()),
+                    after
+                        .holders
+                        .iter()
+                        .map(|h| format!("{} as {}", h.node, h.id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }

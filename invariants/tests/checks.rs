@@ -72,6 +72,22 @@ fn found(checker: &Invariants) -> Vec<Invariant> {
     checker.violations().iter().map(|v| v.invariant).collect()
 }
 
+/// A second entry for a node (another spelling of its id) is flagged even where the group
+/// has the slots for it.
+#[tokio::test(start_paused = true)]
+async fn a_write_that_gives_a_node_a_second_entry_is_flagged() {
+    let (sim, checker, _) = cluster();
+    checker.set_slots("default", 2);
+    let first = holder("n1", HolderPhase::Draining, &sim);
+    write_group(&sim, vec![first.clone()]).await;
+    let second = Holder {
+        id: first.id.to_ascii_uppercase(),
+        ..holder("n1", HolderPhase::Draining, &sim)
+    };
+    write_group(&sim, vec![first, second]).await;
+    assert_eq!(found(&checker), [Invariant::NodeHeldTwice]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_write_that_adds_a_holder_beyond_the_slots_is_flagged() {
     let (sim, checker, _) = cluster();

@@ -138,9 +138,10 @@ enum FleetLockRefusals {
     /// `body_too_large`.
     #[response(status = 413)]
     TooLarge(Refusal),
-    /// Not now, ask again: `lock_held`, `draining`, `drain_blocked`, `drain_would_block`,
-    /// `drain_timed_out`, `group_paused`, `node_recovering`, `node_opted_out`,
-    /// `health_gate_closed`, `outside_window`, `blocked_by_pods`, `too_soon`.
+    /// Not now, ask again: `lock_held`, `too_many_groups`, `draining`, `drain_blocked`,
+    /// `drain_would_block`, `drain_timed_out`, `group_paused`, `node_recovering`,
+    /// `node_opted_out`, `health_gate_closed`, `outside_window`, `blocked_by_pods`,
+    /// `too_soon`.
     #[response(status = 423)]
     Locked(Refusal),
     /// `too_many_requests`; `Retry-After` says when to ask again.

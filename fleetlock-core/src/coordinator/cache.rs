@@ -6,32 +6,33 @@ use std::sync::Arc;
 use cluster_api::{Error, Lease, Node, WatchCache, feed};
 
 use super::Inner;
+use super::writes::Whose;
 use crate::config::GroupConfig;
 use crate::group::{self, GroupState, Holder, HolderPhase};
 use crate::nodes::{Lookup, NodeView, STATE_ANNOTATION};
 use crate::protocol::{Kind, Refusal};
 
 /// Where one grant of a slot stands: a drain acts for the grant it was started for, and only
-/// while that grant is draining. A client's id is not enough to tell: the same node may be
+/// while that grant is draining. The node is not enough to tell: the same node may be
 /// granted again once its slot is back, and another replica may have approved the grant, or
 /// seen its node through the reboot, while this one's watch lagged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum GrantNow {
     /// The grant still holds its slot, in this phase.
     Held(HolderPhase),
-    /// The client holds no slot in the group.
+    /// The node holds no slot in the group.
     Released,
-    /// The client holds a slot from a later grant.
+    /// The node holds a slot from another grant.
     Replaced,
 }
 
 impl GrantNow {
     /// Where `grant` stands in `state`.
     pub(super) fn of(state: &GroupState, grant: &Holder) -> Self {
-        match state.holder(&grant.id) {
-            None => GrantNow::Released,
-            Some(h) if !h.same_grant(grant) => GrantNow::Replaced,
+        match state.grant(grant) {
             Some(h) => GrantNow::Held(h.phase),
+            None if state.holder_of(&grant.node).is_some() => GrantNow::Replaced,
+            None => GrantNow::Released,
         }
     }
 }
@@ -55,6 +56,42 @@ impl Inner {
 
     pub(super) fn lookup(&self, id: &str) -> Lookup {
         self.nodes.read().lookup(id)
+    }
+
+    /// Refuses a grant that would make a Lease for yet another unknown group once
+    /// `maxUnknownGroups` of them hold one (`existing`: the groups that do). Configured
+    /// groups, and groups that already have a Lease, always have room.
+    pub(super) fn check_room_for_group<'a>(
+        &self,
+        group: &str,
+        existing: impl Iterator<Item = &'a String>,
+    ) -> Result<(), Refusal> {
+        let config = &self.config;
+        if config.groups.contains_key(group) {
+            return Ok(());
+        }
+        let mut unknown = 0usize;
+        for name in existing {
+            if name == group {
+                return Ok(());
+            }
+            if !config.groups.contains_key(name) {
+                unknown += 1;
+            }
+        }
+        let cap = usize::try_from(config.max_unknown_groups).unwrap_or(usize::MAX);
+        if unknown < cap {
+            return Ok(());
+        }
+        tracing::warn!(%group, unknown, cap, "refused a slot in a new unknown group: maxUnknownGroups reached");
+        Err(Refusal::new(
+            Kind::TooManyGroups,
+            format!(
+                "group {group:?} is not configured, and the {cap} unknown groups allowed \
+                 (fleetlock.maxUnknownGroups) already exist: configure it, or delete the \
+                 Lease of an unused one"
+            ),
+        ))
     }
 
     /// Refuses a request that names another group than the node's own (its group label's, or
@@ -140,13 +177,23 @@ impl Inner {
         self.groups.get(group)
     }
 
-    pub(super) fn cached_holdings(&self, id: &str) -> Vec<String> {
+    /// The groups in which `whose` holds a slot, as the lock cache has it.
+    pub(super) fn cached_holdings(&self, whose: Whose<'_>) -> Vec<String> {
         self.groups.read(|groups| {
             groups
                 .values()
-                .filter(|g| g.holder(id).is_some())
+                .filter(|g| whose.find(g).is_some())
                 .map(|g| g.group.clone())
                 .collect()
+        })
+    }
+
+    /// The slot `node` holds in any group, as the lock cache has it: the group and the grant.
+    pub(super) fn cached_slot_of(&self, node: &str) -> Option<(String, Holder)> {
+        self.groups.read(|groups| {
+            groups
+                .values()
+                .find_map(|g| Some((g.group.clone(), g.holder_of(node)?.clone())))
         })
     }
 
@@ -186,7 +233,7 @@ impl Inner {
         }
         if self
             .cached_group(group)
-            .is_none_or(|g| g.holder(&holder.id).is_none())
+            .is_none_or(|g| g.holder_of(&holder.node).is_none())
         {
             return Ok(GrantNow::Released);
         }
@@ -214,8 +261,8 @@ impl Inner {
         self.nodes.write().apply(node);
     }
 
-    /// The groups in which `id` holds a slot, as the cluster says now.
-    pub(super) async fn fresh_holdings(&self, id: &str) -> Result<Vec<String>, Refusal> {
+    /// The groups in which `whose` holds a slot, as the cluster says now.
+    pub(super) async fn fresh_holdings(&self, whose: Whose<'_>) -> Result<Vec<String>, Refusal> {
         let leases = self
             .api
             .list_leases(&self.config.namespace, &group::lease_selector())
@@ -225,7 +272,7 @@ impl Inner {
         for lease in &leases {
             let state = GroupState::from_lease(lease)
                 .map_err(|e| Refusal::new(Kind::Internal, e.to_string()))?;
-            if state.holder(id).is_some() {
+            if whose.find(&state).is_some() {
                 groups.push(state.group.clone());
             }
             self.store_group(state);
@@ -233,11 +280,11 @@ impl Inner {
         Ok(groups)
     }
 
-    /// `id`'s holder in `group`, as the cluster has it now (the group's state is cached too).
+    /// `whose` holder in `group`, as the cluster has it now (the group's state is cached too).
     pub(super) async fn fresh_holder(
         &self,
         group: &str,
-        id: &str,
+        whose: Whose<'_>,
     ) -> Result<Option<Holder>, Refusal> {
         let lease = match self
             .api
@@ -250,7 +297,7 @@ impl Inner {
         };
         let state = GroupState::from_lease(&lease)
             .map_err(|e| Refusal::new(Kind::Internal, e.to_string()))?;
-        let holder = state.holder(id).cloned();
+        let holder = whose.find(&state).cloned();
         self.store_group(state);
         Ok(holder)
     }

@@ -35,6 +35,15 @@ impl Inner {
                     }
                     continue;
                 };
+                if state
+                    .holder_of(&holder.node)
+                    .is_some_and(|h| !h.same_grant(holder))
+                {
+                    // Another entry of the same node, left by a version that keyed holders by
+                    // the id as spelt: the node's oldest answers for it, and its steady-state
+                    // gives them all back. Looking after both would run two drains of one node.
+                    continue;
+                }
                 match holder.phase {
                     HolderPhase::Draining => {
                         // Resume a drain this replica is not running (after a restart, or one
@@ -53,7 +62,7 @@ impl Inner {
                             self.announce_seen(
                                 RebootTransition::Back,
                                 &state.group,
-                                &holder.id,
+                                holder,
                                 &holder.node,
                                 &message,
                             )
@@ -73,7 +82,7 @@ impl Inner {
                 let stuck_after = SignedDuration::try_from(self.config.stuck.after)
                     .unwrap_or(SignedDuration::MAX);
                 if held >= stuck_after {
-                    let first = self.reported_stuck.lock().insert(holder.id.clone());
+                    let first = self.reported_stuck.lock().insert(holder.node.clone());
                     if first {
                         let message = format!(
                             "has held a reboot slot of group {} for {}s ({})",
@@ -89,7 +98,7 @@ impl Inner {
                         self.announce_seen(
                             RebootTransition::Stuck,
                             &state.group,
-                            &holder.id,
+                            holder,
                             &holder.node,
                             &message,
                         )

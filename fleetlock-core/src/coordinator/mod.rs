@@ -123,8 +123,9 @@ struct Inner {
     leases_health: CacheHealth,
     cache_grace: Duration,
     drains: Mutex<HashMap<String, DrainTask>>,
+    /// Holders (by node) this replica has reported stuck.
     reported_stuck: Mutex<HashSet<String>>,
-    /// Holders (by id) this replica has warned about with `RebootNotObserved`.
+    /// Holders (by node) this replica has warned about with `RebootNotObserved`.
     noted_unrebooted: Mutex<HashSet<String>>,
     /// The last count of nodes down or held back, and the alerts' source and last read, for
     /// the health gates.

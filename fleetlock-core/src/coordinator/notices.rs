@@ -2,6 +2,7 @@
 //! ([`crate::notices`]).
 
 use super::Inner;
+use crate::group::Holder;
 use crate::notices::{RebootNotice, RebootTransition};
 
 impl Inner {
@@ -25,13 +26,13 @@ impl Inner {
         });
     }
 
-    /// Announces a transition this replica saw, unless another replica already did: the
-    /// claim is written into the holder's entry of the group Lease first.
+    /// Announces a transition this replica saw of `grant`, unless another replica already
+    /// did: the claim is written into the grant's entry of the group Lease first.
     pub(super) async fn announce_seen(
         &self,
         transition: RebootTransition,
         group: &str,
-        id: &str,
+        grant: &Holder,
         node: &str,
         message: &str,
     ) {
@@ -40,7 +41,7 @@ impl Inner {
         }
         let key = transition.as_str();
         let claimed = self
-            .modify_group(group, |state| match state.holder_mut(id) {
+            .modify_group(group, |state| match state.grant_mut(grant) {
                 Some(h) if !h.announced.iter().any(|a| a == key) => {
                     h.announced.push(key.to_string());
                     Ok(true)

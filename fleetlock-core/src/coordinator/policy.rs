@@ -61,7 +61,7 @@ pub(super) fn check_grant(
             ));
         }
     }
-    if state.holders.len() >= config.slots as usize {
+    if state.slots_taken() >= config.slots as usize {
         // The caller is not told which nodes hold the slots; the fleet view and the Lease
         // show it to those allowed to see.
         return Err(Refusal::new(

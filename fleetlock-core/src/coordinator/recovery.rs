@@ -18,39 +18,41 @@ use crate::recovery::{NodeNow, RecoveryTarget, kubelet_reported, rebooted, settl
 enum Returned {
     /// It holds nothing here (any more).
     Nothing,
-    /// The slot was given back, in the same write that judged it: why, and who held it.
-    Released(&'static str, Box<Holder>),
-    /// It is recovering (now, or already was).
-    Recovering(Box<Holder>),
+    /// The slot was given back, in the same write that judged it: why, who held it, and
+    /// other entries of the node given back with it ([`super::writes::Taken`]).
+    Released(&'static str, Box<Holder>, Vec<Holder>),
+    /// It is recovering (now, or already was); other entries of the node were dropped.
+    Recovering(Box<Holder>, Vec<Holder>),
 }
 
 impl Inner {
-    /// A steady-state from `id`, which holds a slot in `group`: with recovery on, an approved
-    /// holder starts recovering (our cordon undone, the slot kept until it has healed); a
-    /// recovering one is looked at again; otherwise the slot is given back.
-    pub(super) async fn steady(self: &Arc<Self>, group: &str, id: &str) -> Result<(), Refusal> {
+    /// A steady-state from `whose` (a Node, or a client id that maps to none), which holds a
+    /// slot in `group`: with recovery on, an approved holder starts recovering (our cordon
+    /// undone, the slot kept until it has healed); a recovering one is looked at again;
+    /// otherwise the slot is given back.
+    pub(super) async fn steady(
+        self: &Arc<Self>,
+        group: &str,
+        whose: Whose<'_>,
+    ) -> Result<(), Refusal> {
         let recovery = self
             .config
             .group(group)
             .unwrap_or(&self.config.group_defaults)
             .recovery
             .clone();
-        let mut held = self.cached_group(group).and_then(|g| g.holder(id).cloned());
+        let mut held = self
+            .cached_group(group)
+            .and_then(|g| whose.find(&g).cloned());
         if recovery.enabled && held.is_none() {
             // The lock cache may lag (a grant made by a replica killed before it answered, a
             // watch that is down): a holder it does not show may be recovering, which a
             // repeated steady-state must not release without its heal.
-            held = self.fresh_holder(group, id).await?;
+            held = self.fresh_holder(group, whose).await?;
         }
         if !recovery.enabled || held.is_none() {
             return self
-                .give_back(
-                    group,
-                    Whose::Client(id),
-                    "steady-state: the node is back",
-                    None,
-                    true,
-                )
+                .give_back(group, whose, "steady-state: the node is back", None, true)
                 .await;
         }
         // The bootID and heartbeat are read fresh: the cache may not have the kubelet's
@@ -64,7 +66,7 @@ impl Inner {
         let now = self.clock.now();
         let (_, returned) = self
             .modify_group(group, |state| {
-                let Some(h) = state.holder_mut(id) else {
+                let Some(h) = whose.find_mut(state) else {
                     return Ok(Returned::Nothing);
                 };
                 // A slot given back is given back in this same compare-and-swap that judged
@@ -72,7 +74,9 @@ impl Inner {
                 // another replica (its node about to reboot) and free it all the same.
                 let release = match (h.phase, &boot_id) {
                     (HolderPhase::Recovering, Some(_)) => {
-                        return Ok(Returned::Recovering(Box::new(h.clone())));
+                        let kept = h.clone();
+                        let others = drop_others(state, whose, &kept);
+                        return Ok(Returned::Recovering(Box::new(kept), others));
                     }
                     (_, None) => "steady-state: its Node is gone",
                     (HolderPhase::Draining, _) => "steady-state before its reboot was approved",
@@ -82,24 +86,34 @@ impl Inner {
                             h.phase = HolderPhase::Recovering;
                             h.returned_at = Some(now);
                             h.returned_heartbeat = heartbeat;
-                            return Ok(Returned::Recovering(Box::new(h.clone())));
+                            let kept = h.clone();
+                            let others = drop_others(state, whose, &kept);
+                            return Ok(Returned::Recovering(Box::new(kept), others));
                         }
                         "steady-state without a reboot (recovery.unchangedBootId: release)"
                     }
                 };
                 let holder = Box::new(h.clone());
-                state.remove(id);
-                Ok(Returned::Released(release, holder))
+                let others = drop_others(state, whose, &holder);
+                state.holders.retain(|h| !h.same_grant(&holder));
+                Ok(Returned::Released(release, holder, others))
             })
             .await?;
         let holder = match returned {
             Returned::Nothing => return Ok(()),
-            Returned::Released(why, holder) => {
+            Returned::Released(why, holder, others) => {
                 self.note_unchanged_boot(&node, Some(&holder), boot_id.as_deref(), false)
                     .await;
-                return self.after_release(group, &holder, why, false, true).await;
+                return self
+                    .after_release(group, &holder, &others, why, false, true)
+                    .await;
             }
-            Returned::Recovering(holder) => *holder,
+            Returned::Recovering(holder, others) => {
+                for other in &others {
+                    self.stop_drain(other);
+                }
+                *holder
+            }
         };
         let first = held.is_some_and(|h| h.phase != HolderPhase::Recovering);
         if first {
@@ -120,7 +134,7 @@ impl Inner {
         }
         // Zincati stops calling steady-state at its first 200: until our cordon is off, the
         // answer is an error, so that it asks again.
-        self.finish_node(&holder.node, "recovering", None)
+        self.finish_node(&holder.node, "recovering", &[])
             .await
             .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
         self.heal(group, &holder).await;
@@ -193,7 +207,7 @@ impl Inner {
         let (ready, boot_id, heartbeat) = (fresh.ready, fresh.boot_id.clone(), fresh.heartbeat);
         self.store_node(fresh);
         if cordoned_by_us {
-            self.finish_node(&holder.node, "recovering", None)
+            self.finish_node(&holder.node, "recovering", &[])
                 .await
                 .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
         }
@@ -206,7 +220,7 @@ impl Inner {
         };
         if kubelet_reported(holder, &node)
             && !rebooted(holder, &node)
-            && self.noted_unrebooted.lock().insert(holder.id.clone())
+            && self.noted_unrebooted.lock().insert(holder.node.clone())
         {
             self.note_unchanged_boot(&holder.node, Some(holder), Some(&boot_id), true)
                 .await;
@@ -235,7 +249,7 @@ impl Inner {
         }
         if holder.waiting_for != waiting || holder.healthy_since != healthy_since {
             self.modify_group(group, |state| {
-                if let Some(h) = state.holder_mut(&holder.id)
+                if let Some(h) = state.grant_mut(holder)
                     && h.phase == HolderPhase::Recovering
                 {
                     h.waiting_for = waiting.clone();
@@ -284,7 +298,7 @@ impl Inner {
                 node,
                 "our cordon is back on a recovering node; undoing it before the slot goes"
             );
-            self.finish_node(node, "recovering", None)
+            self.finish_node(node, "recovering", &[])
                 .await
                 .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
             return Ok(false);
@@ -354,4 +368,23 @@ impl Inner {
             ),
         )
     }
+}
+
+/// Removes from `state` the entries of `whose` slot other than `kept`: an older version, which
+/// keyed holders by the id as spelt, may have left one node several. The node's steady-state
+/// leaves it one at most.
+fn drop_others(
+    state: &mut crate::group::GroupState,
+    whose: Whose<'_>,
+    kept: &Holder,
+) -> Vec<Holder> {
+    let mut dropped = Vec::new();
+    state.holders.retain(|h| {
+        let other = whose.holds(h) && !h.same_grant(kept);
+        if other {
+            dropped.push(h.clone());
+        }
+        !other
+    });
+    dropped
 }

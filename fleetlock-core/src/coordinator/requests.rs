@@ -12,6 +12,7 @@ use std::sync::Arc;
 use cluster_api::EventType;
 
 use super::policy::{check_grant, needs_tidying};
+use super::writes::Whose;
 use super::{Coordinator, Inner};
 use crate::config::GroupConfig;
 use crate::drain::DrainPhase;
@@ -33,6 +34,9 @@ enum PreReboot<'a> {
 enum Grant {
     New,
     Existing,
+    /// The node holds a slot in another group (named so in a request with the group a
+    /// request names believed): that grant answers.
+    Elsewhere(String, Box<Holder>),
 }
 
 impl Coordinator {
@@ -86,11 +90,12 @@ impl Coordinator {
             // One look at the cached locks, under one read: the commonest request of all, a
             // holder asking again after its approval, is answered in place, copying nothing;
             // a request that would be refused is refused without API traffic, however many
-            // nodes poll a busy group.
+            // nodes poll a busy group. The holder is the Node, whatever id it asked with: a
+            // second spelling of its id gets its grant's answer, never a second slot.
             let held = inner.groups.read(|groups| {
                 if let Some((state, holder)) = groups
                     .values()
-                    .find_map(|g| Some((g, g.holder(&params.id)?)))
+                    .find_map(|g| Some((g, g.holder_of(&node.name)?)))
                 {
                     return Ok(Some(if holder.phase == HolderPhase::Approved {
                         PreReboot::Approved
@@ -101,12 +106,15 @@ impl Coordinator {
                 let now = inner.clock.now();
                 match groups.get(&params.group) {
                     Some(state) => check_grant(&params.group, config, state, now),
-                    None => check_grant(
-                        &params.group,
-                        config,
-                        &GroupState::empty(&params.group),
-                        now,
-                    ),
+                    None => {
+                        inner.check_room_for_group(&params.group, groups.keys())?;
+                        check_grant(
+                            &params.group,
+                            config,
+                            &GroupState::empty(&params.group),
+                            now,
+                        )
+                    }
                 }
                 .map(|()| None)
             })?;
@@ -133,11 +141,29 @@ impl Coordinator {
         inner.check_opt_out(&node)?;
         inner.check_gates(&params.group, &config.health_gates)?;
         let evicts = inner.check_pods(&node.name, config).await?;
+        if !inner.leases_health.is_healthy() {
+            // Without a working lock watch, the cache may not show a slot the node holds in
+            // another group: read them all first, so that it gets that grant back rather
+            // than a second slot.
+            inner.fresh_holdings(Whose::Node(&node.name)).await?;
+        }
 
         let (state, grant) = inner
             .modify_group(&params.group, |state| {
-                if state.holder(&params.id).is_some() {
+                if state.holder_of(&node.name).is_some() {
                     return Ok(Grant::Existing);
+                }
+                if let Some((group, holder)) = inner
+                    .cached_slot_of(&node.name)
+                    .filter(|(group, _)| *group != params.group)
+                {
+                    return Ok(Grant::Elsewhere(group, Box::new(holder)));
+                }
+                if state.resource_version.is_empty() {
+                    // The group has no Lease yet: this grant would make one.
+                    inner
+                        .groups
+                        .read(|groups| inner.check_room_for_group(&params.group, groups.keys()))?;
                 }
                 check_grant(&params.group, config, state, inner.clock.now())?;
                 state.holders.push(Holder {
@@ -147,14 +173,17 @@ impl Coordinator {
                 Ok(Grant::New)
             })
             .await?;
-        let Some(holder) = state.holder(&params.id).cloned() else {
+        if let Grant::Elsewhere(group, holder) = grant {
+            return self.continue_holder(&group, *holder).await;
+        }
+        let Some(holder) = state.holder_of(&node.name).cloned() else {
             return Err(Refusal::new(Kind::Internal, "the granted slot vanished"));
         };
         if matches!(grant, Grant::New) {
             tracing::info!(node = %node.name, group = %params.group, id = %params.id, "reboot slot granted");
             let message = format!(
                 "reboot slot {}/{} of group {} granted; draining",
-                state.holders.len(),
+                state.slots_taken(),
                 config.slots,
                 params.group
             );
@@ -216,10 +245,11 @@ impl Coordinator {
         }
     }
 
-    /// `POST /v1/steady-state`: undoes our cordon and gives back whatever slot the client
-    /// holds; with its group's `recovery` on, the slot of an approved holder is kept, in the
-    /// `recovering` phase, until the node has healed. A client that holds nothing gets `Ok`
-    /// without any call to the cluster; a client that maps to no Node is still released.
+    /// `POST /v1/steady-state`: undoes our cordon and gives back whatever slot the client's
+    /// Node holds, whatever id it was granted under; with its group's `recovery` on, the slot
+    /// of an approved holder is kept, in the `recovering` phase, until the node has healed. A
+    /// client that holds nothing gets `Ok` without any call to the cluster; a client that maps
+    /// to no Node is still released (by the id it was granted under, in any case).
     pub async fn steady_state(&self, params: &ClientParams) -> Result<(), Refusal> {
         self.steady_state_from(params, None).await
     }
@@ -235,8 +265,9 @@ impl Coordinator {
         // far, is answered from the caches without awaiting anything; the rest is boxed.
         let lookup = self.inner.lookup(&params.id);
         let tidy = self.check_steady_caller(&lookup, params, peer)?;
+        let whose = whose_of(&lookup, params);
         let groups = if self.inner.leases_health.is_healthy() {
-            let groups = self.inner.cached_holdings(&params.id);
+            let groups = self.inner.cached_holdings(whose);
             if groups.is_empty() && !tidy {
                 return Ok(());
             }
@@ -289,10 +320,10 @@ impl Coordinator {
         // cluster. A node with nothing of ours on it costs no call.
         if groups.is_empty() && (tidy || !inner.leases_health.is_healthy()) {
             // The cache may lag: ask the cluster which groups the client holds a slot in.
-            groups = inner.fresh_holdings(&params.id).await?;
+            groups = inner.fresh_holdings(whose_of(&lookup, params)).await?;
         }
         for group in &groups {
-            inner.steady(group, &params.id).await?;
+            inner.steady(group, whose_of(&lookup, params)).await?;
         }
         if groups.is_empty()
             && let Lookup::Found(view) = lookup
@@ -301,10 +332,19 @@ impl Coordinator {
             // Nothing held, but our cordon or state is left over (a crash between the
             // release and the uncordon): finish the job.
             inner
-                .finish_node(&view.name, "ready", None)
+                .finish_node(&view.name, "ready", &[])
                 .await
                 .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
         }
         Ok(())
+    }
+}
+
+/// Whose slot a steady-state gives back: its Node's, or, for a client that maps to no Node we
+/// can see, whatever was granted under its id.
+fn whose_of<'a>(lookup: &'a Lookup, params: &'a ClientParams) -> Whose<'a> {
+    match lookup {
+        Lookup::Found(view) => Whose::Node(&view.name),
+        _ => Whose::Client(&params.id),
     }
 }

@@ -5,7 +5,8 @@ use cluster_api::{Error, Event, EventType, NodePatch, ObjectRef, Timestamp};
 
 use super::cache::GrantNow;
 use super::{CONTROLLER, Inner};
-use crate::group::{Holder, HolderPhase};
+use crate::group::{GroupState, Holder, HolderPhase};
+use crate::id::normalize_id;
 use crate::nodes::{
     APPROVED_BOOT_ID_ANNOTATION, CORDONED_ANNOTATION, CORDONED_FOR_ANNOTATION, STATE_ANNOTATION,
     STATE_SINCE_ANNOTATION,
@@ -15,29 +16,56 @@ use crate::protocol::{Kind, Refusal};
 /// Whose slot a release gives back.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Whose<'a> {
-    /// Whatever slot this client holds (its steady-state says it is back).
+    /// Whatever slot this Node holds (its steady-state says it is back), whatever id it was
+    /// granted under.
+    Node(&'a str),
+    /// Whatever slot was granted to this client id, in any case and with or without dashes:
+    /// a steady-state from a client that maps to no Node we can see (deleted, or its id
+    /// now shared by several).
     Client(&'a str),
-    /// This grant's slot, and not a later grant's of the same client: a drain, the
+    /// This grant's slot, and not a later grant's of the same node: a drain, the
     /// maintenance or the recovery acting on what they saw of the grant.
     Grant(&'a Holder),
 }
 
 impl Whose<'_> {
-    fn id(&self) -> &str {
+    /// Whether `holder` is (one of the entries of) the slot to give back.
+    pub(super) fn holds(&self, holder: &Holder) -> bool {
         match self {
-            Whose::Client(id) => id,
-            Whose::Grant(grant) => &grant.id,
-        }
-    }
-
-    /// Whether `holder` (the client's, in the group now) is the one to give back.
-    fn holds(&self, holder: &Holder) -> bool {
-        match self {
-            Whose::Client(_) => true,
+            Whose::Node(node) => holder.node == *node,
+            Whose::Client(id) => normalize_id(&holder.id) == normalize_id(id),
             Whose::Grant(grant) => holder.same_grant(grant),
         }
     }
+
+    /// The entry that answers for the slot in `state`: the oldest (an older version may have
+    /// left one node several).
+    pub(super) fn find<'s>(&self, state: &'s GroupState) -> Option<&'s Holder> {
+        state.holders.iter().find(|h| self.holds(h))
+    }
+
+    /// [`find`](Self::find), to change.
+    pub(super) fn find_mut<'s>(&self, state: &'s mut GroupState) -> Option<&'s mut Holder> {
+        state.holders.iter_mut().find(|h| self.holds(h))
+    }
+
+    /// Removes every entry of the slot from `state`: the one that answers for it first.
+    pub(super) fn remove_from(&self, state: &mut GroupState) -> Vec<Holder> {
+        let mut removed = Vec::new();
+        state.holders.retain(|h| {
+            let ours = self.holds(h);
+            if ours {
+                removed.push(h.clone());
+            }
+            !ours
+        });
+        removed
+    }
 }
+
+/// A slot taken back: the grant, and any other entries of its node given back with it (left
+/// by a version that keyed holders by the id as spelt).
+pub(super) type Taken = (Holder, Vec<Holder>);
 
 // === impl Inner: cluster writes ===
 
@@ -162,14 +190,14 @@ impl Inner {
     }
 
     /// Undoes our cordon (only ours) and sets our state annotation to `state` (`ready`, or
-    /// `recovering` while the slot is kept). With `released`, the grant just given back: a
+    /// `recovering` while the slot is kept). With `released`, the grants just given back: a
     /// cordon a later grant of the node has taken over is that grant's, and the node is left
     /// alone. A node that no longer exists needs nothing.
     pub(super) async fn finish_node(
         &self,
         node: &str,
         state: &str,
-        released: Option<&Holder>,
+        released: &[Holder],
     ) -> Result<(), Error> {
         let result: Result<(), Error> = async {
             loop {
@@ -180,12 +208,11 @@ impl Inner {
                     .is_some_and(|v| v == "true");
                 // Without a grant named (a cordon from before grants were named), the cordon
                 // is the released grant's.
-                let later = released.is_some_and(|grant| {
-                    current
+                let later = !released.is_empty()
+                    && current
                         .annotations
                         .get(CORDONED_FOR_ANNOTATION)
-                        .is_some_and(|s| *s != cordon_stamp(grant))
-                });
+                        .is_some_and(|s| released.iter().all(|grant| *s != cordon_stamp(grant)));
                 if ours && later {
                     tracing::info!(
                         node,
@@ -264,8 +291,8 @@ impl Inner {
     ) -> Result<(), Refusal> {
         let only = healed_at.map(|_| HolderPhase::Recovering);
         match self.take_slot(group, whose, only, healed_at).await? {
-            Ok(holder) => {
-                self.after_release(group, &holder, why, healed_at.is_some(), returned)
+            Ok((holder, others)) => {
+                self.after_release(group, &holder, &others, why, healed_at.is_some(), returned)
                     .await
             }
             Err(_) => Ok(()),
@@ -288,59 +315,72 @@ impl Inner {
         #[cfg(not(feature = "sabotage"))]
         let any_phase = false;
         let only = (!any_phase).then_some(HolderPhase::Draining);
-        self.take_slot(group, Whose::Grant(grant), only, None).await
+        let taken = self
+            .take_slot(group, Whose::Grant(grant), only, None)
+            .await?;
+        Ok(taken.map(|(holder, _)| holder))
     }
 
     /// Removes `whose` holder from the group in one compare-and-swap, if it is in phase `only`
     /// (any phase without). With `healed_at`, the group's last return is set too. The holder
-    /// removed, or where the client stands instead.
+    /// removed, or where the grant stands instead.
     async fn take_slot(
         &self,
         group: &str,
         whose: Whose<'_>,
         only: Option<HolderPhase>,
         healed_at: Option<Timestamp>,
-    ) -> Result<Result<Holder, GrantNow>, Refusal> {
-        let id = whose.id();
+    ) -> Result<Result<Taken, GrantNow>, Refusal> {
         let (_, taken) = self
             .modify_group(group, |state| {
                 let now = match whose {
                     Whose::Grant(grant) => GrantNow::of(state, grant),
-                    Whose::Client(_) => state
-                        .holder(id)
+                    Whose::Node(_) | Whose::Client(_) => whose
+                        .find(state)
                         .map_or(GrantNow::Released, |h| GrantNow::Held(h.phase)),
                 };
-                let holder = match state.holder(id) {
-                    Some(h) if whose.holds(h) && only.is_none_or(|phase| h.phase == phase) => {
-                        h.clone()
-                    }
+                let holder = match whose.find(state) {
+                    Some(h) if only.is_none_or(|phase| h.phase == phase) => h.clone(),
                     _ => return Ok(Err(now)),
                 };
                 if healed_at.is_some() {
                     state.last_return = healed_at;
                 }
-                state.remove(id);
-                Ok(Ok(holder))
+                let others = whose
+                    .remove_from(state)
+                    .into_iter()
+                    .filter(|h| !h.same_grant(&holder))
+                    .collect();
+                Ok(Ok((holder, others)))
             })
             .await?;
         Ok(taken)
     }
 
-    /// After `holder` was removed from `group`: stops its drain, says so (as the node's return
-    /// when `healed` or `returned`), and tidies its node. An error means the node could not be
-    /// tidied (yet).
+    /// After `holder` (and `others` of its node, see [`Taken`]) was removed from `group`:
+    /// stops its drain, says so (as the node's return when `healed` or `returned`), and tidies
+    /// its node. An error means the node could not be tidied (yet).
     pub(super) async fn after_release(
         &self,
         group: &str,
         holder: &Holder,
+        others: &[Holder],
         why: &str,
         healed: bool,
         returned: bool,
     ) -> Result<(), Refusal> {
         let id = &holder.id;
-        self.stop_drain(holder);
-        self.reported_stuck.lock().remove(id);
-        self.noted_unrebooted.lock().remove(id);
+        let mut grants = Vec::with_capacity(1 + others.len());
+        grants.push(holder.clone());
+        grants.extend_from_slice(others);
+        for grant in &grants {
+            self.stop_drain(grant);
+        }
+        if !others.is_empty() {
+            tracing::warn!(node = %holder.node, %group, entries = grants.len(), "the node held several entries of the group's slots (written by an older version); all given back");
+        }
+        self.reported_stuck.lock().remove(&holder.node);
+        self.noted_unrebooted.lock().remove(&holder.node);
         tracing::info!(node = %holder.node, %group, %id, why, "reboot slot released");
         if healed || returned {
             self.announce(
@@ -364,7 +404,7 @@ impl Inner {
         .await;
         // Zincati stops calling steady-state at its first 200: until the node is tidy, the
         // answer is an error, so that it asks again (and the next call finishes the job).
-        self.finish_node(&holder.node, "ready", Some(holder))
+        self.finish_node(&holder.node, "ready", &grants)
             .await
             .map_err(|e| {
                 Refusal::from_cluster("the slot was given back, but uncordoning the node", &e)
@@ -383,26 +423,29 @@ impl Inner {
             .map_err(|e| format!("reading node {}: {e}", holder.node))?;
         let now = self.clock.now();
         let (_, newly) = self
-            .modify_group(group, |state| match state.holder_mut(&holder.id) {
-                Some(h) if !h.same_grant(holder) => Err(Refusal::new(
-                    Kind::Draining,
-                    "the slot was given back and granted again while draining; ask again",
-                )),
-                None => Err(Refusal::new(
-                    Kind::Draining,
-                    "the slot was given back while draining; ask again",
-                )),
-                Some(h) if h.phase == HolderPhase::Approved => Ok(false),
-                Some(h) if h.phase == HolderPhase::Recovering => Err(Refusal::new(
-                    Kind::Draining,
-                    format!("{} is already back from its reboot", holder.node),
-                )),
-                Some(h) => {
-                    h.phase = HolderPhase::Approved;
-                    h.approved_at = Some(now);
-                    h.boot_id = Some(node.boot_id.clone());
-                    state.last_approval = Some(now);
-                    Ok(true)
+            .modify_group(group, |state| {
+                let again = state.holder_of(&holder.node).is_some();
+                match state.grant_mut(holder) {
+                    None if again => Err(Refusal::new(
+                        Kind::Draining,
+                        "the slot was given back and granted again while draining; ask again",
+                    )),
+                    None => Err(Refusal::new(
+                        Kind::Draining,
+                        "the slot was given back while draining; ask again",
+                    )),
+                    Some(h) if h.phase == HolderPhase::Approved => Ok(false),
+                    Some(h) if h.phase == HolderPhase::Recovering => Err(Refusal::new(
+                        Kind::Draining,
+                        format!("{} is already back from its reboot", holder.node),
+                    )),
+                    Some(h) => {
+                        h.phase = HolderPhase::Approved;
+                        h.approved_at = Some(now);
+                        h.boot_id = Some(node.boot_id.clone());
+                        state.last_approval = Some(now);
+                        Ok(true)
+                    }
                 }
             })
             .await

@@ -16,6 +16,7 @@ use fleetlock_core::{
 use tokio::time::{Instant, advance};
 
 mod drains;
+mod identity;
 mod notices;
 mod policies;
 mod recovery;

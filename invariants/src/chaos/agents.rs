@@ -21,16 +21,42 @@ pub(super) async fn agent(world: Arc<World>, node: String, reboots: usize, mut r
     } else {
         "default"
     };
-    let Some(params) = zincati_id(&machine_id_for(&node))
-        .ok()
-        .map(|id| ClientParams {
+    let machine_id = machine_id_for(&node);
+    let Ok(id) = zincati_id(&machine_id) else {
+        return;
+    };
+    // Every spelling the lookup accepts, as a confused or hostile client might send them: each
+    // names the same node, and must never win it a second slot.
+    let spellings: Vec<Arc<ClientParams>> = [
+        id.clone(),
+        id.to_ascii_uppercase(),
+        format!(
+            "{}-{}-{}-{}-{}",
+            &id[..8],
+            &id[8..12],
+            &id[12..16],
+            &id[16..20],
+            &id[20..]
+        ),
+        machine_id.clone(),
+        machine_id.to_ascii_uppercase(),
+    ]
+    .into_iter()
+    .map(|id| {
+        Arc::new(ClientParams {
             id,
             group: group.into(),
         })
-    else {
-        return;
+    })
+    .collect();
+    // Zincati's own spelling most of the time.
+    let pick = |rng: &mut fastrand::Rng| {
+        if rng.u32(0..100) < 70 {
+            spellings[0].clone()
+        } else {
+            spellings[rng.usize(0..spellings.len())].clone()
+        }
     };
-    let params = Arc::new(params);
     sleep(Duration::from_secs(rng.u64(0..=120))).await;
     for _ in 0..reboots {
         loop {
@@ -39,7 +65,7 @@ pub(super) async fn agent(world: Arc<World>, node: String, reboots: usize, mut r
                 return;
             }
             let i = rng.usize(0..world.replica_count());
-            let p = params.clone();
+            let p = pick(&mut rng);
             let answer = world
                 .on_replica(
                     i,
@@ -53,7 +79,7 @@ pub(super) async fn agent(world: Arc<World>, node: String, reboots: usize, mut r
             if rng.u32(0..100) < 8 {
                 // Zincati restarted: it reports steady-state before asking again.
                 let i = rng.usize(0..world.replica_count());
-                let p = params.clone();
+                let p = pick(&mut rng);
                 let _ = world
                     .on_replica(
                         i,
@@ -84,7 +110,7 @@ pub(super) async fn agent(world: Arc<World>, node: String, reboots: usize, mut r
         }
         loop {
             let i = rng.usize(0..world.replica_count());
-            let p = params.clone();
+            let p = pick(&mut rng);
             let answer = world
                 .on_replica(
                     i,

@@ -249,10 +249,7 @@ impl Drainer {
                 Ok(GrantNow::Held(HolderPhase::Recovering)) => {
                     tracing::info!(node = %self.node(), "the node is recovering; undoing a late cordon");
                     // On failure (logged) the recovery's next look undoes it.
-                    let _ = self
-                        .inner
-                        .finish_node(self.node(), "recovering", None)
-                        .await;
+                    let _ = self.inner.finish_node(self.node(), "recovering", &[]).await;
                     return Step::Left(GrantNow::Held(HolderPhase::Recovering));
                 }
                 Ok(GrantNow::Held(HolderPhase::Draining)) | Err(_) => {}
@@ -322,7 +319,7 @@ impl Drainer {
             // On failure (logged) the node's next steady-state tidies it.
             let _ = self
                 .inner
-                .finish_node(self.node(), "ready", Some(&self.holder))
+                .finish_node(self.node(), "ready", std::slice::from_ref(&self.holder))
                 .await;
         }
     }
@@ -512,7 +509,7 @@ impl Drainer {
                 self.publish(DrainPhase::TimedOut, message);
                 if let Err(e) = self
                     .inner
-                    .after_release(&self.group, &released, "drain timed out", false, false)
+                    .after_release(&self.group, &released, &[], "drain timed out", false, false)
                     .await
                 {
                     tracing::warn!(error = %e, "could not tidy the node after a drain timeout");

@@ -21,13 +21,7 @@ impl Drainer {
         message: String,
     ) {
         self.inner
-            .announce_seen(
-                transition,
-                &self.group,
-                &self.holder.id,
-                self.node(),
-                &message,
-            )
+            .announce_seen(transition, &self.group, &self.holder, self.node(), &message)
             .await;
         self.inner
             .event(self.node(), EventType::Warning, reason, action, message)
