@@ -87,9 +87,28 @@ impl Inner {
         who: &Identity,
         reason: Option<&str>,
     ) -> Result<RestartPlan, RestartError> {
-        let windows = &self.allowed(workload)?.windows;
+        let entry = self.allowed(workload)?;
+        let windows = &entry.windows;
         clean_reason(reason)?;
-        let current = self.admissible(workload, who).await?;
+        if !entry.allowed.is_empty() && !who.is_any_of(&entry.allowed) {
+            return Err(RestartError::Forbidden {
+                who: who.user.clone(),
+                workload: workload.clone(),
+            });
+        }
+        // As this replica's watch has it (a restart reads it fresh; a plan need not), and
+        // what the caches do not hold on the callers' own budget: a flood of dry runs never
+        // takes the turns of lock writes.
+        let current = match self.workload(workload) {
+            Some(w) => w,
+            None => match self.caller_reads.get_workload(workload).await {
+                Ok(w) => w,
+                Err(Error::NotFound { .. }) => {
+                    return Err(RestartError::NotFound(workload.clone()));
+                }
+                Err(e) => return Err(RestartError::Cluster(e)),
+            },
+        };
         // Held as this replica has watched it (see `crate::observed`).
         let lock = self.view(workload).lock;
         let refusal = self
@@ -113,7 +132,7 @@ impl Inner {
             ..PodFilter::default()
         };
         let pods: Vec<_> = self
-            .api
+            .caller_reads
             .list_pods(&filter)
             .await
             .map_err(RestartError::Cluster)?
@@ -121,7 +140,7 @@ impl Inner {
             .filter(|p| !p.is_terminating() && !p.is_finished())
             .collect();
         let budgets: Vec<DisruptionBudget> = self
-            .api
+            .caller_reads
             .list_disruption_budgets()
             .await
             .map_err(RestartError::Cluster)?

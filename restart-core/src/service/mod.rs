@@ -117,6 +117,7 @@ pub struct Restarter {
 /// Builds a [`Restarter`].
 pub struct RestarterBuilder {
     api: Arc<dyn ClusterApi>,
+    caller_reads: Option<Arc<dyn ClusterApi>>,
     allowlist: Allowlist,
     config: RestartConfig,
     clock: Arc<dyn Clock>,
@@ -140,6 +141,9 @@ struct Only {
 
 struct Inner {
     api: Arc<dyn ClusterApi>,
+    /// Where dry runs and history read what the caches do not hold (see
+    /// [`RestarterBuilder::caller_reads`]).
+    caller_reads: Arc<dyn ClusterApi>,
     clock: Arc<dyn Clock>,
     allowlist: Allowlist,
     config: RestartConfig,
@@ -245,6 +249,15 @@ impl RestarterBuilder {
         self
     }
 
+    /// Where dry runs and history read what the caches do not hold (pods, disruption
+    /// budgets, Events): a handle on the same cluster with a client-side budget of its own,
+    /// so that callers asking for many of them never hold up lock writes and restarts. The
+    /// cluster handle the service was built with, unless set.
+    pub fn caller_reads(mut self, api: Arc<dyn ClusterApi>) -> Self {
+        self.caller_reads = Some(api);
+        self
+    }
+
     /// The restart sets (checked against the allowlist by [`crate::sets::check_sets`]).
     pub fn sets(mut self, sets: Vec<RestartSet>) -> Self {
         self.sets = sets;
@@ -275,6 +288,7 @@ impl RestarterBuilder {
         };
         Restarter {
             inner: Arc::new(Inner {
+                caller_reads: self.caller_reads.unwrap_or_else(|| self.api.clone()),
                 api: self.api,
                 clock: self.clock,
                 allowlist: self.allowlist,
@@ -344,6 +358,7 @@ impl Restarter {
     pub fn builder(api: Arc<dyn ClusterApi>, allowlist: Allowlist) -> RestarterBuilder {
         RestarterBuilder {
             api,
+            caller_reads: None,
             allowlist,
             config: RestartConfig::default(),
             clock: Arc::new(SystemClock),
@@ -494,7 +509,7 @@ impl Restarter {
         let inner = &self.inner;
         inner.allowed(workload)?;
         let events = inner
-            .api
+            .caller_reads
             .list_events(&workload.object_ref())
             .await
             .map_err(RestartError::Cluster)?;
