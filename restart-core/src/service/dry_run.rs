@@ -96,18 +96,12 @@ impl Inner {
                 workload: workload.clone(),
             });
         }
-        // As this replica's watch has it (a restart reads it fresh; a plan need not), and
-        // what the caches do not hold on the callers' own budget: a flood of dry runs never
-        // takes the turns of lock writes.
-        let current = match self.workload(workload) {
-            Some(w) => w,
-            None => match self.caller_reads.get_workload(workload).await {
-                Ok(w) => w,
-                Err(Error::NotFound { .. }) => {
-                    return Err(RestartError::NotFound(workload.clone()));
-                }
-                Err(e) => return Err(RestartError::Cluster(e)),
-            },
+        // Read fresh, as a restart reads it, but on the callers' own budget, as everything
+        // else a dry run reads: a flood of dry runs never takes the turns of lock writes.
+        let current = match self.caller_reads.get_workload(workload).await {
+            Ok(w) => w,
+            Err(Error::NotFound { .. }) => return Err(RestartError::NotFound(workload.clone())),
+            Err(e) => return Err(RestartError::Cluster(e)),
         };
         // Held as this replica has watched it (see `crate::observed`).
         let lock = self.view(workload).lock;
