@@ -73,7 +73,8 @@ pub struct AccessRule {
     /// API groups (`""` for core; `*` for all).
     #[serde(default)]
     pub api_groups: Vec<String>,
-    /// Resources, with `resource/subresource` for a subresource (`*` for all).
+    /// Resources, with `resource/subresource` for a subresource (`*` for all); a
+    /// non-resource URL as its path (`/metrics`, RBAC's `nonResourceURLs`).
     pub resources: Vec<String>,
     /// Verbs (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, or custom ones
     /// such as `restart`; `*` for all).

@@ -8,8 +8,8 @@ use std::time::Duration;
 use cluster_api::{Error, Result};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec, SubjectAccessReview,
-    SubjectAccessReviewSpec,
+    NonResourceAttributes, ResourceAttributes, SelfSubjectAccessReview,
+    SelfSubjectAccessReviewSpec, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::api::{Api, PostParams};
 
@@ -22,7 +22,8 @@ pub struct Access<'a> {
     pub verb: &'a str,
     /// API group, e.g. `apps`.
     pub group: &'a str,
-    /// Resource, e.g. `deployments`.
+    /// Resource, e.g. `deployments`; or a non-resource URL, starting with `/` (`/metrics`),
+    /// for which `group`, `namespace` and `name` are not asked.
     pub resource: &'a str,
     /// Namespace.
     pub namespace: &'a str,
@@ -135,14 +136,21 @@ impl KubeCluster {
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect()
                 }),
-                resource_attributes: Some(attributes(
-                    access.verb,
-                    access.group,
-                    access.resource,
-                    Some(access.namespace.to_string()),
-                    Some(access.name.to_string()),
-                )),
-                ..Default::default()
+                resource_attributes: (!access.resource.starts_with('/')).then(|| {
+                    attributes(
+                        access.verb,
+                        access.group,
+                        access.resource,
+                        Some(access.namespace.to_string()),
+                        Some(access.name.to_string()),
+                    )
+                }),
+                non_resource_attributes: access.resource.starts_with('/').then(|| {
+                    NonResourceAttributes {
+                        path: Some(access.resource.to_string()),
+                        verb: Some(access.verb.to_string()),
+                    }
+                }),
             },
             ..Default::default()
         };

@@ -46,6 +46,7 @@
 //! | [`observed`] | Lease expiry as this replica has watched it, immune to clock skew |
 //! | [`schedule`] | cron schedules on workloads and sets, and which due time to act on |
 //! | [`sets`] | restart sets: their configuration, runs and the rules that move a run on |
+//! | [`signing`] | the mark that tells the Events this service wrote from forged ones |
 //! | [`status`] | what is shown about a workload; its phase and how a restart ended, as plain functions |
 //! | [`Restarter`] | the service: restart, unlock, history, status stream |
 
@@ -59,6 +60,7 @@ pub mod rollout;
 pub mod schedule;
 mod service;
 pub mod sets;
+pub mod signing;
 pub mod status;
 pub mod trigger;
 
@@ -68,9 +70,9 @@ pub use lock::{LastRestart, LockInfo, Outcome};
 pub use notices::{RestartNotice, RestartTransition};
 pub use rollout::{Rollout, Verdict};
 pub use service::{
-    CONFIG_CHANGE_USER, CONTROLLER, DEFAULT_CACHE_GRACE, GoverningBudget, MAX_REASON_LEN,
-    NoopRestartObserver, PlanRefusal, PodToReplace, RESTARTED_AT, RestartConfig, RestartObserver,
-    RestartPlan, Restarter, RestarterBuilder, SCHEDULE_USER,
+    CONFIG_CHANGE_USER, CONTROLLER, DEFAULT_CACHE_GRACE, GoverningBudget, KEY_ANNOTATION,
+    KEY_LEASE, MAX_REASON_LEN, NoopRestartObserver, PlanRefusal, PodToReplace, RESTARTED_AT,
+    RestartConfig, RestartObserver, RestartPlan, Restarter, RestarterBuilder, SCHEDULE_USER,
 };
 pub use sets::{RestartSet, SetStatus};
 pub use status::{HistoryEntry, Phase, ServiceStatus};

@@ -126,6 +126,22 @@ pub struct Args {
     #[arg(long, env = "FLEETLOCK_BURST", default_value_t = 20)]
     pub fleetlock_burst: u32,
 
+    /// Dry runs, drain plans and history reads per second per user (0: unlimited): each
+    /// reads the cluster on the caller's behalf. More get 429.
+    #[arg(long, env = "CLUSTER_READ_RATE", default_value_t = 2)]
+    pub cluster_read_rate: u32,
+
+    /// Dry runs, drain plans and history reads a user may ask for at once after a quiet
+    /// spell.
+    #[arg(long, env = "CLUSTER_READ_BURST", default_value_t = 10)]
+    pub cluster_read_burst: u32,
+
+    /// Serve `/metrics` to anyone. Off: it needs the API's authentication and the right to
+    /// read it (with `--auth kubernetes`, `get` on the non-resource URL `/metrics`), because
+    /// its series name the allowlisted workloads.
+    #[arg(long, env = "METRICS_OPEN", default_value_t = false)]
+    pub metrics_open: bool,
+
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -204,6 +220,20 @@ pub struct KubeArgs {
         default_value_t = 40
     )]
     pub review_burst: u32,
+
+    /// Reads made on callers' behalf (dry runs, drain plans, history: pods, disruption
+    /// budgets, Events) per second, on a budget of their own: however many callers ask,
+    /// evictions and lock writes under `--kube-qps` never wait behind them.
+    #[arg(long = "kube-read-qps", env = "KUBE_READ_QPS", default_value_t = 10.0)]
+    pub read_qps: f64,
+
+    /// Reads for callers allowed at once above `--kube-read-qps`.
+    #[arg(
+        long = "kube-read-burst",
+        env = "KUBE_READ_BURST",
+        default_value_t = 20
+    )]
+    pub read_burst: u32,
 
     /// Leader-election requests (reading and renewing the leader Lease) per second, on a
     /// budget of their own: a burst of other requests queued under `--kube-qps` cannot push

@@ -87,6 +87,15 @@ pub struct Shared {
     pub api_rate: Option<Arc<ratelimit::PerClient>>,
     /// Per-client rate of FleetLock requests (none: unlimited).
     pub fleetlock_rate: Option<Arc<ratelimit::PerClient>>,
+    /// Per-user rate of the requests that read the cluster on the caller's behalf: dry runs,
+    /// drain plans, history (none: unlimited).
+    pub cluster_read_rate: Option<Arc<ratelimit::PerUser>>,
+    /// The cluster as those requests read it: a handle with a client-side budget of its own,
+    /// so that they never take the turns lock writes and evictions need.
+    pub caller_reads: Arc<dyn ClusterApi>,
+    /// Whether `/metrics` is served to anyone (`--metrics-open`); otherwise it needs the
+    /// API's authentication and the right to read the metrics.
+    pub metrics_open: bool,
     /// How long an API request may take before it is answered 503.
     pub request_timeout: std::time::Duration,
     /// How often a status-stream client is identified and authorised again.
@@ -128,6 +137,11 @@ pub struct Settings {
     pub stream_recheck: std::time::Duration,
     /// Where reboot and restart transitions are sent.
     pub notifications: manager_config::NotificationsConfig,
+    /// Requests per user that read the cluster on the caller's behalf: dry runs, drain plans,
+    /// history (0 per second: unlimited).
+    pub cluster_read_rate: ratelimit::Rate,
+    /// Serve `/metrics` without authentication (it names the allowlisted workloads).
+    pub metrics_open: bool,
 }
 
 /// How often a status-stream client is checked again, unless configured.
@@ -141,6 +155,14 @@ pub const DEFAULT_MAX_STATUS_CLIENTS: usize = 20_000;
 pub const DEFAULT_API_RATE: ratelimit::Rate = ratelimit::Rate {
     per_second: 20,
     burst: 40,
+};
+
+/// Dry runs, drain plans and history reads per user, unless configured: each costs the
+/// cluster a few list calls, so a person clicking around stays far below it and a script
+/// in a loop does not.
+pub const DEFAULT_CLUSTER_READ_RATE: ratelimit::Rate = ratelimit::Rate {
+    per_second: 2,
+    burst: 10,
 };
 
 /// FleetLock requests per client address, unless configured. Zincati asks every few minutes;
@@ -172,6 +194,8 @@ impl Settings {
             request_timeout: std::time::Duration::from_secs(30),
             stream_recheck: DEFAULT_STREAM_RECHECK,
             notifications: manager_config::NotificationsConfig::default(),
+            cluster_read_rate: DEFAULT_CLUSTER_READ_RATE,
+            metrics_open: false,
         }
     }
 }
@@ -192,6 +216,8 @@ pub struct App {
     pub restarter: Restarter,
     /// The per-client rate limiters, tidied by [`App::run`].
     limiters: Vec<Arc<ratelimit::PerClient>>,
+    /// The per-user one, tidied likewise.
+    user_limiters: Vec<Arc<ratelimit::PerUser>>,
 }
 
 impl App {
@@ -202,6 +228,9 @@ impl App {
             loop {
                 every.tick().await;
                 for limiter in &self.limiters {
+                    limiter.forget_idle();
+                }
+                for limiter in &self.user_limiters {
                     limiter.forget_idle();
                 }
             }
@@ -215,9 +244,23 @@ impl App {
     }
 }
 
-/// Wires the services, metrics and routes over a cluster, as the server runs them.
+/// Wires the services, metrics and routes over a cluster, as the server runs them, with
+/// every call on one handle (a simulated cluster has no client-side budget to share).
 pub fn build(
     api: Arc<dyn ClusterApi>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+) -> anyhow::Result<App> {
+    build_with_reads(api.clone(), api, clock, settings)
+}
+
+/// [`build`], with the reads made on a caller's behalf (dry runs, drain plans, history) on
+/// `caller_reads`: a handle on the same cluster with a client-side budget of its own, so
+/// that however many of them callers ask for, lock writes and evictions on `api` never wait
+/// behind them.
+pub fn build_with_reads(
+    api: Arc<dyn ClusterApi>,
+    caller_reads: Arc<dyn ClusterApi>,
     clock: Arc<dyn Clock>,
     settings: Settings,
 ) -> anyhow::Result<App> {
@@ -241,6 +284,7 @@ pub fn build(
         .instance(&settings.instance)
         .observer(hooks.clone());
     let mut restarter = Restarter::builder(api, settings.allowlist)
+        .caller_reads(caller_reads.clone())
         .cache_grace(settings.cache_grace)
         .clock(clock)
         .config(settings.restart)
@@ -263,6 +307,9 @@ pub fn build(
         status_clients: Arc::new(tokio::sync::Semaphore::new(settings.max_status_clients)),
         api_rate: ratelimit::PerClient::new(settings.api_rate).map(Arc::new),
         fleetlock_rate: ratelimit::PerClient::new(settings.fleetlock_rate).map(Arc::new),
+        cluster_read_rate: ratelimit::PerUser::new(settings.cluster_read_rate).map(Arc::new),
+        caller_reads,
+        metrics_open: settings.metrics_open,
         request_timeout: settings.request_timeout,
         stream_recheck: settings.stream_recheck,
     }));
@@ -270,14 +317,11 @@ pub fn build(
     let public = public.merge(ui::routes());
     let (fleetlock_routes, fleetlock_doc) =
         fleetlock_http::routes(&settings.fleetlock_prefix).split_for_parts();
+    // The document is served to anyone: its examples are made up, never the allowlist's.
     let facts = api::openapi::Facts {
         bearer: state.auth.uses_tokens(),
-        workload: state.restarter.allowlist().iter().next().map(|a| {
-            let w = &a.workload;
-            (w.kind.to_string(), w.namespace.clone(), w.name.clone())
-        }),
         group: some_group,
-        set: state.restarter.sets().first().map(|s| s.name.clone()),
+        metrics_open: state.metrics_open,
     };
     let mut both_doc = public_doc.clone();
     both_doc.merge(fleetlock_doc.clone());
@@ -304,8 +348,10 @@ pub fn build(
         .flatten()
         .cloned()
         .collect();
+    let user_limiters = state.cluster_read_rate.iter().cloned().collect();
     Ok(App {
         limiters,
+        user_limiters,
         router: guarded(both_doc)
             .merge(fleetlock_routes.clone())
             .with_state(state.clone()),

@@ -1,13 +1,17 @@
-//! Per-client request rates: one allowance per client address, so that one busy or hostile
-//! client is slowed down without touching anyone else. A client over its rate gets 429 with
-//! `Retry-After`.
+//! Per-client request rates: one allowance per client address (or per user, for the requests
+//! that read the cluster on a caller's behalf), so that one busy or hostile client is slowed
+//! down without touching anyone else. A client over its rate gets 429 with `Retry-After`.
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// One allowance per user name.
+pub type PerUser = Keyed<String>;
 
 /// A rate: requests per second, and how many may come at once after a quiet spell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,27 +23,37 @@ pub struct Rate {
 }
 
 /// One allowance per client address.
+pub type PerClient = Keyed<IpAddr>;
+
+/// One allowance per key (a client address, a user).
 #[derive(Debug)]
-pub struct PerClient {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+pub struct Keyed<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
     clock: DefaultClock,
+    rate: Rate,
 }
 
-impl PerClient {
+impl<K: Hash + Eq + Clone> Keyed<K> {
     /// A limiter at `rate`; `None` when the rate is zero (no limit).
     pub fn new(rate: Rate) -> Option<Self> {
         let per_second = NonZeroU32::new(rate.per_second)?;
         let burst = NonZeroU32::new(rate.burst.max(1)).unwrap_or(per_second);
-        Some(PerClient {
+        Some(Keyed {
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             clock: DefaultClock::default(),
+            rate,
         })
     }
 
-    /// Takes one request from `client`'s allowance, or says how long until it may ask again.
-    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
+    /// The rate it allows.
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Takes one request from `key`'s allowance, or says how long until it may ask again.
+    pub fn check_key(&self, key: &K) -> Result<(), Duration> {
         self.limiter
-            .check_key(&client.to_canonical())
+            .check_key(key)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
@@ -48,6 +62,14 @@ impl PerClient {
     pub fn forget_idle(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+    }
+}
+
+impl Keyed<IpAddr> {
+    /// Takes one request from `client`'s allowance (an IPv4-mapped IPv6 address counts as
+    /// the IPv4 one), or says how long until it may ask again.
+    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        self.check_key(&client.to_canonical())
     }
 }
 

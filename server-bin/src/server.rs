@@ -16,7 +16,7 @@ use crate::args::{Args, AuthMode, FleetLockListen, LogFormat};
 use crate::auth::{Auth, Authenticator, KubeAuth, ProxyAuth, load_tokens};
 use crate::config::FileConfig;
 use crate::leader::Election;
-use crate::{Settings, build, simulate};
+use crate::{Settings, build_with_reads, simulate};
 
 /// The server's sockets, bound before anything else runs.
 pub struct Listeners {
@@ -165,8 +165,19 @@ pub async fn run_with(
         request_timeout: args.request_timeout,
         stream_recheck: args.status_recheck_interval,
         notifications: config.notifications.clone(),
+        cluster_read_rate: crate::ratelimit::Rate {
+            per_second: args.cluster_read_rate,
+            burst: args.cluster_read_burst,
+        },
+        metrics_open: args.metrics_open,
     };
-    let app = Arc::new(build(api, clock, settings)?);
+    // Dry runs, plans and history read on a token bucket of their own, so that callers
+    // asking for many cannot take the turns evictions and lock writes need.
+    let caller_reads: Arc<dyn ClusterApi> = match &kube {
+        Some(kube) => Arc::new(kube.with_own_budget(args.kube.read_qps, args.kube.read_burst)),
+        None => api.clone(),
+    };
+    let app = Arc::new(build_with_reads(api, caller_reads, clock, settings)?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = tokio::spawn({

@@ -147,13 +147,22 @@ pub(crate) async fn create(
             };
             let a = &spec["resourceAttributes"];
             let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-            let what = crate::access::Attributes {
-                verb: text(&a["verb"]),
-                group: text(&a["group"]),
-                resource: text(&a["resource"]),
-                subresource: text(&a["subresource"]),
-                namespace: text(&a["namespace"]),
-                name: text(&a["name"]),
+            // A non-resource URL (`/metrics`) is asked about as a resource named by its path:
+            // a rule grants it with `resources: ["/metrics"]` (RBAC's `nonResourceURLs`).
+            let what = match spec["nonResourceAttributes"].as_object() {
+                Some(n) if !a.is_object() => crate::access::Attributes {
+                    verb: n.get("verb").map(text).unwrap_or_default(),
+                    resource: n.get("path").map(text).unwrap_or_default(),
+                    ..Default::default()
+                },
+                _ => crate::access::Attributes {
+                    verb: text(&a["verb"]),
+                    group: text(&a["group"]),
+                    resource: text(&a["resource"]),
+                    subresource: text(&a["subresource"]),
+                    namespace: text(&a["namespace"]),
+                    name: text(&a["name"]),
+                },
             };
             let (allowed, reason) = shared.sim.access().allows(&user, &groups, &what);
             let mut review = v.clone();

@@ -273,6 +273,43 @@ async fn tokens_and_rights_are_reviewed_by_the_api_server() {
     assert!(allowed);
 }
 
+/// A non-resource URL (`/metrics`) is asked about as one: `nonResourceAttributes` with the
+/// path and the verb, and no resource attributes at all.
+#[tokio::test]
+async fn a_non_resource_url_is_reviewed_as_one() {
+    let (c, mut fake) = cluster();
+    let who = k8s_adapter::User {
+        name: "system:serviceaccount:monitoring:prometheus".into(),
+        ..Default::default()
+    };
+    let allowed = exchange(
+        c.subject_may(
+            &who,
+            &Access {
+                verb: "get",
+                group: "",
+                resource: "/metrics",
+                namespace: "",
+                name: "",
+            },
+        ),
+        &mut fake,
+        |s| {
+            assert_eq!(s.path, "/apis/authorization.k8s.io/v1/subjectaccessreviews");
+            assert_eq!(
+                s.body["spec"]["nonResourceAttributes"],
+                json!({"path": "/metrics", "verb": "get"})
+            );
+            assert!(s.body["spec"]["resourceAttributes"].is_null(), "{}", s.body);
+        },
+        201,
+        fixture("subjectaccessreview-response.json"),
+    )
+    .await
+    .unwrap();
+    assert!(allowed);
+}
+
 #[tokio::test]
 async fn a_token_good_only_for_other_audiences_is_not_taken() {
     // An authenticator that ignores audiences answers with the API server's own; a token

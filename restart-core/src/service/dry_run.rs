@@ -87,9 +87,22 @@ impl Inner {
         who: &Identity,
         reason: Option<&str>,
     ) -> Result<RestartPlan, RestartError> {
-        let windows = &self.allowed(workload)?.windows;
+        let entry = self.allowed(workload)?;
+        let windows = &entry.windows;
         clean_reason(reason)?;
-        let current = self.admissible(workload, who).await?;
+        if !entry.allowed.is_empty() && !who.is_any_of(&entry.allowed) {
+            return Err(RestartError::Forbidden {
+                who: who.user.clone(),
+                workload: workload.clone(),
+            });
+        }
+        // Read fresh, as a restart reads it, but on the callers' own budget, as everything
+        // else a dry run reads: a flood of dry runs never takes the turns of lock writes.
+        let current = match self.caller_reads.get_workload(workload).await {
+            Ok(w) => w,
+            Err(Error::NotFound { .. }) => return Err(RestartError::NotFound(workload.clone())),
+            Err(e) => return Err(RestartError::Cluster(e)),
+        };
         // Held as this replica has watched it (see `crate::observed`).
         let lock = self.view(workload).lock;
         let refusal = self
@@ -113,7 +126,7 @@ impl Inner {
             ..PodFilter::default()
         };
         let pods: Vec<_> = self
-            .api
+            .caller_reads
             .list_pods(&filter)
             .await
             .map_err(RestartError::Cluster)?
@@ -121,7 +134,7 @@ impl Inner {
             .filter(|p| !p.is_terminating() && !p.is_finished())
             .collect();
         let budgets: Vec<DisruptionBudget> = self
-            .api
+            .caller_reads
             .list_disruption_budgets()
             .await
             .map_err(RestartError::Cluster)?

@@ -5,6 +5,7 @@
 //! | `mod.rs` | [`Restarter`], its builder and settings, the shared state |
 //! | `requests.rs` | restart and force-unlock, and the Events that record them |
 //! | `caches.rs` | the watches, the resync, judging rollouts, publishing statuses |
+//! | `signing.rs` | the Lease holding the key our Events are marked with |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ mod dry_run;
 mod requests;
 mod schedules;
 mod sets;
+mod signing;
 
 use caches::Place;
 pub use config_trigger::CONFIG_CHANGE_USER;
@@ -35,6 +37,7 @@ pub use dry_run::{GoverningBudget, PlanRefusal, PodToReplace, RestartPlan};
 pub(crate) use requests::seconds;
 use requests::{Ask, Windows};
 pub use schedules::SCHEDULE_USER;
+pub use signing::{KEY_ANNOTATION, KEY_LEASE};
 
 /// The pod-template annotation `kubectl rollout restart` sets.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -117,6 +120,7 @@ pub struct Restarter {
 /// Builds a [`Restarter`].
 pub struct RestarterBuilder {
     api: Arc<dyn ClusterApi>,
+    caller_reads: Option<Arc<dyn ClusterApi>>,
     allowlist: Allowlist,
     config: RestartConfig,
     clock: Arc<dyn Clock>,
@@ -140,6 +144,11 @@ struct Only {
 
 struct Inner {
     api: Arc<dyn ClusterApi>,
+    /// Where dry runs and history read what the caches do not hold (see
+    /// [`RestarterBuilder::caller_reads`]).
+    caller_reads: Arc<dyn ClusterApi>,
+    /// The key our Events are marked with, once read ([`signing`]).
+    event_key: tokio::sync::OnceCell<crate::signing::EventKey>,
     clock: Arc<dyn Clock>,
     allowlist: Allowlist,
     config: RestartConfig,
@@ -245,6 +254,15 @@ impl RestarterBuilder {
         self
     }
 
+    /// Where dry runs and history read what the caches do not hold (pods, disruption
+    /// budgets, Events): a handle on the same cluster with a client-side budget of its own,
+    /// so that callers asking for many of them never hold up lock writes and restarts. The
+    /// cluster handle the service was built with, unless set.
+    pub fn caller_reads(mut self, api: Arc<dyn ClusterApi>) -> Self {
+        self.caller_reads = Some(api);
+        self
+    }
+
     /// The restart sets (checked against the allowlist by [`crate::sets::check_sets`]).
     pub fn sets(mut self, sets: Vec<RestartSet>) -> Self {
         self.sets = sets;
@@ -275,6 +293,8 @@ impl RestarterBuilder {
         };
         Restarter {
             inner: Arc::new(Inner {
+                caller_reads: self.caller_reads.unwrap_or_else(|| self.api.clone()),
+                event_key: tokio::sync::OnceCell::new(),
                 api: self.api,
                 clock: self.clock,
                 allowlist: self.allowlist,
@@ -344,6 +364,7 @@ impl Restarter {
     pub fn builder(api: Arc<dyn ClusterApi>, allowlist: Allowlist) -> RestarterBuilder {
         RestarterBuilder {
             api,
+            caller_reads: None,
             allowlist,
             config: RestartConfig::default(),
             clock: Arc::new(SystemClock),
@@ -374,6 +395,9 @@ impl Restarter {
             return;
         }
         let inner = &self.inner;
+        // The Events' key first, so that neither the first restart nor the first history
+        // waits for it (a failure is logged, and asked again when it is needed).
+        let _ = inner.event_key().await;
         // One watch per kind and namespace of the allowlist: the server reads workloads
         // only where it may restart some, which is all a namespaced Role grants.
         let kinds = futures::future::join_all(inner.places.iter().map(|p| inner.watch_place(p)));
@@ -489,18 +513,33 @@ impl Restarter {
         self.inner.force_unlock(workload, who, reason).await
     }
 
-    /// A workload's recent restarts, refusals and rollouts, newest first.
+    /// A workload's recent restarts, refusals and rollouts, newest first: the Events this
+    /// service wrote, and only those. One that merely names our controller (anyone who may
+    /// create Events in the namespace can write that) without our mark is left out.
     pub async fn history(&self, workload: &WorkloadRef) -> Result<Vec<HistoryEntry>, RestartError> {
         let inner = &self.inner;
         inner.allowed(workload)?;
+        let key = inner.event_key().await.map_err(RestartError::Cluster)?;
         let events = inner
-            .api
+            .caller_reads
             .list_events(&workload.object_ref())
             .await
             .map_err(RestartError::Cluster)?;
         let mut entries: Vec<HistoryEntry> = events
             .into_iter()
             .filter(|e| e.reporting_controller == CONTROLLER)
+            .filter(|e| {
+                let ours = key.verify(e);
+                if !ours {
+                    tracing::warn!(
+                        regarding = %e.regarding,
+                        reason = %e.reason,
+                        instance = %e.reporting_instance,
+                        "an Event names restart-manager without its mark: left out of history"
+                    );
+                }
+                ours
+            })
             .map(|e| HistoryEntry {
                 time: e.time,
                 type_: e.type_,

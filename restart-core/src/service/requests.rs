@@ -401,6 +401,12 @@ impl Inner {
             time: Some(self.clock.now()),
             count: 1,
         };
+        // Marked, so that history can tell it from one anybody else wrote; without the key
+        // it is still recorded (for `kubectl describe`), and history will not show it.
+        let event = match self.event_key().await {
+            Ok(key) => key.sign(event),
+            Err(_) => event,
+        };
         if let Err(e) = self.api.record_event(&event).await {
             tracing::warn!(regarding = %event.regarding, reason, error = %e, "could not record event");
         }

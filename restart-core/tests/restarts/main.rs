@@ -180,6 +180,7 @@ fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
 }
 
 mod config_trigger;
+mod history;
 mod locks;
 mod rollouts;
 mod schedules;

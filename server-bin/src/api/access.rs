@@ -204,3 +204,29 @@ pub(crate) async fn target(
     app.auth.may(who, action(&w)).await?;
     Ok(w)
 }
+
+/// Takes one of the caller's allowance of requests that read the cluster on their behalf
+/// (dry runs, drain plans, history: `--cluster-read-rate`), or refuses with 429 and
+/// `Retry-After`, naming the limit.
+pub(crate) fn cluster_read(app: &AppState, who: &Identity) -> Result<(), ApiError> {
+    let Some(limiter) = &app.cluster_read_rate else {
+        return Ok(());
+    };
+    let Err(wait) = limiter.check_key(&who.user) else {
+        return Ok(());
+    };
+    let seconds = crate::ratelimit::retry_after(wait);
+    let rate = limiter.rate();
+    let mut refused = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        format!(
+            "{who} has asked for too many dry runs, drain plans and histories (each reads the \
+             cluster; --cluster-read-rate allows {} per second per user, {} at once); try \
+             again in {seconds} s",
+            rate.per_second, rate.burst
+        ),
+    );
+    refused.retry_after = Some(seconds);
+    Err(refused)
+}

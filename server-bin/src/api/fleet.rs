@@ -3,11 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use cluster_api::PodFilter;
+use fleetlock_core::drain::DrainOptions;
 use fleetlock_core::{FleetSnapshot, Kind, NodePlan, Refusal};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
-use super::access::{ApiPath, Caller, NotAForm};
+use super::access::{ApiPath, Caller, NotAForm, cluster_read};
 use super::error::{ApiError, ErrorBody, Guarded, Unauthenticated};
 use crate::AppState;
 use crate::auth::Action;
@@ -61,12 +63,59 @@ pub(crate) async fn plan(
     Caller(who): Caller,
     ApiPath(NodePath { node }): ApiPath<NodePath>,
 ) -> Result<Json<NodePlan>, ApiError> {
+    // The plan lists the node's pods, of every namespace: seeing them needs that right
+    // besides the fleet's.
     app.auth.may(&who, Action::ViewFleet).await?;
-    app.fleetlock
-        .plan_node(&node)
+    app.auth.may(&who, Action::ViewPods("")).await?;
+    cluster_read(&app, &who)?;
+    plan_on_callers_budget(&app, &node)
         .await
         .map(Json)
         .map_err(refused)
+}
+
+/// The plan [`Coordinator::plan_node`](fleetlock_core::Coordinator::plan_node) makes, over
+/// pods and budgets read through the callers' own budget ([`crate::Shared::caller_reads`]),
+/// so that many plans never hold up a drain's evictions and lock writes. The decision is
+/// fleetlock-core's own pure [`plan_node`](fleetlock_core::preflight::plan_node), with the
+/// drain settings the coordinator uses.
+async fn plan_on_callers_budget(app: &AppState, node: &str) -> Result<NodePlan, Refusal> {
+    if !app
+        .fleetlock
+        .snapshot()
+        .nodes
+        .iter()
+        .any(|n| n.name == node)
+    {
+        return Err(Refusal::new(
+            Kind::UnknownNode,
+            format!("no Node is named {node}"),
+        ));
+    }
+    let config = app.fleetlock.config();
+    let pods = app
+        .caller_reads
+        .list_pods(&PodFilter::on_node(node))
+        .await
+        .map_err(|e| Refusal::from_cluster("listing the node's pods", &e))?;
+    let budgets = app
+        .caller_reads
+        .list_disruption_budgets()
+        .await
+        .map_err(|e| Refusal::from_cluster("listing disruption budgets", &e))?;
+    let options = DrainOptions {
+        delete_unmanaged: config.drain.delete_unmanaged,
+        delete_empty_dir_data: config.drain.delete_empty_dir_data,
+        own_pod: config.own_pod.clone(),
+        rules: config.drain.rules.clone(),
+    };
+    Ok(fleetlock_core::preflight::plan_node(
+        node,
+        &pods,
+        &budgets,
+        &options,
+        &config.drain,
+    ))
 }
 
 /// A FleetLock refusal in the API's shape; an unknown group or node is a 404 here.

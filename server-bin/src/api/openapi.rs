@@ -49,13 +49,19 @@ pub struct Facts {
     /// Whether callers are identified by a bearer token or the page's session cookie (`None`:
     /// nobody is asked who they are).
     pub bearer: bool,
-    /// A workload that exists, as `(kind, namespace, name)`, for the examples.
-    pub workload: Option<(String, String, String)>,
-    /// A reboot group that exists, for the examples.
+    /// A reboot group that exists, for the examples (group names are no secret: the probes
+    /// name them). Workloads and sets are never taken from the configuration: the document
+    /// is served to anyone, and the allowlist is for those who may see it.
     pub group: Option<String>,
-    /// A restart set that exists, for the examples.
-    pub set: Option<String>,
+    /// Whether `/metrics` is served without authentication (`--metrics-open`).
+    pub metrics_open: bool,
 }
+
+/// The made-up workload of the examples.
+pub const EXAMPLE_WORKLOAD: (&str, &str, &str) = ("Deployment", "example-namespace", "example-app");
+
+/// The made-up restart set of the examples.
+pub const EXAMPLE_SET: &str = "example-set";
 
 /// The document of a router's annotated `paths`, completed with the server's `facts`.
 pub fn document(paths: utoipa::openapi::OpenApi, facts: &Facts) -> utoipa::openapi::OpenApi {
@@ -77,6 +83,14 @@ pub fn document(paths: utoipa::openapi::OpenApi, facts: &Facts) -> utoipa::opena
             SecurityRequirement::new("session", Vec::<String>::new()),
         ]);
     }
+    if facts.metrics_open
+        && facts.bearer
+        && let Some(item) = doc.paths.paths.get_mut(crate::auth::METRICS_PATH)
+    {
+        for operation in operations(item) {
+            operation.security = Some(vec![SecurityRequirement::default()]);
+        }
+    }
     for operation in doc.paths.paths.values_mut().flat_map(operations) {
         for parameter in operation.parameters.iter_mut().flatten() {
             let RefOr::T(parameter) = parameter else {
@@ -87,19 +101,16 @@ pub fn document(paths: utoipa::openapi::OpenApi, facts: &Facts) -> utoipa::opena
             if parameter.parameter_in == ParameterIn::Path {
                 parameter.required = Required::True;
             }
-            let example = match (parameter.name.as_str(), &facts.workload, &facts.group) {
-                ("kind", Some((kind, _, _)), _) => kind,
-                ("namespace", Some((_, namespace, _)), _) => namespace,
-                ("name", Some((_, _, name)), _) => name,
-                ("group", _, Some(group)) => group,
-                ("set", _, _) => match &facts.set {
-                    Some(set) => set,
-                    None => continue,
-                },
+            let example = match (parameter.name.as_str(), &facts.group) {
+                ("kind", _) => EXAMPLE_WORKLOAD.0,
+                ("namespace", _) => EXAMPLE_WORKLOAD.1,
+                ("name", _) => EXAMPLE_WORKLOAD.2,
+                ("group", Some(group)) => group,
+                ("set", _) => EXAMPLE_SET,
                 _ => continue,
             };
             *parameter = ParameterBuilder::from(parameter.clone())
-                .example(Some(serde_json::Value::String(example.clone())))
+                .example(Some(serde_json::Value::String(example.to_string())))
                 .build();
         }
         // An operation that declares `security: [{}]` (sign-in, probes, FleetLock) asks

@@ -4,8 +4,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ErrorBody, Guarded};
+use super::error::{ApiError, ErrorBody, Guarded, Unauthenticated};
+use super::peer_of;
 use crate::AppState;
+use crate::auth::Action;
 
 /// Alive: the process answers.
 #[utoipa::path(
@@ -56,22 +58,39 @@ pub(crate) async fn fleetlock_readyz(State(app): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus metrics, in the text exposition format.
+/// Prometheus metrics, in the text exposition format. They name the allowlisted workloads,
+/// so they need the API's authentication and the right to read them: with `--auth
+/// kubernetes`, `get` on the non-resource URL `/metrics` (a token for the API server's own
+/// audience is taken too, as Prometheus presents its ServiceAccount's); otherwise a viewer.
+/// `--metrics-open` serves them to anyone.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "probes",
-    responses((status = 200, description = "The metrics", body = String, content_type = "text/plain"), Guarded),
-    security(())
+    responses(
+        (status = 200, description = "The metrics", body = String, content_type = "text/plain"),
+        Guarded,
+        Unauthenticated,
+    )
 )]
-pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
+pub(crate) async fn metrics(
+    State(app): State<AppState>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    if !app.metrics_open {
+        let who = app
+            .auth
+            .authenticate_scraper(request.headers(), peer_of(request.extensions()))
+            .await?;
+        app.auth.may(&who, Action::ReadMetrics).await?;
+    }
     app.metrics.update_fleet(&app.fleetlock.groups());
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         app.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::access::{ApiPath, Caller, WorkloadPath, target, viewable, visible};
+use super::access::{ApiPath, Caller, WorkloadPath, cluster_read, target, viewable, visible};
 use super::error::{ApiBody, ApiError, BodyRefusals, ErrorBody, Guarded, Unauthenticated};
 use crate::AppState;
 use crate::auth::Action;
@@ -180,6 +180,7 @@ pub(crate) async fn history(
     ApiPath(path): ApiPath<WorkloadPath>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     let w = viewable(&app, &who, path).await?;
+    cluster_read(&app, &who)?;
     Ok(Json(app.restarter.history(&w).await?))
 }
 
@@ -211,9 +212,13 @@ pub(crate) async fn restart(
 ) -> Result<Json<RestartAnswer>, ApiError> {
     let dry_run = RestartQuery::parse(query.as_deref())?;
     let RestartBody { reason } = body_of(&body, Some(RestartBody::default()))?;
-    // A dry run needs the right to restart: it shows what only those who may would see.
     let w = target(&app, &who, &headers, path, |w| Action::Restart(w)).await?;
     if dry_run {
+        // A dry run shows the lock and the rollout (what seeing the workload shows) and its
+        // pods with their nodes and readiness: it needs those rights besides the restart.
+        app.auth.may(&who, Action::View(&w)).await?;
+        app.auth.may(&who, Action::ViewPods(&w.namespace)).await?;
+        cluster_read(&app, &who)?;
         return Ok(Json(RestartAnswer::DryRun(Box::new(
             app.restarter.dry_run(&w, &who, reason.as_deref()).await?,
         ))));

@@ -162,15 +162,39 @@ impl KubeAuth {
         token: &str,
         client: Option<IpAddr>,
     ) -> Result<Identity, AuthError> {
+        self.identity_for(token, client, &self.audiences, b"").await
+    }
+
+    /// Who a token for the API server's own audience belongs to: for `/metrics` only, where
+    /// Prometheus presents its ServiceAccount's token. Its answers are remembered apart from
+    /// [`identity`](Self::identity)'s, so that such a token never counts for the API.
+    pub(super) async fn scraper_identity(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Identity, AuthError> {
+        if self.audiences.is_empty() {
+            return self.identity(token, client).await;
+        }
+        self.identity_for(token, client, &[], b"scraper").await
+    }
+
+    async fn identity_for(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+        audiences: &[String],
+        purpose: &[u8],
+    ) -> Result<Identity, AuthError> {
         let invalid = || AuthError::Unauthenticated("the bearer token is not valid".into());
-        let key = digest(&[token.as_bytes()]);
+        let key = digest(&[purpose, token.as_bytes()]);
         if let Some(answer) = self.tokens.lock().get(&key, Instant::now()) {
             return answer.ok_or_else(invalid);
         }
         self.gate.admit(&key, client)?;
         let reviewed = self
             .cluster
-            .review_token(token, &self.audiences)
+            .review_token(token, audiences)
             .await
             .map_err(|e| unavailable("check the token", e))?;
         let who = reviewed.map(|u| Identity {

@@ -44,6 +44,10 @@ use session::bearer;
 /// with many groups a few. Longer ones are refused before anything is asked of anyone.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
+/// Where Prometheus reads the metrics; with Kubernetes authentication also the non-resource
+/// URL a scraper needs `get` on.
+pub const METRICS_PATH: &str = "/metrics";
+
 /// How callers are identified.
 #[derive(Debug, Clone)]
 pub enum Authenticator {
@@ -70,6 +74,11 @@ pub enum Action<'a> {
     View(&'a WorkloadRef),
     /// See the fleet: nodes, groups and slots.
     ViewFleet,
+    /// See the pods of a namespace (`""`: of every namespace), as a dry run and a drain plan
+    /// list them.
+    ViewPods(&'a str),
+    /// Read `/metrics`, which names the allowlisted workloads.
+    ReadMetrics,
 }
 
 /// Where a request came from, for authentication.
@@ -166,6 +175,32 @@ impl Auth {
         }
     }
 
+    /// Identifies a caller of `/metrics`. As [`authenticate`](Self::authenticate), except
+    /// that with Kubernetes authentication a token for the API server's own audience is
+    /// taken as well as one for restart-manager's: Prometheus presents its ServiceAccount's
+    /// token, and `/metrics` only reads what `get` on the non-resource URL allows.
+    pub async fn authenticate_scraper(
+        &self,
+        headers: &HeaderMap,
+        peer: impl Into<Peer>,
+    ) -> Result<Identity, AuthError> {
+        let peer = peer.into();
+        let Authenticator::Kubernetes(kube) = &self.authenticator else {
+            return self.authenticate(headers, peer).await;
+        };
+        let token = bearer(headers)?.ok_or_else(|| {
+            AuthError::Unauthenticated(
+                "the metrics need a Kubernetes bearer token (Authorization: Bearer <token>) \
+                 allowed to get the non-resource URL /metrics"
+                    .into(),
+            )
+        })?;
+        match kube.identity(&token, peer.ip).await {
+            Err(AuthError::Unauthenticated(_)) => kube.scraper_identity(&token, peer.ip).await,
+            other => other,
+        }
+    }
+
     /// Whether the caller may do `action`: with Kubernetes authentication, asked of the
     /// cluster's RBAC; otherwise restarts are governed by the allowlist and the rest by
     /// `--admins`.
@@ -217,9 +252,40 @@ impl Auth {
                 )
                 .await?
             }
+            (Authenticator::Kubernetes(kube), Action::ViewPods(namespace)) => {
+                kube.may(
+                    who,
+                    &Access {
+                        verb: "list",
+                        group: "",
+                        resource: "pods",
+                        namespace,
+                        name: "",
+                    },
+                )
+                .await?
+            }
+            // The non-resource URL, as controller-runtime's and kube-rbac-proxy's metrics
+            // filters ask: `nonResourceURLs: ["/metrics"], verbs: ["get"]` in a ClusterRole.
+            (Authenticator::Kubernetes(kube), Action::ReadMetrics) => {
+                kube.may(
+                    who,
+                    &Access {
+                        verb: "get",
+                        group: "",
+                        resource: METRICS_PATH,
+                        namespace: "",
+                        name: "",
+                    },
+                )
+                .await?
+            }
             (_, Action::Restart(_)) => true,
             (_, Action::Unlock(_) | Action::PauseGroup(_)) => self.is_admin(who),
-            (_, Action::View(_) | Action::ViewFleet) => self.is_viewer(who),
+            (
+                _,
+                Action::View(_) | Action::ViewFleet | Action::ViewPods(_) | Action::ReadMetrics,
+            ) => self.is_viewer(who),
         };
         if allowed {
             return Ok(());
@@ -242,6 +308,21 @@ impl Auth {
                 format!("{who} may not see the fleet (needs the verb list on nodes)")
             }
             Action::ViewFleet => format!("{who} may not see the fleet (not a viewer)"),
+            Action::ViewPods(namespace) if self.is_kubernetes() => match namespace {
+                "" => format!(
+                    "{who} may not see the pods of every namespace (needs the verb list on pods \
+                     cluster-wide)"
+                ),
+                ns => format!(
+                    "{who} may not see the pods in {ns} (needs the verb list on pods in {ns})"
+                ),
+            },
+            Action::ViewPods(_) => format!("{who} may not see pods (not a viewer)"),
+            Action::ReadMetrics if self.is_kubernetes() => format!(
+                "{who} may not read the metrics (needs the verb get on the non-resource URL \
+                 {METRICS_PATH})"
+            ),
+            Action::ReadMetrics => format!("{who} may not read the metrics (not a viewer)"),
         }))
     }
 

@@ -254,3 +254,83 @@ async fn a_narrowed_rbac_install_starts_and_restarts() {
     );
     assert!(stderr.contains("restart-manager rbac"), "{stderr}");
 }
+
+/// A fresh install with `--auth kubernetes`: `/metrics` (which names the allowlisted
+/// workloads) needs a token allowed to `get` the non-resource URL `/metrics`, as Prometheus'
+/// ServiceAccount token is (for the API server's own audience); a dry run and a plan need
+/// the rights that see what they show (`get` on the workload, `list` on pods), not only the
+/// restart right or `list` on nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_dry_runs_and_plans_need_their_own_rights() {
+    let sim = rbac_cluster();
+    sim.add_user(UserSpec::new("prometheus", "prometheus-token"));
+    sim.add_access_rule(AccessRule {
+        subjects: vec!["prometheus".into()],
+        api_groups: vec![],
+        resources: vec!["/metrics".into()],
+        verbs: vec!["get".into()],
+        namespaces: vec![],
+        resource_names: vec![],
+    });
+    // carol may do what alice may, and list pods everywhere.
+    sim.add_user(UserSpec::new("carol", "carol-token").audiences(&["restart-manager"]));
+    sim.add_access_rule(AccessRule {
+        subjects: vec!["carol".into()],
+        api_groups: vec!["apps".into()],
+        resources: vec!["deployments".into()],
+        verbs: vec!["restart".into(), "get".into()],
+        namespaces: vec!["shop".into()],
+        resource_names: vec!["web".into()],
+    });
+    sim.add_access_rule(AccessRule {
+        subjects: vec!["carol".into()],
+        api_groups: vec![String::new()],
+        resources: vec!["nodes".into(), "pods".into()],
+        verbs: vec!["list".into()],
+        namespaces: vec![],
+        resource_names: vec![],
+    });
+    let (_endpoint, kubeconfig, config) = serve_with_config(&sim, WEB_ONLY).await;
+    let (mut child, addr) = start_kubernetes_auth(&kubeconfig, &config, &[]).await;
+
+    let (status, _, body) = send(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("shop"), "{body}");
+    let (status, _, body) = send(addr, &get_request("/metrics", "alice-token")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("non-resource URL /metrics"), "{body}");
+    let (status, _, body) = send(addr, &get_request("/metrics", "prometheus-token")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#"namespace="shop""#), "{body}");
+
+    let dry_run = |token: &str| {
+        format!(
+            "POST /api/v1/service/Deployment/shop/web/restart?dryRun=true HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let (status, _, body) = send(addr, &dry_run("alice-token")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("list on pods in shop"), "{body}");
+    let (status, _, body) = send(
+        addr,
+        &get_request("/api/v1/fleet/nodes/n1/plan", "alice-token"),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("list on pods cluster-wide"), "{body}");
+    let (status, _, body) = send(addr, &dry_run("carol-token")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"dryRun\":true"), "{body}");
+    let (status, _, body) = send(
+        addr,
+        &get_request("/api/v1/fleet/nodes/n1/plan", "carol-token"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let _ = child.kill().await;
+}

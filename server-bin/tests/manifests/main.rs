@@ -49,7 +49,7 @@ fn base() -> Vec<Value> {
 }
 
 /// The typed objects of a manifest set.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Objects {
     cluster_roles: Vec<ClusterRole>,
     cluster_role_bindings: Vec<ClusterRoleBinding>,
@@ -176,7 +176,41 @@ fn pod_spec(o: &Objects) -> &k8s_openapi::api::core::v1::PodSpec {
         .unwrap()
 }
 
+/// Whether a ClusterRole is the metrics reader: `get` on the non-resource URL `/metrics`,
+/// for Prometheus, not for the server.
+fn is_metrics_reader(role: &ClusterRole) -> bool {
+    role.metadata
+        .name
+        .as_deref()
+        .is_some_and(|n| n.ends_with("metrics-reader"))
+}
+
+/// The metrics reader grants `get` on `/metrics` and nothing else; it is bound to nobody
+/// unless asked. The rest of the RBAC is the server's own.
+fn server_rbac(o: &Objects) -> Objects {
+    let readers: Vec<&ClusterRole> = o
+        .cluster_roles
+        .iter()
+        .filter(|r| is_metrics_reader(r))
+        .collect();
+    assert_eq!(readers.len(), 1, "one metrics reader ClusterRole");
+    let rules = readers[0].rules.clone().unwrap_or_default();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0].non_resource_urls.as_deref(),
+        Some(&["/metrics".to_string()][..])
+    );
+    assert_eq!(rules[0].verbs, ["get"]);
+    assert!(rules[0].resources.is_none() && rules[0].api_groups.is_none());
+    let mut own = o.clone();
+    own.cluster_roles.retain(|r| !is_metrics_reader(r));
+    own.cluster_role_bindings
+        .retain(|b| !b.role_ref.name.ends_with("metrics-reader"));
+    own
+}
+
 fn check_rbac(o: &Objects) {
+    let o = &server_rbac(o);
     let granted = granted(o);
     let required = required(o);
     let extra: Vec<_> = granted.difference(&required).collect();

@@ -142,5 +142,6 @@ fn rss_kib() -> u64 {
 mod api;
 mod bounds;
 mod browser;
+mod reads;
 mod sets;
 mod stream;
