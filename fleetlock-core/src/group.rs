@@ -28,6 +28,8 @@ pub const PAUSED_ANNOTATION: &str = "restart-manager.io/paused";
 pub const LAST_APPROVAL_ANNOTATION: &str = "restart-manager.io/last-approval";
 /// Annotation with the time a holder of the group last healed and gave its slot back.
 pub const LAST_RETURN_ANNOTATION: &str = "restart-manager.io/last-return";
+/// The grant ([`Holder::grant`]) whose heal last gave a slot of the group back.
+pub const LAST_HEALED_ANNOTATION: &str = "restart-manager.io/last-healed";
 
 /// One slot's holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +110,11 @@ impl Holder {
     pub fn same_grant(&self, other: &Holder) -> bool {
         self.id == other.id && self.since == other.since
     }
+
+    /// This grant, in words: its node and when the slot was granted (`n1@2026-01-05T09:00:00Z`).
+    pub fn grant(&self) -> String {
+        format!("{}@{}", self.node, self.since)
+    }
 }
 
 /// Where a holder is.
@@ -145,8 +152,11 @@ pub struct GroupState {
     pub paused: bool,
     /// When the group last approved a reboot.
     pub last_approval: Option<Timestamp>,
-    /// When a holder of the group last healed and gave its slot back.
+    /// When a holder of the group last healed and gave its slot back: the latest such time
+    /// any replica's clock has stamped, never moved back by a clock that runs behind.
     pub last_return: Option<Timestamp>,
+    /// The grant ([`Holder::grant`]) whose heal gave its slot back last.
+    pub last_healed: Option<String>,
     /// The Lease's resourceVersion this state was read at; empty if it does not exist yet.
     pub resource_version: String,
 }
@@ -162,6 +172,7 @@ impl GroupState {
             paused: false,
             last_approval: None,
             last_return: None,
+            last_healed: None,
             resource_version: String::new(),
         }
     }
@@ -204,6 +215,7 @@ impl GroupState {
                 .is_some_and(|v| v == "true"),
             last_approval,
             last_return,
+            last_healed: lease.annotations.get(LAST_HEALED_ANNOTATION).cloned(),
             resource_version: lease.resource_version.clone(),
         })
     }
@@ -240,6 +252,7 @@ impl GroupState {
                 LAST_RETURN_ANNOTATION,
                 self.last_return.map(|at| at.to_string()),
             ),
+            ours(LAST_HEALED_ANNOTATION, self.last_healed.clone()),
         ];
         for (key, value) in annotations {
             match value {

@@ -161,8 +161,6 @@ struct Checks {
     sent_by: HashMap<(WorkloadRef, String), String>,
     /// Every restart id whose patch was applied.
     applied: HashSet<String>,
-    /// Per group: the last return its Lease records, and when (simulated time) a write set it.
-    last_returns: HashMap<String, (Timestamp, Timestamp)>,
     /// Per restart lock Lease: when (simulated time) its holder, times or duration last
     /// changed. A lock is held until its duration has passed since then: the replicas judge
     /// expiry by watching it unchanged, since the times it carries are the writer's clock.
@@ -337,11 +335,6 @@ impl Invariants {
             }
         };
         let before = before.and_then(|l| GroupState::from_lease(l).ok());
-        if let Some(t) = after.last_return
-            && after.last_return != before.as_ref().and_then(|b| b.last_return)
-        {
-            checks.last_returns.insert(after.group.clone(), (t, now));
-        }
         let held_before = |id: &str| before.as_ref().and_then(|b| b.holder(id));
         let slots = Self::slots(checks, &after.group) as usize;
         // A group whose slots were lowered may keep more holders than it now has slots; it
@@ -434,16 +427,9 @@ impl Invariants {
             if cluster.node(&gone.node).is_none() || named(&gone.node) {
                 continue;
             }
-            // A heal records the group's last return in the same write (when, by the healing
-            // replica's clock, which may disagree with the one that recorded the return).
-            // One pass may heal several holders at one instant, each in a write of its own
-            // with the same time: a last return set at this very instant counts for each.
+            // A heal names the grant it healed in the same write.
             let healed = gone.phase == HolderPhase::Recovering
-                && after.last_return.is_some_and(|t| {
-                    Some(t) != before.as_ref().and_then(|b| b.last_return)
-                        || gone.returned_at.is_none_or(|r| t >= r)
-                        || checks.last_returns.get(&after.group) == Some(&(t, now))
-                });
+                && after.last_healed.as_deref() == Some(gone.grant().as_str());
             // Zincati is up on the node, and may have said steady-state. The simulation knows
             // it; the Node may still show Ready from before a short reboot.
             let up =

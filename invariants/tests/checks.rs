@@ -41,13 +41,19 @@ async fn write_group(sim: &SimCluster, holders: Vec<Holder>) {
     change_group(sim, |state| state.holders = holders).await;
 }
 
-/// Writes the group Lease with these holders as a heal does: recording the group's last
-/// return in the same write.
+/// Writes the group Lease with these holders as a heal of the one left out does: recording
+/// the group's last return, and naming the grant healed, in the same write.
 async fn heal_group(sim: &SimCluster, holders: Vec<Holder>) {
     let now = sim.now();
     change_group(sim, |state| {
+        let healed = state
+            .holders
+            .iter()
+            .find(|h| !holders.iter().any(|k| k.same_grant(h)))
+            .map(Holder::grant);
         state.holders = holders;
         state.last_return = Some(now);
+        state.last_healed = healed;
     })
     .await;
 }
@@ -463,6 +469,54 @@ async fn an_approved_or_recovering_holder_freed_without_its_return_is_flagged() 
     write_group(&sim, vec![]).await;
     assert_eq!(freed(&checker).len(), 1, "{:?}", checker.violations());
     assert!(freed(&checker)[0].detail.contains("without its heal"));
+}
+
+/// One pass of a replica whose clock runs behind heals two holders at one instant of its
+/// clock, each in a write of its own, the second later than the first (the API server took
+/// its time), and after a replica whose clock runs ahead recorded their returns: each write
+/// names the grant it healed, so neither is taken for a slot given back without its heal.
+#[tokio::test(start_paused = true)]
+async fn heals_stamped_by_a_clock_behind_are_told_from_releases() {
+    let (sim, checker, _) = cluster();
+    checker.set_slots("default", 2);
+    let ahead = sim.now() + jiff::SignedDuration::from_secs(120);
+    let returned = |node: &str| Holder {
+        returned_at: Some(ahead),
+        ..holder(node, HolderPhase::Recovering, &sim)
+    };
+    let (n1, n2) = (returned("n1"), returned("n2"));
+    write_group(&sim, vec![n1.clone(), n2.clone()]).await;
+    let healed_at = sim.now();
+    change_group(&sim, |state| {
+        state.holders = vec![n2.clone()];
+        state.last_return = state.last_return.max(Some(healed_at));
+        state.last_healed = Some(n1.grant());
+    })
+    .await;
+    tokio::time::advance(Duration::from_millis(250)).await;
+    change_group(&sim, |state| {
+        state.holders = vec![];
+        state.last_return = state.last_return.max(Some(healed_at));
+        state.last_healed = Some(n2.grant());
+    })
+    .await;
+    assert_eq!(freed(&checker), [], "{:?}", checker.violations());
+
+    // The same second write without naming its grant is a release, not a heal.
+    let (sim, checker, _) = cluster();
+    checker.set_slots("default", 2);
+    let (n1, n2) = (returned("n1"), returned("n2"));
+    write_group(&sim, vec![n1.clone(), n2.clone()]).await;
+    let healed_at = sim.now();
+    change_group(&sim, |state| {
+        state.holders = vec![n2.clone()];
+        state.last_return = Some(healed_at);
+        state.last_healed = Some(n1.grant());
+    })
+    .await;
+    tokio::time::advance(Duration::from_millis(250)).await;
+    change_group(&sim, |state| state.holders = vec![]).await;
+    assert_eq!(freed(&checker).len(), 1, "{:?}", checker.violations());
 }
 
 /// Every legitimate way out: the heal, a steady-state before or after the reboot, a deleted

@@ -322,7 +322,8 @@ impl Inner {
     }
 
     /// Removes `whose` holder from the group in one compare-and-swap, if it is in phase `only`
-    /// (any phase without). With `healed_at`, the group's last return is set too. The holder
+    /// (any phase without). With `healed_at`, the group's last return and last healed grant
+    /// are set too. The holder
     /// removed, or where the grant stands instead.
     async fn take_slot(
         &self,
@@ -344,7 +345,10 @@ impl Inner {
                     _ => return Ok(Err(now)),
                 };
                 if healed_at.is_some() {
-                    state.last_return = healed_at;
+                    // A replica whose clock runs behind must not shorten the gap after the
+                    // last heal; and the write says whose heal it is.
+                    state.last_return = state.last_return.max(healed_at);
+                    state.last_healed = Some(holder.grant());
                 }
                 let others = whose
                     .remove_from(state)

@@ -153,6 +153,41 @@ async fn a_node_that_stays_not_ready_keeps_its_slot_until_ready() {
     assert_eq!(reasons(&sim, "n1").last().unwrap(), "NodeHealed");
 }
 
+/// A heal names the grant it healed, and never moves the group's last return back: a
+/// replica whose clock runs ahead may have stamped a later one.
+#[tokio::test(start_paused = true)]
+async fn a_heal_names_its_grant_and_keeps_a_later_last_return() {
+    let sim = cluster_sim::SimCluster::new();
+    sim.add_fleet(2);
+    let (c, _run) = replica(&sim, config(), "a").await;
+    let n1 = zincati("n1", "default");
+    c.pre_reboot(&n1).await.unwrap();
+    let lease = sim.lease(NS, "fleetlock-default").unwrap();
+    let grant = GroupState::from_lease(&lease).unwrap().holders[0].grant();
+    assert!(grant.starts_with("n1@"), "{grant}");
+    // An earlier heal, stamped by a replica whose clock runs an hour ahead.
+    let ahead = sim.now() + jiff::SignedDuration::from_hours(1);
+    let mut lease = lease;
+    lease.annotations.insert(
+        fleetlock_core::group::LAST_RETURN_ANNOTATION.into(),
+        ahead.to_string(),
+    );
+    cluster_api::ClusterApi::replace_lease(&sim, &lease)
+        .await
+        .unwrap();
+    sim.reboot_node("n1").unwrap();
+    while sim.os_up("n1") != Some(true) {
+        advance(Duration::from_secs(5)).await;
+    }
+    c.steady_state(&n1).await.unwrap();
+    advance(Duration::from_secs(120)).await;
+    settle().await;
+    assert_eq!(holder_phase(&sim), None, "healed");
+    let state = GroupState::from_lease(&sim.lease(NS, "fleetlock-default").unwrap()).unwrap();
+    assert_eq!(state.last_healed, Some(grant));
+    assert_eq!(state.last_return, Some(ahead));
+}
+
 #[tokio::test(start_paused = true)]
 async fn min_gap_counts_from_the_return_not_the_approval() {
     let sim = web_under_budget(120);
