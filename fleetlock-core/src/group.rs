@@ -31,6 +31,10 @@ pub const LAST_RETURN_ANNOTATION: &str = "restart-manager.io/last-return";
 /// The grant ([`Holder::grant`]) whose heal last gave a slot of the group back.
 pub const LAST_HEALED_ANNOTATION: &str = "restart-manager.io/last-healed";
 
+/// The most bytes the API server lets an object's annotations hold, keys and values together
+/// (apimachinery's `TotalAnnotationSizeLimitB`): a group Lease must fit, whatever its holders.
+pub const ANNOTATIONS_LIMIT: usize = 256 * 1024;
+
 /// One slot's holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -267,6 +271,26 @@ impl GroupState {
         lease
     }
 
+    /// Makes the holders' records coarser until `size` (of the Lease they go on) is within
+    /// [`ANNOTATIONS_LIMIT`]: first each holder's recovery targets by namespace, then as every
+    /// namespace with what it waits for cut to one line. A holder waits for more, never for
+    /// less. Whether it fits.
+    pub fn fit(&mut self, size: impl Fn(&GroupState) -> usize) -> bool {
+        for everywhere in [false, true] {
+            if size(self) <= ANNOTATIONS_LIMIT {
+                return true;
+            }
+            for h in &mut self.holders {
+                h.evicts = crate::recovery::coarser(&h.evicts, everywhere);
+                if everywhere && h.waiting_for.len() > 1 {
+                    let more = h.waiting_for.len();
+                    h.waiting_for = vec![format!("{more} things, left out to fit the Lease")];
+                }
+            }
+        }
+        size(self) <= ANNOTATIONS_LIMIT
+    }
+
     /// The holder whose client id is exactly `id`, as it was granted. Decisions go by node
     /// ([`holder_of`](Self::holder_of)): this is for tests and tools that know the id.
     pub fn holder(&self, id: &str) -> Option<&Holder> {
@@ -403,7 +427,19 @@ pub async fn modify<R>(
             Ok(result) if next == current => Decision::Keep(Ok((current, result))),
             Ok(result) => {
                 let base = lease.unwrap_or_else(|| Lease::new(namespace, &name));
-                Decision::Write(next.onto_lease(base, now()), (next, result))
+                let now = now();
+                if !next.fit(|state| annotations_size(&state.onto_lease(base.clone(), now))) {
+                    return Decision::Keep(Err(Refusal::new(
+                        Kind::LockHeld,
+                        format!(
+                            "the Lease of group {group} cannot record {} holders within the API \
+                             server's limit of {ANNOTATIONS_LIMIT} bytes of annotations; ask again \
+                             once a slot is back",
+                            next.holders.len()
+                        ),
+                    )));
+                }
+                Decision::Write(next.onto_lease(base, now), (next, result))
             }
         }
     })
@@ -425,6 +461,15 @@ pub async fn modify<R>(
             format!("the lock of group {group} kept changing under us; try again"),
         )),
     }
+}
+
+/// The bytes of a Lease's annotations as the API server counts them: keys and values.
+fn annotations_size(lease: &Lease) -> usize {
+    lease
+        .annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum()
 }
 
 impl cluster_api::Versioned for GroupState {

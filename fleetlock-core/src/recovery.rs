@@ -170,6 +170,26 @@ pub fn targets<'a>(
     }
 }
 
+/// `targets` by the namespaces they live in; every namespace (`*`) when `everywhere`. Coarser:
+/// a holder recording them waits for more, never for less.
+pub fn coarser(targets: &[RecoveryTarget], everywhere: bool) -> Vec<RecoveryTarget> {
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    let namespaces: BTreeSet<&str> = targets.iter().map(RecoveryTarget::namespace).collect();
+    if everywhere || namespaces.contains("*") {
+        return vec![RecoveryTarget::Namespace {
+            namespace: "*".into(),
+        }];
+    }
+    namespaces
+        .into_iter()
+        .map(|namespace| RecoveryTarget::Namespace {
+            namespace: namespace.to_string(),
+        })
+        .collect()
+}
+
 /// `waiting` cut to [`MAX_WAITING`] entries, the last saying how many were left out.
 fn bounded(mut waiting: Vec<String>) -> Vec<String> {
     if waiting.len() > MAX_WAITING {

@@ -17,6 +17,7 @@ use tokio::time::{Instant, advance};
 
 mod drains;
 mod identity;
+mod lease_size;
 mod notices;
 mod policies;
 mod recovery;
