@@ -89,6 +89,13 @@ pub struct GroupConfig {
     pub health_gates: HealthGates,
     /// Keep a holder's slot after its steady-state until its node has really healed.
     pub recovery: RecoveryConfig,
+    /// How long an approved node may be back from its reboot (a new bootID, Ready) without a
+    /// steady-state that reached its slot before it is taken as returned, as if it had said
+    /// one. Zincati stops asking at its first 200, which a replica whose view lags may give
+    /// without seeing the slot; a dropped answer is the same. Zero: wait for the steady-state
+    /// however long (`stuck` still applies).
+    #[serde(deserialize_with = "duration")]
+    pub steady_state_wait: Duration,
 }
 
 /// When a rebooted node counts as back, so that its slot can go to the next one.
@@ -400,6 +407,7 @@ impl Default for GroupConfig {
             blocking_pods: Vec::new(),
             health_gates: HealthGates::default(),
             recovery: RecoveryConfig::default(),
+            steady_state_wait: Duration::from_secs(600),
         }
     }
 }

@@ -7,7 +7,9 @@ use cluster_api::{EventType, Timestamp};
 use jiff::SignedDuration;
 
 use super::Inner;
-use crate::group::{GroupState, HolderPhase};
+use super::writes::Whose;
+use crate::group::{GroupState, Holder, HolderPhase};
+use crate::nodes::NodeView;
 use crate::notices::RebootTransition;
 use crate::snapshot::{FleetSnapshot, GroupSnapshot, HolderSnapshot, NodeSnapshot};
 use crate::window::in_any_window;
@@ -53,6 +55,10 @@ impl Inner {
                     HolderPhase::Recovering => self.heal(&state.group, holder).await,
                     HolderPhase::Approved => {
                         let rebooted = holder.boot_id.as_ref().is_some_and(|b| b != &view.boot_id);
+                        if rebooted && view.ready && view.state.as_deref() == Some("back") {
+                            self.without_steady_state(&state.group, holder, &view, now)
+                                .await;
+                        }
                         if rebooted && view.ready && view.state.as_deref() != Some("back") {
                             self.annotate(&holder.node, "back", &[]).await;
                             let message = format!(
@@ -121,6 +127,50 @@ impl Inner {
                     }
                 }
             }
+        }
+    }
+
+    /// An approved `holder` whose node is back from its reboot (`view`, marked `back`): once
+    /// it has been marked so for `steadyStateWait` (by the marking replica's clock against
+    /// this one's, so that a replica's restart or a new leader does not start the wait over)
+    /// without its steady-state reaching the slot, it is taken as returned, as its
+    /// steady-state would have.
+    async fn without_steady_state(
+        self: &Arc<Self>,
+        group: &str,
+        holder: &Holder,
+        view: &NodeView,
+        now: Timestamp,
+    ) {
+        let wait = self
+            .config
+            .group(group)
+            .unwrap_or(&self.config.group_defaults)
+            .steady_state_wait;
+        let Some(back_at) = view.state_since else {
+            return;
+        };
+        let waited = now.duration_since(back_at);
+        if wait.is_zero() || waited.is_negative() || waited.unsigned_abs() < wait {
+            return;
+        }
+        let boot_id = &view.boot_id;
+        let message = format!(
+            "back with bootID {boot_id} for {}s without a steady-state that reached its slot \
+             (lost, or answered by a replica that did not see the slot yet): taken as returned",
+            wait.as_secs()
+        );
+        tracing::warn!(node = %holder.node, %group, "{message}");
+        self.event(
+            &holder.node,
+            EventType::Warning,
+            "SteadyStateMissing",
+            "Recover",
+            message,
+        )
+        .await;
+        if let Err(e) = self.steady(group, Whose::Grant(holder)).await {
+            tracing::warn!(node = %holder.node, error = %e, "could not take the node as returned; will retry");
         }
     }
 

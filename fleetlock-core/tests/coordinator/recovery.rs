@@ -153,6 +153,63 @@ async fn a_node_that_stays_not_ready_keeps_its_slot_until_ready() {
     assert_eq!(reasons(&sim, "n1").last().unwrap(), "NodeHealed");
 }
 
+/// Zincati stops saying steady-state at its first 200. A replica whose lock and node watches
+/// both lag (one slow connection carries both) answers that 200 from caches that do not yet
+/// show the grant, and changes nothing: the node, back from its reboot, would keep its slot
+/// and our cordon for good. Once it has been back for `steadyStateWait` without a steady-state
+/// that did something, it is taken as returned.
+#[tokio::test(start_paused = true)]
+async fn a_node_back_without_a_steady_state_that_counted_is_taken_as_returned() {
+    use cluster_sim::{HeldWatch, Operation};
+    let sim = cluster_sim::SimCluster::new();
+    sim.add_fleet(2);
+    let mut config = config();
+    for group in config.groups.values_mut() {
+        group.steady_state_wait = Duration::from_secs(600);
+    }
+    let (a, _run_a) = replica(&sim, config.clone(), "a").await;
+    let lagging = sim.client();
+    let (b, _run_b) = replica(&lagging, config, "b").await;
+    for op in [Operation::WatchLeases, Operation::WatchNodes] {
+        lagging.hold_watches(HeldWatch::all(op), true);
+    }
+    let n1 = zincati("n1", "default");
+    a.pre_reboot(&n1).await.unwrap();
+    sim.reboot_node("n1").unwrap();
+    while sim.os_up("n1") != Some(true) {
+        advance(Duration::from_secs(5)).await;
+    }
+    b.steady_state(&n1).await.unwrap();
+    assert_eq!(
+        holder_phase(&sim),
+        Some(HolderPhase::Approved),
+        "the lagging replica's 200 changed nothing"
+    );
+    // The kubelet reports the new boot; Zincati says nothing more. Maintenance looks every
+    // few seconds.
+    let back = sim.now();
+    while sim.now().duration_since(back).as_secs() < 500 {
+        advance(Duration::from_secs(5)).await;
+        settle().await;
+    }
+    assert_eq!(holder_phase(&sim), Some(HolderPhase::Approved), "not yet");
+    while sim.now().duration_since(back).as_secs() < 700 {
+        advance(Duration::from_secs(5)).await;
+        settle().await;
+    }
+    assert_eq!(
+        holder_phase(&sim),
+        None,
+        "taken as returned, healed, given back"
+    );
+    assert!(!sim.node("n1").unwrap().unschedulable, "our cordon undone");
+    assert!(
+        reasons(&sim, "n1").contains(&"SteadyStateMissing".to_string()),
+        "{:?}",
+        reasons(&sim, "n1")
+    );
+}
+
 /// A heal names the grant it healed, and never moves the group's last return back: a
 /// replica whose clock runs ahead may have stamped a later one.
 #[tokio::test(start_paused = true)]
