@@ -1,4 +1,6 @@
-//! `restartctl fleetlock`: the FleetLock request Zincati would send, to test a server.
+//! `restartctl fleetlock`: the FleetLock request Zincati would send, to test a server; and
+//! [`send`], the same request as a library call, which the test agents playing Zincati on a
+//! real cluster's fake nodes use (server-bin's `tests/common/agent.rs`).
 
 use anstyle::AnsiColor;
 
@@ -6,22 +8,59 @@ use crate::FleetLockCall;
 use crate::backend::{CliError, Exit};
 use crate::output::Io;
 
-/// `restartctl fleetlock pre-reboot|steady-state`: the request Zincati would send.
-pub(crate) async fn call(call: &FleetLockCall, io: &mut Io<'_>) -> Result<Exit, CliError> {
-    let (endpoint, args) = match call {
-        FleetLockCall::PreReboot(a) => ("pre-reboot", a),
-        FleetLockCall::SteadyState(a) => ("steady-state", a),
-    };
-    let base = if args.url.ends_with('/') {
-        args.url.clone()
+/// The two FleetLock endpoints Zincati calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /v1/pre-reboot`: may this node reboot now?
+    PreReboot,
+    /// `POST /v1/steady-state`: this node has booted; its slot may go.
+    SteadyState,
+}
+
+impl Endpoint {
+    /// The path segment after `v1/`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::PreReboot => "pre-reboot",
+            Endpoint::SteadyState => "steady-state",
+        }
+    }
+}
+
+/// A FleetLock server's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status: 200 allows, anything else refuses.
+    pub status: u16,
+    /// The refusal's `kind` (`lock_held`, `draining`, ...), if the body had one.
+    pub kind: Option<String>,
+    /// The refusal's `value`, if the body had one.
+    pub value: Option<String>,
+    /// The body as it came.
+    pub body: String,
+}
+
+impl Answer {
+    /// Whether the server said yes.
+    pub fn allowed(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Sends the request Zincati sends, byte for byte in the shape Zincati writes it (the
+/// `fleet-lock-protocol` header, the pretty-printed `client_params` body), to `url` (Zincati's
+/// `fleet_lock.base_url`). An error only when the server cannot be reached.
+pub async fn send(url: &str, endpoint: Endpoint, id: &str, group: &str) -> Result<Answer, String> {
+    let base = if url.ends_with('/') {
+        url.to_string()
     } else {
-        format!("{}/", args.url)
+        format!("{url}/")
     };
-    let url = format!("{base}v1/{endpoint}");
+    let url = format!("{base}v1/{}", endpoint.as_str());
     let body = format!(
         "{{\n  \"client_params\": {{\n    \"id\": {},\n    \"group\": {}\n  }}\n}}",
-        serde_json::Value::String(args.id.clone()),
-        serde_json::Value::String(args.group.clone())
+        serde_json::Value::String(id.to_string()),
+        serde_json::Value::String(group.to_string())
     );
     let response = reqwest::Client::new()
         .post(&url)
@@ -29,20 +68,54 @@ pub(crate) async fn call(call: &FleetLockCall, io: &mut Io<'_>) -> Result<Exit, 
         .body(body)
         .send()
         .await
-        .map_err(|e| CliError::new(Exit::Failure, format!("cannot reach {url}: {e}")))?;
-    let status = response.status();
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-    if !io.structured(&serde_json::json!({"status": status.as_u16(), "kind": parsed.get("kind"), "value": parsed.get("value")})) {
-        if status.is_success() {
-            io.line(&format!("{endpoint}: {} ({})", io.paint("allowed", AnsiColor::Green), status.as_u16()));
+    let field = |name: &str| {
+        parsed
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    Ok(Answer {
+        status,
+        kind: field("kind"),
+        value: field("value"),
+        body: text,
+    })
+}
+
+/// `restartctl fleetlock pre-reboot|steady-state`: the request Zincati would send.
+pub(crate) async fn call(call: &FleetLockCall, io: &mut Io<'_>) -> Result<Exit, CliError> {
+    let (endpoint, args) = match call {
+        FleetLockCall::PreReboot(a) => (Endpoint::PreReboot, a),
+        FleetLockCall::SteadyState(a) => (Endpoint::SteadyState, a),
+    };
+    let answer = send(&args.url, endpoint, &args.id, &args.group)
+        .await
+        .map_err(|e| CliError::new(Exit::Failure, e))?;
+    let name = endpoint.as_str();
+    if !io.structured(
+        &serde_json::json!({"status": answer.status, "kind": answer.kind, "value": answer.value}),
+    ) {
+        if answer.allowed() {
+            io.line(&format!(
+                "{name}: {} ({})",
+                io.paint("allowed", AnsiColor::Green),
+                answer.status
+            ));
         } else {
-            let kind = parsed["kind"].as_str().unwrap_or("?");
-            let value = parsed["value"].as_str().unwrap_or(text.as_str());
-            io.line(&format!("{endpoint}: {} {} {kind}: {value}", io.paint("refused", AnsiColor::Red), status.as_u16()));
+            let kind = answer.kind.as_deref().unwrap_or("?");
+            let value = answer.value.as_deref().unwrap_or(&answer.body);
+            io.line(&format!(
+                "{name}: {} {} {kind}: {value}",
+                io.paint("refused", AnsiColor::Red),
+                answer.status
+            ));
         }
     }
-    Ok(if status.is_success() {
+    Ok(if answer.allowed() {
         Exit::Ok
     } else {
         Exit::FleetLockRefused

@@ -10,7 +10,8 @@
 //! | [`direct`] | the cores on a cluster |
 //! | [`remote`] | a server's HTTP API |
 //! | [`output`] | tables, JSON, YAML |
-//! | `workloads.rs`, `fleet.rs`, `fleetlock.rs` | the commands; [`run`] only dispatches |
+//! | [`fleetlock`] | `restartctl fleetlock`, and the FleetLock request as a library call |
+//! | `workloads.rs`, `fleet.rs` | the commands; [`run`] only dispatches |
 
 use fleetlock_core::config::parse_duration;
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use restart_core::Identity;
 pub mod backend;
 pub mod direct;
 mod fleet;
-mod fleetlock;
+pub mod fleetlock;
 pub mod output;
 pub mod remote;
 mod sets;

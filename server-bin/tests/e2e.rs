@@ -4,16 +4,24 @@
 //!
 //! - by default, the simulated cluster behind its Kubernetes API endpoint (HTTPS, its own
 //!   CA), which `cargo test` runs;
-//! - a real cluster (kind in CI's e2e workflow) when asked for:
+//! - a real cluster when asked for: the genuine control plane on loopback that
+//!   `scripts/cluster up` starts (docs/control-plane.md; what `.ci/run` does), or any other:
 //!
 //! ```sh
-//! RESTART_MANAGER_E2E=1 KUBECONFIG=~/.kube/config \
-//!   cargo test -p server-bin --test e2e -- --test-threads=1
+//! scripts/cluster up && eval "$(scripts/cluster env)"
+//! RESTART_MANAGER_E2E=1 cargo test -p server-bin --test e2e -- --test-threads=1
 //! ```
 //!
-//! Each test works in a namespace of its own and deletes it at the end. The FleetLock test
-//! cordons and drains one worker (and uncordons it); on a real cluster, run it on a
-//! disposable one.
+//! The tests of node reboots played by agents (`common/agent.rs`: Zincati over HTTP with
+//! restartctl's FleetLock client, the kubelet's stop and start on the real API) need KWOK's
+//! fake nodes, so they run only on such a cluster, against the real `restart-manager` binary;
+//! elsewhere they say they were skipped and how to run them.
+//!
+//! Each test works in a namespace of its own and deletes it at the end. The FleetLock tests
+//! cordon and drain nodes (and give them back); on a real cluster, run them on a disposable
+//! one.
+
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +29,14 @@ use std::time::Duration;
 use cluster_api::{Clock, ClusterApi, Node, SystemClock, WorkloadKind, WorkloadRef};
 use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{SimCluster, SimConfig, machine_id_for};
+use common::agent::{AGENT_DEADLINE, KWOK_LABEL, NodeAgent, Reboot};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use k8s_adapter::{KubeCluster, KubeOptions};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Node as KubeNode, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use restart_core::{
     Allowlist, Identity, Phase, RestartConfig, RestartError, Restarter, ServiceEntry,
 };
@@ -94,11 +104,18 @@ impl Scratch {
     }
 
     async fn deployment(&self, name: &str, replicas: i32) {
+        self.deployment_ready_for(name, replicas, 0).await;
+    }
+
+    /// A Deployment whose new pods count as available only after `min_ready_seconds`: its
+    /// rollouts last at least that long even where pods start at once (KWOK's).
+    async fn deployment_ready_for(&self, name: &str, replicas: i32, min_ready_seconds: i32) {
         let api: Api<Deployment> = Api::namespaced(self.kube.client(), &self.name);
         let d: Deployment = serde_json::from_value(json!({
             "metadata": {"name": name},
             "spec": {
                 "replicas": replicas,
+                "minReadySeconds": min_ready_seconds,
                 "selector": {"matchLabels": {"app": name}},
                 "template": {
                     "metadata": {"labels": {"app": name}},
@@ -200,7 +217,9 @@ async fn two_replicas_share_one_restart_lock() {
     let target = cluster().await;
     let kube = target.kube.clone();
     let scratch = Scratch::new(&kube, "rm-e2e-lock").await;
-    scratch.deployment("web", 1).await;
+    // A rollout that lasts a few seconds: on KWOK's nodes a pod is Ready as soon as it is
+    // scheduled, so an instant rollout would end (and free the lock) before bob asks.
+    scratch.deployment_ready_for("web", 1, 5).await;
     let web = WorkloadRef::new(WorkloadKind::Deployment, &scratch.name, "web");
     wait_available(&kube, &web).await;
     let (a, b) = (restarter(&kube, &web, "a"), restarter(&kube, &web, "b"));
@@ -273,4 +292,377 @@ async fn a_fleetlock_cycle_drains_a_worker_and_gives_it_back() {
         "uncordoned after steady-state"
     );
     wait_available(&kube, &web).await;
+}
+
+// === Node reboots played by agents, on a real cluster with KWOK's fake nodes ===
+
+/// The real cluster with at least three KWOK nodes (`scripts/cluster up`), or `None` after
+/// saying why the test is skipped and how to run it.
+async fn kwok_cluster(test: &str) -> Option<KubeCluster> {
+    let how = "scripts/cluster up && eval \"$(scripts/cluster env)\" && RESTART_MANAGER_E2E=1 \
+               cargo test -p server-bin --test e2e -- --test-threads=1";
+    if std::env::var("RESTART_MANAGER_E2E").as_deref() != Ok("1") {
+        eprintln!("{test}: skipped: needs a real cluster with KWOK's fake nodes: {how}");
+        return None;
+    }
+    let kube = KubeCluster::connect(None, None, KubeOptions::default())
+        .await
+        .expect("a cluster from KUBECONFIG");
+    let nodes: Api<KubeNode> = Api::all(kube.client());
+    let kwok = nodes
+        .list(&ListParams::default().labels(&format!("{KWOK_LABEL}=fake")))
+        .await
+        .expect("the nodes");
+    if kwok.items.len() < 3 {
+        eprintln!(
+            "{test}: skipped: the cluster has {} KWOK node(s), 3 are needed: {how}",
+            kwok.items.len()
+        );
+        return None;
+    }
+    Some(kube)
+}
+
+/// `scripts/cluster`'s `--node-monitor-grace-period` (`RM_CLUSTER_NODE_GRACE_PERIOD`, 20 s),
+/// or upstream's 50 s for any other cluster: how long a stopped node still looks Ready.
+fn grace_period() -> Duration {
+    std::env::var("RM_CLUSTER_NODE_GRACE_PERIOD")
+        .ok()
+        .and_then(|g| fleetlock_core::config::parse_duration(&g).ok())
+        .unwrap_or(Duration::from_secs(50))
+}
+
+/// The FleetLock part of the server's configuration for these tests: short waits, so that the
+/// agents' polling and the drains move at the cluster's pace.
+const REPLICA_CONFIG: &str = "fleetlock:\n  drain:\n    requestWait: 2s\n    budgetRetry: 1s\n    \
+     retryInitial: 1s\n    retryMax: 2s\n    deleteEmptyDirData: true\n    preflight: false\n";
+
+/// The real `restart-manager` binary, pointed at the cluster of `KUBECONFIG`, with its Leases
+/// in `namespace`; killed when dropped.
+struct Replica {
+    child: tokio::process::Child,
+    url: String,
+    _config: TempFile,
+}
+
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Replica {
+    async fn start(name: &str, namespace: &str) -> Self {
+        let config = TempFile(std::env::temp_dir().join(format!("{namespace}-{name}.yaml")));
+        std::fs::write(&config.0, REPLICA_CONFIG).unwrap();
+        let kubeconfig = std::env::var_os("KUBECONFIG").expect("KUBECONFIG names the cluster");
+        let port = common::free_port();
+        let child = common::process::start_with(
+            name,
+            std::path::Path::new(&kubeconfig),
+            &config.0,
+            port,
+            &["--pod-namespace", namespace],
+        )
+        .await;
+        let url = format!("http://127.0.0.1:{port}");
+        until("the replica's /readyz", async || {
+            let ok = reqwest::get(format!("{url}/readyz"))
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            ok.then_some(())
+        })
+        .await;
+        Replica {
+            child,
+            url,
+            _config: config,
+        }
+    }
+
+    async fn sigkill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// Polls until `check` says yes, bounded by the agents' deadline.
+async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < AGENT_DEADLINE,
+            "{what} did not happen within {AGENT_DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The nodes holding the default group's slots (its Lease's holders annotation).
+async fn slot_holders(kube: &KubeCluster, namespace: &str) -> Vec<String> {
+    let leases: Api<Lease> = Api::namespaced(kube.client(), namespace);
+    let Some(lease) = leases.get_opt("fleetlock-default").await.unwrap() else {
+        return Vec::new();
+    };
+    let holders = lease
+        .metadata
+        .annotations
+        .and_then(|a| a.get(fleetlock_core::group::HOLDERS_ANNOTATION).cloned())
+        .unwrap_or_else(|| "[]".into());
+    serde_json::from_str::<Vec<serde_json::Value>>(&holders)
+        .unwrap()
+        .iter()
+        .map(|h| h["node"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Where `app`'s pods run.
+async fn nodes_of(kube: &KubeCluster, namespace: &str, app: &str) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(kube.client(), namespace);
+    pods.list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.spec.and_then(|s| s.node_name))
+        .collect()
+}
+
+/// How many `RebootApproved` Events the cluster holds for `node` (counting repeats).
+async fn approvals(kube: &KubeCluster, node: &str) -> i32 {
+    let events: Api<CoreEvent> = Api::all(kube.client());
+    events
+        .list(
+            &ListParams::default()
+                .fields(&format!("involvedObject.name={node},reason=RebootApproved")),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            e.series
+                .and_then(|s| s.count)
+                .or(e.count)
+                .unwrap_or(1)
+                .max(1)
+        })
+        .sum()
+}
+
+/// A schedulable KWOK node, other than `not`, preferring one where `app` runs.
+async fn pick_node(kube: &KubeCluster, namespace: &str, app: &str, not: &[&str]) -> String {
+    let running = nodes_of(kube, namespace, app).await;
+    let nodes: Api<KubeNode> = Api::all(kube.client());
+    let mut candidates: Vec<String> = nodes
+        .list(&ListParams::default().labels(&format!("{KWOK_LABEL}=fake")))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| {
+            !n.spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false)
+        })
+        .filter_map(|n| n.metadata.name)
+        .filter(|n| !not.contains(&n.as_str()))
+        .collect();
+    candidates.sort_by_key(|n| !running.contains(n));
+    candidates
+        .into_iter()
+        .next()
+        .expect("a schedulable KWOK node")
+}
+
+fn refused_as(answer: &restartctl::fleetlock::Answer, kind: &str, what: &str) {
+    assert!(
+        !answer.allowed() && answer.kind.as_deref() == Some(kind),
+        "{what}: expected a {kind} refusal, got {answer:?}"
+    );
+}
+
+/// Zincati's boot order on the real API server: its steady-state arrives while the Node still
+/// shows the old bootID and, after a reboot shorter than the grace period, Ready=True from
+/// before. The slot stays until the kubelet has reported the new boot; only then does the
+/// next node get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_state_before_the_kubelet_reports_keeps_the_slot_on_a_real_cluster() {
+    let test = "a_steady_state_before_the_kubelet_reports_keeps_the_slot_on_a_real_cluster";
+    let Some(kube) = kwok_cluster(test).await else {
+        return;
+    };
+    let scratch = Scratch::new(&kube, "rm-e2e-boot").await;
+    scratch.deployment("web", 2).await;
+    scratch.budget("web", 1).await;
+    let web = WorkloadRef::new(WorkloadKind::Deployment, &scratch.name, "web");
+    wait_available(&kube, &web).await;
+    let server = Replica::start("rm-boot", &scratch.name).await;
+    let first = pick_node(&kube, &scratch.name, "web", &[]).await;
+    let second = pick_node(&kube, &scratch.name, "web", &[&first]).await;
+    let one = NodeAgent::new(&kube.client(), &first, &server.url, "default").await;
+    let two = NodeAgent::new(&kube.client(), &second, &server.url, "default").await;
+
+    // Zincati's steady-state at boot, before any update: nothing held.
+    assert!(one.steady_state().await.allowed());
+    one.until_approved(AGENT_DEADLINE).await;
+    assert!(one.view().await.cordoned, "cordoned while approved");
+    assert!(
+        !nodes_of(&kube, &scratch.name, "web").await.contains(&first),
+        "{first} approved with web's pods on it"
+    );
+    // The replacement, placed by the scheduler elsewhere, makes web whole again.
+    wait_available(&kube, &web).await;
+
+    let old = one.shut_down(Reboot::Short, grace_period()).await;
+    let steady = one.zincati_starts(&old).await;
+    assert!(steady.allowed(), "{steady:?}");
+    let stale = one.view().await;
+    assert_eq!(
+        stale.ready, "True",
+        "a short reboot still shows Ready from before"
+    );
+    assert_eq!(slot_holders(&kube, &scratch.name).await, [first.as_str()]);
+    refused_as(
+        &two.pre_reboot().await,
+        "lock_held",
+        "the next node while the first one's kubelet has not reported",
+    );
+
+    // The kubelet reports the new boot: healed, the slot goes to the next node.
+    one.kubelet_starts().await;
+    until("the slot's release", async || {
+        slot_holders(&kube, &scratch.name)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(!one.view().await.cordoned, "uncordoned after healing");
+    two.until_approved(AGENT_DEADLINE).await;
+    let steady = two.reboot(Reboot::Short, grace_period()).await;
+    assert!(steady.allowed(), "{steady:?}");
+    until("the second slot's release", async || {
+        slot_holders(&kube, &scratch.name)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(!two.view().await.cordoned);
+    wait_available(&kube, &web).await;
+}
+
+/// Two `restart-manager` processes on the real cluster, one slot. The replica a drain is
+/// going through is SIGKILLed while a real PodDisruptionBudget holds the drain; the other
+/// resumes it from the group Lease once the budget allows, the agent's reboot is approved
+/// exactly once, and no other node is let go while the first is down (a long reboot: NotReady
+/// and tainted by the node lifecycle controller) or back but not yet reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_drain_leaves_the_other_to_approve_once_on_a_real_cluster() {
+    let test = "a_replica_killed_mid_drain_leaves_the_other_to_approve_once_on_a_real_cluster";
+    let Some(kube) = kwok_cluster(test).await else {
+        return;
+    };
+    let scratch = Scratch::new(&kube, "rm-e2e-kill").await;
+    // A budget that keeps both pods: the drain waits until the Deployment is scaled up.
+    scratch.deployment("db", 2).await;
+    scratch.budget("db", 2).await;
+    let db = WorkloadRef::new(WorkloadKind::Deployment, &scratch.name, "db");
+    wait_available(&kube, &db).await;
+    let (a, b) = (
+        Replica::start("rm-kill-a", &scratch.name).await,
+        Replica::start("rm-kill-b", &scratch.name).await,
+    );
+    let first = pick_node(&kube, &scratch.name, "db", &[]).await;
+    let second = pick_node(&kube, &scratch.name, "db", &[&first]).await;
+    let one = NodeAgent::new(&kube.client(), &first, &a.url, "default").await;
+    let two = NodeAgent::new(&kube.client(), &second, &b.url, "default").await;
+    let approved_before = (
+        approvals(&kube, &first).await,
+        approvals(&kube, &second).await,
+    );
+
+    // The first node's drain starts through replica a and is held by the budget; the second
+    // node, asking through b, finds the one slot taken.
+    refused_as(
+        &one.pre_reboot().await,
+        "draining",
+        "a drain the budget holds",
+    );
+    refused_as(&two.pre_reboot().await, "lock_held", "the second node");
+    assert_eq!(slot_holders(&kube, &scratch.name).await, [first.as_str()]);
+    assert!(one.view().await.cordoned);
+
+    a.sigkill().await;
+    // The budget makes room: a third pod, placed by the scheduler on another node.
+    let deployments: Api<Deployment> = Api::namespaced(kube.client(), &scratch.name);
+    deployments
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    // Replica b (leading now, or once a's leader Lease expires) resumes the drain and
+    // approves.
+    let one = one.via(&b.url);
+    one.until_approved(AGENT_DEADLINE).await;
+    assert!(
+        !nodes_of(&kube, &scratch.name, "db").await.contains(&first),
+        "{first} approved with db's pods on it"
+    );
+    wait_available(&kube, &db).await;
+    refused_as(
+        &two.pre_reboot().await,
+        "lock_held",
+        "while the first is approved",
+    );
+
+    // A long reboot: the node lifecycle controller marks it NotReady and taints it.
+    let old = one.shut_down(Reboot::Long, grace_period()).await;
+    refused_as(
+        &two.pre_reboot().await,
+        "lock_held",
+        "while the first is NotReady",
+    );
+    assert!(one.zincati_starts(&old).await.allowed());
+    refused_as(
+        &two.pre_reboot().await,
+        "lock_held",
+        "while the first is back but its kubelet has not reported",
+    );
+    one.kubelet_starts().await;
+    until("the first slot's release", async || {
+        slot_holders(&kube, &scratch.name)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    // The second node's turn, through the same surviving replica.
+    two.until_approved(AGENT_DEADLINE).await;
+    assert!(two.reboot(Reboot::Short, grace_period()).await.allowed());
+    until("the second slot's release", async || {
+        slot_holders(&kube, &scratch.name)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        (
+            approvals(&kube, &first).await,
+            approvals(&kube, &second).await
+        ),
+        (approved_before.0 + 1, approved_before.1 + 1),
+        "each reboot approved exactly once"
+    );
+    assert!(!one.view().await.cordoned && !two.view().await.cordoned);
+    wait_available(&kube, &db).await;
 }

@@ -3,6 +3,7 @@
 //! framing, websockets, other processes).
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod agent;
 pub mod process;
 
 use std::net::SocketAddr;
