@@ -2,9 +2,9 @@
 //! `restart-manager` (and `restartctl`) against etcd, kube-apiserver, the controller manager,
 //! the scheduler and KWOK's nodes from `scripts/cluster up` (docs/control-plane.md).
 //!
-//! - restarts of a Deployment and a StatefulSet rolled out by the real controllers, our
-//!   outcome and sentence agreeing with `kubectl rollout status`, and their Events in
-//!   `kubectl describe`;
+//! - restarts of a Deployment, a StatefulSet and a DaemonSet rolled out by the real
+//!   controllers, our outcome and sentence agreeing with `kubectl rollout status`, and their
+//!   Events in `kubectl describe`;
 //! - the restart-only RBAC verb through real TokenReviews and SubjectAccessReviews of
 //!   ServiceAccount tokens made for the `restart-manager` audience (and `/metrics` behind
 //!   `get` on the non-resource URL);
@@ -270,8 +270,10 @@ fn workload(kind: &str, ns: &str, name: &str, replicas: i32, container: Value) -
             "spec": {"terminationGracePeriodSeconds": 1, "containers": [c]},
         },
     });
-    if kind == "StatefulSet" {
-        spec["serviceName"] = Value::from(name);
+    match kind {
+        "StatefulSet" => spec["serviceName"] = Value::from(name),
+        "DaemonSet" => _ = spec.as_object_mut().unwrap().remove("replicas"),
+        _ => {}
     }
     serde_json::json!({
         "apiVersion": "apps/v1", "kind": kind,
@@ -421,9 +423,9 @@ fn described_events(real: &Real, ns: &str, what: &str) -> String {
 
 // === the tests ===
 
-/// A Deployment restarted through `restartctl --wait` and a StatefulSet through the HTTP API,
-/// rolled out by the real controllers: when the server says complete, `kubectl rollout
-/// status` says the same sentence; the pod template carries `restartedAt` as `kubectl
+/// A Deployment restarted through `restartctl --wait`, a StatefulSet and a DaemonSet through
+/// the HTTP API, rolled out by the real controllers: when the server says complete, `kubectl
+/// rollout status` says the same sentence; the pod template carries `restartedAt` as `kubectl
 /// rollout restart` writes it; the restart's Events show in `kubectl describe`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real cluster (scripts/cluster up; see the file's doc)"]
@@ -433,10 +435,17 @@ async fn restarts_agree_with_kubectl_rollout_status() {
     let ns = made.namespace("restarts", &[]);
     real.apply(&workload("Deployment", &ns, "web", 2, Value::Null));
     real.apply(&workload("StatefulSet", &ns, "db", 2, Value::Null));
+    real.apply(&workload("DaemonSet", &ns, "agent", 0, Value::Null));
     real.wait_rolled_out(&ns, "deployment/web");
     real.wait_rolled_out(&ns, "statefulset/db");
+    real.wait_rolled_out(&ns, "daemonset/agent");
     let config = format!(
-        "services:\n  - {{kind: Deployment, name: web, namespace: {ns}}}\n  - {{kind: StatefulSet, name: db, namespace: {ns}}}\n"
+        r#"
+services:
+  - {{kind: Deployment, name: web, namespace: {ns}}}
+  - {{kind: StatefulSet, name: db, namespace: {ns}}}
+  - {{kind: DaemonSet, name: agent, namespace: {ns}}}
+"#
     );
     let server = start(
         &made,
@@ -489,38 +498,40 @@ async fn restarts_agree_with_kubectl_rollout_status() {
         "{events}"
     );
 
-    // The StatefulSet, through the HTTP API, followed until we say how it ended.
-    let (code, _, body) = send(
-        server.addr,
-        &post(
-            &format!("/api/v1/service/StatefulSet/{ns}/db/restart"),
-            None,
-        ),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    let db = until("the StatefulSet's restart to end", async || {
-        let s = status(server.addr, &format!("StatefulSet/{ns}/db")).await;
-        (s["lock"].is_null() && !s["lastRestart"]["outcome"].is_null()).then_some(s)
-    })
-    .await;
-    assert_eq!(db["lastRestart"]["outcome"], "complete", "{db}");
-    assert_eq!(db["phase"], "complete", "{db}");
-    assert_eq!(
-        db["message"],
-        real.rollout_status(&ns, "statefulset/db").as_str(),
-        "our sentence and kubectl's"
-    );
-    assert!(restarted_at(&real, &ns, "statefulset/db").is_some());
+    // The StatefulSet and the DaemonSet, through the HTTP API, followed until we say how
+    // each ended.
+    for (kind, name) in [("StatefulSet", "db"), ("DaemonSet", "agent")] {
+        let workload = format!("{kind}/{ns}/{name}");
+        let (code, _, body) = send(
+            server.addr,
+            &post(&format!("/api/v1/service/{workload}/restart"), None),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        let s = until(&format!("the restart of {workload} to end"), async || {
+            let s = status(server.addr, &workload).await;
+            (s["lock"].is_null() && !s["lastRestart"]["outcome"].is_null()).then_some(s)
+        })
+        .await;
+        assert_eq!(s["lastRestart"]["outcome"], "complete", "{s}");
+        assert_eq!(s["phase"], "complete", "{s}");
+        let what = format!("{}/{name}", kind.to_lowercase());
+        assert_eq!(
+            s["message"],
+            real.rollout_status(&ns, &what).as_str(),
+            "our sentence and kubectl's"
+        );
+        assert!(restarted_at(&real, &ns, &what).is_some());
+        let events = described_events(&real, &ns, &what);
+        assert!(
+            events.contains("Restarted") && events.contains("RolloutComplete"),
+            "{events}"
+        );
+    }
     let sts = real.json(&["get", "-n", &ns, "statefulset/db"]);
     assert_eq!(
         sts["status"]["currentRevision"], sts["status"]["updateRevision"],
         "the controller finished: {sts}"
-    );
-    let events = described_events(&real, &ns, "statefulset/db");
-    assert!(
-        events.contains("Restarted") && events.contains("RolloutComplete"),
-        "{events}"
     );
 }
 
