@@ -306,8 +306,13 @@ impl SimCluster {
                 strategy: match spec.strategy {
                     Some(StrategyName::Recreate) => cluster_api::UpdateStrategy::Recreate,
                     Some(StrategyName::OnDelete) => cluster_api::UpdateStrategy::OnDelete,
+                    // The API server defaults a RollingUpdate StatefulSet's partition to 0,
+                    // and kubectl judges its rollout by that.
                     _ => cluster_api::UpdateStrategy::RollingUpdate {
-                        partition: spec.partition,
+                        partition: match spec.kind {
+                            WorkloadKind::StatefulSet => Some(spec.partition.unwrap_or(0)),
+                            _ => None,
+                        },
                     },
                 },
                 progress_deadline_seconds: match spec.kind {

@@ -408,3 +408,37 @@ async fn pod_watches_follow_the_node_filter() {
         "{rest:#?}"
     );
 }
+
+/// The real API server stores a RollingUpdate StatefulSet created without a partition with
+/// `rollingUpdate.partition: 0` (kubectl then judges its rollout by the partitioned branch);
+/// Deployments and DaemonSets have none.
+#[tokio::test(start_paused = true)]
+async fn a_statefulset_without_a_partition_has_partition_zero() {
+    let sim = cluster(1);
+    for spec in [
+        WorkloadSpec::statefulset("db", "pg"),
+        WorkloadSpec::deployment("db", "web"),
+        WorkloadSpec::daemonset("db", "agent"),
+    ] {
+        sim.add_workload(spec).unwrap();
+    }
+    let strategy = |kind, name| {
+        sim.workload(&WorkloadRef::new(kind, "db", name))
+            .unwrap()
+            .strategy
+    };
+    use cluster_api::{UpdateStrategy, WorkloadKind};
+    assert_eq!(
+        strategy(WorkloadKind::StatefulSet, "pg"),
+        UpdateStrategy::RollingUpdate { partition: Some(0) }
+    );
+    for (kind, name) in [
+        (WorkloadKind::Deployment, "web"),
+        (WorkloadKind::DaemonSet, "agent"),
+    ] {
+        assert_eq!(
+            strategy(kind, name),
+            UpdateStrategy::RollingUpdate { partition: None }
+        );
+    }
+}

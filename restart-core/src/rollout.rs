@@ -148,7 +148,10 @@ pub fn rollout(w: &Workload) -> Rollout {
                         desired - s.ready_replicas
                     ),
                 )
-            } else if let Some(p) = partition.filter(|p| *p > 0) {
+            } else if let Some(p) = partition {
+                // kubectl takes this branch whenever a partition is set, 0 included, and the
+                // API server sets 0 on every RollingUpdate StatefulSet: on a real cluster
+                // this is how every StatefulSet is judged.
                 if s.updated_replicas < desired - p {
                     (
                         Verdict::Progressing,
@@ -317,6 +320,34 @@ mod tests {
         );
         w.strategy = UpdateStrategy::OnDelete;
         assert_eq!(rollout(&w).verdict, Verdict::Failed);
+    }
+
+    /// What the API server stores for a StatefulSet created without a partition (0), judged
+    /// as `kubectl rollout status` judged it against the real controller: by the partitioned
+    /// branch, whatever the revisions say.
+    #[test]
+    fn statefulsets_with_the_default_partition_are_judged_as_partitioned() {
+        let mut w = deployment(2, 2, status(2, 2, 2, 2, 2));
+        w.kind = WorkloadKind::StatefulSet;
+        w.strategy = UpdateStrategy::RollingUpdate { partition: Some(0) };
+        w.status.current_revision = Some("db-a".into());
+        w.status.update_revision = Some("db-a".into());
+        let r = rollout(&w);
+        assert_eq!(r.verdict, Verdict::Complete);
+        assert_eq!(
+            r.message,
+            "partitioned roll out complete: 2 new pods have been updated..."
+        );
+        w.status.updated_replicas = 1;
+        w.status.update_revision = Some("db-b".into());
+        let r = rollout(&w);
+        assert_eq!(r.verdict, Verdict::Progressing);
+        assert_eq!(
+            r.message,
+            "Waiting for partitioned roll out to finish: 1 out of 2 new pods have been updated..."
+        );
+        w.status.ready_replicas = 1;
+        assert_eq!(rollout(&w).message, "Waiting for 1 pods to be ready...");
     }
 
     #[test]

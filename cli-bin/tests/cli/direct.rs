@@ -346,7 +346,7 @@ async fn direct_mode_waits_for_its_restart_and_acts_as_no_leader() {
     let d = start(Follow::Workload(db.clone()));
     let r = cli(&["restart", "sts/shop/db", "--wait"], Some(&d)).await;
     assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);
-    assert!(r.out.contains("rolling update complete"), "{}", r.out);
+    assert!(r.out.contains("partitioned roll out complete"), "{}", r.out);
     // A minute on, with web due every minute and the set's run waiting for a driver.
     tokio::time::sleep(std::time::Duration::from_secs(90)).await;
     let restarted: Vec<String> = sim
