@@ -219,6 +219,7 @@ pub(crate) async fn dispatch(
     match (method, &target.name, target.sub.as_deref()) {
         (&Method::GET, None, None) if is_watch => {
             let selection = Selection::from_query(target.namespace.clone(), query)?;
+            selection.fields.check_supported(target.resource)?;
             super::watch::watch(shared, target.resource, selection, query, printing).await
         }
         (&Method::GET, None, None) => list(shared, &target, query, printing).await,

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use cluster_api::LabelSelector;
 use serde_json::Value;
 
+use super::discovery::Resource;
 use super::status::ApiError;
 
 /// A parsed `fieldSelector`: terms joined by commas, each `path=value`, `path==value` or
@@ -32,6 +33,46 @@ impl FieldSelector {
             terms.push((path.trim().to_string(), equal, value.trim().to_string()));
         }
         Ok(FieldSelector { terms })
+    }
+
+    /// Refuses a term on a field the API server does not index for `resource`, as it does:
+    /// `400 field label not supported: PATH`.
+    /// Whether it selects on no field at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    pub(crate) fn check_supported(&self, resource: Resource) -> Result<(), ApiError> {
+        for (path, _, _) in &self.terms {
+            let supported = matches!(path.as_str(), "metadata.name" | "metadata.namespace")
+                || match resource {
+                    Resource::Pods => matches!(
+                        path.as_str(),
+                        "spec.nodeName"
+                            | "spec.restartPolicy"
+                            | "spec.schedulerName"
+                            | "spec.serviceAccountName"
+                            | "spec.hostNetwork"
+                            | "status.phase"
+                            | "status.podIP"
+                            | "status.podIPs"
+                            | "status.nominatedNodeName"
+                    ),
+                    Resource::Nodes => path == "spec.unschedulable",
+                    Resource::Namespaces => path == "status.phase",
+                    Resource::ReplicaSets => path == "status.replicas",
+                    // Events take their involved object's fields, reason, source, type and
+                    // more; the simulation takes any.
+                    Resource::Events | Resource::EventsV1 => true,
+                    _ => false,
+                };
+            if !supported {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {path}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The value an equality term requires of `path`, if any (used to narrow a list).
@@ -150,15 +191,29 @@ impl Cursor {
 /// One page of a list whose items come in key order: those after the cursor, at most
 /// `limit`, and the token for the next page. Reads one item past the page, no more, so a
 /// source that renders lazily renders only the page.
+#[cfg(test)]
 pub(crate) fn page(
     sorted: impl Iterator<Item = Value>,
     limit: Option<usize>,
     cursor: &Cursor,
 ) -> (Vec<Value>, Option<String>) {
+    let (items, next, _) = page_counted(sorted, limit, cursor, false);
+    (items, next)
+}
+
+/// [`page`], and with `count_rest` how many items follow the page (the list's
+/// `remainingItemCount`), which reads the rest of the source.
+pub(crate) fn page_counted(
+    sorted: impl Iterator<Item = Value>,
+    limit: Option<usize>,
+    cursor: &Cursor,
+    count_rest: bool,
+) -> (Vec<Value>, Option<String>, Option<usize>) {
     let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
     let mut items = Vec::new();
     let mut more = false;
-    for item in sorted {
+    let mut sorted = sorted;
+    for item in sorted.by_ref() {
         if cursor
             .after
             .as_ref()
@@ -179,7 +234,8 @@ pub(crate) fn page(
                 .map(|last| encode_token(cursor.rv, &key_of(last)))
         })
         .flatten();
-    (items, next)
+    let rest = (more && count_rest).then(|| 1 + sorted.count());
+    (items, next, rest)
 }
 
 fn encode_token(rv: u64, key: &str) -> String {
