@@ -91,6 +91,12 @@ impl FieldSelector {
             }
             let found = match at {
                 Value::String(s) => s.clone(),
+                // A false boolean is left out of the JSON; its field label still reads "false".
+                Value::Null
+                    if matches!(path.as_str(), "spec.unschedulable" | "spec.hostNetwork") =>
+                {
+                    "false".to_string()
+                }
                 Value::Null => String::new(),
                 other => other.to_string(),
             };
@@ -269,6 +275,59 @@ mod tests {
         assert!(on("status.phase!=Succeeded,status.phase!=Failed"));
         assert!(on("spec.missing="));
         assert!(FieldSelector::parse("nonsense").is_err());
+    }
+
+    /// As kube-apiserver v1.37.2 answers (cluster-sim/tests/conformance.rs recorded it): a
+    /// schedulable node, whose JSON leaves `spec.unschedulable` out, is selected by
+    /// `spec.unschedulable=false`; a field the API server does not index is a 400.
+    #[test]
+    fn field_labels_are_the_api_servers() {
+        let node = json!({"metadata": {"name": "n1"}, "spec": {}});
+        let on = |s: &str| FieldSelector::parse(s).unwrap().matches(&node);
+        assert!(on("spec.unschedulable=false"));
+        assert!(!on("spec.unschedulable=true"));
+        let refused = FieldSelector::parse("metadata.labels=x")
+            .unwrap()
+            .check_supported(Resource::Pods)
+            .unwrap_err();
+        assert_eq!(refused.status()["code"], 400);
+        assert_eq!(
+            refused.status()["message"],
+            "field label not supported: metadata.labels"
+        );
+        for (resource, field) in [
+            (Resource::Pods, "spec.nodeName=n1,status.phase!=Failed"),
+            (Resource::Nodes, "spec.unschedulable=true,metadata.name=n1"),
+            (Resource::Leases, "metadata.namespace=ns"),
+        ] {
+            assert!(
+                FieldSelector::parse(field)
+                    .unwrap()
+                    .check_supported(resource)
+                    .is_ok()
+            );
+        }
+        assert!(
+            FieldSelector::parse("spec.holderIdentity=a")
+                .unwrap()
+                .check_supported(Resource::Leases)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_page_counts_what_follows_it_when_asked() {
+        let items: Vec<Value> = (1..=5)
+            .map(|i| json!({"metadata": {"name": format!("n{i}")}}))
+            .collect();
+        let first = Cursor::parse(None, 7).unwrap();
+        let (_, next, rest) = page_counted(items.clone().into_iter(), Some(2), &first, true);
+        assert_eq!(rest, Some(3));
+        let cursor = Cursor::parse(next.as_deref(), 9).unwrap();
+        let (_, _, rest) = page_counted(items.clone().into_iter(), Some(2), &cursor, true);
+        assert_eq!(rest, Some(1));
+        let (_, _, rest) = page_counted(items.into_iter(), Some(2), &first, false);
+        assert_eq!(rest, None);
     }
 
     #[test]
