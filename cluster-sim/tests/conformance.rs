@@ -36,18 +36,11 @@ const DEADLINE: Duration = Duration::from_secs(90);
 const RECORDED: &str = include_str!("conformance/kube-apiserver.json");
 
 /// Answers known to differ, each with why; docs/simulation.md lists the same.
-const KNOWN: &[(&str, &str)] = &[
-    (
-        "rbac/anonymous",
-        "a request with no credentials is 401 on the simulation; kube-apiserver (anonymous auth \
-         on, its default) takes it as system:anonymous and answers RBAC's 403",
-    ),
-    (
-        "selectors/label-invalid",
-        "the simulation's label selector parser takes `app===` (a value of `=`); the API server \
+const KNOWN: &[(&str, &str)] = &[(
+    "selectors/label-invalid",
+    "the simulation's label selector parser takes `app===` (a value of `=`); the API server \
          refuses it with 400 `unable to parse requirement`",
-    ),
-];
+)];
 
 /// The nodes both sides have (scripts/cluster's names).
 const NODES: [&str; 3] = ["rm-node-0", "rm-node-1", "rm-node-2"];
@@ -1302,6 +1295,16 @@ async fn rbac_case(s: &Side, ns: &str, out: &mut BTreeMap<String, Value>) {
         )
         .await;
     out.insert("anonymous".into(), status(&r, &[]));
+    for (name, path) in [
+        ("anonymous-discovery", "/api"),
+        ("anonymous-version", "/version"),
+        ("anonymous-healthz", "/healthz"),
+    ] {
+        let r = s
+            .call_with(Method::GET, path, None, "application/json", Auth::Nobody)
+            .await;
+        out.insert(name.into(), status(&r, &[]));
+    }
     for (name, verb, resource, sub, namespace) in [
         ("self-review-list-pods", "list", "pods", "", ns),
         ("self-review-delete-pods", "delete", "pods", "", ns),
