@@ -66,7 +66,7 @@ impl ClusterApi for SimCluster {
             }
             let mut patched = node.clone();
             patch.apply_to(&mut patched);
-            state::validate_annotations("nodes", name, &patched.annotations)?;
+            state::validate_annotations("Node", name, &patched.annotations)?;
             if &patched == node {
                 // The API server does not bump the version for a patch that changes nothing.
                 return Ok(patched);
@@ -211,7 +211,7 @@ impl ClusterApi for SimCluster {
         self.enter(Operation::CreateLease).await?;
         state::validate_name(&lease.name).map_err(Error::invalid)?;
         let result = state::validate_annotations(
-            "leases.coordination.k8s.io",
+            "Lease.coordination.k8s.io",
             &lease.name,
             &lease.annotations,
         )
@@ -239,11 +239,7 @@ impl ClusterApi for SimCluster {
                 lease.name
             )));
         }
-        state::validate_annotations(
-            "leases.coordination.k8s.io",
-            &lease.name,
-            &lease.annotations,
-        )?;
+        state::validate_annotations("Lease.coordination.k8s.io", &lease.name, &lease.annotations)?;
         let result = self.with(|st| {
             let key = lease_key(&lease.namespace, &lease.name);
             let current = st
@@ -276,9 +272,9 @@ impl ClusterApi for SimCluster {
             {
                 return Err(Error::Conflict {
                     message: format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, \
-                         ResourceVersion in record: {}: the object has been modified; please \
-                         apply your changes to the latest version and try again",
+                        "Operation cannot be fulfilled on Lease.coordination.k8s.io \"{name}\": \
+                         the ResourceVersion in the precondition ({rv}) does not match the \
+                         ResourceVersion in record ({}). The object might have been modified",
                         current.resource_version
                     ),
                 });
@@ -360,10 +356,7 @@ impl ClusterApi for SimCluster {
         }
         // core/v1 validation of an Event with an eventTime (every Event written here).
         if event.note.len() > cluster_api::NOTE_LIMIT {
-            return Err(Error::invalid(format!(
-                "Event is invalid: message: Too long: may not be more than {} bytes",
-                cluster_api::NOTE_LIMIT
-            )));
+            return Err(state::note_too_long(&format!("{}.", event.regarding.name)));
         }
         self.with(|st| st.push_event(event.clone()));
         self.leave(Operation::RecordEvent, Ok(()))

@@ -178,6 +178,26 @@ impl SimCluster {
         })
     }
 
+    /// Sets a running pod's Ready condition, as a kubelet does when a readiness probe starts
+    /// failing (or passes again): the pod stays Running, and budgets count it unhealthy.
+    pub fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) -> Result<()> {
+        self.with(|st| {
+            let key = (namespace.to_string(), name.to_string());
+            let Some(mut sp) = st.pods.get(&key).cloned() else {
+                return Err(Error::not_found("pods", name));
+            };
+            if sp.pod.phase != PodPhase::Running {
+                return Err(Error::invalid(format!(
+                    "pod {namespace}/{name} is {:?}; only a running pod turns ready or unready",
+                    sp.pod.phase
+                )));
+            }
+            sp.pod.ready = ready;
+            st.put_pod(sp);
+            Ok(())
+        })
+    }
+
     /// Deletes a pod gracefully, as `kubectl delete pod` does (no budget check).
     pub fn delete_pod(&self, namespace: &str, name: &str) {
         self.with(|st| st.terminate_pod(&(namespace.to_string(), name.to_string()), None));

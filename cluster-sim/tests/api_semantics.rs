@@ -560,7 +560,7 @@ async fn an_event_note_over_the_limit_is_refused() {
     event.note.push('x');
     let err = sim.record_event(&event).await.unwrap_err();
     assert!(
-        matches!(&err, cluster_api::Error::Invalid { message } if message.contains("may not be more than 1024 bytes")),
+        matches!(&err, cluster_api::Error::Invalid { message } if message.contains("can have at most 1024 characters")),
         "{err}"
     );
     assert_eq!(sim.events().len(), 1);

@@ -78,8 +78,14 @@ pub fn eviction(result: Result<Status, kube::Error>) -> Result<EvictionOutcome, 
     match status.code {
         404 => Ok(EvictionOutcome::Gone),
         // `deleteOptions.preconditions.uid` names a pod that is no longer there: the pod by
-        // that name now is another one, which was not asked for.
-        409 if status.message.contains("Precondition failed") => Ok(EvictionOutcome::Gone),
+        // that name now is another one, which was not asked for. (kube-apiserver v1.37 says
+        // "the UID in the precondition (..) does not match the UID in record (..)"; older
+        // versions and the simulation said "Precondition failed: UID in precondition".)
+        409 if status.message.contains("UID in the precondition")
+            || status.message.contains("Precondition failed") =>
+        {
+            Ok(EvictionOutcome::Gone)
+        }
         429 if is_budget_refusal(&status) => {
             // The PodDisruptionBudget's own words are in the causes.
             let causes: Vec<&str> = status

@@ -12,7 +12,7 @@ use super::Shared;
 use super::discovery::*;
 use super::render;
 use super::routes::*;
-use super::select::{Cursor, Selection, key_of, page};
+use super::select::{Cursor, Selection, key_of, page_counted};
 use super::status::ApiError;
 use super::table::{self, Include};
 use crate::faults::Operation;
@@ -197,13 +197,28 @@ pub(crate) async fn list(
         shared.sim.enter(op).await?;
     }
     let selection = Selection::from_query(target.namespace.clone(), query)?;
+    selection.fields.check_supported(target.resource)?;
     let limit = query.get("limit").and_then(|l| l.parse().ok());
     let token = query.get("continue").map(String::as_str);
-    let (items, next, rv, now, node_images) = shared.sim.with(|st| {
+    // The API server counts what follows a page only for a list without selectors.
+    let count_rest = selection.labels.is_none() && selection.fields.is_empty();
+    let (items, next, remaining, rv, now, node_images) = shared.sim.with(|st| {
         let cursor = Cursor::parse(token, st.current_rv())?;
         let candidates = sorted_candidates(st, target.resource, &selection, &cursor);
-        let (items, next) = page(candidates.filter(|o| selection.matches(o)), limit, &cursor);
-        Ok::<_, ApiError>((items, next, cursor.rv, st.wall(), st.config.node_images))
+        let (items, next, remaining) = page_counted(
+            candidates.filter(|o| selection.matches(o)),
+            limit,
+            &cursor,
+            count_rest,
+        );
+        Ok::<_, ApiError>((
+            items,
+            next,
+            remaining,
+            cursor.rv,
+            st.wall(),
+            st.config.node_images,
+        ))
     })?;
     if let Some(include) = printing {
         let mut table = table::table(target.resource, &items, Some(&rv.to_string()), include, now);
@@ -223,6 +238,9 @@ pub(crate) async fn list(
     metadata.insert("resourceVersion".into(), json!(rv.to_string()));
     if let Some(next) = next {
         metadata.insert("continue".into(), json!(next));
+    }
+    if let Some(remaining) = remaining {
+        metadata.insert("remainingItemCount".into(), json!(remaining));
     }
     let items: Vec<Box<RawValue>> = items
         .into_iter()

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use cluster_api::LabelSelector;
 use serde_json::Value;
 
+use super::discovery::Resource;
 use super::status::ApiError;
 
 /// A parsed `fieldSelector`: terms joined by commas, each `path=value`, `path==value` or
@@ -34,6 +35,46 @@ impl FieldSelector {
         Ok(FieldSelector { terms })
     }
 
+    /// Refuses a term on a field the API server does not index for `resource`, as it does:
+    /// `400 field label not supported: PATH`.
+    /// Whether it selects on no field at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    pub(crate) fn check_supported(&self, resource: Resource) -> Result<(), ApiError> {
+        for (path, _, _) in &self.terms {
+            let supported = matches!(path.as_str(), "metadata.name" | "metadata.namespace")
+                || match resource {
+                    Resource::Pods => matches!(
+                        path.as_str(),
+                        "spec.nodeName"
+                            | "spec.restartPolicy"
+                            | "spec.schedulerName"
+                            | "spec.serviceAccountName"
+                            | "spec.hostNetwork"
+                            | "status.phase"
+                            | "status.podIP"
+                            | "status.podIPs"
+                            | "status.nominatedNodeName"
+                    ),
+                    Resource::Nodes => path == "spec.unschedulable",
+                    Resource::Namespaces => path == "status.phase",
+                    Resource::ReplicaSets => path == "status.replicas",
+                    // Events take their involved object's fields, reason, source, type and
+                    // more; the simulation takes any.
+                    Resource::Events | Resource::EventsV1 => true,
+                    _ => false,
+                };
+            if !supported {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {path}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The value an equality term requires of `path`, if any (used to narrow a list).
     pub(crate) fn required(&self, path: &str) -> Option<&str> {
         self.terms
@@ -50,6 +91,12 @@ impl FieldSelector {
             }
             let found = match at {
                 Value::String(s) => s.clone(),
+                // A false boolean is left out of the JSON; its field label still reads "false".
+                Value::Null
+                    if matches!(path.as_str(), "spec.unschedulable" | "spec.hostNetwork") =>
+                {
+                    "false".to_string()
+                }
                 Value::Null => String::new(),
                 other => other.to_string(),
             };
@@ -150,15 +197,29 @@ impl Cursor {
 /// One page of a list whose items come in key order: those after the cursor, at most
 /// `limit`, and the token for the next page. Reads one item past the page, no more, so a
 /// source that renders lazily renders only the page.
+#[cfg(test)]
 pub(crate) fn page(
     sorted: impl Iterator<Item = Value>,
     limit: Option<usize>,
     cursor: &Cursor,
 ) -> (Vec<Value>, Option<String>) {
+    let (items, next, _) = page_counted(sorted, limit, cursor, false);
+    (items, next)
+}
+
+/// [`page`], and with `count_rest` how many items follow the page (the list's
+/// `remainingItemCount`), which reads the rest of the source.
+pub(crate) fn page_counted(
+    sorted: impl Iterator<Item = Value>,
+    limit: Option<usize>,
+    cursor: &Cursor,
+    count_rest: bool,
+) -> (Vec<Value>, Option<String>, Option<usize>) {
     let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
     let mut items = Vec::new();
     let mut more = false;
-    for item in sorted {
+    let mut sorted = sorted;
+    for item in sorted.by_ref() {
         if cursor
             .after
             .as_ref()
@@ -179,7 +240,8 @@ pub(crate) fn page(
                 .map(|last| encode_token(cursor.rv, &key_of(last)))
         })
         .flatten();
-    (items, next)
+    let rest = (more && count_rest).then(|| 1 + sorted.count());
+    (items, next, rest)
 }
 
 fn encode_token(rv: u64, key: &str) -> String {
@@ -213,6 +275,59 @@ mod tests {
         assert!(on("status.phase!=Succeeded,status.phase!=Failed"));
         assert!(on("spec.missing="));
         assert!(FieldSelector::parse("nonsense").is_err());
+    }
+
+    /// As kube-apiserver v1.37.2 answers (cluster-sim/tests/conformance.rs recorded it): a
+    /// schedulable node, whose JSON leaves `spec.unschedulable` out, is selected by
+    /// `spec.unschedulable=false`; a field the API server does not index is a 400.
+    #[test]
+    fn field_labels_are_the_api_servers() {
+        let node = json!({"metadata": {"name": "n1"}, "spec": {}});
+        let on = |s: &str| FieldSelector::parse(s).unwrap().matches(&node);
+        assert!(on("spec.unschedulable=false"));
+        assert!(!on("spec.unschedulable=true"));
+        let refused = FieldSelector::parse("metadata.labels=x")
+            .unwrap()
+            .check_supported(Resource::Pods)
+            .unwrap_err();
+        assert_eq!(refused.status()["code"], 400);
+        assert_eq!(
+            refused.status()["message"],
+            "field label not supported: metadata.labels"
+        );
+        for (resource, field) in [
+            (Resource::Pods, "spec.nodeName=n1,status.phase!=Failed"),
+            (Resource::Nodes, "spec.unschedulable=true,metadata.name=n1"),
+            (Resource::Leases, "metadata.namespace=ns"),
+        ] {
+            assert!(
+                FieldSelector::parse(field)
+                    .unwrap()
+                    .check_supported(resource)
+                    .is_ok()
+            );
+        }
+        assert!(
+            FieldSelector::parse("spec.holderIdentity=a")
+                .unwrap()
+                .check_supported(Resource::Leases)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_page_counts_what_follows_it_when_asked() {
+        let items: Vec<Value> = (1..=5)
+            .map(|i| json!({"metadata": {"name": format!("n{i}")}}))
+            .collect();
+        let first = Cursor::parse(None, 7).unwrap();
+        let (_, next, rest) = page_counted(items.clone().into_iter(), Some(2), &first, true);
+        assert_eq!(rest, Some(3));
+        let cursor = Cursor::parse(next.as_deref(), 9).unwrap();
+        let (_, _, rest) = page_counted(items.clone().into_iter(), Some(2), &cursor, true);
+        assert_eq!(rest, Some(1));
+        let (_, _, rest) = page_counted(items.into_iter(), Some(2), &first, false);
+        assert_eq!(rest, None);
     }
 
     #[test]

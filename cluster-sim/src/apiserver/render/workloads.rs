@@ -73,7 +73,8 @@ pub(crate) fn workload(st: &State, w: &Workload) -> Value {
                 "updatedReplicas": s.updated_replicas,
                 "readyReplicas": s.ready_replicas,
                 "availableReplicas": s.available_replicas,
-                "unavailableReplicas": (s.replicas - s.available_replicas).max(0),
+                // Omitted at 0, as the API server's omitempty does.
+                "unavailableReplicas": Some((s.replicas - s.available_replicas).max(0)).filter(|n| *n > 0),
                 "conditions": conditions,
             })
         }
