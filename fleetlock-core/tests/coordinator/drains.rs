@@ -621,3 +621,67 @@ async fn a_steady_state_ahead_of_the_lock_cache_still_gives_the_slot_back() {
     );
     assert!(!sim.node("n1").unwrap().unschedulable);
 }
+
+/// A drain whose pod watch lags sees the last pod it evicted go, but not the pod that came to
+/// the node meanwhile (bound before the cordon, or a controller's replacement): the approval
+/// is decided on the node's pods as the API server lists them then, never on the watch alone.
+#[tokio::test(start_paused = true)]
+async fn a_drain_whose_pod_watch_lags_does_not_approve_a_node_with_pods() {
+    use cluster_sim::HeldWatch;
+    let sim = fleet(3);
+    sim.add_pod(
+        Pod::new("shop", "old")
+            .on("n1")
+            .owned_by("ReplicaSet", "old")
+            .grace_period(30),
+    )
+    .unwrap();
+    let evicted = |sim: &cluster_sim::SimCluster| -> Vec<String> {
+        evictions_on(sim, "n1", 0)
+            .iter()
+            .map(|e| e.split(" at ").next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let lagging = sim.client();
+    let (c, _run) = replica(&lagging, config(), "a").await;
+    let asked = tokio::spawn(async move { c.pre_reboot(&zincati("n1", "default")).await });
+    // The drain has listed the node's pods and evicted the old one, which terminates.
+    advance(Duration::from_secs(5)).await;
+    settle().await;
+    assert_eq!(evicted(&sim), ["shop/old"]);
+    lagging.hold_watches(HeldWatch::all(Operation::WatchPods), true);
+    advance(Duration::from_secs(30)).await;
+    settle().await;
+    assert!(sim.pods_on("n1").is_empty(), "the old pod is gone");
+    sim.add_pod(
+        Pod::new("shop", "new")
+            .on("n1")
+            .owned_by("ReplicaSet", "new"),
+    )
+    .unwrap();
+    // The watch catches up: the old pod's deletion, then the new pod.
+    lagging.hold_watches(HeldWatch::all(Operation::WatchPods), false);
+    advance(Duration::from_secs(1)).await;
+    settle().await;
+    let approved = holders(&sim, "default").is_empty()
+        || sim
+            .node("n1")
+            .unwrap()
+            .annotations
+            .get(STATE_ANNOTATION)
+            .map(String::as_str)
+            == Some("rebooting");
+    assert!(
+        !(approved && !sim.pods_on("n1").is_empty()),
+        "approved with {:?} on the node",
+        sim.pods_on("n1")
+            .iter()
+            .map(|p| &p.name)
+            .collect::<Vec<_>>()
+    );
+    // The new pod is evicted too; then the node is approved.
+    advance(Duration::from_secs(60)).await;
+    settle().await;
+    assert_eq!(evicted(&sim), ["shop/old", "shop/new"]);
+    asked.abort();
+}

@@ -166,7 +166,8 @@ impl Drainer {
                 self.stalled().await
             };
             match step {
-                Step::Done => break,
+                Step::Done if self.still_empty().await => break,
+                Step::Done => {}
                 Step::Stop => return,
                 Step::Left(now) => return self.leave(Some(now)).await,
                 Step::Wait => {}
@@ -291,6 +292,29 @@ impl Drainer {
                     ),
                 );
                 None
+            }
+        }
+    }
+
+    /// Whether the node's pods, listed from the API server now, leave nothing to move. The
+    /// watch may lag (a stalled connection, events still on their way): a pod bound before
+    /// the cordon, or a replacement, could be on the node while the watch shows only the last
+    /// eviction's pod gone. A list that fails is no answer: the drain looks again.
+    async fn still_empty(&mut self) -> bool {
+        match self
+            .inner
+            .api
+            .list_pods(&PodFilter::on_node(self.node()))
+            .await
+        {
+            Ok(pods) => {
+                self.apply(WatchEvent::Restarted(pods));
+                let plan = self.plan();
+                plan.refusal_message().is_none() && plan.is_done()
+            }
+            Err(e) => {
+                tracing::debug!(node = %self.node(), error = %e, "could not list the node's pods before approving; looking again");
+                false
             }
         }
     }
