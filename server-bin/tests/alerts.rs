@@ -23,7 +23,6 @@ use fleetlock_core::{
 };
 use restart_manager::alerts::HttpAlerts;
 use tokio::process::{Child, Command};
-use tokio::time::Instant;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -140,11 +139,7 @@ fn zincati(node: &str) -> ClientParams {
 
 /// Polls `check` until it says yes, or fails after [`DEADLINE`].
 async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} within {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::until_within(what, DEADLINE, async || check().await.then_some(())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -388,18 +388,8 @@ impl Replica {
 }
 
 /// Polls until `check` says yes, bounded by the agents' deadline.
-async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            started.elapsed() < AGENT_DEADLINE,
-            "{what} did not happen within {AGENT_DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn until<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    common::until_within(what, AGENT_DEADLINE, check).await
 }
 
 /// The nodes holding the default group's slots (its Lease's holders annotation).

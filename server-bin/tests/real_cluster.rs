@@ -356,18 +356,8 @@ async fn send_patiently(addr: SocketAddr, raw: &[u8]) -> (u16, String, String) {
 }
 
 /// Polls until `check` gives a value, or fails after [`DEADLINE`].
-async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "{what} did not happen within {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+async fn until<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    common::until_within(what, DEADLINE, check).await
 }
 
 /// The workload's status as the server reports it.

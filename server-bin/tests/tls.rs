@@ -127,11 +127,7 @@ async fn request(
 
 /// Asks until `check` is satisfied, or fails after the deadline.
 async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let started = tokio::time::Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < DEADLINE, "{what} within {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::until_within(what, DEADLINE, async || check().await.then_some(())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

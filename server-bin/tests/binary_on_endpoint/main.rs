@@ -36,18 +36,8 @@ async fn serve_with_config(
 }
 
 /// Polls until `done` says yes, or fails after the deadline.
-async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "{what} did not happen within {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn until<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    common::until_within(what, DEADLINE, check).await
 }
 
 fn leader(sim: &SimCluster) -> Option<String> {

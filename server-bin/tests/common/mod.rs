@@ -8,6 +8,7 @@ pub mod process;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cluster_sim::SimCluster;
 use restart_manager::{App, Settings, build};
@@ -181,4 +182,24 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Polls `check` until it gives a value, or fails after `deadline`: tests of real processes
+/// and real clusters wait on conditions, never for a fixed time.
+pub async fn until_within<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "{what} did not happen within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
