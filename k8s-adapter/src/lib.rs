@@ -316,6 +316,10 @@ impl KubeCluster {
         Api::namespaced(self.client(), namespace)
     }
 
+    fn secrets(&self, namespace: &str) -> Api<core::Secret> {
+        Api::namespaced(self.client(), namespace)
+    }
+
     fn events(&self, namespace: &str) -> Api<core::Event> {
         Api::namespaced(self.client(), namespace)
     }
