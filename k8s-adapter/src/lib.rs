@@ -52,7 +52,7 @@ pub mod throttle;
 mod watch;
 
 pub use limiter::{RateLimiter, TooLate};
-pub use rbac::{Permission, config_watch_permissions, required_permissions};
+pub use rbac::{EVENT_KEY_SECRET, Permission, config_watch_permissions, required_permissions};
 pub use reviews::{Access, User};
 pub use throttle::RetryAfterLayer;
 
