@@ -227,6 +227,15 @@ async fn a_narrowed_rbac_install_starts_and_restarts() {
             .template_annotations
             .contains_key("kubectl.kubernetes.io/restartedAt")
     );
+    // The restart's Event is marked with the key the server made in its Secret, which the
+    // narrowed Role lets it create and read by name alone.
+    until("the Event key's Secret", async || {
+        cluster_api::ClusterApi::get_secret(&sim, "restart-manager", restart_core::KEY_SECRET)
+            .await
+            .ok()
+            .filter(|s| s.data[restart_core::KEY_ENTRY].len() == 32)
+    })
+    .await;
     let _ = child.kill().await;
 
     // The same Roles with shop/other added to the allowlist: not enough, and it says so.
