@@ -40,6 +40,7 @@ pub mod lease;
 mod names;
 mod node;
 mod pod;
+mod secret;
 mod selector;
 mod watch;
 pub mod window;
@@ -59,6 +60,7 @@ pub use pod::{
     EvictOptions, EvictionOutcome, MIRROR_POD_ANNOTATION, NOT_READY_TAINT, OwnerRef, Pod,
     PodFilter, PodPhase, Toleration, TolerationOperator, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT,
 };
+pub use secret::Secret;
 pub use selector::{LabelSelector, Operator, Requirement, SelectorParseError};
 pub use watch::{WatchEvent, WatchStream, follow, whole_lists};
 pub use workload::{
@@ -139,6 +141,14 @@ pub trait ClusterApi: Send + Sync + 'static {
         name: &str,
         resource_version: Option<&str>,
     ) -> Result<()>;
+
+    // --- secrets ---
+
+    /// Reads one Secret, data and all. [`Error::NotFound`] if it does not exist.
+    async fn get_secret(&self, namespace: &str, name: &str) -> Result<Secret>;
+
+    /// Creates a Secret. [`Error::AlreadyExists`] if the name is taken.
+    async fn create_secret(&self, secret: &Secret) -> Result<Secret>;
 
     // --- workloads ---
 

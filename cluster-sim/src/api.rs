@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use cluster_api::{
     ClusterApi, ConfigKind, ConfigObject, DisruptionBudget, Error, Event, EvictOptions,
     EvictionOutcome, LabelSelector, Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, PodPhase,
-    Result, Timestamp, WatchEvent, WatchStream, Workload, WorkloadFilter, WorkloadRef,
+    Result, Secret, Timestamp, WatchEvent, WatchStream, Workload, WorkloadFilter, WorkloadRef,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -205,6 +205,26 @@ impl ClusterApi for SimCluster {
             st.watchers.add_configs(namespace, kind, tx);
         });
         Ok(self.view.deliver(Operation::WatchConfig, None, stream(rx)))
+    }
+
+    async fn get_secret(&self, namespace: &str, name: &str) -> Result<Secret> {
+        self.enter(Operation::GetSecret).await?;
+        let found = self.with(|st| {
+            st.secrets
+                .get(&(namespace.to_string(), name.to_string()))
+                .cloned()
+        });
+        self.leave(
+            Operation::GetSecret,
+            found.ok_or_else(|| Error::not_found("secrets", name)),
+        )
+    }
+
+    async fn create_secret(&self, secret: &Secret) -> Result<Secret> {
+        self.enter(Operation::CreateSecret).await?;
+        state::validate_name(&secret.name).map_err(Error::invalid)?;
+        let result = self.with(|st| st.create_secret(secret));
+        self.leave(Operation::CreateSecret, result)
     }
 
     async fn create_lease(&self, lease: &Lease) -> Result<Lease> {

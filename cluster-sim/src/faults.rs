@@ -52,13 +52,17 @@ pub enum Operation {
     ListEvents,
     /// `watch_config`.
     WatchConfig,
+    /// `get_secret`.
+    GetSecret,
+    /// `create_secret`.
+    CreateSecret,
 }
 
 // === impl Operation ===
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 21] = [
+    pub const ALL: [Operation; 23] = [
         Operation::GetNode,
         Operation::ListNodes,
         Operation::WatchNodes,
@@ -80,6 +84,8 @@ impl Operation {
         Operation::RecordEvent,
         Operation::ListEvents,
         Operation::WatchConfig,
+        Operation::GetSecret,
+        Operation::CreateSecret,
     ];
 
     /// The `ClusterApi` method name.
@@ -106,6 +112,8 @@ impl Operation {
             Operation::RecordEvent => "record_event",
             Operation::ListEvents => "list_events",
             Operation::WatchConfig => "watch_config",
+            Operation::GetSecret => "get_secret",
+            Operation::CreateSecret => "create_secret",
         }
     }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use cluster_api::{
     ClusterApi, ConfigKind, ConfigObject, DisruptionBudget, Error, Event, EvictOptions,
     EvictionOutcome, LabelSelector, Lease, Node, NodePatch, ObjectRef, Pod, PodFilter, Result,
-    WatchEvent, WatchStream, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
+    Secret, WatchEvent, WatchStream, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
 };
 use futures::Stream;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -258,6 +258,22 @@ impl ClusterApi for KubeCluster {
             )
             .await?;
         Ok(convert::lease(written))
+    }
+
+    async fn get_secret(&self, namespace: &str, name: &str) -> Result<Secret> {
+        Ok(convert::secret_data(
+            self.call(self.secrets(namespace).get(name)).await?,
+        ))
+    }
+
+    async fn create_secret(&self, secret: &Secret) -> Result<Secret> {
+        let written = self
+            .call(
+                self.secrets(&secret.namespace)
+                    .create(&PostParams::default(), &convert::to_secret(secret)),
+            )
+            .await?;
+        Ok(convert::secret_data(written))
     }
 
     async fn replace_lease(&self, lease: &Lease) -> Result<Lease> {

@@ -52,7 +52,7 @@ pub mod throttle;
 mod watch;
 
 pub use limiter::{RateLimiter, TooLate};
-pub use rbac::{Permission, config_watch_permissions, required_permissions};
+pub use rbac::{EVENT_KEY_SECRET, Permission, config_watch_permissions, required_permissions};
 pub use reviews::{Access, User};
 pub use throttle::RetryAfterLayer;
 
@@ -313,6 +313,10 @@ impl KubeCluster {
     }
 
     fn leases(&self, namespace: &str) -> Api<coordination::Lease> {
+        Api::namespaced(self.client(), namespace)
+    }
+
+    fn secrets(&self, namespace: &str) -> Api<core::Secret> {
         Api::namespaced(self.client(), namespace)
     }
 

@@ -48,6 +48,10 @@ impl fmt::Display for Permission {
     }
 }
 
+/// The Secret of the server's namespace that holds the key Events are marked with
+/// (`restart_core::KEY_SECRET`, which a server-bin test holds equal to this).
+pub const EVENT_KEY_SECRET: &str = "restart-manager-event-key";
+
 /// Exactly the permissions [`KubeCluster`](crate::KubeCluster) uses, with Leases in
 /// `namespace` and the given allowlisted `workloads`: reading their kinds in their
 /// namespaces, patching each by name. The RBAC in `deploy/` is checked against this list by
@@ -87,6 +91,23 @@ pub fn required_permissions<'a>(
             name: None,
         });
     }
+    // The key Events are marked with lives in one Secret of the namespace: `get` on that name
+    // alone (no other Secret is readable), and `create` for the first replica to find none
+    // (RBAC cannot limit `create` by name).
+    wanted.push(Permission {
+        verb: "get",
+        group: "",
+        resource: "secrets",
+        namespace: Some(namespace.to_string()),
+        name: Some(EVENT_KEY_SECRET.to_string()),
+    });
+    wanted.push(Permission {
+        verb: "create",
+        group: "",
+        resource: "secrets",
+        namespace: Some(namespace.to_string()),
+        name: None,
+    });
     let workloads: BTreeSet<&WorkloadRef> = workloads.into_iter().collect();
     let places: BTreeSet<(WorkloadKind, &str)> = workloads
         .iter()

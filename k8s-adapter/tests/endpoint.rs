@@ -288,3 +288,42 @@ async fn config_references_read_through_the_endpoint_match_the_simulation() {
         ["ConfigMap flags", "ConfigMap web-config", "Secret api-keys"]
     );
 }
+
+/// Secrets through the endpoint: one created through the adapter is read back whole (by the
+/// adapter and by the simulation), a second create of the name is AlreadyExists, and one the
+/// scenario put is served with its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_created_and_read_whole_through_the_endpoint() {
+    let s = setup(1).await;
+    let key = cluster_api::Secret::new("restart-manager", "restart-manager-event-key")
+        .with("key", (0u8..32).collect::<Vec<u8>>());
+    let written = within("a create", s.kube.create_secret(&key))
+        .await
+        .unwrap();
+    assert!(!written.resource_version.is_empty());
+    let read = within("a get", s.kube.get_secret("restart-manager", &key.name))
+        .await
+        .unwrap();
+    assert_eq!(read.data, key.data);
+    let in_sim = ClusterApi::get_secret(&s.sim, "restart-manager", &key.name)
+        .await
+        .unwrap();
+    assert_eq!(in_sim.data, key.data);
+    let again = within("a second create", s.kube.create_secret(&key)).await;
+    assert!(
+        matches!(again, Err(Error::AlreadyExists { .. })),
+        "{again:?}"
+    );
+
+    s.sim
+        .put_secret("shop", "db-password", &[("password", "hunter2")]);
+    let put = within("a get", s.kube.get_secret("shop", "db-password"))
+        .await
+        .unwrap();
+    assert_eq!(put.data["password"], b"hunter2");
+    let missing = within("a get", s.kube.get_secret("shop", "nothing")).await;
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "{missing:?}"
+    );
+}

@@ -70,9 +70,10 @@ pub use lock::{LastRestart, LockInfo, Outcome};
 pub use notices::{RestartNotice, RestartTransition};
 pub use rollout::{Rollout, Verdict};
 pub use service::{
-    CONFIG_CHANGE_USER, CONTROLLER, DEFAULT_CACHE_GRACE, GoverningBudget, KEY_ANNOTATION,
-    KEY_LEASE, MAX_REASON_LEN, NoopRestartObserver, PlanRefusal, PodToReplace, RESTARTED_AT,
-    RestartConfig, RestartObserver, RestartPlan, Restarter, RestarterBuilder, SCHEDULE_USER,
+    CONFIG_CHANGE_USER, CONTROLLER, DEFAULT_CACHE_GRACE, GoverningBudget, KEY_ENTRY, KEY_SECRET,
+    LEGACY_KEY_ANNOTATION, MAX_REASON_LEN, NoopRestartObserver, PlanRefusal, PodToReplace,
+    RESTARTED_AT, RestartConfig, RestartObserver, RestartPlan, Restarter, RestarterBuilder,
+    SCHEDULE_USER,
 };
 pub use sets::{RestartSet, SetStatus};
 pub use status::{HistoryEntry, Phase, ServiceStatus};

@@ -36,7 +36,17 @@ impl EventKey {
         EventKey(bytes)
     }
 
-    /// The key as the Lease keeps it: lowercase hex.
+    /// The key's bytes, as its Secret keeps them.
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// A key from its bytes; `None` unless there are exactly [`KEY_LEN`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        <[u8; KEY_LEN]>::try_from(bytes).ok().map(EventKey)
+    }
+
+    /// The key in lowercase hex, as an earlier release kept it in a Lease.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }

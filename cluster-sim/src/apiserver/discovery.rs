@@ -13,6 +13,8 @@ pub(crate) enum Resource {
     EventsV1,
     Namespaces,
     Leases,
+    /// Secrets, with their data: those put by the scenario and those created through the API.
+    Secrets,
     Workloads(WorkloadKind),
     ReplicaSets,
     Budgets,
@@ -147,6 +149,17 @@ pub(crate) const KINDS: &[Kind] = &[
         verbs: &["get", "list"],
         short: &["rs"],
         resource: Some(Resource::ReplicaSets),
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        name: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        verbs: &["create", "get", "list"],
+        short: &[],
+        resource: Some(Resource::Secrets),
     },
     Kind {
         group: "coordination.k8s.io",

@@ -27,6 +27,7 @@ pub(crate) fn read_op(resource: Resource, one: bool) -> Option<Operation> {
         (Resource::Budgets, _) => Operation::ListBudgets,
         (Resource::Leases, true) => Operation::GetLease,
         (Resource::Leases, false) => Operation::ListLeases,
+        (Resource::Secrets, true) => Operation::GetSecret,
         (Resource::Workloads(_), true) => Operation::GetWorkload,
         (Resource::Workloads(_), false) => Operation::ListWorkloads,
         (Resource::Events | Resource::EventsV1, _) => Operation::ListEvents,
@@ -55,6 +56,12 @@ pub(crate) fn objects(st: &State, resource: Resource, namespace: Option<&str>) -
             .values()
             .filter(|l| in_ns(&l.namespace))
             .map(|l| render::lease(st, l))
+            .collect(),
+        Resource::Secrets => st
+            .secrets
+            .values()
+            .filter(|s| in_ns(&s.namespace))
+            .map(|s| render::secret(st, s))
             .collect(),
         Resource::Workloads(kind) => st
             .workloads
@@ -181,6 +188,7 @@ fn one(st: &State, resource: Resource, namespace: Option<&str>, name: &str) -> O
         Resource::Nodes => st.nodes.get(name).map(|n| render::node(st, n)),
         Resource::Pods => st.pods.get(&key()).map(|sp| render::pod(st, &sp.pod)),
         Resource::Leases => st.leases.get(&key()).map(|l| render::lease(st, l)),
+        Resource::Secrets => st.secrets.get(&key()).map(|s| render::secret(st, s)),
         _ => objects(st, resource, namespace)
             .into_iter()
             .find(|o| o["metadata"]["name"] == name),

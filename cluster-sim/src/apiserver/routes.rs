@@ -263,6 +263,12 @@ pub(crate) async fn dispatch(
     let printing = super::table::wanted(headers)
         .then(|| super::table::Include::from_query(query.get("includeObject").map(String::as_str)));
     match (method, &target.name, target.sub.as_deref()) {
+        // Secrets change only through the scenario, which watches over HTTP would not see.
+        (&Method::GET, None, None) if is_watch && target.resource == Resource::Secrets => {
+            Err(ApiError::method_not_allowed(
+                "the simulated API does not watch secrets; in-process, watch_config does",
+            ))
+        }
         (&Method::GET, None, None) if is_watch => {
             let selection = Selection::from_query(target.namespace.clone(), query)?;
             selection.fields.check_supported(target.resource)?;

@@ -49,6 +49,12 @@ pub(crate) async fn create(
             let json = shared.sim.with(|st| render::lease(st, &written));
             Ok(json_response(StatusCode::CREATED, &json))
         }
+        Resource::Secrets => {
+            let secret = secret_from(&v, &namespace)?;
+            let written = ClusterApi::create_secret(&shared.sim, &secret).await?;
+            let json = shared.sim.with(|st| render::secret(st, &written));
+            Ok(json_response(StatusCode::CREATED, &json))
+        }
         Resource::Events => create_event(shared, &v, &namespace).await,
         Resource::Namespaces => {
             let name = v["metadata"]["name"]
@@ -528,4 +534,42 @@ pub(crate) async fn delete_namespace(shared: &Shared, ns: &str) -> Result<Respon
         json["status"]["phase"] = json!("Terminating");
         Ok(json_response(StatusCode::OK, &json))
     })
+}
+
+/// A Secret from a create's body: `data` base64-decoded, `stringData` as it is (and winning
+/// over `data` for the same key, as on a real API server).
+fn secret_from(v: &Value, namespace: &str) -> Result<cluster_api::Secret, ApiError> {
+    use base64::Engine;
+    let name = v["metadata"]["name"]
+        .as_str()
+        .ok_or_else(|| ApiError::invalid("Secret: metadata.name: Required value"))?;
+    let mut secret = cluster_api::Secret::new(namespace, name);
+    if let Some(labels) = v["metadata"]["labels"].as_object() {
+        for (k, l) in labels {
+            let l = l.as_str().ok_or_else(|| {
+                ApiError::invalid(format!("Secret {name}: metadata.labels.{k}: not a string"))
+            })?;
+            secret.labels.insert(k.clone(), l.to_string());
+        }
+    }
+    if let Some(data) = v["data"].as_object() {
+        for (k, d) in data {
+            let bytes = d
+                .as_str()
+                .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("Secret {name}: data[{k}]: not base64"))
+                })?;
+            secret.data.insert(k.clone(), bytes);
+        }
+    }
+    if let Some(data) = v["stringData"].as_object() {
+        for (k, d) in data {
+            let text = d.as_str().ok_or_else(|| {
+                ApiError::invalid(format!("Secret {name}: stringData[{k}]: not a string"))
+            })?;
+            secret.data.insert(k.clone(), text.as_bytes().to_vec());
+        }
+    }
+    Ok(secret)
 }

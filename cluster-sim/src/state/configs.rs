@@ -1,8 +1,9 @@
-//! ConfigMaps and Secrets: their data, and the watches that see their digests.
+//! ConfigMaps and Secrets: their data, and the watches that see their digests. A Secret's
+//! data is kept whole, as `get_secret` serves it; a ConfigMap's only as its digest.
 
 use std::collections::BTreeMap;
 
-use cluster_api::{ConfigKind, ConfigObject, WatchEvent, config_digest};
+use cluster_api::{ConfigKind, ConfigObject, Error, Secret, WatchEvent, config_digest};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{State, Watchers};
@@ -19,15 +20,36 @@ impl State {
         name: &str,
         data: BTreeMap<String, String>,
     ) -> ConfigObject {
+        let data = data.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+        self.put_config_bytes(kind, namespace, name, data)
+    }
+
+    fn put_config_bytes(
+        &mut self,
+        kind: ConfigKind,
+        namespace: &str,
+        name: &str,
+        data: BTreeMap<String, Vec<u8>>,
+    ) -> ConfigObject {
         let object = ConfigObject {
             kind,
             namespace: namespace.to_string(),
             name: name.to_string(),
             resource_version: self.next_rv(),
-            digest: config_digest(data.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))),
+            digest: config_digest(data.iter().map(|(k, v)| (k.as_str(), v.as_slice()))),
         };
         let key = (kind, namespace.to_string(), name.to_string());
-        // The data itself is kept only as its digest: nothing serves it (yet).
+        if kind == ConfigKind::Secret {
+            let secret = Secret {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                resource_version: object.resource_version.clone(),
+                labels: BTreeMap::new(),
+                data,
+            };
+            self.secrets
+                .insert((namespace.to_string(), name.to_string()), secret);
+        }
         self.configs.insert(key, object.clone());
         self.notify_config(WatchEvent::Applied(object.clone()));
         object
@@ -36,6 +58,10 @@ impl State {
     /// Deletes a ConfigMap or Secret; whether it existed.
     pub(crate) fn delete_config(&mut self, kind: ConfigKind, namespace: &str, name: &str) -> bool {
         let key = (kind, namespace.to_string(), name.to_string());
+        if kind == ConfigKind::Secret {
+            self.secrets
+                .remove(&(namespace.to_string(), name.to_string()));
+        }
         match self.configs.remove(&key) {
             Some(gone) => {
                 self.notify_config(WatchEvent::Deleted(gone));
@@ -43,6 +69,27 @@ impl State {
             }
             None => false,
         }
+    }
+
+    /// Creates a Secret; [`Error::AlreadyExists`] if the name is taken. Watches of the
+    /// namespace's Secrets see its digest.
+    pub(crate) fn create_secret(&mut self, secret: &Secret) -> Result<Secret, Error> {
+        let key = (secret.namespace.clone(), secret.name.clone());
+        if self.secrets.contains_key(&key) {
+            return Err(Error::already_exists("secrets", &secret.name));
+        }
+        let object = self.put_config_bytes(
+            ConfigKind::Secret,
+            &secret.namespace,
+            &secret.name,
+            secret.data.clone(),
+        );
+        let stored = Secret {
+            resource_version: object.resource_version,
+            ..secret.clone()
+        };
+        self.secrets.insert(key, stored.clone());
+        Ok(stored)
     }
 
     /// The ConfigMaps (or Secrets) of a namespace.

@@ -213,6 +213,8 @@ pub(crate) struct State {
     pub(crate) leases: BTreeMap<Key, Lease>,
     /// ConfigMaps and Secrets, as watches see them.
     pub(crate) configs: BTreeMap<configs::ConfigKey, cluster_api::ConfigObject>,
+    /// Secrets with their data, by namespace and name (each also in `configs`, as a digest).
+    pub(crate) secrets: BTreeMap<Key, cluster_api::Secret>,
     /// Events by a sequence number, oldest first.
     pub(crate) events: VecDeque<(u64, Event)>,
     event_seq: u64,
@@ -254,6 +256,7 @@ impl State {
             workloads: BTreeMap::new(),
             leases: BTreeMap::new(),
             configs: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             events: VecDeque::new(),
             event_seq: 0,
             series: EventSeries::default(),

@@ -174,5 +174,6 @@ mod events;
 mod leases;
 mod nodes;
 mod pods;
+mod secrets;
 mod watches;
 mod workloads;

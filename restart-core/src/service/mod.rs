@@ -37,7 +37,7 @@ pub use dry_run::{GoverningBudget, PlanRefusal, PodToReplace, RestartPlan};
 pub(crate) use requests::seconds;
 use requests::{Ask, Windows};
 pub use schedules::SCHEDULE_USER;
-pub use signing::{KEY_ANNOTATION, KEY_LEASE};
+pub use signing::{KEY_ENTRY, KEY_SECRET, LEGACY_KEY_ANNOTATION};
 
 /// The pod-template annotation `kubectl rollout restart` sets.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";

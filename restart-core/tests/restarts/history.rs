@@ -49,11 +49,16 @@ async fn history_shows_our_events_on_every_replica_and_no_forged_one() {
         assert!(notes.contains(&real.note), "{notes:?}");
         assert!(notes.iter().all(|n| !n.contains("mallory")), "{notes:?}");
     }
-    let key = sim
-        .lease(&config.namespace, restart_core::KEY_LEASE)
-        .expect("the key's Lease");
-    let hex = &key.annotations[restart_core::KEY_ANNOTATION];
-    assert_eq!(hex.len(), 64, "{hex}");
+    // The key is in a Secret (readable only with `get` on that one name), not in a Lease
+    // anyone who reads Leases sees.
+    let key = ClusterApi::get_secret(&sim, &config.namespace, restart_core::KEY_SECRET)
+        .await
+        .expect("the key's Secret");
+    assert_eq!(key.data[restart_core::KEY_ENTRY].len(), 32, "{key:?}");
+    assert!(
+        sim.lease(&config.namespace, restart_core::KEY_SECRET)
+            .is_none()
+    );
 
     // b's own Events are shown by a as well.
     b.restart(&db(), &alice(), None).await.unwrap();
@@ -61,18 +66,96 @@ async fn history_shows_our_events_on_every_replica_and_no_forged_one() {
     assert!(on_a.iter().any(|h| h.reason == "Restarted"), "{on_a:?}");
 }
 
-/// A replica whose key Lease holds something that is not a key says so, naming the Lease,
-/// rather than trusting anything.
+/// A replica whose key Secret holds something that is not a key says so, naming the Secret,
+/// rather than trusting anything or making a new key over it.
+#[tokio::test(start_paused = true)]
+async fn a_broken_key_secret_is_named_not_trusted() {
+    let sim = cluster();
+    let config = RestartConfig::default();
+    let broken = cluster_api::Secret::new(config.namespace.clone(), restart_core::KEY_SECRET)
+        .with(restart_core::KEY_ENTRY, b"short".to_vec());
+    ClusterApi::create_secret(&sim, &broken).await.unwrap();
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), config.clone(), "a").await;
+    let err = r.history(&web()).await.unwrap_err();
+    assert!(err.to_string().contains(restart_core::KEY_SECRET), "{err}");
+    let kept = ClusterApi::get_secret(&sim, &config.namespace, restart_core::KEY_SECRET)
+        .await
+        .unwrap();
+    assert_eq!(kept.data[restart_core::KEY_ENTRY], b"short");
+}
+
+/// The key an earlier release kept in a Lease moves into the Secret, so Events marked with it
+/// still show; the Lease, readable by anyone who reads Leases, is deleted.
+#[tokio::test(start_paused = true)]
+async fn a_key_kept_in_a_lease_moves_to_the_secret_and_old_events_still_show() {
+    let sim = cluster();
+    let config = RestartConfig::default();
+    let (old, _, run_old) = replica(&sim, allowlist(vec![]), config.clone(), "old").await;
+    old.restart(&web(), &alice(), Some("before the upgrade"))
+        .await
+        .unwrap();
+    // Put the key where the earlier release kept it, and take the Secret away.
+    let secret = ClusterApi::get_secret(&sim, &config.namespace, restart_core::KEY_SECRET)
+        .await
+        .unwrap();
+    let hex: String = secret.data[restart_core::KEY_ENTRY]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    run_old.abort();
+    drop(old);
+    assert!(sim.delete_config(
+        cluster_api::ConfigKind::Secret,
+        &config.namespace,
+        restart_core::KEY_SECRET
+    ));
+    let mut lease = cluster_api::Lease::new(config.namespace.clone(), restart_core::KEY_SECRET);
+    lease
+        .annotations
+        .insert(restart_core::LEGACY_KEY_ANNOTATION.into(), hex);
+    ClusterApi::create_lease(&sim, &lease).await.unwrap();
+
+    let (new, _, _run) = replica(&sim, allowlist(vec![]), config.clone(), "new").await;
+    let notes: Vec<String> = new
+        .history(&web())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.message)
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("before the upgrade")),
+        "{notes:?}"
+    );
+    let moved = ClusterApi::get_secret(&sim, &config.namespace, restart_core::KEY_SECRET)
+        .await
+        .unwrap();
+    assert_eq!(moved.data, secret.data);
+    assert!(
+        sim.lease(&config.namespace, restart_core::KEY_SECRET)
+            .is_none()
+    );
+}
+
+/// A Lease of that name holding no key (as the earlier release could leave one) is named,
+/// never replaced by a new key that would hide the Events marked with the old one.
 #[tokio::test(start_paused = true)]
 async fn a_broken_key_lease_is_named_not_trusted() {
     let sim = cluster();
     let config = RestartConfig::default();
-    let mut lease = cluster_api::Lease::new(config.namespace.clone(), restart_core::KEY_LEASE);
-    lease
-        .annotations
-        .insert(restart_core::KEY_ANNOTATION.into(), "not a key".into());
+    let mut lease = cluster_api::Lease::new(config.namespace.clone(), restart_core::KEY_SECRET);
+    lease.annotations.insert(
+        restart_core::LEGACY_KEY_ANNOTATION.into(),
+        "not a key".into(),
+    );
     ClusterApi::create_lease(&sim, &lease).await.unwrap();
-    let (r, _, _run) = replica(&sim, allowlist(vec![]), config, "a").await;
+    let (r, _, _run) = replica(&sim, allowlist(vec![]), config.clone(), "a").await;
     let err = r.history(&web()).await.unwrap_err();
-    assert!(err.to_string().contains(restart_core::KEY_LEASE), "{err}");
+    assert!(err.to_string().contains("Lease"), "{err}");
+    assert!(err.to_string().contains(restart_core::KEY_SECRET), "{err}");
+    assert!(
+        ClusterApi::get_secret(&sim, &config.namespace, restart_core::KEY_SECRET)
+            .await
+            .is_err()
+    );
 }

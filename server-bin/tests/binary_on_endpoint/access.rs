@@ -160,6 +160,86 @@ async fn five_thousand_made_up_tokens_do_not_hold_up_a_drain() {
     let _ = child.kill().await;
 }
 
+/// Issue 27 item 4, at the level of the attack: clients on four addresses keep sending
+/// made-up tokens (no request rate holds them back), so every review they cause comes out of
+/// the server's review budget. A caller whose token was accepted before, and whose cached
+/// answer has since expired (`--auth-cache-ttl 0s`: at once), is reviewed again and answered
+/// every time, never told to come back (429): made-up tokens get only their addresses' shares
+/// and half the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_tokens_from_many_addresses_do_not_lock_out_a_known_caller() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let sim = rbac_cluster();
+    let (_endpoint, kubeconfig, config) = serve_with_config(&sim, WEB_ONLY).await;
+    let (mut child, addr) = start_kubernetes_auth(
+        &kubeconfig,
+        &config,
+        &["--api-rate", "0", "--auth-cache-ttl", "0s"],
+    )
+    .await;
+    let alice = get_request("/api/v1/service", "alice-token");
+    let (status, _, body) = send(addr, &alice).await;
+    assert_eq!(status, 200, "alice's token is accepted once: {body}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = Arc::new(AtomicUsize::new(0));
+    let mut flood = tokio::task::JoinSet::new();
+    for worker in 0..32u32 {
+        let (stop, busy) = (stop.clone(), busy.clone());
+        let from: std::net::IpAddr = format!("127.0.0.{}", 2 + worker % 4).parse().unwrap();
+        flood.spawn(async move {
+            let mut i = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                let token = format!("made-up-{worker}-{i}-{}", std::process::id());
+                match send_from(from, addr, &get_request("/api/v1/service", &token)).await {
+                    401 => {}
+                    429 => {
+                        busy.fetch_add(1, Ordering::SeqCst);
+                    }
+                    other => panic!("a made-up token got {other}"),
+                }
+                i += 1;
+            }
+        });
+    }
+    // Once the flood is being turned away, its shares are spent.
+    until("the made-up tokens' shares spent", async || {
+        (busy.load(Ordering::SeqCst) >= 32).then_some(())
+    })
+    .await;
+    for attempt in 0..4 {
+        let (status, _, body) = send(addr, &alice).await;
+        assert_eq!(
+            status, 200,
+            "alice's request {attempt} during the flood: {body}"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    while let Some(done) = flood.join_next().await {
+        done.unwrap();
+    }
+    let _ = child.kill().await;
+}
+
+/// [`send`] from a client address of our choosing (any of 127.0.0.0/8 reaches the server);
+/// the status only.
+async fn send_from(from: std::net::IpAddr, addr: SocketAddr, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let head = String::from_utf8_lossy(&response);
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"))
+}
+
 /// A narrowed install: the service account holds exactly the base's ClusterRole and Role and
 /// the component's per-namespace Roles for the example allowlist, as the endpoint enforces
 /// them. The server passes its start-up check, syncs its namespaced watches and restarts an
@@ -227,6 +307,15 @@ async fn a_narrowed_rbac_install_starts_and_restarts() {
             .template_annotations
             .contains_key("kubectl.kubernetes.io/restartedAt")
     );
+    // The restart's Event is marked with the key the server made in its Secret, which the
+    // narrowed Role lets it create and read by name alone.
+    until("the Event key's Secret", async || {
+        cluster_api::ClusterApi::get_secret(&sim, "restart-manager", restart_core::KEY_SECRET)
+            .await
+            .ok()
+            .filter(|s| s.data[restart_core::KEY_ENTRY].len() == 32)
+    })
+    .await;
     let _ = child.kill().await;
 
     // The same Roles with shop/other added to the allowlist: not enough, and it says so.

@@ -238,6 +238,7 @@ fn check_rbac(o: &Objects) {
     );
     assert_eq!(o.cluster_role_bindings.len(), o.cluster_roles.len());
     assert_eq!(o.role_bindings.len(), o.roles.len());
+    check_event_key_secret_only(o);
 }
 
 fn check_deployment(o: &Objects) {
@@ -435,17 +436,61 @@ fn rendered(out: std::process::Output, renderer: &str) -> Objects {
     ))
 }
 
+fn is_event_key_grant((verb, group, resource, ns, name): &Grant) -> bool {
+    group.is_empty()
+        && resource == "secrets"
+        && ns.as_deref() == Some(NAMESPACE)
+        && match verb.as_str() {
+            "get" => name.as_deref() == Some(k8s_adapter::EVENT_KEY_SECRET),
+            "create" => name.is_none(),
+            _ => false,
+        }
+}
+
+/// In the server's namespace, Secrets may be created, and read only by the Event key's name:
+/// no other Secret there (nor a list or watch of them) is readable.
+fn check_event_key_secret_only(o: &Objects) {
+    let in_namespace: BTreeSet<Grant> = granted(o)
+        .into_iter()
+        .filter(|(_, _, r, ns, _)| r == "secrets" && ns.as_deref() == Some(NAMESPACE))
+        .collect();
+    assert_eq!(
+        in_namespace,
+        BTreeSet::from([
+            (
+                "create".into(),
+                String::new(),
+                "secrets".into(),
+                Some(NAMESPACE.into()),
+                None
+            ),
+            (
+                "get".into(),
+                String::new(),
+                "secrets".into(),
+                Some(NAMESPACE.into()),
+                Some(k8s_adapter::EVENT_KEY_SECRET.into())
+            ),
+        ])
+    );
+    assert_eq!(k8s_adapter::EVENT_KEY_SECRET, restart_core::KEY_SECRET);
+}
+
 /// The namespaces where `resource` may be read (`None`: cluster-wide).
+/// Leaves out the Event key's Secret (`get` by name, and `create`, in the server's namespace),
+/// which [`check_event_key_secret_only`] checks.
 fn readable_in(o: &Objects, resource: &str) -> BTreeSet<Option<String>> {
     granted(o)
         .into_iter()
         .filter(|(_, _, r, _, _)| r == resource)
+        .filter(|g| !is_event_key_grant(g))
         .map(|(_, _, _, ns, _)| ns)
         .collect()
 }
 
 /// ConfigMaps and Secrets are readable in `shop` (where the config-change example's workload
-/// opts in) and nowhere else.
+/// opts in) and nowhere else, but for the one Secret holding the Event key in the server's
+/// namespace.
 fn check_config_readable_only_in_shop(o: &Objects) {
     for resource in ["configmaps", "secrets"] {
         assert_eq!(

@@ -76,6 +76,12 @@ impl ClusterApi for Budget {
     async fn get_lease(&self, namespace: &str, name: &str) -> Result<Lease> {
         self.take().get_lease(namespace, name).await
     }
+    async fn get_secret(&self, namespace: &str, name: &str) -> Result<cluster_api::Secret> {
+        self.take().get_secret(namespace, name).await
+    }
+    async fn create_secret(&self, secret: &cluster_api::Secret) -> Result<cluster_api::Secret> {
+        self.take().create_secret(secret).await
+    }
     async fn list_leases(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<Lease>> {
         self.take().list_leases(namespace, selector).await
     }

@@ -440,6 +440,27 @@ pub(crate) fn lease(st: &State, l: &Lease) -> Value {
     })
 }
 
+/// A core/v1 Secret of type `Opaque`, its data base64-encoded as the API serves it.
+pub(crate) fn secret(st: &State, s: &cluster_api::Secret) -> Value {
+    use base64::Engine;
+    let data: Map<String, Value> = s
+        .data
+        .iter()
+        .map(|(k, v)| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+            (k.clone(), json!(encoded))
+        })
+        .collect();
+    let uid = derived_uid(&s.namespace, &s.name);
+    json!({
+        "kind": "Secret",
+        "apiVersion": "v1",
+        "metadata": metadata(&s.name, Some(&s.namespace), &uid, &s.resource_version, st.config.start_time, &s.labels, &Default::default()),
+        "type": "Opaque",
+        "data": data,
+    })
+}
+
 pub(super) fn int_or_percent(v: IntOrPercent) -> Value {
     match v {
         IntOrPercent::Int(n) => json!(n),
