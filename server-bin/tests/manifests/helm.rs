@@ -109,8 +109,8 @@ fn the_helm_charts_rbac_follows_its_allowlist() {
         .collect();
     assert_eq!(rules(&workload_roles), rules(&generated.roles));
 
-    // Without rbac.configWatch, nothing may read Secrets: the server then refuses to start,
-    // naming exactly the rights that are missing.
+    // Without rbac.configWatch, no Secret may be read but the Event key's: the server then
+    // refuses to start, naming exactly the rights that are missing.
     let o = helm_template(&values(serde_json::json!({}))).unwrap();
     let missing: BTreeSet<Grant> = required(&o).difference(&granted(&o)).cloned().collect();
     assert!(
@@ -122,10 +122,11 @@ fn the_helm_charts_rbac_follows_its_allowlist() {
                     && ns.as_deref() == Some("shop")),
         "{missing:?}"
     );
+    check_event_key_secret_only(&o);
     assert!(
-        !granted(&o)
-            .iter()
-            .any(|(_, _, resource, _, _)| resource == "secrets")
+        !granted(&o).iter().any(
+            |(_, _, resource, ns, _)| resource == "secrets" && ns.as_deref() != Some(NAMESPACE)
+        )
     );
 
     // rbac.workloads: cluster trades the per-workload Roles for one ClusterRole on every
