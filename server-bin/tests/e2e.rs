@@ -392,6 +392,14 @@ async fn until<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
     common::until_within(what, AGENT_DEADLINE, check).await
 }
 
+/// Waits until the default group's Lease holds no slot.
+async fn until_no_holder(kube: &KubeCluster, namespace: &str, what: &str) {
+    until(what, async || {
+        slot_holders(kube, namespace).await.is_empty().then_some(())
+    })
+    .await;
+}
+
 /// The nodes holding the default group's slots (its Lease's holders annotation).
 async fn slot_holders(kube: &KubeCluster, namespace: &str) -> Vec<String> {
     let leases: Api<Lease> = Api::namespaced(kube.client(), namespace);
@@ -524,24 +532,12 @@ async fn a_steady_state_before_the_kubelet_reports_keeps_the_slot_on_a_real_clus
 
     // The kubelet reports the new boot: healed, the slot goes to the next node.
     one.kubelet_starts().await;
-    until("the slot's release", async || {
-        slot_holders(&kube, &scratch.name)
-            .await
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    until_no_holder(&kube, &scratch.name, "the slot's release").await;
     assert!(!one.view().await.cordoned, "uncordoned after healing");
     two.until_approved(AGENT_DEADLINE).await;
     let steady = two.reboot(Reboot::Short, grace_period()).await;
     assert!(steady.allowed(), "{steady:?}");
-    until("the second slot's release", async || {
-        slot_holders(&kube, &scratch.name)
-            .await
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    until_no_holder(&kube, &scratch.name, "the second slot's release").await;
     assert!(!two.view().await.cordoned);
     wait_available(&kube, &web).await;
 }
@@ -627,24 +623,12 @@ async fn a_replica_killed_mid_drain_leaves_the_other_to_approve_once_on_a_real_c
         "while the first is back but its kubelet has not reported",
     );
     one.kubelet_starts().await;
-    until("the first slot's release", async || {
-        slot_holders(&kube, &scratch.name)
-            .await
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    until_no_holder(&kube, &scratch.name, "the first slot's release").await;
 
     // The second node's turn, through the same surviving replica.
     two.until_approved(AGENT_DEADLINE).await;
     assert!(two.reboot(Reboot::Short, grace_period()).await.allowed());
-    until("the second slot's release", async || {
-        slot_holders(&kube, &scratch.name)
-            .await
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    until_no_holder(&kube, &scratch.name, "the second slot's release").await;
     assert_eq!(
         (
             approvals(&kube, &first).await,
