@@ -374,6 +374,8 @@ fn refused_as(answer: &restartctl::fleetlock::Answer, kind: &str, what: &str) {
 #[ignore = "needs a disposable real cluster whose API server it restarts; see the file's doc"]
 async fn a_drain_and_a_restart_survive_a_killed_replica_an_api_server_restart_and_compaction() {
     let client = client().await;
+    let t0 = std::time::Instant::now();
+    let phase = |what: &str| eprintln!("{:>6.1} s: {what}", t0.elapsed().as_secs_f64());
     let scratch = Scratch::new(&client, "rm-faults").await;
     let ns = scratch.name.clone();
     // A budget that keeps both of db's pods: the drain waits until db is scaled up. web's
@@ -387,6 +389,7 @@ async fn a_drain_and_a_restart_survive_a_killed_replica_an_api_server_restart_an
         Replica::start("rm-faults-a", &ns).await,
         Replica::start("rm-faults-b", &ns).await,
     );
+    phase("replicas ready");
     let (first, second) = two_nodes(&client, &ns, "db").await;
     let one = NodeAgent::new(&client, &first, &a.url, "default").await;
     let two = NodeAgent::new(&client, &second, &b.url, "default").await;
@@ -410,6 +413,7 @@ async fn a_drain_and_a_restart_survive_a_killed_replica_an_api_server_restart_an
         .unwrap();
     assert_eq!(started.status(), 200, "{:?}", started.text().await);
 
+    phase("drain and restart under way");
     // The faults: a dies mid-drain and mid-restart; the API server restarts (every watch of
     // b breaks); etcd is compacted, so that b's watches resumed from before get 410.
     a.sigkill().await;
@@ -419,6 +423,7 @@ async fn a_drain_and_a_restart_survive_a_killed_replica_an_api_server_restart_an
         b.ready().await.then_some(())
     })
     .await;
+    phase("b ready after the faults");
     refused_as(
         &two.pre_reboot().await,
         "lock_held",
@@ -443,6 +448,7 @@ async fn a_drain_and_a_restart_survive_a_killed_replica_an_api_server_restart_an
         "while the first is approved",
     );
 
+    phase("first node approved");
     // web's restart ends, said by b, its lock released; web is whole.
     let status = until("web's restart to end, as b tells it", async || {
         let s = b.service(&web).await;
@@ -452,12 +458,14 @@ async fn a_drain_and_a_restart_survive_a_killed_replica_an_api_server_restart_an
     assert_eq!(status["lastRestart"]["outcome"], "complete", "{status}");
     scratch.available("web").await;
 
+    phase("web's restart ended");
     // The first node reboots and comes back; its slot is released; then the second's turn.
     assert!(one.reboot(Reboot::Short, grace()).await.allowed());
     until("the first slot's release", async || {
         slot_holders(&client, &ns).await.is_empty().then_some(())
     })
     .await;
+    phase("first slot released");
     two.until_approved(AGENT_DEADLINE).await;
     assert!(two.reboot(Reboot::Short, grace()).await.allowed());
     until("the second slot's release", async || {
@@ -474,6 +482,7 @@ async fn a_drain_and_a_restart_survive_a_killed_replica_an_api_server_restart_an
     );
     assert!(!one.view().await.cordoned && !two.view().await.cordoned);
 
+    phase("second slot released");
     // No relist storm: b's watches resumed across the restart and each listed again once at
     // most, for a 410. The restarted API server's watch cache starts at the current revision,
     // so a watch resumed from an older resourceVersion is too old even before the compaction.
