@@ -30,13 +30,12 @@ use cluster_api::{Clock, ClusterApi, Node, SystemClock, WorkloadKind, WorkloadRe
 use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{SimCluster, SimConfig, machine_id_for};
 use common::agent::{AGENT_DEADLINE, KWOK_LABEL, NodeAgent, Reboot};
+use common::real::{Scratch, TempFile, approvals, refused_as, slot_holders};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use k8s_adapter::{KubeCluster, KubeOptions};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Node as KubeNode, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use restart_core::{
     Allowlist, Identity, Phase, RestartConfig, RestartError, Restarter, ServiceEntry,
 };
@@ -85,75 +84,6 @@ async fn cluster() -> Target {
     }
 }
 
-/// A namespace for one test, deleted when dropped.
-struct Scratch {
-    kube: KubeCluster,
-    name: String,
-}
-
-impl Scratch {
-    async fn new(kube: &KubeCluster, prefix: &str) -> Self {
-        let name = format!("{prefix}-{}", std::process::id());
-        let api: Api<Namespace> = Api::all(kube.client());
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        api.create(&PostParams::default(), &ns).await.unwrap();
-        Scratch {
-            kube: kube.clone(),
-            name,
-        }
-    }
-
-    async fn deployment(&self, name: &str, replicas: i32) {
-        self.deployment_ready_for(name, replicas, 0).await;
-    }
-
-    /// A Deployment whose new pods count as available only after `min_ready_seconds`: its
-    /// rollouts last at least that long even where pods start at once (KWOK's).
-    async fn deployment_ready_for(&self, name: &str, replicas: i32, min_ready_seconds: i32) {
-        let api: Api<Deployment> = Api::namespaced(self.kube.client(), &self.name);
-        let d: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "minReadySeconds": min_ready_seconds,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 2,
-                        "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]
-                    }
-                }
-            }
-        }))
-        .unwrap();
-        api.create(&PostParams::default(), &d).await.unwrap();
-    }
-
-    async fn budget(&self, app: &str, min_available: i32) {
-        let api: Api<PodDisruptionBudget> = Api::namespaced(self.kube.client(), &self.name);
-        let b: PodDisruptionBudget = serde_json::from_value(json!({
-            "metadata": {"name": app},
-            "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": app}}}
-        }))
-        .unwrap();
-        api.create(&PostParams::default(), &b).await.unwrap();
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let (client, name) = (self.kube.client(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let api: Api<Namespace> = Api::all(client);
-                let _ = api.delete(&name, &DeleteParams::default()).await;
-            });
-        })
-        .join();
-    }
-}
-
 fn restarter(kube: &KubeCluster, w: &WorkloadRef, instance: &str) -> Restarter {
     let allowlist = Allowlist::new(vec![ServiceEntry::new(w.clone())]).unwrap();
     let config = RestartConfig {
@@ -186,7 +116,7 @@ async fn wait_available(kube: &KubeCluster, w: &WorkloadRef) {
 async fn a_real_restart_rolls_out_to_completion() {
     let target = cluster().await;
     let kube = target.kube.clone();
-    let scratch = Scratch::new(&kube, "rm-e2e-restart").await;
+    let scratch = Scratch::new(&kube.client(), "rm-e2e-restart").await;
     scratch.deployment("web", 2).await;
     let web = WorkloadRef::new(WorkloadKind::Deployment, &scratch.name, "web");
     wait_available(&kube, &web).await;
@@ -216,7 +146,7 @@ async fn a_real_restart_rolls_out_to_completion() {
 async fn two_replicas_share_one_restart_lock() {
     let target = cluster().await;
     let kube = target.kube.clone();
-    let scratch = Scratch::new(&kube, "rm-e2e-lock").await;
+    let scratch = Scratch::new(&kube.client(), "rm-e2e-lock").await;
     // A rollout that lasts a few seconds: on KWOK's nodes a pod is Ready as soon as it is
     // scheduled, so an instant rollout would end (and free the lock) before bob asks.
     scratch.deployment_ready_for("web", 1, 5).await;
@@ -242,7 +172,7 @@ async fn two_replicas_share_one_restart_lock() {
 async fn a_fleetlock_cycle_drains_a_worker_and_gives_it_back() {
     let target = cluster().await;
     let kube = target.kube.clone();
-    let scratch = Scratch::new(&kube, "rm-e2e-fleetlock").await;
+    let scratch = Scratch::new(&kube.client(), "rm-e2e-fleetlock").await;
     scratch.deployment("web", 2).await;
     scratch.budget("web", 1).await;
     let web = WorkloadRef::new(WorkloadKind::Deployment, &scratch.name, "web");
@@ -345,14 +275,6 @@ struct Replica {
     _config: TempFile,
 }
 
-struct TempFile(std::path::PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 impl Replica {
     async fn start(name: &str, namespace: &str) -> Self {
         let config = TempFile(std::env::temp_dir().join(format!("{namespace}-{name}.yaml")));
@@ -395,27 +317,12 @@ async fn until<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
 /// Waits until the default group's Lease holds no slot.
 async fn until_no_holder(kube: &KubeCluster, namespace: &str, what: &str) {
     until(what, async || {
-        slot_holders(kube, namespace).await.is_empty().then_some(())
+        slot_holders(&kube.client(), namespace)
+            .await
+            .is_empty()
+            .then_some(())
     })
     .await;
-}
-
-/// The nodes holding the default group's slots (its Lease's holders annotation).
-async fn slot_holders(kube: &KubeCluster, namespace: &str) -> Vec<String> {
-    let leases: Api<Lease> = Api::namespaced(kube.client(), namespace);
-    let Some(lease) = leases.get_opt("fleetlock-default").await.unwrap() else {
-        return Vec::new();
-    };
-    let holders = lease
-        .metadata
-        .annotations
-        .and_then(|a| a.get(fleetlock_core::group::HOLDERS_ANNOTATION).cloned())
-        .unwrap_or_else(|| "[]".into());
-    serde_json::from_str::<Vec<serde_json::Value>>(&holders)
-        .unwrap()
-        .iter()
-        .map(|h| h["node"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 /// Where `app`'s pods run.
@@ -428,27 +335,6 @@ async fn nodes_of(kube: &KubeCluster, namespace: &str, app: &str) -> Vec<String>
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| p.spec.and_then(|s| s.node_name))
         .collect()
-}
-
-/// How many `RebootApproved` Events the cluster holds for `node` (counting repeats).
-async fn approvals(kube: &KubeCluster, node: &str) -> i32 {
-    let events: Api<CoreEvent> = Api::all(kube.client());
-    events
-        .list(
-            &ListParams::default()
-                .fields(&format!("involvedObject.name={node},reason=RebootApproved")),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            e.series
-                .and_then(|s| s.count)
-                .or(e.count)
-                .unwrap_or(1)
-                .max(1)
-        })
-        .sum()
 }
 
 /// A schedulable KWOK node, other than `not`, preferring one where `app` runs.
@@ -476,13 +362,6 @@ async fn pick_node(kube: &KubeCluster, namespace: &str, app: &str, not: &[&str])
         .expect("a schedulable KWOK node")
 }
 
-fn refused_as(answer: &restartctl::fleetlock::Answer, kind: &str, what: &str) {
-    assert!(
-        !answer.allowed() && answer.kind.as_deref() == Some(kind),
-        "{what}: expected a {kind} refusal, got {answer:?}"
-    );
-}
-
 /// Zincati's boot order on the real API server: its steady-state arrives while the Node still
 /// shows the old bootID and, after a reboot shorter than the grace period, Ready=True from
 /// before. The slot stays until the kubelet has reported the new boot; only then does the
@@ -493,7 +372,7 @@ async fn a_steady_state_before_the_kubelet_reports_keeps_the_slot_on_a_real_clus
     let Some(kube) = kwok_cluster(test).await else {
         return;
     };
-    let scratch = Scratch::new(&kube, "rm-e2e-boot").await;
+    let scratch = Scratch::new(&kube.client(), "rm-e2e-boot").await;
     scratch.deployment("web", 2).await;
     scratch.budget("web", 1).await;
     let web = WorkloadRef::new(WorkloadKind::Deployment, &scratch.name, "web");
@@ -523,7 +402,10 @@ async fn a_steady_state_before_the_kubelet_reports_keeps_the_slot_on_a_real_clus
         stale.ready, "True",
         "a short reboot still shows Ready from before"
     );
-    assert_eq!(slot_holders(&kube, &scratch.name).await, [first.as_str()]);
+    assert_eq!(
+        slot_holders(&kube.client(), &scratch.name).await,
+        [first.as_str()]
+    );
     refused_as(
         &two.pre_reboot().await,
         "lock_held",
@@ -553,7 +435,7 @@ async fn a_replica_killed_mid_drain_leaves_the_other_to_approve_once_on_a_real_c
     let Some(kube) = kwok_cluster(test).await else {
         return;
     };
-    let scratch = Scratch::new(&kube, "rm-e2e-kill").await;
+    let scratch = Scratch::new(&kube.client(), "rm-e2e-kill").await;
     // A budget that keeps both pods: the drain waits until the Deployment is scaled up.
     scratch.deployment("db", 2).await;
     scratch.budget("db", 2).await;
@@ -568,8 +450,8 @@ async fn a_replica_killed_mid_drain_leaves_the_other_to_approve_once_on_a_real_c
     let one = NodeAgent::new(&kube.client(), &first, &a.url, "default").await;
     let two = NodeAgent::new(&kube.client(), &second, &b.url, "default").await;
     let approved_before = (
-        approvals(&kube, &first).await,
-        approvals(&kube, &second).await,
+        approvals(&kube.client(), &first).await,
+        approvals(&kube.client(), &second).await,
     );
 
     // The first node's drain starts through replica a and is held by the budget; the second
@@ -580,7 +462,10 @@ async fn a_replica_killed_mid_drain_leaves_the_other_to_approve_once_on_a_real_c
         "a drain the budget holds",
     );
     refused_as(&two.pre_reboot().await, "lock_held", "the second node");
-    assert_eq!(slot_holders(&kube, &scratch.name).await, [first.as_str()]);
+    assert_eq!(
+        slot_holders(&kube.client(), &scratch.name).await,
+        [first.as_str()]
+    );
     assert!(one.view().await.cordoned);
 
     a.sigkill().await;
@@ -631,8 +516,8 @@ async fn a_replica_killed_mid_drain_leaves_the_other_to_approve_once_on_a_real_c
     until_no_holder(&kube, &scratch.name, "the second slot's release").await;
     assert_eq!(
         (
-            approvals(&kube, &first).await,
-            approvals(&kube, &second).await
+            approvals(&kube.client(), &first).await,
+            approvals(&kube.client(), &second).await
         ),
         (approved_before.0 + 1, approved_before.1 + 1),
         "each reboot approved exactly once"

@@ -27,11 +27,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::agent::{KWOK_LABEL, NodeAgent, Reboot};
+use common::real::{Scratch, TempFile, approvals, refused_as, slot_holders};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Node as KubeNode, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -77,81 +76,19 @@ fn cluster(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A namespace for one test, deleted when dropped.
-struct Scratch {
-    client: kube::Client,
-    name: String,
-}
-
-impl Scratch {
-    async fn new(client: &kube::Client, prefix: &str) -> Self {
-        let name = format!("{prefix}-{}", std::process::id());
-        let api: Api<Namespace> = Api::all(client.clone());
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        api.create(&PostParams::default(), &ns).await.unwrap();
-        Scratch {
-            client: client.clone(),
-            name,
-        }
-    }
-
-    async fn deployment(&self, name: &str, replicas: i32, min_ready_seconds: i32) {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.name);
-        let d: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "minReadySeconds": min_ready_seconds,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 2,
-                        "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]
-                    }
-                }
-            }
-        }))
-        .unwrap();
-        api.create(&PostParams::default(), &d).await.unwrap();
-    }
-
-    async fn budget(&self, app: &str, min_available: i32) {
-        let api: Api<PodDisruptionBudget> = Api::namespaced(self.client.clone(), &self.name);
-        let b: PodDisruptionBudget = serde_json::from_value(json!({
-            "metadata": {"name": app},
-            "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": app}}}
-        }))
-        .unwrap();
-        api.create(&PostParams::default(), &b).await.unwrap();
-    }
-
-    async fn available(&self, name: &str) {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.name);
-        until(&format!("{name} available"), async || {
-            let d = api.get(name).await.ok()?;
-            let want = d.spec.as_ref()?.replicas.unwrap_or(1);
-            let status = d.status?;
-            (status.available_replicas.unwrap_or(0) >= want
-                && status.updated_replicas.unwrap_or(0) >= want
-                && status.replicas.unwrap_or(0) == want)
-                .then_some(())
-        })
-        .await;
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let api: Api<Namespace> = Api::all(client);
-                let _ = api.delete(&name, &DeleteParams::default()).await;
-            });
-        })
-        .join();
-    }
+/// Waits until `name` in `scratch` has all its replicas updated and available.
+async fn available(scratch: &Scratch, name: &str) {
+    let api: Api<Deployment> = Api::namespaced(scratch.client.clone(), &scratch.name);
+    until(&format!("{name} available"), async || {
+        let d = api.get(name).await.ok()?;
+        let want = d.spec.as_ref()?.replicas.unwrap_or(1);
+        let status = d.status?;
+        (status.available_replicas.unwrap_or(0) >= want
+            && status.updated_replicas.unwrap_or(0) >= want
+            && status.replicas.unwrap_or(0) == want)
+            .then_some(())
+    })
+    .await;
 }
 
 /// How long any one wait here may take: after a SIGKILL the survivor waits out the dead
@@ -171,14 +108,6 @@ struct Replica {
     url: String,
     log: Arc<Mutex<Vec<String>>>,
     _config: TempFile,
-}
-
-struct TempFile(std::path::PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 impl Replica {
@@ -285,45 +214,6 @@ impl Replica {
     }
 }
 
-/// The nodes holding the default group's slots (its Lease's holders annotation).
-async fn slot_holders(client: &kube::Client, namespace: &str) -> Vec<String> {
-    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let Some(lease) = leases.get_opt("fleetlock-default").await.unwrap() else {
-        return Vec::new();
-    };
-    let holders = lease
-        .metadata
-        .annotations
-        .and_then(|a| a.get(fleetlock_core::group::HOLDERS_ANNOTATION).cloned())
-        .unwrap_or_else(|| "[]".into());
-    serde_json::from_str::<Vec<Value>>(&holders)
-        .unwrap()
-        .iter()
-        .map(|h| h["node"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-/// How many `RebootApproved` Events the cluster holds for `node` (counting repeats).
-async fn approvals(client: &kube::Client, node: &str) -> i32 {
-    let events: Api<CoreEvent> = Api::all(client.clone());
-    events
-        .list(
-            &ListParams::default()
-                .fields(&format!("involvedObject.name={node},reason=RebootApproved")),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            e.series
-                .and_then(|s| s.count)
-                .or(e.count)
-                .unwrap_or(1)
-                .max(1)
-        })
-        .sum()
-}
-
 /// Two schedulable KWOK nodes, the first one running a pod of `app`.
 async fn two_nodes(client: &kube::Client, namespace: &str, app: &str) -> (String, String) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -356,13 +246,6 @@ async fn two_nodes(client: &kube::Client, namespace: &str, app: &str) -> (String
     (names[0].clone(), names[1].clone())
 }
 
-fn refused_as(answer: &restartctl::fleetlock::Answer, kind: &str, what: &str) {
-    assert!(
-        !answer.allowed() && answer.kind.as_deref() == Some(kind),
-        "{what}: expected a {kind} refusal, got {answer:?}"
-    );
-}
-
 /// A drain held by a real budget and a workload restart, both through replica a; a is
 /// SIGKILLed, the API server restarted, etcd compacted. Replica b finishes both, once each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,11 +258,11 @@ async fn a_drain_and_a_restart_survive_a_killed_replica_an_api_server_restart_an
     let ns = scratch.name.clone();
     // A budget that keeps both of db's pods: the drain waits until db is scaled up. web's
     // rollouts take a while (minReadySeconds), so that its restart is under way at the kill.
-    scratch.deployment("db", 2, 0).await;
+    scratch.deployment("db", 2).await;
     scratch.budget("db", 2).await;
-    scratch.deployment("web", 2, 5).await;
-    scratch.available("db").await;
-    scratch.available("web").await;
+    scratch.deployment_ready_for("web", 2, 5).await;
+    available(&scratch, "db").await;
+    available(&scratch, "web").await;
     let (a, b) = (
         Replica::start("rm-faults-a", &ns).await,
         Replica::start("rm-faults-b", &ns).await,
@@ -451,7 +334,7 @@ async fn a_drain_and_a_restart_survive_a_killed_replica_an_api_server_restart_an
     })
     .await;
     assert_eq!(status["lastRestart"]["outcome"], "complete", "{status}");
-    scratch.available("web").await;
+    available(&scratch, "web").await;
 
     phase("web's restart ended");
     // The first node reboots and comes back; its slot is released; then the second's turn.
@@ -634,8 +517,8 @@ async fn a_restart_and_a_reboot_complete_while_priority_and_fairness_throttles()
         "--max-mutating-requests-inflight=1",
     ]);
 
-    scratch.deployment("web", 2, 1).await;
-    scratch.available("web").await;
+    scratch.deployment_ready_for("web", 2, 1).await;
+    available(&scratch, "web").await;
 
     // The load: the server's own identity listing pods, a few at a time, all along.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -695,7 +578,7 @@ async fn a_restart_and_a_reboot_complete_while_priority_and_fairness_throttles()
         answers.get(&429).copied().unwrap_or(0) > 0,
         "priority and fairness never answered 429: {answers:?}"
     );
-    scratch.available("web").await;
+    available(&scratch, "web").await;
 }
 
 fn grace() -> Duration {

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod process;
+pub mod real;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
