@@ -428,6 +428,12 @@ pub async fn modify<R>(
             Ok(result) => {
                 let base = lease.unwrap_or_else(|| Lease::new(namespace, &name));
                 let now = now();
+                let written = next.onto_lease(base.clone(), now);
+                // The usual write fits as it is: it is built once, and only a Lease that would
+                // not fit is built again while the records are made coarser.
+                if annotations_size(&written) <= ANNOTATIONS_LIMIT {
+                    return Decision::Write(written, (next, result));
+                }
                 if !next.fit(|state| annotations_size(&state.onto_lease(base.clone(), now))) {
                     return Decision::Keep(Err(Refusal::new(
                         Kind::LockHeld,
