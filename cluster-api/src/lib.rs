@@ -54,7 +54,7 @@ pub use event::{
 };
 pub use health::CacheHealth;
 pub use lease::Lease;
-pub use names::{is_object_name, is_older_version};
+pub use names::{InvalidName, is_object_name, is_older_version, validate_name, validate_namespace};
 pub use node::{Node, NodePatch};
 pub use pod::{
     EvictOptions, EvictionOutcome, MIRROR_POD_ANNOTATION, NOT_READY_TAINT, OwnerRef, Pod,

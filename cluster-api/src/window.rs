@@ -48,7 +48,7 @@ impl Window {
         start: &str,
         end: &str,
         time_zone: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, WindowError> {
         Window::try_from(WindowSpec {
             days: days.iter().map(|d| d.to_string()).collect(),
             start: start.into(),
@@ -93,10 +93,30 @@ impl fmt::Display for Window {
     }
 }
 
-impl TryFrom<WindowSpec> for Window {
-    type Error = String;
+/// Why a window was refused; its message names the part that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WindowError {
+    /// A day that is not a day of the week.
+    #[error("{0:?} is not a day of the week (mon, tue, ..., sun)")]
+    Day(String),
+    /// A start or end that is not a time of day.
+    #[error("window {what} {text:?} is not a time like \"22:30\"")]
+    Time {
+        /// `start` or `end`.
+        what: &'static str,
+        /// The time as written.
+        text: String,
+    },
+    /// A time zone that is not in the IANA database.
+    #[error("window time zone {0:?} is not an IANA time zone like \"Europe/Berlin\"")]
+    TimeZone(String),
+}
 
-    fn try_from(spec: WindowSpec) -> Result<Self, String> {
+impl TryFrom<WindowSpec> for Window {
+    type Error = WindowError;
+
+    fn try_from(spec: WindowSpec) -> Result<Self, WindowError> {
         let mut days = [spec.days.is_empty(); 7];
         for entry in &spec.days {
             match entry.split_once('-') {
@@ -114,16 +134,16 @@ impl TryFrom<WindowSpec> for Window {
                 None => days[parse_day(entry)?] = true,
             }
         }
-        let time = |s: &str, what: &str| -> Result<Time, String> {
-            s.parse::<Time>()
-                .map_err(|_| format!("window {what} {s:?} is not a time like \"22:30\""))
+        let time = |s: &str, what: &'static str| -> Result<Time, WindowError> {
+            s.parse::<Time>().map_err(|_| WindowError::Time {
+                what,
+                text: s.to_string(),
+            })
         };
         let start = time(&spec.start, "start")?;
         let end = time(&spec.end, "end")?;
         let zone = spec.time_zone.as_deref().unwrap_or("UTC");
-        let tz = TimeZone::get(zone).map_err(|_| {
-            format!("window time zone {zone:?} is not an IANA time zone like \"Europe/Berlin\"")
-        })?;
+        let tz = TimeZone::get(zone).map_err(|_| WindowError::TimeZone(zone.to_string()))?;
         let day_text = if spec.days.is_empty() {
             "every day".to_string()
         } else {
@@ -147,7 +167,7 @@ fn day_index(day: Weekday) -> usize {
     usize::try_from(day.to_monday_zero_offset()).unwrap_or(0)
 }
 
-fn parse_day(s: &str) -> Result<usize, String> {
+fn parse_day(s: &str) -> Result<usize, WindowError> {
     let s = s.trim().to_ascii_lowercase();
     let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     let full = [
@@ -163,7 +183,7 @@ fn parse_day(s: &str) -> Result<usize, String> {
         .iter()
         .position(|n| *n == s)
         .or_else(|| full.iter().position(|n| *n == s))
-        .ok_or_else(|| format!("{s:?} is not a day of the week (mon, tue, ..., sun)"))
+        .ok_or(WindowError::Day(s))
 }
 
 /// Whether `at` is inside any of `windows` (an empty list allows any time).
@@ -253,11 +273,15 @@ mod tests {
     #[test]
     fn bad_windows_say_what_is_wrong() {
         let err = Window::parse(&["someday"], "02:00", "05:00", None).unwrap_err();
-        assert!(err.contains("\"someday\" is not a day"), "{err}");
+        assert_eq!(err, WindowError::Day("someday".into()));
+        assert!(
+            err.to_string().contains("\"someday\" is not a day"),
+            "{err}"
+        );
         let err = Window::parse(&[], "2am", "05:00", None).unwrap_err();
-        assert!(err.contains("window start \"2am\""), "{err}");
+        assert!(err.to_string().contains("window start \"2am\""), "{err}");
         let err = Window::parse(&[], "02:00", "05:00", Some("Mars/Olympus")).unwrap_err();
-        assert!(err.contains("Mars/Olympus"), "{err}");
+        assert_eq!(err, WindowError::TimeZone("Mars/Olympus".into()));
     }
 
     #[test]

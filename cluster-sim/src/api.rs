@@ -222,14 +222,14 @@ impl ClusterApi for SimCluster {
 
     async fn create_secret(&self, secret: &Secret) -> Result<Secret> {
         self.enter(Operation::CreateSecret).await?;
-        state::validate_name(&secret.name).map_err(Error::invalid)?;
+        cluster_api::validate_name(&secret.name).map_err(|e| Error::invalid(e.to_string()))?;
         let result = self.with(|st| st.create_secret(secret));
         self.leave(Operation::CreateSecret, result)
     }
 
     async fn create_lease(&self, lease: &Lease) -> Result<Lease> {
         self.enter(Operation::CreateLease).await?;
-        state::validate_name(&lease.name).map_err(Error::invalid)?;
+        cluster_api::validate_name(&lease.name).map_err(|e| Error::invalid(e.to_string()))?;
         let result = state::validate_annotations(
             "Lease.coordination.k8s.io",
             &lease.name,

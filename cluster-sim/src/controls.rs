@@ -112,7 +112,7 @@ impl SimCluster {
     /// DaemonSet's that the test wants to place by hand. It must name an existing node.
     pub fn add_pod(&self, pod: Pod) -> Result<Pod> {
         self.with(|st| {
-            state::validate_name(&pod.name).map_err(Error::invalid)?;
+            cluster_api::validate_name(&pod.name).map_err(|e| Error::invalid(e.to_string()))?;
             let key = (pod.namespace.clone(), pod.name.clone());
             if st.pods.contains_key(&key) {
                 return Err(Error::already_exists("pods", &pod.name));
@@ -300,7 +300,7 @@ impl SimCluster {
     /// Adds a workload; its controller creates its pods, which start at once, so the cluster
     /// begins settled.
     pub fn add_workload(&self, spec: WorkloadSpec) -> Result<Workload> {
-        spec.validate().map_err(Error::invalid)?;
+        spec.validate().map_err(|e| Error::invalid(e.to_string()))?;
         let r = spec.reference();
         self.with(|st| {
             if st.workloads.contains_key(&r) {

@@ -190,7 +190,8 @@ impl SimCluster {
         let sim = Self::with_config(config);
         let invalid = |e: Error| ScenarioError::Invalid(e.to_string());
         for node in scenario.expand_nodes() {
-            state::validate_name(&node.name).map_err(ScenarioError::Invalid)?;
+            cluster_api::validate_name(&node.name)
+                .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
             if sim.node(&node.name).is_some() {
                 return Err(ScenarioError::Invalid(format!(
                     "node {:?} is listed twice",

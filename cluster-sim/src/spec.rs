@@ -261,8 +261,8 @@ impl WorkloadSpec {
                 self.namespace, self.name
             ));
         }
-        crate::state::validate_name(&self.name).map_err(|e| format!("{}: {e}", self.kind))?;
-        crate::state::validate_name(&self.namespace).map_err(|e| format!("namespace: {e}"))?;
+        cluster_api::validate_name(&self.name).map_err(|e| format!("{}: {e}", self.kind))?;
+        cluster_api::validate_name(&self.namespace).map_err(|e| format!("namespace: {e}"))?;
         Ok(())
     }
 }

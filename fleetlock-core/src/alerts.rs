@@ -15,8 +15,49 @@ pub type Labels = BTreeMap<String, String>;
 /// Where firing alerts come from.
 #[async_trait]
 pub trait AlertSource: Send + Sync + 'static {
-    /// The alerts firing now, by their labels; why not, in words.
-    async fn firing(&self) -> Result<Vec<Labels>, String>;
+    /// The alerts firing now, by their labels, or why they could not be read.
+    async fn firing(&self) -> Result<Vec<Labels>, AlertsError>;
+}
+
+/// Why the firing alerts could not be read. `url` is the address as it may be shown (see
+/// [`shown_url`]): its message goes to Zincati, the fleet view and the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AlertsError {
+    /// The credentials to send could not be read.
+    #[error("GET {url}: reading {file}: {reason}")]
+    Credentials {
+        /// The address asked.
+        url: String,
+        /// The file the credentials are in.
+        file: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// No answer: the connection failed or broke off.
+    #[error("GET {url}: {reason}")]
+    Unreachable {
+        /// The address asked.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An answer other than success.
+    #[error("GET {url}: {status}")]
+    Status {
+        /// The address asked.
+        url: String,
+        /// The HTTP status, with its reason phrase.
+        status: String,
+    },
+    /// A success whose body is no list of alerts.
+    #[error("GET {url}: not an alert list: {reason}")]
+    NotAnAlertList {
+        /// The address asked.
+        url: String,
+        /// Why the body does not parse.
+        reason: String,
+    },
 }
 
 /// `url` as it may be shown: in logs, refusals and the fleet view. Credentials written into

@@ -338,7 +338,7 @@ impl FleetLockConfig {
     }
 
     fn problems(&self) -> Result<(), String> {
-        crate::group::validate_namespace(&self.namespace)?;
+        cluster_api::validate_namespace(&self.namespace).map_err(|e| e.to_string())?;
         if self.group_label.len() > 316
             || self
                 .group_label

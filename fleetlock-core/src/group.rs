@@ -384,21 +384,6 @@ pub fn lease_selector() -> LabelSelector {
     LabelSelector::eq(LOCK_LABEL, LOCK_LABEL_VALUE)
 }
 
-pub(crate) fn validate_namespace(ns: &str) -> Result<(), String> {
-    let ok = !ns.is_empty()
-        && ns.len() <= 63
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !ns.starts_with('-')
-        && !ns.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("namespace {ns:?} is not a valid namespace name"))
-    }
-}
-
 /// Reads a group's Lease, lets `change` decide, and writes the result back if it changed,
 /// retrying from a fresh read whenever another writer got there first.
 ///

@@ -70,7 +70,7 @@ impl TryFrom<ScheduleSpec> for Schedule {
             return Err("startingDeadline must be at least 1s".into());
         }
         Ok(Schedule {
-            cron: Cron::parse(&spec.cron, spec.time_zone.as_deref())?,
+            cron: Cron::parse(&spec.cron, spec.time_zone.as_deref()).map_err(|e| e.to_string())?,
             starting_deadline,
         })
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use fleetlock_core::alerts::{AlertSource, Labels, shown_url};
+use fleetlock_core::alerts::{AlertSource, AlertsError, Labels, shown_url};
 use fleetlock_core::{AlertsApi, AlertsConfig};
 use serde::Deserialize;
 
@@ -97,12 +97,16 @@ impl HttpAlerts {
         })
     }
 
-    /// The request, with its credentials.
-    fn get(&self, url: &str) -> Result<reqwest::RequestBuilder, String> {
+    /// The request to `url` (shown as `shown`), with its credentials.
+    fn get(&self, url: &str, shown: &str) -> Result<reqwest::RequestBuilder, AlertsError> {
         let read = |file: &PathBuf| {
             std::fs::read_to_string(file)
                 .map(|s| s.trim().to_string())
-                .map_err(|e| format!("reading {}: {e}", file.display()))
+                .map_err(|e| AlertsError::Credentials {
+                    url: shown.to_string(),
+                    file: file.display().to_string(),
+                    reason: e.to_string(),
+                })
         };
         let request = self.client.get(url);
         Ok(match &self.credentials {
@@ -116,7 +120,7 @@ impl HttpAlerts {
 
 #[async_trait]
 impl AlertSource for HttpAlerts {
-    async fn firing(&self) -> Result<Vec<Labels>, String> {
+    async fn firing(&self) -> Result<Vec<Labels>, AlertsError> {
         let path = match self.api {
             AlertsApi::Prometheus => "/api/v1/alerts",
             AlertsApi::Alertmanager => "/api/v2/alerts?active=true&silenced=false&inhibited=false",
@@ -126,22 +130,23 @@ impl AlertSource for HttpAlerts {
             format!("{}{path}", self.shown),
         );
         // reqwest's errors name the URL; ours names the one without credentials.
-        let response = self
-            .get(&url)
-            .map_err(|e| format!("GET {shown}: {e}"))?
-            .send()
-            .await
-            .map_err(|e| format!("GET {shown}: {}", e.without_url()))?;
+        let unreachable = |e: reqwest::Error| AlertsError::Unreachable {
+            url: shown.clone(),
+            reason: e.without_url().to_string(),
+        };
+        let response = self.get(&url, &shown)?.send().await.map_err(unreachable)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("GET {shown}: {status}"));
+            return Err(AlertsError::Status {
+                url: shown,
+                status: status.to_string(),
+            });
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("GET {shown}: {}", e.without_url()))?;
-        let url = shown;
-        let bad = |e: serde_json::Error| format!("GET {url}: not an alert list: {e}");
+        let body = response.bytes().await.map_err(unreachable)?;
+        let bad = |e: serde_json::Error| AlertsError::NotAnAlertList {
+            url: shown.clone(),
+            reason: e.to_string(),
+        };
         Ok(match self.api {
             AlertsApi::Prometheus => serde_json::from_slice::<PrometheusAnswer>(&body)
                 .map_err(bad)?
@@ -186,7 +191,7 @@ mod tests {
     async fn a_failed_read_never_shows_the_urls_credentials() {
         // Nothing listens on port 1.
         let source = HttpAlerts::new(&config("http://ops:s3cr%40t@127.0.0.1:1/prom")).unwrap();
-        let why = source.firing().await.unwrap_err();
+        let why = source.firing().await.unwrap_err().to_string();
         assert!(!why.contains("s3cr"), "{why}");
         assert!(!why.contains("ops:"), "{why}");
         assert!(

@@ -47,10 +47,56 @@ struct CronSpec {
     time_zone: Option<String>,
 }
 
-impl TryFrom<CronSpec> for Cron {
-    type Error = String;
+/// Why a cron schedule was refused; its message names the expression and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CronError {
+    /// An `@` shorthand that is not one of the five.
+    #[error(
+        "cron {expression:?}: unknown shorthand (use @hourly, @daily, @weekly, @monthly or @yearly)"
+    )]
+    UnknownShorthand {
+        /// The expression as written.
+        expression: String,
+    },
+    /// Not five fields.
+    #[error(
+        "cron {expression:?} has {found} fields; expected 5: minute hour day-of-month month day-of-week"
+    )]
+    FieldCount {
+        /// The expression as written.
+        expression: String,
+        /// How many fields it has.
+        found: usize,
+    },
+    /// One field that does not parse or is out of range.
+    #[error("cron {expression:?}: {field}: {problem}")]
+    Field {
+        /// The expression as written.
+        expression: String,
+        /// Which field: `minute`, `hour`, `day of month`, `month` or `day of week`.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A time zone that is not in the IANA database.
+    #[error("schedule time zone {zone:?} is not an IANA time zone like \"Europe/Berlin\"")]
+    TimeZone {
+        /// The zone as written.
+        zone: String,
+    },
+    /// A schedule whose day never comes (`0 0 30 2 *`).
+    #[error("cron {expression:?} never fires (no such day)")]
+    NeverFires {
+        /// The expression as written.
+        expression: String,
+    },
+}
 
-    fn try_from(spec: CronSpec) -> Result<Self, String> {
+impl TryFrom<CronSpec> for Cron {
+    type Error = CronError;
+
+    fn try_from(spec: CronSpec) -> Result<Self, CronError> {
         Cron::parse(&spec.cron, spec.time_zone.as_deref())
     }
 }
@@ -68,8 +114,9 @@ const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 impl Cron {
     /// Parses `expression` in `time_zone` (UTC when `None`).
-    pub fn parse(expression: &str, time_zone: Option<&str>) -> Result<Cron, String> {
+    pub fn parse(expression: &str, time_zone: Option<&str>) -> Result<Cron, CronError> {
         let expr = expression.trim();
+        let expression = || expr.to_string();
         let expanded = match expr.to_ascii_lowercase().as_str() {
             "@hourly" => "0 * * * *".to_string(),
             "@daily" | "@midnight" => "0 0 * * *".to_string(),
@@ -77,20 +124,24 @@ impl Cron {
             "@monthly" => "0 0 1 * *".to_string(),
             "@yearly" | "@annually" => "0 0 1 1 *".to_string(),
             other if other.starts_with('@') => {
-                return Err(format!(
-                    "cron {expr:?}: unknown shorthand (use @hourly, @daily, @weekly, @monthly or @yearly)"
-                ));
+                return Err(CronError::UnknownShorthand {
+                    expression: expression(),
+                });
             }
             _ => expr.to_string(),
         };
         let fields: Vec<&str> = expanded.split_whitespace().collect();
         let [minute, hour, day, month, weekday] = fields.as_slice() else {
-            return Err(format!(
-                "cron {expr:?} has {} fields; expected 5: minute hour day-of-month month day-of-week",
-                fields.len()
-            ));
+            return Err(CronError::FieldCount {
+                expression: expression(),
+                found: fields.len(),
+            });
         };
-        let err = |what: &str, e: String| format!("cron {expr:?}: {what}: {e}");
+        let err = |field: &'static str, problem: String| CronError::Field {
+            expression: expression(),
+            field,
+            problem,
+        };
         let minutes = field(minute, 0, 59, &[]).map_err(|e| err("minute", e))?;
         let hours = field(hour, 0, 23, &[]).map_err(|e| err("hour", e))?;
         let days = field(day, 1, 31, &[]).map_err(|e| err("day of month", e))?;
@@ -101,8 +152,8 @@ impl Cron {
             weekdays |= 1;
         }
         let zone = time_zone.unwrap_or("UTC");
-        let tz = TimeZone::get(zone).map_err(|_| {
-            format!("schedule time zone {zone:?} is not an IANA time zone like \"Europe/Berlin\"")
+        let tz = TimeZone::get(zone).map_err(|_| CronError::TimeZone {
+            zone: zone.to_string(),
         })?;
         let cron = Cron {
             minutes,
@@ -118,7 +169,9 @@ impl Cron {
         // A day that never comes (`0 0 30 2 *`) is a mistake worth saying at load.
         let origin = Timestamp::UNIX_EPOCH;
         if cron.next_after(origin).is_none() {
-            return Err(format!("cron {expr:?} never fires (no such day)"));
+            return Err(CronError::NeverFires {
+                expression: expression(),
+            });
         }
         Ok(cron)
     }

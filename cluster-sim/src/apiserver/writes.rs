@@ -61,7 +61,7 @@ pub(crate) async fn create(
                 .as_str()
                 .ok_or_else(|| ApiError::invalid("Namespace: metadata.name: Required value"))?
                 .to_string();
-            crate::state::validate_name(&name).map_err(ApiError::invalid)?;
+            cluster_api::validate_name(&name).map_err(|e| ApiError::invalid(e.to_string()))?;
             shared.sim.with(|st| {
                 if namespaces(st).contains(&name) {
                     return Err(ApiError::from(cluster_api::Error::already_exists(

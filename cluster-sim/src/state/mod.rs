@@ -552,19 +552,6 @@ fn daemonset_tolerations() -> Vec<Toleration> {
     .collect()
 }
 
-/// What the API server checks of a name: a lowercase RFC 1123 subdomain.
-pub(crate) fn validate_name(name: &str) -> std::result::Result<(), String> {
-    if cluster_api::is_object_name(name) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a valid name: a lowercase RFC 1123 subdomain must consist of lower \
-             case alphanumeric characters, '-' or '.', and must start and end with an \
-             alphanumeric character"
-        ))
-    }
-}
-
 /// The most bytes an object's annotations may hold, keys and values together
 /// (apimachinery's `TotalAnnotationSizeLimitB`).
 pub const ANNOTATIONS_LIMIT: usize = 256 * 1024;

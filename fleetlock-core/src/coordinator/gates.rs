@@ -123,7 +123,7 @@ impl Inner {
         loop {
             let state = match tokio::time::timeout(config.timeout, source.firing()).await {
                 Ok(Ok(firing)) => AlertState::Firing(firing),
-                Ok(Err(why)) => AlertState::Unreachable(why),
+                Ok(Err(why)) => AlertState::Unreachable(why.to_string()),
                 Err(_) => AlertState::Unreachable(format!(
                     "no answer within {} s",
                     config.timeout.as_secs_f64()
