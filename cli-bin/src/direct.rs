@@ -1,6 +1,7 @@
 //! Direct mode: the cores themselves, on the user's kubeconfig, with the same Leases as the
 //! server, so a restart from here and one from the page exclude each other.
 
+use cluster_api::CoreBuilder;
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -31,6 +31,7 @@ pub use jiff::Timestamp;
 
 mod budget;
 mod cache;
+mod clock;
 pub mod cron;
 pub mod duration;
 mod error;
@@ -39,7 +40,9 @@ mod health;
 pub mod lease;
 mod names;
 mod node;
+mod options;
 mod pod;
+mod recorder;
 mod secret;
 mod selector;
 mod watch;
@@ -48,6 +51,7 @@ mod workload;
 
 pub use budget::DisruptionBudget;
 pub use cache::{Store, Versioned, WatchCache, feed, replaces};
+pub use clock::{Clock, SystemClock};
 pub use error::{Error, Result};
 pub use event::{
     Event, EventSeries, EventType, NOTE_LIMIT, ObjectRef, SERIES_WINDOW, bounded_note,
@@ -56,10 +60,12 @@ pub use health::CacheHealth;
 pub use lease::Lease;
 pub use names::{InvalidName, is_object_name, is_older_version, validate_name, validate_namespace};
 pub use node::{Node, NodePatch};
+pub use options::{CoreBuilder, CoreOptions, DEFAULT_CACHE_GRACE};
 pub use pod::{
     EvictOptions, EvictionOutcome, MIRROR_POD_ANNOTATION, NOT_READY_TAINT, OwnerRef, Pod,
     PodFilter, PodPhase, Toleration, TolerationOperator, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT,
 };
+pub use recorder::Recorder;
 pub use secret::Secret;
 pub use selector::{LabelSelector, Operator, Requirement, SelectorParseError};
 pub use watch::{WatchEvent, WatchStream, follow, whole_lists};
@@ -185,24 +191,6 @@ pub trait ClusterApi: Send + Sync + 'static {
 
     /// The Events recorded about one object, oldest first.
     async fn list_events(&self, regarding: &ObjectRef) -> Result<Vec<Event>>;
-}
-
-/// Where the cores get wall-clock time: the system clock in production, the simulated clock
-/// on `cluster-sim`, so that lease ages, reboot windows and event times follow the time a test
-/// controls.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> Timestamp;
-}
-
-/// The system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
 }
 
 /// Applies a map of `Some` (set) / `None` (remove) changes, as a merge patch does.

@@ -5,6 +5,7 @@
 //!
 //! `cargo bench -p fleetlock-core --bench answers [-- NODES]`
 
+use cluster_api::CoreBuilder;
 use std::sync::Arc;
 use std::time::Instant;
 

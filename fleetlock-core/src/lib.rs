@@ -18,7 +18,7 @@
 //! use std::sync::Arc;
 //! use cluster_api::Node;
 //! use cluster_sim::{SimCluster, WorkloadSpec};
-//! use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, Kind, zincati_id};
+//! use fleetlock_core::{ClientParams, Coordinator, CoreBuilder, FleetLockConfig, Kind, zincati_id};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
@@ -85,6 +85,8 @@ pub mod window {
     pub use cluster_api::window::{Window as RebootWindow, *};
 }
 
+/// The options both cores share, and the builder methods that set them.
+pub use cluster_api::{CoreBuilder, CoreOptions};
 pub use config::{
     AlertsApi, AlertsConfig, BasicAuth, DEFAULT_GROUP_LABEL, DEFAULT_MAX_UNKNOWN_GROUPS,
     DrainConfig, FleetLockConfig, GateScope, GroupConfig, HealthGates, InvalidConfig,

@@ -3,6 +3,7 @@
 //! [`Invariant::RebootingSlotFreed`] catches a coordinator built with the defect, and stays
 //! quiet about the one without it.
 
+use cluster_api::CoreBuilder;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! watches with bookmarks and relists, evictions through budgets, Lease compare-and-swap,
 //! Events, throttling, all through real HTTP.
 
+use cluster_api::CoreBuilder;
 use std::sync::Arc;
 use std::time::Duration;
 

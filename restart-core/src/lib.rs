@@ -15,7 +15,7 @@
 //! use std::sync::Arc;
 //! use cluster_api::{Node, WorkloadKind, WorkloadRef};
 //! use cluster_sim::{SimCluster, WorkloadSpec};
-//! use restart_core::{Allowlist, Identity, Phase, Restarter, ServiceEntry};
+//! use restart_core::{Allowlist, CoreBuilder, Identity, Phase, Restarter, ServiceEntry};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
@@ -65,6 +65,8 @@ pub mod status;
 pub mod trigger;
 
 pub use allowlist::{Allowed, Allowlist, AllowlistError, Identity, ServiceEntry};
+/// The options both cores share, and the builder methods that set them.
+pub use cluster_api::{CoreBuilder, CoreOptions};
 pub use error::{ErrorKind, RestartError};
 pub use lock::{LastRestart, LockInfo, Outcome};
 pub use notices::{RestartNotice, RestartTransition};

@@ -23,6 +23,7 @@
 
 mod common;
 
+use cluster_api::CoreBuilder;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //!
 //! Uses `$KUBECTL`, or `kubectl` on the PATH (`.ci/run` installs a pinned one).
 
+use cluster_api::CoreBuilder;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;

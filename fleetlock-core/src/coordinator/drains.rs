@@ -42,8 +42,8 @@ impl Inner {
         let this = self.clone();
         let (group, job) = (group.to_string(), holder.clone());
         let (stop, stop_rx) = watch::channel(false);
-        let handle =
-            tokio::spawn(Drainer::new(this, group.clone(), job, tx, stop_rx).run()).abort_handle();
+        let drainer = Drainer::new(this, group.clone(), job, tx, stop_rx);
+        let handle = self.tasks.spawn(drainer.run());
         if let Some(old) = drains.insert(
             holder.node.clone(),
             DrainTask {
@@ -54,6 +54,8 @@ impl Inner {
                 stop,
             },
         ) {
+            // A drain of an earlier grant of the node, superseded: cancelled outright, as
+            // the release that ended its grant tidied the node already.
             old.handle.abort();
         }
         rx
@@ -101,8 +103,9 @@ impl Inner {
         });
     }
 
-    /// Stops the drain of `grant` (its slot was given back); a drain of a later grant of the
-    /// node, which may have started while the release was being told, goes on.
+    /// Stops the drain of `grant` (its slot was given back) outright: the release tidies the
+    /// node. A drain of a later grant of the node, which may have started while the release
+    /// was being told, goes on.
     pub(super) fn stop_drain(&self, grant: &Holder) {
         let mut drains = self.drains.lock();
         if drains

@@ -28,9 +28,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{CacheHealth, Clock, ClusterApi, Store, SystemClock};
+use cluster_api::{CacheHealth, Clock, ClusterApi, CoreBuilder, CoreOptions, Recorder, Store};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{FleetLockConfig, UnknownGroups};
 use crate::drain::DrainStatus;
@@ -45,8 +47,8 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15);
 /// The `reportingController` of our Events.
 const CONTROLLER: &str = "restart-manager.io/fleetlock";
 /// How long a cache whose watch is failing still counts as ready (see
-/// [`CoordinatorBuilder::cache_grace`]).
-pub const DEFAULT_CACHE_GRACE: Duration = Duration::from_secs(30);
+/// [`CoreBuilder::cache_grace`]).
+pub use cluster_api::DEFAULT_CACHE_GRACE;
 
 /// Hooks for metrics; every method has a no-op default.
 pub trait Observer: Send + Sync + 'static {
@@ -83,14 +85,14 @@ pub struct Coordinator {
 }
 
 /// Builds a [`Coordinator`].
+///
+/// The options it shares with the restart service's builder (clock, instance, leadership,
+/// cache grace, shutdown) are set through [`CoreBuilder`].
 pub struct CoordinatorBuilder {
     api: Arc<dyn ClusterApi>,
     config: FleetLockConfig,
-    clock: Arc<dyn Clock>,
-    instance: String,
+    options: CoreOptions,
     observer: Arc<dyn Observer>,
-    leadership: Option<watch::Receiver<bool>>,
-    cache_grace: Duration,
     alerts: Option<Arc<dyn crate::alerts::AlertSource>>,
     #[cfg(feature = "sabotage")]
     sabotage: Option<Sabotage>,
@@ -134,6 +136,11 @@ struct Inner {
     alert_state: RwLock<crate::alerts::AlertState>,
     poke: Notify,
     leadership: Option<watch::Receiver<bool>>,
+    recorder: Recorder,
+    /// Cancelled to stop: drains stop at their next safe point, `run` returns.
+    shutdown: CancellationToken,
+    /// The drains and timers this replica spawned, for a shutdown to wait for.
+    tasks: TaskTracker,
     #[cfg(feature = "sabotage")]
     sabotage: Option<Sabotage>,
 }
@@ -143,45 +150,23 @@ struct DrainTask {
     grant: crate::group::Holder,
     group: String,
     status: watch::Receiver<DrainStatus>,
-    handle: tokio::task::AbortHandle,
+    handle: tokio::task::JoinHandle<()>,
     /// Asks the drain to stop and tidy up (its grant is no longer draining).
     stop: watch::Sender<bool>,
 }
 
 // === impl CoordinatorBuilder ===
 
+impl CoreBuilder for CoordinatorBuilder {
+    fn options_mut(&mut self) -> &mut CoreOptions {
+        &mut self.options
+    }
+}
+
 impl CoordinatorBuilder {
-    /// The wall clock (the system clock unless set; tests pass the simulated cluster).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// This replica's name, recorded on the slots it grants and the Events it writes.
-    pub fn instance(mut self, name: impl Into<String>) -> Self {
-        self.instance = name.into();
-        self
-    }
-
     /// Where to report evictions and drain durations.
     pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observer = observer;
-        self
-    }
-
-    /// Look after holders (resume drains, stuck and deleted holders) only while this says
-    /// `true`: with several replicas, only the elected leader does. Requests are answered
-    /// regardless. Without it, this replica always looks after holders.
-    pub fn leadership(mut self, leader: watch::Receiver<bool>) -> Self {
-        self.leadership = Some(leader);
-        self
-    }
-
-    /// How long the node or lock cache may go without a working watch before
-    /// [`Coordinator::is_ready`] says no ([`DEFAULT_CACHE_GRACE`] unless set). Whatever the
-    /// grace, answers that change nothing come from a cache only while its watch works.
-    pub fn cache_grace(mut self, grace: Duration) -> Self {
-        self.cache_grace = grace;
         self
     }
 
@@ -195,18 +180,20 @@ impl CoordinatorBuilder {
     /// The coordinator.
     pub fn build(self) -> Coordinator {
         let nodes = NodeIndex::new(self.config.group_label.clone());
+        let options = self.options;
+        let recorder = Recorder::new(self.api.clone(), CONTROLLER, &options);
         Coordinator {
             inner: Arc::new(Inner {
                 api: self.api,
-                clock: self.clock,
+                clock: options.clock,
                 config: self.config,
-                instance: self.instance,
+                instance: options.instance,
                 observer: self.observer,
                 nodes: RwLock::new(nodes),
                 groups: Store::new(),
                 nodes_health: CacheHealth::new("node"),
                 leases_health: CacheHealth::new("group lock"),
-                cache_grace: self.cache_grace,
+                cache_grace: options.cache_grace,
                 drains: Mutex::default(),
                 reported_stuck: Mutex::default(),
                 noted_unrebooted: Mutex::default(),
@@ -214,7 +201,10 @@ impl CoordinatorBuilder {
                 alerts: self.alerts,
                 alert_state: RwLock::default(),
                 poke: Notify::new(),
-                leadership: self.leadership,
+                leadership: options.leadership,
+                recorder,
+                shutdown: options.shutdown,
+                tasks: TaskTracker::new(),
                 #[cfg(feature = "sabotage")]
                 sabotage: self.sabotage,
             }),
@@ -231,11 +221,8 @@ impl Coordinator {
         CoordinatorBuilder {
             api,
             config,
-            clock: Arc::new(SystemClock),
-            instance: "restart-manager".into(),
+            options: CoreOptions::default(),
             observer: Arc::new(NoopObserver),
-            leadership: None,
-            cache_grace: DEFAULT_CACHE_GRACE,
             alerts: None,
             #[cfg(feature = "sabotage")]
             sabotage: None,
@@ -247,28 +234,44 @@ impl Coordinator {
         &self.inner.config
     }
 
-    /// Keeps the node and lock caches current and looks after holders, until dropped.
+    /// Keeps the node and lock caches current and looks after holders, until the shutdown
+    /// signal ([`CoreBuilder::shutdown`]) is given; then asks the drains this replica runs to
+    /// stop at their next safe point (never between a write and its record), waits for them
+    /// and returns. Whichever replica runs next picks the drains up from the group Leases.
     ///
-    /// Dropping it (shutdown, or a crash) also stops the drains this replica runs; whichever
-    /// replica runs next picks them up from the group Leases.
+    /// Dropped without a shutdown (a test simulating a crash), it stops its drains at once,
+    /// as a crash would.
     pub async fn run(&self) {
-        struct StopDrains<'a>(&'a Inner);
-        impl Drop for StopDrains<'_> {
+        struct Crash<'a> {
+            inner: &'a Inner,
+            armed: bool,
+        }
+        impl Drop for Crash<'_> {
             fn drop(&mut self) {
-                let mut drains = self.0.drains.lock();
-                for (_, task) in drains.drain() {
-                    task.handle.abort();
+                if self.armed {
+                    for (_, task) in self.inner.drains.lock().drain() {
+                        task.handle.abort();
+                    }
                 }
             }
         }
         let inner = &self.inner;
-        let _stop = StopDrains(inner);
-        tokio::join!(
-            inner.watch_nodes(),
-            inner.watch_leases(),
-            inner.read_alerts(),
-            self.maintain_forever()
-        );
+        let mut crash = Crash { inner, armed: true };
+        tokio::select! {
+            () = async {
+                tokio::join!(
+                    inner.watch_nodes(),
+                    inner.watch_leases(),
+                    inner.read_alerts(),
+                    self.maintain_forever()
+                );
+            } => {}
+            () = inner.shutdown.cancelled() => {}
+        }
+        inner.tasks.close();
+        inner.tasks.wait().await;
+        crash.armed = false;
+        inner.drains.lock().clear();
     }
 
     /// Whether the node and lock caches have synced and neither watch has been failing for

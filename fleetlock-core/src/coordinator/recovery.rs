@@ -268,9 +268,11 @@ impl Inner {
                 .unwrap_or_default();
             let left = std::time::Duration::try_from(left).unwrap_or_default();
             let inner = Arc::clone(self);
-            tokio::spawn(async move {
-                tokio::time::sleep(left).await;
-                inner.poke.notify_one();
+            self.tasks.spawn(async move {
+                tokio::select! {
+                    () = tokio::time::sleep(left) => inner.poke.notify_one(),
+                    () = inner.shutdown.cancelled() => {}
+                }
             });
         }
         Ok(())

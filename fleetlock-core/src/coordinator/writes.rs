@@ -1,10 +1,10 @@
 //! Everything this replica writes to the cluster: Events, node annotations, cordons, and the
 //! slot changes that release and approve.
 
-use cluster_api::{Error, Event, EventType, NodePatch, ObjectRef, Timestamp};
+use cluster_api::{Error, EventType, NodePatch, ObjectRef, Timestamp};
 
+use super::Inner;
 use super::cache::GrantNow;
-use super::{CONTROLLER, Inner};
 use crate::group::{GroupState, Holder, HolderPhase};
 use crate::id::normalize_id;
 use crate::nodes::{
@@ -96,22 +96,10 @@ impl Inner {
             .get(node)
             .map(|v| v.uid.clone())
             .unwrap_or_default();
-        let event = Event {
-            regarding: ObjectRef::cluster("Node", node).with_uid(uid),
-            type_,
-            reason: reason.into(),
-            action: action.into(),
-            // Past the API server's limit the Event would be refused and lost.
-            note: cluster_api::bounded_note(note),
-            reporting_controller: CONTROLLER.into(),
-            reporting_instance: self.instance.clone(),
-            time: Some(self.clock.now()),
-            count: 1,
-        };
-        if let Err(e) = self.api.record_event(&event).await {
-            // Events are the audit trail, not the state: losing one must not fail a request.
-            tracing::warn!(node, reason, error = %e, "could not record event");
-        }
+        let regarding = ObjectRef::cluster("Node", node).with_uid(uid);
+        self.recorder
+            .record(regarding, type_, reason, action, note)
+            .await;
     }
 
     /// Sets our state annotation (last writer wins: it only reports).

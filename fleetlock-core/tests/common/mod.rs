@@ -1,6 +1,7 @@
 //! Fixtures shared by the coordinator tests.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use cluster_api::CoreBuilder;
 use std::sync::Arc;
 
 use cluster_api::{LabelSelector, Pod};

@@ -1,6 +1,7 @@
 //! The simulated cluster of a run and its server replicas: started, crashed where they stand,
 //! and called as a request to that process would be.
 
+use cluster_api::CoreBuilder;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;

@@ -12,9 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use cluster_api::{CacheHealth, Clock, ClusterApi, Lease, Store, SystemClock, WorkloadRef};
+use cluster_api::{
+    CacheHealth, Clock, ClusterApi, CoreBuilder, CoreOptions, Lease, Recorder, Store, WorkloadRef,
+};
 use parking_lot::RwLock;
 use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::allowlist::{Allowlist, Identity};
 use crate::error::RestartError;
@@ -46,8 +49,8 @@ pub const CONTROLLER: &str = "restart-manager.io/restart";
 /// The longest reason accepted.
 pub const MAX_REASON_LEN: usize = 500;
 /// How long a cache whose watch is failing still counts as ready (see
-/// [`RestarterBuilder::cache_grace`]).
-pub const DEFAULT_CACHE_GRACE: Duration = Duration::from_secs(30);
+/// [`CoreBuilder::cache_grace`]).
+pub use cluster_api::DEFAULT_CACHE_GRACE;
 
 /// Settings of the restart service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,17 +121,17 @@ pub struct Restarter {
 }
 
 /// Builds a [`Restarter`].
+///
+/// The options it shares with the FleetLock coordinator's builder (clock, instance,
+/// leadership, cache grace, shutdown) are set through [`CoreBuilder`].
 pub struct RestarterBuilder {
     api: Arc<dyn ClusterApi>,
     caller_reads: Option<Arc<dyn ClusterApi>>,
     allowlist: Allowlist,
     config: RestartConfig,
-    clock: Arc<dyn Clock>,
-    instance: String,
+    options: CoreOptions,
     observer: Arc<dyn RestartObserver>,
-    leadership: Option<watch::Receiver<bool>>,
     only: Option<Only>,
-    cache_grace: Duration,
     sets: Vec<RestartSet>,
 }
 
@@ -193,26 +196,23 @@ struct Inner {
     config_baselines: parking_lot::Mutex<HashMap<WorkloadRef, (crate::trigger::Digests, String)>>,
     /// When this replica saw each lock's and run's Lease last change: their expiry.
     observed: crate::observed::Observations,
+    recorder: Recorder,
+    /// Cancelled to stop: [`Restarter::run`] returns.
+    shutdown: CancellationToken,
 }
 
 // === impl RestarterBuilder ===
+
+impl CoreBuilder for RestarterBuilder {
+    fn options_mut(&mut self) -> &mut CoreOptions {
+        &mut self.options
+    }
+}
 
 impl RestarterBuilder {
     /// Settings (namespace, lock duration, resync).
     pub fn config(mut self, config: RestartConfig) -> Self {
         self.config = config;
-        self
-    }
-
-    /// The wall clock (tests pass the simulated cluster).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// This replica's name, on Events.
-    pub fn instance(mut self, name: impl Into<String>) -> Self {
-        self.instance = name.into();
         self
     }
 
@@ -222,19 +222,11 @@ impl RestarterBuilder {
         self
     }
 
-    /// Judge rollouts and release finished restarts' locks only while this says `true`: with
-    /// several replicas, only the elected leader does. Restarts and status are served
-    /// regardless. Without it, this replica always does.
-    pub fn leadership(mut self, leader: watch::Receiver<bool>) -> Self {
-        self.leadership = Some(leader);
-        self
-    }
-
     /// Makes this a process that is never the leader but judges the rollouts of `workloads`
     /// (releasing their locks when they end) and drives the runs of `sets` (and judges their
     /// members'), as `restartctl` in direct mode does for what its user asked it to wait
     /// for. It acts on no schedule and no configuration change, and drives no other set.
-    /// Replaces [`leadership`](Self::leadership).
+    /// Overrides [`CoreBuilder::leadership`].
     pub fn only_for(
         mut self,
         workloads: impl IntoIterator<Item = WorkloadRef>,
@@ -244,13 +236,6 @@ impl RestarterBuilder {
             workloads: workloads.into_iter().collect(),
             sets: sets.into_iter().collect(),
         });
-        self
-    }
-
-    /// How long a watch may fail before [`Restarter::is_ready`] says no
-    /// ([`DEFAULT_CACHE_GRACE`] unless set).
-    pub fn cache_grace(mut self, grace: Duration) -> Self {
-        self.cache_grace = grace;
         self
     }
 
@@ -295,11 +280,13 @@ impl RestarterBuilder {
             inner: Arc::new(Inner {
                 caller_reads: self.caller_reads.unwrap_or_else(|| self.api.clone()),
                 event_key: tokio::sync::OnceCell::new(),
+                recorder: Recorder::new(self.api.clone(), CONTROLLER, &self.options),
+                shutdown: self.options.shutdown.clone(),
                 api: self.api,
-                clock: self.clock,
+                clock: self.options.clock,
                 allowlist: self.allowlist,
                 config: self.config,
-                instance: self.instance,
+                instance: self.options.instance,
                 observer: self.observer,
                 by_lease,
                 places,
@@ -309,9 +296,9 @@ impl RestarterBuilder {
                 updates: broadcast::channel(1024).0,
                 refresh: Refresh::default(),
                 running: AtomicBool::new(false),
-                cache_grace: self.cache_grace,
+                cache_grace: self.options.cache_grace,
                 sequence: AtomicU64::new(0),
-                leadership: self.leadership,
+                leadership: self.options.leadership,
                 only: self.only,
                 sets: self.sets,
                 runs: Store::new(),
@@ -367,12 +354,9 @@ impl Restarter {
             caller_reads: None,
             allowlist,
             config: RestartConfig::default(),
-            clock: Arc::new(SystemClock),
-            instance: "restart-manager".into(),
+            options: CoreOptions::default(),
             observer: Arc::new(NoopRestartObserver),
-            leadership: None,
             only: None,
-            cache_grace: DEFAULT_CACHE_GRACE,
             sets: Vec::new(),
         }
     }
@@ -388,7 +372,10 @@ impl Restarter {
     }
 
     /// Keeps the caches current, judges rollouts and releases finished restarts' locks, until
-    /// dropped. Run it once per `Restarter`.
+    /// the shutdown signal ([`CoreBuilder::shutdown`]) is given or it is dropped. Its work is
+    /// all in this future (it spawns nothing), so it stops at its next await point; every
+    /// write it makes is a compare-and-swap that another replica, or the next start, picks up
+    /// from. Run it once per `Restarter`.
     pub async fn run(&self) {
         if self.inner.running.swap(true, Ordering::AcqRel) {
             tracing::error!("Restarter::run called twice");
@@ -401,18 +388,24 @@ impl Restarter {
         // One watch per kind and namespace of the allowlist: the server reads workloads
         // only where it may restart some, which is all a namespaced Role grants.
         let kinds = futures::future::join_all(inner.places.iter().map(|p| inner.watch_place(p)));
-        tokio::join!(
-            kinds,
-            inner.watch_locks(),
-            inner.watch_runs(),
-            inner.track_forever(),
-            inner.resync_forever(),
-            inner.drive_sets_forever(),
-            inner.watch_schedules(),
-            inner.schedule_forever(),
-            inner.watch_configs(),
-            inner.config_trigger_forever()
-        );
+        let all = async {
+            tokio::join!(
+                kinds,
+                inner.watch_locks(),
+                inner.watch_runs(),
+                inner.track_forever(),
+                inner.resync_forever(),
+                inner.drive_sets_forever(),
+                inner.watch_schedules(),
+                inner.schedule_forever(),
+                inner.watch_configs(),
+                inner.config_trigger_forever()
+            );
+        };
+        tokio::select! {
+            () = all => {}
+            () = inner.shutdown.cancelled() => tracing::debug!("restart service stopped"),
+        }
     }
 
     /// Whether every watch has delivered its first full list and none has been failing for

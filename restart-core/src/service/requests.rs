@@ -3,9 +3,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use cluster_api::{Error, Event, EventType, ObjectRef, Timestamp, Workload, WorkloadRef};
+use cluster_api::{Error, EventType, ObjectRef, Timestamp, Workload, WorkloadRef};
 
-use super::{CONTROLLER, Inner, MAX_REASON_LEN, RESTARTED_AT};
+use super::{Inner, MAX_REASON_LEN, RESTARTED_AT};
 use crate::allowlist::Identity;
 use crate::error::RestartError;
 use crate::lock::{self, LockInfo, Outcome, Take, TakeRequest};
@@ -389,27 +389,14 @@ impl Inner {
         action: &str,
         note: String,
     ) {
-        let event = Event {
-            regarding,
-            type_,
-            reason: reason.into(),
-            action: action.into(),
-            // Past the API server's limit the Event would be refused and lost.
-            note: cluster_api::bounded_note(note),
-            reporting_controller: CONTROLLER.into(),
-            reporting_instance: self.instance.clone(),
-            time: Some(self.clock.now()),
-            count: 1,
-        };
+        let event = self.recorder.event(regarding, type_, reason, action, note);
         // Marked, so that history can tell it from one anybody else wrote; without the key
         // it is still recorded (for `kubectl describe`), and history will not show it.
         let event = match self.event_key().await {
             Ok(key) => key.sign(event),
             Err(_) => event,
         };
-        if let Err(e) = self.api.record_event(&event).await {
-            tracing::warn!(regarding = %event.regarding, reason, error = %e, "could not record event");
-        }
+        self.recorder.publish(&event).await;
     }
 
     /// Releases a restart's lock with its outcome, if it still holds it; reports it once.

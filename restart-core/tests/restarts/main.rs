@@ -1,6 +1,7 @@
 //! Restarts on the simulated cluster: all three kinds, refusals, locks between replicas,
 //! expiry, failed and stalled rollouts, Events and counters.
 
+use cluster_api::CoreBuilder;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

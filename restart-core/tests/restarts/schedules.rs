@@ -3,6 +3,7 @@
 //! outside a window, and restart sets on a schedule.
 
 use cluster_api::ClusterApi;
+use cluster_api::CoreBuilder;
 use cluster_api::cron::Cron;
 use restart_core::RestartSet;
 use restart_core::schedule::{DueState, LastDue, Schedule, Target};

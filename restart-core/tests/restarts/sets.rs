@@ -1,6 +1,7 @@
 //! Restart sets on the simulated cluster: order, concurrency, failure policies, a member
 //! someone else restarts, cancelling, refusals, and a run that outlives its replica.
 
+use cluster_api::CoreBuilder;
 use restart_core::sets::{MemberState, OnFailure, RunState, SetEntry, check_sets};
 use restart_core::{RestartSet, SetStatus};
 

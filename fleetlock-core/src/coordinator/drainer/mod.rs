@@ -152,6 +152,10 @@ impl Drainer {
         }
         let mut stream: Option<WatchStream<Pod>> = None;
         loop {
+            if self.inner.shutdown.is_cancelled() {
+                // Another replica, or this one restarted, picks the drain up from the Lease.
+                return;
+            }
             if *self.stop.borrow() {
                 // The cache said so; the cluster says how to leave.
                 let now = self.inner.grant_now(&self.group, &self.holder).await.ok();
@@ -194,6 +198,7 @@ impl Drainer {
                     }
                 },
                 _ = stop.changed() => {}
+                () = self.inner.shutdown.cancelled() => {}
                 () = wake => {}
             }
         }
@@ -237,7 +242,10 @@ impl Drainer {
                     if self.is_overdue() && !self.on_overdue().await {
                         return Step::Stop;
                     }
-                    tokio::time::sleep(retry).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(retry) => {}
+                        () = self.inner.shutdown.cancelled() => return Step::Stop,
+                    }
                     retry = (retry * 2).min(self.inner.config.drain.retry_max);
                 }
             }
