@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::{Kind, Refusal};
 use crate::recovery::RecoveryTarget;
 
+mod name;
+
+pub use name::lease_name;
+
 /// Label on every group Lease.
 pub const LOCK_LABEL: &str = "restart-manager.io/lock";
 /// The value of [`LOCK_LABEL`] on FleetLock group Leases.
@@ -337,48 +341,6 @@ impl GroupState {
     }
 }
 
-/// The Lease name for a group: `fleetlock-<group>`, lowercased. Groups that differ only in
-/// case, or whose name is not a valid object name as it stands, get a short hash suffix so
-/// that two groups never share a Lease.
-pub fn lease_name(group: &str) -> String {
-    if is_dns_subdomain(group) && group.len() <= 240 {
-        return format!("fleetlock-{group}");
-    }
-    let base: String = group
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(200)
-        .collect();
-    let base = base.trim_matches('-');
-    let hash = fnv32(group);
-    if base.is_empty() {
-        format!("fleetlock-{hash:08x}")
-    } else {
-        format!("fleetlock-{base}-{hash:08x}")
-    }
-}
-
-/// Whether `s` is a lowercase RFC 1123 subdomain: dot-separated labels of `[a-z0-9-]` that
-/// start and end with a letter or digit.
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
-fn fnv32(s: &str) -> u32 {
-    s.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
 /// The selector that finds every group Lease.
 pub fn lease_selector() -> LabelSelector {
     LabelSelector::eq(LOCK_LABEL, LOCK_LABEL_VALUE)
@@ -503,151 +465,4 @@ pub enum UnreadableLock {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_phase_is_named_as_the_lease_spells_it() {
-        for phase in [
-            HolderPhase::Draining,
-            HolderPhase::Approved,
-            HolderPhase::Recovering,
-        ] {
-            let json = serde_json::to_string(&phase).unwrap();
-            assert_eq!(json, format!("\"{}\"", phase.as_str()));
-        }
-    }
-
-    #[test]
-    fn lease_names_are_valid_and_distinct() {
-        assert_eq!(lease_name("default"), "fleetlock-default");
-        assert_eq!(lease_name("workers.eu-1"), "fleetlock-workers.eu-1");
-        let upper = lease_name("Workers");
-        assert_ne!(upper, lease_name("workers"));
-        assert!(upper.starts_with("fleetlock-workers-"), "{upper}");
-        for odd in ["-edge", "edge.", "a..b", "UPPER", &"x".repeat(200)] {
-            let name = lease_name(odd);
-            assert!(name.len() <= 253, "{odd}");
-            assert!(
-                name.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
-                "{odd} -> {name}"
-            );
-            assert!(
-                name.ends_with(|c: char| c.is_ascii_alphanumeric()),
-                "{odd} -> {name}"
-            );
-            assert!(!name.contains(".."), "{odd} -> {name}");
-        }
-    }
-
-    #[test]
-    fn state_round_trips_through_a_lease() {
-        let t: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
-        let mut state = GroupState::empty("Workers");
-        state.paused = true;
-        state.last_approval = Some(t);
-        state.last_return = Some(t);
-        state.holders.push(Holder {
-            phase: HolderPhase::Recovering,
-            approved_at: Some(t),
-            boot_id: Some("b1".into()),
-            evicts: vec!["PodDisruptionBudget shop/web".parse().unwrap()],
-            returned_at: Some(t),
-            waiting_for: vec!["the node to be Ready".into()],
-            ..Holder::granted("abc", "n1", t, "replica-a")
-        });
-        let lease = state.to_lease("ns", t);
-        assert_eq!(lease.holder_identity.as_deref(), Some("n1"));
-        assert_eq!(GroupState::from_lease(&lease).unwrap(), state);
-    }
-
-    /// A node takes one slot, however many entries a version that keyed holders by the id as
-    /// spelt left it; and it is found by its name, not by the id.
-    #[test]
-    fn a_node_takes_one_slot_whatever_its_entries() {
-        let t: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
-        let later: Timestamp = "2026-01-05T09:00:01Z".parse().unwrap();
-        let mut state = GroupState::empty("workers");
-        state
-            .holders
-            .push(Holder::granted("583627a9", "n1", t, "a"));
-        state
-            .holders
-            .push(Holder::granted("583627A9", "n1", later, "a"));
-        state
-            .holders
-            .push(Holder::granted("e0f3745b", "n2", t, "a"));
-        assert_eq!(state.slots_taken(), 2);
-        assert_eq!(
-            state.holder_of("n1").map(|h| h.since),
-            Some(t),
-            "the oldest"
-        );
-        let second = state.holders[1].clone();
-        assert_eq!(state.grant(&second), Some(&second));
-        assert!(state.holder_of("583627a9").is_none());
-    }
-
-    #[test]
-    fn an_unreadable_lease_is_an_error_not_an_empty_group() {
-        let t: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
-        let mut lease = GroupState::empty("g").to_lease("ns", t);
-        lease
-            .annotations
-            .insert(HOLDERS_ANNOTATION.into(), "{not json".into());
-        let err = GroupState::from_lease(&lease).unwrap_err();
-        assert!(matches!(err, UnreadableLock::Holders { .. }), "{err}");
-        assert!(err.to_string().contains("unreadable"), "{err}");
-    }
-
-    /// Other tools' labels and annotations on a group Lease survive our writes; only our own
-    /// keys change (and ours that no longer apply go).
-    #[tokio::test]
-    async fn a_write_keeps_what_others_put_on_the_lease() {
-        use cluster_api::ClusterApi;
-        let sim = cluster_sim::SimCluster::new();
-        let t = sim.now();
-        let mut lease = GroupState {
-            paused: true,
-            ..GroupState::empty("default")
-        }
-        .to_lease("ns", t);
-        lease.labels.insert("team".into(), "infra".into());
-        lease
-            .annotations
-            .insert("backup.example.com/policy".into(), "daily".into());
-        sim.create_lease(&lease).await.unwrap();
-
-        modify(
-            &sim,
-            "ns",
-            "default",
-            || t,
-            |state| {
-                state.paused = false;
-                state.holders.push(Holder::granted("abc", "n1", t, "a"));
-                Ok(())
-            },
-        )
-        .await
-        .unwrap();
-        let stored = sim.lease("ns", &lease_name("default")).unwrap();
-        assert_eq!(stored.labels.get("team").map(String::as_str), Some("infra"));
-        assert_eq!(
-            stored
-                .annotations
-                .get("backup.example.com/policy")
-                .map(String::as_str),
-            Some("daily")
-        );
-        assert_eq!(
-            stored.labels.get(LOCK_LABEL).map(String::as_str),
-            Some(LOCK_LABEL_VALUE)
-        );
-        assert!(!stored.annotations.contains_key(PAUSED_ANNOTATION));
-        let state = GroupState::from_lease(&stored).unwrap();
-        assert_eq!(state.holders.len(), 1);
-        assert!(!state.paused);
-    }
-}
+mod tests;

@@ -15,10 +15,12 @@ use fleetlock_core::{
 };
 use tokio::time::{Instant, advance};
 
+mod drain_races;
 mod drains;
 mod identity;
 mod lease_size;
 mod notices;
 mod policies;
 mod recovery;
+mod recovery_edges;
 mod rules;
