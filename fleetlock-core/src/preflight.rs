@@ -159,66 +159,12 @@ pub fn plan_node(
         .map(|wave| wave[0])
         .sum();
 
-    let mut checks: Vec<BudgetCheck> = Vec::new();
-    let mut overlapping = Vec::new();
-    let mut never = Vec::new();
-    for pod in &drain.evict {
-        let covering: Vec<&DisruptionBudget> = budgets.iter().filter(|b| b.covers(pod)).collect();
-        if covering.len() > 1 {
-            let names: Vec<String> = covering.iter().map(|b| b.key()).collect();
-            overlapping.push(format!("{pod} ({})", names.join(", ")));
-        }
-        for budget in covering {
-            let key = budget.key();
-            let check = match checks.iter_mut().find(|c| c.budget == key) {
-                Some(check) => check,
-                None => {
-                    checks.push(BudgetCheck {
-                        budget: key,
-                        pods: Vec::new(),
-                        disruptions_allowed: budget.disruptions_allowed,
-                        current_healthy: budget.current_healthy,
-                        desired_healthy: budget.desired_healthy,
-                        expected_pods: budget.expected_pods,
-                        verdict: if budget.disruptions_allowed > 0 {
-                            BudgetVerdict::Allows
-                        } else if budget.never_allows() {
-                            BudgetVerdict::NeverAllows
-                        } else {
-                            BudgetVerdict::Waits
-                        },
-                    });
-                    checks.last_mut().expect("just pushed")
-                }
-            };
-            check.pods.push(pod.to_string());
-            // A pod the Eviction API lets go without a disruption (pending, terminating, or
-            // unready where the budget's policy and status allow) is not held back.
-            if check.verdict == BudgetVerdict::NeverAllows
-                && !budget.lets_go_without_a_disruption(pod)
-            {
-                never.push(format!("{pod} ({})", check.budget));
-            }
-        }
-    }
-
-    let mut reasons = Vec::new();
-    if let Some(message) = drain.refusal_message() {
-        reasons.push(message);
-    }
-    if !never.is_empty() {
-        reasons.push(format!(
-            "disruption budgets that allow no eviction while every pod they count on must \
-             stay healthy cover {} (scale the workload up, or relax the budget)",
-            never.join(", ")
-        ));
-    }
-    if !overlapping.is_empty() {
-        reasons.push(format!(
-            "pods covered by more than one disruption budget cannot be evicted: {}",
-            overlapping.join("; ")
-        ));
-    }
+    let BudgetChecks {
+        checks,
+        overlapping,
+        never,
+    } = check_budgets(&drain.evict, budgets);
+    let blocked = blocked(drain.refusal_message(), &never, &overlapping);
     NodePlan {
         node: node.to_string(),
         evict,
@@ -248,8 +194,94 @@ pub fn plan_node(
             .collect(),
         budgets: checks,
         estimated_seconds,
-        blocked: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        blocked,
     }
+}
+
+/// The budgets covering the pods a drain evicts, and what stops it among them.
+struct BudgetChecks {
+    checks: Vec<BudgetCheck>,
+    /// Pods covered by more than one budget, with their budgets.
+    overlapping: Vec<String>,
+    /// Pods a budget that never allows holds back, with the budget.
+    never: Vec<String>,
+}
+
+fn check_budgets(evict: &[Pod], budgets: &[DisruptionBudget]) -> BudgetChecks {
+    let mut checks: Vec<BudgetCheck> = Vec::new();
+    let mut overlapping = Vec::new();
+    let mut never = Vec::new();
+    for pod in evict {
+        let covering: Vec<&DisruptionBudget> = budgets.iter().filter(|b| b.covers(pod)).collect();
+        if covering.len() > 1 {
+            let names: Vec<String> = covering.iter().map(|b| b.key()).collect();
+            overlapping.push(format!("{pod} ({})", names.join(", ")));
+        }
+        for budget in covering {
+            let key = budget.key();
+            let check = match checks.iter().position(|c| c.budget == key) {
+                Some(i) => &mut checks[i],
+                None => {
+                    checks.push(budget_check(budget, key));
+                    checks.last_mut().expect("just pushed")
+                }
+            };
+            check.pods.push(pod.to_string());
+            // A pod the Eviction API lets go without a disruption (pending, terminating, or
+            // unready where the budget's policy and status allow) is not held back.
+            if check.verdict == BudgetVerdict::NeverAllows
+                && !budget.lets_go_without_a_disruption(pod)
+            {
+                never.push(format!("{pod} ({})", check.budget));
+            }
+        }
+    }
+    BudgetChecks {
+        checks,
+        overlapping,
+        never,
+    }
+}
+
+fn budget_check(budget: &DisruptionBudget, key: String) -> BudgetCheck {
+    BudgetCheck {
+        budget: key,
+        pods: Vec::new(),
+        disruptions_allowed: budget.disruptions_allowed,
+        current_healthy: budget.current_healthy,
+        desired_healthy: budget.desired_healthy,
+        expected_pods: budget.expected_pods,
+        verdict: if budget.disruptions_allowed > 0 {
+            BudgetVerdict::Allows
+        } else if budget.never_allows() {
+            BudgetVerdict::NeverAllows
+        } else {
+            BudgetVerdict::Waits
+        },
+    }
+}
+
+/// Why the drain could not finish, if it could not: the drain plan's refusal, then budgets
+/// that never allow, then pods under several budgets.
+fn blocked(refusal: Option<String>, never: &[String], overlapping: &[String]) -> Option<String> {
+    let mut reasons = Vec::new();
+    if let Some(message) = refusal {
+        reasons.push(message);
+    }
+    if !never.is_empty() {
+        reasons.push(format!(
+            "disruption budgets that allow no eviction while every pod they count on must \
+             stay healthy cover {} (scale the workload up, or relax the budget)",
+            never.join(", ")
+        ));
+    }
+    if !overlapping.is_empty() {
+        reasons.push(format!(
+            "pods covered by more than one disruption budget cannot be evicted: {}",
+            overlapping.join("; ")
+        ));
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 #[cfg(test)]

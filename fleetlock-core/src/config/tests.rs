@@ -54,8 +54,7 @@ fn validation_names_the_field() {
 
 #[test]
 fn budget_retry_reads_from_the_file_and_must_be_positive() {
-    let config: FleetLockConfig =
-        serde_saphyr::from_str("drain:\n  budgetRetry: 10s\n").unwrap();
+    let config: FleetLockConfig = serde_saphyr::from_str("drain:\n  budgetRetry: 10s\n").unwrap();
     config.validate().unwrap();
     assert_eq!(config.drain.budget_retry, Duration::from_secs(10));
     assert_eq!(

@@ -1,71 +1,63 @@
-//! What keeps a node from a new slot besides the group's own policy: an operator's opt-out
-//! annotation, and health gates (no new slot while too many nodes are down or cordoned by
-//! someone else, counted from the node cache at most once a second however many nodes ask).
+//! Health gates: no new slot while too many nodes are down or cordoned by someone else
+//! (counted from the node cache at most once a second however many nodes ask), or while
+//! alerts the group names fire.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 
-use super::{CoordinatorBuilder, Inner};
+use super::caches::Caches;
 use crate::alerts::{AlertSource, AlertState, closed_by_alerts};
-use crate::config::{GateScope, HealthGates, OnUnreachable};
-use crate::nodes::NodeView;
+use crate::config::{AlertsConfig, GateScope, HealthGates, OnUnreachable};
 use crate::protocol::{Kind, Refusal};
 
 /// How long a count of the nodes is reused.
 const RECOUNT_AFTER: Duration = Duration::from_secs(1);
 
+/// The alerts' source and last read, and the last count of the nodes down or held back.
+pub(super) struct Gates {
+    source: Option<Arc<dyn AlertSource>>,
+    config: Option<AlertsConfig>,
+    alerts: RwLock<AlertState>,
+    counts: Mutex<Option<(Instant, Arc<NodeCounts>)>>,
+}
+
 /// Nodes that are down or held back, by group and in all.
 #[derive(Debug, Default)]
-pub(super) struct NodeCounts {
+struct NodeCounts {
     by_group: HashMap<String, Counts>,
     cluster: Counts,
 }
 
 /// Node names, not counting slot holders.
 #[derive(Debug, Default)]
-pub(super) struct Counts {
+struct Counts {
     not_ready: Vec<String>,
     cordoned: Vec<String>,
 }
 
-impl CoordinatorBuilder {
-    /// Where the groups' alert gates read firing alerts (`alerts` in the configuration says
-    /// how often and what to do when it cannot be read). Without one, an alert gate stays
-    /// closed (or open, with `onUnreachable: allow`).
-    pub fn alerts(mut self, source: Arc<dyn AlertSource>) -> Self {
-        self.alerts = Some(source);
-        self
-    }
-}
-
-impl Inner {
-    /// Refuses a node an operator keeps from rebooting ([`crate::nodes::OPT_OUT_ANNOTATION`]).
-    pub(super) fn check_opt_out(&self, node: &NodeView) -> Result<(), Refusal> {
-        let Some(why) = &node.opted_out else {
-            return Ok(());
-        };
-        let why = if why.is_empty() {
-            "no reason given"
-        } else {
-            why
-        };
-        Err(Refusal::new(
-            Kind::NodeOptedOut,
-            format!(
-                "{} must not reboot for now ({}: {why}); an operator removes the annotation to let it",
-                node.name,
-                crate::nodes::OPT_OUT_ANNOTATION
-            ),
-        ))
+impl Gates {
+    pub(super) fn new(source: Option<Arc<dyn AlertSource>>, config: Option<AlertsConfig>) -> Self {
+        Gates {
+            source,
+            config,
+            alerts: RwLock::default(),
+            counts: Mutex::default(),
+        }
     }
 
     /// Refuses a new grant in a group whose gates are closed, naming the gate but no node
     /// (the caller is not authenticated; the fleet view names them).
-    pub(super) fn check_gates(&self, group: &str, gates: &HealthGates) -> Result<(), Refusal> {
-        match self.closed_gates(group, gates).into_iter().next() {
+    pub(super) fn check(
+        &self,
+        group: &str,
+        gates: &HealthGates,
+        caches: &Caches,
+    ) -> Result<(), Refusal> {
+        match self.closed(group, gates, caches).into_iter().next() {
             None => Ok(()),
             Some(gate) => Err(Refusal::new(
                 Kind::HealthGateClosed,
@@ -75,17 +67,16 @@ impl Inner {
     }
 
     /// Each gate of `group` that is closed now, in words (without node names).
-    pub(super) fn closed_gates(&self, group: &str, gates: &HealthGates) -> Vec<String> {
+    pub(super) fn closed(&self, group: &str, gates: &HealthGates, caches: &Caches) -> Vec<String> {
         let on_unreachable = self
             .config
-            .alerts
             .as_ref()
             .map_or(OnUnreachable::Block, |a| a.on_unreachable);
-        let mut closed = closed_by_alerts(&self.alert_state.read(), &gates.alerts, on_unreachable);
+        let mut closed = closed_by_alerts(&self.alerts.read(), &gates.alerts, on_unreachable);
         if gates.max_not_ready.is_none() && gates.max_cordoned.is_none() {
             return closed;
         }
-        let all = self.node_counts();
+        let all = self.counts(caches);
         let none = Counts::default();
         let (counts, whose) = match gates.scope {
             GateScope::Group => (
@@ -117,7 +108,7 @@ impl Inner {
     /// Reads the firing alerts every `alerts.interval`, for as long as the coordinator runs
     /// (without a source, returns at once).
     pub(super) async fn read_alerts(&self) {
-        let (Some(source), Some(config)) = (&self.alerts, &self.config.alerts) else {
+        let (Some(source), Some(config)) = (&self.source, &self.config) else {
             return;
         };
         loop {
@@ -133,27 +124,22 @@ impl Inner {
                 let url = crate::alerts::shown_url(&config.url);
                 tracing::warn!(%url, error = %why, "cannot read the firing alerts");
             }
-            *self.alert_state.write() = state;
+            *self.alerts.write() = state;
             tokio::time::sleep(config.interval).await;
         }
     }
 
     /// The counts, recounted when older than [`RECOUNT_AFTER`].
-    fn node_counts(&self) -> Arc<NodeCounts> {
-        let mut cached = self.node_counts.lock();
+    fn counts(&self, caches: &Caches) -> Arc<NodeCounts> {
+        let mut cached = self.counts.lock();
         if let Some((at, counts)) = cached.as_ref()
             && at.elapsed() < RECOUNT_AFTER
         {
             return counts.clone();
         }
-        let holders: HashSet<String> = self.groups.read(|groups| {
-            groups
-                .values()
-                .flat_map(|g| g.holders.iter().map(|h| h.node.clone()))
-                .collect()
-        });
+        let holders = caches.holder_nodes();
         let mut counts = NodeCounts::default();
-        for view in self.nodes.read().iter() {
+        for view in caches.nodes().iter() {
             if holders.contains(&view.name) {
                 continue;
             }

@@ -1,45 +1,69 @@
 //! The coordinator: answers `pre-reboot` and `steady-state`, drains, and looks after holders.
 //!
+//! [`Coordinator`] is one `Inner` made of parts that own their state, each in its own file
+//! with a narrow API, and of the steps of the requests, each a file that reads top to bottom.
+//!
 //! | file | what it holds |
 //! |---|---|
-//! | `mod.rs` | the public API |
-//! | `requests.rs` | the answers to `pre-reboot` and `steady-state` |
-//! | `policy.rs` | the grant policy, as plain functions |
-//! | `cache.rs` | the node index and lock cache, fed by watches |
-//! | `writes.rs` | Events, annotations, cordons, release and approval |
-//! | `drains.rs`, `drainer/` | the per-node drain tasks |
-//! | `preflight.rs`, `gates.rs` | what is checked before a grant |
-//! | `recovery.rs` | a holder's slot kept after its steady-state until it has healed |
-//! | `maintain.rs` | looking after holders; snapshots |
+//! | `mod.rs` | the public API, `Inner` and its parts, `run` (watches, maintenance, shutdown) |
+//! | **parts** | |
+//! | `caches.rs` | `Caches`: the node index and the group-lock cache, with their watches' health |
+//! | `drains.rs` | `Drains`: the table of running drains and the tasks a shutdown waits for |
+//! | `gates.rs` | `Gates`: the alerts' last read and the node counts behind the health gates |
+//! | `reports.rs` | `Reports`: holders already reported stuck or not rebooted |
+//! | **a pre-reboot, in order** | |
+//! | `pre_reboot.rs` | the handler: answer from the caches, or grant, then wait for the drain |
+//! | `admit.rs`, `gates.rs`, `preflight.rs` | admit: who may ask; health gates; the drain's pre-flight |
+//! | `locks.rs` | lock: the group Leases, written with compare-and-swap, kept in the cache |
+//! | `drainer/` | act: one node's drain (cordon, evict, wait, approve) |
+//! | `writes.rs` | what is written to Nodes: state annotation, cordon, uncordon |
+//! | `slots.rs` | approval, and giving a slot back (release, timeout, heal) |
+//! | `notices.rs` | announce: Events and reboot notices |
+//! | **the rest** | |
+//! | `steady_state.rs`, `recovery.rs` | the answer to `steady-state`; a recovering holder's heal |
+//! | `maintain.rs`, `watches.rs` | looking after holders; what the watches set off |
+//! | `snapshots.rs` | the fleet's state as data |
+//! | `grants.rs`, `policy.rs` | plain words for a grant; the grant policy as plain functions |
+//! | `sabotage.rs` | deliberate defects for the reliability tests (feature `sabotage`) |
 
-mod cache;
+mod admit;
+mod caches;
 mod drainer;
 mod drains;
 mod gates;
+mod grants;
+mod locks;
 mod maintain;
 mod notices;
 mod policy;
+mod pre_reboot;
 mod preflight;
 mod recovery;
-mod requests;
+mod reports;
+#[cfg(feature = "sabotage")]
+mod sabotage;
+mod slots;
+mod snapshots;
+mod steady_state;
+mod watches;
 mod writes;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{CacheHealth, Clock, ClusterApi, CoreBuilder, CoreOptions, Recorder, Store};
-use parking_lot::{Mutex, RwLock};
+use cluster_api::{Clock, ClusterApi, CoreBuilder, CoreOptions, Recorder};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::{FleetLockConfig, UnknownGroups};
-use crate::drain::DrainStatus;
-use crate::group::GroupState;
-use crate::nodes::NodeIndex;
 use crate::protocol::{Kind, Refusal};
 use crate::snapshot::{FleetSnapshot, GroupSnapshot};
+use caches::Caches;
+use drains::Drains;
+use gates::Gates;
+use reports::Reports;
+#[cfg(feature = "sabotage")]
+pub use sabotage::Sabotage;
 
 /// How often holders are checked (resumed drains, reboots seen, stuck holders, deleted
 /// nodes) besides whenever something changes.
@@ -98,61 +122,25 @@ pub struct CoordinatorBuilder {
     sabotage: Option<Sabotage>,
 }
 
-/// A deliberate defect, for showing that the reliability tests catch it (feature `sabotage`,
-/// never in a real build).
-#[cfg(feature = "sabotage")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Sabotage {
-    /// A release on another replica does not stop this replica's drain, and the drain no
-    /// longer confirms its slot before evicting: the defect the first multi-replica version
-    /// had.
-    IgnoreRemoteReleases,
-    /// A drain timeout (`onTimeout: release`) gives back its grant's slot whatever the grant's
-    /// phase: an approved node, rebooting, loses its slot (the defect issue 26 found).
-    TimeOutAnyPhase,
-}
-
+/// One replica's coordinator: the cluster, the settings, and the parts that own the state.
 struct Inner {
     api: Arc<dyn ClusterApi>,
     clock: Arc<dyn Clock>,
     config: FleetLockConfig,
     instance: String,
     observer: Arc<dyn Observer>,
-    nodes: RwLock<NodeIndex>,
-    groups: Store<String, GroupState>,
-    nodes_health: CacheHealth,
-    leases_health: CacheHealth,
-    cache_grace: Duration,
-    drains: Mutex<HashMap<String, DrainTask>>,
-    /// Holders (by node) this replica has reported stuck.
-    reported_stuck: Mutex<HashSet<String>>,
-    /// Holders (by node) this replica has warned about with `RebootNotObserved`.
-    noted_unrebooted: Mutex<HashSet<String>>,
-    /// The last count of nodes down or held back, and the alerts' source and last read, for
-    /// the health gates.
-    node_counts: Mutex<Option<(tokio::time::Instant, Arc<gates::NodeCounts>)>>,
-    alerts: Option<Arc<dyn crate::alerts::AlertSource>>,
-    alert_state: RwLock<crate::alerts::AlertState>,
+    caches: Caches,
+    drains: Drains,
+    gates: Gates,
+    reports: Reports,
+    /// Wakes the maintenance before its next pass.
     poke: Notify,
     leadership: Option<watch::Receiver<bool>>,
     recorder: Recorder,
     /// Cancelled to stop: drains stop at their next safe point, `run` returns.
     shutdown: CancellationToken,
-    /// The drains and timers this replica spawned, for a shutdown to wait for.
-    tasks: TaskTracker,
     #[cfg(feature = "sabotage")]
     sabotage: Option<Sabotage>,
-}
-
-struct DrainTask {
-    /// The grant it drains for.
-    grant: crate::group::Holder,
-    group: String,
-    status: watch::Receiver<DrainStatus>,
-    handle: tokio::task::JoinHandle<()>,
-    /// Asks the drain to stop and tidy up (its grant is no longer draining).
-    stop: watch::Sender<bool>,
 }
 
 // === impl CoordinatorBuilder ===
@@ -177,34 +165,33 @@ impl CoordinatorBuilder {
         self
     }
 
+    /// Where the groups' alert gates read firing alerts (`alerts` in the configuration says
+    /// how often and what to do when it cannot be read). Without one, an alert gate stays
+    /// closed (or open, with `onUnreachable: allow`).
+    pub fn alerts(mut self, source: Arc<dyn crate::alerts::AlertSource>) -> Self {
+        self.alerts = Some(source);
+        self
+    }
+
     /// The coordinator.
     pub fn build(self) -> Coordinator {
-        let nodes = NodeIndex::new(self.config.group_label.clone());
         let options = self.options;
         let recorder = Recorder::new(self.api.clone(), CONTROLLER, &options);
         Coordinator {
             inner: Arc::new(Inner {
+                caches: Caches::new(self.config.group_label.clone(), options.cache_grace),
+                drains: Drains::default(),
+                gates: Gates::new(self.alerts, self.config.alerts.clone()),
+                reports: Reports::default(),
                 api: self.api,
                 clock: options.clock,
                 config: self.config,
                 instance: options.instance,
                 observer: self.observer,
-                nodes: RwLock::new(nodes),
-                groups: Store::new(),
-                nodes_health: CacheHealth::new("node"),
-                leases_health: CacheHealth::new("group lock"),
-                cache_grace: options.cache_grace,
-                drains: Mutex::default(),
-                reported_stuck: Mutex::default(),
-                noted_unrebooted: Mutex::default(),
-                node_counts: Mutex::default(),
-                alerts: self.alerts,
-                alert_state: RwLock::default(),
                 poke: Notify::new(),
                 leadership: options.leadership,
                 recorder,
                 shutdown: options.shutdown,
-                tasks: TaskTracker::new(),
                 #[cfg(feature = "sabotage")]
                 sabotage: self.sabotage,
             }),
@@ -242,36 +229,36 @@ impl Coordinator {
     /// Dropped without a shutdown (a test simulating a crash), it stops its drains at once,
     /// as a crash would.
     pub async fn run(&self) {
+        /// Aborts the drains if `run` is dropped before its shutdown finished.
         struct Crash<'a> {
-            inner: &'a Inner,
+            drains: &'a Drains,
             armed: bool,
         }
         impl Drop for Crash<'_> {
             fn drop(&mut self) {
                 if self.armed {
-                    for (_, task) in self.inner.drains.lock().drain() {
-                        task.handle.abort();
-                    }
+                    self.drains.abort_all();
                 }
             }
         }
         let inner = &self.inner;
-        let mut crash = Crash { inner, armed: true };
+        let mut crash = Crash {
+            drains: &inner.drains,
+            armed: true,
+        };
         tokio::select! {
             () = async {
                 tokio::join!(
                     inner.watch_nodes(),
                     inner.watch_leases(),
-                    inner.read_alerts(),
+                    inner.gates.read_alerts(),
                     self.maintain_forever()
                 );
             } => {}
             () = inner.shutdown.cancelled() => {}
         }
-        inner.tasks.close();
-        inner.tasks.wait().await;
+        inner.drains.wait_stopped().await;
         crash.armed = false;
-        inner.drains.lock().clear();
     }
 
     /// Whether the node and lock caches have synced and neither watch has been failing for
@@ -282,17 +269,12 @@ impl Coordinator {
 
     /// Why [`is_ready`](Self::is_ready) says no, for a readiness probe.
     pub fn readiness_problem(&self) -> Option<String> {
-        let grace = self.inner.cache_grace;
-        self.inner
-            .nodes_health
-            .problem(grace)
-            .or_else(|| self.inner.leases_health.problem(grace))
+        self.inner.caches.problem()
     }
 
     /// Waits until both caches have synced.
     pub async fn wait_ready(&self) {
-        self.inner.nodes_health.wait_synced().await;
-        self.inner.leases_health.wait_synced().await;
+        self.inner.caches.wait_synced().await;
     }
 
     /// Pauses or resumes a group at run time, for every replica.
@@ -317,7 +299,7 @@ impl Coordinator {
         let config = &self.inner.config;
         let known = config.groups.contains_key(group)
             || (config.unknown_groups == UnknownGroups::Allow
-                && self.inner.groups.read(|g| g.contains_key(group)));
+                && self.inner.caches.read_groups(|g| g.contains_key(group)));
         if known {
             Ok(())
         } else {

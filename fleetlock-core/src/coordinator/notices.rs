@@ -1,11 +1,27 @@
-//! Announcing reboot transitions to the observer, once across replicas
-//! ([`crate::notices`]).
+//! What a replica says of a node: Events (through the one [`cluster_api::Recorder`]), and
+//! reboot transitions announced to the observer once across replicas ([`crate::notices`]).
+
+use cluster_api::{EventType, ObjectRef};
 
 use super::Inner;
 use crate::group::Holder;
 use crate::notices::{RebootNotice, RebootTransition};
 
 impl Inner {
+    pub(super) async fn event(
+        &self,
+        node: &str,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let regarding = ObjectRef::cluster("Node", node).with_uid(self.caches.node_uid(node));
+        self.recorder
+            .record(regarding, type_, reason, action, note)
+            .await;
+    }
+
     /// Announces a transition this replica's own compare-and-swap just made.
     pub(super) fn announce(
         &self,

@@ -14,7 +14,7 @@ impl Coordinator {
     /// What a drain of the Node named `node` would do now, and whether it could finish
     /// (one list of its pods and one of the cluster's disruption budgets).
     pub async fn plan_node(&self, node: &str) -> Result<NodePlan, Refusal> {
-        if self.inner.nodes.read().get(node).is_none() {
+        if self.inner.caches.node(node).is_none() {
             return Err(Refusal::new(
                 Kind::UnknownNode,
                 format!("no Node is named {node}"),

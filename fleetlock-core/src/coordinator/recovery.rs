@@ -1,150 +1,24 @@
-//! After a steady-state: the holder keeps its slot, `recovering`, until its node and the
-//! workloads its drain evicted are back ([`crate::recovery`]), then gives it back.
+//! A recovering holder (kept at its steady-state, `steady_state.rs`) keeps its slot until its
+//! node and the workloads its drain evicted are back ([`crate::recovery`]), then gives it back.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use cluster_api::{DisruptionBudget, Error, EventType, Pod, PodFilter};
+use cluster_api::{DisruptionBudget, Error, EventType, Pod, PodFilter, Timestamp};
 
 use super::Inner;
-use super::writes::Whose;
-use crate::config::UnchangedBootId;
+use super::grants::Whose;
+use crate::config::RecoveryConfig;
 use crate::group::{Holder, HolderPhase};
 use crate::nodes::CORDONED_ANNOTATION;
 use crate::protocol::{Kind, Refusal};
 use crate::recovery::{NodeNow, RecoveryTarget, kubelet_reported, rebooted, settled, waiting_for};
 
-/// What a steady-state found of a holder.
-enum Returned {
-    /// It holds nothing here (any more).
-    Nothing,
-    /// The slot was given back, in the same write that judged it: why, who held it, and
-    /// other entries of the node given back with it ([`super::writes::Taken`]).
-    Released(&'static str, Box<Holder>, Vec<Holder>),
-    /// It is recovering (now, or already was); other entries of the node were dropped.
-    Recovering(Box<Holder>, Vec<Holder>),
-}
-
 impl Inner {
-    /// A steady-state from `whose` (a Node, or a client id that maps to none), which holds a
-    /// slot in `group`: with recovery on, an approved holder starts recovering (our cordon
-    /// undone, the slot kept until it has healed); a recovering one is looked at again;
-    /// otherwise the slot is given back.
-    pub(super) async fn steady(
-        self: &Arc<Self>,
-        group: &str,
-        whose: Whose<'_>,
-    ) -> Result<(), Refusal> {
-        let recovery = self
-            .config
-            .group(group)
-            .unwrap_or(&self.config.group_defaults)
-            .recovery
-            .clone();
-        let mut held = self
-            .cached_group(group)
-            .and_then(|g| whose.find(&g).cloned());
-        if recovery.enabled && held.is_none() {
-            // The lock cache may lag (a grant made by a replica killed before it answered, a
-            // watch that is down): a holder it does not show may be recovering, which a
-            // repeated steady-state must not release without its heal.
-            held = self.fresh_holder(group, whose).await?;
-        }
-        if !recovery.enabled || held.is_none() {
-            return self
-                .give_back(group, whose, "steady-state: the node is back", None, true)
-                .await;
-        }
-        // The bootID and heartbeat are read fresh: the cache may not have the kubelet's
-        // report yet.
-        let node = held.as_ref().map(|h| h.node.clone()).unwrap_or_default();
-        let (boot_id, heartbeat) = match self.api.get_node(&node).await {
-            Ok(n) => (Some(n.boot_id), n.heartbeat),
-            Err(Error::NotFound { .. }) => (None, None),
-            Err(e) => return Err(Refusal::from_cluster("reading the node", &e)),
-        };
-        let now = self.clock.now();
-        let (_, returned) = self
-            .modify_group(group, |state| {
-                let Some(h) = whose.find_mut(state) else {
-                    return Ok(Returned::Nothing);
-                };
-                // A slot given back is given back in this same compare-and-swap that judged
-                // the holder's phase: a separate write could find it approved meanwhile by
-                // another replica (its node about to reboot) and free it all the same.
-                let release = match (h.phase, &boot_id) {
-                    (HolderPhase::Recovering, Some(_)) => {
-                        let kept = h.clone();
-                        let others = drop_others(state, whose, &kept);
-                        return Ok(Returned::Recovering(Box::new(kept), others));
-                    }
-                    (_, None) => "steady-state: its Node is gone",
-                    (HolderPhase::Draining, _) => "steady-state before its reboot was approved",
-                    (HolderPhase::Approved, Some(now_boot)) => {
-                        let same = h.boot_id.as_ref() == Some(now_boot);
-                        if !(same && recovery.unchanged_boot_id == UnchangedBootId::Release) {
-                            h.phase = HolderPhase::Recovering;
-                            h.returned_at = Some(now);
-                            h.returned_heartbeat = heartbeat;
-                            let kept = h.clone();
-                            let others = drop_others(state, whose, &kept);
-                            return Ok(Returned::Recovering(Box::new(kept), others));
-                        }
-                        "steady-state without a reboot (recovery.unchangedBootId: release)"
-                    }
-                };
-                let holder = Box::new(h.clone());
-                let others = drop_others(state, whose, &holder);
-                state.holders.retain(|h| !h.same_grant(&holder));
-                Ok(Returned::Released(release, holder, others))
-            })
-            .await?;
-        let holder = match returned {
-            Returned::Nothing => return Ok(()),
-            Returned::Released(why, holder, others) => {
-                self.note_unchanged_boot(&node, Some(&holder), boot_id.as_deref(), false)
-                    .await;
-                return self
-                    .after_release(group, &holder, &others, why, false, true)
-                    .await;
-            }
-            Returned::Recovering(holder, others) => {
-                for other in &others {
-                    self.stop_drain(other);
-                }
-                *holder
-            }
-        };
-        let first = held.is_some_and(|h| h.phase != HolderPhase::Recovering);
-        if first {
-            // An unchanged bootID here is usual: Zincati speaks before the kubelet reports
-            // the new boot. The recovery warns once the kubelet has reported without one.
-            tracing::info!(node = %holder.node, %group, "steady-state: recovering before the slot is given back");
-            self.event(
-                &holder.node,
-                EventType::Normal,
-                "NodeRecovering",
-                "Recover",
-                format!(
-                    "steady-state: the reboot slot of group {group} is kept until the node is \
-                     Ready and the workloads its drain evicted are available again"
-                ),
-            )
-            .await;
-        }
-        // Zincati stops calling steady-state at its first 200: until our cordon is off, the
-        // answer is an error, so that it asks again.
-        self.finish_node(&holder.node, "recovering", &[])
-            .await
-            .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
-        self.heal(group, &holder).await;
-        Ok(())
-    }
-
     /// A Warning Event when a holder's node shows the bootID it was approved with after its
     /// steady-state: `reported`, once its kubelet has reported since (so it did not reboot);
     /// otherwise at a steady-state that releases at once, when nobody can tell yet.
-    async fn note_unchanged_boot(
+    pub(super) async fn note_unchanged_boot(
         &self,
         node: &str,
         holder: Option<&Holder>,
@@ -192,25 +66,9 @@ impl Inner {
             .group(group)
             .unwrap_or(&self.config.group_defaults)
             .recovery;
-        // Read afresh: whether the kubelet has reported since the return is judged on the
-        // heartbeat, which the node cache does not keep.
-        let fresh = match self.api.get_node(&holder.node).await {
-            Ok(fresh) => fresh,
-            // A deleted Node's slot is released by maintenance.
-            Err(Error::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(Refusal::from_cluster("reading the node", &e)),
+        let Some((ready, boot_id, heartbeat)) = self.read_recovering(&holder.node).await? else {
+            return Ok(());
         };
-        let cordoned_by_us = fresh
-            .annotations
-            .get(CORDONED_ANNOTATION)
-            .is_some_and(|v| v == "true");
-        let (ready, boot_id, heartbeat) = (fresh.ready, fresh.boot_id.clone(), fresh.heartbeat);
-        self.store_node(fresh);
-        if cordoned_by_us {
-            self.finish_node(&holder.node, "recovering", &[])
-                .await
-                .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
-        }
         let (budgets, pods) = self.recovery_inputs(&holder.evicts).await?;
         let node = NodeNow {
             ready,
@@ -220,7 +78,7 @@ impl Inner {
         };
         if kubelet_reported(holder, &node)
             && !rebooted(holder, &node)
-            && self.noted_unrebooted.lock().insert(holder.node.clone())
+            && self.reports.first_unrebooted(&holder.node)
         {
             self.note_unchanged_boot(&holder.node, Some(holder), Some(&boot_id), true)
                 .await;
@@ -260,22 +118,59 @@ impl Inner {
             .await?;
         }
         if let Some(since) = healthy_since {
-            // Look again when the settle time is over rather than at the next pass.
-            let settle = jiff::SignedDuration::try_from(recovery.settle).unwrap_or_default();
-            let left = since
-                .checked_add(settle)
-                .map(|at| at.duration_since(now))
-                .unwrap_or_default();
-            let left = std::time::Duration::try_from(left).unwrap_or_default();
-            let inner = Arc::clone(self);
-            self.tasks.spawn(async move {
-                tokio::select! {
-                    () = tokio::time::sleep(left) => inner.poke.notify_one(),
-                    () = inner.shutdown.cancelled() => {}
-                }
-            });
+            self.look_again_when_settled(since, recovery, now);
         }
         Ok(())
+    }
+
+    /// A recovering node, read afresh (whether the kubelet has reported since the return is
+    /// judged on the heartbeat, which the node cache does not keep), with our cordon undone if
+    /// it is back: whether it is Ready, its bootID and heartbeat. `None` if it is gone (a
+    /// deleted Node's slot is released by maintenance).
+    async fn read_recovering(
+        &self,
+        node: &str,
+    ) -> Result<Option<(bool, String, Option<Timestamp>)>, Refusal> {
+        let fresh = match self.api.get_node(node).await {
+            Ok(fresh) => fresh,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Refusal::from_cluster("reading the node", &e)),
+        };
+        let cordoned_by_us = fresh
+            .annotations
+            .get(CORDONED_ANNOTATION)
+            .is_some_and(|v| v == "true");
+        let (ready, boot_id, heartbeat) = (fresh.ready, fresh.boot_id.clone(), fresh.heartbeat);
+        self.caches.store_node(fresh);
+        if cordoned_by_us {
+            self.finish_node(node, "recovering", &[])
+                .await
+                .map_err(|e| Refusal::from_cluster("uncordoning the node", &e))?;
+        }
+        Ok(Some((ready, boot_id, heartbeat)))
+    }
+
+    /// Pokes the maintenance when the settle time that began at `since` is over, rather than
+    /// waiting for its next pass.
+    fn look_again_when_settled(
+        self: &Arc<Self>,
+        since: Timestamp,
+        recovery: &RecoveryConfig,
+        now: Timestamp,
+    ) {
+        let settle = jiff::SignedDuration::try_from(recovery.settle).unwrap_or_default();
+        let left = since
+            .checked_add(settle)
+            .map(|at| at.duration_since(now))
+            .unwrap_or_default();
+        let left = std::time::Duration::try_from(left).unwrap_or_default();
+        let inner = Arc::clone(self);
+        self.drains.spawn_timer(async move {
+            tokio::select! {
+                () = tokio::time::sleep(left) => inner.poke.notify_one(),
+                () = inner.shutdown.cancelled() => {}
+            }
+        });
     }
 
     /// Whether the node, read afresh, is Ready and free of our cordon, before its slot is
@@ -294,7 +189,7 @@ impl Inner {
             .get(CORDONED_ANNOTATION)
             .is_some_and(|v| v == "true");
         let ready = fresh.ready;
-        self.store_node(fresh);
+        self.caches.store_node(fresh);
         if ours {
             tracing::info!(
                 node,
@@ -370,23 +265,4 @@ impl Inner {
             ),
         )
     }
-}
-
-/// Removes from `state` the entries of `whose` slot other than `kept`: an older version, which
-/// keyed holders by the id as spelt, may have left one node several. The node's steady-state
-/// leaves it one at most.
-fn drop_others(
-    state: &mut crate::group::GroupState,
-    whose: Whose<'_>,
-    kept: &Holder,
-) -> Vec<Holder> {
-    let mut dropped = Vec::new();
-    state.holders.retain(|h| {
-        let other = whose.holds(h) && !h.same_grant(kept);
-        if other {
-            dropped.push(h.clone());
-        }
-        !other
-    });
-    dropped
 }

@@ -94,8 +94,7 @@ fn cloned_machine_ids_are_ambiguous_not_guessed() {
 #[test]
 fn an_override_in_machine_id_form_is_found_in_any_case_and_with_dashes() {
     let mut index = NodeIndex::default();
-    index
-        .apply(Node::new("n1").annotation(ID_OVERRIDE, "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE"));
+    index.apply(Node::new("n1").annotation(ID_OVERRIDE, "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE"));
     assert!(matches!(
         index.lookup("aaaaaaaabbbbccccddddeeeeeeeeeeee"),
         Lookup::Found(v) if v.name == "n1"

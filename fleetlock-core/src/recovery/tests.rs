@@ -3,12 +3,7 @@ use cluster_api::LabelSelector;
 use super::*;
 use crate::group::HolderPhase;
 
-fn budget(
-    name: &str,
-    selector: &str,
-    healthy: (i32, i32, i32),
-    allowed: i32,
-) -> DisruptionBudget {
+fn budget(name: &str, selector: &str, healthy: (i32, i32, i32), allowed: i32) -> DisruptionBudget {
     DisruptionBudget {
         namespace: "shop".into(),
         name: name.into(),

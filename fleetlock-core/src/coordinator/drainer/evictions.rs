@@ -6,8 +6,8 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::{Drainer, Key};
-use crate::coordinator::cache::GrantNow;
+use super::state::{Drainer, Waiting, key};
+use crate::coordinator::grants::GrantNow;
 use crate::drain::DrainPlan;
 use crate::group::HolderPhase;
 
@@ -185,26 +185,4 @@ enum Evicted {
     Unconfirmed(Error),
     /// Not sent: the grant is no longer draining.
     NotSent,
-}
-
-pub(super) fn key(pod: &Pod) -> Key {
-    (pod.namespace.clone(), pod.name.clone())
-}
-
-/// Why one pod has not been evicted yet.
-#[derive(Debug, Clone)]
-pub(super) struct Waiting {
-    /// For people: `shop/web-1: <the API server's words>`.
-    pub(super) detail: String,
-    /// For the node: `shop/web-1: <a category>`, no API text.
-    pub(super) public: String,
-}
-
-impl Waiting {
-    pub(super) fn new(pod: &Pod, why: String, public: &str) -> Self {
-        Waiting {
-            detail: format!("{pod}: {why}"),
-            public: format!("{pod}: {public}"),
-        }
-    }
 }

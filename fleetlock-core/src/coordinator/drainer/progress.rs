@@ -2,7 +2,7 @@
 
 use cluster_api::EventType;
 
-use super::Drainer;
+use super::state::Drainer;
 use crate::drain::{DrainPhase, DrainPlan, SkippedPod};
 use crate::notices::RebootTransition;
 
