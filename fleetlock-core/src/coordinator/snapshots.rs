@@ -13,7 +13,6 @@ impl Inner {
     /// Every group, configured ones and any others that hold a Lease, by name.
     pub(super) fn group_snapshots(&self, now: Timestamp) -> Vec<GroupSnapshot> {
         let groups = self.caches.read_groups(Clone::clone);
-        let nodes = self.caches.nodes();
         let mut names: Vec<String> = self.config.groups.keys().cloned().collect();
         names.extend(
             groups
@@ -22,9 +21,23 @@ impl Inner {
                 .cloned(),
         );
         names.sort();
-        names
+        // The gates read the node index themselves: asked while this holds it, a read lock
+        // taken twice would deadlock against a waiting writer (the node watch).
+        let mut closed: Vec<Vec<String>> = names
             .iter()
             .map(|name| {
+                let config = self
+                    .config
+                    .group(name)
+                    .unwrap_or(&self.config.group_defaults);
+                self.gates.closed(name, &config.health_gates, &self.caches)
+            })
+            .collect();
+        let nodes = self.caches.nodes();
+        names
+            .iter()
+            .zip(closed.iter_mut())
+            .map(|(name, closed_gates)| {
                 let config = self
                     .config
                     .group(name)
@@ -67,7 +80,7 @@ impl Inner {
                     min_gap_seconds: config.min_gap.as_secs(),
                     last_approval: state.last_approval,
                     holders,
-                    closed_gates: self.gates.closed(name, &config.health_gates, &self.caches),
+                    closed_gates: std::mem::take(closed_gates),
                 }
             })
             .collect()
