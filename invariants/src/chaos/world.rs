@@ -18,7 +18,7 @@ use restart_core::{Allowlist, RestartConfig, RestartSet, Restarter, ServiceEntry
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{EAST, NAMESPACE, Plan, RELEASE_AFTER, Report};
+use super::plan::{EAST, NAMESPACE, Plan, RELEASE_AFTER, Report};
 use crate::Invariants;
 
 /// One server replica: running, or crashed.
