@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetlock_core::drain::DrainOptions;
 use fleetlock_core::FleetLockConfig;
+use fleetlock_core::drain::DrainOptions;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

@@ -306,7 +306,7 @@ impl World {
         self.sim
             .leases()
             .iter()
-            .any(|l| l.namespace == NAMESPACE && crate::held_restart_lock(l, now).is_some())
+            .any(|l| l.namespace == NAMESPACE && crate::state::held_restart_lock(l, now).is_some())
     }
 }
 
