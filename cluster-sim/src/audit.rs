@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use cluster_api::{EvictionOutcome, Lease, Node, Pod, Timestamp, Workload, WorkloadRef};
-
-use crate::state::State;
+use cluster_api::{EvictionOutcome, Lease, Node, Timestamp, Workload, WorkloadRef};
 
 /// How many eviction records are kept before the oldest are dropped.
 pub(crate) const EVICTION_LIMIT: usize = 100_000;
@@ -87,86 +85,4 @@ pub enum Write<'a> {
         /// The workload as stored.
         after: &'a Workload,
     },
-}
-
-/// A read-only look at the cluster at the moment of a write, for an [`Auditor`].
-pub struct ClusterView<'a> {
-    pub(crate) state: &'a State,
-}
-
-impl ClusterView<'_> {
-    /// The simulated wall-clock time of the write.
-    pub fn now(&self) -> Timestamp {
-        self.state.wall()
-    }
-
-    /// A Node by name.
-    pub fn node(&self, name: &str) -> Option<&Node> {
-        self.state.nodes.get(name)
-    }
-
-    /// Whether the node's operating system runs, so that its Zincati can speak: what the
-    /// simulation knows and the Node may not show yet ([`SimCluster::os_up`]). `None` for a
-    /// node that does not exist.
-    ///
-    /// [`SimCluster::os_up`]: crate::SimCluster::os_up
-    pub fn os_up(&self, name: &str) -> Option<bool> {
-        self.state.nodes.contains_key(name).then(|| {
-            self.state
-                .rebooting
-                .get(name)
-                .is_none_or(|(_, boot)| *boot != crate::state::Boot::Down)
-        })
-    }
-
-    /// The pods bound to a node, terminating ones included.
-    pub fn pods_on(&self, node: &str) -> Vec<&Pod> {
-        self.state
-            .pods_on_node(node)
-            .iter()
-            .filter_map(|k| self.state.pods.get(k).map(|sp| &sp.pod))
-            .collect()
-    }
-
-    /// The Leases of a namespace.
-    pub fn leases(&self, namespace: &str) -> impl Iterator<Item = &Lease> {
-        self.state
-            .leases
-            .iter()
-            .filter(move |((ns, _), _)| ns == namespace)
-            .map(|(_, lease)| lease)
-    }
-
-    /// One Lease.
-    pub fn lease(&self, namespace: &str, name: &str) -> Option<&Lease> {
-        self.state
-            .leases
-            .get(&(namespace.to_string(), name.to_string()))
-    }
-}
-
-/// Sees every write the cluster accepts, at the moment it is accepted, with the cluster as it
-/// is then: a checker of invariants ("no eviction without a slot holder") that cannot miss a
-/// state because it looked too late.
-///
-/// It runs under the cluster's lock: it must not call back into the [`SimCluster`](crate::SimCluster)
-/// (that would deadlock), and it should be quick.
-pub trait Auditor: Send + Sync + 'static {
-    /// One accepted write.
-    fn audit(&self, write: &Write<'_>, cluster: &ClusterView<'_>);
-}
-
-// === impl State: auditing ===
-
-impl State {
-    /// Shows a write to every auditor.
-    pub(crate) fn audit(&self, write: &Write<'_>) {
-        if self.auditors.is_empty() {
-            return;
-        }
-        let view = ClusterView { state: self };
-        for auditor in &self.auditors {
-            auditor.audit(write, &view);
-        }
-    }
 }

@@ -10,8 +10,9 @@ use cluster_api::{
 };
 
 use crate::access;
-use crate::audit::{Auditor, Write, Writer};
+use crate::audit::{Write, Writer};
 use crate::state::{self, SimPod, SimWorkload};
+use crate::state::{Auditor, ClusterView};
 use crate::{
     Budget, BudgetStatus, CallCounts, EvictionRecord, Operation, SimCluster, StrategyName,
     WorkloadSpec, machine_id_for, workload_not_found,
@@ -64,7 +65,7 @@ impl SimCluster {
     /// [`reboot_node`](Self::reboot_node) until `reboot_duration` has passed; `None` for a
     /// node that does not exist.
     pub fn os_up(&self, name: &str) -> Option<bool> {
-        self.with(|st| crate::audit::ClusterView { state: st }.os_up(name))
+        self.with(|st| ClusterView { state: st }.os_up(name))
     }
 
     /// The node's kubelet posts its status now (a fresh heartbeat), as it does every

@@ -88,12 +88,12 @@ mod spec;
 mod state;
 mod view;
 
-pub use audit::{Auditor, ClusterView, EvictionRecord, Write, Writer};
+pub use audit::{EvictionRecord, Write, Writer};
 pub use budget::{Budget, BudgetStatus, IntOrPercent};
 pub use faults::{CallCounts, Operation};
 pub use scenario::{NodeSpec, PodSpec, Scenario, ScenarioError, machine_id_for};
 pub use spec::{StrategyName, WorkloadSpec};
-pub use state::{ANNOTATIONS_LIMIT, SimConfig};
+pub use state::{ANNOTATIONS_LIMIT, Auditor, ClusterView, SimConfig};
 pub use view::HeldWatch;
 
 use state::State;

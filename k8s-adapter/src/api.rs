@@ -15,8 +15,9 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 
+use crate::client::throttled;
 use crate::watch::{Pieces, Selection, watch_events};
-use crate::{KubeCluster, convert, errors, slim, throttled};
+use crate::{KubeCluster, convert, errors, slim};
 
 macro_rules! with_workload_api {
     ($self:expr, $kind:expr, $namespace:expr, |$api:ident, $convert:ident| $body:expr) => {

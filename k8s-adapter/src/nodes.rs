@@ -15,6 +15,14 @@ const PAGE: u32 = 100;
 // === impl KubeCluster: Nodes ===
 
 impl KubeCluster {
+    /// A Node as the adapter hands it out: with only the wanted labels and annotations.
+    pub(crate) fn node(&self, n: slim::SlimNode) -> Node {
+        trim_node(
+            convert::node(n),
+            self.inner.options.node_metadata_prefixes.as_deref(),
+        )
+    }
+
     /// Every Node, listed in pages.
     pub(crate) async fn all_nodes(&self) -> Result<Vec<Node>> {
         let api: Api<slim::SlimNode> = Api::all(self.client());

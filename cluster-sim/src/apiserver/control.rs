@@ -21,8 +21,8 @@ use cluster_api::Error;
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-use super::Shared;
-use super::routes::{Caller, json_response};
+use super::request::{Caller, json_response};
+use super::shared::Shared;
 use super::status::ApiError;
 use crate::faults::Operation;
 

@@ -32,8 +32,10 @@ mod discovery;
 mod pb;
 mod reads;
 mod render;
+mod request;
 mod routes;
 mod select;
+mod shared;
 mod status;
 mod table;
 mod tls;
@@ -50,6 +52,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::SimCluster;
+use shared::Shared;
 
 /// How many changes are kept for watches to start from, unless set.
 pub const DEFAULT_WATCH_WINDOW: usize = 10_000;
@@ -109,29 +112,6 @@ impl KubeconfigDir {
 impl Drop for KubeconfigDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// What the handlers share.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub(crate) sim: SimCluster,
-    pub(crate) token: Arc<str>,
-    /// HTTP requests served, of every kind.
-    requests: Arc<AtomicU64>,
-}
-
-impl Shared {
-    pub(crate) fn count_request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn reset_requests(&self) {
-        self.requests.store(0, Ordering::Relaxed);
     }
 }
 

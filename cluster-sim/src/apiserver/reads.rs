@@ -8,11 +8,11 @@ use cluster_api::{Event, WorkloadKind};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::Shared;
 use super::discovery::*;
 use super::render;
-use super::routes::*;
+use super::request::*;
 use super::select::{Cursor, Selection, key_of, page_counted};
+use super::shared::Shared;
 use super::status::ApiError;
 use super::table::{self, Include};
 use crate::faults::Operation;
@@ -137,9 +137,6 @@ pub(crate) async fn namespaced_object(
     method: &Method,
     ns: &str,
 ) -> Result<Response, ApiError> {
-    if method == Method::DELETE {
-        return super::writes::delete_namespace(shared, ns).await;
-    }
     if method != Method::GET {
         return Err(ApiError::method_not_allowed(
             "a namespace can be read, created and deleted here",

@@ -7,50 +7,18 @@ use axum::body::Bytes;
 use axum::extract::State as Axum;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::Shared;
 use super::discovery::*;
 use super::reads::*;
+use super::request::{Caller, Target, authenticate, json_response, url_pairs};
 use super::select::Selection;
+use super::shared::Shared;
 use super::status::ApiError;
 use super::writes::*;
 
 pub(crate) fn router(shared: Shared) -> Router {
     Router::new().fallback(handle).with_state(shared)
-}
-
-/// A request to one resource.
-pub(crate) struct Target {
-    pub(crate) resource: Resource,
-    pub(crate) namespace: Option<String>,
-    pub(crate) name: Option<String>,
-    pub(crate) sub: Option<String>,
-}
-
-/// Who is asking.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    pub(crate) user: String,
-    pub(crate) groups: Vec<String>,
-}
-
-/// The user a bearer token belongs to: the administrator's, or one of the scenario's users.
-pub(crate) fn authenticate(shared: &Shared, token: &str) -> Option<Caller> {
-    if token == &*shared.token {
-        return Some(Caller {
-            user: "cluster-sim-admin".into(),
-            groups: vec![
-                crate::access::ADMIN_GROUP.into(),
-                "system:authenticated".into(),
-            ],
-        });
-    }
-    let who = shared.sim.access().authenticate(token, &[])?;
-    Some(Caller {
-        user: who.user,
-        groups: who.groups,
-    })
 }
 
 pub(crate) async fn handle(
@@ -138,55 +106,6 @@ fn path_is_controls(path: &str) -> bool {
     path.trim_start_matches('/').starts_with("sim/")
 }
 
-pub(crate) fn url_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-pub(crate) fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                }
-                Err(_) => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub(crate) fn json_response(code: StatusCode, value: &Value) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        value.to_string(),
-    )
-        .into_response()
-}
-
 pub(crate) async fn dispatch(
     shared: &Shared,
     caller: &Caller,
@@ -197,33 +116,12 @@ pub(crate) async fn dispatch(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let Some(answer) = discovery(&parts) {
+        return answer;
+    }
     let (group, version, rest): (&str, &str, &[&str]) = match parts.as_slice() {
-        ["version"] => return Ok(json_response(StatusCode::OK, &version_info())),
-        ["healthz" | "readyz" | "livez"] => return Ok("ok".into_response()),
-        ["api"] => {
-            return Ok(json_response(
-                StatusCode::OK,
-                &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
-            ));
-        }
-        ["apis"] => return Ok(json_response(StatusCode::OK, &group_list())),
         ["sim", "v1", rest @ ..] => {
             return super::control::handle(shared, caller, method, rest, body);
-        }
-        ["api", "v1"] => return Ok(json_response(StatusCode::OK, &resource_list("", "v1"))),
-        ["apis", g] => {
-            return group_list()["groups"]
-                .as_array()
-                .and_then(|gs| gs.iter().find(|x| x["name"] == *g).cloned())
-                .map(|mut g| {
-                    g["kind"] = json!("APIGroup");
-                    g["apiVersion"] = json!("v1");
-                    json_response(StatusCode::OK, &g)
-                })
-                .ok_or_else(|| ApiError::not_found("groups", g));
-        }
-        ["apis", g, v] if KINDS.iter().any(|k| k.group == *g && k.version == *v) => {
-            return Ok(json_response(StatusCode::OK, &resource_list(g, v)));
         }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
@@ -231,33 +129,14 @@ pub(crate) async fn dispatch(
     };
     let (namespace, rest) = match rest {
         ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
-        ["namespaces", ns] => {
-            // The Namespace object itself.
-            return namespaced_object(shared, method, ns).await;
+        // The Namespace object itself.
+        ["namespaces", ns] if method == Method::DELETE => {
+            return delete_namespace(shared, ns).await;
         }
+        ["namespaces", ns] => return namespaced_object(shared, method, ns).await,
         rest => (None, rest),
     };
-    let (resource_name, name, sub) = match rest {
-        [r] => (*r, None, None),
-        [r, n] => (*r, Some(n.to_string()), None),
-        [r, n, s] => (*r, Some(n.to_string()), Some(s.to_string())),
-        _ => return Err(ApiError::not_found("paths", path)),
-    };
-    let Some(kind) = KINDS
-        .iter()
-        .find(|k| k.group == group && k.version == version && k.name == resource_name)
-    else {
-        return Err(ApiError::not_found("resources", resource_name));
-    };
-    let Some(resource) = kind.resource else {
-        return Err(ApiError::not_found("resources", resource_name));
-    };
-    let target = Target {
-        resource,
-        namespace,
-        name,
-        sub,
-    };
+    let target = target(path, group, version, namespace, rest)?;
     let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     authorize(shared, caller, method, &target, group, is_watch)?;
     let printing = super::table::wanted(headers)
@@ -286,25 +165,84 @@ pub(crate) async fn dispatch(
             .await
         }
         (&Method::POST, None, None) => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            create(shared, caller, &target, content_type, body).await
+            create(shared, caller, &target, content_type(headers), body).await
         }
         (&Method::PUT, Some(name), None) => replace(shared, &target, name, body).await,
         (&Method::PATCH, Some(name), None) => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            patch(shared, &target, name, content_type, body).await
+            patch(shared, &target, name, content_type(headers), body).await
         }
         (&Method::DELETE, Some(name), None) => delete(shared, &target, name, body).await,
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({method} {path})"
         ))),
     }
+}
+
+/// The answers that name no resource: version, health, and discovery; `None` for any
+/// other path.
+fn discovery(parts: &[&str]) -> Option<Result<Response, ApiError>> {
+    let answer = match parts {
+        ["version"] => Ok(json_response(StatusCode::OK, &version_info())),
+        ["healthz" | "readyz" | "livez"] => Ok("ok".into_response()),
+        ["api"] => Ok(json_response(
+            StatusCode::OK,
+            &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+        )),
+        ["apis"] => Ok(json_response(StatusCode::OK, &group_list())),
+        ["api", "v1"] => Ok(json_response(StatusCode::OK, &resource_list("", "v1"))),
+        ["apis", g] => group_list()["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|x| x["name"] == *g).cloned())
+            .map(|mut g| {
+                g["kind"] = json!("APIGroup");
+                g["apiVersion"] = json!("v1");
+                json_response(StatusCode::OK, &g)
+            })
+            .ok_or_else(|| ApiError::not_found("groups", g)),
+        ["apis", g, v] if KINDS.iter().any(|k| k.group == *g && k.version == *v) => {
+            Ok(json_response(StatusCode::OK, &resource_list(g, v)))
+        }
+        _ => return None,
+    };
+    Some(answer)
+}
+
+/// The resource, name and subresource `rest` names in `group`/`version`.
+fn target(
+    path: &str,
+    group: &str,
+    version: &str,
+    namespace: Option<String>,
+    rest: &[&str],
+) -> Result<Target, ApiError> {
+    let (resource_name, name, sub) = match rest {
+        [r] => (*r, None, None),
+        [r, n] => (*r, Some(n.to_string()), None),
+        [r, n, s] => (*r, Some(n.to_string()), Some(s.to_string())),
+        _ => return Err(ApiError::not_found("paths", path)),
+    };
+    let Some(kind) = KINDS
+        .iter()
+        .find(|k| k.group == group && k.version == version && k.name == resource_name)
+    else {
+        return Err(ApiError::not_found("resources", resource_name));
+    };
+    let Some(resource) = kind.resource else {
+        return Err(ApiError::not_found("resources", resource_name));
+    };
+    Ok(Target {
+        resource,
+        namespace,
+        name,
+        sub,
+    })
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// RBAC: may the caller do this? Any authenticated user may review its own access.

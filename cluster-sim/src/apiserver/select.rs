@@ -277,7 +277,7 @@ mod tests {
         assert!(FieldSelector::parse("nonsense").is_err());
     }
 
-    /// As kube-apiserver v1.37.2 answers (cluster-sim/tests/conformance.rs recorded it): a
+    /// As kube-apiserver v1.37.2 answers (cluster-sim/tests/conformance/ recorded it): a
     /// schedulable node, whose JSON leaves `spec.unschedulable` out, is selected by
     /// `spec.unschedulable=false`; a field the API server does not index is a 400.
     #[test]

@@ -15,11 +15,11 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::Shared;
 use super::discovery::Resource;
 use super::reads::list_candidates;
 use super::render;
 use super::select::{Selection, key_of};
+use super::shared::Shared;
 use super::status::ApiError;
 use super::table::{Include, table};
 use crate::changes::{Change, ChangeType, Object};

@@ -8,12 +8,12 @@ use cluster_api::{
 };
 use serde_json::{Value, json};
 
-use super::Shared;
 use super::bodies::*;
 use super::discovery::*;
 use super::reads::*;
 use super::render;
-use super::routes::*;
+use super::request::*;
+use super::shared::Shared;
 use super::status::ApiError;
 use crate::access::API_AUDIENCE;
 use crate::faults::Operation;

@@ -8,9 +8,6 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::{State, Watchers};
 
-/// A ConfigMap or Secret by kind, namespace and name.
-pub(crate) type ConfigKey = (ConfigKind, String, String);
-
 impl State {
     /// Creates or replaces a ConfigMap's or Secret's data; the stored object.
     pub(crate) fn put_config(

@@ -1,25 +1,46 @@
 //! The simulated cluster's objects, the timers that move them, and the watchers that see them.
+//!
+//! This file holds the types ([`State`] and what it is made of, [`Auditor`] and the
+//! [`ClusterView`] it gets, which hold each other); the behaviour is in the children:
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `nodes.rs` | Nodes and Pods: reboots, readiness, termination, scheduling |
+//! | `workloads.rs` | workloads, Leases, and the pods the controllers create |
+//! | `configs.rs` | ConfigMaps and Secrets |
+//! | `timers.rs` | the timers and what each does when it fires |
+//! | `audit.rs` | showing every accepted write to the auditors |
+//! | `watchers.rs` | registering watches |
+//! | `rules.rs` | what the API server and controllers require of objects, as plain functions |
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use cluster_api::{
     Condition, Error, Event, EventSeries, Lease, Node, OwnerRef, Pod, PodFilter, PodPhase, Result,
-    Toleration, WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
+    WatchEvent, Workload, WorkloadFilter, WorkloadKind, WorkloadRef,
 };
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
-use crate::audit::{EVICTION_LIMIT, EvictionRecord};
+use crate::audit::{EvictionRecord, Write};
 use crate::budget::Budget;
 use crate::changes::{ChangeLog, ChangeType, Object};
 use crate::faults::Faults;
 use crate::spec::WorkloadSpec;
 
+mod audit;
 mod configs;
 mod nodes;
+mod rules;
+mod timers;
+mod watchers;
 mod workloads;
+
+pub use rules::ANNOTATIONS_LIMIT;
+use rules::{added_or_modified, daemonset_tolerations, fits};
+pub(crate) use rules::{fnv1a, note_too_long, template_hash, validate_annotations};
 
 pub(crate) type Key = (String, String);
 
@@ -187,6 +208,9 @@ pub(crate) enum Boot {
     Starting,
 }
 
+/// A ConfigMap or Secret by kind, namespace and name.
+pub(crate) type ConfigKey = (cluster_api::ConfigKind, String, String);
+
 /// The namespace and kind of a ConfigMap or Secret watch.
 pub(crate) type ConfigFilter = (String, cluster_api::ConfigKind);
 
@@ -212,7 +236,7 @@ pub(crate) struct State {
     pub(crate) workloads: BTreeMap<WorkloadRef, SimWorkload>,
     pub(crate) leases: BTreeMap<Key, Lease>,
     /// ConfigMaps and Secrets, as watches see them.
-    pub(crate) configs: BTreeMap<configs::ConfigKey, cluster_api::ConfigObject>,
+    pub(crate) configs: BTreeMap<ConfigKey, cluster_api::ConfigObject>,
     /// Secrets with their data, by namespace and name (each also in `configs`, as a digest).
     pub(crate) secrets: BTreeMap<Key, cluster_api::Secret>,
     /// Events by a sequence number, oldest first.
@@ -231,7 +255,23 @@ pub(crate) struct State {
     #[cfg_attr(not(feature = "apiserver"), allow(dead_code))]
     pub(crate) namespaces: BTreeSet<String>,
     /// Who sees every accepted write ([`SimCluster::add_auditor`](crate::SimCluster::add_auditor)).
-    pub(crate) auditors: Vec<std::sync::Arc<dyn crate::audit::Auditor>>,
+    pub(crate) auditors: Vec<std::sync::Arc<dyn Auditor>>,
+}
+
+/// A read-only look at the cluster at the moment of a write, for an [`Auditor`].
+pub struct ClusterView<'a> {
+    pub(crate) state: &'a State,
+}
+
+/// Sees every write the cluster accepts, at the moment it is accepted, with the cluster as it
+/// is then: a checker of invariants ("no eviction without a slot holder") that cannot miss a
+/// state because it looked too late.
+///
+/// It runs under the cluster's lock: it must not call back into the [`SimCluster`](crate::SimCluster)
+/// (that would deadlock), and it should be quick.
+pub trait Auditor: Send + Sync + 'static {
+    /// One accepted write.
+    fn audit(&self, write: &Write<'_>, cluster: &ClusterView<'_>);
 }
 
 // === impl State ===
@@ -293,141 +333,6 @@ impl State {
             .unwrap_or(self.config.start_time)
     }
 
-    /// Fires every timer due by `target`, in order, each at its own deadline.
-    pub(crate) fn advance_to(&mut self, target: Instant) {
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > target {
-                break;
-            }
-            let ((at, _), timer) = entry.remove_entry();
-            self.now = self.now.max(at);
-            self.fire(timer);
-            self.settle();
-        }
-        self.now = self.now.max(target);
-    }
-
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timers.first_key_value().map(|((at, _), _)| *at)
-    }
-
-    pub(crate) fn schedule(&mut self, after: Duration, timer: Timer) {
-        self.timer_seq += 1;
-        self.timers
-            .insert((self.now + after, self.timer_seq), timer);
-    }
-
-    fn fire(&mut self, timer: Timer) {
-        match timer {
-            Timer::PodReady { key, uid } => {
-                let node_ready = |st: &State, sp: &SimPod| {
-                    sp.pod.node_name.as_ref().is_some_and(|n| st.kubelet_up(n))
-                };
-                let Some(sp) = self.pods.get(&key) else {
-                    return;
-                };
-                if sp.pod.uid != uid || sp.pod.is_terminating() || !node_ready(self, sp) {
-                    return;
-                }
-                let mut sp = sp.clone();
-                let ready = !sp.never_ready;
-                if sp.pod.phase == PodPhase::Running && sp.pod.ready == ready {
-                    return;
-                }
-                sp.pod.phase = PodPhase::Running;
-                sp.pod.ready = ready;
-                self.put_pod(sp);
-            }
-            Timer::PodGone { key, uid } => {
-                let Some(sp) = self.pods.get(&key).filter(|sp| sp.pod.uid == uid) else {
-                    return;
-                };
-                // Only a kubelet confirms that a bound pod has stopped; on a NotReady or
-                // rebooting node nobody does, and the pod stays Terminating until it is back.
-                let kubelet_up = sp
-                    .pod
-                    .node_name
-                    .as_ref()
-                    .is_none_or(|n| !self.nodes.contains_key(n) || self.kubelet_up(n));
-                if kubelet_up {
-                    self.remove_pod(&key);
-                }
-            }
-            Timer::NodeUnknown { name, uid, boot } => {
-                if !self.in_reboot(&name, &uid, boot) {
-                    return;
-                }
-                // Silent for the whole grace period: Ready=Unknown, and its pods NotReady.
-                let node = self.nodes[&name].clone();
-                self.set_node_ready(node, false);
-            }
-            Timer::NodeStatusReport => {
-                let up: Vec<String> = self
-                    .nodes
-                    .keys()
-                    .filter(|n| self.kubelet_up(n))
-                    .cloned()
-                    .collect();
-                for name in up {
-                    let mut node = self.nodes[&name].clone();
-                    node.heartbeat = Some(self.wall());
-                    self.put_node(node);
-                }
-                if let Some(every) = self.config.node_status_report {
-                    self.schedule(every, Timer::NodeStatusReport);
-                }
-            }
-            Timer::OsUp { name, uid, boot } => {
-                if self.in_reboot(&name, &uid, boot) {
-                    self.rebooting.insert(name, (boot, Boot::Starting));
-                }
-            }
-            Timer::NodeBack { name, uid, boot } => {
-                if !self.in_reboot(&name, &uid, boot) {
-                    return;
-                }
-                self.rebooting.remove(&name);
-                let mut node = self.nodes[&name].clone();
-                node.ready = true;
-                node.boot_id = self.next_uid();
-                node.heartbeat = Some(self.wall());
-                self.put_node(node);
-                // Every container started afresh: its pods pass readiness again.
-                for key in self.pods_on_node(&name) {
-                    let mut sp = self.pods[&key].clone();
-                    if !sp.pod.is_terminating() && !sp.pod.is_finished() && sp.pod.ready {
-                        sp.pod.ready = false;
-                        self.put_pod(sp);
-                    }
-                }
-                self.restart_pods_on(&name);
-            }
-            Timer::Sync { workload } => {
-                self.dirty.insert(workload);
-            }
-        }
-    }
-
-    /// Runs the scheduler and the workload controllers until nothing more changes.
-    pub(crate) fn settle(&mut self) {
-        // A controller that keeps finding work would loop forever; none should, but the bound
-        // turns such a bug into a warning instead of a hang.
-        let mut budget = 100_000usize;
-        loop {
-            self.schedule_pending();
-            let Some(w) = self.dirty.pop_first() else {
-                break;
-            };
-            self.reconcile(&w);
-            budget -= 1;
-            if budget == 0 {
-                tracing::warn!("simulated controllers did not settle");
-                self.dirty.clear();
-                break;
-            }
-        }
-    }
-
     // --- identity ---
 
     pub(crate) fn next_rv(&mut self) -> String {
@@ -457,18 +362,6 @@ impl State {
     pub(crate) fn next_uid(&mut self) -> String {
         self.uid += 1;
         format!("5e1a0000-0000-4000-8000-{:012x}", self.uid)
-    }
-
-    // --- audit ---
-
-    pub(crate) fn record_eviction(&mut self, record: EvictionRecord) {
-        if self.evictions.len() == EVICTION_LIMIT {
-            self.evictions.pop_front();
-        }
-        self.evictions.push_back(record);
-        if let Some(record) = self.evictions.back() {
-            self.audit(&crate::audit::Write::Eviction(record));
-        }
     }
 
     /// Ends every open watch with an error, as an API server restart, a load balancer
@@ -518,121 +411,5 @@ impl State {
         self.series.started(&event, self.event_seq);
         self.events.push_back((self.event_seq, event));
         self.event_seq
-    }
-}
-
-fn added_or_modified(existed: bool) -> ChangeType {
-    if existed {
-        ChangeType::Modified
-    } else {
-        ChangeType::Added
-    }
-}
-
-/// Whether the scheduler may place `pod` on `node`, judging the taints the node lifecycle
-/// controller derives from its state (`TaintNodesByCondition`).
-fn fits(node: &Node, pod: &Pod) -> bool {
-    (node.ready || pod.tolerates(cluster_api::NOT_READY_TAINT, "", "NoSchedule"))
-        && (!node.unschedulable || pod.tolerates_cordon())
-}
-
-/// The tolerations the DaemonSet controller adds to every pod it creates
-/// (`AddOrUpdateDaemonPodTolerations`), so that its pods run on cordoned and troubled nodes.
-fn daemonset_tolerations() -> Vec<Toleration> {
-    [
-        (cluster_api::NOT_READY_TAINT, "NoExecute"),
-        (cluster_api::UNREACHABLE_TAINT, "NoExecute"),
-        ("node.kubernetes.io/disk-pressure", "NoSchedule"),
-        ("node.kubernetes.io/memory-pressure", "NoSchedule"),
-        ("node.kubernetes.io/pid-pressure", "NoSchedule"),
-        (cluster_api::UNSCHEDULABLE_TAINT, "NoSchedule"),
-    ]
-    .into_iter()
-    .map(|(key, effect)| Toleration::exists(key, effect))
-    .collect()
-}
-
-/// The most bytes an object's annotations may hold, keys and values together
-/// (apimachinery's `TotalAnnotationSizeLimitB`).
-pub const ANNOTATIONS_LIMIT: usize = 256 * 1024;
-
-/// What the API server checks of an object's annotations: at most [`ANNOTATIONS_LIMIT`]
-/// bytes in all, or the write is refused (422 Invalid) with its words.
-/// `kind` is the object's kind, qualified by its group outside the core group
-/// (`Lease.coordination.k8s.io`), as the API server names it in a validation error.
-pub(crate) fn validate_annotations(
-    kind: &str,
-    name: &str,
-    annotations: &BTreeMap<String, String>,
-) -> Result<()> {
-    let total: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if total > ANNOTATIONS_LIMIT {
-        return Err(Error::invalid(format!(
-            "{kind} \"{name}\" is invalid: metadata.annotations: Too long: may not be more \
-             than {ANNOTATIONS_LIMIT} bytes"
-        )));
-    }
-    Ok(())
-}
-
-/// The API server's refusal of a core/v1 Event with an `eventTime` whose note (`message`)
-/// passes [`cluster_api::NOTE_LIMIT`] bytes (its words, value left out, as
-/// kube-apiserver v1.37 writes them).
-pub(crate) fn note_too_long(name: &str) -> Error {
-    Error::invalid(format!(
-        "Event \"{name}\" is invalid: message: Invalid value: \"\": can have at most {} characters",
-        cluster_api::NOTE_LIMIT
-    ))
-}
-
-/// A stable short hash of a pod template, like `pod-template-hash`.
-pub(crate) fn template_hash(
-    labels: &BTreeMap<String, String>,
-    annotations: &BTreeMap<String, String>,
-) -> String {
-    let h = fnv1a(
-        labels
-            .iter()
-            .chain(annotations.iter())
-            .flat_map(|(k, v)| k.bytes().chain([0]).chain(v.bytes()).chain([0])),
-    );
-    format!("{:010x}", h & 0xff_ffff_ffff)
-}
-
-/// 64-bit FNV-1a: a stable hash for names and uids the simulation derives.
-pub(crate) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Registration of watchers.
-impl Watchers {
-    pub(crate) fn add_nodes(&mut self, tx: UnboundedSender<Result<WatchEvent<Node>>>) {
-        self.nodes.push(tx);
-    }
-
-    pub(crate) fn add_pods(
-        &mut self,
-        filter: PodFilter,
-        tx: UnboundedSender<Result<WatchEvent<Pod>>>,
-    ) {
-        self.pods.push((filter, tx));
-    }
-
-    pub(crate) fn add_leases(
-        &mut self,
-        filter: LeaseFilter,
-        tx: UnboundedSender<Result<WatchEvent<Lease>>>,
-    ) {
-        self.leases.push((filter, tx));
-    }
-
-    pub(crate) fn add_workloads(
-        &mut self,
-        filter: WorkloadFilter,
-        tx: UnboundedSender<Result<WatchEvent<Workload>>>,
-    ) {
-        self.workloads.push((filter, tx));
     }
 }

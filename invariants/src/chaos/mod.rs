@@ -11,159 +11,67 @@
 //! current-thread runtime with `start_paused(true)`): hours of cluster time pass in seconds.
 
 mod agents;
+mod plan;
 mod world;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fleetlock_core::FleetLockConfig;
 use fleetlock_core::drain::DrainOptions;
-use fleetlock_core::{FleetLockConfig, OnDrainTimeout};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
 
-use crate::{Checked, Invariant, Invariants, Violation};
+use crate::{Invariant, Invariants, Violation};
 use agents::{agent, chaos};
+pub use plan::{NAMESPACE, Plan, RELEASE_AFTER, Report};
 use world::{Replica, World, allowlist, cluster};
-
-/// The lock namespace of the replicas.
-pub const NAMESPACE: &str = "restart-manager";
-
-/// The second reboot group: every third node is in it.
-const EAST: &str = "east";
-
-/// What to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// Fixes every choice of the harness.
-    pub seed: u64,
-    /// Nodes `n1`..: every third in group `east`, the rest in `default`.
-    pub nodes: usize,
-    /// Server replicas, each a coordinator and a restart service.
-    pub replicas: usize,
-    /// Slots per group at the start; slot changes pick between 1 and this plus one.
-    pub slots: u32,
-    /// How long (cluster time) faults and crashes are injected.
-    pub chaos: Duration,
-    /// How long after the chaos every node must have rebooted and every lock be free.
-    pub settle: Duration,
-    /// How many times each node's agent reboots it.
-    pub reboots_per_node: usize,
-    /// Build the coordinators with [`fleetlock_core::Sabotage::IgnoreRemoteReleases`], to
-    /// show that the checks catch it.
-    pub sabotage: bool,
-    /// What the drains do past their timeout. With `release`, the timeout is short
-    /// ([`RELEASE_AFTER`]), so that drains do overrun it while other replicas approve the same
-    /// grants. `None`: every other seed releases.
-    pub on_timeout: Option<OnDrainTimeout>,
-}
-
-/// `drain.timeout` in runs whose drains release on timeout: short enough that drains slowed
-/// by the budgets and the chaos overrun it.
-pub const RELEASE_AFTER: Duration = Duration::from_secs(30);
-
-impl Plan {
-    /// A small run: the size `cargo test` affords many of.
-    pub fn small(seed: u64) -> Self {
-        Plan {
-            seed,
-            nodes: 24,
-            replicas: 3,
-            slots: 2,
-            chaos: Duration::from_secs(20 * 60),
-            settle: Duration::from_secs(3 * 60 * 60),
-            reboots_per_node: 1,
-            sabotage: false,
-            on_timeout: None,
-        }
-    }
-
-    /// What the drains do past their timeout in this run.
-    pub fn on_timeout(&self) -> OnDrainTimeout {
-        self.on_timeout.unwrap_or(if self.seed % 2 == 1 {
-            OnDrainTimeout::Release
-        } else {
-            OnDrainTimeout::KeepWaiting
-        })
-    }
-}
-
-/// What happened in a run.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// The plan's seed.
-    pub seed: u64,
-    /// What the drains did past their timeout.
-    pub on_timeout: OnDrainTimeout,
-    /// Every invariant broken, safety and liveness.
-    pub violations: Vec<Violation>,
-    /// How many writes the checks looked at.
-    pub checked: Checked,
-    /// Reboots approved and done.
-    pub reboots: usize,
-    /// Refusals and errors the agents got on the way.
-    pub refusals: usize,
-    /// Faults injected into API calls (errors and conflicts).
-    pub faults: usize,
-    /// Latency changes.
-    pub slowdowns: usize,
-    /// Times every watch was broken.
-    pub broken_watches: usize,
-    /// Times one replica's watches of one kind lagged while the others' did not.
-    pub lagging_watches: usize,
-    /// Replica crashes (each followed by a restart).
-    pub crashes: usize,
-    /// Restarts and unlocks asked for.
-    pub restarts: usize,
-    /// Unlocks asked for.
-    pub unlocks: usize,
-    /// Set runs asked for (some refused: a run already going on).
-    pub set_runs: usize,
-    /// Nodes deleted.
-    pub deletions: usize,
-    /// Slot changes rolled out.
-    pub slot_changes: usize,
-    /// Drains that overran their timeout and gave the slot back (`onTimeout: release`).
-    pub drain_timeouts: usize,
-    /// Cluster time the run took.
-    pub simulated: Duration,
-}
-
-impl Report {
-    /// One line for a log or a table.
-    pub fn summary(&self) -> String {
-        format!(
-            "seed {} (onTimeout {:?}): {} reboots, {} refusals, {} faults, {} slowdowns, {} broken watches, {} \
-             lagging watches, {} crashes, {} restarts, {} unlocks, {} set runs, {} deletions, {} slot changes, {} drain timeouts, {} min of \
-             cluster time; checked {:?}; {} violations",
-            self.seed,
-            self.on_timeout,
-            self.reboots,
-            self.refusals,
-            self.faults,
-            self.slowdowns,
-            self.broken_watches,
-            self.lagging_watches,
-            self.crashes,
-            self.restarts,
-            self.unlocks,
-            self.set_runs,
-            self.deletions,
-            self.slot_changes,
-            self.drain_timeouts,
-            self.simulated.as_secs() / 60,
-            self.checked,
-            self.violations.len()
-        )
-    }
-}
 
 /// Runs a plan to its end and reports. Violations are in the report, not panics.
 pub async fn run(plan: Plan) -> Report {
     let started = Instant::now();
-    let sim = cluster(&plan);
+    let world = world(&plan);
+    for i in 0..plan.replicas {
+        world.start(i).await;
+    }
+    let agents = agents(&world, &plan);
+
+    chaos(&world, &plan).await;
+
+    // Faults stop: every replica comes back, without the schedule, and everything must
+    // finish.
+    world.sim.clear_faults();
+    *world.allowlist.lock() = allowlist(false);
+    for i in 0..plan.replicas {
+        world.crash(i);
+        world.start(i).await;
+    }
+    settle(&world, &plan, agents).await;
+
+    for i in 0..plan.replicas {
+        world.crash(i);
+    }
+    let mut report = world.report.lock().clone();
+    report.drain_timeouts = world
+        .sim
+        .events()
+        .iter()
+        .filter(|e| e.reason == "DrainTimedOut")
+        .count();
+    let mut violations = world.checker.violations();
+    violations.append(&mut report.violations);
+    report.violations = violations;
+    report.checked = world.checker.checked();
+    report.simulated = started.elapsed();
+    report
+}
+
+/// The cluster, the checks watching it, and the replicas (none started yet).
+fn world(plan: &Plan) -> Arc<World> {
+    let sim = cluster(plan);
     let drain = FleetLockConfig::default().drain;
     let checker = Invariants::watch(
         &sim,
@@ -180,7 +88,7 @@ pub async fn run(plan: Plan) -> Report {
     // paused clock most things happen on whole seconds, and two replicas' stamps would meet
     // far more often than real clocks' do).
     let mut skews = fastrand::Rng::with_seed(plan.seed ^ 0xc10c_5eed);
-    let world = Arc::new(World {
+    Arc::new(World {
         sim: sim.clone(),
         replicas: Mutex::new(
             (0..plan.replicas)
@@ -207,12 +115,12 @@ pub async fn run(plan: Plan) -> Report {
             ..Report::default()
         }),
         unfinished: Mutex::new(BTreeSet::new()),
-    });
-    for i in 0..plan.replicas {
-        world.start(i).await;
-    }
+    })
+}
 
-    let agents: Vec<JoinHandle<()>> = (1..=plan.nodes)
+/// A Zincati agent on every node, each with its own seed.
+fn agents(world: &Arc<World>, plan: &Plan) -> Vec<JoinHandle<()>> {
+    (1..=plan.nodes)
         .map(|i| {
             let node = format!("n{i}");
             world.unfinished.lock().insert(node.clone());
@@ -224,18 +132,12 @@ pub async fn run(plan: Plan) -> Report {
                 fastrand::Rng::with_seed(seed),
             ))
         })
-        .collect();
+        .collect()
+}
 
-    chaos(&world, &plan).await;
-
-    // Faults stop: every replica comes back, without the schedule, and everything must
-    // finish.
-    world.sim.clear_faults();
-    *world.allowlist.lock() = allowlist(false);
-    for i in 0..plan.replicas {
-        world.crash(i);
-        world.start(i).await;
-    }
+/// After the chaos: waits up to `plan.settle` for every agent to be through its reboots and
+/// every restart lock to be free, and records the liveness violations of what did not.
+async fn settle(world: &World, plan: &Plan, agents: Vec<JoinHandle<()>>) {
     let deadline = Instant::now() + plan.settle;
     let all = futures::future::join_all(agents);
     let _ = tokio::time::timeout_at(deadline, all).await;
@@ -264,23 +166,6 @@ pub async fn run(plan: Plan) -> Report {
     }
     let settled = world.checker.check_settled(&world.sim);
     world.report.lock().violations.extend(settled);
-
-    for i in 0..plan.replicas {
-        world.crash(i);
-    }
-    let mut report = world.report.lock().clone();
-    report.drain_timeouts = world
-        .sim
-        .events()
-        .iter()
-        .filter(|e| e.reason == "DrainTimedOut")
-        .count();
-    let mut violations = world.checker.violations();
-    violations.append(&mut report.violations);
-    report.violations = violations;
-    report.checked = world.checker.checked();
-    report.simulated = started.elapsed();
-    report
 }
 
 fn humanize(d: Duration) -> String {

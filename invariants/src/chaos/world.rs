@@ -19,7 +19,7 @@ use restart_core::{Allowlist, RestartConfig, RestartSet, Restarter, ServiceEntry
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{EAST, NAMESPACE, Plan, RELEASE_AFTER, Report};
+use super::plan::{EAST, NAMESPACE, Plan, RELEASE_AFTER, Report};
 use crate::Invariants;
 
 /// One server replica: running, or crashed.
@@ -307,7 +307,7 @@ impl World {
         self.sim
             .leases()
             .iter()
-            .any(|l| l.namespace == NAMESPACE && crate::held_restart_lock(l, now).is_some())
+            .any(|l| l.namespace == NAMESPACE && crate::state::held_restart_lock(l, now).is_some())
     }
 }
 

@@ -1,10 +1,16 @@
 //! Deployments, StatefulSets, DaemonSets and the ReplicaSets behind Deployments, as the
 //! API server returns them.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use cluster_api::{UpdateStrategy, Workload, WorkloadKind};
+use serde_json::{Map, Value, json};
+
+use crate::budget::IntOrPercent;
+use crate::state::{REVISION_HISTORY_LIMIT, SimWorkload, State};
 use cluster_api::ConfigKind;
 
-// === workloads ===
+use super::meta::{derived_uid, int_or_percent, metadata, string_map, time};
 
 /// A Deployment, StatefulSet or DaemonSet.
 pub(crate) fn workload(st: &State, w: &Workload) -> Value {
@@ -47,89 +53,106 @@ pub(crate) fn workload(st: &State, w: &Workload) -> Value {
         })
         .collect();
     let status = match w.kind {
-        WorkloadKind::Deployment => {
-            let replicas = w.replicas.unwrap_or(1);
-            spec["replicas"] = json!(replicas);
-            spec["paused"] = json!(w.paused);
-            spec["progressDeadlineSeconds"] = json!(w.progress_deadline_seconds.unwrap_or(600));
-            spec["strategy"] = match w.strategy {
-                UpdateStrategy::Recreate => json!({"type": "Recreate"}),
-                _ => {
-                    let (surge, unavailable) = sw.map_or((None, None), |sw: &SimWorkload| {
-                        (sw.spec.max_surge, sw.spec.max_unavailable)
-                    });
-                    json!({"type": "RollingUpdate", "rollingUpdate": {
-                        "maxSurge": int_or_percent(surge.unwrap_or(IntOrPercent::Percent(25))),
-                        "maxUnavailable": int_or_percent(unavailable.unwrap_or(IntOrPercent::Percent(25))),
-                    }})
-                }
-            };
-            if w.paused {
-                spec["paused"] = json!(true);
-            }
-            json!({
-                "observedGeneration": s.observed_generation.unwrap_or(0),
-                "replicas": s.replicas,
-                "updatedReplicas": s.updated_replicas,
-                "readyReplicas": s.ready_replicas,
-                "availableReplicas": s.available_replicas,
-                // Omitted at 0, as the API server's omitempty does.
-                "unavailableReplicas": Some((s.replicas - s.available_replicas).max(0)).filter(|n| *n > 0),
-                "conditions": conditions,
-            })
-        }
-        WorkloadKind::StatefulSet => {
-            spec["replicas"] = json!(w.replicas.unwrap_or(1));
-            spec["serviceName"] = json!(w.name);
-            spec["podManagementPolicy"] = json!("OrderedReady");
-            spec["updateStrategy"] = match w.strategy {
-                UpdateStrategy::OnDelete => json!({"type": "OnDelete"}),
-                UpdateStrategy::RollingUpdate { partition } => {
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": partition.unwrap_or(0)}})
-                }
-                UpdateStrategy::Recreate => json!({"type": "RollingUpdate"}),
-            };
-            let mut status = json!({
-                "observedGeneration": s.observed_generation.unwrap_or(0),
-                "replicas": s.replicas,
-                "readyReplicas": s.ready_replicas,
-                "currentReplicas": s.replicas - s.updated_replicas.min(s.replicas)
-                    + if s.current_revision == s.update_revision { s.updated_replicas } else { 0 },
-                "updatedReplicas": s.updated_replicas,
-                "availableReplicas": s.available_replicas,
-                "collisionCount": 0,
-            });
-            if let Some(r) = &s.current_revision {
-                status["currentRevision"] = json!(r);
-            }
-            if let Some(r) = &s.update_revision {
-                status["updateRevision"] = json!(r);
-            }
-            status
-        }
-        WorkloadKind::DaemonSet => {
-            spec["updateStrategy"] = match w.strategy {
-                UpdateStrategy::OnDelete => json!({"type": "OnDelete"}),
-                _ => {
-                    let unavailable = sw
-                        .and_then(|sw| sw.spec.max_unavailable)
-                        .unwrap_or(IntOrPercent::Int(1));
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": int_or_percent(unavailable), "maxSurge": 0}})
-                }
-            };
-            json!({
-                "observedGeneration": s.observed_generation.unwrap_or(0),
-                "currentNumberScheduled": s.replicas,
-                "numberMisscheduled": 0,
-                "desiredNumberScheduled": s.desired_number_scheduled,
-                "numberReady": s.ready_replicas,
-                "updatedNumberScheduled": s.updated_replicas,
-                "numberAvailable": s.available_replicas,
-                "numberUnavailable": (s.desired_number_scheduled - s.available_replicas).max(0),
-            })
-        }
+        WorkloadKind::Deployment => deployment(w, sw, &mut spec, conditions),
+        WorkloadKind::StatefulSet => statefulset(w, &mut spec),
+        WorkloadKind::DaemonSet => daemonset(w, sw, &mut spec),
     };
     json!({"kind": kind, "apiVersion": "apps/v1", "metadata": meta, "spec": spec, "status": status})
+}
+
+/// A Deployment's replicas, strategy and pause in `spec`; its `status`.
+fn deployment(
+    w: &Workload,
+    sw: Option<&SimWorkload>,
+    spec: &mut Value,
+    conditions: Vec<Value>,
+) -> Value {
+    let s = &w.status;
+    let replicas = w.replicas.unwrap_or(1);
+    spec["replicas"] = json!(replicas);
+    spec["paused"] = json!(w.paused);
+    spec["progressDeadlineSeconds"] = json!(w.progress_deadline_seconds.unwrap_or(600));
+    spec["strategy"] = match w.strategy {
+        UpdateStrategy::Recreate => json!({"type": "Recreate"}),
+        _ => {
+            let (surge, unavailable) = sw.map_or((None, None), |sw: &SimWorkload| {
+                (sw.spec.max_surge, sw.spec.max_unavailable)
+            });
+            json!({"type": "RollingUpdate", "rollingUpdate": {
+                "maxSurge": int_or_percent(surge.unwrap_or(IntOrPercent::Percent(25))),
+                "maxUnavailable": int_or_percent(unavailable.unwrap_or(IntOrPercent::Percent(25))),
+            }})
+        }
+    };
+    if w.paused {
+        spec["paused"] = json!(true);
+    }
+    json!({
+        "observedGeneration": s.observed_generation.unwrap_or(0),
+        "replicas": s.replicas,
+        "updatedReplicas": s.updated_replicas,
+        "readyReplicas": s.ready_replicas,
+        "availableReplicas": s.available_replicas,
+        // Omitted at 0, as the API server's omitempty does.
+        "unavailableReplicas": Some((s.replicas - s.available_replicas).max(0)).filter(|n| *n > 0),
+        "conditions": conditions,
+    })
+}
+
+/// A StatefulSet's replicas and update strategy in `spec`; its `status`.
+fn statefulset(w: &Workload, spec: &mut Value) -> Value {
+    let s = &w.status;
+    spec["replicas"] = json!(w.replicas.unwrap_or(1));
+    spec["serviceName"] = json!(w.name);
+    spec["podManagementPolicy"] = json!("OrderedReady");
+    spec["updateStrategy"] = match w.strategy {
+        UpdateStrategy::OnDelete => json!({"type": "OnDelete"}),
+        UpdateStrategy::RollingUpdate { partition } => {
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": partition.unwrap_or(0)}})
+        }
+        UpdateStrategy::Recreate => json!({"type": "RollingUpdate"}),
+    };
+    let mut status = json!({
+        "observedGeneration": s.observed_generation.unwrap_or(0),
+        "replicas": s.replicas,
+        "readyReplicas": s.ready_replicas,
+        "currentReplicas": s.replicas - s.updated_replicas.min(s.replicas)
+            + if s.current_revision == s.update_revision { s.updated_replicas } else { 0 },
+        "updatedReplicas": s.updated_replicas,
+        "availableReplicas": s.available_replicas,
+        "collisionCount": 0,
+    });
+    if let Some(r) = &s.current_revision {
+        status["currentRevision"] = json!(r);
+    }
+    if let Some(r) = &s.update_revision {
+        status["updateRevision"] = json!(r);
+    }
+    status
+}
+
+/// A DaemonSet's update strategy in `spec`; its `status`.
+fn daemonset(w: &Workload, sw: Option<&SimWorkload>, spec: &mut Value) -> Value {
+    let s = &w.status;
+    spec["updateStrategy"] = match w.strategy {
+        UpdateStrategy::OnDelete => json!({"type": "OnDelete"}),
+        _ => {
+            let unavailable = sw
+                .and_then(|sw| sw.spec.max_unavailable)
+                .unwrap_or(IntOrPercent::Int(1));
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": int_or_percent(unavailable), "maxSurge": 0}})
+        }
+    };
+    json!({
+        "observedGeneration": s.observed_generation.unwrap_or(0),
+        "currentNumberScheduled": s.replicas,
+        "numberMisscheduled": 0,
+        "desiredNumberScheduled": s.desired_number_scheduled,
+        "numberReady": s.ready_replicas,
+        "updatedNumberScheduled": s.updated_replicas,
+        "numberAvailable": s.available_replicas,
+        "numberUnavailable": (s.desired_number_scheduled - s.available_replicas).max(0),
+    })
 }
 
 /// A workload's pod template: its labels and annotations, one container.
