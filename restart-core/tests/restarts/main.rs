@@ -189,4 +189,5 @@ mod rollouts;
 mod schedules;
 mod set_drivers;
 mod sets;
+mod shutdown;
 mod skew;
