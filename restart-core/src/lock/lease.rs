@@ -38,13 +38,13 @@ pub const CONFIRM_ATTEMPTS: usize = 3;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LockInfo {
-    /// Who restarts it.
+    /// The user who restarts it: `spec.holderIdentity`.
     pub holder: String,
-    /// Since when.
+    /// When the lock was taken: `spec.acquireTime`.
     pub since: Timestamp,
     /// When the lock may be taken over if nobody released it.
     pub expires: Option<Timestamp>,
-    /// Why.
+    /// The reason given with the restart, if any.
     pub reason: Option<String>,
     /// Identifies the restart.
     pub restart_id: String,

@@ -41,11 +41,11 @@ pub enum Take {
 pub struct TakeRequest<'a> {
     /// The namespace of the lock Leases.
     pub namespace: &'a str,
-    /// The workload.
+    /// The workload whose lock this is (it names the Lease).
     pub workload: &'a WorkloadRef,
-    /// Who.
+    /// The user the lock is held for: `spec.holderIdentity`.
     pub holder: &'a str,
-    /// Why.
+    /// The reason given, kept on the Lease and shown with the lock.
     pub reason: Option<&'a str>,
     /// Identifies the restart.
     pub restart_id: &'a str,
