@@ -3,7 +3,7 @@
 use cluster_api::{Error, WorkloadRef};
 
 use crate::lock::LockInfo;
-use crate::service::seconds;
+use crate::status::seconds;
 
 /// Why a restart, unlock or lookup was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

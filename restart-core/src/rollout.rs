@@ -1,6 +1,6 @@
 //! Whether a rollout is done, judged exactly as `kubectl rollout status` judges it.
 
-use cluster_api::{UpdateStrategy, Workload, WorkloadKind};
+use cluster_api::{UpdateStrategy, Workload, WorkloadKind, WorkloadStatus};
 use serde::{Deserialize, Serialize};
 
 /// Where a rollout is, with kubectl's own sentence for it.
@@ -38,159 +38,9 @@ pub fn rollout(w: &Workload) -> Rollout {
     let s = &w.status;
     let observed = s.observed_generation.unwrap_or(0);
     let (verdict, message, desired) = match w.kind {
-        WorkloadKind::Deployment => {
-            let desired = w.replicas.unwrap_or(1);
-            let (verdict, message) = if w.generation > observed {
-                (
-                    Verdict::Progressing,
-                    "Waiting for deployment spec update to be observed...".to_string(),
-                )
-            } else if w
-                .condition("Progressing")
-                .is_some_and(|c| c.reason == "ProgressDeadlineExceeded")
-            {
-                (
-                    Verdict::Failed,
-                    format!("deployment {:?} exceeded its progress deadline", w.name),
-                )
-            } else if s.updated_replicas < desired {
-                (
-                    Verdict::Progressing,
-                    format!(
-                        "Waiting for deployment {:?} rollout to finish: {} out of {desired} new replicas have been updated...",
-                        w.name, s.updated_replicas
-                    ),
-                )
-            } else if s.replicas > s.updated_replicas {
-                (
-                    Verdict::Progressing,
-                    format!(
-                        "Waiting for deployment {:?} rollout to finish: {} old replicas are pending termination...",
-                        w.name,
-                        s.replicas - s.updated_replicas
-                    ),
-                )
-            } else if s.available_replicas < s.updated_replicas {
-                (
-                    Verdict::Progressing,
-                    format!(
-                        "Waiting for deployment {:?} rollout to finish: {} of {} updated replicas are available...",
-                        w.name, s.available_replicas, s.updated_replicas
-                    ),
-                )
-            } else {
-                (
-                    Verdict::Complete,
-                    format!("deployment {:?} successfully rolled out", w.name),
-                )
-            };
-            (verdict, message, desired)
-        }
-        WorkloadKind::DaemonSet => {
-            let desired = s.desired_number_scheduled;
-            let (verdict, message) = if !matches!(w.strategy, UpdateStrategy::RollingUpdate { .. })
-            {
-                (
-                    Verdict::Failed,
-                    "rollout status is only available for RollingUpdate strategy type".to_string(),
-                )
-            } else if w.generation > observed {
-                (
-                    Verdict::Progressing,
-                    "Waiting for daemon set spec update to be observed...".to_string(),
-                )
-            } else if s.updated_replicas < desired {
-                (
-                    Verdict::Progressing,
-                    format!(
-                        "Waiting for daemon set {:?} rollout to finish: {} out of {desired} new pods have been updated...",
-                        w.name, s.updated_replicas
-                    ),
-                )
-            } else if s.available_replicas < desired {
-                (
-                    Verdict::Progressing,
-                    format!(
-                        "Waiting for daemon set {:?} rollout to finish: {} of {desired} updated pods are available...",
-                        w.name, s.available_replicas
-                    ),
-                )
-            } else {
-                (
-                    Verdict::Complete,
-                    format!("daemon set {:?} successfully rolled out", w.name),
-                )
-            };
-            (verdict, message, desired)
-        }
-        WorkloadKind::StatefulSet => {
-            let desired = w.replicas.unwrap_or(1);
-            let partition = match w.strategy {
-                UpdateStrategy::RollingUpdate { partition } => partition,
-                _ => None,
-            };
-            let (verdict, message) = if !matches!(w.strategy, UpdateStrategy::RollingUpdate { .. })
-            {
-                (
-                    Verdict::Failed,
-                    "rollout status is only available for RollingUpdate strategy type".to_string(),
-                )
-            } else if observed == 0 || w.generation > observed {
-                (
-                    Verdict::Progressing,
-                    "Waiting for statefulset spec update to be observed...".to_string(),
-                )
-            } else if s.ready_replicas < desired {
-                (
-                    Verdict::Progressing,
-                    format!(
-                        "Waiting for {} pods to be ready...",
-                        desired - s.ready_replicas
-                    ),
-                )
-            } else if let Some(p) = partition {
-                // kubectl takes this branch whenever a partition is set, 0 included, and the
-                // API server sets 0 on every RollingUpdate StatefulSet: on a real cluster
-                // this is how every StatefulSet is judged.
-                if s.updated_replicas < desired - p {
-                    (
-                        Verdict::Progressing,
-                        format!(
-                            "Waiting for partitioned roll out to finish: {} out of {} new pods have been updated...",
-                            s.updated_replicas,
-                            desired - p
-                        ),
-                    )
-                } else {
-                    (
-                        Verdict::Complete,
-                        format!(
-                            "partitioned roll out complete: {} new pods have been updated...",
-                            s.updated_replicas
-                        ),
-                    )
-                }
-            } else if s.update_revision != s.current_revision {
-                (
-                    Verdict::Progressing,
-                    format!(
-                        "waiting for statefulset rolling update to complete {} pods at revision {}...",
-                        s.updated_replicas,
-                        s.update_revision.as_deref().unwrap_or("")
-                    ),
-                )
-            } else {
-                (
-                    Verdict::Complete,
-                    format!(
-                        "statefulset rolling update complete {} pods at revision {}...",
-                        s.updated_replicas,
-                        s.current_revision.as_deref().unwrap_or("")
-                    ),
-                )
-            };
-            (verdict, message, desired)
-        }
+        WorkloadKind::Deployment => deployment(w, s, observed),
+        WorkloadKind::DaemonSet => daemon_set(w, s, observed),
+        WorkloadKind::StatefulSet => stateful_set(w, s, observed),
     };
     Rollout {
         verdict,
@@ -200,6 +50,163 @@ pub fn rollout(w: &Workload) -> Rollout {
         ready: s.ready_replicas,
         available: s.available_replicas,
     }
+}
+
+/// kubectl's `DeploymentStatusViewer`: the verdict, its message, the replicas wanted.
+fn deployment(w: &Workload, s: &WorkloadStatus, observed: i64) -> (Verdict, String, i32) {
+    let desired = w.replicas.unwrap_or(1);
+    let (verdict, message) = if w.generation > observed {
+        (
+            Verdict::Progressing,
+            "Waiting for deployment spec update to be observed...".to_string(),
+        )
+    } else if w
+        .condition("Progressing")
+        .is_some_and(|c| c.reason == "ProgressDeadlineExceeded")
+    {
+        (
+            Verdict::Failed,
+            format!("deployment {:?} exceeded its progress deadline", w.name),
+        )
+    } else if s.updated_replicas < desired {
+        (
+            Verdict::Progressing,
+            format!(
+                "Waiting for deployment {:?} rollout to finish: {} out of {desired} new replicas have been updated...",
+                w.name, s.updated_replicas
+            ),
+        )
+    } else if s.replicas > s.updated_replicas {
+        (
+            Verdict::Progressing,
+            format!(
+                "Waiting for deployment {:?} rollout to finish: {} old replicas are pending termination...",
+                w.name,
+                s.replicas - s.updated_replicas
+            ),
+        )
+    } else if s.available_replicas < s.updated_replicas {
+        (
+            Verdict::Progressing,
+            format!(
+                "Waiting for deployment {:?} rollout to finish: {} of {} updated replicas are available...",
+                w.name, s.available_replicas, s.updated_replicas
+            ),
+        )
+    } else {
+        (
+            Verdict::Complete,
+            format!("deployment {:?} successfully rolled out", w.name),
+        )
+    };
+    (verdict, message, desired)
+}
+
+/// kubectl's `DaemonSetStatusViewer`: the verdict, its message, the nodes that should run a pod.
+fn daemon_set(w: &Workload, s: &WorkloadStatus, observed: i64) -> (Verdict, String, i32) {
+    let desired = s.desired_number_scheduled;
+    let (verdict, message) = if !matches!(w.strategy, UpdateStrategy::RollingUpdate { .. }) {
+        (
+            Verdict::Failed,
+            "rollout status is only available for RollingUpdate strategy type".to_string(),
+        )
+    } else if w.generation > observed {
+        (
+            Verdict::Progressing,
+            "Waiting for daemon set spec update to be observed...".to_string(),
+        )
+    } else if s.updated_replicas < desired {
+        (
+            Verdict::Progressing,
+            format!(
+                "Waiting for daemon set {:?} rollout to finish: {} out of {desired} new pods have been updated...",
+                w.name, s.updated_replicas
+            ),
+        )
+    } else if s.available_replicas < desired {
+        (
+            Verdict::Progressing,
+            format!(
+                "Waiting for daemon set {:?} rollout to finish: {} of {desired} updated pods are available...",
+                w.name, s.available_replicas
+            ),
+        )
+    } else {
+        (
+            Verdict::Complete,
+            format!("daemon set {:?} successfully rolled out", w.name),
+        )
+    };
+    (verdict, message, desired)
+}
+
+/// kubectl's `StatefulSetStatusViewer`: the verdict, its message, the replicas wanted.
+fn stateful_set(w: &Workload, s: &WorkloadStatus, observed: i64) -> (Verdict, String, i32) {
+    let desired = w.replicas.unwrap_or(1);
+    let partition = match w.strategy {
+        UpdateStrategy::RollingUpdate { partition } => partition,
+        _ => None,
+    };
+    let (verdict, message) = if !matches!(w.strategy, UpdateStrategy::RollingUpdate { .. }) {
+        (
+            Verdict::Failed,
+            "rollout status is only available for RollingUpdate strategy type".to_string(),
+        )
+    } else if observed == 0 || w.generation > observed {
+        (
+            Verdict::Progressing,
+            "Waiting for statefulset spec update to be observed...".to_string(),
+        )
+    } else if s.ready_replicas < desired {
+        (
+            Verdict::Progressing,
+            format!(
+                "Waiting for {} pods to be ready...",
+                desired - s.ready_replicas
+            ),
+        )
+    } else if let Some(p) = partition {
+        // kubectl takes this branch whenever a partition is set, 0 included, and the
+        // API server sets 0 on every RollingUpdate StatefulSet: on a real cluster
+        // this is how every StatefulSet is judged.
+        if s.updated_replicas < desired - p {
+            (
+                Verdict::Progressing,
+                format!(
+                    "Waiting for partitioned roll out to finish: {} out of {} new pods have been updated...",
+                    s.updated_replicas,
+                    desired - p
+                ),
+            )
+        } else {
+            (
+                Verdict::Complete,
+                format!(
+                    "partitioned roll out complete: {} new pods have been updated...",
+                    s.updated_replicas
+                ),
+            )
+        }
+    } else if s.update_revision != s.current_revision {
+        (
+            Verdict::Progressing,
+            format!(
+                "waiting for statefulset rolling update to complete {} pods at revision {}...",
+                s.updated_replicas,
+                s.update_revision.as_deref().unwrap_or("")
+            ),
+        )
+    } else {
+        (
+            Verdict::Complete,
+            format!(
+                "statefulset rolling update complete {} pods at revision {}...",
+                s.updated_replicas,
+                s.current_revision.as_deref().unwrap_or("")
+            ),
+        )
+    };
+    (verdict, message, desired)
 }
 
 #[cfg(test)]

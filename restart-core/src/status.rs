@@ -134,6 +134,16 @@ pub fn ended(verdict: Option<Verdict>, expired: bool) -> Option<Outcome> {
     }
 }
 
+/// RFC 3339 in UTC with second precision, as kubectl writes `restartedAt`.
+pub(crate) fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A time for people: to the second.
+pub(crate) fn seconds(t: &Timestamp) -> String {
+    rfc3339(*t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

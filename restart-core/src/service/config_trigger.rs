@@ -1,163 +1,153 @@
-//! Restarts on configuration changes at run time: the ConfigMap and Secret watches of the
-//! namespaces whose workloads opt in, and the loop (on the leader only) that restarts a
-//! workload once the changes to what its pods use have been quiet for its debounce time.
+//! Restarts on configuration changes: the ConfigMaps and Secrets of the namespaces whose
+//! workloads opt in, which workloads to look at and when, and the baselines to record first.
 
 use std::collections::{BTreeSet, HashMap};
 
-use cluster_api::window::next_opening;
-use cluster_api::{
-    CacheHealth, ConfigKind, ConfigObject, Store, Timestamp, WatchCache, Workload, WorkloadRef,
-    feed,
-};
+use cluster_api::{CacheHealth, ConfigKind, ConfigObject, Store, Workload, WorkloadRef};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::Inner;
-use super::requests::{Ask, Windows};
-use crate::allowlist::{Allowlist, Identity};
-use crate::error::RestartError;
-use crate::lock;
-use crate::trigger::{self, DIGESTS_ANNOTATION, TEMPLATE_ANNOTATION};
+use crate::allowlist::Allowlist;
+use crate::trigger::{self, Digests};
 
 /// Who restarts on a configuration change, on locks and in Events.
 pub const CONFIG_CHANGE_USER: &str = "config-change";
 
-/// One kind of configuration object in one namespace where a workload opts in: its watch,
-/// and the objects it has seen.
+/// One kind of configuration object in one namespace where a workload opts in: its watch's
+/// health, and the objects it has seen.
 pub(super) struct ConfigPlace {
-    namespace: String,
-    kind: ConfigKind,
+    pub(super) namespace: String,
+    pub(super) kind: ConfigKind,
     /// `configmaps in shop`, for logs and readiness.
-    what: String,
+    pub(super) what: String,
     objects: Store<String, ConfigObject>,
-    health: CacheHealth,
+    pub(super) health: CacheHealth,
 }
 
 impl ConfigPlace {
-    /// ConfigMaps and Secrets of each namespace with a workload that opts in, in order.
-    pub(super) fn all(allowlist: &Allowlist) -> Vec<ConfigPlace> {
-        let namespaces: BTreeSet<&str> = allowlist
-            .iter()
-            .filter(|a| a.config_trigger.is_some())
-            .map(|a| a.workload.namespace.as_str())
-            .collect();
-        namespaces
-            .into_iter()
-            .flat_map(|namespace| {
-                [ConfigKind::ConfigMap, ConfigKind::Secret].map(|kind| {
-                    let what = match kind {
-                        ConfigKind::ConfigMap => "configmaps",
-                        ConfigKind::Secret => "secrets",
-                    };
-                    let what = format!("{what} in {namespace}");
-                    ConfigPlace {
-                        namespace: namespace.to_string(),
-                        kind,
-                        objects: Store::new(),
-                        health: CacheHealth::new(what.clone()),
-                        what,
-                    }
-                })
-            })
-            .collect()
-    }
-}
-
-/// A place's objects as its watch sees them: a change marks the workloads that use it.
-struct ConfigPlaceCache<'a> {
-    inner: &'a Inner,
-    place: &'a ConfigPlace,
-}
-
-impl WatchCache<ConfigObject> for ConfigPlaceCache<'_> {
-    fn reset(&self, all: Vec<ConfigObject>) {
+    pub(super) fn reset(&self, all: Vec<ConfigObject>) {
         let all: Vec<(String, ConfigObject)> =
             all.into_iter().map(|o| (o.name.clone(), o)).collect();
-        self.place.objects.reset(all);
-        // What the pods use may have changed while nobody watched: look at every workload.
-        self.inner.config_changed(&self.place.namespace, None);
+        self.objects.reset(all);
     }
 
-    fn apply(&self, object: ConfigObject) {
-        let r = object.reference();
-        if self.place.objects.insert(object.name.clone(), object) {
-            self.inner.config_changed(&self.place.namespace, Some(&r));
-        }
+    /// Keeps `object` if it is newer; whether it was.
+    pub(super) fn insert(&self, object: ConfigObject) -> bool {
+        self.objects.insert(object.name.clone(), object)
     }
 
-    fn delete(&self, object: ConfigObject) {
-        if self.place.objects.remove(&object.name) {
-            let r = object.reference();
-            self.inner.config_changed(&self.place.namespace, Some(&r));
-        }
+    /// Forgets `object`; whether it was held.
+    pub(super) fn remove(&self, object: &ConfigObject) -> bool {
+        self.objects.remove(&object.name)
     }
 }
 
-impl Inner {
-    pub(super) fn config_healths(&self) -> impl Iterator<Item = &CacheHealth> {
-        self.config_places.iter().map(|p| &p.health)
+/// A template's baseline: the digests of the moment it changed, and its fingerprint.
+type Baseline = (Digests, String);
+
+/// The configuration watches and what they have made due.
+pub(super) struct ConfigTrigger {
+    places: Vec<ConfigPlace>,
+    /// Workloads to look at for a configuration change, and when.
+    due: Mutex<HashMap<WorkloadRef, Instant>>,
+    wake: Notify,
+    /// Baselines to record before any look.
+    baselines: Mutex<HashMap<WorkloadRef, Baseline>>,
+}
+
+impl ConfigTrigger {
+    /// ConfigMaps and Secrets of each namespace with a workload that opts in, in order; none
+    /// for a process that leads nothing (it restarts on no configuration change).
+    pub(super) fn new(allowlist: &Allowlist, limited: bool) -> Self {
+        let places = if limited {
+            Vec::new()
+        } else {
+            places(allowlist)
+        };
+        ConfigTrigger {
+            places,
+            due: Mutex::default(),
+            wake: Notify::new(),
+            baselines: Mutex::default(),
+        }
     }
 
-    pub(super) async fn watch_configs(&self) {
-        let watches = self.config_places.iter().map(|place| {
-            let cache = ConfigPlaceCache { inner: self, place };
-            async move {
-                let open = || self.api.watch_config(&place.namespace, place.kind);
-                feed(&place.what, open, &cache, &place.health).await;
-            }
-        });
-        futures::future::join_all(watches).await;
+    pub(super) fn places(&self) -> &[ConfigPlace] {
+        &self.places
     }
 
-    /// Marks the opted-in workloads of `namespace` that use `changed` (all of them, when
-    /// `None`) to be looked at once their debounce time has passed.
-    fn config_changed(&self, namespace: &str, changed: Option<&cluster_api::ConfigRef>) {
-        let now = Instant::now();
-        let mut due = self.config_due.lock();
-        for a in self.allowlist.iter() {
-            let Some(t) = a.config_trigger else {
-                continue;
-            };
-            if a.workload.namespace != namespace {
-                continue;
-            }
-            let uses = changed.is_none_or(|c| {
-                self.workload(&a.workload)
-                    .is_some_and(|w| w.config_refs.contains(c))
-            });
-            if uses {
-                due.insert(a.workload.clone(), now + t.debounce);
-            }
-        }
-        drop(due);
-        self.config_wake.notify_one();
+    pub(super) fn is_empty(&self) -> bool {
+        self.places.is_empty()
     }
 
-    /// An opted-in workload's pod template changed (seen by the leader): its rollout starts
-    /// the pods on the configuration as it is at this moment, which becomes its baseline
-    /// (recorded by the loop, before it looks at any change that comes after).
-    pub(super) fn template_changed(&self, workload: &Workload) {
-        if !self.leads() {
-            return;
+    pub(super) fn healths(&self) -> impl Iterator<Item = &CacheHealth> {
+        self.places.iter().map(|p| &p.health)
+    }
+
+    /// Looks at `w` at `at` (replacing any earlier time).
+    pub(super) fn due_at(&self, w: WorkloadRef, at: Instant) {
+        self.due.lock().insert(w, at);
+    }
+
+    /// Looks at `w` at `at`, unless it is due already.
+    pub(super) fn due_again(&self, w: WorkloadRef, at: Instant) {
+        self.due.lock().entry(w).or_insert(at);
+    }
+
+    /// The earliest time a workload is due.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.due.lock().values().min().copied()
+    }
+
+    /// Takes the workloads due by `now`.
+    pub(super) fn take_due(&self, now: Instant) -> Vec<WorkloadRef> {
+        let mut due = self.due.lock();
+        let ready: Vec<WorkloadRef> = due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(w, _)| w.clone())
+            .collect();
+        for w in &ready {
+            due.remove(w);
         }
-        let w = workload.reference();
-        match self.current_digests(workload) {
-            Some(digests) => {
-                let template = trigger::template_fingerprint(&workload.template_annotations);
-                self.config_baselines.lock().insert(w, (digests, template));
-            }
-            // The configuration is not known right now: look when it is.
-            None => {
-                self.config_due.lock().insert(w, Instant::now());
-            }
-        }
-        self.config_wake.notify_one();
+        ready
+    }
+
+    pub(super) fn set_baseline(&self, w: WorkloadRef, baseline: Baseline) {
+        self.baselines.lock().insert(w, baseline);
+    }
+
+    /// Puts back a baseline that could not be recorded, unless a newer one came meanwhile.
+    pub(super) fn restore_baseline(&self, w: WorkloadRef, baseline: Baseline) {
+        self.baselines.lock().entry(w).or_insert(baseline);
+    }
+
+    pub(super) fn take_baselines(&self) -> Vec<(WorkloadRef, Baseline)> {
+        self.baselines.lock().drain().collect()
+    }
+
+    pub(super) fn clear_baselines(&self) {
+        self.baselines.lock().clear();
+    }
+
+    pub(super) fn has_baseline(&self, w: &WorkloadRef) -> bool {
+        self.baselines.lock().contains_key(w)
+    }
+
+    pub(super) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(super) async fn woken(&self) {
+        self.wake.notified().await;
     }
 
     /// The digests of what the workload's pods use, as the watches see them now; `None` while
     /// a watch of its namespace is not healthy.
-    fn current_digests(&self, workload: &Workload) -> Option<trigger::Digests> {
+    pub(super) fn current_digests(&self, workload: &Workload) -> Option<Digests> {
         let places: Vec<&ConfigPlace> = self
-            .config_places
+            .places
             .iter()
             .filter(|p| p.namespace == workload.namespace)
             .collect();
@@ -173,161 +163,32 @@ impl Inner {
             known.get(&r.to_string()).map(String::as_str)
         }))
     }
-
-    /// Looks at each workload whose time has come; on the leader only.
-    pub(super) async fn config_trigger_forever(&self) {
-        if self.config_places.is_empty() {
-            return;
-        }
-        loop {
-            let next = self.config_due.lock().values().min().copied();
-            let resync = Instant::now() + self.config.resync;
-            let wake_at = next.map_or(resync, |n| n.min(resync));
-            tokio::select! {
-                () = tokio::time::sleep_until(wake_at) => {}
-                () = self.config_wake.notified() => {}
-            }
-            if !self.leads() {
-                self.config_baselines.lock().clear();
-                continue;
-            }
-            // Baselines first: a template change came before any look due now.
-            let baselines: Vec<_> = self.config_baselines.lock().drain().collect();
-            for (w, (digests, template)) in baselines {
-                if !self.record_config(&w, &digests, &template).await {
-                    self.config_baselines
-                        .lock()
-                        .entry(w)
-                        .or_insert((digests, template));
-                }
-            }
-            let now = Instant::now();
-            let ready: Vec<WorkloadRef> = {
-                let mut due = self.config_due.lock();
-                let ready: Vec<WorkloadRef> = due
-                    .iter()
-                    .filter(|(_, at)| **at <= now)
-                    .map(|(w, _)| w.clone())
-                    .collect();
-                for w in &ready {
-                    due.remove(w);
-                }
-                ready
-            };
-            for w in ready {
-                if let Some(again) = self.look_at_config(&w).await {
-                    self.config_due.lock().entry(w).or_insert(again);
-                }
-            }
-        }
-    }
-
-    /// Compares what the workload's pods use with what they started with, and restarts it
-    /// if that changed; the first look only records it. `Some(when)` to look again then.
-    async fn look_at_config(&self, w: &WorkloadRef) -> Option<Instant> {
-        let trigger = self.allowlist.get(w)?.config_trigger?;
-        let later = Instant::now() + trigger.debounce;
-        let workload = self.workload(w)?;
-        let Some(now) = self.current_digests(&workload) else {
-            return Some(later);
-        };
-        if self.config_baselines.lock().contains_key(w) {
-            // A template change's baseline is not recorded yet: it comes first.
-            return Some(later);
-        }
-        let lease = self.leases.get(w);
-        let recorded = lease
-            .as_ref()
-            .and_then(|l| l.annotations.get(DIGESTS_ANNOTATION))
-            .and_then(|a| trigger::parse(a));
-        let recorded_template = lease
-            .as_ref()
-            .and_then(|l| l.annotations.get(TEMPLATE_ANNOTATION).cloned());
-        let Some(recorded) = recorded else {
-            // First sight: what the pods run with now is the baseline.
-            return self.record_digests(w, &now).await.then_some(later);
-        };
-        let changed = trigger::changed(&recorded, &now);
-        // The template changed since the record, and no replica recorded its baseline when it
-        // did (a leader change, a watch that was down): its rollout started the pods on the
-        // configuration as it is now, or later; a Helm upgrade's `checksum/config` for one.
-        let template = trigger::template_fingerprint(&workload.template_annotations);
-        let rolled = recorded_template.as_ref().is_some_and(|t| *t != template);
-        if changed.is_empty() || rolled {
-            if !changed.is_empty() {
-                tracing::info!(workload = %w, changed = ?changed, "the pod template rolled out after the configuration changed; no restart");
-            }
-            // Its new baseline: what the template references now, as it is now.
-            if recorded != now || recorded_template.as_deref() != Some(template.as_str()) {
-                return self.record_digests(w, &now).await.then_some(later);
-            }
-            return None;
-        }
-        let id = trigger::restart_id(&now);
-        let ask = Ask {
-            windows: Windows::Enforce,
-            on_behalf_of: Some("config change"),
-            restart_id: Some(&id),
-        };
-        let who = Identity::user(CONFIG_CHANGE_USER);
-        let reason = format!("{} changed", changed.join(", "));
-        match self.restart(w, &who, Some(&reason), ask).await {
-            Ok(_) => self.record_digests(w, &now).await.then_some(later),
-            // Someone restarts it now: look again after a while.
-            Err(RestartError::Locked { .. }) => Some(later),
-            Err(RestartError::Cluster(e)) if e.is_transient() => Some(later),
-            // Outside its windows: when the next opens.
-            Err(RestartError::OutsideWindow { .. }) => {
-                let at = self.clock.now();
-                let opens = next_opening(&self.allowlist.get(w)?.windows, at)?;
-                Some(Instant::now() + until(opens.timestamp(), at))
-            }
-            Err(e) => {
-                tracing::warn!(workload = %w, error = %e, "a configuration change could not restart the workload");
-                None
-            }
-        }
-    }
-
-    /// Records on the workload's lock Lease what its pods run with; `true` if that failed
-    /// (to try again).
-    async fn record_digests(&self, w: &WorkloadRef, digests: &trigger::Digests) -> bool {
-        // With the template they go with (as this replica last saw it: after its own restart,
-        // the template that restart wrote).
-        let template = self
-            .workload(w)
-            .map(|now| trigger::template_fingerprint(&now.template_annotations))
-            .unwrap_or_default();
-        !self.record_config(w, digests, &template).await
-    }
-
-    /// Records digests and the template fingerprint they go with on the workload's lock
-    /// Lease; `true` if it did.
-    async fn record_config(
-        &self,
-        w: &WorkloadRef,
-        digests: &trigger::Digests,
-        template: &str,
-    ) -> bool {
-        let value = trigger::render(digests);
-        let pairs = [
-            (DIGESTS_ANNOTATION, value.as_str()),
-            (TEMPLATE_ANNOTATION, template),
-        ];
-        match lock::annotate(self.api.as_ref(), &self.config.namespace, w, &pairs).await {
-            Ok(lease) => {
-                self.store_lease(w, lease);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(workload = %w, error = %e, "could not record the configuration a workload runs with");
-                false
-            }
-        }
-    }
 }
 
-/// How long from `now` to `at` (zero if past).
-fn until(at: Timestamp, now: Timestamp) -> std::time::Duration {
-    std::time::Duration::try_from(at.duration_since(now)).unwrap_or_default()
+/// ConfigMaps and Secrets of each namespace with a workload that opts in, in order.
+fn places(allowlist: &Allowlist) -> Vec<ConfigPlace> {
+    let namespaces: BTreeSet<&str> = allowlist
+        .iter()
+        .filter(|a| a.config_trigger.is_some())
+        .map(|a| a.workload.namespace.as_str())
+        .collect();
+    namespaces
+        .into_iter()
+        .flat_map(|namespace| {
+            [ConfigKind::ConfigMap, ConfigKind::Secret].map(|kind| {
+                let what = match kind {
+                    ConfigKind::ConfigMap => "configmaps",
+                    ConfigKind::Secret => "secrets",
+                };
+                let what = format!("{what} in {namespace}");
+                ConfigPlace {
+                    namespace: namespace.to_string(),
+                    kind,
+                    objects: Store::new(),
+                    health: CacheHealth::new(what.clone()),
+                    what,
+                }
+            })
+        })
+        .collect()
 }

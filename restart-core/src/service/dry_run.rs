@@ -1,12 +1,11 @@
 //! A restart's dry run: the checks a restart makes and what it would touch, with nothing
 //! changed and nothing recorded.
 
-use cluster_api::window::{Window, describe, in_any_window, next_opening_text};
-use cluster_api::{DisruptionBudget, Error, PodFilter, UpdateStrategy, Workload, WorkloadRef};
+use cluster_api::{DisruptionBudget, Pod, PodFilter, UpdateStrategy, Workload, WorkloadRef};
 use serde::{Deserialize, Serialize};
 
-use super::Inner;
-use super::requests::clean_reason;
+use super::ask::Ask;
+use super::core::Core;
 use crate::allowlist::Identity;
 use crate::error::RestartError;
 use crate::lock::LockInfo;
@@ -77,38 +76,28 @@ pub struct GoverningBudget {
     pub desired_healthy: i32,
 }
 
-impl Inner {
+impl Core {
     /// Makes the checks of a restart by `who` and lists what it would touch. An error is what
     /// the restart itself would answer before looking further (not allowlisted, not allowed,
-    /// not in the cluster); a refusal after that (paused, strategy, lock) is in the plan.
+    /// not in the cluster); a refusal after that (paused, strategy, windows, lock) is in the
+    /// plan.
     pub(super) async fn dry_run(
         &self,
         workload: &WorkloadRef,
         who: &Identity,
         reason: Option<&str>,
     ) -> Result<RestartPlan, RestartError> {
-        let entry = self.allowed(workload)?;
-        let windows = &entry.windows;
-        clean_reason(reason)?;
-        if !entry.allowed.is_empty() && !who.is_any_of(&entry.allowed) {
-            return Err(RestartError::Forbidden {
-                who: who.user.clone(),
-                workload: workload.clone(),
-            });
-        }
+        let ask = Ask::default();
         // Read fresh, as a restart reads it, but on the callers' own budget, as everything
         // else a dry run reads: a flood of dry runs never takes the turns of lock writes.
-        let current = match self.caller_reads.get_workload(workload).await {
-            Ok(w) => w,
-            Err(Error::NotFound { .. }) => return Err(RestartError::NotFound(workload.clone())),
-            Err(e) => return Err(RestartError::Cluster(e)),
-        };
+        let read = self.caller_reads.as_ref();
+        let candidate = (self.admission.gate(read, workload, who, reason, &ask).await)
+            .map_err(|refused| refused.error)?;
         // Held as this replica has watched it (see `crate::observed`).
         let lock = self.view(workload).lock;
-        let refusal = self
-            .refusal_for(workload, &current)
-            .and_then(|()| self.window_refusal(workload, windows))
+        let refusal = (self.admission.judge(workload, who, &candidate, ask.windows))
             .err()
+            .map(|refused| refused.error)
             .or_else(|| {
                 let held = lock.as_ref()?;
                 Some(RestartError::Locked {
@@ -120,6 +109,27 @@ impl Inner {
                 kind: e.kind().as_str().to_string(),
                 message: e.to_string(),
             });
+        let current = candidate.current;
+        let (pods, budgets) = self.touched(workload, &current).await?;
+        Ok(RestartPlan {
+            workload: workload.to_string(),
+            dry_run: true,
+            allowed: refusal.is_none(),
+            refusal,
+            lock,
+            strategy: strategy(&current),
+            replicas: current.replicas,
+            pods: pods.iter().map(PodToReplace::of).collect(),
+            budgets: budgets.iter().map(GoverningBudget::of).collect(),
+        })
+    }
+
+    /// The pods a restart would replace, and the disruption budgets over them.
+    async fn touched(
+        &self,
+        workload: &WorkloadRef,
+        current: &Workload,
+    ) -> Result<(Vec<Pod>, Vec<DisruptionBudget>), RestartError> {
         let filter = PodFilter {
             namespace: Some(workload.namespace.clone()),
             labels: Some(current.selector.clone()),
@@ -141,91 +151,28 @@ impl Inner {
             .into_iter()
             .filter(|b| pods.iter().any(|p| b.covers(p)))
             .collect();
-        Ok(RestartPlan {
-            workload: workload.to_string(),
-            dry_run: true,
-            allowed: refusal.is_none(),
-            refusal,
-            lock,
-            strategy: strategy(&current),
-            replicas: current.replicas,
-            pods: pods
-                .iter()
-                .map(|p| PodToReplace {
-                    pod: p.to_string(),
-                    node: p.node_name.clone(),
-                    ready: p.ready,
-                })
-                .collect(),
-            budgets: budgets
-                .iter()
-                .map(|b| GoverningBudget {
-                    budget: b.key(),
-                    disruptions_allowed: b.disruptions_allowed,
-                    current_healthy: b.current_healthy,
-                    desired_healthy: b.desired_healthy,
-                })
-                .collect(),
-        })
+        Ok((pods, budgets))
     }
+}
 
-    /// The checks that come before anything else: allowlisted, the caller among those the
-    /// entry allows, and in the cluster. The workload as it is now.
-    pub(super) async fn admissible(
-        &self,
-        workload: &WorkloadRef,
-        who: &Identity,
-    ) -> Result<Workload, RestartError> {
-        let entry = self.allowed(workload)?;
-        if !entry.allowed.is_empty() && !who.is_any_of(&entry.allowed) {
-            return Err(RestartError::Forbidden {
-                who: who.user.clone(),
-                workload: workload.clone(),
-            });
-        }
-        self.existing(workload).await
-    }
-
-    /// The workload as the cluster has it now.
-    pub(super) async fn existing(&self, workload: &WorkloadRef) -> Result<Workload, RestartError> {
-        match self.api.get_workload(workload).await {
-            Ok(w) => Ok(w),
-            Err(Error::NotFound { .. }) => Err(RestartError::NotFound(workload.clone())),
-            Err(e) => Err(RestartError::Cluster(e)),
+impl PodToReplace {
+    fn of(p: &Pod) -> Self {
+        PodToReplace {
+            pod: p.to_string(),
+            node: p.node_name.clone(),
+            ready: p.ready,
         }
     }
+}
 
-    /// Why the workload as it is cannot be restarted at all: a paused Deployment, or a
-    /// strategy under which a restart replaces nothing.
-    pub(super) fn refusal_for(
-        &self,
-        workload: &WorkloadRef,
-        current: &Workload,
-    ) -> Result<(), RestartError> {
-        if current.paused {
-            return Err(RestartError::Paused(workload.clone()));
+impl GoverningBudget {
+    fn of(b: &DisruptionBudget) -> Self {
+        GoverningBudget {
+            budget: b.key(),
+            disruptions_allowed: b.disruptions_allowed,
+            current_healthy: b.current_healthy,
+            desired_healthy: b.desired_healthy,
         }
-        if current.strategy == UpdateStrategy::OnDelete {
-            return Err(RestartError::OnDelete(workload.clone()));
-        }
-        Ok(())
-    }
-
-    /// Refuses a restart outside the workload's restart windows (none: any time).
-    pub(super) fn window_refusal(
-        &self,
-        workload: &WorkloadRef,
-        windows: &[Window],
-    ) -> Result<(), RestartError> {
-        let now = self.clock.now();
-        if in_any_window(windows, now) {
-            return Ok(());
-        }
-        Err(RestartError::OutsideWindow {
-            workload: workload.clone(),
-            windows: describe(windows),
-            next: next_opening_text(windows, now),
-        })
     }
 }
 

@@ -1,4 +1,4 @@
-use cluster_api::WorkloadKind;
+use cluster_api::{Lease, WorkloadKind};
 
 use super::*;
 use crate::allowlist::ServiceEntry;

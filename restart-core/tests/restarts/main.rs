@@ -180,10 +180,14 @@ fn reasons(sim: &SimCluster, w: &WorkloadRef) -> Vec<String> {
         .collect()
 }
 
+mod announcements;
 mod config_trigger;
+mod dry_runs;
 mod history;
 mod locks;
 mod rollouts;
 mod schedules;
+mod set_drivers;
 mod sets;
+mod shutdown;
 mod skew;
