@@ -422,6 +422,11 @@ pub enum AuthMode {
     Kubernetes,
 }
 
+/// What `--simulate` answers in a binary built without the `simulate` feature.
+#[cfg(not(feature = "simulate"))]
+pub const NO_SIMULATE: &str = "--simulate is not available: this restart-manager was built \
+     without the `simulate` feature (cargo build -p server-bin --features simulate)";
+
 /// Refuses `--auth none` where strangers could reach the server: it is for `--simulate` and
 /// for a server that listens on a loopback address only.
 pub fn check_exposure(args: &Args) -> Result<(), String> {
