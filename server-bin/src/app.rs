@@ -11,8 +11,9 @@ use utoipa::openapi::OpenApi;
 
 use crate::alerts::HttpAlerts;
 use crate::api::openapi::Facts;
+use crate::hooks::Hooks;
 use crate::metrics::Metrics;
-use crate::notify::{Hooks, Notifier};
+use crate::notify::Notifier;
 use crate::ratelimit::{PerClient, PerUser};
 use crate::settings::Settings;
 use crate::state::{AppState, Shared};

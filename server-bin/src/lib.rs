@@ -16,6 +16,8 @@
 //! | [`auth`] | authentication, admins, origin checks |
 //! | [`ui`] | the web page |
 //! | [`metrics`] | Prometheus metrics |
+//! | [`notify`] | notifications to webhooks |
+//! | [`hooks`] | what the cores report to: metrics and notifications |
 //! | `simulate` | the demo fleet and simulated Zincati agents (the `simulate` feature) |
 //! | [`server`] | running it: configuration, the cluster, serving, shutting down |
 //! | `app.rs`, `settings.rs`, `state.rs` | [`build`], its [`Settings`], and the [`AppState`] handlers share |
@@ -39,6 +41,7 @@ pub mod auth;
 pub(crate) mod body;
 pub mod config;
 pub mod fleetlock_http;
+pub mod hooks;
 pub mod leader;
 pub mod listener;
 pub mod metrics;
