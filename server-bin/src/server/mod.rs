@@ -1,9 +1,9 @@
 //! Wiring: configuration, the cluster (real or simulated), the services, the HTTP server,
 //! and a bounded graceful shutdown.
 //!
-//! [`run_with`] goes through four steps: [`Setup::read`] (flags and configuration),
-//! [`Cluster::reach`] (connect and check), [`spawn_background`] (the services' loops, the
-//! leader election, the simulation), and [`serving::start`] (listen, serve, stop).
+//! [`run_with`] goes through four steps: `Setup::read` (flags and configuration),
+//! `Cluster::reach` (connect and check), `spawn_background` (the services' loops, the
+//! leader election, the simulation), and `serving::start` (listen, serve, stop).
 //!
 //! | module | what it holds |
 //! |---|---|
