@@ -1,6 +1,7 @@
 //! The fleet commands: every lock and slot, the nodes' reboot state, pausing a group.
 
 use anstyle::AnsiColor;
+use fleetlock_core::preflight::{BudgetCheck, PlannedPod};
 
 use crate::backend::{Backend, CliError, Exit};
 use crate::output::{Io, age};
@@ -198,54 +199,19 @@ pub(crate) async fn plan(
             plan.estimated_seconds
         )),
     }
-    let evict: Vec<Vec<String>> = plan
-        .evict
-        .iter()
-        .map(|p| {
-            let mut notes = Vec::new();
-            if p.priority != 0 {
-                notes.push(format!("priority {}", p.priority));
-            }
-            if p.unmanaged {
-                notes.push("no controller: will not come back".into());
-            }
-            if p.empty_dir {
-                notes.push("emptyDir data lost".into());
-            }
-            vec![
-                p.pod.clone(),
-                format!("{}s", p.grace_seconds),
-                notes.join("; "),
-            ]
-        })
-        .collect();
-    let refuse: Vec<Vec<String>> = plan
+    let evict = plan.evict.iter().map(evict_row).collect();
+    let refuse = plan
         .refuse
         .iter()
         .map(|p| vec![p.pod.clone(), p.reason.describe().to_string()])
         .collect();
-    let budgets: Vec<Vec<String>> = plan
-        .budgets
-        .iter()
-        .map(|b| {
-            vec![
-                b.budget.clone(),
-                b.pods.join(", "),
-                b.disruptions_allowed.to_string(),
-                format!(
-                    "{}/{} of {}",
-                    b.current_healthy, b.desired_healthy, b.expected_pods
-                ),
-                b.verdict.describe().to_string(),
-            ]
-        })
-        .collect();
-    let wait: Vec<Vec<String>> = plan
+    let budgets = plan.budgets.iter().map(budget_row).collect();
+    let wait = plan
         .wait
         .iter()
         .map(|w| vec![w.pod.clone(), format!("{}s", w.limit_seconds)])
         .collect();
-    let skip: Vec<Vec<String>> = plan
+    let skip = plan
         .skip
         .iter()
         .map(|p| vec![p.pod.clone(), p.reason.describe().to_string()])
@@ -272,4 +238,37 @@ pub(crate) async fn plan(
         ("Stay on the node", &["POD", "WHY"][..], skip),
     ]);
     Ok(exit)
+}
+
+/// A row of the plan's evictions: the pod, its grace period, and what evicting it costs.
+fn evict_row(p: &PlannedPod) -> Vec<String> {
+    let mut notes = Vec::new();
+    if p.priority != 0 {
+        notes.push(format!("priority {}", p.priority));
+    }
+    if p.unmanaged {
+        notes.push("no controller: will not come back".into());
+    }
+    if p.empty_dir {
+        notes.push("emptyDir data lost".into());
+    }
+    vec![
+        p.pod.clone(),
+        format!("{}s", p.grace_seconds),
+        notes.join("; "),
+    ]
+}
+
+/// A row of the plan's disruption budgets.
+fn budget_row(b: &BudgetCheck) -> Vec<String> {
+    vec![
+        b.budget.clone(),
+        b.pods.join(", "),
+        b.disruptions_allowed.to_string(),
+        format!(
+            "{}/{} of {}",
+            b.current_healthy, b.desired_healthy, b.expected_pods
+        ),
+        b.verdict.describe().to_string(),
+    ]
 }

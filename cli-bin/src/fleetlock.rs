@@ -3,10 +3,33 @@
 //! real cluster's fake nodes use (server-bin's `tests/common/agent.rs`).
 
 use anstyle::AnsiColor;
+use clap::Subcommand;
 
-use crate::FleetLockCall;
 use crate::backend::{CliError, Exit};
 use crate::output::Io;
+
+/// `restartctl fleetlock ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FleetLockCall {
+    /// Ask for a reboot slot.
+    PreReboot(FleetLockArgs),
+    /// Give a reboot slot back.
+    SteadyState(FleetLockArgs),
+}
+
+/// Where and as whom to speak FleetLock.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetLockArgs {
+    /// The base URL, as in Zincati's fleet_lock.base_url.
+    #[arg(long)]
+    pub url: String,
+    /// The client id (what Zincati sends: see `restartctl zincati-id`).
+    #[arg(long)]
+    pub id: String,
+    /// The group.
+    #[arg(long, default_value = "default")]
+    pub group: String,
+}
 
 /// The two FleetLock endpoints Zincati calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,22 +17,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::body::{BodyError, read_limited};
-
-/// A FleetLock endpoint; its value indexes the request series in `Metrics`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Endpoint {
-    PreReboot = 0,
-    SteadyState = 1,
-}
-
-impl Endpoint {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::PreReboot => "pre-reboot",
-            Endpoint::SteadyState => "steady-state",
-        }
-    }
-}
+use crate::metrics::Endpoint;
 
 /// Normalises a prefix to start and end with `/`.
 pub fn normalize_prefix(prefix: &str) -> String {

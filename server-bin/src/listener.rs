@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -154,15 +154,7 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let per_client = Arc::new(PerClient::default());
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
-    if !limits.http2 {
-        builder = builder.http1_only();
-    }
+    let builder = http_builder(limits);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -215,36 +207,7 @@ pub async fn serve(
         };
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            let result = match tls {
-                None => {
-                    connection(&builder, watcher, stream, service(false), &activity, limits).await
-                }
-                // The handshake is the headers' first part: it gets the same deadline.
-                Some(tls) => {
-                    match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            // The verifier checked whatever certificate was shown; none is
-                            // fine too, and only marks nothing.
-                            let verified = stream
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .is_some_and(|c| !c.is_empty());
-                            connection(
-                                &builder,
-                                watcher,
-                                stream,
-                                service(verified),
-                                &activity,
-                                limits,
-                            )
-                            .await
-                        }
-                        Ok(Err(e)) => Err(e.into()),
-                        Err(_) => Err("the TLS handshake took too long".into()),
-                    }
-                }
-            };
+            let result = accept(&builder, watcher, stream, tls, service, &activity, limits).await;
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
@@ -255,6 +218,71 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The HTTP server of every connection: HTTP/1.1 with the header timeout, and HTTP/2 unless
+/// `limits` rule it out.
+fn http_builder(limits: Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    if !limits.http2 {
+        builder = builder.http1_only();
+    }
+    builder
+}
+
+/// Serves one accepted connection: over TLS with `tls`, after a handshake that gets the
+/// header timeout; `service` is told whether the client showed a verified certificate.
+async fn accept<F, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    service: F,
+    activity: &Activity,
+    limits: Limits,
+) -> Result<(), BoxError>
+where
+    F: FnOnce(bool) -> S,
+    S: hyper::service::Service<
+            hyper::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let Some(tls) = tls else {
+        return connection(builder, watcher, stream, service(false), activity, limits).await;
+    };
+    // The handshake is the headers' first part: it gets the same deadline.
+    match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            // The verifier checked whatever certificate was shown; none is fine too, and
+            // only marks nothing.
+            let verified = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
+            connection(
+                builder,
+                watcher,
+                stream,
+                service(verified),
+                activity,
+                limits,
+            )
+            .await
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err("the TLS handshake took too long".into()),
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -38,7 +38,6 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::fleetlock_http::Endpoint;
 use restart_core::schedule::DueState;
 use restart_core::{Outcome, RestartObserver};
 
@@ -73,38 +72,87 @@ struct FleetLockSeries {
 
 const WORKLOAD_LABELS: [&str; 3] = ["kind", "namespace", "name"];
 
-impl Metrics {
-    /// Registers every metric.
-    pub fn new() -> Result<Self> {
-        let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
-        let gauge = |name: &str, help: &str| -> Result<IntGaugeVec> {
-            let g = IntGaugeVec::new(Opts::new(name, help), &["group"])?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
-        let histogram =
-            |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| -> Result<HistogramVec> {
-                let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
-                registry.register(Box::new(h.clone()))?;
-                Ok(h)
-            };
-        let requests = counter(
+/// A FleetLock endpoint ([`crate::fleetlock_http`]); its value indexes the request series in
+/// [`Metrics`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Endpoint {
+    PreReboot = 0,
+    SteadyState = 1,
+}
+
+impl Endpoint {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::PreReboot => "pre-reboot",
+            Endpoint::SteadyState => "steady-state",
+        }
+    }
+}
+
+/// The buckets of `fleetlock_request_duration_seconds`: an answer from memory takes under a
+/// millisecond, a pre-reboot that waits for a drain minutes.
+const REQUEST_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// The buckets of `fleetlock_drain_duration_seconds`: up to two hours.
+const DRAIN_BUCKETS: [f64; 11] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+];
+
+/// The buckets of `restart_app_rollout_duration_seconds`: up to an hour.
+const ROLLOUT_BUCKETS: [f64; 10] = [
+    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+];
+
+/// Creates metrics and registers them in one registry.
+struct Registrar<'a>(&'a Registry);
+
+// === impl Registrar ===
+
+impl Registrar<'_> {
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec> {
+        let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+        self.0.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+
+    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec> {
+        let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+        self.0.register(Box::new(g.clone()))?;
+        Ok(g)
+    }
+
+    /// A gauge per reboot group.
+    fn group_gauge(&self, name: &str, help: &str) -> Result<IntGaugeVec> {
+        self.gauge(name, help, &["group"])
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: &[f64],
+    ) -> Result<HistogramVec> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        let h = HistogramVec::new(opts, labels)?;
+        self.0.register(Box::new(h.clone()))?;
+        Ok(h)
+    }
+
+    /// The FleetLock request series of both endpoints.
+    fn fleetlock_series(&self) -> Result<[FleetLockSeries; 2]> {
+        let requests = self.counter(
             "fleetlock_requests_total",
             "FleetLock requests by endpoint and outcome (ok, or the refusal kind).",
             &["endpoint", "outcome"],
         )?;
-        let request_seconds = histogram(
+        let request_seconds = self.histogram(
             "fleetlock_request_duration_seconds",
             "Time to answer a FleetLock request (pre-reboot includes waiting for a drain).",
             &["endpoint"],
-            vec![
-                0.0005, 0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 30.0, 60.0, 300.0,
-            ],
+            &REQUEST_BUCKETS,
         )?;
         let series = |endpoint: Endpoint| FleetLockSeries {
             ok: requests.with_label_values(&[endpoint.as_str(), "ok"]),
@@ -114,70 +162,71 @@ impl Metrics {
                 .collect(),
             seconds: request_seconds.with_label_values(&[endpoint.as_str()]),
         };
+        Ok([series(Endpoint::PreReboot), series(Endpoint::SteadyState)])
+    }
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Result<Self> {
+        let registry = Registry::new();
+        let r = Registrar(&registry);
         let metrics = Metrics {
-            fleetlock: [series(Endpoint::PreReboot), series(Endpoint::SteadyState)],
-            slots: gauge("fleetlock_slots", "Configured reboot slots per group.")?,
-            slots_held: gauge("fleetlock_slots_held", "Reboot slots held per group.")?,
-            lock_age: gauge(
+            fleetlock: r.fleetlock_series()?,
+            slots: r.group_gauge("fleetlock_slots", "Configured reboot slots per group.")?,
+            slots_held: r.group_gauge("fleetlock_slots_held", "Reboot slots held per group.")?,
+            lock_age: r.group_gauge(
                 "fleetlock_lock_age_seconds",
                 "How long the oldest holder of the group has held its slot.",
             )?,
-            stuck: gauge(
+            stuck: r.group_gauge(
                 "fleetlock_stuck_holders",
                 "Holders that have held their slot longer than stuck.after.",
             )?,
-            paused: gauge(
+            paused: r.group_gauge(
                 "fleetlock_group_paused",
                 "1 while new reboots in the group are paused.",
             )?,
-            drain_seconds: histogram(
+            drain_seconds: r.histogram(
                 "fleetlock_drain_duration_seconds",
                 "Time from slot grant to the end of the drain, by outcome (completed, timed_out, cancelled).",
                 &["group", "outcome"],
-                vec![
-                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
-                ],
+                &DRAIN_BUCKETS,
             )?,
-            evictions: counter(
+            evictions: r.counter(
                 "fleetlock_evictions_total",
                 "Eviction answers by outcome (evicted, gone, blocked, throttled, failed, error).",
                 &["outcome"],
             )?,
-            watchers: {
-                let g = IntGaugeVec::new(
-                    Opts::new(
-                        "restart_app_connected_status_watchers",
-                        "The number of connected status watchers.",
-                    ),
-                    &WORKLOAD_LABELS,
-                )?;
-                registry.register(Box::new(g.clone()))?;
-                g
-            },
-            restarts: counter(
+            watchers: r.gauge(
+                "restart_app_connected_status_watchers",
+                "The number of connected status watchers.",
+                &WORKLOAD_LABELS,
+            )?,
+            restarts: r.counter(
                 "restart_app_restarts_total",
                 "The total number of restarts.",
                 &WORKLOAD_LABELS,
             )?,
-            restarts_failed: counter(
+            restarts_failed: r.counter(
                 "restart_app_restarts_failed_total",
                 "The total number of failed restarts.",
                 &WORKLOAD_LABELS,
             )?,
-            rollout_seconds: histogram(
+            rollout_seconds: r.histogram(
                 "restart_app_rollout_duration_seconds",
                 "Time from a restart to the end of its rollout, by outcome.",
                 &["kind", "namespace", "name", "outcome"],
-                vec![
-                    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
-                ],
+                &ROLLOUT_BUCKETS,
             )?,
-            notifications: counter(
+            notifications: r.counter(
                 "restart_manager_notifications_total",
                 "Notifications by sink and outcome (sent, failed after its retries, dropped on a full queue).",
                 &["sink", "outcome"],
             )?,
-            scheduled: counter(
+            scheduled: r.counter(
                 "restart_manager_scheduled_restarts_total",
                 "Scheduled restarts by target (a workload, or restart set NAME) and result (started or skipped), counted once across replicas.",
                 &["target", "result"],

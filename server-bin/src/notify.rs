@@ -374,65 +374,6 @@ fn describe(e: reqwest::Error) -> String {
     }
 }
 
-/// The observer the cores are given: metrics always, notifications when sinks are configured.
-pub struct Hooks {
-    /// The server's metrics.
-    pub metrics: Arc<Metrics>,
-    /// The sinks, if any.
-    pub notifier: Option<Notifier>,
-    /// This replica's name, on every notification.
-    pub instance: String,
-}
-
-impl fleetlock_core::Observer for Hooks {
-    fn eviction(&self, outcome: &'static str) {
-        self.metrics.eviction(outcome);
-    }
-
-    fn drain_finished(&self, group: &str, outcome: &'static str, duration: Duration) {
-        self.metrics.drain_finished(group, outcome, duration);
-    }
-
-    fn wants_notices(&self) -> bool {
-        self.notifier.is_some()
-    }
-
-    fn reboot(&self, notice: &RebootNotice) {
-        if let Some(notifier) = &self.notifier {
-            notifier.send(Notification::reboot(notice, &self.instance));
-        }
-    }
-}
-
-impl restart_core::RestartObserver for Hooks {
-    fn restarted(&self, workload: &cluster_api::WorkloadRef) {
-        self.metrics.restarted(workload);
-    }
-
-    fn restart_failed(&self, workload: &cluster_api::WorkloadRef) {
-        self.metrics.restart_failed(workload);
-    }
-
-    fn rollout_finished(
-        &self,
-        workload: &cluster_api::WorkloadRef,
-        outcome: restart_core::Outcome,
-        took: Duration,
-    ) {
-        self.metrics.rollout_finished(workload, outcome, took);
-    }
-
-    fn restart_notice(&self, notice: &RestartNotice) {
-        if let Some(notifier) = &self.notifier {
-            notifier.send(Notification::restart(notice, &self.instance));
-        }
-    }
-
-    fn scheduled(&self, target: &str, state: restart_core::schedule::DueState) {
-        self.metrics.scheduled(target, state);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use cluster_api::{WorkloadKind, WorkloadRef};

@@ -8,6 +8,7 @@
 //! Content-Type) through the same router that serves real clients, so logs and metrics show
 //! exactly what a real fleet would produce.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -17,6 +18,7 @@ use axum::http::Request;
 use cluster_sim::{Scenario, SimCluster, SimConfig};
 use fleetlock_core::zincati_id;
 use http_body_util::BodyExt;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -188,6 +190,29 @@ impl Jitter {
         let span = high.saturating_sub(low).as_millis().max(1) as u64;
         low + Duration::from_millis(self.0 % span)
     }
+}
+
+/// Serves the simulated cluster over the Kubernetes API and writes a kubeconfig for it.
+pub async fn serve_api(
+    sim: &SimCluster,
+    addr: SocketAddr,
+    kubeconfig: &std::path::Path,
+) -> Result<cluster_sim::apiserver::Running> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the simulated API"))?;
+    let running = cluster_sim::apiserver::ApiServer::new(sim.clone())
+        .serve(listener)
+        .map_err(anyhow::Error::msg)?;
+    std::fs::write(kubeconfig, running.kubeconfig())
+        .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+    tracing::info!(
+        url = %running.url(),
+        kubeconfig = %kubeconfig.display(),
+        "the simulated cluster is served over the Kubernetes API: kubectl --kubeconfig {} get nodes -w",
+        kubeconfig.display()
+    );
+    Ok(running)
 }
 
 #[cfg(test)]

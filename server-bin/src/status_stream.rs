@@ -18,7 +18,8 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::api::{ApiError, Caller, Visible, WorkloadPath, peer_of, viewable, visible};
+use crate::api::access::{Caller, Visible, WorkloadPath, peer_of, viewable, visible};
+use crate::api::error::ApiError;
 use crate::auth::{Action, AuthError, Peer};
 
 /// A websocket client that does not take a message within this time is dropped.

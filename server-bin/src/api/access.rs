@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use cluster_api::{WorkloadKind, WorkloadRef};
 use restart_core::{Identity, ServiceStatus};
 use serde::Deserialize;
@@ -41,42 +41,6 @@ pub(crate) fn peer_of(extensions: &axum::http::Extensions) -> Peer {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),
         verified_client: extensions.get::<crate::tls::VerifiedClient>().is_some(),
-    }
-}
-
-/// A POST that an HTML form on another site could not have sent: one from a browser (with
-/// `Origin` or a cookie) must carry `Content-Type: application/json`, which a form cannot set
-/// (cross-site request forgery). Every POST handler takes it, directly or through
-/// the API's body extractor.
-pub struct NotAForm;
-
-impl NotAForm {
-    pub(crate) fn check(headers: &HeaderMap) -> Result<NotAForm, ApiError> {
-        let browser = headers.contains_key(header::ORIGIN) || headers.contains_key(header::COOKIE);
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| {
-                t.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
-            });
-        if browser && !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "invalid_request",
-                "a browser's POST must send Content-Type: application/json",
-            ));
-        }
-        Ok(NotAForm)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for NotAForm {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        NotAForm::check(&parts.headers)
     }
 }
 

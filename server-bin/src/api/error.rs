@@ -1,7 +1,10 @@
-//! How the API says no: [`ApiError`] and its JSON body, the limited request body, and the
-//! sets of refusals the OpenAPI document lists for each operation.
+//! How the API says no: [`ApiError`] and its JSON body, the limited request body, the check
+//! that a browser's POST is no form ([`NotAForm`]), and the sets of refusals the OpenAPI
+//! document lists for each operation.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use restart_core::{ErrorKind, LockInfo, RestartError};
@@ -85,14 +88,14 @@ pub const MAX_API_BODY: usize = 64 * 1024;
 
 /// A request body of this API, read up to [`MAX_API_BODY`] and refused past it in the API's
 /// own JSON shape (axum's own limit answers in plain text, and only at 2 MiB); from a browser,
-/// only as JSON ([`NotAForm`](super::access::NotAForm)).
+/// only as JSON ([`NotAForm`]).
 pub(crate) struct ApiBody(pub(crate) Bytes);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBody {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, ApiError> {
-        super::access::NotAForm::check(request.headers())?;
+        NotAForm::check(request.headers())?;
         let deadline = request
             .extensions()
             .get::<crate::body::BodyDeadline>()
@@ -116,6 +119,42 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBody {
                 ),
             )),
         }
+    }
+}
+
+/// A POST that an HTML form on another site could not have sent: one from a browser (with
+/// `Origin` or a cookie) must carry `Content-Type: application/json`, which a form cannot set
+/// (cross-site request forgery). Every POST handler takes it, directly or through
+/// the API's body extractor.
+pub struct NotAForm;
+
+impl NotAForm {
+    pub(crate) fn check(headers: &HeaderMap) -> Result<NotAForm, ApiError> {
+        let browser = headers.contains_key(header::ORIGIN) || headers.contains_key(header::COOKIE);
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                t.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        if browser && !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                "a browser's POST must send Content-Type: application/json",
+            ));
+        }
+        Ok(NotAForm)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for NotAForm {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        NotAForm::check(&parts.headers)
     }
 }
 

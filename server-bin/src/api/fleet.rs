@@ -9,8 +9,8 @@ use fleetlock_core::{FleetSnapshot, Kind, NodePlan, Refusal};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
-use super::access::{ApiPath, Caller, NotAForm, cluster_read};
-use super::error::{ApiError, ErrorBody, Guarded, Unauthenticated};
+use super::access::{ApiPath, Caller, cluster_read};
+use super::error::{ApiError, ErrorBody, Guarded, NotAForm, Unauthenticated};
 use crate::AppState;
 use crate::auth::Action;
 

@@ -45,7 +45,6 @@ pub mod sets;
 pub mod workloads;
 
 pub use access::Caller;
-pub(crate) use access::{Visible, WorkloadPath, peer_of, viewable, visible};
 pub use error::{ApiError, MAX_API_BODY, status_of};
 
 /// Each client's allowance of API requests (over it, 429 with `Retry-After`), and a deadline
@@ -90,7 +89,7 @@ pub async fn limits(
 
 /// What every people-facing request passes first: a known Host where a browser may be
 /// involved (DNS rebinding), and a page of our own origin. (That a browser's POST carries
-/// JSON is checked where the POST is handled, [`access::NotAForm`], so that a method a path
+/// JSON is checked where the POST is handled, [`error::NotAForm`], so that a method a path
 /// does not have is still 405.)
 pub async fn browser_guard(
     State(app): State<AppState>,

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::access::peer_of;
 use super::error::{ApiError, ErrorBody, Guarded, Unauthenticated};
-use super::peer_of;
 use crate::AppState;
 use crate::auth::Action;
 

@@ -8,8 +8,10 @@ use restart_core::{Identity, RestartError, SetStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::access::{ApiPath, Caller, NotAForm, visible};
-use super::error::{ApiBody, ApiError, BodyRefusals, ErrorBody, Guarded, Unauthenticated};
+use super::access::{ApiPath, Caller, visible};
+use super::error::{
+    ApiBody, ApiError, BodyRefusals, ErrorBody, Guarded, NotAForm, Unauthenticated,
+};
 use super::workloads::{RestartBody, body_of};
 use crate::AppState;
 use crate::auth::Action;

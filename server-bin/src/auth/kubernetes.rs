@@ -24,7 +24,7 @@ use restart_core::Identity;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::AuthError;
+use super::error::AuthError;
 
 /// How long an accepted token or an allowed review is taken without asking again, unless
 /// configured (kube-apiserver's webhook caches keep them two and five minutes).

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use restart_core::Identity;
 
-use super::{AuthError, constant_time_eq, group_list, header};
+use super::error::AuthError;
+use super::headers::{constant_time_eq, group_list, header};
 
 /// Trusted reverse-proxy headers.
 #[derive(Debug, Clone)]

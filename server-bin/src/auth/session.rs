@@ -4,7 +4,12 @@
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 
-use super::{AuthError, MAX_TOKEN_LEN, header};
+use super::error::AuthError;
+use super::headers::header;
+
+/// The longest bearer token taken, in bytes: a Kubernetes token is about 1 KiB, an OIDC token
+/// with many groups a few. Longer ones are refused before anything is asked of anyone.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// The cookie the server keeps the page's bearer token in, over plain HTTP (same-site,
 /// HttpOnly).

@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use axum::http::HeaderMap;
 use restart_core::Identity;
 
-use super::{AuthError, bearer, constant_time_eq, group_list};
+use super::error::AuthError;
+use super::headers::{constant_time_eq, group_list};
+use super::session::bearer;
 
 /// One line of the token file.
 #[derive(Clone)]
