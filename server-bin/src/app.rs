@@ -1,5 +1,6 @@
 //! Wiring: the services, the shared state and the routers over one cluster.
 
+use cluster_api::CoreBuilder;
 use std::sync::Arc;
 
 use axum::Router;

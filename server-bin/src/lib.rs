@@ -29,7 +29,6 @@
 //! `app.rs` wires them: [`build`] returns the routers ([`App`]): the people-facing one, FleetLock's, and both
 //! together, so tests drive them with `tower::ServiceExt::oneshot` or over a real socket.
 
-use cluster_api::CoreBuilder;
 use std::process::ExitCode;
 
 use clap::Parser;
