@@ -90,6 +90,24 @@ impl Direct {
     async fn ready(&self) {
         self.restarter.wait_ready().await;
     }
+
+    /// `then`, once the coordinator's caches are synced: they are fed for as long as it
+    /// takes, in this task, and stop with it (this process never leads, so the coordinator
+    /// runs no drain).
+    async fn with_caches<T>(&self, then: impl Future<Output = T>) -> Result<T, CliError> {
+        let answer = async {
+            self.coordinator.wait_ready().await;
+            then.await
+        };
+        tokio::select! {
+            answer = answer => Ok(answer),
+            // Only on a shutdown, which nothing here asks for.
+            () = self.coordinator.run() => Err(CliError::new(
+                Exit::Failure,
+                "the node and lock caches stopped before they could answer",
+            )),
+        }
+    }
 }
 
 #[async_trait]
@@ -135,21 +153,12 @@ impl Backend for Direct {
     }
 
     async fn fleet(&self) -> Result<FleetSnapshot, CliError> {
-        let coordinator = self.coordinator.clone();
-        let run = tokio::spawn(async move { coordinator.run().await });
-        self.coordinator.wait_ready().await;
-        let snapshot = self.coordinator.snapshot();
-        run.abort();
-        Ok(snapshot)
+        self.with_caches(async { self.coordinator.snapshot() })
+            .await
     }
 
     async fn plan(&self, node: &str) -> Result<NodePlan, CliError> {
-        let coordinator = self.coordinator.clone();
-        let run = tokio::spawn(async move { coordinator.run().await });
-        self.coordinator.wait_ready().await;
-        let plan = self.coordinator.plan_node(node).await;
-        run.abort();
-        Ok(plan?)
+        Ok(self.with_caches(self.coordinator.plan_node(node)).await??)
     }
 
     async fn pause(&self, group: &str, paused: bool) -> Result<(), CliError> {

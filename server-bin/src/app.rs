@@ -1,13 +1,13 @@
 //! Wiring: the services, the shared state and the routers over one cluster.
 
-use cluster_api::CoreBuilder;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use cluster_api::{Clock, ClusterApi};
+use cluster_api::{Clock, ClusterApi, CoreBuilder, CoreOptions};
 use fleetlock_core::Coordinator;
 use restart_core::Restarter;
+use tokio_util::sync::CancellationToken;
 use utoipa::openapi::OpenApi;
 
 use crate::alerts::HttpAlerts;
@@ -38,17 +38,24 @@ pub struct App {
     limiters: Vec<Arc<PerClient>>,
     /// The per-user one, tidied likewise.
     user_limiters: Vec<Arc<PerUser>>,
+    /// Stops [`App::run`] (see [`Settings::shutdown`]).
+    shutdown: CancellationToken,
 }
 
 // === impl App ===
 
 impl App {
-    /// Runs the background loops of both services until dropped.
+    /// Runs the background loops of both services until [`Settings::shutdown`] is
+    /// cancelled; then each service stops at its next safe point (a drain between two
+    /// steps) and this returns once both have.
     pub async fn run(&self) {
         let tidy = async {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
-                every.tick().await;
+                tokio::select! {
+                    _ = every.tick() => {}
+                    () = self.shutdown.cancelled() => return,
+                }
                 for limiter in &self.limiters {
                     limiter.forget_idle();
                 }
@@ -88,6 +95,7 @@ pub fn build_with_reads(
 ) -> anyhow::Result<App> {
     let some_group = settings.fleetlock.groups.keys().next().cloned();
     let fleetlock_prefix = settings.fleetlock_prefix.clone();
+    let shutdown = settings.shutdown.clone();
     let state = shared(api, caller_reads, clock, settings)?;
     let limiters = [&state.api_rate, &state.fleetlock_rate]
         .into_iter()
@@ -100,6 +108,7 @@ pub fn build_with_reads(
     Ok(App {
         limiters,
         user_limiters,
+        shutdown,
         router,
         public_router,
         fleetlock_router,
@@ -129,25 +138,24 @@ fn shared(
         notifier: Notifier::start(&settings.notifications, metrics.clone())?,
         instance: settings.instance.clone(),
     });
+    let options = CoreOptions {
+        clock,
+        instance: settings.instance.clone(),
+        leadership: settings.leadership,
+        cache_grace: settings.cache_grace,
+        shutdown: settings.shutdown.clone(),
+    };
     let mut fleetlock = Coordinator::builder(api.clone(), settings.fleetlock)
-        .cache_grace(settings.cache_grace)
-        .clock(clock.clone())
-        .instance(&settings.instance)
+        .options(options.clone())
         .observer(hooks.clone());
-    let mut restarter = Restarter::builder(api, settings.allowlist)
+    let restarter = Restarter::builder(api, settings.allowlist)
+        .options(options)
         .caller_reads(caller_reads.clone())
-        .cache_grace(settings.cache_grace)
-        .clock(clock)
         .config(settings.restart)
-        .instance(&settings.instance)
         .sets(settings.sets)
         .observer(hooks);
     if let Some(source) = alerts {
         fleetlock = fleetlock.alerts(Arc::new(source));
-    }
-    if let Some(leader) = settings.leadership {
-        fleetlock = fleetlock.leadership(leader.clone());
-        restarter = restarter.leadership(leader);
     }
     Ok(AppState(Arc::new(Shared {
         fleetlock: fleetlock.build(),

@@ -29,6 +29,9 @@ pub struct Settings {
     pub leadership: Option<tokio::sync::watch::Receiver<bool>>,
     /// How long a failing watch is tolerated before the server reports itself unready.
     pub cache_grace: Duration,
+    /// Cancelled to stop both services' background work ([`App::run`](crate::App::run)
+    /// then returns once their drains have stopped).
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// How many status-stream (websocket) clients may be connected at once.
     pub max_status_clients: usize,
     /// Requests per client address to the people-facing API (0 per second: unlimited).
@@ -94,6 +97,7 @@ impl Settings {
             fleetlock_prefix: "/".into(),
             leadership: None,
             cache_grace: fleetlock_core::DEFAULT_CACHE_GRACE,
+            shutdown: tokio_util::sync::CancellationToken::new(),
             max_status_clients: DEFAULT_MAX_STATUS_CLIENTS,
             api_rate: DEFAULT_API_RATE,
             fleetlock_rate: DEFAULT_FLEETLOCK_RATE,

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, build_with_reads};
 use crate::args::{Args, LogFormat};
@@ -70,7 +71,14 @@ pub async fn run_with(
             &instance,
         )
     });
-    let settings = setup.settings(&args, auth, election.is_some().then_some(leader_rx));
+    // Stops the services' background work once the HTTP servers have stopped.
+    let services_stop = CancellationToken::new();
+    let settings = setup.settings(
+        &args,
+        auth,
+        election.is_some().then_some(leader_rx),
+        services_stop.clone(),
+    );
     // Dry runs, plans and history read on a token bucket of their own, so that callers
     // asking for many cannot take the turns evictions and lock writes need.
     let caller_reads = cluster.with_own_budget(args.kube.read_qps, args.kube.read_burst);
@@ -96,7 +104,15 @@ pub async fn run_with(
             tokio::time::sleep(grace).await;
         } => tracing::warn!("in-flight requests did not finish within the shutdown grace; exiting"),
     }
-    background.services.abort();
+    // The services stop at their next safe point: a drain between two steps, its slot kept
+    // in the group Lease for whichever replica runs next.
+    services_stop.cancel();
+    if tokio::time::timeout(SERVICES_STOP_BOUND, background.services)
+        .await
+        .is_err()
+    {
+        tracing::warn!(bound = ?SERVICES_STOP_BOUND, "the services did not stop in time; exiting");
+    }
     if let Some(election) = background.election
         && tokio::time::timeout(Duration::from_secs(5), election)
             .await
@@ -108,9 +124,13 @@ pub async fn run_with(
     Ok(())
 }
 
+/// How long the services may take to stop once asked (a drain finishes the step it is in:
+/// an eviction round, a Lease write).
+const SERVICES_STOP_BOUND: Duration = Duration::from_secs(10);
+
 /// What [`spawn_background`] started.
 struct Background {
-    /// The services' loops, until `stop` turns true or they are aborted.
+    /// The services' loops, until the services' shutdown token is cancelled.
     services: JoinHandle<()>,
     /// The leader election, which gives the Lease back when `stop` turns true.
     election: Option<JoinHandle<()>>,
@@ -131,13 +151,7 @@ async fn spawn_background(
 ) -> Result<Background> {
     let services = tokio::spawn({
         let app = app.clone();
-        let mut stop = stop_rx.clone();
-        async move {
-            tokio::select! {
-                () = app.run() => {}
-                _ = stop.wait_for(|s| *s) => {}
-            }
-        }
+        async move { app.run().await }
     });
     // The election stops by itself on shutdown, giving the Lease back if it holds it.
     let election = election.map(|e| tokio::spawn(e.run(leader_tx, stop_rx.clone())));

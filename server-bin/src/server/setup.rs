@@ -57,6 +57,7 @@ impl Setup {
         args: &Args,
         auth: Auth,
         leadership: Option<tokio::sync::watch::Receiver<bool>>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> Settings {
         let Setup {
             config,
@@ -79,6 +80,7 @@ impl Setup {
             fleetlock_prefix: args.fleetlock.prefix.clone(),
             leadership,
             cache_grace: args.kube.cache_grace,
+            shutdown,
             max_status_clients: args.max_status_clients as usize,
             api_rate: Rate {
                 per_second: args.api_rate,
