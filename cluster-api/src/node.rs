@@ -31,7 +31,7 @@ pub struct Node {
     /// status (at its start, on every change, and every `nodeStatusReportFrequency`, 5 min by
     /// default, otherwise). Set by the kubelet's clock, so compare it only with itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heartbeat: Option<crate::Timestamp>,
+    pub heartbeat: Option<jiff::Timestamp>,
     /// `spec.unschedulable`: whether the node is cordoned.
     #[serde(default)]
     pub unschedulable: bool,

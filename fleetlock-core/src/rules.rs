@@ -115,7 +115,7 @@ fn selector<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LabelSelector>, D:
 }
 
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    crate::config::duration(d).map(Some)
+    cluster_api::duration::duration(d).map(Some)
 }
 
 #[cfg(test)]

@@ -157,7 +157,12 @@ impl ModuleTree {
                         return Some(current);
                     }
                     if let Some(target) = module.imports.get(name) {
-                        let resolved = self.resolve(current, target, depth + 1)?;
+                        // An import of another crate's item is a dependency on the module
+                        // that imports it: whoever names it through that module depends
+                        // on that module.
+                        let Some(resolved) = self.resolve(current, target, depth + 1) else {
+                            return Some(current);
+                        };
                         if last || !self.is_module_path(current, target, depth + 1) {
                             return Some(resolved);
                         }

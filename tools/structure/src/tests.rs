@@ -96,6 +96,26 @@ fn a_facade_that_re_exports_is_no_circle_but_a_parent_that_defines_is() {
 }
 
 #[test]
+fn naming_another_crates_item_through_a_sibling_depends_on_the_sibling() {
+    // z.rs takes `Duration` from x.rs, which imports it from std and imports z.rs back.
+    let w = Fixture::new(
+        "through",
+        &[
+            ("a/src/lib.rs", "mod x;\nmod z;\n".into()),
+            (
+                "a/src/x.rs",
+                "pub use std::time::Duration;\npub struct X(crate::z::Z);\n".into(),
+            ),
+            (
+                "a/src/z.rs",
+                "use crate::x::Duration;\npub struct Z(Duration);\n".into(),
+            ),
+        ],
+    );
+    assert_eq!(circles(&w.0), [["x.rs", "z.rs"]]);
+}
+
+#[test]
 fn long_functions_and_files_are_counted_outside_tests() {
     let mut lib = String::from("mod tests_here;\n");
     lib.push_str(&long_fn("short", 80));
