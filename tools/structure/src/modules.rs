@@ -9,8 +9,8 @@ use syn::visit::Visit;
 
 use crate::graph::strongly_connected;
 use crate::syntax::{
-    Function, Reference, Visitor, flatten_use, is_test_only, item_attrs, item_name, module_dir,
-    path_attr,
+    Echo, Function, Reference, Visitor, flatten_use, is_test_only, item_attrs, item_name,
+    module_dir, path_attr,
 };
 
 #[derive(Default)]
@@ -30,6 +30,7 @@ struct Module {
 pub(crate) struct ModuleTree {
     modules: Vec<Module>,
     pub(crate) functions: Vec<Function>,
+    pub(crate) echoes: Vec<Echo>,
 }
 
 impl ModuleTree {
@@ -37,6 +38,7 @@ impl ModuleTree {
         let mut tree = ModuleTree {
             modules: Vec::new(),
             functions: Vec::new(),
+            echoes: Vec::new(),
         };
         tree.load_file(entry, None, None)?;
         Ok(tree)
@@ -101,11 +103,13 @@ impl ModuleTree {
                         file,
                         references: Vec::new(),
                         functions: Vec::new(),
+                        echoes: Vec::new(),
                         impl_type: None,
                     };
                     visitor.visit_item(other);
                     self.modules[id].references.extend(visitor.references);
                     self.functions.extend(visitor.functions);
+                    self.echoes.extend(visitor.echoes);
                 }
             }
         }

@@ -145,7 +145,56 @@ pub(crate) struct Visitor {
     pub(crate) file: PathBuf,
     pub(crate) references: Vec<Reference>,
     pub(crate) functions: Vec<Function>,
+    pub(crate) echoes: Vec<Echo>,
     pub(crate) impl_type: Option<String>,
+}
+
+/// A field whose doc comment only repeats its name (`/// Its namespace.` on `namespace`).
+pub(crate) struct Echo {
+    pub(crate) file: PathBuf,
+    pub(crate) line: usize,
+    pub(crate) field: String,
+    pub(crate) doc: String,
+}
+
+/// Words that carry nothing in a field's doc: `/// The name.` and `/// Its name.` both say
+/// `name`.
+const EMPTY_WORDS: [&str; 11] = [
+    "the", "its", "a", "an", "of", "this", "that", "their", "it", "s", "is",
+];
+
+/// The words of `text`, lowercased, without the empty ones.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .map(str::to_ascii_lowercase)
+        .filter(|w| !w.is_empty() && !EMPTY_WORDS.contains(&w.as_str()))
+        .collect()
+}
+
+/// The doc comment of `attrs`, its lines joined.
+fn doc_of(attrs: &[syn::Attribute]) -> Option<String> {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }),
+                ..
+            }) => Some(s.value().trim().to_string()),
+            _ => None,
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(" "))
+}
+
+/// Whether `doc` says nothing but `name`.
+pub(crate) fn is_echo(name: &str, doc: &str) -> bool {
+    let said = words(doc);
+    !said.is_empty() && said == words(name)
 }
 
 impl Visitor {
@@ -169,6 +218,21 @@ impl Visitor {
 }
 
 impl<'ast> Visit<'ast> for Visitor {
+    fn visit_field(&mut self, field: &'ast syn::Field) {
+        if let (Some(ident), Some(doc)) = (&field.ident, doc_of(&field.attrs)) {
+            let name = ident.to_string();
+            if is_echo(&name, &doc) {
+                self.echoes.push(Echo {
+                    file: self.file.clone(),
+                    line: ident.span().start().line,
+                    field: name,
+                    doc,
+                });
+            }
+        }
+        syn::visit::visit_field(self, field);
+    }
+
     fn visit_item_mod(&mut self, _: &'ast syn::ItemMod) {}
 
     fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {

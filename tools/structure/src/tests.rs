@@ -143,3 +143,31 @@ fn long_functions_and_files_are_counted_outside_tests() {
     // One function over the limit and one file over the limit.
     assert_eq!(crate::run(&w.0, 0), Ok(2));
 }
+
+#[test]
+fn a_doc_that_only_repeats_its_fields_name_is_an_echo() {
+    use crate::syntax::is_echo;
+    assert!(is_echo("namespace", "Its namespace."));
+    assert!(is_echo("last_approval", "The last approval."));
+    assert!(is_echo("name", "`name`."));
+    assert!(!is_echo(
+        "namespace",
+        "`metadata.namespace`; `None` for cluster-scoped objects."
+    ));
+    assert!(!is_echo("name", "A lowercase RFC 1123 subdomain."));
+    let w = Fixture::new(
+        "echo",
+        &[(
+            "a/src/lib.rs",
+            "pub struct S {\n    /// Its namespace.\n    pub namespace: String,\n    /// Seconds since the grant.\n    pub held: u64,\n}\n"
+                .into(),
+        )],
+    );
+    let tree = ModuleTree::load(&w.0.join("a/src/lib.rs")).unwrap();
+    let echoes: Vec<(&str, usize)> = tree
+        .echoes
+        .iter()
+        .map(|e| (e.field.as_str(), e.line))
+        .collect();
+    assert_eq!(echoes, [("namespace", 3)]);
+}
