@@ -162,7 +162,7 @@ pub enum Command {
     },
     /// Print shell completions.
     Completion {
-        /// The shell.
+        /// Which shell's completion script to print on standard output.
         shell: clap_complete::Shell,
     },
 }
@@ -183,7 +183,7 @@ pub enum PlanTarget {
 pub enum CancelTarget {
     /// A restart set's run.
     Set {
-        /// The set.
+        /// The set's name, as the configuration's `restartSets` gives it.
         name: String,
     },
 }
@@ -193,12 +193,14 @@ pub enum CancelTarget {
 pub enum FleetAction {
     /// Grant no new reboot slots in the group.
     Pause {
-        /// The group.
+        /// The group as Zincati names it (`identity.group`): a configured one, or, where
+        /// unknown groups are allowed, one that holds a Lease.
         group: String,
     },
     /// Grant reboot slots in the group again.
     Resume {
-        /// The group.
+        /// The group as Zincati names it (`identity.group`): a configured one, or, where
+        /// unknown groups are allowed, one that holds a Lease.
         group: String,
     },
 }

@@ -26,7 +26,7 @@ pub struct FleetLockArgs {
     /// The client id (what Zincati sends: see `restartctl zincati-id`).
     #[arg(long)]
     pub id: String,
-    /// The group.
+    /// The group to ask in, as Zincati's `identity.group` (letters, digits, `.` and `-`).
     #[arg(long, default_value = "default")]
     pub group: String,
 }

@@ -15,9 +15,9 @@ pub type Section<'h> = (&'h str, &'h [&'h str], Vec<Vec<String>>);
 pub enum Format {
     /// Aligned columns.
     Table,
-    /// JSON.
+    /// The result as one pretty-printed JSON document.
     Json,
-    /// YAML.
+    /// The result as one YAML document.
     Yaml,
 }
 

@@ -12,7 +12,7 @@ pub struct ObjectRef {
     pub kind: String,
     /// `namespace`; `None` for cluster-scoped objects such as Nodes.
     pub namespace: Option<String>,
-    /// `name`.
+    /// The object's `metadata.name` (the Event's `involvedObject.name`).
     pub name: String,
     /// `uid` of the object, when known. `kubectl describe` shows only the Events whose
     /// `involvedObject.uid` is the object's own, so every Event we write should carry it.

@@ -170,7 +170,7 @@ impl NodePatch {
         self
     }
 
-    /// Sets a label.
+    /// Sets label `key` to `value`, replacing any value it has.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), Some(value.into()));
         self

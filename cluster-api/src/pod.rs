@@ -108,7 +108,7 @@ pub enum PodPhase {
 pub struct OwnerRef {
     /// `kind`, e.g. `ReplicaSet`, `StatefulSet`, `DaemonSet`, `Job`.
     pub kind: String,
-    /// `name`.
+    /// The owner's `name`; it lives in the pod's own namespace.
     pub name: String,
 }
 

@@ -26,11 +26,13 @@ pub struct UnknownKind(pub String);
 /// Names one workload.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct WorkloadRef {
-    /// Its kind.
+    /// `Deployment`, `StatefulSet` or `DaemonSet`: the `KIND` in `KIND/NAMESPACE/NAME`, the
+    /// form it displays as.
     pub kind: WorkloadKind,
-    /// Its namespace.
+    /// `metadata.namespace` (every workload kind is namespaced). Not checked here: the
+    /// allowlist checks it with [`crate::is_object_name`].
     pub namespace: String,
-    /// Its name.
+    /// `metadata.name`; not checked here either.
     pub name: String,
 }
 
@@ -98,7 +100,7 @@ pub struct WorkloadStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Workload {
-    /// Its kind.
+    /// Which of the three kinds it is, which says which of the fields below apply.
     pub kind: WorkloadKind,
     /// `metadata.namespace`.
     pub namespace: String,
@@ -138,7 +140,7 @@ pub struct Workload {
     /// ([`config_refs`]), sorted, each once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_refs: Vec<ConfigRef>,
-    /// `status`.
+    /// `status`, in the fields the three kinds share (see [`WorkloadStatus`]).
     #[serde(default)]
     pub status: WorkloadStatus,
 }
@@ -157,7 +159,8 @@ pub enum ConfigKind {
 pub struct ConfigRef {
     /// ConfigMap or Secret.
     pub kind: ConfigKind,
-    /// Its name.
+    /// `metadata.name`, in the workload's namespace; never empty in what [`config_refs`]
+    /// returns.
     pub name: String,
 }
 

@@ -105,11 +105,13 @@ pub struct AccessRule {
 /// One thing to do, as an access review or a request states it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attributes {
-    /// The verb.
+    /// `get`, `list`, `create`, ..., or a custom verb such as `restart`; matched against an
+    /// [`AccessRule`]'s `verbs`.
     pub verb: String,
     /// The API group (`""` for core).
     pub group: String,
-    /// The resource.
+    /// The resource's plural name (`pods`, `deployments`), without the subresource; for a
+    /// non-resource request, the URL path (`/metrics`).
     pub resource: String,
     /// The subresource, if any.
     pub subresource: String,

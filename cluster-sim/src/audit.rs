@@ -73,7 +73,8 @@ pub enum Write<'a> {
     /// A patch of a workload's pod template annotations arrived, before any injected latency
     /// or fault delays or fails it: the moment its sender sent it.
     WorkloadPatchRequested {
-        /// The workload.
+        /// The workload the patch names, which may not exist (the answer says so, not this
+        /// record).
         workload: &'a WorkloadRef,
         /// The annotations set (`Some`) or removed (`None`).
         changes: &'a BTreeMap<String, Option<String>>,

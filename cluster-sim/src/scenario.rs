@@ -41,7 +41,8 @@ pub struct Scenario {
     /// The wall-clock time the simulation starts at.
     #[serde(default)]
     pub start_time: Option<Timestamp>,
-    /// Nodes.
+    /// The nodes, each entry expanded by its `count` ([`Scenario::expand_nodes`]); their
+    /// names must be valid object names and unique.
     #[serde(default)]
     pub nodes: Vec<NodeSpec>,
     /// Deployments, StatefulSets and DaemonSets; their pods are created and started.
@@ -73,10 +74,11 @@ pub struct NodeSpec {
     /// `status.nodeInfo.machineID`; derived from the name when unset.
     #[serde(default, rename = "machineID")]
     pub machine_id: Option<String>,
-    /// Labels.
+    /// `metadata.labels`, the same on every node the entry stands for (the reboot group
+    /// label goes here).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Annotations.
+    /// `metadata.annotations`, the same on every node the entry stands for.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// Cordoned.
@@ -91,9 +93,10 @@ pub struct NodeSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodSpec {
-    /// Namespace.
+    /// `metadata.namespace`; not checked.
     pub namespace: String,
-    /// Name.
+    /// `metadata.name`: a lowercase RFC 1123 subdomain, unique in its namespace, or loading
+    /// the scenario fails.
     pub name: String,
     /// The node it runs on.
     pub node: String,
@@ -109,7 +112,7 @@ pub struct PodSpec {
     /// Phase (Running when unset).
     #[serde(default)]
     pub phase: Option<PodPhase>,
-    /// Labels.
+    /// `metadata.labels`, what budgets' selectors match; none when unset.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// `terminationGracePeriodSeconds` (30 when unset).

@@ -19,11 +19,13 @@ use crate::budget::IntOrPercent;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadSpec {
-    /// The kind.
+    /// `Deployment`, `StatefulSet` or `DaemonSet`, spelled out (a scenario takes no short
+    /// names); it says which of the fields below apply.
     pub kind: WorkloadKind,
-    /// The namespace.
+    /// `metadata.namespace`: a lowercase RFC 1123 subdomain, or adding the workload fails.
     pub namespace: String,
-    /// The name.
+    /// `metadata.name`, and the start of its pods' names: a lowercase RFC 1123 subdomain, or
+    /// adding the workload fails.
     pub name: String,
     /// `spec.replicas` (Deployments and StatefulSets; 1 when unset).
     #[serde(default)]
@@ -78,11 +80,12 @@ pub struct WorkloadSpec {
 /// The name of an update strategy, as written in a manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum StrategyName {
-    /// `RollingUpdate`.
+    /// `RollingUpdate`: replace pods a few at a time; every kind's default.
     RollingUpdate,
-    /// `Recreate`.
+    /// `Recreate`: remove every old pod, then make the new ones (Deployments only).
     Recreate,
-    /// `OnDelete`.
+    /// `OnDelete`: new pods only where old ones are deleted (StatefulSets and DaemonSets
+    /// only).
     OnDelete,
 }
 
@@ -121,17 +124,20 @@ impl WorkloadSpec {
         }
     }
 
-    /// A Deployment.
+    /// [`new`](Self::new) for a Deployment: one replica unless [`replicas`](Self::replicas)
+    /// says otherwise.
     pub fn deployment(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self::new(WorkloadKind::Deployment, namespace, name)
     }
 
-    /// A StatefulSet.
+    /// [`new`](Self::new) for a StatefulSet: one replica unless [`replicas`](Self::replicas)
+    /// says otherwise, its pods named `<name>-0`, `<name>-1`, ...
     pub fn statefulset(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self::new(WorkloadKind::StatefulSet, namespace, name)
     }
 
-    /// A DaemonSet.
+    /// [`new`](Self::new) for a DaemonSet: one pod on every node its `node_selector`
+    /// admits; it takes no [`replicas`](Self::replicas).
     pub fn daemonset(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self::new(WorkloadKind::DaemonSet, namespace, name)
     }

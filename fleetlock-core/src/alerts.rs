@@ -77,7 +77,8 @@ pub fn shown_url(url: &str) -> String {
 /// What the last read of the alerts said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AlertState {
-    /// Not read yet.
+    /// No read has finished since start: a gate over alerts stays closed unless it is set to
+    /// open when they cannot be read.
     #[default]
     NotReadYet,
     /// These were firing.

@@ -240,7 +240,7 @@ pub fn blocking_pods<'a>(pods: &'a [Pod], selectors: &[LabelSelector]) -> Vec<&'
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DrainStatus {
-    /// The node.
+    /// The Node being drained: the slot holder's Node name, not the id it asked with.
     pub node: String,
     /// Where the drain is.
     pub phase: DrainPhase,

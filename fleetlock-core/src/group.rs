@@ -457,7 +457,7 @@ pub enum UnreadableLock {
     Time {
         /// The Lease's name.
         lease: String,
-        /// The annotation.
+        /// The annotation's key: [`LAST_APPROVAL_ANNOTATION`] or [`LAST_RETURN_ANNOTATION`].
         annotation: &'static str,
         /// Why the timestamp did not parse.
         source: jiff::Error,

@@ -39,7 +39,7 @@ pub const OPT_OUT_ANNOTATION: &str = "restart-manager.io/no-reboot";
 /// kilobytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeView {
-    /// Name.
+    /// `metadata.name`, the key the index keeps it under and what every id maps to.
     pub name: String,
     /// `metadata.uid`, which our Events carry so that `kubectl describe node` shows them.
     pub uid: String,

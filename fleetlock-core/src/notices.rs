@@ -52,7 +52,7 @@ impl RebootTransition {
 pub struct RebootNotice {
     /// What happened.
     pub transition: RebootTransition,
-    /// The node.
+    /// The slot holder's Node name, not the FleetLock id it asked with.
     pub node: String,
     /// Its reboot group.
     pub group: String,

@@ -15,7 +15,7 @@ use crate::rules;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NodePlan {
-    /// The node.
+    /// The Node's name (not a FleetLock id): whose pods were planned.
     pub node: String,
     /// Pods the drain would evict, in the order it would take them.
     pub evict: Vec<PlannedPod>,

@@ -17,7 +17,7 @@ pub struct FleetSnapshot {
     pub time: Timestamp,
     /// The groups, configured ones and any others that hold a Lease.
     pub groups: Vec<GroupSnapshot>,
-    /// The nodes.
+    /// Every Node in this replica's cache, in a reboot group or not, sorted by name.
     pub nodes: Vec<NodeSnapshot>,
 }
 
@@ -26,11 +26,12 @@ pub struct FleetSnapshot {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GroupSnapshot {
-    /// Its name.
+    /// The group name as Zincati sends it; `groups` is sorted by it.
     pub name: String,
     /// Whether it is in the configuration (or only has a Lease).
     pub configured: bool,
-    /// Slots.
+    /// How many nodes may hold a slot at once (at least 1): the group's `slots`, or the
+    /// defaults' for a group not in the configuration.
     pub slots: u32,
     /// Paused by config or by an operator.
     pub paused: bool,
@@ -40,7 +41,7 @@ pub struct GroupSnapshot {
     pub in_window: bool,
     /// Minimum time between approvals.
     pub min_gap_seconds: u64,
-    /// The last approval.
+    /// When the group last approved a reboot, from its Lease; `None` if it never has.
     pub last_approval: Option<Timestamp>,
     /// Who holds its slots.
     pub holders: Vec<HolderSnapshot>,
@@ -56,7 +57,7 @@ pub struct GroupSnapshot {
 pub struct HolderSnapshot {
     /// Client id.
     pub id: String,
-    /// Node.
+    /// The Node the client id maps to, by name.
     pub node: String,
     /// Draining, approved, or recovering after its steady-state.
     pub phase: HolderPhase,
@@ -89,7 +90,7 @@ pub struct HolderSnapshot {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NodeSnapshot {
-    /// Name.
+    /// `metadata.name`; `nodes` is sorted by it.
     pub name: String,
     /// `ready`, `draining`, `rebooting`, `back` or `recovering`.
     pub state: String,
@@ -99,7 +100,8 @@ pub struct NodeSnapshot {
     pub ready: bool,
     /// Cordoned (by anyone).
     pub unschedulable: bool,
-    /// Cordoned by us.
+    /// Whether the cordon is ours (`restart-manager.io/cordoned`), to be lifted when the slot
+    /// goes; `unschedulable` without it is someone else's.
     pub cordoned_by_us: bool,
     /// The group whose slot it holds.
     pub holds_slot_in: Option<String>,

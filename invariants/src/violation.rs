@@ -94,6 +94,6 @@ pub struct Checked {
     pub lock_writes: u64,
     /// Restart patches sent.
     pub restarts: u64,
-    /// Set run writes.
+    /// Writes of a restart set's run Lease, each checked against the run's concurrency.
     pub set_run_writes: u64,
 }

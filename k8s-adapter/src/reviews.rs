@@ -25,7 +25,8 @@ pub struct Access<'a> {
     /// Resource, e.g. `deployments`; or a non-resource URL, starting with `/` (`/metrics`),
     /// for which `group`, `namespace` and `name` are not asked.
     pub resource: &'a str,
-    /// Namespace.
+    /// The object's namespace (`resourceAttributes.namespace`); empty: a cluster-scoped
+    /// object, or all namespaces.
     pub namespace: &'a str,
     /// Object name.
     pub name: &'a str,
@@ -38,7 +39,7 @@ pub struct User {
     pub name: String,
     /// A unique id; empty when the authenticator gives none.
     pub uid: String,
-    /// Groups.
+    /// `status.user.groups` of the TokenReview, named again in every SubjectAccessReview.
     pub groups: Vec<String>,
     /// What else the authenticator knows (a service account token's pod and node, scopes).
     pub extra: BTreeMap<String, Vec<String>>,

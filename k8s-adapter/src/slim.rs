@@ -62,7 +62,8 @@ pub struct SlimAddress {
     /// `InternalIP`, `ExternalIP`, `Hostname`, ...
     #[serde(rename = "type")]
     pub type_: String,
-    /// The address.
+    /// As the kubelet reported it: an IP for `InternalIP` and `ExternalIP`, a host name for
+    /// `Hostname`; not parsed here.
     pub address: String,
 }
 
@@ -81,10 +82,10 @@ pub struct SlimNodeInfo {
 /// A condition's type and status.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SlimCondition {
-    /// `type`.
+    /// `type`; only `Ready` is read.
     #[serde(rename = "type")]
     pub type_: String,
-    /// `status`.
+    /// `"True"`, `"False"` or `"Unknown"`; a node is ready only on `"True"`.
     pub status: String,
     /// `lastHeartbeatTime`, when the kubelet posted it.
     #[serde(default, rename = "lastHeartbeatTime")]

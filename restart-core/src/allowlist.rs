@@ -31,7 +31,7 @@ pub struct ServiceEntry {
     pub kind: WorkloadKind,
     /// The workload's name.
     pub name: String,
-    /// Its namespace.
+    /// The workload's namespace; like `name`, [`Allowlist::new`] refuses one Kubernetes would.
     pub namespace: String,
     /// A sentence for the page.
     #[serde(default)]
@@ -132,10 +132,10 @@ impl fmt::Display for Identity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Allowed {
-    /// The workload.
+    /// The workload, serialized as its `kind`, `namespace` and `name` side by side.
     #[serde(flatten)]
     pub workload: WorkloadRef,
-    /// Its description.
+    /// The entry's `description`, for the page; `None` when the file gives none.
     pub description: Option<String>,
     /// Who may restart it (empty: anyone who may use the service).
     pub allowed: Vec<String>,

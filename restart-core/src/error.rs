@@ -17,7 +17,8 @@ pub enum RestartError {
     Forbidden {
         /// The caller.
         who: String,
-        /// The workload.
+        /// The workload whose entry's `allowed` leaves the caller out (for a set: the first such
+        /// member).
         workload: WorkloadRef,
     },
     /// Allowlisted but not in the cluster.
@@ -26,7 +27,7 @@ pub enum RestartError {
     /// Someone else is restarting it.
     #[error("{workload} is being restarted by {} since {}", .lock.holder, seconds(&.lock.since))]
     Locked {
-        /// The workload.
+        /// The workload whose restart lock is held (`lock` says by whom).
         workload: WorkloadRef,
         /// Who holds it.
         lock: Box<LockInfo>,
@@ -45,7 +46,7 @@ pub enum RestartError {
          someone with the unlock right who gives a reason"
     )]
     OutsideWindow {
-        /// The workload.
+        /// The workload whose windows leave out now (for a set: the first such member).
         workload: WorkloadRef,
         /// Its windows, as text.
         windows: String,
@@ -58,7 +59,7 @@ pub enum RestartError {
     /// The set runs already.
     #[error("restart set {set} is running already, started by {by} at {}", seconds(.since))]
     SetRunning {
-        /// The set.
+        /// The name of the set, as configured.
         set: String,
         /// Who started the run.
         by: String,

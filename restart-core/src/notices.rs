@@ -38,7 +38,7 @@ impl RestartTransition {
 pub struct RestartNotice {
     /// What happened.
     pub transition: RestartTransition,
-    /// The workload.
+    /// The workload restarted (or unlocked); the Event with `message` is recorded on it.
     pub workload: WorkloadRef,
     /// Who restarted it (or, for `unlocked`, who broke the lock).
     pub who: String,

@@ -34,9 +34,9 @@ pub enum Phase {
 pub struct ServiceStatus {
     /// `Deployment`, `StatefulSet` or `DaemonSet`.
     pub kind: WorkloadKind,
-    /// Namespace.
+    /// The namespace as the allowlist entry gives it, shown even when the workload is missing.
     pub namespace: String,
-    /// Name.
+    /// The name as the allowlist entry gives it.
     pub name: String,
     /// From the allowlist.
     pub description: Option<String>,

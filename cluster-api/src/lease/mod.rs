@@ -39,9 +39,9 @@ pub enum ModifyError {
     /// The Lease could not be read.
     #[error("reading Lease {namespace}/{name}: {source}")]
     Read {
-        /// Its namespace.
+        /// The namespace [`modify`] was given.
         namespace: String,
-        /// Its name.
+        /// The Lease name [`modify`] was given.
         name: String,
         /// What the API said.
         source: Error,
@@ -50,9 +50,9 @@ pub enum ModifyError {
     /// [`Error::Unavailable`], the write may have landed all the same (its answer was lost).
     #[error("writing Lease {namespace}/{name}: {source}")]
     Write {
-        /// Its namespace.
+        /// The namespace [`modify`] was given.
         namespace: String,
-        /// Its name.
+        /// The Lease name [`modify`] was given.
         name: String,
         /// What the API said.
         source: Error,
@@ -60,9 +60,9 @@ pub enum ModifyError {
     /// Every attempt lost a race with another writer.
     #[error("Lease {namespace}/{name} kept changing; try again")]
     Contended {
-        /// Its namespace.
+        /// The namespace [`modify`] was given.
         namespace: String,
-        /// Its name.
+        /// The Lease name [`modify`] was given.
         name: String,
     },
 }

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 pub enum RecoveryTarget {
     /// A `policy/v1` PodDisruptionBudget.
     Budget {
-        /// Its namespace.
+        /// The budget's namespace, which is that of the pods it covers.
         namespace: String,
-        /// Its name.
+        /// The budget's `metadata.name`.
         name: String,
     },
     /// Every budget and every controller's pods in a namespace (`*`: in every namespace):
@@ -29,11 +29,12 @@ pub enum RecoveryTarget {
     },
     /// The controller (`ReplicaSet`, `StatefulSet`, `Job`, ...) of evicted pods.
     Controller {
-        /// Its kind.
+        /// The `kind` of the pods' controlling owner reference: `ReplicaSet`, not the Deployment
+        /// above it.
         kind: String,
-        /// Its namespace.
+        /// The evicted pods' namespace, which is their controller's too.
         namespace: String,
-        /// Its name.
+        /// The `name` of the pods' controlling owner reference.
         name: String,
     },
 }
@@ -44,7 +45,8 @@ const NAMESPACE_KIND: &str = "Namespace";
 // === impl RecoveryTarget ===
 
 impl RecoveryTarget {
-    /// The namespace it lives in.
+    /// The namespace it lives in; `*` for a [`Namespace`](RecoveryTarget::Namespace) target
+    /// covering all of them.
     pub fn namespace(&self) -> &str {
         match self {
             RecoveryTarget::Budget { namespace, .. }

@@ -101,7 +101,8 @@ fn config_refs(t: &core::PodTemplateSpec) -> Vec<ConfigRef> {
     cluster_api::config_refs(found)
 }
 
-/// A Deployment.
+/// A Deployment, with what the API server defaults filled in where unset: 1 replica, a
+/// 600-second progress deadline, `RollingUpdate`.
 pub fn deployment(d: Deployment) -> Workload {
     let mut w = base(WorkloadKind::Deployment, d.metadata);
     let spec = d.spec.unwrap_or_default();
@@ -130,7 +131,7 @@ pub fn deployment(d: Deployment) -> Workload {
     w
 }
 
-/// A StatefulSet.
+/// A StatefulSet, with 1 replica where unset and its rolling update's `partition`, if any.
 pub fn statefulset(s: StatefulSet) -> Workload {
     let mut w = base(WorkloadKind::StatefulSet, s.metadata);
     let spec = s.spec.unwrap_or_default();
@@ -160,7 +161,8 @@ pub fn statefulset(s: StatefulSet) -> Workload {
     w
 }
 
-/// A DaemonSet.
+/// A DaemonSet: no replicas, its `*NumberScheduled` and `number*` counts mapped onto the
+/// status the three kinds share ([`WorkloadStatus`]).
 pub fn daemonset(d: DaemonSet) -> Workload {
     let mut w = base(WorkloadKind::DaemonSet, d.metadata);
     let spec = d.spec.unwrap_or_default();

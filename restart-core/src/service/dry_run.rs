@@ -55,7 +55,7 @@ pub struct PlanRefusal {
 pub struct PodToReplace {
     /// `namespace/name`.
     pub pod: String,
-    /// Its node.
+    /// `spec.nodeName`; `None` while the pod is not yet scheduled.
     pub node: Option<String>,
     /// Whether it is ready now.
     pub ready: bool,

@@ -25,7 +25,7 @@ pub struct Restarter {
 }
 
 impl Restarter {
-    /// The allowlist.
+    /// The allowlist it was built with; it does not change while the restarter lives.
     pub fn allowlist(&self) -> &Allowlist {
         self.core.allowlist()
     }

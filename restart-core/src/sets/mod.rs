@@ -73,9 +73,10 @@ fn one() -> usize {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RestartSet {
-    /// Its name.
+    /// A lowercase DNS label, unique among the sets; its runs live in the Lease
+    /// `restart-set.<name>`.
     pub name: String,
-    /// Its description.
+    /// The entry's `description`, for the page; `None` when the configuration gives none.
     pub description: Option<String>,
     /// The members, in order.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
@@ -267,7 +268,7 @@ pub struct MemberProgress {
 pub struct SetRun {
     /// Identifies the run; a member's restart id is `<id>.<position>`.
     pub id: String,
-    /// The set.
+    /// The name of the set ([`RestartSet::name`]) this is a run of.
     pub set: String,
     /// Who started it.
     pub by: String,

@@ -145,7 +145,7 @@ pub(crate) struct GroupPath {
 /// A group's pause, as it now stands.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct GroupPause {
-    /// The group.
+    /// The group named in the path.
     group: String,
     /// Whether new reboots in it wait.
     paused: bool,

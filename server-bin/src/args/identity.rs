@@ -20,7 +20,8 @@ pub struct IdentityArgs {
 /// This replica's name in leader elections, slots, restart ids and Events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
-    /// The name.
+    /// `POD_NAME` (`--pod-name`), trimmed; or, when that is unset or blank,
+    /// `restart-manager-` and 8 random hex digits (see `random`).
     pub name: String,
     /// Made up at start (`restart-manager-` and a random suffix) because no `POD_NAME` was
     /// given: unique, but not the pod's name, so Events and Leases do not lead to the pod.
