@@ -59,7 +59,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`SimCluster`] | the cluster (`lib.rs`), its controls, inspectors, counters and faults (`controls.rs`), and its `ClusterApi` side (`api.rs`) |
+//! | [`SimCluster`] | the cluster (`lib.rs`), its controls, inspectors, counters and faults (`controls/`), and its `ClusterApi` side (`api/`) |
 //! | [`WorkloadSpec`] | workloads to simulate and their pod templates |
 //! | [`Budget`] | PodDisruptionBudgets and their arithmetic |
 //! | [`Scenario`] | clusters described in YAML |

@@ -19,11 +19,12 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use cluster_api::Error;
 use serde::Deserialize;
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
 use super::request::{Caller, json_response};
 use super::shared::Shared;
 use super::status::ApiError;
+use crate::SimCluster;
 use crate::faults::Operation;
 
 /// An error to inject, as the API server would answer it.
@@ -82,20 +83,7 @@ pub(crate) fn handle(
     rest: &[&str],
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    if !caller
-        .groups
-        .iter()
-        .any(|g| g == crate::access::ADMIN_GROUP)
-    {
-        return Err(ApiError::forbidden(
-            format!(
-                "User \"{}\" cannot use the simulation's controls: only the administrator can",
-                caller.user
-            ),
-            "",
-            "",
-        ));
-    }
+    admin_only(caller)?;
     let sim = &shared.sim;
     let done = || {
         json_response(
@@ -105,14 +93,7 @@ pub(crate) fn handle(
     };
     match (method, rest) {
         (&Method::POST, ["faults", "errors"]) => {
-            let f: ErrorFault = parse(body)?;
-            let op = operation(&f.operation)?;
-            let error = error(f.error)?;
-            match (f.always, f.after_effect) {
-                (true, _) => sim.fail_always(op, error),
-                (false, true) => sim.fail_after_next(op, f.times, error),
-                (false, false) => sim.fail_later(op, f.skip, f.times, error),
-            }
+            inject_errors(sim, parse(body)?)?;
             Ok(done())
         }
         (&Method::POST, ["faults", "conflicts"]) => {
@@ -133,22 +114,7 @@ pub(crate) fn handle(
             sim.break_watches();
             Ok(done())
         }
-        (&Method::GET, ["calls"]) => {
-            let calls = sim.calls();
-            let by_operation: Map<String, serde_json::Value> = calls
-                .iter()
-                .map(|(op, n)| (op.as_str().to_string(), json!(n)))
-                .collect();
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "total": calls.total(),
-                    "writes": calls.writes(),
-                    "operations": by_operation,
-                    "requests": shared.requests(),
-                }),
-            ))
-        }
+        (&Method::GET, ["calls"]) => Ok(json_response(StatusCode::OK, &calls(shared))),
         (&Method::DELETE, ["calls"]) => {
             sim.reset_calls();
             shared.reset_requests();
@@ -156,6 +122,51 @@ pub(crate) fn handle(
         }
         _ => Err(ApiError::not_found("sim controls", &rest.join("/"))),
     }
+}
+
+/// Refuses anyone but the administrator.
+fn admin_only(caller: &Caller) -> Result<(), ApiError> {
+    if caller
+        .groups
+        .iter()
+        .any(|g| g == crate::access::ADMIN_GROUP)
+    {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        format!(
+            "User \"{}\" cannot use the simulation's controls: only the administrator can",
+            caller.user
+        ),
+        "",
+        "",
+    ))
+}
+
+fn inject_errors(sim: &SimCluster, f: ErrorFault) -> Result<(), ApiError> {
+    let op = operation(&f.operation)?;
+    let error = error(f.error)?;
+    match (f.always, f.after_effect) {
+        (true, _) => sim.fail_always(op, error),
+        (false, true) => sim.fail_after_next(op, f.times, error),
+        (false, false) => sim.fail_later(op, f.skip, f.times, error),
+    }
+    Ok(())
+}
+
+/// The counters: calls per operation, and HTTP requests served.
+fn calls(shared: &Shared) -> Value {
+    let calls = shared.sim.calls();
+    let by_operation: Map<String, Value> = calls
+        .iter()
+        .map(|(op, n)| (op.as_str().to_string(), json!(n)))
+        .collect();
+    json!({
+        "total": calls.total(),
+        "writes": calls.writes(),
+        "operations": by_operation,
+        "requests": shared.requests(),
+    })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {

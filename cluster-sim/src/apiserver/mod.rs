@@ -28,11 +28,13 @@
 
 mod bodies;
 mod control;
+mod creates;
 mod discovery;
 mod pb;
 mod reads;
 mod render;
 mod request;
+mod reviews;
 mod routes;
 mod select;
 mod shared;

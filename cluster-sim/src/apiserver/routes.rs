@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::creates::create;
 use super::discovery::*;
 use super::reads::*;
 use super::request::{Caller, Target, authenticate, json_response, url_pairs};

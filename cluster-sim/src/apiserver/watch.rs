@@ -81,6 +81,42 @@ fn gone(message: String) -> Bytes {
     line("ERROR", &ApiError::expired(message).status())
 }
 
+/// What a watch request asks for, from its query.
+struct WatchRequest {
+    /// A streaming list (`sendInitialEvents=true`, kubectl 1.35+ and client-go's WatchList):
+    /// the current objects, then a bookmark that says the initial events are over.
+    initial_events: bool,
+    /// The resourceVersion to start after; none: from now, with the current objects.
+    from: Option<u64>,
+    timeout: Duration,
+    bookmarks: bool,
+}
+
+impl WatchRequest {
+    fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let initial_events = query.get("sendInitialEvents").map(String::as_str) == Some("true");
+        let from = match query.get("resourceVersion").map(String::as_str) {
+            _ if initial_events => None,
+            None | Some("" | "0") => None,
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?,
+            ),
+        };
+        let timeout = query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse::<u64>().ok())
+            .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+        let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+        Ok(WatchRequest {
+            initial_events,
+            from,
+            timeout,
+            bookmarks,
+        })
+    }
+}
+
 /// Serves one watch.
 pub(crate) async fn watch(
     shared: &Shared,
@@ -95,22 +131,8 @@ pub(crate) async fn watch(
         ));
     };
     shared.sim.enter(op).await?;
-    // A streaming list (`sendInitialEvents=true`, kubectl 1.35+ and client-go's WatchList):
-    // the current objects, then a bookmark that says the initial events are over.
-    let initial_events = query.get("sendInitialEvents").map(String::as_str) == Some("true");
-    let from = match query.get("resourceVersion").map(String::as_str) {
-        _ if initial_events => None,
-        None | Some("" | "0") => None,
-        Some(v) => Some(
-            v.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?,
-        ),
-    };
-    let timeout = query
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-    let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+    let request = WatchRequest::from_query(query)?;
+    let from = request.from;
 
     // Everything up to now, under the lock, so nothing falls between it and the live feed.
     let start = shared.sim.with(|st| {
@@ -123,25 +145,8 @@ pub(crate) async fn watch(
             None => {
                 let now = st.current_rv();
                 let (replay, rx) = st.changes.since(now)?;
-                let wall = st.wall();
-                let mut added: Vec<Bytes> = current
-                    .iter()
-                    .map(|o| line("ADDED", &printed(resource, o, printing, wall)))
-                    .collect();
-                if initial_events {
-                    let (kind, api_version) = kind_name(resource);
-                    added.push(line(
-                        "BOOKMARK",
-                        &json!({
-                            "kind": kind,
-                            "apiVersion": api_version,
-                            "metadata": {
-                                "resourceVersion": now.to_string(),
-                                "annotations": {"k8s.io/initial-events-end": "true"},
-                            },
-                        }),
-                    ));
-                }
+                let end = request.initial_events.then_some(now);
+                let added = added_lines(resource, &current, printing, st.wall(), end);
                 (added, replay, rx)
             }
             Some(rv) => {
@@ -151,18 +156,15 @@ pub(crate) async fn watch(
         };
         Some((first, replay, rx, present))
     });
-    let (first, replay, rx, present) = match start {
-        Some(start) => start,
-        None => {
-            let oldest = shared.sim.with(|st| st.changes.oldest());
-            let message = format!(
-                "too old resource version: {} ({oldest})",
-                from.unwrap_or_default()
-            );
-            return Ok(stream_response(
-                futures::stream::iter([Ok::<_, Infallible>(gone(message))]).boxed(),
-            ));
-        }
+    let Some((first, replay, rx, present)) = start else {
+        let oldest = shared.sim.with(|st| st.changes.oldest());
+        let message = format!(
+            "too old resource version: {} ({oldest})",
+            from.unwrap_or_default()
+        );
+        return Ok(stream_response(
+            futures::stream::iter([Ok::<_, Infallible>(gone(message))]).boxed(),
+        ));
     };
     let sim = shared.sim.clone();
     let kind = kind_name(resource);
@@ -173,8 +175,10 @@ pub(crate) async fn watch(
         present,
         replay: replay.into_iter().collect(),
         rx,
-        deadline: tokio::time::Instant::now() + timeout,
-        bookmark_at: bookmarks.then(|| tokio::time::Instant::now() + BOOKMARK_EVERY),
+        deadline: tokio::time::Instant::now() + request.timeout,
+        bookmark_at: request
+            .bookmarks
+            .then(|| tokio::time::Instant::now() + BOOKMARK_EVERY),
         kind,
         printing,
         done: false,
@@ -185,6 +189,36 @@ pub(crate) async fn watch(
     });
     let stream = futures::stream::iter(first.into_iter().map(Ok)).chain(live);
     Ok(stream_response(stream.boxed()))
+}
+
+/// The current objects as `ADDED` lines; with `end_at`, a streaming list's, then the bookmark
+/// at that resourceVersion that says the initial events are over.
+fn added_lines(
+    resource: Resource,
+    current: &[Value],
+    printing: Option<Include>,
+    wall: jiff::Timestamp,
+    end_at: Option<u64>,
+) -> Vec<Bytes> {
+    let mut added: Vec<Bytes> = current
+        .iter()
+        .map(|o| line("ADDED", &printed(resource, o, printing, wall)))
+        .collect();
+    if let Some(now) = end_at {
+        let (kind, api_version) = kind_name(resource);
+        added.push(line(
+            "BOOKMARK",
+            &json!({
+                "kind": kind,
+                "apiVersion": api_version,
+                "metadata": {
+                    "resourceVersion": now.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            }),
+        ));
+    }
+    added
 }
 
 fn stream_response(
