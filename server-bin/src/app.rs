@@ -40,6 +40,8 @@ pub struct App {
     user_limiters: Vec<Arc<PerUser>>,
     /// Stops [`App::run`] (see [`Settings::shutdown`]).
     shutdown: CancellationToken,
+    /// What the services report to: its notifications are delivered before `run` returns.
+    hooks: Arc<Hooks>,
 }
 
 // === impl App ===
@@ -47,7 +49,7 @@ pub struct App {
 impl App {
     /// Runs the background loops of both services until [`Settings::shutdown`] is
     /// cancelled; then each service stops at its next safe point (a drain between two
-    /// steps) and this returns once both have.
+    /// steps), the notifications already queued are delivered, and this returns.
     pub async fn run(&self) {
         let tidy = async {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -65,6 +67,7 @@ impl App {
             }
         };
         tokio::join!(self.fleetlock.run(), self.restarter.run(), tidy);
+        self.hooks.stopped().await;
     }
 
     /// Whether both services' caches have synced.
@@ -97,6 +100,7 @@ pub fn build_with_reads(
     let fleetlock_prefix = settings.fleetlock_prefix.clone();
     let shutdown = settings.shutdown.clone();
     let state = shared(api, caller_reads, clock, settings)?;
+    let hooks = state.hooks.clone();
     let limiters = [&state.api_rate, &state.fleetlock_rate]
         .into_iter()
         .flatten()
@@ -109,6 +113,7 @@ pub fn build_with_reads(
         limiters,
         user_limiters,
         shutdown,
+        hooks,
         router,
         public_router,
         fleetlock_router,
@@ -135,7 +140,7 @@ fn shared(
         .transpose()?;
     let hooks = Arc::new(Hooks {
         metrics: metrics.clone(),
-        notifier: Notifier::start(&settings.notifications, metrics.clone())?,
+        notifier: Notifier::start(&settings.notifications, metrics.clone(), &settings.shutdown)?,
         instance: settings.instance.clone(),
     });
     let options = CoreOptions {
@@ -153,7 +158,7 @@ fn shared(
         .caller_reads(caller_reads.clone())
         .config(settings.restart)
         .sets(settings.sets)
-        .observer(hooks);
+        .observer(hooks.clone());
     if let Some(source) = alerts {
         fleetlock = fleetlock.alerts(Arc::new(source));
     }
@@ -170,6 +175,7 @@ fn shared(
         metrics_open: settings.metrics_open,
         request_timeout: settings.request_timeout,
         stream_recheck: settings.stream_recheck,
+        hooks,
     })))
 }
 

@@ -20,6 +20,16 @@ pub struct Hooks {
     pub instance: String,
 }
 
+impl Hooks {
+    /// Waits until the notifications queued when the shutdown came have been delivered (at
+    /// once without notifications).
+    pub async fn stopped(&self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.stopped().await;
+        }
+    }
+}
+
 impl fleetlock_core::Observer for Hooks {
     fn eviction(&self, outcome: &'static str) {
         self.metrics.eviction(outcome);

@@ -15,6 +15,8 @@ use reqwest::StatusCode;
 use restart_core::RestartNotice;
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 
@@ -100,6 +102,8 @@ impl Notification {
 pub struct Notifier {
     sinks: Vec<Queue>,
     metrics: Arc<Metrics>,
+    /// One worker per sink, for a shutdown to wait for.
+    workers: TaskTracker,
 }
 
 struct Queue {
@@ -118,15 +122,20 @@ struct Sink {
 impl Notifier {
     /// Starts one worker per sink (call inside the runtime); `None` without sinks. A template
     /// that does not compile is an error naming the sink.
+    ///
+    /// Once `shutdown` is cancelled each worker delivers what its queue still holds (with its
+    /// retries) and stops; [`stopped`](Self::stopped) waits for that.
     pub fn start(
         config: &NotificationsConfig,
         metrics: Arc<Metrics>,
+        shutdown: &CancellationToken,
     ) -> anyhow::Result<Option<Self>> {
         if config.sinks.is_empty() {
             return Ok(None);
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut sinks = Vec::new();
+        let workers = TaskTracker::new();
         for sink in &config.sinks {
             let template = match &sink.template {
                 Some(text) => {
@@ -149,14 +158,25 @@ impl Notifier {
                 client,
                 metrics: metrics.clone(),
             };
-            tokio::spawn(worker.run(rx));
+            workers.spawn(worker.run(rx, shutdown.clone()));
             sinks.push(Queue {
                 name: sink.name.clone(),
                 events: sink.events.clone(),
                 tx,
             });
         }
-        Ok(Some(Notifier { sinks, metrics }))
+        workers.close();
+        Ok(Some(Notifier {
+            sinks,
+            metrics,
+            workers,
+        }))
+    }
+
+    /// Waits until every worker has stopped: after the shutdown, once what was queued has
+    /// been delivered (or given up on).
+    pub async fn stopped(&self) {
+        self.workers.wait().await;
     }
 
     /// Queues a notification for every sink that wants it; never waits.
@@ -175,17 +195,35 @@ impl Notifier {
 }
 
 impl Sink {
-    async fn run(self, mut rx: mpsc::Receiver<Arc<Notification>>) {
-        while let Some(notification) = rx.recv().await {
-            let outcome = match self.deliver(&notification).await {
-                Ok(()) => "sent",
-                Err(e) => {
-                    tracing::warn!(sink = %self.config.name, event = %notification.type_, error = %e, "notification not delivered");
-                    "failed"
-                }
+    async fn run(self, mut rx: mpsc::Receiver<Arc<Notification>>, shutdown: CancellationToken) {
+        loop {
+            let notification = tokio::select! {
+                biased;
+                notification = rx.recv() => match notification {
+                    Some(notification) => notification,
+                    None => return,
+                },
+                () = shutdown.cancelled() => break,
             };
-            self.metrics.notification(&self.config.name, outcome);
+            self.send(&notification).await;
         }
+        // Shutting down: nothing new is queued, what is queued still goes out.
+        rx.close();
+        while let Some(notification) = rx.recv().await {
+            self.send(&notification).await;
+        }
+    }
+
+    /// Delivers one notification and counts how it went.
+    async fn send(&self, notification: &Notification) {
+        let outcome = match self.deliver(notification).await {
+            Ok(()) => "sent",
+            Err(e) => {
+                tracing::warn!(sink = %self.config.name, event = %notification.type_, error = %e, "notification not delivered");
+                "failed"
+            }
+        };
+        self.metrics.notification(&self.config.name, outcome);
     }
 
     /// The body and its content type.

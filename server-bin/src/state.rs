@@ -8,6 +8,7 @@ use fleetlock_core::Coordinator;
 use restart_core::Restarter;
 
 use crate::auth::Auth;
+use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 use crate::ratelimit::{PerClient, PerUser};
 
@@ -55,4 +56,6 @@ pub struct Shared {
     pub request_timeout: Duration,
     /// How often a status-stream client is identified and authorised again.
     pub stream_recheck: Duration,
+    /// What the services report to (metrics, notifications), for the shutdown to wait on.
+    pub hooks: Arc<Hooks>,
 }

@@ -239,3 +239,38 @@ async fn failures_are_retried_and_a_dead_receiver_blocks_nothing() {
     }
     assert!(got.try_recv().is_err(), "nothing else arrived");
 }
+
+/// On shutdown the services stop first, then every notification already queued is still
+/// delivered (with its retries) before `App::run` returns: a SIGTERM does not swallow the
+/// announcement of what just happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_delivers_what_is_queued_before_the_services_return() {
+    let (url, mut got, flaky) = receiver().await;
+    // The first attempt is refused (503): the delivery needs a retry after 200 ms.
+    let yaml = format!(
+        "sinks:\n\
+         - {{name: flaky, url: '{url}/flaky', retries: 3, retryInitial: 200ms, events: [reboot.granted]}}\n"
+    );
+    let notifications: NotificationsConfig = serde_saphyr::from_str(&yaml).unwrap();
+    let sim = fleet();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut settings = Settings::new(FleetLockConfig::default(), Allowlist::default());
+    settings.notifications = notifications;
+    settings.shutdown = shutdown.clone();
+    let server = common::serve(&sim, settings).await;
+    let (status, _, body) = server.send(&pre_reboot("n1")).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Asked to stop before the retry: the services stop, the queued notification goes out.
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), server.run)
+        .await
+        .expect("run returns within the bound")
+        .expect("run does not panic");
+    let (path, _, body) = got
+        .try_recv()
+        .expect("delivered before the services returned");
+    assert_eq!(path, "/flaky");
+    assert_eq!(body["type"], "reboot.granted");
+    assert_eq!(flaky.load(Ordering::SeqCst), 2, "one refusal, one retry");
+}

@@ -20,13 +20,15 @@ pub struct Server {
     pub addr: SocketAddr,
     pub sim: SimCluster,
     pub app: Arc<App>,
+    /// The services' loops (`App::run`), until the settings' shutdown token is cancelled.
+    pub run: tokio::task::JoinHandle<()>,
 }
 
 /// Builds the app as the binary does, runs its loops, waits for its caches, and serves it on
 /// 127.0.0.1 with connection info (as the binary does).
 pub async fn serve(sim: &SimCluster, settings: Settings) -> Server {
     let app = Arc::new(build(Arc::new(sim.clone()), Arc::new(sim.clone()), settings).unwrap());
-    tokio::spawn({
+    let run = tokio::spawn({
         let app = app.clone();
         async move { app.run().await }
     });
@@ -43,6 +45,7 @@ pub async fn serve(sim: &SimCluster, settings: Settings) -> Server {
         addr,
         sim: sim.clone(),
         app,
+        run,
     }
 }
 

@@ -166,7 +166,7 @@ async fn a_flood_of_dry_runs_spends_nothing_of_the_lock_writes_budget() {
         )
         .unwrap(),
     );
-    tokio::spawn({
+    let run = tokio::spawn({
         let app = app.clone();
         async move { app.run().await }
     });
@@ -176,6 +176,7 @@ async fn a_flood_of_dry_runs_spends_nothing_of_the_lock_writes_budget() {
         addr: "127.0.0.1:1".parse().unwrap(),
         sim: sim.clone(),
         app,
+        run,
     };
 
     let before = shared.spent();
