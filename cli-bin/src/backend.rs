@@ -165,7 +165,8 @@ impl CliError {
             | K::HealthGateClosed
             | K::OutsideWindow
             | K::BlockedByPods
-            | K::TooSoon => (Exit::FleetLockRefused, None),
+            | K::TooSoon
+            | K::RateLimited => (Exit::FleetLockRefused, None),
             K::TooManyRequests | K::ClusterUnavailable => (Exit::Failure, Some(TRY_AGAIN)),
             _ => (Exit::Failure, None),
         };

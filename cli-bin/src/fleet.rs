@@ -38,7 +38,12 @@ pub(crate) async fn locks(backend: &dyn Backend, io: &mut Io<'_>) -> Result<Exit
         .groups
         .iter()
         .flat_map(|g| {
-            let used = format!("{}/{}", g.holders.len(), g.slots);
+            let used = format!(
+                "{}/{}{}",
+                g.holders.len(),
+                g.slots,
+                rate_text(g.rate.as_ref())
+            );
             let paused = if g.paused {
                 " (paused)".to_string()
             } else {
@@ -72,6 +77,21 @@ pub(crate) async fn locks(backend: &dyn Backend, io: &mut Io<'_>) -> Result<Exit
         .collect();
     io.table(&["GROUP", "SLOTS", "NODE", "PHASE", "AGE"], &rows);
     Ok(Exit::Ok)
+}
+
+/// A group's rate after its slots, as `restartctl locks` shows it: ` (rate 1/3 per 1h)`, and
+/// while the window is full, when the next grant can go (` (rate 3/3 per 1h, next 2026-01-05
+/// 14:05:00Z)`).
+fn rate_text(rate: Option<&fleetlock_core::snapshot::RateSnapshot>) -> String {
+    let Some(r) = rate else {
+        return String::new();
+    };
+    let per = fleetlock_core::config::humanize(std::time::Duration::from_secs(r.per_seconds));
+    let next = r
+        .next_grant_at
+        .map(|at| format!(", next {}", at.strftime("%Y-%m-%d %H:%M:%SZ")))
+        .unwrap_or_default();
+    format!(" (rate {}/{} per {per}{next})", r.granted, r.reboots)
 }
 
 /// `restartctl nodes`: each node's reboot state.
@@ -271,4 +291,29 @@ fn budget_row(b: &BudgetCheck) -> Vec<String> {
         ),
         b.verdict.describe().to_string(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use fleetlock_core::snapshot::RateSnapshot;
+
+    use super::rate_text;
+
+    #[test]
+    fn a_rate_follows_the_slots_with_the_next_grant_while_full() {
+        assert_eq!(rate_text(None), "");
+        let mut rate = RateSnapshot {
+            reboots: 3,
+            per_seconds: 3600,
+            granted: 1,
+            next_grant_at: None,
+        };
+        assert_eq!(rate_text(Some(&rate)), " (rate 1/3 per 1h)");
+        rate.granted = 3;
+        rate.next_grant_at = Some("2026-01-05T14:05:00Z".parse().unwrap());
+        assert_eq!(
+            rate_text(Some(&rate)),
+            " (rate 3/3 per 1h, next 2026-01-05 14:05:00Z)"
+        );
+    }
 }

@@ -24,6 +24,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, InvalidDuration> {
     Duration::try_from(signed).map_err(|_| InvalidDuration(format!("{s:?} must not be negative")))
 }
 
+/// A duration as people write it, to the second: `45s`, `10m`, `1h30m` (seconds dropped
+/// past an hour).
+pub fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, (secs % 3600) / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
 /// Deserializes a duration from a string or a number of seconds.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]

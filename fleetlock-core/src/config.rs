@@ -7,7 +7,11 @@ use cluster_api::LabelSelector;
 use serde::{Deserialize, Deserializer};
 
 use crate::protocol::validate_group;
+
+mod rate;
+
 use crate::window::RebootWindow;
+pub use rate::{MAX_RATE_REBOOTS, RateLimit, RateNow};
 
 /// Everything the coordinator is configured with.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -81,6 +85,9 @@ pub struct GroupConfig {
     /// The least time between two approvals in the group, e.g. to let a node settle.
     #[serde(deserialize_with = "duration")]
     pub min_gap: Duration,
+    /// At most this many grants in any sliding window, besides the slots (`{reboots: 3,
+    /// per: 1h}`); unset (the default): no limit.
+    pub rate: Option<RateLimit>,
     /// Label selectors of pods that block a reboot while one runs on the node
     /// (`app=batch,critical=true`).
     #[serde(deserialize_with = "selectors")]
@@ -364,6 +371,10 @@ impl FleetLockConfig {
                     "group {name:?}: slots must be at least 1 (use paused: true to stop reboots)"
                 ));
             }
+            if let Some(rate) = &group.rate {
+                rate.problem()
+                    .map_or(Ok(()), |p| Err(format!("group {name:?}: {p}")))?;
+            }
             if !group.health_gates.alerts.is_empty() && self.alerts.is_none() {
                 return Err(format!(
                     "group {name:?}: healthGates.alerts needs fleetlock.alerts (the Prometheus or \
@@ -404,6 +415,7 @@ impl Default for GroupConfig {
             paused: false,
             windows: Vec::new(),
             min_gap: Duration::ZERO,
+            rate: None,
             blocking_pods: Vec::new(),
             health_gates: HealthGates::default(),
             recovery: RecoveryConfig::default(),
@@ -455,7 +467,7 @@ impl Default for StuckConfig {
 #[error("{0}")]
 pub struct InvalidConfig(String);
 
-pub use cluster_api::duration::{InvalidDuration, duration, parse_duration};
+pub use cluster_api::duration::{InvalidDuration, duration, humanize, parse_duration};
 
 fn selectors<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LabelSelector>, D::Error> {
     Vec::<String>::deserialize(d)?

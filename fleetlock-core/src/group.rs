@@ -15,6 +15,7 @@ use crate::protocol::{Kind, Refusal};
 use crate::recovery::RecoveryTarget;
 
 mod name;
+mod recent;
 
 pub use name::lease_name;
 
@@ -34,6 +35,10 @@ pub const LAST_APPROVAL_ANNOTATION: &str = "restart-manager.io/last-approval";
 pub const LAST_RETURN_ANNOTATION: &str = "restart-manager.io/last-return";
 /// The grant ([`Holder::grant`]) whose heal last gave a slot of the group back.
 pub const LAST_HEALED_ANNOTATION: &str = "restart-manager.io/last-healed";
+
+/// Annotation with the times of the group's recent grants, oldest first, comma-separated:
+/// only with a rate configured, and only those it still counts (at most its `reboots`).
+pub const RECENT_GRANTS_ANNOTATION: &str = "restart-manager.io/recent-grants";
 
 /// The most bytes the API server lets an object's annotations hold, keys and values together
 /// (apimachinery's `TotalAnnotationSizeLimitB`): a group Lease must fit, whatever its holders.
@@ -165,6 +170,10 @@ pub struct GroupState {
     pub last_return: Option<Timestamp>,
     /// The grant ([`Holder::grant`]) whose heal gave its slot back last.
     pub last_healed: Option<String>,
+    /// When the grants its rate still counts were made, oldest first: at most the rate's
+    /// `reboots`, none older than its `per` when written (empty without a rate, and in a
+    /// Lease written before rates existed).
+    pub recent_grants: Vec<Timestamp>,
     /// The Lease's resourceVersion this state was read at; empty if it does not exist yet.
     pub resource_version: String,
 }
@@ -181,6 +190,7 @@ impl GroupState {
             last_approval: None,
             last_return: None,
             last_healed: None,
+            recent_grants: Vec::new(),
             resource_version: String::new(),
         }
     }
@@ -214,6 +224,15 @@ impl GroupState {
         };
         let last_approval = time(LAST_APPROVAL_ANNOTATION)?;
         let last_return = time(LAST_RETURN_ANNOTATION)?;
+        let recent_grants = lease
+            .annotations
+            .get(RECENT_GRANTS_ANNOTATION)
+            .map_or(Ok(Vec::new()), |list| recent::parse(list))
+            .map_err(|source| UnreadableLock::Time {
+                lease: lease.name.clone(),
+                annotation: RECENT_GRANTS_ANNOTATION,
+                source,
+            })?;
         Ok(GroupState {
             group,
             holders,
@@ -224,6 +243,7 @@ impl GroupState {
             last_approval,
             last_return,
             last_healed: lease.annotations.get(LAST_HEALED_ANNOTATION).cloned(),
+            recent_grants,
             resource_version: lease.resource_version.clone(),
         })
     }
@@ -261,6 +281,7 @@ impl GroupState {
                 self.last_return.map(|at| at.to_string()),
             ),
             ours(LAST_HEALED_ANNOTATION, self.last_healed.clone()),
+            ours(RECENT_GRANTS_ANNOTATION, recent::join(&self.recent_grants)),
         ];
         for (key, value) in annotations {
             match value {
@@ -452,12 +473,13 @@ pub enum UnreadableLock {
         /// Why the JSON did not parse.
         source: serde_json::Error,
     },
-    /// Its last approval or return is not a timestamp.
+    /// Its last approval or return, or one of its recent grants, is not a timestamp.
     #[error("lease {lease} has an unreadable {annotation}: {source}")]
     Time {
         /// The Lease's name.
         lease: String,
-        /// The annotation's key: [`LAST_APPROVAL_ANNOTATION`] or [`LAST_RETURN_ANNOTATION`].
+        /// The annotation's key: [`LAST_APPROVAL_ANNOTATION`], [`LAST_RETURN_ANNOTATION`] or
+        /// [`RECENT_GRANTS_ANNOTATION`].
         annotation: &'static str,
         /// Why the timestamp did not parse.
         source: jiff::Error,

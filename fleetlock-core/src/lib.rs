@@ -90,8 +90,8 @@ pub use cluster_api::{CoreBuilder, CoreOptions};
 pub use config::{
     AlertsApi, AlertsConfig, BasicAuth, DEFAULT_GROUP_LABEL, DEFAULT_MAX_UNKNOWN_GROUPS,
     DrainConfig, FleetLockConfig, GateScope, GroupConfig, HealthGates, InvalidConfig,
-    InvalidDuration, OnDrainTimeout, OnUnreachable, RecoveryConfig, StuckConfig, UnchangedBootId,
-    UnknownGroups,
+    InvalidDuration, OnDrainTimeout, OnUnreachable, RateLimit, RecoveryConfig, StuckConfig,
+    UnchangedBootId, UnknownGroups,
 };
 #[cfg(feature = "sabotage")]
 pub use coordinator::Sabotage;

@@ -26,6 +26,7 @@
 //! | `outside_window` | 423 | not inside one of the group's reboot windows |
 //! | `blocked_by_pods` | 423 | a pod matching a blocking selector runs on the node |
 //! | `too_soon` | 423 | the group's minimum gap between reboots has not passed |
+//! | `rate_limited` | 423 | the group's rate allows no more grants in the window ending now |
 //! | `too_many_requests` | 429 | this client asked too often; `Retry-After` says when to ask again |
 //! | `cluster_unavailable` | 503 | the Kubernetes API could not be reached |
 //! | `internal` | 500 | anything else that is our fault |
@@ -121,6 +122,7 @@ pub enum Kind {
     OutsideWindow,
     BlockedByPods,
     TooSoon,
+    RateLimited,
     TooManyRequests,
     ClusterUnavailable,
     Internal,
@@ -130,7 +132,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table.
-    pub const ALL: [Kind; 26] = [
+    pub const ALL: [Kind; 27] = [
         Kind::MissingProtocolHeader,
         Kind::MethodNotAllowed,
         Kind::InvalidBody,
@@ -154,6 +156,7 @@ impl Kind {
         Kind::OutsideWindow,
         Kind::BlockedByPods,
         Kind::TooSoon,
+        Kind::RateLimited,
         Kind::TooManyRequests,
         Kind::ClusterUnavailable,
         Kind::Internal,
@@ -185,6 +188,7 @@ impl Kind {
             Kind::OutsideWindow => "outside_window",
             Kind::BlockedByPods => "blocked_by_pods",
             Kind::TooSoon => "too_soon",
+            Kind::RateLimited => "rate_limited",
             Kind::TooManyRequests => "too_many_requests",
             Kind::ClusterUnavailable => "cluster_unavailable",
             Kind::Internal => "internal",
@@ -220,7 +224,8 @@ impl Kind {
             | Kind::HealthGateClosed
             | Kind::OutsideWindow
             | Kind::BlockedByPods
-            | Kind::TooSoon => 423,
+            | Kind::TooSoon
+            | Kind::RateLimited => 423,
             Kind::TooManyRequests => 429,
             Kind::Internal => 500,
             Kind::ClusterUnavailable => 503,

@@ -43,11 +43,30 @@ pub struct GroupSnapshot {
     pub min_gap_seconds: u64,
     /// When the group last approved a reboot, from its Lease; `None` if it never has.
     pub last_approval: Option<Timestamp>,
+    /// Its rate and where it stands against it now; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateSnapshot>,
     /// Who holds its slots.
     pub holders: Vec<HolderSnapshot>,
     /// Its health gates that are closed now, in words: no new slot until they open.
     #[serde(default)]
     pub closed_gates: Vec<String>,
+}
+
+/// A group's rate ([`crate::RateLimit`]) at the snapshot's time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RateSnapshot {
+    /// How many grants the window allows.
+    pub reboots: u32,
+    /// The sliding window's length, in seconds.
+    pub per_seconds: u64,
+    /// Grants within the window ending now (more than `reboots` only after it was lowered).
+    pub granted: u32,
+    /// While the window is full: when the next grant becomes possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_grant_at: Option<Timestamp>,
 }
 
 /// One slot's holder.

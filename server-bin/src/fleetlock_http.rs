@@ -126,7 +126,7 @@ enum FleetLockRefusals {
     /// Not now, ask again: `lock_held`, `too_many_groups`, `draining`, `drain_blocked`,
     /// `drain_would_block`, `drain_timed_out`, `group_paused`, `node_recovering`,
     /// `node_opted_out`, `health_gate_closed`, `outside_window`, `blocked_by_pods`,
-    /// `too_soon`.
+    /// `too_soon`, `rate_limited`.
     #[response(status = 423)]
     Locked(Refusal),
     /// `too_many_requests`; `Retry-After` says when to ask again.

@@ -9,6 +9,7 @@
 //! | `fleetlock_lock_age_seconds` | gauge | `group` (the oldest holder's) |
 //! | `fleetlock_stuck_holders` | gauge | `group` |
 //! | `fleetlock_group_paused` | gauge | `group` |
+//! | `fleetlock_rate_grants_left` | gauge | `group` (only groups with a `rate`) |
 //! | `fleetlock_drain_duration_seconds` | histogram | `group`, `outcome` |
 //! | `fleetlock_evictions_total` | counter | `outcome` |
 //!
@@ -52,6 +53,7 @@ pub struct Metrics {
     lock_age: IntGaugeVec,
     stuck: IntGaugeVec,
     paused: IntGaugeVec,
+    rate_left: IntGaugeVec,
     drain_seconds: HistogramVec,
     evictions: IntCounterVec,
     watchers: IntGaugeVec,
@@ -189,6 +191,10 @@ impl Metrics {
                 "fleetlock_group_paused",
                 "1 while new reboots in the group are paused.",
             )?,
+            rate_left: r.group_gauge(
+                "fleetlock_rate_grants_left",
+                "Grants the group's rate still allows in the window ending now (groups with a rate).",
+            )?,
             drain_seconds: r.histogram(
                 "fleetlock_drain_duration_seconds",
                 "Time from slot grant to the end of the drain, by outcome (completed, timed_out, cancelled).",
@@ -285,6 +291,7 @@ impl Metrics {
             &self.lock_age,
             &self.stuck,
             &self.paused,
+            &self.rate_left,
         ] {
             gauge.reset();
         }
@@ -307,6 +314,11 @@ impl Metrics {
             self.paused
                 .with_label_values(&g)
                 .set(i64::from(group.paused));
+            if let Some(rate) = &group.rate {
+                self.rate_left
+                    .with_label_values(&g)
+                    .set(i64::from(rate.reboots.saturating_sub(rate.granted)));
+            }
         }
     }
 

@@ -93,3 +93,40 @@ fn alert_gates_read_from_the_file_and_need_a_source() {
     let error = no_scheme.validate().unwrap_err().to_string();
     assert!(error.contains("http://"), "{error}");
 }
+
+#[test]
+fn a_rate_reads_from_the_file_and_is_off_by_default() {
+    assert_eq!(GroupConfig::default().rate, None);
+    let config: FleetLockConfig =
+        serde_saphyr::from_str("groups:\n  workers:\n    rate: {reboots: 3, per: 1h}\n").unwrap();
+    config.validate().unwrap();
+    assert_eq!(
+        config.groups["workers"].rate,
+        Some(RateLimit {
+            reboots: 3,
+            per: Duration::from_secs(3600)
+        })
+    );
+}
+
+#[test]
+fn a_bad_rate_is_refused_naming_the_group_and_the_field() {
+    for (rate, field) in [
+        ("{reboots: 0, per: 1h}", "rate.reboots"),
+        ("{reboots: 3, per: 0s}", "rate.per"),
+        ("{reboots: 100000, per: 1h}", "rate.reboots"),
+    ] {
+        let yaml = format!("groups:\n  workers:\n    rate: {rate}\n");
+        let config: FleetLockConfig = serde_saphyr::from_str(&yaml).unwrap();
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("\"workers\""), "{message}");
+        assert!(message.contains(field), "{message}");
+    }
+    let yaml = "groupDefaults:\n  rate: {reboots: 0, per: 1h}\n";
+    let config: FleetLockConfig = serde_saphyr::from_str(yaml).unwrap();
+    let message = config.validate().unwrap_err().to_string();
+    assert!(message.contains("groupDefaults"), "{message}");
+    let missing: Result<FleetLockConfig, _> =
+        serde_saphyr::from_str("groups:\n  workers:\n    rate: {reboots: 3}\n");
+    assert!(missing.is_err());
+}

@@ -1,12 +1,11 @@
 //! The grant policy: whether a group may hand out a slot now, as a plain function of its
 //! configuration, its stored state and the time.
 
-use std::time::Duration;
-
 use cluster_api::Timestamp;
+pub(super) use cluster_api::duration::humanize;
 use jiff::SignedDuration;
 
-use crate::config::GroupConfig;
+use crate::config::{GroupConfig, RateNow};
 use crate::group::GroupState;
 use crate::nodes::NodeView;
 use crate::protocol::{Kind, Refusal};
@@ -61,6 +60,7 @@ pub(super) fn check_grant(
             ));
         }
     }
+    check_rate(group, config, state, now)?;
     if state.slots_taken() >= config.slots as usize {
         // The caller is not told which nodes hold the slots; the fleet view and the Lease
         // show it to those allowed to see.
@@ -75,17 +75,45 @@ pub(super) fn check_grant(
     Ok(())
 }
 
+/// Refuses (`rate_limited`) a grant while the group's rate counts as many grants in the
+/// window ending now as it allows.
+fn check_rate(
+    group: &str,
+    config: &GroupConfig,
+    state: &GroupState,
+    now: Timestamp,
+) -> Result<(), Refusal> {
+    let Some(rate) = &config.rate else {
+        return Ok(());
+    };
+    let RateNow { granted, next_at } = rate.at(&state.recent_grants, now);
+    match next_at {
+        None => Ok(()),
+        Some(next) => Err(Refusal::new(
+            Kind::RateLimited,
+            format!(
+                "group {group} granted {granted} reboot{} in the last {} (its rate: {}); the \
+                 next can be granted at {next}",
+                if granted == 1 { "" } else { "s" },
+                humanize(rate.per),
+                rate.describe(),
+            ),
+        )),
+    }
+}
+
+/// `state` after a grant `now`: its recent grants recorded for the group's rate (and
+/// forgotten without one).
+pub(super) fn record_grant(config: &GroupConfig, state: &mut GroupState, now: Timestamp) {
+    state.recent_grants = match &config.rate {
+        Some(rate) => rate.record(&state.recent_grants, now),
+        None => Vec::new(),
+    };
+}
+
 pub(super) fn needs_tidying(view: &NodeView) -> bool {
     view.cordoned_by_us || view.state.as_deref().is_some_and(|s| s != "ready")
 }
 
-pub(super) fn humanize(d: Duration) -> String {
-    let secs = d.as_secs();
-    match (secs / 3600, (secs % 3600) / 60, secs % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
-    }
-}
+#[cfg(test)]
+mod tests;

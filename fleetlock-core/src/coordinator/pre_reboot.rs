@@ -14,7 +14,7 @@ use cluster_api::EventType;
 
 use super::admit::{check_caller, check_group, check_opt_out, check_room_for_group, group_config};
 use super::grants::Whose;
-use super::policy::check_grant;
+use super::policy::{check_grant, record_grant};
 use super::{Coordinator, Inner};
 use crate::config::GroupConfig;
 use crate::drain::DrainPhase;
@@ -170,10 +170,12 @@ impl Coordinator {
                         check_room_for_group(&inner.config, &params.group, groups.keys())
                     })?;
                 }
-                check_grant(&params.group, config, state, inner.clock.now())?;
+                let now = inner.clock.now();
+                check_grant(&params.group, config, state, now)?;
+                record_grant(config, state, now);
                 state.holders.push(Holder {
                     evicts: evicts.clone(),
-                    ..Holder::granted(&params.id, &node.name, inner.clock.now(), &inner.instance)
+                    ..Holder::granted(&params.id, &node.name, now, &inner.instance)
                 });
                 Ok(Grant::New)
             })

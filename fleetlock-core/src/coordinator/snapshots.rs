@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use cluster_api::Timestamp;
 
 use super::Inner;
+use crate::config::GroupConfig;
 use crate::group::GroupState;
-use crate::snapshot::{FleetSnapshot, GroupSnapshot, HolderSnapshot, NodeSnapshot};
+use crate::snapshot::{FleetSnapshot, GroupSnapshot, HolderSnapshot, NodeSnapshot, RateSnapshot};
 use crate::window::in_any_window;
 
 impl Inner {
@@ -79,6 +80,7 @@ impl Inner {
                     in_window: in_any_window(&config.windows, now),
                     min_gap_seconds: config.min_gap.as_secs(),
                     last_approval: state.last_approval,
+                    rate: rate_snapshot(config, &state, now),
                     holders,
                     closed_gates: std::mem::take(closed_gates),
                 }
@@ -116,4 +118,16 @@ impl Inner {
             nodes: node_snapshots,
         }
     }
+}
+
+/// Where `state` stands against the group's rate at `now`, if it has one.
+fn rate_snapshot(config: &GroupConfig, state: &GroupState, now: Timestamp) -> Option<RateSnapshot> {
+    let rate = config.rate?;
+    let at = rate.at(&state.recent_grants, now);
+    Some(RateSnapshot {
+        reboots: rate.reboots,
+        per_seconds: rate.per.as_secs(),
+        granted: at.granted,
+        next_grant_at: at.next_at,
+    })
 }

@@ -42,6 +42,7 @@ fn state_round_trips_through_a_lease() {
     state.paused = true;
     state.last_approval = Some(t);
     state.last_return = Some(t);
+    state.recent_grants = vec![t, "2026-01-05T09:30:00Z".parse().unwrap()];
     state.holders.push(Holder {
         phase: HolderPhase::Recovering,
         approved_at: Some(t),
@@ -54,6 +55,35 @@ fn state_round_trips_through_a_lease() {
     let lease = state.to_lease("ns", t);
     assert_eq!(lease.holder_identity.as_deref(), Some("n1"));
     assert_eq!(GroupState::from_lease(&lease).unwrap(), state);
+    assert_eq!(
+        lease.annotations[RECENT_GRANTS_ANNOTATION],
+        "2026-01-05T09:00:00Z,2026-01-05T09:30:00Z"
+    );
+}
+
+/// A Lease written before rates existed has no recent grants; none are written while there
+/// are none; one that cannot be read is an error, never an empty list (that would let the
+/// rate be exceeded).
+#[test]
+fn recent_grants_are_absent_empty_or_read_whole() {
+    let t: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
+    let mut lease = GroupState::empty("workers").to_lease("ns", t);
+    assert!(!lease.annotations.contains_key(RECENT_GRANTS_ANNOTATION));
+    assert!(
+        GroupState::from_lease(&lease)
+            .unwrap()
+            .recent_grants
+            .is_empty()
+    );
+    lease
+        .annotations
+        .insert(RECENT_GRANTS_ANNOTATION.into(), "yesterday".into());
+    assert!(
+        GroupState::from_lease(&lease)
+            .unwrap_err()
+            .to_string()
+            .contains(RECENT_GRANTS_ANNOTATION)
+    );
 }
 
 /// A node takes one slot, however many entries a version that keyed holders by the id as

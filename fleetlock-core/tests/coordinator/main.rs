@@ -21,6 +21,7 @@ mod identity;
 mod lease_size;
 mod notices;
 mod policies;
+mod rate;
 mod recovery;
 mod recovery_edges;
 mod rules;

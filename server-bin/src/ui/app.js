@@ -331,9 +331,11 @@ async function fleet() {
       const div = document.createElement("div");
       div.className = "card";
       const holders = g.holders.map((h) => `${h.node}, ${holderState(h)} (${ago(h.since)})`).join("; ") || "none";
-      div.innerHTML = `<h3></h3><p class="slots"></p><p class="muted holders"></p><p class="muted windows"></p><p class="error gates"></p>`;
+      div.innerHTML = `<h3></h3><p class="slots"></p><p class="muted rate"></p><p class="muted holders"></p><p class="muted windows"></p><p class="error gates"></p>`;
       $("h3", div).textContent = g.name + (g.paused ? " — paused" : "");
       $(".slots", div).textContent = `${g.holders.length} of ${g.slots} slot${g.slots === 1 ? "" : "s"} in use`;
+      $(".rate", div).textContent = rateText(g.rate);
+      $(".rate", div).hidden = !g.rate;
       $(".holders", div).textContent = `Holders: ${holders}`;
       $(".windows", div).textContent = g.windows.length ? `Windows: ${g.windows.join("; ")}${g.inWindow ? " (open now)" : ""}` : "Any time";
       $(".gates", div).textContent = g.closedGates && g.closedGates.length ? `No new reboots while ${g.closedGates.join("; ")}` : "";
@@ -362,6 +364,14 @@ async function fleet() {
   } catch (err) {
     notice(`Could not load the node reboots: ${err.message}`);
   }
+}
+
+// A group's rate and where it stands, in words: "Rate: 1 of 3 reboots in the last 1h".
+function rateText(r) {
+  if (!r) return "";
+  const s = r.perSeconds, per = s % 3600 === 0 ? `${s / 3600}h` : s % 60 === 0 ? `${s / 60}m` : `${s}s`;
+  const text = `Rate: ${r.granted} of ${r.reboots} reboot${r.reboots === 1 ? "" : "s"} in the last ${per}`;
+  return r.nextGrantAt ? `${text}; the next can be granted at ${new Date(r.nextGrantAt).toLocaleString()}` : text;
 }
 
 // Where a slot holder is, in words: its drain's progress, or, once it said steady-state,

@@ -270,3 +270,43 @@ async fn a_drain_that_would_block_is_refused_and_its_plan_is_served() {
     assert_eq!(status, 404, "{missing}");
     assert!(missing.contains("\"kind\":\"unknown_node\""), "{missing}");
 }
+
+/// A group's rate over HTTP: a refusal Zincati retries (423, never a 5xx), the grants left in
+/// the metrics, and where the group stands in the fleet view.
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_group_answers_423_and_shows_its_rate() {
+    let mut config = FleetLockConfig::default();
+    let group = config.groups.get_mut("default").unwrap();
+    group.slots = 2;
+    group.rate = Some(fleetlock_core::RateLimit {
+        reboots: 1,
+        per: Duration::from_secs(3600),
+    });
+    let s = serve(&fleet(), config, "/").await;
+    assert_eq!(zincati(&s, "pre-reboot", "n1", "default").await.0, 200);
+    let (status, body) = zincati(&s, "pre-reboot", "n2", "default").await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (423, "rate_limited"),
+        "{body}"
+    );
+    assert!(body.contains("the next can be granted at"), "{body}");
+
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+    let (_, _, metrics) = s.send(get("/metrics").as_bytes()).await;
+    for line in [
+        "fleetlock_rate_grants_left{group=\"default\"} 0",
+        "fleetlock_requests_total{endpoint=\"pre-reboot\",outcome=\"rate_limited\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+    let (_, _, fleet) = s.send(get("/api/v1/fleet").as_bytes()).await;
+    let fleet: serde_json::Value = serde_json::from_str(&fleet).unwrap();
+    let rate = &fleet["groups"][0]["rate"];
+    assert_eq!(
+        (&rate["reboots"], &rate["perSeconds"]),
+        (&1.into(), &3600.into())
+    );
+    assert_eq!(rate["granted"], 1);
+    assert!(rate["nextGrantAt"].is_string(), "{rate}");
+}
