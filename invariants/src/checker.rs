@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_sim::{Auditor, ClusterView, SimCluster, Write, Writer};
+use fleetlock_core::RateLimit;
 use fleetlock_core::drain::DrainOptions;
 use fleetlock_core::group::GroupState;
 use fleetlock_core::nodes::CORDONED_ANNOTATION;
@@ -62,6 +63,12 @@ impl Invariants {
     /// off.
     pub fn set_stuck_release(&self, after: Option<Duration>) {
         self.state.lock().stuck_release = after;
+    }
+
+    /// The replicas grant every group at most `rate`; their clocks disagree by up to
+    /// `clocks_apart`, which a grant's window may lose. `None` (the default): no rate.
+    pub fn set_rate(&self, rate: Option<RateLimit>, clocks_apart: Duration) {
+        self.state.lock().rate = rate.map(|r| (r, clocks_apart));
     }
 
     /// Every violation seen so far, in order.

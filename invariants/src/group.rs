@@ -72,6 +72,7 @@ pub(crate) fn group_write(
         .map(|h| format!("{} (granted by {})", h.node, h.granted_by))
         .collect();
     slots_exceeded(checks, &write, &added);
+    rate_exceeded(checks, &write, added.len());
     held_twice(checks, &write, &added);
     released_unhealed(checks, &write, cluster);
     rebooting_slot_freed(checks, &write, cluster);
@@ -94,6 +95,40 @@ fn slots_exceeded(checks: &mut Checks, write: &GroupWrite<'_>, added: &[String])
                 added.join(", "),
                 after.holders.len(),
                 names(after.holders.iter().map(|h| h.node.as_str()))
+            ),
+        );
+    }
+}
+
+/// A group grants no more than its rate allows in any window: `added` grants were written
+/// now. The window is judged by the cluster's clock, shortened by how far the replicas'
+/// clocks may disagree (a replica whose clock runs ahead sees older grants as older still).
+fn rate_exceeded(checks: &mut Checks, write: &GroupWrite<'_>, added: usize) {
+    let Some((rate, clocks_apart)) = checks.rate else {
+        return;
+    };
+    if added == 0 {
+        return;
+    }
+    let group = write.after.group.clone();
+    let window = rate.per.saturating_sub(clocks_apart);
+    let since = write
+        .now
+        .checked_sub(jiff::SignedDuration::try_from(window).unwrap_or_default())
+        .unwrap_or(write.now);
+    let grants = checks.grants.entry(group.clone()).or_default();
+    grants.extend(std::iter::repeat_n(write.now, added));
+    grants.retain(|at| *at > since);
+    if grants.len() > rate.reboots as usize {
+        let count = grants.len();
+        checks.violation(
+            Invariant::RateExceeded,
+            write.now,
+            format!(
+                "group {group} granted {count} reboots within {} (its rate: {} per {})",
+                cluster_api::duration::humanize(window),
+                rate.reboots,
+                cluster_api::duration::humanize(rate.per)
             ),
         );
     }

@@ -19,6 +19,7 @@
 //! | a workload is restarted only by the holder of its lock ([`Invariant::RestartWithoutLock`]) | every restart patch, as it arrives |
 //! | a restart is applied once: a set member or a scheduled due time is restarted once, whoever drives it and whatever answers are lost ([`Invariant::RestartRepeated`]) | every restart patch applied |
 //! | a set run never has more members restarting than its concurrency ([`Invariant::SetConcurrencyExceeded`]) | every set run write |
+//! | a group grants no more reboots in its rate's window than the rate allows ([`Invariant::RateExceeded`]) | every group Lease write that grants |
 //!
 //! Evictions and restart patches are judged when they arrive, before any latency the
 //! simulation injects delays them: Kubernetes has no transaction spanning a Lease and a pod or

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use cluster_api::{Lease, Timestamp, WorkloadRef};
+use fleetlock_core::RateLimit;
 use fleetlock_core::group::{LOCK_LABEL, LOCK_LABEL_VALUE};
 use restart_core::lock::{self, lock_of};
 
@@ -17,6 +18,10 @@ pub(crate) struct Checks {
     pub(crate) default_slots: u32,
     /// With `stuck.release` on: how long a holder holds its slot before it may be taken.
     pub(crate) stuck_release: Option<Duration>,
+    /// Every group's rate, and how far the replicas' clocks may disagree.
+    pub(crate) rate: Option<(RateLimit, Duration)>,
+    /// Per group: when (simulated time) each grant was written, oldest first.
+    pub(crate) grants: HashMap<String, Vec<Timestamp>>,
     pub(crate) violations: Vec<Violation>,
     pub(crate) checked: Checked,
     /// The restart id each restart patch was sent under, by workload and `restartedAt`.

@@ -50,6 +50,9 @@ pub enum Invariant {
     RestartRepeated,
     /// A set run had more members restarting at once than its concurrency.
     SetConcurrencyExceeded,
+    /// A group granted more reboots within its rate's window than the rate allows, judged by
+    /// the cluster's clock less the most the replicas' clocks may disagree.
+    RateExceeded,
     /// A lock restart-manager wrote could not be read back.
     UnreadableLock,
     /// Once faults stopped, a node that kept asking was not approved in time.

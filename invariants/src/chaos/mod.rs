@@ -27,7 +27,8 @@ use tokio::time::{Instant, sleep};
 
 use crate::{Invariant, Invariants, Violation};
 use agents::{agent, chaos};
-pub use plan::{NAMESPACE, Plan, RELEASE_AFTER, Report};
+use plan::CLOCKS_APART;
+pub use plan::{NAMESPACE, Plan, RATE_WINDOW, RELEASE_AFTER, Report};
 use world::{Replica, World, allowlist, cluster};
 
 /// Runs a plan to its end and reports. Violations are in the report, not panics.
@@ -84,6 +85,7 @@ fn world(plan: &Plan) -> Arc<World> {
         },
         plan.slots,
     );
+    checker.set_rate(plan.rate(), CLOCKS_APART);
     // Replicas' clocks disagree by up to two minutes, by seed; never by whole seconds (on the
     // paused clock most things happen on whole seconds, and two replicas' stamps would meet
     // far more often than real clocks' do).
@@ -109,6 +111,7 @@ fn world(plan: &Plan) -> Arc<World> {
         allowlist: Mutex::new(allowlist(true)),
         sabotage: plan.sabotage,
         on_timeout: plan.on_timeout(),
+        rate: plan.rate(),
         report: Mutex::new(Report {
             seed: plan.seed,
             on_timeout: plan.on_timeout(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fleetlock_core::OnDrainTimeout;
+use fleetlock_core::{OnDrainTimeout, RateLimit};
 
 use crate::{Checked, Violation};
 
@@ -38,6 +38,12 @@ pub struct Plan {
     pub on_timeout: Option<OnDrainTimeout>,
 }
 
+/// The window of the groups' rate in runs that have one ([`Plan::rate`]).
+pub const RATE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// How far the replicas' clocks may disagree: each is off the cluster's by up to two minutes.
+pub(super) const CLOCKS_APART: Duration = Duration::from_secs(4 * 60);
+
 /// `drain.timeout` in runs whose drains release on timeout: short enough that drains slowed
 /// by the budgets and the chaos overrun it.
 pub const RELEASE_AFTER: Duration = Duration::from_secs(30);
@@ -56,6 +62,16 @@ impl Plan {
             sabotage: false,
             on_timeout: None,
         }
+    }
+
+    /// The groups' rate in this run: one seed in five has one (none of the regression seeds),
+    /// a reboot more per quarter of an hour than the slots, so that it binds while the slots
+    /// do not always.
+    pub fn rate(&self) -> Option<RateLimit> {
+        (self.seed % 5 == 3).then(|| RateLimit {
+            reboots: self.slots + 1,
+            per: RATE_WINDOW,
+        })
     }
 
     /// What the drains do past their timeout in this run.

@@ -11,7 +11,7 @@ use cluster_api::cron::Cron;
 use cluster_api::{LabelSelector, Node, WorkloadRef};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::config::{DEFAULT_GROUP_LABEL, GroupConfig};
-use fleetlock_core::{Coordinator, FleetLockConfig, OnDrainTimeout};
+use fleetlock_core::{Coordinator, FleetLockConfig, OnDrainTimeout, RateLimit};
 use parking_lot::Mutex;
 use restart_core::schedule::Schedule;
 use restart_core::sets::OnFailure;
@@ -52,6 +52,8 @@ pub(super) struct World {
     pub(super) allowlist: Mutex<Allowlist>,
     pub(super) sabotage: bool,
     pub(super) on_timeout: OnDrainTimeout,
+    /// Every group's rate in this run, if it has one.
+    pub(super) rate: Option<RateLimit>,
     pub(super) report: Mutex<Report>,
     /// Agents that have not finished, by node.
     pub(super) unfinished: Mutex<BTreeSet<String>>,
@@ -171,6 +173,7 @@ impl World {
     pub(super) fn config(&self, slots: u32) -> FleetLockConfig {
         let group = GroupConfig {
             slots,
+            rate: self.rate,
             ..GroupConfig::default()
         };
         let mut config = FleetLockConfig {

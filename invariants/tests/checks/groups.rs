@@ -166,3 +166,29 @@ async fn an_admins_cordon_undone_through_the_api_is_flagged() {
     sim.patch_node("n3", &uncordon).await.unwrap();
     assert_eq!(found(&checker), [Invariant::AdminCordonUndone]);
 }
+
+/// More grants within a rate's window than the rate allows are flagged, judged by the
+/// cluster's clock less how far the replicas' clocks may disagree; a grant the window has left
+/// behind no longer counts.
+#[tokio::test(start_paused = true)]
+async fn grants_beyond_the_rate_within_its_window_are_flagged() {
+    let (sim, checker, _) = cluster();
+    checker.set_slots("default", 3);
+    let rate = fleetlock_core::RateLimit {
+        reboots: 1,
+        per: Duration::from_secs(10 * 60),
+    };
+    checker.set_rate(Some(rate), Duration::from_secs(60));
+    let n1 = holder("n1", HolderPhase::Draining, &sim);
+    write_group(&sim, vec![n1.clone()]).await;
+    // 9 minutes later, the window less a minute of clocks apart has passed: allowed.
+    tokio::time::advance(Duration::from_secs(9 * 60)).await;
+    let n2 = holder("n2", HolderPhase::Draining, &sim);
+    write_group(&sim, vec![n1.clone(), n2.clone()]).await;
+    assert!(found(&checker).is_empty(), "{:?}", checker.violations());
+    // A minute later a third grant: two within 9 minutes, one more than the rate.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let n3 = holder("n3", HolderPhase::Draining, &sim);
+    write_group(&sim, vec![n1, n2, n3]).await;
+    assert_eq!(found(&checker), [Invariant::RateExceeded]);
+}
