@@ -2,7 +2,7 @@
 //! configuration, its stored state and the time.
 
 use cluster_api::Timestamp;
-pub(super) use cluster_api::duration::humanize;
+use cluster_api::duration::humanize;
 use jiff::SignedDuration;
 
 use crate::config::{GroupConfig, RateNow};

@@ -2,10 +2,10 @@
 //! grant is still draining, or warn once and keep waiting.
 
 use cluster_api::EventType;
+use cluster_api::duration::humanize;
 
 use super::state::Drainer;
 use crate::config::OnDrainTimeout;
-use crate::coordinator::policy::humanize;
 use crate::drain::DrainPhase;
 use crate::notices::RebootTransition;
 
