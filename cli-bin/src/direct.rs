@@ -1,11 +1,10 @@
 //! Direct mode: the cores themselves, on the user's kubeconfig, with the same Leases as the
 //! server, so a restart from here and one from the page exclude each other.
 
-use cluster_api::CoreBuilder;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cluster_api::{Clock, ClusterApi, WorkloadRef};
+use cluster_api::{Clock, ClusterApi, CoreBuilder, WorkloadRef};
 use fleetlock_core::{Coordinator, FleetSnapshot, NodePlan};
 use futures::StreamExt;
 use futures::stream::BoxStream;

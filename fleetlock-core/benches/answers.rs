@@ -5,10 +5,10 @@
 //!
 //! `cargo bench -p fleetlock-core --bench answers [-- NODES]`
 
-use cluster_api::CoreBuilder;
 use std::sync::Arc;
 use std::time::Instant;
 
+use cluster_api::CoreBuilder;
 use cluster_sim::{SimCluster, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 

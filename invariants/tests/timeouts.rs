@@ -3,11 +3,10 @@
 //! [`Invariant::RebootingSlotFreed`] catches a coordinator built with the defect, and stays
 //! quiet about the one without it.
 
-use cluster_api::CoreBuilder;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{ClusterApi, LabelSelector, Pod};
+use cluster_api::{ClusterApi, CoreBuilder, LabelSelector, Pod};
 use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster, machine_id_for};
 use fleetlock_core::drain::DrainOptions;
 use fleetlock_core::group::{GroupState, lease_name};

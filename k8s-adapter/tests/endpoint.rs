@@ -3,11 +3,10 @@
 //! watches with bookmarks and relists, evictions through budgets, Lease compare-and-swap,
 //! Events, throttling, all through real HTTP.
 
-use cluster_api::CoreBuilder;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{ClusterApi, Error, LabelSelector, WatchEvent};
+use cluster_api::{ClusterApi, CoreBuilder, Error, LabelSelector, WatchEvent};
 use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{Budget, IntOrPercent, Operation, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};

@@ -3,12 +3,11 @@
 //!
 //! Uses `$KUBECTL`, or `kubectl` on the PATH (`.ci/run` installs a pinned one).
 
-use cluster_api::CoreBuilder;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{LabelSelector, WorkloadKind, WorkloadRef};
+use cluster_api::{CoreBuilder, LabelSelector, WorkloadKind, WorkloadRef};
 use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};

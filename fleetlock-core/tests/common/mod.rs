@@ -1,10 +1,9 @@
 //! Fixtures shared by the coordinator tests.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-use cluster_api::CoreBuilder;
 use std::sync::Arc;
 
-use cluster_api::{LabelSelector, Pod};
+use cluster_api::{CoreBuilder, LabelSelector, Pod};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use tokio::sync::watch;

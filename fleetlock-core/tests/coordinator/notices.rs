@@ -1,9 +1,9 @@
 //! Reboot notices: every transition announced once across replicas, even those two replicas
 //! both see (a blocked drain, a node back, a stuck holder).
 
-use cluster_api::CoreBuilder;
 use std::sync::Arc;
 
+use cluster_api::CoreBuilder;
 use fleetlock_core::{Coordinator, Observer, RebootNotice, RebootTransition as T};
 use parking_lot::Mutex;
 

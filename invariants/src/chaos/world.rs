@@ -1,14 +1,13 @@
 //! The simulated cluster of a run and its server replicas: started, crashed where they stand,
 //! and called as a request to that process would be.
 
-use cluster_api::CoreBuilder;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_api::cron::Cron;
-use cluster_api::{LabelSelector, Node, WorkloadRef};
+use cluster_api::{CoreBuilder, LabelSelector, Node, WorkloadRef};
 use cluster_sim::{Budget, IntOrPercent, SimCluster, WorkloadSpec, machine_id_for};
 use fleetlock_core::config::{DEFAULT_GROUP_LABEL, GroupConfig};
 use fleetlock_core::{Coordinator, FleetLockConfig, OnDrainTimeout, RateLimit};

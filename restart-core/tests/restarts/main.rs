@@ -1,11 +1,10 @@
 //! Restarts on the simulated cluster: all three kinds, refusals, locks between replicas,
 //! expiry, failed and stalled rollouts, Events and counters.
 
-use cluster_api::CoreBuilder;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster_api::{Clock, Error, Node, Timestamp, WorkloadKind, WorkloadRef};
+use cluster_api::{Clock, CoreBuilder, Error, Node, Timestamp, WorkloadKind, WorkloadRef};
 use cluster_sim::{Operation, SimCluster, StrategyName, WorkloadSpec};
 use restart_core::{
     Allowlist, ErrorKind, Identity, Outcome, Phase, RESTARTED_AT, RestartConfig, RestartError,

@@ -2,9 +2,8 @@
 //! across two replicas and across a replica's restart, skipped (and said so) when locked or
 //! outside a window, and restart sets on a schedule.
 
-use cluster_api::ClusterApi;
-use cluster_api::CoreBuilder;
 use cluster_api::cron::Cron;
+use cluster_api::{ClusterApi, CoreBuilder};
 use restart_core::RestartSet;
 use restart_core::schedule::{DueState, LastDue, Schedule, Target};
 use restart_core::sets::{OnFailure, RunState, SetEntry, check_sets};
