@@ -32,6 +32,36 @@ pub const AGENT_DEADLINE: Duration = Duration::from_secs(120);
 /// The label KWOK selects the nodes it manages on (`scripts/cluster up`).
 pub const KWOK_LABEL: &str = "kwok.x-k8s.io/node";
 
+/// The KWOK nodes the scheduler may place pods on (not cordoned).
+pub async fn schedulable_nodes(client: &kube::Client) -> Vec<String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .list(&ListParams::default().labels(&format!("{KWOK_LABEL}=fake")))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| {
+            !n.spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false)
+        })
+        .filter_map(|n| n.metadata.name)
+        .collect()
+}
+
+/// The nodes `app`'s pods in `namespace` run on, terminating pods left out.
+pub async fn nodes_running(client: &kube::Client, namespace: &str, app: &str) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    pods.list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.spec.and_then(|s| s.node_name))
+        .collect()
+}
+
 /// How long a reboot takes, measured against the node monitor's grace period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reboot {

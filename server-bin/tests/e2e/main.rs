@@ -28,19 +28,20 @@ mod drains;
 mod reboots;
 mod restarts;
 
-use cluster_api::CoreBuilder;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_api::{Clock, ClusterApi, Node, SystemClock, WorkloadKind, WorkloadRef};
+use cluster_api::{Clock, ClusterApi, CoreBuilder, Node, SystemClock, WorkloadKind, WorkloadRef};
 use cluster_sim::apiserver::{ApiServer, KubeconfigDir, Running};
 use cluster_sim::{SimCluster, SimConfig, machine_id_for};
-use common::agent::{AGENT_DEADLINE, KWOK_LABEL, NodeAgent, Reboot};
+use common::agent::{
+    AGENT_DEADLINE, KWOK_LABEL, NodeAgent, Reboot, nodes_running, schedulable_nodes,
+};
 use common::real::{Scratch, TempFile, approvals, refused_as, slot_holders};
 use fleetlock_core::{ClientParams, Coordinator, FleetLockConfig, zincati_id};
 use k8s_adapter::{KubeCluster, KubeOptions};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
+use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use restart_core::{
     Allowlist, Identity, Phase, RestartConfig, RestartError, Restarter, ServiceEntry,

@@ -103,32 +103,15 @@ async fn until_no_holder(kube: &KubeCluster, namespace: &str, what: &str) {
 
 /// Where `app`'s pods run.
 async fn nodes_of(kube: &KubeCluster, namespace: &str, app: &str) -> Vec<String> {
-    let pods: Api<Pod> = Api::namespaced(kube.client(), namespace);
-    pods.list(&ListParams::default().labels(&format!("app={app}")))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| p.spec.and_then(|s| s.node_name))
-        .collect()
+    nodes_running(&kube.client(), namespace, app).await
 }
 
 /// A schedulable KWOK node, other than `not`, preferring one where `app` runs.
 async fn pick_node(kube: &KubeCluster, namespace: &str, app: &str, not: &[&str]) -> String {
     let running = nodes_of(kube, namespace, app).await;
-    let nodes: Api<KubeNode> = Api::all(kube.client());
-    let mut candidates: Vec<String> = nodes
-        .list(&ListParams::default().labels(&format!("{KWOK_LABEL}=fake")))
+    let mut candidates: Vec<String> = schedulable_nodes(&kube.client())
         .await
-        .unwrap()
         .into_iter()
-        .filter(|n| {
-            !n.spec
-                .as_ref()
-                .and_then(|s| s.unschedulable)
-                .unwrap_or(false)
-        })
-        .filter_map(|n| n.metadata.name)
         .filter(|n| !not.contains(&n.as_str()))
         .collect();
     candidates.sort_by_key(|n| !running.contains(n));

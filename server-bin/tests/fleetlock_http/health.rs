@@ -44,7 +44,6 @@ async fn probes_metrics_and_the_fleet_view() {
 /// and is ready again once a fresh list arrived.
 #[tokio::test(start_paused = true)]
 async fn readiness_reports_a_failing_watch_after_the_grace_time() {
-    use tower::ServiceExt;
     let sim = fleet();
     let app = Arc::new(
         restart_manager::build(
@@ -60,23 +59,7 @@ async fn readiness_reports_a_failing_watch_after_the_grace_time() {
     });
     app.fleetlock.wait_ready().await;
     app.restarter.wait_ready().await;
-    let readyz = || async {
-        let response = app
-            .router
-            .clone()
-            .oneshot(
-                axum::http::Request::get("/readyz")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 4096)
-            .await
-            .unwrap();
-        (status, String::from_utf8_lossy(&body).to_string())
-    };
+    let readyz = || readyz(app.router.clone());
     assert_eq!(readyz().await.0, 200);
 
     sim.fail_always(
@@ -105,7 +88,6 @@ async fn readiness_reports_a_failing_watch_after_the_grace_time() {
 async fn fleetlock_readiness_is_only_what_fleetlock_needs() {
     use restart_core::ServiceEntry;
     use restart_core::trigger::ConfigTrigger;
-    use tower::ServiceExt;
     let sim = fleet();
     let web = cluster_sim::WorkloadSpec::deployment("shop", "web");
     let allowlist = Allowlist::new(vec![ServiceEntry {
@@ -134,21 +116,6 @@ async fn fleetlock_readiness_is_only_what_fleetlock_needs() {
     });
     app.fleetlock.wait_ready().await;
     tokio::time::sleep(fleetlock_core::DEFAULT_CACHE_GRACE + Duration::from_secs(1)).await;
-    let readyz = |router: axum::Router| async move {
-        let response = router
-            .oneshot(
-                axum::http::Request::get("/readyz")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 4096)
-            .await
-            .unwrap();
-        (status, String::from_utf8_lossy(&body).to_string())
-    };
     let (status, body) = readyz(app.router.clone()).await;
     assert_eq!(status, 503);
     assert!(body.contains("configmaps in shop"), "{body}");

@@ -16,6 +16,7 @@ use common::{Server, send};
 use fleetlock_core::{FleetLockConfig, zincati_id};
 use restart_core::Allowlist;
 use restart_manager::Settings;
+use tower::ServiceExt;
 
 async fn serve(sim: &SimCluster, config: FleetLockConfig, prefix: &str) -> Server {
     let mut settings = Settings::new(config, Allowlist::default());
@@ -54,6 +55,23 @@ async fn zincati(s: &Server, endpoint: &str, node: &str, group: &str) -> (u16, S
     let request = zincati_request(&format!("/v1/{endpoint}"), &zincati_body(&id(node), group));
     let (status, _, body) = s.send(request.as_bytes()).await;
     (status, body)
+}
+
+/// `GET /readyz` on `router`, in process: (status, body).
+async fn readyz(router: axum::Router) -> (u16, String) {
+    let response = router
+        .oneshot(
+            axum::http::Request::get("/readyz")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).to_string())
 }
 
 fn kind(body: &str) -> String {

@@ -30,11 +30,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::agent::{KWOK_LABEL, NodeAgent, Reboot};
+use common::agent::{NodeAgent, Reboot, nodes_running, schedulable_nodes};
 use common::real::{Scratch, TempFile, approvals, refused_as, slot_holders};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -220,28 +219,8 @@ impl Replica {
 
 /// Two schedulable KWOK nodes, the first one running a pod of `app`.
 async fn two_nodes(client: &kube::Client, namespace: &str, app: &str) -> (String, String) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let running: Vec<String> = pods
-        .list(&ListParams::default().labels(&format!("app={app}")))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|p| p.spec.and_then(|s| s.node_name))
-        .collect();
-    let nodes: Api<KubeNode> = Api::all(client.clone());
-    let mut names: Vec<String> = nodes
-        .list(&ListParams::default().labels(&format!("{KWOK_LABEL}=fake")))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|n| {
-            !n.spec
-                .as_ref()
-                .and_then(|s| s.unschedulable)
-                .unwrap_or(false)
-        })
-        .filter_map(|n| n.metadata.name)
-        .collect();
+    let running = nodes_running(client, namespace, app).await;
+    let mut names = schedulable_nodes(client).await;
     assert!(
         names.len() >= 3,
         "3 schedulable KWOK nodes are needed: {HOW}"
